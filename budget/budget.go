@@ -1,0 +1,248 @@
+// Package budget parses the budget flags of bitplan (--max-size, --max-bops,
+// --max-latency, --max-energy) and resolves them against a problem's cost
+// range.
+//
+// A budget is either an absolute value with a unit ("6.5MB", "72G",
+// "2.8ms", "3mJ") or a percentage "P%" in HAWQ-V3's convention
+// (arXiv:2011.10680, ILP.ipynb):
+//
+//	limit = cost(all lowest) + P/100 · (cost(all highest) − cost(all lowest))
+//
+// so "50%" is HAWQ's "0.5" scheme. Percentages above 100 are allowed (a
+// budget looser than the all-highest cost); negative ones are not.
+package budget
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+)
+
+// Kind says which resource a budget constrains; it fixes the units accepted.
+type Kind int
+
+const (
+	// Size is model size in bytes.
+	Size Kind = iota
+	// BOPS is bit operations (MACs · b_w · b_a).
+	BOPS
+	// Latency is time in milliseconds.
+	Latency
+	// Energy is energy in joules.
+	Energy
+)
+
+// String returns the resource name used in flags and reports.
+func (k Kind) String() string {
+	switch k {
+	case Size:
+		return "size"
+	case BOPS:
+		return "bops"
+	case Latency:
+		return "latency"
+	case Energy:
+		return "energy"
+	}
+	return fmt.Sprintf("Kind(%d)", int(k))
+}
+
+// Unit returns the canonical unit that parsed absolute values are
+// expressed in: "B", "BOPS", "ms" or "J".
+func (k Kind) Unit() string {
+	switch k {
+	case Size:
+		return "B"
+	case BOPS:
+		return "BOPS"
+	case Latency:
+		return "ms"
+	case Energy:
+		return "J"
+	}
+	return ""
+}
+
+// Spec is a parsed budget: an absolute limit in the kind's canonical unit,
+// or a fraction of the cost range.
+type Spec struct {
+	// Kind is the constrained resource.
+	Kind Kind
+	// Relative reports whether the budget was a percentage.
+	Relative bool
+	// Value is the absolute limit in Kind.Unit(), or the fraction P/100 when
+	// Relative.
+	Value float64
+	// Text is the flag value as the user wrote it.
+	Text string
+}
+
+// Resolve returns the absolute limit of s for a problem whose cost with
+// every unit at its lowest choice is lo and at its highest is hi.
+func (s Spec) Resolve(lo, hi float64) float64 {
+	if !s.Relative {
+		return s.Value
+	}
+	return lo + s.Value*(hi-lo)
+}
+
+// String returns the budget as the user wrote it.
+func (s Spec) String() string { return s.Text }
+
+// units maps accepted unit suffixes (lower case) to their factor into the
+// kind's canonical unit.
+var units = map[Kind]map[string]float64{
+	Size: {
+		"": 1, "b": 1,
+		"kb": 1e3, "mb": 1e6, "gb": 1e9,
+		"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30,
+	},
+	BOPS: {
+		"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12, "p": 1e15,
+	},
+	Latency: {
+		"ns": 1e-6, "us": 1e-3, "µs": 1e-3, "ms": 1, "s": 1e3,
+	},
+	Energy: {
+		"pj": 1e-12, "nj": 1e-9, "uj": 1e-6, "µj": 1e-6, "mj": 1e-3, "j": 1,
+	},
+}
+
+// unitHelp lists the accepted units of each kind for error messages.
+var unitHelp = map[Kind]string{
+	Size:    "B, KB, MB, GB (powers of 1000) or KiB, MiB, GiB (powers of 1024)",
+	BOPS:    "none, K, M, G, T or P, optionally followed by BOPS",
+	Latency: "ns, us, ms or s",
+	Energy:  "pJ, nJ, uJ, mJ or J",
+}
+
+// Parse parses a budget of the given kind: a non-negative number followed by
+// a unit of that kind, or a non-negative percentage "P%". Errors name the
+// value and the units expected.
+func Parse(k Kind, text string) (Spec, error) {
+	if _, ok := units[k]; !ok {
+		return Spec{}, fmt.Errorf("budget: unknown resource kind %d", int(k))
+	}
+	t := strings.TrimSpace(text)
+	if t == "" {
+		return Spec{}, fmt.Errorf("%s budget: empty value; want a number with a unit (%s) or a percentage like 50%%", k, unitHelp[k])
+	}
+	if strings.HasSuffix(t, "%") {
+		v, err := parseNumber(strings.TrimSpace(strings.TrimSuffix(t, "%")))
+		if err != nil {
+			return Spec{}, fmt.Errorf("%s budget %q: %v before %%", k, text, err)
+		}
+		if v < 0 {
+			return Spec{}, fmt.Errorf("%s budget %q: a percentage must not be negative", k, text)
+		}
+		return Spec{Kind: k, Relative: true, Value: v / 100, Text: text}, nil
+	}
+	i := numberEnd(t)
+	num, unit := t[:i], strings.ToLower(strings.TrimSpace(t[i:]))
+	if k == BOPS {
+		unit = strings.TrimSuffix(unit, "bops")
+		unit = strings.TrimSpace(unit)
+	}
+	v, err := parseNumber(num)
+	if err != nil {
+		return Spec{}, fmt.Errorf("%s budget %q: %v", k, text, err)
+	}
+	f, ok := units[k][unit]
+	if !ok {
+		if unit == "" {
+			return Spec{}, fmt.Errorf("%s budget %q: missing unit; want one of %s", k, text, unitHelp[k])
+		}
+		return Spec{}, fmt.Errorf("%s budget %q: unknown unit %q; want one of %s", k, text, t[i:], unitHelp[k])
+	}
+	if v < 0 {
+		return Spec{}, fmt.Errorf("%s budget %q: must not be negative", k, text)
+	}
+	abs := v * f
+	if math.IsInf(abs, 0) {
+		return Spec{}, fmt.Errorf("%s budget %q: value out of range", k, text)
+	}
+	return Spec{Kind: k, Value: abs, Text: text}, nil
+}
+
+// numberEnd returns the length of the longest prefix of t that can be part
+// of a decimal number (digits, sign, point, exponent).
+func numberEnd(t string) int {
+	i := 0
+	for i < len(t) {
+		c := t[i]
+		switch {
+		case c >= '0' && c <= '9', c == '.', c == '+', c == '-':
+			i++
+		case (c == 'e' || c == 'E') && i > 0 && i+1 < len(t) &&
+			(t[i+1] >= '0' && t[i+1] <= '9' || t[i+1] == '-' || t[i+1] == '+'):
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// parseNumber parses a finite decimal number.
+func parseNumber(s string) (float64, error) {
+	if s == "" {
+		return 0, fmt.Errorf("missing number")
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0, fmt.Errorf("%q is not a finite number", s)
+	}
+	return v, nil
+}
+
+// Format writes v (in the kind's canonical unit) with a readable unit:
+// sizes in MB/KB, BOPS with an SI prefix, latency in ms or µs, energy in J
+// with an SI prefix.
+func Format(k Kind, v float64) string {
+	if math.IsInf(v, 0) || math.IsNaN(v) {
+		return fmt.Sprint(v)
+	}
+	a := math.Abs(v)
+	switch k {
+	case Size:
+		switch {
+		case a >= 1e9:
+			return trim(v/1e9) + " GB"
+		case a >= 1e6:
+			return trim(v/1e6) + " MB"
+		case a >= 1e3:
+			return trim(v/1e3) + " KB"
+		}
+		return trim(v) + " B"
+	case BOPS:
+		for _, p := range []struct {
+			f float64
+			s string
+		}{{1e15, "P"}, {1e12, "T"}, {1e9, "G"}, {1e6, "M"}, {1e3, "K"}} {
+			if a >= p.f {
+				return trim(v/p.f) + " " + p.s
+			}
+		}
+		return trim(v)
+	case Latency:
+		if a < 0.1 && a != 0 {
+			return trim(v*1e3) + " µs"
+		}
+		return trim(v) + " ms"
+	case Energy:
+		for _, p := range []struct {
+			f float64
+			s string
+		}{{1, "J"}, {1e-3, "mJ"}, {1e-6, "µJ"}, {1e-9, "nJ"}} {
+			if a >= p.f {
+				return trim(v/p.f) + " " + p.s
+			}
+		}
+		return trim(v*1e12) + " pJ"
+	}
+	return trim(v)
+}
+
+// trim formats with four significant digits.
+func trim(v float64) string { return strconv.FormatFloat(v, 'g', 4, 64) }
