@@ -1,0 +1,398 @@
+package sensitivity
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Table is a sensitivity table: per layer, the Hessian trace and the
+// quantization error of every candidate precision, plus optional measured
+// costs. It is the input of `bitplan solve` and the output of
+// `bitplan trace --format json`; its JSON form is the contract described in
+// the project's design notes:
+//
+//	{"model": "resnet18",
+//	 "layers": [{"name": "stage1.unit1.conv1", "params": 36864,
+//	             "macs": 115605504, "avg_trace": 0.0686,
+//	             "delta_sq": {"4": 6.743, "8": 0.0235},
+//	             "latency_ms": {"4": 0.2109, "8": 0.3619}, "tie": "block2"}]}
+type Table struct {
+	// Model names the model the table describes.
+	Model string `json:"model,omitempty"`
+	// Source and Notes document where the numbers come from.
+	Source string `json:"source,omitempty"`
+	Notes  string `json:"notes,omitempty"`
+	// Ties lists groups of layer indices (positions in Layers) that must
+	// share a precision, the form HAWQ's reference data uses; the per-layer
+	// Tie field is the other way to say the same thing.
+	Ties [][]int `json:"ties,omitempty"`
+	// Layers lists the layers the planner decides.
+	Layers []Layer `json:"layers"`
+}
+
+// Layer is one row of a sensitivity table.
+type Layer struct {
+	// Name identifies the layer (an ONNX node or weight name).
+	Name string `json:"name"`
+	// Params counts the layer's quantized parameters (weights).
+	Params float64 `json:"params"`
+	// MACs counts multiply-accumulates at batch 1.
+	MACs float64 `json:"macs"`
+	// AvgTrace is Tr(H_i)/Params, the HAWQ-V2/V3 sensitivity. It may be
+	// negative: Hessians are indefinite.
+	AvgTrace float64 `json:"avg_trace"`
+	// AvgTraceStderr is the standard error of AvgTrace (0 for exact traces).
+	AvgTraceStderr float64 `json:"avg_trace_stderr,omitempty"`
+	// Trace is the block's total trace Tr(H_i), when known.
+	Trace *float64 `json:"trace,omitempty"`
+	// DeltaSq maps a candidate precision to ‖Q_b(W) − W‖²₂. Keys are a weight
+	// bit width ("4", activations at the same width) or a pair ("w4a8").
+	DeltaSq map[string]float64 `json:"delta_sq"`
+	// LatencyMS maps candidates (keys as in DeltaSq) to measured latency in
+	// milliseconds; optional.
+	LatencyMS map[string]float64 `json:"latency_ms,omitempty"`
+	// Tie names a group of layers that must share a precision; optional.
+	Tie string `json:"tie,omitempty"`
+	// Pin fixes the layer to one candidate (a key of DeltaSq); optional.
+	Pin string `json:"pin,omitempty"`
+	// InElems and OutElems count activation elements read and written per
+	// sample; optional (cost models then count weights only).
+	InElems  float64 `json:"in_elems,omitempty"`
+	OutElems float64 `json:"out_elems,omitempty"`
+	// OutChannels counts output channels (per-channel scale overhead);
+	// optional.
+	OutChannels float64 `json:"out_channels,omitempty"`
+
+	// The remaining fields document a layer's shape (HAWQ's reference data
+	// carries them); the planner does not use them.
+	Index      *int    `json:"index,omitempty"`
+	InChannels float64 `json:"in_channels,omitempty"`
+	Kernel     float64 `json:"kernel,omitempty"`
+	Stride     float64 `json:"stride,omitempty"`
+	InHW       float64 `json:"in_hw,omitempty"`
+	OutHW      float64 `json:"out_hw,omitempty"`
+}
+
+// Precision is a candidate: weight and activation bit widths.
+type Precision struct {
+	W, A int
+}
+
+// String returns the canonical key: "8" when W == A, else "w4a8".
+func (p Precision) String() string {
+	if p.W == p.A {
+		return strconv.Itoa(p.W)
+	}
+	return fmt.Sprintf("w%da%d", p.W, p.A)
+}
+
+// ParsePrecision parses a candidate key: "4" (W4A4), "w4a8", "W4A8" or
+// "4/8". Bit widths must lie in 1..64.
+func ParsePrecision(key string) (Precision, error) {
+	k := strings.ToLower(strings.TrimSpace(key))
+	var w, a int
+	var err error
+	switch {
+	case strings.HasPrefix(k, "w") && strings.Contains(k, "a"):
+		i := strings.Index(k, "a")
+		w, err = strconv.Atoi(k[1:i])
+		if err == nil {
+			a, err = strconv.Atoi(k[i+1:])
+		}
+	case strings.Contains(k, "/"):
+		i := strings.Index(k, "/")
+		w, err = strconv.Atoi(k[:i])
+		if err == nil {
+			a, err = strconv.Atoi(k[i+1:])
+		}
+	default:
+		w, err = strconv.Atoi(k)
+		a = w
+	}
+	if err != nil {
+		return Precision{}, fmt.Errorf("precision %q: want a bit width like \"4\" or a pair like \"w4a8\"", key)
+	}
+	if w < 1 || w > 64 || a < 1 || a > 64 {
+		return Precision{}, fmt.Errorf("precision %q: bit widths must lie in 1..64", key)
+	}
+	return Precision{W: w, A: a}, nil
+}
+
+// Candidates returns the layer's candidate precisions sorted by weight then
+// activation bits, with the keys they have in DeltaSq. The table must have
+// been validated.
+func (l *Layer) Candidates() ([]Precision, []string) {
+	type kp struct {
+		p Precision
+		k string
+	}
+	var c []kp
+	for k := range l.DeltaSq {
+		p, err := ParsePrecision(k)
+		if err != nil {
+			continue
+		}
+		c = append(c, kp{p, k})
+	}
+	sort.Slice(c, func(i, j int) bool {
+		if c[i].p.W != c[j].p.W {
+			return c[i].p.W < c[j].p.W
+		}
+		return c[i].p.A < c[j].p.A
+	})
+	ps := make([]Precision, len(c))
+	ks := make([]string, len(c))
+	for i, x := range c {
+		ps[i], ks[i] = x.p, x.k
+	}
+	return ps, ks
+}
+
+// Omega returns the HAWQ-V3 sensitivity of the layer at the candidate key:
+//
+//	Ω_i(b) = (Tr(H_i)/n_i) · ‖Q_b(W_i) − W_i‖²₂ = AvgTrace · DeltaSq[b]
+func (l *Layer) Omega(key string) float64 { return l.AvgTrace * l.DeltaSq[key] }
+
+// ReadFile reads and validates a table from a JSON file. Warnings (unknown
+// fields, negative traces) are returned separately; errors name the file and
+// the place in it.
+func ReadFile(path string) (*Table, []string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	t, warn, err := Parse(b)
+	if err != nil {
+		return nil, warn, fmt.Errorf("%s: %w", path, err)
+	}
+	return t, warn, nil
+}
+
+// Read reads and validates a table from r (see Parse).
+func Read(r io.Reader) (*Table, []string, error) {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	return Parse(b)
+}
+
+// knownTop and knownLayer list the JSON fields the table format defines.
+var (
+	knownTop   = fieldSet(Table{})
+	knownLayer = fieldSet(Layer{})
+)
+
+// Parse decodes and validates a JSON table. It returns warnings for unknown
+// fields (so a typo does not pass silently) and for negative traces (legal:
+// Hessians are indefinite), and an error naming the place for malformed
+// input: bad JSON (with line and column), a missing name or candidate set,
+// negative or non-finite counts and errors, unknown precision keys, latency
+// tables that miss a candidate, ties between layers with different candidate
+// sets, pins naming no candidate.
+func Parse(data []byte) (*Table, []string, error) {
+	var t Table
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&t); err != nil {
+		return nil, nil, jsonError(data, err)
+	}
+	if dec.More() {
+		return nil, nil, fmt.Errorf("unexpected data after the JSON object at %s", position(data, dec.InputOffset()))
+	}
+	warn, err := unknownFields(data)
+	if err != nil {
+		return nil, nil, jsonError(data, err)
+	}
+	w2, err := t.Validate()
+	return &t, append(warn, w2...), err
+}
+
+// Validate checks a table and returns warnings for legal oddities (negative
+// traces). The error names the layer and field.
+func (t *Table) Validate() ([]string, error) {
+	var warn []string
+	if len(t.Layers) == 0 {
+		return nil, errors.New(`field "layers": the table has no layers`)
+	}
+	names := make(map[string]int, len(t.Layers))
+	for i := range t.Layers {
+		l := &t.Layers[i]
+		where := fmt.Sprintf("layers[%d]", i)
+		if l.Name == "" {
+			return warn, fmt.Errorf("%s: missing \"name\"", where)
+		}
+		where = fmt.Sprintf("layers[%d] (%q)", i, l.Name)
+		if j, dup := names[l.Name]; dup {
+			return warn, fmt.Errorf("%s: name already used by layers[%d]", where, j)
+		}
+		names[l.Name] = i
+		for _, f := range []struct {
+			name string
+			v    float64
+		}{{"params", l.Params}, {"macs", l.MACs}, {"avg_trace_stderr", l.AvgTraceStderr},
+			{"in_elems", l.InElems}, {"out_elems", l.OutElems}, {"out_channels", l.OutChannels}} {
+			if math.IsNaN(f.v) || math.IsInf(f.v, 0) || f.v < 0 {
+				return warn, fmt.Errorf("%s: %q must be a finite non-negative number, got %v", where, f.name, f.v)
+			}
+		}
+		if math.IsNaN(l.AvgTrace) || math.IsInf(l.AvgTrace, 0) {
+			return warn, fmt.Errorf("%s: \"avg_trace\" must be finite, got %v", where, l.AvgTrace)
+		}
+		if l.AvgTrace < 0 {
+			warn = append(warn, fmt.Sprintf("%s: negative avg_trace %g (the Hessian is indefinite here; its Ω favours lower precision)", where, l.AvgTrace))
+		}
+		if len(l.DeltaSq) == 0 {
+			return warn, fmt.Errorf("%s: \"delta_sq\" must list at least one candidate precision", where)
+		}
+		seen := map[Precision]string{}
+		for k, v := range l.DeltaSq {
+			p, err := ParsePrecision(k)
+			if err != nil {
+				return warn, fmt.Errorf("%s: delta_sq: %v", where, err)
+			}
+			if o, dup := seen[p]; dup {
+				return warn, fmt.Errorf("%s: delta_sq: keys %q and %q name the same precision", where, o, k)
+			}
+			seen[p] = k
+			if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
+				return warn, fmt.Errorf("%s: delta_sq[%q] must be a finite non-negative number, got %v", where, k, v)
+			}
+		}
+		if l.LatencyMS != nil {
+			for k, v := range l.LatencyMS {
+				if _, ok := l.DeltaSq[k]; !ok {
+					return warn, fmt.Errorf("%s: latency_ms[%q] names no candidate of delta_sq", where, k)
+				}
+				if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
+					return warn, fmt.Errorf("%s: latency_ms[%q] must be a finite non-negative number, got %v", where, k, v)
+				}
+			}
+			for k := range l.DeltaSq {
+				if _, ok := l.LatencyMS[k]; !ok {
+					return warn, fmt.Errorf("%s: latency_ms has no value for candidate %q", where, k)
+				}
+			}
+		}
+		if l.Pin != "" {
+			if _, ok := l.DeltaSq[l.Pin]; !ok {
+				return warn, fmt.Errorf("%s: pin %q names no candidate of delta_sq", where, l.Pin)
+			}
+		}
+	}
+	for gi, g := range t.Ties {
+		if len(g) < 2 {
+			return warn, fmt.Errorf("ties[%d]: a tie needs at least two layer indices, got %v", gi, g)
+		}
+		for _, i := range g {
+			if i < 0 || i >= len(t.Layers) {
+				return warn, fmt.Errorf("ties[%d]: layer index %d out of range [0, %d)", gi, i, len(t.Layers))
+			}
+		}
+	}
+	for _, g := range t.TieGroups() {
+		a := &t.Layers[g[0]]
+		for _, i := range g[1:] {
+			b := &t.Layers[i]
+			if !sameKeys(a.DeltaSq, b.DeltaSq) {
+				return warn, fmt.Errorf("tie between layers %q and %q: their candidate precisions differ (%s vs %s)",
+					a.Name, b.Name, keyList(a.DeltaSq), keyList(b.DeltaSq))
+			}
+			if a.Pin != "" && b.Pin != "" && a.Pin != b.Pin {
+				return warn, fmt.Errorf("tie between layers %q and %q: conflicting pins %q and %q", a.Name, b.Name, a.Pin, b.Pin)
+			}
+		}
+	}
+	return warn, nil
+}
+
+// TieGroups returns the sets of layer indices that must share a precision,
+// from both the per-layer Tie names and the table's Ties lists (merged when
+// they overlap), each sorted, in order of their first layer.
+func (t *Table) TieGroups() [][]int {
+	parent := make([]int, len(t.Layers))
+	for i := range parent {
+		parent[i] = i
+	}
+	var find func(int) int
+	find = func(i int) int {
+		for parent[i] != i {
+			parent[i] = parent[parent[i]]
+			i = parent[i]
+		}
+		return i
+	}
+	union := func(a, b int) {
+		ra, rb := find(a), find(b)
+		if ra < rb {
+			parent[rb] = ra
+		} else if rb < ra {
+			parent[ra] = rb
+		}
+	}
+	byTie := map[string]int{}
+	for i, l := range t.Layers {
+		if l.Tie == "" {
+			continue
+		}
+		if j, ok := byTie[l.Tie]; ok {
+			union(i, j)
+		} else {
+			byTie[l.Tie] = i
+		}
+	}
+	for _, g := range t.Ties {
+		for _, i := range g[1:] {
+			if g[0] >= 0 && g[0] < len(parent) && i >= 0 && i < len(parent) {
+				union(g[0], i)
+			}
+		}
+	}
+	groups := map[int][]int{}
+	for i := range t.Layers {
+		r := find(i)
+		groups[r] = append(groups[r], i)
+	}
+	var out [][]int
+	for i := range t.Layers {
+		if g := groups[i]; len(g) > 1 && g[0] == i {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// WriteJSON writes the table as indented JSON.
+func (t *Table) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(t)
+}
+
+func sameKeys(a, b map[string]float64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k := range a {
+		if _, ok := b[k]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func keyList(m map[string]float64) string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return "{" + strings.Join(ks, ", ") + "}"
+}

@@ -1,0 +1,156 @@
+package sensitivity
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+func TestReadHAWQReference(t *testing.T) {
+	tab, warn, err := ReadFile("../testdata/hawq_resnet18.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tab.Layers) != 19 {
+		t.Fatalf("got %d layers, want 19", len(tab.Layers))
+	}
+	// The reference carries its nine schemes: the only unknown field.
+	if len(warn) != 1 || !strings.Contains(warn[0], `"schemes"`) {
+		t.Errorf("warnings = %q, want one about \"schemes\"", warn)
+	}
+	g := tab.TieGroups()
+	want := [][]int{{4, 6}, {9, 11}, {14, 16}}
+	if fmt.Sprint(g) != fmt.Sprint(want) {
+		t.Errorf("TieGroups = %v, want %v", g, want)
+	}
+	ps, ks := tab.Layers[0].Candidates()
+	if len(ps) != 2 || ps[0] != (Precision{4, 4}) || ps[1] != (Precision{8, 8}) || ks[0] != "4" || ks[1] != "8" {
+		t.Errorf("Candidates = %v %v", ps, ks)
+	}
+	if got := tab.Layers[0].Omega("4"); got != 0.06857826*6.743 {
+		t.Errorf("Omega = %g", got)
+	}
+}
+
+const good = `{"model": "m", "layers": [
+ {"name": "a", "params": 10, "macs": 100, "avg_trace": 0.5, "delta_sq": {"4": 2, "8": 0.01}, "tie": "t"},
+ {"name": "b", "params": 20, "macs": 200, "avg_trace": -0.1, "delta_sq": {"4": 3, "8": 0.02}, "tie": "t", "pin": "8"}
+]}`
+
+func TestParseWarnings(t *testing.T) {
+	tab, warn, err := Parse([]byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warn) != 1 || !strings.Contains(warn[0], "negative avg_trace") || !strings.Contains(warn[0], `"b"`) {
+		t.Errorf("warnings = %q", warn)
+	}
+	if fmt.Sprint(tab.TieGroups()) != "[[0 1]]" {
+		t.Errorf("tie groups = %v", tab.TieGroups())
+	}
+	_, warn, err = Parse([]byte(`{"layers": [{"name": "a", "params": 1, "avg_trace": 1, "delta_sq": {"4": 1}, "avg_trace_sterr": 0.1}], "modle": "x"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warn) != 2 || !strings.Contains(warn[0], `"modle"`) || !strings.Contains(warn[1], `"avg_trace_sterr"`) {
+		t.Errorf("typo warnings = %q", warn)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{`{"layers": [`, "unexpected end"},
+		{"{\"layers\": [\n {\"name\": \"a\",, }]}", "line 2, column"},
+		{`{"layers": []}`, "no layers"},
+		{`{"layers": [{"params": 1, "delta_sq": {"4": 1}}]}`, `layers[0]: missing "name"`},
+		{`{"layers": [{"name": "a", "params": -1, "delta_sq": {"4": 1}}]}`, `"params" must be a finite non-negative`},
+		{`{"layers": [{"name": "a", "macs": -5, "delta_sq": {"4": 1}}]}`, `"macs" must be`},
+		{`{"layers": [{"name": "a", "delta_sq": {"4": -1}}]}`, `delta_sq["4"] must be`},
+		{`{"layers": [{"name": "a", "delta_sq": {}}]}`, "at least one candidate"},
+		{`{"layers": [{"name": "a", "delta_sq": {"four": 1}}]}`, `precision "four"`},
+		{`{"layers": [{"name": "a", "delta_sq": {"4": 1, "w4a4": 2}}]}`, "name the same precision"},
+		{`{"layers": [{"name": "a", "delta_sq": {"4": 1, "8": 1}, "latency_ms": {"4": 1}}]}`, `latency_ms has no value for candidate "8"`},
+		{`{"layers": [{"name": "a", "delta_sq": {"4": 1}, "latency_ms": {"4": 1, "2": 1}}]}`, `latency_ms["2"] names no candidate`},
+		{`{"layers": [{"name": "a", "delta_sq": {"4": 1}, "pin": "8"}]}`, `pin "8" names no candidate`},
+		{`{"layers": [{"name": "a", "delta_sq": {"4": 1}}, {"name": "a", "delta_sq": {"4": 1}}]}`, "already used"},
+		{`{"layers": [{"name": "a", "delta_sq": {"4": 1}, "tie": "x"}, {"name": "b", "delta_sq": {"8": 1}, "tie": "x"}]}`, `tie between layers "a" and "b": their candidate precisions differ`},
+		{`{"layers": [{"name": "a", "delta_sq": {"4": 1}}], "ties": [[0, 3]]}`, "ties[0]: layer index 3 out of range"},
+		{`{"layers": [{"name": "a", "params": "ten", "delta_sq": {"4": 1}}]}`, `field "layers.params"`},
+		{`{"layers": [{"name": "a", "params": 1e999, "delta_sq": {"4": 1}}]}`, "layers.params"},
+		{`{"layers": [{"name": "a", "delta_sq": {"4": 1}}]} {}`, "unexpected data after"},
+	}
+	for _, c := range cases {
+		_, _, err := Parse([]byte(c.in))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Parse(%s)\n error = %v\n want it to mention %q", c.in, err, c.want)
+		}
+	}
+}
+
+func TestParsePrecision(t *testing.T) {
+	for in, want := range map[string]Precision{"4": {4, 4}, "w4a8": {4, 8}, "W2A16": {2, 16}, "8/8": {8, 8}} {
+		got, err := ParsePrecision(in)
+		if err != nil || got != want {
+			t.Errorf("ParsePrecision(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "0", "65", "w4", "wa8", "x"} {
+		if _, err := ParsePrecision(in); err == nil {
+			t.Errorf("ParsePrecision(%q) accepted", in)
+		}
+	}
+	if s := (Precision{4, 8}).String(); s != "w4a8" {
+		t.Errorf("String = %q", s)
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	tab, _, err := Parse([]byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := tab.WriteJSON(&buf); err != nil {
+		t.Fatal(err)
+	}
+	tab2, _, err := Parse(buf.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprintf("%+v", tab.Layers) != fmt.Sprintf("%+v", tab2.Layers) {
+		t.Errorf("round trip changed the table")
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(good))
+	f.Add([]byte(`{"layers": [{"name": "a", "delta_sq": {"4": 1}}], "ties": [[0, 0]]}`))
+	f.Add([]byte(`{"layers": null}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		tab, _, err := Parse(data)
+		if err != nil {
+			return
+		}
+		for i := range tab.Layers {
+			ps, ks := tab.Layers[i].Candidates()
+			if len(ps) == 0 || len(ps) != len(ks) {
+				t.Fatalf("valid table with layer %d without candidates", i)
+			}
+		}
+		tab.TieGroups()
+	})
+}
+
+func ExampleParse() {
+	tab, warnings, err := Parse([]byte(good))
+	if err != nil {
+		panic(err)
+	}
+	l := tab.Layers[0]
+	fmt.Printf("%s: Ω(4) = %.2f, Ω(8) = %.3f\n", l.Name, l.Omega("4"), l.Omega("8"))
+	fmt.Println(len(warnings), "warning")
+	// Output:
+	// a: Ω(4) = 1.00, Ω(8) = 0.005
+	// 1 warning
+}
