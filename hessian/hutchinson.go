@@ -1,0 +1,331 @@
+package hessian
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+)
+
+// Settings configures Hutchinson. The zero value (or a nil *Settings) means
+// all defaults.
+type Settings struct {
+	// Seed selects the probes: probe i depends only on Seed and i, so
+	// results are reproducible whatever Workers and BatchSize are.
+	Seed uint64
+	// Probe is the probe distribution (default Rademacher).
+	Probe Distribution
+	// MinProbes is the number of probes before adaptive stopping is
+	// considered (default 10, at least 2).
+	MinProbes int
+	// MaxProbes caps the number of probes (default 500). Setting
+	// MinProbes = MaxProbes gives a fixed budget.
+	MaxProbes int
+	// Tol is the target relative standard error of every block (default
+	// 0.02); see Hutchinson for the rule applied to near-zero traces.
+	Tol float64
+	// AbsTol, if positive, is an absolute standard-error target for every
+	// block's trace that also counts as converged (see Hutchinson).
+	AbsTol float64
+	// Confidence is the level of the reported intervals (default 0.95).
+	Confidence float64
+	// Workers is the number of goroutines evaluating probes (default
+	// GOMAXPROCS).
+	Workers int
+	// BatchSize is the number of probes per HVPBatch call when the
+	// operator is a BatchOperator (default 8; ignored otherwise).
+	BatchSize int
+	// Progress, if not nil, is called after each accepted probe, in probe
+	// order and from a single goroutine.
+	Progress func(Progress)
+}
+
+// Progress reports the state of an adaptive estimate.
+type Progress struct {
+	Probes int // probes accepted so far
+	// WorstRelErr is the largest block's effective relative standard
+	// error (see Hutchinson); +Inf before two probes.
+	WorstRelErr float64
+	// Worst is the index of that block (−1 when the operator has no blocks
+	// and the whole trace is tracked).
+	Worst int
+}
+
+const (
+	defaultMinProbes  = 10
+	defaultMaxProbes  = 500
+	defaultTol        = 0.02
+	defaultConfidence = 0.95
+)
+
+func (s *Settings) withDefaults() (Settings, error) {
+	var c Settings
+	if s != nil {
+		c = *s
+	}
+	if c.MinProbes == 0 {
+		c.MinProbes = defaultMinProbes
+	}
+	if c.MaxProbes == 0 {
+		c.MaxProbes = max(defaultMaxProbes, c.MinProbes)
+	}
+	if c.Tol == 0 {
+		c.Tol = defaultTol
+	}
+	if c.Confidence == 0 {
+		c.Confidence = defaultConfidence
+	}
+	switch {
+	case c.MinProbes < 2:
+		return c, fmt.Errorf("hessian: Settings.MinProbes = %d, want at least 2", c.MinProbes)
+	case c.MaxProbes < c.MinProbes:
+		return c, fmt.Errorf("hessian: Settings.MaxProbes = %d is below MinProbes = %d", c.MaxProbes, c.MinProbes)
+	case !(c.Tol > 0) || math.IsInf(c.Tol, 0):
+		return c, fmt.Errorf("hessian: Settings.Tol = %v, want a positive finite value", c.Tol)
+	case c.AbsTol < 0 || math.IsNaN(c.AbsTol) || math.IsInf(c.AbsTol, 0):
+		return c, fmt.Errorf("hessian: Settings.AbsTol = %v, want a finite value >= 0", c.AbsTol)
+	case !(c.Confidence > 0 && c.Confidence < 1):
+		return c, fmt.Errorf("hessian: Settings.Confidence = %v, want a value in (0, 1)", c.Confidence)
+	case c.BatchSize < 0:
+		return c, fmt.Errorf("hessian: Settings.BatchSize = %d, want >= 0", c.BatchSize)
+	}
+	return c, c.Probe.valid()
+}
+
+// Hutchinson estimates the trace of op and of each of its blocks with
+// Hutchinson's estimator (Hutchinson 1990; Avron and Toledo 2011):
+//
+//	tr(H)    ≈ (1/n) Σ_i v_iᵀ H v_i
+//	tr(H_bb) ≈ (1/n) Σ_i (v_i)_bᵀ (H v_i)_b
+//
+// where v_i are i.i.d. probes with E[v vᵀ] = I. One product H·v_i gives the
+// samples of every block at once; all are unbiased, also for indefinite H,
+// and the cross-block entries of H add variance but no bias.
+//
+// Adaptive stopping. After MinProbes probes, and after every probe from then
+// on, the estimate stops when every block b satisfies
+//
+//	SE_b ≤ max(Tol·|t_b|, Tol·s_b, AbsTol),  s_b = Size_b·(Σ_c |t_c|)/(Σ_c Size_c),
+//
+// where t_b is the block's running mean and SE_b its standard error. The
+// term s_b makes near-zero traces (cancelling positive and negative
+// curvature) converge: their error is measured against the size-weighted
+// mean magnitude of all blocks' traces, i.e. the per-parameter average
+// trace Tr(H_b)/n_b is known to within Tol of the typical per-parameter
+// trace. The effective relative error reported to Progress is
+// SE_b / max(|t_b|, s_b, AbsTol/Tol). With no blocks the whole trace is
+// tracked (and s reduces to |t|). Unlike PyHessian's relative-change rule,
+// this bounds the standard error; stopping at a data-dependent n makes the
+// intervals approximate, so use MinProbes = MaxProbes when exact coverage
+// matters.
+//
+// Probes are evaluated by Settings.Workers goroutines, but accepted in index
+// order, so the result (including where adaptive stopping halts) is
+// identical for any worker count. Errors: invalid operator or settings,
+// failing or non-finite products, and context cancellation.
+func Hutchinson(ctx context.Context, op Operator, s *Settings) (*TraceResult, error) {
+	if err := Validate(op); err != nil {
+		return nil, err
+	}
+	set, err := s.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	dim, blocks := op.Dim(), op.Blocks()
+	batch := 1
+	if _, ok := op.(BatchOperator); ok {
+		batch = defaultBatch
+		if set.BatchSize > 0 {
+			batch = set.BatchSize
+		}
+	}
+
+	type result struct {
+		i   int
+		row []float64 // block samples followed by the total sample
+		err error
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		next    atomic.Int64
+		wg      sync.WaitGroup
+		results = make(chan result, 2*set.Workers+2*batch)
+		nw      = workerCount(set.Workers, (set.MaxProbes+batch-1)/batch)
+		done    atomic.Int64 // products performed
+	)
+	for range nw {
+		wg.Go(func() {
+			in := make([][]float64, batch)
+			out := make([][]float64, batch)
+			for j := range in {
+				in[j] = make([]float64, dim)
+				out[j] = make([]float64, dim)
+			}
+			for {
+				lo := int(next.Add(int64(batch))) - batch
+				if lo >= set.MaxProbes || wctx.Err() != nil {
+					return
+				}
+				hi := min(lo+batch, set.MaxProbes)
+				for j := lo; j < hi; j++ {
+					fillProbe(in[j-lo], set.Probe, set.Seed, streamHutchinson, j)
+				}
+				err := applyBatch(wctx, op, out[:hi-lo], in[:hi-lo])
+				if err == nil {
+					done.Add(int64(hi - lo))
+				}
+				for j := lo; j < hi; j++ {
+					r := result{i: j, err: err}
+					if err == nil {
+						r.row = probeSamples(in[j-lo], out[j-lo], blocks)
+					}
+					select {
+					case results <- r:
+					case <-wctx.Done():
+						return
+					}
+					if err != nil {
+						return
+					}
+				}
+			}
+		})
+	}
+	go func() { wg.Wait(); close(results) }()
+
+	res := &TraceResult{Method: "hutchinson", Confidence: set.Confidence}
+	nb := len(blocks)
+	tracked := nb
+	if nb == 0 {
+		tracked = 1 // track the total
+	}
+	mean := make([]float64, tracked)
+	m2 := make([]float64, tracked)
+	pending := map[int][]float64{}
+	var firstErr error
+	n := 0
+	for r := range results {
+		if firstErr != nil || n >= set.MaxProbes || res.Converged {
+			continue // drain
+		}
+		if r.err != nil {
+			if r.i >= n { // an error on a probe we still need
+				firstErr = fmt.Errorf("hessian: Hutchinson probe %d: %w", r.i, r.err)
+				cancel()
+			}
+			continue
+		}
+		pending[r.i] = r.row
+		for {
+			row, ok := pending[n]
+			if !ok {
+				break
+			}
+			delete(pending, n)
+			res.Samples = append(res.Samples, row[:nb:nb])
+			res.TotalSamples = append(res.TotalSamples, row[nb])
+			n++
+			// Welford's running mean and sum of squared deviations.
+			for j := range tracked {
+				x := row[j]
+				if nb == 0 {
+					x = row[nb]
+				}
+				d := x - mean[j]
+				mean[j] += d / float64(n)
+				m2[j] += d * (x - mean[j])
+			}
+			worst, wi := worstRelErr(mean, m2, n, blocks, set)
+			if set.Progress != nil {
+				set.Progress(Progress{Probes: n, WorstRelErr: worst, Worst: wi})
+			}
+			if n >= set.MinProbes && worst <= set.Tol {
+				res.Converged = true
+			}
+			if res.Converged || n >= set.MaxProbes {
+				cancel()
+				break
+			}
+		}
+	}
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	if n < set.MaxProbes && !res.Converged {
+		// The workers stopped early without an error of ours: the
+		// caller's context was cancelled.
+		err := ctx.Err()
+		if err == nil {
+			err = context.Canceled
+		}
+		return nil, fmt.Errorf("hessian: Hutchinson stopped after %d probes: %w", n, err)
+	}
+	res.Probes = n
+	res.Matvecs = int(done.Load())
+	if err := res.summarize(blocks, dim); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// probeSamples returns v_bᵀ(Hv)_b for every block followed by vᵀHv.
+func probeSamples(v, hv []float64, blocks []Block) []float64 {
+	row := make([]float64, len(blocks)+1)
+	for j, b := range blocks {
+		row[j] = dot(v[b.Offset:b.End()], hv[b.Offset:b.End()])
+	}
+	row[len(blocks)] = dot(v, hv)
+	return row
+}
+
+// dot returns xᵀy.
+func dot(x, y []float64) float64 {
+	var s float64
+	for i, v := range x {
+		s += v * y[i]
+	}
+	return s
+}
+
+// worstRelErr returns the largest effective relative standard error (see
+// Hutchinson) over the tracked quantities and its index (−1 for the total).
+func worstRelErr(mean, m2 []float64, n int, blocks []Block, set Settings) (float64, int) {
+	if n < 2 {
+		return math.Inf(1), 0
+	}
+	var sumAbs, sumSize float64
+	for j, b := range blocks {
+		sumAbs += math.Abs(mean[j])
+		sumSize += float64(b.Size)
+	}
+	worst, wi := 0.0, 0
+	if len(blocks) == 0 {
+		wi = -1
+	}
+	for j := range mean {
+		se := math.Sqrt(m2[j] / float64(n-1) / float64(n))
+		scale := math.Abs(mean[j])
+		if len(blocks) > 0 {
+			scale = max(scale, float64(blocks[j].Size)*sumAbs/sumSize)
+		}
+		scale = max(scale, set.AbsTol/set.Tol)
+		var r float64
+		switch {
+		case se == 0:
+			r = 0
+		case scale == 0:
+			r = math.Inf(1)
+		default:
+			r = se / scale
+		}
+		if r > worst || (j == 0 && r == worst) {
+			worst = r
+			if len(blocks) > 0 {
+				wi = j
+			}
+		}
+	}
+	return worst, wi
+}
