@@ -195,7 +195,6 @@ func firstDiff(a, b string) string {
 	return "(none)"
 }
 
-
 const goodProfile = `{
   "name": "toy",
   "description": "toy device",
