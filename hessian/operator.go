@@ -175,9 +175,10 @@ func applyMany(ctx context.Context, op Operator, workers, batch int, in [][]floa
 		wg.Go(func() {
 			for {
 				lo := int(next.Add(int64(batch))) - batch
-				if lo >= len(in) || ctx.Err() != nil {
+				if lo >= len(in) {
 					return
 				}
+				// applyBatch checks ctx, so cancellation is reported.
 				hi := min(lo+batch, len(in))
 				if err := applyBatch(ctx, op, out[lo:hi], in[lo:hi]); err != nil {
 					errOnce.Do(func() { first = err; cancel() })

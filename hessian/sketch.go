@@ -300,7 +300,7 @@ func XTrace(ctx context.Context, op Operator, s *SketchSettings) (*TraceResult, 
 		return nil, fmt.Errorf("hessian: XTrace: SVD of the sketch's R factor failed")
 	}
 	sv := svd.Values(nil)
-	if sv[len(sv)-1] <= rankTol*sv[0] {
+	if sv[len(sv)-1] <= rankTol*sv[0] || sv[0] == 0 {
 		return xtraceDeficient(r, q, z, &svd, sv, om, ycols)
 	}
 	// S = R⁻ᵀ: solve Rᵀ S = I.
@@ -350,6 +350,14 @@ func xtraceDeficient(r *sketchRun, q, z *mat.Dense, svd *mat.SVD, sv []float64, 
 		if s > rankTol*sv[0] {
 			rho++
 		}
+	}
+	if rho == 0 {
+		// HΩ = 0: no low-rank part; the residual probes are ωᵀHω = 0·ω.
+		resid := make([][]float64, len(om))
+		for i, w := range om {
+			resid[i] = hadamard(w, ycols[i])
+		}
+		return r.result("xtrace", nil, 0, resid)
 	}
 	var u mat.Dense
 	svd.UTo(&u)
