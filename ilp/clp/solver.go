@@ -97,7 +97,10 @@ func (sv Solver) Solve(ctx context.Context, p *ilp.Problem, s *ilp.Settings) (*i
 	}
 	if len(single) > 0 {
 		sol.Status, sol.Bound = ilp.Infeasible, math.Inf(1)
-		sol.Infeasibility = &ilp.Infeasibility{MinUsage: minUse, Conflicts: single}
+		m := NewModel()
+		defer m.Close()
+		more := conflicts(m, p, finite, lim)
+		sol.Infeasibility = &ilp.Infeasibility{MinUsage: minUse, Conflicts: append(single, more...)}
 		return sol, nil
 	}
 	if len(p.Groups) == 0 {
@@ -173,8 +176,8 @@ func minUsage(p *ilp.Problem) []float64 {
 	return u
 }
 
-// conflicts returns minimal sets of the rows in rows (each feasible alone,
-// together infeasible) that cannot be met together. With at most
+// conflicts returns minimal sets of the rows in rows (each feasible alone)
+// that cannot be met together; none if all of them can. With at most
 // maxEnumConflictRows rows it enumerates row subsets by size, skipping
 // supersets of conflicts found, and returns all minimal sets; otherwise a
 // deletion filter returns one. Each check is a feasibility run of the
@@ -198,6 +201,12 @@ func conflicts(m *Model, p *ilp.Problem, rows []int, lim *limits) [][]int {
 		return res.status == ilp.Infeasible, true
 	}
 	var out [][]int
+	if len(rows) < 2 || len(p.Groups) == 0 {
+		return nil
+	}
+	if inf, known := infeasible(rows); !inf || !known {
+		return nil
+	}
 	if len(rows) > maxEnumConflictRows {
 		set := append([]int(nil), rows...)
 		for i := 0; i < len(set); {
