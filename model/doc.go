@@ -1,0 +1,20 @@
+// Package model imports ONNX models: the graph (nodes, attributes, inputs,
+// outputs), the initializers decoded to float64 or int64, static shape
+// inference with folding of the integer shape arithmetic that PyTorch exports
+// emit (Shape → Gather → Unsqueeze → Concat → Reshape), and the list of
+// quantizable units (Conv, Gemm, MatMul with a constant weight) with their
+// parameter counts, MACs and activation sizes.
+//
+// The file is decoded with the generated protobuf types of
+// github.com/advancedclimatesystems/gonnx/onnx and proto.Unmarshal; no part of
+// the wire format is parsed by hand.
+//
+// Import only describes the graph: it succeeds on graphs whose operators no
+// engine here can execute (their output shapes are taken from the graph's
+// value_info when present and are otherwise unknown). Whether a graph can be
+// run is decided by the engine (package nn), which names the offending node.
+//
+// Bad input never panics: truncated or garbage files, missing initializers,
+// unsupported data types and bad attribute values return errors naming the
+// node, tensor or attribute and the value that was expected.
+package model

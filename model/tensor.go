@@ -1,0 +1,235 @@
+package model
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+
+	"github.com/advancedclimatesystems/gonnx/onnx"
+)
+
+// maxDim bounds any single dimension and maxElems the element count of a
+// tensor, so that a corrupt file cannot request an absurd allocation.
+const (
+	maxDim   = 1 << 31
+	maxElems = 1 << 31
+)
+
+// DataType is an ONNX tensor element type (TensorProto.DataType).
+type DataType int32
+
+// The ONNX element types that the importer decodes. Other types are reported
+// by name in errors.
+const (
+	Undefined DataType = 0
+	Float     DataType = 1
+	Uint8     DataType = 2
+	Int8      DataType = 3
+	Uint16    DataType = 4
+	Int16     DataType = 5
+	Int32     DataType = 6
+	Int64     DataType = 7
+	Bool      DataType = 9
+	Float16   DataType = 10
+	Double    DataType = 11
+	Uint32    DataType = 12
+	Uint64    DataType = 13
+)
+
+// String returns the ONNX name of the type, e.g. "FLOAT".
+func (t DataType) String() string {
+	if s, ok := onnx.TensorProto_DataType_name[int32(t)]; ok {
+		return s
+	}
+	return fmt.Sprintf("DataType(%d)", int32(t))
+}
+
+// IsFloat reports whether t is a floating-point type.
+func (t DataType) IsFloat() bool { return t == Float || t == Double || t == Float16 }
+
+// IsInt reports whether t is an integer or boolean type.
+func (t DataType) IsInt() bool {
+	switch t {
+	case Uint8, Int8, Uint16, Int16, Int32, Int64, Bool, Uint32, Uint64:
+		return true
+	}
+	return false
+}
+
+// Tensor is a decoded constant tensor. Floating-point tensors (FLOAT, DOUBLE,
+// FLOAT16) hold their data in Float; integer and boolean tensors in Int.
+// Data is row-major (C order).
+type Tensor struct {
+	Name  string
+	Type  DataType
+	Shape []int
+	Float []float64
+	Int   []int64
+}
+
+// Len returns the number of elements, the product of Shape (1 for a scalar).
+func (t *Tensor) Len() int { return numElems(t.Shape) }
+
+// Values returns the elements as float64 whatever the element type.
+func (t *Tensor) Values() []float64 {
+	if t.Type.IsFloat() {
+		return t.Float
+	}
+	f := make([]float64, len(t.Int))
+	for i, v := range t.Int {
+		f[i] = float64(v)
+	}
+	return f
+}
+
+func numElems(shape []int) int {
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	return n
+}
+
+// TensorFromProto decodes an ONNX TensorProto, from raw_data (little-endian)
+// or the typed fields. External data, strings and complex types are reported
+// as unsupported.
+func TensorFromProto(tp *onnx.TensorProto) (*Tensor, error) {
+	t := &Tensor{Name: tp.Name, Type: DataType(tp.DataType), Shape: make([]int, len(tp.Dims))}
+	name := fmt.Sprintf("tensor %q", tp.Name)
+	n := 1
+	for i, d := range tp.Dims {
+		if d < 0 || d > maxDim {
+			return nil, fmt.Errorf("%w: %s: dimension %d is %d, want 0..%d", ErrFormat, name, i, d, maxDim)
+		}
+		t.Shape[i] = int(d)
+		if d != 0 && n > maxElems/int(d) {
+			return nil, fmt.Errorf("%w: %s: shape %v has more than %d elements", ErrFormat, name, tp.Dims, maxElems)
+		}
+		n *= int(d)
+	}
+	if tp.DataLocation == onnx.TensorProto_EXTERNAL || len(tp.ExternalData) > 0 {
+		return nil, fmt.Errorf("%s: external data is not supported (save the model with the weights inside the file)", name)
+	}
+	if tp.Segment != nil {
+		return nil, fmt.Errorf("%s: segmented tensors are not supported", name)
+	}
+	raw := tp.RawData
+	size := 0
+	switch t.Type {
+	case Float, Int32, Uint32:
+		size = 4
+	case Double, Int64, Uint64:
+		size = 8
+	case Float16, Int16, Uint16:
+		size = 2
+	case Int8, Uint8, Bool:
+		size = 1
+	case Undefined:
+		return nil, fmt.Errorf("%w: %s: data_type is not set", ErrFormat, name)
+	default:
+		return nil, fmt.Errorf("%s: data type %v is not supported (want FLOAT, DOUBLE, FLOAT16 or an integer type)", name, t.Type)
+	}
+	if raw != nil {
+		if len(raw) != n*size {
+			return nil, fmt.Errorf("%w: %s: raw_data has %d bytes, want %d (%d elements of %v; truncated file?)",
+				ErrFormat, name, len(raw), n*size, n, t.Type)
+		}
+		le := binary.LittleEndian
+		if t.Type.IsFloat() {
+			t.Float = make([]float64, n)
+		} else {
+			t.Int = make([]int64, n)
+		}
+		for i := 0; i < n; i++ {
+			b := raw[i*size:]
+			switch t.Type {
+			case Float:
+				t.Float[i] = float64(math.Float32frombits(le.Uint32(b)))
+			case Double:
+				t.Float[i] = math.Float64frombits(le.Uint64(b))
+			case Float16:
+				t.Float[i] = half(le.Uint16(b))
+			case Int32:
+				t.Int[i] = int64(int32(le.Uint32(b)))
+			case Uint32:
+				t.Int[i] = int64(le.Uint32(b))
+			case Int64:
+				t.Int[i] = int64(le.Uint64(b))
+			case Uint64:
+				t.Int[i] = int64(le.Uint64(b))
+			case Int16:
+				t.Int[i] = int64(int16(le.Uint16(b)))
+			case Uint16:
+				t.Int[i] = int64(le.Uint16(b))
+			case Int8:
+				t.Int[i] = int64(int8(b[0]))
+			case Uint8, Bool:
+				t.Int[i] = int64(b[0])
+			}
+		}
+		return t, nil
+	}
+	var got int
+	switch t.Type {
+	case Float:
+		got = len(tp.FloatData)
+		t.Float = make([]float64, len(tp.FloatData))
+		for i, v := range tp.FloatData {
+			t.Float[i] = float64(v)
+		}
+	case Double:
+		got = len(tp.DoubleData)
+		t.Float = append([]float64(nil), tp.DoubleData...)
+	case Float16:
+		got = len(tp.Int32Data)
+		t.Float = make([]float64, len(tp.Int32Data))
+		for i, v := range tp.Int32Data {
+			t.Float[i] = half(uint16(v))
+		}
+	case Int64:
+		got = len(tp.Int64Data)
+		t.Int = append([]int64(nil), tp.Int64Data...)
+	case Uint32, Uint64:
+		got = len(tp.Uint64Data)
+		t.Int = make([]int64, len(tp.Uint64Data))
+		for i, v := range tp.Uint64Data {
+			t.Int[i] = int64(v)
+		}
+	default: // int32, int16, uint16, int8, uint8, bool
+		got = len(tp.Int32Data)
+		t.Int = make([]int64, len(tp.Int32Data))
+		for i, v := range tp.Int32Data {
+			t.Int[i] = int64(v)
+		}
+	}
+	if got != n {
+		return nil, fmt.Errorf("%w: %s: %d %v values for shape %v, want %d", ErrFormat, name, got, t.Type, t.Shape, n)
+	}
+	if t.Float == nil && t.Type.IsFloat() {
+		t.Float = []float64{}
+	}
+	if t.Int == nil && !t.Type.IsFloat() {
+		t.Int = []int64{}
+	}
+	return t, nil
+}
+
+// half converts an IEEE 754 binary16 value to float64.
+func half(h uint16) float64 {
+	sign := 1.0
+	if h&0x8000 != 0 {
+		sign = -1
+	}
+	exp := int(h>>10) & 0x1f
+	frac := float64(h & 0x3ff)
+	switch exp {
+	case 0:
+		return sign * math.Ldexp(frac, -24)
+	case 0x1f:
+		if frac == 0 {
+			return math.Inf(int(sign))
+		}
+		return math.NaN()
+	}
+	return sign * math.Ldexp(1+frac/1024, exp-15)
+}

@@ -1,0 +1,225 @@
+package model
+
+import "fmt"
+
+// Unit is a quantizable layer: a Conv, Gemm or MatMul node whose weight is a
+// floating-point initializer.
+type Unit struct {
+	// Name is the node name, else the weight initializer's name.
+	Name string
+	// Op is "Conv", "Gemm" or "MatMul".
+	Op string
+	// Node is the index of the node in Model.Nodes.
+	Node int
+	// Weight and Bias are initializer names; Bias is "" when the layer has
+	// none. For MatMul the bias is the constant 1-D operand of an Add that is
+	// the MatMul's only consumer (the PyTorch export of nn.Linear on
+	// non-matrix inputs).
+	Weight, Bias string
+	// BiasNode is the index of the Add node holding a MatMul's bias, or -1.
+	BiasNode int
+	// WeightShape is the weight initializer's shape, e.g. M×C/group×kh×kw.
+	WeightShape []int
+	// OutChannels is the number of output channels (Conv M, Gemm/MatMul N);
+	// the weight is split into this many per-channel slices.
+	OutChannels int
+	// Params is the number of weight plus bias elements.
+	Params int64
+	// MACs is the number of multiply-accumulates at batch size 1.
+	MACs int64
+	// InElems and OutElems are the activation elements read and written per
+	// sample (the data input and the output of the layer).
+	InElems, OutElems int64
+	// ShapeKnown is false when shape inference could not determine the
+	// layer's input shape (MACs, InElems and OutElems are then 0).
+	ShapeKnown bool
+	// Group is the Conv group count (1 otherwise).
+	Group int
+	// TransB is Gemm's transB attribute (weight stored N×K when set).
+	TransB bool
+	// WeightInput is the node input index holding the weight (1 for Conv
+	// and usually for Gemm and MatMul; 0 when the constant is the left
+	// operand).
+	WeightInput int
+}
+
+func (m *Model) floatInit(name string) *Tensor {
+	if name == "" {
+		return nil
+	}
+	t := m.Initializers[name]
+	if t == nil || !t.Type.IsFloat() {
+		return nil
+	}
+	return t
+}
+
+func (m *Model) findUnits() ([]Unit, error) {
+	var units []Unit
+	cons := m.Consumers()
+	sh := m.Shapes
+	for _, n := range m.Nodes {
+		if n.Domain != "" && n.Domain != "ai.onnx" {
+			continue
+		}
+		var u Unit
+		switch n.Op {
+		case "Conv":
+			w := m.floatInit(n.Input(1))
+			if w == nil {
+				continue
+			}
+			if len(w.Shape) < 3 {
+				return nil, fmt.Errorf("%w: %s: weight %q has shape %v, want M×C/group×kernel", ErrFormat, n.Label(), w.Name, w.Shape)
+			}
+			g, err := n.AttrInt("group", 1)
+			if err != nil {
+				return nil, err
+			}
+			if g < 1 || w.Shape[0]%int(g) != 0 {
+				return nil, attrErr(n, "group", "is %d, want ≥ 1 dividing the %d output channels", g, w.Shape[0])
+			}
+			u = Unit{Op: n.Op, Weight: w.Name, WeightInput: 1, OutChannels: w.Shape[0], Group: int(g)}
+			if b := n.Input(2); b != "" {
+				bt := m.Initializers[b]
+				if bt == nil || !bt.Type.IsFloat() {
+					return nil, fmt.Errorf("%s: bias %q is not a floating-point initializer (only constant biases are supported)", n.Label(), b)
+				}
+				if bt.Len() != w.Shape[0] {
+					return nil, fmt.Errorf("%w: %s: bias %q has %d elements, want %d", ErrFormat, n.Label(), b, bt.Len(), w.Shape[0])
+				}
+				u.Bias = b
+			}
+			if x, y := sh.Dims[n.Input(0)], sh.Dims[n.Outputs[0]]; x != nil && y != nil {
+				u.ShapeKnown = true
+				u.InElems, u.OutElems = int64(numElems(x[1:])), int64(numElems(y[1:]))
+				u.MACs = u.OutElems * int64(numElems(w.Shape[1:]))
+			}
+		case "Gemm":
+			wi := 1
+			w := m.floatInit(n.Input(1))
+			if w == nil {
+				wi, w = 0, m.floatInit(n.Input(0))
+			}
+			if w == nil {
+				continue
+			}
+			if len(w.Shape) != 2 {
+				return nil, fmt.Errorf("%w: %s: weight %q has shape %v, want a matrix", ErrFormat, n.Label(), w.Name, w.Shape)
+			}
+			tb, err := n.AttrInt("transB", 0)
+			if err != nil {
+				return nil, err
+			}
+			ta, err := n.AttrInt("transA", 0)
+			if err != nil {
+				return nil, err
+			}
+			u = Unit{Op: n.Op, Weight: w.Name, WeightInput: wi, TransB: tb != 0, Group: 1}
+			switch {
+			case wi == 1 && tb != 0:
+				u.OutChannels = w.Shape[0]
+			case wi == 1:
+				u.OutChannels = w.Shape[1]
+			case ta != 0: // constant A: output rows are A's columns
+				u.OutChannels = w.Shape[1]
+			default:
+				u.OutChannels = w.Shape[0]
+			}
+			if c := n.Input(2); c != "" {
+				if ct := m.floatInit(c); ct != nil {
+					u.Bias = c
+				}
+			}
+			x, y := sh.Dims[n.Input(1-wi)], sh.Dims[n.Outputs[0]]
+			if x != nil && y != nil {
+				if _, k, _, err := GemmDims(n, dimsOr(sh, n.Input(0)), dimsOr(sh, n.Input(1))); err == nil {
+					u.ShapeKnown = true
+					u.MACs = int64(numElems(y)) * int64(k)
+					u.InElems, u.OutElems = int64(numElems(x)), int64(numElems(y))
+					row := 0
+					if ta != 0 {
+						row = 1
+					}
+					if rows := int64(x[row]); wi == 1 && rows > 0 {
+						// The activation's rows are the batch.
+						u.MACs /= rows
+						u.InElems /= rows
+						u.OutElems /= rows
+					}
+				}
+			}
+		case "MatMul":
+			wi := 1
+			w := m.floatInit(n.Input(1))
+			if w == nil {
+				wi, w = 0, m.floatInit(n.Input(0))
+			}
+			if w == nil {
+				continue
+			}
+			if len(w.Shape) < 1 {
+				return nil, fmt.Errorf("%w: %s: weight %q is a scalar", ErrFormat, n.Label(), w.Name)
+			}
+			u = Unit{Op: n.Op, Weight: w.Name, WeightInput: wi, BiasNode: -1, Group: 1}
+			if wi == 1 {
+				u.OutChannels = w.Shape[len(w.Shape)-1]
+			} else {
+				u.OutChannels = w.Shape[0]
+				if len(w.Shape) >= 2 {
+					u.OutChannels = w.Shape[len(w.Shape)-2]
+				}
+			}
+			if c := cons[n.Outputs[0]]; len(c) == 1 && c[0].Op == "Add" && len(c[0].Inputs) == 2 {
+				other := c[0].Inputs[0]
+				if other == n.Outputs[0] {
+					other = c[0].Inputs[1]
+				}
+				if bt := m.floatInit(other); bt != nil && len(bt.Shape) == 1 && bt.Shape[0] == u.OutChannels && wi == 1 {
+					u.Bias, u.BiasNode = other, c[0].Index
+				}
+			}
+			x, y := sh.Dims[n.Input(1-wi)], sh.Dims[n.Outputs[0]]
+			if x != nil && y != nil {
+				if _, k, err := MatMulShape(dimsOr(sh, n.Input(0)), dimsOr(sh, n.Input(1))); err == nil {
+					u.ShapeKnown = true
+					u.MACs = int64(numElems(y)) * int64(k)
+					u.InElems, u.OutElems = int64(numElems(x)), int64(numElems(y))
+					if len(x) >= 2 && wi == 1 && x[0] > 0 {
+						rows := int64(x[0])
+						u.MACs /= rows
+						u.InElems /= rows
+						u.OutElems /= rows
+					}
+				}
+			}
+		default:
+			continue
+		}
+		if u.Op != "MatMul" {
+			u.BiasNode = -1
+		}
+		u.Node = n.Index
+		u.Name = n.Name
+		if u.Name == "" {
+			u.Name = u.Weight
+		}
+		w := m.Initializers[u.Weight]
+		u.WeightShape = append([]int(nil), w.Shape...)
+		u.Params = int64(w.Len())
+		if u.Bias != "" {
+			u.Params += int64(m.Initializers[u.Bias].Len())
+		}
+		units = append(units, u)
+	}
+	seen := make(map[string]int)
+	for i := range units {
+		if j, dup := seen[units[i].Name]; dup {
+			return nil, fmt.Errorf("%w: units #%d and #%d are both named %q", ErrFormat, j, i, units[i].Name)
+		}
+		seen[units[i].Name] = i
+	}
+	return units, nil
+}
+
+func dimsOr(s *Shapes, name string) []int { return s.Dims[name] }
