@@ -1,0 +1,7 @@
+// Package plan is bitplan's planning API: it turns a sensitivity table, cost
+// resources and budgets into an ILP (one group per layer, tied layers merged,
+// one row per budget), solves it, and returns a Plan — per-layer precision,
+// Ω, costs, the optimality certificate and uniform-precision baselines —
+// that round-trips through JSON and renders as text, Markdown or CSV
+// reports.
+package plan

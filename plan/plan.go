@@ -1,0 +1,417 @@
+package plan
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/bitplan/bitplan/budget"
+	"github.com/bitplan/bitplan/ilp"
+	"github.com/bitplan/bitplan/sensitivity"
+)
+
+// Resource is a cost that a plan can be budgeted on: one row of the ILP
+// when a budget names it, and a column of the report in every case.
+type Resource struct {
+	// Name identifies the resource in budgets and reports: "size", "bops",
+	// "latency", or a device-qualified name such as "latency@t4".
+	Name string
+	// Kind fixes the unit (budget.Kind.Unit) and the flag syntax.
+	Kind budget.Kind
+	// Cost returns the layer's cost at candidate key (precision p).
+	Cost func(l *sensitivity.Layer, key string, p sensitivity.Precision) float64
+	// Supports, when not nil, reports whether the resource can cost a
+	// precision at all; candidates it rejects are removed from the plan
+	// (a device without a pair holding them).
+	Supports func(p sensitivity.Precision) bool
+}
+
+// SizeResource costs model size in bytes: params · b_w / 8.
+var SizeResource = Resource{Name: "size", Kind: budget.Size,
+	Cost: func(l *sensitivity.Layer, _ string, p sensitivity.Precision) float64 {
+		return l.Params * float64(p.W) / 8
+	}}
+
+// BOPSResource costs bit operations: MACs · b_w · b_a.
+var BOPSResource = Resource{Name: "bops", Kind: budget.BOPS,
+	Cost: func(l *sensitivity.Layer, _ string, p sensitivity.Precision) float64 {
+		return l.MACs * float64(p.W) * float64(p.A)
+	}}
+
+// TableLatencyResource costs latency from the table's measured latency_ms.
+var TableLatencyResource = Resource{Name: "latency", Kind: budget.Latency,
+	Cost: func(l *sensitivity.Layer, key string, _ sensitivity.Precision) float64 {
+		return l.LatencyMS[key]
+	}}
+
+// DefaultResources returns the resources a table supports on its own:
+// size and BOPS always, latency when every layer has latency_ms.
+func DefaultResources(t *sensitivity.Table) []Resource {
+	rs := []Resource{SizeResource, BOPSResource}
+	for i := range t.Layers {
+		if t.Layers[i].LatencyMS == nil {
+			return rs
+		}
+	}
+	return append(rs, TableLatencyResource)
+}
+
+// Budget limits one resource.
+type Budget struct {
+	// Resource names a Resource of the request.
+	Resource string
+	// Spec is the parsed limit (absolute or a percentage of the range).
+	Spec budget.Spec
+}
+
+// Request is everything Solve needs.
+type Request struct {
+	// Table holds the layers, their sensitivities and candidates.
+	Table *sensitivity.Table
+	// Resources lists the costs to report and budget; nil means
+	// DefaultResources(Table).
+	Resources []Resource
+	// Devices adds each device's latency and energy resources
+	// ("latency@t4", "energy@t4").
+	Devices []Device
+	// Budgets lists the limits; each becomes one ILP row.
+	Budgets []Budget
+	// Solver is the ILP engine; nil means ilp.Solve.
+	Solver ilp.Solver
+	// Settings tunes the solver; nil means defaults.
+	Settings *ilp.Settings
+	// Engine names the solver in the plan ("bitplan" when empty).
+	Engine string
+}
+
+// defaultSolver adapts ilp.Solve to ilp.Solver.
+type defaultSolver struct{}
+
+func (defaultSolver) Solve(ctx context.Context, p *ilp.Problem, s *ilp.Settings) (*ilp.Solution, error) {
+	return ilp.Solve(ctx, p, s)
+}
+
+// layerInfo caches a layer's candidates.
+type layerInfo struct {
+	precs []sensitivity.Precision
+	keys  []string
+}
+
+// built is a request turned into an ILP, with what is needed to map the
+// solution back to layers.
+type built struct {
+	req       *Request
+	resources []Resource
+	info      []layerInfo
+	cost      [][][]float64 // layer, candidate, resource
+	lo, hi    []float64     // per resource: all-lowest and all-highest totals
+	rows      []ilp.Row
+	rowRes    []int // resource of each row
+	merged    []ilp.Group
+	prob      *ilp.Problem
+	warnings  []string
+}
+
+// Problem returns the ILP that Solve would solve for req: one group per
+// layer (tied layers merged), one row per budget. Use it to export the
+// problem (ilp.WriteMPS, ilp.WriteLP).
+func Problem(req *Request) (*ilp.Problem, error) {
+	b, err := build(req)
+	if err != nil {
+		return nil, err
+	}
+	return b.prob, nil
+}
+
+func build(req *Request) (*built, error) {
+	t := req.Table
+	if t == nil || len(t.Layers) == 0 {
+		return nil, fmt.Errorf("plan: empty table")
+	}
+	b := &built{req: req, resources: req.Resources}
+	if b.resources == nil {
+		b.resources = DefaultResources(t)
+	}
+	for _, d := range req.Devices {
+		w, err := d.check(t)
+		if err != nil {
+			return nil, err
+		}
+		b.warnings = append(b.warnings, w...)
+		b.resources = append(b.resources, d.Resources()...)
+	}
+	resources := b.resources
+	byName := map[string]int{}
+	for i, r := range resources {
+		byName[r.Name] = i
+	}
+	info := make([]layerInfo, len(t.Layers))
+	for i := range t.Layers {
+		precs, keys := t.Layers[i].Candidates()
+		for c := range precs {
+			ok := true
+			for _, r := range resources {
+				if r.Supports != nil && !r.Supports(precs[c]) {
+					ok = false
+				}
+			}
+			if ok || keys[c] == t.Layers[i].Pin {
+				info[i].precs = append(info[i].precs, precs[c])
+				info[i].keys = append(info[i].keys, keys[c])
+			}
+		}
+		if len(info[i].keys) == 0 {
+			return nil, fmt.Errorf("plan: layer %q: no candidate precision can run on the given devices", t.Layers[i].Name)
+		}
+	}
+	b.info = info
+
+	// Per-layer cost of every candidate on every resource.
+	cost := make([][][]float64, len(t.Layers))
+	for i := range t.Layers {
+		l := &t.Layers[i]
+		cost[i] = make([][]float64, len(info[i].keys))
+		for c, k := range info[i].keys {
+			cost[i][c] = make([]float64, len(resources))
+			for r, res := range resources {
+				v := res.Cost(l, k, info[i].precs[c])
+				if math.IsNaN(v) || math.IsInf(v, 0) {
+					return nil, fmt.Errorf("plan: layer %q: %s cost of candidate %s is %v", l.Name, res.Name, k, v)
+				}
+				cost[i][c][r] = v
+			}
+		}
+	}
+	b.cost = cost
+	b.lo, b.hi = rangeOf(t, info, cost, len(resources))
+	for _, bu := range req.Budgets {
+		r, ok := byName[bu.Resource]
+		if !ok {
+			return nil, fmt.Errorf("plan: budget on %q: no such resource here (have %s)", bu.Resource, names(resources))
+		}
+		limit := bu.Spec.Resolve(b.lo[r], b.hi[r])
+		b.rows = append(b.rows, ilp.Row{Name: bu.Resource, Unit: resources[r].Kind.Unit(), Limit: limit})
+		b.rowRes = append(b.rowRes, r)
+	}
+	if len(req.Budgets) == 0 {
+		b.warnings = append(b.warnings, "no budget given: every layer takes its most accurate candidate")
+	}
+
+	groups := make([]ilp.Group, len(t.Layers))
+	for i := range t.Layers {
+		l := &t.Layers[i]
+		g := ilp.Group{Name: l.Name, Pin: l.Pin}
+		for c, k := range info[i].keys {
+			ch := ilp.Choice{Label: k, Value: l.Omega(k), Costs: make([]float64, len(b.rows))}
+			for j, r := range b.rowRes {
+				ch.Costs[j] = cost[i][c][r]
+			}
+			g.Choices = append(g.Choices, ch)
+		}
+		groups[i] = g
+	}
+	merged, err := ilp.Merge(groups, t.TieGroups())
+	if err != nil {
+		return nil, fmt.Errorf("plan: %w", err)
+	}
+	b.merged = merged
+	b.prob = &ilp.Problem{Groups: merged, Rows: b.rows}
+	return b, nil
+}
+
+// Solve builds the ILP of a request (see Problem), solves it, and returns
+// the plan with its certificate, per-layer choices, usage of every resource
+// and the uniform-precision baselines. An infeasible budget is not an error:
+// the plan's Status is "infeasible" and Infeasibility explains it.
+func Solve(ctx context.Context, req *Request) (*Plan, error) {
+	b, err := build(req)
+	if err != nil {
+		return nil, err
+	}
+	t, info, cost, resources, rows, rowRes, merged, lo, hi :=
+		req.Table, b.info, b.cost, b.resources, b.rows, b.rowRes, b.merged, b.lo, b.hi
+	p := &Plan{Model: t.Model, Engine: req.Engine, Warnings: b.warnings}
+	if p.Engine == "" {
+		p.Engine = "bitplan"
+	}
+	prob := b.prob
+	solver := req.Solver
+	if solver == nil {
+		solver = defaultSolver{}
+	}
+	sol, err := solver.Solve(ctx, prob, req.Settings)
+	if err != nil {
+		return nil, fmt.Errorf("plan: %w", err)
+	}
+	p.certificate(sol)
+
+	// Map the merged solution back to layers.
+	layerIndex := map[string]int{}
+	for i, l := range t.Layers {
+		layerIndex[l.Name] = i
+	}
+	tieOf := map[int]string{}
+	for _, g := range merged {
+		if len(g.Members) > 1 {
+			for _, m := range g.Members {
+				tieOf[layerIndex[m]] = g.Name
+			}
+		}
+	}
+	chosen := make([]int, len(t.Layers))
+	for i := range chosen {
+		chosen[i] = -1
+	}
+	if sol.Choices != nil {
+		for gi, g := range merged {
+			label := g.Choices[sol.Choices[gi]].Label
+			members := g.Members
+			if members == nil {
+				members = []string{g.Name}
+			}
+			for _, m := range members {
+				i, ok := layerIndex[m]
+				if !ok {
+					return nil, fmt.Errorf("plan: solver returned unknown layer %q", m)
+				}
+				for c, k := range info[i].keys {
+					if k == label {
+						chosen[i] = c
+					}
+				}
+			}
+		}
+	}
+
+	used := make([]float64, len(resources))
+	for i := range t.Layers {
+		l := &t.Layers[i]
+		lp := Layer{Name: l.Name, AvgTrace: l.AvgTrace, AvgTraceStderr: l.AvgTraceStderr,
+			Params: l.Params, MACs: l.MACs, Tie: tieOf[i], Pinned: l.Pin != ""}
+		if c := chosen[i]; c >= 0 {
+			k := info[i].keys[c]
+			lp.Choice, lp.Bits, lp.ABits = k, info[i].precs[c].W, info[i].precs[c].A
+			lp.Omega = l.Omega(k)
+			lp.Costs = map[string]float64{}
+			for r, res := range resources {
+				lp.Costs[res.Name] = cost[i][c][r]
+				used[r] += cost[i][c][r]
+			}
+		}
+		p.Layers = append(p.Layers, lp)
+	}
+	p.Usage = map[string]*Usage{}
+	for r, res := range resources {
+		u := &Usage{Unit: res.Kind.Unit(), Kind: res.Kind, Min: lo[r], Max: hi[r]}
+		if sol.Choices != nil {
+			u.Used = ptr(used[r])
+		}
+		p.Usage[res.Name] = u
+		p.order = append(p.order, res.Name)
+	}
+	for j, row := range rows {
+		u := p.Usage[row.Name]
+		u.Limit = ptr(row.Limit)
+		u.Budget = req.Budgets[j].Spec.Text
+		if sol.Shadow != nil {
+			u.ShadowPrice = ptr(sol.Shadow[j])
+		}
+		if u.Used != nil {
+			u.Slack = ptr(row.Limit - *u.Used)
+		}
+	}
+	if sol.Infeasibility != nil {
+		inf := &Infeasibility{}
+		for j, row := range rows {
+			inf.Rows = append(inf.Rows, InfeasibleRow{Resource: row.Name, Limit: row.Limit,
+				Least: sol.Infeasibility.MinUsage[j], Unit: row.Unit})
+		}
+		for _, c := range sol.Infeasibility.Conflicts {
+			var ns []string
+			for _, j := range c {
+				ns = append(ns, rows[j].Name)
+			}
+			inf.Conflicts = append(inf.Conflicts, ns)
+		}
+		p.Infeasibility = inf
+	}
+	p.Uniform = uniform(t, info, cost, resources, rows, rowRes)
+	return p, nil
+}
+
+// rangeOf returns, per resource, the total cost with every layer at its
+// lowest candidate and at its highest (pinned layers at their pin): the two
+// ends of HAWQ's percentage convention.
+func rangeOf(t *sensitivity.Table, info []layerInfo, cost [][][]float64, nres int) (lo, hi []float64) {
+	lo, hi = make([]float64, nres), make([]float64, nres)
+	for i := range t.Layers {
+		a, b := 0, len(info[i].keys)-1
+		if pin := t.Layers[i].Pin; pin != "" {
+			for c, k := range info[i].keys {
+				if k == pin {
+					a, b = c, c
+				}
+			}
+		}
+		for r := 0; r < nres; r++ {
+			lo[r] += cost[i][a][r]
+			hi[r] += cost[i][b][r]
+		}
+	}
+	return lo, hi
+}
+
+// uniform evaluates every candidate shared by all layers, applied to every
+// layer that is not pinned.
+func uniform(t *sensitivity.Table, info []layerInfo, cost [][][]float64, resources []Resource, rows []ilp.Row, rowRes []int) []Uniform {
+	var out []Uniform
+	for c0, key := range info[0].keys {
+		ok := true
+		idx := make([]int, len(t.Layers))
+		for i := range t.Layers {
+			idx[i] = -1
+			want := key
+			if pin := t.Layers[i].Pin; pin != "" {
+				want = pin
+			}
+			for c, k := range info[i].keys {
+				if k == want {
+					idx[i] = c
+				}
+			}
+			if idx[i] < 0 {
+				ok = false
+				break
+			}
+		}
+		if !ok {
+			continue
+		}
+		u := Uniform{Choice: key, Bits: info[0].precs[c0].W, ABits: info[0].precs[c0].A,
+			Costs: map[string]float64{}, Fits: true}
+		for i := range t.Layers {
+			u.Omega += t.Layers[i].Omega(info[i].keys[idx[i]])
+			for r, res := range resources {
+				u.Costs[res.Name] += cost[i][idx[i]][r]
+			}
+		}
+		for j, r := range rowRes {
+			if u.Costs[resources[r].Name] > rows[j].Limit*(1+1e-12) {
+				u.Fits = false
+			}
+		}
+		out = append(out, u)
+	}
+	return out
+}
+
+func names(rs []Resource) string {
+	var s []string
+	for _, r := range rs {
+		s = append(s, r.Name)
+	}
+	return strings.Join(s, ", ")
+}
+
+func ptr(v float64) *float64 { return &v }

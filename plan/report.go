@@ -1,0 +1,305 @@
+package plan
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/olekukonko/tablewriter"
+	"github.com/olekukonko/tablewriter/renderer"
+	"github.com/olekukonko/tablewriter/tw"
+
+	"github.com/bitplan/bitplan/budget"
+)
+
+// Format is an output format of the plan report.
+type Format string
+
+// The report formats.
+const (
+	Text     Format = "table"
+	Markdown Format = "markdown"
+	CSV      Format = "csv"
+	JSON     Format = "json"
+)
+
+// ParseFormat checks a --format value.
+func ParseFormat(s string) (Format, error) {
+	switch f := Format(strings.ToLower(s)); f {
+	case Text, Markdown, CSV, JSON:
+		return f, nil
+	case "text":
+		return Text, nil
+	case "md":
+		return Markdown, nil
+	}
+	return "", fmt.Errorf("unknown format %q: want table, json, csv or markdown", s)
+}
+
+// Write renders the plan in the given format.
+func (p *Plan) Write(w io.Writer, f Format) error {
+	switch f {
+	case Text, Markdown:
+		return p.writeTables(w, f)
+	case CSV:
+		return p.WriteCSV(w)
+	case JSON:
+		return p.WriteJSON(w)
+	}
+	return fmt.Errorf("unexpected output format %q", f)
+}
+
+// WriteJSON writes the plan contract as indented JSON.
+func (p *Plan) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(p)
+}
+
+// WriteCSV writes one row per layer: name, choice, bits, abits, Ω, trace,
+// stderr, params, MACs and the cost of every resource (canonical units).
+func (p *Plan) WriteCSV(w io.Writer) error {
+	cw := csv.NewWriter(w)
+	res := p.Resources()
+	head := []string{"layer", "choice", "bits", "abits", "omega", "avg_trace", "avg_trace_stderr", "params", "macs", "tie"}
+	for _, r := range res {
+		head = append(head, r+"_"+strings.ToLower(p.Usage[r].Unit))
+	}
+	if err := cw.Write(head); err != nil {
+		return err
+	}
+	g := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+	for _, l := range p.Layers {
+		row := []string{l.Name, l.Choice, strconv.Itoa(l.Bits), strconv.Itoa(l.ABits), g(l.Omega),
+			g(l.AvgTrace), g(l.AvgTraceStderr), g(l.Params), g(l.MACs), l.Tie}
+		for _, r := range res {
+			row = append(row, g(l.Costs[r]))
+		}
+		if err := cw.Write(row); err != nil {
+			return err
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+// newTable returns a table writer for the text (ASCII borders) or Markdown
+// report, left-aligning the first column and right-aligning the rest.
+func newTable(w io.Writer, f Format, ncol int) *tablewriter.Table {
+	align := make([]tw.Align, ncol)
+	for i := range align {
+		align[i] = tw.AlignRight
+	}
+	align[0] = tw.AlignLeft
+	var r tw.Renderer
+	if f == Markdown {
+		r = renderer.NewMarkdown()
+	} else {
+		r = renderer.NewBlueprint(tw.Rendition{Symbols: tw.NewSymbols(tw.StyleASCII)})
+	}
+	return tablewriter.NewTable(w,
+		tablewriter.WithRenderer(r),
+		tablewriter.WithHeaderAutoFormat(tw.Off),
+		tablewriter.WithHeaderAlignmentConfig(tw.CellAlignment{PerColumn: align}),
+		tablewriter.WithRowAlignmentConfig(tw.CellAlignment{PerColumn: align}),
+	)
+}
+
+// num formats a plain number with four significant digits.
+func num(v float64) string { return strconv.FormatFloat(v, 'g', 4, 64) }
+
+// writeTables renders the human report: certificate, per-layer table,
+// budgets, uniform baselines, infeasibility and warnings.
+func (p *Plan) writeTables(w io.Writer, f Format) error {
+	md := f == Markdown
+	heading := func(s string) {
+		if md {
+			fmt.Fprintf(w, "\n### %s\n\n", s)
+		} else {
+			fmt.Fprintf(w, "\n%s\n", s)
+		}
+	}
+	title := "bitplan plan"
+	if p.Model != "" {
+		title += ": " + p.Model
+	}
+	if md {
+		fmt.Fprintf(w, "## %s\n\n", title)
+	} else {
+		fmt.Fprintln(w, title)
+	}
+	fmt.Fprintf(w, "status %s, objective %s, bound %s, gap %s, %d nodes, %s (%s)\n",
+		p.Status, optNum(p.Objective), optNum(p.Bound), optGap(p.Gap), p.Nodes, seconds(p.SolveSeconds), p.Engine)
+
+	res := p.Resources()
+	heading("Layers")
+	head := []string{"layer", "bits", "Ω", "avg trace"}
+	for _, r := range res {
+		head = append(head, r)
+	}
+	t := newTable(w, f, len(head))
+	t.Header(toAny(head)...)
+	for _, l := range p.Layers {
+		bits := l.Choice
+		if bits == "" {
+			bits = "-"
+		}
+		if l.Pinned {
+			bits += " (pinned)"
+		}
+		if l.Tie != "" {
+			bits += " *"
+		}
+		trace := num(l.AvgTrace)
+		if l.AvgTraceStderr > 0 {
+			trace += " ± " + num(l.AvgTraceStderr)
+		}
+		row := []string{l.Name, bits, num(l.Omega), trace}
+		for _, r := range res {
+			row = append(row, budget.Format(p.Usage[r].Kind, l.Costs[r]))
+		}
+		if err := t.Append(toAny(row)...); err != nil {
+			return err
+		}
+	}
+	if err := t.Render(); err != nil {
+		return err
+	}
+	if hasTies(p) {
+		fmt.Fprintln(w, "* tied: layers of one tie group share a precision")
+	}
+
+	heading("Budgets")
+	t = newTable(w, f, 6)
+	t.Header("resource", "used", "limit", "slack", "shadow price", "range (lowest..highest)")
+	for _, r := range res {
+		u := p.Usage[r]
+		lim, slack, shadow := "-", "-", "-"
+		if u.Limit != nil {
+			lim = budget.Format(u.Kind, *u.Limit)
+			if u.Budget != "" {
+				lim += " (" + u.Budget + ")"
+			}
+		}
+		if u.Slack != nil {
+			slack = budget.Format(u.Kind, *u.Slack)
+		}
+		if u.ShadowPrice != nil {
+			shadow = num(*u.ShadowPrice) + " Ω/" + u.Unit
+		}
+		used := "-"
+		if u.Used != nil {
+			used = budget.Format(u.Kind, *u.Used)
+		}
+		rng := budget.Format(u.Kind, u.Min) + " .. " + budget.Format(u.Kind, u.Max)
+		if err := t.Append(r, used, lim, slack, shadow, rng); err != nil {
+			return err
+		}
+	}
+	if err := t.Render(); err != nil {
+		return err
+	}
+
+	if len(p.Uniform) > 0 {
+		heading("Uniform precision")
+		head := []string{"candidate", "Ω"}
+		head = append(head, res...)
+		head = append(head, "fits")
+		t = newTable(w, f, len(head))
+		t.Header(toAny(head)...)
+		for _, u := range p.Uniform {
+			row := []string{u.Choice, num(u.Omega)}
+			for _, r := range res {
+				row = append(row, budget.Format(p.Usage[r].Kind, u.Costs[r]))
+			}
+			fits := "no"
+			if u.Fits {
+				fits = "yes"
+			}
+			row = append(row, fits)
+			if err := t.Append(toAny(row)...); err != nil {
+				return err
+			}
+		}
+		if err := t.Render(); err != nil {
+			return err
+		}
+		fmt.Fprintln(w, p.uniformSummary())
+	}
+
+	if inf := p.Infeasibility; inf != nil {
+		heading("Why no plan fits")
+		for _, r := range inf.Rows {
+			k := kindOfUnit(r.Unit)
+			fmt.Fprintf(w, "- %s: limit %s, least achievable %s\n", r.Resource, budget.Format(k, r.Limit), budget.Format(k, r.Least))
+		}
+		for _, c := range inf.Conflicts {
+			if len(c) == 1 {
+				fmt.Fprintf(w, "- the %s budget alone cannot be met\n", c[0])
+			} else {
+				fmt.Fprintf(w, "- the budgets %s cannot be met together\n", strings.Join(c, " + "))
+			}
+		}
+	}
+	return nil
+}
+
+// uniformSummary compares the plan with the most accurate uniform candidate
+// and the lowest uniform candidate that fits.
+func (p *Plan) uniformSummary() string {
+	if p.Objective == nil || len(p.Uniform) == 0 {
+		return ""
+	}
+	top := p.Uniform[len(p.Uniform)-1]
+	s := fmt.Sprintf("plan Ω %s vs uniform %s Ω %s", num(*p.Objective), top.Choice, num(top.Omega))
+	for _, u := range p.Uniform {
+		if u.Fits {
+			return s + fmt.Sprintf("; lowest uniform candidate that fits: %s (Ω %s)", u.Choice, num(u.Omega))
+		}
+	}
+	return s + "; no uniform candidate fits the budgets"
+}
+
+func hasTies(p *Plan) bool {
+	for _, l := range p.Layers {
+		if l.Tie != "" {
+			return true
+		}
+	}
+	return false
+}
+
+func optNum(v *float64) string {
+	if v == nil {
+		return "-"
+	}
+	return num(*v)
+}
+
+func optGap(v *float64) string {
+	if v == nil {
+		return "-"
+	}
+	return strconv.FormatFloat(*v*100, 'g', 3, 64) + "%"
+}
+
+func seconds(s float64) string {
+	switch {
+	case s < 1e-3:
+		return strconv.FormatFloat(s*1e6, 'f', 0, 64) + " µs"
+	case s < 1:
+		return strconv.FormatFloat(s*1e3, 'f', 2, 64) + " ms"
+	}
+	return strconv.FormatFloat(s, 'f', 2, 64) + " s"
+}
+
+func toAny(s []string) []any {
+	a := make([]any, len(s))
+	for i, v := range s {
+		a[i] = v
+	}
+	return a
+}
