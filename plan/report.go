@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -230,6 +231,29 @@ func (p *Plan) writeTables(w io.Writer, f Format) error {
 		fmt.Fprintln(w, p.uniformSummary())
 	}
 
+	if st := p.Stability; st != nil {
+		heading("Stability")
+		fmt.Fprintf(w, "%d of %d resampled solves give the same plan (%s)\n", st.Unchanged, st.Runs, st.Method)
+		t = newTable(w, f, 3)
+		t.Header("layer", "nominal", "choice frequencies")
+		for _, l := range st.Layers {
+			keys := make([]string, 0, len(l.Freq))
+			for k := range l.Freq {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			var fr []string
+			for _, k := range keys {
+				fr = append(fr, fmt.Sprintf("%s: %.0f%%", k, 100*l.Freq[k]))
+			}
+			if err := t.Append(l.Name, l.Nominal, strings.Join(fr, ", ")); err != nil {
+				return err
+			}
+		}
+		if err := t.Render(); err != nil {
+			return err
+		}
+	}
 	if inf := p.Infeasibility; inf != nil {
 		heading("Why no plan fits")
 		for _, r := range inf.Rows {

@@ -42,6 +42,9 @@ type Plan struct {
 	Uniform []Uniform `json:"uniform,omitempty"`
 	// Infeasibility explains an infeasible status.
 	Infeasibility *Infeasibility `json:"infeasibility,omitempty"`
+	// Stability, when computed, tells how the plan moves when the traces are
+	// resampled within their error.
+	Stability *Stability `json:"stability,omitempty"`
 	// Warnings lists non-fatal diagnostics.
 	Warnings []string `json:"warnings,omitempty"`
 
