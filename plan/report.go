@@ -228,7 +228,9 @@ func (p *Plan) writeTables(w io.Writer, f Format) error {
 		if err := t.Render(); err != nil {
 			return err
 		}
-		fmt.Fprintln(w, p.uniformSummary())
+		if s := p.uniformSummary(); s != "" {
+			fmt.Fprintln(w, s)
+		}
 	}
 
 	if st := p.Stability; st != nil {
