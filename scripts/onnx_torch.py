@@ -1,0 +1,203 @@
+"""A small ONNX interpreter written in torch ops.
+
+It evaluates an ONNX graph with the file's own initializers, in any float
+dtype (float64 for the references), and lets the caller substitute chosen
+initializers by differentiable tensors, so that PyTorch autograd gives
+gradients and Hessian-vector products of the ONNX model itself rather than of
+the module that was trained. Only inference semantics are implemented
+(BatchNormalization uses its running mean and variance; Dropout is identity).
+
+Supported ops: Conv, Gemm, MatMul, Add, Sub, Mul, Div, Relu, Sigmoid, Tanh,
+MaxPool, AveragePool, GlobalAveragePool, BatchNormalization, Flatten, Reshape,
+Transpose, Squeeze, Unsqueeze, Concat, Shape, Gather, Constant, Identity,
+Dropout. Anything else raises NotImplementedError naming the node.
+"""
+
+import numpy as np
+import onnx
+import onnx.numpy_helper
+import torch
+import torch.nn.functional as F
+
+
+def attrs(node):
+    """Return the attributes of an ONNX node as a dict name -> Python value."""
+    out = {}
+    for a in node.attribute:
+        v = onnx.helper.get_attribute_value(a)
+        if isinstance(v, bytes):
+            v = v.decode()
+        out[a.name] = v
+    return out
+
+
+def initializers(model):
+    """Return the graph's initializers as a dict name -> numpy array."""
+    return {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+
+
+def _tensor(a, dtype):
+    t = torch.from_numpy(np.array(a))
+    return t.to(dtype) if t.is_floating_point() else t
+
+
+def _pads2d(pads, kernel_shape):
+    """Split ONNX pads [b0, b1, e0, e1] into torch padding or an explicit F.pad."""
+    n = len(kernel_shape)
+    pads = list(pads) if pads else [0] * (2 * n)
+    begin, end = pads[:n], pads[n:]
+    if begin == end:
+        return tuple(begin), None
+    # F.pad takes the last dimension first: (left, right, top, bottom).
+    explicit = []
+    for i in reversed(range(n)):
+        explicit += [begin[i], end[i]]
+    return (0,) * n, explicit
+
+
+def _check_auto_pad(node, a):
+    if a.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
+        raise NotImplementedError(f"node {node.name}: auto_pad={a['auto_pad']} not supported")
+
+
+def run(model, x, overrides=None, dtype=torch.float64, values=None):
+    """Evaluate the ONNX model on input x and return its single output.
+
+    overrides maps initializer names to tensors used instead of the stored
+    values (for example parameters with requires_grad). Other float
+    initializers are converted to dtype. If values is a dict, every computed
+    tensor is stored in it by name.
+    """
+    g = model.graph
+    env = {}
+    for name, arr in initializers(model).items():
+        env[name] = _tensor(arr, dtype)
+    for name, t in (overrides or {}).items():
+        if name not in env:
+            raise KeyError(f"override {name!r} is not an initializer")
+        env[name] = t
+    inputs = [i.name for i in g.input if i.name not in env]
+    if len(inputs) != 1:
+        raise ValueError(f"expected one graph input, got {inputs}")
+    env[inputs[0]] = x.to(dtype)
+
+    for node in g.node:
+        a = attrs(node)
+        ins = [env[i] if i else None for i in node.input]
+        op = node.op_type
+        if op == "Conv":
+            _check_auto_pad(node, a)
+            w = ins[1]
+            b = ins[2] if len(ins) > 2 else None
+            k = a.get("kernel_shape", list(w.shape[2:]))
+            pad, explicit = _pads2d(a.get("pads"), k)
+            xin = F.pad(ins[0], explicit) if explicit else ins[0]
+            conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[len(k)]
+            out = conv(xin, w, b, stride=tuple(a.get("strides", [1] * len(k))),
+                       padding=pad, dilation=tuple(a.get("dilations", [1] * len(k))),
+                       groups=a.get("group", 1))
+        elif op == "Gemm":
+            A, B = ins[0], ins[1]
+            if a.get("transA", 0):
+                A = A.t()
+            if a.get("transB", 0):
+                B = B.t()
+            out = a.get("alpha", 1.0) * (A @ B)
+            if len(ins) > 2 and ins[2] is not None:
+                out = out + a.get("beta", 1.0) * ins[2]
+        elif op == "MatMul":
+            out = ins[0] @ ins[1]
+        elif op == "Add":
+            out = ins[0] + ins[1]
+        elif op == "Sub":
+            out = ins[0] - ins[1]
+        elif op == "Mul":
+            out = ins[0] * ins[1]
+        elif op == "Div":
+            out = ins[0] / ins[1]
+        elif op == "Relu":
+            out = torch.relu(ins[0])
+        elif op == "Sigmoid":
+            out = torch.sigmoid(ins[0])
+        elif op == "Tanh":
+            out = torch.tanh(ins[0])
+        elif op in ("MaxPool", "AveragePool"):
+            _check_auto_pad(node, a)
+            k = a["kernel_shape"]
+            if len(k) != 2:
+                raise NotImplementedError(f"node {node.name}: {len(k)}-D {op}")
+            pad, explicit = _pads2d(a.get("pads"), k)
+            strides = tuple(a.get("strides", [1, 1]))
+            ceil = bool(a.get("ceil_mode", 0))
+            if op == "MaxPool":
+                if a.get("storage_order", 0) != 0 or len(node.output) > 1:
+                    raise NotImplementedError(f"node {node.name}: MaxPool indices output")
+                xin = F.pad(ins[0], explicit, value=-float("inf")) if explicit else ins[0]
+                out = F.max_pool2d(xin, tuple(k), strides, pad,
+                                   tuple(a.get("dilations", [1, 1])), ceil_mode=ceil)
+            else:
+                cip = bool(a.get("count_include_pad", 0))
+                if explicit:
+                    raise NotImplementedError(f"node {node.name}: asymmetric AveragePool pads")
+                out = F.avg_pool2d(ins[0], tuple(k), strides, pad, ceil_mode=ceil,
+                                   count_include_pad=cip)
+        elif op == "GlobalAveragePool":
+            out = ins[0].mean(dim=tuple(range(2, ins[0].dim())), keepdim=True)
+        elif op == "BatchNormalization":
+            if a.get("training_mode", 0) or len(node.output) > 1:
+                raise NotImplementedError(f"node {node.name}: training-mode BatchNormalization")
+            X, scale, bias, mean, var = ins
+            shape = (1, -1) + (1,) * (X.dim() - 2)
+            out = (X - mean.reshape(shape)) / torch.sqrt(var.reshape(shape) + a.get("epsilon", 1e-5))
+            out = out * scale.reshape(shape) + bias.reshape(shape)
+        elif op == "Flatten":
+            axis = a.get("axis", 1)
+            if axis < 0:
+                axis += ins[0].dim()
+            s = ins[0].shape
+            out = ins[0].reshape(int(np.prod(s[:axis])), int(np.prod(s[axis:])))
+        elif op == "Reshape":
+            shape = [int(v) for v in ins[1].tolist()]
+            if not a.get("allowzero", 0):
+                shape = [ins[0].shape[i] if v == 0 else v for i, v in enumerate(shape)]
+            out = ins[0].reshape(shape)
+        elif op == "Transpose":
+            perm = a.get("perm", list(reversed(range(ins[0].dim()))))
+            out = ins[0].permute(*perm)
+        elif op == "Squeeze":
+            axes = ins[1].tolist() if len(ins) > 1 and ins[1] is not None else a.get("axes")
+            out = ins[0]
+            if axes is None:
+                out = out.squeeze()
+            else:
+                for ax in sorted((ax % out.dim() for ax in axes), reverse=True):
+                    out = out.squeeze(ax)
+        elif op == "Unsqueeze":
+            axes = ins[1].tolist() if len(ins) > 1 else a["axes"]
+            out = ins[0]
+            rank = out.dim() + len(axes)
+            for ax in sorted(ax % rank for ax in axes):
+                out = out.unsqueeze(ax)
+        elif op == "Concat":
+            out = torch.cat(ins, dim=a["axis"])
+        elif op == "Shape":
+            out = torch.tensor(list(ins[0].shape), dtype=torch.int64)
+        elif op == "Gather":
+            idx = ins[1]
+            axis = a.get("axis", 0)
+            out = torch.index_select(ins[0], axis, idx.reshape(-1) % ins[0].shape[axis])
+            out = out.reshape(ins[0].shape[:axis] + idx.shape + ins[0].shape[axis + 1:])
+        elif op == "Constant":
+            out = _tensor(onnx.numpy_helper.to_array(a["value"]), dtype)
+        elif op in ("Identity", "Dropout"):
+            out = ins[0]
+        else:
+            raise NotImplementedError(f"node {node.name}: op {op} not supported")
+        env[node.output[0]] = out
+        if values is not None:
+            values[node.output[0]] = out
+
+    outs = [o.name for o in g.output]
+    if len(outs) != 1:
+        raise ValueError(f"expected one graph output, got {outs}")
+    return env[outs[0]]
