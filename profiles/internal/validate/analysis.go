@@ -51,6 +51,9 @@ type report struct {
 	schemes    []schemeRow
 	sweep      []sweepRow
 	fitSweep   []sweepRow
+	ilpN       int     // budgets re-solved with ilp.Solve
+	ilpWorst   float64 // largest relative objective difference
+	ilpErr     error
 }
 
 // analyse costs every layer on p, compares with the measurements and
@@ -124,6 +127,7 @@ func analyse(h *hawqFile, p *profiles.Profile) (*report, error) {
 		r.sweep = append(r.sweep, e.compare(frac, rowModel))
 		r.fitSweep = append(r.fitSweep, e.compare(frac, rowFitted))
 	}
+	r.ilpN, r.ilpWorst, r.ilpErr = r.solverAgreement(e)
 	return r, nil
 }
 

@@ -63,6 +63,12 @@ func (r *report) writeMarkdown(w io.Writer) error {
 		"(19 layers, HAWQ's three ties), objective Ω = Σ avg_trace · ‖Q(W) − W‖², w4a4 or w8a8 per group. "+
 		"A latency budget at fraction f is HAWQ's min + f·(max − min) of each latency table.\n\n",
 		len(r.groups), 1<<len(r.groups), len(r.groups))
+	if r.ilpErr != nil {
+		pf("Cross-check with the project's solver `ilp.Solve` failed after %d budgets: %v.\n\n", r.ilpN, r.ilpErr)
+	} else {
+		pf("Cross-check: the project's exact solver `ilp.Solve` finds the same optimal Ω at all %d budgets solved here "+
+			"(largest relative difference %.1g).\n\n", r.ilpN, r.ilpWorst)
+	}
 	pf("### HAWQ-V3's nine published schemes (measured table)\n\n")
 	b.WriteString("Size and BOPS budgets do not involve latency, so the roofline and the measured table give the same plan " +
 		"there by construction; the enumeration checks HAWQ's published optimum. For the three latency schemes " +

@@ -86,6 +86,10 @@ func TestReproducesHAWQ(t *testing.T) {
 			t.Errorf("%s: enumerated %g, HAWQ %g (feasible %v)", s.name, s.optimum, s.published, s.publishedOK)
 		}
 	}
+	// ilp.Solve agrees with the enumeration on every budget.
+	if r.ilpErr != nil || r.ilpN != 36 || r.ilpWorst > 1e-9 {
+		t.Errorf("ilp.Solve cross-check: %d budgets, worst %g, err %v", r.ilpN, r.ilpWorst, r.ilpErr)
+	}
 	// The measured table read through profiles.LoadTable overrides the
 	// roofline with exactly HAWQ's numbers.
 	tb, err := profiles.LoadTable(hawqPath)
