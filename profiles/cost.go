@@ -89,43 +89,43 @@ const (
 // Time is in seconds, sizes in bytes, energy in joules.
 type Cost struct {
 	// Layer is the layer's name.
-	Layer string
+	Layer string `json:"layer"`
 	// Requested is the candidate precision.
-	Requested Precision
+	Requested Precision `json:"requested"`
 	// Used is the precision the device computes in (Requested, or the wider
 	// pair it falls back to).
-	Used Precision
+	Used Precision `json:"used"`
 	// FellBack reports Used ≠ Requested.
-	FellBack bool
+	FellBack bool `json:"fell_back,omitempty"`
 	// Size is the stored weight size: Params·W/8 (+ OutChannels·ScaleBytes
 	// with per-channel scales).
-	Size float64
+	Size float64 `json:"size_bytes"`
 	// BOPS is the bit operations per sample: MACs·W·A (HAWQ-V3).
-	BOPS float64
+	BOPS float64 `json:"bops"`
 	// Compute is batch·MACs / (peak MAC/s of Used · efficiency).
-	Compute float64
+	Compute float64 `json:"compute_s"`
 	// Memory is Traffic / bandwidth.
-	Memory float64
+	Memory float64 `json:"memory_s"`
 	// Overhead is the profile's fixed per-layer time.
-	Overhead float64
+	Overhead float64 `json:"overhead_s"`
 	// Latency is max(Compute, Memory) + Overhead, or the measured value.
-	Latency float64
+	Latency float64 `json:"latency_s"`
 	// Bound tells which term set Latency: compute, memory or measured.
-	Bound Bound
+	Bound Bound `json:"bound"`
 	// Traffic is the DRAM bytes moved per run: Size + batch·(InElems +
 	// OutElems)·A/8.
-	Traffic float64
+	Traffic float64 `json:"traffic_bytes"`
 	// Energy is batch·MACs·E_mac(Used) + Traffic·E_DRAM.
-	Energy float64
+	Energy float64 `json:"energy_j"`
 	// EnergyKnown is false when the profile lacks E_mac for Used or E_DRAM
 	// (Energy then counts only the known part).
-	EnergyKnown bool
+	EnergyKnown bool `json:"energy_known"`
 	// Activation is the bytes of the layer's output activation, the largest
 	// live tensor the layer adds: batch·OutElems·A/8.
-	Activation float64
+	Activation float64 `json:"activation_bytes"`
 	// Notes say what was assumed: fallbacks, weight-only traffic, a measured
 	// latency.
-	Notes []string
+	Notes []string `json:"notes,omitempty"`
 }
 
 // Cost returns the cost of layer l at precision q on this profile:

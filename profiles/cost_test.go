@@ -1,6 +1,7 @@
 package profiles
 
 import (
+	"encoding/json"
 	"errors"
 	"math"
 	"math/rand/v2"
@@ -261,6 +262,22 @@ func BenchmarkCostAll(b *testing.B) {
 	for b.Loop() {
 		if _, err := p.CostAll(layers, cands, &Options{Batch: 8}); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+func TestCostJSON(t *testing.T) {
+	c, err := mustBuiltin(t, "h100").Cost(conv, W4A4, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{`"requested":"w4a4"`, `"used":"w8a8"`, `"fell_back":true`, `"latency_s":`, `"bound":"compute"`} {
+		if !strings.Contains(string(b), w) {
+			t.Errorf("%s lacks %s", b, w)
 		}
 	}
 }

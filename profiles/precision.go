@@ -130,3 +130,22 @@ func (p *Precision) UnmarshalText(b []byte) error {
 	*p = q
 	return nil
 }
+
+// ParsePrecisions parses a comma-separated list such as "w4a4,w8a8,fp16"
+// (a --precisions flag), rejecting empty items and duplicates.
+func ParsePrecisions(s string) ([]Precision, error) {
+	var out []Precision
+	seen := map[Precision]bool{}
+	for i, item := range strings.Split(s, ",") {
+		q, err := ParsePrecision(item)
+		if err != nil {
+			return nil, fmt.Errorf("item %d: %w", i+1, err)
+		}
+		if seen[q] {
+			return nil, fmt.Errorf("item %d: %s listed twice", i+1, q)
+		}
+		seen[q] = true
+		out = append(out, q)
+	}
+	return out, nil
+}

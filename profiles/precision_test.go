@@ -52,6 +52,18 @@ func TestPrecisionText(t *testing.T) {
 	}
 }
 
+func TestParsePrecisions(t *testing.T) {
+	got, err := ParsePrecisions("w4a4, 8,fp16")
+	if err != nil || len(got) != 3 || got[0] != W4A4 || got[1] != W8A8 || got[2] != W16A16 {
+		t.Fatalf("ParsePrecisions = %v, %v", got, err)
+	}
+	for in, want := range map[string]string{"w4a4,,w8a8": "item 2", "w4a4,int4": "listed twice", "": "item 1"} {
+		if _, err := ParsePrecisions(in); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParsePrecisions(%q) error %v, want %q", in, err, want)
+		}
+	}
+}
+
 func FuzzParsePrecision(f *testing.F) {
 	for _, s := range []string{"w4a8", "8", "int8", "fp16", "w64a1", "w", "ä"} {
 		f.Add(s)

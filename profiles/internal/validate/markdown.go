@@ -73,7 +73,7 @@ func (r *report) writeMarkdown(w io.Writer) error {
 	b.WriteString("Size and BOPS budgets do not involve latency, so the roofline and the measured table give the same plan " +
 		"there by construction; the enumeration checks HAWQ's published optimum. For the three latency schemes " +
 		"the roofline plan (budget at the same fraction of the roofline's range) is judged on the measured table.\n\n")
-	pf("| scheme | limit | HAWQ Ω | enumerated optimum Ω | HAWQ plan optimal | roofline plan Ω | roofline plan = measured plan | roofline plan measured latency (ms) |\n")
+	pf("| scheme | limit (B, BOPS or ms) | HAWQ Ω | enumerated optimum Ω | HAWQ plan optimal | roofline plan Ω | roofline plan = measured plan | roofline plan measured latency (ms) |\n")
 	pf("|---|--:|--:|--:|---|--:|---|--:|\n")
 	for _, s := range r.schemes {
 		roofO, roofSame, roofLat := "—", "same (no latency row)", "—"
@@ -84,7 +84,7 @@ func (r *report) writeMarkdown(w io.Writer) error {
 		if !s.samePlan && s.publishedOK && math.Abs(s.optimum-s.published) <= 1e-9*math.Abs(s.published) {
 			opt = "yes (tie)"
 		}
-		pf("| %s | %s | %.6f | %.6f | %s | %s | %s | %s |\n", s.name, g(s.limit), s.published, s.optimum, opt, roofO, roofSame, roofLat)
+		pf("| %s | %.12g | %.6f | %.6f | %s | %s | %s | %s |\n", s.name, s.limit, s.published, s.optimum, opt, roofO, roofSame, roofLat)
 	}
 	for _, sw := range []struct {
 		title string
