@@ -82,3 +82,21 @@ func FuzzParsePrecision(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParsePrecisions(f *testing.F) {
+	f.Add("w4a4,w8a8")
+	f.Add("8, fp16 ,int4")
+	f.Fuzz(func(t *testing.T, s string) {
+		qs, err := ParsePrecisions(s)
+		if err != nil {
+			return
+		}
+		seen := map[Precision]bool{}
+		for _, q := range qs {
+			if !q.Valid() || seen[q] {
+				t.Fatalf("ParsePrecisions(%q) = %v", s, qs)
+			}
+			seen[q] = true
+		}
+	})
+}
