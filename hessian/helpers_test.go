@@ -28,17 +28,16 @@ func randOrth(d int, rng *rand.Rand) *mat.Dense {
 func fromSpectrum(lam []float64, rng *rand.Rand) *mat.SymDense {
 	d := len(lam)
 	q := randOrth(d, rng)
-	a := mat.NewSymDense(d, nil)
+	var ql, a mat.Dense
+	ql.Apply(func(_, j int, v float64) float64 { return v * lam[j] }, q)
+	a.Mul(&ql, q.T())
+	out := mat.NewSymDense(d, nil)
 	for i := range d {
 		for j := i; j < d; j++ {
-			var s float64
-			for k, l := range lam {
-				s += q.At(i, k) * l * q.At(j, k)
-			}
-			a.SetSym(i, j, s)
+			out.SetSym(i, j, (a.At(i, j)+a.At(j, i))/2)
 		}
 	}
-	return a
+	return out
 }
 
 // indefiniteSpectrum: eigenvalues uniform on [−1, 2] (flat, indefinite).

@@ -28,6 +28,11 @@ type Settings struct {
 	// AbsTol, if positive, is an absolute standard-error target for every
 	// block's trace that also counts as converged (see Hutchinson).
 	AbsTol float64
+	// NearZero sets when a block's trace counts as near zero: when its
+	// average |Tr_b|/n_b is below NearZero times the size-weighted mean of
+	// |Tr_c|/n_c over all blocks (default 0.1; a negative value disables
+	// the rule). See Hutchinson.
+	NearZero float64
 	// Confidence is the level of the reported intervals (default 0.95).
 	Confidence float64
 	// Workers is the number of goroutines evaluating probes (default
@@ -57,6 +62,7 @@ const (
 	defaultMaxProbes  = 500
 	defaultTol        = 0.02
 	defaultConfidence = 0.95
+	defaultNearZero   = 0.1
 )
 
 func (s *Settings) withDefaults() (Settings, error) {
@@ -77,6 +83,14 @@ func (s *Settings) withDefaults() (Settings, error) {
 		c.Confidence = defaultConfidence
 	}
 	switch {
+	case c.NearZero == 0:
+		c.NearZero = defaultNearZero
+	case c.NearZero < 0:
+		c.NearZero = 0
+	}
+	switch {
+	case math.IsNaN(c.NearZero) || math.IsInf(c.NearZero, 0):
+		return c, fmt.Errorf("hessian: Settings.NearZero = %v, want a finite value", c.NearZero)
 	case c.MinProbes < 2:
 		return c, fmt.Errorf("hessian: Settings.MinProbes = %d, want at least 2", c.MinProbes)
 	case c.MaxProbes < c.MinProbes:
@@ -106,16 +120,20 @@ func (s *Settings) withDefaults() (Settings, error) {
 // Adaptive stopping. After MinProbes probes, and after every probe from then
 // on, the estimate stops when every block b satisfies
 //
-//	SE_b ≤ max(Tol·|t_b|, Tol·s_b, AbsTol),  s_b = Size_b·(Σ_c |t_c|)/(Σ_c Size_c),
+//	SE_b ≤ Tol·max(|t_b|, s_b, AbsTol/Tol),
+//	s_b = NearZero·Size_b·(Σ_c |t_c|)/(Σ_c Size_c),
 //
-// where t_b is the block's running mean and SE_b its standard error. The
-// term s_b makes near-zero traces (cancelling positive and negative
-// curvature) converge: their error is measured against the size-weighted
-// mean magnitude of all blocks' traces, i.e. the per-parameter average
-// trace Tr(H_b)/n_b is known to within Tol of the typical per-parameter
-// trace. The effective relative error reported to Progress is
-// SE_b / max(|t_b|, s_b, AbsTol/Tol). With no blocks the whole trace is
-// tracked (and s reduces to |t|). Unlike PyHessian's relative-change rule,
+// where t_b is the block's running mean and SE_b its standard error. So a
+// block's relative standard error must be below Tol, unless its trace is
+// near zero (cancelling positive and negative curvature, or simply a
+// block far flatter than the rest): when its per-parameter average
+// |t_b|/Size_b is below NearZero (default 0.1) times the size-weighted
+// mean per-parameter |trace| of all blocks, its error is measured against
+// that threshold s_b instead. A relative target on a trace of zero could
+// never be met, while an error small against the typical per-parameter
+// trace cannot change a HAWQ sensitivity ranking. The effective relative
+// error reported to Progress is SE_b / max(|t_b|, s_b, AbsTol/Tol). With
+// no blocks the whole trace is tracked with a purely relative target. Unlike PyHessian's relative-change rule,
 // this bounds the standard error; stopping at a data-dependent n makes the
 // intervals approximate, so use MinProbes = MaxProbes when exact coverage
 // matters.
@@ -308,7 +326,7 @@ func worstRelErr(mean, m2 []float64, n int, blocks []Block, set Settings) (float
 		se := math.Sqrt(m2[j] / float64(n-1) / float64(n))
 		scale := math.Abs(mean[j])
 		if len(blocks) > 0 {
-			scale = max(scale, float64(blocks[j].Size)*sumAbs/sumSize)
+			scale = max(scale, set.NearZero*float64(blocks[j].Size)*sumAbs/sumSize)
 		}
 		scale = max(scale, set.AbsTol/set.Tol)
 		var r float64

@@ -308,8 +308,11 @@ type DensitySettings struct {
 	// Workers is the number of runs computed concurrently (default
 	// GOMAXPROCS).
 	Workers int
-	// Sigma is the standard deviation of the Gaussian smoothing kernel
-	// (default 1 % of the span of all nodes, or 1e-3 if that is 0).
+	// Sigma is the standard deviation of the Gaussian smoothing kernel.
+	// The default is the span of all nodes divided by Steps, about the
+	// mean spacing of one run's nodes, so even one run gives a smooth
+	// curve (1e-3 if the span is 0). Resolving finer detail needs a smaller
+	// Sigma together with more Steps and Runs.
 	Sigma float64
 	// GridPoints is the number of grid points (default 1000, at least 2).
 	GridPoints int
@@ -444,7 +447,7 @@ func Density(ctx context.Context, op Operator, s *DensitySettings) (*DensityResu
 	}
 	res.Sigma = set.Sigma
 	if res.Sigma == 0 {
-		res.Sigma = 0.01 * (hi - lo)
+		res.Sigma = (hi - lo) / float64(steps)
 		if res.Sigma == 0 {
 			res.Sigma = 1e-3
 		}
