@@ -20,7 +20,8 @@ type limits struct {
 	nodeLimit int       // 0: no node limit
 	relGap    float64
 	absGap    float64
-	basisCap  int // bytes of warm-start bases kept for open nodes
+	basisCap  int  // bytes of warm-start bases kept for open nodes
+	anyFeas   bool // stop at the first feasible assignment
 }
 
 // stop reports whether a limit or the context ends the search after nodes
@@ -221,6 +222,9 @@ func (in *instance) solve(m *Model, lim *limits) (*result, error) {
 			improve(choice)
 		}
 		improve(in.argminReduced(r, upper))
+		if lim.anyFeas && res.choice != nil {
+			break
+		}
 		if bound >= res.obj-lim.gapTol(res.obj) {
 			prunedMin = min(prunedMin, bound)
 			continue
@@ -262,6 +266,8 @@ func (in *instance) solve(m *Model, lim *limits) (*result, error) {
 	case res.choice == nil:
 		res.status = ilp.Infeasible
 		res.bound = math.Inf(1)
+	case lim.anyFeas:
+		res.status = ilp.Optimal // feasible; the bound is not closed
 	default:
 		res.status = ilp.Optimal
 	}

@@ -19,6 +19,7 @@ type genOpts struct {
 	pinProb                              float64 // chance that a group is pinned
 	infRowProb                           float64 // chance that a row has limit +Inf
 	slack                                [2]float64
+	plant                                bool // extra rows admit a random assignment
 }
 
 // genProblem draws a seeded random multiple-choice instance. Row limits are
@@ -61,6 +62,17 @@ func genProblem(rng *rand.Rand, o genOpts) *ilp.Problem {
 		}
 		p.Groups = append(p.Groups, gr)
 	}
+	planted := make([]int, len(p.Groups))
+	for g, gr := range p.Groups {
+		planted[g] = rng.IntN(len(gr.Choices))
+		if gr.Pin != "" {
+			for c, ch := range gr.Choices {
+				if ch.Label == gr.Pin {
+					planted[g] = c
+				}
+			}
+		}
+	}
 	for k := range p.Rows {
 		lo, hi := 0.0, 0.0
 		for _, gr := range p.Groups {
@@ -74,6 +86,17 @@ func genProblem(rng *rand.Rand, o genOpts) *ilp.Problem {
 		}
 		t := o.slack[0] + rng.Float64()*(o.slack[1]-o.slack[0])
 		lim := lo + t*(hi-lo)
+		if o.plant {
+			u := 0.0
+			for g, c := range planted {
+				u += p.Groups[g].Choices[c].Costs[k]
+			}
+			if k >= o.rows {
+				lim = u + rng.Float64()*0.5*(hi-u)
+			} else {
+				lim = max(lim, u)
+			}
+		}
 		if o.integer {
 			lim = math.Round(lim)
 		}

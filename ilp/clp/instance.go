@@ -75,7 +75,13 @@ func validate(p *ilp.Problem) error {
 }
 
 // rowTol returns the absolute feasibility tolerance of a row with limit b.
-func rowTol(b float64) float64 { return feasRelTol * max(1, math.Abs(b)) }
+// An infinite limit has tolerance 0.
+func rowTol(b float64) float64 {
+	if math.IsInf(b, 0) {
+		return 0
+	}
+	return feasRelTol * max(1, math.Abs(b))
+}
 
 // instance is a Problem flattened for the engine: column j = off[g]+c is
 // choice c of group g, and only the rows listed in rows take part.
@@ -92,9 +98,10 @@ type instance struct {
 	upper []float64   // global column upper bounds: pins and fixings
 }
 
-// newInstance flattens p keeping the problem rows in rows; zeroObj replaces
-// every value by 0 (a feasibility problem).
-func newInstance(p *ilp.Problem, rows []int, zeroObj bool) *instance {
+// newInstance flattens p keeping the problem rows in rows. A feasibility
+// instance replaces the values by Σ_i cost_i/scale_i over its rows, which
+// steers the LP towards cheap points where rounding tends to succeed.
+func newInstance(p *ilp.Problem, rows []int, feasibility bool) *instance {
 	G := len(p.Groups)
 	in := &instance{p: p, off: make([]int, G+1), rows: rows}
 	for g := range p.Groups {
@@ -109,7 +116,7 @@ func newInstance(p *ilp.Problem, rows []int, zeroObj bool) *instance {
 		for c := range gr.Choices {
 			j := in.off[g] + c
 			in.grp[j] = g
-			if !zeroObj {
+			if !feasibility {
 				in.val[j] = gr.Choices[c].Value
 			}
 			if gr.Pin == "" || gr.Choices[c].Label == gr.Pin {
@@ -137,6 +144,13 @@ func newInstance(p *ilp.Problem, rows []int, zeroObj bool) *instance {
 		in.limit[i] = p.Rows[r].Limit
 		in.tol[i] = rowTol(p.Rows[r].Limit)
 		in.scale[i] = s
+	}
+	if feasibility {
+		for i := range rows {
+			for j, a := range in.cost[i] {
+				in.val[j] += a / in.scale[i]
+			}
+		}
 	}
 	return in
 }

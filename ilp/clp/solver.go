@@ -6,6 +6,7 @@ import (
 	"context"
 	"math"
 	"math/bits"
+	"slices"
 	"time"
 
 	"github.com/bitplan/bitplan/ilp"
@@ -21,8 +22,9 @@ const (
 	// rows for which every minimal conflicting row set is enumerated; above
 	// it one minimal set is found by a deletion filter.
 	maxEnumConflictRows = 10
-	// maxConflictChecks caps the feasibility solves spent on conflicts.
-	maxConflictChecks = 1024
+	// maxConflictNodes caps the branch-and-bound nodes spent on finding
+	// conflicting row sets.
+	maxConflictNodes = 20000
 )
 
 // Solver is a branch-and-bound engine for ilp.Problem whose LP relaxations
@@ -179,50 +181,71 @@ func minUsage(p *ilp.Problem) []float64 {
 // conflicts returns minimal sets of the rows in rows (each feasible alone)
 // that cannot be met together; none if all of them can. With at most
 // maxEnumConflictRows rows it enumerates row subsets by size, skipping
-// supersets of conflicts found, and returns all minimal sets; otherwise a
-// deletion filter returns one. Each check is a feasibility run of the
-// branch-and-bound; the analysis stops early (returning what it found) on
-// a limit.
+// supersets of conflicts found, and returns all minimal sets; otherwise
+// QuickXplain (Junker 2004) returns one. Each check is a feasibility run of
+// the branch-and-bound; all checks together may explore at most
+// maxConflictNodes nodes, and the analysis stops early (returning what it
+// found) on that or any other limit.
 func conflicts(m *Model, p *ilp.Problem, rows []int, lim *limits) [][]int {
-	checks := 0
+	if len(rows) < 2 || len(p.Groups) == 0 {
+		return nil
+	}
+	budget := maxConflictNodes
 	// infeasible reports whether the rows sub cannot be met together;
 	// known is false when a limit stopped the check.
 	infeasible := func(sub []int) (inf, known bool) {
-		if checks >= maxConflictChecks || lim.stop(0) {
+		if len(sub) == 0 {
+			return false, true
+		}
+		if budget <= 0 || lim.stop(0) {
 			return false, false
 		}
-		checks++
 		sl := *lim
-		sl.nodeLimit = 0
+		sl.nodeLimit, sl.anyFeas = budget, true
 		res, err := newInstance(p, sub, true).solve(m, &sl)
 		if err != nil || res.status == ilp.Limit {
 			return false, false
 		}
+		budget -= res.nodes
 		return res.status == ilp.Infeasible, true
-	}
-	var out [][]int
-	if len(rows) < 2 || len(p.Groups) == 0 {
-		return nil
 	}
 	if inf, known := infeasible(rows); !inf || !known {
 		return nil
 	}
 	if len(rows) > maxEnumConflictRows {
-		set := append([]int(nil), rows...)
-		for i := 0; i < len(set); {
-			trial := append(append([]int(nil), set[:i]...), set[i+1:]...)
-			inf, known := infeasible(trial)
-			if !known {
-				return nil
+		var qx func(bg []int, delta bool, cand []int) ([]int, bool)
+		qx = func(bg []int, delta bool, cand []int) ([]int, bool) {
+			if delta {
+				inf, known := infeasible(bg)
+				if !known {
+					return nil, false
+				}
+				if inf {
+					return nil, true
+				}
 			}
-			if inf {
-				set = trial
-			} else {
-				i++
+			if len(cand) == 1 {
+				return cand, true
 			}
+			c1, c2 := cand[:len(cand)/2], cand[len(cand)/2:]
+			x2, ok := qx(append(slices.Clone(bg), c1...), len(c1) > 0, c2)
+			if !ok {
+				return nil, false
+			}
+			x1, ok := qx(append(slices.Clone(bg), x2...), len(x2) > 0, c1)
+			if !ok {
+				return nil, false
+			}
+			return append(x1, x2...), true
 		}
+		set, ok := qx(nil, false, rows)
+		if !ok {
+			return nil
+		}
+		slices.Sort(set)
 		return [][]int{set}
 	}
+	var out [][]int
 	R := len(rows)
 	for size := 2; size <= R; size++ {
 		for mask := 1; mask < 1<<R; mask++ {

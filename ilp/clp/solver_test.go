@@ -190,7 +190,7 @@ func TestDifferentialExtraRows(t *testing.T) {
 		return genOpts{
 			groups: 2 + rng.IntN(5), minChoices: 2, maxChoices: 5, rows: 2,
 			extraRows: 20 + rng.IntN(81), integer: rng.IntN(3) == 0,
-			slack: [2]float64{0.2, 1},
+			slack: [2]float64{0.1, 0.9}, plant: rng.IntN(5) > 0,
 		}
 	})
 }
@@ -210,7 +210,7 @@ func TestDifferentialMedium(t *testing.T) {
 			integer: rng.IntN(4) == 0, slack: [2]float64{0.05, 0.9}}
 		if i%4 == 3 {
 			o.extraRows = 20 + rng.IntN(31)
-			o.slack = [2]float64{0.3, 1}
+			o.plant = rng.IntN(5) > 0
 		}
 		p := genProblem(rng, o)
 		name := fmt.Sprintf("medium instance %d (%d groups, %d rows)", i, o.groups, len(p.Rows))
@@ -316,7 +316,7 @@ func lpRelaxation(p *ilp.Problem) (float64, bool) {
 // TestPins checks that a pin overrides a cheaper choice.
 func TestPins(t *testing.T) {
 	p := &ilp.Problem{
-		Rows: []ilp.Row{{Name: "size", Limit: 10}},
+		Rows: []ilp.Row{{Name: "size", Limit: 12}},
 		Groups: []ilp.Group{
 			{Name: "a", Pin: "8", Choices: []ilp.Choice{{Label: "4", Value: 1, Costs: []float64{4}}, {Label: "8", Value: 0.1, Costs: []float64{8}}}},
 			{Name: "b", Choices: []ilp.Choice{{Label: "4", Value: 1, Costs: []float64{4}}, {Label: "8", Value: 0.1, Costs: []float64{8}}}},
@@ -329,7 +329,7 @@ func TestPins(t *testing.T) {
 	if sol.Status != ilp.Optimal || !slices.Equal(sol.Choices, []int{1, 0}) || sol.Objective != 1.1 {
 		t.Errorf("got %v %v %v, want optimal [1 0] 1.1", sol.Status, sol.Choices, sol.Objective)
 	}
-	p.Rows[0].Limit = 11
+	p.Rows[0].Limit = 11.5
 	sol, _ = Solver{}.Solve(context.Background(), p, nil)
 	if sol.Status != ilp.Infeasible || !slices.Equal(sol.Infeasibility.MinUsage, []float64{12}) {
 		t.Errorf("got %v %+v, want infeasible with MinUsage [12]", sol.Status, sol.Infeasibility)
