@@ -54,6 +54,10 @@ func (s LPStatus) String() string {
 	return fmt.Sprintf("status %d", int(s))
 }
 
+// Inf is +Inf, CLP's infinite bound (math.Inf(1); ±Inf bounds are passed
+// to CLP as ±DBL_MAX).
+var Inf = math.Inf(1)
+
 // Version returns the version string of the linked CLP library.
 func Version() string { return C.GoString(C.Clp_Version()) }
 
