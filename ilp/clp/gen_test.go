@@ -113,6 +113,7 @@ func genProblem(rng *rand.Rand, o genOpts) *ilp.Problem {
 // subset mask of the rows whether some assignment meets all its rows.
 func bruteForce(p *ilp.Problem) (best []int, bestObj float64, feasibleMask []bool) {
 	K := len(p.Rows)
+	tol := rowTols(p)
 	bestObj = math.Inf(1)
 	var satisfied []bool
 	if K <= 16 {
@@ -130,7 +131,7 @@ func bruteForce(p *ilp.Problem) (best []int, bestObj float64, feasibleMask []boo
 				for h, c := range choice {
 					u += p.Groups[h].Choices[c].Costs[k]
 				}
-				if u <= row.Limit+rowTol(row.Limit) {
+				if u <= row.Limit+tol[k] {
 					mask |= 1 << (k % 63)
 				} else {
 					all = false
@@ -226,6 +227,7 @@ func minimalConflicts(K int, feasibleMask []bool) map[int]bool {
 // the feasibility test "partial usage + Σ remaining minimum costs ≤ limit".
 func dfsSolve(p *ilp.Problem) (best []int, bestObj float64) {
 	G, K := len(p.Groups), len(p.Rows)
+	tol := rowTols(p)
 	allowed := func(g, c int) bool { return p.Groups[g].Pin == "" || p.Groups[g].Choices[c].Label == p.Groups[g].Pin }
 	minVal := make([]float64, G+1)
 	minCost := make([][]float64, G+1)
@@ -260,7 +262,7 @@ func dfsSolve(p *ilp.Problem) (best []int, bestObj float64) {
 			return
 		}
 		for k, row := range p.Rows {
-			if use[k]+minCost[g][k] > row.Limit+rowTol(row.Limit)+1e-9*math.Abs(use[k]) {
+			if use[k]+minCost[g][k] > row.Limit+tol[k]+1e-9*math.Abs(use[k]) {
 				return
 			}
 		}
@@ -270,7 +272,7 @@ func dfsSolve(p *ilp.Problem) (best []int, bestObj float64) {
 				for h, c := range choice {
 					u += p.Groups[h].Choices[c].Costs[k]
 				}
-				if u > row.Limit+rowTol(row.Limit) {
+				if u > row.Limit+tol[k] {
 					return
 				}
 			}

@@ -3,18 +3,14 @@
 package clp
 
 import (
-	"fmt"
 	"math"
 
 	"github.com/bitplan/bitplan/ilp"
 )
 
+// Rows are met within ilp.FeasTol (see rowTols), the rule of ilp.Solve and
+// ilp.BruteForce.
 const (
-	// feasRelTol is the feasibility tolerance of a resource row relative to
-	// its limit: an assignment meets row k when
-	// Σ cost ≤ Limit + feasRelTol·max(1, |Limit|). It absorbs the rounding
-	// of summing float64 costs and matches the brute force of the tests.
-	feasRelTol = 1e-9
 	// intTol is how far from 0 or 1 an LP value may be and still count as
 	// integral.
 	intTol = 1e-6
@@ -27,60 +23,42 @@ const (
 	maxRoundCombos = 256
 )
 
-// validate checks p and returns an error naming the group, choice, row and
-// value at fault.
-func validate(p *ilp.Problem) error {
-	if p == nil {
-		return fmt.Errorf("clp: nil problem")
+// ksum is a Neumaier compensated sum, as ilp uses for objectives and
+// usages, so both engines report the same numbers.
+type ksum struct{ s, c float64 }
+
+func (k *ksum) add(x float64) {
+	t := k.s + x
+	if math.Abs(k.s) >= math.Abs(x) {
+		k.c += (k.s - t) + x
+	} else {
+		k.c += (x - t) + k.s
 	}
-	k := len(p.Rows)
-	for r, row := range p.Rows {
-		if math.IsNaN(row.Limit) {
-			return fmt.Errorf("clp: row %d (%q): limit is NaN", r, row.Name)
-		}
-	}
-	for g := range p.Groups {
-		gr := &p.Groups[g]
-		if len(gr.Choices) == 0 {
-			return fmt.Errorf("clp: group %d (%q) has no choices: want at least one", g, gr.Name)
-		}
-		seen := make(map[string]bool, len(gr.Choices))
-		pinned := gr.Pin == ""
-		for c := range gr.Choices {
-			ch := &gr.Choices[c]
-			if seen[ch.Label] {
-				return fmt.Errorf("clp: group %d (%q): duplicate choice label %q", g, gr.Name, ch.Label)
-			}
-			seen[ch.Label] = true
-			if ch.Label == gr.Pin {
-				pinned = true
-			}
-			if math.IsNaN(ch.Value) || math.IsInf(ch.Value, 0) {
-				return fmt.Errorf("clp: group %d (%q) choice %q: value %v: want a finite number", g, gr.Name, ch.Label, ch.Value)
-			}
-			if len(ch.Costs) != k {
-				return fmt.Errorf("clp: group %d (%q) choice %q has %d costs: want one per row (%d)", g, gr.Name, ch.Label, len(ch.Costs), k)
-			}
-			for r, a := range ch.Costs {
-				if math.IsNaN(a) || math.IsInf(a, 0) {
-					return fmt.Errorf("clp: group %d (%q) choice %q: cost of row %d (%q) is %v: want a finite number", g, gr.Name, ch.Label, r, p.Rows[r].Name, a)
-				}
-			}
-		}
-		if !pinned {
-			return fmt.Errorf("clp: group %d (%q): pin %q is not one of its choice labels", g, gr.Name, gr.Pin)
-		}
-	}
-	return nil
+	k.s = t
 }
 
-// rowTol returns the absolute feasibility tolerance of a row with limit b.
-// An infinite limit has tolerance 0.
-func rowTol(b float64) float64 {
-	if math.IsInf(b, 0) {
-		return 0
+func (k *ksum) sum() float64 { return k.s + k.c }
+
+// rowTols returns the absolute feasibility tolerance of every row under
+// ilp's rule: FeasTol·M_k with M_k = Σ_g max_c |Cost_k(g, c)|. A row with
+// an infinite limit has tolerance 0.
+func rowTols(p *ilp.Problem) []float64 {
+	tol := make([]float64, len(p.Rows))
+	for k, row := range p.Rows {
+		if math.IsInf(row.Limit, 0) {
+			continue
+		}
+		var m ksum
+		for _, gr := range p.Groups {
+			mx := 0.0
+			for _, ch := range gr.Choices {
+				mx = max(mx, math.Abs(ch.Costs[k]))
+			}
+			m.add(mx)
+		}
+		tol[k] = ilp.FeasTol * m.sum()
 	}
-	return feasRelTol * max(1, math.Abs(b))
+	return tol
 }
 
 // instance is a Problem flattened for the engine: column j = off[g]+c is
@@ -98,10 +76,11 @@ type instance struct {
 	upper []float64   // global column upper bounds: pins and fixings
 }
 
-// newInstance flattens p keeping the problem rows in rows. A feasibility
+// newInstance flattens p keeping the problem rows in rows (tol holds the
+// tolerance of every problem row, from rowTols). A feasibility
 // instance replaces the values by Σ_i cost_i/scale_i over its rows, which
 // steers the LP towards cheap points where rounding tends to succeed.
-func newInstance(p *ilp.Problem, rows []int, feasibility bool) *instance {
+func newInstance(p *ilp.Problem, rows []int, tol []float64, feasibility bool) *instance {
 	G := len(p.Groups)
 	in := &instance{p: p, off: make([]int, G+1), rows: rows}
 	for g := range p.Groups {
@@ -142,7 +121,7 @@ func newInstance(p *ilp.Problem, rows []int, feasibility bool) *instance {
 		}
 		in.cost[i] = a
 		in.limit[i] = p.Rows[r].Limit
-		in.tol[i] = rowTol(p.Rows[r].Limit)
+		in.tol[i] = tol[r]
 		in.scale[i] = s
 	}
 	if feasibility {
@@ -257,19 +236,20 @@ func (in *instance) lagrangian(lam, upper []float64) (L float64, r, minr []float
 // and whether it meets every model row within tolerance.
 func (in *instance) evaluate(choice []int) (obj float64, feasible bool) {
 	feasible = true
+	var o ksum
 	for g, c := range choice {
-		obj += in.val[in.off[g]+c]
+		o.add(in.val[in.off[g]+c])
 	}
 	for i := range in.rows {
-		u := 0.0
+		var u ksum
 		for g, c := range choice {
-			u += in.cost[i][in.off[g]+c]
+			u.add(in.cost[i][in.off[g]+c])
 		}
-		if u > in.limit[i]+in.tol[i] {
+		if u.sum() > in.limit[i]+in.tol[i] {
 			feasible = false
 		}
 	}
-	return obj, feasible
+	return o.sum(), feasible
 }
 
 // violation returns Σ_i max(0, usage_i − b_i)/s_i for row usages u.

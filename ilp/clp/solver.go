@@ -54,7 +54,8 @@ var _ ilp.Solver = Solver{}
 // row at fault.
 //
 // Shadow prices are the root relaxation's −duals of the resource rows
-// (≥ 0), in objective units per unit of the row. For an Infeasible status,
+// (≥ 0), in objective units per unit of the row (nil when infeasible).
+// Objective and Usage are compensated sums. For an Infeasible status,
 // Infeasibility lists the least usage of every row and minimal conflicting
 // row sets (all of them when at most ten rows are each feasible alone, one
 // otherwise).
@@ -63,7 +64,7 @@ func (sv Solver) Solve(ctx context.Context, p *ilp.Problem, s *ilp.Settings) (*i
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	if err := validate(p); err != nil {
+	if err := p.Validate(); err != nil {
 		return nil, err
 	}
 	lim := &limits{ctx: ctx, relGap: defaultRelGap, absGap: defaultAbsGap, basisCap: sv.MaxBasisBytes}
@@ -87,32 +88,28 @@ func (sv Solver) Solve(ctx context.Context, p *ilp.Problem, s *ilp.Settings) (*i
 	defer func() { sol.Time = time.Since(start) }()
 
 	minUse := minUsage(p)
+	tol := rowTols(p)
 	var single [][]int
 	var finite []int
 	for k, row := range p.Rows {
 		switch {
-		case minUse[k] > row.Limit+rowTol(row.Limit):
+		case minUse[k] > row.Limit+tol[k]:
 			single = append(single, []int{k})
 		case !math.IsInf(row.Limit, 1):
 			finite = append(finite, k)
 		}
 	}
 	if len(single) > 0 {
-		sol.Status, sol.Bound = ilp.Infeasible, math.Inf(1)
+		sol.Status, sol.Bound, sol.Shadow = ilp.Infeasible, math.Inf(1), nil
 		m := NewModel()
 		defer m.Close()
-		more := conflicts(m, p, finite, lim)
+		more := conflicts(m, p, finite, tol, lim)
 		sol.Infeasibility = &ilp.Infeasibility{MinUsage: minUse, Conflicts: append(single, more...)}
 		return sol, nil
 	}
-	if len(p.Groups) == 0 {
-		finish(sol, p, ilp.Optimal, []int{}, 0)
-		return sol, nil
-	}
-
 	m := NewModel()
 	defer m.Close()
-	in := newInstance(p, finite, false)
+	in := newInstance(p, finite, tol, false)
 	res, err := in.solve(m, lim)
 	if err != nil {
 		return nil, err
@@ -125,7 +122,8 @@ func (sv Solver) Solve(ctx context.Context, p *ilp.Problem, s *ilp.Settings) (*i
 	}
 	finish(sol, p, res.status, res.choice, res.bound)
 	if res.status == ilp.Infeasible {
-		sol.Infeasibility = &ilp.Infeasibility{MinUsage: minUse, Conflicts: conflicts(m, p, finite, lim)}
+		sol.Shadow = nil
+		sol.Infeasibility = &ilp.Infeasibility{MinUsage: minUse, Conflicts: conflicts(m, p, finite, tol, lim)}
 	}
 	return sol, nil
 }
@@ -143,19 +141,22 @@ func finish(sol *ilp.Solution, p *ilp.Problem, st ilp.Status, choice []int, boun
 		}
 		return
 	}
-	obj := 0.0
+	var o ksum
 	for g, c := range choice {
-		obj += p.Groups[g].Choices[c].Value
+		o.add(p.Groups[g].Choices[c].Value)
 	}
+	obj := o.sum()
 	sol.Objective = obj
 	sol.Bound = min(bound, obj)
 	sol.Gap = (obj - sol.Bound) / max(math.Abs(obj), 1e-300)
 	sol.Usage = make([]float64, len(p.Rows))
 	sol.Slack = make([]float64, len(p.Rows))
 	for k, row := range p.Rows {
+		var u ksum
 		for g, c := range choice {
-			sol.Usage[k] += p.Groups[g].Choices[c].Costs[k]
+			u.add(p.Groups[g].Choices[c].Costs[k])
 		}
+		sol.Usage[k] = u.sum()
 		sol.Slack[k] = row.Limit - sol.Usage[k]
 	}
 }
@@ -186,8 +187,8 @@ func minUsage(p *ilp.Problem) []float64 {
 // the branch-and-bound; all checks together may explore at most
 // maxConflictNodes nodes, and the analysis stops early (returning what it
 // found) on that or any other limit.
-func conflicts(m *Model, p *ilp.Problem, rows []int, lim *limits) [][]int {
-	if len(rows) < 2 || len(p.Groups) == 0 {
+func conflicts(m *Model, p *ilp.Problem, rows []int, tol []float64, lim *limits) [][]int {
+	if len(rows) < 2 {
 		return nil
 	}
 	budget := maxConflictNodes
@@ -202,7 +203,7 @@ func conflicts(m *Model, p *ilp.Problem, rows []int, lim *limits) [][]int {
 		}
 		sl := *lim
 		sl.nodeLimit, sl.anyFeas = budget, true
-		res, err := newInstance(p, sub, true).solve(m, &sl)
+		res, err := newInstance(p, sub, tol, true).solve(m, &sl)
 		if err != nil || res.status == ilp.Limit {
 			return false, false
 		}
