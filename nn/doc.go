@@ -1,0 +1,49 @@
+// Package nn is a float64 inference engine for imported ONNX graphs with
+// reverse-mode gradients and exact Hessian-vector products of the mean
+// cross-entropy loss with respect to the parameters θ of the quantizable
+// units (the weight and bias initializers of every Conv, Gemm and MatMul, in
+// node order, weight before bias).
+//
+// # Hessian-vector products
+//
+// H·v is computed by Pearlmutter's R-operator, "Fast exact multiplication by
+// the Hessian", Neural Computation 6(1), 1994, in its forward-over-reverse
+// form: with R{f} = d/dr f(θ + r v) at r = 0,
+//
+//	forward:   y = f(x_1, …, x_k)            R-forward:  R{y} = Σ_i J_i R{x_i}
+//	backward:  x̄_i += J_iᵀ ȳ                 R-backward: R{x̄_i} += J_iᵀ R{ȳ} + (R{J_i})ᵀ ȳ
+//
+// seeded with R{θ} = v and, at the loss, ȳ = ∂L/∂z and R{ȳ} = ∇²_z L · R{z}.
+// At the parameters, θ̄ = ∇L and R{θ̄} = H v exactly (no finite differences).
+// One pass forward carries (value, R-value), one pass backward carries
+// (adjoint, R-adjoint); a product costs about twice a gradient, and products
+// with several vectors share the value/adjoint passes (HVPBatch).
+//
+// Per-operator formulas (written by hand for every operator; each kernel's
+// doc comment repeats its own):
+//
+//	linear ops y = L x (Add/Sub, Flatten, Reshape, pools, BatchNorm, ...):
+//	    R{y} = L R{x},  x̄ += Lᵀ ȳ,  R{x̄} += Lᵀ R{ȳ}
+//	bilinear ops y = B(a, b) (Conv, Gemm, MatMul, Mul):
+//	    R{y} = B(R{a}, b) + B(a, R{b})
+//	    ā += B_aᵀ(ȳ, b),            R{ā} += B_aᵀ(R{ȳ}, b) + B_aᵀ(ȳ, R{b})
+//	    b̄ += B_bᵀ(a, ȳ),            R{b̄} += B_bᵀ(a, R{ȳ}) + B_bᵀ(R{a}, ȳ)
+//	elementwise y = f(x): R{y} = f'(x) R{x},  x̄ += f'(x) ȳ,
+//	    R{x̄} += f'(x) R{ȳ} + f''(x) R{x} ȳ   (f'' = 0 for ReLU, Clip, MaxPool)
+//	softmax p = softmax(z): R{p} = p ⊙ (R{z} − ⟨p, R{z}⟩)
+//	cross-entropy L = (1/N) Σ_n lse(z_n) − z_n[y_n]:
+//	    ∂L/∂z_n = (p_n − e_{y_n})/N,  R{∂L/∂z_n} = p_n ⊙ (R{z_n} − ⟨p_n, R{z_n}⟩)/N
+//
+// # Execution
+//
+// A dataset is split into chunks of Options.BatchSize samples (the last may
+// be smaller). Chunks run in parallel on Options.Workers goroutines and their
+// partial sums are added in chunk order, so results do not depend on the
+// number of workers or on scheduling. Memory is bounded by the chunk size
+// and worker count: data are read chunk by chunk from the data.Dataset.
+// Convolutions use im2col and gonum's BLAS (blas64.Gemm).
+//
+// Shape arithmetic (Shape → Gather → Unsqueeze → Concat → Reshape, as
+// PyTorch exports it) is folded by package model for each batch size;
+// subgraphs over constants are evaluated once when a plan is built.
+package nn

@@ -1,0 +1,291 @@
+package nn
+
+import (
+	"fmt"
+	"runtime"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/bitplan/bitplan/hessian"
+	"github.com/bitplan/bitplan/model"
+)
+
+// Options configures an Engine. The zero value (or nil) means defaults.
+type Options struct {
+	// Workers is the number of goroutines that process chunks in parallel
+	// (default runtime.GOMAXPROCS(0)).
+	Workers int
+	// BatchSize is the number of samples per chunk, the unit of work and of
+	// memory (default 32).
+	BatchSize int
+	// Output names the graph output holding the logits (default: the first
+	// graph output).
+	Output string
+}
+
+// Param is one parameter tensor (a unit's weight or bias initializer) and
+// its range in θ.
+type Param struct {
+	Name   string
+	Shape  []int
+	Offset int
+	Size   int
+}
+
+// UnitLayout places a quantizable unit's parameters in θ: the weight at
+// [WeightOffset, WeightOffset+WeightSize), then the bias (BiasSize 0 when
+// absent); together [Offset, Offset+Size).
+type UnitLayout struct {
+	Name                     string
+	Op                       string
+	Weight, Bias             string
+	WeightShape              []int
+	Offset, Size             int
+	WeightOffset, WeightSize int
+	BiasOffset, BiasSize     int
+	// OutChannels is the number of output channels.
+	OutChannels int
+	// channelStride and channelStep locate output channel c's weights:
+	// element j of channel c is at WeightOffset + c·channelStride +
+	// j·channelStep, for j < WeightSize/OutChannels.
+	channelStride, channelStep int
+}
+
+// ChannelIndices returns, for every output channel, the indices in θ of
+// its weights followed by its bias element (if any).
+func (u UnitLayout) ChannelIndices() [][]int {
+	per := u.WeightSize / u.OutChannels
+	out := make([][]int, u.OutChannels)
+	for c := range out {
+		idx := make([]int, 0, per+1)
+		for j := 0; j < per; j++ {
+			idx = append(idx, u.WeightOffset+c*u.channelStride+j*u.channelStep)
+		}
+		if u.BiasSize > 0 {
+			idx = append(idx, u.BiasOffset+c)
+		}
+		out[c] = idx
+	}
+	return out
+}
+
+// Engine evaluates a model in float64 with gradients and exact
+// Hessian-vector products with respect to θ. Evaluation methods are safe for
+// concurrent use; SetParams and SetWeights must not run concurrently with
+// them.
+type Engine struct {
+	m       *model.Model
+	opts    Options
+	input   string
+	sample  []int
+	output  string
+	classes int
+
+	params []Param
+	units  []UnitLayout
+	theta  []float64
+
+	mu    sync.Mutex
+	plans map[int]*plan
+}
+
+// New prepares model m for execution. It fails, naming the node and
+// operator, when the graph uses an operator or attribute the engine cannot
+// execute, and when the model does not map one input to batch×classes
+// logits.
+func New(m *model.Model, opts *Options) (*Engine, error) {
+	e := &Engine{m: m, plans: make(map[int]*plan)}
+	if opts != nil {
+		e.opts = *opts
+	}
+	if e.opts.Workers <= 0 {
+		e.opts.Workers = runtime.GOMAXPROCS(0)
+	}
+	if e.opts.BatchSize <= 0 {
+		e.opts.BatchSize = 32
+	}
+	if len(m.Inputs) != 1 {
+		names := make([]string, len(m.Inputs))
+		for i, in := range m.Inputs {
+			names[i] = in.Name
+		}
+		return nil, fmt.Errorf("nn: the model has %d data inputs %v, want 1", len(m.Inputs), names)
+	}
+	in := m.Inputs[0]
+	e.input = in.Name
+	if len(in.Shape) < 1 {
+		return nil, fmt.Errorf("nn: input %q has unknown rank, want batch×sample dimensions", in.Name)
+	}
+	e.sample = slices.Clone(in.Shape[1:])
+	for d, v := range e.sample {
+		if v < 0 {
+			return nil, fmt.Errorf("nn: input %q has shape %v: dimension %d is symbolic, only the batch dimension may be", in.Name, in.Shape, d+1)
+		}
+	}
+	e.output = e.opts.Output
+	if e.output == "" {
+		e.output = m.Outputs[0].Name
+	}
+	owner := make(map[string]string)
+	add := func(unit, name string) (int, int, error) {
+		if name == "" {
+			return 0, 0, nil
+		}
+		if u, dup := owner[name]; dup {
+			return 0, 0, fmt.Errorf("nn: initializer %q is shared by units %q and %q; shared parameters are not supported", name, u, unit)
+		}
+		owner[name] = unit
+		t := m.Initializers[name]
+		off := len(e.theta)
+		e.params = append(e.params, Param{Name: name, Shape: slices.Clone(t.Shape), Offset: off, Size: t.Len()})
+		e.theta = append(e.theta, t.Float...)
+		return off, t.Len(), nil
+	}
+	for _, u := range m.Units {
+		l := UnitLayout{Name: u.Name, Op: u.Op, Weight: u.Weight, Bias: u.Bias, WeightShape: slices.Clone(u.WeightShape), OutChannels: u.OutChannels}
+		var err error
+		if l.WeightOffset, l.WeightSize, err = add(u.Name, u.Weight); err != nil {
+			return nil, err
+		}
+		if l.BiasOffset, l.BiasSize, err = add(u.Name, u.Bias); err != nil {
+			return nil, err
+		}
+		if l.BiasSize == 0 {
+			l.BiasOffset = l.WeightOffset + l.WeightSize
+		}
+		l.Offset, l.Size = l.WeightOffset, l.WeightSize+l.BiasSize
+		ws := u.WeightShape
+		switch {
+		case u.OutChannels <= 0:
+			l.OutChannels = 1
+			l.channelStride, l.channelStep = l.WeightSize, 1
+		case u.Op == "Conv" || (u.Op == "Gemm" && u.WeightInput == 1 && u.TransB) ||
+			(u.Op == "MatMul" && u.WeightInput == 0 && len(ws) == 2):
+			// Output channel = leading dimension: contiguous rows.
+			l.channelStride, l.channelStep = l.WeightSize/u.OutChannels, 1
+		case u.Op == "Gemm" && u.WeightInput == 0:
+			if ta, _ := m.Nodes[u.Node].AttrInt("transA", 0); ta != 0 {
+				l.channelStride, l.channelStep = 1, u.OutChannels // A is K×M: columns
+			} else {
+				l.channelStride, l.channelStep = l.WeightSize/u.OutChannels, 1
+			}
+		default: // K×N weight: output channel is a column
+			l.channelStride, l.channelStep = 1, u.OutChannels
+			if len(ws) > 2 {
+				l.OutChannels = 1
+				l.channelStride, l.channelStep = l.WeightSize, 1
+			}
+		}
+		e.units = append(e.units, l)
+	}
+	if len(e.theta) == 0 {
+		return nil, fmt.Errorf("nn: the model has no quantizable units (Conv, Gemm, MatMul with a constant weight)")
+	}
+	p, err := e.plan(1)
+	if err != nil {
+		return nil, err
+	}
+	e.classes = p.slots[p.out].shape[1]
+	return e, nil
+}
+
+// plan returns the cached plan for batch size n, building it on first use.
+func (e *Engine) plan(n int) (*plan, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if p, ok := e.plans[n]; ok {
+		return p, nil
+	}
+	p, err := e.buildPlan(n)
+	if err != nil {
+		return nil, err
+	}
+	e.plans[n] = p
+	return p, nil
+}
+
+// Model returns the imported model.
+func (e *Engine) Model() *model.Model { return e.m }
+
+// Dim returns the length of θ.
+func (e *Engine) Dim() int { return len(e.theta) }
+
+// SampleShape returns the input shape of one sample (without the batch
+// dimension).
+func (e *Engine) SampleShape() []int { return slices.Clone(e.sample) }
+
+// Classes returns the number of logits per sample.
+func (e *Engine) Classes() int { return e.classes }
+
+// Params returns the parameter tensors in θ order.
+func (e *Engine) Params() []Param { return slices.Clone(e.params) }
+
+// Units returns the layout of every quantizable unit in θ, in node order.
+func (e *Engine) Units() []UnitLayout { return slices.Clone(e.units) }
+
+// Blocks returns one block per unit (its weight and bias), named by the unit.
+func (e *Engine) Blocks() []hessian.Block {
+	b := make([]hessian.Block, len(e.units))
+	for i, u := range e.units {
+		b[i] = hessian.Block{Name: u.Name, Offset: u.Offset, Size: u.Size}
+	}
+	return b
+}
+
+// Theta returns a copy of the current parameters θ.
+func (e *Engine) Theta() []float64 { return slices.Clone(e.theta) }
+
+// SetTheta replaces all parameters. len(theta) must be Dim().
+func (e *Engine) SetTheta(theta []float64) error {
+	if len(theta) != len(e.theta) {
+		return fmt.Errorf("nn: θ has %d values, want %d", len(theta), len(e.theta))
+	}
+	copy(e.theta, theta)
+	return nil
+}
+
+// SetWeights replaces the weight tensor of the named unit (for example with
+// its fake-quantized values); w has the weight's shape in row-major order.
+func (e *Engine) SetWeights(unit string, w []float64) error {
+	for _, u := range e.units {
+		if u.Name == unit {
+			if len(w) != u.WeightSize {
+				return fmt.Errorf("nn: unit %q: %d weight values, want %d (shape %v)", unit, len(w), u.WeightSize, u.WeightShape)
+			}
+			copy(e.theta[u.WeightOffset:], w)
+			return nil
+		}
+	}
+	return fmt.Errorf("nn: no unit named %q", unit)
+}
+
+// Weights returns a copy of the named unit's weight tensor.
+func (e *Engine) Weights(unit string) ([]float64, error) {
+	for _, u := range e.units {
+		if u.Name == unit {
+			return slices.Clone(e.theta[u.WeightOffset : u.WeightOffset+u.WeightSize]), nil
+		}
+	}
+	return nil, fmt.Errorf("nn: no unit named %q", unit)
+}
+
+// Supported reports whether the engine can execute operator op.
+func Supported(op string) bool {
+	_, ok := kernels[op]
+	return ok || foldOnly[op]
+}
+
+// foldOnly operators run only on shape values folded at plan time.
+var foldOnly = map[string]bool{"Shape": true, "Gather": true, "Concat": true, "Slice": true,
+	"Size": true, "ConstantOfShape": true}
+
+func supportedList() string {
+	var ops []string
+	for op := range kernels {
+		ops = append(ops, op)
+	}
+	sort.Strings(ops)
+	return strings.Join(ops, ", ")
+}

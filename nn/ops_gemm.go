@@ -1,0 +1,189 @@
+package nn
+
+import (
+	"fmt"
+
+	"github.com/bitplan/bitplan/model"
+)
+
+// gemm is Gemm, Y = α·A'·B' + β·C with A' = transA ? Aᵀ : A (M×K) and
+// B' = transB ? Bᵀ : B (K×N), C broadcast to M×N; MatMul with a 2-D right
+// operand is the case α = 1, no C, with A's leading dimensions flattened
+// into M. Bilinear in (A, B):
+//
+//	R{Y} = α(R{A'} B' + A' R{B'}) + β R{C}
+//	Ā' += α Ȳ B'ᵀ,   B̄' += α A'ᵀ Ȳ,   C̄ += β Σ_broadcast Ȳ
+//	R{Ā'} += α(R{Ȳ} B'ᵀ + Ȳ R{B'}ᵀ),   R{B̄'} += α(A'ᵀ R{Ȳ} + R{A'}ᵀ Ȳ)
+//	R{C̄} += β Σ_broadcast R{Ȳ}
+//
+// (transposed back to A's and B's storage when transA/transB are set).
+type gemm struct {
+	a, b, c, y  int
+	ta, tb      bool
+	m, k, n     int
+	alpha, beta float64
+	bc          bcast
+}
+
+func newGemm(p *plan, n *model.Node, in, out []int) (kernel, error) {
+	if len(in) < 2 || in[0] < 0 || in[1] < 0 {
+		return nil, fmt.Errorf("want inputs A and B")
+	}
+	as, bs := p.slots[in[0]].shape, p.slots[in[1]].shape
+	m, k, nn, err := model.GemmDims(n, as, bs)
+	if err != nil {
+		return nil, err
+	}
+	g := &gemm{a: in[0], b: in[1], c: -1, y: out[0], m: m, k: k, n: nn}
+	ta, _ := n.AttrInt("transA", 0)
+	tb, _ := n.AttrInt("transB", 0)
+	g.ta, g.tb = ta != 0, tb != 0
+	if g.alpha, err = n.AttrFloat("alpha", 1); err != nil {
+		return nil, err
+	}
+	if g.beta, err = n.AttrFloat("beta", 1); err != nil {
+		return nil, err
+	}
+	if len(in) > 2 && in[2] >= 0 {
+		g.c = in[2]
+		g.bc = newBcast(p.slots[in[2]].shape, []int{m, nn})
+	}
+	return g, nil
+}
+
+func newMatMul(p *plan, n *model.Node, in, out []int) (kernel, error) {
+	if len(in) != 2 || in[0] < 0 || in[1] < 0 {
+		return nil, fmt.Errorf("want inputs A and B")
+	}
+	as, bs := p.slots[in[0]].shape, p.slots[in[1]].shape
+	if len(bs) != 2 || len(as) < 2 {
+		return nil, fmt.Errorf("shapes %v × %v: only a ≥2-D left operand times a 2-D right operand is supported", as, bs)
+	}
+	if as[len(as)-1] != bs[0] {
+		return nil, fmt.Errorf("shapes %v × %v do not match", as, bs)
+	}
+	return &gemm{a: in[0], b: in[1], c: -1, y: out[0], m: numel(as[:len(as)-1]), k: bs[0], n: bs[1], alpha: 1, beta: 1}, nil
+}
+
+func (g *gemm) lda() int {
+	if g.ta {
+		return g.m
+	}
+	return g.k
+}
+
+func (g *gemm) ldb() int {
+	if g.tb {
+		return g.k
+	}
+	return g.n
+}
+
+// prod computes y = α op(a) op(b) + beta·y.
+func (g *gemm) prod(a, b, y []float64, beta float64) {
+	dgemm(g.ta, g.tb, g.m, g.n, g.k, g.alpha, a, g.lda(), b, g.ldb(), beta, y, g.n)
+}
+
+// gradA adds α·G·op(b)ᵀ into da (in A's storage layout).
+func (g *gemm) gradA(da, gy, b []float64) {
+	if g.ta { // da (K×M) += α op(b) Gᵀ
+		dgemm(g.tb, true, g.k, g.m, g.n, g.alpha, b, g.ldb(), gy, g.n, 1, da, g.m)
+	} else { // da (M×K) += α G op(b)ᵀ
+		dgemm(false, !g.tb, g.m, g.k, g.n, g.alpha, gy, g.n, b, g.ldb(), 1, da, g.k)
+	}
+}
+
+// gradB adds α·op(a)ᵀ·G into db (in B's storage layout).
+func (g *gemm) gradB(db, a, gy []float64) {
+	if g.tb { // db (N×K) += α Gᵀ op(a)
+		dgemm(true, g.ta, g.n, g.k, g.m, g.alpha, gy, g.n, a, g.lda(), 1, db, g.k)
+	} else { // db (K×N) += α op(a)ᵀ G
+		dgemm(!g.ta, false, g.k, g.n, g.m, g.alpha, a, g.lda(), gy, g.n, 1, db, g.n)
+	}
+}
+
+func (g *gemm) addC(y, c []float64, scale float64) {
+	if c == nil || scale == 0 {
+		return
+	}
+	for i := range y {
+		y[i] += scale * c[g.bc.at(i)]
+	}
+}
+
+func (g *gemm) gradC(dc, gy []float64) {
+	if dc == nil || g.beta == 0 {
+		return
+	}
+	for i, v := range gy {
+		dc[g.bc.at(i)] += g.beta * v
+	}
+}
+
+func (g *gemm) forward(w *work) {
+	y := w.val[g.y]
+	g.prod(w.val[g.a], w.val[g.b], y, 0)
+	if g.c >= 0 {
+		g.addC(y, w.val[g.c], g.beta)
+	}
+}
+
+func (g *gemm) rforward(w *work) {
+	ry := w.rv[g.y]
+	if ry == nil {
+		return
+	}
+	beta := 0.0
+	if ra := w.rv[g.a]; ra != nil {
+		g.prod(ra, w.val[g.b], ry, 0)
+		beta = 1
+	}
+	if rb := w.rv[g.b]; rb != nil {
+		g.prod(w.val[g.a], rb, ry, beta)
+		beta = 1
+	}
+	if beta == 0 {
+		clear(ry)
+	}
+	if g.c >= 0 {
+		g.addC(ry, w.rv[g.c], g.beta)
+	}
+}
+
+func (g *gemm) backward(w *work) {
+	gy := w.adj[g.y]
+	if gy == nil {
+		return
+	}
+	if da := w.adj[g.a]; da != nil {
+		g.gradA(da, gy, w.val[g.b])
+	}
+	if db := w.adj[g.b]; db != nil {
+		g.gradB(db, w.val[g.a], gy)
+	}
+	if g.c >= 0 {
+		g.gradC(w.adj[g.c], gy)
+	}
+}
+
+func (g *gemm) rbackward(w *work) {
+	rgy, gy := w.radj[g.y], w.adj[g.y]
+	if rgy == nil {
+		return
+	}
+	if rda := w.radj[g.a]; rda != nil {
+		g.gradA(rda, rgy, w.val[g.b])
+		if rb := w.rv[g.b]; rb != nil {
+			g.gradA(rda, gy, rb)
+		}
+	}
+	if rdb := w.radj[g.b]; rdb != nil {
+		g.gradB(rdb, w.val[g.a], rgy)
+		if ra := w.rv[g.a]; ra != nil {
+			g.gradB(rdb, ra, gy)
+		}
+	}
+	if g.c >= 0 {
+		g.gradC(w.radj[g.c], rgy)
+	}
+}

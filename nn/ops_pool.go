@@ -1,0 +1,278 @@
+package nn
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/bitplan/bitplan/model"
+)
+
+// pool2d holds the geometry of a 2-D pooling window (1-D inputs run as
+// height-1 images).
+type pool2d struct {
+	x, y                   int
+	planes                 int // N·C
+	h, wd, oh, ow          int
+	kh, kw, sh, sw, dh, dw int
+	ph, pw, peh, pew       int
+	sidx                   int
+}
+
+func newPool2d(p *plan, n *model.Node, in, out []int) (pool2d, error) {
+	xs := p.slots[in[0]].shape
+	k := pool2d{x: in[0], y: out[0], sidx: len(p.steps)}
+	if len(xs) != 3 && len(xs) != 4 {
+		return k, fmt.Errorf("input shape %v: only 1-D and 2-D pooling is supported", xs)
+	}
+	if so, _ := n.AttrInt("storage_order", 0); so != 0 {
+		return k, fmt.Errorf("storage_order=1 is not supported")
+	}
+	for j, o := range out {
+		if j > 0 && o >= 0 {
+			return k, fmt.Errorf("the Indices output is not supported")
+		}
+	}
+	win, err := n.Window(xs[2:], nil)
+	if err != nil {
+		return k, err
+	}
+	k.planes = xs[0] * xs[1]
+	if len(xs) == 4 {
+		k.h, k.wd, k.oh, k.ow = xs[2], xs[3], win.Out[0], win.Out[1]
+		k.kh, k.kw, k.sh, k.sw = win.Kernel[0], win.Kernel[1], win.Strides[0], win.Strides[1]
+		k.dh, k.dw = win.Dilations[0], win.Dilations[1]
+		k.ph, k.pw, k.peh, k.pew = win.PadBegin[0], win.PadBegin[1], win.PadEnd[0], win.PadEnd[1]
+	} else {
+		k.h, k.wd, k.oh, k.ow = 1, xs[2], 1, win.Out[0]
+		k.kh, k.kw, k.sh, k.sw, k.dh, k.dw = 1, win.Kernel[0], 1, win.Strides[0], 1, win.Dilations[0]
+		k.pw, k.pew = win.PadBegin[0], win.PadEnd[0]
+	}
+	return k, nil
+}
+
+// maxPool routes each output to the largest input of its window (the first
+// one on ties, padding never wins). It is piecewise linear:
+//
+//	R{y_o} = R{x}[a_o],  x̄[a_o] += ȳ_o,  R{x̄}[a_o] += R{ȳ_o}
+//
+// with a_o the argmax recorded in the forward pass.
+type maxPool struct {
+	pool2d
+}
+
+func newMaxPool(p *plan, n *model.Node, in, out []int) (kernel, error) {
+	g, err := newPool2d(p, n, in, out)
+	if err != nil {
+		return nil, err
+	}
+	return &maxPool{g}, nil
+}
+
+func (k *maxPool) newState() any { return make([]int32, k.planes*k.oh*k.ow) }
+
+func (k *maxPool) forward(w *work) {
+	x, y := w.val[k.x], w.val[k.y]
+	arg := w.state[k.sidx].([]int32)
+	hw, ohw := k.h*k.wd, k.oh*k.ow
+	for pl := 0; pl < k.planes; pl++ {
+		src := x[pl*hw : (pl+1)*hw]
+		for oh := 0; oh < k.oh; oh++ {
+			for ow := 0; ow < k.ow; ow++ {
+				best, bi := math.Inf(-1), -1
+				for i := 0; i < k.kh; i++ {
+					ih := oh*k.sh - k.ph + i*k.dh
+					if ih < 0 || ih >= k.h {
+						continue
+					}
+					for j := 0; j < k.kw; j++ {
+						iw := ow*k.sw - k.pw + j*k.dw
+						if iw < 0 || iw >= k.wd {
+							continue
+						}
+						if v := src[ih*k.wd+iw]; v > best || bi < 0 {
+							best, bi = v, ih*k.wd+iw
+						}
+					}
+				}
+				o := pl*ohw + oh*k.ow + ow
+				if bi < 0 {
+					y[o], arg[o] = 0, -1
+					continue
+				}
+				y[o], arg[o] = best, int32(pl*hw+bi)
+			}
+		}
+	}
+}
+
+func (k *maxPool) rforward(w *work) {
+	rx, ry := w.rv[k.x], w.rv[k.y]
+	if ry == nil {
+		return
+	}
+	arg := w.state[k.sidx].([]int32)
+	for o, a := range arg {
+		if rx == nil || a < 0 {
+			ry[o] = 0
+		} else {
+			ry[o] = rx[a]
+		}
+	}
+}
+
+func (k *maxPool) scatter(dx, dy []float64, arg []int32) {
+	if dx == nil || dy == nil {
+		return
+	}
+	for o, a := range arg {
+		if a >= 0 {
+			dx[a] += dy[o]
+		}
+	}
+}
+
+func (k *maxPool) backward(w *work) {
+	k.scatter(w.adj[k.x], w.adj[k.y], w.state[k.sidx].([]int32))
+}
+
+func (k *maxPool) rbackward(w *work) {
+	k.scatter(w.radj[k.x], w.radj[k.y], w.state[k.sidx].([]int32))
+}
+
+// avgPool averages each window; the divisor follows PyTorch's avg_pool2d:
+// with count_include_pad the window clipped to the padded input, else the
+// number of input elements it covers. It is linear, y = A x:
+//
+//	R{y} = A R{x},  x̄ += Aᵀ ȳ,  R{x̄} += Aᵀ R{ȳ}
+type avgPool struct {
+	pool2d
+	includePad bool
+}
+
+func newAvgPool(p *plan, n *model.Node, in, out []int) (kernel, error) {
+	g, err := newPool2d(p, n, in, out)
+	if err != nil {
+		return nil, err
+	}
+	if g.dh != 1 || g.dw != 1 {
+		return nil, fmt.Errorf("dilated average pooling is not supported")
+	}
+	inc, err := n.AttrInt("count_include_pad", 0)
+	if err != nil {
+		return nil, err
+	}
+	return &avgPool{pool2d: g, includePad: inc != 0}, nil
+}
+
+// apply computes dst = A src (transpose: dst += Aᵀ src).
+func (k *avgPool) apply(dst, src []float64, transpose bool) {
+	if dst == nil || src == nil {
+		return
+	}
+	hw, ohw := k.h*k.wd, k.oh*k.ow
+	for pl := 0; pl < k.planes; pl++ {
+		for oh := 0; oh < k.oh; oh++ {
+			h0 := oh*k.sh - k.ph
+			h1 := min(h0+k.kh, k.h+k.peh)
+			for ow := 0; ow < k.ow; ow++ {
+				w0 := ow*k.sw - k.pw
+				w1 := min(w0+k.kw, k.wd+k.pew)
+				cnt := (h1 - h0) * (w1 - w0)
+				a0, a1, b0, b1 := max(h0, 0), min(h1, k.h), max(w0, 0), min(w1, k.wd)
+				if !k.includePad {
+					cnt = (a1 - a0) * (b1 - b0)
+				}
+				o := pl*ohw + oh*k.ow + ow
+				if cnt <= 0 {
+					if !transpose {
+						dst[o] = 0
+					}
+					continue
+				}
+				inv := 1 / float64(cnt)
+				if transpose {
+					g := src[o] * inv
+					for i := a0; i < a1; i++ {
+						row := dst[pl*hw+i*k.wd:]
+						for j := b0; j < b1; j++ {
+							row[j] += g
+						}
+					}
+					continue
+				}
+				s := 0.0
+				for i := a0; i < a1; i++ {
+					row := src[pl*hw+i*k.wd:]
+					for j := b0; j < b1; j++ {
+						s += row[j]
+					}
+				}
+				dst[o] = s * inv
+			}
+		}
+	}
+}
+
+func (k *avgPool) forward(w *work) { k.apply(w.val[k.y], w.val[k.x], false) }
+func (k *avgPool) rforward(w *work) {
+	if w.rv[k.x] == nil {
+		if w.rv[k.y] != nil {
+			clear(w.rv[k.y])
+		}
+		return
+	}
+	k.apply(w.rv[k.y], w.rv[k.x], false)
+}
+func (k *avgPool) backward(w *work)  { k.apply(w.adj[k.x], w.adj[k.y], true) }
+func (k *avgPool) rbackward(w *work) { k.apply(w.radj[k.x], w.radj[k.y], true) }
+
+// globalAvgPool averages each channel plane: y[n,c] = mean(x[n,c,…]); linear
+// with R{y} = mean R{x}, x̄ += ȳ/HW, R{x̄} += R{ȳ}/HW.
+type globalAvgPool struct {
+	x, y, planes, size int
+}
+
+func newGlobalAvgPool(p *plan, n *model.Node, in, out []int) (kernel, error) {
+	xs := p.slots[in[0]].shape
+	if len(xs) < 3 {
+		return nil, fmt.Errorf("input shape %v, want N×C×spatial", xs)
+	}
+	return &globalAvgPool{x: in[0], y: out[0], planes: xs[0] * xs[1], size: numel(xs[2:])}, nil
+}
+
+func (k *globalAvgPool) mean(dst, src []float64) {
+	if dst == nil {
+		return
+	}
+	if src == nil {
+		clear(dst)
+		return
+	}
+	inv := 1 / float64(k.size)
+	for pl := 0; pl < k.planes; pl++ {
+		s := 0.0
+		for _, v := range src[pl*k.size : (pl+1)*k.size] {
+			s += v
+		}
+		dst[pl] = s * inv
+	}
+}
+
+func (k *globalAvgPool) spread(dst, src []float64) {
+	if dst == nil || src == nil {
+		return
+	}
+	inv := 1 / float64(k.size)
+	for pl := 0; pl < k.planes; pl++ {
+		g := src[pl] * inv
+		seg := dst[pl*k.size : (pl+1)*k.size]
+		for i := range seg {
+			seg[i] += g
+		}
+	}
+}
+
+func (k *globalAvgPool) forward(w *work)   { k.mean(w.val[k.y], w.val[k.x]) }
+func (k *globalAvgPool) rforward(w *work)  { k.mean(w.rv[k.y], w.rv[k.x]) }
+func (k *globalAvgPool) backward(w *work)  { k.spread(w.adj[k.x], w.adj[k.y]) }
+func (k *globalAvgPool) rbackward(w *work) { k.spread(w.radj[k.x], w.radj[k.y]) }

@@ -1,0 +1,289 @@
+package nn
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync"
+
+	"github.com/bitplan/bitplan/data"
+)
+
+// crossEntropy evaluates the summed cross-entropy of logits z (n×c) against
+// labels and returns it with the number of correct argmax predictions. When
+// g is non-nil it sets g = scale·(softmax(z) − onehot(y)) = scale·∂L/∂z, and
+// when rg is non-nil (with rz = R{z}) it sets
+//
+//	rg = scale · p ⊙ (R{z} − ⟨p, R{z}⟩) = scale · ∇²_z L · R{z},
+//
+// the softmax cross-entropy Hessian (diag(p) − p pᵀ) applied to R{z}.
+func crossEntropy(z []float64, labels []int, c int, scale float64, g, rz, rg []float64) (loss float64, correct int) {
+	for s, y := range labels {
+		row := z[s*c : (s+1)*c]
+		m, arg := math.Inf(-1), 0
+		for j, v := range row {
+			if v > m {
+				m, arg = v, j
+			}
+		}
+		if arg == y {
+			correct++
+		}
+		sum := 0.0
+		for _, v := range row {
+			sum += math.Exp(v - m)
+		}
+		lse := m + math.Log(sum)
+		loss += lse - row[y]
+		if g == nil && rg == nil {
+			continue
+		}
+		dot := 0.0
+		if rz != nil {
+			for j, v := range row {
+				dot += math.Exp(v-lse) * rz[s*c+j]
+			}
+		}
+		for j, v := range row {
+			p := math.Exp(v - lse)
+			if g != nil {
+				t := p
+				if j == y {
+					t--
+				}
+				g[s*c+j] = scale * t
+			}
+			if rg != nil {
+				rg[s*c+j] = scale * p * (rz[s*c+j] - dot)
+			}
+		}
+	}
+	return loss, correct
+}
+
+// Eval summarizes a pass over a dataset.
+type Eval struct {
+	// Loss is the mean cross-entropy.
+	Loss float64
+	// Correct counts samples whose largest logit is the label; N is the
+	// number of samples.
+	Correct, N int
+}
+
+// Accuracy returns Correct/N.
+func (r Eval) Accuracy() float64 {
+	if r.N == 0 {
+		return 0
+	}
+	return float64(r.Correct) / float64(r.N)
+}
+
+type mode int
+
+const (
+	modeEval mode = iota
+	modeGrad
+	modeHVP
+)
+
+// chunkResult is what one chunk contributes.
+type chunkResult struct {
+	loss    float64
+	correct int
+	grad    []float64
+	hv      [][]float64
+	err     error
+}
+
+// pass runs the dataset through the engine in chunks, in parallel, and adds
+// the chunk results in chunk order into grad / hv (which must be zeroed by
+// the caller when used).
+func (e *Engine) pass(ctx context.Context, ds data.Dataset, md mode, vs [][]float64, grad []float64, hv [][]float64) (Eval, error) {
+	total := ds.Len()
+	if total == 0 {
+		return Eval{}, fmt.Errorf("nn: empty dataset")
+	}
+	bs := e.opts.BatchSize
+	chunks := (total + bs - 1) / bs
+	workers := min(e.opts.Workers, chunks)
+	scale := 1 / float64(total)
+	res := make([]chunkResult, workers)
+	for i := range res {
+		if md == modeGrad {
+			res[i].grad = make([]float64, len(e.theta))
+		}
+		if md == modeHVP {
+			res[i].hv = make([][]float64, len(vs))
+			for j := range vs {
+				res[i].hv[j] = make([]float64, len(e.theta))
+			}
+		}
+	}
+	var out Eval
+	out.N = total
+	lossSum := 0.0
+	for wave := 0; wave < chunks; wave += workers {
+		if err := ctx.Err(); err != nil {
+			return Eval{}, err
+		}
+		var wg sync.WaitGroup
+		nw := min(workers, chunks-wave)
+		for i := 0; i < nw; i++ {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				start := (wave + i) * bs
+				n := min(bs, total-start)
+				e.chunk(ds, start, n, md, vs, scale, &res[i])
+			}(i)
+		}
+		wg.Wait()
+		for i := 0; i < nw; i++ {
+			r := &res[i]
+			if r.err != nil {
+				return Eval{}, r.err
+			}
+			lossSum += r.loss
+			out.Correct += r.correct
+			if grad != nil {
+				addTo(grad, r.grad)
+			}
+			for j := range hv {
+				addTo(hv[j], r.hv[j])
+			}
+		}
+	}
+	out.Loss = lossSum / float64(total)
+	return out, nil
+}
+
+// chunk evaluates samples [start, start+n) into r (overwriting it).
+func (e *Engine) chunk(ds data.Dataset, start, n int, md mode, vs [][]float64, scale float64, r *chunkResult) {
+	r.err = nil
+	p, err := e.plan(n)
+	if err != nil {
+		r.err = err
+		return
+	}
+	w := p.getWork()
+	defer p.putWork(w)
+	labels := w.labels[:n]
+	if err := ds.Read(start, w.val[p.in], labels); err != nil {
+		r.err = fmt.Errorf("nn: reading samples %d..%d: %w", start, start+n, err)
+		return
+	}
+	for i, l := range labels {
+		if l < 0 || l >= e.classes {
+			r.err = fmt.Errorf("%w: sample %d has label %d, the model has %d classes", data.ErrLabel, start+i, l, e.classes)
+			return
+		}
+	}
+	out := p.out
+	switch md {
+	case modeEval:
+		w.bind(e.theta, nil, nil, nil)
+		w.forward()
+		r.loss, r.correct = crossEntropy(w.val[out], labels, e.classes, scale, nil, nil, nil)
+	case modeGrad:
+		clear(r.grad)
+		w.bind(e.theta, nil, r.grad, nil)
+		w.forward()
+		r.loss, r.correct = crossEntropy(w.val[out], labels, e.classes, scale, w.adj[out], nil, nil)
+		w.backward()
+	case modeHVP:
+		w.bind(e.theta, nil, nil, nil)
+		w.forward()
+		r.loss, r.correct = crossEntropy(w.val[out], labels, e.classes, scale, w.adj[out], nil, nil)
+		w.backward()
+		for j, v := range vs {
+			clear(r.hv[j])
+			w.bind(e.theta, v, nil, r.hv[j])
+			w.rforward()
+			crossEntropy(w.val[out], labels, e.classes, scale, nil, w.rv[out], w.radj[out])
+			w.rbackward()
+		}
+	}
+}
+
+func (e *Engine) checkData(ds data.Dataset) error {
+	if ds == nil {
+		return fmt.Errorf("nn: nil dataset")
+	}
+	if ds.Len() == 0 {
+		return fmt.Errorf("nn: empty dataset")
+	}
+	ss := ds.SampleShape()
+	if len(ss) != len(e.sample) {
+		return fmt.Errorf("nn: samples have shape %v, the model expects %v", ss, e.sample)
+	}
+	for i := range ss {
+		if ss[i] != e.sample[i] {
+			return fmt.Errorf("nn: samples have shape %v, the model expects %v", ss, e.sample)
+		}
+	}
+	return nil
+}
+
+// Evaluate returns the mean cross-entropy and the accuracy of the model on
+// ds.
+func (e *Engine) Evaluate(ctx context.Context, ds data.Dataset) (Eval, error) {
+	if err := e.checkData(ds); err != nil {
+		return Eval{}, err
+	}
+	return e.pass(ctx, ds, modeEval, nil, nil, nil)
+}
+
+// Gradient sets grad = ∇_θ L, the gradient of the mean cross-entropy over
+// ds, and returns the evaluation. len(grad) must be Dim().
+func (e *Engine) Gradient(ctx context.Context, ds data.Dataset, grad []float64) (Eval, error) {
+	if err := e.checkData(ds); err != nil {
+		return Eval{}, err
+	}
+	if len(grad) != len(e.theta) {
+		return Eval{}, fmt.Errorf("nn: gradient buffer has %d values, want %d", len(grad), len(e.theta))
+	}
+	clear(grad)
+	return e.pass(ctx, ds, modeGrad, nil, grad, nil)
+}
+
+// HVP sets dst[j] = H·v[j] for the Hessian H of the mean cross-entropy over
+// ds with respect to θ (exact, by the R-operator), sharing the value and
+// adjoint passes between the vectors.
+func (e *Engine) HVP(ctx context.Context, ds data.Dataset, dst, v [][]float64) error {
+	if err := e.checkData(ds); err != nil {
+		return err
+	}
+	if len(dst) != len(v) {
+		return fmt.Errorf("nn: %d destination vectors for %d directions", len(dst), len(v))
+	}
+	for j := range v {
+		if len(v[j]) != len(e.theta) || len(dst[j]) != len(e.theta) {
+			return fmt.Errorf("nn: vector %d has %d values (destination %d), want %d", j, len(v[j]), len(dst[j]), len(e.theta))
+		}
+		clear(dst[j])
+	}
+	if len(v) == 0 {
+		return nil
+	}
+	_, err := e.pass(ctx, ds, modeHVP, v, nil, dst)
+	return err
+}
+
+// Logits runs the model on n samples x (n·prod(SampleShape) values) and
+// returns the n×Classes() logits.
+func (e *Engine) Logits(x []float64, n int) ([]float64, error) {
+	size := numel(e.sample)
+	if n <= 0 || len(x) != n*size {
+		return nil, fmt.Errorf("nn: %d input values for %d samples of shape %v", len(x), n, e.sample)
+	}
+	p, err := e.plan(n)
+	if err != nil {
+		return nil, err
+	}
+	w := p.getWork()
+	defer p.putWork(w)
+	copy(w.val[p.in], x)
+	w.bind(e.theta, nil, nil, nil)
+	w.forward()
+	return append([]float64(nil), w.val[p.out]...), nil
+}
