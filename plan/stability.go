@@ -32,15 +32,19 @@ type LayerStability struct {
 	Freq map[string]float64 `json:"freq"`
 }
 
-// Resampler draws a perturbed copy of a layer's average trace for run r.
-// The default draws from N(avg_trace, avg_trace_stderr²); a caller holding
-// per-probe samples can bootstrap over probes instead.
-type Resampler func(rng *rand.Rand, layer int, l *sensitivity.Layer) float64
+// Resampler replaces the average traces of t (a copy of the request's
+// table, whose other fields it must not change) with one random draw. The
+// default draws each from N(avg_trace, avg_trace_stderr²);
+// BootstrapResampler resamples the estimator's probes instead.
+type Resampler func(rng *rand.Rand, t *sensitivity.Table)
 
 // normalResampler is the parametric bootstrap: the Hutchinson mean is
 // asymptotically normal with the reported standard error.
-func normalResampler(rng *rand.Rand, _ int, l *sensitivity.Layer) float64 {
-	return l.AvgTrace + rng.NormFloat64()*l.AvgTraceStderr
+func normalResampler(rng *rand.Rand, t *sensitivity.Table) {
+	for i := range t.Layers {
+		l := &t.Layers[i]
+		l.AvgTrace += rng.NormFloat64() * l.AvgTraceStderr
+	}
 }
 
 // StabilityOf re-solves req runs times with resampled traces (seeded, so
@@ -72,9 +76,7 @@ func StabilityOf(ctx context.Context, req *Request, nominal *Plan, runs int, see
 		}
 		t := *orig
 		t.Layers = append([]sensitivity.Layer(nil), orig.Layers...)
-		for i := range t.Layers {
-			t.Layers[i].AvgTrace = resample(rng, i, &orig.Layers[i])
-		}
+		resample(rng, &t)
 		sub := *req
 		sub.Table = &t
 		p, err := Solve(ctx, &sub)
