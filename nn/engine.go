@@ -54,7 +54,8 @@ type UnitLayout struct {
 }
 
 // ChannelIndices returns, for every output channel, the indices in θ of
-// its weights followed by its bias element (if any).
+// its weights followed by its bias element (when the bias has one element
+// per channel; a broadcast bias belongs to no channel).
 func (u UnitLayout) ChannelIndices() [][]int {
 	per := u.WeightSize / u.OutChannels
 	out := make([][]int, u.OutChannels)
@@ -63,7 +64,7 @@ func (u UnitLayout) ChannelIndices() [][]int {
 		for j := 0; j < per; j++ {
 			idx = append(idx, u.WeightOffset+c*u.channelStride+j*u.channelStep)
 		}
-		if u.BiasSize > 0 {
+		if u.BiasSize == u.OutChannels {
 			idx = append(idx, u.BiasOffset+c)
 		}
 		out[c] = idx

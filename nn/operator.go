@@ -62,7 +62,8 @@ type ChannelOperator struct {
 var _ hessian.BatchOperator = (*ChannelOperator)(nil)
 
 // ChannelOperator returns the per-output-channel Hessian operator over ds.
-// Blocks are named "<unit>/<channel>".
+// Blocks are named "<unit>/<channel>" (and "<unit>/bias" for a bias that
+// is broadcast rather than per channel).
 func (e *Engine) ChannelOperator(ds data.Dataset) (*ChannelOperator, error) {
 	op, err := e.Operator(ds)
 	if err != nil {
@@ -73,6 +74,12 @@ func (e *Engine) ChannelOperator(ds data.Dataset) (*ChannelOperator, error) {
 		for ch, idx := range u.ChannelIndices() {
 			c.blocks = append(c.blocks, hessian.Block{Name: fmt.Sprintf("%s/%d", u.Name, ch), Offset: len(c.Perm), Size: len(idx)})
 			c.Perm = append(c.Perm, idx...)
+		}
+		if u.BiasSize > 0 && u.BiasSize != u.OutChannels {
+			c.blocks = append(c.blocks, hessian.Block{Name: u.Name + "/bias", Offset: len(c.Perm), Size: u.BiasSize})
+			for i := 0; i < u.BiasSize; i++ {
+				c.Perm = append(c.Perm, u.BiasOffset+i)
+			}
 		}
 	}
 	if len(c.Perm) != e.Dim() {

@@ -54,6 +54,8 @@ type step struct {
 	node *model.Node
 	k    kernel
 	idx  int
+	ins  []int
+	outs []int
 }
 
 // plan is the executable form of the graph for one batch size.
@@ -67,6 +69,9 @@ type plan struct {
 	out    int
 	shapes *model.Shapes
 
+	// firstUse[i] is the first step reading parameter i (Engine.params).
+	firstUse []int
+
 	mu   sync.Mutex
 	free []*work
 }
@@ -75,8 +80,11 @@ type plan struct {
 type work struct {
 	p                  *plan
 	val, rv, adj, radj [][]float64
-	state              []any
-	labels             []int
+	// rvBuf keeps the allocated R-value buffers of activations while rv
+	// entries are nil (identically zero) in a restricted pass.
+	rvBuf  [][]float64
+	state  []any
+	labels []int
 }
 
 func (p *plan) slotOf(name string) int {
@@ -218,7 +226,18 @@ func (e *Engine) buildPlan(n int) (*plan, error) {
 			}
 			continue
 		}
-		p.steps = append(p.steps, step{node: nd, k: k, idx: len(p.steps)})
+		p.steps = append(p.steps, step{node: nd, k: k, idx: len(p.steps), ins: ins, outs: outs})
+	}
+	p.firstUse = make([]int, len(e.params))
+	for i := range p.firstUse {
+		p.firstUse[i] = len(p.steps)
+	}
+	for _, st := range p.steps {
+		for _, in := range st.ins {
+			if in >= 0 && p.slots[in].kind == kParam {
+				p.firstUse[p.slots[in].param] = min(p.firstUse[p.slots[in].param], st.idx)
+			}
+		}
 	}
 	p.out = p.slotOf(e.output)
 	if p.out < 0 {
@@ -294,6 +313,7 @@ func (p *plan) getWork() *work {
 			w.state[i] = sk.newState()
 		}
 	}
+	w.rvBuf = slices.Clone(w.rv)
 	return w
 }
 
@@ -330,9 +350,24 @@ func (w *work) forward() {
 	}
 }
 
-func (w *work) rforward() {
+// rforward propagates R-values from step start on; outputs of earlier steps
+// are identically zero (their direction has no component in the
+// parameters they read), marked by nil.
+func (w *work) rforward(start int) {
 	for _, s := range w.p.steps {
-		s.k.rforward(w)
+		for _, o := range s.outs {
+			if o < 0 {
+				continue
+			}
+			if s.idx < start {
+				w.rv[o] = nil
+			} else {
+				w.rv[o] = w.rvBuf[o]
+			}
+		}
+		if s.idx >= start {
+			s.k.rforward(w)
+		}
 	}
 }
 
@@ -347,13 +382,26 @@ func (w *work) backward() {
 	}
 }
 
-func (w *work) rbackward() {
+// rbackward propagates R-adjoints back to step stop; R-adjoints of
+// parameters first read before stop are then incomplete.
+func (w *work) rbackward(stop int) {
 	for i, s := range w.p.slots {
 		if s.kind == kAct && i != w.p.out && w.radj[i] != nil {
 			clear(w.radj[i])
 		}
 	}
-	for i := len(w.p.steps) - 1; i >= 0; i-- {
+	for i := len(w.p.steps) - 1; i >= stop; i-- {
 		w.p.steps[i].k.rbackward(w)
 	}
+}
+
+// span returns the first step reading any parameter overlapping θ[lo:hi).
+func (p *plan) span(lo, hi int) int {
+	first := len(p.steps)
+	for i, prm := range p.e.params {
+		if prm.Offset < hi && prm.Offset+prm.Size > lo {
+			first = min(first, p.firstUse[i])
+		}
+	}
+	return first
 }

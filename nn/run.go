@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/bitplan/bitplan/data"
+	"github.com/bitplan/bitplan/hessian"
 )
 
 // crossEntropy evaluates the summed cross-entropy of logits z (n×c) against
@@ -98,7 +99,11 @@ type chunkResult struct {
 // pass runs the dataset through the engine in chunks, in parallel, and adds
 // the chunk results in chunk order into grad / hv (which must be zeroed by
 // the caller when used).
-func (e *Engine) pass(ctx context.Context, ds data.Dataset, md mode, vs [][]float64, grad []float64, hv [][]float64) (Eval, error) {
+//
+// When hi > lo the directions vs are zero outside θ[lo:hi) and only
+// θ[lo:hi) of the products is wanted: passes skip the steps before the
+// first one reading those parameters.
+func (e *Engine) pass(ctx context.Context, ds data.Dataset, md mode, vs [][]float64, grad []float64, hv [][]float64, lo, hi int) (Eval, error) {
 	total := ds.Len()
 	if total == 0 {
 		return Eval{}, fmt.Errorf("nn: empty dataset")
@@ -134,7 +139,7 @@ func (e *Engine) pass(ctx context.Context, ds data.Dataset, md mode, vs [][]floa
 				defer wg.Done()
 				start := (wave + i) * bs
 				n := min(bs, total-start)
-				e.chunk(ds, start, n, md, vs, scale, &res[i])
+				e.chunk(ds, start, n, md, vs, scale, &res[i], lo, hi)
 			}(i)
 		}
 		wg.Wait()
@@ -158,7 +163,7 @@ func (e *Engine) pass(ctx context.Context, ds data.Dataset, md mode, vs [][]floa
 }
 
 // chunk evaluates samples [start, start+n) into r (overwriting it).
-func (e *Engine) chunk(ds data.Dataset, start, n int, md mode, vs [][]float64, scale float64, r *chunkResult) {
+func (e *Engine) chunk(ds data.Dataset, start, n int, md mode, vs [][]float64, scale float64, r *chunkResult, lo, hi int) {
 	r.err = nil
 	p, err := e.plan(n)
 	if err != nil {
@@ -195,12 +200,16 @@ func (e *Engine) chunk(ds data.Dataset, start, n int, md mode, vs [][]float64, s
 		w.forward()
 		r.loss, r.correct = crossEntropy(w.val[out], labels, e.classes, scale, w.adj[out], nil, nil)
 		w.backward()
+		first := 0
+		if hi > lo {
+			first = p.span(lo, hi)
+		}
 		for j, v := range vs {
 			clear(r.hv[j])
 			w.bind(e.theta, v, nil, r.hv[j])
-			w.rforward()
+			w.rforward(first)
 			crossEntropy(w.val[out], labels, e.classes, scale, nil, w.rv[out], w.radj[out])
-			w.rbackward()
+			w.rbackward(first)
 		}
 	}
 }
@@ -230,7 +239,7 @@ func (e *Engine) Evaluate(ctx context.Context, ds data.Dataset) (Eval, error) {
 	if err := e.checkData(ds); err != nil {
 		return Eval{}, err
 	}
-	return e.pass(ctx, ds, modeEval, nil, nil, nil)
+	return e.pass(ctx, ds, modeEval, nil, nil, nil, 0, 0)
 }
 
 // Gradient sets grad = ∇_θ L, the gradient of the mean cross-entropy over
@@ -243,7 +252,7 @@ func (e *Engine) Gradient(ctx context.Context, ds data.Dataset, grad []float64) 
 		return Eval{}, fmt.Errorf("nn: gradient buffer has %d values, want %d", len(grad), len(e.theta))
 	}
 	clear(grad)
-	return e.pass(ctx, ds, modeGrad, nil, grad, nil)
+	return e.pass(ctx, ds, modeGrad, nil, grad, nil, 0, 0)
 }
 
 // HVP sets dst[j] = H·v[j] for the Hessian H of the mean cross-entropy over
@@ -265,8 +274,42 @@ func (e *Engine) HVP(ctx context.Context, ds data.Dataset, dst, v [][]float64) e
 	if len(v) == 0 {
 		return nil
 	}
-	_, err := e.pass(ctx, ds, modeHVP, v, nil, dst)
+	_, err := e.pass(ctx, ds, modeHVP, v, nil, dst, 0, 0)
 	return err
+}
+
+// BlockTrace returns the exact trace of the Hessian's diagonal block on
+// θ[b.Offset : b.Offset+b.Size], Σ_i (H e_i)_i over the block's unit vectors
+// e_i, in ⌈Size/batch⌉ batched products (batch ≤ 0 means 32). Each product
+// runs the R-forward pass only from the first layer reading the block and
+// the R-backward pass only down to it, so late layers are cheap. This is the
+// ground truth the stochastic estimators (Hutchinson, Hutch++) approximate.
+func (e *Engine) BlockTrace(ctx context.Context, ds data.Dataset, b hessian.Block, batch int) (float64, error) {
+	if err := e.checkData(ds); err != nil {
+		return 0, err
+	}
+	if b.Size <= 0 || b.Offset < 0 || b.Offset+b.Size > len(e.theta) {
+		return 0, fmt.Errorf("nn: block %q [%d, %d) outside θ [0, %d)", b.Name, b.Offset, b.Offset+b.Size, len(e.theta))
+	}
+	if batch <= 0 {
+		batch = 32
+	}
+	tr := 0.0
+	for i0 := 0; i0 < b.Size; i0 += batch {
+		k := min(batch, b.Size-i0)
+		vs, hv := make([][]float64, k), make([][]float64, k)
+		for j := range vs {
+			vs[j], hv[j] = make([]float64, len(e.theta)), make([]float64, len(e.theta))
+			vs[j][b.Offset+i0+j] = 1
+		}
+		if _, err := e.pass(ctx, ds, modeHVP, vs, nil, hv, b.Offset, b.Offset+b.Size); err != nil {
+			return 0, err
+		}
+		for j := range hv {
+			tr += hv[j][b.Offset+i0+j]
+		}
+	}
+	return tr, nil
 }
 
 // Logits runs the model on n samples x (n·prod(SampleShape) values) and
