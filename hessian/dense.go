@@ -13,7 +13,7 @@ import (
 // DenseOperator is an explicit symmetric matrix seen as an Operator. It also
 // implements BatchOperator (one matrix-matrix product per batch).
 type DenseOperator struct {
-	m      *mat.SymDense
+	m      *mat.Dense // full (both triangles) storage, for BLAS Gemv/Gemm
 	blocks []Block
 }
 
@@ -24,8 +24,15 @@ type DenseOperator struct {
 func Dense(m mat.Symmetric, blocks []Block) *DenseOperator {
 	op := &DenseOperator{blocks: append([]Block(nil), blocks...)}
 	if m != nil && m.SymmetricDim() > 0 {
-		op.m = mat.NewSymDense(m.SymmetricDim(), nil)
-		op.m.CopySym(m)
+		n := m.SymmetricDim()
+		op.m = mat.NewDense(n, n, nil)
+		for i := range n {
+			for j := i; j < n; j++ {
+				v := m.At(i, j)
+				op.m.Set(i, j, v)
+				op.m.Set(j, i, v)
+			}
+		}
 	}
 	return op
 }
@@ -35,7 +42,8 @@ func (d *DenseOperator) Dim() int {
 	if d.m == nil {
 		return 0
 	}
-	return d.m.SymmetricDim()
+	r, _ := d.m.Dims()
+	return r
 }
 
 // Blocks returns the blocks given to Dense.
@@ -50,7 +58,7 @@ func (d *DenseOperator) HVP(ctx context.Context, dst, v []float64) error {
 	if n == 0 {
 		return nil
 	}
-	blas64.Symv(1, d.m.RawSymmetric(), blas64.Vector{N: n, Inc: 1, Data: v}, 0, blas64.Vector{N: n, Inc: 1, Data: dst})
+	blas64.Gemv(blas.NoTrans, 1, d.m.RawMatrix(), blas64.Vector{N: n, Inc: 1, Data: v}, 0, blas64.Vector{N: n, Inc: 1, Data: dst})
 	return nil
 }
 
@@ -72,7 +80,7 @@ func (d *DenseOperator) HVPBatch(ctx context.Context, dst, v [][]float64) error 
 		copy(x.Data[j*n:], v[j])
 	}
 	y := blas64.General{Rows: k, Cols: n, Stride: n, Data: make([]float64, k*n)}
-	blas64.Symm(blas.Right, 1, d.m.RawSymmetric(), x, 0, y)
+	blas64.Gemm(blas.NoTrans, blas.NoTrans, 1, x, d.m.RawMatrix(), 0, y)
 	for j := range dst {
 		copy(dst[j], y.Data[j*n:(j+1)*n])
 	}

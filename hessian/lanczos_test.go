@@ -256,3 +256,39 @@ func TestSub(t *testing.T) {
 		t.Errorf("sub top eigenvalue %.12g, want %.12g", eig.Values[0], want[9])
 	}
 }
+
+// TestPowerIteration: on the low-rank matrix, power iteration with
+// deflation finds the top 3 eigenvalues, with more products than Lanczos
+// needs for a tighter tolerance.
+func TestPowerIteration(t *testing.T) {
+	tm := testMatrices()[1]
+	want := denseEigen(t, tm.m)
+	op := Dense(tm.m, nil)
+	pw, err := PowerIteration(context.Background(), op, &PowerSettings{K: 3, MaxIter: 500, Tol: 1e-5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lz, err := Lanczos(context.Background(), op, &LanczosSettings{K: 3, Tol: 1e-10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if math.Abs(pw.Values[i]-want[testDim-1-i]) > 1e-8*want[testDim-1] {
+			t.Errorf("power value %d = %.10g, want %.10g", i, pw.Values[i], want[testDim-1-i])
+		}
+	}
+	t.Logf("top-3: power iteration %d matvecs (tol 1e-5), Lanczos %d (tol 1e-10)", pw.Matvecs, lz.Matvecs)
+	if !pw.Converged || pw.Matvecs <= lz.Matvecs {
+		t.Errorf("power converged=%v matvecs=%d, Lanczos %d", pw.Converged, pw.Matvecs, lz.Matvecs)
+	}
+	// A tolerance below what deflation allows: no convergence, but the
+	// third value is still a distinct eigenvalue (deflation uses unit
+	// vectors even when an earlier pair did not converge).
+	pw, err = PowerIteration(context.Background(), op, &PowerSettings{K: 3, MaxIter: 200, Tol: 1e-16})
+	if err != nil || pw.Converged || math.Abs(pw.Values[2]-want[testDim-3]) > 1e-6*want[testDim-1] {
+		t.Errorf("tight tolerance: err %v converged %v values %v", err, pw.Converged, pw.Values)
+	}
+	if _, err := PowerIteration(context.Background(), op, &PowerSettings{K: 500}); err == nil {
+		t.Error("K > Dim: no error")
+	}
+}

@@ -31,6 +31,10 @@ func entryPoints() map[string]func(context.Context, Operator) error {
 			_, err := Lanczos(ctx, op, &LanczosSettings{K: 1, MaxSteps: 10})
 			return err
 		},
+		"PowerIteration": func(ctx context.Context, op Operator) error {
+			_, err := PowerIteration(ctx, op, &PowerSettings{K: 1, MaxIter: 10})
+			return err
+		},
 		"Density": func(ctx context.Context, op Operator) error {
 			_, err := Density(ctx, op, &DensitySettings{Runs: 2, Steps: 5})
 			return err
