@@ -330,3 +330,34 @@ func (e *Engine) Logits(x []float64, n int) ([]float64, error) {
 	w.forward()
 	return append([]float64(nil), w.val[p.out]...), nil
 }
+
+// Tensor is an intermediate value of the graph.
+type Tensor struct {
+	Shape []int
+	Data  []float64
+}
+
+// Intermediates runs the model on n samples x and returns every tensor the
+// plan holds by name: the input, parameters, constants (including folded
+// shape values) and activations. It is meant for debugging and for
+// comparing with other runtimes node by node.
+func (e *Engine) Intermediates(x []float64, n int) (map[string]Tensor, error) {
+	size := numel(e.sample)
+	if n <= 0 || len(x) != n*size {
+		return nil, fmt.Errorf("nn: %d input values for %d samples of shape %v", len(x), n, e.sample)
+	}
+	p, err := e.plan(n)
+	if err != nil {
+		return nil, err
+	}
+	w := p.getWork()
+	defer p.putWork(w)
+	copy(w.val[p.in], x)
+	w.bind(e.theta, nil, nil, nil)
+	w.forward()
+	out := make(map[string]Tensor, len(p.slots))
+	for i, s := range p.slots {
+		out[s.name] = Tensor{Shape: append([]int(nil), s.shape...), Data: append([]float64(nil), w.val[i]...)}
+	}
+	return out, nil
+}

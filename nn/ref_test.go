@@ -1,0 +1,169 @@
+package nn_test
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/bitplan/bitplan/data"
+	"github.com/bitplan/bitplan/hessian"
+	"github.com/bitplan/bitplan/model"
+	"github.com/bitplan/bitplan/nn"
+)
+
+// refTol is the agreement required with the PyTorch float64 reference
+// (double backprop on the ONNX file's own weights): 1e-6 relative.
+const refTol = 1e-6
+
+// refMeta mirrors testdata/ref/<model>/meta.json, written by the reference
+// scripts.
+type refMeta struct {
+	Model  string `json:"model"`
+	ONNX   string `json:"onnx"`
+	N      int    `json:"n"`
+	Params []struct {
+		Name   string `json:"name"`
+		Shape  []int  `json:"shape"`
+		Offset int    `json:"offset"`
+		Size   int    `json:"size"`
+	} `json:"params"`
+	Units []struct {
+		Name   string `json:"name"`
+		Weight string `json:"weight"`
+		Bias   string `json:"bias"`
+		Offset int    `json:"offset"`
+		Size   int    `json:"size"`
+	} `json:"units"`
+	Loss             float64            `json:"loss"`
+	ExactBlockTraces map[string]float64 `json:"exact_block_traces"`
+	VTHV             float64            `json:"vTHv"`
+}
+
+func readNPY(t *testing.T, path string) *data.Array {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	a, err := data.ReadNPY(f)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return a
+}
+
+// maxRel returns max_i |got_i − want_i| / max_i |want_i|.
+func maxRel(got, want []float64) float64 {
+	d, s := 0.0, 0.0
+	for i := range want {
+		d = max(d, math.Abs(got[i]-want[i]))
+		s = max(s, math.Abs(want[i]))
+	}
+	return d / max(s, 1e-300)
+}
+
+func TestPyTorchReference(t *testing.T) {
+	for _, name := range []string{"mlp", "lenet", "rescnn"} {
+		t.Run(name, func(t *testing.T) {
+			dir := filepath.Join("..", "testdata", "ref", name)
+			raw, err := os.ReadFile(filepath.Join(dir, "meta.json"))
+			if err != nil {
+				t.Skipf("reference files not present yet (%v)", err)
+			}
+			var meta refMeta
+			if err := json.Unmarshal(raw, &meta); err != nil {
+				t.Fatalf("meta.json: %v", err)
+			}
+			m, err := model.Load(filepath.Join(dir, meta.ONNX))
+			if err != nil {
+				t.Fatal(err)
+			}
+			e, err := nn.New(m, &nn.Options{BatchSize: 16})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// θ layout.
+			params := e.Params()
+			if len(params) != len(meta.Params) {
+				t.Fatalf("%d parameter tensors, reference has %d", len(params), len(meta.Params))
+			}
+			for i, p := range meta.Params {
+				q := params[i]
+				if q.Name != p.Name || !slices.Equal(q.Shape, p.Shape) || q.Offset != p.Offset || q.Size != p.Size {
+					t.Errorf("param %d: %+v, reference %+v", i, q, p)
+				}
+			}
+			units := e.Units()
+			if len(units) != len(meta.Units) {
+				t.Fatalf("%d units, reference has %d", len(units), len(meta.Units))
+			}
+			for i, u := range meta.Units {
+				q := units[i]
+				if q.Name != u.Name || q.Weight != u.Weight || q.Bias != u.Bias || q.Offset != u.Offset || q.Size != u.Size {
+					t.Errorf("unit %d: %s %s %s [%d,+%d), reference %+v", i, q.Name, q.Weight, q.Bias, q.Offset, q.Size, u)
+				}
+			}
+			ds, err := data.LoadNPY(filepath.Join(dir, "inputs.npy"), filepath.Join(dir, "labels.npy"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+
+			logits, err := e.Logits(ds.Inputs, ds.Len())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r := maxRel(logits, readNPY(t, filepath.Join(dir, "logits.npy")).Float); r > refTol {
+				t.Errorf("logits: relative difference %.3g", r)
+			}
+			g := make([]float64, e.Dim())
+			ev, err := e.Gradient(ctx, ds, g)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r := math.Abs(ev.Loss-meta.Loss) / math.Abs(meta.Loss); r > refTol {
+				t.Errorf("loss %.12g, reference %.12g (relative %.3g)", ev.Loss, meta.Loss, r)
+			}
+			if r := maxRel(g, readNPY(t, filepath.Join(dir, "grad.npy")).Float); r > refTol {
+				t.Errorf("gradient: relative difference %.3g", r)
+			}
+			v := readNPY(t, filepath.Join(dir, "v.npy")).Float
+			op, err := e.Operator(ds)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hv := make([]float64, e.Dim())
+			if err := op.HVP(ctx, hv, v); err != nil {
+				t.Fatal(err)
+			}
+			if r := maxRel(hv, readNPY(t, filepath.Join(dir, "hv.npy")).Float); r > refTol {
+				t.Errorf("H·v: relative difference %.3g", r)
+			}
+			if vhv := dot(v, hv); math.Abs(vhv-meta.VTHV) > refTol*math.Abs(meta.VTHV) {
+				t.Errorf("vᵀHv %.12g, reference %.12g", vhv, meta.VTHV)
+			}
+			t.Logf("loss %.6f, |g| %.4g, vᵀHv %.6g", ev.Loss, norm(g), dot(v, hv))
+			for _, u := range units {
+				want, ok := meta.ExactBlockTraces[u.Name]
+				if !ok {
+					continue
+				}
+				if testing.Short() && u.Size > 200 {
+					continue
+				}
+				got, err := e.BlockTrace(ctx, ds, hessian.Block{Name: u.Name, Offset: u.Offset, Size: u.Size}, 64)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if math.Abs(got-want) > refTol*math.Abs(want) {
+					t.Errorf("exact trace of %s: %.12g, reference %.12g", u.Name, got, want)
+				}
+			}
+		})
+	}
+}
