@@ -36,7 +36,8 @@ type Settings struct {
 	// Confidence is the level of the reported intervals (default 0.95).
 	Confidence float64
 	// Workers is the number of goroutines evaluating probes (default
-	// GOMAXPROCS).
+	// GOMAXPROCS). HVP, and HVPBatch for a BatchOperator, are called
+	// concurrently when Workers > 1.
 	Workers int
 	// BatchSize is the number of probes per HVPBatch call when the
 	// operator is a BatchOperator (default 8; ignored otherwise).

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"gonum.org/v1/gonum/mat"
+	"gonum.org/v1/gonum/stat"
 )
 
 // hideBatch hides an operator's HVPBatch method.
@@ -185,5 +186,42 @@ func TestBatchMatchesSingle(t *testing.T) {
 	}
 	if c.Matvecs() != 3 {
 		t.Errorf("counted %d, want 3", c.Matvecs())
+	}
+}
+
+// TestResample: the bootstrap standard deviation of the block means agrees
+// with the analytic standard error, and replicates keep the shape.
+func TestResample(t *testing.T) {
+	tm := testMatrices()[0]
+	res, err := Hutchinson(context.Background(), Dense(tm.m, testBlocks()), &Settings{MinProbes: 200, MaxProbes: 200, Seed: 6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := newTestRand(12)
+	const reps = 400
+	means := make([][]float64, len(res.Blocks))
+	for range reps {
+		rep, err := res.Resample(rng)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.Blocks) != len(res.Blocks) || rep.Blocks[1].Name != "b" || rep.Total.Size != testDim {
+			t.Fatalf("replicate shape %+v", rep)
+		}
+		for j, e := range rep.Blocks {
+			means[j] = append(means[j], e.Trace)
+		}
+	}
+	for j, e := range res.Blocks {
+		_, sd := stat.MeanStdDev(means[j], nil)
+		// Bootstrap SD uses the 1/n variance: ratio √((n−1)/n) ≈ 1, and its
+		// Monte-Carlo error with 400 replicates is about 4 %.
+		if r := sd / e.StdErr; r < 0.85 || r > 1.15 {
+			t.Errorf("block %s: bootstrap SD %.4g vs SE %.4g", e.Name, sd, e.StdErr)
+		}
+	}
+	ex, _ := Exact(context.Background(), Dense(tm.m, nil), 1)
+	if _, err := ex.Resample(rng); err == nil {
+		t.Error("Resample of an exact result: no error")
 	}
 }

@@ -83,6 +83,7 @@ type NonFiniteError struct {
 	Value float64 // the offending value
 }
 
+// Error describes the offending coordinate and value.
 func (e *NonFiniteError) Error() string {
 	return fmt.Sprintf("hessian: HVP output[%d] = %v, want a finite value", e.Index, e.Value)
 }
@@ -200,7 +201,8 @@ func applyMany(ctx context.Context, op Operator, workers, batch int, in [][]floa
 const defaultBatch = 8
 
 // Func adapts a function to an Operator. It is convenient for tests and for
-// engines that keep their own state; hvp must be safe for concurrent calls.
+// engines that keep their own state; Multiply must be safe for concurrent
+// calls.
 type Func struct {
 	N        int                                               // dimension
 	Parts    []Block                                           // blocks, as returned by Blocks

@@ -3,6 +3,7 @@ package hessian
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 
 	"gonum.org/v1/gonum/stat"
 	"gonum.org/v1/gonum/stat/distuv"
@@ -99,7 +100,7 @@ type TraceResult struct {
 	TotalSamples []float64
 }
 
-// summarizeColumns fills res.Total and res.Blocks from res.Samples and
+// summarize fills res.Total and res.Blocks from res.Samples and
 // res.TotalSamples.
 func (res *TraceResult) summarize(blocks []Block, dim int) error {
 	col := make([]float64, len(res.Samples))
@@ -122,4 +123,33 @@ func (res *TraceResult) summarize(blocks []Block, dim int) error {
 	e.Size = dim
 	res.Total = e
 	return nil
+}
+
+// Resample returns a bootstrap replicate of res (Efron 1979): Probes rows of
+// Samples (with the matching TotalSamples) drawn uniformly with
+// replacement using rng, summarised like the original. Plan-stability
+// analyses re-solve the plan on many replicates. Rows are resampled whole,
+// so the correlation between blocks (they share probes) is preserved. It
+// fails for results without samples (exact ones) or with fewer than two.
+func (res *TraceResult) Resample(rng *rand.Rand) (*TraceResult, error) {
+	n := len(res.Samples)
+	if n < 2 || len(res.TotalSamples) != n {
+		return nil, fmt.Errorf("hessian: Resample needs at least 2 per-probe samples, result %q has %d", res.Method, n)
+	}
+	out := &TraceResult{Method: res.Method, Probes: n, Matvecs: res.Matvecs, Converged: res.Converged, Confidence: res.Confidence}
+	out.Samples = make([][]float64, n)
+	out.TotalSamples = make([]float64, n)
+	for i := range n {
+		j := rng.IntN(n)
+		out.Samples[i] = res.Samples[j]
+		out.TotalSamples[i] = res.TotalSamples[j]
+	}
+	blocks := make([]Block, len(res.Blocks))
+	for j, e := range res.Blocks {
+		blocks[j] = Block{Name: e.Name, Offset: e.Offset, Size: e.Size}
+	}
+	if err := out.summarize(blocks, res.Total.Size); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
