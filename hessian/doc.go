@@ -1,16 +1,29 @@
 // Package hessian defines the symmetric-operator interface through which
-// bitplan reaches a network's Hessian, and the randomized estimators built on
-// it: Hutchinson trace estimation per block (Hutchinson 1990; Avron and Toledo
-// 2011), the variance-reduced Hutch++ and NA-Hutch++ (Meyer, Musco, Musco and
-// Woodruff 2021) and XTrace (Epperly, Tropp and Webber 2024), top-k
-// eigenvalues by Lanczos with full reorthogonalisation, and spectral density
-// by stochastic Lanczos quadrature (Lin, Saad and Yang 2016; Ghorbani,
-// Krishnan and Xiao 2019), plus an exact unit-vector mode for small blocks.
+// bitplan reaches a network's Hessian, and the matrix-free estimators built
+// on it:
 //
-// An Operator exposes only Hessian-vector products (HVPs); all estimators are
-// matrix-free and count their cost in HVPs ("matvecs").
+//   - Hutchinson: per-block traces from shared Rademacher (or Gaussian,
+//     sphere) probes with standard errors, Student-t intervals, adaptive
+//     stopping on the standard error, parallel and reproducible probes,
+//     progress reports and per-probe samples for the bootstrap (Hutchinson
+//     1990; Avron and Toledo 2011).
+//   - HutchPP, NAHutchPP and XTrace: variance-reduced trace estimators for
+//     operators with a few dominant eigenvalues (Meyer, Musco, Musco and
+//     Woodruff 2021; Epperly, Tropp and Webber 2024), with per-block
+//     variants that cost no extra products.
+//   - Lanczos (full reorthogonalisation) and PowerIteration (PyHessian's
+//     deflated power method, as a baseline) for extreme eigenvalues.
+//   - Density: spectral density by stochastic Lanczos quadrature (Lin, Saad
+//     and Yang 2016; Ghorbani, Krishnan and Xiao 2019).
+//   - Exact and ExactDiagonal: ground truth from unit vectors.
 //
-// Errors: a malformed operator (zero dimension, overlapping or out-of-range
-// blocks, wrongly sized outputs, non-finite products) and a cancelled context
-// are reported as error values, never as panics or silent NaNs.
+// An Operator exposes only Hessian-vector products (HVPs); the estimators
+// count their cost in HVPs ("matvecs"). Dense wraps an explicit matrix and
+// Count counts products, for tests and benchmarks; Sub restricts an
+// operator to one block.
+//
+// Errors: a malformed operator (zero dimension, overlapping, unsorted or
+// out-of-range blocks, failing or non-finite products), invalid settings
+// and a cancelled context are reported as error values naming the field
+// or value at fault, never as panics or silent NaNs.
 package hessian

@@ -105,6 +105,11 @@ func TestAdaptiveRule(t *testing.T) {
 			t.Errorf("AbsTol: block %s SE %.4g > 1", e.Name, e.StdErr)
 		}
 	}
+	// Hitting MaxProbes is not an error, just not converged.
+	res4, err := Hutchinson(context.Background(), Dense(m, blocks), &Settings{Tol: 1e-9, MinProbes: 3, MaxProbes: 5})
+	if err != nil || res4.Converged || res4.Probes != 5 || len(res4.Samples) != 5 {
+		t.Fatalf("MaxProbes run: %v %+v", err, res4)
+	}
 	// Without blocks the whole trace is tracked.
 	res3, err := Hutchinson(context.Background(), Dense(m, nil), &Settings{Tol: 0.01})
 	if err != nil || !res3.Converged || res3.Total.StdErr > 0.01*math.Abs(res3.Total.Trace) || len(res3.Blocks) != 0 {
