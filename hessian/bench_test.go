@@ -202,3 +202,43 @@ func BenchmarkEstimate2000(b *testing.B) {
 		b.ReportMetric(160, "matvecs")
 	})
 }
+
+// BenchmarkOverhead2000 times the estimators' own work at d = 2000, 60
+// matvecs, with a diagonal operator whose products cost O(d): what is left
+// when HVPs are free (QR, projections, reorthogonalisation, statistics).
+func BenchmarkOverhead2000(b *testing.B) {
+	const d = 2000
+	diag := make([]float64, d)
+	for i := range diag {
+		diag[i] = math.Sin(float64(i))
+	}
+	var blocks []Block
+	for i := range 20 {
+		blocks = append(blocks, Block{fmt.Sprintf("l%d", i), 100 * i, 100})
+	}
+	op := &Func{N: d, Parts: blocks, Multiply: func(_ context.Context, dst, v []float64) error {
+		for i, x := range v {
+			dst[i] = diag[i] * x
+		}
+		return nil
+	}}
+	ctx := context.Background()
+	for _, est := range estimators() {
+		b.Run(est.name, func(b *testing.B) {
+			for i := range b.N {
+				res, err := est.run(ctx, op, uint64(i), 60)
+				if err != nil {
+					b.Fatal(err)
+				}
+				sink += res.Total.Trace
+			}
+		})
+	}
+	b.Run("lanczos-60steps", func(b *testing.B) {
+		for range b.N {
+			if _, err := Lanczos(ctx, op, &LanczosSettings{K: 5, MaxSteps: 60, Tol: 1e-300}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
