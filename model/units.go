@@ -1,6 +1,9 @@
 package model
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // Unit is a quantizable layer: a Conv, Gemm or MatMul node whose weight is a
 // floating-point initializer.
@@ -41,6 +44,56 @@ type Unit struct {
 	// and usually for Gemm and MatMul; 0 when the constant is the left
 	// operand).
 	WeightInput int
+	// BatchNorm is the index of the BatchNormalization node that is the
+	// only consumer of a Conv's output (its constants can be folded into the
+	// weights, see FoldedWeights), or -1.
+	BatchNorm int
+}
+
+// FoldedWeights returns the unit's weight and bias with a following
+// BatchNormalization folded in (inference form, per output channel c):
+//
+//	s_c = γ_c / sqrt(σ²_c + ε),  W'_c = s_c W_c,  b'_c = s_c (b_c − μ_c) + β_c
+//
+// the weights HAWQ-V3 quantizes. Without a BatchNorm it returns copies of
+// the weight and bias (nil when there is none).
+func (m *Model) FoldedWeights(u Unit) (w, b []float64, err error) {
+	wt := m.Initializers[u.Weight]
+	if wt == nil {
+		return nil, nil, fmt.Errorf("model: unit %q: weight %q not found", u.Name, u.Weight)
+	}
+	w = append([]float64(nil), wt.Float...)
+	if u.Bias != "" {
+		b = append([]float64(nil), m.Initializers[u.Bias].Float...)
+	}
+	if u.BatchNorm < 0 {
+		return w, b, nil
+	}
+	bn := m.Nodes[u.BatchNorm]
+	eps, err := bn.AttrFloat("epsilon", 1e-5)
+	if err != nil {
+		return nil, nil, err
+	}
+	var prm [4][]float64
+	for i := range prm {
+		t := m.floatInit(bn.Input(i + 1))
+		if t == nil || t.Len() != u.OutChannels {
+			return nil, nil, fmt.Errorf("model: %s: input %d (%q) is not a constant with %d values", bn.Label(), i+1, bn.Input(i+1), u.OutChannels)
+		}
+		prm[i] = t.Float
+	}
+	if b == nil {
+		b = make([]float64, u.OutChannels)
+	}
+	per := len(w) / u.OutChannels
+	for c := 0; c < u.OutChannels; c++ {
+		s := prm[0][c] / math.Sqrt(prm[3][c]+eps)
+		for j := c * per; j < (c+1)*per; j++ {
+			w[j] *= s
+		}
+		b[c] = s*(b[c]-prm[2][c]) + prm[1][c]
+	}
+	return w, b, nil
 }
 
 func (m *Model) floatInit(name string) *Tensor {
@@ -79,7 +132,10 @@ func (m *Model) findUnits() ([]Unit, error) {
 			if g < 1 || w.Shape[0]%int(g) != 0 {
 				return nil, attrErr(n, "group", "is %d, want ≥ 1 dividing the %d output channels", g, w.Shape[0])
 			}
-			u = Unit{Op: n.Op, Weight: w.Name, WeightInput: 1, OutChannels: w.Shape[0], Group: int(g)}
+			u = Unit{Op: n.Op, Weight: w.Name, WeightInput: 1, OutChannels: w.Shape[0], Group: int(g), BatchNorm: -1}
+			if c := cons[n.Outputs[0]]; len(c) == 1 && c[0].Op == "BatchNormalization" && c[0].Input(0) == n.Outputs[0] {
+				u.BatchNorm = c[0].Index
+			}
 			if b := n.Input(2); b != "" {
 				bt := m.Initializers[b]
 				if bt == nil || !bt.Type.IsFloat() {
@@ -115,7 +171,7 @@ func (m *Model) findUnits() ([]Unit, error) {
 			if err != nil {
 				return nil, err
 			}
-			u = Unit{Op: n.Op, Weight: w.Name, WeightInput: wi, TransB: tb != 0, Group: 1}
+			u = Unit{Op: n.Op, Weight: w.Name, WeightInput: wi, TransB: tb != 0, Group: 1, BatchNorm: -1}
 			switch {
 			case wi == 1 && tb != 0:
 				u.OutChannels = w.Shape[0]
@@ -161,7 +217,7 @@ func (m *Model) findUnits() ([]Unit, error) {
 			if len(w.Shape) < 1 {
 				return nil, fmt.Errorf("%w: %s: weight %q is a scalar", ErrFormat, n.Label(), w.Name)
 			}
-			u = Unit{Op: n.Op, Weight: w.Name, WeightInput: wi, BiasNode: -1, Group: 1}
+			u = Unit{Op: n.Op, Weight: w.Name, WeightInput: wi, BiasNode: -1, Group: 1, BatchNorm: -1}
 			if wi == 1 {
 				u.OutChannels = w.Shape[len(w.Shape)-1]
 			} else {
