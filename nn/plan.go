@@ -324,21 +324,24 @@ func (p *plan) putWork(w *work) {
 }
 
 // bind points the parameter slots at θ, the direction v (nil: no
-// R-values), and the gradient and Hv accumulators (nil: not wanted).
-func (w *work) bind(theta, v, grad, hv []float64) {
+// R-values), and the gradient and Hv accumulators (nil: not wanted). v, grad
+// and hv cover θ[base : base+len]; parameters outside that range get no
+// R-value and no accumulator (their direction component is zero and their
+// products are not wanted).
+func (w *work) bind(theta, v, grad, hv []float64, base int) {
 	for i, s := range w.p.slots {
 		if s.kind != kParam {
 			continue
 		}
 		prm := w.p.e.params[s.param]
-		lo, hi := prm.Offset, prm.Offset+prm.Size
-		w.val[i] = theta[lo:hi]
+		lo, hi := prm.Offset-base, prm.Offset+prm.Size-base
+		w.val[i] = theta[prm.Offset : prm.Offset+prm.Size]
 		w.rv[i], w.adj[i], w.radj[i] = sub(v, lo, hi), sub(grad, lo, hi), sub(hv, lo, hi)
 	}
 }
 
 func sub(v []float64, lo, hi int) []float64 {
-	if v == nil {
+	if v == nil || lo < 0 || hi > len(v) {
 		return nil
 	}
 	return v[lo:hi]

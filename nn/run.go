@@ -100,10 +100,11 @@ type chunkResult struct {
 // the chunk results in chunk order into grad / hv (which must be zeroed by
 // the caller when used).
 //
-// When hi > lo the directions vs are zero outside θ[lo:hi) and only
-// θ[lo:hi) of the products is wanted: passes skip the steps before the
-// first one reading those parameters.
-func (e *Engine) pass(ctx context.Context, ds data.Dataset, md mode, vs [][]float64, grad []float64, hv [][]float64, lo, hi int) (Eval, error) {
+// The vectors vs and hv cover θ[base : base+len]. When hi > lo the
+// directions are zero outside θ[lo:hi) and only θ[lo:hi) of the products is
+// wanted: passes skip the steps before the first one reading those
+// parameters.
+func (e *Engine) pass(ctx context.Context, ds data.Dataset, md mode, vs [][]float64, grad []float64, hv [][]float64, base, lo, hi int) (Eval, error) {
 	total := ds.Len()
 	if total == 0 {
 		return Eval{}, fmt.Errorf("nn: empty dataset")
@@ -120,7 +121,7 @@ func (e *Engine) pass(ctx context.Context, ds data.Dataset, md mode, vs [][]floa
 		if md == modeHVP {
 			res[i].hv = make([][]float64, len(vs))
 			for j := range vs {
-				res[i].hv[j] = make([]float64, len(e.theta))
+				res[i].hv[j] = make([]float64, len(vs[j]))
 			}
 		}
 	}
@@ -139,7 +140,7 @@ func (e *Engine) pass(ctx context.Context, ds data.Dataset, md mode, vs [][]floa
 				defer wg.Done()
 				start := (wave + i) * bs
 				n := min(bs, total-start)
-				e.chunk(ds, start, n, md, vs, scale, &res[i], lo, hi)
+				e.chunk(ds, start, n, md, vs, scale, &res[i], base, lo, hi)
 			}(i)
 		}
 		wg.Wait()
@@ -163,7 +164,7 @@ func (e *Engine) pass(ctx context.Context, ds data.Dataset, md mode, vs [][]floa
 }
 
 // chunk evaluates samples [start, start+n) into r (overwriting it).
-func (e *Engine) chunk(ds data.Dataset, start, n int, md mode, vs [][]float64, scale float64, r *chunkResult, lo, hi int) {
+func (e *Engine) chunk(ds data.Dataset, start, n int, md mode, vs [][]float64, scale float64, r *chunkResult, base, lo, hi int) {
 	r.err = nil
 	p, err := e.plan(n)
 	if err != nil {
@@ -186,17 +187,17 @@ func (e *Engine) chunk(ds data.Dataset, start, n int, md mode, vs [][]float64, s
 	out := p.out
 	switch md {
 	case modeEval:
-		w.bind(e.theta, nil, nil, nil)
+		w.bind(e.theta, nil, nil, nil, 0)
 		w.forward()
 		r.loss, r.correct = crossEntropy(w.val[out], labels, e.classes, scale, nil, nil, nil)
 	case modeGrad:
 		clear(r.grad)
-		w.bind(e.theta, nil, r.grad, nil)
+		w.bind(e.theta, nil, r.grad, nil, 0)
 		w.forward()
 		r.loss, r.correct = crossEntropy(w.val[out], labels, e.classes, scale, w.adj[out], nil, nil)
 		w.backward()
 	case modeHVP:
-		w.bind(e.theta, nil, nil, nil)
+		w.bind(e.theta, nil, nil, nil, 0)
 		w.forward()
 		r.loss, r.correct = crossEntropy(w.val[out], labels, e.classes, scale, w.adj[out], nil, nil)
 		w.backward()
@@ -206,7 +207,7 @@ func (e *Engine) chunk(ds data.Dataset, start, n int, md mode, vs [][]float64, s
 		}
 		for j, v := range vs {
 			clear(r.hv[j])
-			w.bind(e.theta, v, nil, r.hv[j])
+			w.bind(e.theta, v, nil, r.hv[j], base)
 			w.rforward(first)
 			crossEntropy(w.val[out], labels, e.classes, scale, nil, w.rv[out], w.radj[out])
 			w.rbackward(first)
@@ -239,7 +240,7 @@ func (e *Engine) Evaluate(ctx context.Context, ds data.Dataset) (Eval, error) {
 	if err := e.checkData(ds); err != nil {
 		return Eval{}, err
 	}
-	return e.pass(ctx, ds, modeEval, nil, nil, nil, 0, 0)
+	return e.pass(ctx, ds, modeEval, nil, nil, nil, 0, 0, 0)
 }
 
 // Gradient sets grad = ∇_θ L, the gradient of the mean cross-entropy over
@@ -252,7 +253,7 @@ func (e *Engine) Gradient(ctx context.Context, ds data.Dataset, grad []float64) 
 		return Eval{}, fmt.Errorf("nn: gradient buffer has %d values, want %d", len(grad), len(e.theta))
 	}
 	clear(grad)
-	return e.pass(ctx, ds, modeGrad, nil, grad, nil, 0, 0)
+	return e.pass(ctx, ds, modeGrad, nil, grad, nil, 0, 0, 0)
 }
 
 // HVP sets dst[j] = H·v[j] for the Hessian H of the mean cross-entropy over
@@ -274,7 +275,7 @@ func (e *Engine) HVP(ctx context.Context, ds data.Dataset, dst, v [][]float64) e
 	if len(v) == 0 {
 		return nil
 	}
-	_, err := e.pass(ctx, ds, modeHVP, v, nil, dst, 0, 0)
+	_, err := e.pass(ctx, ds, modeHVP, v, nil, dst, 0, 0, 0)
 	return err
 }
 
@@ -294,19 +295,36 @@ func (e *Engine) BlockTrace(ctx context.Context, ds data.Dataset, b hessian.Bloc
 	if batch <= 0 {
 		batch = 32
 	}
+	// Vectors local to the block when it is made of whole parameter
+	// tensors (a unit's block is), else full-length.
+	lo, hi := b.Offset, b.Offset+b.Size
+	aligned := true
+	for _, p := range e.params {
+		if p.Offset < hi && p.Offset+p.Size > lo && (p.Offset < lo || p.Offset+p.Size > hi) {
+			aligned = false
+		}
+	}
+	base, n := lo, b.Size
+	if !aligned {
+		base, n = 0, len(e.theta)
+	}
 	tr := 0.0
+	vs, hv := make([][]float64, batch), make([][]float64, batch)
+	for j := range vs {
+		vs[j], hv[j] = make([]float64, n), make([]float64, n)
+	}
 	for i0 := 0; i0 < b.Size; i0 += batch {
 		k := min(batch, b.Size-i0)
-		vs, hv := make([][]float64, k), make([][]float64, k)
-		for j := range vs {
-			vs[j], hv[j] = make([]float64, len(e.theta)), make([]float64, len(e.theta))
-			vs[j][b.Offset+i0+j] = 1
+		for j := 0; j < k; j++ {
+			clear(vs[j])
+			clear(hv[j])
+			vs[j][lo-base+i0+j] = 1
 		}
-		if _, err := e.pass(ctx, ds, modeHVP, vs, nil, hv, b.Offset, b.Offset+b.Size); err != nil {
+		if _, err := e.pass(ctx, ds, modeHVP, vs[:k], nil, hv[:k], base, lo, hi); err != nil {
 			return 0, err
 		}
-		for j := range hv {
-			tr += hv[j][b.Offset+i0+j]
+		for j := 0; j < k; j++ {
+			tr += hv[j][lo-base+i0+j]
 		}
 	}
 	return tr, nil
@@ -326,7 +344,7 @@ func (e *Engine) Logits(x []float64, n int) ([]float64, error) {
 	w := p.getWork()
 	defer p.putWork(w)
 	copy(w.val[p.in], x)
-	w.bind(e.theta, nil, nil, nil)
+	w.bind(e.theta, nil, nil, nil, 0)
 	w.forward()
 	return append([]float64(nil), w.val[p.out]...), nil
 }
@@ -353,7 +371,7 @@ func (e *Engine) Intermediates(x []float64, n int) (map[string]Tensor, error) {
 	w := p.getWork()
 	defer p.putWork(w)
 	copy(w.val[p.in], x)
-	w.bind(e.theta, nil, nil, nil)
+	w.bind(e.theta, nil, nil, nil, 0)
 	w.forward()
 	out := make(map[string]Tensor, len(p.slots))
 	for i, s := range p.slots {
