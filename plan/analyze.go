@@ -95,14 +95,26 @@ func Analyze(ctx context.Context, a *Analysis) (*Sensitivity, error) {
 	for _, u := range units {
 		wop.blocks = append(wop.blocks, hessian.Block{Name: u.Name, Offset: u.WeightOffset, Size: u.WeightSize})
 	}
+	// The engine parallelises inside each product (over samples), so the
+	// estimators call it from one goroutine, several probes per call.
+	ts := hessian.Settings{}
+	if a.Trace != nil {
+		ts = *a.Trace
+	}
+	ts.Workers = 1
+	ss := hessian.SketchSettings{}
+	if a.Sketch != nil {
+		ss = *a.Sketch
+	}
+	ss.Workers = 1
 	var res *hessian.TraceResult
 	switch a.Method {
 	case "", Hutchinson:
-		res, err = hessian.Hutchinson(ctx, wop, a.Trace)
+		res, err = hessian.Hutchinson(ctx, wop, &ts)
 	case HutchPP:
-		res, err = hessian.HutchPP(ctx, wop, a.Sketch)
+		res, err = hessian.HutchPP(ctx, wop, &ss)
 	case XTrace:
-		res, err = hessian.XTrace(ctx, wop, a.Sketch)
+		res, err = hessian.XTrace(ctx, wop, &ss)
 	case Exact:
 		res, err = exactBlocks(ctx, wop)
 	default:
@@ -151,7 +163,9 @@ func Analyze(ctx context.Context, a *Analysis) (*Sensitivity, error) {
 		out.TopEigenvalue = ev
 	}
 	if a.Density != nil {
-		d, err := hessian.Density(ctx, op, a.Density)
+		ds := *a.Density
+		ds.Workers = 1
+		d, err := hessian.Density(ctx, op, &ds)
 		if err != nil {
 			return nil, fmt.Errorf("plan: spectral density: %w", err)
 		}
