@@ -180,7 +180,7 @@ func exactBlocks(ctx context.Context, op hessian.Operator) (*hessian.TraceResult
 	res := &hessian.TraceResult{Method: "exact", Converged: true, Confidence: 1}
 	var total float64
 	for _, b := range op.Blocks() {
-		d, err := hessian.ExactDiagonal(ctx, op, b, 0)
+		d, err := hessian.ExactDiagonal(ctx, op, b, 1)
 		if err != nil {
 			return nil, err
 		}
