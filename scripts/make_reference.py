@@ -195,7 +195,7 @@ def reference(name, models_dir, out_dir, x, y):
         for j in range(s):
             e = torch.zeros(P, dtype=torch.float64)
             e[o + j] = 1.0
-            rows.append(torch.autograd.grad(g, theta, grad_outputs=e, retain_graph=True)[0][o:o + s])
+            rows.append(torch.autograd.grad(g, theta, grad_outputs=e, retain_graph=True)[0][o:o + s].clone())
         H = torch.stack(rows)
         scale = H.abs().max().item() or 1.0
         asym = (H - H.t()).abs().max().item() / scale

@@ -174,6 +174,33 @@ def train(name, xtr, ytr, xte, yte):
     return model, accuracy(model, xte, yte), time.time() - t0
 
 
+def inline_identity_initializers(m):
+    """Replace Identity nodes whose input is an initializer by a copy of it.
+
+    torch.onnx.export deduplicates initializers with equal values and feeds
+    the duplicates through Identity nodes. In rescnn, bn2.bias and
+    down_bn.bias receive identical gradients (both feed the residual Add)
+    from the same zero initialisation, so Adam keeps them equal and the
+    export turns down_bn.bias into Identity(bn2.bias). This pass restores
+    one initializer per parameter so every BatchNormalization reads its own
+    initializers. Returns the number of nodes removed.
+    """
+    inits = {t.name: t for t in m.graph.initializer}
+    keep, removed = [], 0
+    for n in m.graph.node:
+        if n.op_type == "Identity" and n.input[0] in inits and n.output[0] not in inits:
+            t = onnx.TensorProto()
+            t.CopyFrom(inits[n.input[0]])
+            t.name = n.output[0]
+            m.graph.initializer.append(t)
+            removed += 1
+        else:
+            keep.append(n)
+    del m.graph.node[:]
+    m.graph.node.extend(keep)
+    return removed
+
+
 def export(name, model, path):
     """Export model (in eval mode) to ONNX at path and validate the graph."""
     model.eval()
@@ -187,6 +214,8 @@ def export(name, model, path):
         do_constant_folding=True,
     )
     m = onnx.load(path)
+    if inline_identity_initializers(m):
+        onnx.save(m, path)
     onnx.checker.check_model(m, full_check=True)
     ops = [n.op_type for n in m.graph.node]
     for n in m.graph.node:
