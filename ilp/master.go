@@ -22,6 +22,7 @@ type master struct {
 	w     []float64
 	col   []float64
 	ok    bool
+	iters int // simplex iterations, for statistics
 }
 
 // Simplex tolerances (the master's data are scaled values and costs).
@@ -135,6 +136,7 @@ func (m *master) solve(cuts []cut, lo, hi, lam []float64) (t float64, ok bool) {
 	inBasis := make([]bool, ncol)
 	resets := 0
 	for it := 0; it < 200+20*ncol; it++ {
+		m.iters++
 		if !m.invert(cuts, lo, hi) {
 			if resets++; resets > 2 {
 				m.ok = false

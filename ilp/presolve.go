@@ -111,7 +111,7 @@ func presolve(p *Problem, use []bool, zeroObj bool) *model {
 	m.valScale, m.valConst = vs, vc.sum()
 	// The root sub.
 	k := len(m.rows)
-	q := &sub{k: k, lim: make([]float64, k), up: make([]int32, ng), start: []int32{0}}
+	q := &sub{k: k, lim: make([]float64, k), up: make([]int32, ng)}
 	for i, r := range m.rows {
 		var sh float64
 		for j, kk := range finite {
@@ -122,6 +122,18 @@ func presolve(p *Problem, use []bool, zeroObj bool) *model {
 		q.lim[i] = (p.Rows[r].Limit - sh + FeasTol*m.mag[r]) / m.scale[i]
 	}
 	minc := make([]float64, k)
+	nfree, nch := 0, 0
+	for g := range allowed {
+		if len(allowed[g]) > 1 {
+			nfree++
+			nch += len(allowed[g])
+		}
+	}
+	q.gid = make([]int32, 0, nfree)
+	q.start = make([]int32, 1, nfree+1)
+	q.cid = make([]int32, 0, nch)
+	q.val = make([]float64, 0, nch)
+	q.cost = make([]float64, 0, nch*k)
 	for g := range p.Groups {
 		gr := &p.Groups[g]
 		if len(allowed[g]) == 1 {

@@ -181,6 +181,8 @@ type dual struct {
 	cuts []cut
 	pool [][]int32
 	m    master
+	// evals counts Lagrangian evaluations.
+	evals int
 }
 
 // cut is one assignment a_i with its value V and subgradient s = C(a) − L.
@@ -206,6 +208,7 @@ func (d *dual) eval(lam []float64) (float64, *cut) {
 	} else {
 		a = make([]int32, d.q.ng())
 	}
+	d.evals++
 	c := cut{s: make([]float64, d.k), a: a}
 	f := d.q.lagrange(lam, a, c.s, &c.v)
 	d.cuts = append(d.cuts, c)

@@ -120,24 +120,62 @@ func (q *sub) lagrange(lam []float64, a []int32, s []float64, va *float64) float
 	k := q.k
 	clear(s)
 	v := 0.0
-	for g := 0; g < q.ng(); g++ {
-		lo, hi := q.start[g], q.start[g+1]
-		best, bj := math.Inf(1), lo
-		for j := lo; j < hi; j++ {
-			t := q.val[j]
-			c := q.cost[int(j)*k : int(j)*k+k]
-			for r, l := range lam {
-				t += l * c[r]
+	val, cost, start := q.val, q.cost, q.start
+	ng := len(start) - 1
+	switch k {
+	case 2:
+		l0, l1 := lam[0], lam[1]
+		cost = cost[:2*len(val)]
+		for g := 0; g < ng; g++ {
+			lo, hi := int(start[g]), int(start[g+1])
+			best, bj := math.Inf(1), lo
+			for j := lo; j < hi; j++ {
+				if t := val[j] + l0*cost[2*j] + l1*cost[2*j+1]; t < best {
+					best, bj = t, j
+				}
 			}
-			if t < best {
-				best, bj = t, j
-			}
+			a[g] = int32(bj)
+			v += val[bj]
+			s[0] += cost[2*bj]
+			s[1] += cost[2*bj+1]
 		}
-		a[g] = bj
-		v += q.val[bj]
-		c := q.cost[int(bj)*k : int(bj)*k+k]
-		for r := range s {
-			s[r] += c[r]
+	case 3:
+		l0, l1, l2 := lam[0], lam[1], lam[2]
+		cost = cost[:3*len(val)]
+		for g := 0; g < ng; g++ {
+			lo, hi := int(start[g]), int(start[g+1])
+			best, bj := math.Inf(1), lo
+			for j := lo; j < hi; j++ {
+				if t := val[j] + l0*cost[3*j] + l1*cost[3*j+1] + l2*cost[3*j+2]; t < best {
+					best, bj = t, j
+				}
+			}
+			a[g] = int32(bj)
+			v += val[bj]
+			s[0] += cost[3*bj]
+			s[1] += cost[3*bj+1]
+			s[2] += cost[3*bj+2]
+		}
+	default:
+		for g := 0; g < ng; g++ {
+			lo, hi := int(start[g]), int(start[g+1])
+			best, bj := math.Inf(1), lo
+			for j := lo; j < hi; j++ {
+				t := val[j]
+				c := cost[j*k : j*k+k]
+				for r, l := range lam {
+					t += l * c[r]
+				}
+				if t < best {
+					best, bj = t, j
+				}
+			}
+			a[g] = int32(bj)
+			v += val[bj]
+			c := cost[bj*k : bj*k+k]
+			for r := range s {
+				s[r] += c[r]
+			}
 		}
 	}
 	phi := v

@@ -1,0 +1,67 @@
+package ilp
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// benchBits are the candidate weight bit widths of the benchmark instances.
+var benchBits = []int{2, 3, 4, 5, 6, 8}
+
+// benchProblem builds a realistic random instance: n layers with 6 bit
+// widths; the value avg_trace·Δ²(b) falls about 4× per bit, size = params·b/8,
+// BOPS = macs·b·b and latency roughly affine in b (rows beyond the first
+// two); every limit sits at 25–75 % between all-lowest and all-highest.
+func benchProblem(n, rows int, seed uint64) *Problem {
+	rng := rand.New(rand.NewPCG(seed, 7))
+	p := &Problem{Groups: make([]Group, n)}
+	for g := range p.Groups {
+		params := math.Exp(rng.Float64()*6) * 1e3
+		macs := params * math.Exp(rng.Float64()*4) * 50
+		trace := math.Exp(rng.NormFloat64() * 2)
+		ms := macs * 1e-9 * (0.5 + rng.Float64())
+		base := params * (0.5 + rng.Float64())
+		gr := Group{Name: fmt.Sprintf("layer%d", g)}
+		for _, b := range benchBits {
+			delta := base * math.Pow(4, -float64(b)) * (0.8 + 0.4*rng.Float64())
+			costs := []float64{params * float64(b) / 8, macs * float64(b*b), ms * (0.4 + 0.1*float64(b)) * (0.9 + 0.2*rng.Float64())}
+			gr.Choices = append(gr.Choices, Choice{Label: fmt.Sprint(b), Value: trace * delta, Costs: costs[:rows]})
+		}
+		p.Groups[g] = gr
+	}
+	for k := 0; k < rows; k++ {
+		lo, hi := 0.0, 0.0
+		for _, g := range p.Groups {
+			lo += g.Choices[0].Costs[k]
+			hi += g.Choices[len(g.Choices)-1].Costs[k]
+		}
+		t := 0.25 + 0.5*rng.Float64()
+		p.Rows = append(p.Rows, Row{Name: fmt.Sprint("row", k), Limit: lo + t*(hi-lo)})
+	}
+	return p
+}
+
+func BenchmarkSolve(b *testing.B) {
+	for _, rows := range []int{2, 3} {
+		for _, n := range []int{54, 500, 5000, 20000, 100000} {
+			p := benchProblem(n, rows, uint64(n*10+rows))
+			b.Run(fmt.Sprintf("rows=%d/groups=%d", rows, n), func(b *testing.B) {
+				nodes := 0
+				for b.Loop() {
+					sol, err := Solve(context.Background(), p, nil)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if sol.Status != Optimal {
+						b.Fatalf("status %v gap %g", sol.Status, sol.Gap)
+					}
+					nodes = sol.Nodes
+				}
+				b.ReportMetric(float64(nodes), "nodes")
+			})
+		}
+	}
+}

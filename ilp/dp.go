@@ -1,0 +1,411 @@
+package ilp
+
+import (
+	"cmp"
+	"math"
+	"slices"
+	"sort"
+)
+
+// dpTrace, when set by a test, observes every completed dp run.
+var dpTrace func(groups, states, rows int)
+
+// dpLevelTrace, when set by a test, observes every dp level.
+var dpLevelTrace func(level, generated, kept, relevant int)
+
+// dpResult is the outcome of dp.
+type dpResult struct {
+	a         []int32 // best assignment found with value below the cutoff, or nil
+	v         float64 // its value
+	complete  bool    // the enumeration finished: a is optimal below the cutoff
+	minPruned float64 // least bound of a state pruned by the cutoff
+	states    int     // states generated
+}
+
+// dp solves a small sub exactly by dynamic programming over groups with
+// dominance and bounds, the multi-row form of the state enumeration Pisinger
+// uses on the core of a knapsack problem (Pisinger 1995, "A minimal
+// algorithm for the multiple-choice knapsack problem", §4; Kellerer,
+// Pferschy & Pisinger 2004, §11.9). A state is a partial assignment of the
+// first i groups, summarised by its usage u and value v. A state is dropped
+//   - when a row cannot be met even with the cheapest remaining choices;
+//   - when it is dominated: another state at the same level has no more
+//     value and no more usage in any row;
+//   - when its bound reaches the cutoff; the bound is the best of several
+//     Lagrangian bounds on the remaining groups,
+//     v + max_λ [Σ_{rest} min_c (v_c + λ·c_c) + λ·(u − L)],
+//     over multipliers λ around the node's optimal λ*.
+//
+// dp gives up (complete false) when the states at a level exceed maxStates.
+func (q *sub) dp(lam []float64, cutoff float64, maxStates int, st *stopper) dpResult {
+	k, ng := q.k, q.ng()
+	res := dpResult{minPruned: math.Inf(1)}
+	// Order: groups with the largest moves (spread of surrogate cost w·c)
+	// first, so that the groups left at any level are fine-grained and the
+	// LP bound of the rest is nearly integral.
+	w := append([]float64(nil), lam...)
+	if slices.Max(append([]float64{0}, w...)) <= 0 {
+		for i := range w {
+			w[i] = 1
+		}
+	}
+	order := make([]int, ng)
+	key := make([]float64, ng)
+	for g := range order {
+		order[g] = g
+		lo, hi := math.Inf(1), math.Inf(-1)
+		for j := q.start[g]; j < q.start[g+1]; j++ {
+			c := 0.0
+			for row := 0; row < k; row++ {
+				c += w[row] * q.cost[int(j)*k+row]
+			}
+			lo, hi = math.Min(lo, c), math.Max(hi, c)
+		}
+		key[g] = hi - lo
+	}
+	sort.SliceStable(order, func(a, b int) bool { return key[order[a]] > key[order[b]] })
+	// Bounds: the LP relaxation of the remaining groups under the surrogate
+	// row Σ_k w_k C_k ≤ Σ_k w_k L_k with w = λ* (Glover 1965, surrogate
+	// constraints), solved exactly for every capacity by the convex-hull
+	// greedy: per level, the hull edges of the remaining groups sorted by
+	// efficiency with prefix sums, queried by binary search.
+	sb := newSurrogateBound(q, order, w)
+	wLim := 0.0
+	for row := 0; row < k; row++ {
+		wLim += w[row] * q.lim[row]
+	}
+	wTol := tolCost * (1 + floatsSum(w))
+	minc := make([]float64, (ng+1)*k)
+	for i := ng - 1; i >= 0; i-- {
+		g := order[i]
+		for row := 0; row < k; row++ {
+			m := math.Inf(1)
+			for j := q.start[g]; j < q.start[g+1]; j++ {
+				m = math.Min(m, q.cost[int(j)*k+row])
+			}
+			minc[i*k+row] = minc[(i+1)*k+row] + m
+		}
+	}
+	maxc := make([]float64, (ng+1)*k)
+	for i := ng - 1; i >= 0; i-- {
+		g := order[i]
+		for row := 0; row < k; row++ {
+			m := math.Inf(-1)
+			for j := q.start[g]; j < q.start[g+1]; j++ {
+				m = math.Max(m, q.cost[int(j)*k+row])
+			}
+			maxc[i*k+row] = maxc[(i+1)*k+row] + m
+		}
+	}
+	type back struct {
+		parent int32
+		choice int32
+	}
+	levels := make([][]back, ng)
+	u := make([]float64, k) // states' usage, state-major
+	v := []float64{q.c0}
+	var nu, nv []float64
+	var nb []back
+	idx := make([]int, 0)
+	var rel []int
+	var pu []float64
+	for i := 0; i < ng; i++ {
+		if i%4 == 3 && st.stop() {
+			return res
+		}
+		g := order[i]
+		nu, nv, nb = nu[:0], nv[:0], nb[:0]
+		un := make([]float64, k)
+		for s := range v {
+			us := u[s*k : s*k+k]
+		next:
+			for j := q.start[g]; j < q.start[g+1]; j++ {
+				c := q.cost[int(j)*k : int(j)*k+k]
+				for row := 0; row < k; row++ {
+					un[row] = us[row] + c[row]
+					if un[row]+minc[(i+1)*k+row] > q.lim[row]+tolCost {
+						continue next
+					}
+				}
+				vn := v[s] + q.val[j]
+				us := 0.0
+				for row := 0; row < k; row++ {
+					us += w[row] * un[row]
+				}
+				b := vn + sb.query(i+1, wLim-us, wTol)
+				if b >= cutoff {
+					res.minPruned = math.Min(res.minPruned, b)
+					continue
+				}
+				nu = append(nu, un...)
+				nv = append(nv, vn)
+				nb = append(nb, back{int32(s), j})
+			}
+		}
+		res.states += len(nv)
+		// Rows that no completion of any state can violate play no part in
+		// dominance (Σ of the largest remaining costs still fits).
+		rel = rel[:0]
+		for row := 0; row < k; row++ {
+			for s := range nv {
+				if nu[s*k+row]+maxc[(i+1)*k+row] > q.lim[row]+tolCost {
+					rel = append(rel, row)
+					break
+				}
+			}
+		}
+		kr := len(rel)
+		pu = pu[:0]
+		for s := range nv {
+			for _, row := range rel {
+				pu = append(pu, nu[s*k+row])
+			}
+		}
+		// Dominance filter.
+		idx = idx[:0]
+		for s := range nv {
+			idx = append(idx, s)
+		}
+		slices.SortFunc(idx, func(a, b int) int {
+			if c := cmp.Compare(nv[a], nv[b]); c != 0 {
+				return c
+			}
+			for row := 0; row < kr; row++ {
+				if c := cmp.Compare(pu[a*kr+row], pu[b*kr+row]); c != 0 {
+					return c
+				}
+			}
+			return cmp.Compare(a, b)
+		})
+		var keep []int
+		if kr == 0 {
+			keep = idx[:min(1, len(idx))]
+		} else {
+			keep = dominanceFilter(idx, pu, kr)
+		}
+		if dpLevelTrace != nil {
+			dpLevelTrace(i, len(nv), len(keep), kr)
+		}
+		if len(keep) > maxStates {
+			return res
+		}
+		u = make([]float64, 0, len(keep)*k)
+		v = make([]float64, 0, len(keep))
+		lv := make([]back, 0, len(keep))
+		for _, s := range keep {
+			u = append(u, nu[s*k:s*k+k]...)
+			v = append(v, nv[s])
+			lv = append(lv, nb[s])
+		}
+		levels[i] = lv
+		if len(v) == 0 {
+			res.complete = true
+			return res
+		}
+	}
+	if dpTrace != nil {
+		dpTrace(ng, res.states, k)
+	}
+	best := 0
+	for s := range v {
+		if v[s] < v[best] {
+			best = s
+		}
+	}
+	res.a = make([]int32, ng)
+	s := int32(best)
+	for i := ng - 1; i >= 0; i-- {
+		b := levels[i][s]
+		res.a[order[i]] = b.choice
+		s = b.parent
+	}
+	res.v = v[best]
+	res.complete = true
+	return res
+}
+
+// maxPairwise bounds the kept states compared pairwise (three or more rows).
+const maxPairwise = 5000
+
+// dominanceFilter returns the states of idx (sorted by value, then usage)
+// that no earlier state dominates (usage no larger in every row). One row is
+// a prefix minimum; two rows use a Fenwick tree of prefix minima over the
+// first row's ranks; more rows compare against the kept states.
+func dominanceFilter(idx []int, u []float64, k int) []int {
+	var keep []int
+	switch k {
+	case 1:
+		best := math.Inf(1)
+		for _, s := range idx {
+			if u[s] < best {
+				best = u[s]
+				keep = append(keep, s)
+			}
+		}
+	case 2:
+		xs := make([]float64, len(idx))
+		for i, s := range idx {
+			xs[i] = u[s*2]
+		}
+		slices.Sort(xs)
+		xs = slices.Compact(xs)
+		tree := make([]float64, len(xs)+1)
+		for i := range tree {
+			tree[i] = math.Inf(1)
+		}
+		for _, s := range idx {
+			rank, _ := slices.BinarySearch(xs, u[s*2])
+			// Least second-row usage among kept states with first row ≤ this.
+			m := math.Inf(1)
+			for i := rank + 1; i > 0; i -= i & -i {
+				m = math.Min(m, tree[i])
+			}
+			if m <= u[s*2+1] {
+				continue
+			}
+			keep = append(keep, s)
+			for i := rank + 1; i < len(tree); i += i & -i {
+				tree[i] = math.Min(tree[i], u[s*2+1])
+			}
+		}
+	default:
+		for i, s := range idx {
+			dominated := false
+			for _, t := range keep {
+				d := true
+				for row := 0; row < k; row++ {
+					if u[t*k+row] > u[s*k+row] {
+						d = false
+						break
+					}
+				}
+				if d {
+					dominated = true
+					break
+				}
+			}
+			if !dominated {
+				keep = append(keep, s)
+			}
+			if len(keep) > maxPairwise {
+				// Too many to compare: keep the rest unfiltered.
+				return append(keep, idx[i+1:]...)
+			}
+		}
+	}
+	return keep
+}
+
+func floatsSum(xs []float64) float64 {
+	s := 0.0
+	for _, x := range xs {
+		s += x
+	}
+	return s
+}
+
+// surrogateBound holds, for every level i, the one-row LP relaxation of the
+// groups order[i:] under surrogate costs w·c as a function of capacity.
+type surrogateBound struct {
+	baseC, baseV []float64   // per level: Σ hull start cost and value
+	cumC, cumV   [][]float64 // per level: prefix sums of edges by efficiency
+	eff          [][]float64 // per level: edge efficiencies, decreasing
+}
+
+type edge struct{ dc, dv, eff float64 }
+
+func newSurrogateBound(q *sub, order []int, w []float64) *surrogateBound {
+	k, ng := q.k, len(order)
+	sb := &surrogateBound{baseC: make([]float64, ng+1), baseV: make([]float64, ng+1),
+		cumC: make([][]float64, ng+1), cumV: make([][]float64, ng+1), eff: make([][]float64, ng+1)}
+	var edges []edge
+	type pt struct{ c, v float64 }
+	var pts, hull []pt
+	for i := ng - 1; i >= 0; i-- {
+		g := order[i]
+		pts = pts[:0]
+		for j := q.start[g]; j < q.start[g+1]; j++ {
+			c := 0.0
+			for row := 0; row < k; row++ {
+				c += w[row] * q.cost[int(j)*k+row]
+			}
+			pts = append(pts, pt{c, q.val[j]})
+		}
+		slices.SortFunc(pts, func(a, b pt) int {
+			if c := cmp.Compare(a.c, b.c); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.v, b.v)
+		})
+		hull = hull[:0]
+		for _, p := range pts {
+			if len(hull) > 0 && p.v >= hull[len(hull)-1].v {
+				continue
+			}
+			for len(hull) >= 2 {
+				a, b := hull[len(hull)-2], hull[len(hull)-1]
+				if (b.v-a.v)*(p.c-b.c) >= (p.v-b.v)*(b.c-a.c) {
+					hull = hull[:len(hull)-1]
+					continue
+				}
+				break
+			}
+			hull = append(hull, p)
+		}
+		sb.baseC[i] = sb.baseC[i+1] + hull[0].c
+		sb.baseV[i] = sb.baseV[i+1] + hull[0].v
+		var mine []edge
+		for h := 1; h < len(hull); h++ {
+			dc, dv := hull[h].c-hull[h-1].c, hull[h].v-hull[h-1].v
+			mine = append(mine, edge{dc, dv, -dv / dc})
+		}
+		// Merge the group's edges into the sorted list.
+		merged := make([]edge, 0, len(edges)+len(mine))
+		a, b := 0, 0
+		for a < len(edges) || b < len(mine) {
+			if b == len(mine) || (a < len(edges) && edges[a].eff >= mine[b].eff) {
+				merged = append(merged, edges[a])
+				a++
+			} else {
+				merged = append(merged, mine[b])
+				b++
+			}
+		}
+		edges = merged
+		cc := make([]float64, len(edges))
+		cv := make([]float64, len(edges))
+		ef := make([]float64, len(edges))
+		sc, sv := 0.0, 0.0
+		for t, e := range edges {
+			sc += e.dc
+			sv += e.dv
+			cc[t], cv[t], ef[t] = sc, sv, e.eff
+		}
+		sb.cumC[i], sb.cumV[i], sb.eff[i] = cc, cv, ef
+	}
+	return sb
+}
+
+// query returns the LP value of the groups of level i with surrogate
+// capacity capacity (+Inf when even the cheapest choices exceed it).
+func (sb *surrogateBound) query(i int, capacity, tol float64) float64 {
+	c := capacity - sb.baseC[i]
+	if c < -tol {
+		return math.Inf(1)
+	}
+	cc := sb.cumC[i]
+	p := sort.SearchFloat64s(cc, c) // first edge whose prefix exceeds c (or equals)
+	for p < len(cc) && cc[p] <= c {
+		p++
+	}
+	v := sb.baseV[i]
+	used := 0.0
+	if p > 0 {
+		v += sb.cumV[i][p-1]
+		used = cc[p-1]
+	}
+	if p < len(cc) {
+		v -= (c - used) * sb.eff[i][p]
+	}
+	return v
+}
