@@ -1,0 +1,218 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/bitplan/bitplan/budget"
+	"github.com/bitplan/bitplan/plan"
+	"github.com/bitplan/bitplan/profiles"
+)
+
+// parseInterspersed parses flags that may come before or after positional
+// arguments ("bitplan solve t.json --max-size 50%") and returns the
+// positional ones.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				fs.SetOutput(fs.Output())
+				fs.Usage()
+				return nil, err
+			}
+			return nil, usageError{fmt.Errorf("%v (run with -h for the flags)", err)}
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if rest[0] == "--" {
+			return append(pos, rest[1:]...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// newFlagSet returns a flag set that returns errors rather than exiting and
+// prints its usage to stdout only when asked (-h).
+func newFlagSet(name, synopsis string, stdout io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {
+		fmt.Fprintf(stdout, "Usage: bitplan %s %s\n\nFlags:\n", name, synopsis)
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+	}
+	return fs
+}
+
+// budgetFlags holds the --max-* and --profile flags shared by the planning
+// commands. Flags are taken in order: a --max-latency or --max-energy that
+// follows a --profile budgets that device, so
+//
+//	--profile t4 --max-latency 2ms --profile orin --max-latency 5ms
+//
+// gives one ILP with a latency row per device.
+type budgetFlags struct {
+	pending []pendingBudget
+	devices []plan.Device
+	// batch, perChannel and latency tables tune the device cost models.
+	batch      int
+	perChannel bool
+}
+
+type pendingBudget struct {
+	flag, text string
+	kind       budget.Kind
+	device     int // index into devices, or -1
+}
+
+// budgetValue is a flag.Value appending a budget of one kind.
+type budgetValue struct {
+	b    *budgetFlags
+	kind budget.Kind
+	flag string
+}
+
+func (v budgetValue) String() string { return "" }
+func (v budgetValue) Set(s string) error {
+	dev := -1
+	if v.kind == budget.Latency || v.kind == budget.Energy {
+		dev = len(v.b.devices) - 1
+	}
+	if _, err := budget.Parse(v.kind, s); err != nil {
+		return err
+	}
+	v.b.pending = append(v.b.pending, pendingBudget{flag: v.flag, text: s, kind: v.kind, device: dev})
+	return nil
+}
+
+// profileValue is a flag.Value loading a hardware profile.
+type profileValue struct{ b *budgetFlags }
+
+func (v profileValue) String() string { return "" }
+func (v profileValue) Set(s string) error {
+	p, err := profiles.Load(s)
+	if err != nil {
+		return err
+	}
+	for _, d := range v.b.devices {
+		if d.Profile.Name == p.Name {
+			return fmt.Errorf("profile %q given twice", p.Name)
+		}
+	}
+	v.b.devices = append(v.b.devices, plan.Device{Profile: p, Options: &profiles.Options{}})
+	return nil
+}
+
+// tableValue is a flag.Value attaching a measured latency table to the last
+// profile.
+type tableValue struct{ b *budgetFlags }
+
+func (v tableValue) String() string { return "" }
+func (v tableValue) Set(s string) error {
+	if len(v.b.devices) == 0 {
+		return fmt.Errorf("give --profile before --latency-table %s: a table measures one device", s)
+	}
+	t, err := profiles.LoadTable(s)
+	if err != nil {
+		return err
+	}
+	v.b.devices[len(v.b.devices)-1].Options.Table = t
+	return nil
+}
+
+func (b *budgetFlags) register(fs *flag.FlagSet) {
+	fs.Var(budgetValue{b, budget.Size, "max-size"}, "max-size", "model size budget: `SIZE` with a unit (6.5MB, 512KiB) or P% of the range between all-lowest and all-highest precision (HAWQ's convention)")
+	fs.Var(budgetValue{b, budget.BOPS, "max-bops"}, "max-bops", "bit-operations budget (MACs·b_w·b_a): `BOPS` such as 72G, or P%")
+	fs.Var(budgetValue{b, budget.Latency, "max-latency"}, "max-latency", "latency budget: `TIME` such as 2.8ms or 250us, or P%; after --profile it budgets that device, else the table's latency_ms")
+	fs.Var(budgetValue{b, budget.Energy, "max-energy"}, "max-energy", "energy budget: `ENERGY` such as 3mJ, or P%; applies to the preceding --profile")
+	fs.Var(profileValue{b}, "profile", "hardware `PROFILE`: a built-in name (see bitplan profiles) or a JSON file; repeat for several devices")
+	fs.Var(tableValue{b}, "latency-table", "measured latencies (`FILE`, CSV layer,precision,ms or JSON) overriding the preceding profile's roofline")
+	fs.IntVar(&b.batch, "batch", 1, "batch size `N` for the device cost models")
+	fs.BoolVar(&b.perChannel, "per-channel", false, "count per-channel scales (4 bytes per output channel) in model size on devices")
+}
+
+// budgets returns the devices and the budgets, mapping each latency or
+// energy budget to its device ("latency@t4"); a latency budget before any
+// profile uses the table's latency_ms, or the only device when the table
+// has none. Errors name the flag.
+func (b *budgetFlags) budgets(tableHasLatency bool) ([]plan.Device, []plan.Budget, error) {
+	if b.batch < 1 {
+		return nil, nil, usageError{fmt.Errorf("flag --batch: must be at least 1, got %d", b.batch)}
+	}
+	for _, d := range b.devices {
+		d.Options.Batch = b.batch
+		d.Options.PerChannel = b.perChannel
+	}
+	var out []plan.Budget
+	for _, p := range b.pending {
+		s, err := budget.Parse(p.kind, p.text)
+		if err != nil {
+			return nil, nil, usageError{fmt.Errorf("flag --%s: %v", p.flag, err)}
+		}
+		res := p.kind.String()
+		dev := p.device
+		if dev < 0 && (p.kind == budget.Energy || (p.kind == budget.Latency && !tableHasLatency)) {
+			switch len(b.devices) {
+			case 0:
+				return nil, nil, usageError{fmt.Errorf("flag --%s: needs a --profile (or, for latency, a table with latency_ms)", p.flag)}
+			case 1:
+				dev = 0
+			default:
+				return nil, nil, usageError{fmt.Errorf("flag --%s %s: give it after the --profile it budgets", p.flag, p.text)}
+			}
+		}
+		if dev >= 0 {
+			res += "@" + b.devices[dev].Profile.Name
+		}
+		out = append(out, plan.Budget{Resource: res, Spec: s})
+	}
+	return b.devices, out, nil
+}
+
+// sameFile reports whether two paths name the same existing file.
+func sameFile(a, b string) bool {
+	sa, err1 := os.Stat(a)
+	sb, err2 := os.Stat(b)
+	if err1 == nil && err2 == nil {
+		return os.SameFile(sa, sb)
+	}
+	aa, _ := filepath.Abs(a)
+	bb, _ := filepath.Abs(b)
+	return aa == bb
+}
+
+// writeOutput creates path and runs write on it, refusing to overwrite any of
+// the inputs; flag names the flag for errors.
+func writeOutput(flag, path string, inputs []string, write func(io.Writer) error) error {
+	for _, in := range inputs {
+		if sameFile(path, in) {
+			return usageError{fmt.Errorf("flag --%s: %s is an input file; refusing to overwrite it", flag, path)}
+		}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("flag --%s: %v", flag, err)
+	}
+	if err := write(f); err != nil {
+		f.Close()
+		return fmt.Errorf("flag --%s: writing %s: %v", flag, path, err)
+	}
+	return f.Close()
+}
+
+// warn prints non-fatal diagnostics to stderr.
+func warn(stderr io.Writer, ws []string) {
+	for _, w := range ws {
+		fmt.Fprintln(stderr, "bitplan: warning:", strings.TrimSpace(w))
+	}
+}

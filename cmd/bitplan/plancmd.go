@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/bitplan/bitplan/budget"
+	"github.com/bitplan/bitplan/data"
+	"github.com/bitplan/bitplan/ilp"
+	"github.com/bitplan/bitplan/internal/bundled"
+	"github.com/bitplan/bitplan/model"
+	"github.com/bitplan/bitplan/nn"
+	"github.com/bitplan/bitplan/plan"
+)
+
+// The bundled default of `bitplan plan` with no arguments.
+const (
+	defaultProfile = "t4"
+	defaultBudget  = "50%"
+)
+
+// runPlan is the main job: ONNX model + calibration data + hardware budget
+// in, an optimal per-layer precision plan with its certificate out.
+func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("plan", "[MODEL.onnx --data mnist | --inputs X.npy --labels Y.npy] [--profile NAME] [--max-size S] [--max-bops B] [--max-latency L] [flags]", stdout)
+	var df dataFlags
+	df.register(fs, 256, "calibration (MNIST: the training set)")
+	var tf traceFlags
+	tf.register(fs)
+	var bf budgetFlags
+	bf.register(fs)
+	format := fs.String("format", "table", "output `FORMAT`: table, json (the plan, accepted by bitplan eval), csv or markdown")
+	output := fs.String("o", "", "write the plan to `FILE` instead of standard output")
+	tableOut := fs.String("table-out", "", "also write the sensitivity table to `FILE` (input of bitplan solve)")
+	stability := fs.Int("stability", 0, "re-solve `N` times on bootstrap resamples of the trace probes and report how stable the plan is")
+	timeLimit := fs.Duration("time-limit", 0, "stop the ILP search after `DURATION` (0: none)")
+	pos, err := parseInterspersed(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	f, err := plan.ParseFormat(*format)
+	if err != nil {
+		return usageError{fmt.Errorf("flag --format: %v", err)}
+	}
+	var modelPath string
+	switch len(pos) {
+	case 0:
+		// The bundled default: LeNet-5 on MNIST for a T4 at half the size
+		// range, unless flags say otherwise.
+		modelPath = "(bundled lenet)"
+		if df.source == "" && df.inputs == "" {
+			df.source = "mnist"
+		}
+		if len(bf.devices) == 0 {
+			if err := (profileValue{&bf}).Set(defaultProfile); err != nil {
+				return err
+			}
+		}
+		if len(bf.pending) == 0 {
+			if err := (budgetValue{&bf, sizeKind, "max-size"}).Set(defaultBudget); err != nil {
+				return err
+			}
+		}
+		fmt.Fprintf(stderr, "bitplan: planning the bundled LeNet-5 on MNIST for %s, budgets: %s\n", deviceNames(bf.devices), pendingText(bf.pending))
+	case 1:
+		modelPath = pos[0]
+	default:
+		return usageError{fmt.Errorf("plan: want at most one ONNX model, got %d arguments", len(pos))}
+	}
+	pr := newProgress(stderr)
+	a, err := tf.analysis(pr)
+	if err != nil {
+		return err
+	}
+	ds, err := df.load(data.Train)
+	if err != nil {
+		return err
+	}
+	var e *nn.Engine
+	if len(pos) == 0 {
+		m, err := model.Decode(bundled.LeNet)
+		if err != nil {
+			return fmt.Errorf("bundled model: %w", err)
+		}
+		e, err = df.engine(m, modelPath)
+	} else {
+		e, err = df.loadEngine(modelPath)
+	}
+	if err != nil {
+		return err
+	}
+	a.Engine, a.Data, a.Model = e, ds, modelName(modelPath)
+	if len(pos) == 0 {
+		a.Model = "lenet (bundled)"
+	}
+	s, err := plan.Analyze(ctx, a)
+	pr.done()
+	if err != nil {
+		return err
+	}
+	if *tableOut != "" {
+		if err := writeOutput("table-out", *tableOut, []string{modelPath, df.inputs, df.labels}, s.Table.WriteJSON); err != nil {
+			return err
+		}
+	}
+	devices, budgets, err := bf.budgets(false)
+	if err != nil {
+		return err
+	}
+	req := &plan.Request{Table: s.Table, Devices: devices, Budgets: budgets,
+		Settings: &ilp.Settings{TimeLimit: *timeLimit}}
+	p, err := plan.Solve(ctx, req)
+	if err != nil {
+		return err
+	}
+	if *stability > 0 && p.Objective != nil {
+		st, err := plan.StabilityOf(ctx, req, p, *stability, tf.seed, plan.BootstrapResampler(s))
+		if err != nil {
+			return err
+		}
+		p.Stability = st
+	}
+	warn(stderr, p.Warnings)
+	if *output != "" {
+		err = writeOutput("o", *output, []string{modelPath, df.inputs, df.labels}, func(w io.Writer) error { return p.Write(w, f) })
+	} else {
+		err = p.Write(stdout, f)
+	}
+	if err != nil {
+		return err
+	}
+	if p.Status == "infeasible" {
+		return errInfeasible
+	}
+	return nil
+}
+
+func deviceNames(ds []plan.Device) string {
+	s := ""
+	for i, d := range ds {
+		if i > 0 {
+			s += ", "
+		}
+		s += d.Profile.Name
+	}
+	return s
+}
+
+func pendingText(ps []pendingBudget) string {
+	s := ""
+	for i, p := range ps {
+		if i > 0 {
+			s += ", "
+		}
+		s += "--" + p.flag + " " + p.text
+	}
+	return s
+}
+
+// sizeKind is the budget kind of the default budget.
+const sizeKind = budget.Size

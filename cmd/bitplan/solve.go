@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/bitplan/bitplan/ilp"
+	"github.com/bitplan/bitplan/plan"
+	"github.com/bitplan/bitplan/sensitivity"
+)
+
+// engines maps --engine names to ILP solvers; build-tagged files add more.
+var engines = map[string]ilp.Solver{}
+
+func runSolve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("solve", "TABLE.json [flags]", stdout)
+	var bf budgetFlags
+	bf.register(fs)
+	format := fs.String("format", "table", "output `FORMAT`: table, json, csv or markdown")
+	output := fs.String("o", "", "write the report to `FILE` instead of standard output")
+	writeLP := fs.String("write-lp", "", "also write the ILP as a CPLEX LP `FILE` (for glpsol --lp, cbc)")
+	writeMPS := fs.String("write-mps", "", "also write the ILP as a fixed-format MPS `FILE` (for cbc, glpsol)")
+	timeLimit := fs.Duration("time-limit", 0, "stop the search after `DURATION` and report the best plan with its gap (0: none)")
+	nodeLimit := fs.Int("node-limit", 0, "stop after `N` branch-and-bound nodes (0: none)")
+	stability := fs.Int("stability", 0, "re-solve `N` times with traces resampled within their standard error and report how stable the plan is")
+	seed := fs.Uint64("seed", 1, "random `SEED` for --stability")
+	engine := fs.String("engine", "bitplan", "ILP `ENGINE`: bitplan (the specialised solver)"+engineHelp())
+	pos, err := parseInterspersed(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError{fmt.Errorf("solve: want exactly one sensitivity table, got %d arguments", len(pos))}
+	}
+	f, err := plan.ParseFormat(*format)
+	if err != nil {
+		return usageError{fmt.Errorf("flag --format: %v", err)}
+	}
+	var solver ilp.Solver
+	if *engine != "bitplan" {
+		s, ok := engines[*engine]
+		if !ok {
+			return usageError{fmt.Errorf("flag --engine: unknown engine %q (this build has: bitplan%s)", *engine, engineHelp())}
+		}
+		solver = s
+	}
+	if *timeLimit < 0 || *nodeLimit < 0 {
+		return usageError{fmt.Errorf("flags --time-limit and --node-limit must not be negative")}
+	}
+
+	req, err := tableRequest(pos[0], &bf, stderr)
+	if err != nil {
+		return err
+	}
+	req.Solver, req.Engine = solver, *engine
+	req.Settings = &ilp.Settings{TimeLimit: *timeLimit, NodeLimit: *nodeLimit}
+	prob, err := plan.Problem(req)
+	if err != nil {
+		return err
+	}
+	inputs := []string{pos[0]}
+	if *writeLP != "" {
+		if err := writeOutput("write-lp", *writeLP, inputs, func(w io.Writer) error { return exportLP(w, prob) }); err != nil {
+			return err
+		}
+	}
+	if *writeMPS != "" {
+		if err := writeOutput("write-mps", *writeMPS, inputs, func(w io.Writer) error { return exportMPS(w, prob) }); err != nil {
+			return err
+		}
+	}
+	p, err := plan.Solve(ctx, req)
+	if err != nil {
+		return err
+	}
+	if *stability > 0 && p.Objective != nil {
+		st, err := plan.StabilityOf(ctx, req, p, *stability, *seed, nil)
+		if err != nil {
+			return err
+		}
+		p.Stability = st
+	}
+	warn(stderr, p.Warnings)
+	if *output != "" {
+		err = writeOutput("o", *output, inputs, func(w io.Writer) error { return p.Write(w, f) })
+	} else {
+		err = p.Write(stdout, f)
+	}
+	if err != nil {
+		return err
+	}
+	if p.Status == "infeasible" {
+		return errInfeasible
+	}
+	return nil
+}
+
+// engineHelp lists the engines registered by build-tagged files.
+func engineHelp() string {
+	s := ""
+	for name := range engines {
+		s += ", " + name
+	}
+	return s
+}
+
+// tableRequest reads a sensitivity table (warnings to stderr) and turns the
+// budget and profile flags into a planning request.
+func tableRequest(path string, bf *budgetFlags, stderr io.Writer) (*plan.Request, error) {
+	table, warnings, err := sensitivity.ReadFile(path)
+	warn(stderr, warnings)
+	if err != nil {
+		return nil, err
+	}
+	hasLatency := true
+	for _, l := range table.Layers {
+		hasLatency = hasLatency && l.LatencyMS != nil
+	}
+	devices, budgets, err := bf.budgets(hasLatency)
+	if err != nil {
+		return nil, err
+	}
+	return &plan.Request{Table: table, Devices: devices, Budgets: budgets}, nil
+}
+
+// exportLP and exportMPS write the problem for external solvers.
+var exportLP, exportMPS = notYet, notYet
+
+func notYet(io.Writer, *ilp.Problem) error {
+	return fmt.Errorf("LP/MPS export is not in this build yet")
+}

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/bitplan/bitplan/data"
+	"github.com/bitplan/bitplan/hessian"
+	"github.com/bitplan/bitplan/plan"
+	"github.com/bitplan/bitplan/sensitivity"
+)
+
+// traceFlags are the estimator flags shared by trace and plan.
+type traceFlags struct {
+	method     string
+	tol        float64
+	minProbes  int
+	maxProbes  int
+	matvecs    int
+	seed       uint64
+	candidates string
+	quant      string
+}
+
+func (t *traceFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&t.method, "method", "hutchinson", "trace `ESTIMATOR`: hutchinson (adaptive, error bars), hutch++, xtrace (fixed budget) or exact (one product per weight)")
+	fs.Float64Var(&t.tol, "tol", 0.05, "stop Hutchinson when every layer's relative standard error is below `TOL`")
+	fs.IntVar(&t.minProbes, "min-probes", 10, "Hutchinson probes before stopping is considered (`N`)")
+	fs.IntVar(&t.maxProbes, "max-probes", 100, "Hutchinson probe limit `N`")
+	fs.IntVar(&t.matvecs, "matvecs", 60, "Hessian-vector product budget `N` of hutch++ and xtrace")
+	fs.Uint64Var(&t.seed, "seed", 1, "random `SEED` of the probes")
+	fs.StringVar(&t.candidates, "bits", "4,8", "candidate precisions, comma-separated `LIST` of bit widths (4 = W4A4) or pairs (w4a8)")
+	fs.StringVar(&t.quant, "quantizer", "symmetric,per-channel,minmax", "weight quantizer of Δ²: `SPEC` of symmetric|asymmetric, per-channel|per-tensor, minmax|mse")
+}
+
+// analysis turns the flags into an Analysis (engine and data set by the
+// caller); the progress callback writes to pr.
+func (t *traceFlags) analysis(pr *progress) (*plan.Analysis, error) {
+	a := &plan.Analysis{Method: plan.Method(strings.ToLower(t.method))}
+	switch a.Method {
+	case plan.Hutchinson, plan.HutchPP, plan.XTrace, plan.Exact:
+	default:
+		return nil, usageError{fmt.Errorf("flag --method: unknown estimator %q (want hutchinson, hutch++, xtrace or exact)", t.method)}
+	}
+	if t.tol <= 0 || t.minProbes < 2 || t.maxProbes < t.minProbes || t.matvecs < 6 {
+		return nil, usageError{fmt.Errorf("flags --tol %g --min-probes %d --max-probes %d --matvecs %d: want tol > 0, 2 ≤ min ≤ max, matvecs ≥ 6", t.tol, t.minProbes, t.maxProbes, t.matvecs)}
+	}
+	a.Trace = &hessian.Settings{Seed: t.seed, Tol: t.tol, MinProbes: t.minProbes, MaxProbes: t.maxProbes,
+		Progress: func(p hessian.Progress) {
+			pr.printf("trace: %d probes, worst relative error %.1f%% (target %.1f%%)", p.Probes, 100*p.WorstRelErr, 100*t.tol)
+		}}
+	a.Sketch = &hessian.SketchSettings{Seed: t.seed, Matvecs: t.matvecs}
+	for _, s := range strings.Split(t.candidates, ",") {
+		p, err := sensitivity.ParsePrecision(s)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("flag --bits: %v", err)}
+		}
+		a.Candidates = append(a.Candidates, p)
+	}
+	for _, s := range strings.Split(strings.ToLower(t.quant), ",") {
+		switch strings.TrimSpace(s) {
+		case "symmetric", "per-channel", "minmax", "":
+		case "asymmetric":
+			a.Quantizer.Asymmetric = true
+		case "per-tensor":
+			a.Quantizer.PerTensor = true
+		case "mse":
+			a.Quantizer.MSE = true
+		default:
+			return nil, usageError{fmt.Errorf("flag --quantizer: unknown word %q (want symmetric|asymmetric, per-channel|per-tensor, minmax|mse)", s)}
+		}
+	}
+	return a, nil
+}
+
+// runTrace estimates every layer's Hessian trace on calibration data.
+func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("trace", "MODEL.onnx --data mnist | --inputs X.npy --labels Y.npy [flags]", stdout)
+	var df dataFlags
+	df.register(fs, 256, "calibration (MNIST: the training set)")
+	var tf traceFlags
+	tf.register(fs)
+	eigen := fs.Bool("eigen", false, "also estimate the Hessian's largest eigenvalue (Lanczos)")
+	density := fs.String("density", "", "also estimate the spectral density (stochastic Lanczos quadrature) and plot it to `FILE` (.svg, .png)")
+	format := fs.String("format", "table", "output `FORMAT`: table, markdown, csv, or json (the sensitivity table for bitplan solve)")
+	output := fs.String("o", "", "write the result to `FILE` instead of standard output")
+	pos, err := parseInterspersed(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError{fmt.Errorf("trace: want exactly one ONNX model, got %d arguments", len(pos))}
+	}
+	f, err := plan.ParseFormat(*format)
+	if err != nil {
+		return usageError{fmt.Errorf("flag --format: %v", err)}
+	}
+	pr := newProgress(stderr)
+	a, err := tf.analysis(pr)
+	if err != nil {
+		return err
+	}
+	ds, err := df.load(data.Train)
+	if err != nil {
+		return err
+	}
+	e, err := df.loadEngine(pos[0])
+	if err != nil {
+		return err
+	}
+	a.Engine, a.Data, a.Model, a.TopEigen = e, ds, modelName(pos[0]), *eigen
+	if *density != "" {
+		a.Density = &hessian.DensitySettings{Seed: tf.seed}
+	}
+	s, err := plan.Analyze(ctx, a)
+	pr.done()
+	if err != nil {
+		return err
+	}
+	inputs := []string{pos[0], df.inputs, df.labels}
+	if *density != "" {
+		for _, in := range inputs {
+			if in != "" && sameFile(*density, in) {
+				return usageError{fmt.Errorf("flag --density: %s is an input file; refusing to overwrite it", *density)}
+			}
+		}
+		if err := plan.PlotDensity(s.Density, *density, "Hessian spectral density: "+a.Model); err != nil {
+			return err
+		}
+	}
+	if *output != "" {
+		return writeOutput("o", *output, inputs, func(w io.Writer) error { return s.Write(w, f) })
+	}
+	return s.Write(stdout, f)
+}
