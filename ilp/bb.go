@@ -127,7 +127,10 @@ func (s *search) run() {
 	}
 	r := make([]float64, len(q.val))
 	q.reduced(rel.lam, r)
-	s.growCore(q, rel.lam, r, rootBound)
+	if s.growCore(q, rel.lam, r, rootBound) {
+		s.done, s.bound = true, math.Min(s.z, math.Max(s.pruneMin, rootBound))
+		return
+	}
 	if s.best != nil && (s.feasOnly || s.z-rootBound <= s.tol()) {
 		s.done, s.bound = true, math.Min(rootBound, s.z)
 		return
@@ -155,21 +158,24 @@ func (s *search) run() {
 }
 
 // growCore improves the incumbent by solving restricted problems exactly:
-// only the choices of least reduced cost r (at the root multipliers) are
-// allowed, every other group keeps its best choice, and dp solves the rest
-// below the cutoff. The allowance doubles while it brings nothing, until the
-// true core (r below the gap) is small enough for the search itself. This is
-// the expanding-core idea of Pisinger (1995) with dp as the core solver.
-func (s *search) growCore(q *sub, lam, r []float64, rootBound float64) {
+// only the incumbent's choices and those of least reduced cost r (at the
+// root multipliers) are allowed, and dp solves the rest below the cutoff.
+// The allowance doubles while it brings nothing; once it holds every choice
+// whose reduced cost is below the gap (the core: reduced-cost fixing removes
+// the others), the dp run is an exact solve of the whole problem and
+// growCore reports true. This is the expanding-core idea of Pisinger (1995)
+// with dp as the core solver.
+func (s *search) growCore(q *sub, lam, r []float64, rootBound float64) bool {
 	if s.best == nil || s.feasOnly {
-		return
+		return false
 	}
 	var pos []float64
 	size := 32
-	for iter := 0; iter < 24 && size <= 512 && !s.st.stop(); iter++ {
+	for iter := 0; iter < 32 && !s.st.stop(); iter++ {
 		gap := s.cutoff() - rootBound
 		if gap <= 0 {
-			return
+			s.pruneMin = math.Min(s.pruneMin, rootBound)
+			return true
 		}
 		pos = pos[:0]
 		for _, x := range r {
@@ -177,23 +183,44 @@ func (s *search) growCore(q *sub, lam, r []float64, rootBound float64) {
 				pos = append(pos, x)
 			}
 		}
-		if len(pos) <= dpMaxGroups/2 {
-			return
+		full := size >= len(pos)
+		t := gap + s.noise
+		if !full {
+			slices.Sort(pos)
+			t = pos[size-1]
 		}
-		slices.Sort(pos)
-		t := pos[min(size, len(pos))-1]
 		keep := make([]bool, len(r))
 		for j, x := range r {
 			keep[j] = x <= t
+			if full && !keep[j] {
+				s.pruneMin = math.Min(s.pruneMin, rootBound+x)
+			}
+		}
+		for _, j := range s.best {
+			keep[j] = true // the incumbent stays in the neighbourhood
 		}
 		rq := q.restrict(keep)
 		z := s.z
-		s.ladder(rq, lam, rootBound, []*sub{rq})
+		ok := s.ladder(rq, lam, rootBound, []*sub{rq})
+		if growTrace != nil {
+			growTrace(size, len(pos), rq.ng(), gap, z-s.z, ok)
+		}
+		if full {
+			return ok
+		}
+		if !ok && size > maxGrow {
+			return false
+		}
 		if s.z >= z {
 			size *= 2
 		}
 	}
+	return false
 }
+
+// maxGrow is the largest neighbourhood (choices) growCore tries before
+// leaving the rest to branch-and-bound, unless dp gives up earlier.
+const maxGrow = 1 << 14
 
 // ladder solves q exactly by dp under a rising cutoff: φ + gap/64, /16,
 // /4, then the true cutoff, where gap = cutoff − φ and φ is a lower bound of
@@ -222,12 +249,15 @@ func (s *search) ladder(q *sub, lam []float64, phi float64, chain []*sub) bool {
 			return true
 		}
 		if f == 1 {
-			s.pruneMin = math.Min(s.pruneMin, math.Max(res.minPruned, c))
+			s.pruneMin = math.Min(s.pruneMin, res.minPruned)
 			return true
 		}
 	}
 	return false
 }
+
+// growTrace, when set by a test, observes every growCore step.
+var growTrace func(size, core, groups int, gap, gain float64, complete bool)
 
 // node is a branch-and-bound node: the core with one more group fixed than
 // its parent, plus the choices reduced-cost fixing removed at the node.

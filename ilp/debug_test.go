@@ -90,9 +90,12 @@ func TestDebugPhases(t *testing.T) {
 		t.Skip()
 	}
 	dpTrace = func(g, s, k int) { t.Logf("  dp groups %d states %d", g, s) }
-	defer func() { dpTrace = nil; dpLevelTrace = nil }()
-	for _, rows := range []int{2, 3} {
-		for _, n := range []int{500, 5000, 20000} {
+	defer func() { dpTrace = nil; dpLevelTrace = nil; growTrace = nil }()
+	growTrace = func(size, core, groups int, gap, gain float64, complete bool) {
+		t.Logf("  grow size %d core %d groups %d gap %.3g gain %.3g complete %v", size, core, groups, gap, gain, complete)
+	}
+	for _, rows := range []int{2} {
+		for _, n := range []int{20000} {
 			p := benchProblem(n, rows, uint64(n*10+rows))
 			m := presolve(p, nil, false)
 			st := &stopper{ctx: context.Background(), deadline: time.Now().Add(5 * time.Second)}
@@ -108,8 +111,8 @@ func TestDebugRelax(t *testing.T) {
 	if testing.Short() {
 		t.Skip()
 	}
-	for _, rows := range []int{2, 3} {
-		for _, n := range []int{500, 5000, 20000} {
+	for _, rows := range []int{2} {
+		for _, n := range []int{20000} {
 			p := benchProblem(n, rows, uint64(n*10+rows))
 			m := presolve(p, nil, false)
 			st := &stopper{ctx: context.Background()}
