@@ -84,6 +84,7 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	df.register(fs, 256, "calibration (MNIST: the training set)")
 	var tf traceFlags
 	tf.register(fs)
+	exact := fs.Bool("exact", false, "compute every layer's trace exactly from unit vectors (one product per weight: small models only); same as --method exact")
 	eigen := fs.Bool("eigen", false, "also estimate the Hessian's largest eigenvalue (Lanczos)")
 	density := fs.String("density", "", "also estimate the spectral density (stochastic Lanczos quadrature) and plot it to `FILE` (.svg, .png)")
 	format := fs.String("format", "table", "output `FORMAT`: table, markdown, csv, or json (the sensitivity table for bitplan solve)")
@@ -101,6 +102,9 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	f, err := plan.ParseFormat(*format)
 	if err != nil {
 		return usageError{fmt.Errorf("flag --format: %v", err)}
+	}
+	if *exact {
+		tf.method = string(plan.Exact)
 	}
 	pr := newProgress(stderr)
 	a, err := tf.analysis(pr)

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/bitplan/bitplan/plan"
+	"github.com/bitplan/bitplan/sensitivity"
+)
+
+const lenet = "../../testdata/models/lenet.onnx"
+
+// fast keeps the model tests quick: few calibration samples and probes.
+var fast = []string{"--data", "mnist", "--samples", "32", "--max-probes", "12", "--min-probes", "12"}
+
+func TestTraceGolden(t *testing.T) {
+	out, errs, code := runCmd(t, append([]string{"trace", lenet}, fast...)...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	golden(t, "trace_lenet.stdout", out)
+
+	// JSON is a sensitivity table that solve accepts.
+	dir := t.TempDir()
+	table := filepath.Join(dir, "lenet.json")
+	_, errs, code = runCmd(t, append([]string{"trace", lenet, "--format", "json", "-o", table}, fast...)...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	tab, warn, err := sensitivity.ReadFile(table)
+	if err != nil || len(warn) != 0 {
+		t.Fatalf("trace JSON is not a clean sensitivity table: %v %v", err, warn)
+	}
+	if len(tab.Layers) != 5 || tab.Layers[0].AvgTraceStderr <= 0 {
+		t.Errorf("unexpected table: %+v", tab.Layers)
+	}
+	out, errs, code = runCmd(t, "solve", table, "--max-size", "50%", "--format", "json")
+	if code != 0 || !strings.Contains(out, `"status": "optimal"`) {
+		t.Errorf("solve on the trace table: exit %d, %s\n%s", code, errs, out)
+	}
+}
+
+func TestPlanJSONAndErrors(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "plan.json")
+	_, errs, code := runCmd(t, append([]string{"plan", lenet, "--profile", "t4", "--max-bops", "40%", "--format", "json", "-o", out, "--stability", "5"}, fast...)...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	p, err := plan.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Status != "optimal" || len(p.Layers) != 5 || p.Stability == nil || p.Stability.Runs != 5 {
+		t.Errorf("plan: %+v", p)
+	}
+	if u := p.Usage["bops"]; u == nil || *u.Used > *u.Limit {
+		t.Errorf("bops usage %+v", u)
+	}
+	raw, _ := os.ReadFile(out)
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+
+	cases := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"plan", "nosuch.onnx", "--data", "mnist"}, 1, "nosuch.onnx"},
+		{[]string{"plan", lenet}, 2, "no data: give --data mnist"},
+		{[]string{"plan", lenet, "--data", "cifar"}, 2, `unknown dataset "cifar"`},
+		{[]string{"plan", lenet, "--data", "mnist", "--inputs", "x.npy"}, 2, "give one or the other"},
+		{[]string{"plan", lenet, "--data", "mnist", "--method", "magic"}, 2, `unknown estimator "magic"`},
+		{[]string{"plan", lenet, "--data", "mnist", "--bits", "4,x"}, 2, "flag --bits"},
+		{[]string{"plan", lenet, "--data", "mnist", "--quantizer", "fancy"}, 2, `flag --quantizer: unknown word "fancy"`},
+		{append([]string{"plan", lenet, "--max-size", "1B"}, fast...), 3, "no plan meets the budgets"},
+		{[]string{"trace", "../../testdata/hawq_resnet18.json", "--data", "mnist", "--samples", "8"}, 1, "hawq_resnet18.json"},
+	}
+	for _, c := range cases {
+		_, errs, code := runCmd(t, c.args...)
+		if code != c.code || !strings.Contains(errs, c.want) {
+			t.Errorf("bitplan %s: exit %d, stderr %q; want exit %d mentioning %q", strings.Join(c.args, " "), code, errs, c.code, c.want)
+		}
+	}
+}
