@@ -129,7 +129,7 @@ func Analyze(ctx context.Context, a *Analysis) (*Sensitivity, error) {
 	}
 	m := e.Model()
 	t := &sensitivity.Table{Model: a.Model,
-		Source: fmt.Sprintf("bitplan analysis: %s trace estimates over %d calibration samples; Δ² by %s", res.Method, a.Data.Len(), describeQuantizer(a.Quantizer))}
+		Source: fmt.Sprintf("traces: %s, %d probes (%d Hessian-vector products) over %d calibration samples; Δ²: %s", res.Method, res.Probes, res.Matvecs, a.Data.Len(), describeQuantizer(a.Quantizer))}
 	for i, u := range units {
 		w, err := e.Weights(u.Name)
 		if err != nil {

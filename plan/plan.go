@@ -231,7 +231,7 @@ func Solve(ctx context.Context, req *Request) (*Plan, error) {
 	}
 	t, info, cost, resources, rows, rowRes, merged, lo, hi :=
 		req.Table, b.info, b.cost, b.resources, b.rows, b.rowRes, b.merged, b.lo, b.hi
-	p := &Plan{Model: t.Model, Engine: req.Engine, Warnings: b.warnings}
+	p := &Plan{Model: t.Model, Engine: req.Engine, Source: t.Source, Warnings: b.warnings}
 	if p.Engine == "" {
 		p.Engine = "bitplan"
 	}

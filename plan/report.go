@@ -132,6 +132,9 @@ func (p *Plan) writeTables(w io.Writer, f Format) error {
 	} else {
 		fmt.Fprintln(w, title)
 	}
+	if p.Source != "" {
+		fmt.Fprintln(w, p.Source)
+	}
 	fmt.Fprintf(w, "status %s, objective %s, bound %s, gap %s, %d nodes, %s (%s)\n",
 		p.Status, optNum(p.Objective), optNum(p.Bound), optGap(p.Gap), p.Nodes, seconds(p.SolveSeconds), p.Engine)
 

@@ -33,6 +33,9 @@ type Plan struct {
 	SolveSeconds float64 `json:"solve_seconds"`
 	// Engine names the solver that produced the plan.
 	Engine string `json:"engine"`
+	// Source says where the sensitivities came from (estimator, probes,
+	// calibration samples, quantizer).
+	Source string `json:"source,omitempty"`
 	// Layers holds the choice of every layer, in table order.
 	Layers []Layer `json:"layers"`
 	// Usage maps each resource to its use, budget and shadow price.
