@@ -172,3 +172,34 @@ func ExampleSolve() {
 	// conv2 4
 	// optimal, Ω 0.4036, size 3000 B
 }
+
+func TestParseErrors(t *testing.T) {
+	for in, want := range map[string]string{
+		`{`:                                     "not a bitplan plan",
+		`{"status": "optimal"}`:                 `missing "status" or "layers"`,
+		`{"status": "optimal", "layers": [{}]}`: `layers[0]: missing "name"`,
+		`{"status": "x", "layers": [{"name": "a", "bits": 99}]}`: "out of range",
+		`{"status": "x", "layers": [], "usage": {"size": null}}`: `usage["size"]: null`,
+	} {
+		if _, err := Parse([]byte(in)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Parse(%s) = %v, want %q", in, err, want)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(`{"status": "optimal", "layers": [{"name": "a", "bits": 4, "abits": 8}], "usage": {"size": {"unit": "B", "used": 1, "limit": 2}}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := Parse(b)
+		if err != nil {
+			return
+		}
+		var buf bytes.Buffer
+		for _, fm := range []Format{Text, CSV, JSON} {
+			buf.Reset()
+			if err := p.Write(&buf, fm); err != nil {
+				return
+			}
+		}
+	})
+}

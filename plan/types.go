@@ -175,19 +175,39 @@ func (p *Plan) Resources() []string {
 
 // ReadFile reads a plan written with WriteJSON. Errors name the file.
 func ReadFile(path string) (*Plan, error) {
-	f, err := os.Open(path)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	p, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return p, nil
+}
+
+// Parse decodes a plan's JSON and checks the fields other tools rely on:
+// a status, and per layer a name and non-negative bit widths.
+func Parse(b []byte) (*Plan, error) {
 	var p Plan
-	if err := json.NewDecoder(f).Decode(&p); err != nil {
-		return nil, fmt.Errorf("%s: not a bitplan plan: %v", path, err)
+	if err := json.Unmarshal(b, &p); err != nil {
+		return nil, fmt.Errorf("not a bitplan plan: %v", err)
 	}
 	if p.Status == "" || p.Layers == nil {
-		return nil, fmt.Errorf("%s: not a bitplan plan: missing \"status\" or \"layers\"", path)
+		return nil, fmt.Errorf("not a bitplan plan: missing \"status\" or \"layers\"")
 	}
-	for _, u := range p.Usage {
+	for i, l := range p.Layers {
+		if l.Name == "" {
+			return nil, fmt.Errorf("layers[%d]: missing \"name\"", i)
+		}
+		if l.Bits < 0 || l.Bits > 64 || l.ABits < 0 || l.ABits > 64 {
+			return nil, fmt.Errorf("layers[%d] (%q): bits %d/%d out of range 0..64", i, l.Name, l.Bits, l.ABits)
+		}
+	}
+	for name, u := range p.Usage {
+		if u == nil {
+			return nil, fmt.Errorf("usage[%q]: null", name)
+		}
 		u.Kind = kindOfUnit(u.Unit)
 	}
 	return &p, nil
