@@ -90,6 +90,10 @@ type Engine struct {
 
 	mu    sync.Mutex
 	plans map[int]*plan
+
+	// inq holds the input quantizer of every unit (nil: none), see
+	// SetInputQuantizer.
+	inq []InputQuantizer
 }
 
 // New prepares model m for execution. It fails, naming the node and

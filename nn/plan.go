@@ -71,6 +71,8 @@ type plan struct {
 
 	// firstUse[i] is the first step reading parameter i (Engine.params).
 	firstUse []int
+	// unitIn locates every unit's data input (see SetInputQuantizer).
+	unitIn []unitInput
 
 	mu   sync.Mutex
 	free []*work
@@ -85,6 +87,9 @@ type work struct {
 	rvBuf  [][]float64
 	state  []any
 	labels []int
+	// qbuf holds, per step, the quantized copy of a unit's data input
+	// (allocated on first use by forwardQuant).
+	qbuf [][]float64
 }
 
 func (p *plan) slotOf(name string) int {
@@ -246,6 +251,7 @@ func (e *Engine) buildPlan(n int) (*plan, error) {
 	if o := p.slots[p.out]; len(o.shape) != 2 || o.shape[0] != n || o.kind != kAct {
 		return nil, fmt.Errorf("nn: output %q has shape %v, want batch×classes logits computed from the input", e.output, o.shape)
 	}
+	p.locateUnitInputs()
 	return p, nil
 }
 

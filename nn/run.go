@@ -188,7 +188,7 @@ func (e *Engine) chunk(ds data.Dataset, start, n int, md mode, vs [][]float64, s
 	switch md {
 	case modeEval:
 		w.bind(e.theta, nil, nil, nil, 0)
-		w.forward()
+		w.forwardQuant()
 		r.loss, r.correct = crossEntropy(w.val[out], labels, e.classes, scale, nil, nil, nil)
 	case modeGrad:
 		clear(r.grad)
@@ -235,7 +235,7 @@ func (e *Engine) checkData(ds data.Dataset) error {
 }
 
 // Evaluate returns the mean cross-entropy and the accuracy of the model on
-// ds.
+// ds, with the input quantizers (SetInputQuantizer) applied.
 func (e *Engine) Evaluate(ctx context.Context, ds data.Dataset) (Eval, error) {
 	if err := e.checkData(ds); err != nil {
 		return Eval{}, err
@@ -331,7 +331,7 @@ func (e *Engine) BlockTrace(ctx context.Context, ds data.Dataset, b hessian.Bloc
 }
 
 // Logits runs the model on n samples x (n·prod(SampleShape) values) and
-// returns the n×Classes() logits.
+// returns the n×Classes() logits, with the input quantizers applied.
 func (e *Engine) Logits(x []float64, n int) ([]float64, error) {
 	size := numel(e.sample)
 	if n <= 0 || len(x) != n*size {
@@ -345,7 +345,7 @@ func (e *Engine) Logits(x []float64, n int) ([]float64, error) {
 	defer p.putWork(w)
 	copy(w.val[p.in], x)
 	w.bind(e.theta, nil, nil, nil, 0)
-	w.forward()
+	w.forwardQuant()
 	return append([]float64(nil), w.val[p.out]...), nil
 }
 
@@ -358,7 +358,9 @@ type Tensor struct {
 // Intermediates runs the model on n samples x and returns every tensor the
 // plan holds by name: the input, parameters, constants (including folded
 // shape values) and activations. It is meant for debugging and for
-// comparing with other runtimes node by node.
+// comparing with other runtimes node by node. Input quantizers act on
+// private copies: a quantized unit's input is reported unquantized, its
+// output (and everything downstream) as computed from the quantized copy.
 func (e *Engine) Intermediates(x []float64, n int) (map[string]Tensor, error) {
 	size := numel(e.sample)
 	if n <= 0 || len(x) != n*size {
@@ -372,7 +374,7 @@ func (e *Engine) Intermediates(x []float64, n int) (map[string]Tensor, error) {
 	defer p.putWork(w)
 	copy(w.val[p.in], x)
 	w.bind(e.theta, nil, nil, nil, 0)
-	w.forward()
+	w.forwardQuant()
 	out := make(map[string]Tensor, len(p.slots))
 	for i, s := range p.slots {
 		out[s.name] = Tensor{Shape: append([]int(nil), s.shape...), Data: append([]float64(nil), w.val[i]...)}
