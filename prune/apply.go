@@ -1,0 +1,209 @@
+package prune
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/advancedclimatesystems/gonnx/onnx"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/bitplan/bitplan/model"
+	"github.com/bitplan/bitplan/nn"
+)
+
+// cut is one slicing of an initializer: keep the channels keep of c along
+// axis, in blocks of inner elements.
+type cut struct {
+	axis, inner, c int
+	keep           []int
+}
+
+// Apply returns a copy of the ONNX model mp (the file the Structure was
+// analysed from) with every channel not listed in keep removed: keep[g]
+// holds the kept channel indices of group g (Structure.Groups order),
+// e.g. Plan.Keep(). The units' weights and biases, BatchNormalization
+// vectors, per-channel constants, the consumers' input weights and the
+// group attribute of depthwise convolutions shrink; value_info entries of
+// the pruned tensors are dropped (shapes are re-inferred on load).
+// Unprunable groups must keep every channel. The result is checked by
+// importing it again.
+func Apply(mp *onnx.ModelProto, st *Structure, keep [][]int) (*onnx.ModelProto, error) {
+	if mp == nil || mp.Graph == nil {
+		return nil, fmt.Errorf("prune: Apply: no model")
+	}
+	if len(keep) != len(st.Groups) {
+		return nil, fmt.Errorf("prune: Apply: keep lists for %d groups, the structure has %d", len(keep), len(st.Groups))
+	}
+	cuts := map[string][]cut{}
+	attrs := map[int]int{}
+	dropped := map[string]bool{}
+	for gi, g := range st.Groups {
+		k := keep[gi]
+		if len(k) == 0 {
+			return nil, fmt.Errorf("prune: Apply: group %q keeps no channel (at least one is needed)", g.Name)
+		}
+		for j, c := range k {
+			if c < 0 || c >= g.Channels || (j > 0 && c <= k[j-1]) {
+				return nil, fmt.Errorf("prune: Apply: group %q: kept channels %v must be increasing indices in 0..%d", g.Name, k, g.Channels-1)
+			}
+		}
+		if len(k) == g.Channels {
+			continue
+		}
+		if !g.Prunable {
+			return nil, fmt.Errorf("prune: Apply: group %q is not prunable (%v) but keeps %d of %d channels", g.Name, g.Reasons, len(k), g.Channels)
+		}
+		for _, e := range g.edits {
+			if e.Attr != "" {
+				attrs[e.Node] = len(k)
+				continue
+			}
+			cuts[e.Init] = append(cuts[e.Init], cut{axis: e.Axis, inner: e.Inner, c: g.Channels, keep: k})
+		}
+		for _, t := range g.Tensors {
+			dropped[t] = true
+		}
+	}
+	out := proto.Clone(mp).(*onnx.ModelProto)
+	gr := out.Graph
+	newDims := map[string][]int64{}
+	for _, tp := range gr.Initializer {
+		cs, ok := cuts[tp.GetName()]
+		if !ok {
+			continue
+		}
+		t, err := model.TensorFromProto(tp)
+		if err != nil {
+			return nil, fmt.Errorf("prune: initializer %q: %w", tp.GetName(), err)
+		}
+		vals, shape := t.Float, slices.Clone(t.Shape)
+		for _, c := range cs {
+			if vals, shape, err = sliceAxis(vals, shape, c); err != nil {
+				return nil, fmt.Errorf("prune: initializer %q: %w", tp.GetName(), err)
+			}
+		}
+		if err := encode(tp, shape, vals); err != nil {
+			return nil, err
+		}
+		newDims[tp.GetName()] = tp.Dims
+		delete(cuts, tp.GetName())
+	}
+	for name := range cuts {
+		return nil, fmt.Errorf("prune: initializer %q to slice is not in the model", name)
+	}
+	for _, in := range gr.Input {
+		if d, ok := newDims[in.GetName()]; ok {
+			if tt := in.GetType().GetTensorType(); tt != nil && tt.Shape != nil && len(tt.Shape.Dim) == len(d) {
+				for i := range d {
+					tt.Shape.Dim[i] = &onnx.TensorShapeProto_Dimension{Value: &onnx.TensorShapeProto_Dimension_DimValue{DimValue: d[i]}}
+				}
+			}
+		}
+	}
+	for ni, k := range attrs {
+		if ni >= len(gr.Node) {
+			return nil, fmt.Errorf("prune: node #%d not in the model", ni)
+		}
+		set := false
+		for _, a := range gr.Node[ni].Attribute {
+			if a.GetName() == "group" {
+				a.I, set = int64(k), true
+			}
+		}
+		if !set {
+			gr.Node[ni].Attribute = append(gr.Node[ni].Attribute, &onnx.AttributeProto{Name: "group", Type: onnx.AttributeProto_INT, I: int64(k)})
+		}
+	}
+	vi := gr.ValueInfo[:0]
+	for _, v := range gr.ValueInfo {
+		if !dropped[v.GetName()] {
+			vi = append(vi, v)
+		}
+	}
+	gr.ValueInfo = vi
+	if _, err := model.FromProto(out); err != nil {
+		return nil, fmt.Errorf("prune: the pruned model does not import: %w", err)
+	}
+	return out, nil
+}
+
+// sliceAxis keeps channels c.keep of axis c.axis (blocks of c.inner).
+func sliceAxis(v []float64, shape []int, c cut) ([]float64, []int, error) {
+	if c.axis < 0 || c.axis >= len(shape) || shape[c.axis] != c.c*c.inner {
+		return nil, nil, fmt.Errorf("shape %v: axis %d should hold %d×%d values", shape, c.axis, c.c, c.inner)
+	}
+	outer, stride := 1, 1
+	for _, d := range shape[:c.axis] {
+		outer *= d
+	}
+	for _, d := range shape[c.axis+1:] {
+		stride *= d
+	}
+	n := shape[c.axis]
+	res := make([]float64, 0, outer*len(c.keep)*c.inner*stride)
+	for o := 0; o < outer; o++ {
+		for _, ch := range c.keep {
+			lo := (o*n + ch*c.inner) * stride
+			res = append(res, v[lo:lo+c.inner*stride]...)
+		}
+	}
+	ns := slices.Clone(shape)
+	ns[c.axis] = len(c.keep) * c.inner
+	return res, ns, nil
+}
+
+// encode stores values in tp (FLOAT or DOUBLE) as raw_data.
+func encode(tp *onnx.TensorProto, shape []int, v []float64) error {
+	tp.Dims = tp.Dims[:0]
+	for _, d := range shape {
+		tp.Dims = append(tp.Dims, int64(d))
+	}
+	tp.FloatData, tp.DoubleData, tp.Int32Data = nil, nil, nil
+	var raw []byte
+	switch onnx.TensorProto_DataType(tp.DataType) {
+	case onnx.TensorProto_FLOAT:
+		raw = make([]byte, 0, 4*len(v))
+		for _, x := range v {
+			raw = binary.LittleEndian.AppendUint32(raw, math.Float32bits(float32(x)))
+		}
+	case onnx.TensorProto_DOUBLE:
+		raw = make([]byte, 0, 8*len(v))
+		for _, x := range v {
+			raw = binary.LittleEndian.AppendUint64(raw, math.Float64bits(x))
+		}
+	default:
+		return fmt.Errorf("prune: initializer %q has type %v; only FLOAT and DOUBLE weights can be rewritten", tp.GetName(), model.DataType(tp.DataType))
+	}
+	tp.RawData = raw
+	return nil
+}
+
+// WriteWeights copies the engine's parameters θ (every unit's weight and
+// bias, e.g. after FineTune) into the matching initializers of mp, which
+// must be the model the engine was built from.
+func WriteWeights(mp *onnx.ModelProto, e *nn.Engine) error {
+	theta := e.Theta()
+	byName := map[string]*onnx.TensorProto{}
+	for _, tp := range mp.GetGraph().GetInitializer() {
+		byName[tp.GetName()] = tp
+	}
+	for _, p := range e.Params() {
+		tp := byName[p.Name]
+		if tp == nil {
+			return fmt.Errorf("prune: parameter %q is not an initializer of the model", p.Name)
+		}
+		n := 1
+		for _, d := range tp.Dims {
+			n *= int(d)
+		}
+		if n != p.Size {
+			return fmt.Errorf("prune: initializer %q has %d values, the engine %d", p.Name, n, p.Size)
+		}
+		if err := encode(tp, p.Shape, theta[p.Offset:p.Offset+p.Size]); err != nil {
+			return err
+		}
+	}
+	return nil
+}

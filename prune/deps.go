@@ -1,0 +1,727 @@
+package prune
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/bitplan/bitplan/model"
+)
+
+// Structure is the channel-dependency analysis of a model: which output
+// channels can be removed together, and every tensor and attribute that
+// must shrink with them.
+type Structure struct {
+	// Model is the analysed model.
+	Model *model.Model
+	// Groups lists the channel groups in order of their first source unit.
+	// A group is a set of output channels that must be removed together:
+	// the output channels of one unit, or of several units whose outputs
+	// are added (a residual Add ties them channel by channel).
+	Groups []*Group
+	// Roles gives every unit's place in the groups, in model.Units order.
+	Roles []Role
+}
+
+// Group is one set of channels c = 0..Channels−1 that are pruned together:
+// removing channel c removes output channel c of every Source and Through
+// unit, entry c of every BatchNormalization and per-channel constant on the
+// way, and input channel c (or the block of inputs it became after a
+// Flatten) of every Consumer.
+type Group struct {
+	// Index is the position in Structure.Groups.
+	Index int
+	// Name is the source units' names joined by "+".
+	Name string
+	// Channels is the number of channels.
+	Channels int
+	// Sources are the units whose output channels define the group (Conv
+	// with group 1, Gemm and MatMul with a constant weight).
+	Sources []string
+	// Through are depthwise convolutions the channels pass through: their
+	// output channel c is their input channel c, so they lose channel c
+	// (weights, bias and the group attribute) without a decision of their
+	// own.
+	Through []string
+	// Consumers are the units reading the channels as inputs.
+	Consumers []string
+	// Prunable is false when the analysis met something it does not model
+	// (Reasons says what); the group's channels are then left intact.
+	Prunable bool
+	// Reasons explains why the group is not prunable.
+	Reasons []string
+	// Tensors are the activation tensors that carry the channels.
+	Tensors []string
+
+	edits []edit
+}
+
+// Members returns the units that lose output channels with the group:
+// Sources then Through.
+func (g *Group) Members() []string {
+	return append(slices.Clone(g.Sources), g.Through...)
+}
+
+// Role is one unit's place in the channel groups.
+type Role struct {
+	// Unit is the unit's name.
+	Unit string
+	// Out is the index of the group holding the unit's output channels
+	// (as a source or a depthwise pass-through), or −1 when its outputs are
+	// not tracked (a constant left operand, a depthwise convolution of
+	// untracked inputs).
+	Out int
+	// In is the index of the group whose channels the unit reads (as a
+	// consumer), or −1. For a depthwise convolution In = Out.
+	In int
+	// Depthwise marks a depthwise convolution (output channel c reads only
+	// input channel c).
+	Depthwise bool
+}
+
+// edit is one change that removing channels of a group makes to the model:
+// slice initializer Init along Axis in blocks of Inner elements per channel
+// (it is read by node Node), or set attribute Attr of node Node to the
+// number of channels kept.
+type edit struct {
+	Node  int
+	Init  string
+	Axis  int
+	Inner int
+	Attr  string
+}
+
+// tref says that a tensor carries a channel space: channel c occupies
+// indices [c·inner, (c+1)·inner) of axis axis of a tensor of rank rank.
+type tref struct {
+	id, axis, inner, rank int
+}
+
+type space struct {
+	channels   int
+	sources    []string
+	through    []string
+	consumers  []string
+	edits      []edit
+	reasons    []string
+	tensors    []string
+	firstUnit  int
+	sourceOnly bool
+}
+
+type analyzer struct {
+	m      *model.Model
+	parent []int
+	sp     []*space
+	tens   map[string]tref
+	unitOf map[int]*model.Unit
+	unitIx map[string]int
+	out    map[string]int // unit → space id of its output channels
+	in     map[string]int // unit → space id of its input channels
+	dw     map[string]bool
+}
+
+// Analyze follows every unit's output channels through the graph and
+// returns the channel groups. It understands element-wise activations
+// (Relu, Clip, Sigmoid, ...), pooling, BatchNormalization (its four vectors
+// lose entry c), element-wise Add/Sub/Mul/Div (two tracked operands are tied
+// into one group; a constant operand is sliced when it varies along the
+// channels), Flatten with axis 1 into a Gemm or MatMul (channel c becomes
+// the block of H·W inputs), depthwise convolutions (pass-through) and
+// Conv/Gemm/MatMul consumers. Anything else that touches a tracked tensor —
+// Reshape, Concat, Transpose, Softmax, a grouped (non-depthwise)
+// convolution, an unknown operator, a graph output (the classifier's
+// logits) or an initializer also read elsewhere — makes the affected group
+// unprunable, with the reason recorded; such groups are never modified.
+//
+// The error is non-nil only for a model without units.
+func Analyze(m *model.Model) (*Structure, error) {
+	if m == nil || len(m.Units) == 0 {
+		return nil, fmt.Errorf("prune: the model has no prunable units (Conv, Gemm, MatMul with a constant weight)")
+	}
+	a := &analyzer{m: m, tens: map[string]tref{}, unitOf: map[int]*model.Unit{}, unitIx: map[string]int{},
+		out: map[string]int{}, in: map[string]int{}, dw: map[string]bool{}}
+	for i := range m.Units {
+		a.unitOf[m.Units[i].Node] = &m.Units[i]
+		a.unitIx[m.Units[i].Name] = i
+	}
+	for _, n := range m.Nodes {
+		a.node(n)
+	}
+	for _, o := range m.Outputs {
+		if t, ok := a.tens[o.Name]; ok {
+			a.bad(t.id, "its channels reach graph output %q (the classifier's outputs are never pruned)", o.Name)
+		}
+	}
+	return a.finish(), nil
+}
+
+func (a *analyzer) find(i int) int {
+	for a.parent[i] != i {
+		a.parent[i] = a.parent[a.parent[i]]
+		i = a.parent[i]
+	}
+	return i
+}
+
+func (a *analyzer) newSpace(channels int, unit string) int {
+	id := len(a.sp)
+	a.parent = append(a.parent, id)
+	a.sp = append(a.sp, &space{channels: channels, firstUnit: a.unitIx[unit]})
+	return id
+}
+
+func (a *analyzer) bad(id int, format string, args ...any) {
+	s := a.sp[a.find(id)]
+	r := fmt.Sprintf(format, args...)
+	if !slices.Contains(s.reasons, r) {
+		s.reasons = append(s.reasons, r)
+	}
+}
+
+func (a *analyzer) union(x, y int, at *model.Node) int {
+	rx, ry := a.find(x), a.find(y)
+	if rx == ry {
+		return rx
+	}
+	if ry < rx {
+		rx, ry = ry, rx
+	}
+	sx, sy := a.sp[rx], a.sp[ry]
+	a.parent[ry] = rx
+	if sx.channels != sy.channels {
+		sx.reasons = append(sx.reasons, fmt.Sprintf("%s combines %d and %d channels", at.Label(), sx.channels, sy.channels))
+	}
+	sx.sources = append(sx.sources, sy.sources...)
+	sx.through = append(sx.through, sy.through...)
+	sx.consumers = append(sx.consumers, sy.consumers...)
+	sx.edits = append(sx.edits, sy.edits...)
+	sx.tensors = append(sx.tensors, sy.tensors...)
+	for _, r := range sy.reasons {
+		if !slices.Contains(sx.reasons, r) {
+			sx.reasons = append(sx.reasons, r)
+		}
+	}
+	sx.firstUnit = min(sx.firstUnit, sy.firstUnit)
+	return rx
+}
+
+func (a *analyzer) space(id int) *space { return a.sp[a.find(id)] }
+
+func (a *analyzer) set(name string, t tref) {
+	if name == "" {
+		return
+	}
+	a.tens[name] = t
+	s := a.space(t.id)
+	s.tensors = append(s.tensors, name)
+}
+
+func (a *analyzer) addEdit(id int, e edit) {
+	s := a.space(id)
+	s.edits = append(s.edits, e)
+}
+
+func (a *analyzer) dims(name string) []int { return a.m.Shapes.Dims[name] }
+
+func (a *analyzer) floatInit(name string) *model.Tensor {
+	t := a.m.Initializers[name]
+	if name == "" || t == nil || !t.Type.IsFloat() {
+		return nil
+	}
+	return t
+}
+
+// spaced returns the tracked inputs of n by input index.
+func (a *analyzer) spaced(n *model.Node) map[int]tref {
+	s := map[int]tref{}
+	for i, in := range n.Inputs {
+		if t, ok := a.tens[in]; ok && in != "" {
+			s[i] = t
+		}
+	}
+	return s
+}
+
+// rejectAll marks every tracked input of n as unprunable.
+func (a *analyzer) rejectAll(n *model.Node, sp map[int]tref, format string, args ...any) {
+	for _, t := range sp {
+		a.bad(t.id, "%s: %s", n.Label(), fmt.Sprintf(format, args...))
+	}
+}
+
+var passOps = map[string]bool{
+	"Relu": true, "LeakyRelu": true, "Clip": true, "Sigmoid": true, "Tanh": true, "Identity": true,
+	"Dropout": true, "Cast": true, "Elu": true, "Selu": true, "HardSigmoid": true, "HardSwish": true,
+	"Softplus": true, "Neg": true, "Abs": true, "Exp": true, "Sqrt": true,
+}
+
+var poolOps = map[string]bool{
+	"MaxPool": true, "AveragePool": true, "GlobalAveragePool": true, "GlobalMaxPool": true, "LpPool": true,
+}
+
+func (a *analyzer) node(n *model.Node) {
+	if n.Domain != "" && n.Domain != "ai.onnx" {
+		a.rejectAll(n, a.spaced(n), "operator %s of domain %q is not modelled", n.Op, n.Domain)
+		return
+	}
+	sp := a.spaced(n)
+	switch {
+	case n.Op == "Conv":
+		a.conv(n, sp)
+	case n.Op == "Gemm":
+		a.gemm(n, sp)
+	case n.Op == "MatMul":
+		a.matmul(n, sp)
+	case n.Op == "BatchNormalization":
+		a.batchNorm(n, sp)
+	case n.Op == "Add" || n.Op == "Sub" || n.Op == "Mul" || n.Op == "Div":
+		a.binary(n, sp)
+	case n.Op == "Flatten":
+		a.flatten(n, sp)
+	case passOps[n.Op]:
+		a.pass(n, sp, false)
+	case poolOps[n.Op]:
+		a.pass(n, sp, true)
+	default:
+		if len(sp) > 0 {
+			a.rejectAll(n, sp, "operator %s is not modelled (a layout change or mixing of channels)", n.Op)
+		}
+	}
+}
+
+// pass handles single-input channel-preserving operators.
+func (a *analyzer) pass(n *model.Node, sp map[int]tref, pool bool) {
+	t, ok := sp[0]
+	if !ok {
+		if len(sp) > 0 {
+			a.rejectAll(n, sp, "a tracked tensor is a parameter input")
+		}
+		return
+	}
+	for i, o := range sp {
+		if i != 0 {
+			a.bad(o.id, "%s: a tracked tensor is input %d", n.Label(), i)
+		}
+	}
+	if pool && (t.axis != 1 || t.inner != 1 || t.rank < 3) {
+		a.bad(t.id, "%s: pooling over a tensor whose channels are not axis 1", n.Label())
+		return
+	}
+	for i, o := range n.Outputs {
+		if i > 0 && o != "" {
+			a.bad(t.id, "%s: second output %q is not modelled", n.Label(), o)
+			return
+		}
+	}
+	if len(n.Outputs) > 0 {
+		a.set(n.Outputs[0], t)
+	}
+}
+
+func (a *analyzer) conv(n *model.Node, sp map[int]tref) {
+	u := a.unitOf[n.Index]
+	for i := range sp {
+		if i != 0 {
+			a.rejectAll(n, sp, "a tracked tensor is the weight or bias")
+			return
+		}
+	}
+	g64, _ := n.AttrInt("group", 1)
+	g := int(g64)
+	t, tracked := sp[0]
+	dw := false
+	if u != nil && g > 1 && u.WeightShape[1] == 1 && g == u.OutChannels {
+		if x := a.dims(n.Input(0)); len(x) > 1 && x[1] == g {
+			dw = true
+		}
+	}
+	if tracked {
+		switch {
+		case t.axis != 1 || t.inner != 1:
+			a.bad(t.id, "%s reads channels that are not axis 1 of its input", n.Label())
+		case u == nil:
+			a.bad(t.id, "%s has a non-constant weight", n.Label())
+		case dw:
+			s := a.space(t.id)
+			if s.channels != g {
+				a.bad(t.id, "%s: depthwise over %d channels, the group has %d", n.Label(), g, s.channels)
+			}
+			s.through = append(s.through, u.Name)
+			a.addEdit(t.id, edit{Node: n.Index, Init: u.Weight, Axis: 0, Inner: 1})
+			if u.Bias != "" {
+				a.addEdit(t.id, edit{Node: n.Index, Init: u.Bias, Axis: 0, Inner: 1})
+			}
+			a.addEdit(t.id, edit{Node: n.Index, Attr: "group"})
+			a.out[u.Name], a.in[u.Name], a.dw[u.Name] = t.id, t.id, true
+			a.set(n.Outputs[0], t)
+			return
+		case g != 1:
+			a.bad(t.id, "%s is a grouped convolution (group %d): its input channels can only be removed group by group", n.Label(), g)
+		case u.WeightShape[1] != a.space(t.id).channels:
+			a.bad(t.id, "%s: weight has %d input channels, the group has %d", n.Label(), u.WeightShape[1], a.space(t.id).channels)
+		default:
+			s := a.space(t.id)
+			s.consumers = append(s.consumers, u.Name)
+			a.addEdit(t.id, edit{Node: n.Index, Init: u.Weight, Axis: 1, Inner: 1})
+			a.in[u.Name] = t.id
+		}
+	}
+	if u == nil {
+		return
+	}
+	if dw {
+		a.dw[u.Name] = true
+		return // depthwise over untracked channels: outputs stay
+	}
+	id := a.newSpace(u.OutChannels, u.Name)
+	s := a.sp[id]
+	s.sources = append(s.sources, u.Name)
+	a.out[u.Name] = id
+	if g != 1 {
+		a.bad(id, "%s is a grouped convolution (group %d): its output channels are not modelled", n.Label(), g)
+	}
+	a.addEdit(id, edit{Node: n.Index, Init: u.Weight, Axis: 0, Inner: 1})
+	if u.Bias != "" {
+		a.addEdit(id, edit{Node: n.Index, Init: u.Bias, Axis: 0, Inner: 1})
+	}
+	rank := len(a.dims(n.Outputs[0]))
+	if rank < 3 {
+		a.bad(id, "%s: output shape unknown", n.Label())
+	}
+	a.set(n.Outputs[0], tref{id: id, axis: 1, inner: 1, rank: rank})
+}
+
+func (a *analyzer) gemm(n *model.Node, sp map[int]tref) {
+	u := a.unitOf[n.Index]
+	ta, _ := n.AttrInt("transA", 0)
+	tb, _ := n.AttrInt("transB", 0)
+	for i, t := range sp {
+		if i != 0 {
+			a.bad(t.id, "%s: a tracked tensor is input %d (only the data input A is modelled)", n.Label(), i)
+		}
+	}
+	if t, ok := sp[0]; ok {
+		switch {
+		case u == nil || u.WeightInput != 1:
+			a.bad(t.id, "%s has no constant weight B", n.Label())
+		case ta != 0:
+			a.bad(t.id, "%s has transA set", n.Label())
+		case t.rank != 2 || t.axis != 1:
+			a.bad(t.id, "%s reads a tensor whose channels are not its feature axis", n.Label())
+		default:
+			s := a.space(t.id)
+			k := u.WeightShape[0]
+			axis := 0
+			if tb != 0 {
+				k, axis = u.WeightShape[1], 1
+			}
+			if k != s.channels*t.inner {
+				a.bad(t.id, "%s: %d input features, the group gives %d×%d", n.Label(), k, s.channels, t.inner)
+				break
+			}
+			s.consumers = append(s.consumers, u.Name)
+			a.addEdit(t.id, edit{Node: n.Index, Init: u.Weight, Axis: axis, Inner: t.inner})
+			a.in[u.Name] = t.id
+		}
+	}
+	if u == nil || u.WeightInput != 1 {
+		return
+	}
+	id := a.newSpace(u.OutChannels, u.Name)
+	a.sp[id].sources = append(a.sp[id].sources, u.Name)
+	a.out[u.Name] = id
+	axis := 1
+	if tb != 0 {
+		axis = 0
+	}
+	a.addEdit(id, edit{Node: n.Index, Init: u.Weight, Axis: axis, Inner: 1})
+	out := tref{id: id, axis: 1, inner: 1, rank: 2}
+	if c := n.Input(2); c != "" {
+		a.constOperand(n, c, out)
+	}
+	a.set(n.Outputs[0], out)
+}
+
+func (a *analyzer) matmul(n *model.Node, sp map[int]tref) {
+	u := a.unitOf[n.Index]
+	for i, t := range sp {
+		if i != 0 {
+			a.bad(t.id, "%s: a tracked tensor is the right operand", n.Label())
+		}
+	}
+	if t, ok := sp[0]; ok {
+		switch {
+		case u == nil || u.WeightInput != 1 || len(u.WeightShape) != 2:
+			a.bad(t.id, "%s has no constant 2-D weight", n.Label())
+		case t.rank != 2 || t.axis != 1:
+			a.bad(t.id, "%s reads a tensor whose channels are not its feature axis", n.Label())
+		case u.WeightShape[0] != a.space(t.id).channels*t.inner:
+			a.bad(t.id, "%s: %d input features, the group gives %d×%d", n.Label(), u.WeightShape[0], a.space(t.id).channels, t.inner)
+		default:
+			s := a.space(t.id)
+			s.consumers = append(s.consumers, u.Name)
+			a.addEdit(t.id, edit{Node: n.Index, Init: u.Weight, Axis: 0, Inner: t.inner})
+			a.in[u.Name] = t.id
+		}
+	}
+	if u == nil || u.WeightInput != 1 {
+		return
+	}
+	id := a.newSpace(u.OutChannels, u.Name)
+	a.sp[id].sources = append(a.sp[id].sources, u.Name)
+	a.out[u.Name] = id
+	rank := len(a.dims(n.Outputs[0]))
+	if len(u.WeightShape) != 2 || rank != 2 {
+		a.bad(id, "%s: only 2-D MatMul (batch × features) is modelled", n.Label())
+	}
+	a.addEdit(id, edit{Node: n.Index, Init: u.Weight, Axis: len(u.WeightShape) - 1, Inner: 1})
+	a.set(n.Outputs[0], tref{id: id, axis: max(rank-1, 0), inner: 1, rank: rank})
+}
+
+func (a *analyzer) batchNorm(n *model.Node, sp map[int]tref) {
+	t, ok := sp[0]
+	if !ok {
+		if len(sp) > 0 {
+			a.rejectAll(n, sp, "a tracked tensor is a parameter input")
+		}
+		return
+	}
+	for i, o := range sp {
+		if i != 0 {
+			a.bad(o.id, "%s: a tracked tensor is parameter input %d", n.Label(), i)
+		}
+	}
+	if t.axis != 1 || t.inner != 1 {
+		a.bad(t.id, "%s normalises axis 1, which does not hold the channels", n.Label())
+	}
+	s := a.space(t.id)
+	for i := 1; i <= 4; i++ {
+		p := a.floatInit(n.Input(i))
+		if p == nil || p.Len() != s.channels {
+			a.bad(t.id, "%s: input %d (%q) is not a constant vector of %d values", n.Label(), i, n.Input(i), s.channels)
+			continue
+		}
+		a.addEdit(t.id, edit{Node: n.Index, Init: n.Input(i), Axis: 0, Inner: 1})
+	}
+	for i, o := range n.Outputs {
+		if i > 0 && o != "" {
+			a.bad(t.id, "%s: training-mode output %q is not modelled", n.Label(), o)
+		}
+	}
+	a.set(n.Outputs[0], t)
+}
+
+// constOperand handles a non-tracked operand name of a node whose tracked
+// result is t: it may broadcast along the channels (no change), or vary
+// along them as a float initializer (sliced), else the group is
+// unprunable.
+func (a *analyzer) constOperand(n *model.Node, name string, t tref) {
+	d := a.dims(name)
+	if d == nil {
+		if tt := a.m.Initializers[name]; tt != nil {
+			d = tt.Shape
+		}
+	}
+	if d == nil {
+		a.bad(t.id, "%s: shape of operand %q unknown", n.Label(), name)
+		return
+	}
+	ax := t.axis - (t.rank - len(d))
+	if ax < 0 || d[ax] == 1 {
+		return
+	}
+	s := a.space(t.id)
+	if d[ax] != s.channels*t.inner {
+		a.bad(t.id, "%s: operand %q has %d entries along the channel axis, want 1 or %d", n.Label(), name, d[ax], s.channels*t.inner)
+		return
+	}
+	if a.floatInit(name) == nil {
+		a.bad(t.id, "%s: operand %q varies along the channels and is not a constant initializer", n.Label(), name)
+		return
+	}
+	a.addEdit(t.id, edit{Node: n.Index, Init: name, Axis: ax, Inner: t.inner})
+}
+
+func (a *analyzer) binary(n *model.Node, sp map[int]tref) {
+	if len(sp) == 0 {
+		return
+	}
+	var t tref
+	first := true
+	for _, i := range sortedKeys(sp) {
+		o := sp[i]
+		if first {
+			t, first = o, false
+			continue
+		}
+		if o.axis != t.axis || o.inner != t.inner || o.rank != t.rank {
+			a.bad(t.id, "%s adds tensors whose channels lie differently", n.Label())
+			a.bad(o.id, "%s adds tensors whose channels lie differently", n.Label())
+		}
+		t.id = a.union(t.id, o.id, n)
+	}
+	if r := len(a.dims(n.Outputs[0])); r != t.rank {
+		a.bad(t.id, "%s broadcasts the tracked tensor to rank %d", n.Label(), r)
+	}
+	for i, in := range n.Inputs {
+		if _, ok := sp[i]; ok || in == "" {
+			continue
+		}
+		a.constOperand(n, in, t)
+	}
+	a.set(n.Outputs[0], t)
+}
+
+func (a *analyzer) flatten(n *model.Node, sp map[int]tref) {
+	t, ok := sp[0]
+	if !ok {
+		return
+	}
+	ax, _ := n.AttrInt("axis", 1)
+	x := a.dims(n.Input(0))
+	if ax < 0 {
+		ax += int64(len(x))
+	}
+	if x == nil || int(ax) != t.axis {
+		a.bad(t.id, "%s flattens at axis %d, the channels are axis %d", n.Label(), ax, t.axis)
+		return
+	}
+	inner := t.inner
+	for _, d := range x[t.axis+1:] {
+		inner *= d
+	}
+	a.set(n.Outputs[0], tref{id: t.id, axis: 1, inner: inner, rank: 2})
+}
+
+func sortedKeys(m map[int]tref) []int {
+	k := make([]int, 0, len(m))
+	for i := range m {
+		k = append(k, i)
+	}
+	slices.Sort(k)
+	return k
+}
+
+// finish checks the edits of every group against the graph (an
+// initializer read by a node the analysis did not see, or sliced twice
+// along one axis, makes its groups unprunable) and builds the Structure.
+func (a *analyzer) finish() *Structure {
+	cons := a.m.Consumers()
+	for changed := true; changed; {
+		changed = false
+		type use struct {
+			root int
+			e    edit
+		}
+		byInit := map[string][]use{}
+		for id := range a.sp {
+			if a.find(id) != id || len(a.sp[id].reasons) > 0 {
+				continue
+			}
+			for _, e := range a.sp[id].edits {
+				if e.Init != "" {
+					byInit[e.Init] = append(byInit[e.Init], use{id, e})
+				}
+			}
+		}
+		for _, name := range sortedNames(byInit) {
+			uses := byInit[name]
+			nodes := map[int]bool{}
+			axes := map[int]int{}
+			for _, u := range uses {
+				nodes[u.e.Node] = true
+				axes[u.e.Axis]++
+			}
+			var why string
+			for _, c := range cons[name] {
+				if !nodes[c.Index] {
+					why = fmt.Sprintf("initializer %q is also read by %s", name, c.Label())
+					break
+				}
+			}
+			for ax, k := range axes {
+				if k > 1 && why == "" {
+					why = fmt.Sprintf("initializer %q would be sliced twice along axis %d", name, ax)
+				}
+			}
+			if why != "" {
+				for _, u := range uses {
+					if len(a.sp[u.root].reasons) == 0 {
+						changed = true
+					}
+					a.bad(u.root, "%s", why)
+				}
+			}
+		}
+	}
+	st := &Structure{Model: a.m}
+	gi := map[int]int{}
+	var roots []int
+	for id := range a.sp {
+		if a.find(id) == id {
+			roots = append(roots, id)
+		}
+	}
+	slices.SortStableFunc(roots, func(x, y int) int { return a.sp[x].firstUnit - a.sp[y].firstUnit })
+	for _, r := range roots {
+		s := a.sp[r]
+		g := &Group{Index: len(st.Groups), Name: strings.Join(s.sources, "+"), Channels: s.channels,
+			Sources: s.sources, Through: s.through, Consumers: s.consumers, Prunable: len(s.reasons) == 0,
+			Reasons: s.reasons, Tensors: s.tensors, edits: s.edits}
+		gi[r] = g.Index
+		st.Groups = append(st.Groups, g)
+	}
+	for _, u := range a.m.Units {
+		r := Role{Unit: u.Name, Out: -1, In: -1, Depthwise: a.dw[u.Name]}
+		if id, ok := a.out[u.Name]; ok {
+			r.Out = gi[a.find(id)]
+		}
+		if id, ok := a.in[u.Name]; ok {
+			r.In = gi[a.find(id)]
+		}
+		st.Roles = append(st.Roles, r)
+	}
+	return st
+}
+
+func sortedNames[V any](m map[string]V) []string {
+	k := make([]string, 0, len(m))
+	for s := range m {
+		k = append(k, s)
+	}
+	slices.Sort(k)
+	return k
+}
+
+// Group returns the group holding the named unit's output channels, or nil.
+func (s *Structure) Group(unit string) *Group {
+	for _, r := range s.Roles {
+		if r.Unit == unit && r.Out >= 0 {
+			return s.Groups[r.Out]
+		}
+	}
+	return nil
+}
+
+// Role returns the named unit's role and whether the unit exists.
+func (s *Structure) Role(unit string) (Role, bool) {
+	for _, r := range s.Roles {
+		if r.Unit == unit {
+			return r, true
+		}
+	}
+	return Role{}, false
+}
+
+// Unprunable lists the groups that are left intact with their reasons, one
+// line per group: "units: reason; reason".
+func (s *Structure) Unprunable() []string {
+	var out []string
+	for _, g := range s.Groups {
+		if !g.Prunable {
+			out = append(out, fmt.Sprintf("%s: %s", strings.Join(g.Members(), ", "), strings.Join(g.Reasons, "; ")))
+		}
+	}
+	return out
+}
