@@ -162,10 +162,12 @@ func finish(sol *ilp.Solution, p *ilp.Problem, st ilp.Status, choice []int, boun
 }
 
 // minUsage returns, for every row, the least value it can take: every
-// group at its cheapest allowed choice for that row alone.
+// group at its cheapest allowed choice for that row alone (a compensated
+// sum).
 func minUsage(p *ilp.Problem) []float64 {
 	u := make([]float64, len(p.Rows))
 	for k := range p.Rows {
+		var s ksum
 		for _, gr := range p.Groups {
 			best := math.Inf(1)
 			for _, ch := range gr.Choices {
@@ -173,8 +175,9 @@ func minUsage(p *ilp.Problem) []float64 {
 					best = min(best, ch.Costs[k])
 				}
 			}
-			u[k] += best
+			s.add(best)
 		}
+		u[k] = s.sum()
 	}
 	return u
 }

