@@ -1,0 +1,302 @@
+package prune
+
+import (
+	"encoding/binary"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/advancedclimatesystems/gonnx/onnx"
+	"google.golang.org/protobuf/proto"
+)
+
+func groupByName(t *testing.T, st *Structure, name string) *Group {
+	t.Helper()
+	for _, g := range st.Groups {
+		if g.Name == name {
+			return g
+		}
+	}
+	var names []string
+	for _, g := range st.Groups {
+		names = append(names, g.Name)
+	}
+	t.Fatalf("no group %q (have %v)", name, names)
+	return nil
+}
+
+func TestAnalyzeTestdata(t *testing.T) {
+	t.Run("mlp", func(t *testing.T) {
+		st := load(t, "mlp").st
+		if len(st.Groups) != 3 {
+			t.Fatalf("%d groups, want 3", len(st.Groups))
+		}
+		fc1 := groupByName(t, st, "/fc1/Gemm")
+		if !fc1.Prunable || fc1.Channels != 256 || !slices.Equal(fc1.Consumers, []string{"/fc2/Gemm"}) {
+			t.Errorf("fc1 group %+v", fc1)
+		}
+		fc3 := groupByName(t, st, "/fc3/Gemm")
+		if fc3.Prunable || !strings.Contains(strings.Join(fc3.Reasons, ";"), "graph output") {
+			t.Errorf("classifier group %+v should be unprunable because it is the graph output", fc3)
+		}
+	})
+	t.Run("lenet", func(t *testing.T) {
+		st := load(t, "lenet").st
+		conv2 := groupByName(t, st, "/conv2/Conv")
+		if !conv2.Prunable || !slices.Equal(conv2.Consumers, []string{"/fc1/Gemm"}) {
+			t.Fatalf("conv2 group %+v", conv2)
+		}
+		// Flatten turns channel c of the 16×5×5 map into 25 inputs of fc1.
+		found := false
+		for _, e := range conv2.edits {
+			if e.Init == "fc1.weight" {
+				found = true
+				if e.Axis != 1 || e.Inner != 25 {
+					t.Errorf("fc1 input edit %+v, want axis 1 (transB) in blocks of 25", e)
+				}
+			}
+		}
+		if !found {
+			t.Error("no edit of fc1.weight")
+		}
+	})
+	t.Run("rescnn", func(t *testing.T) {
+		st := load(t, "rescnn").st
+		res := groupByName(t, st, "/conv2/Conv+/down/Conv")
+		if !res.Prunable || res.Channels != 32 {
+			t.Fatalf("residual group %+v", res)
+		}
+		if !slices.Equal(res.Through, []string{"/dw/Conv"}) || !slices.Equal(res.Consumers, []string{"/pw/Conv"}) {
+			t.Errorf("residual group through %v consumers %v, want the depthwise conv and pw", res.Through, res.Consumers)
+		}
+		// The four BatchNorms on the way (bn2, down_bn, dw_bn) lose entries
+		// and the depthwise conv's group attribute shrinks.
+		var bn, attr int
+		for _, e := range res.edits {
+			if strings.Contains(e.Init, "bn") {
+				bn++
+			}
+			if e.Attr == "group" {
+				attr++
+			}
+		}
+		if bn != 12 || attr != 1 {
+			t.Errorf("%d BatchNorm vector edits (want 12) and %d attribute edits (want 1)", bn, attr)
+		}
+		stem := groupByName(t, st, "/stem/Conv")
+		if !slices.Equal(stem.Consumers, []string{"/conv1/Conv", "/down/Conv"}) {
+			t.Errorf("stem consumers %v", stem.Consumers)
+		}
+		r, _ := st.Role("/dw/Conv")
+		if !r.Depthwise || r.In != res.Index || r.Out != res.Index {
+			t.Errorf("dw role %+v", r)
+		}
+		if g := groupByName(t, st, "/fc/Gemm"); g.Prunable {
+			t.Error("classifier prunable")
+		}
+		if len(st.Unprunable()) != 1 {
+			t.Errorf("unprunable %v, want only the classifier", st.Unprunable())
+		}
+	})
+}
+
+// graph builds small ONNX graphs for tests.
+type graph struct {
+	g *onnx.GraphProto
+	r *rand.Rand
+}
+
+func newGraph(in []int64) *graph {
+	g := &graph{g: &onnx.GraphProto{Name: "test"}, r: rand.New(rand.NewPCG(3, 3))}
+	g.g.Input = append(g.g.Input, vi("input", in))
+	return g
+}
+
+func vi(name string, shape []int64) *onnx.ValueInfoProto {
+	sh := &onnx.TensorShapeProto{}
+	for i, d := range shape {
+		dim := &onnx.TensorShapeProto_Dimension{Value: &onnx.TensorShapeProto_Dimension_DimValue{DimValue: d}}
+		if i == 0 {
+			dim = &onnx.TensorShapeProto_Dimension{Value: &onnx.TensorShapeProto_Dimension_DimParam{DimParam: "N"}}
+		}
+		sh.Dim = append(sh.Dim, dim)
+	}
+	return &onnx.ValueInfoProto{Name: name, Type: &onnx.TypeProto{Value: &onnx.TypeProto_TensorType{
+		TensorType: &onnx.TypeProto_Tensor{ElemType: int32(onnx.TensorProto_FLOAT), Shape: sh}}}}
+}
+
+func (g *graph) init(name string, shape ...int64) string {
+	n := int64(1)
+	for _, d := range shape {
+		n *= d
+	}
+	tp := &onnx.TensorProto{Name: name, Dims: shape, DataType: int32(onnx.TensorProto_FLOAT)}
+	for i := int64(0); i < n; i++ {
+		tp.RawData = binary.LittleEndian.AppendUint32(tp.RawData, math.Float32bits(float32(g.r.NormFloat64()*0.3)))
+	}
+	g.g.Initializer = append(g.g.Initializer, tp)
+	return name
+}
+
+func (g *graph) ints(name string, v ...int64) string {
+	tp := &onnx.TensorProto{Name: name, Dims: []int64{int64(len(v))}, DataType: int32(onnx.TensorProto_INT64), Int64Data: v}
+	g.g.Initializer = append(g.g.Initializer, tp)
+	return name
+}
+
+func (g *graph) node(op, name string, in []string, attrs ...*onnx.AttributeProto) string {
+	out := name + "_out"
+	g.g.Node = append(g.g.Node, &onnx.NodeProto{Name: name, OpType: op, Input: in, Output: []string{out}, Attribute: attrs})
+	return out
+}
+
+func intAttr(name string, v int64) *onnx.AttributeProto {
+	return &onnx.AttributeProto{Name: name, Type: onnx.AttributeProto_INT, I: v}
+}
+
+func intsAttr(name string, v ...int64) *onnx.AttributeProto {
+	return &onnx.AttributeProto{Name: name, Type: onnx.AttributeProto_INTS, Ints: v}
+}
+
+func (g *graph) bytes(t *testing.T, out string, shape []int64) []byte {
+	t.Helper()
+	g.g.Output = []*onnx.ValueInfoProto{vi(out, shape)}
+	mp := &onnx.ModelProto{IrVersion: 7, Graph: g.g, OpsetImport: []*onnx.OperatorSetIdProto{{Version: 13}}}
+	b, err := proto.Marshal(mp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// unsupportedGraph: conv a → Relu → Reshape (to another layout) → conv b;
+// conv b → Relu → Transpose → Transpose → conv c → GlobalAveragePool →
+// Flatten → Gemm; conv a's channels also feed nothing else. Groups a
+// (Reshape) and b (Transpose) must be unprunable; c is prunable.
+func unsupportedGraph(t *testing.T) []byte {
+	g := newGraph([]int64{1, 1, 8, 8})
+	pad := intsAttr("pads", 1, 1, 1, 1)
+	a := g.node("Conv", "a", []string{"input", g.init("a.w", 4, 1, 3, 3), g.init("a.b", 4)}, pad)
+	a = g.node("Relu", "ra", []string{a})
+	a = g.node("Reshape", "reshape", []string{a, g.ints("shape", 0, 8, 8, 4)})
+	a = g.node("Transpose", "back", []string{a}, intsAttr("perm", 0, 3, 1, 2))
+	b := g.node("Conv", "b", []string{a, g.init("b.w", 6, 4, 3, 3), g.init("b.b", 6)}, pad)
+	b = g.node("Relu", "rb", []string{b})
+	b = g.node("Transpose", "t1", []string{b}, intsAttr("perm", 0, 1, 3, 2))
+	c := g.node("Conv", "c", []string{b, g.init("c.w", 5, 6, 3, 3), g.init("c.b", 5)}, pad)
+	c = g.node("Relu", "rc", []string{c})
+	c = g.node("GlobalAveragePool", "gap", []string{c})
+	c = g.node("Flatten", "flat", []string{c})
+	out := g.node("Gemm", "fc", []string{c, g.init("fc.w", 3, 5), g.init("fc.b", 3)}, intAttr("transB", 1))
+	return g.bytes(t, out, []int64{1, 3})
+}
+
+func TestAnalyzeUnsupported(t *testing.T) {
+	l := loadBytes(t, unsupportedGraph(t))
+	st := l.st
+	a, b, c := groupByName(t, st, "a"), groupByName(t, st, "b"), groupByName(t, st, "c")
+	if a.Prunable || !strings.Contains(strings.Join(a.Reasons, ";"), "Reshape") {
+		t.Errorf("group a %+v should be unprunable because of the Reshape", a)
+	}
+	if b.Prunable || !strings.Contains(strings.Join(b.Reasons, ";"), "Transpose") {
+		t.Errorf("group b %+v should be unprunable because of the Transpose", b)
+	}
+	if !c.Prunable || c.Channels != 5 {
+		t.Errorf("group c %+v should be prunable", c)
+	}
+	if len(st.Unprunable()) != 3 { // a, b and the classifier
+		t.Errorf("unprunable: %v", st.Unprunable())
+	}
+	// Pruning everything that is allowed leaves a and b intact and runs.
+	im := synthImportance(t, l.e, 1)
+	p, err := Solve(t.Context(), &Request{Structure: st, Importance: im, Budgets: []Budget{{Resource: Params, Relative: true, Value: 0.9}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Status != "optimal" {
+		t.Fatalf("status %s", p.Status)
+	}
+	keep := p.Keep()
+	if len(keep[a.Index]) != a.Channels || len(keep[b.Index]) != b.Channels {
+		t.Errorf("unprunable groups changed: %v", keep)
+	}
+	if len(keep[c.Index]) >= c.Channels {
+		t.Errorf("group c not pruned: %v", keep)
+	}
+	out, err := Apply(l.mp, st, keep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl := loadProto(t, out)
+	if _, err := pl.e.Logits(make([]float64, 64), 1); err != nil {
+		t.Fatal(err)
+	}
+	// Asking Apply to cut an unprunable group is an error, not a corruption.
+	bad := slices.Clone(keep)
+	bad[a.Index] = []int{0, 1}
+	if _, err := Apply(l.mp, st, bad); err == nil || !strings.Contains(err.Error(), "not prunable") {
+		t.Errorf("Apply on an unprunable group: %v", err)
+	}
+}
+
+// TestAnalyzeSharedAndConcat covers a Concat, an unknown operator, a
+// grouped (non-depthwise) convolution and a constant shared between two
+// nodes.
+func TestAnalyzeSharedAndConcat(t *testing.T) {
+	g := newGraph([]int64{1, 2, 6, 6})
+	pad := intsAttr("pads", 1, 1, 1, 1)
+	x := g.node("Conv", "x", []string{"input", g.init("x.w", 4, 2, 3, 3)}, pad)
+	y := g.node("Conv", "y", []string{"input", g.init("y.w", 4, 2, 3, 3)}, pad)
+	cat := g.node("Concat", "cat", []string{x, y}, intAttr("axis", 1))
+	gr := g.node("Conv", "grouped", []string{cat, g.init("gw", 8, 4, 3, 3)}, pad, intAttr("group", 2))
+	s := g.init("scale", 1, 8, 1, 1)
+	m1 := g.node("Mul", "m1", []string{gr, s})
+	u := g.node("Conv", "u", []string{m1, g.init("u.w", 3, 8, 1, 1)})
+	m2 := g.node("Mul", "m2", []string{u, g.init("s3", 1, 3, 1, 1)})
+	v := g.node("Conv", "v", []string{m2, g.init("v.w", 3, 3, 1, 1)})
+	add := g.node("Add", "shared", []string{v, g.init("k", 1, 3, 1, 1)})
+	w := g.node("Conv", "w", []string{add, g.init("w.w", 3, 3, 1, 1)})
+	add2 := g.node("Add", "shared2", []string{w, "k"})
+	gap := g.node("GlobalAveragePool", "gap", []string{add2})
+	fl := g.node("Flatten", "fl", []string{gap})
+	out := g.node("Gemm", "fc", []string{fl, g.init("fc.w", 2, 3), g.init("fc.b", 2)}, intAttr("transB", 1))
+	l := loadBytes(t, g.bytes(t, out, []int64{1, 2}))
+	st := l.st
+	for name, want := range map[string]string{"x": "Concat", "y": "Concat", "grouped": "grouped", "v": `"k"`, "w": `"k"`} {
+		gp := groupByName(t, st, name)
+		if gp.Prunable || !strings.Contains(strings.Join(gp.Reasons, ";"), want) {
+			t.Errorf("group %s: prunable %v, reasons %v; want unprunable mentioning %q", name, gp.Prunable, gp.Reasons, want)
+		}
+	}
+	if u := groupByName(t, st, "u"); !u.Prunable {
+		t.Errorf("group u should be prunable (its per-channel Mul constant is sliced): %v", u.Reasons)
+	}
+	keep := make([][]int, len(st.Groups))
+	for i, gp := range st.Groups {
+		for c := 0; c < gp.Channels; c++ {
+			if gp.Prunable && c == 1 {
+				continue
+			}
+			keep[i] = append(keep[i], c)
+		}
+	}
+	mp, err := Apply(l.mp, st, keep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl := loadProto(t, mp)
+	if _, err := pl.e.Logits(make([]float64, 72), 1); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func loadProto(t *testing.T, mp *onnx.ModelProto) *loaded {
+	t.Helper()
+	b, err := proto.Marshal(mp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loadBytes(t, b)
+}

@@ -1,0 +1,103 @@
+package prune
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/advancedclimatesystems/gonnx/onnx"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/bitplan/bitplan/hessian"
+	"github.com/bitplan/bitplan/model"
+	"github.com/bitplan/bitplan/nn"
+)
+
+// The models are the repository's testdata/models (MNIST, N×1×28×28 input,
+// see testdata/models/README.md there), read from their place in the
+// module.
+func modelPath(name string) string {
+	return filepath.Join("..", "testdata", "models", name+".onnx")
+}
+
+type loaded struct {
+	m  *model.Model
+	mp *onnx.ModelProto
+	e  *nn.Engine
+	st *Structure
+}
+
+func load(t testing.TB, name string) *loaded {
+	t.Helper()
+	b, err := os.ReadFile(modelPath(name))
+	if err != nil {
+		t.Skipf("%s: %v", name, err)
+	}
+	return loadBytes(t, b)
+}
+
+func loadBytes(t testing.TB, b []byte) *loaded {
+	t.Helper()
+	mp := &onnx.ModelProto{}
+	if err := proto.Unmarshal(b, mp); err != nil {
+		t.Fatal(err)
+	}
+	m, err := model.FromProto(mp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := nn.New(m, &nn.Options{Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := Analyze(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &loaded{m: m, mp: mp, e: e, st: st}
+}
+
+// channelBlocks returns the ChannelOperator's block names and sizes
+// without a dataset.
+func channelBlocks(e *nn.Engine) []hessian.Block {
+	var bs []hessian.Block
+	for _, u := range e.Units() {
+		for c, idx := range u.ChannelIndices() {
+			bs = append(bs, hessian.Block{Name: fmt.Sprintf("%s/%d", u.Name, c), Size: len(idx)})
+		}
+	}
+	return bs
+}
+
+// synthImportance returns importances from seeded random channel traces
+// (log-uniform over three decades, a few negative).
+func synthImportance(t testing.TB, e *nn.Engine, seed uint64) *Importance {
+	t.Helper()
+	r := rand.New(rand.NewPCG(seed, 7))
+	bs := channelBlocks(e)
+	est := make([]hessian.Estimate, len(bs))
+	for i, b := range bs {
+		v := float64(b.Size) * math.Pow(10, -3*r.Float64())
+		if r.IntN(10) == 0 {
+			v = -v / 10
+		}
+		est[i] = hessian.Estimate{Name: b.Name, Size: b.Size, Trace: v, StdErr: 0.1 * math.Abs(v)}
+	}
+	im, err := FromTraces(e, bs, est)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return im
+}
+
+// unitTotals sums the units' params and MACs of an imported model.
+func unitTotals(m *model.Model) (params, macs int64) {
+	for _, u := range m.Units {
+		params += u.Params
+		macs += u.MACs
+	}
+	return params, macs
+}
