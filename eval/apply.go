@@ -1,0 +1,283 @@
+package eval
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/bitplan/bitplan/data"
+	"github.com/bitplan/bitplan/nn"
+	"github.com/bitplan/bitplan/plan"
+	"github.com/bitplan/bitplan/sensitivity"
+)
+
+// Layer is the precision to simulate for one quantizable layer.
+type Layer struct {
+	// Name is the unit's name (nn.UnitLayout.Name).
+	Name string
+	// Bits is the weight bit width, 2..MaxBits (the symmetric quantizer
+	// needs two bits; the asymmetric one accepts 1).
+	Bits int
+	// ABits is the bit width of the layer's data input, 1..MaxBits; 0
+	// keeps the input in float64.
+	ABits int
+}
+
+// FromPlan returns the layers of a plan, checked against the engine's
+// units: every plan layer must be a unit and every unit must have a plan
+// layer, once, with bit widths in range. A plan layer with abits 0 takes
+// the weight width (the table contract's convention: activations use the
+// weight width unless told otherwise). Errors name the layer.
+func FromPlan(p *plan.Plan, e *nn.Engine) ([]Layer, error) {
+	if p == nil {
+		return nil, fmt.Errorf("eval: nil plan")
+	}
+	units := e.Units()
+	byName := make(map[string]bool, len(units))
+	names := make([]string, len(units))
+	for i, u := range units {
+		byName[u.Name] = true
+		names[i] = u.Name
+	}
+	seen := make(map[string]bool, len(p.Layers))
+	var out []Layer
+	for i, l := range p.Layers {
+		if !byName[l.Name] {
+			return nil, fmt.Errorf("layers[%d]: plan layer %q is not a quantizable layer of the model (the model has %s)", i, l.Name, strings.Join(names, ", "))
+		}
+		if seen[l.Name] {
+			return nil, fmt.Errorf("layers[%d]: layer %q appears twice in the plan", i, l.Name)
+		}
+		seen[l.Name] = true
+		if l.Bits == 0 && p.Status != "optimal" && p.Status != "limit" {
+			return nil, fmt.Errorf("layers[%d] (%q): the plan has status %q and no bit widths to evaluate", i, l.Name, p.Status)
+		}
+		if l.Bits < 2 || l.Bits > MaxBits {
+			return nil, fmt.Errorf("layers[%d] (%q): bits %d out of range [2, %d]", i, l.Name, l.Bits, MaxBits)
+		}
+		ab := l.ABits
+		if ab == 0 {
+			ab = l.Bits
+		}
+		if ab < 1 || ab > MaxBits {
+			return nil, fmt.Errorf("layers[%d] (%q): abits %d out of range [1, %d]", i, l.Name, l.ABits, MaxBits)
+		}
+		out = append(out, Layer{Name: l.Name, Bits: l.Bits, ABits: ab})
+	}
+	for _, u := range units {
+		if !seen[u.Name] {
+			return nil, fmt.Errorf("model layer %q has no entry in the plan (the plan has %d layers)", u.Name, len(p.Layers))
+		}
+	}
+	return out, nil
+}
+
+// Calibrate returns the range (min, max) of every unit's data input over
+// ds, keyed by unit name: one inference pass with observing input
+// quantizers, at the engine's current weights. It removes every input
+// quantizer of the engine, before the pass (so that the ranges are those
+// of float activations) and after it.
+func Calibrate(ctx context.Context, e *nn.Engine, ds data.Dataset) (map[string]Range, error) {
+	type obs struct {
+		mu     sync.Mutex
+		lo, hi float64
+		nan    bool
+	}
+	units := e.Units()
+	obsv := make([]*obs, len(units))
+	e.ClearInputQuantizers()
+	defer e.ClearInputQuantizers()
+	for i, u := range units {
+		o := &obs{lo: math.Inf(1), hi: math.Inf(-1)}
+		obsv[i] = o
+		err := e.SetInputQuantizer(u.Name, func(x []float64) {
+			lo, hi, nan := math.Inf(1), math.Inf(-1), false
+			for _, v := range x {
+				if v != v {
+					nan = true
+				}
+				lo = math.Min(lo, v)
+				hi = math.Max(hi, v)
+			}
+			o.mu.Lock()
+			o.lo, o.hi, o.nan = math.Min(o.lo, lo), math.Max(o.hi, hi), o.nan || nan
+			o.mu.Unlock()
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	if _, err := e.Evaluate(ctx, ds); err != nil {
+		return nil, fmt.Errorf("eval: calibration: %w", err)
+	}
+	out := make(map[string]Range, len(units))
+	for i, u := range units {
+		o := obsv[i]
+		switch {
+		case o.nan || math.IsInf(o.lo, 0) || math.IsInf(o.hi, 0):
+			return nil, fmt.Errorf("eval: calibration: the input of layer %q is not finite (range [%g, %g])", u.Name, o.lo, o.hi)
+		}
+		out[u.Name] = Range{Min: o.lo, Max: o.hi}
+	}
+	return out, nil
+}
+
+// Settings tunes Apply. The zero value (or nil) means defaults.
+type Settings struct {
+	// Weights is the weight quantizer (its Bits is set per layer); the
+	// zero value is HAWQ-V3's symmetric per-channel min/max, the default
+	// of plan.Analyze.
+	Weights sensitivity.Quantizer
+}
+
+// Applied is a plan applied to an engine; Restore undoes it.
+type Applied struct {
+	// Layers reports, in the engine's unit order, what was applied.
+	Layers []AppliedLayer
+	e      *nn.Engine
+	theta  []float64
+}
+
+// AppliedLayer is one layer's quantization.
+type AppliedLayer struct {
+	Layer
+	// Weights is the number of weight elements.
+	Weights int
+	// DeltaSq is ‖Q(W) − W‖²₂ and RelErr ‖Q(W) − W‖/‖W‖.
+	DeltaSq, RelErr float64
+	// Input is the calibrated range of the layer's data input (zero when
+	// ABits is 0).
+	Input Range
+	// Act is the input quantizer (zero when ABits is 0).
+	Act ActQuantizer
+}
+
+// Apply fake-quantizes the engine to the given layers: every listed
+// layer's weights are replaced by their quantized values (nn.SetWeights),
+// then the data inputs of the layers with ABits > 0 get a static quantizer
+// whose range is calibrated on calib at the quantized weights (Calibrate:
+// the ranges the deployed model's activations take; calib may be nil when
+// no layer quantizes its input). Layers not listed keep float weights and
+// inputs. Call Restore to get the float model back. Errors name the layer.
+func Apply(ctx context.Context, e *nn.Engine, layers []Layer, calib data.Dataset, s *Settings) (*Applied, error) {
+	var set Settings
+	if s != nil {
+		set = *s
+	}
+	units := e.Units()
+	idx := make(map[string]int, len(units))
+	for i, u := range units {
+		idx[u.Name] = i
+	}
+	want := make([]*Layer, len(units))
+	needCalib := false
+	for i := range layers {
+		l := &layers[i]
+		j, ok := idx[l.Name]
+		if !ok {
+			return nil, fmt.Errorf("eval: layer %q is not a quantizable layer of the model", l.Name)
+		}
+		if want[j] != nil {
+			return nil, fmt.Errorf("eval: layer %q given twice", l.Name)
+		}
+		lo := 2
+		if set.Weights.Asymmetric {
+			lo = 1
+		}
+		if l.Bits < lo || l.Bits > MaxBits {
+			return nil, fmt.Errorf("eval: layer %q: weight bits %d out of range [%d, %d]", l.Name, l.Bits, lo, MaxBits)
+		}
+		if l.ABits < 0 || l.ABits > MaxBits {
+			return nil, fmt.Errorf("eval: layer %q: activation bits %d out of range [0, %d] (0: float)", l.Name, l.ABits, MaxBits)
+		}
+		needCalib = needCalib || l.ABits > 0
+		want[j] = l
+	}
+	if needCalib && calib == nil {
+		return nil, fmt.Errorf("eval: activation quantization needs calibration data")
+	}
+	a := &Applied{e: e, theta: e.Theta()}
+	e.ClearInputQuantizers()
+	for j, u := range units {
+		l := want[j]
+		if l == nil {
+			continue
+		}
+		w, err := e.Weights(u.Name)
+		if err != nil {
+			a.Restore()
+			return nil, err
+		}
+		q := set.Weights
+		q.Bits = l.Bits
+		dst := make([]float64, len(w))
+		if _, err := q.Quantize(dst, w, weightLayout(u)); err != nil {
+			a.Restore()
+			return nil, fmt.Errorf("eval: layer %q: %w", u.Name, err)
+		}
+		var d2, w2 float64
+		for i := range w {
+			d := dst[i] - w[i]
+			d2 += d * d
+			w2 += w[i] * w[i]
+		}
+		al := AppliedLayer{Layer: *l, Weights: len(w), DeltaSq: d2}
+		if w2 > 0 {
+			al.RelErr = math.Sqrt(d2 / w2)
+		}
+		if err := e.SetWeights(u.Name, dst); err != nil {
+			a.Restore()
+			return nil, err
+		}
+		a.Layers = append(a.Layers, al)
+	}
+	if !needCalib {
+		return a, nil
+	}
+	ranges, err := Calibrate(ctx, e, calib)
+	if err != nil {
+		a.Restore()
+		return nil, err
+	}
+	for i := range a.Layers {
+		al := &a.Layers[i]
+		if al.ABits == 0 {
+			continue
+		}
+		al.Input = ranges[al.Name]
+		q, err := NewActQuantizer(al.ABits, al.Input)
+		if err != nil {
+			a.Restore()
+			return nil, fmt.Errorf("eval: layer %q: %w", al.Name, err)
+		}
+		al.Act = q
+		if err := e.SetInputQuantizer(al.Name, q.Func()); err != nil {
+			a.Restore()
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+// Restore puts back the float weights and removes the input quantizers.
+func (a *Applied) Restore() {
+	a.e.ClearInputQuantizers()
+	// θ has the engine's length by construction.
+	_ = a.e.SetTheta(a.theta)
+}
+
+// weightLayout returns the output-channel layout of a unit's weight: axis 0
+// for Conv (M×C/g×kh×kw) and Gemm with transB (N×K), axis 1 for a K×N
+// weight (Gemm without transB, MatMul with the weight on the right). It is
+// a copy of plan/analyze.go's rule (unexported there), so that the weights
+// are quantized exactly as Δ² was priced.
+func weightLayout(u nn.UnitLayout) sensitivity.Layout {
+	axis := 0
+	if len(u.WeightShape) == 2 && u.WeightShape[0] != u.OutChannels {
+		axis = 1
+	}
+	return sensitivity.Layout{Shape: slices.Clone(u.WeightShape), Axis: axis}
+}

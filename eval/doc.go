@@ -1,0 +1,21 @@
+// Package eval measures what a precision plan costs in accuracy: it applies
+// a plan to an engine by fake quantization — every layer's weights replaced
+// by their b-bit quantized values, every layer's data input quantized to its
+// activation bit width with a range calibrated on sample data — and
+// evaluates the float and the quantized model on a test set.
+//
+// Fake ("simulated") quantization computes in float64 on values that lie on
+// the integer grid a deployed model would use, so the accuracy it reports is
+// that of the integer model up to the accumulator's rounding (Jacob et al.,
+// "Quantization and Training of Neural Networks for Efficient
+// Integer-Arithmetic-Only Inference", CVPR 2018; Krishnamoorthi,
+// arXiv:1806.08342, §2). Biases stay in float64, as the int32 biases of an
+// integer model are, to within their much finer scale.
+//
+// The weight quantizer is the one plan.Analyze priced Δ² with (HAWQ-V3's
+// symmetric per-channel min/max by default), applied to the weights as the
+// model stores them. When a BatchNormalization follows a Conv this is the
+// same as quantizing the BN-folded weights, as HAWQ-V3 does: a per-channel
+// symmetric min/max quantizer is equivariant under the per-channel scaling
+// the fold applies, Q(s_c·W_c) = s_c·Q(W_c).
+package eval

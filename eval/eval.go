@@ -1,0 +1,173 @@
+package eval
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/bitplan/bitplan/data"
+	"github.com/bitplan/bitplan/nn"
+	"github.com/bitplan/bitplan/sensitivity"
+)
+
+// Config is one evaluation: a model, the precisions to simulate and the
+// data.
+type Config struct {
+	// Engine runs the model; its weights are restored on return.
+	Engine *nn.Engine
+	// Layers are the precisions (FromPlan turns a plan into them).
+	Layers []Layer
+	// Calib is the calibration set of the activation ranges (may be nil
+	// when no layer has ABits > 0).
+	Calib data.Dataset
+	// Test is the evaluation set.
+	Test data.Dataset
+	// Weights is the weight quantizer (zero value: symmetric per-channel
+	// min/max).
+	Weights sensitivity.Quantizer
+	// Model and Plan name the model and the plan in the report.
+	Model, Plan string
+}
+
+// Result is a model's score on the test set.
+type Result struct {
+	// Accuracy is Correct/N.
+	Accuracy float64 `json:"accuracy"`
+	// Loss is the mean cross-entropy.
+	Loss    float64 `json:"loss"`
+	Correct int     `json:"correct"`
+	N       int     `json:"n"`
+}
+
+func result(e nn.Eval) Result {
+	return Result{Accuracy: e.Accuracy(), Loss: e.Loss, Correct: e.Correct, N: e.N}
+}
+
+// Report is the outcome of Run: the float and the quantized model's scores
+// and what was applied to every layer.
+type Report struct {
+	Model string `json:"model,omitempty"`
+	Plan  string `json:"plan,omitempty"`
+	// Samples and CalibSamples count the test and calibration samples.
+	Samples      int `json:"samples"`
+	CalibSamples int `json:"calib_samples"`
+	// WeightQuantizer and ActQuantizer describe the quantizers.
+	WeightQuantizer string `json:"weight_quantizer"`
+	ActQuantizer    string `json:"act_quantizer"`
+	Float           Result `json:"float"`
+	Quantized       Result `json:"quantized"`
+	// WeightBytes is Σ weights·bits/8 over the quantized layers and
+	// FloatBytes the same weights in float32.
+	WeightBytes float64       `json:"weight_bytes"`
+	FloatBytes  float64       `json:"float_bytes"`
+	Layers      []LayerReport `json:"layers"`
+}
+
+// LayerReport is one layer's line of the report.
+type LayerReport struct {
+	Name    string `json:"name"`
+	Bits    int    `json:"bits"`
+	ABits   int    `json:"abits"`
+	Weights int    `json:"weights"`
+	// DeltaSq is ‖Q(W) − W‖²₂, RelErr ‖Q(W) − W‖/‖W‖.
+	DeltaSq float64 `json:"delta_sq"`
+	RelErr  float64 `json:"rel_err"`
+	// InputMin and InputMax are the calibrated range of the data input,
+	// InputSigned whether its grid has negative levels and InputStep the
+	// grid's step (all zero when the input stays float).
+	InputMin    float64 `json:"input_min"`
+	InputMax    float64 `json:"input_max"`
+	InputSigned bool    `json:"input_signed"`
+	InputStep   float64 `json:"input_step"`
+}
+
+// Run evaluates the float model on c.Test, applies c.Layers (Apply),
+// evaluates the quantized model on the same samples and restores the
+// engine.
+func Run(ctx context.Context, c *Config) (*Report, error) {
+	if c.Engine == nil || c.Test == nil {
+		return nil, fmt.Errorf("eval: Run needs an engine and test data")
+	}
+	e := c.Engine
+	fl, err := e.Evaluate(ctx, c.Test)
+	if err != nil {
+		return nil, fmt.Errorf("eval: float model: %w", err)
+	}
+	a, err := Apply(ctx, e, c.Layers, c.Calib, &Settings{Weights: c.Weights})
+	if err != nil {
+		return nil, err
+	}
+	defer a.Restore()
+	qu, err := e.Evaluate(ctx, c.Test)
+	if err != nil {
+		return nil, fmt.Errorf("eval: quantized model: %w", err)
+	}
+	r := &Report{Model: c.Model, Plan: c.Plan, Samples: c.Test.Len(),
+		WeightQuantizer: DescribeQuantizer(c.Weights),
+		ActQuantizer:    "per-tensor min/max over the calibration set; unsigned [0, max] when the input is non-negative, else asymmetric",
+		Float:           result(fl), Quantized: result(qu)}
+	if c.Calib != nil {
+		r.CalibSamples = c.Calib.Len()
+	}
+	for _, l := range a.Layers {
+		lr := LayerReport{Name: l.Name, Bits: l.Bits, ABits: l.ABits, Weights: l.Weights, DeltaSq: l.DeltaSq, RelErr: l.RelErr}
+		if l.ABits > 0 {
+			lr.InputMin, lr.InputMax, lr.InputSigned = l.Input.Min, l.Input.Max, l.Act.Signed()
+			lr.InputStep, _ = l.Act.Scale()
+		}
+		r.WeightBytes += float64(l.Weights*l.Bits) / 8
+		r.FloatBytes += float64(l.Weights) * 4
+		r.Layers = append(r.Layers, lr)
+	}
+	return r, nil
+}
+
+// DescribeQuantizer names a weight quantizer the way ParseQuantizer reads
+// it: "symmetric,per-channel,minmax".
+func DescribeQuantizer(q sensitivity.Quantizer) string {
+	s := []string{"symmetric", "per-channel", "minmax"}
+	if q.Asymmetric {
+		s[0] = "asymmetric"
+	}
+	if q.PerTensor {
+		s[1] = "per-tensor"
+	}
+	if q.MSE {
+		s[2] = "mse"
+	}
+	return strings.Join(s, ",")
+}
+
+// ParseQuantizer reads a weight quantizer spec: comma-separated words
+// symmetric|asymmetric, per-channel|per-tensor, minmax|mse (the syntax of
+// the --quantizer flag of bitplan trace and plan); "" is the default,
+// symmetric per-channel min/max. Unknown or contradictory words are an
+// error naming the word.
+func ParseQuantizer(spec string) (sensitivity.Quantizer, error) {
+	var q sensitivity.Quantizer
+	got := map[string]string{}
+	for _, w := range strings.Split(strings.ToLower(spec), ",") {
+		w = strings.TrimSpace(w)
+		var axis string
+		switch w {
+		case "":
+			continue
+		case "symmetric", "asymmetric":
+			axis = "symmetry"
+			q.Asymmetric = w == "asymmetric"
+		case "per-channel", "per-tensor":
+			axis = "granularity"
+			q.PerTensor = w == "per-tensor"
+		case "minmax", "mse":
+			axis = "range"
+			q.MSE = w == "mse"
+		default:
+			return sensitivity.Quantizer{}, fmt.Errorf("quantizer %q: unknown word %q (want symmetric|asymmetric, per-channel|per-tensor, minmax|mse)", spec, w)
+		}
+		if prev, ok := got[axis]; ok && prev != w {
+			return sensitivity.Quantizer{}, fmt.Errorf("quantizer %q: %q contradicts %q", spec, w, prev)
+		}
+		got[axis] = w
+	}
+	return q, nil
+}

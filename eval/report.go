@@ -1,0 +1,146 @@
+package eval
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+
+	"github.com/olekukonko/tablewriter"
+	"github.com/olekukonko/tablewriter/renderer"
+	"github.com/olekukonko/tablewriter/tw"
+
+	"github.com/bitplan/bitplan/budget"
+	"github.com/bitplan/bitplan/plan"
+)
+
+// Write renders the report: plan.Text (ASCII tables), plan.Markdown,
+// plan.CSV (one row per model and per layer) or plan.JSON.
+func (r *Report) Write(w io.Writer, f plan.Format) error {
+	switch f {
+	case plan.Text, plan.Markdown:
+		return r.writeTables(w, f == plan.Markdown)
+	case plan.CSV:
+		return r.WriteCSV(w)
+	case plan.JSON:
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(r)
+	}
+	return fmt.Errorf("unexpected output format %q", f)
+}
+
+// WriteCSV writes one table: a row per model ("float", "quantized") with
+// its accuracy, loss, correct and n, then a row per layer with bits,
+// abits, weights, Δ², relative error and the input range, step and
+// signedness. Columns that do not apply to a row are empty.
+func (r *Report) WriteCSV(w io.Writer) error {
+	cw := csv.NewWriter(w)
+	g := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+	rows := [][]string{{"kind", "name", "accuracy", "loss", "correct", "n",
+		"bits", "abits", "weights", "delta_sq", "rel_err", "input_min", "input_max", "input_step", "input_signed"}}
+	for _, m := range []struct {
+		name string
+		r    Result
+	}{{"float", r.Float}, {"quantized", r.Quantized}} {
+		rows = append(rows, []string{"model", m.name, g(m.r.Accuracy), g(m.r.Loss), strconv.Itoa(m.r.Correct), strconv.Itoa(m.r.N),
+			"", "", "", "", "", "", "", "", ""})
+	}
+	for _, l := range r.Layers {
+		row := []string{"layer", l.Name, "", "", "", "", strconv.Itoa(l.Bits), strconv.Itoa(l.ABits), strconv.Itoa(l.Weights),
+			g(l.DeltaSq), g(l.RelErr), "", "", "", ""}
+		if l.ABits > 0 {
+			row[11], row[12], row[13], row[14] = g(l.InputMin), g(l.InputMax), g(l.InputStep), strconv.FormatBool(l.InputSigned)
+		}
+		rows = append(rows, row)
+	}
+	if err := cw.WriteAll(rows); err != nil {
+		return err
+	}
+	return cw.Error()
+}
+
+func newTable(w io.Writer, md bool, ncol int) *tablewriter.Table {
+	align := make([]tw.Align, ncol)
+	for i := range align {
+		align[i] = tw.AlignRight
+	}
+	align[0] = tw.AlignLeft
+	var rd tw.Renderer
+	if md {
+		rd = renderer.NewMarkdown()
+	} else {
+		rd = renderer.NewBlueprint(tw.Rendition{Symbols: tw.NewSymbols(tw.StyleASCII)})
+	}
+	return tablewriter.NewTable(w,
+		tablewriter.WithRenderer(rd),
+		tablewriter.WithHeaderAutoFormat(tw.Off),
+		tablewriter.WithHeaderAlignmentConfig(tw.CellAlignment{PerColumn: align}),
+		tablewriter.WithRowAlignmentConfig(tw.CellAlignment{PerColumn: align}),
+	)
+}
+
+func pct(v float64) string { return strconv.FormatFloat(100*v, 'f', 2, 64) + " %" }
+
+func (r *Report) writeTables(w io.Writer, md bool) error {
+	title := "bitplan eval"
+	if r.Model != "" {
+		title += ": " + r.Model
+	}
+	if r.Plan != "" {
+		title += ", plan " + r.Plan
+	}
+	if md {
+		fmt.Fprintf(w, "## %s\n\n", title)
+	} else {
+		fmt.Fprintln(w, title)
+	}
+	fmt.Fprintf(w, "%d test samples; activation ranges from %d calibration samples\n", r.Samples, r.CalibSamples)
+	fmt.Fprintf(w, "weights: %s quantizer; activations: %s\n", r.WeightQuantizer, r.ActQuantizer)
+	if md {
+		fmt.Fprintln(w)
+	}
+	t := newTable(w, md, 4)
+	t.Header("model", "accuracy", "loss", "correct")
+	for _, m := range []struct {
+		name string
+		r    Result
+	}{{"float", r.Float}, {"quantized", r.Quantized}} {
+		if err := t.Append(m.name, pct(m.r.Accuracy), g4(m.r.Loss), fmt.Sprintf("%d/%d", m.r.Correct, m.r.N)); err != nil {
+			return err
+		}
+	}
+	if err := t.Render(); err != nil {
+		return err
+	}
+	if md {
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "accuracy change %+.2f points, loss change %+.4g; weights %s (float32 %s)\n",
+		100*(r.Quantized.Accuracy-r.Float.Accuracy), r.Quantized.Loss-r.Float.Loss,
+		budget.Format(budget.Size, r.WeightBytes), budget.Format(budget.Size, r.FloatBytes))
+	if md {
+		fmt.Fprintf(w, "\n### Layers\n\n")
+	} else {
+		fmt.Fprintf(w, "\nLayers\n")
+	}
+	t = newTable(w, md, 7)
+	t.Header("layer", "bits", "abits", "weights", "‖ΔW‖/‖W‖", "input range", "input grid")
+	for _, l := range r.Layers {
+		ab, rng, grid := "float", "-", "-"
+		if l.ABits > 0 {
+			ab = strconv.Itoa(l.ABits)
+			rng = "[" + g4(l.InputMin) + ", " + g4(l.InputMax) + "]"
+			kind := "unsigned"
+			if l.InputSigned {
+				kind = "asymmetric"
+			}
+			grid = kind + ", step " + g4(l.InputStep)
+		}
+		if err := t.Append(l.Name, strconv.Itoa(l.Bits), ab, strconv.Itoa(l.Weights), g4(l.RelErr), rng, grid); err != nil {
+			return err
+		}
+	}
+	return t.Render()
+}
