@@ -6,8 +6,6 @@ import (
 	"math"
 	"slices"
 	"strings"
-
-	"github.com/bitplan/bitplan/ilp"
 )
 
 // Plan is a pruning (or joint pruning and quantization) plan with its
@@ -19,9 +17,9 @@ type Plan struct {
 	Mode Mode `json:"mode"`
 	// Joint reports a joint pruning and quantization plan.
 	Joint bool `json:"joint,omitempty"`
-	// Status is "optimal" or "limit" (the last accepted ILP's status; the
-	// plan itself is verified against the true costs), "feasible" (a
-	// baseline that meets the budgets) or "infeasible".
+	// Status is "optimal" (proven for the true costs), "limit" (the best
+	// plan found within the node limit), "feasible" (a baseline that meets
+	// the budgets) or "infeasible".
 	Status string `json:"status"`
 	// Objective is Ω, the summed HAP importance of the removed channels
 	// (plus Ω_quant in joint mode); nil without a plan.
@@ -29,17 +27,22 @@ type Plan struct {
 	// ObjectiveStdErr is the standard error of the pruning part of
 	// Objective (channel estimates taken as independent).
 	ObjectiveStdErr float64 `json:"objective_stderr,omitempty"`
-	// Bound and Gap are the certificate of the last accepted ILP, which
-	// prices the linearised costs (nil for the baselines).
+	// Bound is a proven lower bound on Ω over all plans meeting the
+	// budgets (the relaxation's, or Objective once the search proved
+	// optimality; nil when unknown, e.g. with a latency budget), and Gap
+	// the relative gap to Objective. Nil for the baselines.
 	Bound *float64 `json:"bound"`
 	Gap   *float64 `json:"gap"`
 	// Nodes, SolveSeconds and Iterations sum the ILP solves of the
-	// linearise–solve–verify loop.
+	// linearise–solve–verify loop; SearchNodes counts the exact
+	// branch-and-bound's nodes.
 	Nodes        int     `json:"nodes"`
 	SolveSeconds float64 `json:"solve_seconds"`
 	Iterations   int     `json:"iterations,omitempty"`
-	// Polished reports that local search improved the ILP's plan.
-	Polished bool `json:"polished,omitempty"`
+	SearchNodes  int     `json:"search_nodes,omitempty"`
+	// ImprovedBy names the stage that improved on the ILP's plan ("local
+	// search", "branch-and-bound"), if any.
+	ImprovedBy string `json:"improved_by,omitempty"`
 	// Groups holds one entry per channel group.
 	Groups []GroupPlan `json:"groups"`
 	// Layers holds one entry per unit, in model order.
@@ -157,12 +160,12 @@ func Solve(ctx context.Context, req *Request) (*Plan, error) {
 			return nil, err
 		}
 		out.Iterations, out.Nodes, out.SolveSeconds = ires.iterations, ires.nodes, ires.elapsed.Seconds()
+		out.SearchNodes, out.ImprovedBy = ires.searchNodes, ires.improvedBy
 		if ires.choices != nil {
 			ok = true
 			var kc []int
 			kc, bits = p.assign(ires.choices)
 			keep = p.keepSets(kc)
-			out.Polished = ires.improved
 		}
 	case Threshold:
 		keep, ok, err = p.threshold()
@@ -236,7 +239,7 @@ func (p *problem) report(out *Plan, keep [][]int, bits []int, ok bool, ires *ilp
 	}
 	if !ok || keep == nil {
 		out.Status = "infeasible"
-		if ires != nil && ires.sol != nil && ires.sol.Status == ilp.Limit {
+		if ires != nil && !ires.proven {
 			out.Status = "limit"
 		}
 		return nil
@@ -254,16 +257,21 @@ func (p *problem) report(out *Plan, keep [][]int, bits []int, ok bool, ires *ilp
 		out.Usage[k].Used = ptr(used[k])
 	}
 	out.Status = "feasible"
-	if ires != nil && ires.sol != nil {
-		sol := ires.sol
-		out.Status = sol.Status.String()
-		if !math.IsInf(sol.Bound, 0) && !math.IsNaN(sol.Bound) {
-			out.Bound = ptr(sol.Bound)
-			out.Gap = ptr(sol.Gap)
+	if ires != nil {
+		out.Status = "limit"
+		if ires.proven {
+			out.Status = "optimal"
 		}
-		for k := range sol.Shadow {
-			out.Usage[k].ShadowPrice = ptr(sol.Shadow[k])
-			if ires.predicted != nil && !ires.improved {
+		if !math.IsNaN(ires.bound) {
+			out.Bound = ptr(ires.bound)
+		}
+		if sol := ires.relaxation; sol != nil {
+			for k := range sol.Shadow {
+				out.Usage[k].ShadowPrice = ptr(sol.Shadow[k])
+			}
+		}
+		if ires.predicted != nil && ires.improvedBy == "" {
+			for k := range ires.predicted {
 				out.Usage[k].Predicted = ptr(ires.predicted[k])
 			}
 		}
@@ -305,6 +313,9 @@ func (p *problem) report(out *Plan, keep [][]int, bits []int, ok bool, ires *ilp
 	}
 	out.Objective = ptr(obj)
 	out.ObjectiveStdErr = math.Sqrt(objVar)
+	if out.Bound != nil {
+		out.Gap = ptr(math.Max(0, obj-*out.Bound) / math.Max(math.Abs(obj), 1e-300))
+	}
 	// Layers.
 	for i, u := range p.uc {
 		ko, ki := u.co, u.ci

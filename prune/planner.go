@@ -76,6 +76,10 @@ type Request struct {
 	Settings *ilp.Settings
 	// MaxIterations bounds the linearise–solve–verify rounds (default 30).
 	MaxIterations int
+	// NodeLimit bounds the exact branch-and-bound over the true costs
+	// (default 2,000,000 nodes); beyond it the plan is the best found and
+	// its status "limit".
+	NodeLimit int
 	// Model names the model in reports.
 	Model string
 }
@@ -505,20 +509,43 @@ func predicted(prob *ilp.Problem, ch []int) []float64 {
 // ilpResult is what the ILP planner found.
 type ilpResult struct {
 	choices    []int
-	sol        *ilp.Solution
+	sol        *ilp.Solution // the ILP that produced the first incumbent
 	predicted  []float64
 	iterations int
 	nodes      int
 	elapsed    time.Duration
-	improved   bool
+	// bound is a proven lower bound on the true optimum (NaN if unknown);
+	// proven reports that the search finished, so choices is optimal (or
+	// the problem infeasible when choices is nil).
+	bound        float64
+	proven       bool
+	searchNodes  int
+	relaxInfeas  bool
+	improvedBy   string
+	relaxation   *ilp.Solution
+	boundIsValid bool
 }
 
-// solveILP runs the linearise–solve–verify loop: solve the ILP linearised
-// at the last plan; verify the plan's true costs; if a row overshoots,
-// tighten that row's limit by the overshoot and solve again, else
-// re-linearise around the feasible plan while it changes. The best verified
-// plan is then polished by exact-cost local search (single and paired
-// choice changes that lower Ω and stay within every budget).
+// solveILP plans in three stages.
+//
+//  1. Relaxation: the ILP linearised at "no pruning" (every choice priced
+//     with its neighbours whole). For params, FLOPs and size every unit's
+//     cost is c·x·y (x, y the kept fractions of its output and input
+//     channels, widths folded into c) and the tangent model
+//     c·(x + y − 1) ≤ c·x·y, so this ILP underestimates every row: its
+//     optimum is a lower bound on the true optimum (McCormick's
+//     underestimator at the upper corner) and its infeasibility proves the
+//     budget infeasible. Latency rows (a roofline max) carry no such
+//     guarantee and void the bound.
+//  2. Incumbent: sequential linearisation — solve, verify the plan's true
+//     costs, re-linearise around it; a row that overshoots has its limit
+//     tightened by the overshoot — then exact-cost local search.
+//  3. Proof: depth-first branch-and-bound over the decisions with the true
+//     costs, pruning a partial plan when its Ω plus the least Ω of the rest
+//     reaches the incumbent's, or when it overshoots a budget with every
+//     undecided group at its cheapest choice (costs grow with the channels
+//     and bits kept). Finishing within Request.NodeLimit proves the plan
+//     optimal for the true costs.
 func (p *problem) solveILP(ctx context.Context) (*ilpResult, error) {
 	iters := p.req.MaxIterations
 	if iters <= 0 {
@@ -526,8 +553,6 @@ func (p *problem) solveILP(ctx context.Context) (*ilpResult, error) {
 	}
 	lin := make([]int, len(p.decs))
 	for j, d := range p.decs {
-		// Start at the whole group, widest width: the tangent at "no
-		// pruning".
 		best := 0
 		for c, ch := range d.choices {
 			if ch.keep > d.choices[best].keep || (ch.keep == d.choices[best].keep && ch.bits > d.choices[best].bits) {
@@ -537,7 +562,12 @@ func (p *problem) solveILP(ctx context.Context) (*ilpResult, error) {
 		lin[j] = best
 	}
 	tight := make([]float64, len(p.rows))
-	res := &ilpResult{}
+	res := &ilpResult{bound: math.NaN(), boundIsValid: true}
+	for _, r := range p.rows {
+		if r.res == Latency {
+			res.boundIsValid = false
+		}
+	}
 	bestObj := math.Inf(1)
 	var last []int
 	for it := 0; it < iters; it++ {
@@ -555,10 +585,18 @@ func (p *problem) solveILP(ctx context.Context) (*ilpResult, error) {
 		res.iterations++
 		res.nodes += sol.Nodes
 		res.elapsed += sol.Time
-		if sol.Choices == nil {
-			if res.sol == nil {
-				res.sol = sol
+		if it == 0 {
+			res.relaxation = sol
+			if res.boundIsValid {
+				switch {
+				case sol.Status == ilp.Infeasible:
+					res.relaxInfeas = true
+				case !math.IsInf(sol.Bound, 0) && !math.IsNaN(sol.Bound):
+					res.bound = sol.Bound
+				}
 			}
+		}
+		if sol.Choices == nil {
 			break
 		}
 		keep, bits := p.assign(sol.Choices)
@@ -583,18 +621,119 @@ func (p *problem) solveILP(ctx context.Context) (*ilpResult, error) {
 		last = slices.Clone(sol.Choices)
 		lin = slices.Clone(sol.Choices)
 	}
-	if res.choices == nil {
+	if res.relaxInfeas {
+		res.proven = true
 		return res, nil
 	}
-	ch, err := p.localSearch(ctx, res.choices)
+	if res.choices != nil {
+		ch, err := p.localSearch(ctx, res.choices)
+		if err != nil {
+			return nil, err
+		}
+		if !slices.Equal(ch, res.choices) {
+			res.improvedBy = "local search"
+			res.choices = ch
+		}
+	}
+	best, proven, nodes, err := p.branchAndBound(ctx, res.choices, p.req.NodeLimit)
 	if err != nil {
 		return nil, err
 	}
-	if !slices.Equal(ch, res.choices) {
-		res.improved = true
-		res.choices = ch
+	res.searchNodes, res.proven = nodes, proven
+	if best != nil && (res.choices == nil || p.objective(best) < p.objective(res.choices)-1e-12*math.Max(1, math.Abs(p.objective(best)))) {
+		res.choices, res.improvedBy = best, "branch-and-bound"
+	}
+	if proven && res.choices != nil {
+		res.bound = p.objective(res.choices)
+	}
+	if !res.boundIsValid && !proven {
+		res.bound = math.NaN()
 	}
 	return res, nil
+}
+
+// branchAndBound searches the decisions depth-first with the true costs
+// (see solveILP), starting from the incumbent (nil: none). It returns the
+// best plan found, whether the search finished within limit nodes (0:
+// 2,000,000), and the nodes visited.
+func (p *problem) branchAndBound(ctx context.Context, incumbent []int, limit int) ([]int, bool, int, error) {
+	if limit <= 0 {
+		limit = 2_000_000
+	}
+	nd := len(p.decs)
+	cheap := make([]int, nd)
+	minOmega := make([]float64, nd+1) // suffix sums of the least Ω
+	order := make([][]int, nd)
+	for j, d := range p.decs {
+		for c, ch := range d.choices {
+			b := d.choices[cheap[j]]
+			if ch.keep < b.keep || (ch.keep == b.keep && ch.bits < b.bits) {
+				cheap[j] = c
+			}
+		}
+		order[j] = make([]int, len(d.choices))
+		for c := range order[j] {
+			order[j][c] = c
+		}
+		sort.SliceStable(order[j], func(a, b int) bool { return d.choices[order[j][a]].omega() < d.choices[order[j][b]].omega() })
+	}
+	for j := nd - 1; j >= 0; j-- {
+		minOmega[j] = minOmega[j+1] + p.decs[j].choices[order[j][0]].omega()
+	}
+	best := slices.Clone(incumbent)
+	bestObj := math.Inf(1)
+	if best != nil {
+		bestObj = p.objective(best)
+	}
+	tol := func(o float64) float64 { return 1e-12 * math.Max(1, math.Abs(o)) }
+	ch := slices.Clone(cheap)
+	nodes := 0
+	var err error
+	var dfs func(j int, omega float64) bool
+	dfs = func(j int, omega float64) bool {
+		nodes++
+		if nodes > limit {
+			return false
+		}
+		if nodes%4096 == 0 {
+			if err = ctx.Err(); err != nil {
+				return false
+			}
+		}
+		if omega+minOmega[j] >= bestObj-tol(bestObj) {
+			return true
+		}
+		keep, bits := p.assign(ch)
+		v, e := p.exact(keep, bits)
+		if e != nil {
+			err = e
+			return false
+		}
+		if !p.feasible(v) {
+			return true // even the cheapest completion overshoots
+		}
+		if j == nd {
+			best, bestObj = slices.Clone(ch), omega
+			return true
+		}
+		for _, c := range order[j] {
+			ch[j] = c
+			if !dfs(j+1, omega+p.decs[j].choices[c].omega()) {
+				ch[j] = cheap[j]
+				return false
+			}
+		}
+		ch[j] = cheap[j]
+		return true
+	}
+	done := dfs(0, 0)
+	if err != nil {
+		return nil, false, nodes, err
+	}
+	if math.IsInf(bestObj, 1) {
+		best = nil
+	}
+	return best, done, nodes, nil
 }
 
 // localSearch improves a feasible assignment with exact costs: it applies

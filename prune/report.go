@@ -135,11 +135,11 @@ func (p *Plan) writeTables(w io.Writer, f Format) error {
 	}
 	if p.Mode == ILP {
 		if p.Bound != nil {
-			line += fmt.Sprintf(", bound %s, gap %s (linearised ILP)", num(*p.Bound), num(*p.Gap))
+			line += fmt.Sprintf(", bound %s, gap %s", num(*p.Bound), num(*p.Gap))
 		}
-		line += fmt.Sprintf(", %d nodes, %d iterations, %.3g s", p.Nodes, p.Iterations, p.SolveSeconds)
-		if p.Polished {
-			line += ", improved by local search"
+		line += fmt.Sprintf(", ILP %d iterations (%d nodes, %.3g s), exact search %d nodes", p.Iterations, p.Nodes, p.SolveSeconds, p.SearchNodes)
+		if p.ImprovedBy != "" {
+			line += ", improved by " + p.ImprovedBy
 		}
 	}
 	fmt.Fprintln(w, line)
