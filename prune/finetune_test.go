@@ -1,0 +1,159 @@
+package prune
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/bitplan/bitplan/data"
+)
+
+// TestFineTuneRecovers prunes lenet hard, fine-tunes briefly on 64 training
+// images and checks that the loss on them drops and that WriteWeights
+// stores exactly the engine's trained parameters.
+func TestFineTuneRecovers(t *testing.T) {
+	l := load(t, "lenet")
+	ds, err := data.MNIST(data.Train, 64)
+	if err != nil {
+		t.Skip(err)
+	}
+	plan, err := Solve(t.Context(), &Request{Structure: l.st, Importance: synthImportance(t, l.e, 4), Budgets: []Budget{pct(Params, 0.2)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mp, err := Apply(l.mp, l.st, plan.Keep())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl := loadProto(t, mp)
+	before, err := pl.e.Evaluate(t.Context(), ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := FineTune(t.Context(), pl.e, ds, &FineTuneSettings{Steps: 60, BatchSize: 16, LR: 0.01, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := pl.e.Evaluate(t.Context(), ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("loss %.4f → %.4f, accuracy %.3f → %.3f (mini-batch loss %.3f → %.3f)", before.Loss, after.Loss, before.Accuracy(), after.Accuracy(), res.FirstLoss, res.LastLoss)
+	if !(after.Loss < before.Loss) || res.Steps != 60 {
+		t.Errorf("fine-tuning did not lower the loss: %.4f → %.4f", before.Loss, after.Loss)
+	}
+	if err := WriteWeights(mp, pl.e); err != nil {
+		t.Fatal(err)
+	}
+	again := loadProto(t, mp)
+	th1, th2 := pl.e.Theta(), again.e.Theta()
+	for i := range th1 {
+		if float32(th1[i]) != float32(th2[i]) {
+			t.Fatalf("θ[%d]: written %v, engine %v", i, th2[i], th1[i])
+		}
+	}
+}
+
+func TestFineTuneErrors(t *testing.T) {
+	l := load(t, "lenet")
+	ds, err := data.MNIST(data.Train, 4)
+	if err != nil {
+		t.Skip(err)
+	}
+	for _, s := range []FineTuneSettings{{Steps: -1}, {BatchSize: -2}, {LR: -1}, {Momentum: 1}} {
+		if _, err := FineTune(t.Context(), l.e, ds, &s); err == nil {
+			t.Errorf("%+v accepted", s)
+		}
+	}
+}
+
+func TestParseBudget(t *testing.T) {
+	good := []struct {
+		r    Resource
+		text string
+		rel  bool
+		v    float64
+	}{
+		{Params, "50%", true, 0.5},
+		{Params, "30K", false, 30e3},
+		{Params, "1.5m", false, 1.5e6},
+		{Params, "25000", false, 25000},
+		{FLOPs, "2.4G", false, 2.4e9},
+		{FLOPs, "3 MFLOPs", false, 3e6},
+		{Size, "12KB", false, 12e3},
+		{Size, "25%", true, 0.25},
+		{Latency, "300us", false, 0.3},
+	}
+	for _, c := range good {
+		b, err := ParseBudget(c.r, c.text)
+		if err != nil || b.Relative != c.rel || b.Value != c.v || b.Resource != c.r {
+			t.Errorf("ParseBudget(%v, %q) = %+v, %v", c.r, c.text, b, err)
+		}
+	}
+	for _, c := range []struct {
+		r    Resource
+		text string
+	}{{Params, ""}, {Params, "-5%"}, {Params, "12Q"}, {FLOPs, "abc"}, {Size, "12 parsecs"}, {Latency, "5"}, {Params, "NaN%"}} {
+		if b, err := ParseBudget(c.r, c.text); err == nil {
+			t.Errorf("ParseBudget(%v, %q) = %+v, want an error", c.r, c.text, b)
+		}
+	}
+}
+
+func FuzzParseBudget(f *testing.F) {
+	for _, s := range []string{"50%", "30K", "1e3", "2.5 GFLOPs", "12KB", "0.8ms", "", "%", "1..2M"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, r := range []Resource{Params, FLOPs, Size, Latency} {
+			b, err := ParseBudget(r, s)
+			if err == nil && (b.Value < 0 || b.Value != b.Value) {
+				t.Errorf("ParseBudget(%v, %q) = %+v", r, s, b)
+			}
+		}
+	})
+}
+
+func TestReportFormats(t *testing.T) {
+	l := load(t, "rescnn")
+	plan, err := Solve(t.Context(), &Request{Structure: l.st, Importance: synthImportance(t, l.e, 1), Joint: true, Bits: []int{4, 8},
+		Budgets: []Budget{pct(Size, 0.2)}, Model: "rescnn"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := 0.97
+	plan.Accuracy = &Accuracy{Samples: 10, Original: 0.99, Pruned: 0.9, FineTuned: &f, Steps: 5}
+	for _, f := range []Format{Text, Markdown, CSV, JSON} {
+		var b bytes.Buffer
+		if err := plan.Write(&b, f); err != nil {
+			t.Fatal(err)
+		}
+		s := b.String()
+		for _, want := range []string{"/conv2/Conv"} {
+			if !strings.Contains(s, want) {
+				t.Errorf("%s report lacks %q:\n%s", f, want, s)
+			}
+		}
+		if f == JSON {
+			var m map[string]any
+			if err := json.Unmarshal(b.Bytes(), &m); err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range []string{"status", "objective", "bound", "gap", "layers", "usage"} {
+				if _, ok := m[k]; !ok {
+					t.Errorf("JSON lacks %q", k)
+				}
+			}
+			if layers := m["layers"].([]any); layers[0].(map[string]any)["bits"] == nil {
+				t.Error("layers lack bits")
+			}
+		}
+		if f == Text && (!strings.Contains(s, "fine-tuned") || !strings.Contains(s, "Left intact")) {
+			t.Errorf("text report:\n%s", s)
+		}
+	}
+	if _, err := ParseFormat("yaml"); err == nil {
+		t.Error("yaml accepted")
+	}
+}
