@@ -106,7 +106,13 @@ func Run(ctx context.Context, c *Config) (*Report, error) {
 		WeightQuantizer: DescribeQuantizer(c.Weights),
 		ActQuantizer:    "per-tensor min/max over the calibration set; unsigned [0, max] when the input is non-negative, else asymmetric",
 		Float:           result(fl), Quantized: result(qu)}
-	if c.Calib != nil {
+	quantActs := false
+	for _, l := range a.Layers {
+		quantActs = quantActs || l.ABits > 0
+	}
+	if !quantActs {
+		r.ActQuantizer = "float (not quantized)"
+	} else if c.Calib != nil {
 		r.CalibSamples = c.Calib.Len()
 	}
 	for _, l := range a.Layers {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 
 	"github.com/olekukonko/tablewriter"
 	"github.com/olekukonko/tablewriter/renderer"
@@ -96,8 +97,12 @@ func (r *Report) writeTables(w io.Writer, md bool) error {
 	} else {
 		fmt.Fprintln(w, title)
 	}
-	fmt.Fprintf(w, "%d test samples; activation ranges from %d calibration samples\n", r.Samples, r.CalibSamples)
-	fmt.Fprintf(w, "weights: %s quantizer; activations: %s\n", r.WeightQuantizer, r.ActQuantizer)
+	if r.CalibSamples > 0 {
+		fmt.Fprintf(w, "%d test samples; activation ranges from %d calibration samples\n", r.Samples, r.CalibSamples)
+	} else {
+		fmt.Fprintf(w, "%d test samples\n", r.Samples)
+	}
+	fmt.Fprintf(w, "weights: %s quantizer; activations: %s\n", strings.ReplaceAll(r.WeightQuantizer, ",", " "), r.ActQuantizer)
 	if md {
 		fmt.Fprintln(w)
 	}

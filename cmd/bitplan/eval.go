@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"path/filepath"
+
+	"github.com/bitplan/bitplan/data"
+	"github.com/bitplan/bitplan/eval"
+	"github.com/bitplan/bitplan/plan"
+)
+
+// runEval measures a plan's accuracy: the model's weights fake-quantized
+// to each layer's bits, its layers' inputs to their abits with ranges
+// calibrated on training samples, evaluated against the float model on
+// the test set.
+func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("eval", "MODEL.onnx --plan PLAN.json [--data mnist | --inputs X.npy --labels Y.npy] [flags]", stdout)
+	planPath := fs.String("plan", "", "the plan to apply: `FILE` written by bitplan plan --format json (or solve)")
+	var df dataFlags
+	df.register(fs, 0, "evaluation (MNIST: the 10,000 test images)")
+	calibN := fs.Int("calib-samples", 256, "calibrate activation ranges on `N` samples (MNIST: the training set; 0: all)")
+	calibIn := fs.String("calib-inputs", "", "calibration inputs as a NumPy `FILE` (with --calib-labels; default: the first --calib-samples of --inputs)")
+	calibLab := fs.String("calib-labels", "", "calibration labels as a NumPy `FILE`, with --calib-inputs")
+	quant := fs.String("quantizer", "symmetric,per-channel,minmax", "weight quantizer `SPEC`: symmetric|asymmetric, per-channel|per-tensor, minmax|mse (use the one the plan was priced with)")
+	weightsOnly := fs.Bool("weights-only", false, "quantize the weights only; activations stay float")
+	format := fs.String("format", "table", "output `FORMAT`: table, json, csv or markdown")
+	output := fs.String("o", "", "write the report to `FILE` instead of standard output")
+	pos, err := parseInterspersed(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError{fmt.Errorf("eval: want exactly one ONNX model, got %d arguments", len(pos))}
+	}
+	if *planPath == "" {
+		return usageError{fmt.Errorf("eval: flag --plan: give the plan to evaluate (bitplan plan --format json -o plan.json)")}
+	}
+	f, err := plan.ParseFormat(*format)
+	if err != nil {
+		return usageError{fmt.Errorf("flag --format: %v", err)}
+	}
+	wq, err := eval.ParseQuantizer(*quant)
+	if err != nil {
+		return usageError{fmt.Errorf("flag --quantizer: %v", err)}
+	}
+	if *calibN < 0 {
+		return usageError{fmt.Errorf("flag --calib-samples: must not be negative, got %d", *calibN)}
+	}
+	if (*calibIn == "") != (*calibLab == "") {
+		return usageError{fmt.Errorf("flags --calib-inputs and --calib-labels: give both")}
+	}
+	if *calibIn != "" && df.source != "" {
+		return usageError{fmt.Errorf("flags --calib-inputs/--calib-labels go with --inputs/--labels; --data %s brings its own calibration split", df.source)}
+	}
+	p, err := plan.ReadFile(*planPath)
+	if err != nil {
+		return err
+	}
+	test, err := df.load(data.Test)
+	if err != nil {
+		return err
+	}
+	var calib data.Dataset
+	switch {
+	case *weightsOnly:
+	case df.source == "mnist":
+		calib, err = data.MNIST(data.Train, *calibN)
+	case *calibIn != "":
+		var m *data.Memory
+		m, err = data.LoadNPY(*calibIn, *calibLab)
+		if err == nil && *calibN > 0 && *calibN < m.Len() {
+			m = m.Subset(*calibN)
+		}
+		calib = m
+	default:
+		m, ok := test.(*data.Memory)
+		if !ok {
+			return fmt.Errorf("eval: no calibration data: give --calib-inputs and --calib-labels")
+		}
+		if *calibN > 0 && *calibN < m.Len() {
+			m = m.Subset(*calibN)
+		}
+		calib = m
+		fmt.Fprintf(stderr, "bitplan: calibrating activation ranges on the first %d samples of %s (give --calib-inputs to use other data)\n", m.Len(), df.inputs)
+	}
+	if err != nil {
+		return err
+	}
+	e, err := df.loadEngine(pos[0])
+	if err != nil {
+		return err
+	}
+	layers, err := eval.FromPlan(p, e)
+	if err != nil {
+		return fmt.Errorf("%s: %w (model %s)", *planPath, err, pos[0])
+	}
+	if *weightsOnly {
+		for i := range layers {
+			layers[i].ABits = 0
+		}
+	}
+	pr := newProgress(stderr)
+	pr.printf("eval: float and quantized model on %d samples", test.Len())
+	r, err := eval.Run(ctx, &eval.Config{Engine: e, Layers: layers, Calib: calib, Test: test, Weights: wq,
+		Model: modelName(pos[0]), Plan: filepath.Base(*planPath)})
+	pr.done()
+	if err != nil {
+		return err
+	}
+	if *output != "" {
+		return writeOutput("o", *output, []string{pos[0], *planPath, df.inputs, df.labels, *calibIn, *calibLab},
+			func(w io.Writer) error { return r.Write(w, f) })
+	}
+	return r.Write(stdout, f)
+}
