@@ -314,7 +314,11 @@ func (p *problem) report(out *Plan, keep [][]int, bits []int, ok bool, ires *ilp
 	out.Objective = ptr(obj)
 	out.ObjectiveStdErr = math.Sqrt(objVar)
 	if out.Bound != nil {
-		out.Gap = ptr(math.Max(0, obj-*out.Bound) / math.Max(math.Abs(obj), 1e-300))
+		gap := math.Max(0, obj-*out.Bound) / math.Max(math.Abs(obj), 1e-300)
+		if gap < 1e-12 {
+			gap = 0 // rounding of equal sums
+		}
+		out.Gap = ptr(gap)
 	}
 	// Layers.
 	for i, u := range p.uc {

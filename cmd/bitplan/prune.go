@@ -1,0 +1,218 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/advancedclimatesystems/gonnx/onnx"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/bitplan/bitplan/data"
+	"github.com/bitplan/bitplan/model"
+	"github.com/bitplan/bitplan/nn"
+	"github.com/bitplan/bitplan/profiles"
+	"github.com/bitplan/bitplan/prune"
+)
+
+// pruneBudget is a flag.Value collecting one --max-* budget of bitplan prune.
+type pruneBudget struct {
+	res  prune.Resource
+	flag string
+	out  *[]prune.Budget
+}
+
+func (v pruneBudget) String() string { return "" }
+func (v pruneBudget) Set(s string) error {
+	b, err := prune.ParseBudget(v.res, s)
+	if err != nil {
+		return err
+	}
+	for _, o := range *v.out {
+		if o.Resource == v.res {
+			return fmt.Errorf("given twice")
+		}
+	}
+	*v.out = append(*v.out, b)
+	return nil
+}
+
+// runPrune plans channel pruning (optionally jointly with bit widths) with
+// Hessian-aware channel importances, writes the pruned ONNX model and
+// reports accuracy before and after an optional fine-tuning.
+func runPrune(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("prune", "MODEL.onnx --data mnist --max-params 50% [flags]", stdout)
+	var df dataFlags
+	df.register(fs, 512, "calibration and fine-tuning (MNIST: the training set)")
+	var budgets []prune.Budget
+	fs.Var(pruneBudget{prune.Params, "max-params", &budgets}, "max-params", "parameter budget: `COUNT` (30K, 1.2M) or P% of the unpruned model")
+	fs.Var(pruneBudget{prune.FLOPs, "max-flops", &budgets}, "max-flops", "FLOPs budget per sample (2·MACs): `COUNT` (2.4M) or P% of the unpruned model")
+	fs.Var(pruneBudget{prune.Size, "max-size", &budgets}, "max-size", "weight size budget: `SIZE` (120KB) or P% of the unpruned model at the widest --bits (32-bit without --joint)")
+	fs.Var(pruneBudget{prune.Latency, "max-latency", &budgets}, "max-latency", "latency budget on --profile: `TIME` (0.5ms) or P% of the unpruned model")
+	profile := fs.String("profile", "", "hardware `PROFILE` pricing --max-latency: a built-in name (see bitplan profiles) or a JSON file")
+	precision := fs.String("precision", "w32a32", "weight/activation `PRECISION` of the latency and size models without --joint")
+	mode := fs.String("mode", "ilp", "planner `MODE`: ilp (exact, per-group keep ratios), threshold (HAP's global threshold) or l1 (uniform ratio, L1-norm filters)")
+	ratios := fs.String("ratios", "", "keep ratios the ILP chooses from, comma-separated `LIST` (default 1,0.875,...,0.125)")
+	joint := fs.Bool("joint", false, "plan pruning and weight bit widths together (mode ilp)")
+	bits := fs.String("bits", "4,8", "candidate weight widths of --joint, comma-separated `LIST`")
+	probes := fs.Int("probes", 32, "Hutchinson probes `N` for the channel traces")
+	seed := fs.Uint64("seed", 1, "random `SEED` of the probes and of fine-tuning")
+	sign := fs.String("sign", "abs", "how negative channel traces count: `POLICY` abs, clamp or signed")
+	nodeLimit := fs.Int("node-limit", 0, "bound the exact search to `N` nodes (0: 2,000,000)")
+	steps := fs.Int("finetune-steps", 0, "fine-tune the pruned model for `N` SGD steps on the calibration data (0: none)")
+	lr := fs.Float64("lr", 0.01, "fine-tuning learning `RATE` (momentum 0.9, batch 32)")
+	testN := fs.Int("test-samples", 10000, "measure accuracy on `N` MNIST test images (with --data mnist; 0: skip)")
+	output := fs.String("o", "", "write the pruned ONNX model to `FILE`")
+	format := fs.String("format", "table", "report `FORMAT`: table, json, csv or markdown")
+	pos, err := parseInterspersed(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError{fmt.Errorf("prune: want exactly one ONNX model, got %d arguments", len(pos))}
+	}
+	f, err := prune.ParseFormat(*format)
+	if err != nil {
+		return usageError{fmt.Errorf("flag --format: %v", err)}
+	}
+	req := &prune.Request{Budgets: budgets, Joint: *joint, Model: modelName(pos[0]), NodeLimit: *nodeLimit}
+	if req.Mode, err = prune.ParseMode(*mode); err != nil {
+		return usageError{fmt.Errorf("flag --mode: %v", err)}
+	}
+	if *joint && req.Mode != prune.ILP {
+		return usageError{fmt.Errorf("flag --joint needs --mode ilp, got %s", req.Mode)}
+	}
+	if len(budgets) == 0 {
+		return usageError{fmt.Errorf("no budget: give --max-params, --max-flops, --max-size or --max-latency")}
+	}
+	if req.Ratios, err = floatList(*ratios); err != nil {
+		return usageError{fmt.Errorf("flag --ratios: %v", err)}
+	}
+	if *joint {
+		for _, s := range strings.Split(*bits, ",") {
+			b, err := strconv.Atoi(strings.TrimSpace(s))
+			if err != nil || b < 2 || b > 32 {
+				return usageError{fmt.Errorf("flag --bits: %q is not a width in 2..32", s)}
+			}
+			req.Bits = append(req.Bits, b)
+		}
+	}
+	if req.Precision, err = profiles.ParsePrecision(*precision); err != nil {
+		return usageError{fmt.Errorf("flag --precision: %v", err)}
+	}
+	if *profile != "" {
+		if req.Profile, err = profiles.Load(*profile); err != nil {
+			return usageError{fmt.Errorf("flag --profile: %v", err)}
+		}
+	}
+	for _, b := range budgets {
+		if b.Resource == prune.Latency && req.Profile == nil {
+			return usageError{fmt.Errorf("flag --max-latency: needs --profile")}
+		}
+	}
+	sg, err := prune.ParseSign(*sign)
+	if err != nil {
+		return usageError{fmt.Errorf("flag --sign: %v", err)}
+	}
+	if *probes < 2 || *steps < 0 || *testN < 0 || !(*lr > 0) {
+		return usageError{fmt.Errorf("flags --probes %d --finetune-steps %d --test-samples %d --lr %g: want probes ≥ 2, steps ≥ 0, samples ≥ 0, lr > 0", *probes, *steps, *testN, *lr)}
+	}
+
+	raw, err := os.ReadFile(pos[0])
+	if err != nil {
+		return err
+	}
+	mp := &onnx.ModelProto{}
+	if err := proto.Unmarshal(raw, mp); err != nil {
+		return fmt.Errorf("%s: not an ONNX model: %v", pos[0], err)
+	}
+	m, err := model.FromProto(mp)
+	if err != nil {
+		return fmt.Errorf("%s: %w", pos[0], err)
+	}
+	e, err := df.engine(m, pos[0])
+	if err != nil {
+		return err
+	}
+	calib, err := df.load(data.Train)
+	if err != nil {
+		return err
+	}
+	var test data.Dataset
+	if df.source == "mnist" && *testN > 0 {
+		if test, err = data.MNIST(data.Test, *testN); err != nil {
+			return err
+		}
+	}
+	st, err := prune.Analyze(m)
+	if err != nil {
+		return fmt.Errorf("%s: %w", pos[0], err)
+	}
+	pr := newProgress(stderr)
+	req.Structure = st
+	req.Importance, err = prune.Estimate(ctx, e, calib, &prune.Settings{Probes: *probes, Seed: *seed, Sign: sg,
+		Progress: func(i, n int) { pr.printf("channel traces: probe %d of %d", i, n) }})
+	pr.done()
+	if err != nil {
+		return err
+	}
+	p, err := prune.Solve(ctx, req)
+	if err != nil {
+		return err
+	}
+	if p.Keep() != nil {
+		opts := &prune.RealizeOptions{Test: test, Original: e, Calibration: calib,
+			Engine: &nn.Options{BatchSize: df.batch, Workers: df.workers}}
+		if *steps > 0 {
+			opts.FineTune = &prune.FineTuneSettings{Steps: *steps, LR: *lr, Seed: *seed,
+				Progress: func(i int, loss float64) { pr.printf("fine-tuning: step %d of %d, loss %.4f", i, *steps, loss) }}
+		}
+		pruned, _, err := prune.Realize(ctx, mp, st, p, opts)
+		pr.done()
+		if err != nil {
+			return err
+		}
+		if *output != "" {
+			b, err := proto.Marshal(pruned)
+			if err != nil {
+				return err
+			}
+			inputs := []string{pos[0], df.inputs, df.labels}
+			if err := writeOutput("o", *output, inputs, func(w io.Writer) error { _, err := w.Write(b); return err }); err != nil {
+				return err
+			}
+		}
+	}
+	warn(stderr, p.Warnings)
+	if err := p.Write(stdout, f); err != nil {
+		return err
+	}
+	if p.Keep() == nil {
+		return errInfeasible
+	}
+	return nil
+}
+
+// floatList parses a comma-separated list of numbers ("" is nil).
+func floatList(s string) ([]float64, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var out []float64
+	for _, f := range strings.Split(s, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil || !(v > 0 && v <= 1) {
+			return nil, fmt.Errorf("%q is not a keep ratio in (0, 1]", f)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}

@@ -1,0 +1,104 @@
+package prune
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/advancedclimatesystems/gonnx/onnx"
+
+	"github.com/bitplan/bitplan/data"
+	"github.com/bitplan/bitplan/model"
+	"github.com/bitplan/bitplan/nn"
+)
+
+// RealizeOptions configures Realize. A nil *RealizeOptions means: no
+// evaluation, no fine-tuning.
+type RealizeOptions struct {
+	// Test, when set, is the data the accuracies are measured on.
+	Test data.Dataset
+	// Original is the unpruned model's engine, to measure its accuracy on
+	// Test (skipped when nil).
+	Original *nn.Engine
+	// Calibration is the fine-tuning data (needed with FineTune).
+	Calibration data.Dataset
+	// FineTune, when set, fine-tunes the pruned model (FineTune) and
+	// stores the trained weights in the returned model.
+	FineTune *FineTuneSettings
+	// Engine configures the pruned model's engine.
+	Engine *nn.Options
+}
+
+// Realize writes the plan into the model (Apply), checks that the pruned
+// model's parameter and FLOP counts are the plan's, and optionally measures
+// test accuracy before and after a short fine-tuning, recorded in
+// p.Accuracy. It returns the pruned (and fine-tuned) model and its engine.
+func Realize(ctx context.Context, mp *onnx.ModelProto, st *Structure, p *Plan, o *RealizeOptions) (*onnx.ModelProto, *nn.Engine, error) {
+	if p.Keep() == nil {
+		return nil, nil, fmt.Errorf("prune: the plan is %s: nothing to apply", p.Status)
+	}
+	if o == nil {
+		o = &RealizeOptions{}
+	}
+	out, err := Apply(mp, st, p.Keep())
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := model.FromProto(out)
+	if err != nil {
+		return nil, nil, err
+	}
+	var params, macs int64
+	for _, u := range m.Units {
+		params += u.Params
+		macs += u.MACs
+	}
+	for _, u := range p.Usage {
+		if u.Used == nil {
+			continue
+		}
+		if (u.res == Params && *u.Used != float64(params)) || (u.res == FLOPs && *u.Used != float64(2*macs)) {
+			return nil, nil, fmt.Errorf("prune: the pruned model has %d params and %d FLOPs, the plan says %s %v", params, 2*macs, u.Resource, *u.Used)
+		}
+	}
+	e, err := nn.New(m, o.Engine)
+	if err != nil {
+		return nil, nil, fmt.Errorf("prune: the pruned model does not run: %w", err)
+	}
+	if o.Test != nil {
+		acc := &Accuracy{Samples: o.Test.Len()}
+		if o.Original != nil {
+			ev, err := o.Original.Evaluate(ctx, o.Test)
+			if err != nil {
+				return nil, nil, err
+			}
+			acc.Original = ev.Accuracy()
+		}
+		ev, err := e.Evaluate(ctx, o.Test)
+		if err != nil {
+			return nil, nil, err
+		}
+		acc.Pruned = ev.Accuracy()
+		p.Accuracy = acc
+	}
+	if o.FineTune != nil {
+		if o.Calibration == nil {
+			return nil, nil, fmt.Errorf("prune: fine-tuning needs calibration data")
+		}
+		res, err := FineTune(ctx, e, o.Calibration, o.FineTune)
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := WriteWeights(out, e); err != nil {
+			return nil, nil, err
+		}
+		if o.Test != nil {
+			ev, err := e.Evaluate(ctx, o.Test)
+			if err != nil {
+				return nil, nil, err
+			}
+			p.Accuracy.FineTuned = ptr(ev.Accuracy())
+			p.Accuracy.Steps = res.Steps
+		}
+	}
+	return out, e, nil
+}
