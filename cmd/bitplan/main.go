@@ -4,7 +4,13 @@
 //
 // Usage:
 //
+//	bitplan plan [MODEL.onnx --data mnist] [--profile t4] [--max-size S] [--max-bops B] [--max-latency L]
+//	bitplan trace MODEL.onnx --data mnist
 //	bitplan solve TABLE.json [--max-size S] [--max-bops B] [--max-latency L] [--format F]
+//	bitplan eval MODEL.onnx --plan plan.json --data mnist
+//	bitplan prune MODEL.onnx --data mnist --max-params 50%
+//	bitplan pareto TABLE.json --sweep bops --plot frontier.svg
+//	bitplan profiles [NAME]
 //
 // Run `bitplan help` for the list of commands.
 package main
@@ -37,6 +43,8 @@ var commands []command
 func init() {
 	commands = []command{
 		{"plan", "plan an ONNX model: traces, costs and the optimal precision per layer (no arguments: the bundled demo)", runPlan},
+		{"eval", "accuracy and loss of a model fake-quantized by a plan", runEval},
+		{"prune", "Hessian-aware pruning (HAP) under parameter, FLOPs or latency budgets; joint prune + quantize", runPrune},
 		{"trace", "estimate per-layer Hessian traces of an ONNX model on calibration data", runTrace},
 		{"solve", "solve the bit-allocation ILP for a sensitivity table", runSolve},
 		{"pareto", "sweep one budget and print (and plot) the Pareto frontier", runPareto},
