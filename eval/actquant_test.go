@@ -1,6 +1,7 @@
 package eval
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -234,4 +235,22 @@ func FuzzParseQuantizer(f *testing.F) {
 			t.Errorf("round trip of %q: %+v, %v", s, back, err)
 		}
 	})
+}
+
+// ExampleActQuantizer quantizes values to a 2-bit grid calibrated on
+// [-0.5, 1]: four levels with zero among them, saturating outside.
+func ExampleActQuantizer() {
+	q, err := NewActQuantizer(2, Range{Min: -0.5, Max: 1})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	x := []float64{-1, -0.3, 0, 0.2, 0.6, 2}
+	q.Quantize(x)
+	s, z := q.Scale()
+	fmt.Println(q, "step", s, "zero point", z)
+	fmt.Println(x)
+	// Output:
+	// 2-bit asymmetric [-0.5, 1] step 0.5 zero point 1
+	// [-0.5 -0.5 0 0 0.5 1]
 }
