@@ -134,6 +134,7 @@ func (in *instance) solve(m *Model, lim *limits) (*result, error) {
 		return nil, err
 	}
 	m.SetPrimalTolerance(lpPrimalTol)
+	m.SetDualTolerance(lpDualTol)
 	n := len(in.val)
 	res := &result{obj: math.Inf(1)}
 	prunedMin := math.Inf(1)

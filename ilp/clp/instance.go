@@ -18,6 +18,12 @@ const (
 	// (every resource row is divided by its largest |cost|), tighter than
 	// CLP's default 1e-7 so that integral LP points rarely fail feasRelTol.
 	lpPrimalTol = 1e-9
+	// lpDualTol is CLP's dual feasibility tolerance (default 1e-7). The
+	// node bounds are Lagrangian bounds from CLP's duals, valid whatever
+	// their accuracy, but values spanning many orders of magnitude (Ω of
+	// HAWQ-like layers spans 1e10) leave the default duals loose enough to
+	// keep gaps near 1e-6; 1e-9 closes them to the 1e-9 default.
+	lpDualTol = 1e-9
 	// maxRoundCombos caps the assignments tried by the rounding heuristic
 	// (the product of the support sizes of the fractional groups).
 	maxRoundCombos = 256
