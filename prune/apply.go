@@ -30,6 +30,25 @@ type cut struct {
 // Unprunable groups must keep every channel. The result is checked by
 // importing it again.
 func Apply(mp *onnx.ModelProto, st *Structure, keep [][]int) (*onnx.ModelProto, error) {
+	return applyCuts(mp, st, keep, nil)
+}
+
+// ApplyCompensated is Apply with mean replacement: each consumer keeps the
+// mean contribution of its removed input channels (means from InputMeans
+// on calibration data), folded into its bias or into the running mean of
+// the BatchNormalization after it, so the pruned model's outputs are not
+// shifted by the removed channels' average activation. It returns the
+// consumers that could not be compensated (no bias and no BatchNorm).
+func ApplyCompensated(mp *onnx.ModelProto, st *Structure, keep [][]int, means Means) (*onnx.ModelProto, []string, error) {
+	if len(keep) != len(st.Groups) {
+		return nil, nil, fmt.Errorf("prune: Apply: keep lists for %d groups, the structure has %d", len(keep), len(st.Groups))
+	}
+	add, skipped := compensation(st, keep, means)
+	out, err := applyCuts(mp, st, keep, add)
+	return out, skipped, err
+}
+
+func applyCuts(mp *onnx.ModelProto, st *Structure, keep [][]int, add map[string][]float64) (*onnx.ModelProto, error) {
 	if mp == nil || mp.Graph == nil {
 		return nil, fmt.Errorf("prune: Apply: no model")
 	}
@@ -71,7 +90,8 @@ func Apply(mp *onnx.ModelProto, st *Structure, keep [][]int) (*onnx.ModelProto, 
 	newDims := map[string][]int64{}
 	for _, tp := range gr.Initializer {
 		cs, ok := cuts[tp.GetName()]
-		if !ok {
+		d, adj := add[tp.GetName()]
+		if !ok && !adj {
 			continue
 		}
 		t, err := model.TensorFromProto(tp)
@@ -79,6 +99,14 @@ func Apply(mp *onnx.ModelProto, st *Structure, keep [][]int) (*onnx.ModelProto, 
 			return nil, fmt.Errorf("prune: initializer %q: %w", tp.GetName(), err)
 		}
 		vals, shape := t.Float, slices.Clone(t.Shape)
+		if adj {
+			if len(d) != len(vals) {
+				return nil, fmt.Errorf("prune: initializer %q: %d compensation values for %d entries", tp.GetName(), len(d), len(vals))
+			}
+			for i := range d {
+				vals[i] += d[i]
+			}
+		}
 		for _, c := range cs {
 			if vals, shape, err = sliceAxis(vals, shape, c); err != nil {
 				return nil, fmt.Errorf("prune: initializer %q: %w", tp.GetName(), err)

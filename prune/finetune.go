@@ -17,7 +17,8 @@ type FineTuneSettings struct {
 	Steps int
 	// BatchSize is the mini-batch size (default 32).
 	BatchSize int
-	// LR is the learning rate (default 0.01).
+	// LR is the learning rate (default 0.002; BatchNorm models in inference
+	// form diverge at 0.01).
 	LR float64
 	// Momentum is the heavy-ball momentum (default 0.9).
 	Momentum float64
@@ -57,7 +58,7 @@ func FineTune(ctx context.Context, e *nn.Engine, ds data.Dataset, s *FineTuneSet
 		set.BatchSize = 32
 	}
 	if set.LR == 0 {
-		set.LR = 0.01
+		set.LR = 0.002
 	}
 	if set.Momentum == 0 {
 		set.Momentum = 0.9

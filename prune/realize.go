@@ -26,6 +26,10 @@ type RealizeOptions struct {
 	FineTune *FineTuneSettings
 	// Engine configures the pruned model's engine.
 	Engine *nn.Options
+	// Compensate folds the removed channels' mean activations on the
+	// calibration data into the consumers (ApplyCompensated); it needs
+	// Original and Calibration.
+	Compensate bool
 }
 
 // Realize writes the plan into the model (Apply), checks that the pruned
@@ -39,8 +43,24 @@ func Realize(ctx context.Context, mp *onnx.ModelProto, st *Structure, p *Plan, o
 	if o == nil {
 		o = &RealizeOptions{}
 	}
-	out, err := Apply(mp, st, p.Keep())
-	if err != nil {
+	var out *onnx.ModelProto
+	var err error
+	if o.Compensate {
+		if o.Original == nil || o.Calibration == nil {
+			return nil, nil, fmt.Errorf("prune: compensation needs the original engine and calibration data")
+		}
+		means, err := InputMeans(o.Original, o.Calibration, st)
+		if err != nil {
+			return nil, nil, err
+		}
+		var skipped []string
+		if out, skipped, err = ApplyCompensated(mp, st, p.Keep(), means); err != nil {
+			return nil, nil, err
+		}
+		for _, s := range skipped {
+			p.Warnings = append(p.Warnings, fmt.Sprintf("consumer %s has no bias and no BatchNorm: its removed inputs' mean is not compensated", s))
+		}
+	} else if out, err = Apply(mp, st, p.Keep()); err != nil {
 		return nil, nil, err
 	}
 	m, err := model.FromProto(out)

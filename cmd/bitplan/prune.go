@@ -65,7 +65,8 @@ func runPrune(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	sign := fs.String("sign", "abs", "how negative channel traces count: `POLICY` abs, clamp or signed")
 	nodeLimit := fs.Int("node-limit", 0, "bound the exact search to `N` nodes (0: 2,000,000)")
 	steps := fs.Int("finetune-steps", 0, "fine-tune the pruned model for `N` SGD steps on the calibration data (0: none)")
-	lr := fs.Float64("lr", 0.01, "fine-tuning learning `RATE` (momentum 0.9, batch 32)")
+	lr := fs.Float64("lr", 0.002, "fine-tuning learning `RATE` (momentum 0.9, batch 32)")
+	compensate := fs.Bool("compensate", false, "fold the removed inputs' calibration means into Gemm/MatMul consumers' biases (mean replacement)")
 	testN := fs.Int("test-samples", 10000, "measure accuracy on `N` MNIST test images (with --data mnist; 0: skip)")
 	output := fs.String("o", "", "write the pruned ONNX model to `FILE`")
 	format := fs.String("format", "table", "report `FORMAT`: table, json, csv or markdown")
@@ -170,7 +171,7 @@ func runPrune(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if p.Keep() != nil {
 		opts := &prune.RealizeOptions{Test: test, Original: e, Calibration: calib,
-			Engine: &nn.Options{BatchSize: df.batch, Workers: df.workers}}
+			Engine: &nn.Options{BatchSize: df.batch, Workers: df.workers}, Compensate: *compensate}
 		if *steps > 0 {
 			opts.FineTune = &prune.FineTuneSettings{Steps: *steps, LR: *lr, Seed: *seed,
 				Progress: func(i int, loss float64) { pr.printf("fine-tuning: step %d of %d, loss %.4f", i, *steps, loss) }}

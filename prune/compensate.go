@@ -1,0 +1,160 @@
+package prune
+
+import (
+	"fmt"
+
+	"github.com/bitplan/bitplan/data"
+	"github.com/bitplan/bitplan/nn"
+)
+
+// Means holds, for every consumer unit of a group, the mean over the
+// calibration data of each of its input features: per input channel for a
+// Conv (over samples and positions), per input feature for a Gemm or
+// MatMul.
+type Means map[string][]float64
+
+// InputMeans measures the consumers' input means on ds (in chunks of 64
+// samples), for mean-replacement compensation in ApplyCompensated.
+func InputMeans(e *nn.Engine, ds data.Dataset, st *Structure) (Means, error) {
+	m := st.Model
+	want := map[string][]string{} // tensor → units reading it
+	for _, g := range st.Groups {
+		if !g.Prunable {
+			continue
+		}
+		for _, name := range g.Consumers {
+			u := m.Unit(name)
+			in := m.Nodes[u.Node].Input(0)
+			want[in] = append(want[in], name)
+		}
+	}
+	sums := Means{}
+	counts := map[string]float64{}
+	size := data.SampleSize(ds)
+	const chunk = 64
+	for start := 0; start < ds.Len(); start += chunk {
+		n := min(chunk, ds.Len()-start)
+		x := make([]float64, n*size)
+		if err := ds.Read(start, x, make([]int, n)); err != nil {
+			return nil, err
+		}
+		vals, err := e.Intermediates(x, n)
+		if err != nil {
+			return nil, err
+		}
+		for tensor, units := range want {
+			v, ok := vals[tensor]
+			if !ok || len(v.Shape) < 2 {
+				return nil, fmt.Errorf("prune: input %q of %v not available", tensor, units)
+			}
+			unit := units[0]
+			c := v.Shape[1]
+			inner := 1
+			for _, d := range v.Shape[2:] {
+				inner *= d
+			}
+			s := sums[unit]
+			if s == nil {
+				s = make([]float64, c)
+				sums[unit] = s
+			}
+			for i, x := range v.Data {
+				s[(i/inner)%c] += x
+			}
+			counts[unit] += float64(len(v.Data) / c)
+		}
+	}
+	for unit, s := range sums {
+		for i := range s {
+			s[i] /= counts[unit]
+		}
+	}
+	for _, units := range want {
+		for _, u := range units[1:] {
+			sums[u] = sums[units[0]]
+		}
+	}
+	return sums, nil
+}
+
+// compensation returns, per initializer, the values to add before slicing
+// so that every Gemm or MatMul consumer keeps the mean contribution of its
+// removed input features (mean replacement): with μ_f the calibration mean
+// of removed input f,
+//
+//	δ_o = Σ_f μ_f · W[o, f]
+//
+// is added to the consumer's bias (or subtracted from the running mean of a
+// BatchNormalization after it), which keeps E[y_o] exactly for a linear
+// layer. Conv consumers are not compensated: the mean a kernel tap sees
+// differs from the channel's global mean at borders and with padding or
+// strides (on MNIST's centred digits by a large factor), so it would need
+// per-position means. Consumers left uncompensated are listed in the
+// second result.
+func compensation(st *Structure, keep [][]int, means Means) (map[string][]float64, []string) {
+	m := st.Model
+	add := map[string][]float64{}
+	var skipped []string
+	for gi, g := range st.Groups {
+		if !g.Prunable || len(keep[gi]) == g.Channels {
+			continue
+		}
+		kept := map[int]bool{}
+		for _, c := range keep[gi] {
+			kept[c] = true
+		}
+		for _, name := range g.Consumers {
+			u := m.Unit(name)
+			mu := means[name]
+			w := m.Initializers[u.Weight]
+			if u == nil || mu == nil || w == nil {
+				skipped = append(skipped, name)
+				continue
+			}
+			out := u.OutChannels
+			delta := make([]float64, out)
+			switch u.Op {
+			case "Conv":
+				// The global channel mean is not the mean a kernel tap
+				// sees (borders, padding, strides): not compensated.
+				skipped = append(skipped, name)
+				continue
+			default: // Gemm, MatMul: features f = c·inner + j
+				feat := w.Len() / out
+				inner := feat / g.Channels
+				for o := 0; o < out; o++ {
+					for f := 0; f < feat && f < len(mu); f++ {
+						if kept[f/inner] {
+							continue
+						}
+						wi := f*out + o // K×N
+						if u.Op == "Gemm" && u.TransB {
+							wi = o*feat + f
+						}
+						delta[o] += mu[f] * w.Float[wi]
+					}
+				}
+			}
+			switch {
+			case u.Bias != "" && m.Initializers[u.Bias].Len() == out:
+				acc(add, u.Bias, delta, 1)
+			case u.BatchNorm >= 0:
+				acc(add, m.Nodes[u.BatchNorm].Input(3), delta, -1)
+			default:
+				skipped = append(skipped, name)
+			}
+		}
+	}
+	return add, skipped
+}
+
+func acc(add map[string][]float64, name string, d []float64, sign float64) {
+	a := add[name]
+	if a == nil {
+		a = make([]float64, len(d))
+		add[name] = a
+	}
+	for i := range d {
+		a[i] += sign * d[i]
+	}
+}
