@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/bitplan/bitplan/ilp"
 )
@@ -78,7 +79,8 @@ var benchCases = []struct{ groups, rows, extra int }{
 }
 
 // BenchmarkSolve compares this engine ("clp") with ilp.Solve ("ilp") on the
-// same instances; run with -bench Solve -benchtime 1x for one solve each.
+// same instances, each solve limited to a minute; run with
+// -bench Solve -benchtime 1x for one solve each.
 func BenchmarkSolve(b *testing.B) {
 	engines := []struct {
 		name string
@@ -92,7 +94,7 @@ func BenchmarkSolve(b *testing.B) {
 				var sol *ilp.Solution
 				for b.Loop() {
 					var err error
-					sol, err = e.s.Solve(context.Background(), p, &ilp.Settings{TimeLimit: 300e9})
+					sol, err = e.s.Solve(context.Background(), p, &ilp.Settings{TimeLimit: time.Minute})
 					if err != nil {
 						b.Fatal(err)
 					}

@@ -336,3 +336,42 @@ func TestVersion(t *testing.T) {
 		t.Logf("CLP %s", v)
 	}
 }
+
+// FuzzLoadProblem feeds arbitrary sparse matrices and bounds to
+// LoadProblem: malformed ones must return an error (never reach CLP), and
+// well-formed ones must load and solve without crashing.
+func FuzzLoadProblem(f *testing.F) {
+	f.Add(2, 2, []byte{0, 2, 4}, []byte{0, 1, 0, 1}, 1.0, 4.0)
+	f.Add(1, 1, []byte{0, 1}, []byte{1}, -1.0, 0.0)
+	f.Add(0, 0, []byte{0}, []byte{}, 0.0, 0.0)
+	f.Fuzz(func(t *testing.T, rows, cols int, start, index []byte, v, ub float64) {
+		if rows > 50 || cols > 50 || len(index) > 500 {
+			return
+		}
+		a := &CSC{Rows: rows, Cols: cols}
+		for _, s := range start {
+			a.Start = append(a.Start, int(s))
+		}
+		for i, x := range index {
+			a.Index = append(a.Index, int(x)-1)
+			a.Value = append(a.Value, v+float64(i))
+		}
+		m := NewModel()
+		defer m.Close()
+		var ru []float64
+		if rows >= 0 && rows <= 50 {
+			ru = make([]float64, rows)
+			for i := range ru {
+				ru[i] = ub
+			}
+		}
+		if err := m.LoadProblem(a, nil, nil, nil, nil, ru); err != nil {
+			return
+		}
+		if m.NumRows() != rows || m.NumCols() != cols {
+			t.Fatalf("loaded %d×%d, want %d×%d", m.NumRows(), m.NumCols(), rows, cols)
+		}
+		m.SetMaxIterations(1000)
+		m.Dual()
+	})
+}
