@@ -201,7 +201,18 @@ func (s *search) growCore(q *sub, lam, r []float64, rootBound float64) bool {
 		}
 		rq := q.restrict(keep)
 		z := s.z
-		ok := s.ladder(rq, lam, rootBound, []*sub{rq})
+		var ok bool
+		if full {
+			ok = s.ladder(rq, lam, rootBound, []*sub{rq})
+		} else {
+			// A heuristic pass: beam search over the neighbourhood.
+			res := rq.dp(lam, s.cutoff(), dpMaxStates, dpBeam, s.st)
+			s.dpStates += res.states
+			if res.a != nil {
+				s.offer(rq, res.a, rq)
+			}
+			ok = res.complete || res.a != nil
+		}
 		if growTrace != nil {
 			growTrace(size, len(pos), rq.ng(), gap, z-s.z, ok)
 		}
@@ -239,7 +250,7 @@ func (s *search) ladder(q *sub, lam []float64, phi float64, chain []*sub) bool {
 		} else if f < 1 {
 			continue
 		}
-		res := q.dp(lam, c, dpMaxStates, s.st)
+		res := q.dp(lam, c, dpMaxStates, 0, s.st)
 		s.dpStates += res.states
 		if !res.complete {
 			return false
@@ -471,6 +482,9 @@ const (
 	// dpMaxStates is the most states dp keeps at one level before it gives
 	// up (and the node is branched on instead).
 	dpMaxStates = 1 << 17
+	// dpBeam is the width of the beam search growCore runs on
+	// neighbourhoods.
+	dpBeam = 4096
 )
 
 func countAlive(alive []int) int {

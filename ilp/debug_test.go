@@ -94,15 +94,15 @@ func TestDebugPhases(t *testing.T) {
 	growTrace = func(size, core, groups int, gap, gain float64, complete bool) {
 		t.Logf("  grow size %d core %d groups %d gap %.3g gain %.3g complete %v", size, core, groups, gap, gain, complete)
 	}
-	for _, rows := range []int{2} {
-		for _, n := range []int{20000} {
+	for _, rows := range []int{3} {
+		for _, n := range []int{100000} {
 			p := benchProblem(n, rows, uint64(n*10+rows))
 			m := presolve(p, nil, false)
-			st := &stopper{ctx: context.Background(), deadline: time.Now().Add(5 * time.Second)}
+			st := &stopper{ctx: context.Background(), deadline: time.Now().Add(3 * time.Second)}
 			sr := newSearch(m, st, &Settings{RelGap: 1e-9, AbsGap: 1e-12}, false)
 			t0 := time.Now()
 			sr.run()
-			t.Logf("rows %d n %d: search %v nodes %d dp %d done %v gap %.3g", rows, n, time.Since(t0), st.nodes, sr.dpStates, sr.done, sr.z-sr.bound)
+			t.Logf("rows %d n %d: search %v nodes %d dp %d done %v gap %.3g z %.6g tol %.3g", rows, n, time.Since(t0), st.nodes, sr.dpStates, sr.done, sr.z-sr.bound, sr.z, sr.tol())
 		}
 	}
 }
@@ -111,8 +111,8 @@ func TestDebugRelax(t *testing.T) {
 	if testing.Short() {
 		t.Skip()
 	}
-	for _, rows := range []int{2} {
-		for _, n := range []int{20000} {
+	for _, rows := range []int{3} {
+		for _, n := range []int{100000} {
 			p := benchProblem(n, rows, uint64(n*10+rows))
 			m := presolve(p, nil, false)
 			st := &stopper{ctx: context.Background()}
@@ -134,5 +134,40 @@ func BenchmarkLagrange(b *testing.B) {
 	var va float64
 	for b.Loop() {
 		q.lagrange(lam, a, s, &va)
+	}
+}
+
+func TestDebugHeur(t *testing.T) {
+	if testing.Short() {
+		t.Skip()
+	}
+	for _, n := range []int{20000, 100000} {
+		p := benchProblem(n, 3, uint64(n*10+3))
+		m := presolve(p, nil, false)
+		st := &stopper{ctx: context.Background()}
+		q := m.root
+		rel := q.relax(nil, math.Inf(1), st)
+		a := q.round(rel.x)
+		u := make([]float64, q.k)
+		q.usage(a, u)
+		parts := func(tag string) {
+			r := make([]float64, len(q.val))
+			q.reduced(rel.lam, r)
+			sr := 0.0
+			for _, j := range a {
+				sr += r[j]
+			}
+			q.usage(a, u)
+			sl := 0.0
+			for k := range u {
+				sl += rel.lam[k] * (q.lim[k] - u[k])
+			}
+			t.Logf("n %d %s: value-bound %.3g = Σr %.3g + λ·slack %.3g; slack %v lam %v", n, tag, q.value(a)-rel.bound, sr, sl, addLim(u, nil), rel.lam)
+		}
+		parts("round")
+		q.repair(a, u)
+		parts("repair")
+		q.improve(a, u, rel.lam, 1<<30)
+		parts("improve")
 	}
 }

@@ -37,7 +37,10 @@ type dpResult struct {
 //     over multipliers λ around the node's optimal λ*.
 //
 // dp gives up (complete false) when the states at a level exceed maxStates.
-func (q *sub) dp(lam []float64, cutoff float64, maxStates int, st *stopper) dpResult {
+// With beam > 0 it is a heuristic instead (beam search): a level keeps only
+// its beam states of least bound, and the best assignment found is returned
+// with complete false whenever states were dropped.
+func (q *sub) dp(lam []float64, cutoff float64, maxStates, beam int, st *stopper) dpResult {
 	k, ng := q.k, q.ng()
 	res := dpResult{minPruned: math.Inf(1)}
 	// Order: groups with the largest moves (spread of surrogate cost w·c)
@@ -106,6 +109,8 @@ func (q *sub) dp(lam []float64, cutoff float64, maxStates int, st *stopper) dpRe
 	v := []float64{q.c0}
 	var nu, nv []float64
 	var nb []back
+	var nbd []float64
+	truncated := false
 	idx := make([]int, 0)
 	var rel []int
 	var pu []float64
@@ -114,7 +119,7 @@ func (q *sub) dp(lam []float64, cutoff float64, maxStates int, st *stopper) dpRe
 			return res
 		}
 		g := order[i]
-		nu, nv, nb = nu[:0], nv[:0], nb[:0]
+		nu, nv, nb, nbd = nu[:0], nv[:0], nb[:0], nbd[:0]
 		un := make([]float64, k)
 		for s := range v {
 			us := u[s*k : s*k+k]
@@ -140,6 +145,7 @@ func (q *sub) dp(lam []float64, cutoff float64, maxStates int, st *stopper) dpRe
 				nu = append(nu, un...)
 				nv = append(nv, vn)
 				nb = append(nb, back{int32(s), j})
+				nbd = append(nbd, b)
 			}
 		}
 		res.states += len(nv)
@@ -186,6 +192,11 @@ func (q *sub) dp(lam []float64, cutoff float64, maxStates int, st *stopper) dpRe
 		if dpLevelTrace != nil {
 			dpLevelTrace(i, len(nv), len(keep), kr)
 		}
+		if beam > 0 && len(keep) > beam {
+			slices.SortFunc(keep, func(a, b int) int { return cmp.Compare(nbd[a], nbd[b]) })
+			keep = keep[:beam]
+			truncated = true
+		}
 		if len(keep) > maxStates {
 			return res
 		}
@@ -199,7 +210,7 @@ func (q *sub) dp(lam []float64, cutoff float64, maxStates int, st *stopper) dpRe
 		}
 		levels[i] = lv
 		if len(v) == 0 {
-			res.complete = true
+			res.complete = !truncated
 			return res
 		}
 	}
@@ -220,7 +231,7 @@ func (q *sub) dp(lam []float64, cutoff float64, maxStates int, st *stopper) dpRe
 		s = b.parent
 	}
 	res.v = v[best]
-	res.complete = true
+	res.complete = !truncated
 	return res
 }
 

@@ -140,28 +140,44 @@ func (q *sub) improve(a []int32, u []float64, lam []float64, budget int) {
 	k := q.k
 	ng := q.ng()
 	type single struct {
-		g  int
-		j  int32
-		dv float64
+		g     int
+		j     int32
+		ratio float64
 	}
 	var moves []single
 	for round := 0; round < 30 && budget > 0; round++ {
-		// Single moves.
+		// Single moves, the most efficient first: a move's value change is
+		// Δv = Δr − λ·Δc, the waste Δr (change of reduced cost) against the
+		// budget λ·Δc it puts to use, so moves are taken in increasing
+		// Δr / (λ·Δc), like the greedy for the knapsack LP; moves that gain
+		// value and budget at once come first.
 		for pass := 0; pass < 50; pass++ {
 			moves = moves[:0]
 			for g := 0; g < ng; g++ {
 				cur := a[g]
 				for j := q.start[g]; j < q.start[g+1]; j++ {
-					if dv := q.val[j] - q.val[cur]; dv < 0 && q.fits(a, u, g, j) {
-						moves = append(moves, single{g, j, dv})
+					dv := q.val[j] - q.val[cur]
+					if dv >= 0 || !q.fits(a, u, g, j) {
+						continue
 					}
+					lc := 0.0
+					for r, l := range lam {
+						lc += l * (q.cost[int(j)*k+r] - q.cost[int(cur)*k+r])
+					}
+					ratio := math.Inf(-1)
+					if lc > 0 {
+						ratio = (dv + lc) / lc
+					} else {
+						ratio = -1e300 * -dv // gains value and budget: best first
+					}
+					moves = append(moves, single{g, j, ratio})
 				}
 			}
 			budget -= len(q.val)
 			if len(moves) == 0 {
 				break
 			}
-			slices.SortFunc(moves, func(x, y single) int { return cmp.Compare(x.dv, y.dv) })
+			slices.SortFunc(moves, func(x, y single) int { return cmp.Compare(x.ratio, y.ratio) })
 			applied := 0
 			for _, mv := range moves {
 				if q.val[mv.j] < q.val[a[mv.g]] && q.fits(a, u, mv.g, mv.j) {
@@ -174,7 +190,10 @@ func (q *sub) improve(a []int32, u []float64, lam []float64, budget int) {
 			}
 		}
 		// Pairs among the most promising moves.
-		const top = 40
+		top := 40
+		if ng >= 2000 {
+			top = 150 // large problems: more candidates to balance rows
+		}
 		h := make(moveHeap, 0, top+1)
 		for g := 0; g < ng; g++ {
 			cur := a[g]

@@ -51,6 +51,9 @@ func (q *sub) relax(lam0 []float64, cutoff float64, st *stopper) relaxation {
 
 // addLim returns s + lim (turns a subgradient back into a usage).
 func addLim(s, lim []float64) []float64 {
+	if lim == nil {
+		return s
+	}
 	u := make([]float64, len(s))
 	for i := range s {
 		u[i] = s[i] + lim[i]
