@@ -430,7 +430,7 @@ func write(w io.Writer, cfg config, args string, results []*modelResult, total t
 	p("- Methods at each budget:\n")
 	p("  - **ILP**: `plan.Solve` on Ω = Tr(H)/n · ‖Q(W) − W‖² (HAWQ-V3).\n")
 	p("  - **uniform**: the widest single candidate whose size fits the budget.\n")
-	p("  - **random**: %d plans drawn without replacement (PCG seed (%d, 0x5eed)) from all plans that fit the budget, are *maximal* (no layer can be widened and still fit, so they spend the budget as the ILP does) and are mixed (not uniform); mean ± standard deviation and best accuracy. When fewer such plans exist, all of them.\n", cfg.randomN, cfg.seed)
+	p("  - **random**: %d plans drawn without replacement (PCG seed (%d, 0x5eed)) from all plans that fit the budget, are *maximal* (no layer can be widened and still fit, so they spend the budget as the ILP does) and are mixed (not uniform); mean ± standard deviation and best accuracy. When fewer such plans exist, all of them (the column \"random > ILP\" shows how many were scored): models with one dominant layer have few maximal plans, and a uniform draw from all feasible plans would mostly score plans that leave budget unused.\n", cfg.randomN, cfg.seed)
 	p("  - **no Hessian**: the same ILP with avg_trace = 1 for every layer (Ω = ‖Q(W) − W‖² only).\n")
 	p("- Machine: %d cores shared with other jobs (GOMAXPROCS %d), engine batch %d. Total run time %s.\n\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), cfg.batch, total.Round(time.Second))
 
@@ -501,6 +501,58 @@ func write(w io.Writer, cfg config, args string, results []*modelResult, total t
 	p("- It is more accurate than the mean random maximal mixed plan in %d of %d cases, and at least as accurate as the best of the random plans in %d.\n", t.beatsRand, t.n, t.beatsBestRand)
 	p("- It is more accurate than the ILP without the Hessian in %d of %d cases and ties it in %d (a tie is usually the same plan: see the per-model tables).\n", t.beatsNoH, t.n, t.tiesNoH)
 	p("- Resolution: with N test images an accuracy near p has a binomial standard error √(p(1−p)/N): about %.2f points at p = 98 %% and N = 10,000, %.2f points at N = 2,000. All methods are scored on the same images, so differences between them are less noisy than that, but differences of one or two tenths of a point are within noise.\n", 100*math.Sqrt(0.98*0.02/10000), 100*math.Sqrt(0.98*0.02/2000))
+	p("- Where another method beats the ILP by more than two binomial standard errors of the float accuracy (computed; the layers where the plans differ, with the ILP's trace estimate ± standard error):\n")
+	losses := 0
+	for _, r := range results {
+		se := math.Sqrt(r.float.Accuracy() * (1 - r.float.Accuracy()) / float64(r.testN))
+		for _, b := range r.budgets {
+			type comp struct {
+				name string
+				e    *evaluated
+			}
+			cs := []comp{{"no Hessian", &b.noHess}}
+			if b.uniform != nil {
+				cs = append(cs, comp{"uniform " + b.uniKey, b.uniform})
+			}
+			if len(b.random) > 0 {
+				bi := 0
+				for i, e := range b.random {
+					if e.accuracy > b.random[bi].accuracy {
+						bi = i
+					}
+				}
+				cs = append(cs, comp{"best random", &b.random[bi]})
+			}
+			for _, c := range cs {
+				if c.e.accuracy-b.ilp.accuracy <= 2*se {
+					continue
+				}
+				losses++
+				var diff []string
+				for i := range r.layers {
+					if c.e.choice[i] != b.ilp.choice[i] {
+						l := r.layers[i]
+						diff = append(diff, fmt.Sprintf("%s W%d→W%d (avg trace %.3g ± %.2g)", l.Name, r.precs[i][b.ilp.choice[i]].W, r.precs[i][c.e.choice[i]].W, l.AvgTrace, l.AvgTraceStderr))
+					}
+				}
+				p("  - %s at %g %%: %s %s %% vs ILP %s %%; ILP → %s: %s.\n", r.name, b.pct, c.name, pct(c.e.accuracy), pct(b.ilp.accuracy), c.name, strings.Join(diff, ", "))
+			}
+		}
+	}
+	if losses == 0 {
+		p("  - none.\n")
+	}
+	var noisy []string
+	for _, r := range results {
+		for _, l := range r.layers {
+			if l.AvgTraceStderr > 0.5*math.Abs(l.AvgTrace) {
+				noisy = append(noisy, fmt.Sprintf("%s %s (%.3g ± %.2g)", r.name, l.Name, l.AvgTrace, l.AvgTraceStderr))
+			}
+		}
+	}
+	if len(noisy) > 0 {
+		p("- Layers whose trace estimate has a standard error above half its value after the probe limit (the ILP's Ω for them is poorly resolved): %s.\n", strings.Join(noisy, "; "))
+	}
 	p("- Does Ω predict the damage? Spearman rank correlation, over every distinct plan evaluated for a model, between a plan's Ω and its test loss, and between Σ‖ΔW‖² (no Hessian) and its test loss:\n\n")
 	p("| model | plans | ρ(Ω, loss) | ρ(Σ‖ΔW‖², loss) |\n|:--|--:|--:|--:|\n")
 	for _, r := range results {
