@@ -213,9 +213,6 @@ func (s *search) growCore(q *sub, lam, r []float64, rootBound float64) bool {
 			}
 			ok = res.complete || res.a != nil
 		}
-		if growTrace != nil {
-			growTrace(size, len(pos), rq.ng(), gap, z-s.z, ok)
-		}
 		if full {
 			return ok
 		}
@@ -266,9 +263,6 @@ func (s *search) ladder(q *sub, lam []float64, phi float64, chain []*sub) bool {
 	}
 	return false
 }
-
-// growTrace, when set by a test, observes every growCore step.
-var growTrace func(size, core, groups int, gap, gain float64, complete bool)
 
 // node is a branch-and-bound node: the core with one more group fixed than
 // its parent, plus the choices reduced-cost fixing removed at the node.

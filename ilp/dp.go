@@ -7,12 +7,6 @@ import (
 	"sort"
 )
 
-// dpTrace, when set by a test, observes every completed dp run.
-var dpTrace func(groups, states, rows int)
-
-// dpLevelTrace, when set by a test, observes every dp level.
-var dpLevelTrace func(level, generated, kept, relevant int)
-
 // dpResult is the outcome of dp.
 type dpResult struct {
 	a         []int32 // best assignment found with value below the cutoff, or nil
@@ -189,9 +183,6 @@ func (q *sub) dp(lam []float64, cutoff float64, maxStates, beam int, st *stopper
 		} else {
 			keep = dominanceFilter(idx, pu, kr)
 		}
-		if dpLevelTrace != nil {
-			dpLevelTrace(i, len(nv), len(keep), kr)
-		}
 		if beam > 0 && len(keep) > beam {
 			slices.SortFunc(keep, func(a, b int) int { return cmp.Compare(nbd[a], nbd[b]) })
 			keep = keep[:beam]
@@ -213,9 +204,6 @@ func (q *sub) dp(lam []float64, cutoff float64, maxStates, beam int, st *stopper
 			res.complete = !truncated
 			return res
 		}
-	}
-	if dpTrace != nil {
-		dpTrace(ng, res.states, k)
 	}
 	best := 0
 	for s := range v {

@@ -5,7 +5,7 @@ import (
 )
 
 // model is a validated problem after presolve: pinned groups fixed, rows
-// with an infinite limit dropped, dominated choices removed, constant rows
+// with an infinite limit or that no assignment can exceed dropped, dominated choices removed, constant rows
 // checked and dropped, and the rest shifted and scaled into a sub.
 type model struct {
 	p        *Problem
@@ -61,11 +61,11 @@ func presolve(p *Problem, use []bool, zeroObj bool) *model {
 	}
 	// Row shifts (Σ_g min cost) and ranges.
 	type rowInfo struct {
-		shift, rng float64
+		shift, rng, top float64 // Σ min, largest range, Σ max
 	}
 	info := make([]rowInfo, len(finite))
 	for i, k := range finite {
-		var s ksum
+		var s, t ksum
 		rng := 0.0
 		for g := range p.Groups {
 			lo, hi := math.Inf(1), math.Inf(-1)
@@ -74,9 +74,10 @@ func presolve(p *Problem, use []bool, zeroObj bool) *model {
 				lo, hi = math.Min(lo, x), math.Max(hi, x)
 			}
 			s.add(lo)
+			t.add(hi)
 			rng = math.Max(rng, hi-lo)
 		}
-		info[i] = rowInfo{shift: s.sum(), rng: rng}
+		info[i] = rowInfo{shift: s.sum(), rng: rng, top: t.sum()}
 	}
 	for i, k := range finite {
 		lim := p.Rows[k].Limit
@@ -84,7 +85,8 @@ func presolve(p *Problem, use []bool, zeroObj bool) *model {
 			m.impossible = append(m.impossible, k)
 			continue
 		}
-		if info[i].rng > 0 {
+		// A row met even with every group at its dearest choice never binds.
+		if info[i].rng > 0 && !meets(lim, info[i].top, 0) {
 			m.rows = append(m.rows, k)
 			m.scale = append(m.scale, info[i].rng)
 		}

@@ -1,0 +1,37 @@
+#!/bin/sh
+# Times bitplan against CBC on the same synthetic instances (6 bit widths,
+# size and latency budgets at 50 %), for 500, 5,000 and 20,000 layers, and
+# prints the ratio. bitplan solve is timed as a process (start included), like
+# CBC; when the CLI does not build, the ilp package is timed through
+# bench/gen -solve instead.
+#
+# Usage: sh bench/solve_vs_cbc.sh [SIZES...]   (run from the repository root)
+set -eu
+sizes=${*:-"500 5000 20000"}
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+now() { date +%s.%N; }
+if go build -o "$dir/bitplan" ./cmd/bitplan 2>/dev/null; then
+	cli=yes
+else
+	cli=no
+	echo "cmd/bitplan does not build: timing bench/gen -solve instead" >&2
+fi
+go build -o "$dir/gen" ./bench/gen
+command -v cbc >/dev/null || { echo "cbc not on PATH" >&2; exit 1; }
+printf '%8s %12s %12s %8s\n' groups bitplan_s cbc_s ratio
+for n in $sizes; do
+	"$dir/gen" -groups "$n" -table "$dir/t$n.json" -mps "$dir/t$n.mps"
+	t0=$(now)
+	if [ "$cli" = yes ]; then
+		"$dir/bitplan" solve "$dir/t$n.json" --max-size 50% --max-latency 50% >"$dir/b$n.out"
+	else
+		"$dir/gen" -groups "$n" -solve >"$dir/b$n.out"
+	fi
+	t1=$(now)
+	cbc "$dir/t$n.mps" solve >"$dir/c$n.out"
+	t2=$(now)
+	grep -q 'Optimal solution found' "$dir/c$n.out" || echo "warning: cbc did not prove optimality for $n" >&2
+	awk -v n="$n" -v a="$t0" -v b="$t1" -v c="$t2" 'BEGIN {
+		printf "%8d %12.3f %12.3f %8.1f\n", n, b - a, c - b, (c - b) / (b - a) }'
+done
