@@ -55,6 +55,27 @@ def _pads2d(pads, kernel_shape):
     return (0,) * n, explicit
 
 
+def conv2d_im2col(x, w, b, stride, padding, dilation, groups):
+    """2-D grouped convolution (cross-correlation, as ONNX Conv) via im2col.
+
+    Same result as F.conv2d, but built from F.unfold and a batched matrix
+    product: in float64, torch 1.13's CPU convolution takes a slow
+    non-BLAS path (and one call per group), which made double-backward
+    Hessian-vector products of depthwise convolutions very slow.
+    """
+    n, c, h, wd = x.shape
+    o, cg, kh, kw = w.shape
+    cols = F.unfold(x, (kh, kw), dilation=dilation, padding=padding, stride=stride)
+    oh = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+    ow = (wd + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    cols = cols.reshape(n, groups, cg * kh * kw, oh * ow)
+    out = torch.matmul(w.reshape(groups, o // groups, cg * kh * kw), cols)
+    out = out.reshape(n, o, oh, ow)
+    if b is not None:
+        out = out + b.reshape(1, o, 1, 1)
+    return out
+
+
 def _check_auto_pad(node, a):
     if a.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
         raise NotImplementedError(f"node {node.name}: auto_pad={a['auto_pad']} not supported")
@@ -92,10 +113,9 @@ def run(model, x, overrides=None, dtype=torch.float64, values=None):
             k = a.get("kernel_shape", list(w.shape[2:]))
             pad, explicit = _pads2d(a.get("pads"), k)
             xin = F.pad(ins[0], explicit) if explicit else ins[0]
-            conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[len(k)]
-            out = conv(xin, w, b, stride=tuple(a.get("strides", [1] * len(k))),
-                       padding=pad, dilation=tuple(a.get("dilations", [1] * len(k))),
-                       groups=a.get("group", 1))
+            conv = {1: F.conv1d, 2: conv2d_im2col, 3: F.conv3d}[len(k)]
+            out = conv(xin, w, b, tuple(a.get("strides", [1] * len(k))), pad,
+                       tuple(a.get("dilations", [1] * len(k))), a.get("group", 1))
         elif op == "Gemm":
             A, B = ins[0], ins[1]
             if a.get("transA", 0):
