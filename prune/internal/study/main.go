@@ -212,6 +212,7 @@ func run(ctx context.Context, c config) error {
 			100*params, 100*flops, *p.Objective, p.ObjectiveStdErr, 100*p.Accuracy.Pruned, 100**p.Accuracy.FineTuned, strings.Join(kept, " "))
 	}
 	pf("\n%s", observations(results))
+	pf("\n%s", caveats)
 	if len(joint) > 0 {
 		pf("\n## Joint pruning and quantization (plans only)\n\nThe same importances with (keep ratio, bits ∈ {4, 8}) per group in one ILP, size budget 12.5 %% of the 8-bit unpruned model (Ω = Ω_prune + HAWQ's avg trace · Δ² of the kept weights). Accuracy of quantized models is the business of `bitplan eval`; shown here are the plans.\n\n")
 		for _, p := range joint {
@@ -312,3 +313,17 @@ func observations(rs []result) string {
 	fmt.Fprintf(&b, "\nHAP-ILP has the lowest Ω in %d of %d settings (it is the exact minimiser of Ω over its ratio grid; the threshold, with per-channel granularity, can go lower), the best accuracy before fine-tuning in %d and after in %d. Ω is a second-order estimate of the loss increase around the trained weights; large removals leave its range of validity, so the ranking by Ω and by accuracy need not agree — the table shows where they do.\n", lowestOmega, len(order), winsPruned, winsTuned)
 	return b.String()
 }
+
+// caveats is the study's fixed commentary on what the numbers can and
+// cannot show.
+const caveats = `### Caveats
+
+- rescnn (BatchNorm after every convolution) loses almost all accuracy when channels are cut, whatever the
+  method, until it is fine-tuned: a removed channel's post-BatchNorm activation has a large non-zero mean that its
+  consumers relied on. Mean replacement (prune.ApplyCompensated) restores it exactly for Gemm/MatMul consumers
+  only; for convolutions the mean a kernel tap sees is not the channel's global mean (borders, padding), so it is
+  not applied here. Importances are measured on the unpruned model and say nothing about that shift.
+- The fine-tuning is deliberately short and identical for all methods; longer training narrows the gaps.
+- 512 calibration images and 32 probes give channel traces with 10–50 % standard errors (the ± on Ω); the ILP
+  optimises the estimates, not the truth.
+`
