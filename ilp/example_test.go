@@ -92,13 +92,13 @@ func ExampleWriteLP() {
 	}
 	// Output:
 	// \ bitplan multiple-choice knapsack: 1 groups, 1 rows
-	// \ r_0 = row "size"
+	// \ r_0 = row "size" divided by 8
 	// \ x_0_0 = group "fc" choice "4"
 	// \ x_0_1 = group "fc" choice "8"
 	// Minimize
 	//  obj: 0.5 x_0_0 + 0.1 x_0_1
 	// Subject To
-	//  r_0: 2 x_0_0 + 4 x_0_1 <= 3
+	//  r_0: 0.25 x_0_0 + 0.5 x_0_1 <= 0.375
 	//  g_0: x_0_0 + x_0_1 = 1
 	// Bounds
 	// Binaries
