@@ -6,8 +6,11 @@
 # bench/gen -solve instead.
 #
 # Usage: sh bench/solve_vs_cbc.sh [SIZES...]   (run from the repository root)
+# TIME_LIMIT=30s caps bitplan's search (--time-limit); unset, it must prove
+# optimality. CBC runs with its defaults.
 set -eu
 sizes=${*:-"500 5000 20000"}
+limit=${TIME_LIMIT:-0}
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 now() { date +%s.%N; }
@@ -24,7 +27,8 @@ for n in $sizes; do
 	"$dir/gen" -groups "$n" -table "$dir/t$n.json" -mps "$dir/t$n.mps"
 	t0=$(now)
 	if [ "$cli" = yes ]; then
-		"$dir/bitplan" solve "$dir/t$n.json" --max-size 50% --max-latency 50% >"$dir/b$n.out"
+		"$dir/bitplan" solve "$dir/t$n.json" --max-size 50% --max-latency 50% --time-limit "$limit" >"$dir/b$n.out"
+		grep -m1 -i 'status\|limit' "$dir/b$n.out" >&2 || true
 	else
 		"$dir/gen" -groups "$n" -solve >"$dir/b$n.out"
 	fi
