@@ -66,12 +66,12 @@ func runSolve(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	inputs := []string{pos[0]}
 	if *writeLP != "" {
-		if err := writeOutput("write-lp", *writeLP, inputs, func(w io.Writer) error { return exportLP(w, prob) }); err != nil {
+		if err := writeOutput("write-lp", *writeLP, inputs, func(w io.Writer) error { return ilp.WriteLP(w, prob) }); err != nil {
 			return err
 		}
 	}
 	if *writeMPS != "" {
-		if err := writeOutput("write-mps", *writeMPS, inputs, func(w io.Writer) error { return exportMPS(w, prob) }); err != nil {
+		if err := writeOutput("write-mps", *writeMPS, inputs, func(w io.Writer) error { return ilp.WriteMPS(w, prob) }); err != nil {
 			return err
 		}
 	}
@@ -127,11 +127,4 @@ func tableRequest(path string, bf *budgetFlags, stderr io.Writer) (*plan.Request
 		return nil, err
 	}
 	return &plan.Request{Table: table, Devices: devices, Budgets: budgets}, nil
-}
-
-// exportLP and exportMPS write the problem for external solvers.
-var exportLP, exportMPS = notYet, notYet
-
-func notYet(io.Writer, *ilp.Problem) error {
-	return fmt.Errorf("LP/MPS export is not in this build yet")
 }
