@@ -133,7 +133,9 @@ func generate(n int, seed uint64) *table {
 }
 
 // problem builds the ILP: value avg_trace·Δ²(b), rows size = params·b/8 bytes
-// and latency, both limited at 50 % between all-lowest and all-highest.
+// and latency, both limited at 50 % between all-lowest and all-highest
+// precision (the same limits `bitplan solve --max-size 50% --max-latency
+// 50%` derives from the table).
 func problem(t *table) *ilp.Problem {
 	p := &ilp.Problem{Rows: []ilp.Row{{Name: "size", Unit: "B"}, {Name: "latency", Unit: "ms"}}}
 	lo := make([]float64, 2)
@@ -148,13 +150,11 @@ func problem(t *table) *ilp.Problem {
 				Costs: []float64{float64(l.Params) * float64(b) / 8, l.LatencyMS[key]},
 			})
 		}
+		// HAWQ's convention, as `bitplan solve` resolves P%: the cost with
+		// every layer at its lowest and at its highest bit width.
 		for k := range lo {
-			l, h := math.Inf(1), math.Inf(-1)
-			for _, c := range g.Choices {
-				l, h = math.Min(l, c.Costs[k]), math.Max(h, c.Costs[k])
-			}
-			lo[k] += l
-			hi[k] += h
+			lo[k] += g.Choices[0].Costs[k]
+			hi[k] += g.Choices[len(g.Choices)-1].Costs[k]
 		}
 		p.Groups = append(p.Groups, g)
 	}
