@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/bitplan/bitplan/ilp"
 	"github.com/bitplan/bitplan/plan"
@@ -23,7 +24,7 @@ func runSolve(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	output := fs.String("o", "", "write the report to `FILE` instead of standard output")
 	writeLP := fs.String("write-lp", "", "also write the ILP as a CPLEX LP `FILE` (for glpsol --lp, cbc)")
 	writeMPS := fs.String("write-mps", "", "also write the ILP as a fixed-format MPS `FILE` (for cbc, glpsol)")
-	timeLimit := fs.Duration("time-limit", 0, "stop the search after `DURATION` and report the best plan with its gap (0: none)")
+	timeLimit := fs.Duration("time-limit", time.Minute, "stop the search after `DURATION` and report the best plan with its gap, status limit (0: none)")
 	nodeLimit := fs.Int("node-limit", 0, "stop after `N` branch-and-bound nodes (0: none)")
 	stability := fs.Int("stability", 0, "re-solve `N` times with traces resampled within their standard error and report how stable the plan is")
 	seed := fs.Uint64("seed", 1, "random `SEED` for --stability")
