@@ -88,3 +88,11 @@ func TestPlanJSONAndErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestPlanGolden(t *testing.T) {
+	out, errs, code := runCmd(t, append([]string{"plan", lenet, "--profile", "t4", "--max-size", "40%", "--bits", "2,4,8"}, fast...)...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	golden(t, "plan_lenet.stdout", out)
+}
