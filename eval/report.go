@@ -9,8 +9,8 @@ import (
 	"strings"
 
 	"github.com/olekukonko/tablewriter"
-	"github.com/olekukonko/tablewriter/renderer"
-	"github.com/olekukonko/tablewriter/tw"
+
+	"github.com/bitplan/bitplan/internal/table"
 
 	"github.com/bitplan/bitplan/budget"
 	"github.com/bitplan/bitplan/plan"
@@ -63,23 +63,7 @@ func (r *Report) WriteCSV(w io.Writer) error {
 }
 
 func newTable(w io.Writer, md bool, ncol int) *tablewriter.Table {
-	align := make([]tw.Align, ncol)
-	for i := range align {
-		align[i] = tw.AlignRight
-	}
-	align[0] = tw.AlignLeft
-	var rd tw.Renderer
-	if md {
-		rd = renderer.NewMarkdown()
-	} else {
-		rd = renderer.NewBlueprint(tw.Rendition{Symbols: tw.NewSymbols(tw.StyleASCII)})
-	}
-	return tablewriter.NewTable(w,
-		tablewriter.WithRenderer(rd),
-		tablewriter.WithHeaderAutoFormat(tw.Off),
-		tablewriter.WithHeaderAlignmentConfig(tw.CellAlignment{PerColumn: align}),
-		tablewriter.WithRowAlignmentConfig(tw.CellAlignment{PerColumn: align}),
-	)
+	return table.New(w, md, ncol)
 }
 
 func pct(v float64) string { return strconv.FormatFloat(100*v, 'f', 2, 64) + " %" }

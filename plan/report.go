@@ -10,8 +10,8 @@ import (
 	"strings"
 
 	"github.com/olekukonko/tablewriter"
-	"github.com/olekukonko/tablewriter/renderer"
-	"github.com/olekukonko/tablewriter/tw"
+
+	"github.com/bitplan/bitplan/internal/table"
 
 	"github.com/bitplan/bitplan/budget"
 )
@@ -87,26 +87,9 @@ func (p *Plan) WriteCSV(w io.Writer) error {
 	return cw.Error()
 }
 
-// newTable returns a table writer for the text (ASCII borders) or Markdown
-// report, left-aligning the first column and right-aligning the rest.
+// newTable returns a report table for format f (Markdown or ASCII text).
 func newTable(w io.Writer, f Format, ncol int) *tablewriter.Table {
-	align := make([]tw.Align, ncol)
-	for i := range align {
-		align[i] = tw.AlignRight
-	}
-	align[0] = tw.AlignLeft
-	var r tw.Renderer
-	if f == Markdown {
-		r = renderer.NewMarkdown()
-	} else {
-		r = renderer.NewBlueprint(tw.Rendition{Symbols: tw.NewSymbols(tw.StyleASCII)})
-	}
-	return tablewriter.NewTable(w,
-		tablewriter.WithRenderer(r),
-		tablewriter.WithHeaderAutoFormat(tw.Off),
-		tablewriter.WithHeaderAlignmentConfig(tw.CellAlignment{PerColumn: align}),
-		tablewriter.WithRowAlignmentConfig(tw.CellAlignment{PerColumn: align}),
-	)
+	return table.New(w, f == Markdown, ncol)
 }
 
 // num formats a plain number with four significant digits.

@@ -9,8 +9,8 @@ import (
 	"strings"
 
 	"github.com/olekukonko/tablewriter"
-	"github.com/olekukonko/tablewriter/renderer"
-	"github.com/olekukonko/tablewriter/tw"
+
+	"github.com/bitplan/bitplan/internal/table"
 )
 
 // Format is an output format of the plan report.
@@ -78,23 +78,7 @@ func (p *Plan) WriteCSV(w io.Writer) error {
 }
 
 func newTable(w io.Writer, f Format, ncol int) *tablewriter.Table {
-	align := make([]tw.Align, ncol)
-	for i := range align {
-		align[i] = tw.AlignRight
-	}
-	align[0] = tw.AlignLeft
-	var r tw.Renderer
-	if f == Markdown {
-		r = renderer.NewMarkdown()
-	} else {
-		r = renderer.NewBlueprint(tw.Rendition{Symbols: tw.NewSymbols(tw.StyleASCII)})
-	}
-	return tablewriter.NewTable(w,
-		tablewriter.WithRenderer(r),
-		tablewriter.WithHeaderAutoFormat(tw.Off),
-		tablewriter.WithHeaderAlignmentConfig(tw.CellAlignment{PerColumn: align}),
-		tablewriter.WithRowAlignmentConfig(tw.CellAlignment{PerColumn: align}),
-	)
+	return table.New(w, f == Markdown, ncol)
 }
 
 func num(v float64) string { return strconv.FormatFloat(v, 'g', 4, 64) }
