@@ -66,12 +66,7 @@ func (q *sub) dp(lam []float64, cutoff float64, maxStates, beam int, st *stopper
 	// constraints), solved exactly for every capacity by the convex-hull
 	// greedy: per level, the hull edges of the remaining groups sorted by
 	// efficiency with prefix sums, queried by binary search.
-	sb := newSurrogateBound(q, order, w)
-	wLim := 0.0
-	for row := 0; row < k; row++ {
-		wLim += w[row] * q.lim[row]
-	}
-	wTol := tolCost * (1 + floatsSum(w))
+	sbs := newSurrogates(q, order, w)
 	minc := make([]float64, (ng+1)*k)
 	for i := ng - 1; i >= 0; i-- {
 		g := order[i]
@@ -127,11 +122,17 @@ func (q *sub) dp(lam []float64, cutoff float64, maxStates, beam int, st *stopper
 					}
 				}
 				vn := v[s] + q.val[j]
-				us := 0.0
-				for row := 0; row < k; row++ {
-					us += w[row] * un[row]
+				b := math.Inf(-1)
+				for _, sb := range sbs {
+					us := 0.0
+					for row := 0; row < k; row++ {
+						us += sb.w[row] * un[row]
+					}
+					b = math.Max(b, vn+sb.query(i+1, sb.wLim-us, sb.wTol))
+					if b >= cutoff {
+						break
+					}
 				}
-				b := vn + sb.query(i+1, wLim-us, wTol)
 				if b >= cutoff {
 					res.minPruned = math.Min(res.minPruned, b)
 					continue
@@ -306,12 +307,45 @@ func floatsSum(xs []float64) float64 {
 // surrogateBound holds, for every level i, the one-row LP relaxation of the
 // groups order[i:] under surrogate costs w·c as a function of capacity.
 type surrogateBound struct {
+	w          []float64 // row weights
+	wLim, wTol float64   // w·lim and the tolerance of a capacity
 	baseC, baseV []float64   // per level: Σ hull start cost and value
 	cumC, cumV   [][]float64 // per level: prefix sums of edges by efficiency
 	eff          [][]float64 // per level: edge efficiencies, decreasing
 }
 
 type edge struct{ dc, dv, eff float64 }
+
+// newSurrogates returns the surrogate bounds dp uses: the surrogate row of
+// weights w, and for every row k with two or more rows, w with row k's
+// weight raised and lowered, which penalises states that lean on one row.
+func newSurrogates(q *sub, order []int, w []float64) []*surrogateBound {
+	ws := [][]float64{w}
+	if q.k > 1 {
+		mean := floatsSum(w) / float64(len(w))
+		for k := range w {
+			for _, f := range []float64{1, -0.5} {
+				x := append([]float64(nil), w...)
+				x[k] += f * math.Max(w[k], mean*0.5)
+				if x[k] < 0 {
+					x[k] = 0
+				}
+				ws = append(ws, x)
+			}
+		}
+	}
+	var out []*surrogateBound
+	for _, x := range ws {
+		sb := newSurrogateBound(q, order, x)
+		sb.w = x
+		for row := 0; row < q.k; row++ {
+			sb.wLim += x[row] * q.lim[row]
+		}
+		sb.wTol = tolCost * (1 + floatsSum(x))
+		out = append(out, sb)
+	}
+	return out
+}
 
 func newSurrogateBound(q *sub, order []int, w []float64) *surrogateBound {
 	k, ng := q.k, len(order)
