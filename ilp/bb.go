@@ -120,7 +120,9 @@ func (s *search) run() {
 		return
 	}
 	rootBound := rel.bound
+	dbg("root bound %.15g exact=%v lam=%v ng=%d nchoices=%d", rootBound, rel.exact, rel.lam, q.ng(), len(q.val))
 	s.heuristic(q, rel.x, rel.lam)
+	dbg("heur z=%.15g gap=%.3g tol=%.3g", s.z, s.z-rootBound, s.tol())
 	if s.best != nil && (s.feasOnly || s.z-rootBound <= s.tol()) {
 		s.done, s.bound = true, math.Min(rootBound, s.z)
 		return
@@ -154,6 +156,7 @@ func (s *search) run() {
 			core, pre = q.restrict(keep), nil
 		}
 	}
+	dbg("branch core ng=%d choices=%d", core.ng(), len(core.val))
 	s.branch(core, rootBound, rel.lam, pre)
 }
 
@@ -201,18 +204,20 @@ func (s *search) growCore(q *sub, lam, r []float64, rootBound float64) bool {
 		}
 		rq := q.restrict(keep)
 		z := s.z
+		dbg("growCore iter %d size %d full=%v npos=%d core ng=%d choices=%d gap=%.3g", iter, size, full, len(pos), rq.ng(), len(rq.val), gap)
 		var ok bool
 		if full {
 			ok = s.ladder(rq, lam, rootBound, []*sub{rq})
 		} else {
 			// A heuristic pass: beam search over the neighbourhood.
-			res := rq.dp(lam, s.cutoff(), dpMaxStates, dpBeam, s.st)
+			res := rq.dpLazy(lam, s.cutoff(), dpMaxStates, dpBeam, s.st)
 			s.dpStates += res.states
 			if res.a != nil {
 				s.offer(rq, res.a, rq)
 			}
 			ok = res.complete || res.a != nil
 		}
+		dbg("  -> ok=%v z=%.15g states=%d", ok, s.z, s.dpStates)
 		if full {
 			return ok
 		}
@@ -247,7 +252,7 @@ func (s *search) ladder(q *sub, lam []float64, phi float64, chain []*sub) bool {
 		} else if f < 1 {
 			continue
 		}
-		res := q.dp(lam, c, dpMaxStates, 0, s.st)
+		res := q.dpLazy(lam, c, dpMaxStates, 0, s.st)
 		s.dpStates += res.states
 		if !res.complete {
 			return false

@@ -442,3 +442,67 @@ func (sb *surrogateBound) query(i int, capacity, tol float64) float64 {
 	}
 	return v
 }
+
+// dpLazy runs dp on the relaxation of q to the rows that bind in the
+// relaxed solution (λ_k > 0) and adds back, one round at a time, every row
+// the result violates. A relaxation's optimum that meets every row is q's
+// optimum, and a relaxation without an assignment below the cutoff proves
+// that q has none, so the outcome has dp's meaning for q itself. Rows with
+// slack at λ* seldom bind near the optimum; leaving them out keeps the
+// dominance test in fewer dimensions and the state lists short.
+func (q *sub) dpLazy(lam []float64, cutoff float64, maxStates, beam int, st *stopper) dpResult {
+	active := make([]bool, q.k)
+	for r, l := range lam {
+		active[r] = l > 0
+	}
+	u := make([]float64, q.k)
+	states := 0
+	for {
+		var rows []int
+		for r, a := range active {
+			if a {
+				rows = append(rows, r)
+			}
+		}
+		pq, pl := q, lam
+		if len(rows) < q.k {
+			pq, pl = q.project(rows), make([]float64, len(rows))
+			for i, r := range rows {
+				pl[i] = lam[r]
+			}
+		}
+		res := pq.dp(pl, cutoff, maxStates, beam, st)
+		states += res.states
+		res.states = states
+		if res.a == nil || len(rows) == q.k {
+			return res
+		}
+		q.usage(res.a, u)
+		added := false
+		for r := range u {
+			if !active[r] && u[r] > q.lim[r]+tolCost {
+				active[r], added = true, true
+			}
+		}
+		if !added {
+			return res
+		}
+	}
+}
+
+// project returns q with only the given rows (the same groups and choice
+// indices; it does not map into a parent).
+func (q *sub) project(rows []int) *sub {
+	k := len(rows)
+	n := &sub{k: k, start: q.start, val: q.val, c0: q.c0, lim: make([]float64, k),
+		cost: make([]float64, len(q.val)*k)}
+	for i, r := range rows {
+		n.lim[i] = q.lim[r]
+	}
+	for j := range q.val {
+		for i, r := range rows {
+			n.cost[j*k+i] = q.cost[j*q.k+r]
+		}
+	}
+	return n
+}
