@@ -37,13 +37,16 @@ func presolve(p *Problem, use []bool, zeroObj bool) *model {
 		return ch.Value
 	}
 	// Allowed choices: the pin, else the choices not dominated on the
-	// finite rows (ties keep the lowest index).
+	// finite rows (ties keep the lowest index); those of group g are
+	// allowed[off[g]:off[g+1]].
 	ng := len(p.Groups)
-	allowed := make([][]int, ng)
+	off := make([]int32, ng+1)
+	allowed := make([]int32, 0, 8*ng)
 	for g := range p.Groups {
 		gr := &p.Groups[g]
 		if pi := pinIndex(gr); pi >= 0 {
-			allowed[g] = []int{pi}
+			allowed = append(allowed, int32(pi))
+			off[g+1] = int32(len(allowed))
 			continue
 		}
 		for c := range gr.Choices {
@@ -55,56 +58,69 @@ func presolve(p *Problem, use []bool, zeroObj bool) *model {
 				}
 			}
 			if !dominated {
-				allowed[g] = append(allowed[g], c)
+				allowed = append(allowed, int32(c))
 			}
 		}
+		off[g+1] = int32(len(allowed))
 	}
-	// Row shifts (Σ_g min cost) and ranges.
-	type rowInfo struct {
-		shift, rng, top float64 // Σ min, largest range, Σ max
-	}
-	info := make([]rowInfo, len(finite))
-	for i, k := range finite {
-		var s, t ksum
-		rng := 0.0
-		for g := range p.Groups {
-			lo, hi := math.Inf(1), math.Inf(-1)
-			for _, c := range allowed[g] {
-				x := p.Groups[g].Choices[c].Costs[k]
-				lo, hi = math.Min(lo, x), math.Max(hi, x)
-			}
-			s.add(lo)
-			t.add(hi)
-			rng = math.Max(rng, hi-lo)
+	// Per group and finite row: the least and largest allowed cost; per
+	// row: shift Σ min, top Σ max and the largest range.
+	nf := len(finite)
+	lo := make([]float64, ng*nf)
+	shift := make([]ksum, nf)
+	top := make([]ksum, nf)
+	rng := make([]float64, nf)
+	hi := make([]float64, nf)
+	for g := range p.Groups {
+		ch := p.Groups[g].Choices
+		l := lo[g*nf : g*nf+nf]
+		for i := range l {
+			l[i], hi[i] = math.Inf(1), math.Inf(-1)
 		}
-		info[i] = rowInfo{shift: s.sum(), rng: rng, top: t.sum()}
+		for _, c := range allowed[off[g]:off[g+1]] {
+			costs := ch[c].Costs
+			for i, k := range finite {
+				x := costs[k]
+				l[i], hi[i] = math.Min(l[i], x), math.Max(hi[i], x)
+			}
+		}
+		for i := range l {
+			shift[i].add(l[i])
+			top[i].add(hi[i])
+			rng[i] = math.Max(rng[i], hi[i]-l[i])
+		}
 	}
+	var kept []int // indices into finite of the kept rows
 	for i, k := range finite {
 		lim := p.Rows[k].Limit
-		if !meets(lim, info[i].shift, m.mag[k]) {
+		if !meets(lim, shift[i].sum(), m.mag[k]) {
 			m.impossible = append(m.impossible, k)
 			continue
 		}
 		// A row met even with every group at its dearest choice never binds.
-		if info[i].rng > 0 && !meets(lim, info[i].top, 0) {
+		if rng[i] > 0 && !meets(lim, top[i].sum(), 0) {
 			m.rows = append(m.rows, k)
-			m.scale = append(m.scale, info[i].rng)
+			m.scale = append(m.scale, rng[i])
+			kept = append(kept, i)
 		}
 	}
 	// Value shift and scale.
 	var vc ksum
 	vs := 0.0
 	minv := make([]float64, ng)
+	nfree, nch := 0, 0
 	for g := range p.Groups {
-		lo, hi := math.Inf(1), math.Inf(-1)
-		for _, c := range allowed[g] {
+		lv, hv := math.Inf(1), math.Inf(-1)
+		for _, c := range allowed[off[g]:off[g+1]] {
 			x := val(&p.Groups[g].Choices[c])
-			lo, hi = math.Min(lo, x), math.Max(hi, x)
+			lv, hv = math.Min(lv, x), math.Max(hv, x)
 		}
-		minv[g] = lo
-		vc.add(lo)
-		if len(allowed[g]) > 1 {
-			vs = math.Max(vs, hi-lo)
+		minv[g] = lv
+		vc.add(lv)
+		if n := int(off[g+1] - off[g]); n > 1 {
+			vs = math.Max(vs, hv-lv)
+			nfree++
+			nch += n
 		}
 	}
 	if vs == 0 {
@@ -115,21 +131,7 @@ func presolve(p *Problem, use []bool, zeroObj bool) *model {
 	k := len(m.rows)
 	q := &sub{k: k, lim: make([]float64, k), up: make([]int32, ng)}
 	for i, r := range m.rows {
-		var sh float64
-		for j, kk := range finite {
-			if kk == r {
-				sh = info[j].shift
-			}
-		}
-		q.lim[i] = (p.Rows[r].Limit - sh + FeasTol*m.mag[r]) / m.scale[i]
-	}
-	minc := make([]float64, k)
-	nfree, nch := 0, 0
-	for g := range allowed {
-		if len(allowed[g]) > 1 {
-			nfree++
-			nch += len(allowed[g])
-		}
+		q.lim[i] = (p.Rows[r].Limit - shift[kept[i]].sum() + FeasTol*m.mag[r]) / m.scale[i]
 	}
 	q.gid = make([]int32, 0, nfree)
 	q.start = make([]int32, 1, nfree+1)
@@ -138,24 +140,19 @@ func presolve(p *Problem, use []bool, zeroObj bool) *model {
 	q.cost = make([]float64, 0, nch*k)
 	for g := range p.Groups {
 		gr := &p.Groups[g]
-		if len(allowed[g]) == 1 {
-			q.up[g] = int32(allowed[g][0])
+		al := allowed[off[g]:off[g+1]]
+		if len(al) == 1 {
+			q.up[g] = al[0]
 			continue
 		}
 		q.up[g] = -1
-		for i, r := range m.rows {
-			minc[i] = math.Inf(1)
-			for _, c := range allowed[g] {
-				minc[i] = math.Min(minc[i], gr.Choices[c].Costs[r])
-			}
-		}
 		q.gid = append(q.gid, int32(g))
-		for _, c := range allowed[g] {
+		for _, c := range al {
 			ch := &gr.Choices[c]
-			q.cid = append(q.cid, int32(c))
+			q.cid = append(q.cid, c)
 			q.val = append(q.val, (val(ch)-minv[g])/vs)
 			for i, r := range m.rows {
-				q.cost = append(q.cost, (ch.Costs[r]-minc[i])/m.scale[i])
+				q.cost = append(q.cost, (ch.Costs[r]-lo[g*nf+kept[i]])/m.scale[i])
 			}
 		}
 		q.start = append(q.start, int32(len(q.cid)))

@@ -67,6 +67,7 @@ func Solve(ctx context.Context, p *Problem, s *Settings) (*Solution, error) {
 	}
 	sol := &Solution{Objective: math.Inf(1), Bound: math.Inf(-1)}
 	m := presolve(p, nil, false)
+	dbg("presolve done")
 	if len(m.impossible) > 0 {
 		sol.Status, sol.Bound = Infeasible, math.Inf(1)
 		sol.Infeasibility = explain(p, st, m.impossible)
@@ -77,7 +78,7 @@ func Solve(ctx context.Context, p *Problem, s *Settings) (*Solution, error) {
 	st.nodes++
 	sr.run()
 	sol.Nodes = st.nodes
-	sol.Bound = m.toOriginal(sr.bound)
+	sol.Bound = m.toOriginal(math.Max(sr.bound, sr.lower))
 	switch {
 	case sr.best != nil:
 		sol.Choices = m.original(sr.best)
