@@ -581,4 +581,5 @@ func (s *search) coreGroup(nq, core *sub, g int) int32 {
 	}
 	return nq.gid[g]
 }
+
 var dpBeam = 4096

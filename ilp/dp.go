@@ -307,8 +307,8 @@ func floatsSum(xs []float64) float64 {
 // surrogateBound holds, for every level i, the one-row LP relaxation of the
 // groups order[i:] under surrogate costs w·c as a function of capacity.
 type surrogateBound struct {
-	w          []float64 // row weights
-	wLim, wTol float64   // w·lim and the tolerance of a capacity
+	w            []float64   // row weights
+	wLim, wTol   float64     // w·lim and the tolerance of a capacity
 	baseC, baseV []float64   // per level: Σ hull start cost and value
 	cumC, cumV   [][]float64 // per level: prefix sums of edges by efficiency
 	eff          [][]float64 // per level: edge efficiencies, decreasing
