@@ -550,7 +550,7 @@ const (
 	dpMaxStates = 1 << 17
 	// dpRungStates is the most states per level of a rung (see rungs);
 	// a rung that needs more leaves the rest to growCore.
-	dpRungStates = 1 << 14
+	dpRungStates = 1 << 13
 	// dpBeam is the width of the beam search growCore runs on
 	// neighbourhoods.
 	dpBeamX = 4096

@@ -101,7 +101,7 @@ func (q *sub) dp(lam []float64, cutoff float64, maxStates, beam int, st *stopper
 	var nbd []float64
 	truncated := false
 	idx := make([]int, 0)
-	var rel []int
+	var rel, blocks []int
 	var pu []float64
 	for i := 0; i < ng; i++ {
 		if i%4 == 3 && st.stop() {
@@ -110,11 +110,16 @@ func (q *sub) dp(lam []float64, cutoff float64, maxStates, beam int, st *stopper
 		g := order[i]
 		nu, nv, nb, nbd = nu[:0], nv[:0], nb[:0], nbd[:0]
 		un := make([]float64, k)
-		for s := range v {
-			us := u[s*k : s*k+k]
+		// Children are made choice by choice; parents are in increasing
+		// value, so each choice's block is too, and a merge of the blocks
+		// orders the level by value.
+		blocks = blocks[:0]
+		for j := q.start[g]; j < q.start[g+1]; j++ {
+			blocks = append(blocks, len(nv))
+			c := q.cost[int(j)*k : int(j)*k+k]
 		next:
-			for j := q.start[g]; j < q.start[g+1]; j++ {
-				c := q.cost[int(j)*k : int(j)*k+k]
+			for s := range v {
+				us := u[s*k : s*k+k]
 				for row := 0; row < k; row++ {
 					un[row] = us[row] + c[row]
 					if un[row]+minc[(i+1)*k+row] > q.lim[row]+tolCost {
@@ -143,6 +148,7 @@ func (q *sub) dp(lam []float64, cutoff float64, maxStates, beam int, st *stopper
 				nbd = append(nbd, b)
 			}
 		}
+		blocks = append(blocks, len(nv))
 		res.states += len(nv)
 		// Rows that no completion of any state can violate play no part in
 		// dominance (Σ of the largest remaining costs still fits).
@@ -162,22 +168,10 @@ func (q *sub) dp(lam []float64, cutoff float64, maxStates, beam int, st *stopper
 				pu = append(pu, nu[s*k+row])
 			}
 		}
-		// Dominance filter.
-		idx = idx[:0]
-		for s := range nv {
-			idx = append(idx, s)
-		}
-		slices.SortFunc(idx, func(a, b int) int {
-			if c := cmp.Compare(nv[a], nv[b]); c != 0 {
-				return c
-			}
-			for row := 0; row < kr; row++ {
-				if c := cmp.Compare(pu[a*kr+row], pu[b*kr+row]); c != 0 {
-					return c
-				}
-			}
-			return cmp.Compare(a, b)
-		})
+		// Dominance filter, over the states in increasing value (states of
+		// equal value in any order: a dominated one may survive, which
+		// costs time but not exactness).
+		idx = mergeBlocks(idx[:0], nv, blocks)
 		var keep []int
 		if kr == 0 {
 			keep = idx[:min(1, len(idx))]
@@ -187,6 +181,7 @@ func (q *sub) dp(lam []float64, cutoff float64, maxStates, beam int, st *stopper
 		if beam > 0 && len(keep) > beam {
 			slices.SortFunc(keep, func(a, b int) int { return cmp.Compare(nbd[a], nbd[b]) })
 			keep = keep[:beam]
+			slices.SortFunc(keep, func(a, b int) int { return cmp.Compare(nv[a], nv[b]) })
 			truncated = true
 		}
 		if len(keep) > maxStates {
@@ -222,6 +217,26 @@ func (q *sub) dp(lam []float64, cutoff float64, maxStates, beam int, st *stopper
 	res.v = v[best]
 	res.complete = !truncated
 	return res
+}
+
+// mergeBlocks appends to idx the indices of nv ordered by value, where
+// nv[blocks[t]:blocks[t+1]] are each in increasing order.
+func mergeBlocks(idx []int, nv []float64, blocks []int) []int {
+	nb := len(blocks) - 1
+	pos := append([]int(nil), blocks[:nb]...)
+	for {
+		best := -1
+		for t := 0; t < nb; t++ {
+			if pos[t] < blocks[t+1] && (best < 0 || nv[pos[t]] < nv[pos[best]]) {
+				best = t
+			}
+		}
+		if best < 0 {
+			return idx
+		}
+		idx = append(idx, pos[best])
+		pos[best]++
+	}
 }
 
 // maxPairwise bounds the kept states compared pairwise (three or more rows).
