@@ -102,6 +102,7 @@ func (q *sub) dp(lam []float64, cutoff float64, maxStates, beam int, st *stopper
 	truncated := false
 	idx := make([]int, 0)
 	var rel, blocks []int
+	var bs []float64
 	var pu []float64
 	for i := 0; i < ng; i++ {
 		if i%4 == 3 && st.stop() {
@@ -179,9 +180,28 @@ func (q *sub) dp(lam []float64, cutoff float64, maxStates, beam int, st *stopper
 			keep = dominanceFilter(idx, pu, kr)
 		}
 		if beam > 0 && len(keep) > beam {
-			slices.SortFunc(keep, func(a, b int) int { return cmp.Compare(nbd[a], nbd[b]) })
-			keep = keep[:beam]
-			slices.SortFunc(keep, func(a, b int) int { return cmp.Compare(nv[a], nv[b]) })
+			// Keep the beam states of least bound, still in value order.
+			bs = bs[:0]
+			for _, s := range keep {
+				bs = append(bs, nbd[s])
+			}
+			slices.Sort(bs)
+			thr, ties := bs[beam-1], 0
+			for _, b := range bs[:beam] {
+				if b == thr {
+					ties++
+				}
+			}
+			out := keep[:0]
+			for _, s := range keep {
+				if nbd[s] < thr || (nbd[s] == thr && ties > 0) {
+					if nbd[s] == thr {
+						ties--
+					}
+					out = append(out, s)
+				}
+			}
+			keep = out
 			truncated = true
 		}
 		if len(keep) > maxStates {
