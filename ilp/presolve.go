@@ -22,72 +22,121 @@ type model struct {
 // presolve builds the model. Only rows listed in use take part (nil: all).
 // With zeroObj every value is treated as 0 (a pure feasibility problem).
 func presolve(p *Problem, use []bool, zeroObj bool) *model {
-	m := &model{p: p, mag: rowMagnitude(p)}
 	nr := len(p.Rows)
+	m := &model{p: p, mag: make([]float64, nr)}
 	finite := make([]int, 0, nr)
 	for k, r := range p.Rows {
 		if (use == nil || use[k]) && !math.IsInf(r.Limit, 1) {
 			finite = append(finite, k)
 		}
 	}
-	val := func(ch *Choice) float64 {
-		if zeroObj {
-			return 0
-		}
-		return ch.Value
-	}
-	// Allowed choices: the pin, else the choices not dominated on the
-	// finite rows (ties keep the lowest index); those of group g are
-	// allowed[off[g]:off[g+1]].
-	ng := len(p.Groups)
+	// One pass over the problem gathers, per group, the allowed choices
+	// (the pin, else those not dominated on the finite rows; ties keep the
+	// lowest index) with their values av and finite-row costs ac, and the
+	// row magnitudes (see FeasTol). Group g's choices are off[g]:off[g+1].
+	ng, nf := len(p.Groups), len(finite)
 	off := make([]int32, ng+1)
-	allowed := make([]int32, 0, 8*ng)
+	allowed := make([]int32, 0, 6*ng)
+	av := make([]float64, 0, 6*ng)
+	ac := make([]float64, 0, 6*ng*nf)
+	mag := make([]ksum, nr)
+	mx := make([]float64, nr)
+	var bv, bc []float64
 	for g := range p.Groups {
 		gr := &p.Groups[g]
-		if pi := pinIndex(gr); pi >= 0 {
-			allowed = append(allowed, int32(pi))
-			off[g+1] = int32(len(allowed))
-			continue
-		}
+		n := len(gr.Choices)
+		bv, bc = bv[:0], bc[:0]
+		clear(mx)
 		for c := range gr.Choices {
-			dominated := false
-			for d := range gr.Choices {
-				if d != c && dominates(&gr.Choices[d], &gr.Choices[c], d < c, finite, val) {
-					dominated = true
-					break
+			ch := &gr.Choices[c]
+			v := ch.Value
+			if zeroObj {
+				v = 0
+			}
+			bv = append(bv, v)
+			for k, x := range ch.Costs {
+				if x < 0 {
+					x = -x
+				}
+				if x > mx[k] {
+					mx[k] = x
 				}
 			}
-			if !dominated {
+			for _, k := range finite {
+				bc = append(bc, ch.Costs[k])
+			}
+		}
+		for k := range mag {
+			mag[k].add(mx[k])
+		}
+		pin := pinIndex(gr)
+		for c := 0; c < n; c++ {
+			ok := pin == c
+			if pin < 0 {
+				ok = true
+				for d := 0; d < n && ok; d++ {
+					if d != c && bv[d] <= bv[c] {
+						ok = !dominates(bv[d] < bv[c] || d < c, bc[d*nf:d*nf+nf], bc[c*nf:c*nf+nf])
+					}
+				}
+			}
+			if ok {
 				allowed = append(allowed, int32(c))
+				av = append(av, bv[c])
+				ac = append(ac, bc[c*nf:c*nf+nf]...)
 			}
 		}
 		off[g+1] = int32(len(allowed))
 	}
-	// Per group and finite row: the least and largest allowed cost; per
-	// row: shift Σ min, top Σ max and the largest range.
-	nf := len(finite)
+	for k := range mag {
+		m.mag[k] = mag[k].sum()
+	}
+	// Per group and finite row the least allowed cost; per row the shift
+	// Σ min, the top Σ max and the largest range; per group the least
+	// value, and the largest range of values.
 	lo := make([]float64, ng*nf)
 	shift := make([]ksum, nf)
 	top := make([]ksum, nf)
 	rng := make([]float64, nf)
 	hi := make([]float64, nf)
-	for g := range p.Groups {
-		ch := p.Groups[g].Choices
+	minv := make([]float64, ng)
+	var vc ksum
+	vs := 0.0
+	nfree, nch := 0, 0
+	for g := 0; g < ng; g++ {
 		l := lo[g*nf : g*nf+nf]
 		for i := range l {
 			l[i], hi[i] = math.Inf(1), math.Inf(-1)
 		}
-		for _, c := range allowed[off[g]:off[g+1]] {
-			costs := ch[c].Costs
-			for i, k := range finite {
-				x := costs[k]
-				l[i], hi[i] = math.Min(l[i], x), math.Max(hi[i], x)
+		lv, hv := math.Inf(1), math.Inf(-1)
+		for c := off[g]; c < off[g+1]; c++ {
+			// Plain comparisons: Validate has ruled out NaN.
+			if x := av[c]; x < lv {
+				lv = x
+			}
+			if x := av[c]; x > hv {
+				hv = x
+			}
+			for i, x := range ac[int(c)*nf : int(c)*nf+nf] {
+				if x < l[i] {
+					l[i] = x
+				}
+				if x > hi[i] {
+					hi[i] = x
+				}
 			}
 		}
 		for i := range l {
 			shift[i].add(l[i])
 			top[i].add(hi[i])
 			rng[i] = math.Max(rng[i], hi[i]-l[i])
+		}
+		minv[g] = lv
+		vc.add(lv)
+		if n := int(off[g+1] - off[g]); n > 1 {
+			vs = math.Max(vs, hv-lv)
+			nfree++
+			nch += n
 		}
 	}
 	var kept []int // indices into finite of the kept rows
@@ -104,30 +153,11 @@ func presolve(p *Problem, use []bool, zeroObj bool) *model {
 			kept = append(kept, i)
 		}
 	}
-	// Value shift and scale.
-	var vc ksum
-	vs := 0.0
-	minv := make([]float64, ng)
-	nfree, nch := 0, 0
-	for g := range p.Groups {
-		lv, hv := math.Inf(1), math.Inf(-1)
-		for _, c := range allowed[off[g]:off[g+1]] {
-			x := val(&p.Groups[g].Choices[c])
-			lv, hv = math.Min(lv, x), math.Max(hv, x)
-		}
-		minv[g] = lv
-		vc.add(lv)
-		if n := int(off[g+1] - off[g]); n > 1 {
-			vs = math.Max(vs, hv-lv)
-			nfree++
-			nch += n
-		}
-	}
 	if vs == 0 {
 		vs = 1
 	}
 	m.valScale, m.valConst = vs, vc.sum()
-	// The root sub.
+	// The root sub: free groups, values and kept rows shifted and scaled.
 	k := len(m.rows)
 	q := &sub{k: k, lim: make([]float64, k), up: make([]int32, ng)}
 	for i, r := range m.rows {
@@ -138,21 +168,23 @@ func presolve(p *Problem, use []bool, zeroObj bool) *model {
 	q.cid = make([]int32, 0, nch)
 	q.val = make([]float64, 0, nch)
 	q.cost = make([]float64, 0, nch*k)
-	for g := range p.Groups {
-		gr := &p.Groups[g]
-		al := allowed[off[g]:off[g+1]]
-		if len(al) == 1 {
-			q.up[g] = al[0]
+	inv := 1 / vs
+	sc := make([]float64, k)
+	for i := range sc {
+		sc[i] = 1 / m.scale[i]
+	}
+	for g := 0; g < ng; g++ {
+		if off[g+1]-off[g] == 1 {
+			q.up[g] = allowed[off[g]]
 			continue
 		}
 		q.up[g] = -1
 		q.gid = append(q.gid, int32(g))
-		for _, c := range al {
-			ch := &gr.Choices[c]
-			q.cid = append(q.cid, c)
-			q.val = append(q.val, (val(ch)-minv[g])/vs)
-			for i, r := range m.rows {
-				q.cost = append(q.cost, (ch.Costs[r]-lo[g*nf+kept[i]])/m.scale[i])
+		for c := off[g]; c < off[g+1]; c++ {
+			q.cid = append(q.cid, allowed[c])
+			q.val = append(q.val, (av[c]-minv[g])*inv)
+			for i, f := range kept {
+				q.cost = append(q.cost, (ac[int(c)*nf+f]-lo[g*nf+f])*sc[i])
 			}
 		}
 		q.start = append(q.start, int32(len(q.cid)))
@@ -161,23 +193,20 @@ func presolve(p *Problem, use []bool, zeroObj bool) *model {
 	return m
 }
 
-// dominates reports whether choice d is at least as good as c in value and
-// in every finite row, and strictly better somewhere or tie-broken by index.
-func dominates(d, c *Choice, earlier bool, rows []int, val func(*Choice) float64) bool {
-	vd, vc := val(d), val(c)
-	if vd > vc {
-		return false
-	}
-	strict := vd < vc
-	for _, k := range rows {
-		if d.Costs[k] > c.Costs[k] {
+// dominates reports whether costs cd are nowhere above cc, given that the
+// value of d is no worse than that of c; the domination must be strict
+// somewhere, or tie-broken (strict true on entry: d has a better value or
+// an earlier index).
+func dominates(strict bool, cd, cc []float64) bool {
+	for i, x := range cd {
+		if x > cc[i] {
 			return false
 		}
-		if d.Costs[k] < c.Costs[k] {
+		if x < cc[i] {
 			strict = true
 		}
 	}
-	return strict || earlier
+	return strict
 }
 
 // original maps a root-sub assignment to choice indices of the problem.

@@ -205,13 +205,13 @@ func (d *dual) maxCuts() int { return 12 + 4*d.k }
 
 // eval evaluates φ at lam and adds the cut; it returns c0 + φ(lam).
 func (d *dual) eval(lam []float64) (float64, *cut) {
+	d.evals++
 	var a []int32
 	if n := len(d.pool); n > 0 {
 		a, d.pool = d.pool[n-1], d.pool[:n-1]
 	} else {
 		a = make([]int32, d.q.ng())
 	}
-	d.evals++
 	c := cut{s: make([]float64, d.k), a: a}
 	f := d.q.lagrange(lam, a, c.s, &c.v)
 	d.cuts = append(d.cuts, c)
@@ -280,6 +280,7 @@ func (d *dual) maximize(lam0 []float64, cutoff float64, st *stopper) relaxation 
 	if fc > vmax+tolRel*(1+math.Abs(vmax)) {
 		return relaxation{bound: math.Inf(1), lam: center, exact: true}
 	}
+	dbg("maximize ng=%d evals=%d exact=%v", q.ng(), d.evals, exact)
 	return d.finish(center, fc, exact, nil)
 }
 
