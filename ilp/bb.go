@@ -103,12 +103,73 @@ func (s *search) heuristic(q *sub, x []float64, lam []float64, chain ...*sub) {
 	a := q.round(x)
 	u := make([]float64, q.k)
 	q.usage(a, u)
+	dbg("heur: rounded")
 	if !q.repair(a, u) {
 		return
 	}
-	q.improve(a, u, lam, 40*len(q.val)+4000)
-	s.offer(q, a, chain...)
+	dbg("heur: repaired")
+	if len(q.val) <= heurCore {
+		q.improve(a, u, lam, 40*len(q.val)+4000)
+		s.offer(q, a, chain...)
+		return
+	}
+	// Every assignment worth less than a uses only choices whose reduced
+	// cost r at lam is below value(a) − φ(lam): improve works on that core.
+	r := make([]float64, len(q.val))
+	phi := q.reduced(lam, r)
+	t := coreThreshold(r, q.value(a)-phi+s.noise, heurCore)
+	keep := make([]bool, len(r))
+	for j, x := range r {
+		keep[j] = x <= t
+	}
+	for _, j := range a {
+		keep[j] = true
+	}
+	rq := q.restrict(keep)
+	dbg("heur: core %d choices", len(rq.val))
+	ra := make([]int32, rq.ng())
+	for i := range ra {
+		want := a[rq.gid[i]]
+		for j := rq.start[i]; j < rq.start[i+1]; j++ {
+			if rq.cid[j] == want {
+				ra[i] = j
+			}
+		}
+	}
+	ru := make([]float64, rq.k)
+	rq.usage(ra, ru)
+	rq.improve(ra, ru, lam, 40*len(rq.val)+4000)
+	s.offer(rq, ra, append([]*sub{rq}, chain...)...)
 }
+
+// coreThreshold returns a threshold t ≤ gap such that about n of the
+// positive reduced costs in r are at most t (all those up to gap when they
+// are fewer), found with a histogram of binary exponents.
+func coreThreshold(r []float64, gap float64, n int) float64 {
+	var hist [64]int
+	for _, x := range r {
+		if x > 0 && x <= gap {
+			// Bucket b holds gap·2^-(b+1) < x ≤ gap·2^-b.
+			b := -math.Ilogb(x/gap) - 1
+			if x/gap == math.Ldexp(1, -b-1) {
+				b++
+			}
+			hist[min(max(b, 0), 63)]++
+		}
+	}
+	total := 0
+	for b := 63; b >= 0; b-- {
+		if total+hist[b] > n {
+			return math.Ldexp(gap, -b-1)
+		}
+		total += hist[b]
+	}
+	return gap
+}
+
+// heurCore is the size (choices) above which the heuristic improves on the
+// reduced-cost core instead of the whole sub.
+const heurCore = 4096
 
 // run solves the root sub.
 func (s *search) run() {

@@ -189,9 +189,15 @@ func (q *sub) lagrange(lam []float64, a []int32, s []float64, va *float64) float
 
 // reduced fills r with the reduced cost of every choice at λ,
 // r_gc = v_gc + λ·c_gc − min_c' (v_gc' + λ·c_gc') ≥ 0: any assignment a
-// meeting every row is worth at least φ(λ) + Σ_g r_{g,a_g}.
-func (q *sub) reduced(lam []float64, r []float64) {
+// meeting every row is worth at least φ(λ) + Σ_g r_{g,a_g}. It returns
+// c0 + φ(λ).
+func (q *sub) reduced(lam []float64, r []float64) (phi float64) {
 	k := q.k
+	var sum ksum
+	sum.add(q.c0)
+	for i, l := range lam {
+		sum.add(-l * q.lim[i])
+	}
 	for g := 0; g < q.ng(); g++ {
 		lo, hi := q.start[g], q.start[g+1]
 		m := math.Inf(1)
@@ -207,7 +213,9 @@ func (q *sub) reduced(lam []float64, r []float64) {
 		for j := lo; j < hi; j++ {
 			r[j] -= m
 		}
+		sum.add(m)
 	}
+	return sum.sum()
 }
 
 // restrict returns the sub of q whose groups may use only the choices j with
