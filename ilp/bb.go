@@ -13,6 +13,7 @@ type stopper struct {
 	ctx       context.Context
 	deadline  time.Time
 	nodeLimit int
+	maxOpen   int // cap on open nodes (0: none)
 	nodes     int
 	stopped   bool
 }
@@ -463,6 +464,10 @@ func (s *search) branch(core *sub, rootBound float64, lam []float64, pre *relaxa
 			}
 			return
 		}
+		if s.st.maxOpen > 0 && q.Len() > s.st.maxOpen {
+			s.st.stopped = true
+			continue // the next pass records the bound and returns
+		}
 		n := heap.Pop(q).(*node)
 		cut := s.cutoff()
 		if n.est >= cut {
@@ -601,8 +606,9 @@ func (s *search) branch(core *sub, rootBound float64, lam []float64, pre *relaxa
 	}
 }
 
-// Limits of the exact dynamic programme at a node.
-const (
+// Limits of the dynamic programme (variables so that tests can force
+// branch-and-bound).
+var (
 	// dpMaxGroups is the most groups with two or more live choices for
 	// which a node is solved by dp instead of branching.
 	dpMaxGroups = 96
@@ -614,7 +620,7 @@ const (
 	dpRungStates = 1 << 13
 	// dpBeam is the width of the beam search growCore runs on
 	// neighbourhoods.
-	dpBeamX = 4096
+	dpBeam = 4096
 )
 
 func countAlive(alive []int) int {
@@ -642,5 +648,3 @@ func (s *search) coreGroup(nq, core *sub, g int) int32 {
 	}
 	return nq.gid[g]
 }
-
-var dpBeam = 4096

@@ -260,7 +260,7 @@ func mergeBlocks(idx []int, nv []float64, blocks []int) []int {
 }
 
 // maxPairwise bounds the kept states compared pairwise (three or more rows).
-const maxPairwise = 5000
+var maxPairwise = 64
 
 // dominanceFilter returns the states of idx (sorted by value, then usage)
 // that no earlier state dominates (usage no larger in every row). One row is

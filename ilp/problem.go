@@ -64,7 +64,7 @@ const (
 	Optimal Status = iota
 	// Infeasible means no assignment satisfies every row.
 	Infeasible
-	// Limit means a time or node limit or a cancelled context stopped the
+	// Limit means a time, node or open-node limit or a cancelled context stopped the
 	// search; Choices holds the best assignment found (if any) and Bound a
 	// valid lower bound.
 	Limit
@@ -91,6 +91,10 @@ type Settings struct {
 	// NodeLimit stops the search after this many branch-and-bound nodes;
 	// 0 means no limit.
 	NodeLimit int
+	// MaxOpen caps the open branch-and-bound nodes held in memory (each
+	// takes a few hundred bytes); the search stops with Status Limit when
+	// it would exceed the cap. 0 means 1<<20, negative means no cap.
+	MaxOpen int
 	// RelGap is the relative optimality gap at which the search stops;
 	// 0 means 1e-9.
 	RelGap float64

@@ -61,7 +61,12 @@ func Solve(ctx context.Context, p *Problem, s *Settings) (*Solution, error) {
 	if set.AbsGap <= 0 {
 		set.AbsGap = 1e-12
 	}
-	st := &stopper{ctx: ctx, nodeLimit: set.NodeLimit}
+	st := &stopper{ctx: ctx, nodeLimit: set.NodeLimit, maxOpen: set.MaxOpen}
+	if st.maxOpen == 0 {
+		st.maxOpen = 1 << 20
+	} else if st.maxOpen < 0 {
+		st.maxOpen = 0
+	}
 	if set.TimeLimit > 0 {
 		st.deadline = t0.Add(set.TimeLimit)
 	}
