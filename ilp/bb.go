@@ -238,13 +238,26 @@ func (s *search) rungs(q *sub, lam, r []float64, rootBound float64) bool {
 	}
 	gap0 := s.cutoff() - rootBound
 	keep := make([]bool, len(r))
-	for f := 1.0 / 64; !s.st.stop(); f = nextRung(f) {
+	proven := rootBound   // no assignment is worth less
+	failed := math.Inf(1) // least cutoff at which dp gave up
+	fails := 0
+	for f := 1.0 / 64; !s.st.stop(); {
 		cut := s.cutoff()
-		if cut <= rootBound {
-			s.pruneMin = math.Min(s.pruneMin, rootBound)
+		if cut <= proven {
+			s.pruneMin = math.Min(s.pruneMin, proven)
 			return true
 		}
-		c, last := rootBound+f*gap0, false
+		// The next cutoff: the next rung, or, once a rung gave up, halfway
+		// between the proven bound and the failed cutoff, where the state
+		// lists are shorter.
+		c := rootBound + f*gap0
+		if !math.IsInf(failed, 1) {
+			if fails > maxRungFails || failed-proven <= s.tol() {
+				return false
+			}
+			c = proven + 0.5*(failed-proven)
+		}
+		last := false
 		if c >= cut {
 			c, last = cut, true
 		}
@@ -259,19 +272,23 @@ func (s *search) rungs(q *sub, lam, r []float64, rootBound float64) bool {
 		res := rq.dpLazy(lam, c, dpRungStates, 0, s.st)
 		lb = math.Min(lb, res.minPruned)
 		s.dpStates += res.states
-		dbg("rung f=%g core ng=%d choices=%d complete=%v found=%v states=%d", f, rq.ng(), len(rq.val), res.complete, res.a != nil, res.states)
+		dbg("rung f=%g core ng=%d choices=%d complete=%v found=%v states=%d", (c-rootBound)/gap0, rq.ng(), len(rq.val), res.complete, res.a != nil, res.states)
 		if !res.complete {
-			return false
+			failed = math.Min(failed, c)
+			fails++
+			continue
 		}
 		if res.a != nil {
 			s.offer(rq, res.a, rq)
 			return true
 		}
-		s.lower = math.Max(s.lower, math.Max(c, lb))
+		proven = math.Max(proven, math.Max(c, lb))
+		s.lower = math.Max(s.lower, proven)
 		if last {
-			s.pruneMin = math.Min(s.pruneMin, math.Max(c, lb))
+			s.pruneMin = math.Min(s.pruneMin, proven)
 			return true
 		}
+		f = nextRung(f)
 	}
 	return false
 }
@@ -287,6 +304,10 @@ func nextRung(f float64) float64 {
 }
 
 var rungStep = 1.25
+
+// maxRungFails is how many rungs may give up before rungs leaves the
+// search to growCore.
+const maxRungFails = 3
 
 // growCore improves the incumbent by solving restricted problems exactly:
 // only the incumbent's choices and those of least reduced cost r (at the

@@ -12,9 +12,13 @@ func TestDbg(t *testing.T) {
 	if os.Getenv("DBG") == "" {
 		t.Skip()
 	}
-	var n, rows int
-	fmt.Sscan(os.Getenv("DBG"), &n, &rows)
-	p := benchProblem(n, rows, uint64(n*10+rows))
+	var n, rows, seed int
+	fmt.Sscan(os.Getenv("DBG"), &n, &rows, &seed)
+	sd := uint64(n*10 + rows)
+	if seed > 0 {
+		sd = uint64(1000 + seed)
+	}
+	p := benchProblem(n, rows, sd)
 	dbgOn = true
 	dbgT0 = time.Now()
 	if b := os.Getenv("BEAM"); b != "" {

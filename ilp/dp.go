@@ -339,17 +339,49 @@ func floatsSum(xs []float64) float64 {
 	return s
 }
 
-// surrogateBound holds, for every level i, the one-row LP relaxation of the
-// groups order[i:] under surrogate costs w·c as a function of capacity.
+// surrogateBound gives, for the groups order[i:] left at level i, the LP
+// relaxation under one surrogate row w·C ≤ w·L as a function of capacity,
+// solved exactly by the convex-hull greedy (Sinha & Zoltners 1979): every
+// group starts at its cheapest hull point and hull edges are taken in
+// decreasing efficiency. The edges of all groups are sorted once by
+// efficiency and held in Fenwick trees of their cost and value steps; a
+// group's edges are removed when dp passes its level, and a query descends
+// the tree to the edge the capacity splits. Levels must be queried in
+// increasing order. Memory is O(edges), and the sums are compensated
+// (TwoSum) so that removals leave no rounding residue above the noise.
 type surrogateBound struct {
-	w            []float64   // row weights
-	wLim, wTol   float64     // w·lim and the tolerance of a capacity
-	baseC, baseV []float64   // per level: Σ hull start cost and value
-	cumC, cumV   [][]float64 // per level: prefix sums of edges by efficiency
-	eff          [][]float64 // per level: edge efficiencies, decreasing
+	w          []float64 // row weights
+	wLim, wTol float64   // w·lim and the tolerance of a capacity
+
+	order        []int
+	baseC, baseV []float64 // per level: Σ hull start cost and value of order[i:]
+	eff          []float64 // per edge (sorted): efficiency −Δv/Δc, decreasing
+	dc, dv       []float64 // per edge: cost and value step
+	edges        [][]int32 // per group: its edges' positions
+	fc, fv       []csum    // Fenwick trees (1-based) over the edges
+	top          int       // highest power of two ≤ len(eff)
+	level        int       // groups order[:level] are removed
 }
 
-type edge struct{ dc, dv, eff float64 }
+// csum is a compensated sum: the value is s + e.
+type csum struct{ s, e float64 }
+
+func (c *csum) add(x float64) {
+	t := c.s + x
+	if math.Abs(c.s) >= math.Abs(x) {
+		c.e += (c.s - t) + x
+	} else {
+		c.e += (x - t) + c.s
+	}
+	c.s = t
+}
+
+func (c csum) val() float64 { return c.s + c.e }
+
+type edge struct {
+	dc, dv, eff float64
+	g           int32
+}
 
 // newSurrogates returns the surrogate bounds dp uses: the surrogate row of
 // weights w, and for every row k with two or more rows, w with row k's
@@ -384,11 +416,12 @@ func newSurrogates(q *sub, order []int, w []float64) []*surrogateBound {
 
 func newSurrogateBound(q *sub, order []int, w []float64) *surrogateBound {
 	k, ng := q.k, len(order)
-	sb := &surrogateBound{baseC: make([]float64, ng+1), baseV: make([]float64, ng+1),
-		cumC: make([][]float64, ng+1), cumV: make([][]float64, ng+1), eff: make([][]float64, ng+1)}
-	var edges []edge
+	sb := &surrogateBound{order: order, baseC: make([]float64, ng+1), baseV: make([]float64, ng+1),
+		edges: make([][]int32, ng)}
+	var all []edge
 	type pt struct{ c, v float64 }
 	var pts, hull []pt
+	var bc, bv ksum
 	for i := ng - 1; i >= 0; i-- {
 		g := order[i]
 		pts = pts[:0]
@@ -420,62 +453,89 @@ func newSurrogateBound(q *sub, order []int, w []float64) *surrogateBound {
 			}
 			hull = append(hull, p)
 		}
-		sb.baseC[i] = sb.baseC[i+1] + hull[0].c
-		sb.baseV[i] = sb.baseV[i+1] + hull[0].v
-		var mine []edge
+		bc.add(hull[0].c)
+		bv.add(hull[0].v)
+		sb.baseC[i], sb.baseV[i] = bc.sum(), bv.sum()
 		for h := 1; h < len(hull); h++ {
 			dc, dv := hull[h].c-hull[h-1].c, hull[h].v-hull[h-1].v
-			mine = append(mine, edge{dc, dv, -dv / dc})
+			all = append(all, edge{dc, dv, -dv / dc, int32(i)})
 		}
-		// Merge the group's edges into the sorted list.
-		merged := make([]edge, 0, len(edges)+len(mine))
-		a, b := 0, 0
-		for a < len(edges) || b < len(mine) {
-			if b == len(mine) || (a < len(edges) && edges[a].eff >= mine[b].eff) {
-				merged = append(merged, edges[a])
-				a++
-			} else {
-				merged = append(merged, mine[b])
-				b++
-			}
+	}
+	slices.SortStableFunc(all, func(a, b edge) int { return cmp.Compare(b.eff, a.eff) })
+	n := len(all)
+	sb.eff, sb.dc, sb.dv = make([]float64, n), make([]float64, n), make([]float64, n)
+	sb.fc, sb.fv = make([]csum, n+1), make([]csum, n+1)
+	for t, e := range all {
+		sb.eff[t], sb.dc[t], sb.dv[t] = e.eff, e.dc, e.dv
+		sb.edges[e.g] = append(sb.edges[e.g], int32(t))
+		// Linear-time Fenwick build: add to the node, push to the parent.
+		sb.fc[t+1].add(e.dc)
+		sb.fv[t+1].add(e.dv)
+	}
+	for t := 1; t <= n; t++ {
+		if p := t + t&-t; p <= n {
+			sb.fc[p].add(sb.fc[t].s)
+			sb.fc[p].add(sb.fc[t].e)
+			sb.fv[p].add(sb.fv[t].s)
+			sb.fv[p].add(sb.fv[t].e)
 		}
-		edges = merged
-		cc := make([]float64, len(edges))
-		cv := make([]float64, len(edges))
-		ef := make([]float64, len(edges))
-		sc, sv := 0.0, 0.0
-		for t, e := range edges {
-			sc += e.dc
-			sv += e.dv
-			cc[t], cv[t], ef[t] = sc, sv, e.eff
-		}
-		sb.cumC[i], sb.cumV[i], sb.eff[i] = cc, cv, ef
+	}
+	sb.top = 1
+	for sb.top*2 <= n {
+		sb.top *= 2
 	}
 	return sb
+}
+
+// advance removes the edges of the groups before level i.
+func (sb *surrogateBound) advance(i int) {
+	for ; sb.level < i; sb.level++ {
+		for _, t := range sb.edges[sb.level] {
+			dc, dv := sb.dc[t], sb.dv[t]
+			for x := int(t) + 1; x < len(sb.fc); x += x & -x {
+				sb.fc[x].add(-dc)
+				sb.fv[x].add(-dv)
+			}
+			sb.dc[t], sb.dv[t] = 0, 0
+		}
+	}
 }
 
 // query returns the LP value of the groups of level i with surrogate
 // capacity capacity (+Inf when even the cheapest choices exceed it).
 func (sb *surrogateBound) query(i int, capacity, tol float64) float64 {
+	if i > sb.level {
+		sb.advance(i)
+	}
 	c := capacity - sb.baseC[i]
 	if c < -tol {
 		return math.Inf(1)
 	}
-	cc := sb.cumC[i]
-	p := sort.SearchFloat64s(cc, c) // first edge whose prefix exceeds c (or equals)
-	for p < len(cc) && cc[p] <= c {
-		p++
+	c = math.Max(c, 0)
+	// Descend to the longest prefix of edges whose cost fits in c.
+	pos := 0
+	var used, v csum
+	for step := sb.top; step > 0; step >>= 1 {
+		if nx := pos + step; nx < len(sb.fc) {
+			if x := used.val() + sb.fc[nx].val(); x <= c {
+				pos = nx
+				used.add(sb.fc[nx].s)
+				used.add(sb.fc[nx].e)
+				v.add(sb.fv[nx].s)
+				v.add(sb.fv[nx].e)
+			}
+		}
 	}
-	v := sb.baseV[i]
-	used := 0.0
-	if p > 0 {
-		v += sb.cumV[i][p-1]
-		used = cc[p-1]
+	out := sb.baseV[i] + v.val()
+	// Edge pos (0-based) is the first that does not fit; skip removed ones
+	// (no cost) that rounding may have left there.
+	for pos < len(sb.dc) && sb.dc[pos] == 0 {
+		pos++
 	}
-	if p < len(cc) {
-		v -= (c - used) * sb.eff[i][p]
+	if pos < len(sb.eff) {
+		out -= (c - used.val()) * sb.eff[pos]
 	}
-	return v
+	return out
 }
 
 // dpLazy runs dp on the relaxation of q to the rows that bind in the

@@ -1,0 +1,38 @@
+package ilp
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// The surrogate bound after removing the groups of earlier levels equals a
+// bound built afresh over the groups left, for capacities across the range.
+func TestSurrogateRemoval(t *testing.T) {
+	rng := rand.New(rand.NewPCG(4, 4))
+	for trial := 0; trial < 50; trial++ {
+		p := benchProblem(20+rng.IntN(60), 1+rng.IntN(3), uint64(trial))
+		q := presolve(p, nil, false).root
+		w := make([]float64, q.k)
+		for i := range w {
+			w[i] = rng.Float64()
+		}
+		order := rng.Perm(q.ng())
+		sb := newSurrogateBound(q, order, w)
+		for i := 0; i <= len(order); i++ {
+			fresh := newSurrogateBound(q, order[i:], w)
+			hi := fresh.baseC[0]
+			for _, d := range fresh.dc {
+				hi += d
+			}
+			for _, f := range []float64{-0.1, 0, 0.1, 0.37, 0.5, 0.9, 1, 1.2} {
+				c := fresh.baseC[0] + f*(hi-fresh.baseC[0])
+				got, want := sb.query(i, c, 1e-12), fresh.query(0, c, 1e-12)
+				if math.IsInf(want, 1) != math.IsInf(got, 1) ||
+					(!math.IsInf(want, 1) && math.Abs(got-want) > 1e-12*(1+math.Abs(want))) {
+					t.Fatalf("trial %d level %d capacity %g: got %.17g, want %.17g", trial, i, c, got, want)
+				}
+			}
+		}
+	}
+}
