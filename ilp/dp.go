@@ -359,6 +359,7 @@ type surrogateBound struct {
 	dc, dv       []float64 // per edge: cost and value step
 	edges        [][]int32 // per group: its edges' positions
 	fc, fv       []csum    // Fenwick trees (1-based) over the edges
+	cc, cv       []float64 // their node values, rounded
 	top          int       // highest power of two ≤ len(eff)
 	level        int       // groups order[:level] are removed
 }
@@ -480,6 +481,10 @@ func newSurrogateBound(q *sub, order []int, w []float64) *surrogateBound {
 			sb.fv[p].add(sb.fv[t].e)
 		}
 	}
+	sb.cc, sb.cv = make([]float64, n+1), make([]float64, n+1)
+	for t := range sb.cc {
+		sb.cc[t], sb.cv[t] = sb.fc[t].val(), sb.fv[t].val()
+	}
 	sb.top = 1
 	for sb.top*2 <= n {
 		sb.top *= 2
@@ -495,6 +500,7 @@ func (sb *surrogateBound) advance(i int) {
 			for x := int(t) + 1; x < len(sb.fc); x += x & -x {
 				sb.fc[x].add(-dc)
 				sb.fv[x].add(-dv)
+				sb.cc[x], sb.cv[x] = sb.fc[x].val(), sb.fv[x].val()
 			}
 			sb.dc[t], sb.dv[t] = 0, 0
 		}
@@ -514,26 +520,24 @@ func (sb *surrogateBound) query(i int, capacity, tol float64) float64 {
 	c = math.Max(c, 0)
 	// Descend to the longest prefix of edges whose cost fits in c.
 	pos := 0
-	var used, v csum
+	// Node values are compensated sums, cached as floats; a prefix adds at
+	// most log₂(edges) of them, all of one sign per tree.
+	used, v := 0.0, 0.0
 	for step := sb.top; step > 0; step >>= 1 {
-		if nx := pos + step; nx < len(sb.fc) {
-			if x := used.val() + sb.fc[nx].val(); x <= c {
-				pos = nx
-				used.add(sb.fc[nx].s)
-				used.add(sb.fc[nx].e)
-				v.add(sb.fv[nx].s)
-				v.add(sb.fv[nx].e)
+		if nx := pos + step; nx < len(sb.cc) {
+			if x := used + sb.cc[nx]; x <= c {
+				pos, used, v = nx, x, v+sb.cv[nx]
 			}
 		}
 	}
-	out := sb.baseV[i] + v.val()
+	out := sb.baseV[i] + v
 	// Edge pos (0-based) is the first that does not fit; skip removed ones
 	// (no cost) that rounding may have left there.
 	for pos < len(sb.dc) && sb.dc[pos] == 0 {
 		pos++
 	}
 	if pos < len(sb.eff) {
-		out -= (c - used.val()) * sb.eff[pos]
+		out -= (c - used) * sb.eff[pos]
 	}
 	return out
 }
