@@ -4,7 +4,6 @@ import (
 	"container/heap"
 	"context"
 	"math"
-	"slices"
 	"time"
 )
 
@@ -192,9 +191,23 @@ func (s *search) run() {
 	}
 	r := make([]float64, len(q.val))
 	q.reduced(rel.lam, r)
-	if s.rungs(q, rel.lam, r, rootBound) || s.growCore(q, rel.lam, r, rootBound) {
-		s.done, s.bound = true, math.Min(s.z, math.Max(s.pruneMin, rootBound))
-		return
+	// Exact rungs while they are cheap; when they give up, growCore looks
+	// for a better incumbent, and a much better one (gap halved)
+	// makes the rungs cheap again.
+	for round := 0; round < 8 && !s.st.stop(); round++ {
+		if s.rungs(q, rel.lam, r, rootBound) {
+			s.done, s.bound = true, math.Min(s.z, math.Max(s.pruneMin, rootBound))
+			return
+		}
+		lower := math.Max(rootBound, s.lower)
+		target := lower + (s.z-lower)/2
+		if s.growCore(q, rel.lam, r, rootBound, target) {
+			s.done, s.bound = true, math.Min(s.z, math.Max(s.pruneMin, rootBound))
+			return
+		}
+		if s.z > target {
+			break
+		}
 	}
 	if s.best != nil && (s.feasOnly || s.z-rootBound <= s.tol()) {
 		s.done, s.bound = true, math.Min(rootBound, s.z)
@@ -238,8 +251,8 @@ func (s *search) rungs(q *sub, lam, r []float64, rootBound float64) bool {
 	}
 	gap0 := s.cutoff() - rootBound
 	keep := make([]bool, len(r))
-	proven := rootBound   // no assignment is worth less
-	failed := math.Inf(1) // least cutoff at which dp gave up
+	proven := math.Max(rootBound, s.lower) // no assignment is worth less
+	failed := math.Inf(1)                  // least cutoff at which dp gave up
 	fails := 0
 	for f := 1.0 / 64; !s.st.stop(); {
 		cut := s.cutoff()
@@ -317,7 +330,7 @@ const maxRungFails = 3
 // the others), the dp run is an exact solve of the whole problem and
 // growCore reports true. This is the expanding-core idea of Pisinger (1995)
 // with dp as the core solver.
-func (s *search) growCore(q *sub, lam, r []float64, rootBound float64) bool {
+func (s *search) growCore(q *sub, lam, r []float64, rootBound, target float64) bool {
 	if s.best == nil || s.feasOnly {
 		return false
 	}
@@ -329,6 +342,9 @@ func (s *search) growCore(q *sub, lam, r []float64, rootBound float64) bool {
 			s.pruneMin = math.Min(s.pruneMin, lower)
 			return true
 		}
+		if s.z <= target {
+			return false
+		}
 		gap := s.cutoff() - rootBound
 		pos = pos[:0]
 		for _, x := range r {
@@ -339,8 +355,7 @@ func (s *search) growCore(q *sub, lam, r []float64, rootBound float64) bool {
 		full := size >= len(pos)
 		t := gap + s.noise
 		if !full {
-			slices.Sort(pos)
-			t = pos[size-1]
+			t = kthSmallest(pos, size-1)
 		}
 		keep := make([]bool, len(r))
 		for j, x := range r {
@@ -668,4 +683,38 @@ func (s *search) coreGroup(nq, core *sub, g int) int32 {
 		return int32(g)
 	}
 	return nq.gid[g]
+}
+
+// kthSmallest returns the k-th smallest (0-based) of xs, reordering xs
+// (Hoare's selection with a median-of-three pivot).
+func kthSmallest(xs []float64, k int) float64 {
+	lo, hi := 0, len(xs)-1
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		a, b, c := xs[lo], xs[mid], xs[hi]
+		p := max(min(a, b), min(max(a, b), c))
+		i, j := lo, hi
+		for i <= j {
+			for xs[i] < p {
+				i++
+			}
+			for xs[j] > p {
+				j--
+			}
+			if i <= j {
+				xs[i], xs[j] = xs[j], xs[i]
+				i++
+				j--
+			}
+		}
+		switch {
+		case k <= j:
+			hi = j
+		case k >= i:
+			lo = i
+		default:
+			return xs[k]
+		}
+	}
+	return xs[k]
 }

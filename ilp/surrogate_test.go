@@ -3,6 +3,7 @@ package ilp
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -33,6 +34,23 @@ func TestSurrogateRemoval(t *testing.T) {
 					t.Fatalf("trial %d level %d capacity %g: got %.17g, want %.17g", trial, i, c, got, want)
 				}
 			}
+		}
+	}
+}
+
+func TestKthSmallest(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	for trial := 0; trial < 500; trial++ {
+		n := 1 + rng.IntN(50)
+		xs := make([]float64, n)
+		for i := range xs {
+			xs[i] = float64(rng.IntN(10)) // many ties
+		}
+		sorted := append([]float64(nil), xs...)
+		slices.Sort(sorted)
+		k := rng.IntN(n)
+		if got := kthSmallest(xs, k); got != sorted[k] {
+			t.Fatalf("trial %d: k=%d got %g want %g", trial, k, got, sorted[k])
 		}
 	}
 }
