@@ -103,11 +103,9 @@ func (s *search) heuristic(q *sub, x []float64, lam []float64, chain ...*sub) {
 	a := q.round(x)
 	u := make([]float64, q.k)
 	q.usage(a, u)
-	dbg("heur: rounded")
 	if !q.repair(a, u) {
 		return
 	}
-	dbg("heur: repaired")
 	if len(q.val) <= heurCore {
 		q.improve(a, u, lam, 40*len(q.val)+4000)
 		s.offer(q, a, chain...)
@@ -126,7 +124,6 @@ func (s *search) heuristic(q *sub, x []float64, lam []float64, chain ...*sub) {
 		keep[j] = true
 	}
 	rq := q.restrict(keep)
-	dbg("heur: core %d choices", len(rq.val))
 	ra := make([]int32, rq.ng())
 	for i := range ra {
 		want := a[rq.gid[i]]
@@ -182,9 +179,7 @@ func (s *search) run() {
 		return
 	}
 	rootBound := rel.bound
-	dbg("root bound %.15g exact=%v lam=%v ng=%d nchoices=%d", rootBound, rel.exact, rel.lam, q.ng(), len(q.val))
 	s.heuristic(q, rel.x, rel.lam)
-	dbg("heur z=%.15g gap=%.3g tol=%.3g", s.z, s.z-rootBound, s.tol())
 	if s.best != nil && (s.feasOnly || s.z-rootBound <= s.tol()) {
 		s.done, s.bound = true, math.Min(rootBound, s.z)
 		return
@@ -232,19 +227,21 @@ func (s *search) run() {
 			core, pre = q.restrict(keep), nil
 		}
 	}
-	dbg("branch core ng=%d choices=%d", core.ng(), len(core.val))
 	s.branch(core, rootBound, rel.lam, pre)
 }
 
 // rungs solves q exactly on cores of rising cutoff. Every assignment is
 // worth at least rootBound + Σ_g r(g, a_g) (the Lagrangian bound at lam, r
 // the reduced costs), so for a cutoff c only choices with r ≤ c − rootBound
-// can appear in an assignment below c. Rung t solves that core exactly by
-// dp with cutoff c_t = rootBound + 2^(t−6)·gap: an assignment found below
-// c_t is optimal; none proves c_t a lower bound, and the next rung doubles
-// it, up to the incumbent's cutoff. Low rungs have small cores and short
-// state lists, and the optimum of these problems lies close to the bound.
-// rungs reports whether q was solved; false means dp gave up on a rung.
+// can appear in an assignment below c. A rung solves that core exactly by
+// dp with cutoff c: an assignment found below c is optimal; none proves c a
+// lower bound. Cutoffs start at 1/64 of the gap above the bound and grow
+// (see nextRung) up to the incumbent's cutoff; low rungs have small cores
+// and short state lists, and the optimum of these problems lies close to
+// the bound. When dp gives up on a rung (too many states), the next cutoff
+// bisects the interval between the proven bound and the failed cutoff,
+// until maxRungFails rungs have failed or the interval is within the gap
+// tolerance. rungs reports whether q was solved.
 func (s *search) rungs(q *sub, lam, r []float64, rootBound float64) bool {
 	if s.best == nil || s.feasOnly {
 		return false
@@ -285,7 +282,6 @@ func (s *search) rungs(q *sub, lam, r []float64, rootBound float64) bool {
 		res := rq.dpLazy(lam, c, dpRungStates, 0, s.st)
 		lb = math.Min(lb, res.minPruned)
 		s.dpStates += res.states
-		dbg("rung f=%g core ng=%d choices=%d complete=%v found=%v states=%d", (c-rootBound)/gap0, rq.ng(), len(rq.val), res.complete, res.a != nil, res.states)
 		if !res.complete {
 			failed = math.Min(failed, c)
 			fails++
@@ -316,7 +312,7 @@ func nextRung(f float64) float64 {
 	return f * rungStep
 }
 
-var rungStep = 1.25
+const rungStep = 1.25
 
 // maxRungFails is how many rungs may give up before rungs leaves the
 // search to growCore.
@@ -369,7 +365,6 @@ func (s *search) growCore(q *sub, lam, r []float64, rootBound, target float64) b
 		}
 		rq := q.restrict(keep)
 		z := s.z
-		dbg("growCore iter %d size %d full=%v npos=%d core ng=%d choices=%d gap=%.3g", iter, size, full, len(pos), rq.ng(), len(rq.val), gap)
 		var ok bool
 		if full {
 			ok = s.ladder(rq, lam, lower, []*sub{rq})
@@ -382,7 +377,6 @@ func (s *search) growCore(q *sub, lam, r []float64, rootBound, target float64) b
 			}
 			ok = res.complete || res.a != nil
 		}
-		dbg("  -> ok=%v z=%.15g states=%d", ok, s.z, s.dpStates)
 		if full {
 			return ok
 		}

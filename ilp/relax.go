@@ -280,7 +280,6 @@ func (d *dual) maximize(lam0 []float64, cutoff float64, st *stopper) relaxation 
 	if fc > vmax+tolRel*(1+math.Abs(vmax)) {
 		return relaxation{bound: math.Inf(1), lam: center, exact: true}
 	}
-	dbg("maximize ng=%d evals=%d exact=%v", q.ng(), d.evals, exact)
 	return d.finish(center, fc, exact, nil)
 }
 

@@ -72,7 +72,6 @@ func Solve(ctx context.Context, p *Problem, s *Settings) (*Solution, error) {
 	}
 	sol := &Solution{Objective: math.Inf(1), Bound: math.Inf(-1)}
 	m := presolve(p, nil, false)
-	dbg("presolve done")
 	if len(m.impossible) > 0 {
 		sol.Status, sol.Bound = Infeasible, math.Inf(1)
 		sol.Infeasibility = explain(p, st, m.impossible)
