@@ -216,3 +216,21 @@ func warn(stderr io.Writer, ws []string) {
 		fmt.Fprintln(stderr, "bitplan: warning:", strings.TrimSpace(w))
 	}
 }
+
+// defaultGap is the relative optimality gap of --gap by default (that of
+// ilp.Settings).
+const defaultGap = 1e-9
+
+// gapFlag registers --gap, the relative optimality gap at which the ILP
+// search stops.
+func gapFlag(fs *flag.FlagSet) *float64 {
+	return fs.Float64("gap", defaultGap, "stop the ILP search once the plan is proven within relative `GAP` of the optimum")
+}
+
+// checkGap rejects a --gap outside (0, 1).
+func checkGap(g float64) error {
+	if !(g > 0 && g < 1) {
+		return usageError{fmt.Errorf("flag --gap: %v is not a relative gap; want a number in (0, 1), e.g. 1e-6", g)}
+	}
+	return nil
+}

@@ -123,6 +123,10 @@ func TestCommandErrors(t *testing.T) {
 		{[]string{"solve", hawq, "--latency-table", "x.csv"}, 2, "give --profile before --latency-table"},
 		{[]string{"solve", hawq, "--profile", "t4", "--batch", "0"}, 2, "flag --batch: must be at least 1"},
 		{[]string{"solve", hawq, "-o", hawq}, 2, "is an input file; refusing to overwrite it"},
+		{[]string{"solve", hawq, "--max-size", "50%", "--gap", "0"}, 2, "flag --gap: 0 is not a relative gap"},
+		{[]string{"solve", hawq, "--max-size", "50%", "--gap", "1.5"}, 2, "flag --gap: 1.5 is not a relative gap"},
+		{[]string{"solve", hawq, "--max-size", "50%", "--gap", "1e-6"}, 0, ""},
+		{[]string{"plan", "--gap", "-1"}, 2, "flag --gap: -1 is not a relative gap"},
 	}
 	for _, c := range cases {
 		out, errs, code := runCmd(t, c.args...)

@@ -37,6 +37,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	tableOut := fs.String("table-out", "", "also write the sensitivity table to `FILE` (input of bitplan solve)")
 	stability := fs.Int("stability", 0, "re-solve `N` times on bootstrap resamples of the trace probes and report how stable the plan is")
 	timeLimit := fs.Duration("time-limit", 0, "stop the ILP search after `DURATION` (0: none)")
+	gap := gapFlag(fs)
 	pos, err := parseInterspersed(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
@@ -47,6 +48,9 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	f, err := plan.ParseFormat(*format)
 	if err != nil {
 		return usageError{fmt.Errorf("flag --format: %v", err)}
+	}
+	if err := checkGap(*gap); err != nil {
+		return err
 	}
 	var modelPath string
 	switch len(pos) {
@@ -114,7 +118,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	req := &plan.Request{Table: s.Table, Devices: devices, Budgets: budgets,
-		Settings: &ilp.Settings{TimeLimit: *timeLimit}}
+		Settings: &ilp.Settings{TimeLimit: *timeLimit, RelGap: *gap}}
 	p, err := plan.Solve(ctx, req)
 	if err != nil {
 		return err

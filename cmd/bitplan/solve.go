@@ -26,6 +26,7 @@ func runSolve(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	writeMPS := fs.String("write-mps", "", "also write the ILP as a fixed-format MPS `FILE` (for cbc, glpsol)")
 	timeLimit := fs.Duration("time-limit", time.Minute, "stop the search after `DURATION` and report the best plan with its gap, status limit (0: none)")
 	nodeLimit := fs.Int("node-limit", 0, "stop after `N` branch-and-bound nodes (0: none)")
+	gap := gapFlag(fs)
 	stability := fs.Int("stability", 0, "re-solve `N` times with traces resampled within their standard error and report how stable the plan is")
 	seed := fs.Uint64("seed", 1, "random `SEED` for --stability")
 	engine := fs.String("engine", "bitplan", "ILP `ENGINE`: bitplan (the specialised solver)"+engineHelp())
@@ -54,13 +55,16 @@ func runSolve(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *timeLimit < 0 || *nodeLimit < 0 {
 		return usageError{fmt.Errorf("flags --time-limit and --node-limit must not be negative")}
 	}
+	if err := checkGap(*gap); err != nil {
+		return err
+	}
 
 	req, err := tableRequest(pos[0], &bf, stderr)
 	if err != nil {
 		return err
 	}
 	req.Solver, req.Engine = solver, *engine
-	req.Settings = &ilp.Settings{TimeLimit: *timeLimit, NodeLimit: *nodeLimit}
+	req.Settings = &ilp.Settings{TimeLimit: *timeLimit, NodeLimit: *nodeLimit, RelGap: *gap}
 	prob, err := plan.Problem(req)
 	if err != nil {
 		return err
