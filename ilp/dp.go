@@ -25,10 +25,16 @@ type dpResult struct {
 //   - when a row cannot be met even with the cheapest remaining choices;
 //   - when it is dominated: another state at the same level has no more
 //     value and no more usage in any row;
-//   - when its bound reaches the cutoff; the bound is the best of several
-//     Lagrangian bounds on the remaining groups,
-//     v + max_λ [Σ_{rest} min_c (v_c + λ·c_c) + λ·(u − L)],
-//     over multipliers λ around the node's optimal λ*.
+//   - when its bound reaches the cutoff; the bound is v plus the best of
+//     several surrogate LP bounds on the remaining groups: the LP of the
+//     rest under one row w·C ≤ w·(L − u) (Glover 1965), for w = λ* and for
+//     λ* with each row's weight raised and lowered (see newSurrogates).
+//
+// Groups with the largest spread of surrogate cost come first, and each
+// level is ordered by value by merging per-choice blocks. With two rows
+// dominance uses a Fenwick tree of prefix minima; with more it compares
+// against at most maxPairwise kept states (a state it cannot test is kept,
+// which costs time but not exactness).
 //
 // dp gives up (complete false) when the states at a level exceed maxStates.
 // With beam > 0 it is a heuristic instead (beam search): a level keeps only

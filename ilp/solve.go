@@ -31,11 +31,20 @@ const noiseRel = 1e-13
 //     cutting-plane method with a (K+1)×(K+1) Dantzig–Wolfe master basis for
 //     K rows; every multiplier vector gives a valid bound (weak duality);
 //   - an incumbent is built by rounding the relaxed solution, greedy repair
-//     and single- and pair-move improvement;
-//   - reduced-cost fixing (choices whose reduced cost lifts the bound past the
-//     incumbent are removed) leaves a small core, searched by best-first
-//     branch-and-bound that branches on the most fractional group and fixes
-//     by reduced costs at every node.
+//     and single- and pair-move improvement on the reduced-cost core;
+//   - every assignment is worth at least the bound plus its choices' reduced
+//     costs, so below a cutoff c only the core of choices with reduced cost
+//     under c − bound matters: an exact dynamic programme over groups with
+//     dominance and surrogate LP bounds (Pisinger 1995's core idea, several
+//     rows) solves cores of rising cutoff ("rungs") until one holds an
+//     assignment below its cutoff (the optimum) or the cutoff reaches the
+//     incumbent (which is then optimal);
+//   - when the state lists grow too long, a beam search over growing
+//     neighbourhoods improves the incumbent and sends the search back to
+//     the rungs, and as a last resort best-first branch-and-bound branches
+//     on the most fractional group, fixes choices by reduced costs at every
+//     node and solves small nodes by the dynamic programme; Settings.MaxOpen
+//     caps its open nodes.
 //
 // A malformed problem gives an error wrapping ErrMalformed. An infeasible
 // one is not an error: the Solution has Status Infeasible and an
