@@ -251,7 +251,11 @@ func (s *search) rungs(q *sub, lam, r []float64, rootBound float64) bool {
 	proven := math.Max(rootBound, s.lower) // no assignment is worth less
 	failed := math.Inf(1)                  // least cutoff at which dp gave up
 	fails := 0
-	for f := 1.0 / 64; !s.st.stop(); {
+	f := 1.0 / 64 // skip the rungs a proven bound already covers
+	for f < 1 && rootBound+f*gap0 <= proven {
+		f = nextRung(f)
+	}
+	for !s.st.stop() {
 		cut := s.cutoff()
 		if cut <= proven {
 			s.pruneMin = math.Min(s.pruneMin, proven)
