@@ -294,19 +294,27 @@ func dominanceFilter(idx []int, u []float64, k int) []int {
 		for i := range tree {
 			tree[i] = math.Inf(1)
 		}
+		keep = make([]int, 0, len(idx))
 		for _, s := range idx {
 			rank, _ := slices.BinarySearch(xs, u[s*2])
-			// Least second-row usage among kept states with first row ≤ this.
-			m := math.Inf(1)
+			// Least second-row usage among kept states with first row ≤ this
+			// (plain comparisons: usages are never NaN).
+			y := u[s*2+1]
+			dominated := false
 			for i := rank + 1; i > 0; i -= i & -i {
-				m = math.Min(m, tree[i])
+				if tree[i] <= y {
+					dominated = true
+					break
+				}
 			}
-			if m <= u[s*2+1] {
+			if dominated {
 				continue
 			}
 			keep = append(keep, s)
 			for i := rank + 1; i < len(tree); i += i & -i {
-				tree[i] = math.Min(tree[i], u[s*2+1])
+				if y < tree[i] {
+					tree[i] = y
+				}
 			}
 		}
 	default:
