@@ -3,6 +3,7 @@ package ilp
 import (
 	"context"
 	"testing"
+	"time"
 )
 
 // A cap on open nodes stops a branch-and-bound search that would hold more
@@ -29,5 +30,30 @@ func TestMaxOpen(t *testing.T) {
 	}
 	if lim.Choices != nil && lim.Objective < full.Objective*(1-1e-9) {
 		t.Errorf("objective %g below the optimum %g", lim.Objective, full.Objective)
+	}
+}
+
+// Settings.Progress reports a long search about once a second with a
+// bound that never exceeds the best value found.
+func TestProgress(t *testing.T) {
+	defer func(a, b, c int) { dpMaxStates, dpRungStates, dpMaxGroups = a, b, c }(dpMaxStates, dpRungStates, dpMaxGroups)
+	dpMaxStates, dpRungStates, dpMaxGroups = 1, 1, 0 // a slow branch-and-bound
+	p := benchProblem(300, 3, 5)
+	var calls []time.Duration
+	sol, err := Solve(context.Background(), p, &Settings{TimeLimit: 2500 * time.Millisecond,
+		Progress: func(el time.Duration, obj, bound float64) {
+			calls = append(calls, el)
+			if bound > obj {
+				t.Errorf("at %v: bound %g above the best value %g", el, bound, obj)
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sol.Status != Limit {
+		t.Skipf("solved in %v; nothing to report", sol.Time)
+	}
+	if len(calls) < 2 || calls[0] < 900*time.Millisecond {
+		t.Errorf("progress calls at %v; want one about every second", calls)
 	}
 }

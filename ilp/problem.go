@@ -95,6 +95,11 @@ type Settings struct {
 	// takes a few hundred bytes); the search stops with Status Limit when
 	// it would exceed the cap. 0 means 1<<20, negative means no cap.
 	MaxOpen int
+	// Progress, when set, is called about once a second during a search
+	// that takes longer, with the time so far, the value of the best
+	// assignment found (+Inf when none yet) and the best proven bound. It
+	// runs on the solving goroutine and should return quickly.
+	Progress func(elapsed time.Duration, objective, bound float64)
 	// RelGap is the relative optimality gap at which the search stops;
 	// 0 means 1e-9.
 	RelGap float64

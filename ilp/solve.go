@@ -88,6 +88,16 @@ func Solve(ctx context.Context, p *Problem, s *Settings) (*Solution, error) {
 		return sol, nil
 	}
 	sr := newSearch(m, st, &set, false)
+	if set.Progress != nil {
+		st.next = t0.Add(progressEvery)
+		st.report = func() {
+			obj := math.Inf(1)
+			if sr.best != nil {
+				obj = m.toOriginal(sr.z)
+			}
+			set.Progress(time.Since(t0), obj, m.toOriginal(math.Max(sr.rootBnd, sr.lower)))
+		}
+	}
 	st.nodes++
 	sr.run()
 	sol.Nodes = st.nodes

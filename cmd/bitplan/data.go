@@ -4,9 +4,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/bitplan/bitplan/data"
 	"github.com/bitplan/bitplan/model"
@@ -111,4 +113,22 @@ func (p *progress) done() {
 	if p.on {
 		fmt.Fprint(p.w, "\r\033[K")
 	}
+}
+
+// solveProgress returns an ilp.Settings.Progress that shows a long ILP
+// search on w when it is a terminal (nil otherwise), and a function that
+// clears the line.
+func solveProgress(w io.Writer) (func(time.Duration, float64, float64), func()) {
+	p := newProgress(w)
+	if !p.on {
+		return nil, func() {}
+	}
+	return func(el time.Duration, obj, bound float64) {
+		if math.IsInf(obj, 1) {
+			p.printf("solving the ILP: %s, no plan yet, bound %.6g", el.Round(time.Second), bound)
+			return
+		}
+		gap := (obj - bound) / math.Max(math.Abs(obj), 1e-300)
+		p.printf("solving the ILP: %s, best %.10g, bound %.10g, gap %.2g", el.Round(time.Second), obj, bound, gap)
+	}, p.done
 }

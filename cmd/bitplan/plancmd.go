@@ -119,7 +119,10 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	req := &plan.Request{Table: s.Table, Devices: devices, Budgets: budgets,
 		Settings: &ilp.Settings{TimeLimit: *timeLimit, RelGap: *gap}}
+	show, endProgress := solveProgress(stderr)
+	req.Settings.Progress = show
 	p, err := plan.Solve(ctx, req)
+	endProgress()
 	if err != nil {
 		return err
 	}

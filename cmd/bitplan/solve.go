@@ -80,7 +80,10 @@ func runSolve(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 	}
+	show, endProgress := solveProgress(stderr)
+	req.Settings.Progress = show
 	p, err := plan.Solve(ctx, req)
+	endProgress()
 	if err != nil {
 		return err
 	}
