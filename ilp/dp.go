@@ -362,7 +362,7 @@ func floatsSum(xs []float64) float64 {
 // group's edges are removed when dp passes its level, and a query descends
 // the tree to the edge the capacity splits. Levels must be queried in
 // increasing order. Memory is O(edges), and the sums are compensated
-// (TwoSum) so that removals leave no rounding residue above the noise.
+// (ksum) so that removals leave no rounding residue above the noise.
 type surrogateBound struct {
 	w          []float64 // row weights
 	wLim, wTol float64   // w·lim and the tolerance of a capacity
@@ -372,26 +372,11 @@ type surrogateBound struct {
 	eff          []float64 // per edge (sorted): efficiency −Δv/Δc, decreasing
 	dc, dv       []float64 // per edge: cost and value step
 	edges        [][]int32 // per group: its edges' positions
-	fc, fv       []csum    // Fenwick trees (1-based) over the edges
+	fc, fv       []ksum    // Fenwick trees (1-based) over the edges
 	cc, cv       []float64 // their node values, rounded
 	top          int       // highest power of two ≤ len(eff)
 	level        int       // groups order[:level] are removed
 }
-
-// csum is a compensated sum: the value is s + e.
-type csum struct{ s, e float64 }
-
-func (c *csum) add(x float64) {
-	t := c.s + x
-	if math.Abs(c.s) >= math.Abs(x) {
-		c.e += (c.s - t) + x
-	} else {
-		c.e += (x - t) + c.s
-	}
-	c.s = t
-}
-
-func (c csum) val() float64 { return c.s + c.e }
 
 type edge struct {
 	dc, dv, eff float64
@@ -479,7 +464,7 @@ func newSurrogateBound(q *sub, order []int, w []float64) *surrogateBound {
 	slices.SortStableFunc(all, func(a, b edge) int { return cmp.Compare(b.eff, a.eff) })
 	n := len(all)
 	sb.eff, sb.dc, sb.dv = make([]float64, n), make([]float64, n), make([]float64, n)
-	sb.fc, sb.fv = make([]csum, n+1), make([]csum, n+1)
+	sb.fc, sb.fv = make([]ksum, n+1), make([]ksum, n+1)
 	for t, e := range all {
 		sb.eff[t], sb.dc[t], sb.dv[t] = e.eff, e.dc, e.dv
 		sb.edges[e.g] = append(sb.edges[e.g], int32(t))
@@ -490,14 +475,14 @@ func newSurrogateBound(q *sub, order []int, w []float64) *surrogateBound {
 	for t := 1; t <= n; t++ {
 		if p := t + t&-t; p <= n {
 			sb.fc[p].add(sb.fc[t].s)
-			sb.fc[p].add(sb.fc[t].e)
+			sb.fc[p].add(sb.fc[t].c)
 			sb.fv[p].add(sb.fv[t].s)
-			sb.fv[p].add(sb.fv[t].e)
+			sb.fv[p].add(sb.fv[t].c)
 		}
 	}
 	sb.cc, sb.cv = make([]float64, n+1), make([]float64, n+1)
 	for t := range sb.cc {
-		sb.cc[t], sb.cv[t] = sb.fc[t].val(), sb.fv[t].val()
+		sb.cc[t], sb.cv[t] = sb.fc[t].sum(), sb.fv[t].sum()
 	}
 	sb.top = 1
 	for sb.top*2 <= n {
@@ -514,7 +499,7 @@ func (sb *surrogateBound) advance(i int) {
 			for x := int(t) + 1; x < len(sb.fc); x += x & -x {
 				sb.fc[x].add(-dc)
 				sb.fv[x].add(-dv)
-				sb.cc[x], sb.cv[x] = sb.fc[x].val(), sb.fv[x].val()
+				sb.cc[x], sb.cv[x] = sb.fc[x].sum(), sb.fv[x].sum()
 			}
 			sb.dc[t], sb.dv[t] = 0, 0
 		}
