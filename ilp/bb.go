@@ -382,6 +382,9 @@ func (s *search) growCore(q *sub, lam, r []float64, rootBound, target float64) b
 		for _, j := range s.best {
 			keep[j] = true // the incumbent stays in the neighbourhood
 		}
+		if !full {
+			s.slackMoves(q, lam, keep, size)
+		}
 		rq := q.restrict(keep)
 		z := s.z
 		var ok bool
@@ -730,4 +733,52 @@ func kthSmallest(xs []float64, k int) float64 {
 		}
 	}
 	return xs[k]
+}
+
+// slackMoves adds to keep the n moves from the incumbent that best use the
+// slack of the binding row it wastes most (largest λ_w·slack_w): ranked by
+// value change plus the other rows' prices per unit of row w they use. The
+// reduced-cost neighbourhood holds moves that free the other rows, and the
+// beam search combines the two.
+func (s *search) slackMoves(q *sub, lam []float64, keep []bool, n int) {
+	k := q.k
+	u := make([]float64, k)
+	q.usage(s.best, u)
+	w, waste := -1, 0.0
+	for row, l := range lam {
+		if x := l * (q.lim[row] - u[row]); l > 0 && x > waste {
+			w, waste = row, x
+		}
+	}
+	if w < 0 || waste <= s.tol() {
+		return
+	}
+	var score []float64
+	var moves []int32
+	for g := 0; g < q.ng(); g++ {
+		cur := int(s.best[g])
+		for j := q.start[g]; j < q.start[g+1]; j++ {
+			dw := q.cost[int(j)*k+w] - q.cost[cur*k+w]
+			if dw <= 0 {
+				continue
+			}
+			x := q.val[j] - q.val[cur]
+			for row := 0; row < k; row++ {
+				if row != w {
+					x += lam[row] * (q.cost[int(j)*k+row] - q.cost[cur*k+row])
+				}
+			}
+			score = append(score, x/dw)
+			moves = append(moves, j)
+		}
+	}
+	if len(score) == 0 {
+		return
+	}
+	t := kthSmallest(append([]float64(nil), score...), min(n, len(score))-1)
+	for i, x := range score {
+		if x <= t {
+			keep[moves[i]] = true
+		}
+	}
 }
