@@ -6,37 +6,26 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 
 	"github.com/olekukonko/tablewriter"
 
 	"github.com/bitplan/bitplan/internal/table"
 )
 
-// Format is an output format of the plan report.
-type Format string
+// Format is an output format of the report (shared by every command).
+type Format = table.Format
 
 // The report formats.
 const (
-	Text     Format = "table"
-	Markdown Format = "markdown"
-	CSV      Format = "csv"
-	JSON     Format = "json"
+	Text     = table.Text
+	Markdown = table.Markdown
+	CSV      = table.CSV
+	JSON     = table.JSON
 )
 
 // ParseFormat checks a --format value: table (or text), markdown (or md),
 // csv or json.
-func ParseFormat(s string) (Format, error) {
-	switch f := Format(strings.ToLower(s)); f {
-	case Text, Markdown, CSV, JSON:
-		return f, nil
-	case "text":
-		return Text, nil
-	case "md":
-		return Markdown, nil
-	}
-	return "", fmt.Errorf("unknown format %q: want table, json, csv or markdown", s)
-}
+func ParseFormat(s string) (Format, error) { return table.ParseFormat(s) }
 
 // Write renders the plan in the given format.
 func (p *Plan) Write(w io.Writer, f Format) error {

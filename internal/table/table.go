@@ -4,7 +4,9 @@
 package table
 
 import (
+	"fmt"
 	"io"
+	"strings"
 
 	"github.com/olekukonko/tablewriter"
 	"github.com/olekukonko/tablewriter/renderer"
@@ -33,4 +35,29 @@ func New(w io.Writer, markdown bool, ncol int) *tablewriter.Table {
 		tablewriter.WithHeaderAlignmentConfig(tw.CellAlignment{PerColumn: align}),
 		tablewriter.WithRowAlignmentConfig(tw.CellAlignment{PerColumn: align}),
 	)
+}
+
+// Format is an output format of a report.
+type Format string
+
+// The report formats.
+const (
+	Text     Format = "table"
+	Markdown Format = "markdown"
+	CSV      Format = "csv"
+	JSON     Format = "json"
+)
+
+// ParseFormat checks a --format value: table (or text), markdown (or md),
+// csv or json.
+func ParseFormat(s string) (Format, error) {
+	switch f := Format(strings.ToLower(s)); f {
+	case Text, Markdown, CSV, JSON:
+		return f, nil
+	case "text":
+		return Text, nil
+	case "md":
+		return Markdown, nil
+	}
+	return "", fmt.Errorf("unknown format %q: want table, json, csv or markdown", s)
 }
