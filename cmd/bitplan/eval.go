@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -29,22 +27,12 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	weightsOnly := fs.Bool("weights-only", false, "quantize the weights only; activations stay float")
 	format := fs.String("format", "table", "output `FORMAT`: table, json, csv or markdown")
 	output := fs.String("o", "", "write the report to `FILE` instead of standard output")
-	pos, err := parseInterspersed(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
-	if err != nil {
+	arg, f, help, err := parseOne(fs, args, "ONNX model", format)
+	if help || err != nil {
 		return err
-	}
-	if len(pos) != 1 {
-		return usageError{fmt.Errorf("eval: want exactly one ONNX model, got %d arguments", len(pos))}
 	}
 	if *planPath == "" {
 		return usageError{fmt.Errorf("eval: flag --plan: give the plan to evaluate (bitplan plan --format json -o plan.json)")}
-	}
-	f, err := plan.ParseFormat(*format)
-	if err != nil {
-		return usageError{fmt.Errorf("flag --format: %v", err)}
 	}
 	wq, err := eval.ParseQuantizer(*quant)
 	if err != nil {
@@ -93,13 +81,13 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	e, err := df.loadEngine(pos[0])
+	e, err := df.loadEngine(arg)
 	if err != nil {
 		return err
 	}
 	layers, err := eval.FromPlan(p, e)
 	if err != nil {
-		return fmt.Errorf("%s: %w (model %s)", *planPath, err, pos[0])
+		return fmt.Errorf("%s: %w (model %s)", *planPath, err, arg)
 	}
 	if *weightsOnly {
 		for i := range layers {
@@ -109,13 +97,13 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	pr := newProgress(stderr)
 	pr.printf("eval: float and quantized model on %d samples", test.Len())
 	r, err := eval.Run(ctx, &eval.Config{Engine: e, Layers: layers, Calib: calib, Test: test, Weights: wq,
-		Model: modelName(pos[0]), Plan: filepath.Base(*planPath)})
+		Model: modelName(arg), Plan: filepath.Base(*planPath)})
 	pr.done()
 	if err != nil {
 		return err
 	}
 	if *output != "" {
-		return writeOutput("o", *output, []string{pos[0], *planPath, df.inputs, df.labels, *calibIn, *calibLab},
+		return writeOutput("o", *output, []string{arg, *planPath, df.inputs, df.labels, *calibIn, *calibLab},
 			func(w io.Writer) error { return r.Write(w, f) })
 	}
 	return r.Write(stdout, f)

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/bitplan/bitplan/internal/table"
+
 	"errors"
 	"flag"
 	"fmt"
@@ -233,4 +235,25 @@ func checkGap(g float64) error {
 		return usageError{fmt.Errorf("flag --gap: %v is not a relative gap; want a number in (0, 1), e.g. 1e-6", g)}
 	}
 	return nil
+}
+
+// parseOne parses the command line of a command that takes exactly one
+// argument (what it is: "ONNX model", "sensitivity table") and checks its
+// --format flag (read after parsing). help is true after -h, when the command has nothing left
+// to do (err is then nil).
+func parseOne(fs *flag.FlagSet, args []string, what string, format *string) (arg string, f table.Format, help bool, err error) {
+	pos, err := parseInterspersed(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return "", "", true, nil
+	}
+	if err != nil {
+		return "", "", false, err
+	}
+	if len(pos) != 1 {
+		return "", "", false, usageError{fmt.Errorf("%s: want exactly one %s, got %d arguments", fs.Name(), what, len(pos))}
+	}
+	if f, err = table.ParseFormat(*format); err != nil {
+		return "", "", false, usageError{fmt.Errorf("flag --format: %v", err)}
+	}
+	return pos[0], f, false, nil
 }

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -23,19 +21,9 @@ func runPareto(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	points := fs.Int("points", 11, "number of `N` budgets swept")
 	format := fs.String("format", "table", "output `FORMAT`: table, json, csv or markdown")
 	plotPath := fs.String("plot", "", "also draw the frontier to `FILE` (.svg, .png or .pdf)")
-	pos, err := parseInterspersed(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
-	if err != nil {
+	arg, f, help, err := parseOne(fs, args, "sensitivity table", format)
+	if help || err != nil {
 		return err
-	}
-	if len(pos) != 1 {
-		return usageError{fmt.Errorf("pareto: want exactly one sensitivity table, got %d arguments", len(pos))}
-	}
-	f, err := plan.ParseFormat(*format)
-	if err != nil {
-		return usageError{fmt.Errorf("flag --format: %v", err)}
 	}
 	if *points < 1 || *points > 10000 {
 		return usageError{fmt.Errorf("flag --points: want 1..10000, got %d", *points)}
@@ -43,7 +31,7 @@ func runPareto(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *from < 0 || *to < *from {
 		return usageError{fmt.Errorf("flags --from %g --to %g: want 0 ≤ from ≤ to", *from, *to)}
 	}
-	req, err := tableRequest(pos[0], &bf, stderr)
+	req, err := tableRequest(arg, &bf, stderr)
 	if err != nil {
 		return err
 	}
@@ -65,7 +53,7 @@ func runPareto(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if req.Table.Model != "" {
 			title += ": " + req.Table.Model
 		}
-		if sameFile(*plotPath, pos[0]) {
+		if sameFile(*plotPath, arg) {
 			return usageError{fmt.Errorf("flag --plot: %s is the input table; refusing to overwrite it", *plotPath)}
 		}
 		if err := fr.Plot(*plotPath, title); err != nil {

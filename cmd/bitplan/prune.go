@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -70,21 +68,11 @@ func runPrune(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	testN := fs.Int("test-samples", 10000, "measure accuracy on `N` MNIST test images (with --data mnist; 0: skip)")
 	output := fs.String("o", "", "write the pruned ONNX model to `FILE`")
 	format := fs.String("format", "table", "report `FORMAT`: table, json, csv or markdown")
-	pos, err := parseInterspersed(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
-	if err != nil {
+	arg, f, help, err := parseOne(fs, args, "ONNX model", format)
+	if help || err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return usageError{fmt.Errorf("prune: want exactly one ONNX model, got %d arguments", len(pos))}
-	}
-	f, err := prune.ParseFormat(*format)
-	if err != nil {
-		return usageError{fmt.Errorf("flag --format: %v", err)}
-	}
-	req := &prune.Request{Budgets: budgets, Joint: *joint, Model: modelName(pos[0]), NodeLimit: *nodeLimit}
+	req := &prune.Request{Budgets: budgets, Joint: *joint, Model: modelName(arg), NodeLimit: *nodeLimit}
 	if req.Mode, err = prune.ParseMode(*mode); err != nil {
 		return usageError{fmt.Errorf("flag --mode: %v", err)}
 	}
@@ -127,19 +115,19 @@ func runPrune(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usageError{fmt.Errorf("flags --probes %d --finetune-steps %d --test-samples %d --lr %g: want probes ≥ 2, steps ≥ 0, samples ≥ 0, lr > 0", *probes, *steps, *testN, *lr)}
 	}
 
-	raw, err := os.ReadFile(pos[0])
+	raw, err := os.ReadFile(arg)
 	if err != nil {
 		return err
 	}
 	mp := &onnx.ModelProto{}
 	if err := proto.Unmarshal(raw, mp); err != nil {
-		return fmt.Errorf("%s: not an ONNX model: %v", pos[0], err)
+		return fmt.Errorf("%s: not an ONNX model: %v", arg, err)
 	}
 	m, err := model.FromProto(mp)
 	if err != nil {
-		return fmt.Errorf("%s: %w", pos[0], err)
+		return fmt.Errorf("%s: %w", arg, err)
 	}
-	e, err := df.engine(m, pos[0])
+	e, err := df.engine(m, arg)
 	if err != nil {
 		return err
 	}
@@ -155,7 +143,7 @@ func runPrune(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	st, err := prune.Analyze(m)
 	if err != nil {
-		return fmt.Errorf("%s: %w", pos[0], err)
+		return fmt.Errorf("%s: %w", arg, err)
 	}
 	pr := newProgress(stderr)
 	req.Structure = st
@@ -186,7 +174,7 @@ func runPrune(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			if err != nil {
 				return err
 			}
-			inputs := []string{pos[0], df.inputs, df.labels}
+			inputs := []string{arg, df.inputs, df.labels}
 			if err := writeOutput("o", *output, inputs, func(w io.Writer) error { _, err := w.Write(b); return err }); err != nil {
 				return err
 			}

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"time"
@@ -30,19 +28,9 @@ func runSolve(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	stability := fs.Int("stability", 0, "re-solve `N` times with traces resampled within their standard error and report how stable the plan is")
 	seed := fs.Uint64("seed", 1, "random `SEED` for --stability")
 	engine := fs.String("engine", "bitplan", "ILP `ENGINE`: bitplan (the specialised solver)"+engineHelp())
-	pos, err := parseInterspersed(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
-	if err != nil {
+	arg, f, help, err := parseOne(fs, args, "sensitivity table", format)
+	if help || err != nil {
 		return err
-	}
-	if len(pos) != 1 {
-		return usageError{fmt.Errorf("solve: want exactly one sensitivity table, got %d arguments", len(pos))}
-	}
-	f, err := plan.ParseFormat(*format)
-	if err != nil {
-		return usageError{fmt.Errorf("flag --format: %v", err)}
 	}
 	var solver ilp.Solver
 	if *engine != "bitplan" {
@@ -59,7 +47,7 @@ func runSolve(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 
-	req, err := tableRequest(pos[0], &bf, stderr)
+	req, err := tableRequest(arg, &bf, stderr)
 	if err != nil {
 		return err
 	}
@@ -69,7 +57,7 @@ func runSolve(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	inputs := []string{pos[0]}
+	inputs := []string{arg}
 	if *writeLP != "" {
 		if err := writeOutput("write-lp", *writeLP, inputs, func(w io.Writer) error { return ilp.WriteLP(w, prob) }); err != nil {
 			return err

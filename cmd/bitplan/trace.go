@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -89,19 +88,9 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	density := fs.String("density", "", "also estimate the spectral density (stochastic Lanczos quadrature) and plot it to `FILE` (.svg, .png)")
 	format := fs.String("format", "table", "output `FORMAT`: table, markdown, csv, or json (the sensitivity table for bitplan solve)")
 	output := fs.String("o", "", "write the result to `FILE` instead of standard output")
-	pos, err := parseInterspersed(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
-	if err != nil {
+	arg, f, help, err := parseOne(fs, args, "ONNX model", format)
+	if help || err != nil {
 		return err
-	}
-	if len(pos) != 1 {
-		return usageError{fmt.Errorf("trace: want exactly one ONNX model, got %d arguments", len(pos))}
-	}
-	f, err := plan.ParseFormat(*format)
-	if err != nil {
-		return usageError{fmt.Errorf("flag --format: %v", err)}
 	}
 	if *exact {
 		tf.method = string(plan.Exact)
@@ -115,11 +104,11 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	e, err := df.loadEngine(pos[0])
+	e, err := df.loadEngine(arg)
 	if err != nil {
 		return err
 	}
-	a.Engine, a.Data, a.Model, a.TopEigen = e, ds, modelName(pos[0]), *eigen
+	a.Engine, a.Data, a.Model, a.TopEigen = e, ds, modelName(arg), *eigen
 	if *density != "" {
 		a.Density = &hessian.DensitySettings{Seed: tf.seed}
 	}
@@ -128,7 +117,7 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	inputs := []string{pos[0], df.inputs, df.labels}
+	inputs := []string{arg, df.inputs, df.labels}
 	if *density != "" {
 		for _, in := range inputs {
 			if in != "" && sameFile(*density, in) {
