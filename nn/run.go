@@ -333,20 +333,31 @@ func (e *Engine) BlockTrace(ctx context.Context, ds data.Dataset, b hessian.Bloc
 // Logits runs the model on n samples x (n·prod(SampleShape) values) and
 // returns the n×Classes() logits, with the input quantizers applied.
 func (e *Engine) Logits(x []float64, n int) ([]float64, error) {
-	size := numel(e.sample)
-	if n <= 0 || len(x) != n*size {
-		return nil, fmt.Errorf("nn: %d input values for %d samples of shape %v", len(x), n, e.sample)
-	}
-	p, err := e.plan(n)
+	p, w, err := e.forwardOn(x, n)
 	if err != nil {
 		return nil, err
 	}
-	w := p.getWork()
 	defer p.putWork(w)
+	return append([]float64(nil), w.val[p.out]...), nil
+}
+
+// forwardOn checks n samples x, runs the forward pass (input quantizers
+// applied) on a work area of the plan for n and returns both; the caller
+// returns the work area with p.putWork.
+func (e *Engine) forwardOn(x []float64, n int) (*plan, *work, error) {
+	size := numel(e.sample)
+	if n <= 0 || len(x) != n*size {
+		return nil, nil, fmt.Errorf("nn: %d input values for %d samples of shape %v", len(x), n, e.sample)
+	}
+	p, err := e.plan(n)
+	if err != nil {
+		return nil, nil, err
+	}
+	w := p.getWork()
 	copy(w.val[p.in], x)
 	w.bind(e.theta, nil, nil, nil, 0)
 	w.forwardQuant()
-	return append([]float64(nil), w.val[p.out]...), nil
+	return p, w, nil
 }
 
 // Tensor is an intermediate value of the graph.
@@ -362,19 +373,11 @@ type Tensor struct {
 // private copies: a quantized unit's input is reported unquantized, its
 // output (and everything downstream) as computed from the quantized copy.
 func (e *Engine) Intermediates(x []float64, n int) (map[string]Tensor, error) {
-	size := numel(e.sample)
-	if n <= 0 || len(x) != n*size {
-		return nil, fmt.Errorf("nn: %d input values for %d samples of shape %v", len(x), n, e.sample)
-	}
-	p, err := e.plan(n)
+	p, w, err := e.forwardOn(x, n)
 	if err != nil {
 		return nil, err
 	}
-	w := p.getWork()
 	defer p.putWork(w)
-	copy(w.val[p.in], x)
-	w.bind(e.theta, nil, nil, nil, 0)
-	w.forwardQuant()
 	out := make(map[string]Tensor, len(p.slots))
 	for i, s := range p.slots {
 		out[s.name] = Tensor{Shape: append([]int(nil), s.shape...), Data: append([]float64(nil), w.val[i]...)}

@@ -133,19 +133,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		p.Stability = st
 	}
-	warn(stderr, p.Warnings)
-	if *output != "" {
-		err = writeOutput("o", *output, []string{modelPath, df.inputs, df.labels}, func(w io.Writer) error { return p.Write(w, f) })
-	} else {
-		err = p.Write(stdout, f)
-	}
-	if err != nil {
-		return err
-	}
-	if p.Status == "infeasible" {
-		return errInfeasible
-	}
-	return nil
+	return emitPlan(p, f, *output, []string{modelPath, df.inputs, df.labels}, stdout, stderr)
 }
 
 func deviceNames(ds []plan.Device) string {

@@ -82,9 +82,17 @@ func runSolve(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		p.Stability = st
 	}
+	return emitPlan(p, f, *output, inputs, stdout, stderr)
+}
+
+// emitPlan prints the plan's warnings on stderr and the plan in format f to
+// output (never over one of inputs) or stdout; an infeasible plan, reported
+// all the same, gives errInfeasible.
+func emitPlan(p *plan.Plan, f plan.Format, output string, inputs []string, stdout, stderr io.Writer) error {
 	warn(stderr, p.Warnings)
-	if *output != "" {
-		err = writeOutput("o", *output, inputs, func(w io.Writer) error { return p.Write(w, f) })
+	var err error
+	if output != "" {
+		err = writeOutput("o", output, inputs, func(w io.Writer) error { return p.Write(w, f) })
 	} else {
 		err = p.Write(stdout, f)
 	}
