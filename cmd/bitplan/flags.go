@@ -1,8 +1,6 @@
 package main
 
 import (
-	"github.com/bitplan/bitplan/internal/table"
-
 	"errors"
 	"flag"
 	"fmt"
@@ -12,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/bitplan/bitplan/budget"
+	"github.com/bitplan/bitplan/internal/outfile"
+	"github.com/bitplan/bitplan/internal/table"
 	"github.com/bitplan/bitplan/plan"
 	"github.com/bitplan/bitplan/profiles"
 )
@@ -24,22 +24,70 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				fs.SetOutput(fs.Output())
-				fs.Usage()
+				// The flag package has printed the usage already.
 				return nil, err
 			}
 			return nil, usageError{fmt.Errorf("%v (run with -h for the flags)", err)}
 		}
 		rest := fs.Args()
 		if len(rest) == 0 {
-			return pos, nil
+			return pos, checkOutputs(fs, pos)
 		}
 		if rest[0] == "--" {
-			return append(pos, rest[1:]...), nil
+			pos = append(pos, rest[1:]...)
+			return pos, checkOutputs(fs, pos)
 		}
 		pos = append(pos, rest[0])
 		args = rest[1:]
 	}
+}
+
+// outputFlags names the flags of every command whose value is a file the
+// command writes; every other flag value naming a file is an input.
+var outputFlags = map[string]bool{
+	"o": true, "table-out": true, "write-lp": true, "write-mps": true,
+	"plot": true, "density": true, "export": true, "overrides": true,
+}
+
+// checkOutputs runs before any work: it refuses an output flag naming a file
+// that is one of the inputs (a positional argument or the value of any other
+// flag set, comma-separated lists included, so --profile and
+// --latency-table files are protected too), and two output flags naming one
+// file.
+func checkOutputs(fs *flag.FlagSet, pos []string) error {
+	inputs := append([]string(nil), pos...)
+	type out struct{ flag, path string }
+	var outs []out
+	fs.Visit(func(f *flag.Flag) {
+		v := f.Value.String()
+		if outputFlags[f.Name] {
+			if v != "" {
+				outs = append(outs, out{f.Name, v})
+			}
+			return
+		}
+		for _, part := range strings.Split(v, ",") {
+			if _, p, ok := strings.Cut(part, ":"); ok && p != "" {
+				inputs = append(inputs, p) // imagefolder:DIR, idx:DIR
+			}
+			if part != "" {
+				inputs = append(inputs, part)
+			}
+		}
+	})
+	for i, o := range outs {
+		for _, in := range inputs {
+			if sameFile(o.path, in) {
+				return usageError{fmt.Errorf("flag --%s: %s is an input file; refusing to overwrite it", o.flag, o.path)}
+			}
+		}
+		for _, p := range outs[:i] {
+			if sameFile(o.path, p.path) {
+				return usageError{fmt.Errorf("flags --%s and --%s both name %s; give each output its own file", p.flag, o.flag, o.path)}
+			}
+		}
+	}
+	return nil
 }
 
 // newFlagSet returns a flag set that returns errors rather than exiting and
@@ -69,6 +117,17 @@ type budgetFlags struct {
 	// batch, perChannel and latency tables tune the device cost models.
 	batch      int
 	perChannel bool
+	// files are the profile and latency-table files read, protected from
+	// the output flags (checkOutputs reads them through the flags' String).
+	files []string
+}
+
+// fileList is the String of the flags that read files: the files read so far.
+func (b *budgetFlags) fileList() string {
+	if b == nil {
+		return ""
+	}
+	return strings.Join(b.files, ",")
 }
 
 type pendingBudget struct {
@@ -100,7 +159,7 @@ func (v budgetValue) Set(s string) error {
 // profileValue is a flag.Value loading a hardware profile.
 type profileValue struct{ b *budgetFlags }
 
-func (v profileValue) String() string { return "" }
+func (v profileValue) String() string { return v.b.fileList() }
 func (v profileValue) Set(s string) error {
 	p, err := profiles.Load(s)
 	if err != nil {
@@ -111,6 +170,9 @@ func (v profileValue) Set(s string) error {
 			return fmt.Errorf("profile %q given twice", p.Name)
 		}
 	}
+	if st, err := os.Stat(s); err == nil && st.Mode().IsRegular() {
+		v.b.files = append(v.b.files, s)
+	}
 	v.b.devices = append(v.b.devices, plan.Device{Profile: p, Options: &profiles.Options{}})
 	return nil
 }
@@ -119,7 +181,7 @@ func (v profileValue) Set(s string) error {
 // profile.
 type tableValue struct{ b *budgetFlags }
 
-func (v tableValue) String() string { return "" }
+func (v tableValue) String() string { return v.b.fileList() }
 func (v tableValue) Set(s string) error {
 	if len(v.b.devices) == 0 {
 		return fmt.Errorf("give --profile before --latency-table %s: a table measures one device", s)
@@ -128,6 +190,7 @@ func (v tableValue) Set(s string) error {
 	if err != nil {
 		return err
 	}
+	v.b.files = append(v.b.files, s)
 	v.b.devices[len(v.b.devices)-1].Options.Table = t
 	return nil
 }
@@ -193,23 +256,20 @@ func sameFile(a, b string) bool {
 	return aa == bb
 }
 
-// writeOutput creates path and runs write on it, refusing to overwrite any of
-// the inputs; flag names the flag for errors.
+// writeOutput runs write on a temporary file that replaces path only when it
+// is complete (outfile.Write: a failed or killed run leaves the old file),
+// refusing to overwrite any of the inputs; flag names the flag for errors,
+// write errors (a full disk) included.
 func writeOutput(flag, path string, inputs []string, write func(io.Writer) error) error {
 	for _, in := range inputs {
 		if sameFile(path, in) {
 			return usageError{fmt.Errorf("flag --%s: %s is an input file; refusing to overwrite it", flag, path)}
 		}
 	}
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("flag --%s: %v", flag, err)
+	if err := outfile.Write(path, write); err != nil {
+		return fmt.Errorf("flag --%s: writing %s: %w", flag, path, err)
 	}
-	if err := write(f); err != nil {
-		f.Close()
-		return fmt.Errorf("flag --%s: writing %s: %v", flag, path, err)
-	}
-	return f.Close()
+	return nil
 }
 
 // warn prints non-fatal diagnostics to stderr.
