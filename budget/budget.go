@@ -111,7 +111,7 @@ var units = map[Kind]map[string]float64{
 
 // unitHelp lists the accepted units of each kind for error messages.
 var unitHelp = map[Kind]string{
-	Size:    "B, KB, MB, GB (powers of 1000) or KiB, MiB, GiB (powers of 1024)",
+	Size:    "B, KB (or kB), MB, GB (powers of 1000) or KiB, MiB, GiB (powers of 1024)",
 	BOPS:    "none, K, M, G, T or P, optionally followed by BOPS",
 	Latency: "ns, us, ms or s",
 	Energy:  "pJ, nJ, uJ, mJ or J",
@@ -147,6 +147,17 @@ func Parse(k Kind, text string) (Spec, error) {
 	v, err := parseNumber(num)
 	if err != nil {
 		return Spec{}, fmt.Errorf("%s budget %q: %v", k, text, err)
+	}
+	if k == Size {
+		// Case matters in sizes: b is a bit and m a milli, so 6.5Mb and
+		// 6.5mb are not megabytes; refuse them rather than guess.
+		raw := strings.TrimSpace(t[i:])
+		if strings.HasSuffix(raw, "b") {
+			return Spec{}, fmt.Errorf("%s budget %q: lower-case b means bits; sizes are in bytes: write B (%s)", k, text, unitHelp[k])
+		}
+		if strings.HasPrefix(raw, "m") {
+			return Spec{}, fmt.Errorf("%s budget %q: lower-case m means milli; write MB for megabytes (%s)", k, text, unitHelp[k])
+		}
 	}
 	f, ok := units[k][unit]
 	if !ok {

@@ -17,7 +17,7 @@ func TestParse(t *testing.T) {
 		{Size, "6.5MB", false, 6.5e6},
 		{Size, "6.5 MiB", false, 6.5 * (1 << 20)},
 		{Size, "100", false, 100},
-		{Size, "2kb", false, 2000},
+		{Size, "2kB", false, 2000},
 		{Size, "50%", true, 0.5},
 		{Size, "0%", true, 0},
 		{Size, "150%", true, 1.5},
@@ -61,6 +61,10 @@ func TestParseErrors(t *testing.T) {
 		{BOPS, "NaN", "missing number"},
 		{BOPS, "1e999G", "not a finite number"},
 		{Energy, "ms", "missing number"},
+		{Size, "6.5Mb", "lower-case b means bits"},
+		{Size, "6.5mb", "lower-case b means bits"},
+		{Size, "6.5mB", "lower-case m means milli"},
+		{Size, "512kib", "lower-case b means bits"},
 	}
 	for _, c := range cases {
 		_, err := Parse(c.kind, c.in)

@@ -182,7 +182,7 @@ func TestEvalErrors(t *testing.T) {
 		{[]string{"--plan", evalPlan}, 2, "want exactly one ONNX model, got 0"},
 		{[]string{lenetModel, "--plan", evalPlan, "--format", "yaml"}, 2, `flag --format: unknown format "yaml"`},
 		{[]string{lenetModel, "--plan", evalPlan, "--quantizer", "per-row"}, 2, `flag --quantizer: quantizer "per-row": unknown word "per-row"`},
-		{[]string{lenetModel, "--plan", evalPlan, "--calib-samples", "-1"}, 2, "flag --calib-samples: must not be negative"},
+		{[]string{lenetModel, "--plan", evalPlan, "--calib-samples", "-1"}, 2, "flag --calib-samples: -1 is not allowed"},
 		{[]string{lenetModel, "--plan", evalPlan, "--calib-inputs", "x.npy"}, 2, "give both"},
 		{[]string{lenetModel, "--plan", evalPlan}, 2, "no data: give --data mnist"},
 		{append([]string{lenetModel, "--plan", filepath.Join(dir, "missing.json")}, mn...), 1, "missing.json: no such file"},

@@ -5,9 +5,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/bitplan/bitplan/budget"
 	"github.com/bitplan/bitplan/internal/outfile"
@@ -31,11 +34,11 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 		}
 		rest := fs.Args()
 		if len(rest) == 0 {
-			return pos, checkOutputs(fs, pos)
+			return pos, checkFlags(fs, pos)
 		}
 		if rest[0] == "--" {
 			pos = append(pos, rest[1:]...)
-			return pos, checkOutputs(fs, pos)
+			return pos, checkFlags(fs, pos)
 		}
 		pos = append(pos, rest[0])
 		args = rest[1:]
@@ -47,6 +50,30 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 var outputFlags = map[string]bool{
 	"o": true, "table-out": true, "write-lp": true, "write-mps": true,
 	"plot": true, "density": true, "export": true, "overrides": true,
+}
+
+// checkFlags runs right after parsing, before any work: no numeric flag of
+// bitplan takes a negative or NaN value (counts, limits, tolerances, seeds,
+// durations), and checkOutputs.
+func checkFlags(fs *flag.FlagSet, pos []string) error {
+	var bad error
+	fs.Visit(func(f *flag.Flag) {
+		if bad != nil {
+			return
+		}
+		v := f.Value.String()
+		if d, err := time.ParseDuration(v); err == nil && d < 0 {
+			bad = usageError{fmt.Errorf("flag --%s: %s is negative; want a duration of 0 or more", f.Name, v)}
+			return
+		}
+		if x, err := strconv.ParseFloat(v, 64); err == nil && (x < 0 || math.IsNaN(x)) {
+			bad = usageError{fmt.Errorf("flag --%s: %s is not allowed; want a number of 0 or more", f.Name, v)}
+		}
+	})
+	if bad != nil {
+		return bad
+	}
+	return checkOutputs(fs, pos)
 }
 
 // checkOutputs runs before any work: it refuses an output flag naming a file
@@ -238,6 +265,11 @@ func (b *budgetFlags) budgets(tableHasLatency bool) ([]plan.Device, []plan.Budge
 		}
 		if dev >= 0 {
 			res += "@" + b.devices[dev].Profile.Name
+		}
+		for i, prev := range out {
+			if prev.Resource == res {
+				return nil, nil, usageError{fmt.Errorf("flag --%s given twice for %s (%s and %s); give one budget per resource", p.flag, res, b.pending[i].text, p.text)}
+			}
 		}
 		out = append(out, plan.Budget{Resource: res, Spec: s})
 	}

@@ -126,7 +126,7 @@ func TestCommandErrors(t *testing.T) {
 		{[]string{"solve", hawq, "--max-size", "50%", "--gap", "0"}, 2, "flag --gap: 0 is not a relative gap"},
 		{[]string{"solve", hawq, "--max-size", "50%", "--gap", "1.5"}, 2, "flag --gap: 1.5 is not a relative gap"},
 		{[]string{"solve", hawq, "--max-size", "50%", "--gap", "1e-6"}, 0, ""},
-		{[]string{"plan", "--gap", "-1"}, 2, "flag --gap: -1 is not a relative gap"},
+		{[]string{"plan", "--gap", "-1"}, 2, "flag --gap: -1 is not allowed"},
 	}
 	for _, c := range cases {
 		out, errs, code := runCmd(t, c.args...)

@@ -95,3 +95,26 @@ func TestHelpPrintsUsageOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestFlagsValidatedBeforeWork: negative counts and limits, NaN tolerances
+// and a repeated budget are usage errors (exit 2) naming the flag.
+func TestFlagsValidatedBeforeWork(t *testing.T) {
+	tbl := "../../testdata/hawq_resnet18.json"
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"solve", tbl, "--max-bops", "50%", "--stability", "-3"}, "flag --stability: -3"},
+		{[]string{"solve", tbl, "--max-bops", "50%", "--time-limit", "-1s"}, "flag --time-limit: -1s is negative"},
+		{[]string{"plan", "--time-limit", "-1s"}, "flag --time-limit"},
+		{[]string{"prune", "x.onnx", "--node-limit", "-1"}, "flag --node-limit"},
+		{[]string{"trace", "x.onnx", "--tol", "NaN"}, "flag --tol: NaN"},
+		{[]string{"solve", tbl, "--max-size", "10%", "--max-size", "50%"}, "flag --max-size given twice"},
+	}
+	for _, c := range cases {
+		_, stderr, code := runCmd(t, c.args...)
+		if code != 2 || !strings.Contains(stderr, c.want) {
+			t.Errorf("%v: exit %d, stderr %q; want exit 2 and %q", c.args, code, stderr, c.want)
+		}
+	}
+}

@@ -88,9 +88,9 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	var e *nn.Engine
 	if len(pos) == 0 {
-		m, err := model.Decode(bundled.LeNet)
-		if err != nil {
-			return fmt.Errorf("bundled model: %w", err)
+		m, derr := model.Decode(bundled.LeNet)
+		if derr != nil {
+			return fmt.Errorf("bundled model: %w", derr)
 		}
 		e, err = df.engine(m, modelPath)
 	} else {
