@@ -43,7 +43,7 @@ func TestTestdataModels(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			path := filepath.Join("..", "testdata", "models", c.name+".onnx")
 			if _, err := os.Stat(path); err != nil {
-				t.Skipf("%s not present", path)
+				t.Fatalf("committed model %s missing: %v", path, err)
 			}
 			m, err := model.Load(path)
 			if err != nil {

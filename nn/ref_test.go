@@ -73,7 +73,7 @@ func TestPyTorchReference(t *testing.T) {
 			dir := filepath.Join("..", "testdata", "ref", name)
 			raw, err := os.ReadFile(filepath.Join(dir, "meta.json"))
 			if err != nil {
-				t.Skipf("reference files not present yet (%v)", err)
+				t.Fatalf("committed reference missing (regenerate with scripts/make_reference.py): %v", err)
 			}
 			var meta refMeta
 			if err := json.Unmarshal(raw, &meta); err != nil {

@@ -34,7 +34,7 @@ func load(t testing.TB, name string) *loaded {
 	t.Helper()
 	b, err := os.ReadFile(modelPath(name))
 	if err != nil {
-		t.Skipf("%s: %v", name, err)
+		t.Fatalf("committed model %s missing: %v", name, err)
 	}
 	return loadBytes(t, b)
 }
