@@ -103,6 +103,47 @@ func (m *Memory) Subset(n int) *Memory {
 	return &Memory{Inputs: m.Inputs[:n*size], Labels: m.Labels[:n], Shape: m.Shape}
 }
 
+// classLabeler is a Dataset that knows its labels without reading samples
+// (an image folder: the class folder of each file).
+type classLabeler interface {
+	ClassLabels() []int
+}
+
+// validator is a Dataset that can check its files cheaply (headers only)
+// before long work.
+type validator interface {
+	Validate() error
+}
+
+// Head returns the first n samples of ds (all when n ≤ 0 or n ≥ Len),
+// reading through to ds.
+func Head(ds Dataset, n int) Dataset {
+	if n <= 0 || n >= ds.Len() {
+		return ds
+	}
+	switch d := ds.(type) {
+	case *Memory:
+		return d.Subset(n)
+	case *ImageFolder:
+		return d.head(n)
+	}
+	return head{ds, n}
+}
+
+type head struct {
+	Dataset
+	n int
+}
+
+func (h head) Len() int { return h.n }
+
+func (h head) Read(start int, inputs []float64, labels []int) error {
+	if start < 0 || start+len(labels) > h.n {
+		return fmt.Errorf("data: samples [%d, %d) outside [0, %d)", start, start+len(labels), h.n)
+	}
+	return h.Dataset.Read(start, inputs, labels)
+}
+
 // ErrLabel is wrapped by Check when a label is outside the model's classes.
 var ErrLabel = errors.New("data: label out of range")
 
@@ -118,6 +159,14 @@ func Check(ds Dataset, sampleShape []int, classes int) error {
 	}
 	if m, ok := ds.(*Memory); ok {
 		return checkLabels(m.Labels, 0, classes)
+	}
+	if v, ok := ds.(validator); ok {
+		if err := v.Validate(); err != nil {
+			return err
+		}
+	}
+	if l, ok := ds.(classLabeler); ok {
+		return checkLabels(l.ClassLabels(), 0, classes)
 	}
 	for b, err := range Batches(ds, 1024) {
 		if err != nil {

@@ -57,7 +57,25 @@ func ReadNPY(r io.Reader) (*Array, error) {
 	return decodeNPY(b)
 }
 
-func decodeNPY(b []byte) (a *Array, err error) {
+// npyHeader is a validated .npy header.
+type npyHeader struct {
+	shape   []int
+	dtype   string
+	kind    byte // 'f', 'i', 'u' or 'b'
+	size    int  // bytes per element
+	fortran bool
+	n       int // elements
+	off     int // bytes before the data
+}
+
+// maxNPYHeader bounds the header length a file may declare (NumPy's own
+// limit is 10,000 bytes for version 1 files it writes).
+const maxNPYHeader = 1 << 20
+
+// parseNPYHeader validates the header at the start of b (which may hold
+// more) for a file of total bytes: magic, version, header length, dtype,
+// shape, and that the data length is shape·itemsize.
+func parseNPYHeader(b []byte, total int64) (*npyHeader, error) {
 	if len(b) < 10 || !bytes.Equal(b[:6], npy.Magic[:]) {
 		return nil, fmt.Errorf("npy: not a NumPy .npy file (missing \\x93NUMPY magic)")
 	}
@@ -77,7 +95,6 @@ func decodeNPY(b []byte) (a *Array, err error) {
 		return nil, fmt.Errorf("npy: header of %d bytes but only %d bytes follow (truncated file?)", hlen, len(b)-off)
 	}
 	hdr := string(b[off : off+hlen])
-	data := b[off+hlen:]
 	if !strings.HasSuffix(strings.TrimRight(hdr, " "), "\n") || !strings.Contains(hdr, "}") {
 		return nil, fmt.Errorf("npy: malformed header %q", hdr)
 	}
@@ -85,8 +102,7 @@ func decodeNPY(b []byte) (a *Array, err error) {
 	if dm == nil || om == nil || sm == nil {
 		return nil, fmt.Errorf("npy: header %q lacks 'descr', 'fortran_order' or 'shape'", strings.TrimSpace(hdr))
 	}
-	a = &Array{DType: dm[1]}
-	n := 1
+	h := &npyHeader{dtype: dm[1], fortran: om[1] == "True", off: off + hlen, n: 1}
 	for tok := range strings.SplitSeq(sm[1], ",") {
 		tok = strings.TrimSpace(tok)
 		if tok == "" {
@@ -96,28 +112,38 @@ func decodeNPY(b []byte) (a *Array, err error) {
 		if err != nil || d < 0 {
 			return nil, fmt.Errorf("npy: shape (%s): dimension %q is not a non-negative integer", sm[1], tok)
 		}
-		if d > 0 && n > maxNPYElems/d {
+		if d > 0 && h.n > maxNPYElems/d {
 			return nil, fmt.Errorf("npy: shape (%s) has more than %d elements", sm[1], maxNPYElems)
 		}
-		n *= d
-		a.Shape = append(a.Shape, d)
+		h.n *= d
+		h.shape = append(h.shape, d)
 	}
-	dt := a.DType
+	dt := h.dtype
 	if len(dt) != 3 || !strings.ContainsRune("<>|=", rune(dt[0])) {
 		return nil, fmt.Errorf("npy: dtype %q is not supported (want float32/float64 or an integer type)", dt)
 	}
-	size := int(dt[2] - '0')
-	kind := dt[1]
+	h.size = int(dt[2] - '0')
+	h.kind = dt[1]
 	switch {
-	case kind == 'f' && (size == 4 || size == 8):
-	case (kind == 'i' || kind == 'u') && (size == 1 || size == 2 || size == 4 || size == 8):
-	case kind == 'b' && size == 1:
+	case h.kind == 'f' && (h.size == 4 || h.size == 8):
+	case (h.kind == 'i' || h.kind == 'u') && (h.size == 1 || h.size == 2 || h.size == 4 || h.size == 8):
+	case h.kind == 'b' && h.size == 1:
 	default:
 		return nil, fmt.Errorf("npy: dtype %q is not supported (want float32/float64 or an integer type)", dt)
 	}
-	if len(data) != n*size {
-		return nil, fmt.Errorf("npy: shape %v of %s needs %d data bytes, the file has %d (truncated?)", a.Shape, dt, n*size, len(data))
+	if total-int64(h.off) != int64(h.n*h.size) {
+		return nil, fmt.Errorf("npy: shape %v of %s needs %d data bytes, the file has %d (truncated?)", h.shape, dt, h.n*h.size, total-int64(h.off))
 	}
+	return h, nil
+}
+
+func decodeNPY(b []byte) (a *Array, err error) {
+	h, err := parseNPYHeader(b, int64(len(b)))
+	if err != nil {
+		return nil, err
+	}
+	a = &Array{DType: h.dtype, Shape: h.shape}
+	n, kind, size, dt := h.n, h.kind, h.size, h.dtype
 	defer func() {
 		// The header was validated above; this guards against decoder
 		// panics on input we did not anticipate.
@@ -140,7 +166,7 @@ func decodeNPY(b []byte) (a *Array, err error) {
 	if err := readTyped(rd, a, kind, size, n); err != nil {
 		return nil, fmt.Errorf("npy: reading %s data: %w", dt, err)
 	}
-	if om[1] == "True" {
+	if h.fortran {
 		fortranToC(a)
 	}
 	return a, nil
