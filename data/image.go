@@ -216,7 +216,7 @@ func decodeErr(err error) error {
 	switch {
 	case errors.Is(err, image.ErrFormat):
 		return errors.New("not a JPEG, PNG, BMP, TIFF or WebP image")
-	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF), strings.Contains(err.Error(), "short Huffman data"):
 		return fmt.Errorf("truncated image (%v)", err)
 	}
 	return err
