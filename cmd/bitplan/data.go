@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,42 +22,189 @@ type dataFlags struct {
 	inputs, labels string
 	samples        int
 	batch, workers int
+	pre            preFlags
 }
 
+// dataHelp describes the --data values.
+const dataHelp = "mnist (the MNIST files shipped in the GoMNIST Go module), fashion-mnist (Debian's dataset-fashion-mnist), " +
+	"idx:DIR[/PREFIX] (IDX files of the MNIST family), imagefolder:DIR (torchvision's ImageFolder layout, with --preprocess or --resize/--crop/--mean/--std), " +
+	"npz:FILE (NumPy archive: arrays named as the model's inputs, and labels)"
+
 func (d *dataFlags) register(fs *flag.FlagSet, defSamples int, what string) {
-	fs.StringVar(&d.source, "data", "", "`DATASET` for "+what+": mnist (the MNIST files shipped in the GoMNIST Go module)")
+	fs.StringVar(&d.source, "data", "", "`DATASET` for "+what+": "+dataHelp)
 	fs.StringVar(&d.inputs, "inputs", "", "model inputs as a NumPy `FILE` (N×… float32/float64), with --labels")
 	fs.StringVar(&d.labels, "labels", "", "integer class labels as a NumPy `FILE` (N), with --inputs")
 	fs.IntVar(&d.samples, "samples", defSamples, "use the first `N` samples (0: all)")
 	fs.IntVar(&d.batch, "batch-size", 0, "samples per engine work chunk `N` (0: default 32)")
 	fs.IntVar(&d.workers, "workers", 0, "engine goroutines `N` (0: one per core)")
+	d.pre.register(fs)
 }
 
-// load returns the dataset: MNIST's split, or the NumPy arrays.
-func (d *dataFlags) load(split data.Split) (data.Dataset, error) {
-	if d.samples < 0 {
-		return nil, usageError{fmt.Errorf("flag --samples: must not be negative, got %d", d.samples)}
+// hasSplits reports whether --data names a dataset with training and test
+// splits of its own (mnist, fashion-mnist, idx:).
+func (d *dataFlags) hasSplits() bool {
+	return d.source == "mnist" || d.source == "fashion-mnist" || strings.HasPrefix(d.source, "idx:")
+}
+
+// load returns the dataset: a split of MNIST, Fashion-MNIST or an IDX
+// folder, an image folder, an .npz archive matched to the model's inputs,
+// or the NumPy arrays; at most --samples of them.
+func (d *dataFlags) load(split data.Split, m *model.Model) (data.Dataset, error) {
+	return d.loadN(split, m, d.samples)
+}
+
+// loadN is load with n samples (0: all).
+func (d *dataFlags) loadN(split data.Split, m *model.Model, n int) (data.Dataset, error) {
+	if n < 0 {
+		return nil, usageError{fmt.Errorf("flag --samples: must not be negative, got %d", n)}
 	}
-	switch {
-	case d.source != "" && (d.inputs != "" || d.labels != ""):
+	if d.source != "" && (d.inputs != "" || d.labels != "") {
 		return nil, usageError{fmt.Errorf("flags --data and --inputs/--labels: give one or the other")}
+	}
+	kind, arg, _ := strings.Cut(d.source, ":")
+	if kind != "imagefolder" && d.pre.set() {
+		return nil, usageError{fmt.Errorf("flags --preprocess, --resize, --crop, --mean, --std, --layout and --grayscale go with --data imagefolder:DIR")}
+	}
+	if (kind == "idx" || kind == "imagefolder" || kind == "npz") && arg == "" {
+		return nil, usageError{fmt.Errorf("flag --data %s: give a path, e.g. --data %s:%s", d.source, kind, map[string]string{"idx": "DIR", "imagefolder": "DIR", "npz": "FILE.npz"}[kind])}
+	}
+	var ds data.Dataset
+	var err error
+	switch {
 	case d.source == "mnist":
-		return data.MNIST(split, d.samples)
+		return data.MNIST(split, n)
+	case d.source == "fashion-mnist":
+		ds, err = data.FashionMNIST(split)
+	case kind == "idx":
+		ds, err = data.OpenIDXDir(arg, split)
+	case kind == "imagefolder":
+		var p data.Preprocess
+		if p, err = d.pre.preprocess(); err != nil {
+			return nil, usageError{err}
+		}
+		ds, err = data.OpenImageFolder(arg, p)
+	case kind == "npz":
+		var z *data.NPZ
+		if z, err = data.OpenNPZ(arg); err == nil {
+			ds, err = z.Match(inputNames(m))
+		}
 	case d.source != "":
-		return nil, usageError{fmt.Errorf("flag --data: unknown dataset %q (want mnist, or --inputs X.npy --labels Y.npy)", d.source)}
+		return nil, usageError{fmt.Errorf("flag --data: unknown dataset %q (want %s; or --inputs X.npy --labels Y.npy)", d.source, dataHelp)}
 	case d.inputs != "" && d.labels != "":
-		m, err := data.LoadNPY(d.inputs, d.labels)
-		if err != nil {
-			return nil, err
-		}
-		if d.samples > 0 && d.samples < m.Len() {
-			return m.Subset(d.samples), nil
-		}
-		return m, nil
+		ds, err = data.LoadNPY(d.inputs, d.labels)
 	case d.inputs != "" || d.labels != "":
 		return nil, usageError{fmt.Errorf("flags --inputs and --labels: give both")}
+	default:
+		return nil, usageError{fmt.Errorf("no data: give --data mnist (or another --data) or --inputs X.npy --labels Y.npy")}
 	}
-	return nil, usageError{fmt.Errorf("no data: give --data mnist or --inputs X.npy --labels Y.npy")}
+	if err != nil {
+		return nil, err
+	}
+	return data.Head(ds, n), nil
+}
+
+// inputNames returns the model's graph input names.
+func inputNames(m *model.Model) []string {
+	var n []string
+	for _, in := range m.Inputs {
+		n = append(n, in.Name)
+	}
+	return n
+}
+
+// preFlags are the image preprocessing flags of --data imagefolder:DIR.
+type preFlags struct {
+	preset, resize, crop, mean, std, layout string
+	gray                                   bool
+}
+
+func (p *preFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&p.preset, "preprocess", "", "image preprocessing `PRESET`: imagenet (torchvision's evaluation transform: Resize(256) bilinear antialiased, CenterCrop(224), ImageNet mean/std); other flags override its parts")
+	fs.StringVar(&p.resize, "resize", "", "resize images: `N` makes the shorter side N (torchvision's Resize(N)), HxW an exact size")
+	fs.StringVar(&p.crop, "crop", "", "center-crop images to `N`×N or HxW (zero padding where smaller)")
+	fs.StringVar(&p.mean, "mean", "", "subtract per-channel `MEAN`s (comma-separated, e.g. 0.485,0.456,0.406) after scaling to [0, 1]")
+	fs.StringVar(&p.std, "std", "", "divide by per-channel `STD`s (comma-separated) after --mean")
+	fs.StringVar(&p.layout, "layout", "", "image sample `LAYOUT`: NCHW (default) or NHWC")
+	fs.BoolVar(&p.gray, "grayscale", false, "convert images to one channel (Pillow's L) instead of RGB")
+}
+
+func (p *preFlags) set() bool {
+	return p.preset != "" || p.resize != "" || p.crop != "" || p.mean != "" || p.std != "" || p.layout != "" || p.gray
+}
+
+// preprocess returns the preset with the other flags applied over it.
+func (p *preFlags) preprocess() (data.Preprocess, error) {
+	var out data.Preprocess
+	switch p.preset {
+	case "":
+	case "imagenet":
+		out = data.ImageNet
+	default:
+		return out, fmt.Errorf("flag --preprocess: unknown preset %q (want imagenet)", p.preset)
+	}
+	var err error
+	if p.resize != "" {
+		if out.Resize, err = parseHW(p.resize, true); err != nil {
+			return out, fmt.Errorf("flag --resize: %v", err)
+		}
+	}
+	if p.crop != "" {
+		if out.Crop, err = parseHW(p.crop, false); err != nil {
+			return out, fmt.Errorf("flag --crop: %v", err)
+		}
+	}
+	if p.mean != "" {
+		if out.Mean, err = parseFloats(p.mean); err != nil {
+			return out, fmt.Errorf("flag --mean: %v", err)
+		}
+	}
+	if p.std != "" {
+		if out.Std, err = parseFloats(p.std); err != nil {
+			return out, fmt.Errorf("flag --std: %v", err)
+		}
+	}
+	if p.layout != "" {
+		out.Layout = data.Layout(strings.ToUpper(p.layout))
+	}
+	out.Gray = out.Gray || p.gray
+	if err := out.Check(); err != nil {
+		return out, fmt.Errorf("image preprocessing: %v", err)
+	}
+	return out, nil
+}
+
+// parseHW parses N or HxW. With short, N means the shorter side ([N 0]);
+// otherwise N means N×N.
+func parseHW(s string, short bool) ([2]int, error) {
+	hs, ws, two := strings.Cut(strings.ToLower(s), "x")
+	h, err := strconv.Atoi(strings.TrimSpace(hs))
+	if err != nil || h <= 0 {
+		return [2]int{}, fmt.Errorf("%q: want a positive size N or HxW", s)
+	}
+	if !two {
+		if short {
+			return [2]int{h, 0}, nil
+		}
+		return [2]int{h, h}, nil
+	}
+	w, err := strconv.Atoi(strings.TrimSpace(ws))
+	if err != nil || w <= 0 {
+		return [2]int{}, fmt.Errorf("%q: want a positive size N or HxW", s)
+	}
+	return [2]int{h, w}, nil
+}
+
+// parseFloats parses comma-separated finite numbers.
+func parseFloats(s string) ([]float64, error) {
+	var out []float64
+	for f := range strings.SplitSeq(s, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+			return nil, fmt.Errorf("%q: want comma-separated numbers", s)
+		}
+		out = append(out, v)
+	}
+	return out, nil
 }
 
 // loadEngine loads an ONNX model and prepares the engine.

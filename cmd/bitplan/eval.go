@@ -19,8 +19,8 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := newFlagSet("eval", "MODEL.onnx --plan PLAN.json [--data mnist | --inputs X.npy --labels Y.npy] [flags]", stdout)
 	planPath := fs.String("plan", "", "the plan to apply: `FILE` written by bitplan plan --format json (or solve)")
 	var df dataFlags
-	df.register(fs, 0, "evaluation (MNIST: the 10,000 test images)")
-	calibN := fs.Int("calib-samples", 256, "calibrate activation ranges on `N` samples (MNIST: the training set; 0: all)")
+	df.register(fs, 0, "evaluation (mnist, fashion-mnist, idx: the test split)")
+	calibN := fs.Int("calib-samples", 256, "calibrate activation ranges on `N` samples (mnist, fashion-mnist, idx: the training set; 0: all)")
 	calibIn := fs.String("calib-inputs", "", "calibration inputs as a NumPy `FILE` (with --calib-labels; default: the first --calib-samples of --inputs)")
 	calibLab := fs.String("calib-labels", "", "calibration labels as a NumPy `FILE`, with --calib-inputs")
 	quant := fs.String("quantizer", "symmetric,per-channel,minmax", "weight quantizer `SPEC`: symmetric|asymmetric, per-channel|per-tensor, minmax|mse (use the one the plan was priced with)")
@@ -51,37 +51,31 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	test, err := df.load(data.Test)
+	e, err := df.loadEngine(arg)
+	if err != nil {
+		return err
+	}
+	test, err := df.load(data.Test, e.Model())
 	if err != nil {
 		return err
 	}
 	var calib data.Dataset
 	switch {
 	case *weightsOnly:
-	case df.source == "mnist":
-		calib, err = data.MNIST(data.Train, *calibN)
+	case df.hasSplits():
+		calib, err = df.loadN(data.Train, e.Model(), *calibN)
 	case *calibIn != "":
 		var m *data.Memory
 		m, err = data.LoadNPY(*calibIn, *calibLab)
-		if err == nil && *calibN > 0 && *calibN < m.Len() {
-			m = m.Subset(*calibN)
-		}
-		calib = m
+		calib = data.Head(m, *calibN)
 	default:
-		m, ok := test.(*data.Memory)
-		if !ok {
-			return fmt.Errorf("eval: no calibration data: give --calib-inputs and --calib-labels")
+		calib = data.Head(test, *calibN)
+		src := df.inputs
+		if src == "" {
+			src = df.source
 		}
-		if *calibN > 0 && *calibN < m.Len() {
-			m = m.Subset(*calibN)
-		}
-		calib = m
-		fmt.Fprintf(stderr, "bitplan: calibrating activation ranges on the first %d samples of %s (give --calib-inputs to use other data)\n", m.Len(), df.inputs)
+		fmt.Fprintf(stderr, "bitplan: calibrating activation ranges on the first %d samples of %s (give --calib-inputs to use other data)\n", calib.Len(), src)
 	}
-	if err != nil {
-		return err
-	}
-	e, err := df.loadEngine(arg)
 	if err != nil {
 		return err
 	}

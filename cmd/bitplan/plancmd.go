@@ -27,7 +27,7 @@ const (
 func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("plan", "[MODEL.onnx --data mnist | --inputs X.npy --labels Y.npy] [--profile NAME] [--max-size S] [--max-bops B] [--max-latency L] [flags]", stdout)
 	var df dataFlags
-	df.register(fs, 256, "calibration (MNIST: the training set)")
+	df.register(fs, 256, "calibration (mnist, fashion-mnist, idx: the training split)")
 	var tf traceFlags
 	tf.register(fs)
 	var bf budgetFlags
@@ -82,10 +82,6 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	ds, err := df.load(data.Train)
-	if err != nil {
-		return err
-	}
 	var e *nn.Engine
 	if len(pos) == 0 {
 		m, derr := model.Decode(bundled.LeNet)
@@ -96,6 +92,10 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	} else {
 		e, err = df.loadEngine(modelPath)
 	}
+	if err != nil {
+		return err
+	}
+	ds, err := df.load(data.Train, e.Model())
 	if err != nil {
 		return err
 	}

@@ -46,7 +46,7 @@ func (v pruneBudget) Set(s string) error {
 func runPrune(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("prune", "MODEL.onnx --data mnist --max-params 50% [flags]", stdout)
 	var df dataFlags
-	df.register(fs, 512, "calibration and fine-tuning (MNIST: the training set)")
+	df.register(fs, 512, "calibration and fine-tuning (mnist, fashion-mnist, idx: the training split)")
 	var budgets []prune.Budget
 	fs.Var(pruneBudget{prune.Params, "max-params", &budgets}, "max-params", "parameter budget: `COUNT` (30K, 1.2M) or P% of the unpruned model")
 	fs.Var(pruneBudget{prune.FLOPs, "max-flops", &budgets}, "max-flops", "FLOPs budget per sample (2·MACs): `COUNT` (2.4M) or P% of the unpruned model")
@@ -65,7 +65,7 @@ func runPrune(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	steps := fs.Int("finetune-steps", 0, "fine-tune the pruned model for `N` SGD steps on the calibration data (0: none)")
 	lr := fs.Float64("lr", 0.002, "fine-tuning learning `RATE` (momentum 0.9, batch 32)")
 	compensate := fs.Bool("compensate", false, "fold the removed inputs' calibration means into Gemm/MatMul consumers' biases (mean replacement)")
-	testN := fs.Int("test-samples", 10000, "measure accuracy on `N` MNIST test images (with --data mnist; 0: skip)")
+	testN := fs.Int("test-samples", 10000, "measure accuracy on `N` test images (with --data mnist, fashion-mnist or idx:; 0: skip)")
 	output := fs.String("o", "", "write the pruned ONNX model to `FILE`")
 	format := fs.String("format", "table", "report `FORMAT`: table, json, csv or markdown")
 	arg, f, help, err := parseOne(fs, args, "ONNX model", format)
@@ -131,13 +131,13 @@ func runPrune(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	calib, err := df.load(data.Train)
+	calib, err := df.load(data.Train, m)
 	if err != nil {
 		return err
 	}
 	var test data.Dataset
-	if df.source == "mnist" && *testN > 0 {
-		if test, err = data.MNIST(data.Test, *testN); err != nil {
+	if df.hasSplits() && *testN > 0 {
+		if test, err = df.loadN(data.Test, m, *testN); err != nil {
 			return err
 		}
 	}

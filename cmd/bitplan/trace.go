@@ -80,7 +80,7 @@ func (t *traceFlags) analysis(pr *progress) (*plan.Analysis, error) {
 func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("trace", "MODEL.onnx --data mnist | --inputs X.npy --labels Y.npy [flags]", stdout)
 	var df dataFlags
-	df.register(fs, 256, "calibration (MNIST: the training set)")
+	df.register(fs, 256, "calibration (mnist, fashion-mnist, idx: the training split)")
 	var tf traceFlags
 	tf.register(fs)
 	exact := fs.Bool("exact", false, "compute every layer's trace exactly from unit vectors (one product per weight: small models only); same as --method exact")
@@ -100,11 +100,11 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	ds, err := df.load(data.Train)
+	e, err := df.loadEngine(arg)
 	if err != nil {
 		return err
 	}
-	e, err := df.loadEngine(arg)
+	ds, err := df.load(data.Train, e.Model())
 	if err != nil {
 		return err
 	}
