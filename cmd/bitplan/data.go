@@ -115,7 +115,7 @@ func inputNames(m *model.Model) []string {
 // preFlags are the image preprocessing flags of --data imagefolder:DIR.
 type preFlags struct {
 	preset, resize, crop, mean, std, layout string
-	gray                                   bool
+	gray                                    bool
 }
 
 func (p *preFlags) register(fs *flag.FlagSet) {
