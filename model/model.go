@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
 	"google.golang.org/protobuf/proto"
@@ -199,8 +200,8 @@ func FromProto(mp *onnx.ModelProto) (*Model, error) {
 			Name:    np.Name,
 			Op:      np.OpType,
 			Domain:  np.Domain,
-			Inputs:  np.Input,
-			Outputs: np.Output,
+			Inputs:  slices.Clone(np.Input),
+			Outputs: slices.Clone(np.Output),
 			Attrs:   make(map[string]*Attr, len(np.Attribute)),
 		}
 		if n.Op == "" {
@@ -238,6 +239,8 @@ func FromProto(mp *onnx.ModelProto) (*Model, error) {
 			return nil, fmt.Errorf("%w: graph output %q is not produced by any node", ErrFormat, out.Name)
 		}
 	}
+
+	m.normalize()
 
 	// Shapes at batch size 1: the first dimension of every input is taken as
 	// the batch and set to 1, other symbolic dimensions also become 1. A

@@ -11,9 +11,12 @@ type Shapes struct {
 	Dims map[string][]int
 	// Types holds each tensor's element type where known.
 	Types map[string]DataType
-	// Ints holds the values of integer tensors that are computable without
-	// the input data: integer initializers and constants, and the shape
-	// arithmetic of exports (Shape, Gather, Unsqueeze, Concat, Slice, ...).
+	// Values holds every tensor computable without the input data at these
+	// input shapes: the initializers and everything Fold derives from them
+	// and from the shapes (Shape, Gather, Unsqueeze, Concat, Slice, Range,
+	// Equal, Where, Expand, ConstantOfShape, ...), of any element type.
+	Values map[string]*Tensor
+	// Ints holds the integer members of Values (their elements).
 	Ints map[string][]int64
 }
 
@@ -62,7 +65,8 @@ type inferer struct {
 }
 
 func (m *Model) infer(inputs map[string][]int, _ bool) (*Shapes, error) {
-	s := &Shapes{Dims: make(map[string][]int), Types: make(map[string]DataType), Ints: make(map[string][]int64)}
+	s := &Shapes{Dims: make(map[string][]int), Types: make(map[string]DataType), Ints: make(map[string][]int64),
+		Values: make(map[string]*Tensor)}
 	batch := 1
 	for _, in := range m.Inputs {
 		if sh, ok := inputs[in.Name]; ok {
@@ -76,14 +80,21 @@ func (m *Model) infer(inputs map[string][]int, _ bool) (*Shapes, error) {
 	for name, t := range m.Initializers {
 		s.Dims[name] = t.Shape
 		s.Types[name] = t.Type
+		s.Values[name] = t
 		if !t.Type.IsFloat() {
 			s.Ints[name] = t.Int
 		}
 	}
 	inf := &inferer{m: m, s: s, batch: batch}
 	for _, n := range m.Nodes {
-		if err := inf.node(n); err != nil {
+		done, err := inf.fold(n)
+		if err != nil {
 			return nil, err
+		}
+		if !done {
+			if err := inf.node(n); err != nil {
+				return nil, err
+			}
 		}
 		for _, o := range n.Outputs {
 			if _, ok := s.Dims[o]; ok || o == "" {
@@ -128,6 +139,41 @@ var broadcastOps = map[string]bool{
 var boolOps = map[string]bool{
 	"Equal": true, "Less": true, "Greater": true, "LessOrEqual": true, "GreaterOrEqual": true,
 	"And": true, "Or": true, "Xor": true, "Not": true, "IsNaN": true, "IsInf": true,
+}
+
+// fold evaluates n when its inputs are known values (Shape and Size: when
+// its input's shape is known) and records its outputs.
+func (f *inferer) fold(n *Node) (bool, error) {
+	if !foldable[n.Op] {
+		return false, nil
+	}
+	ins := make([]*Tensor, len(n.Inputs))
+	for i, in := range n.Inputs {
+		if in == "" {
+			continue
+		}
+		ins[i] = f.s.Values[in]
+		if ins[i] == nil && !(i == 0 && (n.Op == "Shape" || n.Op == "Size")) {
+			return false, nil
+		}
+	}
+	shape0, _ := f.dims(n.Input(0))
+	outs, ok, err := Fold(n, f.m.Opset, ins, shape0)
+	if err != nil || !ok {
+		return false, err
+	}
+	for i, o := range n.Outputs {
+		if o == "" || i >= len(outs) {
+			continue
+		}
+		t := outs[i]
+		f.set(o, t.Shape, t.Type)
+		f.s.Values[o] = t
+		if !t.Type.IsFloat() {
+			f.s.Ints[o] = t.Int
+		}
+	}
+	return true, nil
 }
 
 func (f *inferer) dims(name string) ([]int, bool) {
@@ -205,15 +251,9 @@ func (f *inferer) node(n *Node) error {
 	}
 	switch {
 	case n.Op == "Constant":
-		t, err := constantValue(n)
-		if err != nil {
-			return err
-		}
-		f.set(out, t.Shape, t.Type)
-		if !t.Type.IsFloat() {
-			f.s.Ints[out] = t.Int
-		}
-		return nil
+		// Always folded by fold; reaching here means a bad value.
+		_, err := constantValue(n)
+		return err
 	case unaryOps[n.Op]:
 		if !ok0 {
 			return nil
@@ -223,11 +263,6 @@ func (f *inferer) node(n *Node) error {
 			t = Bool
 		}
 		f.set(out, in0, t)
-		if n.Op == "Identity" {
-			if v, ok := f.s.Ints[n.Input(0)]; ok {
-				f.s.Ints[out] = v
-			}
-		}
 		return nil
 	case broadcastOps[n.Op]:
 		var shapes [][]int
@@ -250,8 +285,10 @@ func (f *inferer) node(n *Node) error {
 			t = Bool
 		}
 		f.set(out, o, t)
-		f.foldArith(n, o)
 		return nil
+	}
+	if done, err := f.moreShapes(n); done {
+		return err
 	}
 	switch n.Op {
 	case "Conv":
@@ -305,34 +342,8 @@ func (f *inferer) node(n *Node) error {
 			return err
 		}
 		f.set(out, []int{numElems(in0[:axis]), numElems(in0[axis:])}, t0)
-		if v, ok := f.s.Ints[n.Input(0)]; ok {
-			f.s.Ints[out] = v
-		}
 	case "Reshape":
 		return f.reshape(n, in0, ok0, t0)
-	case "Shape":
-		if !ok0 {
-			return nil
-		}
-		start, err := n.AttrInt("start", 0)
-		if err != nil {
-			return err
-		}
-		end, err := n.AttrInt("end", int64(len(in0)))
-		if err != nil {
-			return err
-		}
-		r := int64(len(in0))
-		start, end = clampIndex(start, r), clampIndex(end, r)
-		v := []int64{}
-		for i := start; i < end; i++ {
-			v = append(v, int64(in0[i]))
-		}
-		f.setInts(out, v, []int{len(v)})
-	case "Size":
-		if ok0 {
-			f.setInts(out, []int64{int64(numElems(in0))}, []int{})
-		}
 	case "Gather":
 		return f.gather(n, in0, ok0, t0)
 	case "Unsqueeze", "Squeeze":
@@ -369,11 +380,7 @@ func (f *inferer) node(n *Node) error {
 		if err != nil {
 			return err
 		}
-		dt := DataType(to)
-		f.set(out, in0, dt)
-		if v, ok := f.s.Ints[n.Input(0)]; ok && dt.IsInt() {
-			f.s.Ints[out] = v
-		}
+		f.set(out, in0, DataType(to))
 	case "ConstantOfShape":
 		sh, ok := f.s.Ints[n.Input(0)]
 		if !ok {
@@ -391,13 +398,6 @@ func (f *inferer) node(n *Node) error {
 			return attrErr(n, "value", "has %d elements, want 1", t.Len())
 		}
 		f.set(out, d, t.Type)
-		if !t.Type.IsFloat() && numElems(d) <= 1<<16 {
-			v := make([]int64, numElems(d))
-			for i := range v {
-				v[i] = t.Int[0]
-			}
-			f.s.Ints[out] = v
-		}
 	case "Expand":
 		sh, ok := f.s.Ints[n.Input(1)]
 		if !ok || !ok0 {
@@ -463,43 +463,6 @@ func constantValue(n *Node) (*Tensor, error) {
 
 // ConstantValue returns the tensor a Constant node produces.
 func ConstantValue(n *Node) (*Tensor, error) { return constantValue(n) }
-
-// foldArith folds integer Add/Sub/Mul/Div when all inputs are known.
-func (f *inferer) foldArith(n *Node, o []int) {
-	switch n.Op {
-	case "Add", "Sub", "Mul", "Div":
-	default:
-		return
-	}
-	if len(n.Inputs) != 2 || numElems(o) > 1<<16 {
-		return
-	}
-	a, okA := f.s.Ints[n.Input(0)]
-	b, okB := f.s.Ints[n.Input(1)]
-	if !okA || !okB {
-		return
-	}
-	sa, sb := f.s.Dims[n.Input(0)], f.s.Dims[n.Input(1)]
-	v := make([]int64, numElems(o))
-	ia, ib := broadcastIndex(sa, o), broadcastIndex(sb, o)
-	for i := range v {
-		x, y := a[ia[i]], b[ib[i]]
-		switch n.Op {
-		case "Add":
-			v[i] = x + y
-		case "Sub":
-			v[i] = x - y
-		case "Mul":
-			v[i] = x * y
-		case "Div":
-			if y == 0 {
-				return
-			}
-			v[i] = x / y
-		}
-	}
-	f.s.Ints[n.Outputs[0]] = v
-}
 
 // broadcastIndex maps each element of shape out to the element of shape in
 // that broadcasting reads.
@@ -673,9 +636,6 @@ func (f *inferer) reshape(n *Node, in []int, ok bool, t DataType) error {
 		return fmt.Errorf("%s: %v", n.Label(), err)
 	}
 	f.set(n.Outputs[0], o, t)
-	if v, ok := f.s.Ints[n.Input(0)]; ok {
-		f.s.Ints[n.Outputs[0]] = v
-	}
 	return nil
 }
 
@@ -738,21 +698,6 @@ func (f *inferer) gather(n *Node, data []int, ok bool, t DataType) error {
 	}
 	o := append(append(slices.Clone(data[:axis]), idx...), data[axis+1:]...)
 	f.set(n.Outputs[0], o, t)
-	dv, okD := f.s.Ints[n.Input(0)]
-	iv, okV := f.s.Ints[n.Input(1)]
-	if okD && okV && len(data) == 1 {
-		v := make([]int64, len(iv))
-		for i, j := range iv {
-			if j < 0 {
-				j += int64(data[0])
-			}
-			if j < 0 || j >= int64(data[0]) {
-				return fmt.Errorf("%s: index %d out of range for %d elements", n.Label(), iv[i], data[0])
-			}
-			v[i] = dv[j]
-		}
-		f.s.Ints[n.Outputs[0]] = v
-	}
 	return nil
 }
 
@@ -772,51 +717,14 @@ func (f *inferer) squeeze(n *Node, in []int, ok bool, t DataType) error {
 	}
 	var o []int
 	if n.Op == "Unsqueeze" {
-		r := len(in) + len(axes)
-		ins := make([]bool, r)
-		for _, a := range axes {
-			ax, err := normAxis(n, "axes", a, r, false)
-			if err != nil {
-				return err
-			}
-			if ins[ax] {
-				return attrErr(n, "axes", "%v repeats axis %d", axes, a)
-			}
-			ins[ax] = true
-		}
-		j := 0
-		for i := 0; i < r; i++ {
-			if ins[i] {
-				o = append(o, 1)
-			} else {
-				o = append(o, in[j])
-				j++
-			}
-		}
+		o, err = unsqueezeDims(n, in, axes)
 	} else {
-		drop := make([]bool, len(in))
-		for _, a := range axes {
-			ax, err := normAxis(n, "axes", a, len(in), false)
-			if err != nil {
-				return err
-			}
-			if in[ax] != 1 {
-				return fmt.Errorf("%s: cannot squeeze axis %d of shape %v", n.Label(), a, in)
-			}
-			drop[ax] = true
-		}
-		o = []int{}
-		for i, d := range in {
-			if (axes == nil && d == 1) || drop[i] {
-				continue
-			}
-			o = append(o, d)
-		}
+		o, err = squeezeDims(n, in, axes)
+	}
+	if err != nil {
+		return err
 	}
 	f.set(n.Outputs[0], o, t)
-	if v, ok := f.s.Ints[n.Input(0)]; ok {
-		f.s.Ints[n.Outputs[0]] = v
-	}
 	return nil
 }
 
@@ -826,8 +734,6 @@ func (f *inferer) concat(n *Node, t DataType) error {
 		return err
 	}
 	var o []int
-	var vals []int64
-	allInts := true
 	for i, in := range n.Inputs {
 		d, ok := f.dims(in)
 		if !ok {
@@ -841,26 +747,20 @@ func (f *inferer) concat(n *Node, t DataType) error {
 			if _, err := normAxis(n, "axis", a, len(o), false); err != nil {
 				return err
 			}
-		} else {
-			ax, _ := normAxis(n, "axis", a, len(o), false)
-			if len(d) != len(o) {
-				return fmt.Errorf("%s: input %d has shape %v, want rank %d", n.Label(), i, d, len(o))
-			}
-			for j := range d {
-				if j != ax && d[j] != o[j] {
-					return fmt.Errorf("%s: input %d has shape %v, incompatible with %v on axis %d", n.Label(), i, d, o, a)
-				}
-			}
-			o[ax] += d[ax]
+			continue
 		}
-		v, ok := f.s.Ints[in]
-		allInts = allInts && ok
-		vals = append(vals, v...)
+		ax, _ := normAxis(n, "axis", a, len(o), false)
+		if len(d) != len(o) {
+			return fmt.Errorf("%s: input %d has shape %v, want rank %d", n.Label(), i, d, len(o))
+		}
+		for j := range d {
+			if j != ax && d[j] != o[j] {
+				return fmt.Errorf("%s: input %d has shape %v, incompatible with %v on axis %d", n.Label(), i, d, o, a)
+			}
+		}
+		o[ax] += d[ax]
 	}
 	f.set(n.Outputs[0], o, t)
-	if allInts && len(o) == 1 {
-		f.s.Ints[n.Outputs[0]] = vals
-	}
 	return nil
 }
 
@@ -902,55 +802,10 @@ func (f *inferer) slice(n *Node, in []int, ok bool, t DataType) error {
 	if !ok {
 		return nil
 	}
-	if len(starts) != len(ends) || (axes != nil && len(axes) != len(starts)) || (steps != nil && len(steps) != len(starts)) {
-		return fmt.Errorf("%s: starts %v, ends %v, axes %v, steps %v differ in length", n.Label(), starts, ends, axes, steps)
-	}
-	o := slices.Clone(in)
-	first := make([]int64, len(in))
-	step := make([]int64, len(in))
-	for i := range step {
-		step[i] = 1
-	}
-	for i := range starts {
-		ax := int64(i)
-		if axes != nil {
-			ax = axes[i]
-		}
-		a, err := normAxis(n, "axes", ax, len(in), false)
-		if err != nil {
-			return err
-		}
-		st := int64(1)
-		if steps != nil {
-			st = steps[i]
-		}
-		if st == 0 {
-			return fmt.Errorf("%s: slice step is 0", n.Label())
-		}
-		d := int64(in[a])
-		s, e := starts[i], ends[i]
-		if s < 0 {
-			s += d
-		}
-		if e < 0 {
-			e += d
-		}
-		if st > 0 {
-			s, e = min(max(s, 0), d), min(max(e, 0), d)
-			o[a] = int(max(0, (e-s+st-1)/st))
-		} else {
-			s, e = min(max(s, 0), d-1), min(max(e, -1), d-1)
-			o[a] = int(max(0, (s-e-st-1)/(-st)))
-		}
-		first[a], step[a] = s, st
+	_, _, o, err := SliceRange(n, in, starts, ends, axes, steps)
+	if err != nil {
+		return err
 	}
 	f.set(n.Outputs[0], o, t)
-	if v, okV := f.s.Ints[n.Input(0)]; okV && len(in) == 1 {
-		r := make([]int64, o[0])
-		for i := range r {
-			r[i] = v[first[0]+int64(i)*step[0]]
-		}
-		f.s.Ints[n.Outputs[0]] = r
-	}
 	return nil
 }

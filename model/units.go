@@ -14,6 +14,12 @@ type Unit struct {
 	Op string
 	// Node is the index of the node in Model.Nodes.
 	Node int
+	// Nodes lists every node that reads the weight, Node first. It has more
+	// than one entry when the weight is shared (tied weights, a layer
+	// applied twice): the nodes are one unit with one set of parameters
+	// and one bit width, and MACs, InElems and OutElems are summed over
+	// them.
+	Nodes []int
 	// Weight and Bias are initializer names; Bias is "" when the layer has
 	// none. For MatMul the bias is the constant 1-D operand of an Add that is
 	// the MatMul's only consumer (the PyTorch export of nn.Linear on
@@ -109,6 +115,7 @@ func (m *Model) floatInit(name string) *Tensor {
 
 func (m *Model) findUnits() ([]Unit, error) {
 	var units []Unit
+	byWeight := make(map[string]int) // weight initializer → unit index
 	cons := m.Consumers()
 	sh := m.Shapes
 	for _, n := range m.Nodes {
@@ -255,7 +262,22 @@ func (m *Model) findUnits() ([]Unit, error) {
 		if u.Op != "MatMul" {
 			u.BiasNode = -1
 		}
+		if j, tied := byWeight[u.Weight]; tied {
+			t := &units[j]
+			if t.Op != u.Op || t.Bias != u.Bias || t.WeightInput != u.WeightInput {
+				return nil, fmt.Errorf("%s: weight %q is shared with unit %q, but as a %s with bias %q (want the same op and bias to tie them)",
+					n.Label(), u.Weight, t.Name, t.Op, t.Bias)
+			}
+			t.Nodes = append(t.Nodes, n.Index)
+			t.MACs += u.MACs
+			t.InElems += u.InElems
+			t.OutElems += u.OutElems
+			t.ShapeKnown = t.ShapeKnown && u.ShapeKnown
+			continue
+		}
+		byWeight[u.Weight] = len(units)
 		u.Node = n.Index
+		u.Nodes = []int{n.Index}
 		u.Name = n.Name
 		if u.Name == "" {
 			u.Name = u.Weight

@@ -159,24 +159,21 @@ func (e *Engine) buildPlan(n int) (*plan, error) {
 		if !need[i] {
 			continue
 		}
-		// Integer shape arithmetic folded by shape inference.
+		// Values folded by shape inference (shape arithmetic, constants
+		// expanded to the batch).
 		folded := true
 		for _, o := range nd.Outputs {
 			if o == "" || !live[o] {
 				continue
 			}
-			if _, ok := shapes.Ints[o]; !ok {
+			if _, ok := shapes.Values[o]; !ok {
 				folded = false
 			}
 		}
 		if folded {
 			for _, o := range nd.Outputs {
-				if v, ok := shapes.Ints[o]; ok {
-					d := make([]float64, len(v))
-					for j, x := range v {
-						d[j] = float64(x)
-					}
-					p.addSlot(slot{name: o, shape: shapes.Dims[o], kind: kConst, data: d})
+				if t, ok := shapes.Values[o]; ok {
+					p.addSlot(slot{name: o, shape: shapes.Dims[o], kind: kConst, data: t.Values()})
 				}
 			}
 			continue

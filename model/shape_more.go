@@ -1,0 +1,379 @@
+package model
+
+import (
+	"fmt"
+	"math"
+	"slices"
+)
+
+// Shape inference of the operators of transformer, recurrent and
+// dense-prediction exports: reductions, Split, LSTM/GRU/RNN, ConvTranspose,
+// Resize/Upsample, Pad, Tile, Einsum-free attention blocks.
+
+// moreShapes infers the output shapes of n when it is one of the operators
+// of this file; it reports whether it was.
+func (f *inferer) moreShapes(n *Node) (bool, error) {
+	in0, ok0 := f.dims(n.Input(0))
+	t0 := f.s.Types[n.Input(0)]
+	switch n.Op {
+	case "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
+		"ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare", "ArgMax", "ArgMin":
+		if !ok0 {
+			return true, nil
+		}
+		return true, f.reduceShape(n, in0, t0)
+	case "Split":
+		if !ok0 {
+			return true, nil
+		}
+		return true, f.splitShape(n, in0, t0)
+	case "LSTM", "GRU", "RNN":
+		if !ok0 {
+			return true, nil
+		}
+		return true, f.rnnShape(n, in0, t0)
+	case "ConvTranspose":
+		w, okW := f.dims(n.Input(1))
+		if !ok0 || !okW {
+			return true, nil
+		}
+		return true, f.convTransposeShape(n, in0, w, t0)
+	case "Resize", "Upsample":
+		if !ok0 {
+			return true, nil
+		}
+		return true, f.resizeShape(n, in0, t0)
+	case "Pad":
+		if !ok0 {
+			return true, nil
+		}
+		var pads []int64
+		if len(n.Inputs) >= 2 {
+			v, ok := f.s.Ints[n.Input(1)]
+			if !ok {
+				return true, nil
+			}
+			pads = v
+		} else {
+			v, err := n.AttrInts("pads", nil)
+			if err != nil {
+				return true, err
+			}
+			pads = v
+		}
+		r := len(in0)
+		axes := make([]int, r)
+		for i := range axes {
+			axes[i] = i
+		}
+		if a := n.Input(3); a != "" {
+			v, ok := f.s.Ints[a]
+			if !ok {
+				return true, nil
+			}
+			axes = axes[:0]
+			for _, x := range v {
+				ax, err := normAxis(n, "axes", x, r, false)
+				if err != nil {
+					return true, err
+				}
+				axes = append(axes, ax)
+			}
+		}
+		if len(pads) != 2*len(axes) {
+			return true, fmt.Errorf("%s: %d pads for %d axes, want 2 per axis", n.Label(), len(pads), len(axes))
+		}
+		o := slices.Clone(in0)
+		for i, ax := range axes {
+			o[ax] += int(pads[i]) + int(pads[i+len(axes)])
+			if o[ax] < 0 {
+				return true, fmt.Errorf("%s: pads %v make axis %d of %v negative", n.Label(), pads, ax, in0)
+			}
+		}
+		f.set(n.Outputs[0], o, t0)
+		return true, nil
+	case "Tile":
+		reps, ok := f.s.Ints[n.Input(1)]
+		if !ok0 || !ok {
+			return true, nil
+		}
+		if len(reps) != len(in0) {
+			return true, fmt.Errorf("%s: %d repeats for rank %d", n.Label(), len(reps), len(in0))
+		}
+		o := slices.Clone(in0)
+		for i, r := range reps {
+			o[i] *= int(r)
+		}
+		f.set(n.Outputs[0], o, t0)
+		return true, nil
+	}
+	return false, nil
+}
+
+func (f *inferer) reduceShape(n *Node, in []int, t DataType) error {
+	var axes []int64
+	switch {
+	case n.Op == "ArgMax" || n.Op == "ArgMin":
+		a, err := n.AttrInt("axis", 0)
+		if err != nil {
+			return err
+		}
+		axes = []int64{a}
+		t = Int64
+	case n.Input(1) != "":
+		v, ok := f.s.Ints[n.Input(1)]
+		if !ok {
+			return nil
+		}
+		axes = v
+	default:
+		v, err := n.AttrInts("axes", nil)
+		if err != nil {
+			return err
+		}
+		axes = v
+	}
+	keep, err := n.AttrInt("keepdims", 1)
+	if err != nil {
+		return err
+	}
+	noop, err := n.AttrInt("noop_with_empty_axes", 0)
+	if err != nil {
+		return err
+	}
+	if len(axes) == 0 && noop != 0 {
+		f.set(n.Outputs[0], slices.Clone(in), t)
+		return nil
+	}
+	red := make([]bool, len(in))
+	for _, a := range axes {
+		ax, err := normAxis(n, "axes", a, len(in), false)
+		if err != nil {
+			return err
+		}
+		red[ax] = true
+	}
+	o := []int{}
+	for i, d := range in {
+		switch {
+		case !red[i] && len(axes) > 0:
+			o = append(o, d)
+		case keep != 0:
+			o = append(o, 1)
+		}
+	}
+	f.set(n.Outputs[0], o, t)
+	return nil
+}
+
+func (f *inferer) splitShape(n *Node, in []int, t DataType) error {
+	a, err := n.AttrInt("axis", 0)
+	if err != nil {
+		return err
+	}
+	ax, err := normAxis(n, "axis", a, len(in), false)
+	if err != nil {
+		return err
+	}
+	var parts []int64
+	switch {
+	case n.Input(1) != "":
+		v, ok := f.s.Ints[n.Input(1)]
+		if !ok {
+			return nil
+		}
+		parts = v
+	default:
+		v, err := n.AttrInts("split", nil)
+		if err != nil {
+			return err
+		}
+		parts = v
+	}
+	k := len(n.Outputs)
+	if parts == nil {
+		// Equal parts; the last one smaller when num_outputs (opset 18)
+		// does not divide the axis.
+		d := in[ax]
+		size := (d + k - 1) / k
+		for i := 0; i < k; i++ {
+			parts = append(parts, int64(min(size, max(0, d-i*size))))
+		}
+	}
+	if len(parts) != k {
+		return fmt.Errorf("%s: %d split sizes %v for %d outputs", n.Label(), len(parts), parts, k)
+	}
+	sum := int64(0)
+	for _, p := range parts {
+		sum += p
+	}
+	if sum != int64(in[ax]) {
+		return fmt.Errorf("%s: split sizes %v sum to %d, axis %d has %d", n.Label(), parts, sum, a, in[ax])
+	}
+	for i, o := range n.Outputs {
+		s := slices.Clone(in)
+		s[ax] = int(parts[i])
+		f.set(o, s, t)
+	}
+	return nil
+}
+
+func (f *inferer) rnnShape(n *Node, x []int, t DataType) error {
+	if len(x) != 3 {
+		return fmt.Errorf("%s: input has shape %v, want seq×batch×features (or batch×seq×features with layout 1)", n.Label(), x)
+	}
+	h, err := n.AttrInt("hidden_size", 0)
+	if err != nil {
+		return err
+	}
+	if h <= 0 {
+		if w, ok := f.dims(n.Input(2)); ok && len(w) == 3 {
+			h = int64(w[2])
+		} else {
+			return attrErr(n, "hidden_size", "is %d, want > 0", h)
+		}
+	}
+	dir, err := n.AttrString("direction", "forward")
+	if err != nil {
+		return err
+	}
+	dirs := 1
+	switch dir {
+	case "forward", "reverse":
+	case "bidirectional":
+		dirs = 2
+	default:
+		return attrErr(n, "direction", "is %q, want forward, reverse or bidirectional", dir)
+	}
+	layout, err := n.AttrInt("layout", 0)
+	if err != nil {
+		return err
+	}
+	seq, batch := x[0], x[1]
+	y := []int{seq, dirs, batch, int(h)}
+	state := []int{dirs, batch, int(h)}
+	if layout != 0 {
+		batch, seq = x[0], x[1]
+		y = []int{batch, seq, dirs, int(h)}
+		state = []int{batch, dirs, int(h)}
+	}
+	for i, o := range n.Outputs {
+		if i == 0 {
+			f.set(o, y, t)
+		} else {
+			f.set(o, slices.Clone(state), t)
+		}
+	}
+	return nil
+}
+
+func (f *inferer) convTransposeShape(n *Node, x, w []int, t DataType) error {
+	if len(x) < 3 || len(w) != len(x) {
+		return fmt.Errorf("%s: input shape %v and weight shape %v, want N×C×spatial and C×M/group×kernel of the same rank", n.Label(), x, w)
+	}
+	k := len(x) - 2
+	g, err := n.AttrInt("group", 1)
+	if err != nil {
+		return err
+	}
+	if g < 1 || w[0] != x[1] {
+		return fmt.Errorf("%s: input has %d channels, weight %v (group %d) expects %d", n.Label(), x[1], w, g, w[0])
+	}
+	strides, err := n.attrDims("strides", k, 1, 1)
+	if err != nil {
+		return err
+	}
+	dil, err := n.attrDims("dilations", k, 1, 1)
+	if err != nil {
+		return err
+	}
+	outPad, err := n.attrDims("output_padding", k, 0, 0)
+	if err != nil {
+		return err
+	}
+	pads, err := n.attrDims("pads", 2*k, 0, 0)
+	if err != nil {
+		return err
+	}
+	o := []int{x[0], w[1] * int(g)}
+	if os, err := n.AttrInts("output_shape", nil); err != nil {
+		return err
+	} else if os != nil {
+		if len(os) != k {
+			return attrErr(n, "output_shape", "has %d values, want %d", len(os), k)
+		}
+		for _, v := range os {
+			o = append(o, int(v))
+		}
+		f.set(n.Outputs[0], o, t)
+		return nil
+	}
+	if ap, _ := n.AttrString("auto_pad", "NOTSET"); ap != "NOTSET" && ap != "" && ap != "VALID" {
+		for i := 0; i < k; i++ {
+			o = append(o, x[2+i]*strides[i])
+		}
+		f.set(n.Outputs[0], o, t)
+		return nil
+	}
+	for i := 0; i < k; i++ {
+		d := strides[i]*(x[2+i]-1) + outPad[i] + (w[2+i]-1)*dil[i] + 1 - pads[i] - pads[i+k]
+		if d <= 0 {
+			return fmt.Errorf("%s: spatial dim %d of the output is %d", n.Label(), i, d)
+		}
+		o = append(o, d)
+	}
+	f.set(n.Outputs[0], o, t)
+	return nil
+}
+
+func (f *inferer) resizeShape(n *Node, x []int, t DataType) error {
+	var scales []float64
+	if n.Op == "Upsample" {
+		if n.Input(1) != "" {
+			v, ok := f.s.Values[n.Input(1)]
+			if !ok {
+				return nil
+			}
+			scales = v.Values()
+		} else if a, ok := n.Attrs["scales"]; ok && a.Type == AttrFloats {
+			scales = a.Floats
+		}
+	} else {
+		if s := n.Input(3); s != "" {
+			v, ok := f.s.Ints[s]
+			if !ok {
+				return nil
+			}
+			if len(v) > 0 {
+				d, err := toDims(n, v)
+				if err != nil {
+					return err
+				}
+				if len(d) != len(x) {
+					return fmt.Errorf("%s: sizes %v for rank %d", n.Label(), v, len(x))
+				}
+				f.set(n.Outputs[0], d, t)
+				return nil
+			}
+		}
+		if s := n.Input(2); s != "" {
+			v, ok := f.s.Values[s]
+			if !ok {
+				return nil
+			}
+			scales = v.Values()
+		}
+	}
+	if len(scales) != len(x) {
+		return fmt.Errorf("%s: %d scales for rank %d (want scales or sizes for every axis)", n.Label(), len(scales), len(x))
+	}
+	o := make([]int, len(x))
+	for i, s := range scales {
+		if s <= 0 {
+			return fmt.Errorf("%s: scale %v on axis %d, want > 0", n.Label(), s, i)
+		}
+		o[i] = int(math.Floor(float64(x[i]) * s))
+	}
+	f.set(n.Outputs[0], o, t)
+	return nil
+}
