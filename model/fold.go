@@ -8,7 +8,7 @@ import (
 
 // maxFold bounds the elements of a tensor that folding materialises; larger
 // results are left to the engine.
-const maxFold = 1 << 22
+const maxFold = 1 << 20
 
 // foldable lists the operators Fold evaluates on constant inputs. Shape and
 // Size need only their input's shape.

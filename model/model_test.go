@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -358,6 +359,15 @@ func FuzzDecode(f *testing.F) {
 	f.Add(good[:len(good)/3])
 	f.Add([]byte{})
 	f.Add([]byte{0x3a, 0x05, 0x12, 0x03, 'a', 'b', 'c'})
+	// Real exports with the shape arithmetic import normalisation folds
+	// (Shape, Gather, Unsqueeze, Concat, ConstantOfShape of an LSTM state).
+	for _, name := range []string{"tiny_lstm", "tiny_gru"} {
+		zb, err := os.ReadFile(filepath.Join("..", "testdata", "zoo", name, "op13.onnx"))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(zb)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := model.Decode(b)
 		if err != nil {

@@ -99,8 +99,12 @@ type Engine struct {
 // New prepares model m for execution. It fails, naming the node and
 // operator, when the graph uses an operator or attribute the engine cannot
 // execute, and when the model does not map one input to batch×classes
-// logits.
+// logits; the static Check runs first and reports every unsupported
+// operator and construct at once (an *UnsupportedError).
 func New(m *model.Model, opts *Options) (*Engine, error) {
+	if err := Check(m); err != nil {
+		return nil, err
+	}
 	e := &Engine{m: m, plans: make(map[int]*plan)}
 	if opts != nil {
 		e.opts = *opts
