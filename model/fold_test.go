@@ -28,7 +28,9 @@ func node(op string, nin int, attrs ...*model.Attr) *model.Node {
 	return n
 }
 
-func aInt(name string, v int64) *model.Attr { return &model.Attr{Name: name, Type: model.AttrInt, Int: v} }
+func aInt(name string, v int64) *model.Attr {
+	return &model.Attr{Name: name, Type: model.AttrInt, Int: v}
+}
 func aInts(name string, v ...int64) *model.Attr {
 	return &model.Attr{Name: name, Type: model.AttrInts, Ints: v}
 }
