@@ -2,15 +2,17 @@ package sensitivity
 
 import (
 	"bytes"
-	"encoding/json"
+	"context"
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/bitplan/bitplan/internal/jsonx"
+	"github.com/bitplan/bitplan/internal/unionfind"
 )
 
 // Table is a sensitivity table: per layer, the Hessian trace and the
@@ -97,6 +99,15 @@ func (p Precision) String() string {
 // ParsePrecision parses a candidate key: "4" (W4A4), "w4a8", "W4A8" or
 // "4/8". Bit widths must lie in 1..64.
 func ParsePrecision(key string) (Precision, error) {
+	// The common keys ("4", "16") without allocating.
+	if n := len(key); n == 1 && key[0] >= '1' && key[0] <= '9' {
+		w := int(key[0] - '0')
+		return Precision{W: w, A: w}, nil
+	} else if n == 2 && key[0] >= '1' && key[0] <= '6' && key[1] >= '0' && key[1] <= '9' {
+		if w := int(key[0]-'0')*10 + int(key[1]-'0'); w <= 64 {
+			return Precision{W: w, A: w}, nil
+		}
+	}
 	k := strings.ToLower(strings.TrimSpace(key))
 	var w, a int
 	var err error
@@ -161,15 +172,37 @@ func (l *Layer) Candidates() ([]Precision, []string) {
 //	Ω_i(b) = (Tr(H_i)/n_i) · ‖Q_b(W_i) − W_i‖²₂ = AvgTrace · DeltaSq[b]
 func (l *Layer) Omega(key string) float64 { return l.AvgTrace * l.DeltaSq[key] }
 
+// MaxTableBytes bounds the size of a table file or stream: about eight
+// times a million-layer table. A larger input (or one that never ends, such
+// as /dev/zero) is refused with an error rather than read until memory runs
+// out.
+const MaxTableBytes = 4 << 30
+
+// maxTableBytes is MaxTableBytes, lowered by tests.
+var maxTableBytes int64 = MaxTableBytes
+
 // ReadFile reads and validates a table from a JSON file. Warnings (unknown
 // fields, negative traces) are returned separately; errors name the file and
 // the place in it.
 func ReadFile(path string) (*Table, []string, error) {
-	b, err := os.ReadFile(path)
+	return ReadFileContext(context.Background(), path)
+}
+
+// ReadFileContext is ReadFile stopping when ctx is done (the error then
+// wraps ctx.Err()). The file is streamed, never held whole in memory.
+func ReadFileContext(ctx context.Context, path string) (*Table, []string, error) {
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, err
 	}
-	t, warn, err := Parse(b)
+	defer f.Close()
+	var size int64
+	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+		if size = st.Size(); size > maxTableBytes {
+			return nil, nil, fmt.Errorf("%s: %d bytes, more than the %s a table may have", path, size, jsonx.Size(maxTableBytes))
+		}
+	}
+	t, warn, err := read(ctx, f, size)
 	if err != nil {
 		return nil, warn, fmt.Errorf("%s: %w", path, err)
 	}
@@ -177,42 +210,41 @@ func ReadFile(path string) (*Table, []string, error) {
 }
 
 // Read reads and validates a table from r (see Parse).
-func Read(r io.Reader) (*Table, []string, error) {
-	b, err := io.ReadAll(r)
+func Read(r io.Reader) (*Table, []string, error) { return ReadContext(context.Background(), r) }
+
+// ReadContext is Read stopping when ctx is done. It streams: memory goes
+// to the table, not to its text.
+func ReadContext(ctx context.Context, r io.Reader) (*Table, []string, error) { return read(ctx, r, 0) }
+
+// read is ReadContext for an input of size bytes (0: unknown).
+func read(ctx context.Context, r io.Reader, size int64) (*Table, []string, error) {
+	d := &decoder{s: jsonx.NewScanner(ctx, r, maxTableBytes), keys: map[string]string{}, size: size}
+	var t Table
+	err := d.table(&t)
+	if err == nil {
+		err = d.s.End()
+	}
 	if err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil && d.s.Err() == ctxErr {
+			return nil, nil, fmt.Errorf("reading stopped: %w", ctxErr)
+		}
 		return nil, nil, err
 	}
-	return Parse(b)
+	warn := append(d.topWarn, d.layerWarn...)
+	w2, err := t.Validate()
+	return &t, append(warn, w2...), err
 }
-
-// knownTop and knownLayer list the JSON fields the table format defines.
-var (
-	knownTop   = fieldSet(Table{})
-	knownLayer = fieldSet(Layer{})
-)
 
 // Parse decodes and validates a JSON table. It returns warnings for unknown
 // fields (so a typo does not pass silently) and for negative traces (legal:
 // Hessians are indefinite), and an error naming the place for malformed
-// input: bad JSON (with line and column), a missing name or candidate set,
-// negative or non-finite counts and errors, unknown precision keys, latency
-// tables that miss a candidate, ties between layers with different candidate
-// sets, pins naming no candidate.
+// input: bad JSON (with line and column), a key given twice in one object,
+// a missing name or candidate set, negative or non-finite counts and
+// errors, unknown precision keys, latency tables that miss a candidate,
+// ties between layers with different candidate sets, pins naming no
+// candidate.
 func Parse(data []byte) (*Table, []string, error) {
-	var t Table
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&t); err != nil {
-		return nil, nil, jsonError(data, err)
-	}
-	if dec.More() {
-		return nil, nil, fmt.Errorf("unexpected data after the JSON object at %s", position(data, dec.InputOffset()))
-	}
-	warn, err := unknownFields(data)
-	if err != nil {
-		return nil, nil, jsonError(data, err)
-	}
-	w2, err := t.Validate()
-	return &t, append(warn, w2...), err
+	return read(context.Background(), bytes.NewReader(data), int64(len(data)))
 }
 
 // Validate checks a table and returns warnings for legal oddities (negative
@@ -223,67 +255,84 @@ func (t *Table) Validate() ([]string, error) {
 		return nil, errors.New(`field "layers": the table has no layers`)
 	}
 	names := make(map[string]int, len(t.Layers))
+	var prec []Precision // the parsed keys of one layer
+	var keys []string
 	for i := range t.Layers {
 		l := &t.Layers[i]
-		where := fmt.Sprintf("layers[%d]", i)
 		if l.Name == "" {
-			return warn, fmt.Errorf("%s: missing \"name\"", where)
+			return warn, fmt.Errorf("layers[%d]: missing \"name\"", i)
 		}
-		where = fmt.Sprintf("layers[%d] (%q)", i, l.Name)
+		// where names the layer in messages (made only for one).
+		where := func() string { return fmt.Sprintf("layers[%d] (%q)", i, l.Name) }
 		if j, dup := names[l.Name]; dup {
-			return warn, fmt.Errorf("%s: name already used by layers[%d]", where, j)
+			return warn, fmt.Errorf("%s: name already used by layers[%d]", where(), j)
 		}
 		names[l.Name] = i
-		for _, f := range []struct {
+		for _, f := range [...]struct {
 			name string
 			v    float64
 		}{{"params", l.Params}, {"macs", l.MACs}, {"avg_trace_stderr", l.AvgTraceStderr},
 			{"in_elems", l.InElems}, {"out_elems", l.OutElems}, {"out_channels", l.OutChannels}} {
-			if math.IsNaN(f.v) || math.IsInf(f.v, 0) || f.v < 0 {
-				return warn, fmt.Errorf("%s: %q must be a finite non-negative number, got %v", where, f.name, f.v)
+			if !finite(f.v) || f.v < 0 {
+				return warn, fmt.Errorf("%s: %q must be a finite non-negative number, got %v", where(), f.name, f.v)
 			}
 		}
-		if math.IsNaN(l.AvgTrace) || math.IsInf(l.AvgTrace, 0) {
-			return warn, fmt.Errorf("%s: \"avg_trace\" must be finite, got %v", where, l.AvgTrace)
+		if !finite(l.AvgTrace) {
+			return warn, fmt.Errorf("%s: \"avg_trace\" must be finite, got %v", where(), l.AvgTrace)
 		}
 		if l.AvgTrace < 0 {
-			warn = append(warn, fmt.Sprintf("%s: negative avg_trace %g (the Hessian is indefinite here; its Ω favours lower precision)", where, l.AvgTrace))
+			warn = append(warn, fmt.Sprintf("%s: negative avg_trace %g (the Hessian is indefinite here; its Ω favours lower precision)", where(), l.AvgTrace))
 		}
 		if len(l.DeltaSq) == 0 {
-			return warn, fmt.Errorf("%s: \"delta_sq\" must list at least one candidate precision", where)
+			return warn, fmt.Errorf("%s: \"delta_sq\" must list at least one candidate precision", where())
 		}
-		seen := map[Precision]string{}
+		prec, keys = prec[:0], keys[:0]
+		var seen map[Precision]string // for layers of many candidates
+		if len(l.DeltaSq) > 16 {
+			seen = make(map[Precision]string, len(l.DeltaSq))
+		}
 		for k, v := range l.DeltaSq {
 			p, err := ParsePrecision(k)
 			if err != nil {
-				return warn, fmt.Errorf("%s: delta_sq: %v", where, err)
+				return warn, fmt.Errorf("%s: delta_sq: %v", where(), err)
 			}
-			if o, dup := seen[p]; dup {
-				return warn, fmt.Errorf("%s: delta_sq: keys %q and %q name the same precision", where, o, k)
+			if seen != nil {
+				if o, dup := seen[p]; dup {
+					return warn, fmt.Errorf("%s: delta_sq: keys %q and %q name the same precision", where(), o, k)
+				}
+				seen[p] = k
+			} else {
+				for j, q := range prec {
+					if q == p {
+						return warn, fmt.Errorf("%s: delta_sq: keys %q and %q name the same precision", where(), keys[j], k)
+					}
+				}
+				prec, keys = append(prec, p), append(keys, k)
 			}
-			seen[p] = k
-			if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
-				return warn, fmt.Errorf("%s: delta_sq[%q] must be a finite non-negative number, got %v", where, k, v)
+			if !finite(v) || v < 0 {
+				return warn, fmt.Errorf("%s: delta_sq[%q] must be a finite non-negative number, got %v", where(), k, v)
 			}
 		}
 		if l.LatencyMS != nil {
 			for k, v := range l.LatencyMS {
 				if _, ok := l.DeltaSq[k]; !ok {
-					return warn, fmt.Errorf("%s: latency_ms[%q] names no candidate of delta_sq", where, k)
+					return warn, fmt.Errorf("%s: latency_ms[%q] names no candidate of delta_sq", where(), k)
 				}
-				if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
-					return warn, fmt.Errorf("%s: latency_ms[%q] must be a finite non-negative number, got %v", where, k, v)
+				if !finite(v) || v < 0 {
+					return warn, fmt.Errorf("%s: latency_ms[%q] must be a finite non-negative number, got %v", where(), k, v)
 				}
 			}
-			for k := range l.DeltaSq {
-				if _, ok := l.LatencyMS[k]; !ok {
-					return warn, fmt.Errorf("%s: latency_ms has no value for candidate %q", where, k)
+			if len(l.LatencyMS) != len(l.DeltaSq) {
+				for k := range l.DeltaSq {
+					if _, ok := l.LatencyMS[k]; !ok {
+						return warn, fmt.Errorf("%s: latency_ms has no value for candidate %q", where(), k)
+					}
 				}
 			}
 		}
 		if l.Pin != "" {
 			if _, ok := l.DeltaSq[l.Pin]; !ok {
-				return warn, fmt.Errorf("%s: pin %q names no candidate of delta_sq", where, l.Pin)
+				return warn, fmt.Errorf("%s: pin %q names no candidate of delta_sq", where(), l.Pin)
 			}
 		}
 	}
@@ -317,63 +366,30 @@ func (t *Table) Validate() ([]string, error) {
 // from both the per-layer Tie names and the table's Ties lists (merged when
 // they overlap), each sorted, in order of their first layer.
 func (t *Table) TieGroups() [][]int {
-	parent := make([]int, len(t.Layers))
-	for i := range parent {
-		parent[i] = i
-	}
-	var find func(int) int
-	find = func(i int) int {
-		for parent[i] != i {
-			parent[i] = parent[parent[i]]
-			i = parent[i]
-		}
-		return i
-	}
-	union := func(a, b int) {
-		ra, rb := find(a), find(b)
-		if ra < rb {
-			parent[rb] = ra
-		} else if rb < ra {
-			parent[ra] = rb
-		}
-	}
+	sets := unionfind.New(len(t.Layers))
 	byTie := map[string]int{}
 	for i, l := range t.Layers {
 		if l.Tie == "" {
 			continue
 		}
 		if j, ok := byTie[l.Tie]; ok {
-			union(i, j)
+			sets.Union(i, j)
 		} else {
 			byTie[l.Tie] = i
 		}
 	}
+	n := len(t.Layers)
 	for _, g := range t.Ties {
+		if len(g) == 0 || g[0] < 0 || g[0] >= n {
+			continue
+		}
 		for _, i := range g[1:] {
-			if g[0] >= 0 && g[0] < len(parent) && i >= 0 && i < len(parent) {
-				union(g[0], i)
+			if i >= 0 && i < n {
+				sets.Union(g[0], i)
 			}
 		}
 	}
-	groups := map[int][]int{}
-	for i := range t.Layers {
-		r := find(i)
-		groups[r] = append(groups[r], i)
-	}
-	var out [][]int
-	for i := range t.Layers {
-		if g := groups[i]; len(g) > 1 && g[0] == i {
-			out = append(out, g)
-		}
-	}
-	return out
-}
-
-// WriteJSON writes the table as indented JSON.
-func (t *Table) WriteJSON(w io.Writer) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(t)
+	return sets.Members(2)
 }
 
 func sameKeys(a, b map[string]float64) bool {

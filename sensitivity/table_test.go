@@ -2,7 +2,9 @@ package sensitivity
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -123,12 +125,17 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
+// FuzzParse checks that the reader never panics, that what it accepts is
+// a usable table, and that it accepts nothing encoding/json would read
+// differently (keys differing only in case aside: encoding/json matches them
+// to fields, the reader warns and ignores them).
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(good))
 	f.Add([]byte(`{"layers": [{"name": "a", "delta_sq": {"4": 1}}], "ties": [[0, 0]]}`))
 	f.Add([]byte(`{"layers": null}`))
+	f.Add([]byte(`{"layers": [{"name": "a\u00e9\n", "delta_sq": {"4": 1e-7, "w4a8": 2E+3}, "index": -1, "trace": null}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		tab, _, err := Parse(data)
+		tab, warn, err := Parse(data)
 		if err != nil {
 			return
 		}
@@ -139,6 +146,18 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 		tab.TieGroups()
+		var ref Table
+		if err := json.Unmarshal(data, &ref); err != nil {
+			t.Fatalf("accepted what encoding/json refuses (%v): %q", err, data)
+		}
+		for _, w := range warn {
+			if strings.Contains(w, "unknown field") {
+				return
+			}
+		}
+		if !reflect.DeepEqual(*tab, ref) {
+			t.Fatalf("read %+v, encoding/json %+v", *tab, ref)
+		}
 	})
 }
 

@@ -8,9 +8,11 @@
 // Usage:
 //
 //	go run ./bench/gen -groups 5000 -table t.json -mps t.mps [-seed 1] [-solve]
+//	go run ./bench/gen -read t.json
 //
 // With -solve it also solves the instance with package ilp and prints the
-// status, objective and time (a driver when the CLI is not available).
+// status, objective and time (a driver when the CLI is not available). With
+// -read it only reads a table (bench/parse.sh times it).
 package main
 
 import (
@@ -26,6 +28,7 @@ import (
 	"time"
 
 	"github.com/bitplan/bitplan/ilp"
+	"github.com/bitplan/bitplan/sensitivity"
 )
 
 func main() {
@@ -61,8 +64,18 @@ func run(args []string, stdout io.Writer) error {
 	tablePath := fs.String("table", "", "write the sensitivity table to `FILE` (JSON)")
 	mpsPath := fs.String("mps", "", "write the problem to `FILE` (fixed MPS)")
 	solve := fs.Bool("solve", false, "solve with package ilp and print the result")
+	read := fs.String("read", "", "only read the sensitivity table `FILE` with package sensitivity and print the layer count and the time (bench/parse.sh)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *read != "" {
+		t0 := time.Now()
+		tab, _, err := sensitivity.ReadFile(*read)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "read %d layers in %.3f s\n", len(tab.Layers), time.Since(t0).Seconds())
+		return nil
 	}
 	if *groups < 1 {
 		return fmt.Errorf("-groups %d: want at least 1", *groups)

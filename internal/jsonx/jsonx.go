@@ -1,0 +1,151 @@
+// Package jsonx holds the JSON helpers bitplan's readers share: the line
+// and column of a byte offset, encoding/json errors rewritten with them, a
+// check for duplicate object keys (encoding/json silently keeps the last),
+// bounded reads, and a streaming Scanner for documents too large to decode
+// whole (the sensitivity table of a million layers).
+package jsonx
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+)
+
+// Pos is a place in a JSON document: 1-based line and column (in bytes).
+type Pos struct{ Line, Col int }
+
+// String returns "line L, column C".
+func (p Pos) String() string { return fmt.Sprintf("line %d, column %d", p.Line, p.Col) }
+
+// Position returns the place of byte offset off in data (clamped to data).
+func Position(data []byte, off int64) Pos {
+	if off > int64(len(data)) {
+		off = int64(len(data))
+	}
+	if off < 0 {
+		off = 0
+	}
+	before := data[:off]
+	return Pos{bytes.Count(before, []byte("\n")) + 1, int(off) - bytes.LastIndexByte(before, '\n')}
+}
+
+// Error rewrites an encoding/json decoding error of data with the line and
+// column it occurred at and, for type errors, the field path:
+//
+//	malformed JSON at line 2, column 14: invalid character ',' …
+//	field "layers.params" at line 3, column 20: got JSON string, want float64
+func Error(data []byte, err error) error {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Errorf("malformed JSON at %s: %v", Position(data, se.Offset), se)
+	case errors.As(err, &te):
+		field := te.Field
+		if field == "" {
+			field = "(top level)"
+		}
+		return fmt.Errorf("field %q at %s: got JSON %s, want %v", field, Position(data, te.Offset), te.Value, te.Type)
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return errors.New("malformed JSON: unexpected end of input")
+	}
+	return fmt.Errorf("malformed JSON: %v", err)
+}
+
+// Duplicates returns an error naming the first key that occurs twice in one
+// object of data, with the path of the object and the place of the second
+// occurrence, or nil. data is assumed to be valid JSON (decode it first:
+// on malformed input Duplicates stops quietly at the first bad token).
+func Duplicates(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var walk func(path string) error
+	walk = func(path string) error {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		switch tok {
+		case json.Delim('{'):
+			seen := map[string]bool{}
+			for dec.More() {
+				off := dec.InputOffset()
+				kt, err := dec.Token()
+				if err != nil {
+					return nil
+				}
+				k, _ := kt.(string)
+				if seen[k] {
+					where := path
+					if where == "" {
+						where = "the top-level object"
+					}
+					// off is the end of the previous token: step over the
+					// separator and spaces to the key itself.
+					for off < int64(len(data)) && (data[off] == ',' || isSpace(data[off])) {
+						off++
+					}
+					return fmt.Errorf("duplicate key %q in %s at %s", k, where, Position(data, off))
+				}
+				seen[k] = true
+				child := k
+				if path != "" {
+					child = path + "." + k
+				}
+				if err := walk(child); err != nil {
+					return err
+				}
+			}
+			_, _ = dec.Token()
+		case json.Delim('['):
+			for i := 0; dec.More(); i++ {
+				if err := walk(fmt.Sprintf("%s[%d]", path, i)); err != nil {
+					return err
+				}
+			}
+			_, _ = dec.Token()
+		}
+		return nil
+	}
+	return walk("")
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+// ReadFile reads a whole file of at most max bytes; a larger file (or a
+// device that does not end, such as /dev/zero) is refused with an error
+// saying the bound, after reading at most max+1 bytes.
+func ReadFile(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() && st.Size() > max {
+		return nil, fmt.Errorf("%s: %d bytes, more than the %s this reader accepts", path, st.Size(), Size(max))
+	}
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("%s: more than the %s this reader accepts", path, Size(max))
+	}
+	return b, nil
+}
+
+// Size formats a byte count in binary units ("64 MiB").
+func Size(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}

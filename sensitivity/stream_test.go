@@ -1,0 +1,264 @@
+package sensitivity
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// randomTable draws a table using every field of the format, with strings
+// that need escaping and numbers of every magnitude.
+func randomTable(rng *rand.Rand, n int) *Table {
+	num := func() float64 {
+		switch rng.IntN(6) {
+		case 0:
+			return 0
+		case 1:
+			return float64(rng.IntN(1000000))
+		case 2:
+			return math.Exp(rng.NormFloat64() * 30) // 1e-13 … 1e13 and beyond
+		case 3:
+			return 1e-7 * rng.Float64()
+		case 4:
+			return 1e22 * rng.Float64()
+		}
+		return rng.Float64()
+	}
+	names := []string{"conv", "a<b>&c", "tab\there", "ünïcode", `quote"back\slash`, "line\u2028sep"}
+	t := &Table{Model: names[rng.IntN(len(names))]}
+	if rng.IntN(2) == 0 {
+		t.Source, t.Notes = "src", "n<o>tes"
+	}
+	keys := []string{"2", "4", "8", "w4a8", "16"}
+	for i := 0; i < n; i++ {
+		l := Layer{Name: fmt.Sprintf("%s%d", names[rng.IntN(len(names))], i), Params: num(), MACs: num(),
+			AvgTrace: num() - num(), DeltaSq: map[string]float64{}}
+		if rng.IntN(2) == 0 {
+			l.AvgTraceStderr = num()
+		}
+		if rng.IntN(3) == 0 {
+			v := num()
+			l.Trace = &v
+		}
+		if rng.IntN(3) == 0 {
+			x := rng.IntN(100)
+			l.Index = &x
+		}
+		for _, k := range keys[:1+rng.IntN(len(keys))] {
+			l.DeltaSq[k] = num()
+		}
+		if rng.IntN(2) == 0 {
+			l.LatencyMS = map[string]float64{}
+			for k := range l.DeltaSq {
+				l.LatencyMS[k] = num()
+			}
+		}
+		if rng.IntN(3) == 0 {
+			l.Tie = "t" + fmt.Sprint(rng.IntN(3))
+		}
+		if rng.IntN(4) == 0 {
+			l.Pin = "2"
+		}
+		l.InElems, l.OutElems, l.OutChannels = num(), num(), num()
+		l.InChannels, l.Kernel, l.Stride, l.InHW, l.OutHW = num(), num(), num(), num(), num()
+		t.Layers = append(t.Layers, l)
+	}
+	if rng.IntN(2) == 0 {
+		t.Ties = [][]int{{0, n - 1}, {}}
+	}
+	return t
+}
+
+// TestWriteJSONMatchesEncodingJSON: the streaming writer writes exactly the
+// bytes of encoding/json's indenting encoder.
+func TestWriteJSONMatchesEncodingJSON(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	for trial := 0; trial < 200; trial++ {
+		tab := randomTable(rng, 1+rng.IntN(5))
+		var want, got bytes.Buffer
+		enc := json.NewEncoder(&want)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(tab); err != nil {
+			t.Fatal(err)
+		}
+		if err := tab.WriteJSON(&got); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got.Bytes(), want.Bytes()) {
+			t.Fatalf("WriteJSON differs from encoding/json:\n got %s\nwant %s", got.Bytes(), want.Bytes())
+		}
+	}
+	var buf bytes.Buffer
+	bad := &Table{Layers: []Layer{{Name: "x", DeltaSq: map[string]float64{"4": math.NaN()}}}}
+	if err := bad.WriteJSON(&buf); err == nil || !strings.Contains(err.Error(), `layers[0] ("x"): delta_sq["4"] is NaN`) {
+		t.Errorf("NaN: error = %v", err)
+	}
+}
+
+// TestReadMatchesEncodingJSON: the streaming reader decodes what
+// encoding/json decodes, whatever the layout of the text.
+func TestReadMatchesEncodingJSON(t *testing.T) {
+	rng := rand.New(rand.NewPCG(2, 2))
+	for trial := 0; trial < 200; trial++ {
+		tab := randomTable(rng, 1+rng.IntN(5))
+		var data []byte
+		switch trial % 3 {
+		case 0:
+			data, _ = json.Marshal(tab)
+		case 1:
+			data, _ = json.MarshalIndent(tab, "", " ")
+		default:
+			data, _ = json.MarshalIndent(tab, "\r\n", "\t")
+		}
+		var want Table
+		if err := json.Unmarshal(data, &want); err != nil {
+			t.Fatal(err)
+		}
+		got, _, err := Parse(data)
+		if err != nil && !strings.Contains(err.Error(), "tie") && !strings.Contains(err.Error(), "pin") && !strings.Contains(err.Error(), "must be") {
+			t.Fatalf("Parse: %v\n%s", err, data)
+		}
+		if err == nil && !reflect.DeepEqual(*got, want) {
+			t.Fatalf("Parse differs from encoding/json:\n got %+v\nwant %+v", *got, want)
+		}
+	}
+}
+
+// TestDuplicateKeys: a key given twice is an error naming it and its place
+// (encoding/json kept the last value silently).
+func TestDuplicateKeys(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{`{"model": "a", "layers": [{"name": "x", "delta_sq": {"4": 1}}], "model": "b"}`,
+			`duplicate key "model" in the top-level object at line 1, column 65`},
+		{"{\"layers\": [{\"name\": \"x\", \"delta_sq\": {\"4\": 1},\n \"params\": 1, \"params\": 2}]}",
+			`duplicate key "params" in layers[0] at line 2, column 15`},
+		{`{"layers": [{"name": "x", "delta_sq": {"4": 1, "8": 2, "4": 3}}]}`,
+			`duplicate key "4" in layers[0].delta_sq at line 1, column 56`},
+		{`{"layers": [{"name": "x", "delta_sq": {"4": 1}, "latency_ms": {"4": 1, "4": 1}}]}`,
+			`duplicate key "4" in layers[0].latency_ms`},
+		{`{"x": 1, "layers": [{"name": "x", "delta_sq": {"4": 1}}], "x": 2}`, `duplicate key "x" in the top-level object`},
+		{`{"layers": [{"name": "x", "delta_sq": {"4": 1}, "y": 1, "y": 1}]}`, `duplicate key "y" in layers[0]`},
+	} {
+		_, _, err := Parse([]byte(c.in))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Parse(%s)\n error = %v\n want %q", c.in, err, c.want)
+		}
+	}
+}
+
+// TestKeysMatchExactly: "NAME" is not "name" (encoding/json matched it
+// case-insensitively while the warning said it was ignored).
+func TestKeysMatchExactly(t *testing.T) {
+	tab, warn, err := Parse([]byte(`{"layers": [{"name": "a", "NAME": "b", "delta_sq": {"4": 1}}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tab.Layers[0].Name != "a" || len(warn) != 1 || !strings.Contains(warn[0], `unknown field "NAME" ignored`) {
+		t.Errorf("name %q, warnings %q", tab.Layers[0].Name, warn)
+	}
+}
+
+// TestReadBounded: an endless or oversized input fails fast with the bound
+// in the message; a cancelled read stops with the context's error.
+func TestReadBounded(t *testing.T) {
+	if _, err := os.Stat("/dev/zero"); err == nil {
+		t0 := time.Now()
+		_, _, err := ReadFile("/dev/zero")
+		if err == nil || !strings.Contains(err.Error(), "/dev/zero") || !strings.Contains(err.Error(), "malformed JSON") {
+			t.Errorf("/dev/zero: %v", err)
+		}
+		if d := time.Since(t0); d > time.Second {
+			t.Errorf("/dev/zero took %v", d)
+		}
+	}
+	defer func(m int64) { maxTableBytes = m }(maxTableBytes)
+	maxTableBytes = 1000
+	path := filepath.Join(t.TempDir(), "big.json")
+	if err := os.WriteFile(path, bytes.Repeat([]byte(" "), 2000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ReadFile(path); err == nil || !strings.Contains(err.Error(), "more than the 1000 bytes") {
+		t.Errorf("file past the bound: %v", err)
+	}
+	r := strings.NewReader(`{"layers": [` + strings.Repeat(" ", 2000))
+	if _, _, err := Read(r); err == nil || !strings.Contains(err.Error(), "larger than the 1000 bytes") {
+		t.Errorf("stream past the bound: %v", err)
+	}
+	maxTableBytes = MaxTableBytes
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, _, err := ReadContext(ctx, strings.NewReader(good)); !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "stopped") {
+		t.Errorf("cancelled: %v", err)
+	}
+}
+
+// TestFieldLists: the decoder's field names are the struct's JSON tags.
+func TestFieldLists(t *testing.T) {
+	for _, c := range []struct {
+		v     any
+		names []string
+	}{{Table{}, topFields[:]}, {Layer{}, layerFields[:]}} {
+		rt := reflect.TypeOf(c.v)
+		var tags []string
+		for i := 0; i < rt.NumField(); i++ {
+			name, _, _ := strings.Cut(rt.Field(i).Tag.Get("json"), ",")
+			tags = append(tags, name)
+		}
+		if fmt.Sprint(tags) != fmt.Sprint(c.names) {
+			t.Errorf("%T: tags %v, decoder knows %v", c.v, tags, c.names)
+		}
+	}
+}
+
+func benchTable(n int) []byte {
+	tab := randomTable(rand.New(rand.NewPCG(3, 3)), n)
+	tab.Ties = nil
+	for i := range tab.Layers {
+		tab.Layers[i].Tie, tab.Layers[i].Pin = "", ""
+	}
+	var buf bytes.Buffer
+	if err := tab.WriteJSON(&buf); err != nil {
+		panic(err)
+	}
+	return buf.Bytes()
+}
+
+func benchmarkRead(b *testing.B, n int) {
+	data := benchTable(n)
+	b.SetBytes(int64(len(data)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, _, err := Parse(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRead parses tables of 500, 5,000 and 50,000 layers (every
+// field present); bench/parse.sh times a million layers as a process.
+func BenchmarkReadSmall(b *testing.B)  { benchmarkRead(b, 500) }
+func BenchmarkReadMedium(b *testing.B) { benchmarkRead(b, 5000) }
+func BenchmarkReadLarge(b *testing.B)  { benchmarkRead(b, 50000) }
+
+func BenchmarkWriteMedium(b *testing.B) {
+	tab, _, err := Parse(benchTable(5000))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := tab.WriteJSON(&bytes.Buffer{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
