@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/bitplan/bitplan/internal/unionfind"
 )
 
 // Merge joins groups that must share a choice (HAWQ-V3 ties a residual
@@ -19,18 +21,7 @@ import (
 // range, when tied groups have different label sets or cost lengths, or when
 // tied groups are pinned to different labels.
 func Merge(groups []Group, ties [][]int) ([]Group, error) {
-	parent := make([]int, len(groups))
-	for i := range parent {
-		parent[i] = i
-	}
-	var find func(int) int
-	find = func(i int) int {
-		for parent[i] != i {
-			parent[i] = parent[parent[i]]
-			i = parent[i]
-		}
-		return i
-	}
+	sets := unionfind.New(len(groups))
 	for t, tie := range ties {
 		for _, i := range tie {
 			if i < 0 || i >= len(groups) {
@@ -38,27 +29,24 @@ func Merge(groups []Group, ties [][]int) ([]Group, error) {
 			}
 		}
 		for _, i := range tie[min(1, len(tie)):] {
-			a, b := find(tie[0]), find(i)
-			if a != b {
-				if b < a {
-					a, b = b, a
-				}
-				parent[b] = a
-			}
+			sets.Union(tie[0], i)
 		}
 	}
-	members := make(map[int][]int)
-	for i := range groups {
-		r := find(i)
-		members[r] = append(members[r], i)
+	tied := sets.Members(2)
+	if len(tied) == 0 {
+		return append([]Group(nil), groups...), nil
 	}
-	out := make([]Group, 0, len(members))
+	at := make(map[int][]int, len(tied)) // root → members
+	for _, ms := range tied {
+		at[ms[0]] = ms
+	}
+	out := make([]Group, 0, len(groups))
 	for i := range groups {
-		if find(i) != i {
+		if sets.Find(i) != i {
 			continue
 		}
-		ms := members[i]
-		if len(ms) == 1 {
+		ms, ok := at[i]
+		if !ok {
 			out = append(out, groups[i])
 			continue
 		}

@@ -149,6 +149,7 @@ func build(req *Request) (*built, error) {
 	info := make([]layerInfo, len(t.Layers))
 	for i := range t.Layers {
 		precs, keys := t.Layers[i].Candidates()
+		info[i].precs, info[i].keys = precs[:0:len(precs)], keys[:0:len(keys)]
 		for c := range precs {
 			ok := true
 			for _, r := range resources {
@@ -172,8 +173,9 @@ func build(req *Request) (*built, error) {
 	for i := range t.Layers {
 		l := &t.Layers[i]
 		cost[i] = make([][]float64, len(info[i].keys))
+		flat := make([]float64, len(info[i].keys)*len(resources))
 		for c, k := range info[i].keys {
-			cost[i][c] = make([]float64, len(resources))
+			cost[i][c] = flat[c*len(resources) : (c+1)*len(resources) : (c+1)*len(resources)]
 			for r, res := range resources {
 				v := res.Cost(l, k, info[i].precs[c])
 				if math.IsNaN(v) || math.IsInf(v, 0) {
@@ -201,9 +203,10 @@ func build(req *Request) (*built, error) {
 	groups := make([]ilp.Group, len(t.Layers))
 	for i := range t.Layers {
 		l := &t.Layers[i]
-		g := ilp.Group{Name: l.Name, Pin: l.Pin}
+		g := ilp.Group{Name: l.Name, Pin: l.Pin, Choices: make([]ilp.Choice, 0, len(info[i].keys))}
+		flat := make([]float64, len(info[i].keys)*len(b.rows))
 		for c, k := range info[i].keys {
-			ch := ilp.Choice{Label: k, Value: l.Omega(k), Costs: make([]float64, len(b.rows))}
+			ch := ilp.Choice{Label: k, Value: l.Omega(k), Costs: flat[c*len(b.rows) : (c+1)*len(b.rows) : (c+1)*len(b.rows)]}
 			for j, r := range b.rowRes {
 				ch.Costs[j] = cost[i][c][r]
 			}

@@ -1,16 +1,20 @@
 package plan
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/olekukonko/tablewriter"
 
+	"github.com/bitplan/bitplan/internal/jsonx"
 	"github.com/bitplan/bitplan/internal/table"
 
 	"github.com/bitplan/bitplan/budget"
@@ -44,11 +48,135 @@ func (p *Plan) Write(w io.Writer, f Format) error {
 	return fmt.Errorf("unexpected output format %q", f)
 }
 
-// WriteJSON writes the plan contract as indented JSON.
+// WriteJSON writes the plan contract as indented JSON, byte for byte what
+// encoding/json's indenting encoder writes; the layers (most of a large
+// plan) are formatted directly rather than through reflection.
 func (p *Plan) WriteJSON(w io.Writer) error {
-	enc := json.NewEncoder(w)
+	head := *p
+	head.Layers = nil
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
 	enc.SetIndent("", "  ")
-	return enc.Encode(p)
+	if err := enc.Encode(&head); err != nil {
+		return err
+	}
+	out := buf.Bytes()
+	const mark = "\n  \"layers\": null"
+	i := bytes.Index(out, []byte(mark))
+	if p.Layers == nil || i < 0 {
+		_, err := w.Write(out)
+		return err
+	}
+	bw := bufio.NewWriterSize(w, 64<<10)
+	bw.Write(out[:i+len(mark)-len("null")])
+	b := make([]byte, 0, 4096)
+	b = append(b, '[')
+	for k := range p.Layers {
+		if k > 0 {
+			b = append(b, ',')
+		}
+		var err error
+		if b, err = p.Layers[k].appendJSON(b); err != nil {
+			return fmt.Errorf("layers[%d] (%q): %w", k, p.Layers[k].Name, err)
+		}
+		if len(b) > 32<<10 {
+			bw.Write(b)
+			b = b[:0]
+		}
+	}
+	if len(p.Layers) > 0 {
+		b = jsonx.AppendIndent(b, 1)
+	}
+	b = append(b, ']')
+	bw.Write(b)
+	bw.Write(out[i+len(mark):])
+	return bw.Flush()
+}
+
+// appendJSON appends the layer as WriteJSON's encoder writes it at depth 2.
+func (l *Layer) appendJSON(b []byte) ([]byte, error) {
+	var bad error
+	num := func(name string, v float64) {
+		b = jsonx.AppendIndent(b, 3)
+		b = append(b, '"')
+		b = append(b, name...)
+		b = append(b, `": `...)
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			if bad == nil {
+				bad = fmt.Errorf("%s is %v, which JSON cannot hold", name, v)
+			}
+			v = 0
+		}
+		b = jsonx.AppendFloat(b, v)
+		b = append(b, ',')
+	}
+	b = jsonx.AppendIndent(b, 2)
+	b = append(b, '{')
+	b = jsonx.AppendIndent(b, 3)
+	b = append(b, `"name": `...)
+	b = jsonx.AppendString(b, l.Name)
+	b = append(b, ',')
+	b = jsonx.AppendIndent(b, 3)
+	b = append(b, `"bits": `...)
+	b = strconv.AppendInt(b, int64(l.Bits), 10)
+	b = append(b, ',')
+	b = jsonx.AppendIndent(b, 3)
+	b = append(b, `"abits": `...)
+	b = strconv.AppendInt(b, int64(l.ABits), 10)
+	b = append(b, ',')
+	b = jsonx.AppendIndent(b, 3)
+	b = append(b, `"choice": `...)
+	b = jsonx.AppendString(b, l.Choice)
+	b = append(b, ',')
+	num("omega", l.Omega)
+	num("avg_trace", l.AvgTrace)
+	if l.AvgTraceStderr != 0 {
+		num("avg_trace_stderr", l.AvgTraceStderr)
+	}
+	num("params", l.Params)
+	num("macs", l.MACs)
+	if len(l.Costs) > 0 {
+		b = jsonx.AppendIndent(b, 3)
+		b = append(b, `"costs": {`...)
+		var arr [16]string
+		ks := arr[:0]
+		for k := range l.Costs {
+			ks = append(ks, k)
+		}
+		sort.Strings(ks)
+		for j, k := range ks {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			b = jsonx.AppendIndent(b, 4)
+			b = jsonx.AppendString(b, k)
+			b = append(b, `: `...)
+			v := l.Costs[k]
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				if bad == nil {
+					bad = fmt.Errorf("costs[%q] is %v, which JSON cannot hold", k, v)
+				}
+				v = 0
+			}
+			b = jsonx.AppendFloat(b, v)
+		}
+		b = jsonx.AppendIndent(b, 3)
+		b = append(b, "},"...)
+	}
+	if l.Tie != "" {
+		b = jsonx.AppendIndent(b, 3)
+		b = append(b, `"tie": `...)
+		b = jsonx.AppendString(b, l.Tie)
+		b = append(b, ',')
+	}
+	if l.Pinned {
+		b = jsonx.AppendIndent(b, 3)
+		b = append(b, `"pinned": true,`...)
+	}
+	b = b[:len(b)-1] // the last comma
+	b = jsonx.AppendIndent(b, 2)
+	b = append(b, '}')
+	return b, bad
 }
 
 // WriteCSV writes one row per layer: name, choice, bits, abits, Ω, trace,

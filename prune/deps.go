@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/bitplan/bitplan/internal/unionfind"
 	"github.com/bitplan/bitplan/model"
 )
 
@@ -111,7 +112,7 @@ type space struct {
 
 type analyzer struct {
 	m      *model.Model
-	parent []int
+	sets   unionfind.Sets
 	sp     []*space
 	tens   map[string]tref
 	unitOf map[int]*model.Unit
@@ -156,17 +157,11 @@ func Analyze(m *model.Model) (*Structure, error) {
 	return a.finish(), nil
 }
 
-func (a *analyzer) find(i int) int {
-	for a.parent[i] != i {
-		a.parent[i] = a.parent[a.parent[i]]
-		i = a.parent[i]
-	}
-	return i
-}
+func (a *analyzer) find(i int) int { return a.sets.Find(i) }
 
 func (a *analyzer) newSpace(channels int, unit string) int {
 	id := len(a.sp)
-	a.parent = append(a.parent, id)
+	a.sets.Add()
 	a.sp = append(a.sp, &space{channels: channels, firstUnit: a.unitIx[unit]})
 	return id
 }
@@ -180,15 +175,11 @@ func (a *analyzer) bad(id int, format string, args ...any) {
 }
 
 func (a *analyzer) union(x, y int, at *model.Node) int {
-	rx, ry := a.find(x), a.find(y)
+	rx, ry := a.sets.Union(x, y)
 	if rx == ry {
 		return rx
 	}
-	if ry < rx {
-		rx, ry = ry, rx
-	}
 	sx, sy := a.sp[rx], a.sp[ry]
-	a.parent[ry] = rx
 	if sx.channels != sy.channels {
 		sx.reasons = append(sx.reasons, fmt.Sprintf("%s combines %d and %d channels", at.Label(), sx.channels, sy.channels))
 	}

@@ -2,12 +2,13 @@ package sensitivity
 
 import (
 	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math"
 	"sort"
 	"strconv"
+
+	"github.com/bitplan/bitplan/internal/jsonx"
 )
 
 // WriteJSON writes the table as indented JSON (two spaces), byte for byte
@@ -103,12 +104,7 @@ type encoder struct {
 
 func (e *encoder) raw(s string) { e.buf = append(e.buf, s...) }
 
-func (e *encoder) nl(depth int) {
-	e.buf = append(e.buf, '\n')
-	for i := 0; i < depth; i++ {
-		e.buf = append(e.buf, "  "...)
-	}
-}
+func (e *encoder) nl(depth int) { e.buf = jsonx.AppendIndent(e.buf, depth) }
 
 func (e *encoder) flush() {
 	if e.err == nil {
@@ -117,20 +113,7 @@ func (e *encoder) flush() {
 	e.buf = e.buf[:0]
 }
 
-// str appends a JSON string as encoding/json writes it (HTML characters
-// escaped, invalid UTF-8 replaced).
-func (e *encoder) str(s string) {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			b, _ := json.Marshal(s)
-			e.buf = append(e.buf, b...)
-			return
-		}
-	}
-	e.buf = append(e.buf, '"')
-	e.buf = append(e.buf, s...)
-	e.buf = append(e.buf, '"')
-}
+func (e *encoder) str(s string) { e.buf = jsonx.AppendString(e.buf, s) }
 
 // float appends f as encoding/json formats a float64; name (and key, for
 // a map) name the field for the error a NaN or infinity gives.
@@ -144,19 +127,7 @@ func (e *encoder) float(name, key string, f float64) {
 		}
 		return
 	}
-	format := byte('f')
-	if a := math.Abs(f); a != 0 && (a < 1e-6 || a >= 1e21) {
-		format = 'e'
-	}
-	e.buf = strconv.AppendFloat(e.buf, f, format, -1, 64)
-	if format == 'e' {
-		// clean up e-09 to e-9
-		n := len(e.buf)
-		if n >= 4 && e.buf[n-4] == 'e' && e.buf[n-3] == '-' && e.buf[n-2] == '0' {
-			e.buf[n-2] = e.buf[n-1]
-			e.buf = e.buf[:n-1]
-		}
-	}
+	e.buf = jsonx.AppendFloat(e.buf, f)
 }
 
 func (e *encoder) layer(l *Layer, i int) {

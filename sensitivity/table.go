@@ -141,28 +141,20 @@ func ParsePrecision(key string) (Precision, error) {
 // activation bits, with the keys they have in DeltaSq. The table must have
 // been validated.
 func (l *Layer) Candidates() ([]Precision, []string) {
-	type kp struct {
-		p Precision
-		k string
-	}
-	var c []kp
+	ps := make([]Precision, 0, len(l.DeltaSq))
+	ks := make([]string, 0, len(l.DeltaSq))
 	for k := range l.DeltaSq {
 		p, err := ParsePrecision(k)
 		if err != nil {
 			continue
 		}
-		c = append(c, kp{p, k})
-	}
-	sort.Slice(c, func(i, j int) bool {
-		if c[i].p.W != c[j].p.W {
-			return c[i].p.W < c[j].p.W
+		// Insertion sort: a layer has a handful of candidates.
+		j := len(ps)
+		ps, ks = append(ps, p), append(ks, k)
+		for ; j > 0 && (ps[j-1].W > p.W || ps[j-1].W == p.W && ps[j-1].A > p.A); j-- {
+			ps[j], ks[j] = ps[j-1], ks[j-1]
 		}
-		return c[i].p.A < c[j].p.A
-	})
-	ps := make([]Precision, len(c))
-	ks := make([]string, len(c))
-	for i, x := range c {
-		ps[i], ks[i] = x.p, x.k
+		ps[j], ks[j] = p, k
 	}
 	return ps, ks
 }

@@ -31,7 +31,7 @@ func runPareto(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *from < 0 || *to < *from {
 		return usageError{fmt.Errorf("flags --from %g --to %g: want 0 ≤ from ≤ to", *from, *to)}
 	}
-	req, err := tableRequest(arg, &bf, stderr)
+	req, err := tableRequest(ctx, arg, &bf, stderr)
 	if err != nil {
 		return err
 	}

@@ -47,7 +47,7 @@ func runSolve(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 
-	req, err := tableRequest(arg, &bf, stderr)
+	req, err := tableRequest(ctx, arg, &bf, stderr)
 	if err != nil {
 		return err
 	}
@@ -116,8 +116,8 @@ func engineHelp() string {
 
 // tableRequest reads a sensitivity table (warnings to stderr) and turns the
 // budget and profile flags into a planning request.
-func tableRequest(path string, bf *budgetFlags, stderr io.Writer) (*plan.Request, error) {
-	table, warnings, err := sensitivity.ReadFile(path)
+func tableRequest(ctx context.Context, path string, bf *budgetFlags, stderr io.Writer) (*plan.Request, error) {
+	table, warnings, err := sensitivity.ReadFileContext(ctx, path)
 	warn(stderr, warnings)
 	if err != nil {
 		return nil, err
