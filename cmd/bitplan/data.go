@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/bitplan/bitplan/data"
+	"github.com/bitplan/bitplan/data/synthetic"
 	"github.com/bitplan/bitplan/model"
 	"github.com/bitplan/bitplan/nn"
 )
@@ -23,12 +25,15 @@ type dataFlags struct {
 	samples        int
 	batch, workers int
 	pre            preFlags
+	syn            synFlags
+	stderr         io.Writer
 }
 
 // dataHelp describes the --data values.
 const dataHelp = "mnist (the MNIST files shipped in the GoMNIST Go module), fashion-mnist (Debian's dataset-fashion-mnist), " +
 	"idx:DIR[/PREFIX] (IDX files of the MNIST family), imagefolder:DIR (torchvision's ImageFolder layout, with --preprocess or --resize/--crop/--mean/--std), " +
-	"npz:FILE (NumPy archive: arrays named as the model's inputs, and labels)"
+	"npz:FILE (NumPy archive: arrays named as the model's inputs, and labels), " +
+	"synthetic (data-free: inputs optimised to match the model's BatchNorm statistics, ZeroQ; see --synthetic-*)"
 
 func (d *dataFlags) register(fs *flag.FlagSet, defSamples int, what string) {
 	fs.StringVar(&d.source, "data", "", "`DATASET` for "+what+": "+dataHelp)
@@ -38,6 +43,7 @@ func (d *dataFlags) register(fs *flag.FlagSet, defSamples int, what string) {
 	fs.IntVar(&d.batch, "batch-size", 0, "samples per engine work chunk `N` (0: default 32)")
 	fs.IntVar(&d.workers, "workers", 0, "engine goroutines `N` (0: one per core)")
 	d.pre.register(fs)
+	d.syn.register(fs)
 }
 
 // hasSplits reports whether --data names a dataset with training and test
@@ -49,12 +55,12 @@ func (d *dataFlags) hasSplits() bool {
 // load returns the dataset: a split of MNIST, Fashion-MNIST or an IDX
 // folder, an image folder, an .npz archive matched to the model's inputs,
 // or the NumPy arrays; at most --samples of them.
-func (d *dataFlags) load(split data.Split, m *model.Model) (data.Dataset, error) {
-	return d.loadN(split, m, d.samples)
+func (d *dataFlags) load(split data.Split, e *nn.Engine) (data.Dataset, error) {
+	return d.loadN(split, e, d.samples)
 }
 
 // loadN is load with n samples (0: all).
-func (d *dataFlags) loadN(split data.Split, m *model.Model, n int) (data.Dataset, error) {
+func (d *dataFlags) loadN(split data.Split, e *nn.Engine, n int) (data.Dataset, error) {
 	if n < 0 {
 		return nil, usageError{fmt.Errorf("flag --samples: must not be negative, got %d", n)}
 	}
@@ -62,6 +68,9 @@ func (d *dataFlags) loadN(split data.Split, m *model.Model, n int) (data.Dataset
 		return nil, usageError{fmt.Errorf("flags --data and --inputs/--labels: give one or the other")}
 	}
 	kind, arg, _ := strings.Cut(d.source, ":")
+	if d.source != "synthetic" && d.syn.set() {
+		return nil, usageError{fmt.Errorf("flags --synthetic-* go with --data synthetic")}
+	}
 	if kind != "imagefolder" && d.pre.set() {
 		return nil, usageError{fmt.Errorf("flags --preprocess, --resize, --crop, --mean, --std, --layout and --grayscale go with --data imagefolder:DIR")}
 	}
@@ -86,8 +95,10 @@ func (d *dataFlags) loadN(split data.Split, m *model.Model, n int) (data.Dataset
 	case kind == "npz":
 		var z *data.NPZ
 		if z, err = data.OpenNPZ(arg); err == nil {
-			ds, err = z.Match(inputNames(m))
+			ds, err = z.Match(inputNames(e.Model()))
 		}
+	case d.source == "synthetic":
+		return d.syn.generate(e, d.stderr)
 	case d.source != "":
 		return nil, usageError{fmt.Errorf("flag --data: unknown dataset %q (want %s; or --inputs X.npy --labels Y.npy)", d.source, dataHelp)}
 	case d.inputs != "" && d.labels != "":
@@ -101,6 +112,59 @@ func (d *dataFlags) loadN(split data.Split, m *model.Model, n int) (data.Dataset
 		return nil, err
 	}
 	return data.Head(ds, n), nil
+}
+
+// synFlags are the flags of --data synthetic.
+type synFlags struct {
+	samples, steps int
+	lr             float64
+	prior          string
+	seed           uint64
+}
+
+func (f *synFlags) register(fs *flag.FlagSet) {
+	fs.IntVar(&f.samples, "synthetic-samples", 64, "with --data synthetic: make `N` inputs (optimised in batches of 32)")
+	fs.IntVar(&f.steps, "synthetic-steps", 500, "with --data synthetic: `N` Adam steps per batch")
+	fs.Float64Var(&f.lr, "synthetic-lr", 0.1, "with --data synthetic: Adam's initial step `SIZE` (cosine decay to 1%)")
+	fs.StringVar(&f.prior, "synthetic-prior", "0,1", "with --data synthetic: `MEAN,STD` of the inputs (ZeroQ's prior for normalised images; none: no prior)")
+	fs.Uint64Var(&f.seed, "synthetic-seed", 1, "with --data synthetic: `SEED` of the initial noise")
+}
+
+func (f *synFlags) set() bool {
+	return f.samples != 64 || f.steps != 500 || f.lr != 0.1 || f.prior != "0,1" || f.seed != 1
+}
+
+// generate makes the synthetic dataset, showing progress on stderr.
+func (f *synFlags) generate(e *nn.Engine, stderr io.Writer) (data.Dataset, error) {
+	if f.samples <= 0 || f.steps <= 0 || !(f.lr > 0) {
+		return nil, usageError{fmt.Errorf("flags --synthetic-samples %d, --synthetic-steps %d, --synthetic-lr %g: want positive values", f.samples, f.steps, f.lr)}
+	}
+	s := &synthetic.Settings{Samples: f.samples, Steps: f.steps, LR: f.lr, Seed: f.seed}
+	if f.prior == "none" {
+		s.NoPrior = true
+	} else {
+		v, err := parseFloats(f.prior)
+		if err != nil || len(v) != 2 {
+			return nil, usageError{fmt.Errorf("flag --synthetic-prior %q: want MEAN,STD or none", f.prior)}
+		}
+		s.InputMean, s.InputStd = v[:1], v[1:]
+	}
+	if stderr == nil {
+		stderr = io.Discard
+	}
+	pr := newProgress(stderr)
+	s.Progress = func(b, nb, st, ns int, loss float64) {
+		pr.printf("synthetic data: batch %d of %d, step %d of %d, BatchNorm statistics loss %.4g", b, nb, st, ns, loss)
+	}
+	ds, rep, err := synthetic.Generate(context.Background(), e, s)
+	pr.done()
+	if err != nil {
+		return nil, err
+	}
+	for i := range rep.Start {
+		fmt.Fprintf(stderr, "bitplan: synthetic batch %d: BatchNorm statistics loss %.4g → %.4g over %d nodes\n", i+1, rep.Start[i], rep.End[i], rep.BatchNorms)
+	}
+	return ds, nil
 }
 
 // inputNames returns the model's graph input names.

@@ -55,6 +55,31 @@ func TestDataSources(t *testing.T) {
 	}
 }
 
+// TestSynthetic traces the residual CNN on data-free inputs; LeNet, which
+// has no BatchNormalization, is refused with the export advice.
+func TestSynthetic(t *testing.T) {
+	rescnn := "../../testdata/models/rescnn.onnx"
+	out, errs, code := runCmd(t, "trace", rescnn, "--data", "synthetic", "--synthetic-samples", "4", "--synthetic-steps", "5",
+		"--max-probes", "2", "--min-probes", "2", "--format", "json")
+	if code != 0 || !strings.Contains(out, `"avg_trace"`) || !strings.Contains(errs, "synthetic batch 1: BatchNorm statistics loss") {
+		t.Errorf("exit %d: %s", code, errs)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"trace", lenet, "--data", "synthetic"}, "TrainingMode.PRESERVE"},
+		{[]string{"trace", rescnn, "--data", "synthetic", "--synthetic-prior", "1"}, "want MEAN,STD or none"},
+		{[]string{"trace", rescnn, "--data", "mnist", "--synthetic-steps", "3"}, "go with --data synthetic"},
+		{[]string{"eval", rescnn, "--plan", "p.json", "--data", "synthetic"}, "eval measures accuracy on real test data"},
+	} {
+		_, errs, code := runCmd(t, c.args...)
+		if code == 0 || !strings.Contains(errs, c.want) {
+			t.Errorf("%v: exit %d, stderr %q; want %q", c.args, code, errs, c.want)
+		}
+	}
+}
+
 func TestDataErrors(t *testing.T) {
 	cases := []struct {
 		args []string

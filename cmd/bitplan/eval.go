@@ -20,6 +20,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	planPath := fs.String("plan", "", "the plan to apply: `FILE` written by bitplan plan --format json (or solve)")
 	var df dataFlags
 	df.register(fs, 0, "evaluation (mnist, fashion-mnist, idx: the test split)")
+	df.stderr = stderr
 	calibN := fs.Int("calib-samples", 256, "calibrate activation ranges on `N` samples (mnist, fashion-mnist, idx: the training set; 0: all)")
 	calibIn := fs.String("calib-inputs", "", "calibration inputs as a NumPy `FILE` (with --calib-labels; default: the first --calib-samples of --inputs)")
 	calibLab := fs.String("calib-labels", "", "calibration labels as a NumPy `FILE`, with --calib-inputs")
@@ -30,6 +31,9 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	arg, f, help, err := parseOne(fs, args, "ONNX model", format)
 	if help || err != nil {
 		return err
+	}
+	if df.source == "synthetic" {
+		return usageError{fmt.Errorf("eval: flag --data synthetic: eval measures accuracy on real test data; give --data or --inputs/--labels for it (plan from synthetic data, evaluate on real)")}
 	}
 	if *planPath == "" {
 		return usageError{fmt.Errorf("eval: flag --plan: give the plan to evaluate (bitplan plan --format json -o plan.json)")}
@@ -55,7 +59,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	test, err := df.load(data.Test, e.Model())
+	test, err := df.load(data.Test, e)
 	if err != nil {
 		return err
 	}
@@ -63,7 +67,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	switch {
 	case *weightsOnly:
 	case df.hasSplits():
-		calib, err = df.loadN(data.Train, e.Model(), *calibN)
+		calib, err = df.loadN(data.Train, e, *calibN)
 	case *calibIn != "":
 		var m *data.Memory
 		m, err = data.LoadNPY(*calibIn, *calibLab)

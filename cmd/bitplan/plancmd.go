@@ -28,6 +28,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := newFlagSet("plan", "[MODEL.onnx --data mnist | --inputs X.npy --labels Y.npy] [--profile NAME] [--max-size S] [--max-bops B] [--max-latency L] [flags]", stdout)
 	var df dataFlags
 	df.register(fs, 256, "calibration (mnist, fashion-mnist, idx: the training split)")
+	df.stderr = stderr
 	var tf traceFlags
 	tf.register(fs)
 	var bf budgetFlags
@@ -95,7 +96,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	ds, err := df.load(data.Train, e.Model())
+	ds, err := df.load(data.Train, e)
 	if err != nil {
 		return err
 	}

@@ -47,6 +47,7 @@ func runPrune(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := newFlagSet("prune", "MODEL.onnx --data mnist --max-params 50% [flags]", stdout)
 	var df dataFlags
 	df.register(fs, 512, "calibration and fine-tuning (mnist, fashion-mnist, idx: the training split)")
+	df.stderr = stderr
 	var budgets []prune.Budget
 	fs.Var(pruneBudget{prune.Params, "max-params", &budgets}, "max-params", "parameter budget: `COUNT` (30K, 1.2M) or P% of the unpruned model")
 	fs.Var(pruneBudget{prune.FLOPs, "max-flops", &budgets}, "max-flops", "FLOPs budget per sample (2·MACs): `COUNT` (2.4M) or P% of the unpruned model")
@@ -131,13 +132,13 @@ func runPrune(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	calib, err := df.load(data.Train, m)
+	calib, err := df.load(data.Train, e)
 	if err != nil {
 		return err
 	}
 	var test data.Dataset
 	if df.hasSplits() && *testN > 0 {
-		if test, err = df.loadN(data.Test, m, *testN); err != nil {
+		if test, err = df.loadN(data.Test, e, *testN); err != nil {
 			return err
 		}
 	}

@@ -81,6 +81,7 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := newFlagSet("trace", "MODEL.onnx --data mnist | --inputs X.npy --labels Y.npy [flags]", stdout)
 	var df dataFlags
 	df.register(fs, 256, "calibration (mnist, fashion-mnist, idx: the training split)")
+	df.stderr = stderr
 	var tf traceFlags
 	tf.register(fs)
 	exact := fs.Bool("exact", false, "compute every layer's trace exactly from unit vectors (one product per weight: small models only); same as --method exact")
@@ -104,7 +105,7 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	ds, err := df.load(data.Train, e.Model())
+	ds, err := df.load(data.Train, e)
 	if err != nil {
 		return err
 	}

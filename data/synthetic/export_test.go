@@ -1,0 +1,4 @@
+package synthetic
+
+// StatLoss exposes statLoss to the tests.
+var StatLoss = statLoss
