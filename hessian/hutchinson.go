@@ -6,6 +6,7 @@ import (
 	"math"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Settings configures Hutchinson. The zero value (or a nil *Settings) means
@@ -45,6 +46,23 @@ type Settings struct {
 	// Progress, if not nil, is called after each accepted probe, in probe
 	// order and from a single goroutine.
 	Progress func(Progress)
+
+	// ProbeBatch, if positive, gives every probe its own mini-batch of
+	// ProbeBatch samples: probe i's sample is v_iᵀ H_{B_i} v_i with B_i
+	// the i-th batch of BatchSchedule{Seed, N, ProbeBatch} and H_B the
+	// mean of the per-sample Hessians over B (Sampled.Subset). The
+	// operator must implement Sampled; a ProbeBatch of N or more means
+	// the full data (the default, 0). See Hutchinson for the statistics.
+	ProbeBatch int
+	// TimeBudget, if positive, stops the estimate once this much wall time
+	// has passed since the call began and at least two probes (MinProbes
+	// is not waited for) are accepted; the result then reports the errors
+	// reached, with Converged false unless the tolerance was met and Stop
+	// "time budget". Products already running finish first, so the budget
+	// can be overrun by about one product per worker. A run that stops on
+	// the budget is not reproducible (the number of probes depends on the
+	// machine), but its probes are those of any other run with the seed.
+	TimeBudget time.Duration
 }
 
 // Progress reports the state of an adaptive estimate.
@@ -56,6 +74,17 @@ type Progress struct {
 	// Worst is the index of that block (−1 when the operator has no blocks
 	// and the whole trace is tracked).
 	Worst int
+	// Elapsed is the wall time since the call began.
+	Elapsed time.Duration
+	// Needed is the number of probes at which the worst block is expected
+	// to reach Tol, n·(WorstRelErr/Tol)² (the standard error falls like
+	// 1/√n), at least MinProbes; 0 before two probes. It can exceed
+	// MaxProbes.
+	Needed int
+	// ETA is the expected wall time until Needed probes are accepted, at
+	// the average rate so far (0 once Needed is reached, −1 before two
+	// probes).
+	ETA time.Duration
 }
 
 const (
@@ -104,6 +133,10 @@ func (s *Settings) withDefaults() (Settings, error) {
 		return c, fmt.Errorf("hessian: Settings.Confidence = %v, want a value in (0, 1)", c.Confidence)
 	case c.BatchSize < 0:
 		return c, fmt.Errorf("hessian: Settings.BatchSize = %d, want >= 0", c.BatchSize)
+	case c.ProbeBatch < 0:
+		return c, fmt.Errorf("hessian: Settings.ProbeBatch = %d, want >= 0 (0: every probe over all samples)", c.ProbeBatch)
+	case c.TimeBudget < 0:
+		return c, fmt.Errorf("hessian: Settings.TimeBudget = %v, want >= 0 (0: none)", c.TimeBudget)
 	}
 	return c, c.Probe.valid()
 }
@@ -139,11 +172,38 @@ func (s *Settings) withDefaults() (Settings, error) {
 // intervals approximate, so use MinProbes = MaxProbes when exact coverage
 // matters.
 //
+// Mini-batch probes. With Settings.ProbeBatch = b below the operator's N
+// samples (see Sampled), probe i multiplies by H_{B_i}, the mean of the
+// per-sample Hessians over its own mini-batch B_i (BatchSchedule), so it
+// costs b/N of a full-data product. Its sample
+//
+//	x_i = (v_i)_bᵀ (H_{B_i} v_i)_b,   E[x_i] = E_B[tr((H_B)_bb)] = tr(H_bb)
+//
+// is still unbiased for the full-data trace, because every batch is a
+// uniformly random b-subset and v_i is independent of B_i. Its variance
+// adds the data term Var_B(tr (H_B)_bb) to the probe term: the per-probe
+// standard deviation, hence the standard error, the intervals and the
+// stopping rule above, measure both, unchanged in form. Batches are
+// disjoint within an epoch of ⌊N/b⌋ probes (sampling without
+// replacement), which makes the data terms of one epoch negatively
+// correlated: the variance of the mean is at most the i.i.d. value the
+// standard error assumes, so the intervals are conservative by that much
+// (with N/b large, or probe noise dominating, the difference vanishes).
+// Mini-batch probes are evaluated one per product (batches differ, so no
+// forward pass is shared); BatchSize is ignored.
+//
+// Time budget. With Settings.TimeBudget the estimate also stops when the
+// budget is spent (after at least two probes), reporting the errors
+// reached; Progress carries the elapsed time and the time expected to
+// reach Tol.
+//
 // Probes are evaluated by Settings.Workers goroutines, but accepted in index
 // order, so the result (including where adaptive stopping halts) is
-// identical for any worker count. Errors: invalid operator or settings,
-// failing or non-finite products, and context cancellation.
+// identical for any worker count. Errors: invalid operator or settings, a
+// ProbeBatch for an operator that is not Sampled, failing or non-finite
+// products, and context cancellation.
 func Hutchinson(ctx context.Context, op Operator, s *Settings) (*TraceResult, error) {
+	start := time.Now()
 	if err := Validate(op); err != nil {
 		return nil, err
 	}
@@ -157,6 +217,22 @@ func Hutchinson(ctx context.Context, op Operator, s *Settings) (*TraceResult, er
 		batch = defaultBatch
 		if set.BatchSize > 0 {
 			batch = set.BatchSize
+		}
+	}
+	var (
+		sop   Sampled
+		sched BatchSchedule
+	)
+	if set.ProbeBatch > 0 {
+		var ok bool
+		if sop, ok = op.(Sampled); !ok {
+			return nil, fmt.Errorf("hessian: Settings.ProbeBatch = %d needs an operator over samples (hessian.Sampled), got %T", set.ProbeBatch, op)
+		}
+		if n := sop.Samples(); set.ProbeBatch < n {
+			sched = BatchSchedule{Seed: set.Seed, Samples: n, Size: set.ProbeBatch}
+			batch = 1
+		} else {
+			sop = nil // a batch of all samples is the full data
 		}
 	}
 
@@ -182,6 +258,7 @@ func Hutchinson(ctx context.Context, op Operator, s *Settings) (*TraceResult, er
 				in[j] = make([]float64, dim)
 				out[j] = make([]float64, dim)
 			}
+			var bt batcher
 			for {
 				lo := int(next.Add(int64(batch))) - batch
 				if lo >= set.MaxProbes || wctx.Err() != nil {
@@ -191,7 +268,16 @@ func Hutchinson(ctx context.Context, op Operator, s *Settings) (*TraceResult, er
 				for j := lo; j < hi; j++ {
 					fillProbe(in[j-lo], set.Probe, set.Seed, streamHutchinson, j)
 				}
-				err := applyBatch(wctx, op, out[:hi-lo], in[:hi-lo])
+				pop, err := op, error(nil)
+				if sop != nil {
+					// hi == lo+1: one probe, on its own mini-batch.
+					if pop, err = sop.Subset(bt.batch(sched, lo)); err != nil {
+						err = fmt.Errorf("mini-batch: %w", err)
+					}
+				}
+				if err == nil {
+					err = applyBatch(wctx, pop, out[:hi-lo], in[:hi-lo])
+				}
 				if err == nil {
 					done.Add(int64(hi - lo))
 				}
@@ -226,7 +312,7 @@ func Hutchinson(ctx context.Context, op Operator, s *Settings) (*TraceResult, er
 	var firstErr error
 	n := 0
 	for r := range results {
-		if firstErr != nil || n >= set.MaxProbes || res.Converged {
+		if firstErr != nil || res.Stop != "" {
 			continue // drain
 		}
 		if r.err != nil {
@@ -257,13 +343,20 @@ func Hutchinson(ctx context.Context, op Operator, s *Settings) (*TraceResult, er
 				m2[j] += d * (x - mean[j])
 			}
 			worst, wi := worstRelErr(mean, m2, n, blocks, set)
+			elapsed := time.Since(start)
 			if set.Progress != nil {
-				set.Progress(Progress{Probes: n, WorstRelErr: worst, Worst: wi})
+				set.Progress(progressAt(n, worst, wi, elapsed, set))
 			}
 			if n >= set.MinProbes && worst <= set.Tol {
-				res.Converged = true
+				res.Converged, res.Stop = true, StopTolerance
 			}
-			if res.Converged || n >= set.MaxProbes {
+			if !res.Converged && set.TimeBudget > 0 && elapsed >= set.TimeBudget && n >= 2 {
+				res.Stop = StopTimeBudget
+			}
+			if res.Stop == "" && n >= set.MaxProbes {
+				res.Stop = StopMaxProbes
+			}
+			if res.Stop != "" {
 				cancel()
 				break
 			}
@@ -272,7 +365,7 @@ func Hutchinson(ctx context.Context, op Operator, s *Settings) (*TraceResult, er
 	if firstErr != nil {
 		return nil, firstErr
 	}
-	if n < set.MaxProbes && !res.Converged {
+	if res.Stop == "" {
 		// The workers stopped early without an error of ours: the
 		// caller's context was cancelled.
 		err := ctx.Err()
@@ -283,6 +376,10 @@ func Hutchinson(ctx context.Context, op Operator, s *Settings) (*TraceResult, er
 	}
 	res.Probes = n
 	res.Matvecs = int(done.Load())
+	if sop != nil {
+		res.ProbeBatch = sched.Size
+	}
+	res.Elapsed = time.Since(start)
 	if err := res.summarize(blocks, dim); err != nil {
 		return nil, err
 	}
@@ -347,4 +444,22 @@ func worstRelErr(mean, m2 []float64, n int, blocks []Block, set Settings) (float
 		}
 	}
 	return worst, wi
+}
+
+// progressAt assembles the Progress after n accepted probes.
+func progressAt(n int, worst float64, wi int, elapsed time.Duration, set Settings) Progress {
+	p := Progress{Probes: n, WorstRelErr: worst, Worst: wi, Elapsed: elapsed, ETA: -1}
+	if n < 2 || math.IsInf(worst, 0) || math.IsNaN(worst) {
+		return p
+	}
+	need := float64(n) * (worst / set.Tol) * (worst / set.Tol)
+	p.Needed = set.MinProbes
+	if need > float64(p.Needed) {
+		p.Needed = int(min(math.Ceil(need), math.MaxInt32))
+	}
+	p.ETA = 0
+	if p.Needed > n {
+		p.ETA = time.Duration(float64(elapsed) / float64(n) * float64(p.Needed-n))
+	}
+	return p
 }

@@ -52,6 +52,7 @@ const (
 	streamHutchinson probeStream = iota << 56
 	streamSketch
 	streamLanczos
+	streamBatch // the mini-batch permutations of BatchSchedule
 )
 
 // fillProbe writes probe number i of the given stream into v. The vector

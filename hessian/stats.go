@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"time"
 
 	"gonum.org/v1/gonum/stat"
 	"gonum.org/v1/gonum/stat/distuv"
@@ -70,6 +71,13 @@ func tQuantile(c float64, nu int) float64 {
 	return distuv.StudentsT{Mu: 0, Sigma: 1, Nu: float64(nu)}.Quantile((1 + c) / 2)
 }
 
+// Why Hutchinson stopped (TraceResult.Stop).
+const (
+	StopTolerance  = "tolerance"   // every block met the tolerance
+	StopMaxProbes  = "max probes"  // Settings.MaxProbes reached first
+	StopTimeBudget = "time budget" // Settings.TimeBudget spent first
+)
+
 // TraceResult is the outcome of a trace estimator.
 type TraceResult struct {
 	// Method names the estimator ("hutchinson", "hutch++", "na-hutch++",
@@ -88,6 +96,15 @@ type TraceResult struct {
 	// Converged reports whether adaptive stopping met its tolerance (always
 	// true for fixed-budget and exact methods).
 	Converged bool
+	// Stop says why Hutchinson stopped: StopTolerance, StopMaxProbes or
+	// StopTimeBudget ("" for the other methods).
+	Stop string
+	// ProbeBatch is the mini-batch size of every product when Hutchinson
+	// ran with mini-batch probes (Settings.ProbeBatch), 0 when every
+	// product averaged over all samples.
+	ProbeBatch int
+	// Elapsed is Hutchinson's wall time (0 for the other methods).
+	Elapsed time.Duration
 	// Confidence is the level of the [Lo, Hi] intervals.
 	Confidence float64
 	// Samples[i][j] is probe i's sample for block j, and TotalSamples[i] its
@@ -136,7 +153,8 @@ func (res *TraceResult) Resample(rng *rand.Rand) (*TraceResult, error) {
 	if n < 2 || len(res.TotalSamples) != n {
 		return nil, fmt.Errorf("hessian: Resample needs at least 2 per-probe samples, result %q has %d", res.Method, n)
 	}
-	out := &TraceResult{Method: res.Method, Probes: n, Matvecs: res.Matvecs, Converged: res.Converged, Confidence: res.Confidence}
+	out := &TraceResult{Method: res.Method, Probes: n, Matvecs: res.Matvecs, Converged: res.Converged, Confidence: res.Confidence,
+		Stop: res.Stop, ProbeBatch: res.ProbeBatch, Elapsed: res.Elapsed}
 	out.Samples = make([][]float64, n)
 	out.TotalSamples = make([]float64, n)
 	for i := range n {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 
 	"github.com/bitplan/bitplan/data"
@@ -35,7 +36,12 @@ type Analysis struct {
 	// Method is the trace estimator; "" means Hutchinson.
 	Method Method
 	// Trace tunes Hutchinson (nil: defaults, i.e. 2 % relative standard
-	// error per layer, at most 500 probes).
+	// error per layer, at most 500 probes, every product over all of
+	// Data). Trace.ProbeBatch gives every probe its own mini-batch of
+	// Data (hessian.Settings.ProbeBatch; probes then run in parallel on
+	// GOMAXPROCS goroutines) and Trace.TimeBudget bounds the estimate's
+	// wall time; both apply to Hutchinson only. Trace.Workers is
+	// ignored (the engine parallelises each product).
 	Trace *hessian.Settings
 	// Sketch tunes Hutch++ and XTrace (nil: defaults).
 	Sketch *hessian.SketchSettings
@@ -74,6 +80,28 @@ type weightOperator struct {
 
 func (w *weightOperator) Blocks() []hessian.Block { return w.blocks }
 
+// sampledWeights is a weightOperator whose Hessian can be formed on a
+// subset of the calibration samples (hessian.Sampled), for mini-batch
+// probes.
+type sampledWeights struct {
+	*weightOperator
+	s hessian.Sampled
+}
+
+func (w *sampledWeights) Samples() int { return w.s.Samples() }
+
+func (w *sampledWeights) Subset(idx []int) (hessian.Operator, error) {
+	sub, err := w.s.Subset(idx)
+	if err != nil {
+		return nil, err
+	}
+	bop, ok := sub.(hessian.BatchOperator)
+	if !ok {
+		return nil, fmt.Errorf("plan: the engine's subset operator %T has no HVPBatch", sub)
+	}
+	return &weightOperator{BatchOperator: bop, blocks: w.blocks}, nil
+}
+
 // Analyze estimates every unit's average Hessian trace over its weights,
 // Tr(H_i)/n_i, on the calibration data and its quantization error
 // ‖Q_b(W_i) − W_i‖² at every candidate, and returns them as a sensitivity
@@ -102,6 +130,13 @@ func Analyze(ctx context.Context, a *Analysis) (*Sensitivity, error) {
 		ts = *a.Trace
 	}
 	ts.Workers = 1
+	var top hessian.Operator = wop
+	if ts.ProbeBatch > 0 && ts.ProbeBatch < a.Data.Len() {
+		// A mini-batch may be a single engine chunk, which the engine
+		// runs on one goroutine: run probes in parallel instead.
+		top = &sampledWeights{weightOperator: wop, s: op}
+		ts.Workers = runtime.GOMAXPROCS(0)
+	}
 	ss := hessian.SketchSettings{}
 	if a.Sketch != nil {
 		ss = *a.Sketch
@@ -110,7 +145,7 @@ func Analyze(ctx context.Context, a *Analysis) (*Sensitivity, error) {
 	var res *hessian.TraceResult
 	switch a.Method {
 	case "", Hutchinson:
-		res, err = hessian.Hutchinson(ctx, wop, &ts)
+		res, err = hessian.Hutchinson(ctx, top, &ts)
 	case HutchPP:
 		res, err = hessian.HutchPP(ctx, wop, &ss)
 	case XTrace:
@@ -129,7 +164,7 @@ func Analyze(ctx context.Context, a *Analysis) (*Sensitivity, error) {
 	}
 	m := e.Model()
 	t := &sensitivity.Table{Model: a.Model,
-		Source: fmt.Sprintf("traces: %s, %d probes (%d Hessian-vector products) over %d calibration samples; Δ²: %s", res.Method, res.Probes, res.Matvecs, a.Data.Len(), describeQuantizer(a.Quantizer))}
+		Source: fmt.Sprintf("traces: %s, %d probes (%d Hessian-vector products) over %s; Δ²: %s", res.Method, res.Probes, res.Matvecs, describeSamples(res, a.Data.Len()), describeQuantizer(a.Quantizer))}
 	for i, u := range units {
 		w, err := e.Weights(u.Name)
 		if err != nil {
@@ -205,6 +240,19 @@ func weightLayout(u nn.UnitLayout) sensitivity.Layout {
 		axis = 1
 	}
 	return sensitivity.Layout{Shape: slices.Clone(u.WeightShape), Axis: axis}
+}
+
+// describeSamples says what each product averaged over, and why a
+// Hutchinson run stopped short of its tolerance.
+func describeSamples(res *hessian.TraceResult, n int) string {
+	s := fmt.Sprintf("%d calibration samples", n)
+	if res.ProbeBatch > 0 {
+		s = fmt.Sprintf("mini-batches of %d of %d calibration samples", res.ProbeBatch, n)
+	}
+	if res.Stop == hessian.StopTimeBudget {
+		s += fmt.Sprintf(", stopped by the time budget after %.3g s", res.Elapsed.Seconds())
+	}
+	return s
 }
 
 func describeQuantizer(q sensitivity.Quantizer) string {

@@ -97,6 +97,9 @@ func (s *Sensitivity) Write(w io.Writer, f Format) error {
 	conv := ""
 	if r.Method == "hutchinson" && !r.Converged {
 		conv = " (tolerance not reached: raise --max-probes)"
+		if r.Stop == hessian.StopTimeBudget {
+			conv = " (time budget spent before the tolerance: raise --time-budget)"
+		}
 	}
 	fmt.Fprintf(w, "%s; %s, %d probes, %d Hessian-vector products%s\n", total, r.Method, r.Probes, r.Matvecs, conv)
 	if ev := s.TopEigenvalue; ev != nil && len(ev.Values) > 0 {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/bitplan/bitplan/data"
 	"github.com/bitplan/bitplan/hessian"
@@ -23,7 +24,14 @@ type traceFlags struct {
 	seed       uint64
 	candidates string
 	quant      string
+	probeBatch int
+	timeBudget time.Duration
+	fs         *flag.FlagSet // to tell flags given from defaults
 }
+
+// defaultProbeBatch is the --probe-batch default: the mini-batch size that
+// reached a given error soonest in the measurements of docs/probes.md.
+const defaultProbeBatch = 32
 
 func (t *traceFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&t.method, "method", "hutchinson", "trace `ESTIMATOR`: hutchinson (adaptive, error bars), hutch++, xtrace (fixed budget) or exact (one product per weight)")
@@ -34,6 +42,18 @@ func (t *traceFlags) register(fs *flag.FlagSet) {
 	fs.Uint64Var(&t.seed, "seed", 1, "random `SEED` of the probes")
 	fs.StringVar(&t.candidates, "bits", "4,8", "candidate precisions, comma-separated `LIST` of bit widths (4 = W4A4) or pairs (w4a8)")
 	fs.StringVar(&t.quant, "quantizer", "symmetric,per-channel,minmax", "weight quantizer of Δ²: `SPEC` of symmetric|asymmetric, per-channel|per-tensor, minmax|mse")
+	fs.IntVar(&t.probeBatch, "probe-batch", defaultProbeBatch, "each Hutchinson probe averages the Hessian over its own random mini-batch of `N` calibration samples (0: every probe over all samples)")
+	fs.DurationVar(&t.timeBudget, "time-budget", 0, "stop Hutchinson after `DURATION` (e.g. 2m) and report the errors reached (0: no limit)")
+	t.fs = fs
+}
+
+// given reports whether the named flag was on the command line.
+func (t *traceFlags) given(name string) bool {
+	set := false
+	if t.fs != nil {
+		t.fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	}
+	return set
 }
 
 // analysis turns the flags into an Analysis (engine and data set by the
@@ -48,9 +68,23 @@ func (t *traceFlags) analysis(pr *progress) (*plan.Analysis, error) {
 	if t.tol <= 0 || t.minProbes < 2 || t.maxProbes < t.minProbes || t.matvecs < 6 {
 		return nil, usageError{fmt.Errorf("flags --tol %g --min-probes %d --max-probes %d --matvecs %d: want tol > 0, 2 ≤ min ≤ max, matvecs ≥ 6", t.tol, t.minProbes, t.maxProbes, t.matvecs)}
 	}
+	if t.probeBatch < 0 {
+		return nil, usageError{fmt.Errorf("flag --probe-batch: %d, want a number of samples ≥ 1, or 0 for all samples", t.probeBatch)}
+	}
+	if t.timeBudget < 0 {
+		return nil, usageError{fmt.Errorf("flag --time-budget: %v, want a positive duration such as 2m, or 0 for none", t.timeBudget)}
+	}
+	if a.Method != plan.Hutchinson {
+		for _, f := range []string{"probe-batch", "time-budget"} {
+			if t.given(f) && !(f == "probe-batch" && t.probeBatch == 0) {
+				return nil, usageError{fmt.Errorf("flag --%s applies to --method hutchinson only (%s: %s)", f, a.Method, notHutchinson[f])}
+			}
+		}
+	}
 	a.Trace = &hessian.Settings{Seed: t.seed, Tol: t.tol, MinProbes: t.minProbes, MaxProbes: t.maxProbes,
+		ProbeBatch: t.probeBatch, TimeBudget: t.timeBudget,
 		Progress: func(p hessian.Progress) {
-			pr.printf("trace: %d probes, worst relative error %.1f%% (target %.1f%%)", p.Probes, 100*p.WorstRelErr, 100*t.tol)
+			pr.printf("trace: %d probes in %s, worst relative error %.1f%% (target %.1f%%)%s", p.Probes, p.Elapsed.Round(time.Second), 100*p.WorstRelErr, 100*t.tol, eta(p, t.maxProbes))
 		}}
 	a.Sketch = &hessian.SketchSettings{Seed: t.seed, Matvecs: t.matvecs}
 	for _, s := range strings.Split(t.candidates, ",") {
@@ -74,6 +108,26 @@ func (t *traceFlags) analysis(pr *progress) (*plan.Analysis, error) {
 		}
 	}
 	return a, nil
+}
+
+// notHutchinson says why --probe-batch and --time-budget do not apply to
+// the other estimators.
+var notHutchinson = map[string]string{
+	"probe-batch": "a sketch needs one fixed operator across its matvecs, and exact traces use all samples",
+	"time-budget": "the sketches run a fixed budget of --matvecs products, and exact traces one per weight",
+}
+
+// eta describes the expected time to the tolerance of a progress report.
+func eta(p hessian.Progress, maxProbes int) string {
+	switch {
+	case p.ETA < 0:
+		return ""
+	case p.Needed > maxProbes:
+		return fmt.Sprintf(", tolerance needs about %d probes (> --max-probes %d), %s", p.Needed, maxProbes, p.ETA.Round(time.Second))
+	case p.ETA == 0:
+		return ""
+	}
+	return fmt.Sprintf(", ETA to tolerance %s (about %d probes)", p.ETA.Round(time.Second), p.Needed)
 }
 
 // runTrace estimates every layer's Hessian trace on calibration data.
