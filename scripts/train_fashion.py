@@ -75,7 +75,7 @@ def main():
     ap.add_argument("--out", default=os.path.join(mnist.REPO, "testdata", "models"))
     ap.add_argument("--calib", default="", help="also write the calibration set to this folder")
     ap.add_argument("--samples", type=int, default=512)
-    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--epochs", type=int, default=3)
     args = ap.parse_args()
     xtr, ytr = load("train")
     if args.calib:
