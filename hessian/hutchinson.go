@@ -63,6 +63,9 @@ type Settings struct {
 	// the budget is not reproducible (the number of probes depends on the
 	// machine), but its probes are those of any other run with the seed.
 	TimeBudget time.Duration
+	// Pilot is the number of pilot vectors of Auto (default 10, at least
+	// 2 and below MaxProbes); Hutchinson ignores it.
+	Pilot int
 }
 
 // Progress reports the state of an adaptive estimate.
@@ -211,6 +214,29 @@ func Hutchinson(ctx context.Context, op Operator, s *Settings) (*TraceResult, er
 	if err != nil {
 		return nil, err
 	}
+	return hutchinson(ctx, op, set, hutchRun{start: start, batchSeed: set.Seed})
+}
+
+// hutchRun holds what the adaptive estimator in Auto changes in a
+// Hutchinson run.
+type hutchRun struct {
+	start time.Time
+	// pre holds rows (block samples, then the total) already computed for
+	// probes 0..len(pre)−1; the workers start at probe len(pre).
+	pre [][]float64
+	// first is added to a probe's index to pick its vector (probe i uses
+	// vector first+i of the Hutchinson stream) and its mini-batch.
+	first int
+	// batchSeed seeds the mini-batch schedule.
+	batchSeed uint64
+	// shift is added to every row (length blocks+1), and method names the
+	// result ("" means hutchinson).
+	shift  []float64
+	method string
+}
+
+func hutchinson(ctx context.Context, op Operator, set Settings, run hutchRun) (*TraceResult, error) {
+	start := run.start
 	dim, blocks := op.Dim(), op.Blocks()
 	batch := 1
 	if _, ok := op.(BatchOperator); ok {
@@ -229,7 +255,7 @@ func Hutchinson(ctx context.Context, op Operator, s *Settings) (*TraceResult, er
 			return nil, fmt.Errorf("hessian: Settings.ProbeBatch = %d needs an operator over samples (hessian.Sampled), got %T", set.ProbeBatch, op)
 		}
 		if n := sop.Samples(); set.ProbeBatch < n {
-			sched = BatchSchedule{Seed: set.Seed, Samples: n, Size: set.ProbeBatch}
+			sched = BatchSchedule{Seed: run.batchSeed, Samples: n, Size: set.ProbeBatch}
 			batch = 1
 		} else {
 			sop = nil // a batch of all samples is the full data
@@ -243,6 +269,9 @@ func Hutchinson(ctx context.Context, op Operator, s *Settings) (*TraceResult, er
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if len(run.pre) >= set.MaxProbes {
+		run.pre = run.pre[:set.MaxProbes]
+	}
 	var (
 		next    atomic.Int64
 		wg      sync.WaitGroup
@@ -250,6 +279,7 @@ func Hutchinson(ctx context.Context, op Operator, s *Settings) (*TraceResult, er
 		nw      = workerCount(set.Workers, (set.MaxProbes+batch-1)/batch)
 		done    atomic.Int64 // products performed
 	)
+	next.Store(int64(len(run.pre)))
 	for range nw {
 		wg.Go(func() {
 			in := make([][]float64, batch)
@@ -266,12 +296,12 @@ func Hutchinson(ctx context.Context, op Operator, s *Settings) (*TraceResult, er
 				}
 				hi := min(lo+batch, set.MaxProbes)
 				for j := lo; j < hi; j++ {
-					fillProbe(in[j-lo], set.Probe, set.Seed, streamHutchinson, j)
+					fillProbe(in[j-lo], set.Probe, set.Seed, streamHutchinson, run.first+j)
 				}
 				pop, err := op, error(nil)
 				if sop != nil {
 					// hi == lo+1: one probe, on its own mini-batch.
-					if pop, err = sop.Subset(bt.batch(sched, lo)); err != nil {
+					if pop, err = sop.Subset(bt.batch(sched, run.first+lo)); err != nil {
 						err = fmt.Errorf("mini-batch: %w", err)
 					}
 				}
@@ -285,6 +315,9 @@ func Hutchinson(ctx context.Context, op Operator, s *Settings) (*TraceResult, er
 					r := result{i: j, err: err}
 					if err == nil {
 						r.row = probeSamples(in[j-lo], out[j-lo], blocks)
+						for k, x := range run.shift {
+							r.row[k] += x
+						}
 					}
 					select {
 					case results <- r:
@@ -298,9 +331,23 @@ func Hutchinson(ctx context.Context, op Operator, s *Settings) (*TraceResult, er
 			}
 		})
 	}
-	go func() { wg.Wait(); close(results) }()
+	go func() {
+		// The precomputed rows go first, from this goroutine, so the
+		// collector below sees them like any other probe.
+		for i, row := range run.pre {
+			select {
+			case results <- result{i: i, row: row}:
+			case <-wctx.Done():
+			}
+		}
+		wg.Wait()
+		close(results)
+	}()
 
 	res := &TraceResult{Method: "hutchinson", Confidence: set.Confidence}
+	if run.method != "" {
+		res.Method = run.method
+	}
 	nb := len(blocks)
 	tracked := nb
 	if nb == 0 {

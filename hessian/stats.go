@@ -81,7 +81,7 @@ const (
 // TraceResult is the outcome of a trace estimator.
 type TraceResult struct {
 	// Method names the estimator ("hutchinson", "hutch++", "na-hutch++",
-	// "xtrace", "exact").
+	// "xtrace", "exact", or "a-hutch++", Auto's adaptive Hutch++).
 	Method string
 	// Total estimates the trace of the whole operator (all Dim
 	// coordinates, including those outside every block).
@@ -105,6 +105,8 @@ type TraceResult struct {
 	ProbeBatch int
 	// Elapsed is Hutchinson's wall time (0 for the other methods).
 	Elapsed time.Duration
+	// Pilot reports Auto's pilot and choice (nil for the other methods).
+	Pilot *Pilot
 	// Confidence is the level of the [Lo, Hi] intervals.
 	Confidence float64
 	// Samples[i][j] is probe i's sample for block j, and TotalSamples[i] its

@@ -22,6 +22,11 @@ const (
 	HutchPP    Method = "hutch++"    // fixed budget, variance-reduced
 	XTrace     Method = "xtrace"     // fixed budget, variance-reduced
 	Exact      Method = "exact"      // one product per parameter: ground truth for small models
+	// Auto runs a pilot and continues with Hutchinson or adaptive
+	// Hutch++, whichever the pilot predicts cheaper (hessian.Auto); it
+	// takes the Hutchinson settings (tolerance, probes, mini-batches,
+	// time budget).
+	Auto Method = "auto"
 )
 
 // Analysis configures the sensitivity analysis of a model: per-layer
@@ -40,7 +45,7 @@ type Analysis struct {
 	// Data). Trace.ProbeBatch gives every probe its own mini-batch of
 	// Data (hessian.Settings.ProbeBatch; probes then run in parallel on
 	// GOMAXPROCS goroutines) and Trace.TimeBudget bounds the estimate's
-	// wall time; both apply to Hutchinson only. Trace.Workers is
+	// wall time; both apply to Hutchinson and Auto only. Trace.Workers is
 	// ignored (the engine parallelises each product).
 	Trace *hessian.Settings
 	// Sketch tunes Hutch++ and XTrace (nil: defaults).
@@ -150,10 +155,12 @@ func Analyze(ctx context.Context, a *Analysis) (*Sensitivity, error) {
 		res, err = hessian.HutchPP(ctx, wop, &ss)
 	case XTrace:
 		res, err = hessian.XTrace(ctx, wop, &ss)
+	case Auto:
+		res, err = hessian.Auto(ctx, top, &ts)
 	case Exact:
 		res, err = exactBlocks(ctx, wop)
 	default:
-		return nil, fmt.Errorf("plan: unknown trace method %q (want hutchinson, hutch++, xtrace or exact)", a.Method)
+		return nil, fmt.Errorf("plan: unknown trace method %q (want hutchinson, auto, hutch++, xtrace or exact)", a.Method)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("plan: trace estimation: %w", err)
@@ -276,11 +283,12 @@ func describeQuantizer(q sensitivity.Quantizer) string {
 // BootstrapResampler returns a Resampler for StabilityOf that resamples the
 // estimator's per-probe samples with replacement (all layers from the same
 // probes, keeping their correlation) — the nonparametric bootstrap of the
-// Hutchinson means. It needs i.i.d. rows (Hutchinson); for other methods or
-// exact traces it returns nil, which selects the parametric resampler.
+// Hutchinson means. It needs i.i.d. rows (Hutchinson, and adaptive Hutch++
+// whose rows are i.i.d. given its sketch); for other methods or exact
+// traces it returns nil, which selects the parametric resampler.
 func BootstrapResampler(s *Sensitivity) Resampler {
 	res := s.Traces
-	if res == nil || res.Method != "hutchinson" || len(res.Samples) < 2 {
+	if res == nil || (res.Method != "hutchinson" && res.Method != "a-hutch++") || len(res.Samples) < 2 {
 		return nil
 	}
 	n := len(res.Samples)

@@ -95,13 +95,21 @@ func (s *Sensitivity) Write(w io.Writer, f Format) error {
 		total += " ± " + num(r.Total.StdErr)
 	}
 	conv := ""
-	if r.Method == "hutchinson" && !r.Converged {
+	if (r.Method == "hutchinson" || r.Method == "a-hutch++") && !r.Converged {
 		conv = " (tolerance not reached: raise --max-probes)"
 		if r.Stop == hessian.StopTimeBudget {
 			conv = " (time budget spent before the tolerance: raise --time-budget)"
 		}
 	}
 	fmt.Fprintf(w, "%s; %s, %d probes, %d Hessian-vector products%s\n", total, r.Method, r.Probes, r.Matvecs, conv)
+	if pl := r.Pilot; pl != nil {
+		if pl.Sketched {
+			fmt.Fprintf(w, "auto: a %d-vector pilot sketch captured %.0f%% of ‖H‖²_F (top Ritz value %s); predicted %d Hutchinson or %d residual probes; ran %s\n",
+				pl.Sketch, 100*pl.Captured, num(pl.Ritz[0]), pl.Hutchinson, pl.Residual, pl.Choice)
+		} else {
+			fmt.Fprintf(w, "auto: the pilot predicted %d Hutchinson probes (below %d, too few for a sketch to pay); ran hutchinson\n", pl.Hutchinson, 10*pl.Sketch)
+		}
+	}
 	if ev := s.TopEigenvalue; ev != nil && len(ev.Values) > 0 {
 		fmt.Fprintf(w, "top eigenvalue %s (residual %s, %d products)\n", num(ev.Values[0]), num(ev.Residuals[0]), ev.Matvecs)
 	}

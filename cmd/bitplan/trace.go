@@ -34,7 +34,7 @@ type traceFlags struct {
 const defaultProbeBatch = 32
 
 func (t *traceFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&t.method, "method", "hutchinson", "trace `ESTIMATOR`: hutchinson (adaptive, error bars), hutch++, xtrace (fixed budget) or exact (one product per weight)")
+	fs.StringVar(&t.method, "method", "hutchinson", "trace `ESTIMATOR`: hutchinson (adaptive, error bars), auto (a pilot picks hutchinson or adaptive hutch++), hutch++, xtrace (fixed budget) or exact (one product per weight)")
 	fs.Float64Var(&t.tol, "tol", 0.05, "stop Hutchinson when every layer's relative standard error is below `TOL`")
 	fs.IntVar(&t.minProbes, "min-probes", 10, "Hutchinson probes before stopping is considered (`N`)")
 	fs.IntVar(&t.maxProbes, "max-probes", 100, "Hutchinson probe limit `N`")
@@ -61,9 +61,9 @@ func (t *traceFlags) given(name string) bool {
 func (t *traceFlags) analysis(pr *progress) (*plan.Analysis, error) {
 	a := &plan.Analysis{Method: plan.Method(strings.ToLower(t.method))}
 	switch a.Method {
-	case plan.Hutchinson, plan.HutchPP, plan.XTrace, plan.Exact:
+	case plan.Hutchinson, plan.Auto, plan.HutchPP, plan.XTrace, plan.Exact:
 	default:
-		return nil, usageError{fmt.Errorf("flag --method: unknown estimator %q (want hutchinson, hutch++, xtrace or exact)", t.method)}
+		return nil, usageError{fmt.Errorf("flag --method: unknown estimator %q (want hutchinson, auto, hutch++, xtrace or exact)", t.method)}
 	}
 	if t.tol <= 0 || t.minProbes < 2 || t.maxProbes < t.minProbes || t.matvecs < 6 {
 		return nil, usageError{fmt.Errorf("flags --tol %g --min-probes %d --max-probes %d --matvecs %d: want tol > 0, 2 ≤ min ≤ max, matvecs ≥ 6", t.tol, t.minProbes, t.maxProbes, t.matvecs)}
@@ -74,10 +74,10 @@ func (t *traceFlags) analysis(pr *progress) (*plan.Analysis, error) {
 	if t.timeBudget < 0 {
 		return nil, usageError{fmt.Errorf("flag --time-budget: %v, want a positive duration such as 2m, or 0 for none", t.timeBudget)}
 	}
-	if a.Method != plan.Hutchinson {
+	if a.Method != plan.Hutchinson && a.Method != plan.Auto {
 		for _, f := range []string{"probe-batch", "time-budget"} {
 			if t.given(f) && !(f == "probe-batch" && t.probeBatch == 0) {
-				return nil, usageError{fmt.Errorf("flag --%s applies to --method hutchinson only (%s: %s)", f, a.Method, notHutchinson[f])}
+				return nil, usageError{fmt.Errorf("flag --%s applies to --method hutchinson and auto only (%s: %s)", f, a.Method, notHutchinson[f])}
 			}
 		}
 	}

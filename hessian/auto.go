@@ -1,0 +1,350 @@
+package hessian
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"gonum.org/v1/gonum/mat"
+)
+
+// Pilot reports the pilot sketch of Auto and the choice it made.
+type Pilot struct {
+	// Sketch is the number of pilot vectors k.
+	Sketch int
+	// Sketched reports whether the sketch Z' = H'Q was formed; it is
+	// skipped (and Ritz, Captured and Residual left zero) when the
+	// predicted Hutchinson probes are below 10·k, since Hutch++ could then
+	// save at most what the sketch costs.
+	Sketched bool
+	// Ritz holds the eigenvalues of QᵀHQ over the sketch's range Q, by
+	// decreasing magnitude: how fast the spectrum decays.
+	Ritz []float64
+	// Captured estimates the fraction of ‖H‖_F² the sketch removes from
+	// the residual, 1 − ‖P⊥HP⊥‖_F²/‖H‖_F² (0: a flat spectrum, 1: H lies in
+	// the sketch's range).
+	Captured float64
+	// Hutchinson is the predicted number of Hutchinson probes for Tol on
+	// every block; Residual the predicted number of residual probes of
+	// adaptive Hutch++, Hutchinson·(1 − Captured).
+	Hutchinson, Residual int
+	// Choice is the estimator Auto ran: "hutchinson" or "a-hutch++".
+	Choice string
+}
+
+// defaultPilot is Auto's pilot sketch size when Settings.Pilot is 0.
+const defaultPilot = 10
+
+// pilotGain: Auto sketches only when the predicted Hutchinson probes are
+// at least pilotGain times the pilot size, so that the sketch's k extra
+// products are at most 1/pilotGain of the Hutchinson run they might save.
+const pilotGain = 10
+
+// pilotBatchSeed offsets the seed of the mini-batch schedules Auto uses
+// after its pilot, so they are independent of the pilot's batches.
+const pilotBatchSeed = 0x9e3779b97f4a7c15
+
+// Auto estimates every block's trace to the tolerance of s, choosing the
+// estimator from a pilot (Settings as for Hutchinson; Settings.Pilot sets
+// the pilot size k, default 10):
+//
+//  1. Pilot: Y = HΩ for the first k Hutchinson probes Ω (each on its own
+//     mini-batch when Settings.ProbeBatch is set), Q = orth(Y), and
+//     Z' = H'Q with H' the full-data operator (or, with mini-batches, the
+//     operator on one further batch).
+//  2. Prediction. From the k pilot rows, the Hutchinson probes n_H for
+//     Tol on every block (n·(worst/Tol)², see Hutchinson). If n_H < 10·k,
+//     Hutchinson continues at once (Hutch++ could save at most n_H − k
+//     probes) and Z' is not formed. From Y and Z',
+//     the captured fraction c = (2‖H'Q‖_F² − ‖QᵀH'Q‖_F²)/(‖Y‖_F²/k), since
+//     ‖P⊥HP⊥‖_F² = ‖H‖_F² − 2‖HQ‖_F² + ‖QᵀHQ‖_F² and E‖Hω‖² = ‖H‖_F²; the
+//     residual probes of adaptive Hutch++ are predicted as n_R = (1−c)·n_H
+//     (a probe's variance is about 2‖·‖_F² of the operator probed).
+//  3. Choice by remaining cost in per-sample products (a full-data
+//     product costs N, a mini-batch probe b): Hutchinson continues with
+//     n_H − k probes, the pilot's k probes counted as its first; adaptive
+//     Hutch++ needs n_R probes, plus k full-data products for Z = HQ when
+//     Z' came from a mini-batch. The cheaper one runs.
+//
+// Adaptive Hutch++ (the Hutch++ split of Meyer et al. 2021 with the
+// residual estimated adaptively, as in Persson, Cortinovis and Kressner,
+// "Improved variants of the Hutch++ algorithm", SIMAX 2022) estimates
+//
+//	tr(H_bb) = tr(D_b(HP + PH − PHP)) + tr(D_b P⊥HP⊥),  P = QQᵀ,
+//
+// the first term exactly from Z = HQ on all samples (see HutchPP), the
+// second by Hutchinson's rule on the operator P⊥HP⊥ with fresh probes
+// (vectors k, k+1, … of the Hutchinson stream, and fresh mini-batches from
+// a schedule independent of the pilot's), so its mean, standard error,
+// intervals and stopping are those of Hutchinson, conditional on Q, with
+// every row shifted by the exact term. Mini-batch residual probes are
+// sound because Q and the exact term are fixed before they are drawn.
+//
+// Cost bound. If Hutchinson is chosen, the pilot's products are its first
+// k probes and only Z' is extra: the run is Hutchinson with the same seed,
+// probe for probe, plus k products when Z' was formed, which happens only
+// when Hutchinson was predicted to need at least 10·k probes (so the
+// overhead is at most about 10 %). If
+// adaptive Hutch++ is chosen, it was predicted cheaper; the prediction
+// uses one ratio c for all blocks, so a block whose own curvature lies
+// outside the sketch's range can need more residual probes than predicted.
+//
+// The result's Method is the choice and Pilot reports the pilot; Matvecs
+// counts every product, the pilot's included. Errors are Hutchinson's.
+func Auto(ctx context.Context, op Operator, s *Settings) (*TraceResult, error) {
+	start := time.Now()
+	if err := Validate(op); err != nil {
+		return nil, err
+	}
+	set, err := s.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	dim, blocks := op.Dim(), op.Blocks()
+	k := set.Pilot
+	if k == 0 {
+		k = defaultPilot
+	}
+	if k < 2 || k >= set.MaxProbes {
+		return nil, fmt.Errorf("hessian: Settings.Pilot = %d, want 2 ≤ pilot < MaxProbes = %d", k, set.MaxProbes)
+	}
+	k = min(k, dim)
+	var (
+		sop   Sampled
+		sched BatchSchedule
+		n     = 1 // samples of a full-data product, in units of a probe
+		b     = 1
+	)
+	if set.ProbeBatch > 0 {
+		var ok bool
+		if sop, ok = op.(Sampled); !ok {
+			return nil, fmt.Errorf("hessian: Settings.ProbeBatch = %d needs an operator over samples (hessian.Sampled), got %T", set.ProbeBatch, op)
+		}
+		if set.ProbeBatch < sop.Samples() {
+			sched = BatchSchedule{Seed: set.Seed, Samples: sop.Samples(), Size: set.ProbeBatch}
+			n, b = sop.Samples(), set.ProbeBatch
+		} else {
+			sop = nil
+		}
+	}
+	// 1. The pilot: Hutchinson's first k probes, with Hutchinson's
+	// stopping rule (a run that converges within them is Hutchinson's).
+	om := make([][]float64, 0, k)
+	y := make([][]float64, 0, k)
+	rows := make([][]float64, 0, k)
+	pilot := &Pilot{Sketch: k}
+	mean, m2 := make([]float64, max(1, len(blocks))), make([]float64, max(1, len(blocks)))
+	worst := math.Inf(1)
+	for j := range k {
+		w, hw := make([]float64, dim), make([]float64, dim)
+		fillProbe(w, set.Probe, set.Seed, streamHutchinson, j)
+		pop := op
+		if sop != nil {
+			if pop, err = sop.Subset(sched.Batch(j)); err != nil {
+				return nil, fmt.Errorf("hessian: Auto pilot probe %d: mini-batch: %w", j, err)
+			}
+		}
+		if err := apply(ctx, pop, hw, w); err != nil {
+			return nil, fmt.Errorf("hessian: Auto pilot probe %d: %w", j, err)
+		}
+		row := probeSamples(w, hw, blocks)
+		om, y, rows = append(om, w), append(y, hw), append(rows, row)
+		for i := range mean {
+			x := row[i]
+			if len(blocks) == 0 {
+				x = row[len(blocks)]
+			}
+			d := x - mean[i]
+			mean[i] += d / float64(j+1)
+			m2[i] += d * (x - mean[i])
+		}
+		worst, _ = worstRelErr(mean, m2, j+1, blocks, set)
+		if j+1 >= set.MinProbes && worst <= set.Tol {
+			break
+		}
+	}
+	np := len(rows)
+	nh := float64(np) * (worst / set.Tol) * (worst / set.Tol)
+	if math.IsInf(worst, 0) || math.IsNaN(nh) {
+		nh = float64(set.MaxProbes)
+	}
+	nh = max(nh, float64(set.MinProbes), float64(np))
+	pilot.Hutchinson = int(min(math.Ceil(nh), math.MaxInt32))
+	if np < k || nh < pilotGain*float64(k) {
+		// Converged within the pilot, or Hutch++ could save at most
+		// n_H − k probes: not worth the sketch's k products.
+		pilot.Choice = "hutchinson"
+		res, err := hutchinson(ctx, op, set, hutchRun{start: start, pre: rows, batchSeed: set.Seed})
+		if err != nil {
+			return nil, err
+		}
+		res.Matvecs += np
+		res.Pilot = pilot
+		return res, nil
+	}
+	matvecs := k
+	pilot.Sketched = true
+	q, _ := orth(y)
+	qcols := denseToCols(q)
+	zop := op
+	if sop != nil {
+		alt := BatchSchedule{Seed: set.Seed ^ pilotBatchSeed ^ 1, Samples: n, Size: b}
+		if zop, err = sop.Subset(alt.Batch(0)); err != nil {
+			return nil, fmt.Errorf("hessian: Auto pilot sketch: mini-batch: %w", err)
+		}
+	}
+	zcols, err := applyMany(ctx, zop, 1, set.BatchSize, qcols)
+	if err != nil {
+		return nil, fmt.Errorf("hessian: Auto pilot sketch: %w", err)
+	}
+	matvecs += k
+
+	// 2. The captured fraction.
+	z := colsToDense(zcols)
+	var c mat.Dense
+	c.Mul(q.T(), z)
+	symmetrize(&c)
+	pilot.Ritz = ritzValues(&c)
+	var f2, hq2, c2 float64
+	for _, col := range y {
+		f2 += dot(col, col)
+	}
+	f2 /= float64(k)
+	for _, col := range zcols {
+		hq2 += dot(col, col)
+	}
+	c2 = mat.Norm(&c, 2)
+	c2 *= c2
+	if f2 > 0 {
+		pilot.Captured = min(1, max(0, (2*hq2-c2)/f2))
+	}
+	nr := max(nh*(1-pilot.Captured), float64(set.MinProbes))
+	pilot.Residual = int(min(math.Ceil(nr), math.MaxInt32))
+
+	// 3. The choice, by remaining per-sample products.
+	costH := (nh - float64(k)) * float64(b)
+	costPP := nr * float64(b)
+	if sop != nil {
+		costPP += float64(k * n)
+	}
+	var res *TraceResult
+	if costH <= costPP {
+		pilot.Choice = "hutchinson"
+		res, err = hutchinson(ctx, op, set, hutchRun{start: start, pre: rows, batchSeed: set.Seed})
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		pilot.Choice = "a-hutch++"
+		if sop != nil {
+			if zcols, err = applyMany(ctx, op, 1, set.BatchSize, qcols); err != nil {
+				return nil, fmt.Errorf("hessian: Auto sketch: %w", err)
+			}
+			z = colsToDense(zcols)
+			matvecs += k
+		}
+		exact, total := lowRankDiag(q, z)
+		shift := make([]float64, len(blocks)+1)
+		for j, bl := range blocks {
+			shift[j] = sum(exact[bl.Offset:bl.End()])
+		}
+		shift[len(blocks)] = total
+		rset := set
+		rset.MaxProbes = max(set.MinProbes, set.MaxProbes-k)
+		res, err = hutchinson(ctx, &projected{op: op, q: q}, rset, hutchRun{start: start, first: k,
+			batchSeed: set.Seed ^ pilotBatchSeed, shift: shift, method: "a-hutch++"})
+		if err != nil {
+			return nil, err
+		}
+	}
+	res.Matvecs += matvecs
+	res.Pilot = pilot
+	return res, nil
+}
+
+// ritzValues returns the eigenvalues of the symmetric matrix c by
+// decreasing magnitude.
+func ritzValues(c *mat.Dense) []float64 {
+	n, _ := c.Dims()
+	sym := mat.NewSymDense(n, nil)
+	for i := range n {
+		for j := i; j < n; j++ {
+			sym.SetSym(i, j, c.At(i, j))
+		}
+	}
+	var eig mat.EigenSym
+	if !eig.Factorize(sym, false) {
+		return nil
+	}
+	v := eig.Values(nil)
+	slices.SortFunc(v, func(a, b float64) int {
+		switch {
+		case math.Abs(a) > math.Abs(b):
+			return -1
+		case math.Abs(a) < math.Abs(b):
+			return 1
+		}
+		return 0
+	})
+	return v
+}
+
+// projected is the operator P⊥HP⊥ for P = QQᵀ, Q with orthonormal columns;
+// it is Sampled when H is, so residual probes can use mini-batches.
+type projected struct {
+	op Operator
+	q  *mat.Dense
+}
+
+func (p *projected) Dim() int        { return p.op.Dim() }
+func (p *projected) Blocks() []Block { return p.op.Blocks() }
+
+// HVP sets dst = P⊥HP⊥v (one product of the underlying operator).
+func (p *projected) HVP(ctx context.Context, dst, v []float64) error {
+	u := projectOut(p.q, v)
+	if err := p.op.HVP(ctx, dst, u); err != nil {
+		return err
+	}
+	copy(dst, projectOut(p.q, dst))
+	return nil
+}
+
+// HVPBatch applies HVP to every vector, with one batched product of the
+// underlying operator when it has one.
+func (p *projected) HVPBatch(ctx context.Context, dst, v [][]float64) error {
+	u := make([][]float64, len(v))
+	for j := range v {
+		u[j] = projectOut(p.q, v[j])
+	}
+	if err := applyBatch(ctx, p.op, dst, u); err != nil {
+		return err
+	}
+	for j := range dst {
+		copy(dst[j], projectOut(p.q, dst[j]))
+	}
+	return nil
+}
+
+// Samples returns the samples of the underlying operator (0 when it is
+// not Sampled; Hutchinson then refuses mini-batches).
+func (p *projected) Samples() int {
+	if s, ok := p.op.(Sampled); ok {
+		return s.Samples()
+	}
+	return 0
+}
+
+// Subset returns P⊥H_SP⊥.
+func (p *projected) Subset(idx []int) (Operator, error) {
+	s, ok := p.op.(Sampled)
+	if !ok {
+		return nil, fmt.Errorf("hessian: %T is not an operator over samples", p.op)
+	}
+	sub, err := s.Subset(idx)
+	if err != nil {
+		return nil, err
+	}
+	return &projected{op: sub, q: p.q}, nil
+}

@@ -1,0 +1,86 @@
+package hessian
+
+import (
+	"context"
+	"math"
+	"testing"
+)
+
+// hutchPPFor1Pct returns the smallest Hutch++ budget (a multiple of 6)
+// whose RMS relative error of the whole trace over reps seeded runs is at
+// most target, by doubling then bisection (as BenchmarkMatvecsFor1Pct).
+func hutchPPFor1Pct(t *testing.T, op Operator, tr, target float64, reps int) int {
+	rms := func(m int) float64 {
+		var s float64
+		for r := range reps {
+			res, err := HutchPP(context.Background(), op, &SketchSettings{Seed: uint64(r), Matvecs: m, Workers: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := (res.Total.Trace - tr) / tr
+			s += e * e
+		}
+		return math.Sqrt(s / float64(reps))
+	}
+	lo, hi := 0, 6
+	for rms(hi) > target {
+		lo, hi = hi, 2*hi
+		if hi > 3*op.Dim() {
+			return 3 * op.Dim()
+		}
+	}
+	for hi-lo > 6 {
+		mid := (lo + hi) / 12 * 6
+		if rms(mid) > target {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return hi
+}
+
+// TestAutoSpectra runs Auto for a 1 % standard error of the whole trace on
+// the three synthetic spectra of the estimator benchmark (d = 1000) and
+// compares its products with the better fixed method: adaptive Hutchinson
+// to the same tolerance (capped at 1,000 probes), and Hutch++ at the smallest budget with a 1 % RMS
+// error over 8 seeds. Auto must be within 1.2× of the better one on each
+// spectrum, averaged over 3 seeds, and its estimates within 4 standard
+// errors of the exact traces.
+func TestAutoSpectra(t *testing.T) {
+	if testing.Short() {
+		t.Skip("d = 1000 matrices")
+	}
+	const seeds = 3
+	for _, tm := range benchMatrices(1000) {
+		op := Dense(tm.m, nil)
+		tr := blockTrace(tm.m, wholeBlock(tm.m))
+		pp := hutchPPFor1Pct(t, op, tr, 0.01, 8)
+		var auto, hutch float64
+		var choice string
+		for seed := range seeds {
+			set := &Settings{Seed: uint64(seed), Tol: 0.01, MinProbes: 5, MaxProbes: 100000, Workers: 1, BatchSize: 1}
+			a, err := Auto(context.Background(), op, set)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hs := *set
+			hs.MaxProbes = 1000 // enough to know it is not the better one
+			h, err := Hutchinson(context.Background(), op, &hs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if math.Abs(a.Total.Trace-tr) > 4*a.Total.StdErr {
+				t.Errorf("%s seed %d: auto (%s) %.6g ± %.3g, exact %.6g", tm.name, seed, a.Method, a.Total.Trace, a.Total.StdErr, tr)
+			}
+			auto += float64(a.Matvecs) / seeds
+			hutch += float64(h.Matvecs) / seeds
+			choice += a.Method + " "
+		}
+		best := min(hutch, float64(pp))
+		t.Logf("%s: auto %.1f matvecs (%s), Hutchinson %.1f, Hutch++ %d for 1%% RMS: ratio %.2f", tm.name, auto, choice, hutch, pp, auto/best)
+		if auto > 1.2*best {
+			t.Errorf("%s: auto needs %.1f matvecs, %.2f× the better fixed method (%.1f)", tm.name, auto, auto/best, best)
+		}
+	}
+}
