@@ -136,11 +136,13 @@ func Analyze(ctx context.Context, a *Analysis) (*Sensitivity, error) {
 	}
 	ts.Workers = 1
 	var top hessian.Operator = wop
-	if ts.ProbeBatch > 0 && ts.ProbeBatch < a.Data.Len() {
-		// A mini-batch may be a single engine chunk, which the engine
-		// runs on one goroutine: run probes in parallel instead.
+	if ts.ProbeBatch > 0 {
 		top = &sampledWeights{weightOperator: wop, s: op}
-		ts.Workers = runtime.GOMAXPROCS(0)
+		if ts.ProbeBatch < a.Data.Len() {
+			// A mini-batch may be a single engine chunk, which the
+			// engine runs on one goroutine: run probes in parallel.
+			ts.Workers = runtime.GOMAXPROCS(0)
+		}
 	}
 	ss := hessian.SketchSettings{}
 	if a.Sketch != nil {
