@@ -131,6 +131,8 @@ type Settings struct {
 	// zero value is HAWQ-V3's symmetric per-channel min/max, the default
 	// of plan.Analyze.
 	Weights sensitivity.Quantizer
+	// Calibration chooses the activation ranges (zero value: min/max).
+	Calibration Calibration
 }
 
 // Applied is a plan applied to an engine; Restore undoes it.
@@ -153,12 +155,19 @@ type AppliedLayer struct {
 	Input Range
 	// Act is the input quantizer (zero when ABits is 0).
 	Act ActQuantizer
+	// Scales are the weight quantizer's steps, one per output channel
+	// (one for a per-tensor quantizer), and Layout the weight's shape and
+	// channel axis they were computed over: the quantized weights are
+	// code·Scales[c] for integer codes.
+	Scales []float64
+	Layout sensitivity.Layout
 }
 
 // Apply fake-quantizes the engine to the given layers: every listed
 // layer's weights are replaced by their quantized values (nn.SetWeights),
 // then the data inputs of the layers with ABits > 0 get a static quantizer
-// whose range is calibrated on calib at the quantized weights (Calibrate:
+// whose range is calibrated on calib at the quantized weights (CalibrateWith
+// with s.Calibration:
 // the ranges the deployed model's activations take; calib may be nil when
 // no layer quantizes its input). Layers not listed keep float weights and
 // inputs. Call Restore to get the float model back. Errors name the layer.
@@ -214,7 +223,9 @@ func Apply(ctx context.Context, e *nn.Engine, layers []Layer, calib data.Dataset
 		q := set.Weights
 		q.Bits = l.Bits
 		dst := make([]float64, len(w))
-		if _, err := q.Quantize(dst, w, weightLayout(u)); err != nil {
+		lay := weightLayout(u)
+		scales, err := q.Quantize(dst, w, lay)
+		if err != nil {
 			a.Restore()
 			return nil, fmt.Errorf("eval: layer %q: %w", u.Name, err)
 		}
@@ -224,7 +235,7 @@ func Apply(ctx context.Context, e *nn.Engine, layers []Layer, calib data.Dataset
 			d2 += d * d
 			w2 += w[i] * w[i]
 		}
-		al := AppliedLayer{Layer: *l, Weights: len(w), DeltaSq: d2}
+		al := AppliedLayer{Layer: *l, Weights: len(w), DeltaSq: d2, Scales: scales, Layout: lay}
 		if w2 > 0 {
 			al.RelErr = math.Sqrt(d2 / w2)
 		}
@@ -237,7 +248,13 @@ func Apply(ctx context.Context, e *nn.Engine, layers []Layer, calib data.Dataset
 	if !needCalib {
 		return a, nil
 	}
-	ranges, err := Calibrate(ctx, e, calib)
+	bits := make(map[string]int, len(a.Layers))
+	for _, al := range a.Layers {
+		if al.ABits > 0 {
+			bits[al.Name] = al.ABits
+		}
+	}
+	ranges, err := CalibrateWith(ctx, e, calib, set.Calibration, bits)
 	if err != nil {
 		a.Restore()
 		return nil, err

@@ -25,6 +25,8 @@ type Config struct {
 	// Weights is the weight quantizer (zero value: symmetric per-channel
 	// min/max).
 	Weights sensitivity.Quantizer
+	// Calibration chooses the activation ranges (zero value: min/max).
+	Calibration Calibration
 	// Model and Plan name the model and the plan in the report.
 	Model, Plan string
 }
@@ -93,7 +95,7 @@ func Run(ctx context.Context, c *Config) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("eval: float model: %w", err)
 	}
-	a, err := Apply(ctx, e, c.Layers, c.Calib, &Settings{Weights: c.Weights})
+	a, err := Apply(ctx, e, c.Layers, c.Calib, &Settings{Weights: c.Weights, Calibration: c.Calibration})
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +106,7 @@ func Run(ctx context.Context, c *Config) (*Report, error) {
 	}
 	r := &Report{Model: c.Model, Plan: c.Plan, Samples: c.Test.Len(),
 		WeightQuantizer: DescribeQuantizer(c.Weights),
-		ActQuantizer:    "per-tensor min/max over the calibration set; unsigned [0, max] when the input is non-negative, else asymmetric",
+		ActQuantizer:    describeCalibration(c.Calibration),
 		Float:           result(fl), Quantized: result(qu)}
 	quantActs := false
 	for _, l := range a.Layers {
