@@ -20,8 +20,6 @@ type Override struct {
 	// Axis is the channel axis, in the first entry of a per-channel
 	// tensor.
 	Axis *int `json:"axis,omitempty"`
-	// Symmetric is set on weights.
-	Symmetric *bool `json:"symmetric,omitempty"`
 }
 
 // quantType maps a storage type to ONNX Runtime's QuantType name.
@@ -44,10 +42,9 @@ func (s *Summary) Overrides() (map[string][]Override, []string) {
 		if !ok {
 			notes = append(notes, fmt.Sprintf("%s: %s weights have no ONNX Runtime QuantType; left out", l.Weight, l.WeightType))
 		} else {
-			sym := true
 			var ov []Override
 			for c, sc := range l.scales {
-				o := Override{QuantType: qt, Scale: float32(sc), Symmetric: &sym}
+				o := Override{QuantType: qt, Scale: float32(sc)}
 				if sc == 0 {
 					o.Scale = 1
 				}

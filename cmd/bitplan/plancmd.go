@@ -39,6 +39,9 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	stability := fs.Int("stability", 0, "re-solve `N` times on bootstrap resamples of the trace probes and report how stable the plan is")
 	timeLimit := fs.Duration("time-limit", 0, "stop the ILP search after `DURATION` (0: none)")
 	gap := gapFlag(fs)
+	export := fs.String("export", "", "also write the plan's QDQ model (as bitplan quantize does, calibrated on the planning data) to `FILE`")
+	var xf exportFlags
+	xf.register(fs, false)
 	pos, err := parseInterspersed(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
@@ -134,7 +137,11 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		p.Stability = st
 	}
-	return emitPlan(p, f, *output, []string{modelPath, df.inputs, df.labels}, stdout, stderr)
+	if err := emitPlan(p, f, *output, []string{modelPath, df.inputs, df.labels}, stdout, stderr); err != nil || *export == "" {
+		return err
+	}
+	xf.quant = tf.quant
+	return exportPlan(ctx, &xf, *export, modelPath, len(pos) == 0, e, ds, p, []string{modelPath, df.inputs, df.labels, *output, *tableOut}, stderr)
 }
 
 func deviceNames(ds []plan.Device) string {

@@ -1,0 +1,234 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/bitplan/bitplan/data"
+	"github.com/bitplan/bitplan/eval"
+	"github.com/bitplan/bitplan/internal/bundled"
+	"github.com/bitplan/bitplan/nn"
+	"github.com/bitplan/bitplan/plan"
+	"github.com/bitplan/bitplan/qdq"
+)
+
+// runQuantize writes the QDQ model of a plan: weights stored as INT8/INT4
+// codes, inputs quantized with ranges calibrated on training samples.
+func runQuantize(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("quantize", "MODEL.onnx --plan PLAN.json [--data mnist | --inputs X.npy --labels Y.npy] -o OUT.onnx [flags]", stdout)
+	planPath := fs.String("plan", "", "the plan to apply: `FILE` written by bitplan plan --format json (or solve)")
+	var df dataFlags
+	df.register(fs, 256, "calibrating activation ranges (MNIST: the training set)")
+	var xf exportFlags
+	xf.register(fs, true)
+	weightsOnly := fs.Bool("weights-only", false, "quantize the weights only; activations stay float")
+	format := fs.String("format", "table", "`FORMAT` of the summary on standard output: table, json, csv or markdown")
+	output := fs.String("o", "", "write the QDQ model to `FILE` (required; never one of the inputs)")
+	arg, f, help, err := parseOne(fs, args, "ONNX model", format)
+	if help || err != nil {
+		return err
+	}
+	if *planPath == "" {
+		return usageError{fmt.Errorf("quantize: flag --plan: give the plan to apply (bitplan plan --format json -o plan.json)")}
+	}
+	if *output == "" {
+		return usageError{fmt.Errorf("quantize: flag -o: give the file to write the QDQ model to")}
+	}
+	cfg, err := xf.config()
+	if err != nil {
+		return err
+	}
+	inputs := []string{arg, *planPath, df.inputs, df.labels}
+	if err := xf.checkOutputs(*output, inputs); err != nil {
+		return err
+	}
+	p, err := plan.ReadFile(*planPath)
+	if err != nil {
+		return err
+	}
+	var calib data.Dataset
+	if !*weightsOnly {
+		if calib, err = df.load(data.Train); err != nil {
+			return err
+		}
+	}
+	b, err := os.ReadFile(arg)
+	if err != nil {
+		return err
+	}
+	e, err := df.loadEngine(arg)
+	if err != nil {
+		return err
+	}
+	layers, err := eval.FromPlan(p, e)
+	if err != nil {
+		return fmt.Errorf("%s: %w (model %s)", *planPath, err, arg)
+	}
+	if *weightsOnly {
+		for i := range layers {
+			layers[i].ABits = 0
+		}
+	}
+	cfg.Model, cfg.Engine, cfg.Layers, cfg.Calib, cfg.Plan = b, e, layers, calib, filepath.Base(*planPath)
+	pr := newProgress(stderr)
+	pr.printf("quantize: calibrating on %d samples", lenOf(calib))
+	s, err := xf.write(ctx, cfg, *output, inputs)
+	pr.done()
+	if err != nil {
+		return err
+	}
+	return s.Write(stdout, f)
+}
+
+func lenOf(ds data.Dataset) int {
+	if ds == nil {
+		return 0
+	}
+	return ds.Len()
+}
+
+// exportFlags are the QDQ export flags of quantize, also taken by plan
+// with --export.
+type exportFlags struct {
+	quant       string
+	calibration string
+	overrides   string
+	dyadic      bool
+	floatBias   bool
+}
+
+// register adds the flags; withQuantizer adds --quantizer too (plan has
+// its own, which the export then uses).
+func (x *exportFlags) register(fs *flag.FlagSet, withQuantizer bool) {
+	x.quant = "symmetric,per-channel,minmax"
+	if withQuantizer {
+		fs.StringVar(&x.quant, "quantizer", x.quant, "weight quantizer `SPEC` (symmetric only: per-channel|per-tensor, minmax|mse; use the one the plan was priced with)")
+	}
+	fs.StringVar(&x.calibration, "calibration", "minmax", "activation range `METHOD`: minmax, percentile[:P] (default P 99.999) or mse")
+	fs.StringVar(&x.overrides, "overrides", "", "also write the plan as ONNX Runtime TensorQuantOverrides JSON to `FILE`")
+	fs.BoolVar(&x.dyadic, "dyadic", false, "record every requantization scale as a dyadic number b/2^c (HAWQ-V3) in the model's metadata")
+	fs.BoolVar(&x.floatBias, "float-bias", false, "keep biases in float (default: INT32 with scale s_x·s_w when the input is quantized)")
+}
+
+// config checks the flags and returns the export settings.
+func (x *exportFlags) config() (*qdq.Config, error) {
+	wq, err := eval.ParseQuantizer(x.quant)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("flag --quantizer: %v", err)}
+	}
+	if wq.Asymmetric {
+		return nil, usageError{fmt.Errorf("flag --quantizer %q: QDQ export takes symmetric weights (zero point 0) only", x.quant)}
+	}
+	c, err := eval.ParseCalibration(x.calibration)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("flag --calibration: %v", err)}
+	}
+	return &qdq.Config{Weights: wq, Calibration: c, Dyadic: x.dyadic, FloatBias: x.floatBias}, nil
+}
+
+// checkOutputs refuses outputs that are inputs, before any work.
+func (x *exportFlags) checkOutputs(out string, inputs []string) error {
+	for _, in := range inputs {
+		if in != "" && sameFile(out, in) {
+			return usageError{fmt.Errorf("flag -o: %s is an input file; refusing to overwrite it", out)}
+		}
+		if in != "" && x.overrides != "" && sameFile(x.overrides, in) {
+			return usageError{fmt.Errorf("flag --overrides: %s is an input file; refusing to overwrite it", x.overrides)}
+		}
+	}
+	if x.overrides != "" && sameFile(x.overrides, out) {
+		return usageError{fmt.Errorf("flags -o and --overrides name the same file %s", out)}
+	}
+	return nil
+}
+
+// write exports the model and writes it (and the overrides) atomically:
+// nothing is written unless the export succeeded.
+func (x *exportFlags) write(ctx context.Context, cfg *qdq.Config, out string, inputs []string) (*qdq.Summary, error) {
+	if err := x.checkOutputs(out, inputs); err != nil {
+		return nil, err
+	}
+	r, err := qdq.Export(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	b, err := r.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	var ov bytes.Buffer
+	if x.overrides != "" {
+		if err := r.Summary.WriteOverrides(&ov); err != nil {
+			return nil, err
+		}
+	}
+	if err := writeAtomic(out, b); err != nil {
+		return nil, fmt.Errorf("flag -o: %w", err)
+	}
+	if x.overrides != "" {
+		if err := writeAtomic(x.overrides, ov.Bytes()); err != nil {
+			return nil, fmt.Errorf("flag --overrides: %w", err)
+		}
+	}
+	return &r.Summary, nil
+}
+
+// writeAtomic writes b to path through a temporary file in the same
+// directory renamed over path, so a reader never sees a partial file.
+func writeAtomic(path string, b []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp, 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
+}
+
+// exportPlan is plan --export: the solved plan applied to the planned
+// model, calibrated on the planning data.
+func exportPlan(ctx context.Context, x *exportFlags, out, modelPath string, bundledModel bool, e *nn.Engine, calib data.Dataset, p *plan.Plan, inputs []string, stderr io.Writer) error {
+	if p.Status != "optimal" && p.Status != "limit" {
+		return fmt.Errorf("flag --export: the plan has status %q; nothing to export", p.Status)
+	}
+	cfg, err := x.config()
+	if err != nil {
+		return err
+	}
+	if bundledModel {
+		cfg.Model = bundled.LeNet
+	} else if cfg.Model, err = os.ReadFile(modelPath); err != nil {
+		return err
+	}
+	layers, err := eval.FromPlan(p, e)
+	if err != nil {
+		return fmt.Errorf("flag --export: %w", err)
+	}
+	cfg.Engine, cfg.Layers, cfg.Calib, cfg.Plan = e, layers, calib, p.Model
+	s, err := x.write(ctx, cfg, out, inputs)
+	if err != nil {
+		return fmt.Errorf("flag --export: %w", err)
+	}
+	fmt.Fprintf(stderr, "bitplan: wrote the QDQ model of the plan (%d layers, opset %d) to %s\n", len(s.Layers), s.Opset, out)
+	return nil
+}
