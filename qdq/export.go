@@ -259,21 +259,27 @@ func (x *exporter) fresh(base string) string {
 	return name
 }
 
-// unitNode returns the index of the unit's node in the graph, checked
-// against the engine's model.
+// unitNode returns the index of the unit's node in the graph: the node of
+// the unit's operator with the engine model's node outputs (the import may
+// fold Identity and Constant nodes away, so indices can differ), reading
+// the unit's weight initializer.
 func (x *exporter) unitNode(name string) (int, error) {
 	m := x.e.Model()
-	for _, u := range m.Units {
-		if u.Name != name {
+	u := m.Unit(name)
+	if u == nil {
+		return 0, fmt.Errorf("no unit named %q in the engine's model", name)
+	}
+	mn := m.Nodes[u.Node]
+	for i, n := range x.g.Node {
+		if n.OpType != mn.Op || len(n.Output) == 0 || len(mn.Outputs) == 0 || n.Output[0] != mn.Outputs[0] {
 			continue
 		}
-		mn := m.Nodes[u.Node]
-		if u.Node >= len(x.g.Node) || x.g.Node[u.Node].OpType != mn.Op || !slices.Equal(x.g.Node[u.Node].Output, mn.Outputs) {
-			return 0, fmt.Errorf("the engine's node %s is not node #%d of the model bytes (engine built from another file?)", mn.Label(), u.Node)
+		if u.WeightInput >= len(n.Input) || n.Input[u.WeightInput] != u.Weight {
+			return 0, fmt.Errorf("%s reads its weight through %q, not the initializer %q; export needs the weight as an initializer input", mn.Label(), n.Input[min(u.WeightInput, len(n.Input)-1)], u.Weight)
 		}
-		return u.Node, nil
+		return i, nil
 	}
-	return 0, fmt.Errorf("no unit named %q in the engine's model", name)
+	return 0, fmt.Errorf("the engine's node %s is not in the model bytes (engine built from another file?)", mn.Label())
 }
 
 // dataInput returns the input slot of a unit's data operand (eval

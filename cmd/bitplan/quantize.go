@@ -51,12 +51,6 @@ func runQuantize(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	var calib data.Dataset
-	if !*weightsOnly {
-		if calib, err = df.load(data.Train); err != nil {
-			return err
-		}
-	}
 	b, err := os.ReadFile(arg)
 	if err != nil {
 		return err
@@ -64,6 +58,12 @@ func runQuantize(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	e, err := df.loadEngine(arg)
 	if err != nil {
 		return err
+	}
+	var calib data.Dataset
+	if !*weightsOnly {
+		if calib, err = df.load(data.Train, e.Model()); err != nil {
+			return err
+		}
 	}
 	layers, err := eval.FromPlan(p, e)
 	if err != nil {
