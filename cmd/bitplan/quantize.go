@@ -61,7 +61,7 @@ func runQuantize(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	var calib data.Dataset
 	if !*weightsOnly {
-		if calib, err = df.load(data.Train, e.Model()); err != nil {
+		if calib, err = df.load(data.Train, e); err != nil {
 			return err
 		}
 	}
