@@ -184,7 +184,7 @@ func TestCalibrateMatchesIntermediates(t *testing.T) {
 
 func writePlan(t *testing.T, layers string) *plan.Plan {
 	t.Helper()
-	p, err := plan.Parse([]byte(`{"status": "optimal", "layers": [` + layers + `]}`))
+	p, _, err := plan.Parse([]byte(`{"status": "optimal", "layers": [` + layers + `]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +222,7 @@ func TestFromPlan(t *testing.T) {
 			t.Errorf("FromPlan: %v\nwant %q", err, c.want)
 		}
 	}
-	inf, err := plan.Parse([]byte(`{"status": "infeasible", "layers": [{"name": "/conv1/Conv", "bits": 0, "abits": 0}]}`))
+	inf, _, err := plan.Parse([]byte(`{"status": "infeasible", "layers": [{"name": "/conv1/Conv", "bits": 0, "abits": 0}]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,7 +245,7 @@ func FuzzFromPlan(f *testing.F) {
 	f.Add([]byte(`{"status": "infeasible", "layers": []}`))
 	f.Add([]byte(`{"status": "optimal", "layers": [{"name": "/fc1/Gemm", "bits": -1}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		p, err := plan.Parse(b)
+		p, _, err := plan.Parse(b)
 		if err != nil {
 			return
 		}
@@ -331,7 +331,7 @@ func ExampleRun() {
 		fmt.Println(err)
 		return
 	}
-	p, err := plan.Parse([]byte(`{"status": "optimal", "layers": [
+	p, _, err := plan.Parse([]byte(`{"status": "optimal", "layers": [
 		{"name": "/conv1/Conv", "bits": 8, "abits": 8},
 		{"name": "/conv2/Conv", "bits": 4, "abits": 8},
 		{"name": "/fc1/Gemm", "bits": 2, "abits": 8},

@@ -15,6 +15,7 @@ import (
 	"gonum.org/v1/plot/vg"
 
 	"github.com/bitplan/bitplan/budget"
+	"github.com/bitplan/bitplan/internal/outfile"
 )
 
 // mix summarises a plan's choices as "8×10 4×9" (candidate × layers).
@@ -118,10 +119,32 @@ func (f *Frontier) Plot(path, title string) error {
 	}
 	line.StepStyle = plotter.PostStep
 	p.Add(line, points, plotter.NewGrid())
+	return savePlot(p, path)
+}
+
+// CheckImagePath reports whether path names an image format the plots can
+// be saved in (by its extension: .svg, .png, .pdf, .eps, .jpg, .tif), so a
+// command can refuse a bad --plot or --density before any work.
+func CheckImagePath(path string) error {
 	switch strings.ToLower(filepath.Ext(path)) {
 	case ".svg", ".png", ".pdf", ".eps", ".jpg", ".jpeg", ".tif", ".tiff":
-	default:
-		return fmt.Errorf("plot %s: unknown image format; use .svg, .png or .pdf", path)
+		return nil
 	}
-	return p.Save(6*vg.Inch, 4*vg.Inch, path)
+	return fmt.Errorf("plot %s: unknown image format %q; use .svg, .png or .pdf", path, filepath.Ext(path))
+}
+
+// savePlot renders p (6 × 4 inches) in the format of path's extension and
+// writes it atomically (outfile: a failed run leaves the old file).
+func savePlot(p *plot.Plot, path string) error {
+	if err := CheckImagePath(path); err != nil {
+		return err
+	}
+	wt, err := p.WriterTo(6*vg.Inch, 4*vg.Inch, strings.ToLower(filepath.Ext(path))[1:])
+	if err != nil {
+		return fmt.Errorf("plot %s: %w", path, err)
+	}
+	return outfile.Write(path, func(w io.Writer) error {
+		_, err := wt.WriteTo(w)
+		return err
+	})
 }

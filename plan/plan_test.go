@@ -131,7 +131,7 @@ func TestPlanJSONRoundTrip(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "plan.json")
 	os.WriteFile(path, buf.Bytes(), 0o644)
-	q, err := ReadFile(path)
+	q, _, err := ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +181,7 @@ func TestParseErrors(t *testing.T) {
 		`{"status": "x", "layers": [{"name": "a", "bits": 99}]}`: "out of range",
 		`{"status": "x", "layers": [], "usage": {"size": null}}`: `usage["size"]: null`,
 	} {
-		if _, err := Parse([]byte(in)); err == nil || !strings.Contains(err.Error(), want) {
+		if _, _, err := Parse([]byte(in)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Parse(%s) = %v, want %q", in, err, want)
 		}
 	}
@@ -190,7 +190,7 @@ func TestParseErrors(t *testing.T) {
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(`{"status": "optimal", "layers": [{"name": "a", "bits": 4, "abits": 8}], "usage": {"size": {"unit": "B", "used": 1, "limit": 2}}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		p, err := Parse(b)
+		p, _, err := Parse(b)
 		if err != nil {
 			return
 		}

@@ -59,3 +59,30 @@ func TestWriteJSONMatchesEncodingJSON(t *testing.T) {
 		t.Errorf("plan.Layer has %d fields; appendJSON writes 12", n)
 	}
 }
+
+// TestParseDuplicatesAndUnknown: a key given twice in a plan is an error
+// naming it and its place (encoding/json kept the last); unknown fields
+// are warnings.
+func TestParseDuplicatesAndUnknown(t *testing.T) {
+	_, _, err := Parse([]byte(`{"status": "optimal", "layers": [{"name": "a", "bits": 4, "bits": 8}]}`))
+	if err == nil || !strings.Contains(err.Error(), `duplicate key "bits" in layers[0] at line 1, column 59`) {
+		t.Errorf("duplicate: %v", err)
+	}
+	p, warn, err := Parse([]byte(`{"status": "optimal", "stauts": "x", "layers": [{"name": "a", "bitz": 4, "Bits": 8}],
+		"usage": {"size": {"unit": "B", "used": 1, "limit": null, "min": 0, "max": 1, "mni": 3}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{`layers[0]: field "Bits" read as "bits"`, `layers[0]: unknown field "bitz" ignored`, `unknown field "stauts" ignored`, `usage["size"]: unknown field "mni" ignored`}
+	if len(warn) != len(want) {
+		t.Fatalf("warnings %q, want %q", warn, want)
+	}
+	for i := range want {
+		if !strings.Contains(warn[i], want[i]) {
+			t.Errorf("warning %d = %q, want %q", i, warn[i], want[i])
+		}
+	}
+	if p.Layers[0].Bits != 8 {
+		t.Errorf("bits = %d", p.Layers[0].Bits)
+	}
+}

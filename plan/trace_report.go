@@ -9,7 +9,6 @@ import (
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/vg"
 
 	"github.com/bitplan/bitplan/hessian"
 )
@@ -122,6 +121,9 @@ func (s *Sensitivity) Write(w io.Writer, f Format) error {
 // PlotDensity draws the smoothed spectral density (stochastic Lanczos
 // quadrature) on a log scale; the extension of path picks the format.
 func PlotDensity(d *hessian.DensityResult, path, title string) error {
+	if err := CheckImagePath(path); err != nil {
+		return err
+	}
 	p := plot.New()
 	p.Title.Text = title
 	p.X.Label.Text = "eigenvalue"
@@ -144,5 +146,5 @@ func PlotDensity(d *hessian.DensityResult, path, title string) error {
 		return err
 	}
 	p.Add(line, plotter.NewGrid())
-	return p.Save(6*vg.Inch, 4*vg.Inch, path)
+	return savePlot(p, path)
 }

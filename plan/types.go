@@ -4,11 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"os"
 	"sort"
 
 	"github.com/bitplan/bitplan/budget"
 	"github.com/bitplan/bitplan/ilp"
+	"github.com/bitplan/bitplan/internal/jsonx"
 )
 
 // Plan is a per-layer precision plan with its optimality certificate. Its
@@ -173,44 +173,56 @@ func (p *Plan) Resources() []string {
 	return rs
 }
 
-// ReadFile reads a plan written with WriteJSON. Errors name the file.
-func ReadFile(path string) (*Plan, error) {
-	b, err := os.ReadFile(path)
+// MaxPlanBytes bounds the size of a plan file read by ReadFile (a plan of
+// a million layers is about 300 MB).
+const MaxPlanBytes = 2 << 30
+
+// ReadFile reads a plan written with WriteJSON (see Parse). Errors name the
+// file.
+func ReadFile(path string) (*Plan, []string, error) {
+	b, err := jsonx.ReadFile(path, MaxPlanBytes)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	p, err := Parse(b)
+	p, warn, err := Parse(b)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, warn, fmt.Errorf("%s: %w", path, err)
 	}
-	return p, nil
+	return p, warn, nil
 }
 
 // Parse decodes a plan's JSON and checks the fields other tools rely on:
-// a status, and per layer a name and non-negative bit widths.
-func Parse(b []byte) (*Plan, error) {
+// a status, and per layer a name and non-negative bit widths. A key given
+// twice in one object is an error naming it and its place; fields the plan
+// format does not define are returned as warnings (a typo such as "bitz"
+// would otherwise pass silently).
+func Parse(b []byte) (*Plan, []string, error) {
 	var p Plan
 	if err := json.Unmarshal(b, &p); err != nil {
-		return nil, fmt.Errorf("not a bitplan plan: %v", err)
+		return nil, nil, fmt.Errorf("not a bitplan plan: %v", jsonx.Error(b, err))
 	}
+	if err := jsonx.Duplicates(b); err != nil {
+		return nil, nil, fmt.Errorf("not a bitplan plan: %v", err)
+	}
+	warn := jsonx.Unknown(b, &p)
 	if p.Status == "" || p.Layers == nil {
-		return nil, fmt.Errorf("not a bitplan plan: missing \"status\" or \"layers\"")
+		return nil, warn, fmt.Errorf("not a bitplan plan: missing \"status\" or \"layers\"")
 	}
 	for i, l := range p.Layers {
 		if l.Name == "" {
-			return nil, fmt.Errorf("layers[%d]: missing \"name\"", i)
+			return nil, warn, fmt.Errorf("layers[%d]: missing \"name\"", i)
 		}
 		if l.Bits < 0 || l.Bits > 64 || l.ABits < 0 || l.ABits > 64 {
-			return nil, fmt.Errorf("layers[%d] (%q): bits %d/%d out of range 0..64", i, l.Name, l.Bits, l.ABits)
+			return nil, warn, fmt.Errorf("layers[%d] (%q): bits %d/%d out of range 0..64", i, l.Name, l.Bits, l.ABits)
 		}
 	}
 	for name, u := range p.Usage {
 		if u == nil {
-			return nil, fmt.Errorf("usage[%q]: null", name)
+			return nil, warn, fmt.Errorf("usage[%q]: null", name)
 		}
 		u.Kind = kindOfUnit(u.Unit)
 	}
-	return &p, nil
+	return &p, warn, nil
 }
 
 func kindOfUnit(u string) budget.Kind {

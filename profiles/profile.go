@@ -1,7 +1,6 @@
 package profiles
 
 import (
-	"bytes"
 	"embed"
 	"encoding/json"
 	"errors"
@@ -14,6 +13,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/bitplan/bitplan/internal/jsonx"
 )
 
 // Kind is the class of device a profile describes.
@@ -273,7 +274,7 @@ func Parse(data []byte, origin string) (*Profile, error) {
 	fail := func(err error) (*Profile, error) { return nil, fmt.Errorf("profile %s: %w", origin, err) }
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(data, &top); err != nil {
-		return fail(jsonError(data, err))
+		return fail(jsonx.Error(data, err))
 	}
 	if top == nil {
 		return fail(errors.New("want a JSON object, got null"))
@@ -282,7 +283,10 @@ func Parse(data []byte, origin string) (*Profile, error) {
 	warnings = append(warnings, unknownKeys(top, topFields, "")...)
 	var f fileProfile
 	if err := json.Unmarshal(data, &f); err != nil {
-		return fail(jsonError(data, err))
+		return fail(jsonx.Error(data, err))
+	}
+	if err := jsonx.Duplicates(data); err != nil {
+		return fail(err)
 	}
 	p := &Profile{
 		Name:        f.Name,
@@ -342,7 +346,7 @@ func Parse(data []byte, origin string) (*Profile, error) {
 		}
 		warnings = append(warnings, unknownKeys(obj, precisionFields, field+".")...)
 		if err := json.Unmarshal(raw, &fp); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", field, jsonError(raw, err)))
+			errs = append(errs, fmt.Errorf("%s: %w", field, jsonx.Error(raw, err)))
 			continue
 		}
 		s := PrecisionSpec{Precision: q, Format: fp.Format}
@@ -412,9 +416,14 @@ func Load(nameOrPath string) (*Profile, error) {
 	return nil, fmt.Errorf("profile %q: not a built-in profile (%s) nor a file", nameOrPath, strings.Join(Names(), ", "))
 }
 
+// MaxFileBytes bounds the size of a profile or latency-table file (a
+// table of a million layers' latencies fits); a larger file, or one that
+// never ends, is refused before it fills memory.
+const MaxFileBytes = 1 << 30
+
 // LoadFile parses the profile file at path.
 func LoadFile(path string) (*Profile, error) {
-	data, err := os.ReadFile(path)
+	data, err := jsonx.ReadFile(path, MaxFileBytes)
 	if err != nil {
 		return nil, fmt.Errorf("profile: %w", err)
 	}
@@ -499,40 +508,6 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(ks)
 	return ks
-}
-
-// jsonError rewrites encoding/json errors with a line and column and the
-// field path.
-func jsonError(data []byte, err error) error {
-	var se *json.SyntaxError
-	var te *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &se):
-		line, col := lineCol(data, se.Offset)
-		return fmt.Errorf("line %d, column %d: malformed JSON: %v", line, col, se)
-	case errors.As(err, &te):
-		line, col := lineCol(data, te.Offset)
-		field := te.Field
-		if field == "" {
-			field = "(top level)"
-		}
-		return fmt.Errorf("line %d, column %d: %s: want %s, got JSON %s", line, col, field, te.Type, te.Value)
-	}
-	return fmt.Errorf("malformed JSON: %w", err)
-}
-
-// lineCol converts a byte offset to 1-based line and column.
-func lineCol(data []byte, off int64) (line, col int) {
-	if off > int64(len(data)) {
-		off = int64(len(data))
-	}
-	if off < 0 {
-		off = 0
-	}
-	before := data[:off]
-	line = bytes.Count(before, []byte{'\n'}) + 1
-	col = int(off) - bytes.LastIndexByte(before, '\n')
-	return line, col
 }
 
 func clip(s string) string {

@@ -391,3 +391,20 @@ func rel(a, b float64) float64 {
 	}
 	return d / b
 }
+
+// TestDuplicateKeys: a key given twice in a profile or a JSON latency table
+// is an error naming it and its place.
+func TestDuplicateKeys(t *testing.T) {
+	b, err := os.ReadFile("builtin/t4.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dup := strings.Replace(string(b), "{", `{"name": "twice",`, 1)
+	if _, err := Parse([]byte(dup), "dup.json"); err == nil || !strings.Contains(err.Error(), `profile dup.json: duplicate key "name" in the top-level object at line`) {
+		t.Errorf("profile: %v", err)
+	}
+	_, err = ParseTableJSON([]byte(`{"layers": [{"name": "a", "latency_ms": {"8": 1, "8": 2}}]}`), "t.json")
+	if err == nil || !strings.Contains(err.Error(), `duplicate key "8" in layers[0].latency_ms at line 1, column 50`) {
+		t.Errorf("table: %v", err)
+	}
+}

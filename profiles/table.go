@@ -8,11 +8,12 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/bitplan/bitplan/internal/jsonx"
 )
 
 // Table holds measured per-layer latencies that override the roofline model
@@ -90,7 +91,7 @@ func (t *Table) add(e TableEntry) error {
 
 // LoadTable reads a measured table from a .csv or .json file.
 func LoadTable(path string) (*Table, error) {
-	data, err := os.ReadFile(path)
+	data, err := jsonx.ReadFile(path, MaxFileBytes)
 	if err != nil {
 		return nil, fmt.Errorf("table: %w", err)
 	}
@@ -182,14 +183,17 @@ func ParseTableCSV(r io.Reader, origin string) (*Table, error) {
 // line of the layer and the offending value.
 func ParseTableJSON(data []byte, origin string) (*Table, error) {
 	t := &Table{Origin: origin}
+	if err := jsonx.Duplicates(data); err != nil {
+		return nil, fmt.Errorf("table %s: %w", origin, err)
+	}
 	fail := func(off int64, format string, args ...any) (*Table, error) {
-		line, _ := lineCol(data, off)
+		line := jsonx.Position(data, off).Line
 		return nil, fmt.Errorf("table %s line %d: %s", origin, line, fmt.Sprintf(format, args...))
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	tok, err := dec.Token()
 	if err != nil {
-		return nil, fmt.Errorf("table %s: %w", origin, jsonError(data, err))
+		return nil, fmt.Errorf("table %s: %w", origin, jsonx.Error(data, err))
 	}
 	if d, ok := tok.(json.Delim); !ok || d != '{' {
 		return fail(0, "want a JSON object with a \"layers\" array")
@@ -198,13 +202,13 @@ func ParseTableJSON(data []byte, origin string) (*Table, error) {
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return nil, fmt.Errorf("table %s: %w", origin, jsonError(data, err))
+			return nil, fmt.Errorf("table %s: %w", origin, jsonx.Error(data, err))
 		}
 		key, _ := tok.(string)
 		if key != "layers" {
 			var skip json.RawMessage
 			if err := dec.Decode(&skip); err != nil {
-				return nil, fmt.Errorf("table %s: %w", origin, jsonError(data, err))
+				return nil, fmt.Errorf("table %s: %w", origin, jsonx.Error(data, err))
 			}
 			continue
 		}
@@ -212,7 +216,7 @@ func ParseTableJSON(data []byte, origin string) (*Table, error) {
 		off := dec.InputOffset()
 		tok, err = dec.Token()
 		if err != nil {
-			return nil, fmt.Errorf("table %s: %w", origin, jsonError(data, err))
+			return nil, fmt.Errorf("table %s: %w", origin, jsonx.Error(data, err))
 		}
 		if d, ok := tok.(json.Delim); !ok || d != '[' {
 			return fail(off, "\"layers\" must be an array")
@@ -221,9 +225,9 @@ func ParseTableJSON(data []byte, origin string) (*Table, error) {
 			start := skipSpace(data, dec.InputOffset())
 			var raw json.RawMessage
 			if err := dec.Decode(&raw); err != nil {
-				return nil, fmt.Errorf("table %s: %w", origin, jsonError(data, err))
+				return nil, fmt.Errorf("table %s: %w", origin, jsonx.Error(data, err))
 			}
-			line, _ := lineCol(data, start)
+			line := jsonx.Position(data, start).Line
 			var el struct {
 				Name      string                     `json:"name"`
 				LatencyMS map[string]json.RawMessage `json:"latency_ms"`
@@ -249,11 +253,11 @@ func ParseTableJSON(data []byte, origin string) (*Table, error) {
 			}
 		}
 		if _, err := dec.Token(); err != nil {
-			return nil, fmt.Errorf("table %s: %w", origin, jsonError(data, err))
+			return nil, fmt.Errorf("table %s: %w", origin, jsonx.Error(data, err))
 		}
 	}
 	if _, err := dec.Token(); err != nil {
-		return nil, fmt.Errorf("table %s: %w", origin, jsonError(data, err))
+		return nil, fmt.Errorf("table %s: %w", origin, jsonx.Error(data, err))
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return fail(dec.InputOffset(), "data after the top-level object")

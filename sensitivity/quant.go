@@ -84,7 +84,10 @@ func (l Layout) check(n int) (outer, channels, inner int, err error) {
 	return outer, l.Shape[l.Axis], inner, nil
 }
 
-func (q Quantizer) check() error {
+// Check reports whether the quantizer can be applied: Bits in 1..32
+// (2..32 when symmetric). Commands call it on their candidates before any
+// work.
+func (q Quantizer) Check() error {
 	lo := 1
 	if !q.Asymmetric {
 		lo = 2
@@ -99,7 +102,7 @@ func (q Quantizer) check() error {
 // scale of every channel (one scale when PerTensor). Non-finite weights are
 // an error.
 func (q Quantizer) Quantize(dst, w []float64, l Layout) ([]float64, error) {
-	if err := q.check(); err != nil {
+	if err := q.Check(); err != nil {
 		return nil, err
 	}
 	if len(dst) != len(w) {

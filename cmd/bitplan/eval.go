@@ -51,7 +51,8 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *calibIn != "" && df.source != "" {
 		return usageError{fmt.Errorf("flags --calib-inputs/--calib-labels go with --inputs/--labels; --data %s brings its own calibration split", df.source)}
 	}
-	p, err := plan.ReadFile(*planPath)
+	p, warnings, err := plan.ReadFile(*planPath)
+	warn(stderr, warnings)
 	if err != nil {
 		return err
 	}

@@ -73,7 +73,7 @@ func TestPlanToEval(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("plan: exit %d: %s", code, errs)
 	}
-	p, err := plan.ReadFile(pj)
+	p, _, err := plan.ReadFile(pj)
 	if err != nil {
 		t.Fatal(err)
 	}

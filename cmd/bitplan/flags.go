@@ -73,7 +73,42 @@ func checkFlags(fs *flag.FlagSet, pos []string) error {
 	if bad != nil {
 		return bad
 	}
-	return checkOutputs(fs, pos)
+	if err := checkOutputs(fs, pos); err != nil {
+		return err
+	}
+	return checkCombinations(fs)
+}
+
+// checkCombinations runs with checkFlags: flags that contradict each other,
+// plot files of no known image format, and energy budgets without a device
+// are refused before any work.
+func checkCombinations(fs *flag.FlagSet) error {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if set["exact"] && set["method"] {
+		if ex := fs.Lookup("exact").Value.String(); ex == "true" {
+			if m := fs.Lookup("method").Value.String(); !strings.EqualFold(m, "exact") {
+				return usageError{fmt.Errorf("flags --exact and --method %s conflict; give one of them", m)}
+			}
+		}
+	}
+	for _, name := range []string{"plot", "density"} {
+		if set[name] {
+			if err := plan.CheckImagePath(fs.Lookup(name).Value.String()); err != nil {
+				return usageError{fmt.Errorf("flag --%s: %v", name, err)}
+			}
+		}
+	}
+	if f := fs.Lookup("max-energy"); f != nil {
+		if bv, ok := f.Value.(budgetValue); ok {
+			for _, p := range bv.b.pending {
+				if p.kind == budget.Energy && len(bv.b.devices) == 0 {
+					return usageError{fmt.Errorf("flag --max-energy: needs a --profile (energy comes from a device's cost model; got --max-energy %s)", p.text)}
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // checkOutputs runs before any work: it refuses an output flag naming a file

@@ -63,7 +63,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	for _, c := range commands {
 		if c.name == args[0] && c.run != nil {
-			return c.run(ctx, args[1:], stdout, stderr)
+			err := c.run(ctx, args[1:], stdout, stderr)
+			if err == nil && ctx.Err() != nil {
+				// Whatever the command finished with, it was cut short.
+				err = fmt.Errorf("stopped before the end (%w)", ctx.Err())
+			}
+			return err
 		}
 	}
 	usage(stderr)
@@ -88,14 +93,23 @@ func (e usageError) Unwrap() error { return e.error }
 // written (exit status 3).
 var errInfeasible = errors.New("no plan meets the budgets")
 
+// exitInterrupted is the exit status of a run stopped by Ctrl-C (128 + SIGINT,
+// as shells report it).
+const exitInterrupted = 130
+
 // exitCode prints err and maps it to the process exit status: 0 success,
-// 1 error, 2 bad command line, 3 infeasible budgets.
+// 1 error, 2 bad command line, 3 infeasible budgets, 130 interrupted.
 func exitCode(stderr io.Writer, err error) int {
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintln(stderr, "bitplan:", err)
 	var ue usageError
+	switch {
+	case errors.Is(err, context.Canceled):
+		fmt.Fprintln(stderr, "bitplan: interrupted:", err)
+		return exitInterrupted
+	}
+	fmt.Fprintln(stderr, "bitplan:", err)
 	switch {
 	case errors.As(err, &ue):
 		return 2

@@ -50,7 +50,7 @@ func TestPlanJSONAndErrors(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
-	p, err := plan.ReadFile(out)
+	p, _, err := plan.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)
 	}

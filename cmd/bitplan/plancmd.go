@@ -86,6 +86,11 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	// The budgets are checked before any work (they need no trace).
+	devices, budgets, err := bf.budgets(false)
+	if err != nil {
+		return err
+	}
 	var e *nn.Engine
 	if len(pos) == 0 {
 		m, derr := model.Decode(bundled.LeNet)
@@ -117,10 +122,6 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 	}
-	devices, budgets, err := bf.budgets(false)
-	if err != nil {
-		return err
-	}
 	req := &plan.Request{Table: s.Table, Devices: devices, Budgets: budgets,
 		Settings: &ilp.Settings{TimeLimit: *timeLimit, RelGap: *gap}}
 	show, endProgress := solveProgress(stderr)
@@ -137,7 +138,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		p.Stability = st
 	}
-	if err := emitPlan(p, f, *output, []string{modelPath, df.inputs, df.labels}, stdout, stderr); err != nil || *export == "" {
+	if err := emitPlan(ctx, p, f, *output, []string{modelPath, df.inputs, df.labels}, stdout, stderr); err != nil || *export == "" {
 		return err
 	}
 	xf.quant = tf.quant

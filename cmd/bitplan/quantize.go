@@ -47,7 +47,8 @@ func runQuantize(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err := xf.checkOutputs(*output, inputs); err != nil {
 		return err
 	}
-	p, err := plan.ReadFile(*planPath)
+	p, warnings, err := plan.ReadFile(*planPath)
+	warn(stderr, warnings)
 	if err != nil {
 		return err
 	}

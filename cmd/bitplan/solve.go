@@ -82,13 +82,17 @@ func runSolve(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		p.Stability = st
 	}
-	return emitPlan(p, f, *output, inputs, stdout, stderr)
+	return emitPlan(ctx, p, f, *output, inputs, stdout, stderr)
 }
 
 // emitPlan prints the plan's warnings on stderr and the plan in format f to
 // output (never over one of inputs) or stdout; an infeasible plan, reported
-// all the same, gives errInfeasible.
-func emitPlan(p *plan.Plan, f plan.Format, output string, inputs []string, stdout, stderr io.Writer) error {
+// all the same, gives errInfeasible. An interrupted run (ctx cancelled: the
+// search stopped early) writes nothing and gives an error saying so.
+func emitPlan(ctx context.Context, p *plan.Plan, f plan.Format, output string, inputs []string, stdout, stderr io.Writer) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("the search was stopped before it finished (%w); no plan written", err)
+	}
 	warn(stderr, p.Warnings)
 	var err error
 	if output != "" {

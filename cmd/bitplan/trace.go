@@ -87,25 +87,46 @@ func (t *traceFlags) analysis(pr *progress) (*plan.Analysis, error) {
 			pr.printf("trace: %d probes in %s, worst relative error %.1f%% (target %.1f%%)%s", p.Probes, p.Elapsed.Round(time.Second), 100*p.WorstRelErr, 100*t.tol, eta(p, t.maxProbes))
 		}}
 	a.Sketch = &hessian.SketchSettings{Seed: t.seed, Matvecs: t.matvecs}
+	// Each word sets one of three choices; two words for one choice
+	// conflict.
+	given := map[int]string{}
+	for _, s := range strings.Split(strings.ToLower(t.quant), ",") {
+		w := strings.TrimSpace(s)
+		choice := -1
+		switch w {
+		case "":
+			continue
+		case "symmetric", "asymmetric":
+			choice = 0
+			a.Quantizer.Asymmetric = w == "asymmetric"
+		case "per-channel", "per-tensor":
+			choice = 1
+			a.Quantizer.PerTensor = w == "per-tensor"
+		case "minmax", "mse":
+			choice = 2
+			a.Quantizer.MSE = w == "mse"
+		default:
+			return nil, usageError{fmt.Errorf("flag --quantizer: unknown word %q (want symmetric|asymmetric, per-channel|per-tensor, minmax|mse)", s)}
+		}
+		if prev, dup := given[choice]; dup && prev != w {
+			return nil, usageError{fmt.Errorf("flag --quantizer: %q and %q conflict; give one of them", prev, w)}
+		}
+		given[choice] = w
+	}
 	for _, s := range strings.Split(t.candidates, ",") {
 		p, err := sensitivity.ParsePrecision(s)
 		if err != nil {
 			return nil, usageError{fmt.Errorf("flag --bits: %v", err)}
 		}
-		a.Candidates = append(a.Candidates, p)
-	}
-	for _, s := range strings.Split(strings.ToLower(t.quant), ",") {
-		switch strings.TrimSpace(s) {
-		case "symmetric", "per-channel", "minmax", "":
-		case "asymmetric":
-			a.Quantizer.Asymmetric = true
-		case "per-tensor":
-			a.Quantizer.PerTensor = true
-		case "mse":
-			a.Quantizer.MSE = true
-		default:
-			return nil, usageError{fmt.Errorf("flag --quantizer: unknown word %q (want symmetric|asymmetric, per-channel|per-tensor, minmax|mse)", s)}
+		q := a.Quantizer
+		q.Bits = p.W
+		if err := q.Check(); err != nil {
+			return nil, usageError{fmt.Errorf("flag --bits %s: weights: %v", s, err)}
 		}
+		if p.A > 32 {
+			return nil, usageError{fmt.Errorf("flag --bits %s: activations: %d bits out of range [1, 32]", s, p.A)}
+		}
+		a.Candidates = append(a.Candidates, p)
 	}
 	return a, nil
 }

@@ -12,6 +12,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
+	"sort"
+	"strings"
 )
 
 // Pos is a place in a JSON document: 1-based line and column (in bytes).
@@ -148,4 +151,98 @@ func Size(n int64) string {
 		return fmt.Sprintf("%d KiB", n>>10)
 	}
 	return fmt.Sprintf("%d bytes", n)
+}
+
+// Unknown returns a warning for every object key in data that the Go type
+// of v (a struct, or a pointer to one) does not define, following struct
+// fields, slices, arrays, maps and pointers: "layers[3]: unknown field
+// \"bitz\" ignored". data is assumed to be valid JSON (decode it first).
+func Unknown(data []byte, v any) []string {
+	var doc any
+	if err := json.Unmarshal(data, &doc); err != nil {
+		return nil
+	}
+	var out []string
+	unknownIn(doc, reflect.TypeOf(v), "", &out)
+	return out
+}
+
+func unknownIn(doc any, t reflect.Type, path string, out *[]string) {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil {
+		return
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		obj, ok := doc.(map[string]any)
+		if !ok {
+			return
+		}
+		fields := map[string]reflect.Type{}
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if !f.IsExported() || name == "-" {
+				continue
+			}
+			if name == "" {
+				name = f.Name
+			}
+			fields[name] = f.Type
+		}
+		keys := make([]string, 0, len(obj))
+		for k := range obj {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			ft, ok := fields[k]
+			if !ok {
+				where := ""
+				if path != "" {
+					where = path + ": "
+				}
+				msg := fmt.Sprintf("%sunknown field %q ignored", where, k)
+				for name, t := range fields {
+					if strings.EqualFold(name, k) {
+						// encoding/json matches keys without case.
+						msg = fmt.Sprintf("%sfield %q read as %q (write it in lower case)", where, k, name)
+						ft, ok = t, true
+					}
+				}
+				*out = append(*out, msg)
+				if !ok {
+					continue
+				}
+			}
+			child := k
+			if path != "" {
+				child = path + "." + k
+			}
+			unknownIn(obj[k], ft, child, out)
+		}
+	case reflect.Slice, reflect.Array:
+		arr, ok := doc.([]any)
+		if !ok {
+			return
+		}
+		for i, e := range arr {
+			unknownIn(e, t.Elem(), fmt.Sprintf("%s[%d]", path, i), out)
+		}
+	case reflect.Map:
+		obj, ok := doc.(map[string]any)
+		if !ok {
+			return
+		}
+		keys := make([]string, 0, len(obj))
+		for k := range obj {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			unknownIn(obj[k], t.Elem(), fmt.Sprintf("%s[%q]", path, k), out)
+		}
+	}
 }

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+// TestValidationBeforeWork: bad flag values and combinations are usage
+// errors before any work. The model named does not exist, so a check that
+// came after loading it (or after the trace) would report a missing file.
+func TestValidationBeforeWork(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "missing.onnx")
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"--bits 33", []string{"trace", missing, "--data", "mnist", "--bits", "4,33"}, "flag --bits 33: weights: quantizer: 33 bits out of range [2, 32]"},
+		{"--bits w4a40", []string{"plan", missing, "--data", "mnist", "--bits", "w4a40"}, "flag --bits w4a40: activations"},
+		{"--density d.txt", []string{"trace", missing, "--data", "mnist", "--density", "d.txt"}, `flag --density: plot d.txt: unknown image format ".txt"`},
+		{"--plot p.txt", []string{"pareto", missing, "--sweep", "bops", "--plot", "p.txt"}, "flag --plot: plot p.txt: unknown image format"},
+		{"--max-energy without --profile", []string{"plan", missing, "--data", "mnist", "--max-energy", "1mJ"}, "flag --max-energy: needs a --profile"},
+		{"--max-latency without --profile", []string{"plan", missing, "--data", "mnist", "--max-latency", "1ms"}, "flag --max-latency: needs a --profile"},
+		{"--quantizer conflict", []string{"trace", missing, "--data", "mnist", "--quantizer", "symmetric,asymmetric"}, `flag --quantizer: "symmetric" and "asymmetric" conflict`},
+		{"--quantizer conflict 2", []string{"plan", missing, "--data", "mnist", "--quantizer", "mse,per-tensor,minmax"}, `"mse" and "minmax" conflict`},
+		{"--exact --method", []string{"trace", missing, "--data", "mnist", "--exact", "--method", "hutchinson"}, "flags --exact and --method hutchinson conflict"},
+		{"--tol NaN", []string{"trace", missing, "--data", "mnist", "--tol", "NaN"}, "flag --tol"},
+	}
+	for _, c := range cases {
+		_, stderr, code := runCmd(t, c.args...)
+		if code != 2 || !strings.Contains(stderr, c.want) {
+			t.Errorf("%s: exit %d, stderr %q; want exit 2 and %q", c.name, code, stderr, c.want)
+		}
+	}
+	// Agreeing words are fine: --exact --method exact, a repeated word.
+	if _, stderr, code := runCmd(t, "trace", missing, "--data", "mnist", "--exact", "--method", "exact", "--quantizer", "mse,mse"); code != 1 || !strings.Contains(stderr, "missing.onnx") {
+		t.Errorf("agreeing flags: exit %d, stderr %q; want the missing model (exit 1)", code, stderr)
+	}
+}
+
+// errAfter is a context that reports itself cancelled from the n-th call
+// of Err on: a Ctrl-C that comes at a chosen point of the run.
+type errAfter struct {
+	context.Context
+	n, calls atomic.Int64
+}
+
+func (c *errAfter) Err() error {
+	if c.calls.Add(1) >= c.n.Load() {
+		return context.Canceled
+	}
+	return nil
+}
+
+// TestInterrupt: Ctrl-C while the table is read, or during the search,
+// exits 130 with a clear word and writes no plan (it exited 0 with the
+// search's best plan so far, or kept parsing).
+func TestInterrupt(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "plan.json")
+	for _, n := range []int64{1, 3, 6} {
+		ctx := &errAfter{Context: context.Background()}
+		ctx.n.Store(n)
+		var stdout, stderr bytes.Buffer
+		err := run(ctx, []string{"solve", "../../testdata/hawq_resnet18.json", "--max-bops", "50%", "-o", out}, &stdout, &stderr)
+		code := exitCode(&stderr, err)
+		if code != exitInterrupted || !strings.Contains(stderr.String(), "interrupted") {
+			t.Errorf("cancelled at Err call %d (%d calls): exit %d, stderr %q; want %d and \"interrupted\"", n, ctx.calls.Load(), code, stderr.String(), exitInterrupted)
+		}
+		if _, err := os.Stat(out); err == nil {
+			t.Errorf("cancelled at Err call %d: the plan was written", n)
+		}
+	}
+}
