@@ -1,0 +1,78 @@
+package jsonx
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/iotest"
+)
+
+// scanAll reads one value and the end of input through a reader that
+// returns one byte at a time (every token crosses a refill).
+func scanAll(data []byte) error {
+	s := NewScanner(nil, iotest.OneByteReader(bytes.NewReader(data)), 0)
+	if err := s.Skip(); err != nil {
+		return err
+	}
+	return s.End()
+}
+
+func TestScannerAgreesWithValid(t *testing.T) {
+	for _, in := range []string{`{}`, `[]`, `{"a": [1, -2.5e+3, true, false, null, "x\"y\u00e9"]}`, ` 0 `, `-0.0E-0`,
+		`{"a":}`, `[1,]`, `01`, `1.`, `-`, `"\x"`, "\"a\nb\"", `{"a" 1}`, `[1 2]`, `tru`, `nul`, `{"a": 1} x`, `"`, ``, `1e`, `{,}`} {
+		err := scanAll([]byte(in))
+		if (err == nil) != json.Valid([]byte(in)) {
+			t.Errorf("%q: scanner error %v, json.Valid %v", in, err, json.Valid([]byte(in)))
+		}
+	}
+	err := scanAll([]byte("{\n  \"a\": 1,\n  \"b\" 2}"))
+	if err == nil || err.Error() != `malformed JSON at line 3, column 7: invalid character '2' after object key` {
+		t.Errorf("error = %v", err)
+	}
+	if err := scanAll([]byte(strings.Repeat("[", MaxDepth+1))); err == nil || !strings.Contains(err.Error(), "max depth") {
+		t.Errorf("deep nesting: %v", err)
+	}
+}
+
+func FuzzScanner(f *testing.F) {
+	f.Add([]byte(`{"a": [1, -2.5e+3, true, null, "x\"y"]}`))
+	f.Add([]byte(`[1,]`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if err := scanAll(data); (err == nil) != json.Valid(data) {
+			t.Fatalf("%q: scanner error %v, json.Valid %v", data, err, json.Valid(data))
+		}
+	})
+}
+
+func TestDuplicates(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{`{"a": 1, "a": 2}`, `duplicate key "a" in the top-level object at line 1, column 10`},
+		{"{\"x\": [{\"b\": 1},\n {\"b\": {\"c\": 1, \"c\": 2}}]}", `duplicate key "c" in x[1].b at line 2, column 17`},
+		{`{"a": {"a": 1}, "b": [{"a": 1}, {"a": 2}]}`, ""},
+	}
+	for _, c := range cases {
+		err := Duplicates([]byte(c.in))
+		if c.want == "" && err != nil || c.want != "" && (err == nil || err.Error() != c.want) {
+			t.Errorf("Duplicates(%s) = %v, want %q", c.in, err, c.want)
+		}
+	}
+}
+
+func TestReadFileBound(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	os.WriteFile(path, make([]byte, 2048), 0o644)
+	if _, err := ReadFile(path, 1024); err == nil || !strings.Contains(err.Error(), "2048 bytes, more than the 1 KiB") {
+		t.Errorf("file: %v", err)
+	}
+	if _, err := os.Stat("/dev/zero"); err == nil {
+		if _, err := ReadFile("/dev/zero", 1024); err == nil || !strings.Contains(err.Error(), "more than the 1 KiB") {
+			t.Errorf("/dev/zero: %v", err)
+		}
+	}
+	if b, err := ReadFile(path, 4096); err != nil || len(b) != 2048 {
+		t.Errorf("within the bound: %d bytes, %v", len(b), err)
+	}
+}
