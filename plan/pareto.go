@@ -2,7 +2,9 @@ package plan
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math"
 
 	"github.com/bitplan/bitplan/budget"
 )
@@ -29,6 +31,10 @@ type Frontier struct {
 	kind   budget.Kind
 }
 
+// ErrUnknownResource is the error of a sweep over a resource the request
+// does not have (wrapped with the names it does have).
+var ErrUnknownResource = errors.New("no such resource")
+
 // Sweep solves req once per fraction f of the swept resource's range (the
 // budget on it is set to f in HAWQ's convention, replacing any budget the
 // request has on it; the other budgets stay), giving the trade-off between Ω
@@ -53,12 +59,12 @@ func Sweep(ctx context.Context, req *Request, resource string, fractions []float
 		}
 	}
 	if !found {
-		return nil, fmt.Errorf("plan: sweep: no resource %q here (have %s)", resource, names(rs))
+		return nil, fmt.Errorf("plan: sweep: %w: %q (have %s)", ErrUnknownResource, resource, names(rs))
 	}
 	f := &Frontier{Resource: resource, Unit: kind.Unit(), kind: kind}
 	for _, fr := range fractions {
-		if fr < 0 {
-			return nil, fmt.Errorf("plan: sweep: negative fraction %v", fr)
+		if !(fr >= 0) || math.IsInf(fr, 0) {
+			return nil, fmt.Errorf("plan: sweep: fraction %v is not a finite non-negative number", fr)
 		}
 		sub := *req
 		sub.Budgets = nil

@@ -262,3 +262,16 @@ func BenchmarkWriteMedium(b *testing.B) {
 		}
 	}
 }
+
+// TestTieUsedOnce: a tie name on a single layer ties nothing and warns
+// (it was accepted silently).
+func TestTieUsedOnce(t *testing.T) {
+	_, warn, err := Parse([]byte(`{"layers": [{"name": "a", "delta_sq": {"4": 1}, "tie": "blk"},
+		{"name": "b", "delta_sq": {"4": 1}, "tie": "bkl"}, {"name": "c", "delta_sq": {"4": 1}, "tie": "blk"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warn) != 1 || !strings.Contains(warn[0], `layers[1] ("b"): tie "bkl" names no other layer`) {
+		t.Errorf("warnings %q", warn)
+	}
+}

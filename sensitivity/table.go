@@ -328,6 +328,22 @@ func (t *Table) Validate() ([]string, error) {
 			}
 		}
 	}
+	// A tie name given to one layer ties nothing: likely a typo.
+	tieUse := map[string]int{}
+	for i := range t.Layers {
+		if tie := t.Layers[i].Tie; tie != "" {
+			if _, seen := tieUse[tie]; seen {
+				tieUse[tie] = -1
+			} else {
+				tieUse[tie] = i
+			}
+		}
+	}
+	for i := range t.Layers {
+		if tie := t.Layers[i].Tie; tie != "" && tieUse[tie] == i {
+			warn = append(warn, fmt.Sprintf("layers[%d] (%q): tie %q names no other layer, so it ties nothing (a typo?)", i, t.Layers[i].Name, tie))
+		}
+	}
 	for gi, g := range t.Ties {
 		if len(g) < 2 {
 			return warn, fmt.Errorf("ties[%d]: a tie needs at least two layer indices, got %v", gi, g)

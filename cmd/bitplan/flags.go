@@ -182,6 +182,9 @@ type budgetFlags struct {
 	// files are the profile and latency-table files read, protected from
 	// the output flags (checkOutputs reads them through the flags' String).
 	files []string
+	// latencyNote names the first layer of a table without latency_ms
+	// when others have it, for the error of a latency budget.
+	latencyNote string
 }
 
 // fileList is the String of the flags that read files: the files read so far.
@@ -291,7 +294,7 @@ func (b *budgetFlags) budgets(tableHasLatency bool) ([]plan.Device, []plan.Budge
 		if dev < 0 && (p.kind == budget.Energy || (p.kind == budget.Latency && !tableHasLatency)) {
 			switch len(b.devices) {
 			case 0:
-				return nil, nil, usageError{fmt.Errorf("flag --%s: needs a --profile (or, for latency, a table with latency_ms)", p.flag)}
+				return nil, nil, usageError{fmt.Errorf("flag --%s: needs a --profile (or, for latency, a table with latency_ms%s)", p.flag, b.latencyNote)}
 			case 1:
 				dev = 0
 			default:

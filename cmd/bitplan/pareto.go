@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 
 	"github.com/bitplan/bitplan/plan"
@@ -28,8 +30,16 @@ func runPareto(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *points < 1 || *points > 10000 {
 		return usageError{fmt.Errorf("flag --points: want 1..10000, got %d", *points)}
 	}
-	if *from < 0 || *to < *from {
-		return usageError{fmt.Errorf("flags --from %g --to %g: want 0 ≤ from ≤ to", *from, *to)}
+	for _, v := range []struct {
+		flag string
+		v    float64
+	}{{"from", *from}, {"to", *to}} {
+		if !(v.v >= 0) || math.IsInf(v.v, 0) {
+			return usageError{fmt.Errorf("flag --%s: %g is not a percentage; want a finite number of 0 or more", v.flag, v.v)}
+		}
+	}
+	if *to < *from {
+		return usageError{fmt.Errorf("flags --from %g --to %g: want from ≤ to", *from, *to)}
 	}
 	req, err := tableRequest(ctx, arg, &bf, stderr)
 	if err != nil {
@@ -42,8 +52,11 @@ func runPareto(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 	}
 	fr, err := plan.Sweep(ctx, req, resource, plan.Fractions(*from/100, *to/100, *points))
-	if err != nil {
+	if errors.Is(err, plan.ErrUnknownResource) {
 		return usageError{fmt.Errorf("flag --sweep: %v", err)}
+	}
+	if err != nil {
+		return err
 	}
 	if err := fr.Write(stdout, f); err != nil {
 		return err

@@ -127,8 +127,18 @@ func tableRequest(ctx context.Context, path string, bf *budgetFlags, stderr io.W
 		return nil, err
 	}
 	hasLatency := true
-	for _, l := range table.Layers {
-		hasLatency = hasLatency && l.LatencyMS != nil
+	lack, first := 0, -1
+	for i, l := range table.Layers {
+		if l.LatencyMS == nil {
+			hasLatency = false
+			if lack++; first < 0 {
+				first = i
+			}
+		}
+	}
+	if lack > 0 && lack < len(table.Layers) {
+		bf.latencyNote = fmt.Sprintf("; layers[%d] (%q) has no latency_ms (%d of %d layers lack it)",
+			first, table.Layers[first].Name, lack, len(table.Layers))
 	}
 	devices, budgets, err := bf.budgets(hasLatency)
 	if err != nil {

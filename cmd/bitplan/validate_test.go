@@ -76,3 +76,27 @@ func TestInterrupt(t *testing.T) {
 		}
 	}
 }
+
+// TestMessagesNameTheCause: a latency budget on a table where some layers
+// lack latency_ms names the first such layer; a non-finite --to is blamed
+// on --to, not on --sweep.
+func TestMessagesNameTheCause(t *testing.T) {
+	table := filepath.Join(t.TempDir(), "t.json")
+	os.WriteFile(table, []byte(`{"layers": [
+		{"name": "a", "params": 10, "macs": 10, "avg_trace": 1, "delta_sq": {"4": 1, "8": 0.1}, "latency_ms": {"4": 1, "8": 2}},
+		{"name": "b", "params": 10, "macs": 10, "avg_trace": 1, "delta_sq": {"4": 1, "8": 0.1}}]}`), 0o644)
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"solve", table, "--max-latency", "50%"}, `layers[1] ("b") has no latency_ms (1 of 2 layers lack it)`},
+		{[]string{"pareto", table, "--sweep", "bops", "--to", "Inf"}, "flag --to: +Inf is not a percentage"},
+		{[]string{"pareto", table, "--sweep", "bogus"}, `flag --sweep: plan: sweep: no such resource: "bogus"`},
+	}
+	for _, c := range cases {
+		_, stderr, code := runCmd(t, c.args...)
+		if code != 2 || !strings.Contains(stderr, c.want) || strings.Contains(c.want, "--to") && strings.Contains(stderr, "--sweep") {
+			t.Errorf("%v: exit %d, stderr %q; want exit 2 and %q", c.args, code, stderr, c.want)
+		}
+	}
+}
