@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -102,7 +103,10 @@ func (d *dataFlags) loadN(split data.Split, e *nn.Engine, n int) (data.Dataset, 
 	case d.source != "":
 		return nil, usageError{fmt.Errorf("flag --data: unknown dataset %q (want %s; or --inputs X.npy --labels Y.npy)", d.source, dataHelp)}
 	case d.inputs != "" && d.labels != "":
-		ds, err = data.LoadNPY(d.inputs, d.labels)
+		if ds, err = data.LoadNPY(d.inputs, d.labels); err == nil && e != nil {
+			ds = data.Head(ds, n)
+			return ds, d.checkNPY(ds, e)
+		}
 	case d.inputs != "" || d.labels != "":
 		return nil, usageError{fmt.Errorf("flags --inputs and --labels: give both")}
 	default:
@@ -112,6 +116,22 @@ func (d *dataFlags) loadN(split data.Split, e *nn.Engine, n int) (data.Dataset, 
 		return nil, err
 	}
 	return data.Head(ds, n), nil
+}
+
+// checkNPY checks NumPy data against the model before any work, naming the
+// file at fault: --inputs for an empty set or a wrong sample shape,
+// --labels for a label outside the model's classes.
+func (d *dataFlags) checkNPY(ds data.Dataset, e *nn.Engine) error {
+	err := data.Check(ds, e.SampleShape(), e.Classes())
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, data.ErrLabel):
+		return fmt.Errorf("--labels %s: %w", d.labels, err)
+	case ds.Len() == 0:
+		return fmt.Errorf("--inputs %s and --labels %s: %w", d.inputs, d.labels, err)
+	}
+	return fmt.Errorf("--inputs %s: %w", d.inputs, err)
 }
 
 // synFlags are the flags of --data synthetic.

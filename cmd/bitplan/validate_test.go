@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/bitplan/bitplan/data"
 )
 
 // TestValidationBeforeWork: bad flag values and combinations are usage
@@ -97,6 +99,54 @@ func TestMessagesNameTheCause(t *testing.T) {
 		_, stderr, code := runCmd(t, c.args...)
 		if code != 2 || !strings.Contains(stderr, c.want) || strings.Contains(c.want, "--to") && strings.Contains(stderr, "--sweep") {
 			t.Errorf("%v: exit %d, stderr %q; want exit 2 and %q", c.args, code, stderr, c.want)
+		}
+	}
+}
+
+// TestNPYMessagesNameTheFile: a wrong sample shape, a label out of range
+// and an empty set name the .npy file at fault, before any trace.
+func TestNPYMessagesNameTheFile(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, shape []int, ints bool) string {
+		path := filepath.Join(dir, name)
+		n := 1
+		for _, d := range shape {
+			n *= d
+		}
+		var buf bytes.Buffer
+		var err error
+		if ints {
+			v := make([]int64, n)
+			for i := range v {
+				v[i] = int64(i * 4) // 0, 4, 8, 12: 12 is beyond LeNet's 10 classes
+			}
+			err = data.WriteNPYInt64(&buf, shape, v)
+		} else {
+			err = data.WriteNPY(&buf, shape, make([]float64, n))
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(path, buf.Bytes(), 0o644)
+		return path
+	}
+	good := write("x.npy", []int{4, 1, 28, 28}, false)
+	bad := write("x20.npy", []int{4, 1, 20, 20}, false)
+	empty := write("x0.npy", []int{0, 1, 28, 28}, false)
+	labels := write("y.npy", []int{4}, true)
+	noLabels := write("y0.npy", []int{0}, true)
+	model := "../../internal/bundled/lenet.onnx"
+	cases := []struct {
+		x, y, want string
+	}{
+		{bad, labels, "--inputs " + bad + ": data: samples have shape [1 20 20]"},
+		{good, labels, "--labels " + labels + ": data: label out of range: sample 3 has label 12"},
+		{empty, noLabels, "--inputs " + empty + " and --labels " + noLabels + ": data: empty dataset"},
+	}
+	for _, c := range cases {
+		_, stderr, code := runCmd(t, "trace", model, "--inputs", c.x, "--labels", c.y, "--min-probes", "2", "--max-probes", "2")
+		if code != 1 || !strings.Contains(stderr, c.want) {
+			t.Errorf("%s %s: exit %d, stderr %q; want %q", c.x, c.y, code, stderr, c.want)
 		}
 	}
 }
