@@ -63,6 +63,28 @@ type Report struct {
 	WeightBytes float64       `json:"weight_bytes"`
 	FloatBytes  float64       `json:"float_bytes"`
 	Layers      []LayerReport `json:"layers"`
+	// Runtime is the plan's QDQ model run in a real runtime (nil when
+	// only simulated).
+	Runtime *RuntimeReport `json:"runtime,omitempty"`
+}
+
+// RuntimeReport is the plan's exported model measured in a runtime (ONNX
+// Runtime): its score on the same test samples and the kernels the
+// runtime chose.
+type RuntimeReport struct {
+	// Name names the runtime and version ("onnxruntime 1.24.1").
+	Name   string `json:"name"`
+	Result Result `json:"result"`
+	// Kernels counts the operators of the runtime's optimized graph
+	// ("QLinearConv", "com.microsoft:QGemm"), Quantized those that compute
+	// in integers; a layer not among them runs as DequantizeLinear + a
+	// float operator.
+	Kernels   map[string]int `json:"kernels"`
+	Quantized map[string]int `json:"quantized_kernels"`
+	// LatencyMS and FloatLatencyMS are the median latencies of one sample
+	// (batch 1, one thread) of the QDQ and of the float model.
+	LatencyMS      float64 `json:"latency_ms,omitempty"`
+	FloatLatencyMS float64 `json:"float_latency_ms,omitempty"`
 }
 
 // LayerReport is one layer's line of the report.

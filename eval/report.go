@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -100,8 +101,25 @@ func (r *Report) writeTables(w io.Writer, md bool) error {
 			return err
 		}
 	}
+	if rt := r.Runtime; rt != nil {
+		if err := t.Append(rt.Name, pct(rt.Result.Accuracy), g4(rt.Result.Loss), fmt.Sprintf("%d/%d", rt.Result.Correct, rt.Result.N)); err != nil {
+			return err
+		}
+	}
 	if err := t.Render(); err != nil {
 		return err
+	}
+	if rt := r.Runtime; rt != nil {
+		if md {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintf(w, "%s vs simulation: %+.2f points; latency %s ms/sample (float model %s ms)\n", rt.Name, 100*(rt.Result.Accuracy-r.Quantized.Accuracy), g4(rt.LatencyMS), g4(rt.FloatLatencyMS))
+		fmt.Fprintf(w, "%s kernels: %s\n", rt.Name, kernelList(rt.Kernels))
+		if len(rt.Quantized) == 0 {
+			fmt.Fprintf(w, "integer kernels: none (every layer runs as DequantizeLinear + float operator)\n")
+		} else {
+			fmt.Fprintf(w, "integer kernels: %s\n", kernelList(rt.Quantized))
+		}
 	}
 	if md {
 		fmt.Fprintln(w)
@@ -132,4 +150,18 @@ func (r *Report) writeTables(w io.Writer, md bool) error {
 		}
 	}
 	return t.Render()
+}
+
+// kernelList lists operator counts sorted by name: "Conv×2, QGemm×1".
+func kernelList(k map[string]int) string {
+	names := make([]string, 0, len(k))
+	for n := range k {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	parts := make([]string, len(names))
+	for i, n := range names {
+		parts[i] = fmt.Sprintf("%s×%d", n, k[n])
+	}
+	return strings.Join(parts, ", ")
 }

@@ -61,20 +61,6 @@ type Options struct {
 // "domain:op" ("QLinearConv", "com.microsoft:QGemm").
 type Kernels map[string]int
 
-// String lists the kernels sorted by name: "Conv×2, QLinearConv×1".
-func (k Kernels) String() string {
-	var names []string
-	for n := range k {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	var parts []string
-	for _, n := range names {
-		parts = append(parts, fmt.Sprintf("%s×%d", n, k[n]))
-	}
-	return strings.Join(parts, ", ")
-}
-
 // Quantized returns the integer kernels among k: QLinear*, QGemm,
 // MatMulInteger*, ConvInteger, MatMulNBits, DynamicQuantize*.
 func (k Kernels) Quantized() Kernels {

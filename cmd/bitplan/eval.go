@@ -8,7 +8,9 @@ import (
 
 	"github.com/bitplan/bitplan/data"
 	"github.com/bitplan/bitplan/eval"
+	"github.com/bitplan/bitplan/ort"
 	"github.com/bitplan/bitplan/plan"
+	"github.com/bitplan/bitplan/qdq"
 )
 
 // runEval measures a plan's accuracy: the model's weights fake-quantized
@@ -26,6 +28,9 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	calibLab := fs.String("calib-labels", "", "calibration labels as a NumPy `FILE`, with --calib-inputs")
 	quant := fs.String("quantizer", "symmetric,per-channel,minmax", "weight quantizer `SPEC`: symmetric|asymmetric, per-channel|per-tensor, minmax|mse (use the one the plan was priced with)")
 	weightsOnly := fs.Bool("weights-only", false, "quantize the weights only; activations stay float")
+	calibration := fs.String("calibration", "minmax", "activation range `METHOD`: minmax, percentile[:P] or mse")
+	runtime := fs.String("runtime", "", "also run the plan's QDQ model in `RUNTIME` (ort: ONNX Runtime, builds with -tags ort) and report its accuracy, kernels and latency")
+	ortLib := fs.String("ort-lib", "", "ONNX Runtime shared library `FILE` (default $"+ort.LibraryEnv+")")
 	format := fs.String("format", "table", "output `FORMAT`: table, json, csv or markdown")
 	output := fs.String("o", "", "write the report to `FILE` instead of standard output")
 	arg, f, help, err := parseOne(fs, args, "ONNX model", format)
@@ -41,6 +46,13 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	wq, err := eval.ParseQuantizer(*quant)
 	if err != nil {
 		return usageError{fmt.Errorf("flag --quantizer: %v", err)}
+	}
+	cal, err := eval.ParseCalibration(*calibration)
+	if err != nil {
+		return usageError{fmt.Errorf("flag --calibration: %v", err)}
+	}
+	if *runtime != "" && *runtime != "ort" {
+		return usageError{fmt.Errorf("flag --runtime: unknown runtime %q (want ort)", *runtime)}
 	}
 	if *calibN < 0 {
 		return usageError{fmt.Errorf("flag --calib-samples: must not be negative, got %d", *calibN)}
@@ -95,11 +107,19 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	pr := newProgress(stderr)
 	pr.printf("eval: float and quantized model on %d samples", test.Len())
-	r, err := eval.Run(ctx, &eval.Config{Engine: e, Layers: layers, Calib: calib, Test: test, Weights: wq,
+	r, err := eval.Run(ctx, &eval.Config{Engine: e, Layers: layers, Calib: calib, Test: test, Weights: wq, Calibration: cal,
 		Model: modelName(arg), Plan: filepath.Base(*planPath)})
 	pr.done()
 	if err != nil {
 		return err
+	}
+	if *runtime == "ort" {
+		pr.printf("eval: the QDQ model in ONNX Runtime")
+		r.Runtime, err = ortReport(ctx, *ortLib, arg, &qdq.Config{Engine: e, Layers: layers, Calib: calib, Weights: wq, Calibration: cal}, test)
+		pr.done()
+		if err != nil {
+			return err
+		}
 	}
 	if *output != "" {
 		return writeOutput("o", *output, []string{arg, *planPath, df.inputs, df.labels, *calibIn, *calibLab},

@@ -8,11 +8,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/bitplan/bitplan/data"
 	"github.com/bitplan/bitplan/eval"
 	"github.com/bitplan/bitplan/internal/bundled"
 	"github.com/bitplan/bitplan/nn"
+	"github.com/bitplan/bitplan/ort"
 	"github.com/bitplan/bitplan/plan"
 	"github.com/bitplan/bitplan/qdq"
 )
@@ -233,3 +235,69 @@ func exportPlan(ctx context.Context, x *exportFlags, out, modelPath string, bund
 	fmt.Fprintf(stderr, "bitplan: wrote the QDQ model of the plan (%d layers, opset %d) to %s\n", len(s.Layers), s.Opset, out)
 	return nil
 }
+
+// ortReport exports the QDQ model of cfg (the model file at path) and runs
+// it in ONNX Runtime: accuracy and loss on test, the kernels of its
+// optimized graph, the median latency of one sample.
+func ortReport(ctx context.Context, lib, path string, cfg *qdq.Config, test data.Dataset) (*eval.RuntimeReport, error) {
+	if err := ort.Init(lib); err != nil {
+		return nil, err
+	}
+	var err error
+	if cfg.Model, err = os.ReadFile(path); err != nil {
+		return nil, err
+	}
+	r, err := qdq.Export(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	b, err := r.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	s, err := ort.Open(b, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	res, _, err := s.Evaluate(ctx, test, 0, false)
+	if err != nil {
+		return nil, err
+	}
+	k, err := ort.OptimizedKernels(b, nil)
+	if err != nil {
+		return nil, err
+	}
+	x := make([]float64, data.SampleSize(test))
+	if err := test.Read(0, x, make([]int, 1)); err != nil {
+		return nil, err
+	}
+	x32 := make([]float32, len(x))
+	for i, v := range x {
+		x32[i] = float32(v)
+	}
+	lat, err := s.Time(x32, 1, latencyWarmup, latencyRuns)
+	if err != nil {
+		return nil, err
+	}
+	fs, err := ort.Open(cfg.Model, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer fs.Close()
+	flat, err := fs.Time(x32, 1, latencyWarmup, latencyRuns)
+	if err != nil {
+		return nil, err
+	}
+	return &eval.RuntimeReport{Name: "onnxruntime " + ort.Version(), Result: res, Kernels: k, Quantized: k.Quantized(),
+		LatencyMS: ms(lat.Median), FloatLatencyMS: ms(flat.Median)}, nil
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// latencyWarmup and latencyRuns are the untimed and timed runs of one
+// latency figure (the median is reported).
+const (
+	latencyWarmup = 20
+	latencyRuns   = 200
+)
