@@ -155,3 +155,26 @@ func summarize(ts []time.Duration, batch int) Latency {
 	sort.Slice(ts, func(i, j int) bool { return ts[i] < ts[j] })
 	return Latency{Median: ts[len(ts)/2], Min: ts[0], Max: ts[len(ts)-1], Runs: len(ts), Batch: batch}
 }
+
+// IdentityModel returns a model whose one node, Identity, returns its
+// float input of the given shape: timing it measures the runtime's fixed
+// cost of one call (tensor creation, session dispatch), which a per-layer
+// latency subtracts.
+func IdentityModel(shape []int) []byte {
+	tt := &onnx.TypeProto_Tensor{ElemType: int32(onnx.TensorProto_FLOAT), Shape: &onnx.TensorShapeProto{}}
+	for _, d := range shape {
+		tt.Shape.Dim = append(tt.Shape.Dim, &onnx.TensorShapeProto_Dimension{Value: &onnx.TensorShapeProto_Dimension_DimValue{DimValue: int64(d)}})
+	}
+	vi := func(name string) *onnx.ValueInfoProto {
+		return &onnx.ValueInfoProto{Name: name, Type: &onnx.TypeProto{Value: &onnx.TypeProto_TensorType{TensorType: tt}}}
+	}
+	mp := &onnx.ModelProto{IrVersion: 10, ProducerName: "bitplan",
+		OpsetImport: []*onnx.OperatorSetIdProto{{Version: 21}},
+		Graph: &onnx.GraphProto{Name: "identity", Input: []*onnx.ValueInfoProto{vi("X")}, Output: []*onnx.ValueInfoProto{vi("Y")},
+			Node: []*onnx.NodeProto{{OpType: "Identity", Input: []string{"X"}, Output: []string{"Y"}}}}}
+	b, err := proto.Marshal(mp)
+	if err != nil {
+		panic("ort: marshalling a fixed model: " + err.Error())
+	}
+	return b
+}

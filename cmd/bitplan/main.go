@@ -9,6 +9,7 @@
 //	bitplan solve TABLE.json [--max-size S] [--max-bops B] [--max-latency L] [--format F]
 //	bitplan eval MODEL.onnx --plan plan.json --data mnist
 //	bitplan quantize MODEL.onnx --plan plan.json --data mnist -o model.qdq.onnx
+//	bitplan measure MODEL.onnx --runtime ort --data mnist -o latency.csv
 //	bitplan prune MODEL.onnx --data mnist --max-params 50%
 //	bitplan pareto TABLE.json --sweep bops --plot frontier.svg
 //	bitplan profiles [NAME]
@@ -46,6 +47,7 @@ func init() {
 		{"plan", "plan an ONNX model: traces, costs and the optimal precision per layer (no arguments: the bundled demo)", runPlan},
 		{"eval", "accuracy and loss of a model fake-quantized by a plan", runEval},
 		{"quantize", "write a plan as an ONNX QDQ model (INT8/INT4 weights, calibrated activations) for ONNX Runtime or TensorRT", runQuantize},
+		{"measure", "time every layer and the whole model in ONNX Runtime at each precision: a latency table for --latency-table", runMeasure},
 		{"prune", "Hessian-aware pruning (HAP) under parameter, FLOPs or latency budgets; joint prune + quantize", runPrune},
 		{"trace", "estimate per-layer Hessian traces of an ONNX model on calibration data", runTrace},
 		{"solve", "solve the bit-allocation ILP for a sensitivity table", runSolve},
