@@ -284,4 +284,3 @@ func (m *multiString) Set(s string) error {
 	*m = append(*m, s)
 	return nil
 }
-
