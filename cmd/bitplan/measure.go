@@ -64,7 +64,8 @@ func runMeasure(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	var ps []*plan.Plan
 	for _, path := range plans {
-		p, err := plan.ReadFile(path)
+		p, warnings, err := plan.ReadFile(path)
+		warn(stderr, warnings)
 		if err != nil {
 			return err
 		}
