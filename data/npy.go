@@ -6,13 +6,14 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 
 	"codeberg.org/sbinet/npyio/npy"
+
+	"github.com/bitplan/bitplan/internal/readfile"
 )
 
 // Array is a decoded NumPy array in C (row-major) order. Floating-point
@@ -343,7 +344,7 @@ func LoadNPY(inputs, labels string) (*Memory, error) {
 }
 
 func loadNPYFile(path string) (*Array, error) {
-	b, err := os.ReadFile(path)
+	b, err := readfile.Read(path, readfile.NPY)
 	if err != nil {
 		return nil, fmt.Errorf("data: %w", err)
 	}

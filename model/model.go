@@ -3,11 +3,12 @@ package model
 import (
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/bitplan/bitplan/internal/readfile"
 )
 
 // ErrFormat is wrapped by every error that reports a malformed model: bytes
@@ -96,7 +97,7 @@ func (n *Node) Input(i int) string {
 
 // Load reads and imports the ONNX model in the named file.
 func Load(path string) (*Model, error) {
-	b, err := os.ReadFile(path)
+	b, err := readfile.Read(path, readfile.Model)
 	if err != nil {
 		return nil, fmt.Errorf("model: %w", err)
 	}

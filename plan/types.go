@@ -9,6 +9,7 @@ import (
 	"github.com/bitplan/bitplan/budget"
 	"github.com/bitplan/bitplan/ilp"
 	"github.com/bitplan/bitplan/internal/jsonx"
+	"github.com/bitplan/bitplan/internal/readfile"
 )
 
 // Plan is a per-layer precision plan with its optimality certificate. Its
@@ -180,7 +181,7 @@ const MaxPlanBytes = 2 << 30
 // ReadFile reads a plan written with WriteJSON (see Parse). Errors name the
 // file.
 func ReadFile(path string) (*Plan, []string, error) {
-	b, err := jsonx.ReadFile(path, MaxPlanBytes)
+	b, err := readfile.Read(path, MaxPlanBytes)
 	if err != nil {
 		return nil, nil, err
 	}

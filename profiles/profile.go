@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/bitplan/bitplan/internal/jsonx"
+	"github.com/bitplan/bitplan/internal/readfile"
 )
 
 // Kind is the class of device a profile describes.
@@ -423,7 +424,7 @@ const MaxFileBytes = 1 << 30
 
 // LoadFile parses the profile file at path.
 func LoadFile(path string) (*Profile, error) {
-	data, err := jsonx.ReadFile(path, MaxFileBytes)
+	data, err := readfile.Read(path, MaxFileBytes)
 	if err != nil {
 		return nil, fmt.Errorf("profile: %w", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/bitplan/bitplan/internal/jsonx"
+	"github.com/bitplan/bitplan/internal/readfile"
 )
 
 // Table holds measured per-layer latencies that override the roofline model
@@ -91,7 +92,7 @@ func (t *Table) add(e TableEntry) error {
 
 // LoadTable reads a measured table from a .csv or .json file.
 func LoadTable(path string) (*Table, error) {
-	data, err := jsonx.ReadFile(path, MaxFileBytes)
+	data, err := readfile.Read(path, MaxFileBytes)
 	if err != nil {
 		return nil, fmt.Errorf("table: %w", err)
 	}

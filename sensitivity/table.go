@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/bitplan/bitplan/internal/jsonx"
+	"github.com/bitplan/bitplan/internal/readfile"
 	"github.com/bitplan/bitplan/internal/unionfind"
 )
 
@@ -191,7 +192,7 @@ func ReadFileContext(ctx context.Context, path string) (*Table, []string, error)
 	var size int64
 	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
 		if size = st.Size(); size > maxTableBytes {
-			return nil, nil, fmt.Errorf("%s: %d bytes, more than the %s a table may have", path, size, jsonx.Size(maxTableBytes))
+			return nil, nil, fmt.Errorf("%s: %d bytes, more than the %s a table may have", path, size, readfile.Size(maxTableBytes))
 		}
 	}
 	t, warn, err := read(ctx, f, size)

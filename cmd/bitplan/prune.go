@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 
@@ -12,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/bitplan/bitplan/data"
+	"github.com/bitplan/bitplan/internal/readfile"
 	"github.com/bitplan/bitplan/model"
 	"github.com/bitplan/bitplan/nn"
 	"github.com/bitplan/bitplan/profiles"
@@ -116,7 +116,7 @@ func runPrune(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usageError{fmt.Errorf("flags --probes %d --finetune-steps %d --test-samples %d --lr %g: want probes ≥ 2, steps ≥ 0, samples ≥ 0, lr > 0", *probes, *steps, *testN, *lr)}
 	}
 
-	raw, err := os.ReadFile(arg)
+	raw, err := readfile.Read(arg, readfile.Model)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/bitplan/bitplan/data"
 	"github.com/bitplan/bitplan/eval"
 	"github.com/bitplan/bitplan/internal/bundled"
+	"github.com/bitplan/bitplan/internal/readfile"
 	"github.com/bitplan/bitplan/nn"
 	"github.com/bitplan/bitplan/ort"
 	"github.com/bitplan/bitplan/plan"
@@ -54,7 +55,7 @@ func runQuantize(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	b, err := os.ReadFile(arg)
+	b, err := readfile.Read(arg, readfile.Model)
 	if err != nil {
 		return err
 	}

@@ -150,3 +150,39 @@ func TestNPYMessagesNameTheFile(t *testing.T) {
 		}
 	}
 }
+
+// TestBoundedReads: every whole-file input is read with a size bound: a
+// table that never ends (/dev/zero) fails at once, an oversized model or
+// array (sparse files here) is refused before it is read.
+func TestBoundedReads(t *testing.T) {
+	if _, err := os.Stat("/dev/zero"); err == nil {
+		_, stderr, code := runCmd(t, "solve", "/dev/zero", "--max-size", "50%")
+		if code != 1 || !strings.Contains(stderr, "/dev/zero: malformed JSON at line 1, column 1") {
+			t.Errorf("solve /dev/zero: exit %d, stderr %q", code, stderr)
+		}
+	}
+	dir := t.TempDir()
+	sparse := func(name string, size int64) string {
+		path := filepath.Join(dir, name)
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Truncate(size); err != nil {
+			t.Skipf("no sparse files here: %v", err)
+		}
+		f.Close()
+		return path
+	}
+	big := sparse("big.onnx", 2<<30+1)
+	if _, stderr, code := runCmd(t, "trace", big, "--data", "mnist"); code != 1 || !strings.Contains(stderr, "big.onnx: 2147483649 bytes, more than the 2 GiB") {
+		t.Errorf("big model: exit %d, stderr %q", code, stderr)
+	}
+	if _, stderr, code := runCmd(t, "prune", big, "--data", "mnist", "--max-params", "50%"); code != 1 || !strings.Contains(stderr, "more than the 2 GiB") {
+		t.Errorf("prune big model: exit %d, stderr %q", code, stderr)
+	}
+	bigX := sparse("x.npy", 4<<30+1)
+	if _, stderr, code := runCmd(t, "trace", "../../internal/bundled/lenet.onnx", "--inputs", bigX, "--labels", bigX); code != 1 || !strings.Contains(stderr, "x.npy: 4294967297 bytes, more than the 4 GiB") {
+		t.Errorf("big npy: exit %d, stderr %q", code, stderr)
+	}
+}

@@ -3,8 +3,6 @@ package jsonx
 import (
 	"bytes"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -61,18 +59,3 @@ func TestDuplicates(t *testing.T) {
 	}
 }
 
-func TestReadFileBound(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "f")
-	os.WriteFile(path, make([]byte, 2048), 0o644)
-	if _, err := ReadFile(path, 1024); err == nil || !strings.Contains(err.Error(), "2048 bytes, more than the 1 KiB") {
-		t.Errorf("file: %v", err)
-	}
-	if _, err := os.Stat("/dev/zero"); err == nil {
-		if _, err := ReadFile("/dev/zero", 1024); err == nil || !strings.Contains(err.Error(), "more than the 1 KiB") {
-			t.Errorf("/dev/zero: %v", err)
-		}
-	}
-	if b, err := ReadFile(path, 4096); err != nil || len(b) != 2048 {
-		t.Errorf("within the bound: %d bytes, %v", len(b), err)
-	}
-}

@@ -8,6 +8,8 @@ import (
 	"io"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/bitplan/bitplan/internal/readfile"
 )
 
 // Scanner reads one JSON value from a stream token by token, holding only
@@ -105,7 +107,7 @@ func (s *Scanner) more(keep, j *int) bool {
 		m, err := s.r.Read(s.buf[s.n:])
 		s.n += m
 		if s.max > 0 && s.base+int64(s.n) > s.max {
-			s.rerr = fmt.Errorf("input larger than the %s this reader accepts", Size(s.max))
+			s.rerr = fmt.Errorf("input larger than the %s this reader accepts", readfile.Size(s.max))
 			return false
 		}
 		if err != nil {
