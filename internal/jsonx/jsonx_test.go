@@ -58,4 +58,3 @@ func TestDuplicates(t *testing.T) {
 		}
 	}
 }
-
