@@ -5,12 +5,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/bitplan/bitplan/data"
 	"github.com/bitplan/bitplan/model"
 )
 
@@ -153,4 +155,74 @@ func TestZooCacheStaticCheck(t *testing.T) {
 		}
 		t.Logf("| %s | %s |", strings.TrimSuffix(filepath.Base(f), ".onnx"), got)
 	}
+}
+
+// TestZooLogits runs every committed zoo model the static check passes on
+// its committed sample inputs and compares the logits with PyTorch's
+// (float64, scripts/zoo.py). tiny_resnet's export has de-duplicated zero
+// biases read through Identity and a weight read by two Conv nodes, so this
+// checks those import rules numerically.
+func TestZooLogits(t *testing.T) {
+	// PyTorch ran the module in float64 with its float32 weights; the
+	// export folded BatchNorm into the conv weights in float32 (a relative
+	// rounding of 6e-8 per weight), so the logits agree to about 1e-7 of
+	// their scale, not to float64 rounding.
+	const tol = 1e-6
+	ran := 0
+	for _, name := range zooFiles {
+		for _, op := range []int{13, 17} {
+			dir := filepath.Join("..", "testdata", "zoo", name)
+			m, err := model.Load(filepath.Join(dir, fmt.Sprintf("op%d.onnx", op)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if Check(m) != nil {
+				continue
+			}
+			e, err := New(m, nil)
+			if err != nil {
+				t.Fatalf("%s/op%d: %v", name, op, err)
+			}
+			x := readNPY(t, filepath.Join(dir, m.Inputs[0].Name+".npy"))
+			want := readNPY(t, filepath.Join(dir, "logits.npy"))
+			n := x.Shape[0]
+			got, err := e.Logits(x.Float, n)
+			if err != nil {
+				t.Fatalf("%s/op%d: %v", name, op, err)
+			}
+			if len(got) != len(want.Float) {
+				t.Fatalf("%s/op%d: %d logits, want %d", name, op, len(got), len(want.Float))
+			}
+			scale := 0.0
+			for _, v := range want.Float {
+				scale = math.Max(scale, math.Abs(v))
+			}
+			worst := 0.0
+			for i := range got {
+				worst = math.Max(worst, math.Abs(got[i]-want.Float[i]))
+			}
+			if worst > tol*scale {
+				t.Errorf("%s/op%d: logits differ from PyTorch's by %.3g, more than %g of their scale %.3g", name, op, worst, tol, scale)
+			}
+			t.Logf("%s/op%d: max |Δlogit| %.3g (scale %.3g)", name, op, worst, scale)
+			ran++
+		}
+	}
+	if ran < 2 {
+		t.Errorf("only %d zoo models ran; tiny_resnet at both opsets must", ran)
+	}
+}
+
+func readNPY(t *testing.T, path string) *data.Array {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	a, err := data.ReadNPY(f)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return a
 }
