@@ -30,17 +30,39 @@ type UnsupportedError struct {
 	Problems []Problem
 }
 
-// Error lists the problems one per line, then the supported operators
-// once.
+// maxListed bounds the nodes Error names per kind of problem.
+const maxListed = 8
+
+// Error lists the problems, one line per kind (graph-level constructs
+// first, then per operator and reason with the nodes it occurs at, at most
+// maxListed named), then the supported operators once.
 func (e *UnsupportedError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "nn: the graph has %d unsupported operators or constructs:", len(e.Problems))
+	var kinds []string
+	nodes := make(map[string][]string)
 	for _, p := range e.Problems {
-		b.WriteString("\n  ")
-		if p.Node != "" {
-			b.WriteString(p.Node + ": ")
+		if p.Node == "" {
+			b.WriteString("\n  " + p.Reason)
+			continue
 		}
-		b.WriteString(p.Reason)
+		if _, ok := nodes[p.Reason]; !ok {
+			kinds = append(kinds, p.Reason)
+		}
+		nodes[p.Reason] = append(nodes[p.Reason], p.Node)
+	}
+	for _, k := range kinds {
+		ns := nodes[k]
+		if len(ns) == 1 {
+			fmt.Fprintf(&b, "\n  %s: %s", ns[0], k)
+			continue
+		}
+		more := ""
+		if len(ns) > maxListed {
+			more = fmt.Sprintf(" and %d more", len(ns)-maxListed)
+			ns = ns[:maxListed]
+		}
+		fmt.Fprintf(&b, "\n  %s, at %d nodes: %s%s", k, len(nodes[k]), strings.Join(ns, ", "), more)
 	}
 	fmt.Fprintf(&b, "\n  (supported operators: %s; opsets %d–%d)", supportedList(), MinOpset, MaxOpset)
 	return b.String()

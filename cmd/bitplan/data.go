@@ -38,7 +38,7 @@ const dataHelp = "mnist (the MNIST files shipped in the GoMNIST Go module), fash
 
 func (d *dataFlags) register(fs *flag.FlagSet, defSamples int, what string) {
 	fs.StringVar(&d.source, "data", "", "`DATASET` for "+what+": "+dataHelp)
-	fs.StringVar(&d.inputs, "inputs", "", "model inputs as a NumPy `FILE` (N×… float32/float64), with --labels")
+	fs.StringVar(&d.inputs, "inputs", "", "model inputs as NumPy `FILES` (N×…), with --labels: one file, or one per model input separated by commas (ids.npy,mask.npy), matched by name (file ids.npy → input ids) or else in order; integer inputs (token ids, masks) take integer arrays")
 	fs.StringVar(&d.labels, "labels", "", "integer class labels as a NumPy `FILE` (N), with --inputs")
 	fs.IntVar(&d.samples, "samples", defSamples, "use the first `N` samples (0: all)")
 	fs.IntVar(&d.batch, "batch-size", 0, "samples per engine work chunk `N` (0: default 32)")
@@ -102,6 +102,8 @@ func (d *dataFlags) loadN(split data.Split, e *nn.Engine, n int) (data.Dataset, 
 		return d.syn.generate(e, d.stderr)
 	case d.source != "":
 		return nil, usageError{fmt.Errorf("flag --data: unknown dataset %q (want %s; or --inputs X.npy --labels Y.npy)", d.source, dataHelp)}
+	case d.inputs != "" && d.labels != "" && (strings.Contains(d.inputs, ",") || !singleFloatInput(e.Model())):
+		ds, err = loadInputs(strings.Split(d.inputs, ","), d.labels, e.Model())
 	case d.inputs != "" && d.labels != "":
 		if ds, err = data.LoadNPY(d.inputs, d.labels); err == nil && e != nil {
 			ds = data.Head(ds, n)
@@ -185,6 +187,35 @@ func (f *synFlags) generate(e *nn.Engine, stderr io.Writer) (data.Dataset, error
 		fmt.Fprintf(stderr, "bitplan: synthetic batch %d: BatchNorm statistics loss %.4g → %.4g over %d nodes\n", i+1, rep.Start[i], rep.End[i], rep.BatchNorms)
 	}
 	return ds, nil
+}
+
+// singleFloatInput reports whether m has one floating-point input (or m is
+// nil), the case data.LoadNPY reads.
+func singleFloatInput(m *model.Model) bool {
+	return m == nil || (len(m.Inputs) == 1 && !m.Inputs[0].Type.IsInt())
+}
+
+// loadInputs reads one .npy file per model input and matches them to m's
+// inputs by name or order, checking dtypes and sample shapes.
+func loadInputs(files []string, labels string, m *model.Model) (data.Dataset, error) {
+	a, err := data.LoadNPYInputs(files, labels)
+	if err != nil {
+		return nil, err
+	}
+	if m == nil {
+		return a, nil
+	}
+	specs := make([]data.InputSpec, len(m.Inputs))
+	for i, in := range m.Inputs {
+		specs[i] = data.InputSpec{Name: in.Name, Integer: in.Type.IsInt(), Type: in.Type.String()}
+		if in.Shape != nil {
+			specs[i].Shape = in.Shape[1:]
+		}
+	}
+	if err := a.MatchInputs(specs); err != nil {
+		return nil, fmt.Errorf("flag --inputs: %w", err)
+	}
+	return a, nil
 }
 
 // inputNames returns the model's graph input names.

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/bitplan/bitplan/data"
+)
+
+const zoo = "../../testdata/zoo"
+
+func zooLabels(t *testing.T, n int) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "labels.npy")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := data.WriteNPYInt64(f, []int{n}, make([]int64, n)); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	return p
+}
+
+// TestZooStaticCheckCommands runs the commands that load models on the
+// committed tiny BERT (token ids and a mask through --inputs a,b): each
+// stops before any computation with the static check's list of every
+// unsupported construct and operator, naming the nodes.
+func TestZooStaticCheckCommands(t *testing.T) {
+	dir := filepath.Join(zoo, "tiny_bert")
+	in := filepath.Join(dir, "attention_mask.npy") + "," + filepath.Join(dir, "input_ids.npy")
+	labels := zooLabels(t, 2)
+	for _, args := range [][]string{
+		{"trace"},
+		{"plan", "--profile", "t4", "--max-size", "50%"},
+		{"prune", "--max-params", "50%"},
+	} {
+		args = append(args, filepath.Join(dir, "op17.onnx"), "--inputs", in, "--labels", labels)
+		_, errs, code := runCmd(t, args...)
+		if code != 1 {
+			t.Errorf("%s: exit %d, want 1: %s", args[0], code, errs)
+		}
+		for _, want := range []string{
+			"the graph has 2 data inputs input_ids (INT64), attention_mask (INT64)",
+			`operator Erf is not supported by the engine, at 2 nodes: Erf node "/layers.0/Erf"`,
+			`LayerNormalization node "/norm/LayerNormalization"`,
+			"supported operators: Add,",
+		} {
+			if !strings.Contains(errs, want) {
+				t.Errorf("%s: stderr lacks %q:\n%s", args[0], want, errs)
+			}
+		}
+	}
+}
+
+// TestZooTinyResNetTrace traces the committed tiny ResNet (an export with
+// de-duplicated biases and a tied weight) on its sample inputs.
+func TestZooTinyResNetTrace(t *testing.T) {
+	dir := filepath.Join(zoo, "tiny_resnet")
+	out, errs, code := runCmd(t, "trace", filepath.Join(dir, "op13.onnx"), "--inputs", filepath.Join(dir, "input.npy"),
+		"--labels", zooLabels(t, 2), "--max-probes", "4", "--min-probes", "4", "--format", "csv")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if n := strings.Count(out, "\n"); n != 10 || !strings.Contains(out, "/proj/Conv") || !strings.Contains(out, "/hid/Gemm") {
+		t.Errorf("want a header and 9 units (proj once):\n%s", out)
+	}
+}
