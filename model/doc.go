@@ -1,9 +1,14 @@
 // Package model imports ONNX models: the graph (nodes, attributes, inputs,
-// outputs), the initializers decoded to float64 or int64, static shape
-// inference with folding of the integer shape arithmetic that PyTorch exports
-// emit (Shape → Gather → Unsqueeze → Concat → Reshape), and the list of
-// quantizable units (Conv, Gemm, MatMul with a constant weight) with their
-// parameter counts, MACs and activation sizes.
+// outputs), the initializers decoded to float64 or int64, import
+// normalisation (normalize.go: Constant and Identity nodes and every
+// subgraph computable from initializers folded at import, de-duplicated
+// initializers made separate parameters again; Fold evaluates the folding
+// set), static shape inference that also folds what depends on the input
+// shapes (Shape → Gather → Unsqueeze → Concat → Reshape, ConstantOfShape,
+// Expand and Where to the batch: Shapes.Values; Specialize removes those
+// nodes for one batch size), and the list of quantizable units (Conv, Gemm,
+// MatMul with a constant weight; a weight read by several nodes is one unit)
+// with their parameter counts, MACs and activation sizes.
 //
 // The file is decoded with the generated protobuf types of
 // github.com/advancedclimatesystems/gonnx/onnx and proto.Unmarshal; no part of

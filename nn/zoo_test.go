@@ -180,28 +180,9 @@ func TestZooLogits(t *testing.T) {
 			if Check(m) != nil {
 				continue
 			}
-			e, err := New(m, nil)
-			if err != nil {
-				t.Fatalf("%s/op%d: %v", name, op, err)
-			}
 			x := readNPY(t, filepath.Join(dir, m.Inputs[0].Name+".npy"))
 			want := readNPY(t, filepath.Join(dir, "logits.npy"))
-			n := x.Shape[0]
-			got, err := e.Logits(x.Float, n)
-			if err != nil {
-				t.Fatalf("%s/op%d: %v", name, op, err)
-			}
-			if len(got) != len(want.Float) {
-				t.Fatalf("%s/op%d: %d logits, want %d", name, op, len(got), len(want.Float))
-			}
-			scale := 0.0
-			for _, v := range want.Float {
-				scale = math.Max(scale, math.Abs(v))
-			}
-			worst := 0.0
-			for i := range got {
-				worst = math.Max(worst, math.Abs(got[i]-want.Float[i]))
-			}
+			worst, scale := logitsError(t, m, x, want)
 			if worst > tol*scale {
 				t.Errorf("%s/op%d: logits differ from PyTorch's by %.3g, more than %g of their scale %.3g", name, op, worst, tol, scale)
 			}
@@ -211,6 +192,59 @@ func TestZooLogits(t *testing.T) {
 	}
 	if ran < 2 {
 		t.Errorf("only %d zoo models ran; tiny_resnet at both opsets must", ran)
+	}
+}
+
+// logitsError runs m on x and returns the largest absolute difference from
+// want and the largest |want|.
+func logitsError(t *testing.T, m *model.Model, x, want *data.Array) (worst, scale float64) {
+	t.Helper()
+	e, err := New(m, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.Logits(x.Float, x.Shape[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want.Float) {
+		t.Fatalf("%d logits, want %d", len(got), len(want.Float))
+	}
+	for i, v := range want.Float {
+		scale = math.Max(scale, math.Abs(v))
+		worst = math.Max(worst, math.Abs(got[i]-v))
+	}
+	return worst, scale
+}
+
+// TestZooCacheLogits compares the logits of the large zoo models the static
+// check passes with PyTorch's, when BITPLAN_ZOO_DIR names a directory
+// written by `scripts/zoo.py --large --out DIR` (skipped otherwise).
+func TestZooCacheLogits(t *testing.T) {
+	dir := os.Getenv("BITPLAN_ZOO_DIR")
+	if dir == "" {
+		t.Skip("set BITPLAN_ZOO_DIR to a directory made by /usr/bin/python3 scripts/zoo.py --large --out DIR")
+	}
+	// float32 BatchNorm folding by the exporter through up to 50 layers.
+	const tol = 1e-4
+	files, _ := filepath.Glob(filepath.Join(dir, "*_op1[37].onnx"))
+	for _, f := range files {
+		m, err := model.Load(f)
+		if err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		if Check(m) != nil {
+			continue
+		}
+		name := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(filepath.Base(f), ".onnx"), "_op13"), "_op17")
+		x := readNPY(t, filepath.Join(dir, name+"_"+m.Inputs[0].Name+".npy"))
+		want := readNPY(t, filepath.Join(dir, name+"_logits.npy"))
+		worst, scale := logitsError(t, m, x, want)
+		t.Logf("| %s | max |Δlogit| %.3g | scale %.3g |", filepath.Base(f), worst, scale)
+		if worst > tol*scale {
+			t.Errorf("%s: logits differ from PyTorch's by %.3g (scale %.3g)", f, worst, scale)
+		}
 	}
 }
 

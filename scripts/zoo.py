@@ -14,7 +14,9 @@ Two sizes:
   logits.npy, the PyTorch output on those inputs in float64 (the float32
   weights widened, the module run in double), plus meta.json.
 - LARGE models (torchvision CNNs and ViT, full-size hand-written families),
-  written only to a cache directory (--out) at test or bench time.
+  written only to a cache directory (--out) at test or bench time:
+  <name>_op13.onnx, <name>_op17.onnx, <name>_<input>.npy (batch 2) and
+  <name>_logits.npy (float64 PyTorch logits on them).
 
 Usage (Debian's interpreter, from the repository root):
 
@@ -426,6 +428,9 @@ def write_small(name, outdir):
 
 
 def write_large(name, outdir):
+    """Exports name at both opsets into outdir (kept when present) and writes
+    its reference: <name>_<input>.npy (batch 2) and <name>_logits.npy
+    (float64 PyTorch output on them)."""
     model, spec, vocab = build(name)
     for op in OPSETS:
         p = os.path.join(outdir, f"{name}_op{op}.onnx")
@@ -433,6 +438,13 @@ def write_large(name, outdir):
             continue
         export(model, spec, vocab, p, op)
         print(f"{p}: {os.path.getsize(p)} bytes", file=sys.stderr)
+    gen = torch.Generator().manual_seed(SEED + 3)
+    xs = make_inputs(spec, SAMPLES, gen, vocab)
+    for (nm, _, _), x in zip(spec, xs):
+        np.save(os.path.join(outdir, f"{name}_{nm}.npy"), x.numpy())
+    with torch.no_grad():
+        y = model.double()(*[x.double() if x.is_floating_point() else x for x in xs])
+    np.save(os.path.join(outdir, f"{name}_logits.npy"), y.numpy())
 
 
 def main():
