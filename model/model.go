@@ -62,6 +62,9 @@ type ValueInfo struct {
 type Node struct {
 	// Index is the position in Model.Nodes.
 	Index int
+	// FileIndex is the position in the file's GraphProto.node (import
+	// normalisation removes nodes, so it can differ from Index).
+	FileIndex int
 	// Name is the node name; it may be empty in the file.
 	Name   string
 	Op     string
@@ -197,7 +200,8 @@ func FromProto(mp *onnx.ModelProto) (*Model, error) {
 			return nil, fmt.Errorf("%w: node #%d is empty", ErrFormat, i)
 		}
 		n := &Node{
-			Index:   i,
+			Index:     i,
+			FileIndex: i,
 			Name:    np.Name,
 			Op:      np.OpType,
 			Domain:  np.Domain,

@@ -1,6 +1,14 @@
 package model
 
-import "slices"
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/advancedclimatesystems/gonnx/onnx"
+	"google.golang.org/protobuf/proto"
+)
 
 // Import normalisation.
 //
@@ -217,4 +225,85 @@ func (m *Model) Residual() []*Node {
 		}
 	}
 	return r
+}
+
+// NormalizeProto returns a copy of mp with import normalisation applied:
+// the nodes and initializers of FromProto(mp), so that node positions and
+// initializer names of the copy are those of the imported Model (what a
+// tool that edits the file by them, such as pruning, needs). Attributes,
+// value_info, metadata and the other fields are kept.
+func NormalizeProto(mp *onnx.ModelProto) (*onnx.ModelProto, *Model, error) {
+	m, err := FromProto(mp)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := proto.Clone(mp).(*onnx.ModelProto)
+	g := out.Graph
+	nodes := make([]*onnx.NodeProto, len(m.Nodes))
+	for i, n := range m.Nodes {
+		np := g.Node[n.FileIndex]
+		np.Input = slices.Clone(n.Inputs)
+		nodes[i] = np
+		n.FileIndex = i
+	}
+	g.Node = nodes
+	have := make(map[string]bool, len(g.Initializer))
+	for _, t := range g.Initializer {
+		have[t.Name] = true
+	}
+	for _, name := range m.InitializerNames {
+		if have[name] {
+			continue
+		}
+		tp, err := m.Initializers[name].Proto()
+		if err != nil {
+			return nil, nil, fmt.Errorf("model: folded tensor %q: %w", name, err)
+		}
+		tp.Name = name
+		g.Initializer = append(g.Initializer, tp)
+	}
+	return out, m, nil
+}
+
+// Proto encodes t as an ONNX TensorProto (raw little-endian data) of its
+// element type: FLOAT, DOUBLE, INT64, INT32, INT8, UINT8 or BOOL.
+func (t *Tensor) Proto() (*onnx.TensorProto, error) {
+	tp := &onnx.TensorProto{Name: t.Name, DataType: int32(t.Type)}
+	for _, d := range t.Shape {
+		tp.Dims = append(tp.Dims, int64(d))
+	}
+	le := binary.LittleEndian
+	n := t.Len()
+	var raw []byte
+	switch t.Type {
+	case Float:
+		raw = make([]byte, 4*n)
+		for i, v := range t.Float {
+			le.PutUint32(raw[4*i:], math.Float32bits(float32(v)))
+		}
+	case Double:
+		raw = make([]byte, 8*n)
+		for i, v := range t.Float {
+			le.PutUint64(raw[8*i:], math.Float64bits(v))
+		}
+	case Int64:
+		raw = make([]byte, 8*n)
+		for i, v := range t.Int {
+			le.PutUint64(raw[8*i:], uint64(v))
+		}
+	case Int32:
+		raw = make([]byte, 4*n)
+		for i, v := range t.Int {
+			le.PutUint32(raw[4*i:], uint32(int32(v)))
+		}
+	case Int8, Uint8, Bool:
+		raw = make([]byte, n)
+		for i, v := range t.Int {
+			raw[i] = byte(v)
+		}
+	default:
+		return nil, fmt.Errorf("cannot encode element type %v", t.Type)
+	}
+	tp.RawData = raw
+	return tp, nil
 }

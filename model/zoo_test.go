@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/advancedclimatesystems/gonnx/onnx"
+	"google.golang.org/protobuf/proto"
+
 	"github.com/bitplan/bitplan/model"
 )
 
@@ -186,5 +189,53 @@ func TestZooCache(t *testing.T) {
 				t.Errorf("residual shape computations: %v", res)
 			}
 		})
+	}
+}
+
+// TestNormalizeProto checks that the normalised proto of every committed
+// zoo export imports to the same graph: the same nodes in the same
+// positions, the same initializers with equal values, the same units.
+func TestNormalizeProto(t *testing.T) {
+	for _, name := range zooModels {
+		for _, op := range []int{13, 17} {
+			b, err := os.ReadFile(filepath.Join("..", "testdata", "zoo", name, fmt.Sprintf("op%d.onnx", op)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			mp := &onnx.ModelProto{}
+			if err := proto.Unmarshal(b, mp); err != nil {
+				t.Fatal(err)
+			}
+			orig := len(mp.Graph.Node)
+			np, m, err := model.NormalizeProto(mp)
+			if err != nil {
+				t.Fatalf("%s/op%d: %v", name, op, err)
+			}
+			if len(mp.Graph.Node) != orig {
+				t.Fatalf("%s/op%d: the input proto was modified", name, op)
+			}
+			m2, err := model.FromProto(np)
+			if err != nil {
+				t.Fatalf("%s/op%d: normalised proto: %v", name, op, err)
+			}
+			if len(m2.Nodes) != len(m.Nodes) || len(np.Graph.Node) != len(m.Nodes) {
+				t.Fatalf("%s/op%d: %d nodes, reimported %d, proto %d", name, op, len(m.Nodes), len(m2.Nodes), len(np.Graph.Node))
+			}
+			for i, n := range m.Nodes {
+				n2 := m2.Nodes[i]
+				if n.Op != n2.Op || !slices.Equal(n.Inputs, n2.Inputs) || n.FileIndex != i || n2.FileIndex != i {
+					t.Fatalf("%s/op%d: node %d: %s %v vs %s %v", name, op, i, n.Label(), n.Inputs, n2.Label(), n2.Inputs)
+				}
+			}
+			for k, v := range m.Initializers {
+				w := m2.Initializers[k]
+				if w == nil || !slices.Equal(v.Shape, w.Shape) || !slices.Equal(v.Int, w.Int) || !slices.Equal(v.Float, w.Float) {
+					t.Fatalf("%s/op%d: initializer %q differs after the round trip", name, op, k)
+				}
+			}
+			if len(m.Units) != len(m2.Units) {
+				t.Errorf("%s/op%d: %d units, reimported %d", name, op, len(m.Units), len(m2.Units))
+			}
+		}
 	}
 }

@@ -124,7 +124,9 @@ func runPrune(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := proto.Unmarshal(raw, mp); err != nil {
 		return fmt.Errorf("%s: not an ONNX model: %v", arg, err)
 	}
-	m, err := model.FromProto(mp)
+	// Pruning edits the file by node position and initializer name: those
+	// of the normalised graph.
+	mp, m, err := model.NormalizeProto(mp)
 	if err != nil {
 		return fmt.Errorf("%s: %w", arg, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/bitplan/bitplan/data"
+	"github.com/bitplan/bitplan/model"
 )
 
 const zoo = "../../testdata/zoo"
@@ -67,5 +68,30 @@ func TestZooTinyResNetTrace(t *testing.T) {
 	}
 	if n := strings.Count(out, "\n"); n != 10 || !strings.Contains(out, "/proj/Conv") || !strings.Contains(out, "/hid/Gemm") {
 		t.Errorf("want a header and 9 units (proj once):\n%s", out)
+	}
+}
+
+// TestZooTinyResNetPrune prunes the committed tiny ResNet (whose export
+// reads de-duplicated biases through Identity: the pruned file is the
+// normalised graph) and checks that the written model imports with fewer
+// parameters.
+func TestZooTinyResNetPrune(t *testing.T) {
+	dir := filepath.Join(zoo, "tiny_resnet")
+	out := filepath.Join(t.TempDir(), "pruned.onnx")
+	_, errs, code := runCmd(t, "prune", filepath.Join(dir, "op13.onnx"), "--inputs", filepath.Join(dir, "input.npy"),
+		"--labels", zooLabels(t, 2), "--max-params", "70%", "--probes", "4", "--test-samples", "0", "-o", out)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	m, err := model.Load(out)
+	if err != nil {
+		t.Fatalf("pruned model: %v", err)
+	}
+	var params int64
+	for _, u := range m.Units {
+		params += u.Params
+	}
+	if params >= 5882 {
+		t.Errorf("pruned model has %d unit parameters, want fewer than 5,882", params)
 	}
 }
