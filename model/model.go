@@ -202,12 +202,12 @@ func FromProto(mp *onnx.ModelProto) (*Model, error) {
 		n := &Node{
 			Index:     i,
 			FileIndex: i,
-			Name:    np.Name,
-			Op:      np.OpType,
-			Domain:  np.Domain,
-			Inputs:  slices.Clone(np.Input),
-			Outputs: slices.Clone(np.Output),
-			Attrs:   make(map[string]*Attr, len(np.Attribute)),
+			Name:      np.Name,
+			Op:        np.OpType,
+			Domain:    np.Domain,
+			Inputs:    slices.Clone(np.Input),
+			Outputs:   slices.Clone(np.Output),
+			Attrs:     make(map[string]*Attr, len(np.Attribute)),
 		}
 		if n.Op == "" {
 			return nil, fmt.Errorf("%w: node #%d (%q) has no op_type", ErrFormat, i, n.Name)
