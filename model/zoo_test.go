@@ -110,7 +110,7 @@ func TestZooImport(t *testing.T) {
 // initializer, Gemm hid has a bias), and proj.weight, read by two Conv
 // nodes, is one unit over both nodes with summed MACs.
 func TestZooTinyResNetBiasesAndTie(t *testing.T) {
-	for _, op := range []int{13, 17} {
+	for _, op := range []int{11, 13, 17} {
 		m, err := model.Load(filepath.Join("..", "testdata", "zoo", "tiny_resnet", fmt.Sprintf("op%d.onnx", op)))
 		if err != nil {
 			t.Fatal(err)
@@ -197,7 +197,7 @@ func TestZooCache(t *testing.T) {
 // positions, the same initializers with equal values, the same units.
 func TestNormalizeProto(t *testing.T) {
 	for _, name := range zooModels {
-		for _, op := range []int{13, 17} {
+		for _, op := range []int{11, 13, 17} {
 			b, err := os.ReadFile(filepath.Join("..", "testdata", "zoo", name, fmt.Sprintf("op%d.onnx", op)))
 			if err != nil {
 				t.Fatal(err)

@@ -93,7 +93,7 @@ func TestZooStaticCheck(t *testing.T) {
 	}
 	var lines []string
 	for _, name := range zooFiles {
-		for _, op := range []int{13, 17} {
+		for _, op := range []int{11, 13, 17} {
 			key := fmt.Sprintf("%s/op%d", name, op)
 			m, err := model.Load(filepath.Join("..", "testdata", "zoo", name, fmt.Sprintf("op%d.onnx", op)))
 			if err != nil {
@@ -171,7 +171,7 @@ func TestZooLogits(t *testing.T) {
 	const tol = 1e-6
 	ran := 0
 	for _, name := range zooFiles {
-		for _, op := range []int{13, 17} {
+		for _, op := range []int{11, 13, 17} {
 			dir := filepath.Join("..", "testdata", "zoo", name)
 			m, err := model.Load(filepath.Join(dir, fmt.Sprintf("op%d.onnx", op)))
 			if err != nil {

@@ -10,7 +10,7 @@ passes (Identity nodes from initializer de-duplication are kept).
 Two sizes:
 
 - SMALL variants (a few KB to 1 MB), committed in testdata/zoo/<name>/:
-  op13.onnx, op17.onnx, one .npy per graph input (named after the input) and
+  op11.onnx, op13.onnx, op17.onnx, one .npy per graph input (named after the input) and
   logits.npy, the PyTorch output on those inputs in float64 (the float32
   weights widened, the module run in double), plus meta.json.
 - LARGE models (torchvision CNNs and ViT, full-size hand-written families),
@@ -39,6 +39,9 @@ import torch.nn.functional as F
 
 SEED = 20261201
 OPSETS = (13, 17)
+# The committed SMALL models are also exported at opset 11, the oldest opset
+# bitplan imports (Squeeze/Unsqueeze/Split/ReduceSum axes as attributes).
+SMALL_OPSETS = (11, 13, 17)
 SAMPLES = 2  # batch of the committed sample inputs
 
 
@@ -395,7 +398,7 @@ def write_small(name, outdir):
     model, spec, vocab = build(name)
     d = os.path.join(outdir, name)
     os.makedirs(d, exist_ok=True)
-    for op in OPSETS:
+    for op in SMALL_OPSETS:
         p = os.path.join(d, f"op{op}.onnx")
         export(model, spec, vocab, p, op)
         onnx.checker.check_model(onnx.load(p))
@@ -411,7 +414,7 @@ def write_small(name, outdir):
     meta = {
         "model": name,
         "seed": SEED,
-        "opsets": list(OPSETS),
+        "opsets": list(SMALL_OPSETS),
         "inputs": [{"name": nm, "kind": kind, "shape": [SAMPLES] + list(sh),
                     "dtype": str(x.numpy().dtype)} for (nm, kind, sh), x in zip(spec, xs)],
         "logits_shape": list(y.shape),
@@ -423,7 +426,7 @@ def write_small(name, outdir):
     with open(os.path.join(d, "meta.json"), "w") as f:
         json.dump(meta, f, indent=1)
         f.write("\n")
-    sizes = [os.path.getsize(os.path.join(d, f"op{op}.onnx")) for op in OPSETS]
+    sizes = [os.path.getsize(os.path.join(d, f"op{op}.onnx")) for op in SMALL_OPSETS]
     print(f"{name}: {meta['params']} params, onnx {sizes} bytes, logits {meta['logits_shape']}", file=sys.stderr)
 
 
