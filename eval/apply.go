@@ -133,6 +133,11 @@ type Settings struct {
 	Weights sensitivity.Quantizer
 	// Calibration chooses the activation ranges (zero value: min/max).
 	Calibration Calibration
+	// FloatBias keeps biases in float64. By default the bias of a Conv or
+	// Gemm whose input is quantized is rounded to the INT32 grid of an
+	// integer kernel, step s_x·s_w[c] (the float32 product of the float32
+	// scales, as a QDQ model stores it; Jacob et al., CVPR 2018, §2.4).
+	FloatBias bool
 }
 
 // Applied is a plan applied to an engine; Restore undoes it.
@@ -276,7 +281,51 @@ func Apply(ctx context.Context, e *nn.Engine, layers []Layer, calib data.Dataset
 			return nil, err
 		}
 	}
+	if !set.FloatBias {
+		if err := quantizeBiases(e, a.Layers, units, idx); err != nil {
+			a.Restore()
+			return nil, err
+		}
+	}
 	return a, nil
+}
+
+// quantizeBiases rounds the bias of every Conv or Gemm layer with a
+// quantized input to its INT32 grid, b_c ← round(b_c/s_c)·s_c with
+// s_c = float32(s_x)·float32(s_w[c]) in float32 arithmetic.
+func quantizeBiases(e *nn.Engine, layers []AppliedLayer, units []nn.UnitLayout, idx map[string]int) error {
+	theta := e.Theta()
+	changed := false
+	for _, al := range layers {
+		u := units[idx[al.Name]]
+		if al.ABits == 0 || u.BiasSize == 0 || (u.Op != "Conv" && u.Op != "Gemm") {
+			continue
+		}
+		if len(al.Scales) != 1 && len(al.Scales) != u.BiasSize {
+			continue
+		}
+		sx, _ := al.Act.Scale()
+		for j := 0; j < u.BiasSize; j++ {
+			sw := al.Scales[0]
+			if len(al.Scales) > 1 {
+				sw = al.Scales[j]
+			}
+			s := float64(float32(sx) * float32(sw))
+			if !(s > 0) || math.IsInf(s, 0) {
+				continue
+			}
+			k := math.RoundToEven(theta[u.BiasOffset+j] / s)
+			if math.Abs(k) > math.MaxInt32 {
+				continue
+			}
+			theta[u.BiasOffset+j] = k * s
+			changed = true
+		}
+	}
+	if !changed {
+		return nil
+	}
+	return e.SetTheta(theta)
 }
 
 // Restore puts back the float weights and removes the input quantizers.

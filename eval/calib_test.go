@@ -114,3 +114,50 @@ func TestCalibrateWithClipsInsideMinMax(t *testing.T) {
 		}
 	}
 }
+
+func TestApplyRoundsBiasesToInt32Grid(t *testing.T) {
+	e := lenet(t)
+	calib := mnist(t, data.Train, 16)
+	before := e.Theta()
+	a, err := Apply(context.Background(), e, uniform(e, 8, 8), calib, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Restore()
+	theta := e.Theta()
+	units := e.Units()
+	for i, al := range a.Layers {
+		u := units[i]
+		sx, _ := al.Act.Scale()
+		moved := false
+		for j := 0; j < u.BiasSize; j++ {
+			s := float64(float32(sx) * float32(al.Scales[j]))
+			b := theta[u.BiasOffset+j]
+			if k := b / s; math.Abs(k-math.Round(k)) > 1e-6 {
+				t.Fatalf("%s bias %d = %g is not on the grid of step %g", u.Name, j, b, s)
+			}
+			if d := math.Abs(b - before[u.BiasOffset+j]); d > s/2*(1+1e-9) {
+				t.Fatalf("%s bias %d moved by %g > s/2 = %g", u.Name, j, d, s/2)
+			}
+			moved = moved || b != before[u.BiasOffset+j]
+		}
+		if !moved {
+			t.Errorf("%s: no bias moved", u.Name)
+		}
+	}
+	// FloatBias keeps them.
+	a.Restore()
+	a2, err := Apply(context.Background(), e, uniform(e, 8, 8), calib, &Settings{FloatBias: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a2.Restore()
+	th := e.Theta()
+	for _, u := range units {
+		for j := 0; j < u.BiasSize; j++ {
+			if th[u.BiasOffset+j] != before[u.BiasOffset+j] {
+				t.Fatalf("FloatBias: %s bias %d changed", u.Name, j)
+			}
+		}
+	}
+}

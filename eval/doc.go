@@ -9,8 +9,10 @@
 // that of the integer model up to the accumulator's rounding (Jacob et al.,
 // "Quantization and Training of Neural Networks for Efficient
 // Integer-Arithmetic-Only Inference", CVPR 2018; Krishnamoorthi,
-// arXiv:1806.08342, §2). Biases stay in float64, as the int32 biases of an
-// integer model are, to within their much finer scale.
+// arXiv:1806.08342, §2). The bias of a Conv or Gemm whose input is
+// quantized is rounded to the INT32 grid of an integer kernel, step
+// s_x·s_w[c], as a QDQ model (package qdq) stores it; Settings.FloatBias
+// keeps biases in float64.
 //
 // The weight quantizer is the one plan.Analyze priced Δ² with (HAWQ-V3's
 // symmetric per-channel min/max by default), applied to the weights as the

@@ -162,7 +162,7 @@ func Export(ctx context.Context, c *Config) (*Result, error) {
 	if err := upgradeOpset(mp); err != nil {
 		return nil, err
 	}
-	a, err := eval.Apply(ctx, e, c.Layers, c.Calib, &eval.Settings{Weights: c.Weights, Calibration: c.Calibration})
+	a, err := eval.Apply(ctx, e, c.Layers, c.Calib, &eval.Settings{Weights: c.Weights, Calibration: c.Calibration, FloatBias: c.FloatBias})
 	if err != nil {
 		return nil, err
 	}
@@ -306,8 +306,12 @@ func (x *exporter) layer(u nn.UnitLayout, al eval.AppliedLayer, wq []float64, fl
 	node := x.g.Node[ni]
 	mu := x.e.Model().Unit(u.Name)
 	ls := LayerSummary{Name: u.Name, Node: node.Name, Weight: u.Weight, Bits: al.Bits, ABits: al.ABits, Axis: -1}
-	if n := len(x.consumers[u.Weight]); n != 1 {
-		return ls, fmt.Errorf("weight %q is read by %d nodes; a quantized weight must belong to one layer", u.Weight, n)
+	// A shared weight (one unit over several nodes) has one
+	// DequantizeLinear that every node reads; as in the engine's
+	// simulation, the data input of the unit's first node is the one
+	// quantized.
+	if n, want := len(x.consumers[u.Weight]), max(1, len(mu.Nodes)); n != want {
+		return ls, fmt.Errorf("weight %q is read by %d nodes, the unit has %d; a quantized weight must belong to one layer", u.Weight, n, want)
 	}
 	wt, _ := WeightType(al.Bits)
 	n := int64(math.Exp2(float64(al.Bits-1))) - 1
@@ -399,13 +403,17 @@ func (x *exporter) layer(u nn.UnitLayout, al eval.AppliedLayer, wq []float64, fl
 	// Bias.
 	if u.Bias != "" {
 		ls.BiasType = Float.String()
-		if al.ABits > 0 && !floatBias && (mu.Op == "Conv" || mu.Op == "Gemm") && len(x.consumers[u.Bias]) == 1 {
-			ok, err := x.intBias(u, ni, sx, s32)
-			if err != nil {
-				return ls, err
+		if al.ABits > 0 && !floatBias && (mu.Op == "Conv" || mu.Op == "Gemm") {
+			ok := false
+			if len(x.consumers[u.Bias]) == max(1, len(mu.Nodes)) {
+				if ok, err = x.intBias(u, ni, sx, s32); err != nil {
+					return ls, err
+				}
 			}
 			if ok {
 				ls.BiasType = Int32.String()
+			} else {
+				x.simulatedBias(u) // keep float, with the simulation's rounded values
 			}
 		}
 	}
@@ -498,6 +506,19 @@ func (x *exporter) intBias(u nn.UnitLayout, ni int, sx float32, sw []float32) (b
 	x.before[ni] = append(x.before[ni], dq)
 	x.drop[u.Bias] = true
 	return true, nil
+}
+
+// simulatedBias overwrites a float bias initializer with the engine's
+// bias, which eval.Apply rounded to the INT32 grid: a bias that cannot be
+// stored as INT32 (read by other nodes too) keeps the simulated values.
+func (x *exporter) simulatedBias(u nn.UnitLayout) {
+	for _, t := range x.g.Initializer {
+		if t.Name == u.Bias && Type(t.DataType) == Float {
+			b := x.e.Theta()[u.BiasOffset : u.BiasOffset+u.BiasSize]
+			nt := floatTensor(t.Name, t.Dims, f32(b))
+			t.RawData, t.FloatData = nt.RawData, nil
+		}
+	}
 }
 
 // finish writes the collected nodes and initializers into the graph.
