@@ -106,3 +106,28 @@ func ExampleWriteLP() {
 	//  x_0_1
 	// End
 }
+
+// The three best plans of two layers under a size budget, each proven the
+// next best by a solve with no-good rows excluding the ones before it.
+func ExampleKBest() {
+	layer := func(name string, omega4, omega8 float64) ilp.Group {
+		return ilp.Group{Name: name, Choices: []ilp.Choice{
+			{Label: "4", Value: omega4, Costs: []float64{4}},
+			{Label: "8", Value: omega8, Costs: []float64{8}},
+		}}
+	}
+	p := &ilp.Problem{Groups: []ilp.Group{layer("a", 0.5, 0), layer("b", 0.2, 0)},
+		Rows: []ilp.Row{{Name: "size", Unit: "B", Limit: 12}}}
+	sols, err := ilp.KBest(context.Background(), nil, p, 2, nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, s := range sols {
+		fmt.Println(s.Status, s.Objective, p.Groups[0].Choices[s.Choices[0]].Label, p.Groups[1].Choices[s.Choices[1]].Label)
+	}
+	// Output:
+	// optimal 0.2 8 4
+	// optimal 0.5 4 8
+	// optimal 0.7 4 4
+}
