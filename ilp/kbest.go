@@ -47,29 +47,46 @@ func (p *Problem) WithNoGoods(excluded [][]int) *Problem {
 	return q
 }
 
-// KBest returns up to k+1 assignments of p in order of value: the optimum,
-// then the best assignment that differs from it, then the best that
-// differs from both, and so on. Each is the optimum of p with no-good
-// rows (WithNoGoods) excluding the ones before it, solved by solver (nil
-// means Solve) with s, so each carries its own certificate: Status Optimal
-// proves it the next best within the gap tolerances. The list ends early
-// when p has no further feasible assignment or a solve stops without one;
-// a solve that stops at a limit with an assignment ends the list after it
-// (Status Limit). Usage, Slack and Shadow cover p's rows only. An
-// infeasible p gives a one-element list with Status Infeasible.
-func KBest(ctx context.Context, solver Solver, p *Problem, k int, s *Settings) ([]*Solution, error) {
+// NextBest returns the best assignment of p that differs from every
+// assignment in excluded: the optimum of p.WithNoGoods(excluded), solved by
+// solver (nil means Solve) with s, with Usage, Slack and Shadow cut back to
+// p's rows. Choices is nil when no other assignment is feasible (Status
+// Infeasible; its Infeasibility, if any, counts the no-good rows too).
+func NextBest(ctx context.Context, solver Solver, p *Problem, excluded [][]int, s *Settings) (*Solution, error) {
 	if solver == nil {
 		solver = Default{}
 	}
+	q := p
+	if len(excluded) > 0 {
+		q = p.WithNoGoods(excluded)
+	}
+	sol, err := solver.Solve(ctx, q, s)
+	if err != nil {
+		return nil, err
+	}
+	nr := len(p.Rows)
+	for _, v := range []*[]float64{&sol.Usage, &sol.Slack, &sol.Shadow} {
+		if len(*v) > nr {
+			*v = (*v)[:nr]
+		}
+	}
+	return sol, nil
+}
+
+// KBest returns up to k+1 assignments of p in order of value: the optimum,
+// then the best assignment that differs from it, then the best that
+// differs from both, and so on. Each is the optimum of p with no-good
+// rows excluding the ones before it (NextBest), so each carries its own
+// certificate: Status Optimal proves it the next best within the gap
+// tolerances. The list ends early when p has no further feasible
+// assignment or a solve stops without one; a solve that stops at a limit
+// with an assignment ends the list after it (Status Limit). An infeasible p
+// gives a one-element list with Status Infeasible.
+func KBest(ctx context.Context, solver Solver, p *Problem, k int, s *Settings) ([]*Solution, error) {
 	var out []*Solution
 	var excluded [][]int
-	nr := len(p.Rows)
 	for len(out) <= k {
-		q := p
-		if len(excluded) > 0 {
-			q = p.WithNoGoods(excluded)
-		}
-		sol, err := solver.Solve(ctx, q, s)
+		sol, err := NextBest(ctx, solver, p, excluded, s)
 		if err != nil {
 			return out, err
 		}
@@ -78,15 +95,6 @@ func KBest(ctx context.Context, solver Solver, p *Problem, k int, s *Settings) (
 				out = append(out, sol)
 			}
 			return out, nil
-		}
-		if sol.Usage != nil {
-			sol.Usage = sol.Usage[:nr]
-		}
-		if sol.Slack != nil {
-			sol.Slack = sol.Slack[:nr]
-		}
-		if sol.Shadow != nil {
-			sol.Shadow = sol.Shadow[:nr]
 		}
 		out = append(out, sol)
 		if sol.Status != Optimal {

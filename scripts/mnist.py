@@ -43,14 +43,28 @@ def _read_idx(path, magic, ndim):
     return np.frombuffer(raw, dtype=np.uint8, offset=off).reshape(dims)
 
 
-def load(split, dtype=np.float32):
-    """Load split "train" (60,000 images) or "test" (10,000 images).
+# FASHION_DIR holds Fashion-MNIST (Xiao et al. 2017, arXiv:1708.07747) as
+# installed by Debian's dataset-fashion-mnist package: the same IDX layout and
+# file names as MNIST.
+FASHION_DIR = "/usr/share/datasets/fashion-mnist"
+
+
+def load(split, dtype=np.float32, dataset="mnist"):
+    """Load split "train" (60,000 images) or "test" (10,000 images) of
+    dataset "mnist" (the GoMNIST module's files) or "fashion" (FASHION_DIR).
 
     Returns (images of dtype, N x 1 x 28 x 28, pixel / 255 computed in dtype,
     labels int64 N).
     """
     prefix = {"train": "train", "test": "t10k"}[split]
-    d = data_dir()
+    if dataset == "fashion":
+        d = FASHION_DIR
+        if not os.path.isdir(d):
+            raise FileNotFoundError(f"{d} not found: apt-get install dataset-fashion-mnist")
+    elif dataset == "mnist":
+        d = data_dir()
+    else:
+        raise ValueError(f"unknown dataset {dataset!r}, want mnist or fashion")
     x = _read_idx(os.path.join(d, f"{prefix}-images-idx3-ubyte.gz"), 0x803, 3)
     y = _read_idx(os.path.join(d, f"{prefix}-labels-idx1-ubyte.gz"), 0x801, 1)
     if x.shape[0] != y.shape[0]:
