@@ -83,6 +83,9 @@ type Request struct {
 	Settings *ilp.Settings
 	// Engine names the solver in the plan ("bitplan" when empty).
 	Engine string
+	// Verify, when not nil, measures the plan against its alternatives on
+	// held-out data and returns the best measured (see Verification).
+	Verify *Verify
 }
 
 // defaultSolver adapts ilp.Solve to ilp.Solver.
@@ -111,6 +114,13 @@ type built struct {
 	merged    []ilp.Group
 	prob      *ilp.Problem
 	warnings  []string
+	// layerIndex maps layer names to table indices and tieOf a layer index
+	// to the name of its tie group (when it has one).
+	layerIndex map[string]int
+	tieOf      map[int]string
+	// omega overrides Ω of (layer index, candidate key) pairs: the measured
+	// values of a verification's correction.
+	omega map[omegaKey]float64
 }
 
 // Problem returns the ILP that Solve would solve for req: one group per
@@ -124,12 +134,15 @@ func Problem(req *Request) (*ilp.Problem, error) {
 	return b.prob, nil
 }
 
-func build(req *Request) (*built, error) {
+func build(req *Request) (*built, error) { return buildWith(req, nil) }
+
+// buildWith is build with Ω replaced by omega where it has a value.
+func buildWith(req *Request, omega map[omegaKey]float64) (*built, error) {
 	t := req.Table
 	if t == nil || len(t.Layers) == 0 {
 		return nil, fmt.Errorf("plan: empty table")
 	}
-	b := &built{req: req, resources: req.Resources}
+	b := &built{req: req, resources: req.Resources, omega: omega}
 	if b.resources == nil {
 		b.resources = DefaultResources(t)
 	}
@@ -206,7 +219,7 @@ func build(req *Request) (*built, error) {
 		g := ilp.Group{Name: l.Name, Pin: l.Pin, Choices: make([]ilp.Choice, 0, len(info[i].keys))}
 		flat := make([]float64, len(info[i].keys)*len(b.rows))
 		for c, k := range info[i].keys {
-			ch := ilp.Choice{Label: k, Value: l.Omega(k), Costs: flat[c*len(b.rows) : (c+1)*len(b.rows) : (c+1)*len(b.rows)]}
+			ch := ilp.Choice{Label: k, Value: b.omegaOf(i, k), Costs: flat[c*len(b.rows) : (c+1)*len(b.rows) : (c+1)*len(b.rows)]}
 			for j, r := range b.rowRes {
 				ch.Costs[j] = cost[i][c][r]
 			}
@@ -220,7 +233,33 @@ func build(req *Request) (*built, error) {
 	}
 	b.merged = merged
 	b.prob = &ilp.Problem{Groups: merged, Rows: b.rows}
+	b.layerIndex = map[string]int{}
+	for i, l := range t.Layers {
+		b.layerIndex[l.Name] = i
+	}
+	b.tieOf = map[int]string{}
+	for _, g := range merged {
+		if len(g.Members) > 1 {
+			for _, m := range g.Members {
+				b.tieOf[b.layerIndex[m]] = g.Name
+			}
+		}
+	}
 	return b, nil
+}
+
+// omegaKey names one candidate of one layer (table index, candidate key).
+type omegaKey struct {
+	layer int
+	key   string
+}
+
+// omegaOf is the ILP value of layer i at candidate k: Ω, or its override.
+func (b *built) omegaOf(i int, k string) float64 {
+	if v, ok := b.omega[omegaKey{i, k}]; ok {
+		return v
+	}
+	return b.req.Table.Layers[i].Omega(k)
 }
 
 // Solve builds the ILP of a request (see Problem), solves it, and returns
@@ -232,8 +271,8 @@ func Solve(ctx context.Context, req *Request) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	t, info, cost, resources, rows, rowRes, merged, lo, hi :=
-		req.Table, b.info, b.cost, b.resources, b.rows, b.rowRes, b.merged, b.lo, b.hi
+	t, info, cost, resources, rows, rowRes, lo, hi :=
+		req.Table, b.info, b.cost, b.resources, b.rows, b.rowRes, b.lo, b.hi
 	p := &Plan{Model: t.Model, Engine: req.Engine, Source: t.Source, Warnings: b.warnings}
 	if p.Engine == "" {
 		p.Engine = "bitplan"
@@ -248,70 +287,14 @@ func Solve(ctx context.Context, req *Request) (*Plan, error) {
 		return nil, fmt.Errorf("plan: %w", err)
 	}
 	p.certificate(sol)
-
-	// Map the merged solution back to layers.
-	layerIndex := map[string]int{}
-	for i, l := range t.Layers {
-		layerIndex[l.Name] = i
+	chosen, err := b.layerChoices(sol.Choices)
+	if err != nil {
+		return nil, err
 	}
-	tieOf := map[int]string{}
-	for _, g := range merged {
-		if len(g.Members) > 1 {
-			for _, m := range g.Members {
-				tieOf[layerIndex[m]] = g.Name
-			}
-		}
-	}
-	chosen := make([]int, len(t.Layers))
-	for i := range chosen {
-		chosen[i] = -1
-	}
-	if sol.Choices != nil {
-		for gi, g := range merged {
-			label := g.Choices[sol.Choices[gi]].Label
-			members := g.Members
-			if members == nil {
-				members = []string{g.Name}
-			}
-			for _, m := range members {
-				i, ok := layerIndex[m]
-				if !ok {
-					return nil, fmt.Errorf("plan: solver returned unknown layer %q", m)
-				}
-				for c, k := range info[i].keys {
-					if k == label {
-						chosen[i] = c
-					}
-				}
-			}
-		}
-	}
-
-	used := make([]float64, len(resources))
-	for i := range t.Layers {
-		l := &t.Layers[i]
-		lp := Layer{Name: l.Name, AvgTrace: l.AvgTrace, AvgTraceStderr: l.AvgTraceStderr,
-			Params: l.Params, MACs: l.MACs, Tie: tieOf[i], Pinned: l.Pin != ""}
-		if c := chosen[i]; c >= 0 {
-			k := info[i].keys[c]
-			lp.Choice, lp.Bits, lp.ABits = k, info[i].precs[c].W, info[i].precs[c].A
-			lp.Omega = l.Omega(k)
-			lp.Costs = map[string]float64{}
-			for r, res := range resources {
-				lp.Costs[res.Name] = cost[i][c][r]
-				used[r] += cost[i][c][r]
-			}
-		}
-		p.Layers = append(p.Layers, lp)
-	}
-	p.Usage = map[string]*Usage{}
+	b.fill(p, chosen)
 	for r, res := range resources {
-		u := &Usage{Unit: res.Kind.Unit(), Kind: res.Kind, Min: lo[r], Max: hi[r]}
-		if sol.Choices != nil {
-			u.Used = ptr(used[r])
-		}
-		p.Usage[res.Name] = u
-		p.order = append(p.order, res.Name)
+		u := p.Usage[res.Name]
+		u.Min, u.Max = lo[r], hi[r]
 	}
 	for j, row := range rows {
 		u := p.Usage[row.Name]
@@ -340,7 +323,98 @@ func Solve(ctx context.Context, req *Request) (*Plan, error) {
 		p.Infeasibility = inf
 	}
 	p.Uniform = uniform(t, info, cost, resources, rows, rowRes)
+	if req.Verify != nil && sol.Choices != nil {
+		if err := b.verify(ctx, p, chosen); err != nil {
+			return nil, err
+		}
+	}
 	return p, nil
+}
+
+// layerChoices maps a solution of the merged problem (a choice per group,
+// nil when there is none) to a candidate index per layer (−1 without a
+// solution).
+func (b *built) layerChoices(groupChoices []int) ([]int, error) {
+	t := b.req.Table
+	chosen := make([]int, len(t.Layers))
+	for i := range chosen {
+		chosen[i] = -1
+	}
+	if groupChoices == nil {
+		return chosen, nil
+	}
+	for gi, g := range b.merged {
+		label := g.Choices[groupChoices[gi]].Label
+		members := g.Members
+		if members == nil {
+			members = []string{g.Name}
+		}
+		for _, m := range members {
+			i, ok := b.layerIndex[m]
+			if !ok {
+				return nil, fmt.Errorf("plan: solver returned unknown layer %q", m)
+			}
+			for c, k := range b.info[i].keys {
+				if k == label {
+					chosen[i] = c
+				}
+			}
+		}
+	}
+	return chosen, nil
+}
+
+// fill sets the plan's layers to the candidates chosen per layer (−1: no
+// plan) and every resource's use, keeping the limits, shadow prices and
+// ranges already in p.Usage (Slack is recomputed). A plan with an
+// Objective gets Σ Ω of the new choices (the table's Ω, not an override).
+func (b *built) fill(p *Plan, chosen []int) {
+	t := b.req.Table
+	used := make([]float64, len(b.resources))
+	p.Layers = p.Layers[:0]
+	complete := len(chosen) > 0
+	var omega float64
+	for i := range t.Layers {
+		l := &t.Layers[i]
+		lp := Layer{Name: l.Name, AvgTrace: l.AvgTrace, AvgTraceStderr: l.AvgTraceStderr,
+			Params: l.Params, MACs: l.MACs, Tie: b.tieOf[i], Pinned: l.Pin != ""}
+		if c := chosen[i]; c >= 0 {
+			k := b.info[i].keys[c]
+			lp.Choice, lp.Bits, lp.ABits = k, b.info[i].precs[c].W, b.info[i].precs[c].A
+			lp.Omega = l.Omega(k)
+			omega += lp.Omega
+			lp.Costs = map[string]float64{}
+			for r, res := range b.resources {
+				lp.Costs[res.Name] = b.cost[i][c][r]
+				used[r] += b.cost[i][c][r]
+			}
+		} else {
+			complete = false
+		}
+		p.Layers = append(p.Layers, lp)
+	}
+	if p.Usage == nil {
+		p.Usage = map[string]*Usage{}
+	}
+	p.order = p.order[:0]
+	for r, res := range b.resources {
+		u := p.Usage[res.Name]
+		if u == nil {
+			u = &Usage{Unit: res.Kind.Unit(), Kind: res.Kind}
+			p.Usage[res.Name] = u
+		}
+		u.Used = nil
+		if complete {
+			u.Used = ptr(used[r])
+		}
+		if u.Limit != nil && u.Used != nil {
+			u.Slack = ptr(*u.Limit - *u.Used)
+		}
+		p.order = append(p.order, res.Name)
+	}
+	if complete && p.Objective != nil && omega != *p.Objective {
+		p.Objective = ptr(omega)
+	}
 }
 
 // rangeOf returns, per resource, the total cost with every layer at its
@@ -365,30 +439,36 @@ func rangeOf(t *sensitivity.Table, info []layerInfo, cost [][][]float64, nres in
 	return lo, hi
 }
 
+// uniformChoices returns the candidate index of every layer when every
+// layer that is not pinned takes candidate key (pinned layers their pin),
+// or nil when some layer lacks it.
+func uniformChoices(t *sensitivity.Table, info []layerInfo, key string) []int {
+	idx := make([]int, len(t.Layers))
+	for i := range t.Layers {
+		idx[i] = -1
+		want := key
+		if pin := t.Layers[i].Pin; pin != "" {
+			want = pin
+		}
+		for c, k := range info[i].keys {
+			if k == want {
+				idx[i] = c
+			}
+		}
+		if idx[i] < 0 {
+			return nil
+		}
+	}
+	return idx
+}
+
 // uniform evaluates every candidate shared by all layers, applied to every
 // layer that is not pinned.
 func uniform(t *sensitivity.Table, info []layerInfo, cost [][][]float64, resources []Resource, rows []ilp.Row, rowRes []int) []Uniform {
 	var out []Uniform
 	for c0, key := range info[0].keys {
-		ok := true
-		idx := make([]int, len(t.Layers))
-		for i := range t.Layers {
-			idx[i] = -1
-			want := key
-			if pin := t.Layers[i].Pin; pin != "" {
-				want = pin
-			}
-			for c, k := range info[i].keys {
-				if k == want {
-					idx[i] = c
-				}
-			}
-			if idx[i] < 0 {
-				ok = false
-				break
-			}
-		}
-		if !ok {
+		idx := uniformChoices(t, info, key)
+		if idx == nil {
 			continue
 		}
 		u := Uniform{Choice: key, Bits: info[0].precs[c0].W, ABits: info[0].precs[c0].A,

@@ -239,6 +239,9 @@ func (p *Plan) writeTables(w io.Writer, f Format) error {
 	}
 	fmt.Fprintf(w, "status %s, objective %s, bound %s, gap %s, %d nodes, %s (%s)\n",
 		p.Status, optNum(p.Objective), optNum(p.Bound), optGap(p.Gap), p.Nodes, seconds(p.SolveSeconds), p.Engine)
+	if vr := p.Verification; vr != nil && vr.Overruled {
+		fmt.Fprintf(w, "the measurement overruled the Ω optimum: the plan below is %q, its Ω is the objective above (see Verification)\n", vr.Candidates[vr.Chosen].Name)
+	}
 
 	res := p.Resources()
 	heading("Layers")
@@ -338,6 +341,12 @@ func (p *Plan) writeTables(w io.Writer, f Format) error {
 		}
 	}
 
+	if vr := p.Verification; vr != nil {
+		heading("Verification")
+		if err := vr.writeTables(w, f); err != nil {
+			return err
+		}
+	}
 	if st := p.Stability; st != nil {
 		heading("Stability")
 		fmt.Fprintf(w, "%d of %d resampled solves give the same plan (%s)\n", st.Unchanged, st.Runs, st.Method)

@@ -49,6 +49,11 @@ type Plan struct {
 	// Stability, when computed, tells how the plan moves when the traces are
 	// resampled within their error.
 	Stability *Stability `json:"stability,omitempty"`
+	// Verification, when asked for, holds every measured candidate plan
+	// and whether the measurement overruled Ω; when it did, Layers, Usage
+	// and Objective are those of the best measured plan, and Bound and Gap
+	// say how far its Ω is from the Ω optimum.
+	Verification *Verification `json:"verification,omitempty"`
 	// Warnings lists non-fatal diagnostics.
 	Warnings []string `json:"warnings,omitempty"`
 

@@ -32,6 +32,7 @@ var volatile = []struct {
 	{regexp.MustCompile(`\d+ nodes, [0-9.]+ (µs|ms|s) \(`), "N nodes, T ("},
 	{regexp.MustCompile(`"solve_seconds": [0-9.e-]+`), `"solve_seconds": 0`},
 	{regexp.MustCompile(`"nodes": \d+`), `"nodes": 0`},
+	{regexp.MustCompile(`\d+ passes, [0-9.]+ (µs|ms|s)`), "N passes, T"},
 }
 
 func normalise(s string) string {

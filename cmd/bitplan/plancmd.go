@@ -9,6 +9,7 @@ import (
 
 	"github.com/bitplan/bitplan/budget"
 	"github.com/bitplan/bitplan/data"
+	"github.com/bitplan/bitplan/eval"
 	"github.com/bitplan/bitplan/ilp"
 	"github.com/bitplan/bitplan/internal/bundled"
 	"github.com/bitplan/bitplan/model"
@@ -38,6 +39,8 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	tableOut := fs.String("table-out", "", "also write the sensitivity table to `FILE` (input of bitplan solve)")
 	stability := fs.Int("stability", 0, "re-solve `N` times on bootstrap resamples of the trace probes and report how stable the plan is")
 	timeLimit := fs.Duration("time-limit", 0, "stop the ILP search after `DURATION` (0: none)")
+	verifyK := fs.Int("verify", 3, "measure the ILP plan, its `K` next-best plans and the widest fitting uniform plan on held-out samples, correct Ω where the measurement overrules it, and return the best measured (0: skip)")
+	verifyN := fs.Int("verify-samples", 1000, "held-out samples `N` of the verification, taken after the --samples calibration samples")
 	gap := gapFlag(fs)
 	export := fs.String("export", "", "also write the plan's QDQ model (as bitplan quantize does, calibrated on the planning data) to `FILE`")
 	var xf exportFlags
@@ -81,6 +84,15 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	default:
 		return usageError{fmt.Errorf("plan: want at most one ONNX model, got %d arguments", len(pos))}
 	}
+	if *verifyK < 0 || *verifyN < 0 {
+		return usageError{fmt.Errorf("flags --verify and --verify-samples must not be negative")}
+	}
+	if *verifyK > 0 && *verifyN == 0 {
+		return usageError{fmt.Errorf("flag --verify-samples: the verification needs held-out samples (or give --verify 0)")}
+	}
+	if *verifyK > 0 && df.samples == 0 {
+		return usageError{fmt.Errorf("flag --samples 0 puts every sample in the traces; --verify needs held-out ones: give --samples N or --verify 0")}
+	}
 	pr := newProgress(stderr)
 	a, err := tf.analysis(pr)
 	if err != nil {
@@ -104,7 +116,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	ds, err := df.load(data.Train, e)
+	ds, heldOut, err := calibAndHeldOut(&df, e, *verifyK > 0, *verifyN, stderr)
 	if err != nil {
 		return err
 	}
@@ -124,10 +136,17 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	req := &plan.Request{Table: s.Table, Devices: devices, Budgets: budgets,
 		Settings: &ilp.Settings{TimeLimit: *timeLimit, RelGap: *gap}}
+	if heldOut != nil {
+		req.Verify = &plan.Verify{K: *verifyK, Measure: &measureProgress{
+			m: &eval.Measurer{Engine: e, Calib: ds, HeldOut: heldOut, Weights: a.Quantizer}, p: newProgress(stderr)}}
+	}
 	show, endProgress := solveProgress(stderr)
 	req.Settings.Progress = show
 	p, err := plan.Solve(ctx, req)
 	endProgress()
+	if req.Verify != nil {
+		req.Verify.Measure.(*measureProgress).p.done()
+	}
 	if err != nil {
 		return err
 	}
@@ -143,6 +162,55 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	xf.quant = tf.quant
 	return exportPlan(ctx, &xf, *export, modelPath, len(pos) == 0, e, ds, p, []string{modelPath, df.inputs, df.labels, *output, *tableOut}, stderr)
+}
+
+// calibAndHeldOut loads the calibration samples (--samples) and, when
+// held is set, up to n held-out samples after them for the verification.
+func calibAndHeldOut(df *dataFlags, e *nn.Engine, held bool, n int, stderr io.Writer) (data.Dataset, data.Dataset, error) {
+	if !held {
+		ds, err := df.load(data.Train, e)
+		return ds, nil, err
+	}
+	all, err := df.loadN(data.Train, e, df.samples+n)
+	if err != nil {
+		return nil, nil, err
+	}
+	if all.Len() <= df.samples {
+		return nil, nil, usageError{fmt.Errorf("flag --verify: the data has %d samples and --samples takes %d for the traces, none is left to verify on: give fewer --samples, more data, or --verify 0", all.Len(), df.samples)}
+	}
+	rest := window{all, df.samples, all.Len() - df.samples}
+	if rest.n < n {
+		fmt.Fprintf(stderr, "bitplan: verifying on the %d samples left after the %d calibration samples (--verify-samples %d)\n", rest.n, df.samples, n)
+	}
+	return data.Head(all, df.samples), rest, nil
+}
+
+// window is the samples [off, off+n) of a dataset.
+type window struct {
+	data.Dataset
+	off, n int
+}
+
+func (w window) Len() int { return w.n }
+
+func (w window) Read(start int, inputs []float64, labels []int) error {
+	if start < 0 || start+len(labels) > w.n {
+		return fmt.Errorf("data: samples [%d, %d) outside [0, %d)", start, start+len(labels), w.n)
+	}
+	return w.Dataset.Read(w.off+start, inputs, labels)
+}
+
+// measureProgress shows the verification's passes on a terminal.
+type measureProgress struct {
+	m     plan.Measurer
+	p     *progress
+	calls int
+}
+
+func (m *measureProgress) Measure(ctx context.Context, layers []plan.Layer) (plan.Measurement, error) {
+	m.calls++
+	m.p.printf("verifying the plan: measurement %d", m.calls)
+	return m.m.Measure(ctx, layers)
 }
 
 func deviceNames(ds []plan.Device) string {
