@@ -116,7 +116,9 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	ds, heldOut, err := calibAndHeldOut(&df, e, *verifyK > 0, *verifyN, stderr)
+	explicit := false
+	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "verify" || f.Name == "verify-samples" })
+	ds, heldOut, err := calibAndHeldOut(&df, e, *verifyK > 0, explicit, *verifyN, stderr)
 	if err != nil {
 		return err
 	}
@@ -166,7 +168,9 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 // calibAndHeldOut loads the calibration samples (--samples) and, when
 // held is set, up to n held-out samples after them for the verification.
-func calibAndHeldOut(df *dataFlags, e *nn.Engine, held bool, n int, stderr io.Writer) (data.Dataset, data.Dataset, error) {
+// When none is left the verification is an error if the user asked for it
+// (explicit), else it is skipped with a note on stderr.
+func calibAndHeldOut(df *dataFlags, e *nn.Engine, held, explicit bool, n int, stderr io.Writer) (data.Dataset, data.Dataset, error) {
 	if !held {
 		ds, err := df.load(data.Train, e)
 		return ds, nil, err
@@ -174,6 +178,10 @@ func calibAndHeldOut(df *dataFlags, e *nn.Engine, held bool, n int, stderr io.Wr
 	all, err := df.loadN(data.Train, e, df.samples+n)
 	if err != nil {
 		return nil, nil, err
+	}
+	if all.Len() <= df.samples && !explicit {
+		fmt.Fprintf(stderr, "bitplan: the data has %d samples and --samples takes %d for the traces; none is left to verify the plan on, so it is not verified (give more data or fewer --samples)\n", all.Len(), df.samples)
+		return all, nil, nil
 	}
 	if all.Len() <= df.samples {
 		return nil, nil, usageError{fmt.Errorf("flag --verify: the data has %d samples and --samples takes %d for the traces, none is left to verify on: give fewer --samples, more data, or --verify 0", all.Len(), df.samples)}
