@@ -129,38 +129,6 @@ class ResCNN(nn.Module):
         return self.fc(x)
 
 
-class SmallResNet(nn.Module):
-    """A one-block ResNet (He et al. 2016) whose block convolution holds
-    three quarters of the weights, the shape of the issue's failure case.
-
-    stem:  Conv3x3(1->8) BN ReLU                                   8 x 28 x 28
-    block: Conv3x3/2(8->32) BN ReLU Conv3x3(32->32) BN
-           + skip Conv1x1/2(8->32) BN (downsample), Add, ReLU     32 x 14 x 14
-    head:  GlobalAveragePool Flatten Linear(32->10)
-    """
-
-    def __init__(self):
-        super().__init__()
-        self.stem = nn.Conv2d(1, 8, 3, padding=1, bias=False)
-        self.stem_bn = nn.BatchNorm2d(8)
-        self.conv1 = nn.Conv2d(8, 32, 3, stride=2, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(32)
-        self.conv2 = nn.Conv2d(32, 32, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(32)
-        self.down = nn.Conv2d(8, 32, 1, stride=2, bias=False)
-        self.down_bn = nn.BatchNorm2d(32)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.flatten = nn.Flatten()
-        self.fc = nn.Linear(32, 10)
-
-    def forward(self, x):
-        x = F.relu(self.stem_bn(self.stem(x)))
-        y = F.relu(self.bn1(self.conv1(x)))
-        y = self.bn2(self.conv2(y))
-        x = F.relu(y + self.down_bn(self.down(x)))
-        return self.fc(self.flatten(self.pool(x)))
-
-
 # name -> (constructor, epochs, learning rate, seed, required test accuracy,
 # dataset: "mnist" or "fashion" for Fashion-MNIST)
 MODELS = {
@@ -170,7 +138,6 @@ MODELS = {
     # The residual CNN trained on Fashion-MNIST: the model of the
     # verification study (docs/verification.md), where Ω misleads the ILP.
     "fmnist_rescnn": (ResCNN, 3, 3e-3, 4, 0.85, "fashion"),
-    "fmnist_resnet": (SmallResNet, 3, 3e-3, 5, 0.80, "fashion"),
 }
 
 
