@@ -3,5 +3,8 @@
 // one row per budget), solves it, and returns a Plan — per-layer precision,
 // Ω, costs, the optimality certificate and uniform-precision baselines —
 // that round-trips through JSON and renders as text, Markdown or CSV
-// reports.
+// reports. With Request.Verify the plan is measured against its K next-best
+// ILP plans and the widest uniform plan that fits, on held-out data, and the
+// best measured is returned, with Ω corrected where the measurement
+// overrules it (Verification).
 package plan
