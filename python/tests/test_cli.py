@@ -66,6 +66,26 @@ class TestCommand(unittest.TestCase):
         self.assertEqual(two["layers"], self.table["layers"])
         self.assertIn("2 rank(s), split probes", two["notes"])
 
+    def test_npy_inputs_reproduce_committed_reference(self):
+        # The same settings as scripts/make_torch_tables.py: the command must
+        # print the table that plan/torch_test.go checks against bitplan.
+        ref_dir = os.path.join(models.REPO, "testdata", "ref", "lenet")
+        with open(os.path.join(models.REPO, "testdata", "torch", "lenet.json")) as f:
+            want = json.load(f)["hutchinson"]
+        p = run([sys.executable, "-m", "bitplan_torch", "trace", "--model", "train_models:LeNet",
+                 "--path", os.path.join(models.REPO, "scripts"), "--weights", os.path.join(self.tmp.name, "w.pt"),
+                 "--inputs", os.path.join(ref_dir, "inputs.npy"), "--labels", os.path.join(ref_dir, "labels.npy"),
+                 "--samples", "8", "--batch-size", "8", "--dtype", "float64", "--tol", "0.3",
+                 "--max-probes", "40", "--bits", "2,3,4,5,6,8", "--model-name", "lenet", "--threads", "1"])
+        self.assertEqual(p.returncode, 0, p.stderr[-2000:])
+        got = json.loads(p.stdout)
+        self.assertEqual(got["source"], want["source"])
+        for a, b in zip(got["layers"], want["layers"]):
+            self.assertEqual(a.keys(), b.keys())
+            for k in ("avg_trace", "avg_trace_stderr", "trace"):
+                self.assertAlmostEqual(a[k], b[k], delta=1e-12 * abs(b[k]))
+            self.assertEqual(a["delta_sq"], b["delta_sq"])
+
     def test_errors(self):
         for extra, msg in ((["--model", "nosuchmodule:f"], "cannot import 'nosuchmodule'"),
                            (["--model", "train_models"], "want MODULE:NAME"),
