@@ -48,7 +48,8 @@ const pilotBatchSeed = 0x9e3779b97f4a7c15
 
 // Auto estimates every block's trace to the tolerance of s, choosing the
 // estimator from a pilot (Settings as for Hutchinson; Settings.Pilot sets
-// the pilot size k, default 10):
+// the pilot size k, default 10, reduced to MaxProbes − 1 and to Dim; with
+// room for fewer than 2 it runs Hutchinson):
 //
 //  1. Pilot: Y = HΩ for the first k Hutchinson probes Ω (each on its own
 //     mini-batch when Settings.ProbeBatch is set), Q = orth(Y), and
@@ -107,10 +108,19 @@ func Auto(ctx context.Context, op Operator, s *Settings) (*TraceResult, error) {
 	if k == 0 {
 		k = defaultPilot
 	}
-	if k < 2 || k >= set.MaxProbes {
-		return nil, fmt.Errorf("hessian: Settings.Pilot = %d, want 2 ≤ pilot < MaxProbes = %d", k, set.MaxProbes)
+	if k < 0 {
+		return nil, fmt.Errorf("hessian: Settings.Pilot = %d, want ≥ 0 (0: %d)", k, defaultPilot)
 	}
-	k = min(k, dim)
+	k = min(k, dim, set.MaxProbes-1)
+	if k < 2 {
+		// No room for a pilot below MaxProbes: Hutchinson.
+		res, err := hutchinson(ctx, op, set, hutchRun{start: start, batchSeed: set.Seed})
+		if err != nil {
+			return nil, err
+		}
+		res.Pilot = &Pilot{Choice: "hutchinson"}
+		return res, nil
+	}
 	var (
 		sop   Sampled
 		sched BatchSchedule

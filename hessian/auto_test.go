@@ -84,3 +84,45 @@ func TestAutoSpectra(t *testing.T) {
 		}
 	}
 }
+
+// TestAutoMiniBatch: with mini-batch probes on a low-rank-plus-noise
+// operator over samples, Auto picks adaptive Hutch++ (its sketch products
+// on all samples, its residual probes on mini-batches) and the mean of 200
+// runs is within 4 standard errors of the exact block traces; with room
+// for no pilot it runs Hutchinson.
+func TestAutoMiniBatch(t *testing.T) {
+	const d, seeds = 40, 200
+	blocks := []Block{{"a", 0, 20}, {"b", 20, 20}}
+	op := newSampledDense(perSampleMatrices(16, d, 0.01, 3), blocks)
+	full := meanOf(op.per, nil)
+	sum := make([]float64, len(blocks))
+	sumSq := make([]float64, len(blocks))
+	for seed := range seeds {
+		res, err := Auto(context.Background(), op, &Settings{Seed: uint64(seed), Tol: 0.02, MaxProbes: 400, ProbeBatch: 4, Workers: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Method != "a-hutch++" || !res.Pilot.Sketched || res.ProbeBatch != 4 {
+			t.Fatalf("seed %d: method %s, pilot %+v, batch %d", seed, res.Method, res.Pilot, res.ProbeBatch)
+		}
+		for j, e := range res.Blocks {
+			sum[j] += e.Trace
+			sumSq[j] += e.Trace * e.Trace
+		}
+	}
+	for j, b := range blocks {
+		want := blockTrace(full, b)
+		mean := sum[j] / seeds
+		sd := math.Sqrt((sumSq[j]/seeds - mean*mean) * seeds / (seeds - 1))
+		if z := (mean - want) / (sd / math.Sqrt(seeds)); math.Abs(z) > 4 {
+			t.Errorf("block %s: mean %.6g, exact %.6g (z = %.2f)", b.Name, mean, want, z)
+		}
+	}
+	res, err := Auto(context.Background(), op.full, &Settings{MinProbes: 2, MaxProbes: 2})
+	if err != nil || res.Method != "hutchinson" || res.Probes != 2 {
+		t.Errorf("MaxProbes 2: %v %+v", err, res)
+	}
+	if _, err := Auto(context.Background(), op.full, &Settings{Pilot: -1}); err == nil {
+		t.Error("negative Pilot accepted")
+	}
+}

@@ -63,8 +63,8 @@ type Settings struct {
 	// the budget is not reproducible (the number of probes depends on the
 	// machine), but its probes are those of any other run with the seed.
 	TimeBudget time.Duration
-	// Pilot is the number of pilot vectors of Auto (default 10, at least
-	// 2 and below MaxProbes); Hutchinson ignores it.
+	// Pilot is the number of pilot vectors of Auto (default 10; at most
+	// MaxProbes − 1 are used); Hutchinson ignores it.
 	Pilot int
 }
 

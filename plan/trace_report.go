@@ -101,7 +101,7 @@ func (s *Sensitivity) Write(w io.Writer, f Format) error {
 		}
 	}
 	fmt.Fprintf(w, "%s; %s, %d probes, %d Hessian-vector products%s\n", total, r.Method, r.Probes, r.Matvecs, conv)
-	if pl := r.Pilot; pl != nil {
+	if pl := r.Pilot; pl != nil && pl.Sketch > 0 {
 		if pl.Sketched {
 			fmt.Fprintf(w, "auto: a %d-vector pilot sketch captured %.0f%% of ‖H‖²_F (top Ritz value %s); predicted %d Hutchinson or %d residual probes; ran %s\n",
 				pl.Sketch, 100*pl.Captured, num(pl.Ritz[0]), pl.Hutchinson, pl.Residual, pl.Choice)

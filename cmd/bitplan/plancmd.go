@@ -122,7 +122,8 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	a.Engine, a.Data, a.Model = e, ds, modelName(modelPath)
+	a.Engine, a.Model = e, modelName(modelPath)
+	tf.setData(a, ds)
 	if len(pos) == 0 {
 		a.Model = "lenet (bundled)"
 	}

@@ -34,10 +34,10 @@ type traceFlags struct {
 const defaultProbeBatch = 32
 
 func (t *traceFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&t.method, "method", "hutchinson", "trace `ESTIMATOR`: hutchinson (adaptive, error bars), auto (a pilot picks hutchinson or adaptive hutch++), hutch++, xtrace (fixed budget) or exact (one product per weight)")
+	fs.StringVar(&t.method, "method", "auto", "trace `ESTIMATOR`: auto (a pilot picks hutchinson or adaptive hutch++), hutchinson (adaptive, error bars), hutch++, xtrace (fixed budget) or exact (one product per weight)")
 	fs.Float64Var(&t.tol, "tol", 0.05, "stop Hutchinson when every layer's relative standard error is below `TOL`")
 	fs.IntVar(&t.minProbes, "min-probes", 10, "Hutchinson probes before stopping is considered (`N`)")
-	fs.IntVar(&t.maxProbes, "max-probes", 100, "Hutchinson probe limit `N`")
+	fs.IntVar(&t.maxProbes, "max-probes", 0, "probe limit `N` of hutchinson and auto (0: the cost of 100 products over all samples, i.e. 100·⌈samples/probe-batch⌉ probes)")
 	fs.IntVar(&t.matvecs, "matvecs", 60, "Hessian-vector product budget `N` of hutch++ and xtrace")
 	fs.Uint64Var(&t.seed, "seed", 1, "random `SEED` of the probes")
 	fs.StringVar(&t.candidates, "bits", "4,8", "candidate precisions, comma-separated `LIST` of bit widths (4 = W4A4) or pairs (w4a8)")
@@ -65,7 +65,7 @@ func (t *traceFlags) analysis(pr *progress) (*plan.Analysis, error) {
 	default:
 		return nil, usageError{fmt.Errorf("flag --method: unknown estimator %q (want hutchinson, auto, hutch++, xtrace or exact)", t.method)}
 	}
-	if t.tol <= 0 || t.minProbes < 2 || t.maxProbes < t.minProbes || t.matvecs < 6 {
+	if t.tol <= 0 || t.minProbes < 2 || (t.maxProbes != 0 && t.maxProbes < t.minProbes) || t.matvecs < 6 {
 		return nil, usageError{fmt.Errorf("flags --tol %g --min-probes %d --max-probes %d --matvecs %d: want tol > 0, 2 ≤ min ≤ max, matvecs ≥ 6", t.tol, t.minProbes, t.maxProbes, t.matvecs)}
 	}
 	if t.probeBatch < 0 {
@@ -84,7 +84,7 @@ func (t *traceFlags) analysis(pr *progress) (*plan.Analysis, error) {
 	a.Trace = &hessian.Settings{Seed: t.seed, Tol: t.tol, MinProbes: t.minProbes, MaxProbes: t.maxProbes,
 		ProbeBatch: t.probeBatch, TimeBudget: t.timeBudget,
 		Progress: func(p hessian.Progress) {
-			pr.printf("trace: %d probes in %s, worst relative error %.1f%% (target %.1f%%)%s", p.Probes, p.Elapsed.Round(time.Second), 100*p.WorstRelErr, 100*t.tol, eta(p, t.maxProbes))
+			pr.printf("trace: %d probes in %s, worst relative error %.1f%% (target %.1f%%)%s", p.Probes, p.Elapsed.Round(time.Second), 100*p.WorstRelErr, 100*t.tol, eta(p, a.Trace.MaxProbes))
 		}}
 	a.Sketch = &hessian.SketchSettings{Seed: t.seed, Matvecs: t.matvecs}
 	// Each word sets one of three choices; two words for one choice
@@ -129,6 +129,25 @@ func (t *traceFlags) analysis(pr *progress) (*plan.Analysis, error) {
 		a.Candidates = append(a.Candidates, p)
 	}
 	return a, nil
+}
+
+// defaultFullProducts is the probe limit by default, in products over all
+// calibration samples.
+const defaultFullProducts = 100
+
+// setData gives the analysis its calibration data and, when --max-probes
+// is 0, the probe limit of the same cost as defaultFullProducts products
+// over all n samples (each probe on --probe-batch of them).
+func (t *traceFlags) setData(a *plan.Analysis, ds data.Dataset) {
+	a.Data = ds
+	if t.maxProbes != 0 {
+		return
+	}
+	n, per := ds.Len(), 1
+	if b := t.probeBatch; b > 0 && b < n {
+		per = (n + b - 1) / b
+	}
+	a.Trace.MaxProbes = max(t.minProbes, defaultFullProducts*per)
 }
 
 // notHutchinson says why --probe-batch and --time-budget do not apply to
@@ -184,7 +203,8 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	a.Engine, a.Data, a.Model, a.TopEigen = e, ds, modelName(arg), *eigen
+	a.Engine, a.Model, a.TopEigen = e, modelName(arg), *eigen
+	tf.setData(a, ds)
 	if *density != "" {
 		a.Density = &hessian.DensitySettings{Seed: tf.seed}
 	}
