@@ -91,6 +91,17 @@ func (m *Model) normalize() {
 			}
 		}
 	}
+	// Initializers nothing reads any more (the inputs of folded
+	// subgraphs, e.g. a weight whose transpose was folded) are dropped.
+	names := m.InitializerNames[:0]
+	for _, name := range m.InitializerNames {
+		if used[name] {
+			names = append(names, name)
+		} else {
+			delete(m.Initializers, name)
+		}
+	}
+	m.InitializerNames = names
 	for i, n := range kept {
 		n.Index = i
 	}
@@ -248,9 +259,25 @@ func NormalizeProto(mp *onnx.ModelProto) (*onnx.ModelProto, *Model, error) {
 	}
 	g.Node = nodes
 	have := make(map[string]bool, len(g.Initializer))
+	dropped := make(map[string]bool)
+	inits := g.Initializer[:0]
 	for _, t := range g.Initializer {
-		have[t.Name] = true
+		if _, ok := m.Initializers[t.Name]; ok {
+			have[t.Name] = true
+			inits = append(inits, t)
+		} else {
+			dropped[t.Name] = true
+		}
 	}
+	g.Initializer = inits
+	// Old exports list initializers among the graph inputs too.
+	ins := g.Input[:0]
+	for _, in := range g.Input {
+		if !dropped[in.GetName()] {
+			ins = append(ins, in)
+		}
+	}
+	g.Input = ins
 	for _, name := range m.InitializerNames {
 		if have[name] {
 			continue
