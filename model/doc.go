@@ -14,6 +14,10 @@
 // github.com/advancedclimatesystems/gonnx/onnx and proto.Unmarshal; no part of
 // the wire format is parsed by hand.
 //
+// What model knows of each operator (its shape inference and whether it
+// owns a quantizable weight) comes from the operator registry, package op,
+// which also defines the node and tensor types model decodes into.
+//
 // Import only describes the graph: it succeeds on graphs whose operators no
 // engine here can execute (their output shapes are taken from the graph's
 // value_info when present and are otherwise unknown). Whether a graph can be

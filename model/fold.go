@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"github.com/bitplan/bitplan/op"
 	"math"
 	"slices"
 )
@@ -120,7 +121,7 @@ func Fold(n *Node, opset int64, ins []*Tensor, shape0 []int) (outs []*Tensor, ok
 			if e != nil {
 				return nil, false, e
 			}
-			sh, e := ReshapeDims(x.Shape, y.Int, az != 0)
+			sh, e := op.ReshapeDims(x.Shape, y.Int, az != 0)
 			if e != nil {
 				return nil, false, fmt.Errorf("%s: %v", n.Label(), e)
 			}
@@ -155,7 +156,7 @@ func Fold(n *Node, opset int64, ins []*Tensor, shape0 []int) (outs []*Tensor, ok
 		if e != nil {
 			return nil, false, e
 		}
-		o, e := BroadcastShapes(x.Shape, d)
+		o, e := op.BroadcastShapes(x.Shape, d)
 		if e != nil {
 			return nil, false, fmt.Errorf("%s: %v", n.Label(), e)
 		}
@@ -641,7 +642,7 @@ func whereT(n *Node, c, a, b *Tensor) (*Tensor, error) {
 	if a == nil || b == nil {
 		return nil, nil
 	}
-	o, err := BroadcastShapes(c.Shape, a.Shape, b.Shape)
+	o, err := op.BroadcastShapes(c.Shape, a.Shape, b.Shape)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", n.Label(), err)
 	}
@@ -827,7 +828,7 @@ func binaryT(n *Node, ins []*Tensor) (*Tensor, error) {
 }
 
 func binary2(n *Node, a, b *Tensor) (*Tensor, error) {
-	o, err := BroadcastShapes(a.Shape, b.Shape)
+	o, err := op.BroadcastShapes(a.Shape, b.Shape)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", n.Label(), err)
 	}

@@ -58,46 +58,6 @@ type ValueInfo struct {
 	DimNames []string
 }
 
-// Node is one graph node.
-type Node struct {
-	// Index is the position in Model.Nodes.
-	Index int
-	// FileIndex is the position in the file's GraphProto.node (import
-	// normalisation removes nodes, so it can differ from Index).
-	FileIndex int
-	// Name is the node name; it may be empty in the file.
-	Name   string
-	Op     string
-	Domain string
-	// Inputs and Outputs are tensor names; "" marks an omitted optional
-	// input.
-	Inputs  []string
-	Outputs []string
-	// Attrs holds the attributes by name.
-	Attrs map[string]*Attr
-}
-
-// Label returns a human-readable identification of the node for error
-// messages: `Conv node "conv1" (#3)`, or with the first output's name when the
-// node has none.
-func (n *Node) Label() string {
-	switch {
-	case n.Name != "":
-		return fmt.Sprintf("%s node %q (#%d)", n.Op, n.Name, n.Index)
-	case len(n.Outputs) > 0:
-		return fmt.Sprintf("%s node #%d (output %q)", n.Op, n.Index, n.Outputs[0])
-	}
-	return fmt.Sprintf("%s node #%d", n.Op, n.Index)
-}
-
-// Input returns the i-th input name, or "" when the node has fewer inputs.
-func (n *Node) Input(i int) string {
-	if i < len(n.Inputs) {
-		return n.Inputs[i]
-	}
-	return ""
-}
-
 // Load reads and imports the ONNX model in the named file.
 func Load(path string) (*Model, error) {
 	b, err := readfile.Read(path, readfile.Model)

@@ -282,7 +282,7 @@ func NormalizeProto(mp *onnx.ModelProto) (*onnx.ModelProto, *Model, error) {
 		if have[name] {
 			continue
 		}
-		tp, err := m.Initializers[name].Proto()
+		tp, err := TensorProto(m.Initializers[name])
 		if err != nil {
 			return nil, nil, fmt.Errorf("model: folded tensor %q: %w", name, err)
 		}
@@ -292,9 +292,9 @@ func NormalizeProto(mp *onnx.ModelProto) (*onnx.ModelProto, *Model, error) {
 	return out, m, nil
 }
 
-// Proto encodes t as an ONNX TensorProto (raw little-endian data) of its
-// element type: FLOAT, DOUBLE, INT64, INT32, INT8, UINT8 or BOOL.
-func (t *Tensor) Proto() (*onnx.TensorProto, error) {
+// TensorProto encodes t as an ONNX TensorProto (raw little-endian data) of
+// its element type: FLOAT, DOUBLE, INT64, INT32, INT8, UINT8 or BOOL.
+func TensorProto(t *Tensor) (*onnx.TensorProto, error) {
 	tp := &onnx.TensorProto{Name: t.Name, DataType: int32(t.Type)}
 	for _, d := range t.Shape {
 		tp.Dims = append(tp.Dims, int64(d))

@@ -279,19 +279,19 @@ func (f *inferer) convTransposeShape(n *Node, x, w []int, t DataType) error {
 	if g < 1 || w[0] != x[1] {
 		return fmt.Errorf("%s: input has %d channels, weight %v (group %d) expects %d", n.Label(), x[1], w, g, w[0])
 	}
-	strides, err := n.attrDims("strides", k, 1, 1)
+	strides, err := n.AttrDims("strides", k, 1, 1)
 	if err != nil {
 		return err
 	}
-	dil, err := n.attrDims("dilations", k, 1, 1)
+	dil, err := n.AttrDims("dilations", k, 1, 1)
 	if err != nil {
 		return err
 	}
-	outPad, err := n.attrDims("output_padding", k, 0, 0)
+	outPad, err := n.AttrDims("output_padding", k, 0, 0)
 	if err != nil {
 		return err
 	}
-	pads, err := n.attrDims("pads", 2*k, 0, 0)
+	pads, err := n.AttrDims("pads", 2*k, 0, 0)
 	if err != nil {
 		return err
 	}

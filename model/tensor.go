@@ -3,6 +3,7 @@ package model
 import (
 	"encoding/binary"
 	"fmt"
+	"github.com/bitplan/bitplan/op"
 	"math"
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
@@ -11,84 +12,11 @@ import (
 // maxDim bounds any single dimension and maxElems the element count of a
 // tensor, so that a corrupt file cannot request an absurd allocation.
 const (
-	maxDim   = 1 << 31
-	maxElems = 1 << 31
+	maxDim   = op.MaxDim
+	maxElems = op.MaxElems
 )
 
-// DataType is an ONNX tensor element type (TensorProto.DataType).
-type DataType int32
-
-// The ONNX element types that the importer decodes. Other types are reported
-// by name in errors.
-const (
-	Undefined DataType = 0
-	Float     DataType = 1
-	Uint8     DataType = 2
-	Int8      DataType = 3
-	Uint16    DataType = 4
-	Int16     DataType = 5
-	Int32     DataType = 6
-	Int64     DataType = 7
-	Bool      DataType = 9
-	Float16   DataType = 10
-	Double    DataType = 11
-	Uint32    DataType = 12
-	Uint64    DataType = 13
-)
-
-// String returns the ONNX name of the type, e.g. "FLOAT".
-func (t DataType) String() string {
-	if s, ok := onnx.TensorProto_DataType_name[int32(t)]; ok {
-		return s
-	}
-	return fmt.Sprintf("DataType(%d)", int32(t))
-}
-
-// IsFloat reports whether t is a floating-point type.
-func (t DataType) IsFloat() bool { return t == Float || t == Double || t == Float16 }
-
-// IsInt reports whether t is an integer or boolean type.
-func (t DataType) IsInt() bool {
-	switch t {
-	case Uint8, Int8, Uint16, Int16, Int32, Int64, Bool, Uint32, Uint64:
-		return true
-	}
-	return false
-}
-
-// Tensor is a decoded constant tensor. Floating-point tensors (FLOAT, DOUBLE,
-// FLOAT16) hold their data in Float; integer and boolean tensors in Int.
-// Data is row-major (C order).
-type Tensor struct {
-	Name  string
-	Type  DataType
-	Shape []int
-	Float []float64
-	Int   []int64
-}
-
-// Len returns the number of elements, the product of Shape (1 for a scalar).
-func (t *Tensor) Len() int { return numElems(t.Shape) }
-
-// Values returns the elements as float64 whatever the element type.
-func (t *Tensor) Values() []float64 {
-	if t.Type.IsFloat() {
-		return t.Float
-	}
-	f := make([]float64, len(t.Int))
-	for i, v := range t.Int {
-		f[i] = float64(v)
-	}
-	return f
-}
-
-func numElems(shape []int) int {
-	n := 1
-	for _, d := range shape {
-		n *= d
-	}
-	return n
-}
+func numElems(shape []int) int { return op.Numel(shape) }
 
 // TensorFromProto decodes an ONNX TensorProto, from raw_data (little-endian)
 // or the typed fields. External data, strings and complex types are reported

@@ -1,8 +1,11 @@
 package model
 
 import (
+	"errors"
 	"fmt"
 	"math"
+
+	"github.com/bitplan/bitplan/op"
 )
 
 // Unit is a quantizable layer: a Conv, Gemm or MatMul node whose weight is a
@@ -113,154 +116,55 @@ func (m *Model) floatInit(name string) *Tensor {
 	return t
 }
 
+// unitGraph answers the registry's Unit rules.
+type unitGraph struct{ m *Model }
+
+func (g unitGraph) FloatConst(name string) *Tensor { return g.m.floatInit(name) }
+func (g unitGraph) Dims(name string) []int         { return g.m.Shapes.Dims[name] }
+
+// findUnits asks every node's registry record whether it owns a
+// quantizable weight.
 func (m *Model) findUnits() ([]Unit, error) {
 	var units []Unit
 	byWeight := make(map[string]int) // weight initializer → unit index
 	cons := m.Consumers()
-	sh := m.Shapes
 	for _, n := range m.Nodes {
-		if n.Domain != "" && n.Domain != "ai.onnx" {
+		if !op.IsDefault(n.Domain) {
 			continue
 		}
-		var u Unit
-		switch n.Op {
-		case "Conv":
-			w := m.floatInit(n.Input(1))
-			if w == nil {
-				continue
-			}
-			if len(w.Shape) < 3 {
-				return nil, fmt.Errorf("%w: %s: weight %q has shape %v, want M×C/group×kernel", ErrFormat, n.Label(), w.Name, w.Shape)
-			}
-			g, err := n.AttrInt("group", 1)
-			if err != nil {
-				return nil, err
-			}
-			if g < 1 || w.Shape[0]%int(g) != 0 {
-				return nil, attrErr(n, "group", "is %d, want ≥ 1 dividing the %d output channels", g, w.Shape[0])
-			}
-			u = Unit{Op: n.Op, Weight: w.Name, WeightInput: 1, OutChannels: w.Shape[0], Group: int(g), BatchNorm: -1}
-			if c := cons[n.Outputs[0]]; len(c) == 1 && c[0].Op == "BatchNormalization" && c[0].Input(0) == n.Outputs[0] {
-				u.BatchNorm = c[0].Index
-			}
-			if b := n.Input(2); b != "" {
-				bt := m.Initializers[b]
-				if bt == nil || !bt.Type.IsFloat() {
-					return nil, fmt.Errorf("%s: bias %q is not a floating-point initializer (only constant biases are supported)", n.Label(), b)
-				}
-				if bt.Len() != w.Shape[0] {
-					return nil, fmt.Errorf("%w: %s: bias %q has %d elements, want %d", ErrFormat, n.Label(), b, bt.Len(), w.Shape[0])
-				}
-				u.Bias = b
-			}
-			if x, y := sh.Dims[n.Input(0)], sh.Dims[n.Outputs[0]]; x != nil && y != nil {
-				u.ShapeKnown = true
-				u.InElems, u.OutElems = int64(numElems(x[1:])), int64(numElems(y[1:]))
-				u.MACs = u.OutElems * int64(numElems(w.Shape[1:]))
-			}
-		case "Gemm":
-			wi := 1
-			w := m.floatInit(n.Input(1))
-			if w == nil {
-				wi, w = 0, m.floatInit(n.Input(0))
-			}
-			if w == nil {
-				continue
-			}
-			if len(w.Shape) != 2 {
-				return nil, fmt.Errorf("%w: %s: weight %q has shape %v, want a matrix", ErrFormat, n.Label(), w.Name, w.Shape)
-			}
-			tb, err := n.AttrInt("transB", 0)
-			if err != nil {
-				return nil, err
-			}
-			ta, err := n.AttrInt("transA", 0)
-			if err != nil {
-				return nil, err
-			}
-			u = Unit{Op: n.Op, Weight: w.Name, WeightInput: wi, TransB: tb != 0, Group: 1, BatchNorm: -1}
-			switch {
-			case wi == 1 && tb != 0:
-				u.OutChannels = w.Shape[0]
-			case wi == 1:
-				u.OutChannels = w.Shape[1]
-			case ta != 0: // constant A: output rows are A's columns
-				u.OutChannels = w.Shape[1]
-			default:
-				u.OutChannels = w.Shape[0]
-			}
-			if c := n.Input(2); c != "" {
-				if ct := m.floatInit(c); ct != nil {
-					u.Bias = c
-				}
-			}
-			x, y := sh.Dims[n.Input(1-wi)], sh.Dims[n.Outputs[0]]
-			if x != nil && y != nil {
-				if _, k, _, err := GemmDims(n, dimsOr(sh, n.Input(0)), dimsOr(sh, n.Input(1))); err == nil {
-					u.ShapeKnown = true
-					u.MACs = int64(numElems(y)) * int64(k)
-					u.InElems, u.OutElems = int64(numElems(x)), int64(numElems(y))
-					row := 0
-					if ta != 0 {
-						row = 1
-					}
-					if rows := int64(x[row]); wi == 1 && rows > 0 {
-						// The activation's rows are the batch.
-						u.MACs /= rows
-						u.InElems /= rows
-						u.OutElems /= rows
-					}
-				}
-			}
-		case "MatMul":
-			wi := 1
-			w := m.floatInit(n.Input(1))
-			if w == nil {
-				wi, w = 0, m.floatInit(n.Input(0))
-			}
-			if w == nil {
-				continue
-			}
-			if len(w.Shape) < 1 {
-				return nil, fmt.Errorf("%w: %s: weight %q is a scalar", ErrFormat, n.Label(), w.Name)
-			}
-			u = Unit{Op: n.Op, Weight: w.Name, WeightInput: wi, BiasNode: -1, Group: 1, BatchNorm: -1}
-			if wi == 1 {
-				u.OutChannels = w.Shape[len(w.Shape)-1]
-			} else {
-				u.OutChannels = w.Shape[0]
-				if len(w.Shape) >= 2 {
-					u.OutChannels = w.Shape[len(w.Shape)-2]
-				}
-			}
-			if c := cons[n.Outputs[0]]; len(c) == 1 && c[0].Op == "Add" && len(c[0].Inputs) == 2 {
-				other := c[0].Inputs[0]
-				if other == n.Outputs[0] {
-					other = c[0].Inputs[1]
-				}
-				if bt := m.floatInit(other); bt != nil && len(bt.Shape) == 1 && bt.Shape[0] == u.OutChannels && wi == 1 {
-					u.Bias, u.BiasNode = other, c[0].Index
-				}
-			}
-			x, y := sh.Dims[n.Input(1-wi)], sh.Dims[n.Outputs[0]]
-			if x != nil && y != nil {
-				if _, k, err := MatMulShape(dimsOr(sh, n.Input(0)), dimsOr(sh, n.Input(1))); err == nil {
-					u.ShapeKnown = true
-					u.MACs = int64(numElems(y)) * int64(k)
-					u.InElems, u.OutElems = int64(numElems(x)), int64(numElems(y))
-					if len(x) >= 2 && wi == 1 && x[0] > 0 {
-						rows := int64(x[0])
-						u.MACs /= rows
-						u.InElems /= rows
-						u.OutElems /= rows
-					}
-				}
-			}
-		default:
+		d := op.Lookup(n.Op, m.Opset)
+		if d == nil || d.Unit == nil {
 			continue
 		}
-		if u.Op != "MatMul" {
-			u.BiasNode = -1
+		spec, err := d.Unit(n, unitGraph{m})
+		var ue *op.ErrUnit
+		if errors.As(err, &ue) {
+			return nil, fmt.Errorf("%w: %s", ErrFormat, ue.Msg)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if spec == nil {
+			continue
+		}
+		u := Unit{Op: n.Op, Node: n.Index, Weight: n.Input(spec.WeightInput), WeightInput: spec.WeightInput,
+			OutChannels: spec.OutChannels, Group: spec.Group, TransB: spec.TransB, BiasNode: -1, BatchNorm: -1,
+			MACs: spec.MACs, InElems: spec.InElems, OutElems: spec.OutElems, ShapeKnown: spec.ShapeKnown}
+		if spec.BiasInput >= 0 {
+			u.Bias = n.Input(spec.BiasInput)
+		}
+		c := cons[n.Outputs[0]]
+		if spec.FoldsBatchNorm && len(c) == 1 && c[0].Op == "BatchNormalization" && c[0].Input(0) == n.Outputs[0] {
+			u.BatchNorm = c[0].Index
+		}
+		if spec.BiasFromAdd && len(c) == 1 && c[0].Op == "Add" && len(c[0].Inputs) == 2 {
+			other := c[0].Inputs[0]
+			if other == n.Outputs[0] {
+				other = c[0].Inputs[1]
+			}
+			if bt := m.floatInit(other); bt != nil && len(bt.Shape) == 1 && bt.Shape[0] == u.OutChannels {
+				u.Bias, u.BiasNode = other, c[0].Index
+			}
 		}
 		if j, tied := byWeight[u.Weight]; tied {
 			t := &units[j]
@@ -276,7 +180,6 @@ func (m *Model) findUnits() ([]Unit, error) {
 			continue
 		}
 		byWeight[u.Weight] = len(units)
-		u.Node = n.Index
 		u.Nodes = []int{n.Index}
 		u.Name = n.Name
 		if u.Name == "" {
@@ -299,5 +202,3 @@ func (m *Model) findUnits() ([]Unit, error) {
 	}
 	return units, nil
 }
-
-func dimsOr(s *Shapes, name string) []int { return s.Dims[name] }

@@ -95,19 +95,19 @@ func (w *work) forwardQuant() {
 	for _, s := range w.p.steps {
 		u, ok := at[s.idx]
 		if !ok {
-			s.k.forward(w)
+			s.k.Forward(&w.Work)
 			continue
 		}
 		in := w.p.unitIn[u].slot
-		orig := w.val[in]
+		orig := w.Val[in]
 		if len(w.qbuf[s.idx]) != len(orig) {
 			w.qbuf[s.idx] = make([]float64, len(orig))
 		}
 		buf := w.qbuf[s.idx]
 		copy(buf, orig)
 		hooks[u](buf)
-		w.val[in] = buf
-		s.k.forward(w)
-		w.val[in] = orig
+		w.Val[in] = buf
+		s.k.Forward(&w.Work)
+		w.Val[in] = orig
 	}
 }

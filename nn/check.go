@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/bitplan/bitplan/model"
+	"github.com/bitplan/bitplan/op"
 )
 
 // Opset range the importer and the engine accept (ONNX default domain).
@@ -64,7 +65,7 @@ func (e *UnsupportedError) Error() string {
 		}
 		fmt.Fprintf(&b, "\n  %s, at %d nodes: %s%s", k, len(nodes[k]), strings.Join(ns, ", "), more)
 	}
-	fmt.Fprintf(&b, "\n  (supported operators: %s; opsets %d–%d)", supportedList(), MinOpset, MaxOpset)
+	fmt.Fprintf(&b, "\n  (supported operators: %s; opsets %d–%d)", op.Executable(), MinOpset, MaxOpset)
 	return b.String()
 }
 
@@ -88,7 +89,20 @@ func (e *UnsupportedError) Ops() []string {
 // opset outside MinOpset–MaxOpset, other than one floating-point data
 // input, output shapes that could not be inferred. It returns nil or an
 // *UnsupportedError. New runs it first.
-func Check(m *model.Model) error {
+func Check(m *model.Model) error { return check(m, ClassLabels{}) }
+
+// classLogits reports whether loss l scores batch×classes logits.
+func classLogits(l Loss) bool {
+	switch l.(type) {
+	case ClassLabels, KL:
+		return true
+	}
+	return false
+}
+
+// check is Check for a model trained with loss l: the output must be
+// batch×classes logits only for losses that score class logits.
+func check(m *model.Model, l Loss) error {
 	var ps []Problem
 	graph := func(format string, args ...any) {
 		ps = append(ps, Problem{Reason: fmt.Sprintf(format, args...)})
@@ -150,12 +164,13 @@ func Check(m *model.Model) error {
 			continue
 		}
 		p := Problem{Node: n.Label(), Op: n.Op}
-		_, hasKernel := kernels[n.Op]
+		def := op.Lookup(n.Op, m.Opset)
+		hasKernel := def != nil && def.Exec != nil
 		switch {
-		case n.Domain != "" && n.Domain != "ai.onnx":
+		case !op.IsDefault(n.Domain):
 			p.Op = n.Domain + "." + n.Op
 			p.Reason = fmt.Sprintf("operator domain %q is not supported (only the default ONNX domain)", n.Domain)
-		case !hasKernel && foldOnly[n.Op]:
+		case !hasKernel && def != nil && def.Fold:
 			p.Reason = fmt.Sprintf("%s is supported only on constants and shapes, not on computed data", n.Op)
 		case !hasKernel:
 			p.Reason = fmt.Sprintf("operator %s is not supported by the engine", n.Op)
@@ -171,8 +186,8 @@ func Check(m *model.Model) error {
 			ps = append(ps, p)
 		}
 	}
-	if o := s.Shapes.Dims[s.Outputs[0].Name]; o != nil && len(o) != 2 {
-		graph("output %q has shape %v at batch 1; the engine's loss takes batch×classes logits", s.Outputs[0].Name, o)
+	if o := s.Shapes.Dims[s.Outputs[0].Name]; o != nil && len(o) != 2 && classLogits(l) {
+		graph("output %q has shape %v at batch 1; class labels take batch×classes logits (per-position labels or MSE take other outputs: Options.Loss)", s.Outputs[0].Name, o)
 	}
 	if len(ps) == 0 {
 		return nil

@@ -19,8 +19,11 @@
 // (adjoint, R-adjoint); a product costs about twice a gradient, and products
 // with several vectors share the value/adjoint passes (HVPBatch).
 //
-// Per-operator formulas (written by hand for every operator; each kernel's
-// doc comment repeats its own):
+// The kernels and their derivative rules come from the operator registry,
+// package op: most operators give only their class's defining functions
+// (a linear map and its transpose; f, f′, f″; partials of a binary
+// elementwise f) and the four passes follow; Conv, Gemm/MatMul, Softmax and
+// MaxPool keep hand-written passes for speed. The rules by class:
 //
 //	linear ops y = L x (Add/Sub, Flatten, Reshape, pools, BatchNorm, ...):
 //	    R{y} = L R{x},  x̄ += Lᵀ ȳ,  R{x̄} += Lᵀ R{ȳ}
@@ -29,7 +32,7 @@
 //	    ā += B_aᵀ(ȳ, b),            R{ā} += B_aᵀ(R{ȳ}, b) + B_aᵀ(ȳ, R{b})
 //	    b̄ += B_bᵀ(a, ȳ),            R{b̄} += B_bᵀ(a, R{ȳ}) + B_bᵀ(R{a}, ȳ)
 //	elementwise y = f(x): R{y} = f'(x) R{x},  x̄ += f'(x) ȳ,
-//	    R{x̄} += f'(x) R{ȳ} + f''(x) R{x} ȳ   (f'' = 0 for ReLU, Clip, MaxPool)
+//	    R{x̄} += f'(x) R{ȳ} + f''(x) R{x} ȳ   (f'' = 0 for ReLU, Clip)
 //	softmax p = softmax(z): R{p} = p ⊙ (R{z} − ⟨p, R{z}⟩)
 //	cross-entropy L = (1/N) Σ_n lse(z_n) − z_n[y_n]:
 //	    ∂L/∂z_n = (p_n − e_{y_n})/N,  R{∂L/∂z_n} = p_n ⊙ (R{z_n} − ⟨p_n, R{z_n}⟩)/N

@@ -4,12 +4,11 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
-	"sort"
-	"strings"
 	"sync"
 
 	"github.com/bitplan/bitplan/hessian"
 	"github.com/bitplan/bitplan/model"
+	"github.com/bitplan/bitplan/op"
 )
 
 // Options configures an Engine. The zero value (or nil) means defaults.
@@ -23,6 +22,9 @@ type Options struct {
 	// Output names the graph output holding the logits (default: the first
 	// graph output).
 	Output string
+	// Loss is the objective (default ClassLabels{}, the mean cross-entropy
+	// against one class label per sample).
+	Loss Loss
 }
 
 // Param is one parameter tensor (a unit's weight or bias initializer) and
@@ -83,6 +85,9 @@ type Engine struct {
 	sample  []int
 	output  string
 	classes int
+	// outShape is the output shape of one sample.
+	outShape []int
+	loss     Loss
 
 	params []Param
 	units  []UnitLayout
@@ -102,12 +107,16 @@ type Engine struct {
 // logits; the static Check runs first and reports every unsupported
 // operator and construct at once (an *UnsupportedError).
 func New(m *model.Model, opts *Options) (*Engine, error) {
-	if err := Check(m); err != nil {
-		return nil, err
-	}
 	e := &Engine{m: m, plans: make(map[int]*plan)}
 	if opts != nil {
 		e.opts = *opts
+	}
+	e.loss = e.opts.Loss
+	if e.loss == nil {
+		e.loss = ClassLabels{}
+	}
+	if err := check(m, e.loss); err != nil {
+		return nil, err
 	}
 	if e.opts.Workers <= 0 {
 		e.opts.Workers = runtime.GOMAXPROCS(0)
@@ -196,7 +205,11 @@ func New(m *model.Model, opts *Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e.classes = p.slots[p.out].shape[1]
+	e.outShape = slices.Clone(p.slots[p.out].shape[1:])
+	e.classes = e.outShape[len(e.outShape)-1]
+	if ref, ok := e.loss.(Referenced); ok && len(ref.Reference()) != len(e.theta) {
+		return nil, fmt.Errorf("nn: the loss's reference parameters have %d values, want %d", len(ref.Reference()), len(e.theta))
+	}
 	return e, nil
 }
 
@@ -225,8 +238,15 @@ func (e *Engine) Dim() int { return len(e.theta) }
 // dimension).
 func (e *Engine) SampleShape() []int { return slices.Clone(e.sample) }
 
-// Classes returns the number of logits per sample.
+// Classes returns the length of the last output axis (the number of logits
+// per sample for class labels).
 func (e *Engine) Classes() int { return e.classes }
+
+// OutputShape returns the output shape of one sample.
+func (e *Engine) OutputShape() []int { return slices.Clone(e.outShape) }
+
+// Loss returns the engine's objective.
+func (e *Engine) Loss() Loss { return e.loss }
 
 // Params returns the parameter tensors in θ order.
 func (e *Engine) Params() []Param { return slices.Clone(e.params) }
@@ -280,21 +300,9 @@ func (e *Engine) Weights(unit string) ([]float64, error) {
 	return nil, fmt.Errorf("nn: no unit named %q", unit)
 }
 
-// Supported reports whether the engine can execute operator op.
-func Supported(op string) bool {
-	_, ok := kernels[op]
-	return ok || foldOnly[op]
-}
-
-// foldOnly operators run only on shape values folded at plan time.
-var foldOnly = map[string]bool{"Shape": true, "Gather": true, "Concat": true, "Slice": true,
-	"Size": true, "ConstantOfShape": true}
-
-func supportedList() string {
-	var ops []string
-	for op := range kernels {
-		ops = append(ops, op)
-	}
-	sort.Strings(ops)
-	return strings.Join(ops, ", ")
+// Supported reports whether the engine can execute operator typ (on
+// computed data, or on shape values folded before execution).
+func Supported(typ string) bool {
+	d := op.Lookup(typ, 0)
+	return d != nil && (d.Exec != nil || d.Fold)
 }

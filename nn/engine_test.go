@@ -28,7 +28,7 @@ func tiny(op string) *mt.Builder {
 }
 
 func TestUnsupportedOp(t *testing.T) {
-	m, err := model.Decode(tiny("Erf").Bytes())
+	m, err := model.Decode(tiny("Hardmax").Bytes())
 	if err != nil {
 		t.Fatalf("import must succeed on an op the engine cannot run: %v", err)
 	}
@@ -36,10 +36,10 @@ func TestUnsupportedOp(t *testing.T) {
 		t.Errorf("units %+v", m.Units)
 	}
 	_, err = nn.New(m, nil)
-	if err == nil || !strings.Contains(err.Error(), `Erf node "odd" (#1): operator Erf is not supported by the engine`) {
+	if err == nil || !strings.Contains(err.Error(), `Hardmax node "odd" (#1): operator Hardmax is not supported by the engine`) {
 		t.Errorf("New: %v", err)
 	}
-	if nn.Supported("Erf") || !nn.Supported("Conv") || !nn.Supported("Shape") {
+	if nn.Supported("Hardmax") || !nn.Supported("Erf") || !nn.Supported("Conv") || !nn.Supported("Shape") {
 		t.Error("Supported is wrong")
 	}
 }

@@ -2,6 +2,7 @@ package nn
 
 import (
 	"fmt"
+	"github.com/bitplan/bitplan/op"
 	"slices"
 )
 
@@ -56,7 +57,7 @@ func (e *Engine) BatchNorms() ([]BatchNorm, error) {
 // no gradient. A name that is not a tensor computed from the input is an
 // error.
 func (e *Engine) InputGradient(x []float64, n int, names []string, seed func(vals, adjs [][]float64)) ([]float64, error) {
-	size := numel(e.sample)
+	size := op.Numel(e.sample)
 	if n <= 0 || len(x) != n*size {
 		return nil, fmt.Errorf("nn: %d input values for %d samples of shape %v", len(x), n, e.sample)
 	}
@@ -77,40 +78,44 @@ func (e *Engine) InputGradient(x []float64, n int, names []string, seed func(val
 	// returned.
 	var added []int
 	for i, s := range p.slots {
-		if (s.kind == kAct || s.kind == kInput) && w.adj[i] == nil {
-			w.adj[i] = make([]float64, s.size)
+		if (s.kind == kAct || s.kind == kInput) && w.Adj[i] == nil {
+			if s.alias >= 0 { // a view shares its source's buffer
+				w.Adj[i] = w.Adj[s.alias]
+			} else {
+				w.Adj[i] = make([]float64, s.size)
+			}
 			added = append(added, i)
 		}
 	}
 	defer func() {
 		for _, i := range added {
-			w.adj[i] = nil
+			w.Adj[i] = nil
 		}
 		p.putWork(w)
 	}()
-	copy(w.val[p.in], x)
+	copy(w.Val[p.in], x)
 	w.bind(e.theta, nil, nil, nil, 0)
 	last := -1
 	for _, st := range p.steps {
-		st.k.forward(w)
+		st.k.Forward(&w.Work)
 		for _, o := range st.outs {
-			if o >= 0 && slices.Contains(ids, o) {
+			if o >= 0 && slices.ContainsFunc(ids, func(id int) bool { return id == o || p.slots[id].alias == o }) {
 				last = st.idx
 			}
 		}
 	}
 	for i, s := range p.slots {
-		if (s.kind == kAct || s.kind == kInput) && w.adj[i] != nil {
-			clear(w.adj[i])
+		if (s.kind == kAct || s.kind == kInput) && w.Adj[i] != nil {
+			clear(w.Adj[i])
 		}
 	}
 	vals, adjs := make([][]float64, len(ids)), make([][]float64, len(ids))
 	for i, id := range ids {
-		vals[i], adjs[i] = w.val[id], w.adj[id]
+		vals[i], adjs[i] = w.Val[id], w.Adj[id]
 	}
 	seed(vals, adjs)
 	for i := last; i >= 0; i-- {
-		p.steps[i].k.backward(w)
+		p.steps[i].k.Backward(&w.Work)
 	}
-	return slices.Clone(w.adj[p.in]), nil
+	return slices.Clone(w.Adj[p.in]), nil
 }

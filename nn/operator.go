@@ -8,8 +8,9 @@ import (
 	"github.com/bitplan/bitplan/hessian"
 )
 
-// Operator is the Hessian of the mean cross-entropy over a dataset with
-// respect to θ, as a hessian.BatchOperator with one block per unit. Products
+// Operator is the Hessian of the engine's loss (Options.Loss) over a
+// dataset with respect to θ, as a hessian.BatchOperator with one block per
+// unit. Products
 // are exact (R-operator) and safe for concurrent calls; the engine's
 // parameters must not change while an Operator is in use.
 type Operator struct {
@@ -26,8 +27,13 @@ func (e *Engine) Operator(ds data.Dataset) (*Operator, error) {
 	if err := e.checkData(ds); err != nil {
 		return nil, err
 	}
-	if err := data.Check(ds, e.sample, e.classes); err != nil {
-		return nil, fmt.Errorf("nn: %w", err)
+	if _, classes := e.loss.(ClassLabels); classes {
+		if err := data.Check(ds, e.sample, e.classes); err != nil {
+			return nil, fmt.Errorf("nn: %w", err)
+		}
+	}
+	if _, err := e.loss.Prepare(e.outShape, ds); err != nil {
+		return nil, err
 	}
 	return &Operator{e: e, ds: ds, blocks: e.Blocks()}, nil
 }

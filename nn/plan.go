@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/bitplan/bitplan/model"
+	"github.com/bitplan/bitplan/op"
 )
 
 type slotKind uint8
@@ -30,29 +31,14 @@ type slot struct {
 	param int
 	// data holds kConst values.
 	data []float64
-}
-
-// kernel is the run-time implementation of one node. Every method reads and
-// writes the work's buffers; a nil buffer stands for an R-value that is
-// identically zero (w.rv) or an adjoint nobody needs (w.adj, w.radj).
-// forward and rforward overwrite their outputs; backward and rbackward add
-// into their inputs' adjoints.
-type kernel interface {
-	forward(w *work)
-	rforward(w *work)
-	backward(w *work)
-	rbackward(w *work)
-}
-
-// stateful kernels keep per-work scratch (im2col buffers, argmax indices) in
-// work.state at the index len(plan.steps) had when they were constructed.
-type stateful interface {
-	newState() any
+	// alias is the slot whose storage a view's output shares (-1: own
+	// storage).
+	alias int
 }
 
 type step struct {
 	node *model.Node
-	k    kernel
+	k    op.Kernel
 	idx  int
 	ins  []int
 	outs []int
@@ -69,6 +55,9 @@ type plan struct {
 	out    int
 	shapes *model.Shapes
 
+	// aliases lists, for a slot, the view outputs sharing its storage.
+	aliases map[int][]int
+
 	// firstUse[i] is the first step reading parameter i (Engine.params).
 	firstUse []int
 	// unitIn locates every unit's data input (see SetInputQuantizer).
@@ -80,17 +69,30 @@ type plan struct {
 
 // work holds the buffers of one execution of a plan.
 type work struct {
-	p                  *plan
-	val, rv, adj, radj [][]float64
+	op.Work
+	p *plan
 	// rvBuf keeps the allocated R-value buffers of activations while rv
 	// entries are nil (identically zero) in a restricted pass.
 	rvBuf  [][]float64
-	state  []any
 	labels []int
+	// refBuf holds the outputs at a Referenced loss's parameters.
+	refBuf []float64
 	// qbuf holds, per step, the quantized copy of a unit's data input
 	// (allocated on first use by forwardQuant).
 	qbuf [][]float64
 }
+
+// Shape, Const and Name make the plan the op.Slots of its kernels.
+func (p *plan) Shape(i int) []int { return p.slots[i].shape }
+
+func (p *plan) Const(i int) ([]float64, bool) {
+	if p.slots[i].kind != kConst {
+		return nil, false
+	}
+	return p.slots[i].data, true
+}
+
+func (p *plan) Name(i int) string { return p.slots[i].name }
 
 func (p *plan) slotOf(name string) int {
 	if i, ok := p.index[name]; ok {
@@ -100,18 +102,11 @@ func (p *plan) slotOf(name string) int {
 }
 
 func (p *plan) addSlot(s slot) int {
-	s.size = numel(s.shape)
+	s.size = op.Numel(s.shape)
+	s.alias = -1
 	p.slots = append(p.slots, s)
 	p.index[s.name] = len(p.slots) - 1
 	return len(p.slots) - 1
-}
-
-func numel(shape []int) int {
-	n := 1
-	for _, d := range shape {
-		n *= d
-	}
-	return n
 }
 
 // buildPlan prepares the graph for batch size n.
@@ -122,7 +117,7 @@ func (e *Engine) buildPlan(n int) (*plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nn: batch size %d: %w", n, err)
 	}
-	p := &plan{e: e, n: n, index: make(map[string]int), shapes: shapes}
+	p := &plan{e: e, n: n, index: make(map[string]int), shapes: shapes, aliases: make(map[int][]int)}
 	p.in = p.addSlot(slot{name: e.input, shape: inShape, kind: kInput})
 	for i, prm := range e.params {
 		p.addSlot(slot{name: prm.Name, shape: prm.Shape, kind: kParam, theta: true, param: i})
@@ -178,15 +173,15 @@ func (e *Engine) buildPlan(n int) (*plan, error) {
 			}
 			continue
 		}
-		if nd.Domain != "" && nd.Domain != "ai.onnx" {
+		if !op.IsDefault(nd.Domain) {
 			return nil, fmt.Errorf("nn: %s: operator domain %q is not supported", nd.Label(), nd.Domain)
 		}
-		mk, ok := kernels[nd.Op]
-		if !ok && foldOnly[nd.Op] {
+		def := op.Lookup(nd.Op, m.Opset)
+		if def != nil && def.Exec == nil && def.Fold {
 			return nil, fmt.Errorf("nn: %s: operator %s is supported only on shape values known before execution, not on computed data", nd.Label(), nd.Op)
 		}
-		if !ok {
-			return nil, fmt.Errorf("nn: %s: operator %s is not supported by the engine (supported: %s)", nd.Label(), nd.Op, supportedList())
+		if def == nil || def.Exec == nil {
+			return nil, fmt.Errorf("nn: %s: operator %s is not supported by the engine at opset %d (supported: %s)", nd.Label(), nd.Op, m.Opset, op.Executable())
 		}
 		ins := make([]int, len(nd.Inputs))
 		allConst, theta := true, false
@@ -218,7 +213,7 @@ func (e *Engine) buildPlan(n int) (*plan, error) {
 			}
 			outs[j] = p.addSlot(slot{name: o, shape: slices.Clone(sh), kind: kAct, theta: theta})
 		}
-		k, err := mk(p, nd, ins, outs)
+		k, err := def.Exec(&op.Build{Node: nd, Opset: m.Opset, In: ins, Out: outs, State: len(p.steps), Slots: p})
 		if err != nil {
 			return nil, fmt.Errorf("nn: %s: %w", nd.Label(), err)
 		}
@@ -226,6 +221,9 @@ func (e *Engine) buildPlan(n int) (*plan, error) {
 			if err := p.evalConst(k, outs); err != nil {
 				return nil, fmt.Errorf("nn: %s: %w", nd.Label(), err)
 			}
+			continue
+		}
+		if def.View && p.share(ins[0], outs[0]) {
 			continue
 		}
 		p.steps = append(p.steps, step{node: nd, k: k, idx: len(p.steps), ins: ins, outs: outs})
@@ -245,39 +243,65 @@ func (e *Engine) buildPlan(n int) (*plan, error) {
 	if p.out < 0 {
 		return nil, fmt.Errorf("nn: output %q is not computed", e.output)
 	}
-	if o := p.slots[p.out]; len(o.shape) != 2 || o.shape[0] != n || o.kind != kAct {
-		return nil, fmt.Errorf("nn: output %q has shape %v, want batch×classes logits computed from the input", e.output, o.shape)
+	if o := p.slots[p.out]; len(o.shape) < 1 || o.shape[0] != n || o.kind != kAct {
+		return nil, fmt.Errorf("nn: output %q has shape %v, want a batch of %d outputs computed from the input", e.output, o.shape, n)
+	}
+	if _, classes := e.loss.(ClassLabels); classes && len(p.slots[p.out].shape) != 2 {
+		return nil, fmt.Errorf("nn: output %q has shape %v, want batch×classes logits computed from the input (or a loss for other outputs, Options.Loss)", e.output, p.slots[p.out].shape)
 	}
 	p.locateUnitInputs()
 	return p, nil
 }
 
+// share lets view output out use the storage of its input in (or of the
+// slot in shares storage with) instead of running a kernel. It declines
+// for parameters (bound per call) and for the graph output (its adjoint is
+// the loss gradient, which the backward pass must not clear).
+func (p *plan) share(in, out int) bool {
+	if out < 0 {
+		return false
+	}
+	root := in
+	if a := p.slots[in].alias; a >= 0 {
+		root = a
+	}
+	r := p.slots[root]
+	if (r.kind != kAct && r.kind != kInput) || r.size != p.slots[out].size ||
+		r.name == p.e.output || p.slots[out].name == p.e.output {
+		return false
+	}
+	p.slots[out].alias, p.slots[out].theta = root, r.theta
+	p.aliases[root] = append(p.aliases[root], out)
+	return true
+}
+
 // evalConst runs a node whose inputs are all constants once and turns its
 // outputs into constants.
-func (p *plan) evalConst(k kernel, outs []int) error {
+func (p *plan) evalConst(k op.Kernel, outs []int) error {
 	// A kernel's state index is the step index it would have had.
 	si := len(p.steps)
-	w := &work{p: p, val: make([][]float64, len(p.slots)), rv: make([][]float64, len(p.slots)),
-		adj: make([][]float64, len(p.slots)), radj: make([][]float64, len(p.slots)), state: make([]any, si+1)}
+	ns := len(p.slots)
+	w := &op.Work{Val: make([][]float64, ns), RV: make([][]float64, ns), Adj: make([][]float64, ns),
+		RAdj: make([][]float64, ns), State: make([]any, si+1)}
 	for i, s := range p.slots {
 		if s.kind == kConst {
-			w.val[i] = s.data
+			w.Val[i] = s.data
 		}
 	}
 	for _, o := range outs {
 		if o >= 0 {
-			w.val[o] = make([]float64, p.slots[o].size)
+			w.Val[o] = make([]float64, p.slots[o].size)
 		}
 	}
-	if st, ok := k.(stateful); ok {
-		w.state[si] = st.newState()
+	if st, ok := k.(op.Stateful); ok {
+		w.State[si] = st.NewState()
 	}
-	k.forward(w)
+	k.Forward(w)
 	for _, o := range outs {
 		if o >= 0 {
 			p.slots[o].kind = kConst
 			p.slots[o].theta = false
-			p.slots[o].data = w.val[o]
+			p.slots[o].data = w.Val[o]
 		}
 	}
 	return nil
@@ -294,29 +318,33 @@ func (p *plan) getWork() *work {
 	}
 	p.mu.Unlock()
 	ns := len(p.slots)
-	w := &work{p: p, val: make([][]float64, ns), rv: make([][]float64, ns), adj: make([][]float64, ns),
-		radj: make([][]float64, ns), state: make([]any, len(p.steps)), labels: make([]int, p.n)}
+	w := &work{p: p, Work: op.Work{Val: make([][]float64, ns), RV: make([][]float64, ns), Adj: make([][]float64, ns),
+		RAdj: make([][]float64, ns), State: make([]any, len(p.steps))}, labels: make([]int, p.n)}
 	for i, s := range p.slots {
 		switch s.kind {
 		case kInput:
-			w.val[i] = make([]float64, s.size)
+			w.Val[i] = make([]float64, s.size)
 		case kConst:
-			w.val[i] = s.data
+			w.Val[i] = s.data
 		case kAct:
-			w.val[i] = make([]float64, s.size)
+			if s.alias >= 0 {
+				w.Val[i], w.RV[i], w.Adj[i], w.RAdj[i] = w.Val[s.alias], w.RV[s.alias], w.Adj[s.alias], w.RAdj[s.alias]
+				continue
+			}
+			w.Val[i] = make([]float64, s.size)
 			if s.theta {
-				w.rv[i] = make([]float64, s.size)
-				w.adj[i] = make([]float64, s.size)
-				w.radj[i] = make([]float64, s.size)
+				w.RV[i] = make([]float64, s.size)
+				w.Adj[i] = make([]float64, s.size)
+				w.RAdj[i] = make([]float64, s.size)
 			}
 		}
 	}
 	for i, st := range p.steps {
-		if sk, ok := st.k.(stateful); ok {
-			w.state[i] = sk.newState()
+		if sk, ok := st.k.(op.Stateful); ok {
+			w.State[i] = sk.NewState()
 		}
 	}
-	w.rvBuf = slices.Clone(w.rv)
+	w.rvBuf = slices.Clone(w.RV)
 	return w
 }
 
@@ -338,8 +366,8 @@ func (w *work) bind(theta, v, grad, hv []float64, base int) {
 		}
 		prm := w.p.e.params[s.param]
 		lo, hi := prm.Offset-base, prm.Offset+prm.Size-base
-		w.val[i] = theta[prm.Offset : prm.Offset+prm.Size]
-		w.rv[i], w.adj[i], w.radj[i] = sub(v, lo, hi), sub(grad, lo, hi), sub(hv, lo, hi)
+		w.Val[i] = theta[prm.Offset : prm.Offset+prm.Size]
+		w.RV[i], w.Adj[i], w.RAdj[i] = sub(v, lo, hi), sub(grad, lo, hi), sub(hv, lo, hi)
 	}
 }
 
@@ -352,7 +380,7 @@ func sub(v []float64, lo, hi int) []float64 {
 
 func (w *work) forward() {
 	for _, s := range w.p.steps {
-		s.k.forward(w)
+		s.k.Forward(&w.Work)
 	}
 }
 
@@ -366,25 +394,28 @@ func (w *work) rforward(start int) {
 				continue
 			}
 			if s.idx < start {
-				w.rv[o] = nil
+				w.RV[o] = nil
 			} else {
-				w.rv[o] = w.rvBuf[o]
+				w.RV[o] = w.rvBuf[o]
+			}
+			for _, a := range w.p.aliases[o] {
+				w.RV[a] = w.RV[o]
 			}
 		}
 		if s.idx >= start {
-			s.k.rforward(w)
+			s.k.RForward(&w.Work)
 		}
 	}
 }
 
 func (w *work) backward() {
 	for i, s := range w.p.slots {
-		if s.kind == kAct && i != w.p.out && w.adj[i] != nil {
-			clear(w.adj[i])
+		if s.kind == kAct && i != w.p.out && w.Adj[i] != nil {
+			clear(w.Adj[i])
 		}
 	}
 	for i := len(w.p.steps) - 1; i >= 0; i-- {
-		w.p.steps[i].k.backward(w)
+		w.p.steps[i].k.Backward(&w.Work)
 	}
 }
 
@@ -392,12 +423,12 @@ func (w *work) backward() {
 // parameters first read before stop are then incomplete.
 func (w *work) rbackward(stop int) {
 	for i, s := range w.p.slots {
-		if s.kind == kAct && i != w.p.out && w.radj[i] != nil {
-			clear(w.radj[i])
+		if s.kind == kAct && i != w.p.out && w.RAdj[i] != nil {
+			clear(w.RAdj[i])
 		}
 	}
 	for i := len(w.p.steps) - 1; i >= stop; i-- {
-		w.p.steps[i].k.rbackward(w)
+		w.p.steps[i].k.RBackward(&w.Work)
 	}
 }
 

@@ -3,80 +3,30 @@ package nn
 import (
 	"context"
 	"fmt"
-	"math"
 	"sync"
 
 	"github.com/bitplan/bitplan/data"
 	"github.com/bitplan/bitplan/hessian"
+	"github.com/bitplan/bitplan/op"
 )
-
-// crossEntropy evaluates the summed cross-entropy of logits z (n×c) against
-// labels and returns it with the number of correct argmax predictions. When
-// g is non-nil it sets g = scale·(softmax(z) − onehot(y)) = scale·∂L/∂z, and
-// when rg is non-nil (with rz = R{z}) it sets
-//
-//	rg = scale · p ⊙ (R{z} − ⟨p, R{z}⟩) = scale · ∇²_z L · R{z},
-//
-// the softmax cross-entropy Hessian (diag(p) − p pᵀ) applied to R{z}.
-func crossEntropy(z []float64, labels []int, c int, scale float64, g, rz, rg []float64) (loss float64, correct int) {
-	for s, y := range labels {
-		row := z[s*c : (s+1)*c]
-		m, arg := math.Inf(-1), 0
-		for j, v := range row {
-			if v > m {
-				m, arg = v, j
-			}
-		}
-		if arg == y {
-			correct++
-		}
-		sum := 0.0
-		for _, v := range row {
-			sum += math.Exp(v - m)
-		}
-		lse := m + math.Log(sum)
-		loss += lse - row[y]
-		if g == nil && rg == nil {
-			continue
-		}
-		dot := 0.0
-		if rz != nil {
-			for j, v := range row {
-				dot += math.Exp(v-lse) * rz[s*c+j]
-			}
-		}
-		for j, v := range row {
-			p := math.Exp(v - lse)
-			if g != nil {
-				t := p
-				if j == y {
-					t--
-				}
-				g[s*c+j] = scale * t
-			}
-			if rg != nil {
-				rg[s*c+j] = scale * p * (rz[s*c+j] - dot)
-			}
-		}
-	}
-	return loss, correct
-}
 
 // Eval summarizes a pass over a dataset.
 type Eval struct {
-	// Loss is the mean cross-entropy.
+	// Loss is the mean loss (the mean cross-entropy for class labels).
 	Loss float64
-	// Correct counts samples whose largest logit is the label; N is the
-	// number of samples.
-	Correct, N int
+	// Correct counts the predictions whose largest logit is the label (or,
+	// for KL, the reference's largest logit) among Scored scored
+	// predictions (samples for class labels, labelled positions for
+	// per-position labels, 0 for MSE); N is the number of samples.
+	Correct, Scored, N int
 }
 
-// Accuracy returns Correct/N.
+// Accuracy returns Correct/Scored (0 when nothing was scored).
 func (r Eval) Accuracy() float64 {
-	if r.N == 0 {
+	if r.Scored == 0 {
 		return 0
 	}
-	return float64(r.Correct) / float64(r.N)
+	return float64(r.Correct) / float64(r.Scored)
 }
 
 type mode int
@@ -89,11 +39,11 @@ const (
 
 // chunkResult is what one chunk contributes.
 type chunkResult struct {
-	loss    float64
-	correct int
-	grad    []float64
-	hv      [][]float64
-	err     error
+	loss            float64
+	correct, scored int
+	grad            []float64
+	hv              [][]float64
+	err             error
 }
 
 // pass runs the dataset through the engine in chunks, in parallel, and adds
@@ -109,10 +59,14 @@ func (e *Engine) pass(ctx context.Context, ds data.Dataset, md mode, vs [][]floa
 	if total == 0 {
 		return Eval{}, fmt.Errorf("nn: empty dataset")
 	}
+	denom, err := e.loss.Prepare(e.outShape, ds)
+	if err != nil {
+		return Eval{}, err
+	}
 	bs := e.opts.BatchSize
 	chunks := (total + bs - 1) / bs
 	workers := min(e.opts.Workers, chunks)
-	scale := 1 / float64(total)
+	scale := 1 / denom
 	res := make([]chunkResult, workers)
 	for i := range res {
 		if md == modeGrad {
@@ -151,15 +105,16 @@ func (e *Engine) pass(ctx context.Context, ds data.Dataset, md mode, vs [][]floa
 			}
 			lossSum += r.loss
 			out.Correct += r.correct
+			out.Scored += r.scored
 			if grad != nil {
-				addTo(grad, r.grad)
+				op.AddTo(grad, r.grad)
 			}
 			for j := range hv {
-				addTo(hv[j], r.hv[j])
+				op.AddTo(hv[j], r.hv[j])
 			}
 		}
 	}
-	out.Loss = lossSum / float64(total)
+	out.Loss = lossSum / denom
 	return out, nil
 }
 
@@ -174,45 +129,65 @@ func (e *Engine) chunk(ds data.Dataset, start, n int, md mode, vs [][]float64, s
 	w := p.getWork()
 	defer p.putWork(w)
 	labels := w.labels[:n]
-	if err := ds.Read(start, w.val[p.in], labels); err != nil {
+	if err := ds.Read(start, w.Val[p.in], labels); err != nil {
 		r.err = fmt.Errorf("nn: reading samples %d..%d: %w", start, start+n, err)
 		return
 	}
-	for i, l := range labels {
-		if l < 0 || l >= e.classes {
-			r.err = fmt.Errorf("%w: sample %d has label %d, the model has %d classes", data.ErrLabel, start+i, l, e.classes)
-			return
-		}
+	c := &Chunk{Start: start, N: n, Shape: e.outShape, Labels: labels, Out: w.Val[p.out]}
+	if ref, ok := e.loss.(Referenced); ok {
+		c.Ref = w.reference(ref.Reference())
 	}
 	out := p.out
+	score := func(g, rz, rg []float64) {
+		var err error
+		r.loss, r.correct, r.scored, err = e.loss.Eval(c, scale, g, rz, rg)
+		if err != nil && r.err == nil {
+			r.err = err
+		}
+	}
 	switch md {
 	case modeEval:
 		w.bind(e.theta, nil, nil, nil, 0)
 		w.forwardQuant()
-		r.loss, r.correct = crossEntropy(w.val[out], labels, e.classes, scale, nil, nil, nil)
+		score(nil, nil, nil)
 	case modeGrad:
 		clear(r.grad)
 		w.bind(e.theta, nil, r.grad, nil, 0)
 		w.forward()
-		r.loss, r.correct = crossEntropy(w.val[out], labels, e.classes, scale, w.adj[out], nil, nil)
+		score(w.Adj[out], nil, nil)
 		w.backward()
 	case modeHVP:
 		w.bind(e.theta, nil, nil, nil, 0)
 		w.forward()
-		r.loss, r.correct = crossEntropy(w.val[out], labels, e.classes, scale, w.adj[out], nil, nil)
+		score(w.Adj[out], nil, nil)
 		w.backward()
 		first := 0
 		if hi > lo {
 			first = p.span(lo, hi)
 		}
+		loss, correct, scored := r.loss, r.correct, r.scored
 		for j, v := range vs {
 			clear(r.hv[j])
 			w.bind(e.theta, v, nil, r.hv[j], base)
 			w.rforward(first)
-			crossEntropy(w.val[out], labels, e.classes, scale, nil, w.rv[out], w.radj[out])
+			score(nil, w.RV[out], w.RAdj[out])
 			w.rbackward(first)
 		}
+		r.loss, r.correct, r.scored = loss, correct, scored
 	}
+}
+
+// reference runs the samples in the work's input at parameters ref
+// (without input quantizers) and returns a copy of the outputs.
+func (w *work) reference(ref []float64) []float64 {
+	out := w.p.out
+	if len(w.refBuf) != len(w.Val[out]) {
+		w.refBuf = make([]float64, len(w.Val[out]))
+	}
+	w.bind(ref, nil, nil, nil, 0)
+	w.forward()
+	copy(w.refBuf, w.Val[out])
+	return w.refBuf
 }
 
 func (e *Engine) checkData(ds data.Dataset) error {
@@ -338,14 +313,14 @@ func (e *Engine) Logits(x []float64, n int) ([]float64, error) {
 		return nil, err
 	}
 	defer p.putWork(w)
-	return append([]float64(nil), w.val[p.out]...), nil
+	return append([]float64(nil), w.Val[p.out]...), nil
 }
 
 // forwardOn checks n samples x, runs the forward pass (input quantizers
 // applied) on a work area of the plan for n and returns both; the caller
 // returns the work area with p.putWork.
 func (e *Engine) forwardOn(x []float64, n int) (*plan, *work, error) {
-	size := numel(e.sample)
+	size := op.Numel(e.sample)
 	if n <= 0 || len(x) != n*size {
 		return nil, nil, fmt.Errorf("nn: %d input values for %d samples of shape %v", len(x), n, e.sample)
 	}
@@ -354,7 +329,7 @@ func (e *Engine) forwardOn(x []float64, n int) (*plan, *work, error) {
 		return nil, nil, err
 	}
 	w := p.getWork()
-	copy(w.val[p.in], x)
+	copy(w.Val[p.in], x)
 	w.bind(e.theta, nil, nil, nil, 0)
 	w.forwardQuant()
 	return p, w, nil
@@ -380,7 +355,7 @@ func (e *Engine) Intermediates(x []float64, n int) (map[string]Tensor, error) {
 	defer p.putWork(w)
 	out := make(map[string]Tensor, len(p.slots))
 	for i, s := range p.slots {
-		out[s.name] = Tensor{Shape: append([]int(nil), s.shape...), Data: append([]float64(nil), w.val[i]...)}
+		out[s.name] = Tensor{Shape: append([]int(nil), s.shape...), Data: append([]float64(nil), w.Val[i]...)}
 	}
 	return out, nil
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/bitplan/bitplan/internal/unionfind"
 	"github.com/bitplan/bitplan/model"
+	"github.com/bitplan/bitplan/op"
 )
 
 // Structure is the channel-dependency analysis of a model: which output
@@ -241,38 +242,32 @@ func (a *analyzer) rejectAll(n *model.Node, sp map[int]tref, format string, args
 	}
 }
 
-var passOps = map[string]bool{
-	"Relu": true, "LeakyRelu": true, "Clip": true, "Sigmoid": true, "Tanh": true, "Identity": true,
-	"Dropout": true, "Cast": true, "Elu": true, "Selu": true, "HardSigmoid": true, "HardSwish": true,
-	"Softplus": true, "Neg": true, "Abs": true, "Exp": true, "Sqrt": true,
-}
-
-var poolOps = map[string]bool{
-	"MaxPool": true, "AveragePool": true, "GlobalAveragePool": true, "GlobalMaxPool": true, "LpPool": true,
-}
-
 func (a *analyzer) node(n *model.Node) {
-	if n.Domain != "" && n.Domain != "ai.onnx" {
+	if !op.IsDefault(n.Domain) {
 		a.rejectAll(n, a.spaced(n), "operator %s of domain %q is not modelled", n.Op, n.Domain)
 		return
 	}
 	sp := a.spaced(n)
-	switch {
-	case n.Op == "Conv":
+	flow := op.FlowBlocks
+	if d := op.Lookup(n.Op, a.m.Opset); d != nil {
+		flow = d.Channels
+	}
+	switch flow {
+	case op.FlowConv:
 		a.conv(n, sp)
-	case n.Op == "Gemm":
+	case op.FlowGemm:
 		a.gemm(n, sp)
-	case n.Op == "MatMul":
+	case op.FlowMatMul:
 		a.matmul(n, sp)
-	case n.Op == "BatchNormalization":
+	case op.FlowNorm:
 		a.batchNorm(n, sp)
-	case n.Op == "Add" || n.Op == "Sub" || n.Op == "Mul" || n.Op == "Div":
+	case op.FlowBroadcast:
 		a.binary(n, sp)
-	case n.Op == "Flatten":
+	case op.FlowFlatten:
 		a.flatten(n, sp)
-	case passOps[n.Op]:
+	case op.FlowPass:
 		a.pass(n, sp, false)
-	case poolOps[n.Op]:
+	case op.FlowPool:
 		a.pass(n, sp, true)
 	default:
 		if len(sp) > 0 {

@@ -1,9 +1,7 @@
-package nn
+package op
 
 import (
 	"fmt"
-
-	"github.com/bitplan/bitplan/model"
 )
 
 // gemm is Gemm, Y = α·A'·B' + β·C with A' = transA ? Aᵀ : A (M×K) and
@@ -17,6 +15,10 @@ import (
 //	R{C̄} += β Σ_broadcast R{Ȳ}
 //
 // (transposed back to A's and B's storage when transA/transB are set).
+//
+// Class Custom (bilinear, hand-written): each product is one BLAS call on
+// the operands' storage with the transpose flags, which the generic
+// bilinear rule would have to materialise.
 type gemm struct {
 	a, b, c, y  int
 	ta, tb      bool
@@ -25,12 +27,27 @@ type gemm struct {
 	bc          bcast
 }
 
-func newGemm(p *plan, n *model.Node, in, out []int) (kernel, error) {
+func init() {
+	Register(&Def{Type: "Gemm", Infer: func(n *Node, s *Shapes) error { return inferGemm(s, n) }, Exec: newGemm, Class: Custom,
+		Unit: unitGemm, Channels: FlowGemm, Cases: []Case{
+			{Name: "transB bias", Inputs: []CaseInput{{Shape: []int{2, 3}}, {Shape: []int{4, 3}}, {Shape: []int{4}}},
+				Attrs: []*Attr{{Name: "transB", Type: AttrInt, Int: 1}, {Name: "alpha", Type: AttrFloat, Float: 0.5}, {Name: "beta", Type: AttrFloat, Float: 2}}, Want: []int{2, 4}},
+			{Name: "transA broadcast C", Inputs: []CaseInput{{Shape: []int{3, 2}}, {Shape: []int{3, 4}}, {Shape: []int{1, 4}}},
+				Attrs: []*Attr{{Name: "transA", Type: AttrInt, Int: 1}}, Want: []int{2, 4}},
+		}})
+	Register(&Def{Type: "MatMul", Infer: inferMatMul, Exec: newMatMul, Class: Custom,
+		Unit: unitMatMul, Channels: FlowMatMul, Cases: []Case{
+			{Name: "3-D × 2-D", Inputs: []CaseInput{{Shape: []int{2, 2, 3}}, {Shape: []int{3, 2}}}, Want: []int{2, 2, 2}},
+		}})
+}
+
+func newGemm(b *Build) (Kernel, error) {
+	n, in, out := b.Node, b.In, b.Out
 	if len(in) < 2 || in[0] < 0 || in[1] < 0 {
 		return nil, fmt.Errorf("want inputs A and B")
 	}
-	as, bs := p.slots[in[0]].shape, p.slots[in[1]].shape
-	m, k, nn, err := model.GemmDims(n, as, bs)
+	as, bs := b.Shape(in[0]), b.Shape(in[1])
+	m, k, nn, err := GemmDims(n, as, bs)
 	if err != nil {
 		return nil, err
 	}
@@ -46,23 +63,24 @@ func newGemm(p *plan, n *model.Node, in, out []int) (kernel, error) {
 	}
 	if len(in) > 2 && in[2] >= 0 {
 		g.c = in[2]
-		g.bc = newBcast(p.slots[in[2]].shape, []int{m, nn})
+		g.bc = newBcast(b.Shape(in[2]), []int{m, nn})
 	}
 	return g, nil
 }
 
-func newMatMul(p *plan, n *model.Node, in, out []int) (kernel, error) {
+func newMatMul(b *Build) (Kernel, error) {
+	in, out := b.In, b.Out
 	if len(in) != 2 || in[0] < 0 || in[1] < 0 {
 		return nil, fmt.Errorf("want inputs A and B")
 	}
-	as, bs := p.slots[in[0]].shape, p.slots[in[1]].shape
+	as, bs := b.Shape(in[0]), b.Shape(in[1])
 	if len(bs) != 2 || len(as) < 2 {
 		return nil, fmt.Errorf("shapes %v × %v: only a ≥2-D left operand times a 2-D right operand is supported", as, bs)
 	}
 	if as[len(as)-1] != bs[0] {
 		return nil, fmt.Errorf("shapes %v × %v do not match", as, bs)
 	}
-	return &gemm{a: in[0], b: in[1], c: -1, y: out[0], m: numel(as[:len(as)-1]), k: bs[0], n: bs[1], alpha: 1, beta: 1}, nil
+	return &gemm{a: in[0], b: in[1], c: -1, y: out[0], m: Numel(as[:len(as)-1]), k: bs[0], n: bs[1], alpha: 1, beta: 1}, nil
 }
 
 func (g *gemm) lda() int {
@@ -120,70 +138,70 @@ func (g *gemm) gradC(dc, gy []float64) {
 	}
 }
 
-func (g *gemm) forward(w *work) {
-	y := w.val[g.y]
-	g.prod(w.val[g.a], w.val[g.b], y, 0)
+func (g *gemm) Forward(w *Work) {
+	y := w.Val[g.y]
+	g.prod(w.Val[g.a], w.Val[g.b], y, 0)
 	if g.c >= 0 {
-		g.addC(y, w.val[g.c], g.beta)
+		g.addC(y, w.Val[g.c], g.beta)
 	}
 }
 
-func (g *gemm) rforward(w *work) {
-	ry := w.rv[g.y]
+func (g *gemm) RForward(w *Work) {
+	ry := w.RV[g.y]
 	if ry == nil {
 		return
 	}
 	beta := 0.0
-	if ra := w.rv[g.a]; ra != nil {
-		g.prod(ra, w.val[g.b], ry, 0)
+	if ra := w.RV[g.a]; ra != nil {
+		g.prod(ra, w.Val[g.b], ry, 0)
 		beta = 1
 	}
-	if rb := w.rv[g.b]; rb != nil {
-		g.prod(w.val[g.a], rb, ry, beta)
+	if rb := w.RV[g.b]; rb != nil {
+		g.prod(w.Val[g.a], rb, ry, beta)
 		beta = 1
 	}
 	if beta == 0 {
 		clear(ry)
 	}
 	if g.c >= 0 {
-		g.addC(ry, w.rv[g.c], g.beta)
+		g.addC(ry, w.RV[g.c], g.beta)
 	}
 }
 
-func (g *gemm) backward(w *work) {
-	gy := w.adj[g.y]
+func (g *gemm) Backward(w *Work) {
+	gy := w.Adj[g.y]
 	if gy == nil {
 		return
 	}
-	if da := w.adj[g.a]; da != nil {
-		g.gradA(da, gy, w.val[g.b])
+	if da := w.Adj[g.a]; da != nil {
+		g.gradA(da, gy, w.Val[g.b])
 	}
-	if db := w.adj[g.b]; db != nil {
-		g.gradB(db, w.val[g.a], gy)
+	if db := w.Adj[g.b]; db != nil {
+		g.gradB(db, w.Val[g.a], gy)
 	}
 	if g.c >= 0 {
-		g.gradC(w.adj[g.c], gy)
+		g.gradC(w.Adj[g.c], gy)
 	}
 }
 
-func (g *gemm) rbackward(w *work) {
-	rgy, gy := w.radj[g.y], w.adj[g.y]
+func (g *gemm) RBackward(w *Work) {
+	rgy, gy := w.RAdj[g.y], w.Adj[g.y]
 	if rgy == nil {
 		return
 	}
-	if rda := w.radj[g.a]; rda != nil {
-		g.gradA(rda, rgy, w.val[g.b])
-		if rb := w.rv[g.b]; rb != nil {
+	if rda := w.RAdj[g.a]; rda != nil {
+		g.gradA(rda, rgy, w.Val[g.b])
+		if rb := w.RV[g.b]; rb != nil {
 			g.gradA(rda, gy, rb)
 		}
 	}
-	if rdb := w.radj[g.b]; rdb != nil {
-		g.gradB(rdb, w.val[g.a], rgy)
-		if ra := w.rv[g.a]; ra != nil {
+	if rdb := w.RAdj[g.b]; rdb != nil {
+		g.gradB(rdb, w.Val[g.a], rgy)
+		if ra := w.RV[g.a]; ra != nil {
 			g.gradB(rdb, ra, gy)
 		}
 	}
 	if g.c >= 0 {
-		g.gradC(w.radj[g.c], rgy)
+		g.gradC(w.RAdj[g.c], rgy)
 	}
 }

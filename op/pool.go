@@ -1,10 +1,8 @@
-package nn
+package op
 
 import (
 	"fmt"
 	"math"
-
-	"github.com/bitplan/bitplan/model"
 )
 
 // pool2d holds the geometry of a 2-D pooling window (1-D inputs run as
@@ -18,9 +16,10 @@ type pool2d struct {
 	sidx                   int
 }
 
-func newPool2d(p *plan, n *model.Node, in, out []int) (pool2d, error) {
-	xs := p.slots[in[0]].shape
-	k := pool2d{x: in[0], y: out[0], sidx: len(p.steps)}
+func newPool2d(b *Build) (pool2d, error) {
+	n, in, out := b.Node, b.In, b.Out
+	xs := b.Shape(in[0])
+	k := pool2d{x: in[0], y: out[0], sidx: b.State}
 	if len(xs) != 3 && len(xs) != 4 {
 		return k, fmt.Errorf("input shape %v: only 1-D and 2-D pooling is supported", xs)
 	}
@@ -50,29 +49,48 @@ func newPool2d(p *plan, n *model.Node, in, out []int) (pool2d, error) {
 	return k, nil
 }
 
+func init() {
+	x := func(s ...int) []CaseInput { return []CaseInput{{Shape: s}} }
+	ints := func(name string, v ...int64) *Attr { return &Attr{Name: name, Type: AttrInts, Ints: v} }
+	Register(&Def{Type: "MaxPool", Infer: inferPool, Exec: newMaxPool, Class: Linear, Channels: FlowPool,
+		Cases: []Case{{Name: "2x2 stride 1 pad", Inputs: x(1, 2, 3, 3), Attrs: []*Attr{ints("kernel_shape", 2, 2), ints("pads", 1, 0, 0, 1)}, Want: []int{1, 2, 3, 3}},
+			{Name: "1-D", Inputs: x(1, 2, 5), Attrs: []*Attr{ints("kernel_shape", 3), ints("strides", 2)}, Want: []int{1, 2, 2}}}})
+	Register(&Def{Type: "AveragePool", Infer: inferPool, Exec: newAvgPool, Class: Linear, Channels: FlowPool,
+		Cases: []Case{{Name: "3x3 pad", Inputs: x(1, 2, 4, 4), Attrs: []*Attr{ints("kernel_shape", 3, 3), ints("strides", 2, 2), ints("pads", 1, 1, 1, 1)}, Want: []int{1, 2, 2, 2}},
+			{Name: "count_include_pad", Inputs: x(1, 1, 3, 3), Attrs: []*Attr{ints("kernel_shape", 2, 2), ints("pads", 1, 1, 0, 0), {Name: "count_include_pad", Type: AttrInt, Int: 1}}, Want: []int{1, 1, 3, 3}}}})
+	Register(&Def{Type: "GlobalAveragePool", Infer: inferGlobalPool, Exec: newGlobalAvgPool, Class: Linear, Channels: FlowPool,
+		Cases: []Case{{Name: "N×C×H×W", Inputs: x(2, 3, 2, 2), Want: []int{2, 3, 1, 1}}}})
+	for _, typ := range []string{"GlobalMaxPool", "GlobalLpPool"} {
+		Register(&Def{Type: typ, Infer: inferGlobalPool, Channels: FlowPool, Cases: []Case{{Name: "N×C×H×W", Inputs: x(2, 3, 2, 2), Want: []int{2, 3, 1, 1}}}})
+	}
+	Register(&Def{Type: "LpPool", Infer: inferPool, Channels: FlowPool,
+		Cases: []Case{{Name: "2x2", Inputs: x(1, 1, 3, 3), Attrs: []*Attr{ints("kernel_shape", 2, 2)}, Want: []int{1, 1, 2, 2}}}})
+}
+
 // maxPool routes each output to the largest input of its window (the first
 // one on ties, padding never wins). It is piecewise linear:
 //
 //	R{y_o} = R{x}[a_o],  x̄[a_o] += ȳ_o,  R{x̄}[a_o] += R{ȳ_o}
 //
-// with a_o the argmax recorded in the forward pass.
+// with a_o the argmax recorded in the forward pass. Class Linear (for fixed
+// a_o), written by hand because the map depends on the forward pass.
 type maxPool struct {
 	pool2d
 }
 
-func newMaxPool(p *plan, n *model.Node, in, out []int) (kernel, error) {
-	g, err := newPool2d(p, n, in, out)
+func newMaxPool(b *Build) (Kernel, error) {
+	g, err := newPool2d(b)
 	if err != nil {
 		return nil, err
 	}
 	return &maxPool{g}, nil
 }
 
-func (k *maxPool) newState() any { return make([]int32, k.planes*k.oh*k.ow) }
+func (k *maxPool) NewState() any { return make([]int32, k.planes*k.oh*k.ow) }
 
-func (k *maxPool) forward(w *work) {
-	x, y := w.val[k.x], w.val[k.y]
-	arg := w.state[k.sidx].([]int32)
+func (k *maxPool) Forward(w *Work) {
+	x, y := w.Val[k.x], w.Val[k.y]
+	arg := w.State[k.sidx].([]int32)
 	hw, ohw := k.h*k.wd, k.oh*k.ow
 	for pl := 0; pl < k.planes; pl++ {
 		src := x[pl*hw : (pl+1)*hw]
@@ -105,12 +123,12 @@ func (k *maxPool) forward(w *work) {
 	}
 }
 
-func (k *maxPool) rforward(w *work) {
-	rx, ry := w.rv[k.x], w.rv[k.y]
+func (k *maxPool) RForward(w *Work) {
+	rx, ry := w.RV[k.x], w.RV[k.y]
 	if ry == nil {
 		return
 	}
-	arg := w.state[k.sidx].([]int32)
+	arg := w.State[k.sidx].([]int32)
 	for o, a := range arg {
 		if rx == nil || a < 0 {
 			ry[o] = 0
@@ -131,12 +149,12 @@ func (k *maxPool) scatter(dx, dy []float64, arg []int32) {
 	}
 }
 
-func (k *maxPool) backward(w *work) {
-	k.scatter(w.adj[k.x], w.adj[k.y], w.state[k.sidx].([]int32))
+func (k *maxPool) Backward(w *Work) {
+	k.scatter(w.Adj[k.x], w.Adj[k.y], w.State[k.sidx].([]int32))
 }
 
-func (k *maxPool) rbackward(w *work) {
-	k.scatter(w.radj[k.x], w.radj[k.y], w.state[k.sidx].([]int32))
+func (k *maxPool) RBackward(w *Work) {
+	k.scatter(w.RAdj[k.x], w.RAdj[k.y], w.State[k.sidx].([]int32))
 }
 
 // avgPool averages each window; the divisor follows PyTorch's avg_pool2d:
@@ -149,8 +167,9 @@ type avgPool struct {
 	includePad bool
 }
 
-func newAvgPool(p *plan, n *model.Node, in, out []int) (kernel, error) {
-	g, err := newPool2d(p, n, in, out)
+func newAvgPool(b *Build) (Kernel, error) {
+	n, in, out := b.Node, b.In, b.Out
+	g, err := newPool2d(b)
 	if err != nil {
 		return nil, err
 	}
@@ -161,7 +180,7 @@ func newAvgPool(p *plan, n *model.Node, in, out []int) (kernel, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &avgPool{pool2d: g, includePad: inc != 0}, nil
+	return LinearKernel(&avgPool{pool2d: g, includePad: inc != 0}, in[:1], out[0]), nil
 }
 
 // apply computes dst = A src (transpose: dst += Aᵀ src).
@@ -213,31 +232,30 @@ func (k *avgPool) apply(dst, src []float64, transpose bool) {
 	}
 }
 
-func (k *avgPool) forward(w *work) { k.apply(w.val[k.y], w.val[k.x], false) }
-func (k *avgPool) rforward(w *work) {
-	if w.rv[k.x] == nil {
-		if w.rv[k.y] != nil {
-			clear(w.rv[k.y])
-		}
+// Apply and Transpose make avgPool a LinearMap (class Linear).
+func (k *avgPool) Apply(dst []float64, src [][]float64) {
+	if src[0] == nil {
+		clear(dst)
 		return
 	}
-	k.apply(w.rv[k.y], w.rv[k.x], false)
+	k.apply(dst, src[0], false)
 }
-func (k *avgPool) backward(w *work)  { k.apply(w.adj[k.x], w.adj[k.y], true) }
-func (k *avgPool) rbackward(w *work) { k.apply(w.radj[k.x], w.radj[k.y], true) }
+
+func (k *avgPool) Transpose(dst [][]float64, src []float64) { k.apply(dst[0], src, true) }
 
 // globalAvgPool averages each channel plane: y[n,c] = mean(x[n,c,…]); linear
 // with R{y} = mean R{x}, x̄ += ȳ/HW, R{x̄} += R{ȳ}/HW.
 type globalAvgPool struct {
-	x, y, planes, size int
+	planes, size int
 }
 
-func newGlobalAvgPool(p *plan, n *model.Node, in, out []int) (kernel, error) {
-	xs := p.slots[in[0]].shape
+func newGlobalAvgPool(b *Build) (Kernel, error) {
+	in, out := b.In, b.Out
+	xs := b.Shape(in[0])
 	if len(xs) < 3 {
 		return nil, fmt.Errorf("input shape %v, want N×C×spatial", xs)
 	}
-	return &globalAvgPool{x: in[0], y: out[0], planes: xs[0] * xs[1], size: numel(xs[2:])}, nil
+	return LinearKernel(&globalAvgPool{planes: xs[0] * xs[1], size: Numel(xs[2:])}, in[:1], out[0]), nil
 }
 
 func (k *globalAvgPool) mean(dst, src []float64) {
@@ -272,7 +290,7 @@ func (k *globalAvgPool) spread(dst, src []float64) {
 	}
 }
 
-func (k *globalAvgPool) forward(w *work)   { k.mean(w.val[k.y], w.val[k.x]) }
-func (k *globalAvgPool) rforward(w *work)  { k.mean(w.rv[k.y], w.rv[k.x]) }
-func (k *globalAvgPool) backward(w *work)  { k.spread(w.adj[k.x], w.adj[k.y]) }
-func (k *globalAvgPool) rbackward(w *work) { k.spread(w.radj[k.x], w.radj[k.y]) }
+// Apply and Transpose make globalAvgPool a LinearMap (class Linear).
+func (k *globalAvgPool) Apply(dst []float64, src [][]float64) { k.mean(dst, src[0]) }
+
+func (k *globalAvgPool) Transpose(dst [][]float64, src []float64) { k.spread(dst[0], src) }

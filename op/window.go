@@ -1,4 +1,4 @@
-package model
+package op
 
 import "fmt"
 
@@ -29,7 +29,7 @@ func (n *Node) Window(in []int, kernel []int) (Window, error) {
 	k := len(in)
 	w := Window{In: append([]int(nil), in...)}
 	if kernel == nil {
-		ks, err := n.attrDims("kernel_shape", k, 0, 1)
+		ks, err := n.AttrDims("kernel_shape", k, 0, 1)
 		if err != nil {
 			return w, err
 		}
@@ -38,22 +38,22 @@ func (n *Node) Window(in []int, kernel []int) (Window, error) {
 		}
 		kernel = ks
 	} else if ks, ok := n.Attrs["kernel_shape"]; ok {
-		kk, err := n.attrDims("kernel_shape", k, 0, 1)
+		kk, err := n.AttrDims("kernel_shape", k, 0, 1)
 		if err != nil {
 			return w, err
 		}
 		for i := range kk {
 			if kk[i] != kernel[i] {
-				return w, attrErr(n, "kernel_shape", "is %v but the weight's kernel is %v", ks.Ints, kernel)
+				return w, AttrError(n, "kernel_shape", "is %v but the weight's kernel is %v", ks.Ints, kernel)
 			}
 		}
 	}
 	w.Kernel = append([]int(nil), kernel...)
 	var err error
-	if w.Strides, err = n.attrDims("strides", k, 1, 1); err != nil {
+	if w.Strides, err = n.AttrDims("strides", k, 1, 1); err != nil {
 		return w, err
 	}
-	if w.Dilations, err = n.attrDims("dilations", k, 1, 1); err != nil {
+	if w.Dilations, err = n.AttrDims("dilations", k, 1, 1); err != nil {
 		return w, err
 	}
 	ceil, err := n.AttrInt("ceil_mode", 0)
@@ -61,7 +61,7 @@ func (n *Node) Window(in []int, kernel []int) (Window, error) {
 		return w, err
 	}
 	if ceil != 0 && ceil != 1 {
-		return w, attrErr(n, "ceil_mode", "is %d, want 0 or 1", ceil)
+		return w, AttrError(n, "ceil_mode", "is %d, want 0 or 1", ceil)
 	}
 	w.CeilMode = ceil == 1
 	autoPad, err := n.AttrString("auto_pad", "NOTSET")
@@ -71,7 +71,7 @@ func (n *Node) Window(in []int, kernel []int) (Window, error) {
 	w.PadBegin, w.PadEnd, w.Out = make([]int, k), make([]int, k), make([]int, k)
 	switch autoPad {
 	case "NOTSET", "":
-		pads, err := n.attrDims("pads", 2*k, 0, 0)
+		pads, err := n.AttrDims("pads", 2*k, 0, 0)
 		if err != nil {
 			return w, err
 		}
@@ -90,7 +90,7 @@ func (n *Node) Window(in []int, kernel []int) (Window, error) {
 			w.PadEnd[i] = total - w.PadBegin[i]
 		}
 	default:
-		return w, attrErr(n, "auto_pad", "is %q, want NOTSET, VALID, SAME_UPPER or SAME_LOWER", autoPad)
+		return w, AttrError(n, "auto_pad", "is %q, want NOTSET, VALID, SAME_UPPER or SAME_LOWER", autoPad)
 	}
 	for i := 0; i < k; i++ {
 		span := (w.Kernel[i]-1)*w.Dilations[i] + 1

@@ -1,0 +1,251 @@
+package op
+
+// Kernels derived from an operator's class. An operator of one of these
+// classes gives only its defining functions; the four passes (forward,
+// R-forward, backward, R-backward) follow here once for all of them, in
+// the manner of JAX's primitives (a JVP rule and, for linear maps, a
+// transpose rule; the Hessian-vector product is forward-over-reverse).
+
+// UnaryFns defines an elementwise operator y = f(x) by f, f′ and f″. Each
+// function receives x and, for f′ and f″, also y = f(x) (cheaper for
+// Sigmoid and Tanh). D2 nil means f″ = 0 (piecewise-linear operators).
+type UnaryFns struct {
+	F      func(x float64) float64
+	D1, D2 func(x, y float64) float64
+}
+
+// Unary returns the Exec of an elementwise operator whose functions fns
+// builds from the node (attributes, constant inputs). Its passes are
+//
+//	y = f(x),  R{y} = f′(x) R{x},  x̄ += f′(x) ȳ,
+//	R{x̄} += f′(x) R{ȳ} + f″(x) R{x} ȳ.
+func Unary(fns func(b *Build) (UnaryFns, error)) func(b *Build) (Kernel, error) {
+	return func(b *Build) (Kernel, error) {
+		if b.Input(0) < 0 {
+			return nil, errMissing(0)
+		}
+		f, err := fns(b)
+		if err != nil {
+			return nil, err
+		}
+		return &unaryKernel{UnaryFns: f, x: b.In[0], y: b.Out[0]}, nil
+	}
+}
+
+type unaryKernel struct {
+	UnaryFns
+	x, y int
+}
+
+func (k *unaryKernel) Forward(w *Work) {
+	x, y := w.Val[k.x], w.Val[k.y]
+	for i, v := range x {
+		y[i] = k.F(v)
+	}
+}
+
+func (k *unaryKernel) RForward(w *Work) {
+	rx, ry := w.RV[k.x], w.RV[k.y]
+	if ry == nil {
+		return
+	}
+	if rx == nil {
+		clear(ry)
+		return
+	}
+	x, y := w.Val[k.x], w.Val[k.y]
+	for i := range ry {
+		ry[i] = k.D1(x[i], y[i]) * rx[i]
+	}
+}
+
+func (k *unaryKernel) Backward(w *Work) {
+	dx, dy := w.Adj[k.x], w.Adj[k.y]
+	if dx == nil || dy == nil {
+		return
+	}
+	x, y := w.Val[k.x], w.Val[k.y]
+	for i, g := range dy {
+		dx[i] += k.D1(x[i], y[i]) * g
+	}
+}
+
+func (k *unaryKernel) RBackward(w *Work) {
+	rdx, rdy := w.RAdj[k.x], w.RAdj[k.y]
+	if rdx == nil || rdy == nil {
+		return
+	}
+	x, y, rx, dy := w.Val[k.x], w.Val[k.y], w.RV[k.x], w.Adj[k.y]
+	if rx == nil || k.D2 == nil {
+		for i, g := range rdy {
+			rdx[i] += k.D1(x[i], y[i]) * g
+		}
+		return
+	}
+	for i, g := range rdy {
+		rdx[i] += k.D1(x[i], y[i])*g + k.D2(x[i], y[i])*rx[i]*dy[i]
+	}
+}
+
+// BinaryFns defines an elementwise operator y = f(a, b) with
+// multidirectional broadcasting by f, its partials Da = ∂f/∂a, Db = ∂f/∂b
+// and its second partials Daa, Dab, Dbb (nil: zero).
+type BinaryFns struct {
+	F, Da, Db     func(a, b float64) float64
+	Daa, Dab, Dbb func(a, b float64) float64
+}
+
+// Binary returns the Exec of a broadcasting elementwise binary operator.
+// Its passes, with the adjoint of a broadcast input summed over the
+// broadcast dimensions, are
+//
+//	R{y} = f_a R{a} + f_b R{b},  ā += f_a ȳ,  b̄ += f_b ȳ,
+//	R{ā} += f_a R{ȳ} + (f_aa R{a} + f_ab R{b}) ȳ,
+//	R{b̄} += f_b R{ȳ} + (f_ab R{a} + f_bb R{b}) ȳ.
+func Binary(fns BinaryFns) func(b *Build) (Kernel, error) {
+	return func(b *Build) (Kernel, error) {
+		if len(b.In) != 2 || b.In[0] < 0 || b.In[1] < 0 {
+			return nil, errInputs(2, len(b.In))
+		}
+		k := &binaryKernel{BinaryFns: fns, a: b.In[0], b: b.In[1], y: b.Out[0]}
+		ys := b.Shape(k.y)
+		k.ba, k.bb = newBcast(b.Shape(k.a), ys), newBcast(b.Shape(k.b), ys)
+		return k, nil
+	}
+}
+
+type binaryKernel struct {
+	BinaryFns
+	a, b, y int
+	ba, bb  bcast
+}
+
+func (k *binaryKernel) Forward(w *Work) {
+	a, b, y := w.Val[k.a], w.Val[k.b], w.Val[k.y]
+	for i := range y {
+		y[i] = k.F(a[k.ba.at(i)], b[k.bb.at(i)])
+	}
+}
+
+func (k *binaryKernel) RForward(w *Work) {
+	a, b, ra, rb, ry := w.Val[k.a], w.Val[k.b], w.RV[k.a], w.RV[k.b], w.RV[k.y]
+	if ry == nil {
+		return
+	}
+	for i := range ry {
+		ia, ib := k.ba.at(i), k.bb.at(i)
+		r := 0.0
+		if ra != nil {
+			r = k.Da(a[ia], b[ib]) * ra[ia]
+		}
+		if rb != nil {
+			r += k.Db(a[ia], b[ib]) * rb[ib]
+		}
+		ry[i] = r
+	}
+}
+
+func (k *binaryKernel) Backward(w *Work) {
+	da, db, g := w.Adj[k.a], w.Adj[k.b], w.Adj[k.y]
+	if g == nil || (da == nil && db == nil) {
+		return
+	}
+	a, b := w.Val[k.a], w.Val[k.b]
+	for i, gi := range g {
+		ia, ib := k.ba.at(i), k.bb.at(i)
+		if da != nil {
+			da[ia] += k.Da(a[ia], b[ib]) * gi
+		}
+		if db != nil {
+			db[ib] += k.Db(a[ia], b[ib]) * gi
+		}
+	}
+}
+
+func (k *binaryKernel) RBackward(w *Work) {
+	rda, rdb, rg, g := w.RAdj[k.a], w.RAdj[k.b], w.RAdj[k.y], w.Adj[k.y]
+	if rg == nil || (rda == nil && rdb == nil) {
+		return
+	}
+	a, b, ra, rb := w.Val[k.a], w.Val[k.b], w.RV[k.a], w.RV[k.b]
+	second := func(f func(a, b float64) float64, x, y float64, r []float64, i int) float64 {
+		if f == nil || r == nil {
+			return 0
+		}
+		return f(x, y) * r[i]
+	}
+	for i, rgi := range rg {
+		ia, ib := k.ba.at(i), k.bb.at(i)
+		x, y := a[ia], b[ib]
+		if rda != nil {
+			rda[ia] += k.Da(x, y)*rgi + (second(k.Daa, x, y, ra, ia)+second(k.Dab, x, y, rb, ib))*g[i]
+		}
+		if rdb != nil {
+			rdb[ib] += k.Db(x, y)*rgi + (second(k.Dab, x, y, ra, ia)+second(k.Dbb, x, y, rb, ib))*g[i]
+		}
+	}
+}
+
+// LinearMap is a linear operator y = L(x_1, …, x_k) of the inputs listed
+// by Inputs (the others are constants the map already read).
+type LinearMap interface {
+	// Apply sets dst = L(src); a nil src entry is zero.
+	Apply(dst []float64, src [][]float64)
+	// Transpose adds L_iᵀ src into every non-nil dst[i].
+	Transpose(dst [][]float64, src []float64)
+}
+
+// Affine linear maps add a constant after the map: y = L(x) + c.
+type Affine interface {
+	LinearMap
+	// Offset adds the constant c into y.
+	Offset(y []float64)
+}
+
+// LinearKernel returns the kernel of a linear (or affine) map of the given
+// input slots into output slot y:
+//
+//	y = L(x) (+ c),  R{y} = L(R{x}),  x̄ += Lᵀ ȳ,  R{x̄} += Lᵀ R{ȳ}.
+func LinearKernel(m LinearMap, ins []int, y int) Kernel {
+	return &linearKernel{m: m, ins: ins, y: y}
+}
+
+type linearKernel struct {
+	m   LinearMap
+	ins []int
+	y   int
+}
+
+func (k *linearKernel) gather(b [][]float64) [][]float64 {
+	// A fresh slice: kernels run concurrently on different Works.
+	out := make([][]float64, len(k.ins))
+	for i, s := range k.ins {
+		out[i] = b[s]
+	}
+	return out
+}
+
+func (k *linearKernel) Forward(w *Work) {
+	k.m.Apply(w.Val[k.y], k.gather(w.Val))
+	if a, ok := k.m.(Affine); ok {
+		a.Offset(w.Val[k.y])
+	}
+}
+
+func (k *linearKernel) RForward(w *Work) {
+	if ry := w.RV[k.y]; ry != nil {
+		k.m.Apply(ry, k.gather(w.RV))
+	}
+}
+
+func (k *linearKernel) Backward(w *Work) {
+	if g := w.Adj[k.y]; g != nil {
+		k.m.Transpose(k.gather(w.Adj), g)
+	}
+}
+
+func (k *linearKernel) RBackward(w *Work) {
+	if g := w.RAdj[k.y]; g != nil {
+		k.m.Transpose(k.gather(w.RAdj), g)
+	}
+}

@@ -1,0 +1,60 @@
+// Package op is the operator registry: one record (Def) per ONNX operator
+// of the default domain, which every other package reads instead of keeping
+// its own table.
+//
+//	package model   Def.Infer   shape and type inference, folding of shape arithmetic
+//	                Def.Unit    does the node own a quantizable weight (params, MACs)
+//	package nn      Def.Exec    the kernel: forward, R-forward, backward, R-backward
+//	                Def.Fold    runs only on values folded before execution
+//	package prune   Def.Channels how channels pass through (structured pruning)
+//	conformance     Def.Cases   small problems every record must carry
+//
+// The package also defines the graph's node and tensor types (Node, Attr,
+// Tensor, DataType, Shapes, Window), because the records are written over
+// them; package model decodes ONNX files into these types and re-exports
+// them under its own names. Data flows one way: op ← model ← nn, prune.
+//
+// # Derivative rules by class
+//
+// The engine computes exact Hessian-vector products by forward-over-reverse
+// differentiation (Pearlmutter 1994; JAX computes H·v the same way, as the
+// JVP of the gradient). Every kernel provides the four passes
+//
+//	forward:   y = f(x)                   R-forward:  R{y} = J R{x}
+//	backward:  x̄ += Jᵀ ȳ                  R-backward: R{x̄} += Jᵀ R{ȳ} + (R{J})ᵀ ȳ
+//
+// but most operators do not write them: the passes follow from the class
+// (Def.Class), as JAX derives reverse mode from a primitive's JVP and
+// transpose rules:
+//
+//   - Linear: the operator gives a LinearMap (Apply and Transpose, plus
+//     Offset when affine); R{y} = L R{x}, x̄ += Lᵀ ȳ, R{x̄} += Lᵀ R{ȳ}
+//     (views, Transpose, Concat, BatchNormalization, average pooling).
+//   - Elementwise: unary operators give f, f′, f″ (UnaryFns); binary
+//     broadcasting operators give f with its first and second partials
+//     (BinaryFns). The second-order term f″ R{x} ȳ is then never forgotten.
+//   - Bilinear and Custom: hand-written four-method kernels remain where a
+//     derived rule would be much slower — Conv and Gemm/MatMul (one im2col
+//     and one BLAS call per product), Softmax (closed form), MaxPool (the
+//     argmax routing of the forward pass); each says why in its comment.
+//
+// # Adding an operator
+//
+// Add one file (or one entry in the family file: elementwise.go for f, f′,
+// f″ operators, binary.go for broadcasting ones) that registers a Def in an
+// init function:
+//
+//	func init() {
+//		Register(&Def{Type: "Softsign", Infer: InferSame, Class: Elementwise,
+//			Exec: Unary(fixed(UnaryFns{F: …, D1: …, D2: …})),
+//			Channels: FlowPass, Cases: unaryCase(-2, 2)})
+//	}
+//
+// and give it Cases. Nothing else needs to change: model infers its
+// shapes, nn runs it, prune knows its channel flow, and TestConformance
+// checks it — shape inference against Case.Want, and, for an executable
+// operator, the gradient against central finite differences, H·v against
+// finite differences of the gradient and uᵀHv = vᵀHu. A record without
+// cases, or an executable differentiable one whose cases have no
+// differentiable input, fails the test.
+package op

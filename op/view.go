@@ -1,0 +1,77 @@
+package op
+
+import "fmt"
+
+// The view operators change a tensor's shape or type but not its row-major
+// data: Identity, Dropout (inference), Flatten, Reshape, Squeeze,
+// Unsqueeze, Cast to a floating-point type. Each is the identity map
+// (class Linear): R{y} = R{x}, x̄ += ȳ, R{x̄} += R{ȳ}.
+
+type identity struct{}
+
+func (identity) Apply(dst []float64, src [][]float64) {
+	if src[0] == nil {
+		clear(dst)
+		return
+	}
+	copy(dst, src[0])
+}
+
+func (identity) Transpose(dst [][]float64, src []float64) {
+	if dst[0] != nil {
+		AddTo(dst[0], src)
+	}
+}
+
+func newView(b *Build) (Kernel, error) {
+	n, in, out := b.Node, b.In, b.Out
+	if len(in) < 1 || in[0] < 0 {
+		return nil, errMissing(0)
+	}
+	switch n.Op {
+	case "Dropout":
+		if len(in) > 2 && in[2] >= 0 {
+			v, ok := b.Const(in[2])
+			if !ok || (len(v) == 1 && v[0] != 0) {
+				return nil, fmt.Errorf("Dropout in training mode is not supported (inference only)")
+			}
+		}
+	case "Cast":
+		to, err := n.AttrInt("to", 0)
+		if err != nil {
+			return nil, err
+		}
+		if !DataType(to).IsFloat() {
+			return nil, fmt.Errorf("Cast to %v of a computed tensor is not supported", DataType(to))
+		}
+	}
+	if b.Size(in[0]) != b.Size(out[0]) {
+		return nil, fmt.Errorf("input %v and output %v differ in size", b.Shape(in[0]), b.Shape(out[0]))
+	}
+	return LinearKernel(identity{}, in[:1], out[0]), nil
+}
+
+func init() {
+	ints := func(name string, v ...int64) *Attr { return &Attr{Name: name, Type: AttrInts, Ints: v} }
+	x := func(s ...int) CaseInput { return CaseInput{Shape: s} }
+	shape := func(v ...int64) CaseInput { return CaseInput{Shape: []int{len(v)}, Ints: v} }
+	views := []struct {
+		typ   string
+		infer func(*Node, *Shapes) error
+		flow  Flow
+		cases []Case
+	}{
+		{"Identity", inferSameInts, FlowPass, []Case{{Name: "2x3", Inputs: []CaseInput{x(2, 3)}, Want: []int{2, 3}}}},
+		{"Dropout", InferSame, FlowPass, []Case{{Name: "2x3", Inputs: []CaseInput{x(2, 3)}, Want: []int{2, 3}}}},
+		{"Cast", inferCast, FlowPass, []Case{{Name: "to float", Inputs: []CaseInput{x(2, 3)},
+			Attrs: []*Attr{{Name: "to", Type: AttrInt, Int: int64(Float)}}, Want: []int{2, 3}}}},
+		{"Flatten", inferFlatten, FlowFlatten, []Case{{Name: "axis 1", Inputs: []CaseInput{x(2, 3, 2)}, Want: []int{2, 6}}}},
+		{"Reshape", inferReshapeNode, FlowBlocks, []Case{{Name: "-1", Inputs: []CaseInput{x(2, 3, 2), shape(0, -1)}, Want: []int{2, 6}}}},
+		{"Squeeze", inferSqueezeNode, FlowBlocks, []Case{{Name: "axes input", Opset: 13, Inputs: []CaseInput{x(2, 1, 3), shape(1)}, Want: []int{2, 3}},
+			{Name: "axes attribute", Opset: 11, Inputs: []CaseInput{x(2, 1, 3)}, Attrs: []*Attr{ints("axes", 1)}, Want: []int{2, 3}}}},
+		{"Unsqueeze", inferSqueezeNode, FlowBlocks, []Case{{Name: "axes input", Opset: 13, Inputs: []CaseInput{x(2, 3), shape(0)}, Want: []int{1, 2, 3}}}},
+	}
+	for _, v := range views {
+		Register(&Def{Type: v.typ, Infer: v.infer, Exec: newView, Class: Linear, View: true, Channels: v.flow, Cases: v.cases})
+	}
+}
