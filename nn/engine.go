@@ -25,7 +25,31 @@ type Options struct {
 	// Loss is the objective (default ClassLabels{}, the mean cross-entropy
 	// against one class label per sample).
 	Loss Loss
+	// Memory, when positive, bounds the bytes of the engine's work areas
+	// (see WorkBytes): Workers of them at BatchSize samples plus one for a
+	// final partial chunk. BatchSize is chosen from it when not set (at
+	// most 256) and lowered to fit when set; Workers is lowered when even
+	// one sample each does not fit; New fails with a *MemoryError when one
+	// worker at one sample does not fit. 0: no limit (BatchSize defaults
+	// to 32).
+	Memory int64
 }
+
+// MemoryError reports that the model does not fit the memory limit.
+type MemoryError struct {
+	// Need is the bytes of the smallest configuration (two work areas of
+	// one sample: one worker and the partial chunk); Limit is
+	// Options.Memory.
+	Need, Limit int64
+}
+
+func (e *MemoryError) Error() string {
+	return fmt.Sprintf("nn: the model needs %.1f MB of engine memory at batch size 1, more than the limit of %.1f MB", float64(e.Need)/1e6, float64(e.Limit)/1e6)
+}
+
+// maxAutoBatch caps the batch size chosen from a memory limit: larger
+// chunks gain little in GEMM efficiency.
+const maxAutoBatch = 256
 
 // Param is one parameter tensor (a unit's weight or bias initializer) and
 // its range in θ.
@@ -121,7 +145,8 @@ func New(m *model.Model, opts *Options) (*Engine, error) {
 	if e.opts.Workers <= 0 {
 		e.opts.Workers = runtime.GOMAXPROCS(0)
 	}
-	if e.opts.BatchSize <= 0 {
+	autoBatch := e.opts.BatchSize <= 0
+	if autoBatch {
 		e.opts.BatchSize = 32
 	}
 	if len(m.Inputs) != 1 {
@@ -205,6 +230,11 @@ func New(m *model.Model, opts *Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	if e.opts.Memory > 0 {
+		if err := e.fitMemory(autoBatch); err != nil {
+			return nil, err
+		}
+	}
 	e.outShape = slices.Clone(p.slots[p.out].shape[1:])
 	e.classes = e.outShape[len(e.outShape)-1]
 	if ref, ok := e.loss.(Referenced); ok && len(ref.Reference()) != len(e.theta) {
@@ -212,6 +242,60 @@ func New(m *model.Model, opts *Options) (*Engine, error) {
 	}
 	return e, nil
 }
+
+// fitMemory chooses the batch size (when auto) and the number of workers so
+// that Workers+1 work areas of the batch size fit Options.Memory. A work
+// area's bytes are affine in the batch size (tensors scale with it; the
+// input shapes are fixed), so two plans give the line.
+func (e *Engine) fitMemory(autoBatch bool) error {
+	lim := e.opts.Memory
+	b1, err := e.WorkBytes(1)
+	if err != nil {
+		return err
+	}
+	b2, err := e.WorkBytes(2)
+	if err != nil {
+		return err
+	}
+	per, base := b2-b1, 2*b1-b2
+	if 2*b1 > lim {
+		return &MemoryError{Need: 2 * b1, Limit: lim}
+	}
+	fits := func(workers, batch int) bool { return int64(workers+1)*(base+per*int64(batch)) <= lim }
+	for e.opts.Workers > 1 && !fits(e.opts.Workers, 1) {
+		e.opts.Workers--
+	}
+	if autoBatch {
+		b := maxAutoBatch
+		if per > 0 {
+			b = int(min(int64(maxAutoBatch), (lim/int64(e.opts.Workers+1)-base)/per))
+		}
+		e.opts.BatchSize = max(b, 1)
+	}
+	for e.opts.BatchSize > 1 && !fits(e.opts.Workers, e.opts.BatchSize) {
+		e.opts.BatchSize--
+	}
+	return nil
+}
+
+// WorkBytes returns the bytes of one work area at batch size n: the
+// activations with their R-values and adjoints, the kernels' state and the
+// shared convolution scratch (the parameters and the dataset are not
+// counted).
+func (e *Engine) WorkBytes(n int) (int64, error) {
+	p, err := e.plan(n)
+	if err != nil {
+		return 0, err
+	}
+	return p.bytes, nil
+}
+
+// BatchSize returns the samples per chunk (chosen from Options.Memory when
+// it was not given).
+func (e *Engine) BatchSize() int { return e.opts.BatchSize }
+
+// Workers returns the number of goroutines that run chunks.
+func (e *Engine) Workers() int { return e.opts.Workers }
 
 // plan returns the cached plan for batch size n, building it on first use.
 func (e *Engine) plan(n int) (*plan, error) {

@@ -63,6 +63,11 @@ type plan struct {
 	// unitIn locates every unit's data input (see SetInputQuantizer).
 	unitIn []unitInput
 
+	// scratch holds the length of every shared scratch buffer; bytes is
+	// the memory of one work (see memory).
+	scratch []int
+	bytes   int64
+
 	mu   sync.Mutex
 	free []*work
 }
@@ -250,7 +255,45 @@ func (e *Engine) buildPlan(n int) (*plan, error) {
 		return nil, fmt.Errorf("nn: output %q has shape %v, want batch×classes logits computed from the input (or a loss for other outputs, Options.Loss)", e.output, p.slots[p.out].shape)
 	}
 	p.locateUnitInputs()
+	p.memory()
 	return p, nil
+}
+
+// memory sizes the shared scratch buffers and counts the bytes of one
+// work: the input, a value buffer per activation and, for activations
+// that depend on θ, R-value, adjoint and R-adjoint buffers (views share
+// their source's), the kernels' state and the scratch.
+func (p *plan) memory() {
+	var b int64
+	for _, s := range p.slots {
+		switch {
+		case s.kind == kInput:
+			b += 8 * int64(s.size)
+		case s.kind == kAct && s.alias < 0:
+			n := int64(s.size)
+			if s.theta {
+				n *= 4
+			}
+			b += 8 * n
+		}
+	}
+	for _, st := range p.steps {
+		if sk, ok := st.k.(op.Stateful); ok {
+			b += sk.StateBytes()
+		}
+		if su, ok := st.k.(op.ScratchUser); ok {
+			for i, n := range su.ScratchSizes() {
+				for len(p.scratch) <= i {
+					p.scratch = append(p.scratch, 0)
+				}
+				p.scratch[i] = max(p.scratch[i], n)
+			}
+		}
+	}
+	for _, n := range p.scratch {
+		b += 8 * int64(n)
+	}
+	p.bytes = b
 }
 
 // share lets view output out use the storage of its input in (or of the
@@ -343,6 +386,9 @@ func (p *plan) getWork() *work {
 		if sk, ok := st.k.(op.Stateful); ok {
 			w.State[i] = sk.NewState()
 		}
+	}
+	for i, n := range p.scratch {
+		w.Scratch(i, n)
 	}
 	w.rvBuf = slices.Clone(w.RV)
 	return w

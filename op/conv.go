@@ -141,6 +141,9 @@ func newConv(b *Build) (Kernel, error) {
 //	R{W̄} += Σ_s R{Ȳ_s} X_sᵀ + Ȳ_s R{X_s}ᵀ,  R{X̄_s} += Wᵀ R{Ȳ_s} + R{W}ᵀ Ȳ_s.
 type pointwise struct{ *conv }
 
+// ScratchSizes is empty: the products run on the tensors' storage.
+func (k *pointwise) ScratchSizes() []int { return nil }
+
 // mul sets (beta 0) or adds (beta 1) y_s = a · x_s for every sample.
 func (k *pointwise) mul(a, x, y []float64, beta float64) {
 	c, m, p := k.c, k.m, k.p
@@ -276,6 +279,11 @@ const (
 )
 
 func (k *conv) colSize() int { return k.g * k.ckg * k.np }
+
+// ScratchSizes returns the lengths of the shared scratch buffers.
+func (k *conv) ScratchSizes() []int {
+	return []int{scCol: k.colSize(), scYB: k.m * k.np, scRCol: k.colSize(), scGB: k.m * k.np}
+}
 
 // im2col fills col (G·CKg rows × N·P columns) from image x.
 func (k *conv) im2col(x, col []float64) {

@@ -48,11 +48,20 @@ type Kernel interface {
 	RBackward(w *Work)
 }
 
-// Stateful kernels keep per-work scratch (im2col buffers, argmax indices):
-// NewState is called once per Work and its result stored at
-// Work.State[Build.State].
+// Stateful kernels keep per-work state between their passes (argmax
+// indices, softmax probabilities): NewState is called once per Work and its
+// result stored at Work.State[Build.State]; StateBytes is its size, for
+// the memory plan.
 type Stateful interface {
 	NewState() any
+	StateBytes() int64
+}
+
+// ScratchUser kernels use the Work's shared scratch buffers; ScratchSizes
+// returns the length each buffer index must have, so that the engine can
+// allocate and count them before any work.
+type ScratchUser interface {
+	ScratchSizes() []int
 }
 
 // Slots describes the tensors of a plan to a kernel constructor.

@@ -88,6 +88,8 @@ func newMaxPool(b *Build) (Kernel, error) {
 
 func (k *maxPool) NewState() any { return make([]int32, k.planes*k.oh*k.ow) }
 
+func (k *maxPool) StateBytes() int64 { return 4 * int64(k.planes*k.oh*k.ow) }
+
 func (k *maxPool) Forward(w *Work) {
 	x, y := w.Val[k.x], w.Val[k.y]
 	arg := w.State[k.sidx].([]int32)

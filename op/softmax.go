@@ -69,6 +69,8 @@ func newSoftmax(b *Build) (Kernel, error) {
 	return k, nil
 }
 
+func (k *softmax) StateBytes() int64 { return 16 * int64(k.outer*k.length*k.step) }
+
 func (k *softmax) NewState() any {
 	n := k.outer * k.length * k.step
 	return &softmaxState{p: make([]float64, n), rp: make([]float64, n)}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bitplan/bitplan/budget"
 	"github.com/bitplan/bitplan/data"
 	"github.com/bitplan/bitplan/data/synthetic"
 	"github.com/bitplan/bitplan/model"
@@ -25,6 +26,7 @@ type dataFlags struct {
 	inputs, labels string
 	samples        int
 	batch, workers int
+	memory         string
 	pre            preFlags
 	syn            synFlags
 	stderr         io.Writer
@@ -41,7 +43,8 @@ func (d *dataFlags) register(fs *flag.FlagSet, defSamples int, what string) {
 	fs.StringVar(&d.inputs, "inputs", "", "model inputs as NumPy `FILES` (N×…), with --labels: one file, or one per model input separated by commas (ids.npy,mask.npy), matched by name (file ids.npy → input ids) or else in order; integer inputs (token ids, masks) take integer arrays")
 	fs.StringVar(&d.labels, "labels", "", "integer class labels as a NumPy `FILE` (N), with --inputs")
 	fs.IntVar(&d.samples, "samples", defSamples, "use the first `N` samples (0: all)")
-	fs.IntVar(&d.batch, "batch-size", 0, "samples per engine work chunk `N` (0: default 32)")
+	fs.IntVar(&d.batch, "batch-size", 0, "samples per engine work chunk `N` (0: default 32; lowered to fit --memory)")
+	fs.StringVar(&d.memory, "memory", "50%", "engine memory limit `SIZE` (e.g. 4GB, 2.5GiB, or a percentage of this machine's memory)")
 	fs.IntVar(&d.workers, "workers", 0, "engine goroutines `N` (0: one per core)")
 	d.pre.register(fs)
 	d.syn.register(fs)
@@ -336,11 +339,61 @@ func (d *dataFlags) engine(m *model.Model, path string) (*nn.Engine, error) {
 	if d.batch < 0 || d.workers < 0 {
 		return nil, usageError{fmt.Errorf("flags --batch-size and --workers must not be negative")}
 	}
-	e, err := nn.New(m, &nn.Options{BatchSize: d.batch, Workers: d.workers})
+	lim, err := d.memoryLimit()
+	if err != nil {
+		return nil, err
+	}
+	batch := d.batch
+	if batch == 0 {
+		batch = 32
+	}
+	e, err := nn.New(m, &nn.Options{BatchSize: batch, Workers: d.workers, Memory: lim})
+	var me *nn.MemoryError
+	if errors.As(err, &me) {
+		return nil, fmt.Errorf("%s: %w; raise --memory (now %s) or run on a machine with more memory", path, err, d.memory)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return e, nil
+}
+
+// memoryLimit resolves --memory to bytes: a size, or a percentage of the
+// machine's memory (MemTotal of /proc/meminfo; no limit where it cannot be
+// read).
+func (d *dataFlags) memoryLimit() (int64, error) {
+	spec, err := budget.Parse(budget.Size, d.memory)
+	if err != nil {
+		return 0, usageError{fmt.Errorf("flag --memory: %v", err)}
+	}
+	if !spec.Relative {
+		if spec.Value < 1 {
+			return 0, usageError{fmt.Errorf("flag --memory: %q is below one byte", d.memory)}
+		}
+		return int64(spec.Value), nil
+	}
+	total := machineMemory()
+	if total == 0 {
+		return 0, nil
+	}
+	return int64(spec.Resolve(0, float64(total))), nil
+}
+
+// machineMemory returns MemTotal in bytes, or 0 when unknown.
+func machineMemory() int64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			if err == nil {
+				return kb * 1024
+			}
+		}
+	}
+	return 0
 }
 
 // modelName is the model's file name without extension.
