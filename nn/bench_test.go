@@ -52,6 +52,12 @@ func benchModel(b *testing.B, name string, workers int) {
 				b.Fatal(err)
 			}
 		}
+		wb, err := e.WorkBytes(64 / workers)
+		if err != nil {
+			b.Fatal(err)
+		}
+		// The engine memory of the pass: one work area per worker.
+		b.ReportMetric(float64(int64(workers)*wb)/1e6, "engine-MB")
 	})
 	b.Run("gradient", func(b *testing.B) {
 		e, ds := benchEngine(b, name, workers)
@@ -104,6 +110,12 @@ func benchModel(b *testing.B, name string, workers int) {
 func BenchmarkLeNet64(b *testing.B) {
 	b.Run("workers=1", func(b *testing.B) { benchModel(b, "lenet", 1) })
 	b.Run("workers=2", func(b *testing.B) { benchModel(b, "lenet", 2) })
+}
+
+// BenchmarkResCNN64 is the same for the residual CNN (1×1 and 3×3
+// convolutions, BatchNorm, residual adds).
+func BenchmarkResCNN64(b *testing.B) {
+	b.Run("workers=1", func(b *testing.B) { benchModel(b, "rescnn", 1) })
 }
 
 // BenchmarkMLP64 is the same for the MLP.
