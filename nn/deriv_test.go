@@ -56,6 +56,8 @@ type netCase struct {
 	// kinks marks piecewise-linear graphs, where a finite-difference step
 	// may cross a kink; tests then use a smaller step.
 	kinks bool
+	// opset is the model's opset (0: 13).
+	opset int64
 }
 
 func dbl(b *mt.Builder, r *rand.Rand, name string, dims ...int) {
@@ -169,12 +171,58 @@ var netCases = []netCase{
 		b.Node("LogSoftmax", "lsm", []string{"h3"}, []string{"h4"}, mt.Int("axis", -1))
 		b.Node("MatMul", "m3", []string{"h4", "w3"}, []string{"y"})
 	}},
+	// LayerNorm as torch.onnx exports it at opset 13 (ReduceMean, Sub, Pow,
+	// Sqrt, Div), with GELU (Erf), then LayerNormalization at opset 17
+	// (the registry's composite).
+	{name: "layernorm-decomposed-gelu", sample: []int{3, 4}, build: func(b *mt.Builder, r *rand.Rand) {
+		dbl(b, r, "w1", 4, 4)
+		dbl(b, r, "g", 4)
+		dbl(b, r, "be", 4)
+		dbl(b, r, "w2", 12, 3)
+		b.Double("two", []int{}, []float64{2})
+		b.Double("eps", []int{}, []float64{1e-5})
+		b.Double("half", []int{}, []float64{0.5})
+		b.Double("one", []int{}, []float64{1})
+		b.Double("rs2", []int{}, []float64{1 / math.Sqrt2})
+		b.Node("MatMul", "m1", []string{"x", "w1"}, []string{"h"})
+		b.Node("ReduceMean", "", []string{"h"}, []string{"mu"}, mt.Ints("axes", -1))
+		b.Node("Sub", "", []string{"h", "mu"}, []string{"d"})
+		b.Node("Pow", "", []string{"d", "two"}, []string{"d2"})
+		b.Node("ReduceMean", "", []string{"d2"}, []string{"v"}, mt.Ints("axes", -1))
+		b.Node("Add", "", []string{"v", "eps"}, []string{"ve"})
+		b.Node("Sqrt", "", []string{"ve"}, []string{"sd"})
+		b.Node("Div", "", []string{"d", "sd"}, []string{"n"})
+		b.Node("Mul", "", []string{"n", "g"}, []string{"ng"})
+		b.Node("Add", "", []string{"ng", "be"}, []string{"ln"})
+		b.Node("Mul", "", []string{"ln", "rs2"}, []string{"u"})
+		b.Node("Erf", "", []string{"u"}, []string{"e"})
+		b.Node("Add", "", []string{"e", "one"}, []string{"e1"})
+		b.Node("Mul", "", []string{"ln", "e1"}, []string{"le"})
+		b.Node("Mul", "", []string{"le", "half"}, []string{"gelu"})
+		b.Node("Flatten", "", []string{"gelu"}, []string{"f"})
+		b.Node("MatMul", "m2", []string{"f", "w2"}, []string{"y"})
+	}},
+	{name: "layernormalization-17", sample: []int{3, 4}, opset: 17, build: func(b *mt.Builder, r *rand.Rand) {
+		dbl(b, r, "w1", 4, 4)
+		dbl(b, r, "g", 4)
+		dbl(b, r, "be", 4)
+		dbl(b, r, "w2", 12, 3)
+		b.Node("MatMul", "m1", []string{"x", "w1"}, []string{"h"})
+		b.Node("LayerNormalization", "ln", []string{"h", "g", "be"}, []string{"ln"}, mt.Int("axis", -1))
+		b.Node("Tanh", "", []string{"ln"}, []string{"t"})
+		b.Node("Flatten", "", []string{"t"}, []string{"f"})
+		b.Node("MatMul", "m2", []string{"f", "w2"}, []string{"y"})
+	}},
 }
 
 // buildNet builds case c with input "x" and output "y" as a model.
 func buildNet(t testing.TB, c netCase, seed uint64) *model.Model {
 	t.Helper()
-	b := mt.New(c.name, 13)
+	opset := c.opset
+	if opset == 0 {
+		opset = 13
+	}
+	b := mt.New(c.name, opset)
 	b.Input("x", append([]int{-1}, c.sample...)...)
 	c.build(b, rand.New(rand.NewPCG(seed, 7)))
 	b.Output("y")

@@ -33,6 +33,9 @@
 //   - Elementwise: unary operators give f, f′, f″ (UnaryFns); binary
 //     broadcasting operators give f with its first and second partials
 //     (BinaryFns). The second-order term f″ R{x} ȳ is then never forgotten.
+//   - Composite: the operator gives an Expansion over registered primitives
+//     (Compose); LayerNormalization is ReduceMean, Sub, Mul, Add, Sqrt and
+//     Div, so its R-forward and R-backward follow from theirs.
 //   - Bilinear and Custom: hand-written four-method kernels remain where a
 //     derived rule would be much slower — Conv and Gemm/MatMul (one im2col
 //     and one BLAS call per product), Softmax (closed form), MaxPool (the
