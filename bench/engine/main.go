@@ -1,0 +1,113 @@
+// Command engine times the Go engine on one ONNX model with random inputs
+// and labels: a forward pass, a gradient and a Hessian-vector product per
+// batch, each the median of -reps runs, and the peak resident memory of the
+// process. bench/engine_vs_torch.sh runs it beside the same measurement in
+// PyTorch. Output: one line of JSON.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"syscall"
+	"time"
+
+	"github.com/bitplan/bitplan/data"
+	"github.com/bitplan/bitplan/model"
+	"github.com/bitplan/bitplan/nn"
+)
+
+func main() {
+	batch := flag.Int("batch", 4, "samples per batch `N`")
+	reps := flag.Int("reps", 3, "timed repetitions `N` of each measurement")
+	workers := flag.Int("workers", 0, "engine workers `N` (0: one per core)")
+	flag.Parse()
+	if flag.NArg() != 1 {
+		fmt.Fprintln(os.Stderr, "usage: engine [-batch N] [-reps N] [-workers N] MODEL.onnx")
+		os.Exit(2)
+	}
+	if err := run(flag.Arg(0), *batch, *reps, *workers); err != nil {
+		fmt.Fprintln(os.Stderr, "engine:", err)
+		os.Exit(1)
+	}
+}
+
+func run(path string, batch, reps, workers int) error {
+	m, err := model.Load(path)
+	if err != nil {
+		return err
+	}
+	// One chunk per worker, so a pass is one batch split over the workers.
+	w := workers
+	if w <= 0 {
+		w = 2
+	}
+	e, err := nn.New(m, &nn.Options{BatchSize: (batch + w - 1) / w, Workers: w})
+	if err != nil {
+		return err
+	}
+	r := rand.New(rand.NewPCG(1, 1))
+	size := 1
+	for _, d := range e.SampleShape() {
+		size *= d
+	}
+	x := make([]float64, batch*size)
+	for i := range x {
+		x[i] = r.NormFloat64()
+	}
+	y := make([]int, batch)
+	for i := range y {
+		y[i] = r.IntN(e.Classes())
+	}
+	ds, err := data.NewMemory(x, y, e.SampleShape())
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	g := make([]float64, e.Dim())
+	v := make([]float64, e.Dim())
+	for i := range v {
+		v[i] = float64(2*r.IntN(2) - 1)
+	}
+	hv := make([]float64, e.Dim())
+	op, err := e.Operator(ds)
+	if err != nil {
+		return err
+	}
+	median := func(f func() error) (float64, error) {
+		var t []float64
+		for i := 0; i < reps; i++ {
+			start := time.Now()
+			if err := f(); err != nil {
+				return 0, err
+			}
+			t = append(t, time.Since(start).Seconds())
+		}
+		slices.Sort(t)
+		return t[len(t)/2], nil
+	}
+	fwd, err := median(func() error { _, err := e.Evaluate(ctx, ds); return err })
+	if err != nil {
+		return err
+	}
+	grad, err := median(func() error { _, err := e.Gradient(ctx, ds, g); return err })
+	if err != nil {
+		return err
+	}
+	hvp, err := median(func() error { return op.HVP(ctx, hv, v) })
+	if err != nil {
+		return err
+	}
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return err
+	}
+	return json.NewEncoder(os.Stdout).Encode(map[string]any{
+		"forward_s": fwd, "gradient_s": grad, "hvp_s": hvp,
+		"peak_rss_mb": float64(ru.Maxrss) / 1024, "params": e.Dim(), "batch": batch,
+	})
+}

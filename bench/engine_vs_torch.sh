@@ -1,0 +1,42 @@
+#!/bin/sh
+# Times the Go engine against PyTorch (Debian's python3-torch and
+# python3-torchvision, the same thread count) on torchvision models with
+# random weights (fixed seed) exported by torch.onnx: forward, gradient and
+# Hessian-vector product per batch and the peak resident memory of each
+# process, at 224×224 with batch 4 and at 32×32 with batch 32, and prints
+# the ratios (bitplan / PyTorch; the issue's targets: HVP time ≤ 1.0,
+# peak memory ≤ 1.5).
+#
+# Usage: sh bench/engine_vs_torch.sh [MODELS...]   (run from the repository root)
+# Default models: resnet18 resnet50 mobilenet_v2. THREADS (default 2) sets
+# the threads of both; REPS (default 3) the timed repetitions; CONFIGS
+# (default "224:4 32:32") the resolutions and batch sizes.
+set -eu
+models=${*:-"resnet18 resnet50 mobilenet_v2"}
+threads=${THREADS:-2}
+reps=${REPS:-3}
+configs=${CONFIGS:-"224:4 32:32"}
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+go build -o "$dir/engine" ./bench/engine
+field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
+ratio() { python3 -c "import sys; print('%.2f' % (float(sys.argv[1]) / float(sys.argv[2])))" "$1" "$2"; }
+printf '%-13s %7s %6s | %9s %9s %9s %9s | %9s %9s %9s %9s | %6s %6s\n' model res batch \
+	go_fwd_s go_grad_s go_hvp_s go_MB pt_fwd_s pt_grad_s pt_hvp_s pt_MB hvp_x mem_x
+for m in $models; do
+	for c in $configs; do
+		res=${c%%:*}
+		batch=${c##*:}
+		onnx="$dir/$m-$res.onnx"
+		python3 bench/engine_torch.py export "$m" --res "$res" --out "$onnx" >/dev/null 2>&1
+		pt=$(python3 bench/engine_torch.py time "$m" --res "$res" --batch "$batch" --reps "$reps" --threads "$threads")
+		if ! go=$(GOMAXPROCS=$threads "$dir/engine" -batch "$batch" -reps "$reps" -workers "$threads" "$onnx" 2>"$dir/err"); then
+			printf '%-13s %7s %6s | bitplan failed: %s\n' "$m" "$res" "$batch" "$(tail -1 "$dir/err")"
+			continue
+		fi
+		printf '%-13s %7s %6s | %9.3f %9.3f %9.3f %9.0f | %9.3f %9.3f %9.3f %9.0f | %6s %6s\n' "$m" "$res" "$batch" \
+			"$(field "$go" forward_s)" "$(field "$go" gradient_s)" "$(field "$go" hvp_s)" "$(field "$go" peak_rss_mb)" \
+			"$(field "$pt" forward_s)" "$(field "$pt" gradient_s)" "$(field "$pt" hvp_s)" "$(field "$pt" peak_rss_mb)" \
+			"$(ratio "$(field "$go" hvp_s)" "$(field "$pt" hvp_s)")" "$(ratio "$(field "$go" peak_rss_mb)" "$(field "$pt" peak_rss_mb)")"
+	done
+done
