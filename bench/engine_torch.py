@@ -1,3 +1,4 @@
+#!/usr/bin/python3
 """Exports a torchvision model (random weights, fixed seed, eval mode) to
 ONNX, or times it in PyTorch: forward, gradient and Hessian-vector product
 (double backprop) of the mean cross-entropy per batch, median of --reps,

@@ -16,11 +16,12 @@ models=${*:-"resnet18 resnet50 mobilenet_v2"}
 threads=${THREADS:-2}
 reps=${REPS:-3}
 configs=${CONFIGS:-"224:4 32:32"}
+py=${PYTHON:-/usr/bin/python3} # Debian's python3-torch and python3-torchvision
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 go build -o "$dir/engine" ./bench/engine
-field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
-ratio() { python3 -c "import sys; print('%.2f' % (float(sys.argv[1]) / float(sys.argv[2])))" "$1" "$2"; }
+field() { "$py" -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
+ratio() { "$py" -c "import sys; print('%.2f' % (float(sys.argv[1]) / float(sys.argv[2])))" "$1" "$2"; }
 printf '%-13s %7s %6s | %9s %9s %9s %9s | %9s %9s %9s %9s | %6s %6s\n' model res batch \
 	go_fwd_s go_grad_s go_hvp_s go_MB pt_fwd_s pt_grad_s pt_hvp_s pt_MB hvp_x mem_x
 for m in $models; do
@@ -28,8 +29,8 @@ for m in $models; do
 		res=${c%%:*}
 		batch=${c##*:}
 		onnx="$dir/$m-$res.onnx"
-		python3 bench/engine_torch.py export "$m" --res "$res" --out "$onnx" >/dev/null 2>&1
-		pt=$(python3 bench/engine_torch.py time "$m" --res "$res" --batch "$batch" --reps "$reps" --threads "$threads")
+		"$py" bench/engine_torch.py export "$m" --res "$res" --out "$onnx" >/dev/null 2>&1
+		pt=$("$py" bench/engine_torch.py time "$m" --res "$res" --batch "$batch" --reps "$reps" --threads "$threads")
 		if ! go=$(GOMAXPROCS=$threads "$dir/engine" -batch "$batch" -reps "$reps" -workers "$threads" "$onnx" 2>"$dir/err"); then
 			printf '%-13s %7s %6s | bitplan failed: %s\n' "$m" "$res" "$batch" "$(tail -1 "$dir/err")"
 			continue
