@@ -3,11 +3,13 @@ package synthetic_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"testing"
 
+	"github.com/bitplan/bitplan/data"
 	"github.com/bitplan/bitplan/data/synthetic"
 	"github.com/bitplan/bitplan/model"
 	"github.com/bitplan/bitplan/nn"
@@ -45,6 +47,49 @@ func TestGenerate(t *testing.T) {
 		if l < 0 || l >= e.Classes() {
 			t.Fatalf("label %d", l)
 		}
+	}
+}
+
+// TestGenerate1D: on bn1d, a Conv1d/BatchNorm1d classifier of
+// Fashion-MNIST rows as 28-step sequences (Q-ASR's 1-D setting), the loss
+// also falls by at least 100×.
+func TestGenerate1D(t *testing.T) {
+	e := engine(t, "bn1d")
+	ds, rep, err := synthetic.Generate(context.Background(), e, &synthetic.Settings{Samples: 16, Batch: 16, Steps: 120, LR: 0.2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("loss %.4g → %.4g (%.0f×)", rep.Start[0], rep.End[0], rep.Start[0]/rep.End[0])
+	if rep.BatchNorms != 3 || fmt.Sprint(ds.SampleShape()) != "[28 28]" || !(rep.End[0]*100 <= rep.Start[0]) {
+		t.Errorf("%d BatchNorms, shape %v, loss %g → %g: want 3, [28 28] and a 100× fall", rep.BatchNorms, ds.SampleShape(), rep.Start[0], rep.End[0])
+	}
+}
+
+// TestBN1dAccuracy checks the committed bn1d model (its ReduceMean
+// rewritten as GlobalAveragePool + Flatten) against the accuracy PyTorch
+// printed when scripts/train_bn1d.py trained it: 0.8292 on the 10,000
+// Fashion-MNIST test images.
+func TestBN1dAccuracy(t *testing.T) {
+	ds, err := data.FashionMNIST(data.Test)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ds.Close()
+	x := make([]float64, ds.Len()*784)
+	y := make([]int, ds.Len())
+	if err := ds.Read(0, x, y); err != nil {
+		t.Fatal(err)
+	}
+	seq, err := data.NewMemory(x, y, []int{28, 28})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := engine(t, "bn1d").Evaluate(context.Background(), seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(ev.Accuracy()-0.8292) > 0.0005 {
+		t.Errorf("accuracy %.4f, PyTorch 0.8292", ev.Accuracy())
 	}
 }
 
