@@ -47,6 +47,14 @@
 // Convolutions use im2col and gonum's BLAS (blas64.Gemm).
 //
 // Shape arithmetic (Shape → Gather → Unsqueeze → Concat → Reshape, as
-// PyTorch exports it) is folded by package model for each batch size;
-// subgraphs over constants are evaluated once when a plan is built.
+// PyTorch exports it, and constants expanded to the batch) is folded by
+// package model for each batch size (model.Shapes.Values); subgraphs over
+// constants are evaluated once when a plan is built.
+//
+// # Static check
+//
+// Check (run first by New) specialises the graph to batch 1 and reports
+// every operator and construct the engine cannot run, all at once, naming
+// the nodes and the supported operators: an *UnsupportedError, before any
+// long computation.
 package nn
