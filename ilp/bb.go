@@ -165,11 +165,11 @@ func coreThreshold(r []float64, gap float64, n int) float64 {
 			if x/gap == math.Ldexp(1, -b-1) {
 				b++
 			}
-			hist[min(max(b, 0), 63)]++
+			hist[min(max(b, 0), len(hist)-1)]++
 		}
 	}
 	total := 0
-	for b := 63; b >= 0; b-- {
+	for b := len(hist) - 1; b >= 0; b-- {
 		if total+hist[b] > n {
 			return math.Ldexp(gap, -b-1)
 		}
@@ -181,6 +181,9 @@ func coreThreshold(r []float64, gap float64, n int) float64 {
 // heurCore is the size (choices) above which the heuristic improves on the
 // reduced-cost core instead of the whole sub.
 const heurCore = 4096
+
+// coreRounds caps the alternations of rungs and growCore at the root.
+const coreRounds = 8
 
 // run solves the root sub.
 func (s *search) run() {
@@ -204,7 +207,7 @@ func (s *search) run() {
 	// Exact rungs while they are cheap; when they give up, growCore looks
 	// for a better incumbent, and a much better one (gap halved)
 	// makes the rungs cheap again.
-	for round := 0; round < 8 && !s.st.stop(); round++ {
+	for round := 0; round < coreRounds && !s.st.stop(); round++ {
 		if s.rungs(q, rel.lam, r, rootBound) {
 			s.done, s.bound = true, math.Min(s.z, math.Max(s.pruneMin, rootBound))
 			return
@@ -346,12 +349,15 @@ const maxRungFails = 3
 // growCore reports true. This is the expanding-core idea of Pisinger (1995)
 // with dp as the core solver.
 func (s *search) growCore(q *sub, lam, r []float64, rootBound, target float64) bool {
+	if testHook.growCore != nil {
+		testHook.growCore()
+	}
 	if s.best == nil || s.feasOnly {
 		return false
 	}
 	var pos []float64
-	size := 32
-	for iter := 0; iter < 32 && !s.st.stop(); iter++ {
+	size := growStart
+	for iter := 0; iter < growRounds && !s.st.stop(); iter++ {
 		lower := math.Max(rootBound, s.lower)
 		if s.cutoff() <= lower {
 			s.pruneMin = math.Min(s.pruneMin, lower)
@@ -412,9 +418,18 @@ func (s *search) growCore(q *sub, lam, r []float64, rootBound, target float64) b
 	return false
 }
 
+// testHook lets tests see that the large-problem paths ran (nil
+// functions, never set outside tests).
+var testHook struct{ growCore, slackMoves func() }
+
 // maxGrow is the largest neighbourhood (choices) growCore tries before
 // leaving the rest to branch-and-bound, unless dp gives up earlier.
 const maxGrow = 1 << 14
+
+// growStart is growCore's first core: the choices of the smallest reduced
+// costs kept (beyond those at reduced cost 0), doubled each round the
+// incumbent does not improve; growRounds caps the rounds.
+const growStart, growRounds = 32, 32
 
 // ladder solves q exactly by dp under a rising cutoff: φ + gap/64, /16,
 // /4, then the true cutoff, where gap = cutoff − φ and φ is a lower bound of
@@ -741,6 +756,9 @@ func kthSmallest(xs []float64, k int) float64 {
 // reduced-cost neighbourhood holds moves that free the other rows, and the
 // beam search combines the two.
 func (s *search) slackMoves(q *sub, lam []float64, keep []bool, n int) {
+	if testHook.slackMoves != nil {
+		testHook.slackMoves()
+	}
 	k := q.k
 	u := make([]float64, k)
 	q.usage(s.best, u)

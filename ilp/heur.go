@@ -164,7 +164,7 @@ func (q *sub) improve(a []int32, u []float64, lam []float64, budget int) {
 					for r, l := range lam {
 						lc += l * (q.cost[int(j)*k+r] - q.cost[int(cur)*k+r])
 					}
-					ratio := math.Inf(-1)
+					var ratio float64
 					if lc > 0 {
 						ratio = (dv + lc) / lc
 					} else {

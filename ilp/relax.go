@@ -201,7 +201,32 @@ func newDual(q *sub) *dual {
 
 // maxCuts bounds the cuts kept in the master (the basic ones are never
 // dropped).
-func (d *dual) maxCuts() int { return 12 + 4*d.k }
+func (d *dual) maxCuts() int { return bundleBaseCuts + bundleCutsPerRow*d.k }
+
+// Tuning of the box-constrained cutting-plane (bundle) method with which
+// maximize climbs the Lagrangian dual. They trade iterations against the
+// size of the master LP and so change speed, never the bound's validity:
+// every bound reported is φ at an evaluated λ, and a capped run says it is
+// not exact.
+const (
+	// bundleBaseCuts and bundleCutsPerRow bound the cuts kept in the master:
+	// base + per-row · K.
+	bundleBaseCuts, bundleCutsPerRow = 12, 4
+	// bundleBaseIters and bundleItersPerRow cap the iterations: base +
+	// per-row · K (the dual is K-dimensional).
+	bundleBaseIters, bundleItersPerRow = 60, 30
+	// bundleStopEvery is how often (in iterations) the stopper is polled.
+	bundleStopEvery = 8
+	// boxStart is the initial box half-width relative to the start λ (at
+	// least 1 in absolute terms, so a zero start can move).
+	boxStart = 0.5
+	// seriousStep is the fraction of the predicted ascent an evaluation must
+	// achieve to move the centre (Kiwiel's m parameter).
+	seriousStep = 0.1
+	// boxHit is the relative distance to a box face at which λ counts as
+	// having hit it, and boxWiden the factor the box then widens by.
+	boxHit, boxWiden = 1e-12, 4
+)
 
 // eval evaluates φ at lam and adds the cut; it returns c0 + φ(lam).
 func (d *dual) eval(lam []float64) (float64, *cut) {
@@ -234,7 +259,7 @@ func (d *dual) maximize(lam0 []float64, cutoff float64, st *stopper) relaxation 
 	// Initial box: wide enough to move, comparable to the start.
 	delta := make([]float64, k)
 	for r := range delta {
-		delta[r] = math.Max(1, 0.5*center[r])
+		delta[r] = math.Max(1, boxStart*center[r])
 	}
 	lam := make([]float64, k)
 	lo := make([]float64, k)
@@ -244,7 +269,7 @@ func (d *dual) maximize(lam0 []float64, cutoff float64, st *stopper) relaxation 
 		if fc > cutoff || fc > vmax+tolRel*(1+math.Abs(vmax)) {
 			break
 		}
-		if it >= 60+30*k || (it%8 == 7 && st.stop()) {
+		if it >= bundleBaseIters+bundleItersPerRow*k || (it%bundleStopEvery == bundleStopEvery-1 && st.stop()) {
 			break
 		}
 		for r := range lo {
@@ -262,11 +287,11 @@ func (d *dual) maximize(lam0 []float64, cutoff float64, st *stopper) relaxation 
 			break
 		}
 		f, c := d.eval(lam)
-		if f >= fc+0.1*pred {
+		if f >= fc+seriousStep*pred {
 			// Serious step: move the centre; widen the box where λ hit it.
 			for r := range delta {
-				if lam[r] >= hi[r]-1e-12*(1+hi[r]) || (lo[r] > 0 && lam[r] <= lo[r]+1e-12*(1+lo[r])) {
-					delta[r] *= 4
+				if lam[r] >= hi[r]-boxHit*(1+hi[r]) || (lo[r] > 0 && lam[r] <= lo[r]+boxHit*(1+lo[r])) {
+					delta[r] *= boxWiden
 				}
 			}
 			copy(center, lam)

@@ -112,8 +112,10 @@ type built struct {
 	rows      []ilp.Row
 	rowRes    []int // resource of each row
 	merged    []ilp.Group
-	prob      *ilp.Problem
-	warnings  []string
+	// groups are the ILP groups before tied layers were merged, one per layer.
+	groups   []ilp.Group
+	prob     *ilp.Problem
+	warnings []string
 	// layerIndex maps layer names to table indices and tieOf a layer index
 	// to the name of its tie group (when it has one).
 	layerIndex map[string]int
@@ -227,6 +229,7 @@ func buildWith(req *Request, omega map[omegaKey]float64) (*built, error) {
 		}
 		groups[i] = g
 	}
+	b.groups = groups
 	merged, err := ilp.Merge(groups, t.TieGroups())
 	if err != nil {
 		return nil, fmt.Errorf("plan: %w", err)
@@ -343,23 +346,11 @@ func (b *built) layerChoices(groupChoices []int) ([]int, error) {
 	if groupChoices == nil {
 		return chosen, nil
 	}
-	for gi, g := range b.merged {
-		label := g.Choices[groupChoices[gi]].Label
-		members := g.Members
-		if members == nil {
-			members = []string{g.Name}
-		}
-		for _, m := range members {
-			i, ok := b.layerIndex[m]
-			if !ok {
-				return nil, fmt.Errorf("plan: solver returned unknown layer %q", m)
-			}
-			for c, k := range b.info[i].keys {
-				if k == label {
-					chosen[i] = c
-				}
-			}
-		}
+	// The groups before merging list every layer's candidates in info's
+	// order, so Expand's indices are indices into info[i].
+	chosen, err := (&ilp.Problem{Groups: b.groups}).Expand(b.merged, groupChoices)
+	if err != nil {
+		return nil, fmt.Errorf("plan: %w", err)
 	}
 	return chosen, nil
 }

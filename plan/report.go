@@ -245,10 +245,7 @@ func (p *Plan) writeTables(w io.Writer, f Format) error {
 
 	res := p.Resources()
 	heading("Layers")
-	head := []string{"layer", "bits", "Ω", "avg trace"}
-	for _, r := range res {
-		head = append(head, r)
-	}
+	head := append([]string{"layer", "bits", "Ω", "avg trace"}, res...)
 	t := newTable(w, f, len(head))
 	t.Header(toAny(head)...)
 	for _, l := range p.Layers {

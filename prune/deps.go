@@ -100,15 +100,14 @@ type tref struct {
 }
 
 type space struct {
-	channels   int
-	sources    []string
-	through    []string
-	consumers  []string
-	edits      []edit
-	reasons    []string
-	tensors    []string
-	firstUnit  int
-	sourceOnly bool
+	channels  int
+	sources   []string
+	through   []string
+	consumers []string
+	edits     []edit
+	reasons   []string
+	tensors   []string
+	firstUnit int
 }
 
 type analyzer struct {

@@ -2,6 +2,7 @@ package jsonx
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -11,7 +12,7 @@ import (
 // scanAll reads one value and the end of input through a reader that
 // returns one byte at a time (every token crosses a refill).
 func scanAll(data []byte) error {
-	s := NewScanner(nil, iotest.OneByteReader(bytes.NewReader(data)), 0)
+	s := NewScanner(context.Background(), iotest.OneByteReader(bytes.NewReader(data)), 0)
 	if err := s.Skip(); err != nil {
 		return err
 	}
