@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"image"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -187,6 +188,18 @@ func (f *ImageFolder) Validate() error {
 		}
 	}
 	return nil
+}
+
+// Shuffle reorders the images by a permutation seeded with seed, so that
+// the first N (--samples) are drawn from every class rather than from the
+// first classes of ImageFolder's class-sorted order. The same seed gives the
+// same order.
+func (f *ImageFolder) Shuffle(seed uint64) {
+	rng := rand.New(rand.NewPCG(seed, 0x1a9e))
+	rng.Shuffle(len(f.files), func(i, j int) {
+		f.files[i], f.files[j] = f.files[j], f.files[i]
+		f.labels[i], f.labels[j] = f.labels[j], f.labels[i]
+	})
 }
 
 // head returns the first n images, sharing the lists.

@@ -157,3 +157,34 @@ func TestJPEGDecodeLevels(t *testing.T) {
 		}
 	}
 }
+
+func TestImageFolderShuffle(t *testing.T) {
+	root := filepath.Join("..", "testdata", "imagefolder")
+	f, err := OpenImageFolder(root, Preprocess{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	label := map[string]int{}
+	for i, p := range f.files {
+		label[p] = f.labels[i]
+	}
+	g, _ := OpenImageFolder(root, Preprocess{})
+	f.Shuffle(3)
+	g.Shuffle(3)
+	for i, p := range f.files {
+		if f.labels[i] != label[p] {
+			t.Errorf("%s has label %d after shuffling, %d before", p, f.labels[i], label[p])
+		}
+		if g.files[i] != p {
+			t.Errorf("same seed, different order at %d: %s, %s", i, p, g.files[i])
+		}
+	}
+	same := true
+	h, _ := OpenImageFolder(root, Preprocess{})
+	for i := range f.files {
+		same = same && f.files[i] == h.files[i]
+	}
+	if same {
+		t.Error("shuffling kept ImageFolder's order")
+	}
+}

@@ -76,7 +76,7 @@ func (d *dataFlags) loadN(split data.Split, e *nn.Engine, n int) (data.Dataset, 
 		return nil, usageError{fmt.Errorf("flags --synthetic-* go with --data synthetic")}
 	}
 	if kind != "imagefolder" && d.pre.set() {
-		return nil, usageError{fmt.Errorf("flags --preprocess, --resize, --crop, --mean, --std, --layout and --grayscale go with --data imagefolder:DIR")}
+		return nil, usageError{fmt.Errorf("flags --preprocess, --resize, --crop, --mean, --std, --layout, --grayscale and --shuffle go with --data imagefolder:DIR")}
 	}
 	if (kind == "idx" || kind == "imagefolder" || kind == "npz") && arg == "" {
 		return nil, usageError{fmt.Errorf("flag --data %s: give a path, e.g. --data %s:%s", d.source, kind, map[string]string{"idx": "DIR", "imagefolder": "DIR", "npz": "FILE.npz"}[kind])}
@@ -95,7 +95,16 @@ func (d *dataFlags) loadN(split data.Split, e *nn.Engine, n int) (data.Dataset, 
 		if p, err = d.pre.preprocess(); err != nil {
 			return nil, usageError{err}
 		}
-		ds, err = data.OpenImageFolder(arg, p)
+		var f *data.ImageFolder
+		if f, err = data.OpenImageFolder(arg, p); err == nil {
+			if d.pre.shuffle != 0 {
+				f.Shuffle(d.pre.shuffle)
+			}
+			if len(f.Skipped) > 0 && d.stderr != nil {
+				fmt.Fprintf(d.stderr, "bitplan: %s: skipped %d files without an image extension (as ImageFolder does), e.g. %s\n", arg, len(f.Skipped), f.Skipped[0])
+			}
+			ds = f
+		}
 	case kind == "npz":
 		var z *data.NPZ
 		if z, err = data.OpenNPZ(arg); err == nil {
@@ -234,6 +243,7 @@ func inputNames(m *model.Model) []string {
 type preFlags struct {
 	preset, resize, crop, mean, std, layout string
 	gray                                    bool
+	shuffle                                 uint64
 }
 
 func (p *preFlags) register(fs *flag.FlagSet) {
@@ -244,10 +254,11 @@ func (p *preFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&p.std, "std", "", "divide by per-channel `STD`s (comma-separated) after --mean")
 	fs.StringVar(&p.layout, "layout", "", "image sample `LAYOUT`: NCHW (default) or NHWC")
 	fs.BoolVar(&p.gray, "grayscale", false, "convert images to one channel (Pillow's L) instead of RGB")
+	fs.Uint64Var(&p.shuffle, "shuffle", 0, "shuffle the image folder's files with `SEED` before taking --samples (0: ImageFolder's class-sorted order, whose first samples are all of the first class)")
 }
 
 func (p *preFlags) set() bool {
-	return p.preset != "" || p.resize != "" || p.crop != "" || p.mean != "" || p.std != "" || p.layout != "" || p.gray
+	return p.preset != "" || p.resize != "" || p.crop != "" || p.mean != "" || p.std != "" || p.layout != "" || p.gray || p.shuffle != 0
 }
 
 // preprocess returns the preset with the other flags applied over it.

@@ -35,7 +35,7 @@ func TestDataSources(t *testing.T) {
 	for _, src := range [][]string{
 		{"--data", "fashion-mnist"},
 		{"--data", "idx:/usr/share/datasets/fashion-mnist"},
-		{"--data", "imagefolder:../../testdata/imagefolder", "--grayscale", "--resize", "28x28", "--mean", "0.5", "--std", "0.5"},
+		{"--data", "imagefolder:../../testdata/imagefolder", "--grayscale", "--resize", "28x28", "--mean", "0.5", "--std", "0.5", "--shuffle", "5"},
 		{"--data", "npz:" + npz},
 	} {
 		out, errs, code := runCmd(t, append(append([]string{"trace", lenet}, src...), few...)...)
@@ -50,7 +50,7 @@ func TestDataSources(t *testing.T) {
 		t.Fatalf("plan: exit %d: %s", code, errs)
 	}
 	out, errs, code := runCmd(t, append([]string{"eval", lenet, "--plan", planPath, "--format", "json"}, img...)...)
-	if code != 0 || !strings.Contains(errs, "calibrating activation ranges on the first 7 samples of imagefolder:") {
+	if code != 0 || !strings.Contains(errs, "calibrating activation ranges on the first 7 samples of imagefolder:") || !strings.Contains(errs, "skipped 1 files without an image extension") {
 		t.Errorf("eval: exit %d: %s\n%s", code, errs, out)
 	}
 }
@@ -93,6 +93,7 @@ func TestDataErrors(t *testing.T) {
 		{[]string{"--data", "imagefolder:../../testdata/imagefolder", "--std", "1,2"}, "std has 2 values, want 1 or 3"},
 		{[]string{"--data", "imagefolder:../../testdata/imagefolder", "--preprocess", "imagenet"}, "samples have shape [3 224 224], the model expects [1 28 28]"},
 		{[]string{"--data", "mnist", "--crop", "24"}, "go with --data imagefolder:DIR"},
+		{[]string{"--data", "mnist", "--shuffle", "2"}, "--shuffle go with --data imagefolder:DIR"},
 		{[]string{"--data", "npz:absent.npz"}, "absent.npz"},
 		{[]string{"--data", "idx:../../testdata"}, "no images file of the train split"},
 		{[]string{"--data", "cifar10"}, `unknown dataset "cifar10"`},
