@@ -303,3 +303,37 @@ func TestDyadic(t *testing.T) {
 		t.Error("Dyadic(0) succeeded")
 	}
 }
+
+// TestExportOpsets: the zoo's opset-11 export is refused before
+// any work, naming the opset and the fix; opset 13 and 17 export.
+func TestExportOpsets(t *testing.T) {
+	for _, c := range []struct {
+		file, want string
+	}{{"op11", "opset 11; export needs opset 13"}, {"op13", ""}, {"op17", ""}} {
+		b, err := os.ReadFile(filepath.Join("..", "testdata", "zoo", "tiny_resnet", c.file+".onnx"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := model.Decode(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := nn.New(m, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var layers []eval.Layer
+		for _, u := range e.Units() {
+			layers = append(layers, eval.Layer{Name: u.Name, Bits: 8})
+		}
+		r, err := Export(context.Background(), &Config{Model: b, Engine: e, Layers: layers})
+		switch {
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%s: error %v, want %q", c.file, err, c.want)
+		case c.want == "" && err != nil:
+			t.Errorf("%s: %v", c.file, err)
+		case c.want == "" && r.Model.OpsetImport[0].Version != Opset:
+			t.Errorf("%s: exported opset %d", c.file, r.Model.OpsetImport[0].Version)
+		}
+	}
+}

@@ -98,3 +98,52 @@ func TestQuantizeErrors(t *testing.T) {
 		t.Errorf("a failed quantize left %s behind", out)
 	}
 }
+
+func TestPlanExport(t *testing.T) {
+	skipWithoutMNIST(t)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "lenet.qdq.onnx")
+	pj := filepath.Join(dir, "plan.json")
+	_, errs, code := runCmd(t, append([]string{"plan", lenet, "--profile", "t4", "--max-size", "40%", "--bits", "4,8",
+		"--format", "json", "-o", pj, "--export", out, "--calibration", "mse"}, fast...)...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if !strings.Contains(errs, "wrote the QDQ model of the plan") {
+		t.Errorf("stderr %q", errs)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mp := &onnx.ModelProto{}
+	if err := proto.Unmarshal(b, mp); err != nil {
+		t.Fatal(err)
+	}
+	var meta string
+	for _, p := range mp.MetadataProps {
+		if p.Key == qdq.MetadataKey {
+			meta = p.Value
+		}
+	}
+	var s qdq.Summary
+	if err := json.Unmarshal([]byte(meta), &s); err != nil || s.Calibration != "mse" || len(s.Layers) != 5 {
+		t.Fatalf("metadata %s: %v %+v", qdq.MetadataKey, err, s)
+	}
+	// The exported widths are the plan's.
+	pb, _ := os.ReadFile(pj)
+	var p struct {
+		Layers []struct {
+			Name        string
+			Bits, ABits int
+		}
+	}
+	if err := json.Unmarshal(pb, &p); err != nil {
+		t.Fatal(err)
+	}
+	for i, l := range p.Layers {
+		if s.Layers[i].Name != l.Name || s.Layers[i].Bits != l.Bits || s.Layers[i].ABits != l.ABits {
+			t.Errorf("layer %d: exported %s W%dA%d, plan %s W%dA%d", i, s.Layers[i].Name, s.Layers[i].Bits, s.Layers[i].ABits, l.Name, l.Bits, l.ABits)
+		}
+	}
+}
