@@ -117,6 +117,19 @@ func resizeH(im img8, w int) img8 {
 		for xx := range w {
 			k := cf.k[xx*cf.ksize : xx*cf.ksize+cf.size[xx]]
 			base := cf.first[xx] * im.c
+			if im.c == 3 {
+				// The three channels in one pass over the taps.
+				const half = int32(1 << (pilPrecision - 1))
+				s0, s1, s2 := half, half, half
+				px := row[base : base+3*len(k)]
+				for x, kx := range k {
+					s0 += int32(px[3*x]) * kx
+					s1 += int32(px[3*x+1]) * kx
+					s2 += int32(px[3*x+2]) * kx
+				}
+				orow[3*xx], orow[3*xx+1], orow[3*xx+2] = clip8(s0), clip8(s1), clip8(s2)
+				continue
+			}
 			for ch := range im.c {
 				s := int32(1 << (pilPrecision - 1))
 				for x, kx := range k {
