@@ -26,6 +26,9 @@ type decoder struct {
 	last      [2][]string
 	topWarn   []string
 	layerWarn []string
+	// v validates each layer as soon as it is read (verr: its error).
+	v    *validator
+	verr error
 	// size is the input's length when known (a file), 0 otherwise: after
 	// the first layers it sizes the layer slice, so a million layers are
 	// not copied through ever larger slices (about 0.7 GB of garbage).
@@ -161,6 +164,10 @@ func (d *decoder) layers(t *Table) error {
 		if err := d.layer(&t.Layers[i], i); err != nil {
 			return err
 		}
+		if err := d.v.layer(t, i); err != nil {
+			d.verr = err
+			return err
+		}
 	}
 	if t.Layers == nil {
 		t.Layers = []Layer{}
@@ -183,6 +190,13 @@ func (d *decoder) reserve(ls []Layer, start int64) []Layer {
 	n := int(1.1*float64(d.size-start)/per) + 16
 	if n <= cap(ls) {
 		return ls
+	}
+	if d.v != nil {
+		names := make(map[string]int, n)
+		for k, i := range d.v.names {
+			names[k] = i
+		}
+		d.v.names = names
 	}
 	return append(make([]Layer, 0, n), ls...)
 }
@@ -322,6 +336,9 @@ func (d *decoder) float(field string) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
+	if v, ok := fastFloat(b); ok {
+		return v, nil
+	}
 	// The text is not kept: strconv copies it into its errors.
 	v, err := strconv.ParseFloat(unsafe.String(&b[0], len(b)), 64)
 	if err != nil {
@@ -454,3 +471,54 @@ func (d *decoder) ties() ([][]int, error) {
 
 // finite reports whether v is neither NaN nor infinite.
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+
+// pow10 holds the powers of ten that float64 represents exactly.
+var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
+	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
+
+// fastFloat converts the text of a JSON number (grammar already checked)
+// when its digits form an integer m ≤ 2^53 and its decimal exponent e has
+// |e| ≤ 22: then m and 10^|e| are exact and one IEEE multiplication or
+// division rounds correctly (Clinger 1990, the exact case strconv also
+// takes). Otherwise ok is false and strconv decides.
+func fastFloat(b []byte) (v float64, ok bool) {
+	i, neg := 0, false
+	if b[0] == '-' {
+		neg, i = true, 1
+	}
+	var m uint64
+	digits, exp := 0, 0
+	for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+		if m != 0 || b[i] != '0' {
+			digits++
+		}
+		m = m*10 + uint64(b[i]-'0')
+		if digits > 16 {
+			return 0, false
+		}
+	}
+	if i < len(b) && b[i] == '.' {
+		for i++; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+			if m != 0 || b[i] != '0' {
+				digits++
+			}
+			m = m*10 + uint64(b[i]-'0')
+			exp--
+			if digits > 16 {
+				return 0, false
+			}
+		}
+	}
+	if i < len(b) {
+		// An exponent: leave it to strconv (rare in tables).
+		return 0, false
+	}
+	if m > 1<<53 || exp < -22 {
+		return 0, false
+	}
+	v = float64(m) / pow10[-exp]
+	if neg {
+		v = -v
+	}
+	return v, true
+}

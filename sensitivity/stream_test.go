@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -273,5 +274,41 @@ func TestTieUsedOnce(t *testing.T) {
 	}
 	if len(warn) != 1 || !strings.Contains(warn[0], `layers[1] ("b"): tie "bkl" names no other layer`) {
 		t.Errorf("warnings %q", warn)
+	}
+}
+
+// TestFastFloat: the exact fast path agrees with strconv on every number
+// it takes, and leaves the rest to it.
+func TestFastFloat(t *testing.T) {
+	rng := rand.New(rand.NewPCG(4, 4))
+	taken := 0
+	for i := 0; i < 200000; i++ {
+		var s string
+		switch i % 4 {
+		case 0:
+			s = strconv.FormatFloat(math.Exp(rng.NormFloat64()*10), 'f', -1, 64)
+		case 1:
+			s = strconv.FormatFloat(rng.Float64(), 'f', rng.IntN(18), 64)
+		case 2:
+			s = strconv.FormatInt(rng.Int64N(1<<62)>>rng.IntN(62), 10)
+		default:
+			s = "-" + strconv.FormatFloat(rng.Float64()*1000, 'f', -1, 64)
+		}
+		want, _ := strconv.ParseFloat(s, 64)
+		if got, ok := fastFloat([]byte(s)); ok {
+			taken++
+			if got != want || math.Signbit(got) != math.Signbit(want) {
+				t.Fatalf("fastFloat(%s) = %v, strconv %v", s, got, want)
+			}
+		}
+	}
+	for _, s := range []string{"0", "-0", "0.000", "9007199254740992", "1e5", "12345678901234567", "0.00000000000000000000001"} {
+		want, _ := strconv.ParseFloat(s, 64)
+		if got, ok := fastFloat([]byte(s)); ok && (got != want || math.Signbit(got) != math.Signbit(want)) {
+			t.Errorf("fastFloat(%s) = %v, strconv %v", s, got, want)
+		}
+	}
+	if taken < 50000 {
+		t.Errorf("the fast path took only %d of 200000 numbers", taken)
 	}
 }

@@ -211,11 +211,16 @@ func ReadContext(ctx context.Context, r io.Reader) (*Table, []string, error) { r
 
 // read is ReadContext for an input of size bytes (0: unknown).
 func read(ctx context.Context, r io.Reader, size int64) (*Table, []string, error) {
-	d := &decoder{s: jsonx.NewScanner(ctx, r, maxTableBytes), keys: map[string]string{}, size: size}
+	d := &decoder{s: jsonx.NewScanner(ctx, r, maxTableBytes), keys: map[string]string{}, size: size,
+		v: newValidator(0)}
 	var t Table
 	err := d.table(&t)
 	if err == nil {
 		err = d.s.End()
+	}
+	if d.verr != nil && err == d.verr {
+		// A layer read well but invalid: the checks' usual result.
+		return &t, append(append(d.topWarn, d.layerWarn...), d.v.warn...), err
 	}
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil && d.s.Err() == ctxErr {
@@ -224,8 +229,11 @@ func read(ctx context.Context, r io.Reader, size int64) (*Table, []string, error
 		return nil, nil, err
 	}
 	warn := append(d.topWarn, d.layerWarn...)
-	w2, err := t.Validate()
-	return &t, append(warn, w2...), err
+	if len(t.Layers) == 0 {
+		return &t, warn, errors.New(`field "layers": the table has no layers`)
+	}
+	err = d.v.table(&t)
+	return &t, append(warn, d.v.warn...), err
 }
 
 // Parse decodes and validates a JSON table. It returns warnings for unknown
@@ -243,92 +251,115 @@ func Parse(data []byte) (*Table, []string, error) {
 // Validate checks a table and returns warnings for legal oddities (negative
 // traces). The error names the layer and field.
 func (t *Table) Validate() ([]string, error) {
-	var warn []string
 	if len(t.Layers) == 0 {
 		return nil, errors.New(`field "layers": the table has no layers`)
 	}
-	names := make(map[string]int, len(t.Layers))
-	var prec []Precision // the parsed keys of one layer
-	var keys []string
+	v := newValidator(len(t.Layers))
 	for i := range t.Layers {
-		l := &t.Layers[i]
-		if l.Name == "" {
-			return warn, fmt.Errorf("layers[%d]: missing \"name\"", i)
+		if err := v.layer(t, i); err != nil {
+			return v.warn, err
 		}
-		// where names the layer in messages (made only for one).
-		where := func() string { return fmt.Sprintf("layers[%d] (%q)", i, l.Name) }
-		if j, dup := names[l.Name]; dup {
-			return warn, fmt.Errorf("%s: name already used by layers[%d]", where(), j)
+	}
+	err := v.table(t)
+	return v.warn, err
+}
+
+// validator checks a table layer by layer (the reader runs it on each
+// layer as soon as it is read, while it is in cache) and then as a whole.
+type validator struct {
+	names map[string]int
+	prec  []Precision // the parsed keys of one layer
+	keys  []string
+	warn  []string
+}
+
+func newValidator(n int) *validator { return &validator{names: make(map[string]int, n)} }
+
+// layer checks t.Layers[i].
+func (c *validator) layer(t *Table, i int) error {
+	l := &t.Layers[i]
+	if l.Name == "" {
+		return fmt.Errorf("layers[%d]: missing \"name\"", i)
+	}
+	// where names the layer in messages (made only for one).
+	where := func() string { return fmt.Sprintf("layers[%d] (%q)", i, l.Name) }
+	if j, dup := c.names[l.Name]; dup {
+		return fmt.Errorf("%s: name already used by layers[%d]", where(), j)
+	}
+	c.names[l.Name] = i
+	for _, f := range [...]struct {
+		name string
+		v    float64
+	}{{"params", l.Params}, {"macs", l.MACs}, {"avg_trace_stderr", l.AvgTraceStderr},
+		{"in_elems", l.InElems}, {"out_elems", l.OutElems}, {"out_channels", l.OutChannels}} {
+		if !finite(f.v) || f.v < 0 {
+			return fmt.Errorf("%s: %q must be a finite non-negative number, got %v", where(), f.name, f.v)
 		}
-		names[l.Name] = i
-		for _, f := range [...]struct {
-			name string
-			v    float64
-		}{{"params", l.Params}, {"macs", l.MACs}, {"avg_trace_stderr", l.AvgTraceStderr},
-			{"in_elems", l.InElems}, {"out_elems", l.OutElems}, {"out_channels", l.OutChannels}} {
-			if !finite(f.v) || f.v < 0 {
-				return warn, fmt.Errorf("%s: %q must be a finite non-negative number, got %v", where(), f.name, f.v)
+	}
+	if !finite(l.AvgTrace) {
+		return fmt.Errorf("%s: \"avg_trace\" must be finite, got %v", where(), l.AvgTrace)
+	}
+	if l.AvgTrace < 0 {
+		c.warn = append(c.warn, fmt.Sprintf("%s: negative avg_trace %g (the Hessian is indefinite here; its Ω favours lower precision)", where(), l.AvgTrace))
+	}
+	if len(l.DeltaSq) == 0 {
+		return fmt.Errorf("%s: \"delta_sq\" must list at least one candidate precision", where())
+	}
+	c.prec, c.keys = c.prec[:0], c.keys[:0]
+	var seen map[Precision]string // for layers of many candidates
+	if len(l.DeltaSq) > 16 {
+		seen = make(map[Precision]string, len(l.DeltaSq))
+	}
+	for k, v := range l.DeltaSq {
+		p, err := ParsePrecision(k)
+		if err != nil {
+			return fmt.Errorf("%s: delta_sq: %v", where(), err)
+		}
+		if seen != nil {
+			if o, dup := seen[p]; dup {
+				return fmt.Errorf("%s: delta_sq: keys %q and %q name the same precision", where(), o, k)
 			}
-		}
-		if !finite(l.AvgTrace) {
-			return warn, fmt.Errorf("%s: \"avg_trace\" must be finite, got %v", where(), l.AvgTrace)
-		}
-		if l.AvgTrace < 0 {
-			warn = append(warn, fmt.Sprintf("%s: negative avg_trace %g (the Hessian is indefinite here; its Ω favours lower precision)", where(), l.AvgTrace))
-		}
-		if len(l.DeltaSq) == 0 {
-			return warn, fmt.Errorf("%s: \"delta_sq\" must list at least one candidate precision", where())
-		}
-		prec, keys = prec[:0], keys[:0]
-		var seen map[Precision]string // for layers of many candidates
-		if len(l.DeltaSq) > 16 {
-			seen = make(map[Precision]string, len(l.DeltaSq))
-		}
-		for k, v := range l.DeltaSq {
-			p, err := ParsePrecision(k)
-			if err != nil {
-				return warn, fmt.Errorf("%s: delta_sq: %v", where(), err)
+			seen[p] = k
+		} else {
+			for j, q := range c.prec {
+				if q == p {
+					return fmt.Errorf("%s: delta_sq: keys %q and %q name the same precision", where(), c.keys[j], k)
+				}
 			}
-			if seen != nil {
-				if o, dup := seen[p]; dup {
-					return warn, fmt.Errorf("%s: delta_sq: keys %q and %q name the same precision", where(), o, k)
-				}
-				seen[p] = k
-			} else {
-				for j, q := range prec {
-					if q == p {
-						return warn, fmt.Errorf("%s: delta_sq: keys %q and %q name the same precision", where(), keys[j], k)
-					}
-				}
-				prec, keys = append(prec, p), append(keys, k)
+			c.prec, c.keys = append(c.prec, p), append(c.keys, k)
+		}
+		if !finite(v) || v < 0 {
+			return fmt.Errorf("%s: delta_sq[%q] must be a finite non-negative number, got %v", where(), k, v)
+		}
+	}
+	if l.LatencyMS != nil {
+		for k, v := range l.LatencyMS {
+			if _, ok := l.DeltaSq[k]; !ok {
+				return fmt.Errorf("%s: latency_ms[%q] names no candidate of delta_sq", where(), k)
 			}
 			if !finite(v) || v < 0 {
-				return warn, fmt.Errorf("%s: delta_sq[%q] must be a finite non-negative number, got %v", where(), k, v)
+				return fmt.Errorf("%s: latency_ms[%q] must be a finite non-negative number, got %v", where(), k, v)
 			}
 		}
-		if l.LatencyMS != nil {
-			for k, v := range l.LatencyMS {
-				if _, ok := l.DeltaSq[k]; !ok {
-					return warn, fmt.Errorf("%s: latency_ms[%q] names no candidate of delta_sq", where(), k)
+		if len(l.LatencyMS) != len(l.DeltaSq) {
+			for k := range l.DeltaSq {
+				if _, ok := l.LatencyMS[k]; !ok {
+					return fmt.Errorf("%s: latency_ms has no value for candidate %q", where(), k)
 				}
-				if !finite(v) || v < 0 {
-					return warn, fmt.Errorf("%s: latency_ms[%q] must be a finite non-negative number, got %v", where(), k, v)
-				}
-			}
-			if len(l.LatencyMS) != len(l.DeltaSq) {
-				for k := range l.DeltaSq {
-					if _, ok := l.LatencyMS[k]; !ok {
-						return warn, fmt.Errorf("%s: latency_ms has no value for candidate %q", where(), k)
-					}
-				}
-			}
-		}
-		if l.Pin != "" {
-			if _, ok := l.DeltaSq[l.Pin]; !ok {
-				return warn, fmt.Errorf("%s: pin %q names no candidate of delta_sq", where(), l.Pin)
 			}
 		}
 	}
+	if l.Pin != "" {
+		if _, ok := l.DeltaSq[l.Pin]; !ok {
+			return fmt.Errorf("%s: pin %q names no candidate of delta_sq", where(), l.Pin)
+		}
+	}
+	return nil
+}
+
+// table runs the checks across layers: tie names and lists, tied layers'
+// candidates and pins.
+func (c *validator) table(t *Table) error {
 	// A tie name given to one layer ties nothing: likely a typo.
 	tieUse := map[string]int{}
 	for i := range t.Layers {
@@ -342,16 +373,16 @@ func (t *Table) Validate() ([]string, error) {
 	}
 	for i := range t.Layers {
 		if tie := t.Layers[i].Tie; tie != "" && tieUse[tie] == i {
-			warn = append(warn, fmt.Sprintf("layers[%d] (%q): tie %q names no other layer, so it ties nothing (a typo?)", i, t.Layers[i].Name, tie))
+			c.warn = append(c.warn, fmt.Sprintf("layers[%d] (%q): tie %q names no other layer, so it ties nothing (a typo?)", i, t.Layers[i].Name, tie))
 		}
 	}
 	for gi, g := range t.Ties {
 		if len(g) < 2 {
-			return warn, fmt.Errorf("ties[%d]: a tie needs at least two layer indices, got %v", gi, g)
+			return fmt.Errorf("ties[%d]: a tie needs at least two layer indices, got %v", gi, g)
 		}
 		for _, i := range g {
 			if i < 0 || i >= len(t.Layers) {
-				return warn, fmt.Errorf("ties[%d]: layer index %d out of range [0, %d)", gi, i, len(t.Layers))
+				return fmt.Errorf("ties[%d]: layer index %d out of range [0, %d)", gi, i, len(t.Layers))
 			}
 		}
 	}
@@ -360,15 +391,15 @@ func (t *Table) Validate() ([]string, error) {
 		for _, i := range g[1:] {
 			b := &t.Layers[i]
 			if !sameKeys(a.DeltaSq, b.DeltaSq) {
-				return warn, fmt.Errorf("tie between layers %q and %q: their candidate precisions differ (%s vs %s)",
+				return fmt.Errorf("tie between layers %q and %q: their candidate precisions differ (%s vs %s)",
 					a.Name, b.Name, keyList(a.DeltaSq), keyList(b.DeltaSq))
 			}
 			if a.Pin != "" && b.Pin != "" && a.Pin != b.Pin {
-				return warn, fmt.Errorf("tie between layers %q and %q: conflicting pins %q and %q", a.Name, b.Name, a.Pin, b.Pin)
+				return fmt.Errorf("tie between layers %q and %q: conflicting pins %q and %q", a.Name, b.Name, a.Pin, b.Pin)
 			}
 		}
 	}
-	return warn, nil
+	return nil
 }
 
 // TieGroups returns the sets of layer indices that must share a precision,
