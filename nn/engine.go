@@ -119,6 +119,7 @@ type Engine struct {
 
 	mu    sync.Mutex
 	plans map[int]*plan
+	vecs  vecPool
 
 	// inq holds the input quantizer of every unit (nil: none), see
 	// SetInputQuantizer.

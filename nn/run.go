@@ -37,6 +37,36 @@ const (
 	modeHVP
 )
 
+// vecPool recycles the per-worker accumulators of passes (vectors of the
+// length of θ), so that repeated products do not leave a
+// garbage vector per worker and direction for the collector.
+type vecPool struct {
+	mu   sync.Mutex
+	free map[int][][]float64
+}
+
+// get returns a vector of length n; its contents are undefined (chunks
+// overwrite their accumulators).
+func (p *vecPool) get(n int) []float64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if l := p.free[n]; len(l) > 0 {
+		v := l[len(l)-1]
+		p.free[n] = l[:len(l)-1]
+		return v
+	}
+	return make([]float64, n)
+}
+
+func (p *vecPool) put(v []float64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.free == nil {
+		p.free = make(map[int][][]float64)
+	}
+	p.free[len(v)] = append(p.free[len(v)], v)
+}
+
 // chunkResult is what one chunk contributes.
 type chunkResult struct {
 	loss            float64
@@ -68,14 +98,28 @@ func (e *Engine) pass(ctx context.Context, ds data.Dataset, md mode, vs [][]floa
 	workers := min(e.opts.Workers, chunks)
 	scale := 1 / denom
 	res := make([]chunkResult, workers)
+	var held [][]float64
+	vec := func(n int) []float64 {
+		if n != len(e.theta) { // only full-length vectors are kept
+			return make([]float64, n)
+		}
+		v := e.vecs.get(n)
+		held = append(held, v)
+		return v
+	}
+	defer func() {
+		for _, v := range held {
+			e.vecs.put(v)
+		}
+	}()
 	for i := range res {
 		if md == modeGrad {
-			res[i].grad = make([]float64, len(e.theta))
+			res[i].grad = vec(len(e.theta))
 		}
 		if md == modeHVP {
 			res[i].hv = make([][]float64, len(vs))
 			for j := range vs {
-				res[i].hv[j] = make([]float64, len(vs[j]))
+				res[i].hv[j] = vec(len(vs[j]))
 			}
 		}
 	}
