@@ -108,9 +108,9 @@ func Fold(n *Node, opset int64, ins []*Tensor, shape0 []int) (outs []*Tensor, ok
 		}
 		var sh []int
 		if n.Op == "Unsqueeze" {
-			sh, err = unsqueezeDims(n, x.Shape, axes)
+			sh, err = op.UnsqueezeDims(n, x.Shape, axes)
 		} else {
-			sh, err = squeezeDims(n, x.Shape, axes)
+			sh, err = op.SqueezeDims(n, x.Shape, axes)
 		}
 		if err == nil {
 			t = reshaped(x, sh)
@@ -337,54 +337,6 @@ func axesArg(n *Node, opset int64, in *Tensor) ([]int64, error) {
 	return n.AttrInts("axes", nil)
 }
 
-func unsqueezeDims(n *Node, in []int, axes []int64) ([]int, error) {
-	r := len(in) + len(axes)
-	ins := make([]bool, r)
-	for _, a := range axes {
-		ax, err := normAxis(n, "axes", a, r, false)
-		if err != nil {
-			return nil, err
-		}
-		if ins[ax] {
-			return nil, attrErr(n, "axes", "%v repeats axis %d", axes, a)
-		}
-		ins[ax] = true
-	}
-	o := make([]int, 0, r)
-	j := 0
-	for i := 0; i < r; i++ {
-		if ins[i] {
-			o = append(o, 1)
-		} else {
-			o = append(o, in[j])
-			j++
-		}
-	}
-	return o, nil
-}
-
-func squeezeDims(n *Node, in []int, axes []int64) ([]int, error) {
-	drop := make([]bool, len(in))
-	for _, a := range axes {
-		ax, err := normAxis(n, "axes", a, len(in), false)
-		if err != nil {
-			return nil, err
-		}
-		if in[ax] != 1 {
-			return nil, fmt.Errorf("%s: cannot squeeze axis %d of shape %v", n.Label(), a, in)
-		}
-		drop[ax] = true
-	}
-	o := []int{}
-	for i, d := range in {
-		if (axes == nil && d == 1) || drop[i] {
-			continue
-		}
-		o = append(o, d)
-	}
-	return o, nil
-}
-
 func concatT(n *Node, ins []*Tensor) (*Tensor, error) {
 	var xs []*Tensor
 	for _, t := range ins {
@@ -548,7 +500,7 @@ func sliceT(n *Node, x *Tensor, ins []*Tensor) (*Tensor, error) {
 			return nil, err
 		}
 	}
-	first, step, o, err := SliceRange(n, x.Shape, starts, ends, axes, steps)
+	first, step, o, err := op.SliceRange(n, x.Shape, starts, ends, axes, steps)
 	if err != nil {
 		return nil, err
 	}
@@ -562,54 +514,6 @@ func sliceT(n *Node, x *Tensor, ins []*Tensor) (*Tensor, error) {
 		idx = append(idx, j)
 	})
 	return pick(x, idx, o), nil
-}
-
-// SliceRange resolves ONNX Slice arguments for an input of shape in: per
-// axis the first index, the step and the output length.
-func SliceRange(n *Node, in []int, starts, ends, axes, steps []int64) (first, step, out []int, err error) {
-	if len(starts) != len(ends) || (axes != nil && len(axes) != len(starts)) || (steps != nil && len(steps) != len(starts)) {
-		return nil, nil, nil, fmt.Errorf("%s: starts %v, ends %v, axes %v, steps %v differ in length", n.Label(), starts, ends, axes, steps)
-	}
-	out = slices.Clone(in)
-	first = make([]int, len(in))
-	step = make([]int, len(in))
-	for i := range step {
-		step[i] = 1
-	}
-	for i := range starts {
-		ax := int64(i)
-		if axes != nil {
-			ax = axes[i]
-		}
-		a, err := normAxis(n, "axes", ax, len(in), false)
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		st := int64(1)
-		if steps != nil {
-			st = steps[i]
-		}
-		if st == 0 {
-			return nil, nil, nil, fmt.Errorf("%s: slice step is 0", n.Label())
-		}
-		d := int64(in[a])
-		s, e := starts[i], ends[i]
-		if s < 0 {
-			s += d
-		}
-		if e < 0 {
-			e += d
-		}
-		if st > 0 {
-			s, e = min(max(s, 0), d), min(max(e, 0), d)
-			out[a] = int(max(0, (e-s+st-1)/st))
-		} else {
-			s, e = min(max(s, 0), d-1), min(max(e, -1), d-1)
-			out[a] = int(max(0, (s-e-st-1)/(-st)))
-		}
-		first[a], step[a] = int(s), int(st)
-	}
-	return first, step, out, nil
 }
 
 func tileT(n *Node, x, reps *Tensor) (*Tensor, error) {

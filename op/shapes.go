@@ -425,46 +425,12 @@ func inferSqueeze(s *Shapes, n *Node, in []int, ok bool, t DataType) error {
 	}
 	var o []int
 	if n.Op == "Unsqueeze" {
-		r := len(in) + len(axes)
-		ins := make([]bool, r)
-		for _, a := range axes {
-			ax, err := NormAxis(n, "axes", a, r, false)
-			if err != nil {
-				return err
-			}
-			if ins[ax] {
-				return AttrError(n, "axes", "%v repeats axis %d", axes, a)
-			}
-			ins[ax] = true
-		}
-		j := 0
-		for i := 0; i < r; i++ {
-			if ins[i] {
-				o = append(o, 1)
-			} else {
-				o = append(o, in[j])
-				j++
-			}
-		}
+		o, err = UnsqueezeDims(n, in, axes)
 	} else {
-		drop := make([]bool, len(in))
-		for _, a := range axes {
-			ax, err := NormAxis(n, "axes", a, len(in), false)
-			if err != nil {
-				return err
-			}
-			if in[ax] != 1 {
-				return fmt.Errorf("%s: cannot squeeze axis %d of shape %v", n.Label(), a, in)
-			}
-			drop[ax] = true
-		}
-		o = []int{}
-		for i, d := range in {
-			if (axes == nil && d == 1) || drop[i] {
-				continue
-			}
-			o = append(o, d)
-		}
+		o, err = SqueezeDims(n, in, axes)
+	}
+	if err != nil {
+		return err
 	}
 	s.Set(n.Outputs[0], o, t)
 	if v, ok := s.Ints[n.Input(0)]; ok {
@@ -555,12 +521,81 @@ func inferSlice(s *Shapes, n *Node, in []int, ok bool, t DataType) error {
 	if !ok {
 		return nil
 	}
-	if len(starts) != len(ends) || (axes != nil && len(axes) != len(starts)) || (steps != nil && len(steps) != len(starts)) {
-		return fmt.Errorf("%s: starts %v, ends %v, axes %v, steps %v differ in length", n.Label(), starts, ends, axes, steps)
+	first, step, o, err := SliceRange(n, in, starts, ends, axes, steps)
+	if err != nil {
+		return err
 	}
-	o := slices.Clone(in)
-	first := make([]int64, len(in))
-	step := make([]int64, len(in))
+	s.Set(n.Outputs[0], o, t)
+	if v, okV := s.Ints[n.Input(0)]; okV && len(in) == 1 {
+		r := make([]int64, o[0])
+		for i := range r {
+			r[i] = v[first[0]+i*step[0]]
+		}
+		s.Ints[n.Outputs[0]] = r
+	}
+	return nil
+}
+
+// UnsqueezeDims inserts size-1 axes at axes (of the output rank).
+func UnsqueezeDims(n *Node, in []int, axes []int64) ([]int, error) {
+	r := len(in) + len(axes)
+	ins := make([]bool, r)
+	for _, a := range axes {
+		ax, err := NormAxis(n, "axes", a, r, false)
+		if err != nil {
+			return nil, err
+		}
+		if ins[ax] {
+			return nil, AttrError(n, "axes", "%v repeats axis %d", axes, a)
+		}
+		ins[ax] = true
+	}
+	o := make([]int, 0, r)
+	j := 0
+	for i := 0; i < r; i++ {
+		if ins[i] {
+			o = append(o, 1)
+		} else {
+			o = append(o, in[j])
+			j++
+		}
+	}
+	return o, nil
+}
+
+// SqueezeDims removes the size-1 axes listed (every size-1 axis when axes
+// is nil).
+func SqueezeDims(n *Node, in []int, axes []int64) ([]int, error) {
+	drop := make([]bool, len(in))
+	for _, a := range axes {
+		ax, err := NormAxis(n, "axes", a, len(in), false)
+		if err != nil {
+			return nil, err
+		}
+		if in[ax] != 1 {
+			return nil, fmt.Errorf("%s: cannot squeeze axis %d of shape %v", n.Label(), a, in)
+		}
+		drop[ax] = true
+	}
+	o := []int{}
+	for i, d := range in {
+		if (axes == nil && d == 1) || drop[i] {
+			continue
+		}
+		o = append(o, d)
+	}
+	return o, nil
+}
+
+// SliceRange resolves ONNX Slice arguments for an input of shape in: per
+// axis the first index, the step and the output length.
+func SliceRange(n *Node, in []int, starts, ends, axes, steps []int64) (first, step, out []int, err error) {
+	if len(starts) != len(ends) || (axes != nil && len(axes) != len(starts)) || (steps != nil && len(steps) != len(starts)) {
+		return nil, nil, nil, fmt.Errorf("%s: starts %v, ends %v, axes %v, steps %v differ in length", n.Label(), starts, ends, axes, steps)
+	}
+	out = slices.Clone(in)
+	first = make([]int, len(in))
+	step = make([]int, len(in))
 	for i := range step {
 		step[i] = 1
 	}
@@ -571,14 +606,14 @@ func inferSlice(s *Shapes, n *Node, in []int, ok bool, t DataType) error {
 		}
 		a, err := NormAxis(n, "axes", ax, len(in), false)
 		if err != nil {
-			return err
+			return nil, nil, nil, err
 		}
 		st := int64(1)
 		if steps != nil {
 			st = steps[i]
 		}
 		if st == 0 {
-			return fmt.Errorf("%s: slice step is 0", n.Label())
+			return nil, nil, nil, fmt.Errorf("%s: slice step is 0", n.Label())
 		}
 		d := int64(in[a])
 		s, e := starts[i], ends[i]
@@ -590,20 +625,12 @@ func inferSlice(s *Shapes, n *Node, in []int, ok bool, t DataType) error {
 		}
 		if st > 0 {
 			s, e = min(max(s, 0), d), min(max(e, 0), d)
-			o[a] = int(max(0, (e-s+st-1)/st))
+			out[a] = int(max(0, (e-s+st-1)/st))
 		} else {
 			s, e = min(max(s, 0), d-1), min(max(e, -1), d-1)
-			o[a] = int(max(0, (s-e-st-1)/(-st)))
+			out[a] = int(max(0, (s-e-st-1)/(-st)))
 		}
-		first[a], step[a] = s, st
+		first[a], step[a] = int(s), int(st)
 	}
-	s.Set(n.Outputs[0], o, t)
-	if v, okV := s.Ints[n.Input(0)]; okV && len(in) == 1 {
-		r := make([]int64, o[0])
-		for i := range r {
-			r[i] = v[first[0]+int64(i)*step[0]]
-		}
-		s.Ints[n.Outputs[0]] = r
-	}
-	return nil
+	return first, step, out, nil
 }
