@@ -67,6 +67,12 @@ type plan struct {
 	// the memory of one work (see memory).
 	scratch []int
 	bytes   int64
+	// radjBuf[i] is the shared R-adjoint buffer of slot i (-1: its own,
+	// see shareRAdj); radjSize the length of each shared buffer; clearAt[j]
+	// the slots whose shared R-adjoint is zeroed before step j's R-backward.
+	radjBuf  []int
+	radjSize []int
+	clearAt  [][]int
 
 	mu   sync.Mutex
 	free []*work
@@ -255,8 +261,77 @@ func (e *Engine) buildPlan(n int) (*plan, error) {
 		return nil, fmt.Errorf("nn: output %q has shape %v, want batch×classes logits computed from the input (or a loss for other outputs, Options.Loss)", e.output, p.slots[p.out].shape)
 	}
 	p.locateUnitInputs()
+	p.shareRAdj()
 	p.memory()
 	return p, nil
+}
+
+// shareRAdj lets activations share R-adjoint buffers. The R-adjoint of an
+// activation is live in the R-backward pass from its last reader's step
+// down to its producer's step and is read by no other pass, so two
+// activations whose intervals do not overlap can use one buffer (a greedy
+// interval colouring, in the order the intervals start). The adjoints
+// themselves are not shared: R-backward reads them.
+func (p *plan) shareRAdj() {
+	ns := len(p.slots)
+	p.radjBuf = make([]int, ns)
+	prod, last := make([]int, ns), make([]int, ns)
+	for i := range p.radjBuf {
+		p.radjBuf[i], prod[i], last[i] = -1, -1, -1
+	}
+	for _, st := range p.steps {
+		for _, o := range st.outs {
+			if o >= 0 {
+				prod[o] = st.idx
+			}
+		}
+		for _, in := range st.ins {
+			if in < 0 {
+				continue
+			}
+			if a := p.slots[in].alias; a >= 0 {
+				in = a
+			}
+			last[in] = max(last[in], st.idx)
+		}
+	}
+	var cand []int
+	for i, s := range p.slots {
+		if s.kind == kAct && s.alias < 0 && s.theta && i != p.out && prod[i] >= 0 {
+			last[i] = max(last[i], prod[i])
+			cand = append(cand, i)
+		}
+	}
+	slices.SortStableFunc(cand, func(a, b int) int { return last[b] - last[a] })
+	var holderProd []int
+	p.clearAt = make([][]int, len(p.steps))
+	for _, i := range cand {
+		size := p.slots[i].size
+		// A free buffer: the smallest that is large enough, else the
+		// largest (it grows).
+		best := -1
+		for b, hp := range holderProd {
+			if hp <= last[i] {
+				continue // its holder is still live
+			}
+			fits, bestFits := p.radjSize[b] >= size, best >= 0 && p.radjSize[best] >= size
+			switch {
+			case best < 0, fits && !bestFits:
+				best = b
+			case fits && p.radjSize[b] < p.radjSize[best], !fits && !bestFits && p.radjSize[b] > p.radjSize[best]:
+				best = b
+			}
+		}
+		if best < 0 {
+			best = len(holderProd)
+			holderProd = append(holderProd, 0)
+			p.radjSize = append(p.radjSize, 0)
+		}
+		holderProd[best] = prod[i]
+		p.radjSize[best] = max(p.radjSize[best], size)
+		p.radjBuf[i] = best
+		p.clearAt[last[i]] = append(p.clearAt[last[i]], i)
+	}
 }
 
 // memory sizes the shared scratch buffers and counts the bytes of one
@@ -276,6 +351,14 @@ func (p *plan) memory() {
 			}
 			b += 8 * n
 		}
+	}
+	for i, s := range p.slots {
+		if p.radjBuf[i] >= 0 {
+			b -= 8 * int64(s.size)
+		}
+	}
+	for _, n := range p.radjSize {
+		b += 8 * int64(n)
 	}
 	for _, st := range p.steps {
 		if sk, ok := st.k.(op.Stateful); ok {
@@ -363,6 +446,7 @@ func (p *plan) getWork() *work {
 	ns := len(p.slots)
 	w := &work{p: p, Work: op.Work{Val: make([][]float64, ns), RV: make([][]float64, ns), Adj: make([][]float64, ns),
 		RAdj: make([][]float64, ns), State: make([]any, len(p.steps))}, labels: make([]int, p.n)}
+	shared := make([][]float64, len(p.radjSize))
 	for i, s := range p.slots {
 		switch s.kind {
 		case kInput:
@@ -378,7 +462,14 @@ func (p *plan) getWork() *work {
 			if s.theta {
 				w.RV[i] = make([]float64, s.size)
 				w.Adj[i] = make([]float64, s.size)
-				w.RAdj[i] = make([]float64, s.size)
+				if b := p.radjBuf[i]; b >= 0 {
+					if shared[b] == nil {
+						shared[b] = make([]float64, p.radjSize[b])
+					}
+					w.RAdj[i] = shared[b][:s.size]
+				} else {
+					w.RAdj[i] = make([]float64, s.size)
+				}
 			}
 		}
 	}
@@ -468,13 +559,17 @@ func (w *work) backward() {
 // rbackward propagates R-adjoints back to step stop; R-adjoints of
 // parameters first read before stop are then incomplete.
 func (w *work) rbackward(stop int) {
-	for i, s := range w.p.slots {
-		if s.kind == kAct && i != w.p.out && w.RAdj[i] != nil {
+	p := w.p
+	for i, s := range p.slots {
+		if s.kind == kAct && i != p.out && w.RAdj[i] != nil && p.radjBuf[i] < 0 && s.alias < 0 {
 			clear(w.RAdj[i])
 		}
 	}
-	for i := len(w.p.steps) - 1; i >= stop; i-- {
-		w.p.steps[i].k.RBackward(&w.Work)
+	for i := len(p.steps) - 1; i >= stop; i-- {
+		for _, s := range p.clearAt[i] {
+			clear(w.RAdj[s])
+		}
+		p.steps[i].k.RBackward(&w.Work)
 	}
 }
 
