@@ -79,6 +79,9 @@ func TestPlanJSONAndErrors(t *testing.T) {
 		{[]string{"plan", lenet, "--data", "mnist", "--bits", "4,x"}, 2, "flag --bits"},
 		{[]string{"plan", lenet, "--data", "mnist", "--quantizer", "fancy"}, 2, `flag --quantizer: unknown word "fancy"`},
 		{append([]string{"plan", lenet, "--max-size", "1B"}, fast...), 3, "no plan meets the budgets"},
+		{[]string{"plan", lenet, "--data", "mnist", "--verify", "-1"}, 2, "flag --verify: -1 is not allowed"},
+		{[]string{"plan", lenet, "--data", "mnist", "--samples", "0"}, 2, "--verify needs held-out ones"},
+		{[]string{"plan", lenet, "--data", "mnist", "--verify-samples", "0"}, 2, "flag --verify-samples"},
 		{[]string{"trace", "../../testdata/hawq_resnet18.json", "--data", "mnist", "--samples", "8"}, 1, "hawq_resnet18.json"},
 	}
 	for _, c := range cases {
