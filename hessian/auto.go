@@ -58,7 +58,10 @@ const pilotBatchSeed = 0x9e3779b97f4a7c15
 //  2. Prediction. From the k pilot rows, the Hutchinson probes n_H for
 //     Tol on every block (n·(worst/Tol)², see Hutchinson). If n_H < 10·k,
 //     Hutchinson continues at once (Hutch++ could save at most n_H − k
-//     probes) and Z' is not formed. From Y and Z',
+//     probes) and Z' is not formed; so it does when the time budget
+//     (Settings.TimeBudget) is spent within the pilot or would be within
+//     the sketch (timed as the pilot's k probes, times N/b with
+//     mini-batches, whose sketch runs on all samples). From Y and Z',
 //     the captured fraction c = (2‖H'Q‖_F² − ‖QᵀH'Q‖_F²)/(‖Y‖_F²/k), since
 //     ‖P⊥HP⊥‖_F² = ‖H‖_F² − 2‖HQ‖_F² + ‖QᵀHQ‖_F² and E‖Hω‖² = ‖H‖_F²; the
 //     residual probes of adaptive Hutch++ are predicted as n_R = (1−c)·n_H
@@ -174,6 +177,9 @@ func Auto(ctx context.Context, op Operator, s *Settings) (*TraceResult, error) {
 		if j+1 >= set.MinProbes && worst <= set.Tol {
 			break
 		}
+		if set.TimeBudget > 0 && j+1 >= 2 && time.Since(start) >= set.TimeBudget {
+			break // Hutchinson reports the errors the pilot reached
+		}
 	}
 	np := len(rows)
 	nh := float64(np) * (worst / set.Tol) * (worst / set.Tol)
@@ -182,9 +188,14 @@ func Auto(ctx context.Context, op Operator, s *Settings) (*TraceResult, error) {
 	}
 	nh = max(nh, float64(set.MinProbes), float64(np))
 	pilot.Hutchinson = int(min(math.Ceil(nh), math.MaxInt32))
-	if np < k || nh < pilotGain*float64(k) {
-		// Converged within the pilot, or Hutch++ could save at most
-		// n_H − k probes: not worth the sketch's k products.
+	// The sketch's k products take about as long as the pilot's k probes
+	// (longer with mini-batches, whose sketch runs on all samples).
+	sketchTime := time.Since(start) * time.Duration(n/b)
+	overBudget := set.TimeBudget > 0 && time.Since(start)+sketchTime >= set.TimeBudget
+	if np < k || nh < pilotGain*float64(k) || overBudget {
+		// Converged (or out of time) within the pilot, Hutch++ could
+		// save at most n_H − k probes, which is not worth the sketch's
+		// k products, or the sketch would not fit in the time budget.
 		pilot.Choice = "hutchinson"
 		res, err := hutchinson(ctx, op, set, hutchRun{start: start, pre: rows, batchSeed: set.Seed})
 		if err != nil {
