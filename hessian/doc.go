@@ -7,6 +7,13 @@
 //     stopping on the standard error, parallel and reproducible probes,
 //     progress reports and per-probe samples for the bootstrap (Hutchinson
 //     1990; Avron and Toledo 2011).
+//   - Mini-batch probes (Settings.ProbeBatch): for an operator that is a
+//     mean over samples (Sampled), every probe on its own random
+//     mini-batch (BatchSchedule), unbiased for the full-data trace; and a
+//     wall-time budget (Settings.TimeBudget) with an ETA in Progress.
+//   - Auto: a pilot of Hutchinson probes and a sketch that choose between
+//     Hutchinson and adaptive Hutch++ (exact low-rank term, adaptive
+//     residual on fresh probes and mini-batches).
 //   - HutchPP, NAHutchPP and XTrace: variance-reduced trace estimators for
 //     operators with a few dominant eigenvalues (Meyer, Musco, Musco and
 //     Woodruff 2021; Epperly, Tropp and Webber 2024), with per-block
