@@ -23,3 +23,19 @@ func (o *Operator) Subset(idx []int) (hessian.Operator, error) {
 	}
 	return &Operator{e: o.e, ds: ds, blocks: o.blocks}, nil
 }
+
+var _ hessian.Sampled = (*ChannelOperator)(nil)
+
+// Samples returns the number of samples the Hessian averages over.
+func (c *ChannelOperator) Samples() int { return c.op.Samples() }
+
+// Subset returns the per-channel Hessian over samples idx of the
+// operator's data (see Operator.Subset), with the same coordinate order
+// and blocks.
+func (c *ChannelOperator) Subset(idx []int) (hessian.Operator, error) {
+	sub, err := c.op.Subset(idx)
+	if err != nil {
+		return nil, err
+	}
+	return &ChannelOperator{op: sub.(*Operator), Perm: c.Perm, blocks: c.blocks}, nil
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"runtime"
 
 	"github.com/bitplan/bitplan/data"
 	"github.com/bitplan/bitplan/hessian"
@@ -115,6 +116,11 @@ type Settings struct {
 	Sign Sign
 	// Progress, if not nil, is called after every probe.
 	Progress func(probe, total int)
+	// ProbeBatch, if positive and below the samples, gives every probe its
+	// own random mini-batch of that many samples (hessian.Settings.
+	// ProbeBatch: unbiased for the full-data channel traces, the standard
+	// errors include the data noise); 0 means every probe over all samples.
+	ProbeBatch int
 }
 
 // Estimate computes the per-channel Hessian traces of every unit on the
@@ -145,7 +151,10 @@ func Estimate(ctx context.Context, e *nn.Engine, ds data.Dataset, s *Settings) (
 	if err != nil {
 		return nil, err
 	}
-	hs := &hessian.Settings{Seed: set.Seed, MinProbes: set.Probes, MaxProbes: set.Probes, Workers: 1, BatchSize: 4}
+	hs := &hessian.Settings{Seed: set.Seed, MinProbes: set.Probes, MaxProbes: set.Probes, Workers: 1, BatchSize: 4, ProbeBatch: set.ProbeBatch}
+	if set.ProbeBatch > 0 && set.ProbeBatch < ds.Len() {
+		hs.Workers = runtime.GOMAXPROCS(0) // one engine chunk per probe: parallel probes
+	}
 	if set.Progress != nil {
 		hs.Progress = func(p hessian.Progress) { set.Progress(p.Probes, set.Probes) }
 	}

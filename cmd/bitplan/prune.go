@@ -60,6 +60,7 @@ func runPrune(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	joint := fs.Bool("joint", false, "plan pruning and weight bit widths together (mode ilp)")
 	bits := fs.String("bits", "4,8", "candidate weight widths of --joint, comma-separated `LIST`")
 	probes := fs.Int("probes", 32, "Hutchinson probes `N` for the channel traces")
+	probeBatch := fs.Int("probe-batch", 0, "each probe averages the Hessian over its own random mini-batch of `N` calibration samples (0: all samples)")
 	seed := fs.Uint64("seed", 1, "random `SEED` of the probes and of fine-tuning")
 	sign := fs.String("sign", "abs", "how negative channel traces count: `POLICY` abs, clamp or signed")
 	nodeLimit := fs.Int("node-limit", 0, "bound the exact search to `N` nodes (0: 2,000,000)")
@@ -112,6 +113,9 @@ func runPrune(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return usageError{fmt.Errorf("flag --sign: %v", err)}
 	}
+	if *probeBatch < 0 {
+		return usageError{fmt.Errorf("flag --probe-batch: %d, want a number of samples ≥ 1, or 0 for all samples", *probeBatch)}
+	}
 	if *probes < 2 || *steps < 0 || *testN < 0 || !(*lr > 0) {
 		return usageError{fmt.Errorf("flags --probes %d --finetune-steps %d --test-samples %d --lr %g: want probes ≥ 2, steps ≥ 0, samples ≥ 0, lr > 0", *probes, *steps, *testN, *lr)}
 	}
@@ -150,7 +154,7 @@ func runPrune(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	pr := newProgress(stderr)
 	req.Structure = st
-	req.Importance, err = prune.Estimate(ctx, e, calib, &prune.Settings{Probes: *probes, Seed: *seed, Sign: sg,
+	req.Importance, err = prune.Estimate(ctx, e, calib, &prune.Settings{Probes: *probes, Seed: *seed, Sign: sg, ProbeBatch: *probeBatch,
 		Progress: func(i, n int) { pr.printf("channel traces: probe %d of %d", i, n) }})
 	pr.done()
 	if err != nil {
