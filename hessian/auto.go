@@ -42,6 +42,12 @@ const defaultPilot = 10
 // products are at most 1/pilotGain of the Hutchinson run they might save.
 const pilotGain = 10
 
+// pilotUpper scales the pilot's n_H before that comparison: a variance
+// from k = 10 probes is uncertain by a factor of about 2 (the 90 % upper
+// bound of χ²₉/9 is 1.63, and per-probe samples of real networks are
+// heavy-tailed, which makes small samples underestimate it).
+const pilotUpper = 2
+
 // pilotBatchSeed offsets the seed of the mini-batch schedules Auto uses
 // after its pilot, so they are independent of the pilot's batches.
 const pilotBatchSeed = 0x9e3779b97f4a7c15
@@ -192,7 +198,7 @@ func Auto(ctx context.Context, op Operator, s *Settings) (*TraceResult, error) {
 	// (longer with mini-batches, whose sketch runs on all samples).
 	sketchTime := time.Since(start) * time.Duration(n/b)
 	overBudget := set.TimeBudget > 0 && time.Since(start)+sketchTime >= set.TimeBudget
-	if np < k || nh < pilotGain*float64(k) || overBudget {
+	if np < k || pilotUpper*nh < pilotGain*float64(k) || overBudget {
 		// Converged (or out of time) within the pilot, Hutch++ could
 		// save at most n_H − k probes, which is not worth the sketch's
 		// k products, or the sketch would not fit in the time budget.
