@@ -15,9 +15,9 @@ type Pilot struct {
 	// Sketch is the number of pilot vectors k.
 	Sketch int
 	// Sketched reports whether the sketch Z' = H'Q was formed; it is
-	// skipped (and Ritz, Captured and Residual left zero) when the
-	// predicted Hutchinson probes are below 10·k, since Hutch++ could then
-	// save at most what the sketch costs.
+	// skipped (and Ritz, Captured and Residual left zero) when twice the
+	// predicted Hutchinson probes is below 10·k, since Hutch++ could then
+	// save little more than what the sketch costs.
 	Sketched bool
 	// Ritz holds the eigenvalues of QᵀHQ over the sketch's range Q, by
 	// decreasing magnitude: how fast the spectrum decays.
@@ -62,7 +62,7 @@ const pilotBatchSeed = 0x9e3779b97f4a7c15
 //     Z' = H'Q with H' the full-data operator (or, with mini-batches, the
 //     operator on one further batch).
 //  2. Prediction. From the k pilot rows, the Hutchinson probes n_H for
-//     Tol on every block (n·(worst/Tol)², see Hutchinson). If n_H < 10·k,
+//     Tol on every block (n·(worst/Tol)², see Hutchinson). If 2·n_H < 10·k,
 //     Hutchinson continues at once (Hutch++ could save at most n_H − k
 //     probes) and Z' is not formed; so it does when the time budget
 //     (Settings.TimeBudget) is spent within the pilot or would be within
@@ -95,8 +95,8 @@ const pilotBatchSeed = 0x9e3779b97f4a7c15
 // Cost bound. If Hutchinson is chosen, the pilot's products are its first
 // k probes and only Z' is extra: the run is Hutchinson with the same seed,
 // probe for probe, plus k products when Z' was formed, which happens only
-// when Hutchinson was predicted to need at least 10·k probes (so the
-// overhead is at most about 10 %). If
+// when Hutchinson was predicted to need at least 5·k probes (so the
+// overhead is at most about 20 % of the predicted run). If
 // adaptive Hutch++ is chosen, it was predicted cheaper; the prediction
 // uses one ratio c for all blocks, so a block whose own curvature lies
 // outside the sketch's range can need more residual probes than predicted.

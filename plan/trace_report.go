@@ -106,7 +106,7 @@ func (s *Sensitivity) Write(w io.Writer, f Format) error {
 			fmt.Fprintf(w, "auto: a %d-vector pilot sketch captured %.0f%% of ‖H‖²_F (top Ritz value %s); predicted %d Hutchinson or %d residual probes; ran %s\n",
 				pl.Sketch, 100*pl.Captured, num(pl.Ritz[0]), pl.Hutchinson, pl.Residual, pl.Choice)
 		} else {
-			fmt.Fprintf(w, "auto: the pilot predicted %d Hutchinson probes (below %d, too few for a sketch to pay); ran hutchinson\n", pl.Hutchinson, 10*pl.Sketch)
+			fmt.Fprintf(w, "auto: the pilot predicted %d Hutchinson probes (twice that is below %d, too few for a sketch to pay, or no time was left for it); ran hutchinson\n", pl.Hutchinson, 10*pl.Sketch)
 		}
 	}
 	if ev := s.TopEigenvalue; ev != nil && len(ev.Values) > 0 {
