@@ -104,9 +104,10 @@ type Cost struct {
 	BOPS float64 `json:"bops"`
 	// Compute is batch·MACs / (peak MAC/s of Used · efficiency).
 	Compute float64 `json:"compute_s"`
-	// Memory is Traffic / bandwidth.
+	// Memory is Traffic / (bandwidth · memory efficiency).
 	Memory float64 `json:"memory_s"`
-	// Overhead is the profile's fixed per-layer time.
+	// Overhead is the fixed per-layer time of Used (the precision's own, or
+	// the profile's).
 	Overhead float64 `json:"overhead_s"`
 	// Latency is max(Compute, Memory) + Overhead, or the measured value.
 	Latency float64 `json:"latency_s"`
@@ -133,8 +134,8 @@ type Cost struct {
 //	size     = Params·W/8 (+ OutChannels·ScaleBytes, per-channel option)
 //	BOPS     = MACs·W·A                          (HAWQ-V3, arXiv:2011.10680)
 //	compute  = B·MACs / (P_mac(used) · η)
-//	memory   = (size + B·(InElems + OutElems)·A/8) / BW
-//	latency  = max(compute, memory) + overhead   (roofline: Williams,
+//	memory   = (size + B·(InElems + OutElems)·A/8) / (BW · η_mem)
+//	latency  = max(compute, memory) + overhead(used)   (roofline: Williams,
 //	           Waterman, Patterson, CACM 52(4), 2009)
 //	energy   = B·MACs·E_mac(used) + traffic·E_DRAM
 //	act. mem = B·OutElems·A/8
@@ -163,8 +164,8 @@ func (p *Profile) Cost(l Layer, q Precision, o *Options) (Cost, error) {
 	c.Compute = b * macs / (spec.PeakMACs() * p.efficiency(spec))
 	c.Activation = b * float64(l.OutElems) * float64(q.A) / 8
 	c.Traffic = c.Size + b*float64(l.InElems)*float64(q.A)/8 + c.Activation
-	c.Memory = c.Traffic / p.Bandwidth
-	c.Overhead = p.Overhead
+	c.Memory = c.Traffic / p.bandwidth()
+	c.Overhead = p.overhead(spec)
 	c.Latency = math.Max(c.Compute, c.Memory) + c.Overhead
 	c.Bound = ComputeBound
 	if c.Memory > c.Compute {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -62,6 +63,9 @@ type Profile struct {
 	// DRAMEnergy is the energy of moving one byte to or from DRAM, in joules
 	// (≥ 0; 0 means unknown).
 	DRAMEnergy float64
+	// MemoryEfficiency is the achievable fraction of peak bandwidth, in
+	// (0, 1]; 0 means 1 (the datasheet peak). Usually fitted (Profile.Fit).
+	MemoryEfficiency float64
 	// Precisions lists the precision pairs the device runs natively, sorted
 	// by total width. Pairs not listed fall back to a wider one (see
 	// Profile.Resolve).
@@ -93,6 +97,11 @@ type PrecisionSpec struct {
 	Efficiency float64
 	// EnergyPerMAC is the energy of one MAC in joules (0 = unknown).
 	EnergyPerMAC float64
+	// Overhead overrides Profile.Overhead for this precision when
+	// HasOverhead is set: the fixed time of one layer's kernel, in seconds.
+	Overhead float64
+	// HasOverhead tells whether Overhead is set.
+	HasOverhead bool
 }
 
 // PeakMACs returns the dense peak in MACs per second: PeakOps / 2.
@@ -153,6 +162,22 @@ func (p *Profile) efficiency(s PrecisionSpec) float64 {
 	return p.Efficiency
 }
 
+// overhead returns the per-layer overhead applying to s.
+func (p *Profile) overhead(s PrecisionSpec) float64 {
+	if s.HasOverhead {
+		return s.Overhead
+	}
+	return p.Overhead
+}
+
+// bandwidth returns the achievable bandwidth: Bandwidth × MemoryEfficiency.
+func (p *Profile) bandwidth() float64 {
+	if p.MemoryEfficiency > 0 {
+		return p.Bandwidth * p.MemoryEfficiency
+	}
+	return p.Bandwidth
+}
+
 // Validate checks a profile's values: a name, a known kind, bandwidth,
 // every peak > 0 and finite, efficiencies in (0, 1], overhead and energies
 // ≥ 0, at least one precision, no duplicate precisions. It returns every
@@ -184,6 +209,9 @@ func (p *Profile) Validate() error {
 	if !(p.Efficiency > 0 && p.Efficiency <= 1) {
 		bad("efficiency", "must be in (0, 1], got %g", p.Efficiency)
 	}
+	if !(p.MemoryEfficiency >= 0 && p.MemoryEfficiency <= 1) {
+		bad("memory_efficiency", "must be in (0, 1] (or absent), got %g", p.MemoryEfficiency)
+	}
 	if !(p.DRAMEnergy >= 0) || !finite(p.DRAMEnergy) {
 		bad("dram_energy_pj_per_byte", "must be ≥ 0, got %g pJ", p.DRAMEnergy/pico)
 	}
@@ -208,6 +236,9 @@ func (p *Profile) Validate() error {
 		}
 		if !(s.Efficiency >= 0 && s.Efficiency <= 1) {
 			bad(f+".efficiency", "must be in (0, 1] (or absent), got %g", s.Efficiency)
+		}
+		if s.HasOverhead && (!(s.Overhead >= 0) || !finite(s.Overhead)) {
+			bad(f+".layer_overhead_us", "must be ≥ 0, got %g µs", s.Overhead/us)
 		}
 		if !(s.EnergyPerMAC >= 0) || !finite(s.EnergyPerMAC) {
 			bad(f+".energy_pj_per_mac", "must be ≥ 0, got %g pJ", s.EnergyPerMAC/pico)
@@ -246,17 +277,19 @@ type fileProfile struct {
 	Bandwidth   *float64                   `json:"memory_bandwidth_gb_per_s"`
 	Overhead    *float64                   `json:"layer_overhead_us"`
 	Efficiency  *float64                   `json:"efficiency"`
-	DRAMEnergy  *float64                   `json:"dram_energy_pj_per_byte"`
+	DRAMEnergy  *float64                   `json:"dram_energy_pj_per_byte,omitempty"`
+	MemEff      *float64                   `json:"memory_efficiency,omitempty"`
 	Precisions  map[string]json.RawMessage `json:"precisions"`
-	Sources     map[string]string          `json:"sources"`
-	Notes       []string                   `json:"notes"`
+	Sources     map[string]string          `json:"sources,omitempty"`
+	Notes       []string                   `json:"notes,omitempty"`
 }
 
 type filePrecision struct {
 	Format     string   `json:"format"`
 	PeakTOPS   *float64 `json:"peak_tops"`
-	Efficiency *float64 `json:"efficiency"`
-	EnergyMAC  *float64 `json:"energy_pj_per_mac"`
+	Efficiency *float64 `json:"efficiency,omitempty"`
+	EnergyMAC  *float64 `json:"energy_pj_per_mac,omitempty"`
+	Overhead   *float64 `json:"layer_overhead_us,omitempty"`
 }
 
 var (
@@ -311,11 +344,18 @@ func Parse(data []byte, origin string) (*Profile, error) {
 		}
 		return *v * scale
 	}
+	numeric := map[string]bool{}
 	p.Bandwidth = need("memory_bandwidth_gb_per_s", f.Bandwidth, giga)
 	p.Overhead = need("layer_overhead_us", f.Overhead, us)
 	p.Efficiency = need("efficiency", f.Efficiency, 1)
 	p.DRAMEnergy = opt(f.DRAMEnergy, pico)
-	numeric := map[string]bool{}
+	if f.MemEff != nil {
+		p.MemoryEfficiency = *f.MemEff
+		numeric["memory_efficiency"] = true
+		if p.MemoryEfficiency == 0 {
+			errs = append(errs, errors.New("memory_efficiency: must be in (0, 1] (or absent), got 0"))
+		}
+	}
 	for _, k := range []string{"memory_bandwidth_gb_per_s", "layer_overhead_us", "efficiency"} {
 		numeric[k] = true
 	}
@@ -365,6 +405,10 @@ func Parse(data []byte, origin string) (*Profile, error) {
 			if s.Efficiency == 0 {
 				errs = append(errs, fmt.Errorf("%s.efficiency: must be in (0, 1] (or absent), got 0", field))
 			}
+		}
+		if fp.Overhead != nil {
+			s.Overhead, s.HasOverhead = *fp.Overhead*us, true
+			numeric[field+".layer_overhead_us"] = true
 		}
 		if fp.EnergyMAC != nil {
 			s.EnergyPerMAC = *fp.EnergyMAC * pico
@@ -480,14 +524,15 @@ func All() ([]*Profile, error) {
 	return ps, nil
 }
 
-// jsonFields returns the JSON names of a struct's fields.
+// jsonFields returns the JSON names of a struct's fields, from their tags.
 func jsonFields(v any) map[string]bool {
 	m := map[string]bool{}
-	b, _ := json.Marshal(v)
-	var obj map[string]json.RawMessage
-	_ = json.Unmarshal(b, &obj)
-	for k := range obj {
-		m[k] = true
+	t := reflect.TypeOf(v)
+	for i := 0; i < t.NumField(); i++ {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if name != "" && name != "-" {
+			m[name] = true
+		}
 	}
 	return m
 }
@@ -517,4 +562,47 @@ func clip(s string) string {
 		return s[:n] + "…"
 	}
 	return s
+}
+
+// MarshalFile returns p in the JSON file format Parse reads (SCHEMA.md),
+// indented, with its sources and notes: a fitted profile (Profile.Fit) is
+// written with it and read back with Load.
+func (p *Profile) MarshalFile() ([]byte, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	num := func(v float64) *float64 { return &v }
+	f := fileProfile{
+		Name: p.Name, Description: p.Description, Kind: string(p.Kind),
+		Bandwidth: num(p.Bandwidth / giga), Overhead: num(p.Overhead / us), Efficiency: num(p.Efficiency),
+		Precisions: map[string]json.RawMessage{}, Sources: p.Sources, Notes: p.Notes,
+	}
+	if p.DRAMEnergy > 0 {
+		f.DRAMEnergy = num(p.DRAMEnergy / pico)
+	}
+	if p.MemoryEfficiency > 0 {
+		f.MemEff = num(p.MemoryEfficiency)
+	}
+	for _, s := range p.Precisions {
+		fp := filePrecision{Format: s.Format, PeakTOPS: num(s.PeakOps / tera)}
+		if s.Efficiency > 0 {
+			fp.Efficiency = num(s.Efficiency)
+		}
+		if s.EnergyPerMAC > 0 {
+			fp.EnergyMAC = num(s.EnergyPerMAC / pico)
+		}
+		if s.HasOverhead {
+			fp.Overhead = num(s.Overhead / us)
+		}
+		raw, err := json.Marshal(fp)
+		if err != nil {
+			return nil, err
+		}
+		f.Precisions[s.Precision.String()] = raw
+	}
+	out, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(out, '\n'), nil
 }

@@ -26,7 +26,9 @@ type layerRow struct {
 	measured [2]float64
 	model    [2]float64
 	fitted   [2]float64
-	bound    [2]profiles.Bound
+	// calibrated is the profile fitted on the even layers (calibrate).
+	calibrated [2]float64
+	bound      [2]profiles.Bound
 }
 
 // rankStats are Spearman rank correlations between model and measurement.
@@ -51,6 +53,8 @@ type report struct {
 	schemes    []schemeRow
 	sweep      []sweepRow
 	fitSweep   []sweepRow
+	calib      *calibration
+	enum       *enumerator
 	ilpN       int     // budgets re-solved with ilp.Solve
 	ilpWorst   float64 // largest relative objective difference
 	ilpErr     error
@@ -119,13 +123,19 @@ func analyse(h *hawqFile, p *profiles.Profile) (*report, error) {
 	r.err = errors(r.rows, func(x layerRow) [2]float64 { return x.model })
 	r.fitE = errors(r.rows, func(x layerRow) [2]float64 { return x.fitted })
 
+	if r.calib, err = calibrate(h, p, layers, r.rows); err != nil {
+		return nil, err
+	}
+
 	// Plans.
 	e := newEnumerator(h, groups, r.rows)
+	r.enum = e
 	r.schemes = e.schemes(h)
 	for k := 1; k <= 9; k++ {
 		frac := float64(k) / 10
 		r.sweep = append(r.sweep, e.compare(frac, rowModel))
 		r.fitSweep = append(r.fitSweep, e.compare(frac, rowFitted))
+		r.calib.sweep = append(r.calib.sweep, e.compareAbs(frac, rowCalibrated))
 	}
 	r.ilpN, r.ilpWorst, r.ilpErr = r.solverAgreement(e)
 	return r, nil
@@ -203,10 +213,11 @@ const (
 	rowMeasured
 	rowModel
 	rowFitted
+	rowCalibrated
 	nRows
 )
 
-var rowNames = [nRows]string{"size", "bops", "latency (measured)", "latency (roofline)", "latency (fitted roofline)"}
+var rowNames = [nRows]string{"size", "bops", "latency (measured)", "latency (roofline)", "latency (fitted roofline)", "latency (calibrated roofline)"}
 
 // enumerator solves HAWQ's ILP exactly by listing all 2^groups assignments
 // (16 groups: 65,536), an independent check on any solver.
@@ -237,6 +248,7 @@ func newEnumerator(h *hawqFile, groups [][]int, rows []layerRow) *enumerator {
 				e.gCost[rowMeasured][gi][j] += rows[i].measured[j]
 				e.gCost[rowModel][gi][j] += rows[i].model[j]
 				e.gCost[rowFitted][gi][j] += rows[i].fitted[j]
+				e.gCost[rowCalibrated][gi][j] += rows[i].calibrated[j]
 			}
 		}
 	}
@@ -371,6 +383,7 @@ type sweepRow struct {
 	modelMeasuredLatency   float64
 	same, modelFeasible    bool
 	modelPlanBitsDiffering int
+	modelPredicted         float64 // the plan's latency on the model's own row (compareAbs)
 }
 
 func (e *enumerator) compare(f float64, modelRow int) sweepRow {

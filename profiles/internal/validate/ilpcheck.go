@@ -64,6 +64,11 @@ func (r *report) solverAgreement(e *enumerator) (n int, worst float64, err error
 		if err := check(rowFitted, e.frac(rowFitted, f.frac), e.omega[f.modelPlan]); err != nil {
 			return n, worst, err
 		}
+		if c := r.calib.sweep[i]; c.modelPlan >= 0 {
+			if err := check(rowCalibrated, c.measLimit, e.omega[c.modelPlan]); err != nil {
+				return n, worst, err
+			}
+		}
 	}
 	return n, worst, nil
 }

@@ -106,6 +106,7 @@ func (r *report) writeMarkdown(w io.Writer) error {
 		}
 		pf("\n%s: same plan at %d of 9 budgets; within the measured limit at %d of 9; largest Ω excess %s.\n", sw.title, same, feasible, pct(worstRel(sw.rows)))
 	}
+	r.writeCalibration(&b, r.enum)
 	b.WriteString(conclusions(r))
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -128,6 +129,9 @@ func yes(b bool) string {
 func worstRel(rows []sweepRow) float64 {
 	w := 0.0
 	for _, s := range rows {
+		if s.modelPlan < 0 {
+			continue
+		}
 		w = max(w, s.modelOmega/s.measOmega-1)
 	}
 	return w

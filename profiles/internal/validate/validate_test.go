@@ -87,7 +87,7 @@ func TestReproducesHAWQ(t *testing.T) {
 		}
 	}
 	// ilp.Solve agrees with the enumeration on every budget.
-	if r.ilpErr != nil || r.ilpN != 36 || r.ilpWorst > 1e-9 {
+	if r.ilpErr != nil || r.ilpN != 45 || r.ilpWorst > 1e-9 {
 		t.Errorf("ilp.Solve cross-check: %d budgets, worst %g, err %v", r.ilpN, r.ilpWorst, r.ilpErr)
 	}
 	// The measured table read through profiles.LoadTable overrides the
@@ -107,6 +107,38 @@ func TestReproducesHAWQ(t *testing.T) {
 				t.Errorf("%s %s: %g ms (%s), want measured %g", c.Layer, c.Requested, c.Latency*1e3, c.Bound, r.rows[i].measured[j])
 			}
 		}
+	}
+}
+
+// TestCalibrationHeldOut: the profile fitted on the even layers predicts the
+// odd layers, which the fit never saw, within the 25 % target, and the
+// training table holds only even layers.
+func TestCalibrationHeldOut(t *testing.T) {
+	h, err := loadHAWQ(hawqPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := profiles.Builtin("t4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := analyse(h, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := r.calib
+	if len(c.train) != 10 || len(c.test) != 9 || len(c.cal.Points) != 20 {
+		t.Fatalf("split %d/%d, %d points", len(c.train), len(c.test), len(c.cal.Points))
+	}
+	for _, pt := range c.cal.Points {
+		for _, i := range c.test {
+			if pt.Layer == h.Layers[i].Name {
+				t.Errorf("held-out layer %s in the training table", pt.Layer)
+			}
+		}
+	}
+	if c.before.medianAbs < 0.5 || c.after.medianAbs > 0.25 {
+		t.Errorf("held-out median |error| %.3f before, %.3f after; want the datasheet roofline far off and the calibrated within 25%%", c.before.medianAbs, c.after.medianAbs)
 	}
 }
 
