@@ -22,6 +22,12 @@ type Description struct {
 	// Bandwidth (bytes/s), Overhead (s), Efficiency and DRAMEnergy (J/byte)
 	// repeat the profile's fields.
 	Bandwidth, Overhead, Efficiency, DRAMEnergy float64
+	// MemoryEfficiency is the fraction of Bandwidth achieved (0: not set,
+	// the peak).
+	MemoryEfficiency float64
+	// Calibrated is true when a precision carries its own overhead (a
+	// fitted profile, Profile.Fit): the rows then show it.
+	Calibrated bool
 	// Rows describe each native precision.
 	Rows []DescriptionRow
 	// Fallbacks tell what each of CommonPrecisions runs as when the device
@@ -50,6 +56,8 @@ type DescriptionRow struct {
 	Ridge float64
 	// EnergyPerMAC is joules per MAC (0 = unknown).
 	EnergyPerMAC float64
+	// Overhead is the per-layer time at this precision, in seconds.
+	Overhead float64
 }
 
 // Fallback records how a precision the device lacks is run.
@@ -75,13 +83,15 @@ func (p *Profile) Describe() Description {
 	d := Description{
 		Name: p.Name, Summary: p.Description, Kind: p.Kind, Origin: p.Origin,
 		Bandwidth: p.Bandwidth, Overhead: p.Overhead, Efficiency: p.Efficiency, DRAMEnergy: p.DRAMEnergy,
-		Notes: p.Notes, Warnings: p.Warnings,
+		MemoryEfficiency: p.MemoryEfficiency,
+		Notes:            p.Notes, Warnings: p.Warnings,
 	}
 	for _, s := range p.Precisions {
 		eff := p.efficiency(s)
 		r := DescriptionRow{Precision: s.Precision, Format: s.Format, PeakOps: s.PeakOps, Efficiency: eff,
-			EffectiveMACs: s.PeakMACs() * eff, EnergyPerMAC: s.EnergyPerMAC}
-		r.Ridge = r.EffectiveMACs / p.Bandwidth
+			EffectiveMACs: s.PeakMACs() * eff, EnergyPerMAC: s.EnergyPerMAC, Overhead: p.overhead(s)}
+		r.Ridge = r.EffectiveMACs / p.bandwidth()
+		d.Calibrated = d.Calibrated || s.HasOverhead
 		d.Rows = append(d.Rows, r)
 	}
 	for _, q := range CommonPrecisions() {
@@ -116,13 +126,24 @@ func (d Description) WriteText(w io.Writer) error {
 	fmt.Fprintf(tw, "  layer overhead\t%s\n", si(d.Overhead, "s"))
 	fmt.Fprintf(tw, "  efficiency\t%s\n", num(d.Efficiency))
 	fmt.Fprintf(tw, "  DRAM energy\t%s\n", pj(d.DRAMEnergy, "pJ/B"))
+	if d.MemoryEfficiency > 0 {
+		fmt.Fprintf(tw, "  memory efficiency\t%s\n", num(d.MemoryEfficiency))
+	}
 	tw.Flush()
 	fmt.Fprintln(ew)
 	tw = tabwriter.NewWriter(ew, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "  precision\tformat\tpeak (dense)\tefficiency\tmodel MAC/s\tridge MAC/B\tenergy/MAC")
+	head := "  precision\tformat\tpeak (dense)\tefficiency\tmodel MAC/s\tridge MAC/B\tenergy/MAC"
+	if d.Calibrated {
+		head += "\toverhead"
+	}
+	fmt.Fprintln(tw, head)
 	for _, r := range d.Rows {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Precision, r.Format, tops(r.PeakOps), num(r.Efficiency),
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s", r.Precision, r.Format, tops(r.PeakOps), num(r.Efficiency),
 			si(r.EffectiveMACs, "MAC/s"), num(r.Ridge), pj(r.EnergyPerMAC, "pJ"))
+		if d.Calibrated {
+			fmt.Fprintf(tw, "\t%s", si(r.Overhead, "s"))
+		}
+		fmt.Fprintln(tw)
 	}
 	tw.Flush()
 	if len(d.Fallbacks) > 0 {
@@ -159,11 +180,23 @@ func (d Description) WriteMarkdown(w io.Writer) error {
 	fmt.Fprintf(ew, "| memory bandwidth | %s |\n", si(d.Bandwidth, "B/s"))
 	fmt.Fprintf(ew, "| layer overhead | %s |\n", si(d.Overhead, "s"))
 	fmt.Fprintf(ew, "| efficiency | %s |\n", num(d.Efficiency))
-	fmt.Fprintf(ew, "| DRAM energy | %s |\n\n", pj(d.DRAMEnergy, "pJ/B"))
-	fmt.Fprintln(ew, "| precision | format | peak (dense) | efficiency | model MAC/s | ridge MAC/B | energy/MAC |\n|---|---|--:|--:|--:|--:|--:|")
+	fmt.Fprintf(ew, "| DRAM energy | %s |\n", pj(d.DRAMEnergy, "pJ/B"))
+	if d.MemoryEfficiency > 0 {
+		fmt.Fprintf(ew, "| memory efficiency | %s |\n", num(d.MemoryEfficiency))
+	}
+	fmt.Fprintln(ew)
+	if d.Calibrated {
+		fmt.Fprintln(ew, "| precision | format | peak (dense) | efficiency | model MAC/s | ridge MAC/B | energy/MAC | overhead |\n|---|---|--:|--:|--:|--:|--:|--:|")
+	} else {
+		fmt.Fprintln(ew, "| precision | format | peak (dense) | efficiency | model MAC/s | ridge MAC/B | energy/MAC |\n|---|---|--:|--:|--:|--:|--:|")
+	}
 	for _, r := range d.Rows {
-		fmt.Fprintf(ew, "| %s | %s | %s | %s | %s | %s | %s |\n", r.Precision, r.Format, tops(r.PeakOps), num(r.Efficiency),
+		fmt.Fprintf(ew, "| %s | %s | %s | %s | %s | %s | %s |", r.Precision, r.Format, tops(r.PeakOps), num(r.Efficiency),
 			si(r.EffectiveMACs, "MAC/s"), num(r.Ridge), pj(r.EnergyPerMAC, "pJ"))
+		if d.Calibrated {
+			fmt.Fprintf(ew, " %s |", si(r.Overhead, "s"))
+		}
+		fmt.Fprintln(ew)
 	}
 	if len(d.Fallbacks) > 0 {
 		fmt.Fprintf(ew, "\nFallbacks: %s.\n", fallbackText(d.Fallbacks, "→"))
