@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -338,6 +339,7 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte(`{"precisions": {"w4a4": {"peak_tops": 1e400}}}`))
 	f.Add([]byte(`{"precisions": {"w4a4": null}}`))
+	f.Add([]byte(`{"name": "x", "kind": "gpu", "memory_bandwidth_gb_per_s": 10, "layer_overhead_us": 1, "efficiency": 0.5, "memory_efficiency": 0.3, "precisions": {"w8a8": {"peak_tops": 1, "layer_overhead_us": 7}}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := Parse(data, "fuzz.json")
 		if err != nil {
@@ -354,6 +356,22 @@ func FuzzParse(f *testing.F) {
 			t.Fatal(err)
 		}
 		l := Layer{Name: "l", Params: 10, MACs: 100, InElems: 5, OutElems: 5, OutChannels: 2}
+		// MarshalFile writes what Parse reads back to the same costs.
+		out, err := p.MarshalFile()
+		if err != nil {
+			t.Fatalf("MarshalFile: %v", err)
+		}
+		back, err := Parse(out, "back.json")
+		if err != nil {
+			t.Fatalf("Parse(MarshalFile): %v\n%s", err, out)
+		}
+		for _, q := range CommonPrecisions() {
+			a, errA := p.Cost(l, q, nil)
+			b, errB := back.Cost(l, q, nil)
+			if (errA == nil) != (errB == nil) || errA == nil && math.Abs(a.Latency-b.Latency) > 1e-9*a.Latency {
+				t.Fatalf("%s: round trip %v/%v, %g vs %g\n%s", q, errA, errB, a.Latency, b.Latency, out)
+			}
+		}
 		for _, q := range CommonPrecisions() {
 			c, err := p.Cost(l, q, nil)
 			if errors.Is(err, ErrUnsupported) {
