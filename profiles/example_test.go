@@ -123,3 +123,46 @@ func ExampleParse() {
 	//   warnings:
 	//     - precisions.w4a4.energy_pj_per_mac has no entry in "sources"
 }
+
+// ExampleProfile_Fit calibrates the T4 profile to a small measured table:
+// four layers at w4a4 and w8a8, measured at batch 8.
+func ExampleProfile_Fit() {
+	p, err := profiles.Builtin("t4")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	layers := []profiles.Layer{
+		{Name: "conv1", Params: 36864, MACs: 115605504, InElems: 200704, OutElems: 200704},
+		{Name: "conv2", Params: 147456, MACs: 115605504, InElems: 100352, OutElems: 100352},
+		{Name: "down", Params: 8192, MACs: 6422528, InElems: 200704, OutElems: 100352},
+		{Name: "conv3", Params: 2359296, MACs: 115605504, InElems: 25088, OutElems: 25088},
+	}
+	table, err := profiles.ParseTableCSV(strings.NewReader(`layer,precision,ms
+conv1,w4a4,0.2109
+conv1,w8a8,0.3619
+conv2,w4a4,0.1917
+conv2,w8a8,0.3895
+down,w4a4,0.0400
+down,w8a8,0.0531
+conv3,w4a4,0.2229
+conv3,w8a8,0.3738
+`), "t4.csv")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	cal, err := p.Fit(layers, table, &profiles.Options{Batch: 8})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, t := range cal.Terms {
+		fmt.Printf("%s: efficiency %.3f, overhead %.1f µs\n", t.Precision, t.Efficiency, t.Overhead*1e6)
+	}
+	fmt.Printf("median |error| %.0f%% before, %.0f%% after\n", 100*cal.MedianAbsBefore, 100*cal.MedianAbsAfter)
+	// Output:
+	// w4a4: efficiency 0.040, overhead 28.4 µs
+	// w8a8: efficiency 0.041, overhead 29.8 µs
+	// median |error| 91% before, 3% after
+}
