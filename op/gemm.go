@@ -38,6 +38,9 @@ func init() {
 	Register(&Def{Type: "MatMul", Infer: inferMatMul, Exec: newMatMul, Class: Custom,
 		Unit: unitMatMul, Channels: FlowMatMul, Cases: []Case{
 			{Name: "3-D × 2-D", Inputs: []CaseInput{{Shape: []int{2, 2, 3}}, {Shape: []int{3, 2}}}, Want: []int{2, 2, 2}},
+			{Name: "batched activations", Inputs: []CaseInput{{Shape: []int{1, 2, 3, 2}}, {Shape: []int{1, 2, 2, 3}}}, Want: []int{1, 2, 3, 3}},
+			{Name: "broadcast batch", Inputs: []CaseInput{{Shape: []int{2, 1, 2, 3}}, {Shape: []int{3, 3, 2}}}, Want: []int{2, 3, 2, 2}},
+			{Name: "2-D × 3-D", Inputs: []CaseInput{{Shape: []int{2, 3}}, {Shape: []int{2, 3, 2}}}, Want: []int{2, 2, 2}},
 		}})
 }
 
@@ -74,6 +77,9 @@ func newMatMul(b *Build) (Kernel, error) {
 		return nil, fmt.Errorf("want inputs A and B")
 	}
 	as, bs := b.Shape(in[0]), b.Shape(in[1])
+	if len(bs) > 2 {
+		return newBatchMatMul(b, as, bs)
+	}
 	if len(bs) != 2 || len(as) < 2 {
 		return nil, fmt.Errorf("shapes %v × %v: only a ≥2-D left operand times a 2-D right operand is supported", as, bs)
 	}
