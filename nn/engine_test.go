@@ -94,7 +94,7 @@ func TestEngineErrors(t *testing.T) {
 	if _, err := nn.New(m2, nil); err == nil || !strings.Contains(err.Error(), `Softmax node "odd" (#1): axis 7 out of range`) {
 		t.Errorf("bad axis: %v", err)
 	}
-	// Shape-only operators on computed data cannot run.
+	// Gather of computed data runs with constant indices ...
 	b3 := mt.New("gather", 13)
 	b3.Input("x", -1, 3)
 	b3.Double("w", []int{2, 3}, make([]float64, 6))
@@ -106,8 +106,22 @@ func TestEngineErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := nn.New(m3, nil); err == nil || !strings.Contains(err.Error(), `Gather node "gat" (#1): Gather is supported only on constants and shapes, not on computed data`) {
-		t.Errorf("Gather of computed data: %v", err)
+	if _, err := nn.New(m3, nil); err != nil {
+		t.Errorf("Gather of computed data by constant indices: %v", err)
+	}
+	// ... but shape-only operators cannot.
+	b4 := mt.New("cos", 13)
+	b4.Input("x", -1, 3)
+	b4.Double("w", []int{2, 3}, make([]float64, 6))
+	b4.Node("Gemm", "fc", []string{"x", "w"}, []string{"h"}, mt.Int("transB", 1))
+	b4.Node("ConstantOfShape", "cos", []string{"h"}, []string{"y"})
+	b4.Output("y")
+	m4, err := model.Decode(b4.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nn.New(m4, nil); err == nil || !strings.Contains(err.Error(), `ConstantOfShape node "cos" (#1): ConstantOfShape is supported only on constants and shapes, not on computed data`) {
+		t.Errorf("ConstantOfShape of computed data: %v", err)
 	}
 }
 

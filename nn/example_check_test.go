@@ -26,6 +26,5 @@ func ExampleCheck() {
 	}
 	// Output:
 	// LSTM node "/rnn/LSTM" (#1)
-	// Gather node "/Gather" (#4)
-	// [Gather LSTM]
+	// [LSTM]
 }
