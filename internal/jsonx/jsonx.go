@@ -68,7 +68,7 @@ func Duplicates(data []byte) error {
 	walk = func(path string) error {
 		tok, err := dec.Token()
 		if err != nil {
-			return nil
+			return errMalformed
 		}
 		switch tok {
 		case json.Delim('{'):
@@ -77,7 +77,7 @@ func Duplicates(data []byte) error {
 				off := dec.InputOffset()
 				kt, err := dec.Token()
 				if err != nil {
-					return nil
+					return errMalformed
 				}
 				k, _ := kt.(string)
 				if seen[k] {
@@ -112,8 +112,14 @@ func Duplicates(data []byte) error {
 		}
 		return nil
 	}
-	return walk("")
+	if err := walk(""); err != errMalformed {
+		return err
+	}
+	return nil
 }
+
+// errMalformed stops Duplicates at the first token it cannot read.
+var errMalformed = errors.New("malformed")
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 

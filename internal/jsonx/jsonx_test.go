@@ -59,3 +59,13 @@ func TestDuplicates(t *testing.T) {
 		}
 	}
 }
+
+// TestDuplicatesMalformed: malformed input ends the check quietly (it
+// looped for ever inside an array).
+func TestDuplicatesMalformed(t *testing.T) {
+	for _, in := range []string{`{"layers": [{"name":""x", "latency_ms : {"w4a4": 1}}], "layers": []}`, `[1, x]`, `{"a": [{"b": }]}`, `[[[`} {
+		if err := Duplicates([]byte(in)); err != nil {
+			t.Errorf("Duplicates(%s) = %v", in, err)
+		}
+	}
+}
