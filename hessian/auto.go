@@ -150,7 +150,6 @@ func Auto(ctx context.Context, op Operator, s *Settings) (*TraceResult, error) {
 	}
 	// 1. The pilot: Hutchinson's first k probes, with Hutchinson's
 	// stopping rule (a run that converges within them is Hutchinson's).
-	om := make([][]float64, 0, k)
 	y := make([][]float64, 0, k)
 	rows := make([][]float64, 0, k)
 	pilot := &Pilot{Sketch: k}
@@ -169,7 +168,7 @@ func Auto(ctx context.Context, op Operator, s *Settings) (*TraceResult, error) {
 			return nil, fmt.Errorf("hessian: Auto pilot probe %d: %w", j, err)
 		}
 		row := probeSamples(w, hw, blocks)
-		om, y, rows = append(om, w), append(y, hw), append(rows, row)
+		y, rows = append(y, hw), append(rows, row)
 		for i := range mean {
 			x := row[i]
 			if len(blocks) == 0 {

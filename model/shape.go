@@ -144,11 +144,6 @@ func (f *inferer) set(name string, dims []int, t DataType) {
 	}
 }
 
-func (f *inferer) setInts(name string, v []int64, dims []int) {
-	f.set(name, dims, Int64)
-	f.s.Ints[name] = v
-}
-
 // node runs the registry's shape inference for one node (package op); the
 // operators of shape_more.go that have no record yet follow. Operators of
 // other domains and unknown operators leave their outputs unknown.

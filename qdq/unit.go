@@ -32,7 +32,7 @@ func UnitModel(m *model.Model, unit string, wBits, aBits, batch int) ([]byte, er
 	nd := m.Nodes[u.Node]
 	in := nd.Inputs[dataInput(u.Op, u.WeightInput)]
 	shape := m.Shapes.Dims[in]
-	if shape == nil || len(shape) == 0 {
+	if len(shape) == 0 {
 		return nil, fmt.Errorf("qdq: unit %q: the shape of its input %q is unknown", unit, in)
 	}
 	if batch < 1 {
@@ -60,7 +60,6 @@ func UnitModel(m *model.Model, unit string, wBits, aBits, batch int) ([]byte, er
 		}
 		x = qdqPair(g, "X", at, 1/(math.Exp2(float64(aBits))-1), 0)
 	}
-	w := u.Weight
 	wdims := dims(wt.Shape)
 	if wBits < FloatBits {
 		typ, err := WeightType(wBits)
@@ -95,15 +94,13 @@ func UnitModel(m *model.Model, unit string, wBits, aBits, batch int) ([]byte, er
 			intTensor("W_zero_point", typ, []int64{int64(len(scales))}, make([]int64, len(scales))))
 		g.Node = append(g.Node, &onnx.NodeProto{OpType: "DequantizeLinear", Input: []string{"W_q", "W_scale", "W_zero_point"},
 			Output: []string{"W"}, Attribute: []*onnx.AttributeProto{attrInt("axis", int64(axis))}})
-		w = "W"
 	} else {
 		g.Initializer = append(g.Initializer, floatTensor("W", wdims, f32(wt.Float)))
-		w = "W"
 	}
 	node := &onnx.NodeProto{OpType: u.Op, Output: []string{"Y"}}
 	node.Input = make([]string, len(nd.Inputs))
 	node.Input[dataInput(u.Op, u.WeightInput)] = x
-	node.Input[u.WeightInput] = w
+	node.Input[u.WeightInput] = "W"
 	for i, name := range nd.Inputs {
 		if node.Input[i] != "" || name == "" {
 			continue
