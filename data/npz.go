@@ -137,7 +137,7 @@ func openMember(r io.ReaderAt, m *zip.File, path string) (*npzArray, error) {
 	}
 	if h.fortran && len(h.shape) > 1 {
 		a.close()
-		return nil, errors.New("Fortran-ordered array; save it with np.ascontiguousarray")
+		return nil, errors.New("the array is Fortran-ordered; save it with np.ascontiguousarray")
 	}
 	a.h = h
 	a.data = io.NewSectionReader(ra, int64(h.off), int64(h.n*h.size))

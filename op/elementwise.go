@@ -221,7 +221,7 @@ func clipFns(b *Build) (UnaryFns, error) {
 		if len(in) > i+1 && in[i+1] >= 0 {
 			v, ok := b.Const(in[i+1])
 			if !ok || len(v) != 1 {
-				return UnaryFns{}, fmt.Errorf("Clip bound %q must be a constant scalar", b.Slots.Name(in[i+1]))
+				return UnaryFns{}, fmt.Errorf("bound %q must be a constant scalar", b.Slots.Name(in[i+1]))
 			}
 			*dst = v[0]
 		}

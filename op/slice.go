@@ -154,10 +154,10 @@ func newSlice(b *Build) (Kernel, error) {
 func newGather(b *Build) (Kernel, error) {
 	n, in := b.Node, b.In
 	if len(in) < 2 || in[0] < 0 || in[1] < 0 {
-		return nil, fmt.Errorf("Gather needs data and indices")
+		return nil, fmt.Errorf("needs data and indices")
 	}
 	if _, ok := b.Const(in[1]); !ok {
-		return nil, fmt.Errorf("Gather with computed indices is not supported (only constant indices, e.g. x[:, 0])")
+		return nil, fmt.Errorf("computed indices are not supported (only constant indices, e.g. x[:, 0])")
 	}
 	idx, err := constInts(b, 1, "indices")
 	if err != nil {

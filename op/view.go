@@ -33,7 +33,7 @@ func newView(b *Build) (Kernel, error) {
 		if len(in) > 2 && in[2] >= 0 {
 			v, ok := b.Const(in[2])
 			if !ok || (len(v) == 1 && v[0] != 0) {
-				return nil, fmt.Errorf("Dropout in training mode is not supported (inference only)")
+				return nil, fmt.Errorf("training mode is not supported (inference only)")
 			}
 		}
 	case "Cast":
@@ -42,7 +42,7 @@ func newView(b *Build) (Kernel, error) {
 			return nil, err
 		}
 		if !DataType(to).IsFloat() {
-			return nil, fmt.Errorf("Cast to %v of a computed tensor is not supported", DataType(to))
+			return nil, fmt.Errorf("casting a computed tensor to %v is not supported", DataType(to))
 		}
 	}
 	if b.Size(in[0]) != b.Size(out[0]) {
