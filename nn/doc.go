@@ -44,7 +44,8 @@
 // partial sums are added in chunk order, so results do not depend on the
 // number of workers or on scheduling. Memory is bounded by the chunk size
 // and worker count: data are read chunk by chunk from the data.Dataset.
-// Convolutions use im2col and gonum's BLAS (blas64.Gemm).
+// Convolutions use im2col; every matrix product goes through op.Gemm
+// (gonum's native BLAS, or the system OpenBLAS with -tags openblas).
 //
 // Shape arithmetic (Shape → Gather → Unsqueeze → Concat → Reshape, as
 // PyTorch exports it, and constants expanded to the batch) is folded by

@@ -2,12 +2,7 @@ package op
 
 import (
 	"fmt"
-
-	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/blas64"
 )
-
-var impl = blas64.Implementation()
 
 func init() {
 	ints := func(name string, v ...int64) *Attr { return &Attr{Name: name, Type: AttrInts, Ints: v} }
@@ -23,33 +18,6 @@ func init() {
 			{Name: "1-D constant weight", Inputs: []CaseInput{{Shape: []int{1, 2, 5}}, {Shape: []int{2, 2, 3}, Const: []float64{0.1, -0.2, 0.3, 0.4, -0.5, 0.6, 0.7, 0.8, -0.9, 1, 0.2, -0.3}}},
 				Want: []int{1, 2, 3}},
 		}})
-}
-
-// dgemm computes c = alpha·op(a)·op(b) + beta·c for row-major matrices, with
-// op(a) m×k and op(b) k×n.
-func dgemm(ta, tb bool, m, n, k int, alpha float64, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
-	if m == 0 || n == 0 {
-		return
-	}
-	if k == 0 {
-		if beta != 1 {
-			for i := 0; i < m; i++ {
-				row := c[i*ldc : i*ldc+n]
-				for j := range row {
-					row[j] *= beta
-				}
-			}
-		}
-		return
-	}
-	tA, tB := blas.NoTrans, blas.NoTrans
-	if ta {
-		tA = blas.Trans
-	}
-	if tb {
-		tB = blas.Trans
-	}
-	impl.Dgemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
 // conv is a 2-D convolution (1-D inputs are run as height-1 images) with
@@ -148,7 +116,7 @@ func (k *pointwise) ScratchSizes() []int { return nil }
 func (k *pointwise) mul(a, x, y []float64, beta float64) {
 	c, m, p := k.c, k.m, k.p
 	for s := 0; s < k.n; s++ {
-		dgemm(false, false, m, p, c, 1, a, c, x[s*c*p:], p, beta, y[s*m*p:], p)
+		Gemm(false, false, m, p, c, 1, a, c, x[s*c*p:], p, beta, y[s*m*p:], p)
 	}
 }
 
@@ -171,14 +139,14 @@ func (k *pointwise) addBias(y, b []float64) {
 func (k *pointwise) wgrad(g, x, dw []float64) {
 	c, m, p := k.c, k.m, k.p
 	for s := 0; s < k.n; s++ {
-		dgemm(false, true, m, c, p, 1, g[s*m*p:], p, x[s*c*p:], p, 1, dw, c)
+		Gemm(false, true, m, c, p, 1, g[s*m*p:], p, x[s*c*p:], p, 1, dw, c)
 	}
 }
 
 func (k *pointwise) xgrad(a, g, dx []float64) {
 	c, m, p := k.c, k.m, k.p
 	for s := 0; s < k.n; s++ {
-		dgemm(true, false, c, p, m, 1, a, c, g[s*m*p:], p, 1, dx[s*c*p:], p)
+		Gemm(true, false, c, p, m, 1, a, c, g[s*m*p:], p, 1, dx[s*c*p:], p)
 	}
 }
 
@@ -357,7 +325,7 @@ func (k *conv) col2im(col, dx []float64) {
 // matY computes yb = W·col per group (overwrite when beta == 0, add when 1).
 func (k *conv) matY(wt, col, yb []float64, beta float64) {
 	for g := 0; g < k.g; g++ {
-		dgemm(false, false, k.mg, k.np, k.ckg, 1, wt[g*k.mg*k.ckg:], k.ckg, col[g*k.ckg*k.np:], k.np, beta, yb[g*k.mg*k.np:], k.np)
+		Gemm(false, false, k.mg, k.np, k.ckg, 1, wt[g*k.mg*k.ckg:], k.ckg, col[g*k.ckg*k.np:], k.np, beta, yb[g*k.mg*k.np:], k.np)
 	}
 }
 
@@ -432,14 +400,14 @@ func (k *conv) RForward(w *Work) {
 // wgrad adds G·colᵀ per group into dw.
 func (k *conv) wgrad(gb, col, dw []float64) {
 	for g := 0; g < k.g; g++ {
-		dgemm(false, true, k.mg, k.ckg, k.np, 1, gb[g*k.mg*k.np:], k.np, col[g*k.ckg*k.np:], k.np, 1, dw[g*k.mg*k.ckg:], k.ckg)
+		Gemm(false, true, k.mg, k.ckg, k.np, 1, gb[g*k.mg*k.np:], k.np, col[g*k.ckg*k.np:], k.np, 1, dw[g*k.mg*k.ckg:], k.ckg)
 	}
 }
 
 // xcol computes dcol = Wᵀ·G per group (overwrite when beta == 0).
 func (k *conv) xcol(wt, gb, dcol []float64, beta float64) {
 	for g := 0; g < k.g; g++ {
-		dgemm(true, false, k.ckg, k.np, k.mg, 1, wt[g*k.mg*k.ckg:], k.ckg, gb[g*k.mg*k.np:], k.np, beta, dcol[g*k.ckg*k.np:], k.np)
+		Gemm(true, false, k.ckg, k.np, k.mg, 1, wt[g*k.mg*k.ckg:], k.ckg, gb[g*k.mg*k.np:], k.np, beta, dcol[g*k.ckg*k.np:], k.np)
 	}
 }
 

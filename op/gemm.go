@@ -105,24 +105,24 @@ func (g *gemm) ldb() int {
 
 // prod computes y = α op(a) op(b) + beta·y.
 func (g *gemm) prod(a, b, y []float64, beta float64) {
-	dgemm(g.ta, g.tb, g.m, g.n, g.k, g.alpha, a, g.lda(), b, g.ldb(), beta, y, g.n)
+	Gemm(g.ta, g.tb, g.m, g.n, g.k, g.alpha, a, g.lda(), b, g.ldb(), beta, y, g.n)
 }
 
 // gradA adds α·G·op(b)ᵀ into da (in A's storage layout).
 func (g *gemm) gradA(da, gy, b []float64) {
 	if g.ta { // da (K×M) += α op(b) Gᵀ
-		dgemm(g.tb, true, g.k, g.m, g.n, g.alpha, b, g.ldb(), gy, g.n, 1, da, g.m)
+		Gemm(g.tb, true, g.k, g.m, g.n, g.alpha, b, g.ldb(), gy, g.n, 1, da, g.m)
 	} else { // da (M×K) += α G op(b)ᵀ
-		dgemm(false, !g.tb, g.m, g.k, g.n, g.alpha, gy, g.n, b, g.ldb(), 1, da, g.k)
+		Gemm(false, !g.tb, g.m, g.k, g.n, g.alpha, gy, g.n, b, g.ldb(), 1, da, g.k)
 	}
 }
 
 // gradB adds α·op(a)ᵀ·G into db (in B's storage layout).
 func (g *gemm) gradB(db, a, gy []float64) {
 	if g.tb { // db (N×K) += α Gᵀ op(a)
-		dgemm(true, g.ta, g.n, g.k, g.m, g.alpha, gy, g.n, a, g.lda(), 1, db, g.k)
+		Gemm(true, g.ta, g.n, g.k, g.m, g.alpha, gy, g.n, a, g.lda(), 1, db, g.k)
 	} else { // db (K×N) += α op(a)ᵀ G
-		dgemm(!g.ta, false, g.k, g.n, g.m, g.alpha, a, g.lda(), gy, g.n, 1, db, g.n)
+		Gemm(!g.ta, false, g.k, g.n, g.m, g.alpha, a, g.lda(), gy, g.n, 1, db, g.n)
 	}
 }
 
