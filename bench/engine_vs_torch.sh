@@ -10,7 +10,9 @@
 # Usage: sh bench/engine_vs_torch.sh [MODELS...]   (run from the repository root)
 # Default models: resnet18 resnet50 mobilenet_v2. THREADS (default 2) sets
 # the threads of both; REPS (default 3) the timed repetitions; CONFIGS
-# (default "224:4 32:32") the resolutions and batch sizes.
+# (default "224:4 32:32") the resolutions and batch sizes; TAGS (default
+# openblas: op.Gemm on the system OpenBLAS, Debian's libopenblas-dev; empty
+# for gonum's native BLAS) the Go build tags.
 set -eu
 models=${*:-"resnet18 resnet50 mobilenet_v2"}
 threads=${THREADS:-2}
@@ -19,7 +21,7 @@ configs=${CONFIGS:-"224:4 32:32"}
 py=${PYTHON:-/usr/bin/python3} # Debian's python3-torch and python3-torchvision
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
-go build -o "$dir/engine" ./bench/engine
+go build -tags "${TAGS-openblas}" -o "$dir/engine" ./bench/engine
 field() { "$py" -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
 ratio() { "$py" -c "import sys; print('%.2f' % (float(sys.argv[1]) / float(sys.argv[2])))" "$1" "$2"; }
 printf '%-13s %7s %6s | %9s %9s %9s %9s | %9s %9s %9s %9s | %6s %6s\n' model res batch \

@@ -19,6 +19,7 @@ import (
 	"github.com/bitplan/bitplan/data"
 	"github.com/bitplan/bitplan/model"
 	"github.com/bitplan/bitplan/nn"
+	bitop "github.com/bitplan/bitplan/op"
 )
 
 func main() {
@@ -108,6 +109,6 @@ func run(path string, batch, reps, workers int) error {
 	}
 	return json.NewEncoder(os.Stdout).Encode(map[string]any{
 		"forward_s": fwd, "gradient_s": grad, "hvp_s": hvp,
-		"peak_rss_mb": float64(ru.Maxrss) / 1024, "params": e.Dim(), "batch": batch,
+		"peak_rss_mb": float64(ru.Maxrss) / 1024, "params": e.Dim(), "batch": batch, "blas": bitop.BLAS,
 	})
 }
