@@ -1,15 +1,25 @@
-// Package budget parses the budget flags of bitplan (--max-size, --max-bops,
-// --max-latency, --max-energy) and resolves them against a problem's cost
-// range.
+// Package budget is bitplan's one vocabulary of budgets, shared by
+// quantization plans, pruning plans and joint plans: the resources a
+// budget can limit (Kind: size, bops, latency, energy, params, flops),
+// their units, the flag syntax (--max-size, --max-bops, --max-latency,
+// --max-energy, --max-params, --max-flops) and how a percentage resolves
+// against a problem's cost range.
 //
 // A budget is either an absolute value with a unit ("6.5MB", "72G",
-// "2.8ms", "3mJ") or a percentage "P%" in HAWQ-V3's convention
-// (arXiv:2011.10680, ILP.ipynb):
+// "2.8ms", "3mJ", "30K" parameters) or a percentage. A percentage has two
+// bases, each with its own spelling:
 //
-//	limit = cost(all lowest) + P/100 · (cost(all highest) − cost(all lowest))
+//	P%range  limit = lo + P/100 · (hi − lo)   (HAWQ-V3's convention)
+//	P%max    limit = P/100 · hi
 //
-// so "50%" is HAWQ's "0.5" scheme. Percentages above 100 are allowed (a
-// budget looser than the all-highest cost); negative ones are not.
+// where lo is the resource's cost with every unit at its lowest choice
+// (narrowest candidate, fewest kept channels) and hi with every unit at its
+// highest (widest candidate, the unpruned model). A bare "P%" means one of
+// them, fixed per resource (Kind.DefaultBase): the range for size, bops,
+// latency and energy (so "50%" is HAWQ's "0.5" scheme, arXiv:2011.10680,
+// ILP.ipynb), the highest value — a fraction of the unpruned model — for
+// params and flops. Percentages above 100 are allowed (a budget looser than
+// hi); negative ones are not.
 package budget
 
 import (
@@ -31,7 +41,14 @@ const (
 	Latency
 	// Energy is energy in joules.
 	Energy
+	// Params counts weights and biases of the units.
+	Params
+	// FLOPs counts floating-point operations per sample (2·MACs).
+	FLOPs
 )
+
+// Kinds lists every kind in report order.
+var Kinds = []Kind{Size, BOPS, Latency, Energy, Params, FLOPs}
 
 // String returns the resource name used in flags and reports.
 func (k Kind) String() string {
@@ -44,12 +61,16 @@ func (k Kind) String() string {
 		return "latency"
 	case Energy:
 		return "energy"
+	case Params:
+		return "params"
+	case FLOPs:
+		return "flops"
 	}
 	return fmt.Sprintf("Kind(%d)", int(k))
 }
 
 // Unit returns the canonical unit that parsed absolute values are
-// expressed in: "B", "BOPS", "ms" or "J".
+// expressed in: "B", "BOPS", "ms", "J", "params" or "FLOPs".
 func (k Kind) Unit() string {
 	switch k {
 	case Size:
@@ -60,17 +81,88 @@ func (k Kind) Unit() string {
 		return "ms"
 	case Energy:
 		return "J"
+	case Params:
+		return "params"
+	case FLOPs:
+		return "FLOPs"
 	}
 	return ""
 }
 
+// KindOfUnit returns the kind whose canonical unit is u ("B", "ms", …),
+// and false for an unknown unit.
+func KindOfUnit(u string) (Kind, bool) {
+	for _, k := range Kinds {
+		if k.Unit() == u {
+			return k, true
+		}
+	}
+	return Size, false
+}
+
+// KindOf returns the kind named s ("size", "params", …; a device suffix
+// such as "latency@t4" is ignored), and false for an unknown name.
+func KindOf(s string) (Kind, bool) {
+	s, _, _ = strings.Cut(s, "@")
+	for _, k := range Kinds {
+		if k.String() == s {
+			return k, true
+		}
+	}
+	return Size, false
+}
+
+// Base is what a percentage budget is a percentage of.
+type Base int
+
+const (
+	// Range is HAWQ-V3's convention: lo + P/100 · (hi − lo), spelt
+	// "P%range".
+	Range Base = iota
+	// Max is a fraction of the highest cost (the unpruned model, at the
+	// widest candidate): P/100 · hi, spelt "P%max".
+	Max
+)
+
+// String returns "range" or "max", the spelling after the % sign.
+func (b Base) String() string {
+	if b == Max {
+		return "max"
+	}
+	return "range"
+}
+
+// DefaultBase is the base of a bare "P%": Max for params and flops (a
+// fraction of the unpruned model), Range for the others (HAWQ's
+// convention).
+func (k Kind) DefaultBase() Base {
+	if k == Params || k == FLOPs {
+		return Max
+	}
+	return Range
+}
+
+// PercentHelp describes what a bare "P%" means for kind k, for flag help
+// and errors.
+func (k Kind) PercentHelp() string {
+	if k.DefaultBase() == Max {
+		return "P% of the unpruned model (P%range: of the range from the least to the unpruned model)"
+	}
+	return "P% of the range from all-lowest to all-highest (HAWQ's convention; P%max: P% of all-highest)"
+}
+
 // Spec is a parsed budget: an absolute limit in the kind's canonical unit,
-// or a fraction of the cost range.
+// or a fraction of the cost range or of the highest cost.
 type Spec struct {
 	// Kind is the constrained resource.
 	Kind Kind
 	// Relative reports whether the budget was a percentage.
 	Relative bool
+	// Base is what a percentage is of (ignored unless Relative).
+	Base Base
+	// BaseGiven reports a percentage written with its base ("50%range",
+	// "50%max") rather than a bare "50%".
+	BaseGiven bool
 	// Value is the absolute limit in Kind.Unit(), or the fraction P/100 when
 	// Relative.
 	Value float64
@@ -83,6 +175,9 @@ type Spec struct {
 func (s Spec) Resolve(lo, hi float64) float64 {
 	if !s.Relative {
 		return s.Value
+	}
+	if s.Base == Max {
+		return s.Value * hi
 	}
 	return lo + s.Value*(hi-lo)
 }
@@ -107,6 +202,12 @@ var units = map[Kind]map[string]float64{
 	Energy: {
 		"pj": 1e-12, "nj": 1e-9, "uj": 1e-6, "µj": 1e-6, "mj": 1e-3, "j": 1,
 	},
+	Params: {
+		"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12,
+	},
+	FLOPs: {
+		"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12, "p": 1e15,
+	},
 }
 
 // unitHelp lists the accepted units of each kind for error messages.
@@ -115,11 +216,14 @@ var unitHelp = map[Kind]string{
 	BOPS:    "none, K, M, G, T or P, optionally followed by BOPS",
 	Latency: "ns, us, ms or s",
 	Energy:  "pJ, nJ, uJ, mJ or J",
+	Params:  "none, K, M, G or T (a count of parameters)",
+	FLOPs:   "none, K, M, G, T or P, optionally followed by FLOPs",
 }
 
 // Parse parses a budget of the given kind: a non-negative number followed by
-// a unit of that kind, or a non-negative percentage "P%". Errors name the
-// value and the units expected.
+// a unit of that kind, or a non-negative percentage "P%", "P%range" or
+// "P%max" (see the package comment). Errors name the value and the units
+// expected.
 func Parse(k Kind, text string) (Spec, error) {
 	if _, ok := units[k]; !ok {
 		return Spec{}, fmt.Errorf("budget: unknown resource kind %d", int(k))
@@ -128,21 +232,33 @@ func Parse(k Kind, text string) (Spec, error) {
 	if t == "" {
 		return Spec{}, fmt.Errorf("%s budget: empty value; want a number with a unit (%s) or a percentage like 50%%", k, unitHelp[k])
 	}
-	if strings.HasSuffix(t, "%") {
-		v, err := parseNumber(strings.TrimSpace(strings.TrimSuffix(t, "%")))
+	if i := strings.Index(t, "%"); i >= 0 {
+		v, err := parseNumber(strings.TrimSpace(t[:i]))
 		if err != nil {
 			return Spec{}, fmt.Errorf("%s budget %q: %v before %%", k, text, err)
 		}
 		if v < 0 {
 			return Spec{}, fmt.Errorf("%s budget %q: a percentage must not be negative", k, text)
 		}
-		return Spec{Kind: k, Relative: true, Value: v / 100, Text: text}, nil
+		s := Spec{Kind: k, Relative: true, Base: k.DefaultBase(), Value: v / 100, Text: text}
+		switch strings.ToLower(strings.TrimSpace(t[i+1:])) {
+		case "":
+		case "range":
+			s.Base, s.BaseGiven = Range, true
+		case "max":
+			s.Base, s.BaseGiven = Max, true
+		default:
+			return Spec{}, fmt.Errorf("%s budget %q: %q after %%; want nothing (%s), range or max", k, text, t[i+1:], k.PercentHelp())
+		}
+		return s, nil
 	}
 	i := numberEnd(t)
 	num, unit := t[:i], strings.ToLower(strings.TrimSpace(t[i:]))
-	if k == BOPS {
-		unit = strings.TrimSuffix(unit, "bops")
-		unit = strings.TrimSpace(unit)
+	switch k {
+	case BOPS:
+		unit = strings.TrimSpace(strings.TrimSuffix(unit, "bops"))
+	case FLOPs:
+		unit = strings.TrimSpace(strings.TrimSuffix(unit, "flops"))
 	}
 	v, err := parseNumber(num)
 	if err != nil {
@@ -226,7 +342,7 @@ func Format(k Kind, v float64) string {
 			return trim(v/1e3) + " KB"
 		}
 		return trim(v) + " B"
-	case BOPS:
+	case BOPS, Params, FLOPs:
 		for _, p := range []struct {
 			f float64
 			s string

@@ -173,6 +173,16 @@ func (l *Layer) appendJSON(b []byte) ([]byte, error) {
 		b = jsonx.AppendIndent(b, 3)
 		b = append(b, `"pinned": true,`...)
 	}
+	if l.Pruned != nil {
+		js, err := json.MarshalIndent(l.Pruned, "      ", "  ")
+		if err != nil && bad == nil {
+			bad = err
+		}
+		b = jsonx.AppendIndent(b, 3)
+		b = append(b, `"pruned": `...)
+		b = append(b, js...)
+		b = append(b, ',')
+	}
 	b = b[:len(b)-1] // the last comma
 	b = jsonx.AppendIndent(b, 2)
 	b = append(b, '}')
@@ -180,13 +190,19 @@ func (l *Layer) appendJSON(b []byte) ([]byte, error) {
 }
 
 // WriteCSV writes one row per layer: name, choice, bits, abits, Ω, trace,
-// stderr, params, MACs and the cost of every resource (canonical units).
+// stderr, params, MACs and the cost of every resource (canonical units);
+// a pruning plan adds the group, output and input channels before and
+// after, params and FLOPs after, and the Ω removed.
 func (p *Plan) WriteCSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
 	res := p.Resources()
 	head := []string{"layer", "choice", "bits", "abits", "omega", "avg_trace", "avg_trace_stderr", "params", "macs", "tie"}
 	for _, r := range res {
 		head = append(head, r+"_"+strings.ToLower(p.Usage[r].Unit))
+	}
+	if p.Pruning != nil {
+		head = append(head, "group", "out_before", "out_after", "in_before", "in_after",
+			"params_after", "flops_before", "flops_after", "omega_removed")
 	}
 	if err := cw.Write(head); err != nil {
 		return err
@@ -197,6 +213,18 @@ func (p *Plan) WriteCSV(w io.Writer) error {
 			g(l.AvgTrace), g(l.AvgTraceStderr), g(l.Params), g(l.MACs), l.Tie}
 		for _, r := range res {
 			row = append(row, g(l.Costs[r]))
+		}
+		if p.Pruning != nil {
+			pr := l.Pruned
+			if pr == nil {
+				pr = &LayerPruning{}
+			}
+			in := []string{"", ""}
+			if pr.InChannels != nil {
+				in = []string{strconv.Itoa(pr.InChannels[0]), strconv.Itoa(pr.InChannels[1])}
+			}
+			row = append(row, pr.Group, strconv.Itoa(pr.OutChannels[0]), strconv.Itoa(pr.OutChannels[1]), in[0], in[1],
+				strconv.FormatInt(pr.Params[1], 10), strconv.FormatInt(pr.FLOPs[0], 10), strconv.FormatInt(pr.FLOPs[1], 10), g(pr.OmegaRemoved))
 		}
 		if err := cw.Write(row); err != nil {
 			return err
@@ -226,8 +254,18 @@ func (p *Plan) writeTables(w io.Writer, f Format) error {
 		}
 	}
 	title := "bitplan plan"
+	if p.Pruning != nil {
+		title = "bitplan prune"
+	}
 	if p.Model != "" {
 		title += ": " + p.Model
+	}
+	if pr := p.Pruning; pr != nil {
+		title += " (" + pr.Mode
+		if pr.Joint {
+			title += ", joint with quantization"
+		}
+		title += ")"
 	}
 	if md {
 		fmt.Fprintf(w, "## %s\n\n", title)
@@ -237,13 +275,41 @@ func (p *Plan) writeTables(w io.Writer, f Format) error {
 	if p.Source != "" {
 		fmt.Fprintln(w, p.Source)
 	}
+	obj := optNum(p.Objective)
+	if pr := p.Pruning; pr != nil && p.Objective != nil && pr.ObjectiveStdErr > 0 {
+		obj += " ± " + num(pr.ObjectiveStdErr)
+	}
 	fmt.Fprintf(w, "status %s, objective %s, bound %s, gap %s, %d nodes, %s (%s)\n",
-		p.Status, optNum(p.Objective), optNum(p.Bound), optGap(p.Gap), p.Nodes, seconds(p.SolveSeconds), p.Engine)
+		p.Status, obj, optNum(p.Bound), optGap(p.Gap), p.Nodes, seconds(p.SolveSeconds), p.Engine)
+	if pr := p.Pruning; pr != nil && pr.Mode == "ilp" {
+		line := fmt.Sprintf("%d ILP solves (linearise, solve, verify), exact search %d nodes", pr.Iterations, pr.SearchNodes)
+		if pr.ImprovedBy != "" {
+			line += ", improved by " + pr.ImprovedBy
+		}
+		fmt.Fprintln(w, line)
+	}
 	if vr := p.Verification; vr != nil && vr.Overruled {
 		fmt.Fprintf(w, "the measurement overruled the Ω optimum: the plan below is %q, its Ω is the objective above (see Verification)\n", vr.Candidates[vr.Chosen].Name)
 	}
 
 	res := p.Resources()
+	if p.Pruning != nil {
+		if err := p.writePruneLayers(w, f, heading); err != nil {
+			return err
+		}
+	} else if err := p.writeLayers(w, f, heading, res); err != nil {
+		return err
+	}
+
+	heading("Budgets")
+	if err := p.writeBudgets(w, f, res); err != nil {
+		return err
+	}
+	return p.writeRest(w, f, heading, res)
+}
+
+// writeLayers renders the per-layer table of a quantization plan.
+func (p *Plan) writeLayers(w io.Writer, f Format, heading func(string), res []string) error {
 	heading("Layers")
 	head := append([]string{"layer", "bits", "Ω", "avg trace"}, res...)
 	t := newTable(w, f, len(head))
@@ -277,10 +343,58 @@ func (p *Plan) writeTables(w io.Writer, f Format) error {
 	if hasTies(p) {
 		fmt.Fprintln(w, "* tied: layers of one tie group share a precision")
 	}
+	return nil
+}
 
-	heading("Budgets")
-	t = newTable(w, f, 6)
-	t.Header("resource", "used", "limit", "slack", "shadow price", "range (lowest..highest)")
+// writePruneLayers renders the per-unit table of a pruning plan.
+func (p *Plan) writePruneLayers(w io.Writer, f Format, heading func(string)) error {
+	if len(p.Layers) == 0 || p.Objective == nil {
+		return nil
+	}
+	heading("Layers")
+	head := []string{"layer", "channels", "inputs", "Ω removed", "params", "FLOPs"}
+	if p.Pruning.Joint {
+		head = append(head, "bits")
+	}
+	t := newTable(w, f, len(head))
+	t.Header(toAny(head)...)
+	count := func(v int64) string { return budget.Format(budget.Params, float64(v)) }
+	for _, l := range p.Layers {
+		pr := l.Pruned
+		if pr == nil {
+			continue
+		}
+		in := "-"
+		if pr.InChannels != nil {
+			in = fmt.Sprintf("%d/%d", pr.InChannels[1], pr.InChannels[0])
+		}
+		row := []string{l.Name, fmt.Sprintf("%d/%d", pr.OutChannels[1], pr.OutChannels[0]), in, num(pr.OmegaRemoved),
+			count(pr.Params[0]) + " → " + count(pr.Params[1]), count(pr.FLOPs[0]) + " → " + count(pr.FLOPs[1])}
+		if p.Pruning.Joint {
+			row = append(row, strconv.Itoa(l.Bits))
+		}
+		if err := t.Append(toAny(row)...); err != nil {
+			return err
+		}
+	}
+	return t.Render()
+}
+
+// writeBudgets renders the budgets table, the same for every kind of plan:
+// use, limit, slack, shadow price and the range the percentages refer to
+// (a pruning plan's used values also as a share of the unpruned model, and
+// its linear model's prediction).
+func (p *Plan) writeBudgets(w io.Writer, f Format, res []string) error {
+	predicted := false
+	for _, r := range res {
+		predicted = predicted || p.Usage[r].Predicted != nil
+	}
+	head := []string{"resource", "used", "limit", "slack", "shadow price", "range (lowest..highest)"}
+	if predicted {
+		head = append(head, "predicted")
+	}
+	t := newTable(w, f, len(head))
+	t.Header(toAny(head)...)
 	for _, r := range res {
 		u := p.Usage[r]
 		lim, slack, shadow := "-", "-", "-"
@@ -299,15 +413,30 @@ func (p *Plan) writeTables(w io.Writer, f Format) error {
 		used := "-"
 		if u.Used != nil {
 			used = budget.Format(u.Kind, *u.Used)
+			if p.Pruning != nil && u.Max > 0 {
+				used += fmt.Sprintf(" (%.1f%% of max)", 100**u.Used/u.Max)
+			}
 		}
 		rng := budget.Format(u.Kind, u.Min) + " .. " + budget.Format(u.Kind, u.Max)
-		if err := t.Append(r, used, lim, slack, shadow, rng); err != nil {
+		row := []string{r, used, lim, slack, shadow, rng}
+		if predicted {
+			pv := "-"
+			if u.Predicted != nil {
+				pv = budget.Format(u.Kind, *u.Predicted)
+			}
+			row = append(row, pv)
+		}
+		if err := t.Append(toAny(row)...); err != nil {
 			return err
 		}
 	}
-	if err := t.Render(); err != nil {
-		return err
-	}
+	return t.Render()
+}
+
+// writeRest renders the uniform baselines, verification, stability,
+// accuracy, groups left intact and infeasibility.
+func (p *Plan) writeRest(w io.Writer, f Format, heading func(string), res []string) error {
+	var t *tablewriter.Table
 
 	if len(p.Uniform) > 0 {
 		heading("Uniform precision")
@@ -365,6 +494,22 @@ func (p *Plan) writeTables(w io.Writer, f Format) error {
 		}
 		if err := t.Render(); err != nil {
 			return err
+		}
+	}
+	if pr := p.Pruning; pr != nil {
+		if a := pr.Accuracy; a != nil {
+			heading("Accuracy")
+			s := fmt.Sprintf("test accuracy on %d samples: original %.2f%%, pruned %.2f%%", a.Samples, 100*a.Original, 100*a.Pruned)
+			if a.FineTuned != nil {
+				s += fmt.Sprintf(", fine-tuned (%d steps) %.2f%%", a.Steps, 100**a.FineTuned)
+			}
+			fmt.Fprintln(w, s)
+		}
+		if len(pr.Unprunable) > 0 {
+			heading("Left intact")
+			for _, u := range pr.Unprunable {
+				fmt.Fprintln(w, "- "+u)
+			}
 		}
 	}
 	if inf := p.Infeasibility; inf != nil {

@@ -12,14 +12,17 @@ import (
 	"github.com/bitplan/bitplan/internal/readfile"
 )
 
-// Plan is a per-layer precision plan with its optimality certificate. Its
-// JSON form is the plan contract of the project's design notes: at least
+// Plan is a per-layer plan — bit widths, kept channels, or both — with its
+// optimality certificate: the one plan type of quantization (Solve),
+// pruning and joint plans (package prune, which fills Pruning). Its JSON
+// form is the plan contract of the project's design notes: at least
 // status, objective, bound, gap, layers (name, bits) and usage (per
 // resource: used and limit).
 type Plan struct {
 	// Model names the planned model.
 	Model string `json:"model,omitempty"`
-	// Status is "optimal", "infeasible" or "limit".
+	// Status is "optimal", "infeasible" or "limit"; "feasible" for a
+	// pruning baseline (no optimality claim) that meets the budgets.
 	Status string `json:"status"`
 	// Objective is Σ Ω of the chosen candidates; nil when no plan was found.
 	Objective *float64 `json:"objective"`
@@ -54,6 +57,9 @@ type Plan struct {
 	// and Objective are those of the best measured plan, and Bound and Gap
 	// say how far its Ω is from the Ω optimum.
 	Verification *Verification `json:"verification,omitempty"`
+	// Pruning, for a pruning or joint plan, holds the planner, the groups
+	// and their kept structures, and the measured accuracies.
+	Pruning *Pruning `json:"pruning,omitempty"`
 	// Warnings lists non-fatal diagnostics.
 	Warnings []string `json:"warnings,omitempty"`
 
@@ -82,6 +88,8 @@ type Layer struct {
 	Tie string `json:"tie,omitempty"`
 	// Pinned reports a layer fixed by the table.
 	Pinned bool `json:"pinned,omitempty"`
+	// Pruned, in a pruning plan, is the unit before and after pruning.
+	Pruned *LayerPruning `json:"pruned,omitempty"`
 }
 
 // Usage is a resource's use under the plan.
@@ -100,9 +108,13 @@ type Usage struct {
 	// relaxation.
 	ShadowPrice *float64 `json:"shadow_price,omitempty"`
 	// Min and Max are the totals with every layer at its lowest and highest
-	// candidate (the ends of the percentage convention).
+	// candidate (the ends of the percentage convention; in a pruning plan
+	// the least value the row can take and the unpruned model's).
 	Min float64 `json:"min"`
 	Max float64 `json:"max"`
+	// Predicted is a pruning plan's value of the ILP's linearised cost
+	// model, beside the true Used.
+	Predicted *float64 `json:"predicted,omitempty"`
 
 	// Kind fixes how values are formatted.
 	Kind budget.Kind `json:"-"`
@@ -156,7 +168,7 @@ func (p *Plan) Resources() []string {
 	if len(p.order) == len(p.Usage) {
 		return p.order
 	}
-	order := []string{"size", "bops", "latency", "energy"}
+	order := []string{"size", "bops", "latency", "energy", "params", "flops"}
 	rank := func(s string) int {
 		for i, o := range order {
 			if len(s) >= len(o) && s[:len(o)] == o {
@@ -232,10 +244,6 @@ func Parse(b []byte) (*Plan, []string, error) {
 }
 
 func kindOfUnit(u string) budget.Kind {
-	for k := budget.Size; k <= budget.Energy; k++ {
-		if k.Unit() == u {
-			return k
-		}
-	}
-	return budget.Size
+	k, _ := budget.KindOfUnit(u)
+	return k
 }

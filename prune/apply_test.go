@@ -1,6 +1,8 @@
 package prune
 
 import (
+	"github.com/bitplan/bitplan/budget"
+	"github.com/bitplan/bitplan/plan"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -116,7 +118,7 @@ func TestApplyRandomKeeps(t *testing.T) {
 			l := load(t, name)
 			r := rand.New(rand.NewPCG(11, uint64(len(name))))
 			p, err := prepare(&Request{Structure: l.st, Importance: synthImportance(t, l.e, 1),
-				Budgets: []Budget{{Resource: Params, Relative: true, Value: 1}, {Resource: FLOPs, Relative: true, Value: 1}}})
+				Budgets: []plan.Budget{pct(budget.Params, 1), pct(budget.FLOPs, 1)}})
 			if err != nil {
 				t.Fatal(err)
 			}

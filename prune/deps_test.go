@@ -2,6 +2,8 @@ package prune
 
 import (
 	"encoding/binary"
+	"github.com/bitplan/bitplan/budget"
+	"github.com/bitplan/bitplan/plan"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -211,7 +213,7 @@ func TestAnalyzeUnsupported(t *testing.T) {
 	}
 	// Pruning everything that is allowed leaves a and b intact and runs.
 	im := synthImportance(t, l.e, 1)
-	p, err := Solve(t.Context(), &Request{Structure: st, Importance: im, Budgets: []Budget{{Resource: Params, Relative: true, Value: 0.9}}})
+	p, err := Solve(t.Context(), &Request{Structure: st, Importance: im, Budgets: []plan.Budget{pct(budget.Params, 0.9)}})
 	if err != nil {
 		t.Fatal(err)
 	}

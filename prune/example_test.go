@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"log"
 
+	"github.com/bitplan/bitplan/budget"
 	"github.com/bitplan/bitplan/hessian"
 	"github.com/bitplan/bitplan/model"
 	"github.com/bitplan/bitplan/nn"
+	"github.com/bitplan/bitplan/plan"
 	"github.com/bitplan/bitplan/prune"
 )
 
@@ -63,16 +65,17 @@ func ExampleSolve() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	half, err := prune.ParseBudget(prune.Params, "50%")
+	// A bare percentage of params is a fraction of the unpruned model.
+	half, err := budget.Parse(budget.Params, "50%")
 	if err != nil {
 		log.Fatal(err)
 	}
-	p, err := prune.Solve(context.Background(), &prune.Request{Structure: st, Importance: im, Budgets: []prune.Budget{half}})
+	p, err := prune.Solve(context.Background(), &prune.Request{Structure: st, Importance: im, Budgets: []plan.Budget{{Spec: half}}})
 	if err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println(p.Status)
-	for _, g := range p.Groups {
+	for _, g := range p.Pruning.Groups {
 		fmt.Printf("%-12s keeps %3d of %3d\n", g.Name, g.Kept, g.Channels)
 	}
 	// Output:
@@ -82,19 +85,4 @@ func ExampleSolve() {
 	// /fc1/Gemm    keeps 120 of 120
 	// /fc2/Gemm    keeps  84 of  84
 	// /fc3/Gemm    keeps  10 of  10
-}
-
-// ParseBudget reads the budget flags: a percentage of the unpruned model or
-// an absolute value.
-func ExampleParseBudget() {
-	for _, s := range []string{"50%", "30K"} {
-		b, err := prune.ParseBudget(prune.Params, s)
-		if err != nil {
-			log.Fatal(err)
-		}
-		fmt.Println(b.Relative, b.Value)
-	}
-	// Output:
-	// true 0.5
-	// false 30000
 }

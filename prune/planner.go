@@ -10,7 +10,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/bitplan/bitplan/budget"
 	"github.com/bitplan/bitplan/ilp"
+	"github.com/bitplan/bitplan/plan"
 	"github.com/bitplan/bitplan/profiles"
 )
 
@@ -52,8 +54,12 @@ type Request struct {
 	Structure *Structure
 	// Importance holds the channel statistics (Estimate or FromTraces).
 	Importance *Importance
-	// Budgets are the limits; resolved against the unpruned model.
-	Budgets []Budget
+	// Budgets are the limits, one per resource of Resources (Resource
+	// empty or the kind's name; "latency@PROFILE" is accepted for the
+	// request's Profile). A percentage resolves as package budget says:
+	// lo is every prunable group at its fewest kept channels (the smallest
+	// ratio) and narrowest width, hi the unpruned model at the widest.
+	Budgets []plan.Budget
 	// Mode is the planner (default ILP).
 	Mode Mode
 	// Ratios are the keep ratios of the ILP (default DefaultRatios); a
@@ -111,6 +117,8 @@ type problem struct {
 	hap    [][]float64 // per group: HAP score per channel
 	hapSE  [][]float64
 	defBit int
+	// minBit and maxBit are the narrowest and widest candidate widths.
+	minBit, maxBit int
 }
 
 var errNoUnits = errors.New("prune: request without a structure or importances")
@@ -248,10 +256,20 @@ func prepare(req *Request) (*problem, error) {
 	}
 	// Rows.
 	for _, b := range req.Budgets {
-		rw := row{res: b.Resource, name: b.Resource.String(), budget: b.Text}
-		if b.Resource == Latency {
+		k := b.Spec.Kind
+		if !slices.Contains(Resources, k) {
+			return nil, fmt.Errorf("prune: a %s budget (%q) cannot price a pruning plan; want one of %v", k, b.Spec.Text, Resources)
+		}
+		if b.Resource != "" && b.Resource != k.String() && !(k == budget.Latency && req.Profile != nil && b.Resource == "latency@"+req.Profile.Name) {
+			return nil, fmt.Errorf("prune: budget on %q has a %s limit (%q)", b.Resource, k, b.Spec.Text)
+		}
+		rw := row{res: k, name: k.String(), spec: b.Spec}
+		if k == budget.BOPS && !req.Joint {
+			rw.abits = prec.A
+		}
+		if k == budget.Latency {
 			if req.Profile == nil {
-				return nil, fmt.Errorf("prune: latency budget %q needs a hardware profile", b.Text)
+				return nil, fmt.Errorf("prune: latency budget %q needs a hardware profile", b.Spec.Text)
 			}
 			rw.prof, rw.opts, rw.name = req.Profile, req.ProfileOptions, "latency@"+req.Profile.Name
 			if !req.Joint {
@@ -265,16 +283,46 @@ func prepare(req *Request) (*problem, error) {
 		}
 		p.rows = append(p.rows, rw)
 	}
-	// Dense values: every group whole, the widest candidate.
-	dense, err := p.exact(p.fullKeep(), p.uniformBits(bits[len(bits)-1]))
-	if err != nil {
+	p.minBit, p.maxBit = bits[0], bits[len(bits)-1]
+	if err := p.ranges(); err != nil {
 		return nil, err
 	}
 	for k := range p.rows {
-		p.rows[k].dense = dense[k]
-		p.rows[k].limit = req.Budgets[k].limit(dense[k])
+		p.rows[k].limit = p.rows[k].spec.Resolve(p.rows[k].least, p.rows[k].dense)
 	}
 	return p, nil
+}
+
+// ranges sets every row's dense value (every group whole, the widest
+// candidate) and least value (every prunable group at its fewest kept
+// channels among the choices, the narrowest candidate).
+func (p *problem) ranges() error {
+	dense, err := p.exact(p.fullKeep(), p.uniformBits(p.maxBit))
+	if err != nil {
+		return err
+	}
+	lv, err := p.exact(p.leastKeep(), p.uniformBits(p.minBit))
+	if err != nil {
+		return err
+	}
+	for k := range p.rows {
+		p.rows[k].dense, p.rows[k].least = dense[k], lv[k]
+	}
+	return nil
+}
+
+// leastKeep is every prunable group at the fewest channels its choices
+// keep.
+func (p *problem) leastKeep() []int {
+	least := p.fullKeep()
+	for _, d := range p.decs {
+		if d.group >= 0 {
+			for _, c := range d.choices {
+				least[d.group] = min(least[d.group], c.keep)
+			}
+		}
+	}
+	return least
 }
 
 // newChoice prices keeping the k most important channels of group g (−1:
@@ -564,7 +612,7 @@ func (p *problem) solveILP(ctx context.Context) (*ilpResult, error) {
 	tight := make([]float64, len(p.rows))
 	res := &ilpResult{bound: math.NaN(), boundIsValid: true}
 	for _, r := range p.rows {
-		if r.res == Latency {
+		if r.res == budget.Latency {
 			res.boundIsValid = false
 		}
 	}

@@ -1,6 +1,8 @@
 package prune
 
 import (
+	"github.com/bitplan/bitplan/budget"
+	"github.com/bitplan/bitplan/plan"
 	"math"
 	"slices"
 	"testing"
@@ -40,7 +42,10 @@ func bruteForce(t *testing.T, p *problem) (float64, []int) {
 	}
 }
 
-func pct(r Resource, v float64) Budget { return Budget{Resource: r, Relative: true, Value: v} }
+// pct is a budget of fraction v of the unpruned model.
+func pct(k budget.Kind, v float64) plan.Budget {
+	return plan.Budget{Spec: budget.Spec{Kind: k, Relative: true, Base: budget.Max, Value: v}}
+}
 
 // TestPlannerBruteForce compares the ILP planner (linearised costs, verify
 // and repair, local search) with exhaustive enumeration of the true
@@ -49,48 +54,48 @@ func pct(r Resource, v float64) Budget { return Budget{Resource: r, Relative: tr
 // and joint mode.
 func TestPlannerBruteForce(t *testing.T) {
 	ratios := []float64{1, 0.75, 0.5, 0.25}
-	budgets := [][]Budget{
-		{pct(Params, 0.5)},
-		{pct(Params, 0.3)},
-		{pct(FLOPs, 0.4)},
-		{pct(Params, 0.6), pct(FLOPs, 0.5)},
+	budgets := [][]plan.Budget{
+		{pct(budget.Params, 0.5)},
+		{pct(budget.Params, 0.3)},
+		{pct(budget.FLOPs, 0.4)},
+		{pct(budget.Params, 0.6), pct(budget.FLOPs, 0.5)},
 	}
-	jointBudgets := [][]Budget{
-		{pct(Size, 0.15)},
-		{pct(Size, 0.25), pct(FLOPs, 0.6)},
+	jointBudgets := [][]plan.Budget{
+		{pct(budget.Size, 0.15)},
+		{pct(budget.Size, 0.25), pct(budget.FLOPs, 0.6)},
 	}
 	var worst float64
 	for _, name := range []string{"lenet", "rescnn"} {
 		l := load(t, name)
 		for seed := uint64(1); seed <= 3; seed++ {
 			im := synthImportance(t, l.e, seed)
-			run := func(b []Budget, joint bool) {
+			run := func(b []plan.Budget, joint bool) {
 				req := &Request{Structure: l.st, Importance: im, Budgets: b, Ratios: ratios, Joint: joint, Bits: []int{4, 8}}
 				p, err := prepare(req)
 				if err != nil {
 					t.Fatal(err)
 				}
 				opt, _ := bruteForce(t, p)
-				plan, err := Solve(t.Context(), req)
+				pp, err := Solve(t.Context(), req)
 				if err != nil {
 					t.Fatal(err)
 				}
 				if math.IsInf(opt, 1) {
-					if plan.Status != "infeasible" {
-						t.Errorf("%s seed %d %v: brute force finds no plan, planner says %s", name, seed, b, plan.Status)
+					if pp.Status != "infeasible" {
+						t.Errorf("%s seed %d %v: brute force finds no plan, planner says %s", name, seed, b, pp.Status)
 					}
 					return
 				}
-				if plan.Objective == nil {
+				if pp.Objective == nil {
 					t.Errorf("%s seed %d %v joint=%v: no plan, brute force optimum %.6g", name, seed, b, joint, opt)
 					return
 				}
-				for _, u := range plan.Usage {
+				for r, u := range pp.Usage {
 					if u.Limit != nil && *u.Used > *u.Limit*(1+1e-12) {
-						t.Errorf("%s seed %d: %s uses %.6g over the limit %.6g", name, seed, u.Resource, *u.Used, *u.Limit)
+						t.Errorf("%s seed %d: %s uses %.6g over the limit %.6g", name, seed, r, *u.Used, *u.Limit)
 					}
 				}
-				got := *plan.Objective
+				got := *pp.Objective
 				if got < opt*(1-1e-9)-1e-15 {
 					t.Errorf("%s seed %d %v: Ω %.6g below the brute-force optimum %.6g", name, seed, b, got, opt)
 				}
@@ -125,7 +130,7 @@ func TestLinearizationExactAtPoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	req := &Request{Structure: l.st, Importance: synthImportance(t, l.e, 2), Profile: prof,
-		Budgets: []Budget{pct(Params, 0.5), pct(FLOPs, 0.5), pct(Latency, 0.9)}, Ratios: []float64{1, 0.75, 0.5, 0.25}}
+		Budgets: []plan.Budget{pct(budget.Params, 0.5), pct(budget.FLOPs, 0.5), pct(budget.Latency, 0.9)}, Ratios: []float64{1, 0.75, 0.5, 0.25}}
 	p, err := prepare(req)
 	if err != nil {
 		t.Fatal(err)
@@ -165,13 +170,13 @@ func TestLinearizationExactAtPoint(t *testing.T) {
 func TestThreshold(t *testing.T) {
 	l := load(t, "lenet")
 	im := synthImportance(t, l.e, 5)
-	req := &Request{Structure: l.st, Importance: im, Mode: Threshold, Budgets: []Budget{pct(Params, 0.4)}}
-	plan, err := Solve(t.Context(), req)
+	req := &Request{Structure: l.st, Importance: im, Mode: Threshold, Budgets: []plan.Budget{pct(budget.Params, 0.4)}}
+	pp, err := Solve(t.Context(), req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if plan.Status != "feasible" || *plan.Usage[0].Used > *plan.Usage[0].Limit {
-		t.Fatalf("status %s usage %+v", plan.Status, plan.Usage[0])
+	if pp.Status != "feasible" || *pp.Usage["params"].Used > *pp.Usage["params"].Limit {
+		t.Fatalf("status %s usage %+v", pp.Status, pp.Usage["params"])
 	}
 	maxRemoved, minKept := math.Inf(-1), math.Inf(1)
 	lastG, lastC := -1, -1
@@ -181,7 +186,7 @@ func TestThreshold(t *testing.T) {
 		}
 		s, _ := GroupScores(l.st, im, g, HAP)
 		kept := map[int]bool{}
-		for _, c := range plan.Keep()[g.Index] {
+		for _, c := range pp.Keep()[g.Index] {
 			kept[c] = true
 		}
 		for c := 0; c < g.Channels; c++ {
@@ -198,7 +203,7 @@ func TestThreshold(t *testing.T) {
 	}
 	p, _ := prepare(req)
 	kc := make([]int, len(l.st.Groups))
-	for g, k := range plan.Keep() {
+	for g, k := range pp.Keep() {
 		kc[g] = len(k)
 	}
 	kc[lastG]++
@@ -213,15 +218,15 @@ func TestThreshold(t *testing.T) {
 func TestMagnitude(t *testing.T) {
 	l := load(t, "rescnn")
 	im := synthImportance(t, l.e, 3)
-	plan, err := Solve(t.Context(), &Request{Structure: l.st, Importance: im, Mode: Magnitude, Budgets: []Budget{pct(Params, 0.5)}})
+	pp, err := Solve(t.Context(), &Request{Structure: l.st, Importance: im, Mode: Magnitude, Budgets: []plan.Budget{pct(budget.Params, 0.5)}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if plan.Status != "feasible" {
-		t.Fatalf("status %s", plan.Status)
+	if pp.Status != "feasible" {
+		t.Fatalf("status %s", pp.Status)
 	}
 	var lo, hi = 1.0, 0.0
-	for _, g := range plan.Groups {
+	for _, g := range pp.Pruning.Groups {
 		if !g.Prunable {
 			continue
 		}
@@ -259,16 +264,16 @@ func groupIndex(st *Structure, name string) int {
 func TestInfeasible(t *testing.T) {
 	l := load(t, "lenet")
 	for _, mode := range []Mode{ILP, Threshold, Magnitude} {
-		plan, err := Solve(t.Context(), &Request{Structure: l.st, Importance: synthImportance(t, l.e, 1), Mode: mode,
-			Budgets: []Budget{{Resource: Params, Value: 50}}})
+		pp, err := Solve(t.Context(), &Request{Structure: l.st, Importance: synthImportance(t, l.e, 1), Mode: mode,
+			Budgets: []plan.Budget{{Spec: budget.Spec{Kind: budget.Params, Value: 50}}}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if plan.Status != "infeasible" || plan.Objective != nil || plan.Keep() != nil {
-			t.Errorf("%s: status %s", mode, plan.Status)
+		if pp.Status != "infeasible" || pp.Objective != nil || pp.Keep() != nil {
+			t.Errorf("%s: status %s", mode, pp.Status)
 		}
-		if plan.Usage[0].Least <= 50 {
-			t.Errorf("%s: least params %.0f, want above the limit", mode, plan.Usage[0].Least)
+		if pp.Usage["params"].Min <= 50 {
+			t.Errorf("%s: least params %.0f, want above the limit", mode, pp.Usage["params"].Min)
 		}
 	}
 }
@@ -282,8 +287,8 @@ func TestRequestErrors(t *testing.T) {
 		"joint":     {Structure: l.st, Importance: im, Mode: Threshold, Joint: true},
 		"ratio":     {Structure: l.st, Importance: im, Ratios: []float64{1.5}},
 		"bits":      {Structure: l.st, Importance: im, Joint: true, Bits: []int{1}},
-		"latency":   {Structure: l.st, Importance: im, Budgets: []Budget{pct(Latency, 0.5)}},
-		"twice":     {Structure: l.st, Importance: im, Budgets: []Budget{pct(Params, 0.5), pct(Params, 0.4)}},
+		"latency":   {Structure: l.st, Importance: im, Budgets: []plan.Budget{pct(budget.Latency, 0.5)}},
+		"twice":     {Structure: l.st, Importance: im, Budgets: []plan.Budget{pct(budget.Params, 0.5), pct(budget.Params, 0.4)}},
 		"precision": {Structure: l.st, Importance: im, Precision: profiles.Precision{W: 80, A: 8}},
 	}
 	for name, req := range cases {

@@ -9,6 +9,7 @@ import (
 	"github.com/bitplan/bitplan/data"
 	"github.com/bitplan/bitplan/model"
 	"github.com/bitplan/bitplan/nn"
+	"github.com/bitplan/bitplan/plan"
 )
 
 // RealizeOptions configures Realize. A nil *RealizeOptions means: no
@@ -36,8 +37,8 @@ type RealizeOptions struct {
 // model's parameter and FLOP counts are the plan's, and optionally measures
 // test accuracy before and after a short fine-tuning, recorded in
 // p.Accuracy. It returns the pruned (and fine-tuned) model and its engine.
-func Realize(ctx context.Context, mp *onnx.ModelProto, st *Structure, p *Plan, o *RealizeOptions) (*onnx.ModelProto, *nn.Engine, error) {
-	if p.Keep() == nil {
+func Realize(ctx context.Context, mp *onnx.ModelProto, st *Structure, p *plan.Plan, o *RealizeOptions) (*onnx.ModelProto, *nn.Engine, error) {
+	if p.Pruning == nil || p.Keep() == nil {
 		return nil, nil, fmt.Errorf("prune: the plan is %s: nothing to apply", p.Status)
 	}
 	if o == nil {
@@ -72,12 +73,9 @@ func Realize(ctx context.Context, mp *onnx.ModelProto, st *Structure, p *Plan, o
 		params += u.Params
 		macs += u.MACs
 	}
-	for _, u := range p.Usage {
-		if u.Used == nil {
-			continue
-		}
-		if (u.res == Params && *u.Used != float64(params)) || (u.res == FLOPs && *u.Used != float64(2*macs)) {
-			return nil, nil, fmt.Errorf("prune: the pruned model has %d params and %d FLOPs, the plan says %s %v", params, 2*macs, u.Resource, *u.Used)
+	for name, want := range map[string]int64{"params": params, "flops": 2 * macs} {
+		if u := p.Usage[name]; u != nil && u.Used != nil && *u.Used != float64(want) {
+			return nil, nil, fmt.Errorf("prune: the pruned model has %d params and %d FLOPs, the plan says %s %v", params, 2*macs, name, *u.Used)
 		}
 	}
 	e, err := nn.New(m, o.Engine)
@@ -85,7 +83,7 @@ func Realize(ctx context.Context, mp *onnx.ModelProto, st *Structure, p *Plan, o
 		return nil, nil, fmt.Errorf("prune: the pruned model does not run: %w", err)
 	}
 	if o.Test != nil {
-		acc := &Accuracy{Samples: o.Test.Len()}
+		acc := &plan.Accuracy{Samples: o.Test.Len()}
 		if o.Original != nil {
 			ev, err := o.Original.Evaluate(ctx, o.Test)
 			if err != nil {
@@ -98,7 +96,7 @@ func Realize(ctx context.Context, mp *onnx.ModelProto, st *Structure, p *Plan, o
 			return nil, nil, err
 		}
 		acc.Pruned = ev.Accuracy()
-		p.Accuracy = acc
+		p.Pruning.Accuracy = acc
 	}
 	if o.FineTune != nil {
 		if o.Calibration == nil {
@@ -116,8 +114,8 @@ func Realize(ctx context.Context, mp *onnx.ModelProto, st *Structure, p *Plan, o
 			if err != nil {
 				return nil, nil, err
 			}
-			p.Accuracy.FineTuned = ptr(ev.Accuracy())
-			p.Accuracy.Steps = res.Steps
+			p.Pruning.Accuracy.FineTuned = ptr(ev.Accuracy())
+			p.Pruning.Accuracy.Steps = res.Steps
 		}
 	}
 	return out, e, nil

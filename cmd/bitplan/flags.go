@@ -261,10 +261,10 @@ func (v tableValue) Set(s string) error {
 }
 
 func (b *budgetFlags) register(fs *flag.FlagSet) {
-	fs.Var(budgetValue{b, budget.Size, "max-size"}, "max-size", "model size budget: `SIZE` with a unit (6.5MB, 512KiB) or P% of the range between all-lowest and all-highest precision (HAWQ's convention)")
-	fs.Var(budgetValue{b, budget.BOPS, "max-bops"}, "max-bops", "bit-operations budget (MACs·b_w·b_a): `BOPS` such as 72G, or P%")
-	fs.Var(budgetValue{b, budget.Latency, "max-latency"}, "max-latency", "latency budget: `TIME` such as 2.8ms or 250us, or P%; after --profile it budgets that device, else the table's latency_ms")
-	fs.Var(budgetValue{b, budget.Energy, "max-energy"}, "max-energy", "energy budget: `ENERGY` such as 3mJ, or P%; applies to the preceding --profile")
+	fs.Var(budgetValue{b, budget.Size, "max-size"}, "max-size", "model size budget: `SIZE` with a unit (6.5MB, 512KiB) or P% (= P%range) of the range between all-lowest and all-highest precision (HAWQ's convention); P%max: P% of the all-highest size")
+	fs.Var(budgetValue{b, budget.BOPS, "max-bops"}, "max-bops", "bit-operations budget (MACs·b_w·b_a): `BOPS` such as 72G, or P% of the range (P%max: of the all-highest)")
+	fs.Var(budgetValue{b, budget.Latency, "max-latency"}, "max-latency", "latency budget: `TIME` such as 2.8ms or 250us, or P% of the range (P%max: of the all-highest); after --profile it budgets that device, else the table's latency_ms")
+	fs.Var(budgetValue{b, budget.Energy, "max-energy"}, "max-energy", "energy budget: `ENERGY` such as 3mJ, or P% of the range (P%max: of the all-highest); applies to the preceding --profile")
 	fs.Var(profileValue{b}, "profile", "hardware `PROFILE`: a built-in name (see bitplan profiles) or a JSON file; repeat for several devices")
 	fs.Var(tableValue{b}, "latency-table", "measured latencies (`FILE`, CSV layer,precision,ms or JSON) overriding the preceding profile's roofline")
 	fs.IntVar(&b.batch, "batch", 1, "batch size `N` for the device cost models")

@@ -10,33 +10,42 @@ import (
 	"github.com/advancedclimatesystems/gonnx/onnx"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/bitplan/bitplan/budget"
 	"github.com/bitplan/bitplan/data"
 	"github.com/bitplan/bitplan/internal/readfile"
 	"github.com/bitplan/bitplan/model"
 	"github.com/bitplan/bitplan/nn"
+	"github.com/bitplan/bitplan/plan"
 	"github.com/bitplan/bitplan/profiles"
 	"github.com/bitplan/bitplan/prune"
 )
 
 // pruneBudget is a flag.Value collecting one --max-* budget of bitplan prune.
 type pruneBudget struct {
-	res  prune.Resource
-	flag string
-	out  *[]prune.Budget
+	kind budget.Kind
+	out  *[]plan.Budget
 }
 
 func (v pruneBudget) String() string { return "" }
 func (v pruneBudget) Set(s string) error {
-	b, err := prune.ParseBudget(v.res, s)
+	b, err := budget.Parse(v.kind, s)
 	if err != nil {
 		return err
 	}
+	if b.Relative && !b.BaseGiven && b.Kind.DefaultBase() != budget.Max {
+		// Before one vocabulary, prune read a bare P% of size or latency
+		// as a fraction of the unpruned model; plan reads it as a share of
+		// the range. Refuse the spelling rather than change its meaning.
+		p := strings.TrimSpace(s[:strings.Index(s, "%")])
+		return fmt.Errorf("%q is ambiguous here: bitplan prune used to read it as %s%% of the unpruned model, "+
+			"bitplan plan as %s%% of the range from least to unpruned; write %s%%max for the first or %s%%range for the second", s, p, p, p, p)
+	}
 	for _, o := range *v.out {
-		if o.Resource == v.res {
+		if o.Spec.Kind == v.kind {
 			return fmt.Errorf("given twice")
 		}
 	}
-	*v.out = append(*v.out, b)
+	*v.out = append(*v.out, plan.Budget{Resource: v.kind.String(), Spec: b})
 	return nil
 }
 
@@ -48,11 +57,12 @@ func runPrune(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var df dataFlags
 	df.register(fs, 512, "calibration and fine-tuning (mnist, fashion-mnist, idx: the training split)")
 	df.stderr = stderr
-	var budgets []prune.Budget
-	fs.Var(pruneBudget{prune.Params, "max-params", &budgets}, "max-params", "parameter budget: `COUNT` (30K, 1.2M) or P% of the unpruned model")
-	fs.Var(pruneBudget{prune.FLOPs, "max-flops", &budgets}, "max-flops", "FLOPs budget per sample (2·MACs): `COUNT` (2.4M) or P% of the unpruned model")
-	fs.Var(pruneBudget{prune.Size, "max-size", &budgets}, "max-size", "weight size budget: `SIZE` (120KB) or P% of the unpruned model at the widest --bits (32-bit without --joint)")
-	fs.Var(pruneBudget{prune.Latency, "max-latency", &budgets}, "max-latency", "latency budget on --profile: `TIME` (0.5ms) or P% of the unpruned model")
+	var budgets []plan.Budget
+	fs.Var(pruneBudget{budget.Params, &budgets}, "max-params", "parameter budget: `COUNT` (30K, 1.2M) or P% (= P%max) of the unpruned model; P%range: of the range from the least (every group at its smallest ratio) to the unpruned model")
+	fs.Var(pruneBudget{budget.FLOPs, &budgets}, "max-flops", "FLOPs budget per sample (2·MACs): `COUNT` (2.4M), P% (= P%max) of the unpruned model, or P%range")
+	fs.Var(pruneBudget{budget.Size, &budgets}, "max-size", "weight size budget: `SIZE` (120KB), P%max of the unpruned model at the widest --bits (32-bit without --joint) or P%range of the range from the least to that")
+	fs.Var(pruneBudget{budget.BOPS, &budgets}, "max-bops", "bit-operations budget (MACs·b_w·b_a): `BOPS` (72G), P%max or P%range")
+	fs.Var(pruneBudget{budget.Latency, &budgets}, "max-latency", "latency budget on --profile: `TIME` (0.5ms), P%max or P%range")
 	profile := fs.String("profile", "", "hardware `PROFILE` pricing --max-latency: a built-in name (see bitplan profiles) or a JSON file")
 	precision := fs.String("precision", "w32a32", "weight/activation `PRECISION` of the latency and size models without --joint")
 	mode := fs.String("mode", "ilp", "planner `MODE`: ilp (exact, per-group keep ratios), threshold (HAP's global threshold) or l1 (uniform ratio, L1-norm filters)")
@@ -82,7 +92,7 @@ func runPrune(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usageError{fmt.Errorf("flag --joint needs --mode ilp, got %s", req.Mode)}
 	}
 	if len(budgets) == 0 {
-		return usageError{fmt.Errorf("no budget: give --max-params, --max-flops, --max-size or --max-latency")}
+		return usageError{fmt.Errorf("no budget: give --max-params, --max-flops, --max-size, --max-bops or --max-latency")}
 	}
 	if req.Ratios, err = floatList(*ratios); err != nil {
 		return usageError{fmt.Errorf("flag --ratios: %v", err)}
@@ -105,7 +115,7 @@ func runPrune(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	for _, b := range budgets {
-		if b.Resource == prune.Latency && req.Profile == nil {
+		if b.Spec.Kind == budget.Latency && req.Profile == nil {
 			return usageError{fmt.Errorf("flag --max-latency: needs --profile")}
 		}
 	}

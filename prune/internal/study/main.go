@@ -23,9 +23,11 @@ import (
 	"github.com/advancedclimatesystems/gonnx/onnx"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/bitplan/bitplan/budget"
 	"github.com/bitplan/bitplan/data"
 	"github.com/bitplan/bitplan/model"
 	"github.com/bitplan/bitplan/nn"
+	"github.com/bitplan/bitplan/plan"
 	"github.com/bitplan/bitplan/prune"
 )
 
@@ -43,7 +45,7 @@ type result struct {
 	model   string
 	budget  float64
 	mode    prune.Mode
-	plan    *prune.Plan
+	plan    *plan.Plan
 	seconds float64
 }
 
@@ -76,7 +78,7 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 	var results []result
-	var joint []*prune.Plan
+	var joint []*plan.Plan
 	type info struct {
 		name            string
 		units           int
@@ -139,7 +141,7 @@ func run(ctx context.Context, c config) error {
 			for _, mode := range []prune.Mode{prune.ILP, prune.Threshold, prune.Magnitude} {
 				t1 := time.Now()
 				p, err := prune.Solve(ctx, &prune.Request{Structure: st, Importance: im, Mode: mode, Model: name,
-					Budgets: []prune.Budget{{Resource: prune.Params, Relative: true, Value: b, Text: fmt.Sprintf("%g%%", 100*b)}}})
+					Budgets: []plan.Budget{{Spec: budget.Spec{Kind: budget.Params, Relative: true, Base: budget.Max, Value: b, Text: fmt.Sprintf("%g%%", 100*b)}}}})
 				if err != nil {
 					return err
 				}
@@ -151,17 +153,17 @@ func run(ctx context.Context, c config) error {
 				if err != nil {
 					return err
 				}
-				p.Accuracy.Original = in.acc
+				p.Pruning.Accuracy.Original = in.acc
 				r := result{model: name, budget: b, mode: mode, plan: p, seconds: time.Since(t1).Seconds()}
 				results = append(results, r)
-				log.Printf("%s %g%% %s: %s, accuracy %.2f%% → %.2f%% (%.0f s)", name, 100*b, mode, p.Summary(),
-					100*p.Accuracy.Pruned, 100**p.Accuracy.FineTuned, r.seconds)
+				log.Printf("%s %g%% %s: %s, accuracy %.2f%% → %.2f%% (%.0f s)", name, 100*b, mode, prune.Summary(p),
+					100*p.Pruning.Accuracy.Pruned, 100**p.Pruning.Accuracy.FineTuned, r.seconds)
 			}
 		}
 		if c.joint {
-			size, _ := prune.ParseBudget(prune.Size, "12.5%")
+			size, _ := budget.Parse(budget.Size, "12.5%max")
 			p, err := prune.Solve(ctx, &prune.Request{Structure: st, Importance: im, Joint: true, Bits: []int{4, 8},
-				Budgets: []prune.Budget{size}, Model: name})
+				Budgets: []plan.Budget{{Spec: size}}, Model: name})
 			if err != nil {
 				return err
 			}
@@ -193,32 +195,25 @@ func run(ctx context.Context, c config) error {
 	pf("| model | budget | method | params | FLOPs | Ω removed | accuracy pruned | accuracy tuned | channels kept per group |\n|---|---:|---|---:|---:|---:|---:|---:|---|\n")
 	for _, r := range results {
 		p := r.plan
-		var params, flops float64
-		for _, u := range p.Usage {
-			switch u.Resource {
-			case "params":
-				params = *u.Used / u.Dense
-			case "flops":
-				flops = *u.Used / u.Dense
-			}
-		}
+		params := *p.Usage["params"].Used / p.Usage["params"].Max
+		flops := *p.Usage["flops"].Used / p.Usage["flops"].Max
 		var kept []string
-		for _, g := range p.Groups {
+		for _, g := range p.Pruning.Groups {
 			if g.Prunable {
 				kept = append(kept, fmt.Sprintf("%d/%d", g.Kept, g.Channels))
 			}
 		}
 		pf("| %s | %g %% | %s | %.1f %% | %.1f %% | %.3g ± %.2g | %.2f %% | %.2f %% | %s |\n", r.model, 100*r.budget, label(r.mode),
-			100*params, 100*flops, *p.Objective, p.ObjectiveStdErr, 100*p.Accuracy.Pruned, 100**p.Accuracy.FineTuned, strings.Join(kept, " "))
+			100*params, 100*flops, *p.Objective, p.Pruning.ObjectiveStdErr, 100*p.Pruning.Accuracy.Pruned, 100**p.Pruning.Accuracy.FineTuned, strings.Join(kept, " "))
 	}
 	pf("\n%s", observations(results))
 	pf("\n%s", caveats)
 	if len(joint) > 0 {
 		pf("\n## Joint pruning and quantization (plans only)\n\nThe same importances with (keep ratio, bits ∈ {4, 8}) per group in one ILP, size budget 12.5 %% of the 8-bit unpruned model (Ω = Ω_prune + HAWQ's avg trace · Δ² of the kept weights). Accuracy of quantized models is the business of `bitplan eval`; shown here are the plans.\n\n")
 		for _, p := range joint {
-			pf("- **%s**: %s; ", p.Model, p.Summary())
+			pf("- **%s**: %s; ", p.Model, prune.Summary(p))
 			var parts []string
-			for _, g := range p.Groups {
+			for _, g := range p.Pruning.Groups {
 				if g.Prunable {
 					parts = append(parts, fmt.Sprintf("%s %d/%d @%d bit", g.Name, g.Kept, g.Channels, g.Bits))
 				}
@@ -288,10 +283,10 @@ func observations(rs []result) string {
 		g := groups[k]
 		bestP, bestT, bestO := g[0], g[0], g[0]
 		for _, r := range g {
-			if r.plan.Accuracy.Pruned > bestP.plan.Accuracy.Pruned {
+			if r.plan.Pruning.Accuracy.Pruned > bestP.plan.Pruning.Accuracy.Pruned {
 				bestP = r
 			}
-			if *r.plan.Accuracy.FineTuned > *bestT.plan.Accuracy.FineTuned {
+			if *r.plan.Pruning.Accuracy.FineTuned > *bestT.plan.Pruning.Accuracy.FineTuned {
 				bestT = r
 			}
 			if *r.plan.Objective < *bestO.plan.Objective {
@@ -308,7 +303,7 @@ func observations(rs []result) string {
 			lowestOmega++
 		}
 		fmt.Fprintf(&b, "- %s at %g %% params: best without fine-tuning %s (%.2f %%), after fine-tuning %s (%.2f %%); lowest Ω %s.\n",
-			k.model, 100*k.budget, label(bestP.mode), 100*bestP.plan.Accuracy.Pruned, label(bestT.mode), 100**bestT.plan.Accuracy.FineTuned, label(bestO.mode))
+			k.model, 100*k.budget, label(bestP.mode), 100*bestP.plan.Pruning.Accuracy.Pruned, label(bestT.mode), 100**bestT.plan.Pruning.Accuracy.FineTuned, label(bestO.mode))
 	}
 	fmt.Fprintf(&b, "\nHAP-ILP has the lowest Ω in %d of %d settings (it is the exact minimiser of Ω over its ratio grid; the threshold, with per-channel granularity, can go lower), the best accuracy before fine-tuning in %d and after in %d. Ω is a second-order estimate of the loss increase around the trained weights; large removals leave its range of validity, so the ranking by Ω and by accuracy need not agree — the table shows where they do.\n", lowestOmega, len(order), winsPruned, winsTuned)
 	return b.String()

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/bitplan/bitplan/plan"
+)
+
+// TestPruneGolden is the pruning report: the same certificate line,
+// budgets table and range column as a quantization plan's.
+func TestPruneGolden(t *testing.T) {
+	out, errs, code := runCmd(t, "prune", lenet, "--data", "mnist", "--samples", "64", "--probes", "4", "--max-params", "50%", "--test-samples", "0")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	golden(t, "prune_lenet.stdout", out)
+}
+
+// TestPruneJSONIsAPlan: a pruning plan's JSON is read by plan.Parse (one
+// plan format) and its budget resolves as documented.
+func TestPruneJSONIsAPlan(t *testing.T) {
+	for _, c := range []struct {
+		flag, value string
+		want        func(u *plan.Usage) float64
+	}{
+		{"--max-params", "50%", func(u *plan.Usage) float64 { return 0.5 * u.Max }},
+		{"--max-params", "50%max", func(u *plan.Usage) float64 { return 0.5 * u.Max }},
+		{"--max-params", "50%range", func(u *plan.Usage) float64 { return u.Min + 0.5*(u.Max-u.Min) }},
+		{"--max-size", "40%max", func(u *plan.Usage) float64 { return 0.4 * u.Max }},
+		{"--max-flops", "60%range", func(u *plan.Usage) float64 { return u.Min + 0.6*(u.Max-u.Min) }},
+	} {
+		out, errs, code := runCmd(t, "prune", lenet, "--data", "mnist", "--samples", "32", "--probes", "2", c.flag, c.value,
+			"--test-samples", "0", "--format", "json")
+		if code != 0 {
+			t.Fatalf("%s %s: exit %d: %s", c.flag, c.value, code, errs)
+		}
+		p, warn, err := plan.Parse([]byte(out))
+		if err != nil || len(warn) > 0 {
+			t.Fatalf("%s %s: plan.Parse: %v %v", c.flag, c.value, err, warn)
+		}
+		if p.Pruning == nil || p.Pruning.Mode != "ilp" || len(p.Keep()) != len(p.Pruning.Groups) {
+			t.Fatalf("%s %s: pruning part %+v", c.flag, c.value, p.Pruning)
+		}
+		u := p.Usage[strings.TrimPrefix(c.flag, "--max-")]
+		if u == nil || u.Limit == nil || u.Used == nil {
+			t.Fatalf("%s %s: usage %+v", c.flag, c.value, u)
+		}
+		if want := c.want(u); *u.Limit != want || *u.Used > want {
+			t.Errorf("%s %s: limit %v used %v, want limit %v (range %v..%v)", c.flag, c.value, *u.Limit, *u.Used, want, u.Min, u.Max)
+		}
+	}
+}
+
+// TestBudgetSpellings: a bare P% has one meaning per resource; the
+// spelling whose meaning changed in prune fails naming the new ones, and
+// the explicit spellings work in every command.
+func TestBudgetSpellings(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"prune", lenet, "--data", "mnist", "--max-size", "50%"}, 2, "write 50%max for the first or 50%range"},
+		{[]string{"prune", lenet, "--data", "mnist", "--max-latency", "30%", "--profile", "t4"}, 2, "write 30%max"},
+		{[]string{"prune", lenet, "--data", "mnist", "--max-params", "50%of"}, 2, `"of" after %`},
+		{[]string{"solve", hawq, "--max-size", "50%range"}, 0, ""},
+		{[]string{"solve", hawq, "--max-size", "50%maximum"}, 2, "want nothing"},
+	} {
+		_, errs, code := runCmd(t, c.args...)
+		if code != c.code || !strings.Contains(errs, c.want) {
+			t.Errorf("bitplan %s: exit %d, stderr %q; want exit %d mentioning %q", strings.Join(c.args, " "), code, errs, c.code, c.want)
+		}
+	}
+	// In plan and solve a bare P% is HAWQ's range and P%range the same;
+	// P%max is a fraction of the all-highest cost.
+	limit := func(v string) (lim, lo, hi float64) {
+		out, errs, code := runCmd(t, "solve", hawq, "--max-size", v, "--format", "json")
+		if code != 0 {
+			t.Fatalf("solve --max-size %s: %s", v, errs)
+		}
+		var p struct {
+			Usage map[string]struct{ Limit, Min, Max float64 }
+		}
+		if err := json.Unmarshal([]byte(out), &p); err != nil {
+			t.Fatal(err)
+		}
+		u := p.Usage["size"]
+		return u.Limit, u.Min, u.Max
+	}
+	a, lo, hi := limit("50%")
+	b, _, _ := limit("50%range")
+	m, _, _ := limit("50%max")
+	if a != b || a != lo+0.5*(hi-lo) || m != 0.5*hi {
+		t.Errorf("50%% → %v, 50%%range → %v, 50%%max → %v on range %v..%v", a, b, m, lo, hi)
+	}
+}
