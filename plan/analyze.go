@@ -60,6 +60,9 @@ type Analysis struct {
 	TopEigen bool
 	// Density, when not nil, also estimates the spectral density (SLQ).
 	Density *hessian.DensitySettings
+	// Groups says which units share one precision (nil: the automatic
+	// groups of Grouping); the table records them as ties.
+	Groups *Grouping
 }
 
 // Sensitivity is the result of an analysis.
@@ -73,6 +76,8 @@ type Sensitivity struct {
 	TopEigenvalue *hessian.EigenResult
 	// Density is the spectral density when asked for.
 	Density *hessian.DensityResult
+	// Groups are the unit groups recorded in Table as ties.
+	Groups []UnitGroup
 }
 
 // weightOperator restricts the blocks of an operator to the units' weights:
@@ -198,7 +203,9 @@ func Analyze(ctx context.Context, a *Analysis) (*Sensitivity, error) {
 		}
 		t.Layers = append(t.Layers, l)
 	}
-	out := &Sensitivity{Table: t, Traces: res}
+	groups := FindGroups(m, a.Groups)
+	GroupTable(t, groups, nil)
+	out := &Sensitivity{Table: t, Traces: res, Groups: groups}
 	if a.TopEigen {
 		ev, err := hessian.Lanczos(ctx, op, &hessian.LanczosSettings{K: 1, Seed: 1})
 		if err != nil {

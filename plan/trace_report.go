@@ -6,6 +6,7 @@ import (
 	"io"
 	"sort"
 	"strconv"
+	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -87,6 +88,12 @@ func (s *Sensitivity) Write(w io.Writer, f Format) error {
 	}
 	if err := tab.Render(); err != nil {
 		return err
+	}
+	if len(s.Groups) > 0 {
+		fmt.Fprintln(w, "units sharing one precision (ties of the table; --group none or patterns change them):")
+		for _, g := range s.Groups {
+			fmt.Fprintf(w, "- %s (%s)\n", strings.Join(g.Units, ", "), g.Reason)
+		}
 	}
 	r := s.Traces
 	total := "total trace (weights) " + num(r.Total.Trace)

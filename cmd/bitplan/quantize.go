@@ -32,6 +32,8 @@ func runQuantize(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	weightsOnly := fs.Bool("weights-only", false, "quantize the weights only; activations stay float")
 	format := fs.String("format", "table", "`FORMAT` of the summary on standard output: table, json, csv or markdown")
 	output := fs.String("o", "", "write the QDQ model to `FILE` (required; never one of the inputs)")
+	var groups multiString
+	fs.Var(&groups, "group", groupHelp+"; the plan must give every group one precision")
 	arg, f, help, err := parseOne(fs, args, "ONNX model", format)
 	if help || err != nil {
 		return err
@@ -41,6 +43,10 @@ func runQuantize(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	if *output == "" {
 		return usageError{fmt.Errorf("quantize: flag -o: give the file to write the QDQ model to")}
+	}
+	grouping, err := plan.ParseGroups(groups)
+	if err != nil {
+		return usageError{fmt.Errorf("flag --%v", err)}
 	}
 	cfg, err := xf.config()
 	if err != nil {
@@ -62,6 +68,9 @@ func runQuantize(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	e, err := df.loadEngine(arg)
 	if err != nil {
 		return err
+	}
+	if err := p.CheckGroups(plan.FindGroups(e.Model(), grouping)); err != nil {
+		return fmt.Errorf("%s: %w (re-plan with the same --group flags, or give --group none to export it anyway)", *planPath, err)
 	}
 	var calib data.Dataset
 	if !*weightsOnly {

@@ -28,9 +28,18 @@ func runSolve(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	stability := fs.Int("stability", 0, "re-solve `N` times with traces resampled within their standard error and report how stable the plan is")
 	seed := fs.Uint64("seed", 1, "random `SEED` for --stability")
 	engine := fs.String("engine", "bitplan", "ILP `ENGINE`: bitplan (the specialised solver)"+engineHelp())
+	var groups multiString
+	fs.Var(&groups, "group", "layers matching `REGEX` share one precision, those whose matches agree outside the parenthesised parts in one group; repeatable (the table's ties are kept)")
 	arg, f, help, err := parseOne(fs, args, "sensitivity table", format)
 	if help || err != nil {
 		return err
+	}
+	g, err := plan.ParseGroups(groups)
+	if err != nil {
+		return usageError{fmt.Errorf("flag --%v", err)}
+	}
+	if g.NoAuto {
+		return usageError{fmt.Errorf("flag --group none: a table has no automatic groups (its ties are its own); give patterns, or use plan or trace on the model")}
 	}
 	var solver ilp.Solver
 	if *engine != "bitplan" {
@@ -51,6 +60,7 @@ func runSolve(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	plan.GroupTable(req.Table, nil, g)
 	req.Solver, req.Engine = solver, *engine
 	req.Settings = &ilp.Settings{TimeLimit: *timeLimit, NodeLimit: *nodeLimit, RelGap: *gap}
 	prob, err := plan.Problem(req)

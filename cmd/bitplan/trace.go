@@ -26,8 +26,14 @@ type traceFlags struct {
 	quant      string
 	probeBatch int
 	timeBudget time.Duration
+	groups     multiString
 	fs         *flag.FlagSet // to tell flags given from defaults
 }
+
+// groupHelp is the help of --group (plan, trace, solve).
+const groupHelp = "units matching `REGEX` share one precision, those whose matches agree outside the parenthesised parts in one group " +
+	"(layers\\.\\d+\\.attn\\.(q|k|v) groups q, k, v per layer); repeatable; none: no automatic groups " +
+	"(q/k/v and gate/up reading one input, tied weights)"
 
 // defaultProbeBatch is the --probe-batch default: the mini-batch size that
 // reached a given error soonest in the measurements of docs/probes.md.
@@ -44,6 +50,7 @@ func (t *traceFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&t.quant, "quantizer", "symmetric,per-channel,minmax", "weight quantizer of Δ²: `SPEC` of symmetric|asymmetric, per-channel|per-tensor, minmax|mse")
 	fs.IntVar(&t.probeBatch, "probe-batch", defaultProbeBatch, "each Hutchinson probe averages the Hessian over its own random mini-batch of `N` calibration samples (0: every probe over all samples)")
 	fs.DurationVar(&t.timeBudget, "time-budget", 0, "stop Hutchinson after `DURATION` (e.g. 2m) and report the errors reached (0: no limit)")
+	fs.Var(&t.groups, "group", groupHelp)
 	t.fs = fs
 }
 
@@ -60,6 +67,10 @@ func (t *traceFlags) given(name string) bool {
 // caller); the progress callback writes to pr.
 func (t *traceFlags) analysis(pr *progress) (*plan.Analysis, error) {
 	a := &plan.Analysis{Method: plan.Method(strings.ToLower(t.method))}
+	var err error
+	if a.Groups, err = plan.ParseGroups(t.groups); err != nil {
+		return nil, usageError{fmt.Errorf("flag --%v", err)}
+	}
 	switch a.Method {
 	case plan.Hutchinson, plan.Auto, plan.HutchPP, plan.XTrace, plan.Exact:
 	default:
