@@ -7,7 +7,7 @@ import (
 )
 
 // Shape inference of the operators of transformer, recurrent and
-// dense-prediction exports: reductions, Split, LSTM/GRU/RNN, ConvTranspose,
+// dense-prediction exports: reductions, Split, ConvTranspose,
 // Resize/Upsample, Pad, Tile, Einsum-free attention blocks.
 
 // moreShapes infers the output shapes of n when it is one of the operators
@@ -27,11 +27,6 @@ func (f *inferer) moreShapes(n *Node) (bool, error) {
 			return true, nil
 		}
 		return true, f.splitShape(n, in0, t0)
-	case "LSTM", "GRU", "RNN":
-		if !ok0 {
-			return true, nil
-		}
-		return true, f.rnnShape(n, in0, t0)
 	case "ConvTranspose":
 		w, okW := f.dims(n.Input(1))
 		if !ok0 || !okW {
@@ -214,55 +209,6 @@ func (f *inferer) splitShape(n *Node, in []int, t DataType) error {
 		s := slices.Clone(in)
 		s[ax] = int(parts[i])
 		f.set(o, s, t)
-	}
-	return nil
-}
-
-func (f *inferer) rnnShape(n *Node, x []int, t DataType) error {
-	if len(x) != 3 {
-		return fmt.Errorf("%s: input has shape %v, want seq×batch×features (or batch×seq×features with layout 1)", n.Label(), x)
-	}
-	h, err := n.AttrInt("hidden_size", 0)
-	if err != nil {
-		return err
-	}
-	if h <= 0 {
-		if w, ok := f.dims(n.Input(2)); ok && len(w) == 3 {
-			h = int64(w[2])
-		} else {
-			return attrErr(n, "hidden_size", "is %d, want > 0", h)
-		}
-	}
-	dir, err := n.AttrString("direction", "forward")
-	if err != nil {
-		return err
-	}
-	dirs := 1
-	switch dir {
-	case "forward", "reverse":
-	case "bidirectional":
-		dirs = 2
-	default:
-		return attrErr(n, "direction", "is %q, want forward, reverse or bidirectional", dir)
-	}
-	layout, err := n.AttrInt("layout", 0)
-	if err != nil {
-		return err
-	}
-	seq, batch := x[0], x[1]
-	y := []int{seq, dirs, batch, int(h)}
-	state := []int{dirs, batch, int(h)}
-	if layout != 0 {
-		batch, seq = x[0], x[1]
-		y = []int{batch, seq, dirs, int(h)}
-		state = []int{batch, dirs, int(h)}
-	}
-	for i, o := range n.Outputs {
-		if i == 0 {
-			f.set(o, y, t)
-		} else {
-			f.set(o, slices.Clone(state), t)
-		}
 	}
 	return nil
 }

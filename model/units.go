@@ -8,12 +8,13 @@ import (
 	"github.com/bitplan/bitplan/op"
 )
 
-// Unit is a quantizable layer: a Conv, Gemm or MatMul node whose weight is a
-// floating-point initializer.
+// Unit is a quantizable layer: a Conv, ConvTranspose, Gemm or MatMul node
+// whose weight is a floating-point initializer, or one weight matrix (W or
+// R, named node/W and node/R) of an LSTM, GRU or RNN node.
 type Unit struct {
 	// Name is the node name, else the weight initializer's name.
 	Name string
-	// Op is "Conv", "Gemm" or "MatMul".
+	// Op is the node's operator ("Conv", "Gemm", "MatMul", "LSTM", …).
 	Op string
 	// Node is the index of the node in Model.Nodes.
 	Node int
@@ -53,6 +54,10 @@ type Unit struct {
 	// and usually for Gemm and MatMul; 0 when the constant is the left
 	// operand).
 	WeightInput int
+	// DataInput is the node input index of the activation the weight
+	// multiplies, or -1 when it is not a node input (the hidden state that
+	// an LSTM's R multiplies).
+	DataInput int
 	// BatchNorm is the index of the BatchNormalization node that is the
 	// only consumer of a Conv's output (its constants can be folded into the
 	// weights, see FoldedWeights), or -1.
@@ -116,6 +121,18 @@ func (m *Model) floatInit(name string) *Tensor {
 	return t
 }
 
+// nodeUnits asks d for the units of n: Def.Units, else Def.Unit.
+func nodeUnits(d *op.Def, n *Node, g unitGraph) ([]*op.UnitSpec, error) {
+	if d.Units != nil {
+		return d.Units(n, g)
+	}
+	spec, err := d.Unit(n, g)
+	if spec == nil || err != nil {
+		return nil, err
+	}
+	return []*op.UnitSpec{spec}, nil
+}
+
 // unitGraph answers the registry's Unit rules.
 type unitGraph struct{ m *Model }
 
@@ -133,10 +150,10 @@ func (m *Model) findUnits() ([]Unit, error) {
 			continue
 		}
 		d := op.Lookup(n.Op, m.Opset)
-		if d == nil || d.Unit == nil {
+		if d == nil || (d.Unit == nil && d.Units == nil) {
 			continue
 		}
-		spec, err := d.Unit(n, unitGraph{m})
+		specs, err := nodeUnits(d, n, unitGraph{m})
 		var ue *op.ErrUnit
 		if errors.As(err, &ue) {
 			return nil, fmt.Errorf("%w: %s", ErrFormat, ue.Msg)
@@ -144,54 +161,53 @@ func (m *Model) findUnits() ([]Unit, error) {
 		if err != nil {
 			return nil, err
 		}
-		if spec == nil {
-			continue
-		}
-		u := Unit{Op: n.Op, Node: n.Index, Weight: n.Input(spec.WeightInput), WeightInput: spec.WeightInput,
-			OutChannels: spec.OutChannels, Group: spec.Group, TransB: spec.TransB, BiasNode: -1, BatchNorm: -1,
-			MACs: spec.MACs, InElems: spec.InElems, OutElems: spec.OutElems, ShapeKnown: spec.ShapeKnown}
-		if spec.BiasInput >= 0 {
-			u.Bias = n.Input(spec.BiasInput)
-		}
-		c := cons[n.Outputs[0]]
-		if spec.FoldsBatchNorm && len(c) == 1 && c[0].Op == "BatchNormalization" && c[0].Input(0) == n.Outputs[0] {
-			u.BatchNorm = c[0].Index
-		}
-		if spec.BiasFromAdd && len(c) == 1 && c[0].Op == "Add" && len(c[0].Inputs) == 2 {
-			other := c[0].Inputs[0]
-			if other == n.Outputs[0] {
-				other = c[0].Inputs[1]
+		for _, spec := range specs {
+			u := Unit{Op: n.Op, Node: n.Index, Weight: n.Input(spec.WeightInput), WeightInput: spec.WeightInput, DataInput: spec.DataInput,
+				OutChannels: spec.OutChannels, Group: spec.Group, TransB: spec.TransB, BiasNode: -1, BatchNorm: -1,
+				MACs: spec.MACs, InElems: spec.InElems, OutElems: spec.OutElems, ShapeKnown: spec.ShapeKnown}
+			if spec.BiasInput >= 0 {
+				u.Bias = n.Input(spec.BiasInput)
 			}
-			if bt := m.floatInit(other); bt != nil && len(bt.Shape) == 1 && bt.Shape[0] == u.OutChannels {
-				u.Bias, u.BiasNode = other, c[0].Index
+			c := cons[n.Outputs[0]]
+			if spec.FoldsBatchNorm && len(c) == 1 && c[0].Op == "BatchNormalization" && c[0].Input(0) == n.Outputs[0] {
+				u.BatchNorm = c[0].Index
 			}
-		}
-		if j, tied := byWeight[u.Weight]; tied {
-			t := &units[j]
-			if t.Op != u.Op || t.Bias != u.Bias || t.WeightInput != u.WeightInput {
-				return nil, fmt.Errorf("%s: weight %q is shared with unit %q, but as a %s with bias %q (want the same op and bias to tie them)",
-					n.Label(), u.Weight, t.Name, t.Op, t.Bias)
+			if spec.BiasFromAdd && len(c) == 1 && c[0].Op == "Add" && len(c[0].Inputs) == 2 {
+				other := c[0].Inputs[0]
+				if other == n.Outputs[0] {
+					other = c[0].Inputs[1]
+				}
+				if bt := m.floatInit(other); bt != nil && len(bt.Shape) == 1 && bt.Shape[0] == u.OutChannels {
+					u.Bias, u.BiasNode = other, c[0].Index
+				}
 			}
-			t.Nodes = append(t.Nodes, n.Index)
-			t.MACs += u.MACs
-			t.InElems += u.InElems
-			t.OutElems += u.OutElems
-			t.ShapeKnown = t.ShapeKnown && u.ShapeKnown
-			continue
+			if j, tied := byWeight[u.Weight]; tied {
+				t := &units[j]
+				if t.Op != u.Op || t.Bias != u.Bias || t.WeightInput != u.WeightInput {
+					return nil, fmt.Errorf("%s: weight %q is shared with unit %q, but as a %s with bias %q (want the same op and bias to tie them)",
+						n.Label(), u.Weight, t.Name, t.Op, t.Bias)
+				}
+				t.Nodes = append(t.Nodes, n.Index)
+				t.MACs += u.MACs
+				t.InElems += u.InElems
+				t.OutElems += u.OutElems
+				t.ShapeKnown = t.ShapeKnown && u.ShapeKnown
+				continue
+			}
+			byWeight[u.Weight] = len(units)
+			u.Nodes = []int{n.Index}
+			u.Name = n.Name + spec.Suffix
+			if n.Name == "" {
+				u.Name = u.Weight
+			}
+			w := m.Initializers[u.Weight]
+			u.WeightShape = append([]int(nil), w.Shape...)
+			u.Params = int64(w.Len())
+			if u.Bias != "" {
+				u.Params += int64(m.Initializers[u.Bias].Len())
+			}
+			units = append(units, u)
 		}
-		byWeight[u.Weight] = len(units)
-		u.Nodes = []int{n.Index}
-		u.Name = n.Name
-		if u.Name == "" {
-			u.Name = u.Weight
-		}
-		w := m.Initializers[u.Weight]
-		u.WeightShape = append([]int(nil), w.Shape...)
-		u.Params = int64(w.Len())
-		if u.Bias != "" {
-			u.Params += int64(m.Initializers[u.Bias].Len())
-		}
-		units = append(units, u)
 	}
 	seen := make(map[string]int)
 	for i := range units {

@@ -61,12 +61,9 @@ func (p *plan) locateUnitInputs() {
 			break
 		}
 		nd := e.m.Nodes[u.Node]
-		data := 0
-		if u.Op != "Conv" {
-			data = 1 - u.WeightInput
-		}
+		data := u.DataInput
 		for _, st := range p.steps {
-			if st.node == nd && data < len(st.ins) && st.ins[data] >= 0 {
+			if st.node == nd && data >= 0 && data < len(st.ins) && st.ins[data] >= 0 {
 				p.unitIn[ui] = unitInput{st.idx, st.ins[data]}
 				break
 			}

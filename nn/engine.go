@@ -205,7 +205,8 @@ func New(m *model.Model, opts *Options) (*Engine, error) {
 		case u.OutChannels <= 0:
 			l.OutChannels = 1
 			l.channelStride, l.channelStep = l.WeightSize, 1
-		case u.Op == "Conv" || (u.Op == "Gemm" && u.WeightInput == 1 && u.TransB) ||
+		case u.Op == "Conv" || u.Op == "ConvTranspose" || u.Op == "LSTM" || u.Op == "GRU" || u.Op == "RNN" ||
+			(u.Op == "Gemm" && u.WeightInput == 1 && u.TransB) ||
 			(u.Op == "MatMul" && u.WeightInput == 0 && len(ws) == 2):
 			// Output channel = leading dimension: contiguous rows.
 			l.channelStride, l.channelStep = l.WeightSize/u.OutChannels, 1

@@ -23,7 +23,7 @@ func Compose(expand func(b *Build) (*Expansion, error)) func(b *Build) (Kernel, 
 		if err != nil {
 			return nil, err
 		}
-		c := &composite{outer: b.State, y: b.Out[0], slots: &compSlots{}}
+		c := &composite{outer: b.State, slots: &compSlots{}}
 		name := map[string]int{"": -1}
 		for i, s := range b.In {
 			key := fmt.Sprintf("$%d", i)
@@ -64,10 +64,15 @@ func Compose(expand func(b *Build) (*Expansion, error)) func(b *Build) (Kernel, 
 					return nil, fmt.Errorf("composite %s: shape of %q not inferred", b.Node.Op, o)
 				}
 				outer := -1
-				if o == "$out" {
-					outer = b.Out[0]
-					if !equalInts(sh, b.Shape(outer)) {
-						return nil, fmt.Errorf("composite %s: output shape %v, the node's is %v", b.Node.Op, sh, b.Shape(outer))
+				if j, isOut := outputIndex(o); isOut {
+					if j >= len(b.Out) {
+						return nil, fmt.Errorf("composite %s: the expansion produces %s but the node has %d outputs", b.Node.Op, o, len(b.Out))
+					}
+					if outer = b.Out[j]; outer >= 0 {
+						if !equalInts(sh, b.Shape(outer)) {
+							return nil, fmt.Errorf("composite %s: output %d has shape %v, the node's is %v", b.Node.Op, j, sh, b.Shape(outer))
+						}
+						c.ys = append(c.ys, outer)
 					}
 				}
 				name[o] = c.slots.add(sh, nil, false, outer)
@@ -93,6 +98,19 @@ func Compose(expand func(b *Build) (*Expansion, error)) func(b *Build) (Kernel, 
 		}
 		return c, nil
 	}
+}
+
+// outputIndex returns j for the expansion's names of the composite's
+// outputs: "$out" (0), "$out1", "$out2", ….
+func outputIndex(name string) (int, bool) {
+	if name == "$out" {
+		return 0, true
+	}
+	var j int
+	if _, err := fmt.Sscanf(name, "$out%d", &j); err == nil && j > 0 && name == fmt.Sprintf("$out%d", j) {
+		return j, true
+	}
+	return 0, false
 }
 
 func equalInts(a, b []int) bool {
@@ -131,8 +149,8 @@ func (s *compSlots) Const(i int) ([]float64, bool) {
 func (s *compSlots) Name(i int) string { return fmt.Sprintf("composite slot %d", i) }
 
 type composite struct {
-	outer int // the composite's state index in the outer Work
-	y     int // the output slot in the outer Work
+	outer int   // the composite's state index in the outer Work
+	ys    []int // the output slots in the outer Work
 	slots *compSlots
 	steps []Kernel
 }
@@ -210,7 +228,7 @@ func (c *composite) Forward(w *Work) {
 // RForward runs the sub-kernels' R-forward passes; an intermediate whose
 // inputs have no R-value gets zeros from its kernel.
 func (c *composite) RForward(w *Work) {
-	if w.RV[c.y] == nil {
+	if none(w.RV, c.ys) {
 		return
 	}
 	p := c.bind(w)
@@ -218,6 +236,16 @@ func (c *composite) RForward(w *Work) {
 		k.RForward(p)
 	}
 	c.unbind(w, p)
+}
+
+// none reports that every listed buffer is nil.
+func none(b [][]float64, slots []int) bool {
+	for _, s := range slots {
+		if b[s] != nil {
+			return false
+		}
+	}
+	return true
 }
 
 func (c *composite) clearPrivate(b [][]float64) {
@@ -229,7 +257,7 @@ func (c *composite) clearPrivate(b [][]float64) {
 }
 
 func (c *composite) Backward(w *Work) {
-	if w.Adj[c.y] == nil {
+	if none(w.Adj, c.ys) {
 		return
 	}
 	p := c.bind(w)
@@ -241,7 +269,7 @@ func (c *composite) Backward(w *Work) {
 }
 
 func (c *composite) RBackward(w *Work) {
-	if w.RAdj[c.y] == nil {
+	if none(w.RAdj, c.ys) {
 		return
 	}
 	p := c.bind(w)

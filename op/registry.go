@@ -104,6 +104,10 @@ type Def struct {
 	// returns its description, or nil when this node has none (e.g. a
 	// MatMul of two activations).
 	Unit func(n *Node, g UnitGraph) (*UnitSpec, error)
+	// Units, for a node that owns several quantizable weights (LSTM's W
+	// and R), returns one description each (their Suffix names them);
+	// it is read instead of Unit when set.
+	Units func(n *Node, g UnitGraph) ([]*UnitSpec, error)
 	// Channels is how the operator moves channels (package prune).
 	Channels Flow
 	// Cases are the small problems the conformance test runs; every

@@ -14,8 +14,16 @@ type UnitGraph interface {
 
 // UnitSpec describes a node that owns a quantizable weight.
 type UnitSpec struct {
+	// Suffix is appended to the node name to name the unit when a node
+	// owns several (Def.Units); "" for one.
+	Suffix string
 	// WeightInput is the input index of the weight initializer.
 	WeightInput int
+	// DataInput is the input index of the activation the weight
+	// multiplies (an input quantizer quantizes it), or -1 when that
+	// activation is not a node input (LSTM's R multiplies the hidden
+	// state, computed inside the node).
+	DataInput int
 	// BiasInput is the input index of a floating-point initializer bias,
 	// or -1.
 	BiasInput int
@@ -58,7 +66,7 @@ func unitConv(n *Node, g UnitGraph) (*UnitSpec, error) {
 	if grp < 1 || w.Shape[0]%int(grp) != 0 {
 		return nil, AttrError(n, "group", "is %d, want ≥ 1 dividing the %d output channels", grp, w.Shape[0])
 	}
-	u := &UnitSpec{WeightInput: 1, BiasInput: -1, OutChannels: w.Shape[0], Group: int(grp), FoldsBatchNorm: true}
+	u := &UnitSpec{WeightInput: 1, DataInput: 0, BiasInput: -1, OutChannels: w.Shape[0], Group: int(grp), FoldsBatchNorm: true}
 	if b := n.Input(2); b != "" {
 		bt := g.FloatConst(b)
 		if bt == nil {
@@ -112,7 +120,7 @@ func unitGemm(n *Node, g UnitGraph) (*UnitSpec, error) {
 	if err != nil {
 		return nil, err
 	}
-	u := &UnitSpec{WeightInput: wi, BiasInput: -1, TransB: tb != 0, Group: 1}
+	u := &UnitSpec{WeightInput: wi, DataInput: 1 - wi, BiasInput: -1, TransB: tb != 0, Group: 1}
 	switch {
 	case wi == 1 && tb != 0:
 		u.OutChannels = w.Shape[0]
@@ -152,7 +160,7 @@ func unitMatMul(n *Node, g UnitGraph) (*UnitSpec, error) {
 	if len(w.Shape) < 1 {
 		return nil, unitErr("%s: weight %q is a scalar", n.Label(), w.Name)
 	}
-	u := &UnitSpec{WeightInput: wi, BiasInput: -1, Group: 1, BiasFromAdd: wi == 1}
+	u := &UnitSpec{WeightInput: wi, DataInput: 1 - wi, BiasInput: -1, Group: 1, BiasFromAdd: wi == 1}
 	if wi == 1 {
 		u.OutChannels = w.Shape[len(w.Shape)-1]
 	} else {
