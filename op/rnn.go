@@ -49,7 +49,7 @@ func init() {
 					{Shape: []int{1, 2, 3}, Const: make([]float64, 6)}, {Shape: []int{1, 2, 3}, Const: make([]float64, 6)}},
 				Outputs: 3, Want: []int{3, 1, 2, 3}},
 			{Name: "bidirectional, initial states, sequence_lens", Attrs: []*Attr{hs(2), dir("bidirectional")},
-				Inputs: []CaseInput{x(3, 2, 2), x(2, 8, 2), x(2, 8, 2), x(2, 16), full, x(2, 2, 2), x(2, 2, 2)},
+				Inputs:  []CaseInput{x(3, 2, 2), x(2, 8, 2), x(2, 8, 2), x(2, 16), full, x(2, 2, 2), x(2, 2, 2)},
 				Outputs: 3, Want: []int{3, 2, 2, 2}},
 			{Name: "reverse, layout 1, no bias", Opset: 14, Attrs: []*Attr{hs(2), dir("reverse"), layout1},
 				Inputs: []CaseInput{x(2, 3, 2), x(1, 8, 2), x(1, 8, 2)}, Outputs: 2, Want: []int{2, 3, 1, 2}},
@@ -57,10 +57,10 @@ func init() {
 	Register(&Def{Type: "GRU", Since: 7, Infer: inferRNN, Exec: Compose(expandRNN), Class: Composite, Units: rnnUnits,
 		Cases: []Case{
 			{Name: "forward, linear_before_reset (torch)", Attrs: []*Attr{hs(3), {Name: "linear_before_reset", Type: AttrInt, Int: 1}},
-				Inputs: []CaseInput{x(3, 2, 2), x(1, 9, 2), x(1, 9, 3), x(1, 18), absent, {Shape: []int{1, 2, 3}, Const: make([]float64, 6)}},
+				Inputs:  []CaseInput{x(3, 2, 2), x(1, 9, 2), x(1, 9, 3), x(1, 18), absent, {Shape: []int{1, 2, 3}, Const: make([]float64, 6)}},
 				Outputs: 2, Want: []int{3, 1, 2, 3}},
 			{Name: "bidirectional, reset before the product, initial state", Attrs: []*Attr{hs(2), dir("bidirectional")},
-				Inputs: []CaseInput{x(3, 2, 2), x(2, 6, 2), x(2, 6, 2), x(2, 12), absent, x(2, 2, 2)},
+				Inputs:  []CaseInput{x(3, 2, 2), x(2, 6, 2), x(2, 6, 2), x(2, 12), absent, x(2, 2, 2)},
 				Outputs: 2, Want: []int{3, 2, 2, 2}},
 		}})
 	Register(&Def{Type: "RNN", Since: 7, Infer: inferRNN, Exec: Compose(expandRNN), Class: Composite, Units: rnnUnits,
