@@ -2,13 +2,11 @@ package model
 
 import (
 	"fmt"
-	"math"
 	"slices"
 )
 
 // Shape inference of the operators of transformer, recurrent and
-// dense-prediction exports: reductions, Split, ConvTranspose,
-// Resize/Upsample, Pad, Tile, Einsum-free attention blocks.
+// dense-prediction exports: reductions, Split, Pad, Tile, Einsum-free attention blocks.
 
 // moreShapes infers the output shapes of n when it is one of the operators
 // of this file; it reports whether it was.
@@ -27,17 +25,6 @@ func (f *inferer) moreShapes(n *Node) (bool, error) {
 			return true, nil
 		}
 		return true, f.splitShape(n, in0, t0)
-	case "ConvTranspose":
-		w, okW := f.dims(n.Input(1))
-		if !ok0 || !okW {
-			return true, nil
-		}
-		return true, f.convTransposeShape(n, in0, w, t0)
-	case "Resize", "Upsample":
-		if !ok0 {
-			return true, nil
-		}
-		return true, f.resizeShape(n, in0, t0)
 	case "Pad":
 		if !ok0 {
 			return true, nil
@@ -210,116 +197,5 @@ func (f *inferer) splitShape(n *Node, in []int, t DataType) error {
 		s[ax] = int(parts[i])
 		f.set(o, s, t)
 	}
-	return nil
-}
-
-func (f *inferer) convTransposeShape(n *Node, x, w []int, t DataType) error {
-	if len(x) < 3 || len(w) != len(x) {
-		return fmt.Errorf("%s: input shape %v and weight shape %v, want N×C×spatial and C×M/group×kernel of the same rank", n.Label(), x, w)
-	}
-	k := len(x) - 2
-	g, err := n.AttrInt("group", 1)
-	if err != nil {
-		return err
-	}
-	if g < 1 || w[0] != x[1] {
-		return fmt.Errorf("%s: input has %d channels, weight %v (group %d) expects %d", n.Label(), x[1], w, g, w[0])
-	}
-	strides, err := n.AttrDims("strides", k, 1, 1)
-	if err != nil {
-		return err
-	}
-	dil, err := n.AttrDims("dilations", k, 1, 1)
-	if err != nil {
-		return err
-	}
-	outPad, err := n.AttrDims("output_padding", k, 0, 0)
-	if err != nil {
-		return err
-	}
-	pads, err := n.AttrDims("pads", 2*k, 0, 0)
-	if err != nil {
-		return err
-	}
-	o := []int{x[0], w[1] * int(g)}
-	if os, err := n.AttrInts("output_shape", nil); err != nil {
-		return err
-	} else if os != nil {
-		if len(os) != k {
-			return attrErr(n, "output_shape", "has %d values, want %d", len(os), k)
-		}
-		for _, v := range os {
-			o = append(o, int(v))
-		}
-		f.set(n.Outputs[0], o, t)
-		return nil
-	}
-	if ap, _ := n.AttrString("auto_pad", "NOTSET"); ap != "NOTSET" && ap != "" && ap != "VALID" {
-		for i := 0; i < k; i++ {
-			o = append(o, x[2+i]*strides[i])
-		}
-		f.set(n.Outputs[0], o, t)
-		return nil
-	}
-	for i := 0; i < k; i++ {
-		d := strides[i]*(x[2+i]-1) + outPad[i] + (w[2+i]-1)*dil[i] + 1 - pads[i] - pads[i+k]
-		if d <= 0 {
-			return fmt.Errorf("%s: spatial dim %d of the output is %d", n.Label(), i, d)
-		}
-		o = append(o, d)
-	}
-	f.set(n.Outputs[0], o, t)
-	return nil
-}
-
-func (f *inferer) resizeShape(n *Node, x []int, t DataType) error {
-	var scales []float64
-	if n.Op == "Upsample" {
-		if n.Input(1) != "" {
-			v, ok := f.s.Values[n.Input(1)]
-			if !ok {
-				return nil
-			}
-			scales = v.Values()
-		} else if a, ok := n.Attrs["scales"]; ok && a.Type == AttrFloats {
-			scales = a.Floats
-		}
-	} else {
-		if s := n.Input(3); s != "" {
-			v, ok := f.s.Ints[s]
-			if !ok {
-				return nil
-			}
-			if len(v) > 0 {
-				d, err := toDims(n, v)
-				if err != nil {
-					return err
-				}
-				if len(d) != len(x) {
-					return fmt.Errorf("%s: sizes %v for rank %d", n.Label(), v, len(x))
-				}
-				f.set(n.Outputs[0], d, t)
-				return nil
-			}
-		}
-		if s := n.Input(2); s != "" {
-			v, ok := f.s.Values[s]
-			if !ok {
-				return nil
-			}
-			scales = v.Values()
-		}
-	}
-	if len(scales) != len(x) {
-		return fmt.Errorf("%s: %d scales for rank %d (want scales or sizes for every axis)", n.Label(), len(scales), len(x))
-	}
-	o := make([]int, len(x))
-	for i, s := range scales {
-		if s <= 0 {
-			return fmt.Errorf("%s: scale %v on axis %d, want > 0", n.Label(), s, i)
-		}
-		o[i] = int(math.Floor(float64(x[i]) * s))
-	}
-	f.set(n.Outputs[0], o, t)
 	return nil
 }

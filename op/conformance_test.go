@@ -236,7 +236,7 @@ func checkCase(d *Def, c Case, seed uint64) (checked bool, err error) {
 	for _, a := range c.Attrs {
 		nd.Attrs[a.Name] = a
 	}
-	s := &Shapes{Dims: map[string][]int{}, Types: map[string]DataType{}, Ints: map[string][]int64{}}
+	s := &Shapes{Dims: map[string][]int{}, Types: map[string]DataType{}, Ints: map[string][]int64{}, Values: map[string]*Tensor{}}
 	nout := max(c.Outputs, 1)
 	for j := 0; j < nout; j++ {
 		nd.Outputs = append(nd.Outputs, fmt.Sprintf("y%d", j))
@@ -255,6 +255,10 @@ func checkCase(d *Def, c Case, seed uint64) (checked bool, err error) {
 		if in.Ints != nil {
 			s.Types[name] = Int64
 			s.Ints[name] = in.Ints
+			s.Values[name] = &Tensor{Name: name, Type: Int64, Shape: in.Shape, Int: in.Ints}
+		}
+		if in.Const != nil {
+			s.Values[name] = &Tensor{Name: name, Type: Float, Shape: in.Shape, Float: in.Const}
 		}
 	}
 	if d.Infer != nil {

@@ -1,0 +1,57 @@
+package nn
+
+import (
+	"fmt"
+	"math"
+	"path/filepath"
+	"testing"
+
+	"github.com/bitplan/bitplan/model"
+)
+
+// TestZooPerPositionLogits compares the per-position outputs of the
+// committed dense-prediction zoo models (tiny_unet: ConvTranspose and
+// bilinear Resize; tiny_quartznet: per-frame logits) with PyTorch's, at
+// every committed opset. The static check passes them with a per-position
+// loss (class axis 0).
+func TestZooPerPositionLogits(t *testing.T) {
+	// As TestZooLogits: the export folded BatchNorm into the conv weights in
+	// float32, so agreement is to about 1e-7 of the logits' scale.
+	const tol = 1e-6
+	loss := PositionLabels{ClassAxis: 0, Ignore: -100}
+	for _, name := range []string{"tiny_unet", "tiny_quartznet"} {
+		for _, opset := range []int{11, 13, 17} {
+			dir := filepath.Join("..", "testdata", "zoo", name)
+			m, err := model.Load(filepath.Join(dir, fmt.Sprintf("op%d.onnx", opset)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := check(m, loss); err != nil {
+				t.Errorf("%s/op%d: the static check with per-position labels fails: %v", name, opset, err)
+				continue
+			}
+			x := readNPY(t, filepath.Join(dir, m.Inputs[0].Name+".npy"))
+			want := readNPY(t, filepath.Join(dir, "logits.npy"))
+			e, err := New(m, &Options{Loss: loss})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := e.Logits(x.Float, x.Shape[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(want.Float) {
+				t.Fatalf("%s/op%d: %d outputs, want %d", name, opset, len(got), len(want.Float))
+			}
+			worst, scale := 0.0, 0.0
+			for i, v := range want.Float {
+				scale = max(scale, math.Abs(v))
+				worst = max(worst, math.Abs(got[i]-v))
+			}
+			if worst > tol*scale {
+				t.Errorf("%s/op%d: outputs differ from PyTorch's by %.3g, more than %g of their scale %.3g", name, opset, worst, tol, scale)
+			}
+			t.Logf("%s/op%d: max |Δ| %.3g (scale %.3g)", name, opset, worst, scale)
+		}
+	}
+}
