@@ -44,7 +44,7 @@ func init() {
 				Attrs: []*Attr{str("mode", "linear"), str("coordinate_transformation_mode", "half_pixel")}, Want: []int{1, 2, 6, 6}},
 			{Name: "nearest asymmetric floor ×2 (torch, opset 11, empty roi)", Opset: 11,
 				Inputs: []CaseInput{x(2, 1, 2, 3), {Shape: []int{0}, Const: []float64{}}, scales(1, 1, 2, 2)},
-				Attrs: []*Attr{str("mode", "nearest"), str("coordinate_transformation_mode", "asymmetric"), str("nearest_mode", "floor")}, Want: []int{2, 1, 4, 6}},
+				Attrs:  []*Attr{str("mode", "nearest"), str("coordinate_transformation_mode", "asymmetric"), str("nearest_mode", "floor")}, Want: []int{2, 1, 4, 6}},
 			{Name: "bilinear align_corners to sizes", Opset: 13, Inputs: []CaseInput{x(1, 1, 3, 2), absent, absent, sizes(1, 1, 5, 4)},
 				Attrs: []*Attr{str("mode", "linear"), str("coordinate_transformation_mode", "align_corners")}, Want: []int{1, 1, 5, 4}},
 			{Name: "linear pytorch_half_pixel 1-D downscale", Opset: 13, Inputs: []CaseInput{x(1, 2, 7), absent, absent, sizes(1, 2, 3)},
