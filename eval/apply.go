@@ -75,7 +75,8 @@ func FromPlan(p *plan.Plan, e *nn.Engine) ([]Layer, error) {
 	return out, nil
 }
 
-// Calibrate returns the range (min, max) of every unit's data input over
+// Calibrate returns the range (min, max) of the data input of every unit
+// that has one in the graph (UnitLayout.HasInput) over
 // ds, keyed by unit name: one inference pass with observing input
 // quantizers, at the engine's current weights. It removes every input
 // quantizer of the engine, before the pass (so that the ranges are those
@@ -91,6 +92,9 @@ func Calibrate(ctx context.Context, e *nn.Engine, ds data.Dataset) (map[string]R
 	e.ClearInputQuantizers()
 	defer e.ClearInputQuantizers()
 	for i, u := range units {
+		if !u.HasInput {
+			continue // an LSTM's R: its input is internal to the node
+		}
 		o := &obs{lo: math.Inf(1), hi: math.Inf(-1)}
 		obsv[i] = o
 		err := e.SetInputQuantizer(u.Name, func(x []float64) {
@@ -116,6 +120,9 @@ func Calibrate(ctx context.Context, e *nn.Engine, ds data.Dataset) (map[string]R
 	out := make(map[string]Range, len(units))
 	for i, u := range units {
 		o := obsv[i]
+		if o == nil {
+			continue
+		}
 		switch {
 		case o.nan || math.IsInf(o.lo, 0) || math.IsInf(o.hi, 0):
 			return nil, fmt.Errorf("eval: calibration: the input of layer %q is not finite (range [%g, %g])", u.Name, o.lo, o.hi)
@@ -266,6 +273,9 @@ func Apply(ctx context.Context, e *nn.Engine, layers []Layer, calib data.Dataset
 	}
 	for i := range a.Layers {
 		al := &a.Layers[i]
+		if al.ABits > 0 && !units[idx[al.Name]].HasInput {
+			al.ABits = 0 // an LSTM's R multiplies the node's internal hidden state: kept float
+		}
 		if al.ABits == 0 {
 			continue
 		}

@@ -193,6 +193,9 @@ func CalibrateWith(ctx context.Context, e *nn.Engine, ds data.Dataset, c Calibra
 	e.ClearInputQuantizers()
 	defer e.ClearInputQuantizers()
 	for i, u := range units {
+		if !u.HasInput {
+			continue
+		}
 		r := ranges[u.Name]
 		h := &histogram{lo: math.Min(r.Min, 0), hi: math.Max(r.Max, 0)}
 		hist[i] = h
@@ -205,6 +208,9 @@ func CalibrateWith(ctx context.Context, e *nn.Engine, ds data.Dataset, c Calibra
 	}
 	for i, u := range units {
 		h, r := hist[i], ranges[u.Name]
+		if h == nil {
+			continue
+		}
 		switch c.Method {
 		case Percentile:
 			p := c.percentile() / 100

@@ -34,6 +34,9 @@ type unitInput struct {
 func (e *Engine) SetInputQuantizer(unit string, q InputQuantizer) error {
 	for i, u := range e.units {
 		if u.Name == unit {
+			if !u.HasInput && q != nil {
+				return fmt.Errorf("nn: unit %q has no data input in the graph (the %s node computes it inside)", unit, u.Op)
+			}
 			if e.inq == nil {
 				e.inq = make([]InputQuantizer, len(e.units))
 			}

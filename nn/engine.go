@@ -73,6 +73,11 @@ type UnitLayout struct {
 	BiasOffset, BiasSize     int
 	// OutChannels is the number of output channels.
 	OutChannels int
+	// HasInput reports that the unit's data input is a tensor of the
+	// graph, so SetInputQuantizer acts on it; it is false for an LSTM's,
+	// GRU's or RNN's R, whose input is the hidden state computed inside
+	// the node.
+	HasInput bool
 	// channelStride and channelStep locate output channel c's weights:
 	// element j of channel c is at WeightOffset + c·channelStride +
 	// j·channelStep, for j < WeightSize/OutChannels.
@@ -188,7 +193,8 @@ func New(m *model.Model, opts *Options) (*Engine, error) {
 		return off, t.Len(), nil
 	}
 	for _, u := range m.Units {
-		l := UnitLayout{Name: u.Name, Op: u.Op, Weight: u.Weight, Bias: u.Bias, WeightShape: slices.Clone(u.WeightShape), OutChannels: u.OutChannels}
+		l := UnitLayout{Name: u.Name, Op: u.Op, Weight: u.Weight, Bias: u.Bias, WeightShape: slices.Clone(u.WeightShape), OutChannels: u.OutChannels,
+			HasInput: u.DataInput >= 0}
 		var err error
 		if l.WeightOffset, l.WeightSize, err = add(u.Name, u.Weight); err != nil {
 			return nil, err

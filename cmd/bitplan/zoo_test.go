@@ -8,6 +8,7 @@ import (
 
 	"github.com/bitplan/bitplan/data"
 	"github.com/bitplan/bitplan/model"
+	mt "github.com/bitplan/bitplan/model/modeltest"
 )
 
 const zoo = "../../testdata/zoo"
@@ -57,16 +58,81 @@ func TestZooStaticCheckCommands(t *testing.T) {
 	}
 }
 
-// TestZooStaticCheckOperator runs trace on the committed tiny LSTM, whose
-// LSTM node the engine lacks: the error names the node before any work.
-func TestZooStaticCheckOperator(t *testing.T) {
-	dir := filepath.Join(zoo, "tiny_lstm")
-	_, errs, code := runCmd(t, "trace", filepath.Join(dir, "op17.onnx"), "--inputs", filepath.Join(dir, "input.npy"), "--labels", zooLabels(t, 2))
+// TestStaticCheckOperator runs trace on a graph with an operator the
+// engine lacks (Hardmax): the error names the node before any work.
+func TestStaticCheckOperator(t *testing.T) {
+	dir := t.TempDir()
+	b := mt.New("hardmax", 17)
+	b.Input("x", -1, 3)
+	b.Float("w", []int{2, 3}, []float64{1, 2, 3, 4, 5, 6})
+	b.Node("Gemm", "fc", []string{"x", "w"}, []string{"h"}, mt.Int("transB", 1))
+	b.Node("Hardmax", "hardmax", []string{"h"}, []string{"y"})
+	b.Output("y")
+	path := filepath.Join(dir, "hardmax.onnx")
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	in := filepath.Join(dir, "x.npy")
+	f, err := os.Create(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := data.WriteNPY(f, []int{2, 3}, make([]float64, 6)); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	_, errs, code := runCmd(t, "trace", path, "--inputs", in, "--labels", zooLabels(t, 2))
 	if code != 1 {
 		t.Errorf("exit %d, want 1: %s", code, errs)
 	}
-	if want := `LSTM node "/rnn/LSTM" (#1): operator LSTM is not supported by the engine`; !strings.Contains(errs, want) {
+	if want := `Hardmax node "hardmax" (#1): operator Hardmax is not supported by the engine`; !strings.Contains(errs, want) {
 		t.Errorf("stderr lacks %q:\n%s", want, errs)
+	}
+}
+
+// TestZooRecurrentCommands runs trace, plan, eval and prune on the
+// committed tiny LSTM and GRU classifiers: the recurrent node's W and R are
+// units (named node/W and node/R), R's input (the hidden state) stays
+// float in eval, and prune leaves the recurrent layers intact but writes a
+// model that imports.
+func TestZooRecurrentCommands(t *testing.T) {
+	for _, c := range []struct{ name, node string }{{"tiny_lstm", "/rnn/LSTM"}, {"tiny_gru", "/rnn/GRU"}} {
+		dir := filepath.Join(zoo, c.name)
+		onnx, in, labels := filepath.Join(dir, "op17.onnx"), filepath.Join(dir, "input.npy"), zooLabels(t, 2)
+		out, errs, code := runCmd(t, "trace", onnx, "--inputs", in, "--labels", labels, "--max-probes", "4", "--min-probes", "4", "--format", "csv")
+		if code != 0 {
+			t.Fatalf("%s: trace: exit %d: %s", c.name, code, errs)
+		}
+		for _, u := range []string{c.node + "/W,", c.node + "/R,", "/fc/Gemm,"} {
+			if !strings.Contains(out, "\n"+u) {
+				t.Errorf("%s: trace lacks unit %s:\n%s", c.name, u, out)
+			}
+		}
+		planOut, errs, code := runCmd(t, "plan", onnx, "--inputs", in, "--labels", labels, "--profile", "t4", "--max-size", "50%",
+			"--max-probes", "4", "--min-probes", "4", "--format", "json")
+		if code != 0 {
+			t.Fatalf("%s: plan: exit %d: %s", c.name, code, errs)
+		}
+		planPath := filepath.Join(t.TempDir(), "plan.json")
+		if err := os.WriteFile(planPath, []byte(planOut), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, errs, code = runCmd(t, "eval", onnx, "--plan", planPath, "--inputs", in, "--labels", labels)
+		if code != 0 {
+			t.Fatalf("%s: eval: exit %d: %s", c.name, code, errs)
+		}
+		if !strings.Contains(out, "| "+c.node+"/R ") {
+			t.Errorf("%s: eval report lacks %s/R:\n%s", c.name, c.node, out)
+		}
+		pruned := filepath.Join(t.TempDir(), "pruned.onnx")
+		_, errs, code = runCmd(t, "prune", onnx, "--inputs", in, "--labels", labels, "--max-params", "100%", "--probes", "4",
+			"--test-samples", "0", "-o", pruned)
+		if code != 0 {
+			t.Fatalf("%s: prune: exit %d: %s", c.name, code, errs)
+		}
+		if _, err := model.Load(pruned); err != nil {
+			t.Errorf("%s: pruned model: %v", c.name, err)
+		}
 	}
 }
 
