@@ -41,9 +41,17 @@ type MemoryError struct {
 	// one sample: one worker and the partial chunk); Limit is
 	// Options.Memory.
 	Need, Limit int64
+	// Tensor, when set, names the one tensor that alone needs Need bytes
+	// ("Pad node "p" (#3): output "y" of shape [1 3 200001 200001]"): it
+	// was refused before its kernel was made, so the whole model's need is
+	// not known.
+	Tensor string
 }
 
 func (e *MemoryError) Error() string {
+	if e.Tensor != "" {
+		return fmt.Sprintf("nn: %s needs %.1f MB at batch size 1, more than the engine's memory limit of %.1f MB", e.Tensor, float64(e.Need)/1e6, float64(e.Limit)/1e6)
+	}
 	return fmt.Sprintf("nn: the model needs %.1f MB of engine memory at batch size 1, more than the limit of %.1f MB", float64(e.Need)/1e6, float64(e.Limit)/1e6)
 }
 

@@ -224,6 +224,17 @@ func (e *Engine) buildPlan(n int) (*plan, error) {
 			}
 			outs[j] = p.addSlot(slot{name: o, shape: slices.Clone(sh), kind: kAct, theta: theta})
 		}
+		// A kernel's state can be as large as its outputs (a pick's index
+		// map): an output beyond the memory limit is refused before the
+		// kernel is made.
+		if lim := e.opts.Memory; lim > 0 {
+			for _, o := range outs {
+				if o >= 0 && int64(p.slots[o].size) > lim/8 {
+					return nil, &MemoryError{Need: 8 * int64(p.slots[o].size), Limit: lim,
+						Tensor: fmt.Sprintf("%s: output %q of shape %v", nd.Label(), p.slots[o].name, p.slots[o].shape)}
+				}
+			}
+		}
 		k, err := def.Exec(&op.Build{Node: nd, Opset: m.Opset, In: ins, Out: outs, State: len(p.steps), Slots: p})
 		if err != nil {
 			return nil, fmt.Errorf("nn: %s: %w", nd.Label(), err)

@@ -245,19 +245,34 @@ func inferTranspose(n *Node, s *Shapes) error {
 	if err != nil {
 		return err
 	}
+	if perm != nil && !isPerm(perm, len(in)) {
+		return AttrError(n, "perm", "%v is not a permutation of %d axes", perm, len(in))
+	}
 	o := make([]int, len(in))
 	for i := range o {
 		p := len(in) - 1 - i
 		if perm != nil {
-			if len(perm) != len(in) || perm[i] < 0 || perm[i] >= int64(len(in)) {
-				return AttrError(n, "perm", "%v is not a permutation of %d axes", perm, len(in))
-			}
 			p = int(perm[i])
 		}
 		o[i] = in[p]
 	}
 	s.Set(out, o, t)
 	return nil
+}
+
+// isPerm reports whether p is a permutation of 0..r-1.
+func isPerm(p []int64, r int) bool {
+	if len(p) != r {
+		return false
+	}
+	seen := make([]bool, r)
+	for _, v := range p {
+		if v < 0 || v >= int64(r) || seen[v] {
+			return false
+		}
+		seen[v] = true
+	}
+	return true
 }
 
 func inferCast(n *Node, s *Shapes) error {

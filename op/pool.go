@@ -99,16 +99,12 @@ func (k *maxPool) Forward(w *Work) {
 		for oh := 0; oh < k.oh; oh++ {
 			for ow := 0; ow < k.ow; ow++ {
 				best, bi := math.Inf(-1), -1
-				for i := 0; i < k.kh; i++ {
+				i0, i1 := taps(oh*k.sh-k.ph, k.dh, k.kh, k.h)
+				j0, j1 := taps(ow*k.sw-k.pw, k.dw, k.kw, k.wd)
+				for i := i0; i < i1; i++ {
 					ih := oh*k.sh - k.ph + i*k.dh
-					if ih < 0 || ih >= k.h {
-						continue
-					}
-					for j := 0; j < k.kw; j++ {
+					for j := j0; j < j1; j++ {
 						iw := ow*k.sw - k.pw + j*k.dw
-						if iw < 0 || iw >= k.wd {
-							continue
-						}
 						if v := src[ih*k.wd+iw]; v > best || bi < 0 {
 							best, bi = v, ih*k.wd+iw
 						}
@@ -123,6 +119,19 @@ func (k *maxPool) Forward(w *Work) {
 			}
 		}
 	}
+}
+
+// taps returns the range [i0, i1) of the k window taps at start+i·d that
+// fall inside [0, n): the loop visits no padding, so a huge window over a
+// small input costs the input, not the window.
+func taps(start, d, k, n int) (i0, i1 int) {
+	if start < 0 {
+		i0 = (-start + d - 1) / d
+	}
+	if last := n - 1 - start; last >= 0 {
+		i1 = min(last/d+1, k)
+	}
+	return i0, max(i0, i1)
 }
 
 func (k *maxPool) RForward(w *Work) {

@@ -37,8 +37,8 @@ func newTranspose(b *Build) (Kernel, error) {
 			perm = append(perm, int64(i))
 		}
 	}
-	if len(perm) != r {
-		return nil, fmt.Errorf("perm %v for rank %d", perm, r)
+	if !isPerm(perm, r) {
+		return nil, fmt.Errorf("perm %v is not a permutation of %d axes", perm, r)
 	}
 	stride := make([]int, r)
 	s := 1
