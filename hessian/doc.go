@@ -27,7 +27,9 @@
 // An Operator exposes only Hessian-vector products (HVPs); the estimators
 // count their cost in HVPs ("matvecs"). Dense wraps an explicit matrix and
 // Count counts products, for tests and benchmarks; Sub restricts an
-// operator to one block.
+// operator to one block, Restrict to the union of its blocks (H_WW: probes
+// zero off the blocks, e.g. on a network's biases, and a total trace that
+// is the blocks').
 //
 // Errors: a malformed operator (zero dimension, overlapping, unsorted or
 // out-of-range blocks, failing or non-finite products), invalid settings

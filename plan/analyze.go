@@ -80,38 +80,6 @@ type Sensitivity struct {
 	Groups []UnitGroup
 }
 
-// weightOperator restricts the blocks of an operator to the units' weights:
-// Ω multiplies the average trace over the quantized weights (biases stay in
-// higher precision and take part in products only).
-type weightOperator struct {
-	hessian.BatchOperator
-	blocks []hessian.Block
-}
-
-func (w *weightOperator) Blocks() []hessian.Block { return w.blocks }
-
-// sampledWeights is a weightOperator whose Hessian can be formed on a
-// subset of the calibration samples (hessian.Sampled), for mini-batch
-// probes.
-type sampledWeights struct {
-	*weightOperator
-	s hessian.Sampled
-}
-
-func (w *sampledWeights) Samples() int { return w.s.Samples() }
-
-func (w *sampledWeights) Subset(idx []int) (hessian.Operator, error) {
-	sub, err := w.s.Subset(idx)
-	if err != nil {
-		return nil, err
-	}
-	bop, ok := sub.(hessian.BatchOperator)
-	if !ok {
-		return nil, fmt.Errorf("plan: the engine's subset operator %T has no HVPBatch", sub)
-	}
-	return &weightOperator{BatchOperator: bop, blocks: w.blocks}, nil
-}
-
 // Analyze estimates every unit's average Hessian trace over its weights,
 // Tr(H_i)/n_i, on the calibration data and its quantization error
 // ‖Q_b(W_i) − W_i‖² at every candidate, and returns them as a sensitivity
@@ -129,9 +97,17 @@ func Analyze(ctx context.Context, a *Analysis) (*Sensitivity, error) {
 	if len(units) == 0 {
 		return nil, fmt.Errorf("plan: the model has no quantizable layers (Conv, Gemm, MatMul)")
 	}
-	wop := &weightOperator{BatchOperator: op}
+	// The estimators see H_WW, the Hessian over the units' weights only:
+	// probes are zero on the biases (which stay in higher precision), so
+	// the bias cross terms add no variance to the weight blocks, and the
+	// total trace is the weights'.
+	var blocks []hessian.Block
 	for _, u := range units {
-		wop.blocks = append(wop.blocks, hessian.Block{Name: u.Name, Offset: u.WeightOffset, Size: u.WeightSize})
+		blocks = append(blocks, hessian.Block{Name: u.Name, Offset: u.WeightOffset, Size: u.WeightSize})
+	}
+	wop, err := hessian.Restrict(op, blocks)
+	if err != nil {
+		return nil, err
 	}
 	// The engine parallelises inside each product (over samples), so the
 	// estimators call it from one goroutine, several probes per call.
@@ -140,14 +116,10 @@ func Analyze(ctx context.Context, a *Analysis) (*Sensitivity, error) {
 		ts = *a.Trace
 	}
 	ts.Workers = 1
-	var top hessian.Operator = wop
-	if ts.ProbeBatch > 0 {
-		top = &sampledWeights{weightOperator: wop, s: op}
-		if ts.ProbeBatch < a.Data.Len() {
-			// A mini-batch may be a single engine chunk, which the
-			// engine runs on one goroutine: run probes in parallel.
-			ts.Workers = runtime.GOMAXPROCS(0)
-		}
+	if ts.ProbeBatch > 0 && ts.ProbeBatch < a.Data.Len() {
+		// A mini-batch may be a single engine chunk, which the engine
+		// runs on one goroutine: run probes in parallel.
+		ts.Workers = runtime.GOMAXPROCS(0)
 	}
 	ss := hessian.SketchSettings{}
 	if a.Sketch != nil {
@@ -157,13 +129,13 @@ func Analyze(ctx context.Context, a *Analysis) (*Sensitivity, error) {
 	var res *hessian.TraceResult
 	switch a.Method {
 	case "", Hutchinson:
-		res, err = hessian.Hutchinson(ctx, top, &ts)
+		res, err = hessian.Hutchinson(ctx, wop, &ts)
 	case HutchPP:
 		res, err = hessian.HutchPP(ctx, wop, &ss)
 	case XTrace:
 		res, err = hessian.XTrace(ctx, wop, &ss)
 	case Auto:
-		res, err = hessian.Auto(ctx, top, &ts)
+		res, err = hessian.Auto(ctx, wop, &ts)
 	case Exact:
 		res, err = exactBlocks(ctx, wop)
 	default:

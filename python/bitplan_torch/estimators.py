@@ -8,8 +8,11 @@ units' weights and biases (each tensor once, in unit order):
 for batches b of n_b samples (N in all), with ``loss_fn`` a mean over its
 batch. Hessian-vector products are exact: double backpropagation
 (Pearlmutter 1994, H v = ∇_θ ⟨∇_θ L, v⟩), accumulated in float64 whatever
-the model's dtype. Blocks are the units' weights only (biases take part in
-the products, as in bitplan's ``plan.Analyze``).
+the model's dtype. Blocks are the units' weights only, and the estimators
+run on :class:`Restricted`, the Hessian over the weights alone (H_WW, as
+bitplan's ``plan.Analyze`` through ``hessian.Restrict``): probes are zero
+on the biases, which only add variance to the weight blocks' samples, and
+the total trace is the weights'.
 
 Estimators (hessian/hutchinson.go, hessian/sketch.go, plan/analyze.go):
 
@@ -189,6 +192,48 @@ class HessianOperator:
                 e[j] = 0
                 if h is not None:
                     out[k] += w * float(h.reshape(-1)[j])
+        return out
+
+
+class Restricted:
+    """H_WW = EᵀHE, the operator on the blocks' coordinates only (bitplan's hessian.Restrict).
+
+    E places the coordinates of ``blocks`` (ranges of θ) one after the other;
+    ``self.blocks`` are the same blocks renumbered contiguously from 0 and
+    ``self.dim`` their total size. A probe of the restriction is zero off
+    the blocks, so probe i with seed s is bitplan's probe i of the same
+    restricted operator.
+    """
+
+    def __init__(self, op, blocks):
+        self.op = op
+        self.source = list(blocks)
+        self.blocks, off = [], 0
+        for b in blocks:
+            self.blocks.append(Block(b.name, off, b.size))
+            off += b.size
+        self.dim = off
+        self.device, self.comm, self.split = op.device, op.comm, op.split
+
+    @property
+    def matvecs(self):
+        return self.op.matvecs
+
+    @matvecs.setter
+    def matvecs(self, n):
+        self.op.matvecs = n
+
+    def hvp(self, vs):
+        """EᵀHE v for every vector (length self.dim) in vs."""
+        full = []
+        for v in vs:
+            f = torch.zeros(self.op.dim, dtype=torch.float64, device=self.device)
+            for a, b in zip(self.source, self.blocks):
+                f[a.offset:a.end] = v[b.offset:b.end]
+            full.append(f)
+        out = []
+        for h in self.op.hvp(full):
+            out.append(torch.cat([h[a.offset:a.end] for a in self.source]))
         return out
 
 

@@ -207,12 +207,14 @@ def sensitivity_table(model, batches, loss_fn=None, units=None, bits=(4, 8),
         owners = [u for u in us if u.owner is None]
         index = {id(p): i for i, p in enumerate(params)}
         blocks = [est.Block(u.name, offsets[index[id(u.weight)]], u.params) for u in owners]
+        # The estimators see the weights' Hessian only (bitplan's hessian.Restrict).
+        rop = est.Restricted(op, blocks)
         if method == "hutchinson":
-            res = est.hutchinson(op, blocks, seed=seed, probe=probe, min_probes=min_probes,
+            res = est.hutchinson(rop, rop.blocks, seed=seed, probe=probe, min_probes=min_probes,
                                  max_probes=max_probes, tol=tol, abs_tol=abs_tol, near_zero=near_zero,
                                  confidence=confidence, probe_batch=probe_batch, progress=progress)
         elif method == "hutch++":
-            res = est.hutchpp(op, blocks, matvecs=matvecs, seed=seed, probe=probe, confidence=confidence)
+            res = est.hutchpp(rop, rop.blocks, matvecs=matvecs, seed=seed, probe=probe, confidence=confidence)
         else:
             res = est.exact(op, blocks, [index[id(u.weight)] for u in owners], progress=progress)
     finally:
