@@ -16,18 +16,21 @@
 package main
 
 import (
+	"bufio"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"math"
 	"math/rand/v2"
 	"os"
+	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"time"
 
 	"github.com/bitplan/bitplan/ilp"
+	"github.com/bitplan/bitplan/internal/jsonx"
 	"github.com/bitplan/bitplan/sensitivity"
 )
 
@@ -39,22 +42,18 @@ func main() {
 }
 
 // bits are the candidate weight bit widths.
-var bits = []int{2, 3, 4, 5, 6, 8}
+var bits = [...]int{2, 3, 4, 5, 6, 8}
 
-// layer is one entry of the sensitivity table.
+// bitKeys are bits as the table's keys, in encoding/json's sorted order.
+var bitKeys = [len(bits)]string{"2", "3", "4", "5", "6", "8"}
+
+// layer is one entry of the sensitivity table, with delta_sq and
+// latency_ms indexed as bits.
 type layer struct {
-	Name      string             `json:"name"`
-	Params    int64              `json:"params"`
-	MACs      int64              `json:"macs"`
-	AvgTrace  float64            `json:"avg_trace"`
-	DeltaSq   map[string]float64 `json:"delta_sq"`
-	LatencyMS map[string]float64 `json:"latency_ms"`
-}
-
-type table struct {
-	Model  string  `json:"model"`
-	Source string  `json:"source"`
-	Layers []layer `json:"layers"`
+	params, macs int64
+	avgTrace     float64
+	deltaSq      [len(bits)]float64
+	latencyMS    [len(bits)]float64
 }
 
 func run(args []string, stdout io.Writer) error {
@@ -65,8 +64,30 @@ func run(args []string, stdout io.Writer) error {
 	mpsPath := fs.String("mps", "", "write the problem to `FILE` (fixed MPS)")
 	solve := fs.Bool("solve", false, "solve with package ilp and print the result")
 	read := fs.String("read", "", "only read the sensitivity table `FILE` with package sensitivity and print the layer count and the time (bench/parse.sh)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to `FILE` (go tool pprof)")
+	memProfile := fs.String("memprofile", "", "write a heap profile (allocations) at the end of the run to `FILE`")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if *memProfile != "" {
+		runtime.MemProfileRate = 64 << 10
+		defer func() {
+			if f, err := os.Create(*memProfile); err == nil {
+				pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
 	}
 	if *read != "" {
 		t0 := time.Now()
@@ -80,23 +101,51 @@ func run(args []string, stdout io.Writer) error {
 	if *groups < 1 {
 		return fmt.Errorf("-groups %d: want at least 1", *groups)
 	}
-	t := generate(*groups, *seed)
+	// The layers are kept only when a problem is built from them; a table
+	// alone is written as it is drawn.
+	keep := *mpsPath != "" || *solve
+	var ls []layer
+	if keep {
+		ls = make([]layer, 0, *groups)
+	}
+	var tw *tableWriter
 	if *tablePath != "" {
-		data, err := json.MarshalIndent(t, "", " ")
+		f, err := os.Create(*tablePath)
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(*tablePath, data, 0o644); err != nil {
-			return err
+		tw = newTableWriter(f, *groups)
+	}
+	rng := rand.New(rand.NewPCG(*seed, 2024))
+	for i := 0; i < *groups; i++ {
+		l := draw(rng)
+		if tw != nil {
+			tw.layer(i, &l)
+		}
+		if keep {
+			ls = append(ls, l)
 		}
 	}
-	p := problem(t)
+	if tw != nil {
+		if err := tw.close(); err != nil {
+			return fmt.Errorf("-table %s: %w", *tablePath, err)
+		}
+	}
+	if !keep {
+		return nil
+	}
+	p := problem(ls)
 	if *mpsPath != "" {
 		f, err := os.Create(*mpsPath)
 		if err != nil {
 			return err
 		}
-		if err := ilp.WriteMPS(f, p); err != nil {
+		w := bufio.NewWriterSize(f, 1<<20)
+		if err := ilp.WriteMPS(w, p); err != nil {
+			f.Close()
+			return fmt.Errorf("-mps %s: %w", *mpsPath, err)
+		}
+		if err := w.Flush(); err != nil {
 			f.Close()
 			return fmt.Errorf("-mps %s: %w", *mpsPath, err)
 		}
@@ -116,51 +165,112 @@ func run(args []string, stdout io.Writer) error {
 	return nil
 }
 
-// generate draws n layers: params log-uniform over 1e3..4e5, MACs a
+// draw draws one layer: params log-uniform over 1e3..4e5, MACs a
 // log-uniform multiple of params, average trace log-normal, Δ² falling about
 // 4× per bit, latency roughly affine in the bit width.
-func generate(n int, seed uint64) *table {
-	rng := rand.New(rand.NewPCG(seed, 2024))
-	t := &table{Model: fmt.Sprintf("synthetic-%d", n), Source: "bitplan bench/gen"}
-	for i := 0; i < n; i++ {
-		params := math.Round(math.Exp(rng.Float64()*6) * 1e3)
-		macs := math.Round(params * math.Exp(rng.Float64()*4) * 50)
-		l := layer{
-			Name:      fmt.Sprintf("layer%d", i),
-			Params:    int64(params),
-			MACs:      int64(macs),
-			AvgTrace:  math.Exp(rng.NormFloat64() * 2),
-			DeltaSq:   map[string]float64{},
-			LatencyMS: map[string]float64{},
-		}
-		base := params * (0.5 + rng.Float64())
-		speed := macs * 1e-9 * (0.5 + rng.Float64())
-		for _, b := range bits {
-			key := strconv.Itoa(b)
-			l.DeltaSq[key] = base * math.Pow(4, -float64(b)) * (0.8 + 0.4*rng.Float64())
-			l.LatencyMS[key] = speed * (0.4 + 0.1*float64(b)) * (0.9 + 0.2*rng.Float64())
-		}
-		t.Layers = append(t.Layers, l)
+func draw(rng *rand.Rand) layer {
+	params := math.Round(math.Exp(rng.Float64()*6) * 1e3)
+	macs := math.Round(params * math.Exp(rng.Float64()*4) * 50)
+	l := layer{params: int64(params), macs: int64(macs), avgTrace: math.Exp(rng.NormFloat64() * 2)}
+	base := params * (0.5 + rng.Float64())
+	speed := macs * 1e-9 * (0.5 + rng.Float64())
+	for k, b := range bits {
+		l.deltaSq[k] = base * math.Pow(4, -float64(b)) * (0.8 + 0.4*rng.Float64())
+		l.latencyMS[k] = speed * (0.4 + 0.1*float64(b)) * (0.9 + 0.2*rng.Float64())
 	}
-	return t
+	return l
+}
+
+// tableWriter streams the table as encoding/json.MarshalIndent(t, "", " ")
+// wrote it (a test checks the bytes), one layer at a time.
+type tableWriter struct {
+	f   *os.File
+	w   *bufio.Writer
+	buf []byte
+	err error
+}
+
+func newTableWriter(f *os.File, n int) *tableWriter {
+	tw := &tableWriter{f: f, w: bufio.NewWriterSize(f, 1<<20)}
+	b := append(tw.buf[:0], "{\n \"model\": "...)
+	b = jsonx.AppendString(b, fmt.Sprintf("synthetic-%d", n))
+	b = append(b, ",\n \"source\": \"bitplan bench/gen\",\n \"layers\": ["...)
+	tw.buf = b
+	return tw
+}
+
+func (tw *tableWriter) layer(i int, l *layer) {
+	b := tw.buf
+	if i > 0 {
+		b = append(b, ',')
+	}
+	b = append(b, "\n  {\n   \"name\": \"layer"...)
+	b = strconv.AppendInt(b, int64(i), 10)
+	b = append(b, "\",\n   \"params\": "...)
+	b = strconv.AppendInt(b, l.params, 10)
+	b = append(b, ",\n   \"macs\": "...)
+	b = strconv.AppendInt(b, l.macs, 10)
+	b = append(b, ",\n   \"avg_trace\": "...)
+	b = jsonx.AppendFloat(b, l.avgTrace)
+	for m, vs := range [2]*[len(bits)]float64{&l.deltaSq, &l.latencyMS} {
+		if m == 0 {
+			b = append(b, ",\n   \"delta_sq\": {"...)
+		} else {
+			b = append(b, ",\n   \"latency_ms\": {"...)
+		}
+		for k, v := range vs {
+			if k > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, "\n    \""...)
+			b = append(b, bitKeys[k]...)
+			b = append(b, "\": "...)
+			b = jsonx.AppendFloat(b, v)
+		}
+		b = append(b, "\n   }"...)
+	}
+	b = append(b, "\n  }"...)
+	if len(b) >= 1<<16 {
+		tw.write(b)
+		b = b[:0]
+	}
+	tw.buf = b
+}
+
+func (tw *tableWriter) write(b []byte) {
+	if tw.err == nil {
+		_, tw.err = tw.w.Write(b)
+	}
+}
+
+func (tw *tableWriter) close() error {
+	tw.write(append(tw.buf, "\n ]\n}"...))
+	if tw.err == nil {
+		tw.err = tw.w.Flush()
+	}
+	if err := tw.f.Close(); tw.err == nil {
+		tw.err = err
+	}
+	return tw.err
 }
 
 // problem builds the ILP: value avg_trace·Δ²(b), rows size = params·b/8 bytes
 // and latency, both limited at 50 % between all-lowest and all-highest
 // precision (the same limits `bitplan solve --max-size 50% --max-latency
 // 50%` derives from the table).
-func problem(t *table) *ilp.Problem {
+func problem(ls []layer) *ilp.Problem {
 	p := &ilp.Problem{Rows: []ilp.Row{{Name: "size", Unit: "B"}, {Name: "latency", Unit: "ms"}}}
 	lo := make([]float64, 2)
 	hi := make([]float64, 2)
-	for _, l := range t.Layers {
-		g := ilp.Group{Name: l.Name}
-		for _, b := range bits {
-			key := strconv.Itoa(b)
+	p.Groups = make([]ilp.Group, 0, len(ls))
+	for i := range ls {
+		l := &ls[i]
+		g := ilp.Group{Name: "layer" + strconv.Itoa(i), Choices: make([]ilp.Choice, 0, len(bits))}
+		for k, b := range bits {
 			g.Choices = append(g.Choices, ilp.Choice{
-				Label: key,
-				Value: l.AvgTrace * l.DeltaSq[key],
-				Costs: []float64{float64(l.Params) * float64(b) / 8, l.LatencyMS[key]},
+				Label: bitKeys[k],
+				Value: l.avgTrace * l.deltaSq[k],
+				Costs: []float64{float64(l.params) * float64(b) / 8, l.latencyMS[k]},
 			})
 		}
 		// HAWQ's convention, as `bitplan solve` resolves P%: the cost with
