@@ -463,12 +463,16 @@ func uniform(t *sensitivity.Table, info []layerInfo, cost [][][]float64, resourc
 			continue
 		}
 		u := Uniform{Choice: key, Bits: info[0].precs[c0].W, ABits: info[0].precs[c0].A,
-			Costs: map[string]float64{}, Fits: true}
+			Costs: make(map[string]float64, len(resources)), Fits: true}
+		sum := make([]float64, len(resources))
 		for i := range t.Layers {
 			u.Omega += t.Layers[i].Omega(info[i].keys[idx[i]])
-			for r, res := range resources {
-				u.Costs[res.Name] += cost[i][idx[i]][r]
+			for r, v := range cost[i][idx[i]] {
+				sum[r] += v
 			}
+		}
+		for r, res := range resources {
+			u.Costs[res.Name] += sum[r]
 		}
 		for j, r := range rowRes {
 			if u.Costs[resources[r].Name] > rows[j].Limit*(1+1e-12) {

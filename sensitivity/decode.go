@@ -3,6 +3,7 @@ package sensitivity
 import (
 	"fmt"
 	"math"
+	"math/bits"
 	"sort"
 	"strconv"
 	"unsafe"
@@ -23,9 +24,15 @@ type decoder struct {
 	keys map[string]string
 	// last holds the keys of the last delta_sq and latency_ms read, in
 	// order: the next layer's usually repeat them, found without hashing.
-	last      [2][]string
-	topWarn   []string
-	layerWarn []string
+	last [2][]string
+	// keys[0] and keys[1] describe the current layer's delta_sq and
+	// latency_ms: keysAbsent, keysSame (the keys of their last occurrence,
+	// in order, and every value non-negative) or keysOther; prevKeys the
+	// previous layer's. Two equal descriptions with delta_sq keysSame let
+	// the validator skip the key checks.
+	keysOf, prevKeys [2]uint8
+	topWarn          []string
+	layerWarn        []string
 	// v validates each layer as soon as it is read (verr: its error).
 	v    *validator
 	verr error
@@ -34,6 +41,13 @@ type decoder struct {
 	// not copied through ever larger slices (about 0.7 GB of garbage).
 	size int64
 }
+
+// Descriptions of a layer's candidate maps (decoder.keysOf).
+const (
+	keysAbsent uint8 = iota
+	keysSame
+	keysOther
+)
 
 // maxInterned bounds the interned candidate keys (a hostile table could
 // give every layer new ones).
@@ -161,10 +175,12 @@ func (d *decoder) layers(t *Table) error {
 			t.Layers = d.reserve(t.Layers, start)
 		}
 		t.Layers = append(t.Layers, Layer{})
+		d.prevKeys, d.keysOf = d.keysOf, [2]uint8{}
 		if err := d.layer(&t.Layers[i], i); err != nil {
 			return err
 		}
-		if err := d.v.layer(t, i); err != nil {
+		same := i > 0 && d.keysOf == d.prevKeys && d.keysOf[0] == keysSame && d.keysOf[1] != keysOther
+		if err := d.v.layer(t, i, same); err != nil {
 			d.verr = err
 			return err
 		}
@@ -256,9 +272,9 @@ func (d *decoder) layer(l *Layer, idx int) error {
 				l.Trace = &v
 			}
 		case 6:
-			l.DeltaSq, err = d.floatMap("layers.delta_sq", idx, &d.last[0])
+			l.DeltaSq, d.keysOf[0], err = d.floatMap("layers.delta_sq", idx, &d.last[0])
 		case 7:
-			l.LatencyMS, err = d.floatMap("layers.latency_ms", idx, &d.last[1])
+			l.LatencyMS, d.keysOf[1], err = d.floatMap("layers.latency_ms", idx, &d.last[1])
 		case 8:
 			l.Tie, err = d.str("layers.tie")
 		case 9:
@@ -373,28 +389,40 @@ func (d *decoder) int(field string) (int, error) {
 }
 
 // floatMap reads an object of numbers (null: a nil map); a key given twice
-// is an error.
-func (d *decoder) floatMap(field string, idx int, last *[]string) (map[string]float64, error) {
+// is an error. It also describes the object (keysAbsent, keysSame,
+// keysOther): keysSame when its keys are *last, in order, and no value is
+// negative. *last becomes its keys.
+func (d *decoder) floatMap(field string, idx int, last *[]string) (map[string]float64, uint8, error) {
 	s := d.s
 	if null, err := s.Null(); null || err != nil {
-		return nil, err
+		return nil, keysAbsent, err
 	}
 	if c, _ := s.Peek(); c != '{' {
-		return nil, d.typeErr(field, "map[string]float64")
+		return nil, keysAbsent, d.typeErr(field, "map[string]float64")
 	}
 	s.Begin('{')
-	m := make(map[string]float64)
+	// A hint of the last object's size: the map is made once, at its size.
+	m := make(map[string]float64, len(*last))
+	n0, hits, clean := len(*last), 0, true
 	for i := 0; ; i++ {
 		kb, pos, ok, err := s.Key(i)
 		if err != nil {
-			return nil, err
+			return nil, keysAbsent, err
 		}
 		if !ok {
-			return m, nil
+			desc := keysOther
+			if i == n0 && hits == i && clean {
+				desc = keysSame
+			}
+			if i < len(*last) {
+				*last = (*last)[:i]
+			}
+			return m, desc, nil
 		}
 		var k string
 		if i < len(*last) && (*last)[i] == string(kb) {
 			k = (*last)[i]
+			hits++
 		} else {
 			var interned bool
 			if k, interned = d.keys[string(kb)]; !interned {
@@ -411,12 +439,13 @@ func (d *decoder) floatMap(field string, idx int, last *[]string) (map[string]fl
 		}
 		v, err := d.float(field)
 		if err != nil {
-			return nil, err
+			return nil, keysAbsent, err
 		}
+		clean = clean && v >= 0
 		n := len(m)
 		m[k] = v
 		if len(m) == n {
-			return nil, d.dup([]byte(k), fmt.Sprintf("layers[%d].%s", idx, field[len("layers."):]), pos)
+			return nil, keysAbsent, d.dup([]byte(k), fmt.Sprintf("layers[%d].%s", idx, field[len("layers."):]), pos)
 		}
 	}
 }
@@ -476,11 +505,22 @@ func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
 	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
 
+// pow10u holds 10^0 … 10^19, the powers of ten below 2^64.
+var pow10u = [...]uint64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
+	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19}
+
 // fastFloat converts the text of a JSON number (grammar already checked)
-// when its digits form an integer m ≤ 2^53 and its decimal exponent e has
-// |e| ≤ 22: then m and 10^|e| are exact and one IEEE multiplication or
-// division rounds correctly (Clinger 1990, the exact case strconv also
-// takes). Otherwise ok is false and strconv decides.
+// without an exponent part when its digits form an integer m < 10^19 and
+// its decimal exponent e (minus the fraction digits) is at most 0:
+//
+//   - m ≤ 2^53 and e ≥ −22: m and 10^−e are exact and one IEEE division
+//     rounds correctly (Clinger 1990, the exact case strconv also takes);
+//   - otherwise, for e ≥ −19: m / 10^−e is divided exactly in 128-bit
+//     integers and rounded once to 53 bits, half to even (divide).
+//
+// These cover the shortest representations that encoding/json writes
+// between 1e-6 and 1e21 (up to 17 significant digits, e.g.
+// 0.0027355557000730427). Otherwise ok is false and strconv decides.
 func fastFloat(b []byte) (v float64, ok bool) {
 	i, neg := 0, false
 	if b[0] == '-' {
@@ -493,7 +533,7 @@ func fastFloat(b []byte) (v float64, ok bool) {
 			digits++
 		}
 		m = m*10 + uint64(b[i]-'0')
-		if digits > 16 {
+		if digits > 19 {
 			return 0, false
 		}
 	}
@@ -504,7 +544,7 @@ func fastFloat(b []byte) (v float64, ok bool) {
 			}
 			m = m*10 + uint64(b[i]-'0')
 			exp--
-			if digits > 16 {
+			if digits > 19 {
 				return 0, false
 			}
 		}
@@ -513,12 +553,49 @@ func fastFloat(b []byte) (v float64, ok bool) {
 		// An exponent: leave it to strconv (rare in tables).
 		return 0, false
 	}
-	if m > 1<<53 || exp < -22 {
+	switch {
+	case m <= 1<<53 && exp >= -22:
+		v = float64(m) / pow10[-exp]
+	case exp >= -19:
+		if v, ok = divide(m, pow10u[-exp]); !ok {
+			return 0, false
+		}
+	default:
 		return 0, false
 	}
-	v = float64(m) / pow10[-exp]
 	if neg {
 		v = -v
 	}
 	return v, true
+}
+
+// divide returns m/d correctly rounded to float64 (half to even) for
+// 10 ≤ d < 2^64 and 1 ≤ m < 2^64: it shifts m left by s so that the
+// integer quotient q = ⌊m·2^s/d⌋ has 63 or 64 bits (128-bit division),
+// keeps q's top 53 bits and rounds on the bits below them and the
+// remainder. ok is false when m is 0.
+func divide(m, d uint64) (float64, bool) {
+	if m == 0 {
+		return 0, false
+	}
+	s := uint(63 + bits.Len64(d) - bits.Len64(m))
+	var hi, lo uint64
+	if s >= 64 {
+		hi, lo = m<<(s-64), 0
+	} else {
+		hi, lo = m>>(64-s), m<<s // s ≥ 3: d ≥ 10
+	}
+	q, r := bits.Div64(hi, lo, d)
+	shift := uint(bits.Len64(q) - 53)
+	mant := q >> shift
+	rest := q & (1<<shift - 1)
+	half := uint64(1) << (shift - 1)
+	if rest > half || (rest == half && (r != 0 || mant&1 == 1)) {
+		mant++
+		if mant == 1<<53 {
+			mant >>= 1
+			shift++
+		}
+	}
+	return math.Ldexp(float64(mant), int(shift)-int(s)), true
 }

@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/big"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -282,9 +284,33 @@ func TestTieUsedOnce(t *testing.T) {
 func TestFastFloat(t *testing.T) {
 	rng := rand.New(rand.NewPCG(4, 4))
 	taken := 0
-	for i := 0; i < 200000; i++ {
+	for i := 0; i < 400000; i++ {
 		var s string
-		switch i % 4 {
+		switch i % 8 {
+		case 4:
+			// Shortest forms of 17 digits (latencies, traces).
+			s = strconv.FormatFloat(math.Exp(rng.NormFloat64()*4), 'f', -1, 64)
+		case 5:
+			// Random 19-digit mantissas with the point anywhere.
+			d := []byte(strconv.FormatUint(1e18+rng.Uint64N(9e18), 10))
+			p := rng.IntN(len(d))
+			s = string(d[:p+1]) + "." + string(d[p+1:])
+			if p == len(d)-1 {
+				s = string(d)
+			}
+		case 6:
+			// Near halfway between two doubles: the decimal digits of an
+			// exact midpoint, cut to at most 19.
+			f := math.Exp(rng.NormFloat64() * 8)
+			mid := new(big.Float).SetPrec(200).Add(big.NewFloat(f), big.NewFloat(math.Nextafter(f, 2*f+1)))
+			mid.Quo(mid, big.NewFloat(2))
+			s = mid.Text('f', 40)
+			if sig := strings.TrimLeft(strings.ReplaceAll(s, ".", ""), "0"); len(sig) > 19 {
+				s = s[:len(s)-(len(sig)-19)]
+			}
+			s = strings.TrimSuffix(s, ".")
+		case 7:
+			s = strconv.FormatFloat(rng.Float64()*1e4, 'f', 1+rng.IntN(17), 64)
 		case 0:
 			s = strconv.FormatFloat(math.Exp(rng.NormFloat64()*10), 'f', -1, 64)
 		case 1:
@@ -302,13 +328,106 @@ func TestFastFloat(t *testing.T) {
 			}
 		}
 	}
-	for _, s := range []string{"0", "-0", "0.000", "9007199254740992", "1e5", "12345678901234567", "0.00000000000000000000001"} {
+	for _, s := range []string{"0", "-0", "0.000", "9007199254740992", "1e5", "12345678901234567", "0.00000000000000000000001",
+		"9007199254740993.0", "9007199254740995.0", "9007199254740993.00", "0.0027355557000730427", "9999999999999999999",
+		"1.000000000000000111", "1.000000000000000110", "0.1000000000000000055511151231257827"} {
 		want, _ := strconv.ParseFloat(s, 64)
 		if got, ok := fastFloat([]byte(s)); ok && (got != want || math.Signbit(got) != math.Signbit(want)) {
 			t.Errorf("fastFloat(%s) = %v, strconv %v", s, got, want)
 		}
 	}
-	if taken < 50000 {
-		t.Errorf("the fast path took only %d of 200000 numbers", taken)
+	if taken < 300000 {
+		t.Errorf("the fast path took only %d of 400000 numbers", taken)
+	}
+}
+
+// TestSameKeysFastPath checks the reader's shortcut for layers whose
+// candidate keys repeat the previous layer's: on tables where most layers
+// repeat them and a few break one rule (a negative value, a pin or
+// latency key naming no candidate, a missing latency value, keys
+// reordered, two keys of one precision), the reader gives the error and
+// warnings that Validate gives on the same table decoded by encoding/json
+// (which checks every layer in full).
+func TestSameKeysFastPath(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	keySets := [][]string{{"4", "8"}, {"8", "4"}, {"2", "4", "8"}, {"4", "w4a4"}}
+	for trial := 0; trial < 400; trial++ {
+		n := 2 + rng.IntN(6)
+		keys := keySets[rng.IntN(2)]
+		lat := rng.IntN(2) == 0
+		var b strings.Builder
+		b.WriteString(`{"layers": [`)
+		for i := 0; i < n; i++ {
+			ks, lks := keys, keys
+			pin := ""
+			neg, negLat := -1, -1
+			if rng.IntN(4) == 0 {
+				switch rng.IntN(7) {
+				case 0:
+					neg = rng.IntN(len(ks))
+				case 1:
+					negLat = rng.IntN(len(ks))
+				case 2:
+					pin = "3"
+				case 3:
+					lks = append(slices.Clone(ks), "2")
+				case 4:
+					lks = ks[:1]
+				case 5:
+					ks = keySets[rng.IntN(len(keySets))]
+					lks = ks
+				case 6:
+					lat = !lat
+				}
+			} else if rng.IntN(3) == 0 {
+				pin = ks[0]
+			}
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, `{"name": "l%d", "params": 10, "avg_trace": 1, "delta_sq": {`, i)
+			for j, k := range ks {
+				v := 1.5
+				if j == neg {
+					v = -1
+				}
+				fmt.Fprintf(&b, `%s%q: %g`, map[bool]string{true: ", "}[j > 0], k, v)
+			}
+			b.WriteString("}")
+			if lat {
+				b.WriteString(`, "latency_ms": {`)
+				for j, k := range lks {
+					v := 0.5
+					if j == negLat {
+						v = -0.5
+					}
+					fmt.Fprintf(&b, `%s%q: %g`, map[bool]string{true: ", "}[j > 0], k, v)
+				}
+				b.WriteString("}")
+			}
+			if pin != "" {
+				fmt.Fprintf(&b, `, "pin": %q`, pin)
+			}
+			b.WriteString("}")
+		}
+		b.WriteString("]}")
+		in := b.String()
+		_, warn, err := Parse([]byte(in))
+		var ref Table
+		if jerr := json.Unmarshal([]byte(in), &ref); jerr != nil {
+			t.Fatal(jerr)
+		}
+		rwarn, rerr := ref.Validate()
+		// Which of two keys of one precision comes first follows map order.
+		norm := func(err error) string {
+			s := fmt.Sprint(err)
+			if i := strings.Index(s, "delta_sq: keys "); i >= 0 && strings.HasSuffix(s, "name the same precision") {
+				return s[:i] + "two keys of one precision"
+			}
+			return s
+		}
+		if norm(err) != norm(rerr) || (err == nil && !slices.Equal(warn, rwarn)) {
+			t.Fatalf("table %s\n reader: %v %q\n Validate: %v %q", in, err, warn, rerr, rwarn)
+		}
 	}
 }

@@ -256,7 +256,7 @@ func (t *Table) Validate() ([]string, error) {
 	}
 	v := newValidator(len(t.Layers))
 	for i := range t.Layers {
-		if err := v.layer(t, i); err != nil {
+		if err := v.layer(t, i, false); err != nil {
 			return v.warn, err
 		}
 	}
@@ -275,8 +275,11 @@ type validator struct {
 
 func newValidator(n int) *validator { return &validator{names: make(map[string]int, n)} }
 
-// layer checks t.Layers[i].
-func (c *validator) layer(t *Table, i int) error {
+// layer checks t.Layers[i]. sameKeys reports that its delta_sq and
+// latency_ms have the keys, in order, of t.Layers[i-1], which passed, and
+// values that are all non-negative (the reader knows it as it reads): the
+// checks of the candidate keys are then skipped.
+func (c *validator) layer(t *Table, i int, sameKeys bool) error {
 	l := &t.Layers[i]
 	if l.Name == "" {
 		return fmt.Errorf("layers[%d]: missing \"name\"", i)
@@ -301,6 +304,14 @@ func (c *validator) layer(t *Table, i int) error {
 	}
 	if l.AvgTrace < 0 {
 		c.warn = append(c.warn, fmt.Sprintf("%s: negative avg_trace %g (the Hessian is indefinite here; its Ω favours lower precision)", where(), l.AvgTrace))
+	}
+	if sameKeys {
+		if l.Pin != "" {
+			if _, ok := l.DeltaSq[l.Pin]; !ok {
+				return fmt.Errorf("%s: pin %q names no candidate of delta_sq", where(), l.Pin)
+			}
+		}
+		return nil
 	}
 	if len(l.DeltaSq) == 0 {
 		return fmt.Errorf("%s: \"delta_sq\" must list at least one candidate precision", where())

@@ -63,19 +63,22 @@ func runSolve(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	plan.GroupTable(req.Table, nil, g)
 	req.Solver, req.Engine = solver, *engine
 	req.Settings = &ilp.Settings{TimeLimit: *timeLimit, NodeLimit: *nodeLimit, RelGap: *gap}
-	prob, err := plan.Problem(req)
-	if err != nil {
-		return err
-	}
 	inputs := []string{arg}
-	if *writeLP != "" {
-		if err := writeOutput("write-lp", *writeLP, inputs, func(w io.Writer) error { return ilp.WriteLP(w, prob) }); err != nil {
+	if *writeLP != "" || *writeMPS != "" {
+		// plan.Solve builds the problem again: only an export pays for this.
+		prob, err := plan.Problem(req)
+		if err != nil {
 			return err
 		}
-	}
-	if *writeMPS != "" {
-		if err := writeOutput("write-mps", *writeMPS, inputs, func(w io.Writer) error { return ilp.WriteMPS(w, prob) }); err != nil {
-			return err
+		if *writeLP != "" {
+			if err := writeOutput("write-lp", *writeLP, inputs, func(w io.Writer) error { return ilp.WriteLP(w, prob) }); err != nil {
+				return err
+			}
+		}
+		if *writeMPS != "" {
+			if err := writeOutput("write-mps", *writeMPS, inputs, func(w io.Writer) error { return ilp.WriteMPS(w, prob) }); err != nil {
+				return err
+			}
 		}
 	}
 	show, endProgress := solveProgress(stderr)

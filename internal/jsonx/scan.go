@@ -313,6 +313,9 @@ func (s *Scanner) Number() ([]byte, error) {
 	if _, err := s.Peek(); err != nil {
 		return nil, err
 	}
+	if b, ok := s.plainNumber(); ok {
+		return b, nil
+	}
 	start, j := s.i, s.i
 	// state: 0 start, 1 after '-', 2 after leading 0, 3 int digits, 4 after
 	// '.', 5 fraction digits, 6 after 'e', 7 after exponent sign, 8
@@ -391,6 +394,41 @@ func (s *Scanner) Number() ([]byte, error) {
 		return nil, s.fail()
 	}
 	return nil, s.syntax(j, "invalid character %s in numeric literal", quoteChar(s.buf[j]))
+}
+
+// plainNumber reads the common number -?(0|[1-9][0-9]*)(.[0-9]+)? when it
+// lies wholly in the buffer and ends at a byte that cannot continue a
+// number; otherwise it reads nothing and Number's state machine decides.
+func (s *Scanner) plainNumber() ([]byte, bool) {
+	buf, j := s.buf[:s.n], s.i
+	if j < len(buf) && buf[j] == '-' {
+		j++
+	}
+	d := j
+	for j < len(buf) && buf[j] >= '0' && buf[j] <= '9' {
+		j++
+	}
+	if j == d || (j-d > 1 && buf[d] == '0') {
+		return nil, false
+	}
+	if j < len(buf) && buf[j] == '.' {
+		f := j + 1
+		for j = f; j < len(buf) && buf[j] >= '0' && buf[j] <= '9'; j++ {
+		}
+		if j == f {
+			return nil, false
+		}
+	}
+	if j >= len(buf) {
+		return nil, false
+	}
+	switch buf[j] {
+	case 'e', 'E', '.', '+', '-':
+		return nil, false
+	}
+	start := s.i
+	s.i = j
+	return buf[start:j], true
 }
 
 // Null reads a null if one comes next and reports whether it did.
