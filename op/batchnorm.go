@@ -12,21 +12,21 @@ import (
 //
 // It is linear in x (class Linear): R{y} = a_c R{x}, x̄ += a_c ȳ,
 // R{x̄} += a_c R{ȳ}.
-type batchNorm struct {
-	a, b     []float64
+type batchNorm[T Real] struct {
+	a, b     []T
 	c, inner int
 	batch    int
 }
 
 func init() {
-	Register(&Def{Type: "BatchNormalization", Infer: InferSame, Exec: newBatchNorm, Class: Linear, Channels: FlowNorm,
+	Register(&Def{Type: "BatchNormalization", Infer: InferSame, Exec: Both(newBatchNorm[float64], newBatchNorm[float32]), Class: Linear, Channels: FlowNorm,
 		Cases: []Case{{Name: "N×C×H×W", Inputs: []CaseInput{{Shape: []int{2, 3, 2, 2}},
 			{Shape: []int{3}, Const: []float64{1, 0.5, 2}}, {Shape: []int{3}, Const: []float64{0, 0.1, -0.2}},
 			{Shape: []int{3}, Const: []float64{0.3, 0, -1}}, {Shape: []int{3}, Const: []float64{1, 2, 0.5}}},
 			Attrs: []*Attr{{Name: "epsilon", Type: AttrFloat, Float: 1e-3}}, Want: []int{2, 3, 2, 2}}}})
 }
 
-func newBatchNorm(b *Build) (Kernel, error) {
+func newBatchNorm[T Real](b *Build) (Kernel[T], error) {
 	n, in, out := b.Node, b.In, b.Out
 	if len(in) < 5 {
 		return nil, fmt.Errorf("want 5 inputs (X, scale, B, mean, var), got %d", len(in))
@@ -60,16 +60,16 @@ func newBatchNorm(b *Build) (Kernel, error) {
 		}
 		prm[i] = v
 	}
-	k := &batchNorm{a: make([]float64, c), b: make([]float64, c), c: c, inner: Numel(xs[2:]), batch: xs[0]}
+	k := &batchNorm[T]{a: make([]T, c), b: make([]T, c), c: c, inner: Numel(xs[2:]), batch: xs[0]}
 	for j := 0; j < c; j++ {
-		k.a[j] = prm[0][j] / math.Sqrt(prm[3][j]+eps)
-		k.b[j] = prm[1][j] - prm[2][j]*k.a[j]
+		a := prm[0][j] / math.Sqrt(prm[3][j]+eps)
+		k.a[j], k.b[j] = T(a), T(prm[1][j]-prm[2][j]*a)
 	}
-	return LinearKernel(k, in[:1], out[0]), nil
+	return LinearKernel[T](k, in[:1], out[0]), nil
 }
 
 // scale sets (or, accumulating, adds) dst = a_c src per channel.
-func (k *batchNorm) scale(dst, src []float64, accumulate bool) {
+func (k *batchNorm[T]) scale(dst, src []T, accumulate bool) {
 	i := 0
 	for s := 0; s < k.batch; s++ {
 		for c := 0; c < k.c; c++ {
@@ -89,7 +89,7 @@ func (k *batchNorm) scale(dst, src []float64, accumulate bool) {
 	}
 }
 
-func (k *batchNorm) Apply(dst []float64, src [][]float64) {
+func (k *batchNorm[T]) Apply(dst []T, src [][]T) {
 	if src[0] == nil {
 		clear(dst)
 		return
@@ -97,13 +97,13 @@ func (k *batchNorm) Apply(dst []float64, src [][]float64) {
 	k.scale(dst, src[0], false)
 }
 
-func (k *batchNorm) Transpose(dst [][]float64, src []float64) {
+func (k *batchNorm[T]) Transpose(dst [][]T, src []T) {
 	if dst[0] != nil {
 		k.scale(dst[0], src, true)
 	}
 }
 
-func (k *batchNorm) Offset(y []float64) {
+func (k *batchNorm[T]) Offset(y []T) {
 	i := 0
 	for s := 0; s < k.batch; s++ {
 		for c := 0; c < k.c; c++ {

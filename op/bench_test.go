@@ -13,12 +13,12 @@ func benchConv(b *testing.B, n int) {
 	xs, ws, bs, ys := []int{n, 64, 56, 56}, []int{64, 64, 3, 3}, []int{64}, []int{n, 64, 56, 56}
 	slots := &testSlots{shapes: [][]int{xs, ws, bs, ys}, consts: make([][]float64, 4), names: []string{"x", "w", "b", "y"}}
 	node := &Node{Op: "Conv", Attrs: map[string]*Attr{"pads": {Name: "pads", Type: AttrInts, Ints: []int64{1, 1, 1, 1}}}}
-	k, err := Lookup("Conv", 17).Exec(&Build{Node: node, Opset: 17, In: []int{0, 1, 2}, Out: []int{3}, Slots: slots})
+	k, err := NewKernel[float64](Lookup("Conv", 17).Exec, &Build{Node: node, Opset: 17, In: []int{0, 1, 2}, Out: []int{3}, Slots: slots})
 	if err != nil {
 		b.Fatal(err)
 	}
 	r := rand.New(rand.NewPCG(1, 2))
-	w := &Work{Val: make([][]float64, 4), RV: make([][]float64, 4), Adj: make([][]float64, 4), RAdj: make([][]float64, 4)}
+	w := &Work[float64]{Val: make([][]float64, 4), RV: make([][]float64, 4), Adj: make([][]float64, 4), RAdj: make([][]float64, 4)}
 	for i, s := range slots.shapes {
 		for _, buf := range []*[]float64{&w.Val[i], &w.RV[i], &w.Adj[i], &w.RAdj[i]} {
 			*buf = make([]float64, Numel(s))

@@ -5,6 +5,8 @@ package op
 // R-forward, backward, R-backward) follow here once for all of them, in
 // the manner of JAX's primitives (a JVP rule and, for linear maps, a
 // transpose rule; the Hessian-vector product is forward-over-reverse).
+// The defining functions are written in float64; kernels of either
+// precision call them on converted elements.
 
 // UnaryFns defines an elementwise operator y = f(x) by f, f′ and f″. Each
 // function receives x and, for f′ and f″, also y = f(x) (cheaper for
@@ -19,8 +21,12 @@ type UnaryFns struct {
 //
 //	y = f(x),  R{y} = f′(x) R{x},  x̄ += f′(x) ȳ,
 //	R{x̄} += f′(x) R{ȳ} + f″(x) R{x} ȳ.
-func Unary(fns func(b *Build) (UnaryFns, error)) func(b *Build) (Kernel, error) {
-	return func(b *Build) (Kernel, error) {
+func Unary(fns func(b *Build) (UnaryFns, error)) *Exec {
+	return Both(newUnary[float64](fns), newUnary[float32](fns))
+}
+
+func newUnary[T Real](fns func(b *Build) (UnaryFns, error)) func(b *Build) (Kernel[T], error) {
+	return func(b *Build) (Kernel[T], error) {
 		if b.Input(0) < 0 {
 			return nil, errMissing(0)
 		}
@@ -28,23 +34,25 @@ func Unary(fns func(b *Build) (UnaryFns, error)) func(b *Build) (Kernel, error) 
 		if err != nil {
 			return nil, err
 		}
-		return &unaryKernel{UnaryFns: f, x: b.In[0], y: b.Out[0]}, nil
+		return &unaryKernel[T]{UnaryFns: f, x: b.In[0], y: b.Out[0]}, nil
 	}
 }
 
-type unaryKernel struct {
+type unaryKernel[T Real] struct {
 	UnaryFns
 	x, y int
 }
 
-func (k *unaryKernel) Forward(w *Work) {
+func (k *unaryKernel[T]) d1(x, y T) T { return T(k.D1(float64(x), float64(y))) }
+
+func (k *unaryKernel[T]) Forward(w *Work[T]) {
 	x, y := w.Val[k.x], w.Val[k.y]
 	for i, v := range x {
-		y[i] = k.F(v)
+		y[i] = T(k.F(float64(v)))
 	}
 }
 
-func (k *unaryKernel) RForward(w *Work) {
+func (k *unaryKernel[T]) RForward(w *Work[T]) {
 	rx, ry := w.RV[k.x], w.RV[k.y]
 	if ry == nil {
 		return
@@ -55,22 +63,22 @@ func (k *unaryKernel) RForward(w *Work) {
 	}
 	x, y := w.Val[k.x], w.Val[k.y]
 	for i := range ry {
-		ry[i] = k.D1(x[i], y[i]) * rx[i]
+		ry[i] = k.d1(x[i], y[i]) * rx[i]
 	}
 }
 
-func (k *unaryKernel) Backward(w *Work) {
+func (k *unaryKernel[T]) Backward(w *Work[T]) {
 	dx, dy := w.Adj[k.x], w.Adj[k.y]
 	if dx == nil || dy == nil {
 		return
 	}
 	x, y := w.Val[k.x], w.Val[k.y]
 	for i, g := range dy {
-		dx[i] += k.D1(x[i], y[i]) * g
+		dx[i] += k.d1(x[i], y[i]) * g
 	}
 }
 
-func (k *unaryKernel) RBackward(w *Work) {
+func (k *unaryKernel[T]) RBackward(w *Work[T]) {
 	rdx, rdy := w.RAdj[k.x], w.RAdj[k.y]
 	if rdx == nil || rdy == nil {
 		return
@@ -78,12 +86,12 @@ func (k *unaryKernel) RBackward(w *Work) {
 	x, y, rx, dy := w.Val[k.x], w.Val[k.y], w.RV[k.x], w.Adj[k.y]
 	if rx == nil || k.D2 == nil {
 		for i, g := range rdy {
-			rdx[i] += k.D1(x[i], y[i]) * g
+			rdx[i] += k.d1(x[i], y[i]) * g
 		}
 		return
 	}
 	for i, g := range rdy {
-		rdx[i] += k.D1(x[i], y[i])*g + k.D2(x[i], y[i])*rx[i]*dy[i]
+		rdx[i] += k.d1(x[i], y[i])*g + T(k.D2(float64(x[i]), float64(y[i])))*rx[i]*dy[i]
 	}
 }
 
@@ -102,50 +110,56 @@ type BinaryFns struct {
 //	R{y} = f_a R{a} + f_b R{b},  ā += f_a ȳ,  b̄ += f_b ȳ,
 //	R{ā} += f_a R{ȳ} + (f_aa R{a} + f_ab R{b}) ȳ,
 //	R{b̄} += f_b R{ȳ} + (f_ab R{a} + f_bb R{b}) ȳ.
-func Binary(fns BinaryFns) func(b *Build) (Kernel, error) {
-	return func(b *Build) (Kernel, error) {
+func Binary(fns BinaryFns) *Exec {
+	return Both(newBinary[float64](fns), newBinary[float32](fns))
+}
+
+func newBinary[T Real](fns BinaryFns) func(b *Build) (Kernel[T], error) {
+	return func(b *Build) (Kernel[T], error) {
 		if len(b.In) != 2 || b.In[0] < 0 || b.In[1] < 0 {
 			return nil, errInputs(2, len(b.In))
 		}
-		k := &binaryKernel{BinaryFns: fns, a: b.In[0], b: b.In[1], y: b.Out[0]}
+		k := &binaryKernel[T]{BinaryFns: fns, a: b.In[0], b: b.In[1], y: b.Out[0]}
 		ys := b.Shape(k.y)
 		k.ba, k.bb = newBcast(b.Shape(k.a), ys), newBcast(b.Shape(k.b), ys)
 		return k, nil
 	}
 }
 
-type binaryKernel struct {
+type binaryKernel[T Real] struct {
 	BinaryFns
 	a, b, y int
 	ba, bb  bcast
 }
 
-func (k *binaryKernel) Forward(w *Work) {
+func call[T Real](f func(a, b float64) float64, a, b T) T { return T(f(float64(a), float64(b))) }
+
+func (k *binaryKernel[T]) Forward(w *Work[T]) {
 	a, b, y := w.Val[k.a], w.Val[k.b], w.Val[k.y]
 	for i := range y {
-		y[i] = k.F(a[k.ba.at(i)], b[k.bb.at(i)])
+		y[i] = call(k.F, a[k.ba.at(i)], b[k.bb.at(i)])
 	}
 }
 
-func (k *binaryKernel) RForward(w *Work) {
+func (k *binaryKernel[T]) RForward(w *Work[T]) {
 	a, b, ra, rb, ry := w.Val[k.a], w.Val[k.b], w.RV[k.a], w.RV[k.b], w.RV[k.y]
 	if ry == nil {
 		return
 	}
 	for i := range ry {
 		ia, ib := k.ba.at(i), k.bb.at(i)
-		r := 0.0
+		var r T
 		if ra != nil {
-			r = k.Da(a[ia], b[ib]) * ra[ia]
+			r = call(k.Da, a[ia], b[ib]) * ra[ia]
 		}
 		if rb != nil {
-			r += k.Db(a[ia], b[ib]) * rb[ib]
+			r += call(k.Db, a[ia], b[ib]) * rb[ib]
 		}
 		ry[i] = r
 	}
 }
 
-func (k *binaryKernel) Backward(w *Work) {
+func (k *binaryKernel[T]) Backward(w *Work[T]) {
 	da, db, g := w.Adj[k.a], w.Adj[k.b], w.Adj[k.y]
 	if g == nil || (da == nil && db == nil) {
 		return
@@ -154,97 +168,98 @@ func (k *binaryKernel) Backward(w *Work) {
 	for i, gi := range g {
 		ia, ib := k.ba.at(i), k.bb.at(i)
 		if da != nil {
-			da[ia] += k.Da(a[ia], b[ib]) * gi
+			da[ia] += call(k.Da, a[ia], b[ib]) * gi
 		}
 		if db != nil {
-			db[ib] += k.Db(a[ia], b[ib]) * gi
+			db[ib] += call(k.Db, a[ia], b[ib]) * gi
 		}
 	}
 }
 
-func (k *binaryKernel) RBackward(w *Work) {
+func (k *binaryKernel[T]) RBackward(w *Work[T]) {
 	rda, rdb, rg, g := w.RAdj[k.a], w.RAdj[k.b], w.RAdj[k.y], w.Adj[k.y]
 	if rg == nil || (rda == nil && rdb == nil) {
 		return
 	}
 	a, b, ra, rb := w.Val[k.a], w.Val[k.b], w.RV[k.a], w.RV[k.b]
-	second := func(f func(a, b float64) float64, x, y float64, r []float64, i int) float64 {
+	second := func(f func(a, b float64) float64, x, y T, r []T, i int) T {
 		if f == nil || r == nil {
 			return 0
 		}
-		return f(x, y) * r[i]
+		return call(f, x, y) * r[i]
 	}
 	for i, rgi := range rg {
 		ia, ib := k.ba.at(i), k.bb.at(i)
 		x, y := a[ia], b[ib]
 		if rda != nil {
-			rda[ia] += k.Da(x, y)*rgi + (second(k.Daa, x, y, ra, ia)+second(k.Dab, x, y, rb, ib))*g[i]
+			rda[ia] += call(k.Da, x, y)*rgi + (second(k.Daa, x, y, ra, ia)+second(k.Dab, x, y, rb, ib))*g[i]
 		}
 		if rdb != nil {
-			rdb[ib] += k.Db(x, y)*rgi + (second(k.Dab, x, y, ra, ia)+second(k.Dbb, x, y, rb, ib))*g[i]
+			rdb[ib] += call(k.Db, x, y)*rgi + (second(k.Dab, x, y, ra, ia)+second(k.Dbb, x, y, rb, ib))*g[i]
 		}
 	}
 }
 
 // LinearMap is a linear operator y = L(x_1, …, x_k) of the inputs listed
-// by Inputs (the others are constants the map already read).
-type LinearMap interface {
+// by Inputs (the others are constants the map already read), in
+// precision T.
+type LinearMap[T Real] interface {
 	// Apply sets dst = L(src); a nil src entry is zero.
-	Apply(dst []float64, src [][]float64)
+	Apply(dst []T, src [][]T)
 	// Transpose adds L_iᵀ src into every non-nil dst[i].
-	Transpose(dst [][]float64, src []float64)
+	Transpose(dst [][]T, src []T)
 }
 
 // Affine linear maps add a constant after the map: y = L(x) + c.
-type Affine interface {
-	LinearMap
+type Affine[T Real] interface {
+	LinearMap[T]
 	// Offset adds the constant c into y.
-	Offset(y []float64)
+	Offset(y []T)
 }
 
 // LinearKernel returns the kernel of a linear (or affine) map of the given
 // input slots into output slot y:
 //
 //	y = L(x) (+ c),  R{y} = L(R{x}),  x̄ += Lᵀ ȳ,  R{x̄} += Lᵀ R{ȳ}.
-func LinearKernel(m LinearMap, ins []int, y int) Kernel {
-	return &linearKernel{m: m, ins: ins, y: y}
+func LinearKernel[T Real](m LinearMap[T], ins []int, y int) Kernel[T] {
+	return &linearKernel[T]{m: m, ins: ins, y: y}
 }
 
-type linearKernel struct {
-	m   LinearMap
+type linearKernel[T Real] struct {
+	m   LinearMap[T]
 	ins []int
 	y   int
 }
 
-func (k *linearKernel) gather(b [][]float64) [][]float64 {
+func (k *linearKernel[T]) gather(b [][]T) [][]T {
 	// A fresh slice: kernels run concurrently on different Works.
-	out := make([][]float64, len(k.ins))
+	out := make([][]T, len(k.ins))
 	for i, s := range k.ins {
 		out[i] = b[s]
 	}
 	return out
 }
 
-func (k *linearKernel) Forward(w *Work) {
+func (k *linearKernel[T]) Forward(w *Work[T]) {
 	k.m.Apply(w.Val[k.y], k.gather(w.Val))
-	if a, ok := k.m.(Affine); ok {
+	if a, ok := k.m.(Affine[T]); ok {
 		a.Offset(w.Val[k.y])
 	}
 }
 
-func (k *linearKernel) RForward(w *Work) {
+func (k *linearKernel[T]) RForward(w *Work[T]) {
 	if ry := w.RV[k.y]; ry != nil {
 		k.m.Apply(ry, k.gather(w.RV))
 	}
 }
 
-func (k *linearKernel) Backward(w *Work) {
+func (k *linearKernel[T]) Backward(w *Work[T]) {
 	if g := w.Adj[k.y]; g != nil {
 		k.m.Transpose(k.gather(w.Adj), g)
 	}
 }
 
-func (k *linearKernel) RBackward(w *Work) {
+func (k *linearKernel[T]) RBackward(w *Work[T]) {
 	if g := w.RAdj[k.y]; g != nil {
 		k.m.Transpose(k.gather(w.RAdj), g)
 	}

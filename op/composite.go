@@ -17,13 +17,17 @@ type Expansion struct {
 // Composite): it runs them as a small plan of its own whose inputs and
 // output are the node's, with private buffers for the intermediate values,
 // R-values and adjoints.
-func Compose(expand func(b *Build) (*Expansion, error)) func(b *Build) (Kernel, error) {
-	return func(b *Build) (Kernel, error) {
+func Compose(expand func(b *Build) (*Expansion, error)) *Exec {
+	return Both(compose[float64](expand), compose[float32](expand))
+}
+
+func compose[T Real](expand func(b *Build) (*Expansion, error)) func(b *Build) (Kernel[T], error) {
+	return func(b *Build) (Kernel[T], error) {
 		x, err := expand(b)
 		if err != nil {
 			return nil, err
 		}
-		c := &composite{outer: b.State, slots: &compSlots{}}
+		c := &composite[T]{outer: b.State, slots: &compSlots{}}
 		name := map[string]int{"": -1}
 		for i, s := range b.In {
 			key := fmt.Sprintf("$%d", i)
@@ -79,7 +83,7 @@ func Compose(expand func(b *Build) (*Expansion, error)) func(b *Build) (Kernel, 
 				sb.Out = append(sb.Out, name[o])
 			}
 			sb.State = len(c.steps)
-			k, err := d.Exec(sb)
+			k, err := NewKernel[T](d.Exec, sb)
 			if err != nil {
 				return nil, fmt.Errorf("composite %s: %s: %w", b.Node.Op, sn.Op, err)
 			}
@@ -88,7 +92,7 @@ func Compose(expand func(b *Build) (*Expansion, error)) func(b *Build) (Kernel, 
 				w := c.newWork()
 				k.Forward(w)
 				o := sb.Out[0]
-				c.slots.consts[o], c.slots.isConst[o] = w.Val[o], true
+				c.slots.consts[o], c.slots.isConst[o] = Convert[float64](w.Val[o]), true
 				continue
 			}
 			c.steps = append(c.steps, k)
@@ -148,34 +152,34 @@ func (s *compSlots) Const(i int) ([]float64, bool) {
 }
 func (s *compSlots) Name(i int) string { return fmt.Sprintf("composite slot %d", i) }
 
-type composite struct {
+type composite[T Real] struct {
 	outer int   // the composite's state index in the outer Work
 	ys    []int // the output slots in the outer Work
 	slots *compSlots
-	steps []Kernel
+	steps []Kernel[T]
 }
 
 // newWork allocates the private buffers of one execution: values,
 // R-values and adjoints of the intermediates (the composite's inputs and
 // output are bound from the outer Work on every pass).
-func (c *composite) newWork() *Work {
+func (c *composite[T]) newWork() *Work[T] {
 	n := len(c.slots.shapes)
-	w := &Work{Val: make([][]float64, n), RV: make([][]float64, n), Adj: make([][]float64, n),
-		RAdj: make([][]float64, n), State: make([]any, len(c.steps)+1)}
+	w := &Work[T]{Val: make([][]T, n), RV: make([][]T, n), Adj: make([][]T, n),
+		RAdj: make([][]T, n), State: make([]any, len(c.steps)+1)}
 	for i, sh := range c.slots.shapes {
 		switch {
 		case c.slots.isConst[i]:
-			w.Val[i] = c.slots.consts[i]
+			w.Val[i] = Convert[T](c.slots.consts[i])
 		case c.slots.outer[i] < 0:
 			size := Numel(sh)
-			w.Val[i], w.RV[i], w.Adj[i], w.RAdj[i] = make([]float64, size), make([]float64, size), make([]float64, size), make([]float64, size)
+			w.Val[i], w.RV[i], w.Adj[i], w.RAdj[i] = make([]T, size), make([]T, size), make([]T, size), make([]T, size)
 		}
 	}
 	return w
 }
 
 // NewState builds the private work and the sub-kernels' state.
-func (c *composite) NewState() any {
+func (c *composite[T]) NewState() any {
 	w := c.newWork()
 	for i, k := range c.steps {
 		if st, ok := k.(Stateful); ok {
@@ -186,11 +190,11 @@ func (c *composite) NewState() any {
 }
 
 // StateBytes counts the private buffers and the sub-kernels' state.
-func (c *composite) StateBytes() int64 {
+func (c *composite[T]) StateBytes() int64 {
 	var b int64
 	for i, sh := range c.slots.shapes {
 		if !c.slots.isConst[i] && c.slots.outer[i] < 0 {
-			b += 32 * int64(Numel(sh))
+			b += 4 * SizeOf[T]() * int64(Numel(sh))
 		}
 	}
 	for _, k := range c.steps {
@@ -203,8 +207,8 @@ func (c *composite) StateBytes() int64 {
 
 // bind points the private work at the outer buffers of the inputs and the
 // output and returns it.
-func (c *composite) bind(w *Work) *Work {
-	p := w.State[c.outer].(*Work)
+func (c *composite[T]) bind(w *Work[T]) *Work[T] {
+	p := w.State[c.outer].(*Work[T])
 	for i, o := range c.slots.outer {
 		if o >= 0 {
 			p.Val[i], p.RV[i], p.Adj[i], p.RAdj[i] = w.Val[o], w.RV[o], w.Adj[o], w.RAdj[o]
@@ -215,9 +219,9 @@ func (c *composite) bind(w *Work) *Work {
 }
 
 // unbind hands scratch growth back to the outer work.
-func (c *composite) unbind(w, p *Work) { w.scratch = p.scratch }
+func (c *composite[T]) unbind(w, p *Work[T]) { w.scratch = p.scratch }
 
-func (c *composite) Forward(w *Work) {
+func (c *composite[T]) Forward(w *Work[T]) {
 	p := c.bind(w)
 	for _, k := range c.steps {
 		k.Forward(p)
@@ -227,7 +231,7 @@ func (c *composite) Forward(w *Work) {
 
 // RForward runs the sub-kernels' R-forward passes; an intermediate whose
 // inputs have no R-value gets zeros from its kernel.
-func (c *composite) RForward(w *Work) {
+func (c *composite[T]) RForward(w *Work[T]) {
 	if none(w.RV, c.ys) {
 		return
 	}
@@ -239,7 +243,7 @@ func (c *composite) RForward(w *Work) {
 }
 
 // none reports that every listed buffer is nil.
-func none(b [][]float64, slots []int) bool {
+func none[T Real](b [][]T, slots []int) bool {
 	for _, s := range slots {
 		if b[s] != nil {
 			return false
@@ -248,7 +252,7 @@ func none(b [][]float64, slots []int) bool {
 	return true
 }
 
-func (c *composite) clearPrivate(b [][]float64) {
+func (c *composite[T]) clearPrivate(b [][]T) {
 	for i, o := range c.slots.outer {
 		if o < 0 && !c.slots.isConst[i] {
 			clear(b[i])
@@ -256,7 +260,7 @@ func (c *composite) clearPrivate(b [][]float64) {
 	}
 }
 
-func (c *composite) Backward(w *Work) {
+func (c *composite[T]) Backward(w *Work[T]) {
 	if none(w.Adj, c.ys) {
 		return
 	}
@@ -268,7 +272,7 @@ func (c *composite) Backward(w *Work) {
 	c.unbind(w, p)
 }
 
-func (c *composite) RBackward(w *Work) {
+func (c *composite[T]) RBackward(w *Work[T]) {
 	if none(w.RAdj, c.ys) {
 		return
 	}

@@ -50,7 +50,7 @@ func TestConformanceCatchesWrongRules(t *testing.T) {
 		{&Def{Type: "BadD2", Infer: InferSame, Class: Elementwise, Cases: cases,
 			Exec: Unary(fixed(UnaryFns{F: sig, D1: right}))}, "H·v"},
 		{&Def{Type: "BadTranspose", Infer: InferSame, Class: Linear, Cases: cases,
-			Exec: func(b *Build) (Kernel, error) { return LinearKernel(badScale{}, b.In[:1], b.Out[0]), nil }}, "gradient"},
+			Exec: Both(func(b *Build) (Kernel[float64], error) { return LinearKernel[float64](badScale{}, b.In[:1], b.Out[0]), nil }, nil)}, "gradient"},
 		{&Def{Type: "NoCases", Infer: InferSame, Class: Elementwise,
 			Exec: Unary(fixed(UnaryFns{F: sig, D1: right, D2: d2}))}, "no conformance cases"},
 		{&Def{Type: "BadShape", Infer: InferSame, Cases: []Case{{Name: "c", Inputs: []CaseInput{{Shape: []int{2}}}, Want: []int{3}}}}, "shape"},
@@ -135,8 +135,8 @@ func (s *testSlots) Name(i int) string { return s.names[i] }
 
 // harness runs one kernel with the loss L = Σ c⊙y + ½ Σ y² on output 0,
 // whose adjoint is ȳ = c + y and whose Hessian in y is the identity.
-type harness struct {
-	k     Kernel
+type harness[T Real] struct {
+	k     Kernel[T]
 	ns    int
 	vars  []int // differentiable input slots
 	y     int
@@ -146,58 +146,62 @@ type harness struct {
 	state any
 }
 
-func (h *harness) work() *Work {
-	w := &Work{Val: make([][]float64, h.ns), RV: make([][]float64, h.ns), Adj: make([][]float64, h.ns),
-		RAdj: make([][]float64, h.ns), State: []any{h.state}}
+func (h *harness[T]) work() *Work[T] {
+	w := &Work[T]{Val: make([][]T, h.ns), RV: make([][]T, h.ns), Adj: make([][]T, h.ns),
+		RAdj: make([][]T, h.ns), State: []any{h.state}}
 	for i := range w.Val {
-		w.Val[i] = slices.Clone(h.val[i])
+		w.Val[i] = slices.Clone(Convert[T](h.val[i]))
 		if w.Val[i] == nil {
-			w.Val[i] = make([]float64, h.size[i])
+			w.Val[i] = make([]T, h.size[i])
 		}
 	}
 	return w
 }
 
 // loss returns L at the variables x (concatenated).
-func (h *harness) loss(x []float64) float64 {
+func (h *harness[T]) loss(x []float64) float64 {
 	w := h.work()
 	h.set(w.Val, x)
 	h.k.Forward(w)
 	l := 0.0
 	for i, y := range w.Val[h.y] {
-		l += h.c[i]*y + y*y/2
+		l += h.c[i]*float64(y) + float64(y)*float64(y)/2
 	}
 	return l
 }
 
-func (h *harness) set(b [][]float64, x []float64) {
+func (h *harness[T]) set(b [][]T, x []float64) {
 	off := 0
 	for _, s := range h.vars {
-		copy(b[s], x[off:off+h.size[s]])
+		for i, v := range x[off : off+h.size[s]] {
+			b[s][i] = T(v)
+		}
 		off += h.size[s]
 	}
 }
 
-func (h *harness) get(b [][]float64) []float64 {
+func (h *harness[T]) get(b [][]T) []float64 {
 	var x []float64
 	for _, s := range h.vars {
-		x = append(x, b[s]...)
+		for _, v := range b[s] {
+			x = append(x, float64(v))
+		}
 	}
 	return x
 }
 
 // grad returns ∇L at x and, when v is non-nil, H·v, by the kernel's passes
 // in the order the engine runs them.
-func (h *harness) grad(x, v []float64) (g, hv []float64) {
+func (h *harness[T]) grad(x, v []float64) (g, hv []float64) {
 	w := h.work()
 	h.set(w.Val, x)
 	h.k.Forward(w)
 	for _, s := range h.vars {
-		w.Adj[s] = make([]float64, h.size[s])
+		w.Adj[s] = make([]T, h.size[s])
 	}
-	w.Adj[h.y] = make([]float64, h.size[h.y])
+	w.Adj[h.y] = make([]T, h.size[h.y])
 	for i, y := range w.Val[h.y] {
-		w.Adj[h.y][i] = h.c[i] + y
+		w.Adj[h.y][i] = T(h.c[i]) + y
 	}
 	h.k.Backward(w)
 	g = h.get(w.Adj)
@@ -205,11 +209,11 @@ func (h *harness) grad(x, v []float64) (g, hv []float64) {
 		return g, nil
 	}
 	for _, s := range h.vars {
-		w.RV[s] = make([]float64, h.size[s])
-		w.RAdj[s] = make([]float64, h.size[s])
+		w.RV[s] = make([]T, h.size[s])
+		w.RAdj[s] = make([]T, h.size[s])
 	}
 	h.set(w.RV, v)
-	w.RV[h.y] = make([]float64, h.size[h.y])
+	w.RV[h.y] = make([]T, h.size[h.y])
 	h.k.RForward(w)
 	w.RAdj[h.y] = slices.Clone(w.RV[h.y])
 	h.k.RBackward(w)
@@ -227,7 +231,27 @@ func checkCase(d *Def, c Case, seed uint64) (checked bool, err error) {
 			checked, err = false, fmt.Errorf("panic: %v", r)
 		}
 	}()
-	rng := rand.New(rand.NewPCG(seed+1, uint64(len(d.Type))))
+	h, b, rng, err := buildCase(d, c, seed)
+	if err != nil || h == nil {
+		return false, err
+	}
+	k, err := NewKernel[float64](d.Exec, b)
+	if err != nil {
+		return false, fmt.Errorf("building the kernel: %v", err)
+	}
+	h.k = k
+	if st, ok := k.(Stateful); ok {
+		h.state = st.NewState()
+	}
+	return checkDerivatives(d, h, rng)
+}
+
+// buildCase checks shape inference of case c and, for an executable
+// operator, returns the float64 harness (without its kernel), the kernel's
+// Build and the case's random source; h is nil for an operator the engine
+// does not execute.
+func buildCase(d *Def, c Case, seed uint64) (h *harness[float64], b *Build, rng *rand.Rand, err error) {
+	rng = rand.New(rand.NewPCG(seed+1, uint64(len(d.Type))))
 	opset := c.Opset
 	if opset == 0 {
 		opset = 17
@@ -263,19 +287,19 @@ func checkCase(d *Def, c Case, seed uint64) (checked bool, err error) {
 	}
 	if d.Infer != nil {
 		if err := d.Infer(nd, s); err != nil {
-			return false, fmt.Errorf("shape inference: %v", err)
+			return nil, nil, nil, fmt.Errorf("shape inference: %v", err)
 		}
 	}
 	if c.Want != nil && !slices.Equal(s.Dims["y0"], c.Want) {
-		return false, fmt.Errorf("inferred shape %v, want %v", s.Dims["y0"], c.Want)
+		return nil, nil, nil, fmt.Errorf("inferred shape %v, want %v", s.Dims["y0"], c.Want)
 	}
 	if d.Exec == nil {
-		return false, nil
+		return nil, nil, nil, nil
 	}
 	// Slots: inputs, then outputs.
 	ts := &testSlots{}
-	h := &harness{}
-	b := &Build{Node: nd, Opset: opset, Slots: ts}
+	h = &harness[float64]{}
+	b = &Build{Node: nd, Opset: opset, Slots: ts}
 	for i, in := range c.Inputs {
 		if in.Absent {
 			b.In = append(b.In, -1)
@@ -313,7 +337,7 @@ func checkCase(d *Def, c Case, seed uint64) (checked bool, err error) {
 		sh, ok := s.Dims[o]
 		if !ok {
 			if j == 0 {
-				return false, fmt.Errorf("shape of output 0 not inferred")
+				return nil, nil, nil, fmt.Errorf("shape of output 0 not inferred")
 			}
 			b.Out = append(b.Out, -1)
 			continue
@@ -326,17 +350,14 @@ func checkCase(d *Def, c Case, seed uint64) (checked bool, err error) {
 		h.size = append(h.size, Numel(sh))
 	}
 	h.ns, h.y = len(ts.shapes), b.Out[0]
-	k, err := d.Exec(b)
-	if err != nil {
-		return false, fmt.Errorf("building the kernel: %v", err)
-	}
-	h.k = k
-	if st, ok := k.(Stateful); ok {
-		h.state = st.NewState()
-	}
-	// The forward pass must be deterministic and finite.
+	return h, b, rng, nil
+}
+
+// checkDerivatives checks the kernel of h: a finite forward pass, and for
+// a differentiable operator the gradient, H·v and symmetry of the Hessian.
+func checkDerivatives(d *Def, h *harness[float64], rng *rand.Rand) (bool, error) {
 	w := h.work()
-	k.Forward(w)
+	h.k.Forward(w)
 	for _, v := range w.Val[h.y] {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			return false, fmt.Errorf("forward value %v", v)

@@ -6,7 +6,7 @@ import (
 
 func init() {
 	ints := func(name string, v ...int64) *Attr { return &Attr{Name: name, Type: AttrInts, Ints: v} }
-	Register(&Def{Type: "Conv", Infer: func(n *Node, s *Shapes) error { return inferConv(s, n) }, Exec: newConv, Class: Custom,
+	Register(&Def{Type: "Conv", Infer: func(n *Node, s *Shapes) error { return inferConv(s, n) }, Exec: Both(newConv[float64], newConv[float32]), Class: Custom,
 		Unit: unitConv, Channels: FlowConv, Cases: []Case{
 			{Name: "3x3 pad stride", Inputs: []CaseInput{{Shape: []int{2, 2, 4, 4}}, {Shape: []int{3, 2, 3, 3}}, {Shape: []int{3}}},
 				Attrs: []*Attr{ints("pads", 1, 1, 1, 1), ints("strides", 2, 2)}, Want: []int{2, 3, 2, 2}},
@@ -41,7 +41,7 @@ func init() {
 // build col(x) and col(R{x}) afresh in each of the four passes; here one
 // im2col per pass is shared by the weight and input products, and every
 // product is one BLAS call per group.
-type conv struct {
+type conv[T Real] struct {
 	x, w, b, y             int
 	n, c, h, wd            int
 	m, g, cg, mg           int
@@ -50,13 +50,13 @@ type conv struct {
 	ckg, np, p             int
 }
 
-func newConv(b *Build) (Kernel, error) {
+func newConv[T Real](b *Build) (Kernel[T], error) {
 	n, in, out := b.Node, b.In, b.Out
 	if len(in) < 2 || in[0] < 0 || in[1] < 0 {
 		return nil, fmt.Errorf("want inputs X and W")
 	}
 	xs, ws := b.Shape(in[0]), b.Shape(in[1])
-	k := &conv{x: in[0], w: in[1], b: -1, y: out[0]}
+	k := &conv[T]{x: in[0], w: in[1], b: -1, y: out[0]}
 	if len(in) > 2 {
 		k.b = in[2]
 	}
@@ -96,7 +96,7 @@ func newConv(b *Build) (Kernel, error) {
 	k.p = k.oh * k.ow
 	k.np = k.n * k.p
 	if k.kh == 1 && k.kw == 1 && k.sh == 1 && k.sw == 1 && k.ph == 0 && k.pw == 0 && k.g == 1 && k.oh == k.h && k.ow == k.wd {
-		return &pointwise{k}, nil
+		return &pointwise[T]{k}, nil
 	}
 	return k, nil
 }
@@ -107,13 +107,13 @@ func newConv(b *Build) (Kernel, error) {
 //
 //	R{Y_s} = W R{X_s} + R{W} X_s,  W̄ += Σ_s Ȳ_s X_sᵀ,  X̄_s += Wᵀ Ȳ_s,
 //	R{W̄} += Σ_s R{Ȳ_s} X_sᵀ + Ȳ_s R{X_s}ᵀ,  R{X̄_s} += Wᵀ R{Ȳ_s} + R{W}ᵀ Ȳ_s.
-type pointwise struct{ *conv }
+type pointwise[T Real] struct{ *conv[T] }
 
 // ScratchSizes is empty: the products run on the tensors' storage.
-func (k *pointwise) ScratchSizes() []int { return nil }
+func (k *pointwise[T]) ScratchSizes() []int { return nil }
 
 // mul sets (beta 0) or adds (beta 1) y_s = a · x_s for every sample.
-func (k *pointwise) mul(a, x, y []float64, beta float64) {
+func (k *pointwise[T]) mul(a, x, y []T, beta T) {
 	c, m, p := k.c, k.m, k.p
 	for s := 0; s < k.n; s++ {
 		Gemm(false, false, m, p, c, 1, a, c, x[s*c*p:], p, beta, y[s*m*p:], p)
@@ -121,7 +121,7 @@ func (k *pointwise) mul(a, x, y []float64, beta float64) {
 }
 
 // addBias adds b_m to every element of channel m.
-func (k *pointwise) addBias(y, b []float64) {
+func (k *pointwise[T]) addBias(y, b []T) {
 	if b == nil {
 		return
 	}
@@ -136,14 +136,14 @@ func (k *pointwise) addBias(y, b []float64) {
 }
 
 // wgrad adds Σ_s g_s x_sᵀ into dw; xgrad adds aᵀ g_s into dx_s.
-func (k *pointwise) wgrad(g, x, dw []float64) {
+func (k *pointwise[T]) wgrad(g, x, dw []T) {
 	c, m, p := k.c, k.m, k.p
 	for s := 0; s < k.n; s++ {
 		Gemm(false, true, m, c, p, 1, g[s*m*p:], p, x[s*c*p:], p, 1, dw, c)
 	}
 }
 
-func (k *pointwise) xgrad(a, g, dx []float64) {
+func (k *pointwise[T]) xgrad(a, g, dx []T) {
 	c, m, p := k.c, k.m, k.p
 	for s := 0; s < k.n; s++ {
 		Gemm(true, false, c, p, m, 1, a, c, g[s*m*p:], p, 1, dx[s*c*p:], p)
@@ -151,10 +151,10 @@ func (k *pointwise) xgrad(a, g, dx []float64) {
 }
 
 // bgrad adds the channel sums of g into db.
-func (k *pointwise) bgrad(g, db []float64) {
+func (k *pointwise[T]) bgrad(g, db []T) {
 	for s := 0; s < k.n; s++ {
 		for m := 0; m < k.m; m++ {
-			t := 0.0
+			var t T
 			for _, v := range g[(s*k.m+m)*k.p : (s*k.m+m+1)*k.p] {
 				t += v
 			}
@@ -163,25 +163,25 @@ func (k *pointwise) bgrad(g, db []float64) {
 	}
 }
 
-func (k *pointwise) bias(b [][]float64) []float64 {
+func (k *pointwise[T]) bias(b [][]T) []T {
 	if k.b < 0 {
 		return nil
 	}
 	return b[k.b]
 }
 
-func (k *pointwise) Forward(w *Work) {
+func (k *pointwise[T]) Forward(w *Work[T]) {
 	k.mul(w.Val[k.w], w.Val[k.x], w.Val[k.y], 0)
 	k.addBias(w.Val[k.y], k.bias(w.Val))
 }
 
-func (k *pointwise) RForward(w *Work) {
+func (k *pointwise[T]) RForward(w *Work[T]) {
 	ry := w.RV[k.y]
 	if ry == nil {
 		return
 	}
 	rx, rw := w.RV[k.x], w.RV[k.w]
-	beta := 0.0
+	var beta T
 	if rx != nil {
 		k.mul(w.Val[k.w], rx, ry, 0)
 		beta = 1
@@ -196,7 +196,7 @@ func (k *pointwise) RForward(w *Work) {
 	k.addBias(ry, k.bias(w.RV))
 }
 
-func (k *pointwise) Backward(w *Work) {
+func (k *pointwise[T]) Backward(w *Work[T]) {
 	g := w.Adj[k.y]
 	if g == nil {
 		return
@@ -212,7 +212,7 @@ func (k *pointwise) Backward(w *Work) {
 	}
 }
 
-func (k *pointwise) RBackward(w *Work) {
+func (k *pointwise[T]) RBackward(w *Work[T]) {
 	rg, g := w.RAdj[k.y], w.Adj[k.y]
 	if rg == nil {
 		return
@@ -246,15 +246,15 @@ const (
 	scGB          // M × N·P: Ȳ in R-backward
 )
 
-func (k *conv) colSize() int { return k.g * k.ckg * k.np }
+func (k *conv[T]) colSize() int { return k.g * k.ckg * k.np }
 
 // ScratchSizes returns the lengths of the shared scratch buffers.
-func (k *conv) ScratchSizes() []int {
+func (k *conv[T]) ScratchSizes() []int {
 	return []int{scCol: k.colSize(), scYB: k.m * k.np, scRCol: k.colSize(), scGB: k.m * k.np}
 }
 
 // im2col fills col (G·CKg rows × N·P columns) from image x.
-func (k *conv) im2col(x, col []float64) {
+func (k *conv[T]) im2col(x, col []T) {
 	np := k.np
 	for ci := 0; ci < k.c; ci++ {
 		for ki := 0; ki < k.kh; ki++ {
@@ -290,7 +290,7 @@ func (k *conv) im2col(x, col []float64) {
 }
 
 // col2im adds the columns back into image dx (the adjoint of im2col).
-func (k *conv) col2im(col, dx []float64) {
+func (k *conv[T]) col2im(col, dx []T) {
 	np := k.np
 	for ci := 0; ci < k.c; ci++ {
 		for ki := 0; ki < k.kh; ki++ {
@@ -323,14 +323,14 @@ func (k *conv) col2im(col, dx []float64) {
 }
 
 // matY computes yb = W·col per group (overwrite when beta == 0, add when 1).
-func (k *conv) matY(wt, col, yb []float64, beta float64) {
+func (k *conv[T]) matY(wt, col, yb []T, beta T) {
 	for g := 0; g < k.g; g++ {
 		Gemm(false, false, k.mg, k.np, k.ckg, 1, wt[g*k.mg*k.ckg:], k.ckg, col[g*k.ckg*k.np:], k.np, beta, yb[g*k.mg*k.np:], k.np)
 	}
 }
 
 // scatter writes yb (M × N·P) into y (N×M×P) plus the bias.
-func (k *conv) scatter(yb, y, bias []float64) {
+func (k *conv[T]) scatter(yb, y, bias []T) {
 	for s := 0; s < k.n; s++ {
 		for m := 0; m < k.m; m++ {
 			src := yb[m*k.np+s*k.p : m*k.np+(s+1)*k.p]
@@ -348,7 +348,7 @@ func (k *conv) scatter(yb, y, bias []float64) {
 }
 
 // gather reads y (N×M×P) into gb (M × N·P).
-func (k *conv) gather(y, gb []float64) {
+func (k *conv[T]) gather(y, gb []T) {
 	for s := 0; s < k.n; s++ {
 		for m := 0; m < k.m; m++ {
 			copy(gb[m*k.np+s*k.p:m*k.np+(s+1)*k.p], y[(s*k.m+m)*k.p:(s*k.m+m+1)*k.p])
@@ -356,25 +356,25 @@ func (k *conv) gather(y, gb []float64) {
 	}
 }
 
-func (k *conv) Forward(w *Work) {
+func (k *conv[T]) Forward(w *Work[T]) {
 	col, yb := w.Scratch(scCol, k.colSize()), w.Scratch(scYB, k.m*k.np)
 	k.im2col(w.Val[k.x], col)
 	k.matY(w.Val[k.w], col, yb, 0)
-	var bias []float64
+	var bias []T
 	if k.b >= 0 {
 		bias = w.Val[k.b]
 	}
 	k.scatter(yb, w.Val[k.y], bias)
 }
 
-func (k *conv) RForward(w *Work) {
+func (k *conv[T]) RForward(w *Work[T]) {
 	ry := w.RV[k.y]
 	if ry == nil {
 		return
 	}
 	yb := w.Scratch(scYB, k.m*k.np)
 	rx, rw := w.RV[k.x], w.RV[k.w]
-	beta := 0.0
+	var beta T
 	if rx != nil {
 		rcol := w.Scratch(scRCol, k.colSize())
 		k.im2col(rx, rcol)
@@ -390,7 +390,7 @@ func (k *conv) RForward(w *Work) {
 	if beta == 0 {
 		clear(yb)
 	}
-	var rb []float64
+	var rb []T
 	if k.b >= 0 {
 		rb = w.RV[k.b]
 	}
@@ -398,22 +398,22 @@ func (k *conv) RForward(w *Work) {
 }
 
 // wgrad adds G·colᵀ per group into dw.
-func (k *conv) wgrad(gb, col, dw []float64) {
+func (k *conv[T]) wgrad(gb, col, dw []T) {
 	for g := 0; g < k.g; g++ {
 		Gemm(false, true, k.mg, k.ckg, k.np, 1, gb[g*k.mg*k.np:], k.np, col[g*k.ckg*k.np:], k.np, 1, dw[g*k.mg*k.ckg:], k.ckg)
 	}
 }
 
 // xcol computes dcol = Wᵀ·G per group (overwrite when beta == 0).
-func (k *conv) xcol(wt, gb, dcol []float64, beta float64) {
+func (k *conv[T]) xcol(wt, gb, dcol []T, beta T) {
 	for g := 0; g < k.g; g++ {
 		Gemm(true, false, k.ckg, k.np, k.mg, 1, wt[g*k.mg*k.ckg:], k.ckg, gb[g*k.mg*k.np:], k.np, beta, dcol[g*k.ckg*k.np:], k.np)
 	}
 }
 
-func (k *conv) bgrad(gb, db []float64) {
+func (k *conv[T]) bgrad(gb, db []T) {
 	for m := 0; m < k.m; m++ {
-		s := 0.0
+		var s T
 		for _, v := range gb[m*k.np : (m+1)*k.np] {
 			s += v
 		}
@@ -421,7 +421,7 @@ func (k *conv) bgrad(gb, db []float64) {
 	}
 }
 
-func (k *conv) Backward(w *Work) {
+func (k *conv[T]) Backward(w *Work[T]) {
 	dy := w.Adj[k.y]
 	if dy == nil {
 		return
@@ -443,7 +443,7 @@ func (k *conv) Backward(w *Work) {
 	}
 }
 
-func (k *conv) RBackward(w *Work) {
+func (k *conv[T]) RBackward(w *Work[T]) {
 	rdy := w.RAdj[k.y]
 	if rdy == nil {
 		return
@@ -451,7 +451,7 @@ func (k *conv) RBackward(w *Work) {
 	rgb := w.Scratch(scYB, k.m*k.np)
 	k.gather(rdy, rgb)
 	rx, rw := w.RV[k.x], w.RV[k.w]
-	var gb []float64
+	var gb []T
 	if rx != nil || rw != nil {
 		gb = w.Scratch(scGB, k.m*k.np)
 		k.gather(w.Adj[k.y], gb)

@@ -24,7 +24,7 @@ import "fmt"
 func init() {
 	ints := func(name string, v ...int64) *Attr { return &Attr{Name: name, Type: AttrInts, Ints: v} }
 	x := func(s ...int) CaseInput { return CaseInput{Shape: s} }
-	Register(&Def{Type: "ConvTranspose", Infer: inferConvTranspose, Exec: newConvTranspose, Class: Custom,
+	Register(&Def{Type: "ConvTranspose", Infer: inferConvTranspose, Exec: Both(newConvTranspose[float64], newConvTranspose[float32]), Class: Custom,
 		Unit: unitConvTranspose, Channels: FlowBlocks, Cases: []Case{
 			{Name: "2x2 stride 2 with bias (U-Net)", Inputs: []CaseInput{x(2, 3, 2, 2), x(3, 2, 2, 2), x(2)},
 				Attrs: []*Attr{ints("strides", 2, 2)}, Want: []int{2, 2, 4, 4}},
@@ -178,14 +178,14 @@ func unitConvTranspose(n *Node, g UnitGraph) (*UnitSpec, error) {
 // convTranspose holds the geometry of the convolution it transposes: that
 // convolution's input is this node's output y (N×M×…) and its output this
 // node's input x (N×C×…).
-type convTranspose struct {
-	k        conv
+type convTranspose[T Real] struct {
+	k        conv[T]
 	x, w, b  int
 	y        int
 	outPlane int // elements of one output channel image
 }
 
-func newConvTranspose(b *Build) (Kernel, error) {
+func newConvTranspose[T Real](b *Build) (Kernel[T], error) {
 	n, in := b.Node, b.In
 	if len(in) < 2 || in[0] < 0 || in[1] < 0 {
 		return nil, fmt.Errorf("want inputs X and W")
@@ -196,7 +196,7 @@ func newConvTranspose(b *Build) (Kernel, error) {
 		return nil, err
 	}
 	grp, _ := n.AttrInt("group", 1)
-	t := &convTranspose{x: in[0], w: in[1], b: -1, y: b.Out[0]}
+	t := &convTranspose[T]{x: in[0], w: in[1], b: -1, y: b.Out[0]}
 	if len(in) > 2 && in[2] >= 0 {
 		t.b = in[2]
 		if b.Size(t.b) != ys[1] {
@@ -227,10 +227,10 @@ func newConvTranspose(b *Build) (Kernel, error) {
 }
 
 // ScratchSizes are the convolution's.
-func (t *convTranspose) ScratchSizes() []int { return t.k.ScratchSizes() }
+func (t *convTranspose[T]) ScratchSizes() []int { return t.k.ScratchSizes() }
 
 // addChannels adds b_m to every element of output channel m.
-func (t *convTranspose) addChannels(y, b []float64) {
+func (t *convTranspose[T]) addChannels(y, b []T) {
 	if b == nil {
 		return
 	}
@@ -246,11 +246,11 @@ func (t *convTranspose) addChannels(y, b []float64) {
 }
 
 // sumChannels adds the channel sums of g into db.
-func (t *convTranspose) sumChannels(g, db []float64) {
+func (t *convTranspose[T]) sumChannels(g, db []T) {
 	k := &t.k
 	for s := 0; s < k.n; s++ {
 		for m := 0; m < k.c; m++ {
-			sum := 0.0
+			var sum T
 			for _, v := range g[(s*k.c+m)*t.outPlane : (s*k.c+m+1)*t.outPlane] {
 				sum += v
 			}
@@ -260,7 +260,7 @@ func (t *convTranspose) sumChannels(g, db []float64) {
 }
 
 // addScatter adds yb (C × N·P) into x-shaped dx (N×C×P).
-func (t *convTranspose) addScatter(yb, dx []float64) {
+func (t *convTranspose[T]) addScatter(yb, dx []T) {
 	k := &t.k
 	for s := 0; s < k.n; s++ {
 		for m := 0; m < k.m; m++ {
@@ -273,14 +273,14 @@ func (t *convTranspose) addScatter(yb, dx []float64) {
 	}
 }
 
-func (t *convTranspose) bias(b [][]float64) []float64 {
+func (t *convTranspose[T]) bias(b [][]T) []T {
 	if t.b < 0 {
 		return nil
 	}
 	return b[t.b]
 }
 
-func (t *convTranspose) Forward(w *Work) {
+func (t *convTranspose[T]) Forward(w *Work[T]) {
 	k := &t.k
 	gb, dcol := w.Scratch(scYB, k.m*k.np), w.Scratch(scRCol, k.colSize())
 	k.gather(w.Val[t.x], gb)
@@ -291,7 +291,7 @@ func (t *convTranspose) Forward(w *Work) {
 	t.addChannels(y, t.bias(w.Val))
 }
 
-func (t *convTranspose) RForward(w *Work) {
+func (t *convTranspose[T]) RForward(w *Work[T]) {
 	ry := w.RV[t.y]
 	if ry == nil {
 		return
@@ -301,7 +301,7 @@ func (t *convTranspose) RForward(w *Work) {
 	clear(ry)
 	if rx != nil || rw != nil {
 		dcol := w.Scratch(scRCol, k.colSize())
-		beta := 0.0
+		var beta T
 		if rx != nil {
 			gb := w.Scratch(scYB, k.m*k.np)
 			k.gather(rx, gb)
@@ -318,7 +318,7 @@ func (t *convTranspose) RForward(w *Work) {
 	t.addChannels(ry, t.bias(w.RV))
 }
 
-func (t *convTranspose) Backward(w *Work) {
+func (t *convTranspose[T]) Backward(w *Work[T]) {
 	dy := w.Adj[t.y]
 	if dy == nil {
 		return
@@ -344,7 +344,7 @@ func (t *convTranspose) Backward(w *Work) {
 	}
 }
 
-func (t *convTranspose) RBackward(w *Work) {
+func (t *convTranspose[T]) RBackward(w *Work[T]) {
 	rdy, dy := w.RAdj[t.y], w.Adj[t.y]
 	if rdy == nil {
 		return
@@ -355,7 +355,7 @@ func (t *convTranspose) RBackward(w *Work) {
 	if rdx != nil || rdw != nil {
 		rcol := w.Scratch(scRCol, k.colSize())
 		k.im2col(rdy, rcol)
-		var col []float64
+		var col []T
 		if (rdw != nil && rx != nil) || (rdx != nil && rw != nil) {
 			col = w.Scratch(scCol, k.colSize())
 			k.im2col(dy, col)

@@ -1,16 +1,17 @@
 package op
 
 // Work holds the buffers of one execution, indexed by slot (a tensor of the
-// execution plan). Val holds values; RV the R-values (directional
-// derivatives R{x} = d/dr x(θ + r v)); Adj the adjoints x̄ = ∂L/∂x; RAdj the
-// R-adjoints R{x̄}. A nil RV entry is an R-value that is identically zero; a
-// nil Adj or RAdj entry an adjoint nobody needs. State holds each kernel's
-// per-work scratch at the index Build.State gave it.
-type Work struct {
-	Val, RV, Adj, RAdj [][]float64
+// execution plan), in precision T. Val holds values; RV the R-values
+// (directional derivatives R{x} = d/dr x(θ + r v)); Adj the adjoints
+// x̄ = ∂L/∂x; RAdj the R-adjoints R{x̄}. A nil RV entry is an R-value that
+// is identically zero; a nil Adj or RAdj entry an adjoint nobody needs.
+// State holds each kernel's per-work scratch at the index Build.State gave
+// it.
+type Work[T Real] struct {
+	Val, RV, Adj, RAdj [][]T
 	State              []any
 
-	scratch [][]float64
+	scratch [][]T
 }
 
 // Scratch returns scratch buffer i of the Work with at least n elements,
@@ -18,34 +19,72 @@ type Work struct {
 // Work (steps run one at a time), so a kernel may not expect a scratch
 // buffer to survive from one of its passes to the next; they grow to the
 // largest request.
-func (w *Work) Scratch(i, n int) []float64 {
+func (w *Work[T]) Scratch(i, n int) []T {
 	for len(w.scratch) <= i {
 		w.scratch = append(w.scratch, nil)
 	}
 	if len(w.scratch[i]) < n {
-		w.scratch[i] = make([]float64, n)
+		w.scratch[i] = make([]T, n)
 	}
 	return w.scratch[i][:n]
 }
 
 // ScratchBytes returns the bytes the scratch buffers hold.
-func (w *Work) ScratchBytes() int64 {
+func (w *Work[T]) ScratchBytes() int64 {
 	var b int64
 	for _, s := range w.scratch {
-		b += int64(len(s)) * 8
+		b += int64(len(s)) * SizeOf[T]()
 	}
 	return b
 }
 
-// Kernel is the run-time implementation of one node. Forward and RForward
-// overwrite their outputs; Backward and RBackward add into their inputs'
-// adjoints. RBackward may read the values, R-values and adjoints the other
-// passes left in the Work.
-type Kernel interface {
-	Forward(w *Work)
-	RForward(w *Work)
-	Backward(w *Work)
-	RBackward(w *Work)
+// SizeOf returns the bytes of one element of type T.
+func SizeOf[T Real]() int64 {
+	var z T
+	if _, ok := any(z).(float32); ok {
+		return 4
+	}
+	return 8
+}
+
+// Kernel is the run-time implementation of one node in precision T.
+// Forward and RForward overwrite their outputs; Backward and RBackward add
+// into their inputs' adjoints. RBackward may read the values, R-values and
+// adjoints the other passes left in the Work.
+type Kernel[T Real] interface {
+	Forward(w *Work[T])
+	RForward(w *Work[T])
+	Backward(w *Work[T])
+	RBackward(w *Work[T])
+}
+
+// Exec builds the kernel of a node in either precision: the two
+// instantiations of one generic constructor (see Both).
+type Exec struct {
+	F64 func(b *Build) (Kernel[float64], error)
+	F32 func(b *Build) (Kernel[float32], error)
+}
+
+// Both returns the Exec of a constructor written once over Real, given
+// its two instantiations: Both(newConv[float64], newConv[float32]).
+func Both(f64 func(b *Build) (Kernel[float64], error), f32 func(b *Build) (Kernel[float32], error)) *Exec {
+	return &Exec{F64: f64, F32: f32}
+}
+
+// NewKernel builds the kernel of e in precision T.
+func NewKernel[T Real](e *Exec, b *Build) (Kernel[T], error) {
+	var k any
+	var err error
+	var z T
+	if _, ok := any(z).(float32); ok {
+		k, err = e.F32(b)
+	} else {
+		k, err = e.F64(b)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return k.(Kernel[T]), nil
 }
 
 // Stateful kernels keep per-work state between their passes (argmax
@@ -69,7 +108,7 @@ type Slots interface {
 	// Shape returns the shape of slot i.
 	Shape(i int) []int
 	// Const returns the values of slot i when it is a constant known when
-	// the plan is built.
+	// the plan is built (in float64 whatever the precision of the run).
 	Const(i int) ([]float64, bool)
 	// Name returns the tensor name of slot i.
 	Name(i int) string
@@ -104,8 +143,24 @@ func (b *Build) Input(j int) int {
 }
 
 // AddTo adds src into dst elementwise.
-func AddTo(dst, src []float64) {
+func AddTo[T Real](dst, src []T) {
 	for i, v := range src {
 		dst[i] += v
 	}
+}
+
+// Convert returns src converted to element type T (src itself when it
+// already has that type; nil for nil).
+func Convert[T, S Real](src []S) []T {
+	if src == nil {
+		return nil
+	}
+	if d, ok := any(src).([]T); ok {
+		return d
+	}
+	d := make([]T, len(src))
+	for i, v := range src {
+		d[i] = T(v)
+	}
+	return d
 }

@@ -13,11 +13,11 @@ func TestLayerNormValues(t *testing.T) {
 	ts := &testSlots{shapes: [][]int{{2, 4}, {4}, {4}, {2, 4}}, consts: [][]float64{nil, scale, bias, nil}, names: []string{"x", "s", "b", "y"}}
 	nd := &Node{Op: "LayerNormalization", Name: "ln", Attrs: map[string]*Attr{"epsilon": {Name: "epsilon", Type: AttrFloat, Float: 1e-3}}}
 	b := &Build{Node: nd, Opset: 17, In: []int{0, 1, 2}, Out: []int{3}, Slots: ts}
-	k, err := Lookup("LayerNormalization", 17).Exec(b)
+	k, err := NewKernel[float64](Lookup("LayerNormalization", 17).Exec, b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &Work{Val: [][]float64{x, scale, bias, make([]float64, 8)}, RV: make([][]float64, 4), Adj: make([][]float64, 4),
+	w := &Work[float64]{Val: [][]float64{x, scale, bias, make([]float64, 8)}, RV: make([][]float64, 4), Adj: make([][]float64, 4),
 		RAdj: make([][]float64, 4), State: []any{k.(Stateful).NewState()}}
 	k.Forward(w)
 	for r := 0; r < 2; r++ {

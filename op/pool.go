@@ -52,13 +52,13 @@ func newPool2d(b *Build) (pool2d, error) {
 func init() {
 	x := func(s ...int) []CaseInput { return []CaseInput{{Shape: s}} }
 	ints := func(name string, v ...int64) *Attr { return &Attr{Name: name, Type: AttrInts, Ints: v} }
-	Register(&Def{Type: "MaxPool", Infer: inferPool, Exec: newMaxPool, Class: Linear, Channels: FlowPool,
+	Register(&Def{Type: "MaxPool", Infer: inferPool, Exec: Both(newMaxPool[float64], newMaxPool[float32]), Class: Linear, Channels: FlowPool,
 		Cases: []Case{{Name: "2x2 stride 1 pad", Inputs: x(1, 2, 3, 3), Attrs: []*Attr{ints("kernel_shape", 2, 2), ints("pads", 1, 0, 0, 1)}, Want: []int{1, 2, 3, 3}},
 			{Name: "1-D", Inputs: x(1, 2, 5), Attrs: []*Attr{ints("kernel_shape", 3), ints("strides", 2)}, Want: []int{1, 2, 2}}}})
-	Register(&Def{Type: "AveragePool", Infer: inferPool, Exec: newAvgPool, Class: Linear, Channels: FlowPool,
+	Register(&Def{Type: "AveragePool", Infer: inferPool, Exec: Both(newAvgPool[float64], newAvgPool[float32]), Class: Linear, Channels: FlowPool,
 		Cases: []Case{{Name: "3x3 pad", Inputs: x(1, 2, 4, 4), Attrs: []*Attr{ints("kernel_shape", 3, 3), ints("strides", 2, 2), ints("pads", 1, 1, 1, 1)}, Want: []int{1, 2, 2, 2}},
 			{Name: "count_include_pad", Inputs: x(1, 1, 3, 3), Attrs: []*Attr{ints("kernel_shape", 2, 2), ints("pads", 1, 1, 0, 0), {Name: "count_include_pad", Type: AttrInt, Int: 1}}, Want: []int{1, 1, 3, 3}}}})
-	Register(&Def{Type: "GlobalAveragePool", Infer: inferGlobalPool, Exec: newGlobalAvgPool, Class: Linear, Channels: FlowPool,
+	Register(&Def{Type: "GlobalAveragePool", Infer: inferGlobalPool, Exec: Both(newGlobalAvgPool[float64], newGlobalAvgPool[float32]), Class: Linear, Channels: FlowPool,
 		Cases: []Case{{Name: "N×C×H×W", Inputs: x(2, 3, 2, 2), Want: []int{2, 3, 1, 1}}}})
 	for _, typ := range []string{"GlobalMaxPool", "GlobalLpPool"} {
 		Register(&Def{Type: typ, Infer: inferGlobalPool, Channels: FlowPool, Cases: []Case{{Name: "N×C×H×W", Inputs: x(2, 3, 2, 2), Want: []int{2, 3, 1, 1}}}})
@@ -74,23 +74,23 @@ func init() {
 //
 // with a_o the argmax recorded in the forward pass. Class Linear (for fixed
 // a_o), written by hand because the map depends on the forward pass.
-type maxPool struct {
+type maxPool[T Real] struct {
 	pool2d
 }
 
-func newMaxPool(b *Build) (Kernel, error) {
+func newMaxPool[T Real](b *Build) (Kernel[T], error) {
 	g, err := newPool2d(b)
 	if err != nil {
 		return nil, err
 	}
-	return &maxPool{g}, nil
+	return &maxPool[T]{g}, nil
 }
 
-func (k *maxPool) NewState() any { return make([]int32, k.planes*k.oh*k.ow) }
+func (k *maxPool[T]) NewState() any { return make([]int32, k.planes*k.oh*k.ow) }
 
-func (k *maxPool) StateBytes() int64 { return 4 * int64(k.planes*k.oh*k.ow) }
+func (k *maxPool[T]) StateBytes() int64 { return 4 * int64(k.planes*k.oh*k.ow) }
 
-func (k *maxPool) Forward(w *Work) {
+func (k *maxPool[T]) Forward(w *Work[T]) {
 	x, y := w.Val[k.x], w.Val[k.y]
 	arg := w.State[k.sidx].([]int32)
 	hw, ohw := k.h*k.wd, k.oh*k.ow
@@ -98,7 +98,7 @@ func (k *maxPool) Forward(w *Work) {
 		src := x[pl*hw : (pl+1)*hw]
 		for oh := 0; oh < k.oh; oh++ {
 			for ow := 0; ow < k.ow; ow++ {
-				best, bi := math.Inf(-1), -1
+				best, bi := T(math.Inf(-1)), -1
 				i0, i1 := taps(oh*k.sh-k.ph, k.dh, k.kh, k.h)
 				j0, j1 := taps(ow*k.sw-k.pw, k.dw, k.kw, k.wd)
 				for i := i0; i < i1; i++ {
@@ -134,7 +134,7 @@ func taps(start, d, k, n int) (i0, i1 int) {
 	return i0, max(i0, i1)
 }
 
-func (k *maxPool) RForward(w *Work) {
+func (k *maxPool[T]) RForward(w *Work[T]) {
 	rx, ry := w.RV[k.x], w.RV[k.y]
 	if ry == nil {
 		return
@@ -149,7 +149,7 @@ func (k *maxPool) RForward(w *Work) {
 	}
 }
 
-func (k *maxPool) scatter(dx, dy []float64, arg []int32) {
+func (k *maxPool[T]) scatter(dx, dy []T, arg []int32) {
 	if dx == nil || dy == nil {
 		return
 	}
@@ -160,11 +160,11 @@ func (k *maxPool) scatter(dx, dy []float64, arg []int32) {
 	}
 }
 
-func (k *maxPool) Backward(w *Work) {
+func (k *maxPool[T]) Backward(w *Work[T]) {
 	k.scatter(w.Adj[k.x], w.Adj[k.y], w.State[k.sidx].([]int32))
 }
 
-func (k *maxPool) RBackward(w *Work) {
+func (k *maxPool[T]) RBackward(w *Work[T]) {
 	k.scatter(w.RAdj[k.x], w.RAdj[k.y], w.State[k.sidx].([]int32))
 }
 
@@ -173,12 +173,12 @@ func (k *maxPool) RBackward(w *Work) {
 // number of input elements it covers. It is linear, y = A x:
 //
 //	R{y} = A R{x},  x̄ += Aᵀ ȳ,  R{x̄} += Aᵀ R{ȳ}
-type avgPool struct {
+type avgPool[T Real] struct {
 	pool2d
 	includePad bool
 }
 
-func newAvgPool(b *Build) (Kernel, error) {
+func newAvgPool[T Real](b *Build) (Kernel[T], error) {
 	n, in, out := b.Node, b.In, b.Out
 	g, err := newPool2d(b)
 	if err != nil {
@@ -191,11 +191,11 @@ func newAvgPool(b *Build) (Kernel, error) {
 	if err != nil {
 		return nil, err
 	}
-	return LinearKernel(&avgPool{pool2d: g, includePad: inc != 0}, in[:1], out[0]), nil
+	return LinearKernel[T](&avgPool[T]{pool2d: g, includePad: inc != 0}, in[:1], out[0]), nil
 }
 
 // apply computes dst = A src (transpose: dst += Aᵀ src).
-func (k *avgPool) apply(dst, src []float64, transpose bool) {
+func (k *avgPool[T]) apply(dst, src []T, transpose bool) {
 	if dst == nil || src == nil {
 		return
 	}
@@ -219,7 +219,7 @@ func (k *avgPool) apply(dst, src []float64, transpose bool) {
 					}
 					continue
 				}
-				inv := 1 / float64(cnt)
+				inv := 1 / T(cnt)
 				if transpose {
 					g := src[o] * inv
 					for i := a0; i < a1; i++ {
@@ -230,7 +230,7 @@ func (k *avgPool) apply(dst, src []float64, transpose bool) {
 					}
 					continue
 				}
-				s := 0.0
+				var s T
 				for i := a0; i < a1; i++ {
 					row := src[pl*hw+i*k.wd:]
 					for j := b0; j < b1; j++ {
@@ -244,7 +244,7 @@ func (k *avgPool) apply(dst, src []float64, transpose bool) {
 }
 
 // Apply and Transpose make avgPool a LinearMap (class Linear).
-func (k *avgPool) Apply(dst []float64, src [][]float64) {
+func (k *avgPool[T]) Apply(dst []T, src [][]T) {
 	if src[0] == nil {
 		clear(dst)
 		return
@@ -252,24 +252,24 @@ func (k *avgPool) Apply(dst []float64, src [][]float64) {
 	k.apply(dst, src[0], false)
 }
 
-func (k *avgPool) Transpose(dst [][]float64, src []float64) { k.apply(dst[0], src, true) }
+func (k *avgPool[T]) Transpose(dst [][]T, src []T) { k.apply(dst[0], src, true) }
 
 // globalAvgPool averages each channel plane: y[n,c] = mean(x[n,c,…]); linear
 // with R{y} = mean R{x}, x̄ += ȳ/HW, R{x̄} += R{ȳ}/HW.
-type globalAvgPool struct {
+type globalAvgPool[T Real] struct {
 	planes, size int
 }
 
-func newGlobalAvgPool(b *Build) (Kernel, error) {
+func newGlobalAvgPool[T Real](b *Build) (Kernel[T], error) {
 	in, out := b.In, b.Out
 	xs := b.Shape(in[0])
 	if len(xs) < 3 {
 		return nil, fmt.Errorf("input shape %v, want N×C×spatial", xs)
 	}
-	return LinearKernel(&globalAvgPool{planes: xs[0] * xs[1], size: Numel(xs[2:])}, in[:1], out[0]), nil
+	return LinearKernel[T](&globalAvgPool[T]{planes: xs[0] * xs[1], size: Numel(xs[2:])}, in[:1], out[0]), nil
 }
 
-func (k *globalAvgPool) mean(dst, src []float64) {
+func (k *globalAvgPool[T]) mean(dst, src []T) {
 	if dst == nil {
 		return
 	}
@@ -277,9 +277,9 @@ func (k *globalAvgPool) mean(dst, src []float64) {
 		clear(dst)
 		return
 	}
-	inv := 1 / float64(k.size)
+	inv := 1 / T(k.size)
 	for pl := 0; pl < k.planes; pl++ {
-		s := 0.0
+		var s T
 		for _, v := range src[pl*k.size : (pl+1)*k.size] {
 			s += v
 		}
@@ -287,11 +287,11 @@ func (k *globalAvgPool) mean(dst, src []float64) {
 	}
 }
 
-func (k *globalAvgPool) spread(dst, src []float64) {
+func (k *globalAvgPool[T]) spread(dst, src []T) {
 	if dst == nil || src == nil {
 		return
 	}
-	inv := 1 / float64(k.size)
+	inv := 1 / T(k.size)
 	for pl := 0; pl < k.planes; pl++ {
 		g := src[pl] * inv
 		seg := dst[pl*k.size : (pl+1)*k.size]
@@ -302,6 +302,6 @@ func (k *globalAvgPool) spread(dst, src []float64) {
 }
 
 // Apply and Transpose make globalAvgPool a LinearMap (class Linear).
-func (k *globalAvgPool) Apply(dst []float64, src [][]float64) { k.mean(dst, src[0]) }
+func (k *globalAvgPool[T]) Apply(dst []T, src [][]T) { k.mean(dst, src[0]) }
 
-func (k *globalAvgPool) Transpose(dst [][]float64, src []float64) { k.spread(dst[0], src) }
+func (k *globalAvgPool[T]) Transpose(dst [][]T, src []T) { k.spread(dst[0], src) }

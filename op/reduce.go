@@ -14,7 +14,7 @@ func init() {
 	attr := func(name string, v ...int64) *Attr { return &Attr{Name: name, Type: AttrInts, Ints: v} }
 	keep0 := &Attr{Name: "keepdims", Type: AttrInt, Int: 0}
 	for _, typ := range []string{"ReduceMean", "ReduceSum"} {
-		Register(&Def{Type: typ, Infer: inferReduce, Exec: newReduce, Class: Linear, Cases: []Case{
+		Register(&Def{Type: typ, Infer: inferReduce, Exec: Both(newReduce[float64], newReduce[float32]), Class: Linear, Cases: []Case{
 			{Name: "last axis attribute", Opset: 13, Inputs: []CaseInput{x(2, 3, 4)}, Attrs: []*Attr{attr("axes", -1)}, Want: []int{2, 3, 1}},
 			{Name: "spatial axes input, no keepdims", Opset: 18, Inputs: []CaseInput{x(2, 3, 2, 2), ints(2, 3)}, Attrs: []*Attr{keep0}, Want: []int{2, 3}},
 			{Name: "all axes", Opset: 18, Inputs: []CaseInput{x(2, 3)}, Want: []int{1, 1}},
@@ -93,12 +93,12 @@ func inferReduce(n *Node, s *Shapes) error {
 }
 
 // reduce maps input element k to output element idx[k], scaled by c.
-type reduce struct {
+type reduce[T Real] struct {
 	idx []int32
-	c   float64
+	c   T
 }
 
-func newReduce(b *Build) (Kernel, error) {
+func newReduce[T Real](b *Build) (Kernel[T], error) {
 	xs := b.Shape(b.In[0])
 	var v []int64
 	fromInput := b.Input(1) >= 0
@@ -129,9 +129,9 @@ func newReduce(b *Build) (Kernel, error) {
 	if s != b.Size(b.Out[0]) {
 		return nil, fmt.Errorf("output has %d elements, the reduction %d", b.Size(b.Out[0]), s)
 	}
-	k := &reduce{idx: make([]int32, Numel(xs)), c: 1}
+	k := &reduce[T]{idx: make([]int32, Numel(xs)), c: 1}
 	if b.Node.Op == "ReduceMean" && count > 0 {
-		k.c = 1 / float64(count)
+		k.c = 1 / T(count)
 	}
 	coord := make([]int, len(xs))
 	for e := range k.idx {
@@ -148,10 +148,10 @@ func newReduce(b *Build) (Kernel, error) {
 			coord[d] = 0
 		}
 	}
-	return LinearKernel(k, b.In[:1], b.Out[0]), nil
+	return LinearKernel[T](k, b.In[:1], b.Out[0]), nil
 }
 
-func (k *reduce) Apply(dst []float64, src [][]float64) {
+func (k *reduce[T]) Apply(dst []T, src [][]T) {
 	clear(dst)
 	if src[0] == nil {
 		return
@@ -161,7 +161,7 @@ func (k *reduce) Apply(dst []float64, src [][]float64) {
 	}
 }
 
-func (k *reduce) Transpose(dst [][]float64, src []float64) {
+func (k *reduce[T]) Transpose(dst [][]T, src []T) {
 	if dst[0] == nil {
 		return
 	}

@@ -92,8 +92,9 @@ type Def struct {
 	// Infer folds before execution (Shape, Gather of shapes, ...).
 	Fold bool
 	// Exec builds the kernel that runs the node on computed data with its
-	// derivative passes; nil when the engine cannot run it.
-	Exec func(b *Build) (Kernel, error)
+	// derivative passes, in float64 or float32; nil when the engine cannot
+	// run it.
+	Exec *Exec
 	// Class is how the kernel's derivatives are obtained.
 	Class Class
 	// View reports that output 0 is input 0's data unchanged in another

@@ -38,7 +38,7 @@ func init() {
 	scales := func(v ...float64) CaseInput { return CaseInput{Shape: []int{len(v)}, Const: v} }
 	sizes := func(v ...int64) CaseInput { return CaseInput{Shape: []int{len(v)}, Ints: v} }
 	absent := CaseInput{Absent: true}
-	Register(&Def{Type: "Resize", Since: 10, Infer: inferResize, Exec: newResize, Class: Linear, Channels: FlowPool,
+	Register(&Def{Type: "Resize", Since: 10, Infer: inferResize, Exec: Both(newResize[float64], newResize[float32]), Class: Linear, Channels: FlowPool,
 		Cases: []Case{
 			{Name: "bilinear half_pixel ×2 (torch, opset 13)", Opset: 13, Inputs: []CaseInput{x(1, 2, 3, 3), absent, scales(1, 1, 2, 2)},
 				Attrs: []*Attr{str("mode", "linear"), str("coordinate_transformation_mode", "half_pixel")}, Want: []int{1, 2, 6, 6}},
@@ -52,7 +52,7 @@ func init() {
 			{Name: "nearest ×1.5, opset 10 (X, scales; asymmetric)", Opset: 10, Inputs: []CaseInput{x(1, 1, 2, 4), scales(1, 1, 1.5, 1.5)},
 				Attrs: []*Attr{str("mode", "nearest")}, Want: []int{1, 1, 3, 6}},
 		}})
-	Register(&Def{Type: "Upsample", Since: 7, Until: 9, Infer: inferResize, Exec: newResize, Class: Linear, Channels: FlowPool,
+	Register(&Def{Type: "Upsample", Since: 7, Until: 9, Infer: inferResize, Exec: Both(newResize[float64], newResize[float32]), Class: Linear, Channels: FlowPool,
 		Cases: []Case{
 			{Name: "nearest scales input (opset 9)", Opset: 9, Inputs: []CaseInput{x(1, 2, 2, 2), scales(1, 1, 2, 3)}, Want: []int{1, 2, 4, 6}},
 			{Name: "linear scales attribute (opset 7)", Opset: 7, Inputs: []CaseInput{x(1, 1, 2, 3)},
@@ -274,14 +274,14 @@ func (r *resizeSpec) axis(in, out int, scale float64) axisMap {
 }
 
 // resize is the linear map of a Resize node.
-type resize struct {
+type resize[T Real] struct {
 	in, out []int
 	axes    []int // the resized axes (the others are copied)
 	maps    []axisMap
 	inStr   []int
 }
 
-func newResize(b *Build) (Kernel, error) {
+func newResize[T Real](b *Build) (Kernel[T], error) {
 	n := b.Node
 	if b.Input(0) < 0 {
 		return nil, errMissing(0)
@@ -320,7 +320,7 @@ func newResize(b *Build) (Kernel, error) {
 	if !slices.Equal(r.out, b.Shape(b.Out[0])) {
 		return nil, fmt.Errorf("output shape %v, want %v", b.Shape(b.Out[0]), r.out)
 	}
-	k := &resize{in: slices.Clone(xs), out: r.out, inStr: strides(xs)}
+	k := &resize[T]{in: slices.Clone(xs), out: r.out, inStr: strides(xs)}
 	for a := range xs {
 		m := r.axis(xs[a], r.out[a], r.scales[a])
 		identity := xs[a] == r.out[a]
@@ -332,12 +332,12 @@ func newResize(b *Build) (Kernel, error) {
 			k.maps = append(k.maps, m)
 		}
 	}
-	return LinearKernel(k, b.In[:1], b.Out[0]), nil
+	return LinearKernel[T](k, b.In[:1], b.Out[0]), nil
 }
 
 // each calls f(o, i, w) for every output element o and each input element
 // i it reads with weight w.
-func (k *resize) each(f func(o, i int, w float64)) {
+func (k *resize[T]) each(f func(o, i int, w float64)) {
 	r := len(k.out)
 	coord := make([]int, r)
 	resized := make([]int, r) // position in k.axes, or -1
@@ -383,20 +383,20 @@ func (k *resize) each(f func(o, i int, w float64)) {
 }
 
 // Apply sets dst = L src.
-func (k *resize) Apply(dst []float64, src [][]float64) {
+func (k *resize[T]) Apply(dst []T, src [][]T) {
 	clear(dst)
 	x := src[0]
 	if x == nil {
 		return
 	}
-	k.each(func(o, i int, w float64) { dst[o] += w * x[i] })
+	k.each(func(o, i int, w float64) { dst[o] += T(w) * x[i] })
 }
 
 // Transpose adds Lᵀ src into dst.
-func (k *resize) Transpose(dst [][]float64, src []float64) {
+func (k *resize[T]) Transpose(dst [][]T, src []T) {
 	dx := dst[0]
 	if dx == nil {
 		return
 	}
-	k.each(func(o, i int, w float64) { dx[i] += w * src[o] })
+	k.each(func(o, i int, w float64) { dx[i] += T(w) * src[o] })
 }

@@ -16,13 +16,13 @@ import (
 // are folded by Infer instead.
 
 // pick is the map y[o] = x[idx[o]], or value where idx[o] < 0.
-type pick struct {
+type pick[T Real] struct {
 	idx   []int32
-	value float64
+	value T
 }
 
 // Apply sets dst[o] = src[0][idx[o]] (0 where idx[o] < 0).
-func (k *pick) Apply(dst []float64, src [][]float64) {
+func (k *pick[T]) Apply(dst []T, src [][]T) {
 	x := src[0]
 	for o, q := range k.idx {
 		if x == nil || q < 0 {
@@ -34,7 +34,7 @@ func (k *pick) Apply(dst []float64, src [][]float64) {
 }
 
 // Transpose adds src[o] into dst[0][idx[o]].
-func (k *pick) Transpose(dst [][]float64, src []float64) {
+func (k *pick[T]) Transpose(dst [][]T, src []T) {
 	x := dst[0]
 	if x == nil {
 		return
@@ -47,10 +47,10 @@ func (k *pick) Transpose(dst [][]float64, src []float64) {
 }
 
 // padded is a pick whose padding holds a non-zero constant (affine).
-type padded struct{ *pick }
+type padded[T Real] struct{ *pick[T] }
 
 // Offset sets the padded positions of y to the pad value.
-func (k padded) Offset(y []float64) {
+func (k padded[T]) Offset(y []T) {
 	for o, q := range k.idx {
 		if q < 0 {
 			y[o] += k.value
@@ -72,9 +72,9 @@ func strides(s []int) []int {
 // pickBox builds the pick of output shape ys from input shape xs where
 // output coordinate c on axis d reads input coordinate first[d]+c*step[d]
 // (out of range: padding).
-func pickBox(xs, ys []int, first, step []int) *pick {
+func pickBox[T Real](xs, ys []int, first, step []int) *pick[T] {
 	st := strides(xs)
-	k := &pick{idx: make([]int32, Numel(ys))}
+	k := &pick[T]{idx: make([]int32, Numel(ys))}
 	coord := make([]int, len(ys))
 	for o := range k.idx {
 		q := 0
@@ -116,7 +116,7 @@ func constInts(b *Build, j int, what string) ([]int64, error) {
 	return out, nil
 }
 
-func newSlice(b *Build) (Kernel, error) {
+func newSlice[T Real](b *Build) (Kernel[T], error) {
 	n, in := b.Node, b.In
 	if len(in) < 1 || in[0] < 0 {
 		return nil, errMissing(0)
@@ -148,10 +148,10 @@ func newSlice(b *Build) (Kernel, error) {
 	if !slices.Equal(ys, b.Shape(b.Out[0])) {
 		return nil, fmt.Errorf("slice of %v has shape %v, the graph says %v", xs, ys, b.Shape(b.Out[0]))
 	}
-	return LinearKernel(pickBox(xs, ys, first, step), in[:1], b.Out[0]), nil
+	return LinearKernel[T](pickBox[T](xs, ys, first, step), in[:1], b.Out[0]), nil
 }
 
-func newGather(b *Build) (Kernel, error) {
+func newGather[T Real](b *Build) (Kernel[T], error) {
 	n, in := b.Node, b.In
 	if len(in) < 2 || in[0] < 0 || in[1] < 0 {
 		return nil, fmt.Errorf("needs data and indices")
@@ -174,7 +174,7 @@ func newGather(b *Build) (Kernel, error) {
 	}
 	d, inner := xs[axis], Numel(xs[axis+1:])
 	outer := Numel(xs[:axis])
-	k := &pick{idx: make([]int32, 0, outer*len(idx)*inner)}
+	k := &pick[T]{idx: make([]int32, 0, outer*len(idx)*inner)}
 	for ob := 0; ob < outer; ob++ {
 		for _, j := range idx {
 			if j < 0 {
@@ -191,7 +191,7 @@ func newGather(b *Build) (Kernel, error) {
 	if len(k.idx) != b.Size(b.Out[0]) {
 		return nil, fmt.Errorf("gather gives %d elements, output %v has %d", len(k.idx), b.Shape(b.Out[0]), b.Size(b.Out[0]))
 	}
-	return LinearKernel(k, in[:1], b.Out[0]), nil
+	return LinearKernel[T](k, in[:1], b.Out[0]), nil
 }
 
 // splitSizes returns the sizes of Split's outputs along the axis of length
@@ -273,33 +273,33 @@ func inferSplit(n *Node, s *Shapes) error {
 }
 
 // kernels runs several kernels as one (Split: one pick per output).
-type kernels []Kernel
+type kernels[T Real] []Kernel[T]
 
-func (ks kernels) Forward(w *Work) {
+func (ks kernels[T]) Forward(w *Work[T]) {
 	for _, k := range ks {
 		k.Forward(w)
 	}
 }
 
-func (ks kernels) RForward(w *Work) {
+func (ks kernels[T]) RForward(w *Work[T]) {
 	for _, k := range ks {
 		k.RForward(w)
 	}
 }
 
-func (ks kernels) Backward(w *Work) {
+func (ks kernels[T]) Backward(w *Work[T]) {
 	for _, k := range ks {
 		k.Backward(w)
 	}
 }
 
-func (ks kernels) RBackward(w *Work) {
+func (ks kernels[T]) RBackward(w *Work[T]) {
 	for _, k := range ks {
 		k.RBackward(w)
 	}
 }
 
-func newSplit(b *Build) (Kernel, error) {
+func newSplit[T Real](b *Build) (Kernel[T], error) {
 	n, in := b.Node, b.In
 	if len(in) < 1 || in[0] < 0 {
 		return nil, errMissing(0)
@@ -317,7 +317,7 @@ func newSplit(b *Build) (Kernel, error) {
 	if err != nil {
 		return nil, err
 	}
-	var ks kernels
+	var ks kernels[T]
 	off := 0
 	for i, y := range b.Out {
 		first := make([]int, len(xs))
@@ -332,7 +332,7 @@ func newSplit(b *Build) (Kernel, error) {
 		}
 		ys := slices.Clone(xs)
 		ys[axis] = sz[i]
-		ks = append(ks, LinearKernel(pickBox(xs, ys, first, step), in[:1], y))
+		ks = append(ks, LinearKernel[T](pickBox[T](xs, ys, first, step), in[:1], y))
 	}
 	return ks, nil
 }
@@ -420,7 +420,7 @@ func inferPad(n *Node, s *Shapes) error {
 	return nil
 }
 
-func newPad(b *Build) (Kernel, error) {
+func newPad[T Real](b *Build) (Kernel[T], error) {
 	n, in := b.Node, b.In
 	if len(in) < 1 || in[0] < 0 {
 		return nil, errMissing(0)
@@ -457,12 +457,12 @@ func newPad(b *Build) (Kernel, error) {
 	for i := range step {
 		step[i], first[i] = 1, -int(begin[i])
 	}
-	k := pickBox(xs, ys, first, step)
+	k := pickBox[T](xs, ys, first, step)
 	if v != 0 {
-		k.value = v
-		return LinearKernel(padded{k}, in[:1], b.Out[0]), nil
+		k.value = T(v)
+		return LinearKernel[T](padded[T]{k}, in[:1], b.Out[0]), nil
 	}
-	return LinearKernel(k, in[:1], b.Out[0]), nil
+	return LinearKernel[T](k, in[:1], b.Out[0]), nil
 }
 
 func init() {
@@ -470,7 +470,7 @@ func init() {
 	ints := func(v ...int64) CaseInput { return CaseInput{Shape: []int{len(v)}, Ints: v} }
 	attrInts := func(name string, v ...int64) *Attr { return &Attr{Name: name, Type: AttrInts, Ints: v} }
 	axis := func(a int64) *Attr { return &Attr{Name: "axis", Type: AttrInt, Int: a} }
-	Register(&Def{Type: "Slice", Infer: inferSliceNode, Exec: newSlice, Class: Linear, Cases: []Case{
+	Register(&Def{Type: "Slice", Infer: inferSliceNode, Exec: Both(newSlice[float64], newSlice[float32]), Class: Linear, Cases: []Case{
 		{Name: "inputs", Opset: 13, Inputs: []CaseInput{x(4, 3), ints(1), ints(3), ints(0)}, Want: []int{2, 3}},
 		{Name: "negative indices and step", Opset: 13, Inputs: []CaseInput{x(2, 5, 3), ints(-1, 0), ints(-5, 2), ints(1, -1), ints(-2, 1)}, Want: []int{2, 2, 2}},
 		{Name: "no axes, clamped end", Opset: 11, Inputs: []CaseInput{x(3, 4), ints(1, 1), ints(100, 3)}, Want: []int{2, 2}},
@@ -478,18 +478,18 @@ func init() {
 		{Name: "attributes", Opset: 9, Attrs: []*Attr{attrInts("starts", 0), attrInts("ends", -1), attrInts("axes", 1)},
 			Inputs: []CaseInput{x(2, 3)}, Want: []int{2, 2}},
 	}})
-	Register(&Def{Type: "Gather", Infer: inferGatherNode, Exec: newGather, Class: Linear, Cases: []Case{
+	Register(&Def{Type: "Gather", Infer: inferGatherNode, Exec: Both(newGather[float64], newGather[float32]), Class: Linear, Cases: []Case{
 		{Name: "shape values", Inputs: []CaseInput{ints(4, 5, 6), ints(0, 2)}, Want: []int{2}},
 		{Name: "class token x[:, 0]", Attrs: []*Attr{axis(1)}, Inputs: []CaseInput{x(2, 3, 4), {Shape: []int{}, Ints: []int64{0}}}, Want: []int{2, 4}},
 		{Name: "repeated and negative indices", Attrs: []*Attr{axis(-1)}, Inputs: []CaseInput{x(2, 3), {Shape: []int{2, 2}, Ints: []int64{-1, 0, 2, 2}}}, Want: []int{2, 2, 2}},
 	}})
-	Register(&Def{Type: "Split", Infer: inferSplit, Exec: newSplit, Class: Linear, Cases: []Case{
+	Register(&Def{Type: "Split", Infer: inferSplit, Exec: Both(newSplit[float64], newSplit[float32]), Class: Linear, Cases: []Case{
 		{Name: "split input", Opset: 13, Outputs: 2, Attrs: []*Attr{axis(1)}, Inputs: []CaseInput{x(2, 5), ints(2, 3)}, Want: []int{2, 2}},
 		{Name: "split attribute", Opset: 11, Outputs: 3, Attrs: []*Attr{axis(0), attrInts("split", 1, 2, 1)}, Inputs: []CaseInput{x(4, 2)}, Want: []int{1, 2}},
 		{Name: "equal parts", Opset: 13, Outputs: 2, Attrs: []*Attr{axis(-1)}, Inputs: []CaseInput{x(2, 2, 4)}, Want: []int{2, 2, 2}},
 		{Name: "num_outputs uneven", Opset: 18, Outputs: 2, Attrs: []*Attr{axis(0), {Name: "num_outputs", Type: AttrInt, Int: 2}}, Inputs: []CaseInput{x(5, 2)}, Want: []int{3, 2}},
 	}})
-	Register(&Def{Type: "Pad", Infer: inferPad, Exec: newPad, Class: Linear, Cases: []Case{
+	Register(&Def{Type: "Pad", Infer: inferPad, Exec: Both(newPad[float64], newPad[float32]), Class: Linear, Cases: []Case{
 		{Name: "zero pads input", Opset: 13, Inputs: []CaseInput{x(1, 2, 2, 3), ints(0, 0, 1, 0, 0, 0, 1, 2)}, Want: []int{1, 2, 4, 5}},
 		{Name: "negative pad crops", Opset: 11, Inputs: []CaseInput{x(3, 4), ints(1, -1, 0, -2)}, Want: []int{4, 1}},
 		{Name: "constant value", Opset: 13, Inputs: []CaseInput{x(2, 2), ints(1, 0, 0, 1), {Shape: []int{}, Const: []float64{0.5}}}, Want: []int{3, 3}},

@@ -57,11 +57,11 @@ func runPick(t *testing.T, typ string, opset int64, attrs []*Attr, nout int, sha
 		b.Out = append(b.Out, len(ts.shapes))
 		ts.shapes, ts.names, ts.consts = append(ts.shapes, s.Dims[o]), append(ts.names, o), append(ts.consts, nil)
 	}
-	k, err := d.Exec(b)
+	k, err := NewKernel[float64](d.Exec, b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &Work{Val: make([][]float64, len(ts.shapes))}
+	w := &Work[float64]{Val: make([][]float64, len(ts.shapes))}
 	for i, sh := range ts.shapes {
 		w.Val[i] = make([]float64, Numel(sh))
 	}

@@ -17,14 +17,14 @@ import (
 // Class Custom: written over Exp, ReduceSum and Div the composite would
 // hold three intermediate tensors and make four passes per direction; the
 // closed forms above make one and keep only p and R{p}.
-type softmax struct {
+type softmax[T Real] struct {
 	log                 bool
 	x, y                int
 	outer, length, step int
 	sidx                int
 }
 
-type softmaxState struct{ p, rp []float64 }
+type softmaxState[T Real] struct{ p, rp []T }
 
 func init() {
 	cases := []Case{
@@ -33,7 +33,7 @@ func init() {
 		{Name: "opset 11 coerced", Opset: 11, Inputs: []CaseInput{{Shape: []int{2, 2, 2}, Lo: -2, Hi: 2}}, Want: []int{2, 2, 2}},
 	}
 	for _, typ := range []string{"Softmax", "LogSoftmax"} {
-		Register(&Def{Type: typ, Infer: InferSame, Exec: newSoftmax, Class: Custom, Cases: cases})
+		Register(&Def{Type: typ, Infer: InferSame, Exec: Both(newSoftmax[float64], newSoftmax[float32]), Class: Custom, Cases: cases})
 	}
 	// Operators whose output has the input's shape and that the engine
 	// does not run yet.
@@ -42,7 +42,7 @@ func init() {
 	}
 }
 
-func newSoftmax(b *Build) (Kernel, error) {
+func newSoftmax[T Real](b *Build) (Kernel[T], error) {
 	n, in, out := b.Node, b.In, b.Out
 	xs := b.Shape(in[0])
 	def := int64(-1)
@@ -60,7 +60,7 @@ func newSoftmax(b *Build) (Kernel, error) {
 	if a < 0 || a >= r {
 		return nil, fmt.Errorf("axis %d out of range for shape %v", a, xs)
 	}
-	k := &softmax{log: n.Op == "LogSoftmax", x: in[0], y: out[0], sidx: b.State}
+	k := &softmax[T]{log: n.Op == "LogSoftmax", x: in[0], y: out[0], sidx: b.State}
 	if b.Opset > 0 && b.Opset < 13 {
 		k.outer, k.length, k.step = Numel(xs[:a]), Numel(xs[a:]), 1
 	} else {
@@ -69,16 +69,16 @@ func newSoftmax(b *Build) (Kernel, error) {
 	return k, nil
 }
 
-func (k *softmax) StateBytes() int64 { return 16 * int64(k.outer*k.length*k.step) }
+func (k *softmax[T]) StateBytes() int64 { return 2 * SizeOf[T]() * int64(k.outer*k.length*k.step) }
 
-func (k *softmax) NewState() any {
+func (k *softmax[T]) NewState() any {
 	n := k.outer * k.length * k.step
-	return &softmaxState{p: make([]float64, n), rp: make([]float64, n)}
+	return &softmaxState[T]{p: make([]T, n), rp: make([]T, n)}
 }
 
 // each calls f with the index of the first element and the stride of every
 // softmax group.
-func (k *softmax) each(f func(base, stride int)) {
+func (k *softmax[T]) each(f func(base, stride int)) {
 	for o := 0; o < k.outer; o++ {
 		for in := 0; in < k.step; in++ {
 			f(o*k.length*k.step+in, k.step)
@@ -86,26 +86,26 @@ func (k *softmax) each(f func(base, stride int)) {
 	}
 }
 
-func (k *softmax) Forward(w *Work) {
+func (k *softmax[T]) Forward(w *Work[T]) {
 	x, y := w.Val[k.x], w.Val[k.y]
-	p := w.State[k.sidx].(*softmaxState).p
+	p := w.State[k.sidx].(*softmaxState[T]).p
 	k.each(func(b, s int) {
 		m := math.Inf(-1)
 		for j := 0; j < k.length; j++ {
-			m = max(m, x[b+j*s])
+			m = max(m, float64(x[b+j*s]))
 		}
 		sum := 0.0
 		for j := 0; j < k.length; j++ {
-			e := math.Exp(x[b+j*s] - m)
-			p[b+j*s] = e
+			e := math.Exp(float64(x[b+j*s]) - m)
+			p[b+j*s] = T(e)
 			sum += e
 		}
 		lse := m + math.Log(sum)
 		for j := 0; j < k.length; j++ {
 			i := b + j*s
-			p[i] /= sum
+			p[i] = T(float64(p[i]) / sum)
 			if k.log {
-				y[i] = x[i] - lse
+				y[i] = T(float64(x[i]) - lse)
 			} else {
 				y[i] = p[i]
 			}
@@ -113,12 +113,12 @@ func (k *softmax) Forward(w *Work) {
 	})
 }
 
-func (k *softmax) RForward(w *Work) {
+func (k *softmax[T]) RForward(w *Work[T]) {
 	rx, ry := w.RV[k.x], w.RV[k.y]
 	if ry == nil {
 		return
 	}
-	st := w.State[k.sidx].(*softmaxState)
+	st := w.State[k.sidx].(*softmaxState[T])
 	if rx == nil {
 		clear(ry)
 		clear(st.rp)
@@ -126,7 +126,7 @@ func (k *softmax) RForward(w *Work) {
 	}
 	p := st.p
 	k.each(func(b, s int) {
-		dot := 0.0
+		var dot T
 		for j := 0; j < k.length; j++ {
 			dot += p[b+j*s] * rx[b+j*s]
 		}
@@ -143,14 +143,14 @@ func (k *softmax) RForward(w *Work) {
 	})
 }
 
-func (k *softmax) Backward(w *Work) {
+func (k *softmax[T]) Backward(w *Work[T]) {
 	dx, dy := w.Adj[k.x], w.Adj[k.y]
 	if dx == nil || dy == nil {
 		return
 	}
-	p := w.State[k.sidx].(*softmaxState).p
+	p := w.State[k.sidx].(*softmaxState[T]).p
 	k.each(func(b, s int) {
-		red := 0.0
+		var red T
 		for j := 0; j < k.length; j++ {
 			i := b + j*s
 			if k.log {
@@ -170,16 +170,16 @@ func (k *softmax) Backward(w *Work) {
 	})
 }
 
-func (k *softmax) RBackward(w *Work) {
+func (k *softmax[T]) RBackward(w *Work[T]) {
 	rdx, rdy, dy := w.RAdj[k.x], w.RAdj[k.y], w.Adj[k.y]
 	if rdx == nil || rdy == nil {
 		return
 	}
-	st := w.State[k.sidx].(*softmaxState)
+	st := w.State[k.sidx].(*softmaxState[T])
 	p, rp := st.p, st.rp
 	hasR := w.RV[k.x] != nil
 	k.each(func(b, s int) {
-		var sdy, srdy, pdy, prdy, rpdy float64
+		var sdy, srdy, pdy, prdy, rpdy T
 		for j := 0; j < k.length; j++ {
 			i := b + j*s
 			sdy += dy[i]
@@ -192,7 +192,7 @@ func (k *softmax) RBackward(w *Work) {
 		}
 		for j := 0; j < k.length; j++ {
 			i := b + j*s
-			var r float64
+			var r T
 			if k.log {
 				r = rdy[i] - p[i]*srdy
 				if hasR {

@@ -6,25 +6,25 @@ import "fmt"
 // of computed tensors); it is linear with 0/1 coefficients:
 //
 //	R{y}[k] = R{x}[idx[k]],  x̄[idx[k]] += ȳ[k],  R{x̄}[idx[k]] += R{ȳ}[k]
-type gatherOp struct {
+type gatherOp[T Real] struct {
 	src []int8
 	idx []int32
 }
 
 func init() {
-	Register(&Def{Type: "Transpose", Infer: inferTranspose, Exec: newTranspose, Class: Linear,
+	Register(&Def{Type: "Transpose", Infer: inferTranspose, Exec: Both(newTranspose[float64], newTranspose[float32]), Class: Linear,
 		Cases: []Case{{Name: "perm 0 2 1", Inputs: []CaseInput{{Shape: []int{2, 3, 2}}},
 			Attrs: []*Attr{{Name: "perm", Type: AttrInts, Ints: []int64{0, 2, 1}}}, Want: []int{2, 2, 3}},
 			{Name: "reverse", Inputs: []CaseInput{{Shape: []int{2, 3}}}, Want: []int{3, 2}}}})
 	// Concat of shape values is folded by Infer; of computed data it runs.
-	Register(&Def{Type: "Concat", Infer: inferConcatNode, Exec: newConcat, Class: Linear,
+	Register(&Def{Type: "Concat", Infer: inferConcatNode, Exec: Both(newConcat[float64], newConcat[float32]), Class: Linear,
 		Cases: []Case{{Name: "axis 1", Inputs: []CaseInput{{Shape: []int{2, 1, 2}}, {Shape: []int{2, 2, 2}}},
 			Attrs: []*Attr{{Name: "axis", Type: AttrInt, Int: 1}}, Want: []int{2, 3, 2}},
 			{Name: "constant operand", Inputs: []CaseInput{{Shape: []int{2}}, {Shape: []int{1}, Const: []float64{3}}},
 				Attrs: []*Attr{{Name: "axis", Type: AttrInt, Int: 0}}, Want: []int{3}}}})
 }
 
-func newTranspose(b *Build) (Kernel, error) {
+func newTranspose[T Real](b *Build) (Kernel[T], error) {
 	n, in, out := b.Node, b.In, b.Out
 	xs := b.Shape(in[0])
 	perm, err := n.AttrInts("perm", nil)
@@ -47,7 +47,7 @@ func newTranspose(b *Build) (Kernel, error) {
 		s *= xs[i]
 	}
 	ys := b.Shape(out[0])
-	k := &gatherOp{idx: make([]int32, Numel(ys)), src: make([]int8, Numel(ys))}
+	k := &gatherOp[T]{idx: make([]int32, Numel(ys)), src: make([]int8, Numel(ys))}
 	coord := make([]int, r)
 	for o := range k.idx {
 		q := 0
@@ -63,10 +63,10 @@ func newTranspose(b *Build) (Kernel, error) {
 			coord[d] = 0
 		}
 	}
-	return LinearKernel(k, in[:1], out[0]), nil
+	return LinearKernel[T](k, in[:1], out[0]), nil
 }
 
-func newConcat(b *Build) (Kernel, error) {
+func newConcat[T Real](b *Build) (Kernel[T], error) {
 	n, in, out := b.Node, b.In, b.Out
 	if len(in) > 127 {
 		return nil, fmt.Errorf("%d inputs, at most 127 supported", len(in))
@@ -80,7 +80,7 @@ func newConcat(b *Build) (Kernel, error) {
 		a += int64(len(ys))
 	}
 	outer := Numel(ys[:a])
-	k := &gatherOp{idx: make([]int32, Numel(ys)), src: make([]int8, Numel(ys))}
+	k := &gatherOp[T]{idx: make([]int32, Numel(ys)), src: make([]int8, Numel(ys))}
 	o := 0
 	for ob := 0; ob < outer; ob++ {
 		for i, x := range in {
@@ -91,11 +91,11 @@ func newConcat(b *Build) (Kernel, error) {
 			}
 		}
 	}
-	return LinearKernel(k, in, out[0]), nil
+	return LinearKernel[T](k, in, out[0]), nil
 }
 
 // Apply sets dst[o] = src[src[o]][idx[o]].
-func (k *gatherOp) Apply(dst []float64, src [][]float64) {
+func (k *gatherOp[T]) Apply(dst []T, src [][]T) {
 	for o, q := range k.idx {
 		if x := src[k.src[o]]; x != nil {
 			dst[o] = x[q]
@@ -106,7 +106,7 @@ func (k *gatherOp) Apply(dst []float64, src [][]float64) {
 }
 
 // Transpose adds src[o] into dst[src[o]][idx[o]].
-func (k *gatherOp) Transpose(dst [][]float64, src []float64) {
+func (k *gatherOp[T]) Transpose(dst [][]T, src []T) {
 	for o, q := range k.idx {
 		if x := dst[k.src[o]]; x != nil {
 			x[q] += src[o]

@@ -7,9 +7,9 @@ import "fmt"
 // Unsqueeze, Cast to a floating-point type. Each is the identity map
 // (class Linear): R{y} = R{x}, x̄ += ȳ, R{x̄} += R{ȳ}.
 
-type identity struct{}
+type identity[T Real] struct{}
 
-func (identity) Apply(dst []float64, src [][]float64) {
+func (identity[T]) Apply(dst []T, src [][]T) {
 	if src[0] == nil {
 		clear(dst)
 		return
@@ -17,13 +17,13 @@ func (identity) Apply(dst []float64, src [][]float64) {
 	copy(dst, src[0])
 }
 
-func (identity) Transpose(dst [][]float64, src []float64) {
+func (identity[T]) Transpose(dst [][]T, src []T) {
 	if dst[0] != nil {
 		AddTo(dst[0], src)
 	}
 }
 
-func newView(b *Build) (Kernel, error) {
+func newView[T Real](b *Build) (Kernel[T], error) {
 	n, in, out := b.Node, b.In, b.Out
 	if len(in) < 1 || in[0] < 0 {
 		return nil, errMissing(0)
@@ -48,7 +48,7 @@ func newView(b *Build) (Kernel, error) {
 	if b.Size(in[0]) != b.Size(out[0]) {
 		return nil, fmt.Errorf("input %v and output %v differ in size", b.Shape(in[0]), b.Shape(out[0]))
 	}
-	return LinearKernel(identity{}, in[:1], out[0]), nil
+	return LinearKernel[T](identity[T]{}, in[:1], out[0]), nil
 }
 
 func init() {
@@ -72,6 +72,6 @@ func init() {
 		{"Unsqueeze", inferSqueezeNode, FlowBlocks, []Case{{Name: "axes input", Opset: 13, Inputs: []CaseInput{x(2, 3), shape(0)}, Want: []int{1, 2, 3}}}},
 	}
 	for _, v := range views {
-		Register(&Def{Type: v.typ, Infer: v.infer, Exec: newView, Class: Linear, View: true, Channels: v.flow, Cases: v.cases})
+		Register(&Def{Type: v.typ, Infer: v.infer, Exec: Both(newView[float64], newView[float32]), Class: Linear, View: true, Channels: v.flow, Cases: v.cases})
 	}
 }
