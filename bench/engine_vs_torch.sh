@@ -12,7 +12,8 @@
 # the threads of both; REPS (default 3) the timed repetitions; CONFIGS
 # (default "224:4 32:32") the resolutions and batch sizes; TAGS (default
 # openblas: op.Gemm on the system OpenBLAS, Debian's libopenblas-dev; empty
-# for gonum's native BLAS) the Go build tags.
+# for gonum's native BLAS) the Go build tags; PRECISION (default float32,
+# as PyTorch runs) the engine's arithmetic.
 set -eu
 models=${*:-"resnet18 resnet50 mobilenet_v2"}
 threads=${THREADS:-2}
@@ -33,7 +34,7 @@ for m in $models; do
 		onnx="$dir/$m-$res.onnx"
 		"$py" bench/engine_torch.py export "$m" --res "$res" --out "$onnx" >/dev/null 2>&1
 		pt=$("$py" bench/engine_torch.py time "$m" --res "$res" --batch "$batch" --reps "$reps" --threads "$threads")
-		if ! go=$(GOMAXPROCS=$threads "$dir/engine" -batch "$batch" -reps "$reps" -workers "$threads" "$onnx" 2>"$dir/err"); then
+		if ! go=$(GOMAXPROCS=$threads "$dir/engine" -batch "$batch" -reps "$reps" -workers "$threads" -precision "${PRECISION:-float32}" "$onnx" 2>"$dir/err"); then
 			printf '%-13s %7s %6s | bitplan failed: %s\n' "$m" "$res" "$batch" "$(tail -1 "$dir/err")"
 			continue
 		fi

@@ -77,7 +77,7 @@ func (p *plan) locateUnitInputs() {
 // forwardQuant is forward with the engine's input quantizers applied: each
 // quantized unit reads a quantized copy of its data input, swapped into
 // the slot for the duration of its step.
-func (w *work) forwardQuant() {
+func (w *work[T]) forwardQuant() {
 	hooks := w.p.e.inq
 	if hooks == nil {
 		w.forward()
@@ -90,24 +90,35 @@ func (w *work) forwardQuant() {
 		}
 	}
 	if w.qbuf == nil {
-		w.qbuf = make([][]float64, len(w.p.steps))
+		w.qbuf = make([][]T, len(w.p.steps))
 	}
 	for _, s := range w.p.steps {
 		u, ok := at[s.idx]
 		if !ok {
-			s.k.Forward(&w.Work)
+			w.ks[s.idx].Forward(&w.Work)
 			continue
 		}
 		in := w.p.unitIn[u].slot
 		orig := w.Val[in]
 		if len(w.qbuf[s.idx]) != len(orig) {
-			w.qbuf[s.idx] = make([]float64, len(orig))
+			w.qbuf[s.idx] = make([]T, len(orig))
 		}
 		buf := w.qbuf[s.idx]
-		copy(buf, orig)
-		hooks[u](buf)
+		if f, ok := any(buf).([]float64); ok {
+			copy(f, any(orig).([]float64))
+			hooks[u](f)
+		} else { // the quantizer works in float64
+			tmp := staging(&w.qtmp, len(orig))
+			for i, v := range orig {
+				tmp[i] = float64(v)
+			}
+			hooks[u](tmp)
+			for i, v := range tmp {
+				buf[i] = T(v)
+			}
+		}
 		w.Val[in] = buf
-		s.k.Forward(&w.Work)
+		w.ks[s.idx].Forward(&w.Work)
 		w.Val[in] = orig
 	}
 }

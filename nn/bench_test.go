@@ -14,7 +14,7 @@ import (
 
 // benchEngine loads testdata/models/<name>.onnx with one chunk of 64 samples
 // of MNIST-like random data (pixels in [0,1]).
-func benchEngine(b *testing.B, name string, workers int) (*nn.Engine, *data.Memory) {
+func benchEngine(b *testing.B, name string, workers int, prec nn.Precision) (*nn.Engine, *data.Memory) {
 	path := filepath.Join("..", "testdata", "models", name+".onnx")
 	if _, err := os.Stat(path); err != nil {
 		b.Skipf("%s not present", path)
@@ -23,7 +23,7 @@ func benchEngine(b *testing.B, name string, workers int) (*nn.Engine, *data.Memo
 	if err != nil {
 		b.Fatal(err)
 	}
-	e, err := nn.New(m, &nn.Options{BatchSize: 64 / workers, Workers: workers})
+	e, err := nn.New(m, &nn.Options{BatchSize: 64 / workers, Workers: workers, Precision: prec})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -43,10 +43,10 @@ func benchEngine(b *testing.B, name string, workers int) (*nn.Engine, *data.Memo
 	return e, ds
 }
 
-func benchModel(b *testing.B, name string, workers int) {
+func benchModel(b *testing.B, name string, workers int, prec nn.Precision) {
 	ctx := context.Background()
 	b.Run("forward", func(b *testing.B) {
-		e, ds := benchEngine(b, name, workers)
+		e, ds := benchEngine(b, name, workers, prec)
 		for b.Loop() {
 			if _, err := e.Evaluate(ctx, ds); err != nil {
 				b.Fatal(err)
@@ -60,7 +60,7 @@ func benchModel(b *testing.B, name string, workers int) {
 		b.ReportMetric(float64(int64(workers)*wb)/1e6, "engine-MB")
 	})
 	b.Run("gradient", func(b *testing.B) {
-		e, ds := benchEngine(b, name, workers)
+		e, ds := benchEngine(b, name, workers, prec)
 		g := make([]float64, e.Dim())
 		for b.Loop() {
 			if _, err := e.Gradient(ctx, ds, g); err != nil {
@@ -69,7 +69,7 @@ func benchModel(b *testing.B, name string, workers int) {
 		}
 	})
 	b.Run("hvp", func(b *testing.B) {
-		e, ds := benchEngine(b, name, workers)
+		e, ds := benchEngine(b, name, workers, prec)
 		op, err := e.Operator(ds)
 		if err != nil {
 			b.Fatal(err)
@@ -85,7 +85,7 @@ func benchModel(b *testing.B, name string, workers int) {
 		}
 	})
 	b.Run("hvp-batch4", func(b *testing.B) {
-		e, ds := benchEngine(b, name, workers)
+		e, ds := benchEngine(b, name, workers, prec)
 		op, err := e.Operator(ds)
 		if err != nil {
 			b.Fatal(err)
@@ -106,19 +106,23 @@ func benchModel(b *testing.B, name string, workers int) {
 }
 
 // BenchmarkLeNet64 measures forward, gradient and HVP on LeNet for a batch
-// of 64 on one and two workers.
+// of 64 on one and two workers, in float64 and float32.
 func BenchmarkLeNet64(b *testing.B) {
-	b.Run("workers=1", func(b *testing.B) { benchModel(b, "lenet", 1) })
-	b.Run("workers=2", func(b *testing.B) { benchModel(b, "lenet", 2) })
+	b.Run("workers=1/float64", func(b *testing.B) { benchModel(b, "lenet", 1, nn.Float64) })
+	b.Run("workers=2/float64", func(b *testing.B) { benchModel(b, "lenet", 2, nn.Float64) })
+	b.Run("workers=2/float32", func(b *testing.B) { benchModel(b, "lenet", 2, nn.Float32) })
 }
 
 // BenchmarkResCNN64 is the same for the residual CNN (1×1 and 3×3
 // convolutions, BatchNorm, residual adds).
 func BenchmarkResCNN64(b *testing.B) {
-	b.Run("workers=1", func(b *testing.B) { benchModel(b, "rescnn", 1) })
+	b.Run("workers=1/float64", func(b *testing.B) { benchModel(b, "rescnn", 1, nn.Float64) })
+	b.Run("workers=1/float32", func(b *testing.B) { benchModel(b, "rescnn", 1, nn.Float32) })
+	b.Run("workers=2/float32", func(b *testing.B) { benchModel(b, "rescnn", 2, nn.Float32) })
 }
 
 // BenchmarkMLP64 is the same for the MLP.
 func BenchmarkMLP64(b *testing.B) {
-	b.Run("workers=1", func(b *testing.B) { benchModel(b, "mlp", 1) })
+	b.Run("workers=1/float64", func(b *testing.B) { benchModel(b, "mlp", 1, nn.Float64) })
+	b.Run("workers=1/float32", func(b *testing.B) { benchModel(b, "mlp", 1, nn.Float32) })
 }

@@ -33,6 +33,54 @@ type Options struct {
 	// worker at one sample does not fit. 0: no limit (BatchSize defaults
 	// to 32).
 	Memory int64
+	// Precision is the element type of the computation (default Auto:
+	// float32 for models of at least AutoFloat32Params parameters, float64
+	// below). θ, directions, gradients, products and losses are float64 at
+	// the API whatever the precision; float32 runs accumulate each chunk's
+	// products in float32 and add the chunks in float64.
+	Precision Precision
+}
+
+// Precision is the element type the engine computes in.
+type Precision int
+
+const (
+	// Auto chooses Float32 for models of at least AutoFloat32Params
+	// parameters (real-size models, where float32 halves the memory and
+	// doubles the GEMM throughput) and Float64 below (small models, tests).
+	Auto Precision = iota
+	// Float64 computes in float64: the reference for tests.
+	Float64
+	// Float32 computes in float32, as PyTorch does by default.
+	Float32
+)
+
+// AutoFloat32Params is the parameter count from which Auto means Float32.
+const AutoFloat32Params = 1 << 20
+
+// String returns "auto", "float64" or "float32".
+func (p Precision) String() string {
+	switch p {
+	case Float64:
+		return "float64"
+	case Float32:
+		return "float32"
+	}
+	return "auto"
+}
+
+// ParsePrecision reads "auto", "float64" or "float32" (also "fp64",
+// "fp32").
+func ParsePrecision(s string) (Precision, error) {
+	switch s {
+	case "auto", "":
+		return Auto, nil
+	case "float64", "fp64", "f64":
+		return Float64, nil
+	case "float32", "fp32", "f32":
+		return Float32, nil
+	}
+	return Auto, fmt.Errorf("precision %q: want auto, float64 or float32", s)
 }
 
 // MemoryError reports that the model does not fit the memory limit.
@@ -111,7 +159,7 @@ func (u UnitLayout) ChannelIndices() [][]int {
 	return out
 }
 
-// Engine evaluates a model in float64 with gradients and exact
+// Engine evaluates a model in float64 or float32 (Options.Precision) with gradients and exact
 // Hessian-vector products with respect to θ. Evaluation methods are safe for
 // concurrent use; SetParams and SetWeights must not run concurrently with
 // them.
@@ -129,6 +177,12 @@ type Engine struct {
 	params []Param
 	units  []UnitLayout
 	theta  []float64
+	// prec is the resolved precision (Float64 or Float32); th32 holds θ
+	// in float32 for Float32 runs, refreshed when th32Stale.
+	prec      Precision
+	th32Mu    sync.Mutex
+	th32      []float32
+	th32Stale bool
 
 	mu    sync.Mutex
 	plans map[int]*plan
@@ -242,6 +296,17 @@ func New(m *model.Model, opts *Options) (*Engine, error) {
 	if len(e.theta) == 0 {
 		return nil, fmt.Errorf("nn: the model has no quantizable units (Conv, Gemm, MatMul with a constant weight)")
 	}
+	switch e.prec = e.opts.Precision; e.prec {
+	case Auto:
+		e.prec = Float64
+		if len(e.theta) >= AutoFloat32Params {
+			e.prec = Float32
+		}
+	case Float64, Float32:
+	default:
+		return nil, fmt.Errorf("nn: unknown precision %d", e.opts.Precision)
+	}
+	e.th32Stale = true
 	p, err := e.plan(1)
 	if err != nil {
 		return nil, err
@@ -328,6 +393,37 @@ func (e *Engine) plan(n int) (*plan, error) {
 	return p, nil
 }
 
+// Precision returns the precision the engine computes in (Float64 or
+// Float32; Auto is resolved by New).
+func (e *Engine) Precision() Precision { return e.prec }
+
+// touch marks the float32 copy of θ stale.
+func (e *Engine) touch() {
+	e.th32Mu.Lock()
+	e.th32Stale = true
+	e.th32Mu.Unlock()
+}
+
+// theta32 returns θ in float32 (nil in float64), converting it when θ
+// changed since the last call.
+func (e *Engine) theta32() []float32 {
+	if e.prec != Float32 {
+		return nil
+	}
+	e.th32Mu.Lock()
+	defer e.th32Mu.Unlock()
+	if e.th32Stale {
+		if len(e.th32) != len(e.theta) {
+			e.th32 = make([]float32, len(e.theta))
+		}
+		for i, v := range e.theta {
+			e.th32[i] = float32(v)
+		}
+		e.th32Stale = false
+	}
+	return e.th32
+}
+
 // Model returns the imported model.
 func (e *Engine) Model() *model.Model { return e.m }
 
@@ -372,6 +468,7 @@ func (e *Engine) SetTheta(theta []float64) error {
 		return fmt.Errorf("nn: θ has %d values, want %d", len(theta), len(e.theta))
 	}
 	copy(e.theta, theta)
+	e.touch()
 	return nil
 }
 
@@ -384,6 +481,7 @@ func (e *Engine) SetWeights(unit string, w []float64) error {
 				return fmt.Errorf("nn: unit %q: %d weight values, want %d (shape %v)", unit, len(w), u.WeightSize, u.WeightShape)
 			}
 			copy(e.theta[u.WeightOffset:], w)
+			e.touch()
 			return nil
 		}
 	}

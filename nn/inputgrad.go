@@ -72,7 +72,14 @@ func (e *Engine) InputGradient(x []float64, n int, names []string, seed func(val
 			return nil, fmt.Errorf("nn: tensor %q is not computed from the input", name)
 		}
 	}
-	w := p.getWork()
+	if e.prec == Float32 {
+		return inputGradient[float32](e, p, x, ids, seed), nil
+	}
+	return inputGradient[float64](e, p, x, ids, seed), nil
+}
+
+func inputGradient[T op.Real](e *Engine, p *plan, x []float64, ids []int, seed func(vals, adjs [][]float64)) []float64 {
+	w := getWork[T](p)
 	// Adjoint buffers for every tensor computed from the input (the pooled
 	// work has them only where θ flows); restored before the work is
 	// returned.
@@ -82,7 +89,7 @@ func (e *Engine) InputGradient(x []float64, n int, names []string, seed func(val
 			if s.alias >= 0 { // a view shares its source's buffer
 				w.Adj[i] = w.Adj[s.alias]
 			} else {
-				w.Adj[i] = make([]float64, s.size)
+				w.Adj[i] = make([]T, s.size)
 			}
 			added = append(added, i)
 		}
@@ -91,13 +98,15 @@ func (e *Engine) InputGradient(x []float64, n int, names []string, seed func(val
 		for _, i := range added {
 			w.Adj[i] = nil
 		}
-		p.putWork(w)
+		w.release()
 	}()
-	copy(w.Val[p.in], x)
-	w.bind(e.theta, nil, nil, nil, 0)
+	for i, v := range x {
+		w.Val[p.in][i] = T(v)
+	}
+	w.bind(pick[T](e.theta, e.theta32()), nil, nil, nil, 0)
 	last := -1
 	for _, st := range p.steps {
-		st.k.Forward(&w.Work)
+		w.ks[st.idx].Forward(&w.Work)
 		for _, o := range st.outs {
 			if o >= 0 && slices.ContainsFunc(ids, func(id int) bool { return id == o || p.slots[id].alias == o }) {
 				last = st.idx
@@ -109,13 +118,28 @@ func (e *Engine) InputGradient(x []float64, n int, names []string, seed func(val
 			clear(w.Adj[i])
 		}
 	}
+	// The seed sees float64 values and adjoints (copies in float32).
 	vals, adjs := make([][]float64, len(ids)), make([][]float64, len(ids))
 	for i, id := range ids {
-		vals[i], adjs[i] = w.Val[id], w.Adj[id]
+		var vb []float64
+		vals[i] = float64s(w.Val[id], &vb)
+		if a, ok := any(w.Adj[id]).([]float64); ok {
+			adjs[i] = a
+		} else {
+			adjs[i] = make([]float64, len(w.Adj[id]))
+		}
 	}
 	seed(vals, adjs)
-	for i := last; i >= 0; i-- {
-		p.steps[i].k.Backward(&w.Work)
+	for i, id := range ids {
+		if _, same := any(w.Adj[id]).([]float64); !same {
+			for j, v := range adjs[i] {
+				w.Adj[id][j] += T(v)
+			}
+		}
 	}
-	return slices.Clone(w.Adj[p.in]), nil
+	for i := last; i >= 0; i-- {
+		w.ks[i].Backward(&w.Work)
+	}
+	var gb []float64
+	return slices.Clone(float64s(w.Adj[p.in], &gb))
 }

@@ -38,7 +38,8 @@ type slot struct {
 
 type step struct {
 	node *model.Node
-	k    op.Kernel
+	// k is the kernel, an op.Kernel[T] of the plan's precision.
+	k    any
 	idx  int
 	ins  []int
 	outs []int
@@ -74,23 +75,36 @@ type plan struct {
 	radjSize []int
 	clearAt  [][]int
 
+	// f32 reports that the kernels run in float32; const32 then holds
+	// the float32 values of the constant slots.
+	f32     bool
+	const32 [][]float32
+
 	mu   sync.Mutex
-	free []*work
+	free []any // *work[T] of the plan's precision
 }
 
-// work holds the buffers of one execution of a plan.
-type work struct {
-	op.Work
-	p *plan
+// work holds the buffers of one execution of a plan in precision T.
+type work[T op.Real] struct {
+	op.Work[T]
+	p  *plan
+	ks []op.Kernel[T]
 	// rvBuf keeps the allocated R-value buffers of activations while rv
 	// entries are nil (identically zero) in a restricted pass.
-	rvBuf  [][]float64
+	rvBuf  [][]T
 	labels []int
 	// refBuf holds the outputs at a Referenced loss's parameters.
 	refBuf []float64
 	// qbuf holds, per step, the quantized copy of a unit's data input
-	// (allocated on first use by forwardQuant).
-	qbuf [][]float64
+	// (allocated on first use by forwardQuant); qtmp is its float64
+	// staging when T is float32.
+	qbuf [][]T
+	qtmp []float64
+	// Float64 staging of the input, the output and the loss's adjoints,
+	// and accumulators of θ-length products, used when T is float32 (the
+	// data, the loss and the results are float64).
+	in64, out64, rz64, g64, rg64 []float64
+	acc                          [][]T
 }
 
 // Shape, Const and Name make the plan the op.Slots of its kernels.
@@ -235,15 +249,26 @@ func (e *Engine) buildPlan(n int) (*plan, error) {
 				}
 			}
 		}
-		k, err := def.Exec(&op.Build{Node: nd, Opset: m.Opset, In: ins, Out: outs, State: len(p.steps), Slots: p})
-		if err != nil {
-			return nil, fmt.Errorf("nn: %s: %w", nd.Label(), err)
-		}
+		b := &op.Build{Node: nd, Opset: m.Opset, In: ins, Out: outs, State: len(p.steps), Slots: p}
 		if allConst {
-			if err := p.evalConst(k, outs); err != nil {
+			// Constants are folded once, in float64.
+			k, err := op.NewKernel[float64](def.Exec, b)
+			if err == nil {
+				err = p.evalConst(k, outs)
+			}
+			if err != nil {
 				return nil, fmt.Errorf("nn: %s: %w", nd.Label(), err)
 			}
 			continue
+		}
+		var k any
+		if e.prec == Float32 {
+			k, err = op.NewKernel[float32](def.Exec, b)
+		} else {
+			k, err = op.NewKernel[float64](def.Exec, b)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("nn: %s: %w", nd.Label(), err)
 		}
 		if def.View && p.share(ins[0], outs[0]) {
 			continue
@@ -273,6 +298,15 @@ func (e *Engine) buildPlan(n int) (*plan, error) {
 	}
 	p.locateUnitInputs()
 	p.shareRAdj()
+	p.f32 = e.prec == Float32
+	if p.f32 {
+		p.const32 = make([][]float32, len(p.slots))
+		for i, s := range p.slots {
+			if s.kind == kConst {
+				p.const32[i] = op.Convert[float32](s.data)
+			}
+		}
+	}
 	p.memory()
 	return p, nil
 }
@@ -350,26 +384,30 @@ func (p *plan) shareRAdj() {
 // that depend on θ, R-value, adjoint and R-adjoint buffers (views share
 // their source's), the kernels' state and the scratch.
 func (p *plan) memory() {
+	elem := int64(8)
+	if p.e.prec == Float32 {
+		elem = 4
+	}
 	var b int64
 	for _, s := range p.slots {
 		switch {
 		case s.kind == kInput:
-			b += 8 * int64(s.size)
+			b += elem * int64(s.size)
 		case s.kind == kAct && s.alias < 0:
 			n := int64(s.size)
 			if s.theta {
 				n *= 4
 			}
-			b += 8 * n
+			b += elem * n
 		}
 	}
 	for i, s := range p.slots {
 		if p.radjBuf[i] >= 0 {
-			b -= 8 * int64(s.size)
+			b -= elem * int64(s.size)
 		}
 	}
 	for _, n := range p.radjSize {
-		b += 8 * int64(n)
+		b += elem * int64(n)
 	}
 	for _, st := range p.steps {
 		if sk, ok := st.k.(op.Stateful); ok {
@@ -385,7 +423,7 @@ func (p *plan) memory() {
 		}
 	}
 	for _, n := range p.scratch {
-		b += 8 * int64(n)
+		b += elem * int64(n)
 	}
 	p.bytes = b
 }
@@ -414,11 +452,11 @@ func (p *plan) share(in, out int) bool {
 
 // evalConst runs a node whose inputs are all constants once and turns its
 // outputs into constants.
-func (p *plan) evalConst(k op.Kernel, outs []int) error {
+func (p *plan) evalConst(k op.Kernel[float64], outs []int) error {
 	// A kernel's state index is the step index it would have had.
 	si := len(p.steps)
 	ns := len(p.slots)
-	w := &op.Work{Val: make([][]float64, ns), RV: make([][]float64, ns), Adj: make([][]float64, ns),
+	w := &op.Work[float64]{Val: make([][]float64, ns), RV: make([][]float64, ns), Adj: make([][]float64, ns),
 		RAdj: make([][]float64, ns), State: make([]any, si+1)}
 	for i, s := range p.slots {
 		if s.kind == kConst {
@@ -444,47 +482,54 @@ func (p *plan) evalConst(k op.Kernel, outs []int) error {
 	return nil
 }
 
-// getWork returns a work for the plan, reusing a released one.
-func (p *plan) getWork() *work {
+// getWork returns a work for plan p in its precision T, reusing a
+// released one.
+func getWork[T op.Real](p *plan) *work[T] {
 	p.mu.Lock()
 	if n := len(p.free); n > 0 {
-		w := p.free[n-1]
+		w := p.free[n-1].(*work[T])
 		p.free = p.free[:n-1]
 		p.mu.Unlock()
 		return w
 	}
 	p.mu.Unlock()
 	ns := len(p.slots)
-	w := &work{p: p, Work: op.Work{Val: make([][]float64, ns), RV: make([][]float64, ns), Adj: make([][]float64, ns),
-		RAdj: make([][]float64, ns), State: make([]any, len(p.steps))}, labels: make([]int, p.n)}
-	shared := make([][]float64, len(p.radjSize))
+	w := &work[T]{p: p, Work: op.Work[T]{Val: make([][]T, ns), RV: make([][]T, ns), Adj: make([][]T, ns),
+		RAdj: make([][]T, ns), State: make([]any, len(p.steps))}, labels: make([]int, p.n)}
+	shared := make([][]T, len(p.radjSize))
 	for i, s := range p.slots {
 		switch s.kind {
 		case kInput:
-			w.Val[i] = make([]float64, s.size)
+			w.Val[i] = make([]T, s.size)
 		case kConst:
-			w.Val[i] = s.data
+			if p.f32 {
+				w.Val[i] = any(p.const32[i]).([]T)
+			} else {
+				w.Val[i] = any(s.data).([]T)
+			}
 		case kAct:
 			if s.alias >= 0 {
 				w.Val[i], w.RV[i], w.Adj[i], w.RAdj[i] = w.Val[s.alias], w.RV[s.alias], w.Adj[s.alias], w.RAdj[s.alias]
 				continue
 			}
-			w.Val[i] = make([]float64, s.size)
+			w.Val[i] = make([]T, s.size)
 			if s.theta {
-				w.RV[i] = make([]float64, s.size)
-				w.Adj[i] = make([]float64, s.size)
+				w.RV[i] = make([]T, s.size)
+				w.Adj[i] = make([]T, s.size)
 				if b := p.radjBuf[i]; b >= 0 {
 					if shared[b] == nil {
-						shared[b] = make([]float64, p.radjSize[b])
+						shared[b] = make([]T, p.radjSize[b])
 					}
 					w.RAdj[i] = shared[b][:s.size]
 				} else {
-					w.RAdj[i] = make([]float64, s.size)
+					w.RAdj[i] = make([]T, s.size)
 				}
 			}
 		}
 	}
+	w.ks = make([]op.Kernel[T], len(p.steps))
 	for i, st := range p.steps {
+		w.ks[i] = st.k.(op.Kernel[T])
 		if sk, ok := st.k.(op.Stateful); ok {
 			w.State[i] = sk.NewState()
 		}
@@ -496,7 +541,8 @@ func (p *plan) getWork() *work {
 	return w
 }
 
-func (p *plan) putWork(w *work) {
+func (w *work[T]) release() {
+	p := w.p
 	p.mu.Lock()
 	p.free = append(p.free, w)
 	p.mu.Unlock()
@@ -507,7 +553,7 @@ func (p *plan) putWork(w *work) {
 // and hv cover θ[base : base+len]; parameters outside that range get no
 // R-value and no accumulator (their direction component is zero and their
 // products are not wanted).
-func (w *work) bind(theta, v, grad, hv []float64, base int) {
+func (w *work[T]) bind(theta, v, grad, hv []T, base int) {
 	for i, s := range w.p.slots {
 		if s.kind != kParam {
 			continue
@@ -519,23 +565,23 @@ func (w *work) bind(theta, v, grad, hv []float64, base int) {
 	}
 }
 
-func sub(v []float64, lo, hi int) []float64 {
+func sub[T op.Real](v []T, lo, hi int) []T {
 	if v == nil || lo < 0 || hi > len(v) {
 		return nil
 	}
 	return v[lo:hi]
 }
 
-func (w *work) forward() {
-	for _, s := range w.p.steps {
-		s.k.Forward(&w.Work)
+func (w *work[T]) forward() {
+	for _, k := range w.ks {
+		k.Forward(&w.Work)
 	}
 }
 
 // rforward propagates R-values from step start on; outputs of earlier steps
 // are identically zero (their direction has no component in the
 // parameters they read), marked by nil.
-func (w *work) rforward(start int) {
+func (w *work[T]) rforward(start int) {
 	for _, s := range w.p.steps {
 		for _, o := range s.outs {
 			if o < 0 {
@@ -551,25 +597,25 @@ func (w *work) rforward(start int) {
 			}
 		}
 		if s.idx >= start {
-			s.k.RForward(&w.Work)
+			w.ks[s.idx].RForward(&w.Work)
 		}
 	}
 }
 
-func (w *work) backward() {
+func (w *work[T]) backward() {
 	for i, s := range w.p.slots {
 		if s.kind == kAct && i != w.p.out && w.Adj[i] != nil {
 			clear(w.Adj[i])
 		}
 	}
-	for i := len(w.p.steps) - 1; i >= 0; i-- {
-		w.p.steps[i].k.Backward(&w.Work)
+	for i := len(w.ks) - 1; i >= 0; i-- {
+		w.ks[i].Backward(&w.Work)
 	}
 }
 
 // rbackward propagates R-adjoints back to step stop; R-adjoints of
 // parameters first read before stop are then incomplete.
-func (w *work) rbackward(stop int) {
+func (w *work[T]) rbackward(stop int) {
 	p := w.p
 	for i, s := range p.slots {
 		if s.kind == kAct && i != p.out && w.RAdj[i] != nil && p.radjBuf[i] < 0 && s.alias < 0 {
@@ -580,7 +626,7 @@ func (w *work) rbackward(stop int) {
 		for _, s := range p.clearAt[i] {
 			clear(w.RAdj[s])
 		}
-		p.steps[i].k.RBackward(&w.Work)
+		w.ks[i].RBackward(&w.Work)
 	}
 }
 

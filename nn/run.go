@@ -3,6 +3,7 @@ package nn
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/bitplan/bitplan/data"
@@ -123,6 +124,7 @@ func (e *Engine) pass(ctx context.Context, ds data.Dataset, md mode, vs [][]floa
 			}
 		}
 	}
+	cv := e.convertPass(vs)
 	var out Eval
 	out.N = total
 	lossSum := 0.0
@@ -138,7 +140,7 @@ func (e *Engine) pass(ctx context.Context, ds data.Dataset, md mode, vs [][]floa
 				defer wg.Done()
 				start := (wave + i) * bs
 				n := min(bs, total-start)
-				e.chunk(ds, start, n, md, vs, scale, &res[i], base, lo, hi)
+				e.chunk(ds, start, n, md, vs, scale, &res[i], base, lo, hi, cv)
 			}(i)
 		}
 		wg.Wait()
@@ -162,48 +164,202 @@ func (e *Engine) pass(ctx context.Context, ds data.Dataset, md mode, vs [][]floa
 	return out, nil
 }
 
-// chunk evaluates samples [start, start+n) into r (overwriting it).
-func (e *Engine) chunk(ds data.Dataset, start, n int, md mode, vs [][]float64, scale float64, r *chunkResult, base, lo, hi int) {
+// chunk evaluates samples [start, start+n) into r (overwriting it), in
+// the engine's precision.
+func (e *Engine) chunk(ds data.Dataset, start, n int, md mode, vs [][]float64, scale float64, r *chunkResult, base, lo, hi int, cv *converted) {
+	if e.prec == Float32 {
+		runChunk[float32](e, ds, start, n, md, vs, scale, r, base, lo, hi, cv)
+	} else {
+		runChunk[float64](e, ds, start, n, md, vs, scale, r, base, lo, hi, cv)
+	}
+}
+
+// converted holds a pass's float32 copies of θ, the directions and a
+// Referenced loss's parameters, shared read-only by its chunks (nil in
+// float64).
+type converted struct {
+	theta, ref []float32
+	vs         [][]float32
+}
+
+// convertPass returns the float32 copies a pass of the engine needs, or
+// nil in float64.
+func (e *Engine) convertPass(vs [][]float64) *converted {
+	if e.prec != Float32 {
+		return nil
+	}
+	cv := &converted{theta: e.theta32()}
+	for _, v := range vs {
+		cv.vs = append(cv.vs, op.Convert[float32](v))
+	}
+	if ref, ok := e.loss.(Referenced); ok {
+		cv.ref = op.Convert[float32](ref.Reference())
+	}
+	return cv
+}
+
+// pick returns x as []T when it already has that type (float64 runs), else
+// its float32 copy f.
+func pick[T op.Real](x []float64, f []float32) []T {
+	if t, ok := any(x).([]T); ok {
+		return t
+	}
+	return any(f).([]T)
+}
+
+// staging returns *buf resized to n (float64 staging of a float32 run).
+func staging(buf *[]float64, n int) []float64 {
+	if len(*buf) != n {
+		*buf = make([]float64, n)
+	}
+	return *buf
+}
+
+// accumulator returns the buffer a float64 result dst accumulates into in
+// precision T: dst itself in float64, else the work's zeroed float32
+// accumulator i; flush then copies it into dst.
+func (w *work[T]) accumulator(i int, dst []float64) []T {
+	if t, ok := any(dst).([]T); ok {
+		return t
+	}
+	for len(w.acc) <= i {
+		w.acc = append(w.acc, nil)
+	}
+	if len(w.acc[i]) != len(dst) {
+		w.acc[i] = make([]T, len(dst))
+	}
+	clear(w.acc[i])
+	return w.acc[i]
+}
+
+func flush[T op.Real](dst []float64, acc []T) {
+	if _, same := any(dst).([]T); same {
+		return
+	}
+	for i, v := range acc {
+		dst[i] = float64(v)
+	}
+}
+
+// readInput reads samples [start, start+n) into the work's input.
+func (w *work[T]) readInput(ds data.Dataset, start int, labels []int) error {
+	in := w.Val[w.p.in]
+	if x, ok := any(in).([]float64); ok {
+		return ds.Read(start, x, labels)
+	}
+	x := staging(&w.in64, len(in))
+	if err := ds.Read(start, x, labels); err != nil {
+		return err
+	}
+	for i, v := range x {
+		in[i] = T(v)
+	}
+	return nil
+}
+
+// float64s returns x as float64: itself in float64, else converted into
+// *buf (nil for nil).
+func float64s[T op.Real](x []T, buf *[]float64) []float64 {
+	if x == nil {
+		return nil
+	}
+	if f, ok := any(x).([]float64); ok {
+		return f
+	}
+	b := staging(buf, len(x))
+	for i, v := range x {
+		b[i] = float64(v)
+	}
+	return b
+}
+
+func runChunk[T op.Real](e *Engine, ds data.Dataset, start, n int, md mode, vs [][]float64, scale float64, r *chunkResult, base, lo, hi int, cv *converted) {
 	r.err = nil
 	p, err := e.plan(n)
 	if err != nil {
 		r.err = err
 		return
 	}
-	w := p.getWork()
-	defer p.putWork(w)
+	w := getWork[T](p)
+	defer w.release()
 	labels := w.labels[:n]
-	if err := ds.Read(start, w.Val[p.in], labels); err != nil {
+	if err := w.readInput(ds, start, labels); err != nil {
 		r.err = fmt.Errorf("nn: reading samples %d..%d: %w", start, start+n, err)
 		return
 	}
-	c := &Chunk{Start: start, N: n, Shape: e.outShape, Labels: labels, Out: w.Val[p.out]}
-	if ref, ok := e.loss.(Referenced); ok {
-		c.Ref = w.reference(ref.Reference())
+	var theta []T
+	if cv != nil {
+		theta = any(cv.theta).([]T)
+	} else {
+		theta = any(e.theta).([]T)
 	}
 	out := p.out
-	score := func(g, rz, rg []float64) {
+	c := &Chunk{Start: start, N: n, Shape: e.outShape, Labels: labels}
+	if ref, ok := e.loss.(Referenced); ok {
+		var rt []T
+		if cv != nil {
+			rt = any(cv.ref).([]T)
+		} else {
+			rt = any(ref.Reference()).([]T)
+		}
+		c.Ref = w.reference(rt)
+	}
+	// score evaluates the loss on the output (float64 at the boundary):
+	// with grad it sets the output's adjoint, with hv its R-adjoint.
+	score := func(grad, hv bool) {
+		c.Out = float64s(w.Val[out], &w.out64)
+		var g, rz, rg []float64
+		if grad {
+			g = staging(&w.g64, len(w.Val[out]))
+			if t, ok := any(w.Adj[out]).([]float64); ok {
+				g = t
+			}
+		}
+		if hv {
+			rz = float64s(w.RV[out], &w.rz64)
+			rg = staging(&w.rg64, len(w.Val[out]))
+			if t, ok := any(w.RAdj[out]).([]float64); ok {
+				rg = t
+			}
+			clear(rg)
+		}
 		var err error
 		r.loss, r.correct, r.scored, err = e.loss.Eval(c, scale, g, rz, rg)
 		if err != nil && r.err == nil {
 			r.err = err
 		}
+		if g != nil {
+			if _, same := any(w.Adj[out]).([]float64); !same {
+				for i, v := range g {
+					w.Adj[out][i] = T(v)
+				}
+			}
+		}
+		if rg != nil {
+			if _, same := any(w.RAdj[out]).([]float64); !same {
+				for i, v := range rg {
+					w.RAdj[out][i] = T(v)
+				}
+			}
+		}
 	}
 	switch md {
 	case modeEval:
-		w.bind(e.theta, nil, nil, nil, 0)
+		w.bind(theta, nil, nil, nil, 0)
 		w.forwardQuant()
-		score(nil, nil, nil)
+		score(false, false)
 	case modeGrad:
 		clear(r.grad)
-		w.bind(e.theta, nil, r.grad, nil, 0)
+		acc := w.accumulator(0, r.grad)
+		w.bind(theta, nil, acc, nil, 0)
 		w.forward()
-		score(w.Adj[out], nil, nil)
+		score(true, false)
 		w.backward()
+		flush(r.grad, acc)
 	case modeHVP:
-		w.bind(e.theta, nil, nil, nil, 0)
+		w.bind(theta, nil, nil, nil, 0)
 		w.forward()
-		score(w.Adj[out], nil, nil)
+		score(true, false)
 		w.backward()
 		first := 0
 		if hi > lo {
@@ -212,10 +368,18 @@ func (e *Engine) chunk(ds data.Dataset, start, n int, md mode, vs [][]float64, s
 		loss, correct, scored := r.loss, r.correct, r.scored
 		for j, v := range vs {
 			clear(r.hv[j])
-			w.bind(e.theta, v, nil, r.hv[j], base)
+			var vt []T
+			if cv != nil {
+				vt = any(cv.vs[j]).([]T)
+			} else {
+				vt = any(v).([]T)
+			}
+			acc := w.accumulator(0, r.hv[j])
+			w.bind(theta, vt, nil, acc, base)
 			w.rforward(first)
-			score(nil, w.RV[out], w.RAdj[out])
+			score(false, true)
 			w.rbackward(first)
+			flush(r.hv[j], acc)
 		}
 		r.loss, r.correct, r.scored = loss, correct, scored
 	}
@@ -223,14 +387,16 @@ func (e *Engine) chunk(ds data.Dataset, start, n int, md mode, vs [][]float64, s
 
 // reference runs the samples in the work's input at parameters ref
 // (without input quantizers) and returns a copy of the outputs.
-func (w *work) reference(ref []float64) []float64 {
+func (w *work[T]) reference(ref []T) []float64 {
 	out := w.p.out
 	if len(w.refBuf) != len(w.Val[out]) {
 		w.refBuf = make([]float64, len(w.Val[out]))
 	}
 	w.bind(ref, nil, nil, nil, 0)
 	w.forward()
-	copy(w.refBuf, w.Val[out])
+	for i, v := range w.Val[out] {
+		w.refBuf[i] = float64(v)
+	}
 	return w.refBuf
 }
 
@@ -352,31 +518,46 @@ func (e *Engine) BlockTrace(ctx context.Context, ds data.Dataset, b hessian.Bloc
 // Logits runs the model on n samples x (n·prod(SampleShape) values) and
 // returns the n×Classes() logits, with the input quantizers applied.
 func (e *Engine) Logits(x []float64, n int) ([]float64, error) {
-	p, w, err := e.forwardOn(x, n)
-	if err != nil {
-		return nil, err
-	}
-	defer p.putWork(w)
-	return append([]float64(nil), w.Val[p.out]...), nil
+	var out []float64
+	err := e.onForward(x, n, func(get func(slot int) []float64, p *plan) {
+		out = slices.Clone(get(p.out))
+	})
+	return out, err
 }
 
-// forwardOn checks n samples x, runs the forward pass (input quantizers
-// applied) on a work area of the plan for n and returns both; the caller
-// returns the work area with p.putWork.
-func (e *Engine) forwardOn(x []float64, n int) (*plan, *work, error) {
+// onForward checks n samples x, runs the forward pass (input quantizers
+// applied) on a work area of the plan for n in the engine's precision,
+// and calls f with an accessor of slot values as float64.
+func (e *Engine) onForward(x []float64, n int, f func(get func(slot int) []float64, p *plan)) error {
 	size := op.Numel(e.sample)
 	if n <= 0 || len(x) != n*size {
-		return nil, nil, fmt.Errorf("nn: %d input values for %d samples of shape %v", len(x), n, e.sample)
+		return fmt.Errorf("nn: %d input values for %d samples of shape %v", len(x), n, e.sample)
 	}
 	p, err := e.plan(n)
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
-	w := p.getWork()
-	copy(w.Val[p.in], x)
-	w.bind(e.theta, nil, nil, nil, 0)
+	if e.prec == Float32 {
+		forwardOn[float32](e, p, x, f)
+	} else {
+		forwardOn[float64](e, p, x, f)
+	}
+	return nil
+}
+
+func forwardOn[T op.Real](e *Engine, p *plan, x []float64, f func(get func(slot int) []float64, p *plan)) {
+	w := getWork[T](p)
+	defer w.release()
+	in := w.Val[p.in]
+	for i, v := range x {
+		in[i] = T(v)
+	}
+	w.bind(pick[T](e.theta, e.theta32()), nil, nil, nil, 0)
 	w.forwardQuant()
-	return p, w, nil
+	f(func(slot int) []float64 {
+		var buf []float64
+		return float64s(w.Val[slot], &buf)
+	}, p)
 }
 
 // Tensor is an intermediate value of the graph.
@@ -392,14 +573,12 @@ type Tensor struct {
 // private copies: a quantized unit's input is reported unquantized, its
 // output (and everything downstream) as computed from the quantized copy.
 func (e *Engine) Intermediates(x []float64, n int) (map[string]Tensor, error) {
-	p, w, err := e.forwardOn(x, n)
-	if err != nil {
-		return nil, err
-	}
-	defer p.putWork(w)
-	out := make(map[string]Tensor, len(p.slots))
-	for i, s := range p.slots {
-		out[s.name] = Tensor{Shape: append([]int(nil), s.shape...), Data: append([]float64(nil), w.Val[i]...)}
-	}
-	return out, nil
+	var out map[string]Tensor
+	err := e.onForward(x, n, func(get func(slot int) []float64, p *plan) {
+		out = make(map[string]Tensor, len(p.slots))
+		for i, s := range p.slots {
+			out[s.name] = Tensor{Shape: append([]int(nil), s.shape...), Data: slices.Clone(get(i))}
+		}
+	})
+	return out, err
 }

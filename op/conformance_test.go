@@ -50,7 +50,9 @@ func TestConformanceCatchesWrongRules(t *testing.T) {
 		{&Def{Type: "BadD2", Infer: InferSame, Class: Elementwise, Cases: cases,
 			Exec: Unary(fixed(UnaryFns{F: sig, D1: right}))}, "H·v"},
 		{&Def{Type: "BadTranspose", Infer: InferSame, Class: Linear, Cases: cases,
-			Exec: Both(func(b *Build) (Kernel[float64], error) { return LinearKernel[float64](badScale{}, b.In[:1], b.Out[0]), nil }, nil)}, "gradient"},
+			Exec: Both(func(b *Build) (Kernel[float64], error) {
+				return LinearKernel[float64](badScale{}, b.In[:1], b.Out[0]), nil
+			}, nil)}, "gradient"},
 		{&Def{Type: "NoCases", Infer: InferSame, Class: Elementwise,
 			Exec: Unary(fixed(UnaryFns{F: sig, D1: right, D2: d2}))}, "no conformance cases"},
 		{&Def{Type: "BadShape", Infer: InferSame, Cases: []Case{{Name: "c", Inputs: []CaseInput{{Shape: []int{2}}}, Want: []int{3}}}}, "shape"},

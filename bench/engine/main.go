@@ -26,18 +26,24 @@ func main() {
 	batch := flag.Int("batch", 4, "samples per batch `N`")
 	reps := flag.Int("reps", 3, "timed repetitions `N` of each measurement")
 	workers := flag.Int("workers", 0, "engine workers `N` (0: one per core)")
+	precision := flag.String("precision", "float32", "engine arithmetic `P`: float32 (as PyTorch) or float64")
 	flag.Parse()
 	if flag.NArg() != 1 {
-		fmt.Fprintln(os.Stderr, "usage: engine [-batch N] [-reps N] [-workers N] MODEL.onnx")
+		fmt.Fprintln(os.Stderr, "usage: engine [-batch N] [-reps N] [-workers N] [-precision P] MODEL.onnx")
 		os.Exit(2)
 	}
-	if err := run(flag.Arg(0), *batch, *reps, *workers); err != nil {
+	prec, err := nn.ParsePrecision(*precision)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "engine:", err)
+		os.Exit(2)
+	}
+	if err := run(flag.Arg(0), *batch, *reps, *workers, prec); err != nil {
 		fmt.Fprintln(os.Stderr, "engine:", err)
 		os.Exit(1)
 	}
 }
 
-func run(path string, batch, reps, workers int) error {
+func run(path string, batch, reps, workers int, prec nn.Precision) error {
 	m, err := model.Load(path)
 	if err != nil {
 		return err
@@ -47,7 +53,7 @@ func run(path string, batch, reps, workers int) error {
 	if w <= 0 {
 		w = 2
 	}
-	e, err := nn.New(m, &nn.Options{BatchSize: (batch + w - 1) / w, Workers: w})
+	e, err := nn.New(m, &nn.Options{BatchSize: (batch + w - 1) / w, Workers: w, Precision: prec})
 	if err != nil {
 		return err
 	}
@@ -109,6 +115,6 @@ func run(path string, batch, reps, workers int) error {
 	}
 	return json.NewEncoder(os.Stdout).Encode(map[string]any{
 		"forward_s": fwd, "gradient_s": grad, "hvp_s": hvp,
-		"peak_rss_mb": float64(ru.Maxrss) / 1024, "params": e.Dim(), "batch": batch, "blas": bitop.BLAS,
+		"peak_rss_mb": float64(ru.Maxrss) / 1024, "params": e.Dim(), "batch": batch, "blas": bitop.BLAS, "precision": e.Precision().String(),
 	})
 }

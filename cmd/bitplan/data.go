@@ -27,6 +27,7 @@ type dataFlags struct {
 	samples        int
 	batch, workers int
 	memory         string
+	precision      string
 	pre            preFlags
 	syn            synFlags
 	stderr         io.Writer
@@ -46,6 +47,7 @@ func (d *dataFlags) register(fs *flag.FlagSet, defSamples int, what string) {
 	fs.IntVar(&d.batch, "batch-size", 0, "samples per engine work chunk `N` (0: default 32; lowered to fit --memory)")
 	fs.StringVar(&d.memory, "memory", "50%", "engine memory limit `SIZE` (e.g. 4GB, 2.5GiB, or a percentage of this machine's memory)")
 	fs.IntVar(&d.workers, "workers", 0, "engine goroutines `N` (0: one per core)")
+	fs.StringVar(&d.precision, "precision", "auto", "engine arithmetic `P`: float32, float64 (the reference), or auto (float32 for models of at least 2^20 parameters, float64 below)")
 	d.pre.register(fs)
 	d.syn.register(fs)
 }
@@ -354,11 +356,15 @@ func (d *dataFlags) engine(m *model.Model, path string) (*nn.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	prec, err := d.enginePrecision()
+	if err != nil {
+		return nil, err
+	}
 	batch := d.batch
 	if batch == 0 {
 		batch = 32
 	}
-	e, err := nn.New(m, &nn.Options{BatchSize: batch, Workers: d.workers, Memory: lim})
+	e, err := nn.New(m, &nn.Options{BatchSize: batch, Workers: d.workers, Memory: lim, Precision: prec})
 	var me *nn.MemoryError
 	if errors.As(err, &me) {
 		return nil, fmt.Errorf("%s: %w; raise --memory (now %s) or run on a machine with more memory", path, err, d.memory)
@@ -367,6 +373,15 @@ func (d *dataFlags) engine(m *model.Model, path string) (*nn.Engine, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return e, nil
+}
+
+// enginePrecision resolves --precision.
+func (d *dataFlags) enginePrecision() (nn.Precision, error) {
+	p, err := nn.ParsePrecision(d.precision)
+	if err != nil {
+		return 0, usageError{fmt.Errorf("flag --precision: %v", err)}
+	}
+	return p, nil
 }
 
 // memoryLimit resolves --memory to bytes: a size, or a percentage of the

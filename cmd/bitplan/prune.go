@@ -176,7 +176,7 @@ func runPrune(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if p.Keep() != nil {
 		opts := &prune.RealizeOptions{Test: test, Original: e, Calibration: calib,
-			Engine: &nn.Options{BatchSize: df.batch, Workers: df.workers}, Compensate: *compensate}
+			Engine: &nn.Options{BatchSize: df.batch, Workers: df.workers, Precision: e.Precision()}, Compensate: *compensate}
 		if *steps > 0 {
 			opts.FineTune = &prune.FineTuneSettings{Steps: *steps, LR: *lr, Seed: *seed,
 				Progress: func(i int, loss float64) { pr.printf("fine-tuning: step %d of %d, loss %.4f", i, *steps, loss) }}
