@@ -1,4 +1,6 @@
-// Package nn is a float64 inference engine for imported ONNX graphs with
+// Package nn is an inference engine for imported ONNX graphs, in float32
+// or float64 (Options.Precision; Auto takes float32 for models of at least
+// 2^20 parameters), with
 // reverse-mode gradients and exact Hessian-vector products of the mean
 // cross-entropy loss with respect to the parameters θ of the quantizable
 // units (the weight and bias initializers of every Conv, Gemm and MatMul, in
@@ -36,6 +38,17 @@
 //	softmax p = softmax(z): R{p} = p ⊙ (R{z} − ⟨p, R{z}⟩)
 //	cross-entropy L = (1/N) Σ_n lse(z_n) − z_n[y_n]:
 //	    ∂L/∂z_n = (p_n − e_{y_n})/N,  R{∂L/∂z_n} = p_n ⊙ (R{z_n} − ⟨p_n, R{z_n}⟩)/N
+//
+// # Precision
+//
+// The kernels of package op are generic over float32 and float64. In
+// float32 the engine keeps a float32 copy of θ, converts the directions,
+// inputs and the loss's inputs at the boundary, accumulates each chunk's
+// gradient or products in float32 and adds the chunks in float64: θ,
+// probes, products and losses are float64 at the hessian.Operator
+// boundary whatever the precision, so the estimators do not change. The
+// loss itself is evaluated in float64 on the converted logits. float64 is
+// the reference for tests (TestPyTorchReference runs both).
 //
 // # Execution
 //

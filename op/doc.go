@@ -41,6 +41,16 @@
 //     and one BLAS call per product), Softmax (closed form), MaxPool (the
 //     argmax routing of the forward pass); each says why in its comment.
 //
+// # Precision
+//
+// Kernels are written once over Real (float32 | float64): Work[T],
+// Kernel[T], LinearMap[T]. A Def's Exec carries both instantiations of
+// its constructor, Both(newX[float64], newX[float32]); the engine builds
+// the one of its precision (NewKernel), and package nn folds constants in
+// float64. Elementwise functions (UnaryFns, BinaryFns) stay float64 and
+// are called on converted elements. Every matrix product goes through
+// Gemm (gonum's BLAS, or the system OpenBLAS with -tags openblas).
+//
 // # Adding an operator
 //
 // Add one file (or one entry in the family file: elementwise.go for f, f′,
@@ -53,11 +63,14 @@
 //			Channels: FlowPass, Cases: unaryCase(-2, 2)})
 //	}
 //
-// and give it Cases. Nothing else needs to change: model infers its
+// (a kernel of its own is a generic type, e.g. type myOp[T Real] struct,
+// registered with Exec: Both(newMyOp[float64], newMyOp[float32])) and
+// give it Cases. Nothing else needs to change: model infers its
 // shapes, nn runs it, prune knows its channel flow, and TestConformance
 // checks it — shape inference against Case.Want, and, for an executable
 // operator, the gradient against central finite differences, H·v against
 // finite differences of the gradient and uᵀHv = vᵀHu. A record without
 // cases, or an executable differentiable one whose cases have no
-// differentiable input, fails the test.
+// differentiable input, fails the test; TestFloat32MatchesFloat64 checks
+// the float32 instantiation against the float64 one on the same cases.
 package op

@@ -47,7 +47,7 @@ func (d *dataFlags) register(fs *flag.FlagSet, defSamples int, what string) {
 	fs.IntVar(&d.batch, "batch-size", 0, "samples per engine work chunk `N` (0: default 32; lowered to fit --memory)")
 	fs.StringVar(&d.memory, "memory", "50%", "engine memory limit `SIZE` (e.g. 4GB, 2.5GiB, or a percentage of this machine's memory)")
 	fs.IntVar(&d.workers, "workers", 0, "engine goroutines `N` (0: one per core)")
-	fs.StringVar(&d.precision, "precision", "auto", "engine arithmetic `P`: float32, float64 (the reference), or auto (float32 for models of at least 2^20 parameters, float64 below)")
+	fs.StringVar(&d.precision, "engine-precision", "auto", "engine arithmetic `P`: float32, float64 (the reference), or auto (float32 for models of at least 2^20 parameters, float64 below)")
 	d.pre.register(fs)
 	d.syn.register(fs)
 }
@@ -375,11 +375,12 @@ func (d *dataFlags) engine(m *model.Model, path string) (*nn.Engine, error) {
 	return e, nil
 }
 
-// enginePrecision resolves --precision.
+// enginePrecision resolves --engine-precision (named apart from prune's
+// --precision, the weight/activation widths of its cost model).
 func (d *dataFlags) enginePrecision() (nn.Precision, error) {
 	p, err := nn.ParsePrecision(d.precision)
 	if err != nil {
-		return 0, usageError{fmt.Errorf("flag --precision: %v", err)}
+		return 0, usageError{fmt.Errorf("flag --engine-precision: %v", err)}
 	}
 	return p, nil
 }
