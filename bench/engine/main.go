@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"syscall"
 	"time"
@@ -26,6 +27,7 @@ func main() {
 	batch := flag.Int("batch", 4, "samples per batch `N`")
 	reps := flag.Int("reps", 3, "timed repetitions `N` of each measurement")
 	workers := flag.Int("workers", 0, "engine workers `N` (0: one per core)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the HVP runs to `FILE`")
 	precision := flag.String("precision", "float32", "engine arithmetic `P`: float32 (as PyTorch) or float64")
 	flag.Parse()
 	if flag.NArg() != 1 {
@@ -37,13 +39,13 @@ func main() {
 		fmt.Fprintln(os.Stderr, "engine:", err)
 		os.Exit(2)
 	}
-	if err := run(flag.Arg(0), *batch, *reps, *workers, prec); err != nil {
+	if err := run(flag.Arg(0), *batch, *reps, *workers, prec, *cpuprofile); err != nil {
 		fmt.Fprintln(os.Stderr, "engine:", err)
 		os.Exit(1)
 	}
 }
 
-func run(path string, batch, reps, workers int, prec nn.Precision) error {
+func run(path string, batch, reps, workers int, prec nn.Precision, cpuprofile string) error {
 	m, err := model.Load(path)
 	if err != nil {
 		return err
@@ -104,6 +106,17 @@ func run(path string, batch, reps, workers int, prec nn.Precision) error {
 	grad, err := median(func() error { _, err := e.Gradient(ctx, ds, g); return err })
 	if err != nil {
 		return err
+	}
+	if cpuprofile != "" {
+		f, err := os.Create(cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	hvp, err := median(func() error { return op.HVP(ctx, hv, v) })
 	if err != nil {
