@@ -184,9 +184,10 @@ type Engine struct {
 	th32      []float32
 	th32Stale bool
 
-	mu    sync.Mutex
-	plans map[int]*plan
-	vecs  vecPool
+	mu     sync.Mutex
+	plans  map[int]*plan
+	vecs   vecPool[float64]
+	vecs32 vecPool[float32]
 
 	// inq holds the input quantizer of every unit (nil: none), see
 	// SetInputQuantizer.

@@ -101,10 +101,8 @@ type work[T op.Real] struct {
 	qbuf [][]T
 	qtmp []float64
 	// Float64 staging of the input, the output and the loss's adjoints,
-	// and accumulators of θ-length products, used when T is float32 (the
-	// data, the loss and the results are float64).
+	// used when T is float32 (the data and the loss are float64).
 	in64, out64, rz64, g64, rg64 []float64
-	acc                          [][]T
 }
 
 // Shape, Const and Name make the plan the op.Slots of its kernels.

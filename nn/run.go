@@ -41,14 +41,14 @@ const (
 // vecPool recycles the per-worker accumulators of passes (vectors of the
 // length of θ), so that repeated products do not leave a
 // garbage vector per worker and direction for the collector.
-type vecPool struct {
+type vecPool[T op.Real] struct {
 	mu   sync.Mutex
-	free map[int][][]float64
+	free map[int][][]T
 }
 
 // get returns a vector of length n; its contents are undefined (chunks
 // overwrite their accumulators).
-func (p *vecPool) get(n int) []float64 {
+func (p *vecPool[T]) get(n int) []T {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if l := p.free[n]; len(l) > 0 {
@@ -56,24 +56,29 @@ func (p *vecPool) get(n int) []float64 {
 		p.free[n] = l[:len(l)-1]
 		return v
 	}
-	return make([]float64, n)
+	return make([]T, n)
 }
 
-func (p *vecPool) put(v []float64) {
+func (p *vecPool[T]) put(v []T) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.free == nil {
-		p.free = make(map[int][][]float64)
+		p.free = make(map[int][][]T)
 	}
 	p.free[len(v)] = append(p.free[len(v)], v)
 }
 
-// chunkResult is what one chunk contributes.
+// chunkResult is what one chunk contributes. Its gradient and products
+// are float64 (grad, hv) in float64 runs and float32 (grad32, hv32) in
+// float32 runs, where a chunk accumulates in float32 and the chunks are
+// added in float64.
 type chunkResult struct {
 	loss            float64
 	correct, scored int
 	grad            []float64
 	hv              [][]float64
+	grad32          []float32
+	hv32            [][]float32
 	err             error
 }
 
@@ -100,6 +105,7 @@ func (e *Engine) pass(ctx context.Context, ds data.Dataset, md mode, vs [][]floa
 	scale := 1 / denom
 	res := make([]chunkResult, workers)
 	var held [][]float64
+	var held32 [][]float32
 	vec := func(n int) []float64 {
 		if n != len(e.theta) { // only full-length vectors are kept
 			return make([]float64, n)
@@ -108,16 +114,35 @@ func (e *Engine) pass(ctx context.Context, ds data.Dataset, md mode, vs [][]floa
 		held = append(held, v)
 		return v
 	}
+	vec32 := func(n int) []float32 {
+		if n != len(e.theta) {
+			return make([]float32, n)
+		}
+		v := e.vecs32.get(n)
+		held32 = append(held32, v)
+		return v
+	}
 	defer func() {
 		for _, v := range held {
 			e.vecs.put(v)
 		}
-	}()
-	for i := range res {
-		if md == modeGrad {
-			res[i].grad = vec(len(e.theta))
+		for _, v := range held32 {
+			e.vecs32.put(v)
 		}
-		if md == modeHVP {
+	}()
+	f32 := e.prec == Float32
+	for i := range res {
+		switch {
+		case md == modeGrad && f32:
+			res[i].grad32 = vec32(len(e.theta))
+		case md == modeGrad:
+			res[i].grad = vec(len(e.theta))
+		case md == modeHVP && f32:
+			res[i].hv32 = make([][]float32, len(vs))
+			for j := range vs {
+				res[i].hv32[j] = vec32(len(vs[j]))
+			}
+		case md == modeHVP:
 			res[i].hv = make([][]float64, len(vs))
 			for j := range vs {
 				res[i].hv[j] = vec(len(vs[j]))
@@ -153,10 +178,18 @@ func (e *Engine) pass(ctx context.Context, ds data.Dataset, md mode, vs [][]floa
 			out.Correct += r.correct
 			out.Scored += r.scored
 			if grad != nil {
-				op.AddTo(grad, r.grad)
+				if f32 {
+					addWide(grad, r.grad32)
+				} else {
+					op.AddTo(grad, r.grad)
+				}
 			}
 			for j := range hv {
-				op.AddTo(hv[j], r.hv[j])
+				if f32 {
+					addWide(hv[j], r.hv32[j])
+				} else {
+					op.AddTo(hv[j], r.hv[j])
+				}
 			}
 		}
 	}
@@ -215,29 +248,19 @@ func staging(buf *[]float64, n int) []float64 {
 	return *buf
 }
 
-// accumulator returns the buffer a float64 result dst accumulates into in
-// precision T: dst itself in float64, else the work's zeroed float32
-// accumulator i; flush then copies it into dst.
-func (w *work[T]) accumulator(i int, dst []float64) []T {
-	if t, ok := any(dst).([]T); ok {
+// target returns a chunk's accumulator in precision T: the float64
+// vector in float64 runs, its float32 twin in float32 runs.
+func target[T op.Real](f64 []float64, f32 []float32) []T {
+	if t, ok := any(f64).([]T); ok && f64 != nil {
 		return t
 	}
-	for len(w.acc) <= i {
-		w.acc = append(w.acc, nil)
-	}
-	if len(w.acc[i]) != len(dst) {
-		w.acc[i] = make([]T, len(dst))
-	}
-	clear(w.acc[i])
-	return w.acc[i]
+	return any(f32).([]T)
 }
 
-func flush[T op.Real](dst []float64, acc []T) {
-	if _, same := any(dst).([]T); same {
-		return
-	}
-	for i, v := range acc {
-		dst[i] = float64(v)
+// addWide adds the float32 vector src into the float64 vector dst.
+func addWide(dst []float64, src []float32) {
+	for i, v := range src {
+		dst[i] += float64(v)
 	}
 }
 
@@ -349,13 +372,12 @@ func runChunk[T op.Real](e *Engine, ds data.Dataset, start, n int, md mode, vs [
 		w.forwardQuant()
 		score(false, false)
 	case modeGrad:
-		clear(r.grad)
-		acc := w.accumulator(0, r.grad)
+		acc := target[T](r.grad, r.grad32)
+		clear(acc)
 		w.bind(theta, nil, acc, nil, 0)
 		w.forward()
 		score(true, false)
 		w.backward()
-		flush(r.grad, acc)
 	case modeHVP:
 		w.bind(theta, nil, nil, nil, 0)
 		w.forward()
@@ -367,19 +389,25 @@ func runChunk[T op.Real](e *Engine, ds data.Dataset, start, n int, md mode, vs [
 		}
 		loss, correct, scored := r.loss, r.correct, r.scored
 		for j, v := range vs {
-			clear(r.hv[j])
+			var h64 []float64
+			var h32 []float32
+			if r.hv != nil {
+				h64 = r.hv[j]
+			} else {
+				h32 = r.hv32[j]
+			}
+			acc := target[T](h64, h32)
+			clear(acc)
 			var vt []T
 			if cv != nil {
 				vt = any(cv.vs[j]).([]T)
 			} else {
 				vt = any(v).([]T)
 			}
-			acc := w.accumulator(0, r.hv[j])
 			w.bind(theta, vt, nil, acc, base)
 			w.rforward(first)
 			score(false, true)
 			w.rbackward(first)
-			flush(r.hv[j], acc)
 		}
 		r.loss, r.correct, r.scored = loss, correct, scored
 	}
