@@ -3,6 +3,7 @@ package model
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
@@ -58,27 +59,35 @@ type ValueInfo struct {
 	DimNames []string
 }
 
-// Load reads and imports the ONNX model in the named file.
+// Load reads and imports the ONNX model in the named file. Initializers
+// kept as external data (models over 2 GB) are read from their files,
+// relative to the model's directory.
 func Load(path string) (*Model, error) {
 	b, err := readfile.Read(path, readfile.Model)
 	if err != nil {
 		return nil, fmt.Errorf("model: %w", err)
 	}
-	m, err := Decode(b)
+	m, err := decode(b, filepath.Dir(path))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return m, nil
 }
 
-// Decode imports an ONNX model from its serialized ModelProto bytes.
-func Decode(b []byte) (*Model, error) {
+// Decode imports an ONNX model from its serialized ModelProto bytes. A
+// model with external data needs its directory: use Load.
+func Decode(b []byte) (*Model, error) { return decode(b, "") }
+
+func decode(b []byte, dir string) (*Model, error) {
 	if len(b) == 0 {
 		return nil, fmt.Errorf("%w: empty file", ErrFormat)
 	}
 	mp := &onnx.ModelProto{}
 	if err := proto.Unmarshal(b, mp); err != nil {
 		return nil, fmt.Errorf("%w: not a ModelProto (truncated or not ONNX?): %v", ErrFormat, err)
+	}
+	if err := resolveExternal(mp, dir); err != nil {
+		return nil, err
 	}
 	return FromProto(mp)
 }

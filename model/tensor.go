@@ -19,8 +19,8 @@ const (
 func numElems(shape []int) int { return op.Numel(shape) }
 
 // TensorFromProto decodes an ONNX TensorProto, from raw_data (little-endian)
-// or the typed fields. External data, strings and complex types are reported
-// as unsupported.
+// or the typed fields. External data must have been read into raw_data
+// (Load does); strings and complex types are reported as unsupported.
 func TensorFromProto(tp *onnx.TensorProto) (*Tensor, error) {
 	t := &Tensor{Name: tp.Name, Type: DataType(tp.DataType), Shape: make([]int, len(tp.Dims))}
 	name := fmt.Sprintf("tensor %q", tp.Name)
@@ -35,26 +35,18 @@ func TensorFromProto(tp *onnx.TensorProto) (*Tensor, error) {
 		}
 		n *= int(d)
 	}
-	if tp.DataLocation == onnx.TensorProto_EXTERNAL || len(tp.ExternalData) > 0 {
-		return nil, fmt.Errorf("%s: external data is not supported (save the model with the weights inside the file)", name)
+	if isExternal(tp) {
+		return nil, errNoDir(tp)
 	}
 	if tp.Segment != nil {
 		return nil, fmt.Errorf("%s: segmented tensors are not supported", name)
 	}
 	raw := tp.RawData
-	size := 0
-	switch t.Type {
-	case Float, Int32, Uint32:
-		size = 4
-	case Double, Int64, Uint64:
-		size = 8
-	case Float16, Int16, Uint16:
-		size = 2
-	case Int8, Uint8, Bool:
-		size = 1
-	case Undefined:
+	size := elemSize(t.Type)
+	switch {
+	case t.Type == Undefined:
 		return nil, fmt.Errorf("%w: %s: data_type is not set", ErrFormat, name)
-	default:
+	case size == 0:
 		return nil, fmt.Errorf("%s: data type %v is not supported (want FLOAT, DOUBLE, FLOAT16 or an integer type)", name, t.Type)
 	}
 	if raw != nil {

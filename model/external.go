@@ -1,0 +1,215 @@
+package model
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/advancedclimatesystems/gonnx/onnx"
+)
+
+// External data: models over protobuf's 2 GiB limit keep initializers in
+// side files (onnx.save(..., save_as_external_data=True)). Such a tensor
+// has data_location = EXTERNAL and external_data entries "location" (a
+// file path relative to the model's directory), "offset" and "length"
+// (bytes; offset defaults to 0, length to the rest of the tensor's
+// size), as the ONNX specification's external data section defines them.
+// Load reads each tensor's own byte range from its file into raw_data
+// before decoding, so memory holds the weights once and a file larger
+// than the model's tensors is never read whole.
+
+// isExternal reports whether tp keeps its data outside the model file.
+func isExternal(tp *onnx.TensorProto) bool {
+	return tp.DataLocation == onnx.TensorProto_EXTERNAL || len(tp.ExternalData) > 0
+}
+
+// errNoDir is the error for external data met without a model directory.
+func errNoDir(tp *onnx.TensorProto) error {
+	return fmt.Errorf("tensor %q keeps its data in an external file; load the model from its file (model.Load) so that the file can be found", tp.Name)
+}
+
+// resolveExternal replaces the external data of every initializer of mp
+// (and of Constant nodes' tensors, in subgraphs too) by raw_data read from
+// the files they name, relative to dir.
+func resolveExternal(mp *onnx.ModelProto, dir string) error {
+	if mp == nil || mp.Graph == nil {
+		return nil
+	}
+	r := &externalReader{dir: dir, files: map[string]*externalFile{}}
+	defer r.close()
+	return r.graph(mp.Graph)
+}
+
+type externalFile struct {
+	f    *os.File
+	size int64
+}
+
+type externalReader struct {
+	dir   string
+	files map[string]*externalFile
+}
+
+func (r *externalReader) close() {
+	for _, f := range r.files {
+		f.f.Close()
+	}
+}
+
+func (r *externalReader) graph(g *onnx.GraphProto) error {
+	for _, tp := range g.Initializer {
+		if tp != nil && isExternal(tp) {
+			if err := r.tensor(tp); err != nil {
+				return fmt.Errorf("initializer %q: %w", tp.Name, err)
+			}
+		}
+	}
+	for _, n := range g.Node {
+		if n == nil {
+			continue
+		}
+		for _, a := range n.Attribute {
+			if a == nil {
+				continue
+			}
+			ts := append([]*onnx.TensorProto{a.T}, a.Tensors...)
+			for _, tp := range ts {
+				if tp != nil && isExternal(tp) {
+					if err := r.tensor(tp); err != nil {
+						return fmt.Errorf("node %q attribute %q: %w", n.Name, a.Name, err)
+					}
+				}
+			}
+			for _, sg := range append([]*onnx.GraphProto{a.G}, a.Graphs...) {
+				if sg != nil {
+					if err := r.graph(sg); err != nil {
+						return err
+					}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// tensor reads tp's bytes into tp.RawData.
+func (r *externalReader) tensor(tp *onnx.TensorProto) error {
+	if r.dir == "" {
+		return errNoDir(tp)
+	}
+	var loc string
+	off, length := int64(0), int64(-1)
+	for _, kv := range tp.ExternalData {
+		if kv == nil {
+			continue
+		}
+		switch kv.Key {
+		case "location":
+			loc = kv.Value
+		case "offset", "length":
+			v, err := strconv.ParseInt(kv.Value, 10, 64)
+			if err != nil || v < 0 {
+				return fmt.Errorf("%w: external data %s %q, want a byte count ≥ 0", ErrFormat, kv.Key, kv.Value)
+			}
+			if kv.Key == "offset" {
+				off = v
+			} else {
+				length = v
+			}
+		}
+	}
+	if loc == "" {
+		return fmt.Errorf("%w: external data without a location", ErrFormat)
+	}
+	if filepath.IsAbs(loc) || strings.HasPrefix(loc, "/") || strings.HasPrefix(loc, `\`) {
+		return fmt.Errorf("%w: external data location %q is absolute, want a path relative to the model's directory", ErrFormat, loc)
+	}
+	clean := filepath.Clean(filepath.FromSlash(loc))
+	if clean == ".." || strings.HasPrefix(clean, ".."+string(filepath.Separator)) {
+		return fmt.Errorf("%w: external data location %q leaves the model's directory", ErrFormat, loc)
+	}
+	want, err := rawBytes(tp)
+	if err != nil {
+		return err
+	}
+	if length < 0 {
+		length = want
+	}
+	path := filepath.Join(r.dir, clean)
+	if length != want {
+		return fmt.Errorf("%w: %s: external data length %d bytes, the tensor's shape %v of %v needs %d", ErrFormat, path, length, tp.Dims, DataType(tp.DataType), want)
+	}
+	f, err := r.open(path)
+	if err != nil {
+		return err
+	}
+	if off > f.size || length > f.size-off {
+		return fmt.Errorf("%w: %s: the tensor's bytes [%d, %d) lie beyond the file's %d bytes (truncated file?)", ErrFormat, path, off, off+length, f.size)
+	}
+	raw := make([]byte, length)
+	if _, err := f.f.ReadAt(raw, off); err != nil && !(errors.Is(err, io.EOF) && length == 0) {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	tp.RawData = raw
+	tp.ExternalData = nil
+	tp.DataLocation = onnx.TensorProto_DEFAULT
+	return nil
+}
+
+func (r *externalReader) open(path string) (*externalFile, error) {
+	if f, ok := r.files[path]; ok {
+		return f, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("external data: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("external data: %s is not a regular file", path)
+	}
+	ef := &externalFile{f: f, size: st.Size()}
+	r.files[path] = ef
+	return ef, nil
+}
+
+// rawBytes returns the bytes of tp's data in raw_data form, with the
+// bounds TensorFromProto applies to dimensions and element counts.
+func rawBytes(tp *onnx.TensorProto) (int64, error) {
+	size := elemSize(DataType(tp.DataType))
+	if size == 0 {
+		return 0, fmt.Errorf("data type %v is not supported (want FLOAT, DOUBLE, FLOAT16 or an integer type)", DataType(tp.DataType))
+	}
+	n := int64(1)
+	for i, d := range tp.Dims {
+		if d < 0 || d > maxDim {
+			return 0, fmt.Errorf("%w: dimension %d is %d, want 0..%d", ErrFormat, i, d, maxDim)
+		}
+		if d != 0 && n > int64(maxElems)/d {
+			return 0, fmt.Errorf("%w: shape %v has more than %d elements", ErrFormat, tp.Dims, maxElems)
+		}
+		n *= d
+	}
+	return n * int64(size), nil
+}
+
+// elemSize returns the bytes of one element of t in raw_data (0: not a
+// type the importer reads).
+func elemSize(t DataType) int {
+	switch t {
+	case Float, Int32, Uint32:
+		return 4
+	case Double, Int64, Uint64:
+		return 8
+	case Float16, Int16, Uint16:
+		return 2
+	case Int8, Uint8, Bool:
+		return 1
+	}
+	return 0
+}
