@@ -3,6 +3,7 @@ package prune
 import (
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 
@@ -57,6 +58,7 @@ func applyCuts(mp *onnx.ModelProto, st *Structure, keep [][]int, add map[string]
 	}
 	cuts := map[string][]cut{}
 	attrs := map[int]int{}
+	shapes := map[int][]edit{} // Reshape node → its shape entries to set (Inner = the value)
 	dropped := map[string]bool{}
 	for gi, g := range st.Groups {
 		k := keep[gi]
@@ -77,6 +79,11 @@ func applyCuts(mp *onnx.ModelProto, st *Structure, keep [][]int, add map[string]
 		for _, e := range g.edits {
 			if e.Attr != "" {
 				attrs[e.Node] = len(k)
+				continue
+			}
+			if e.Shape {
+				e.Inner *= len(k)
+				shapes[e.Node] = append(shapes[e.Node], e)
 				continue
 			}
 			cuts[e.Init] = append(cuts[e.Init], cut{axis: e.Axis, inner: e.Inner, c: g.Channels, keep: k})
@@ -144,6 +151,9 @@ func applyCuts(mp *onnx.ModelProto, st *Structure, keep [][]int, add map[string]
 			gr.Node[ni].Attribute = append(gr.Node[ni].Attribute, &onnx.AttributeProto{Name: "group", Type: onnx.AttributeProto_INT, I: int64(k)})
 		}
 	}
+	if err := rewriteShapes(gr, shapes); err != nil {
+		return nil, err
+	}
 	vi := gr.ValueInfo[:0]
 	for _, v := range gr.ValueInfo {
 		if !dropped[v.GetName()] {
@@ -155,6 +165,68 @@ func applyCuts(mp *onnx.ModelProto, st *Structure, keep [][]int, add map[string]
 		return nil, fmt.Errorf("prune: the pruned model does not import: %w", err)
 	}
 	return out, nil
+}
+
+// rewriteShapes gives every Reshape node of shapes a shape constant of its
+// own (a shared one may serve layers pruned differently) with the entries
+// set, and drops the original constants nothing reads any more.
+func rewriteShapes(gr *onnx.GraphProto, shapes map[int][]edit) error {
+	if len(shapes) == 0 {
+		return nil
+	}
+	byName := map[string]*onnx.TensorProto{}
+	for _, tp := range gr.Initializer {
+		byName[tp.GetName()] = tp
+	}
+	orig := map[string]bool{}
+	for _, ni := range slices.Sorted(maps.Keys(shapes)) {
+		es := shapes[ni]
+		if ni >= len(gr.Node) || len(gr.Node[ni].Input) < 2 {
+			return fmt.Errorf("prune: Reshape node #%d not in the model", ni)
+		}
+		n := gr.Node[ni]
+		orig[n.Input[1]] = true
+		tp := byName[n.Input[1]]
+		if tp == nil {
+			return fmt.Errorf("prune: shape %q of %s is not an initializer", n.Input[1], n.GetName())
+		}
+		t, err := model.TensorFromProto(tp)
+		if err != nil || len(t.Int) == 0 {
+			return fmt.Errorf("prune: shape %q of %s is not an integer constant", n.Input[1], n.GetName())
+		}
+		v := slices.Clone(t.Int)
+		for _, e := range es {
+			if e.Axis >= len(v) {
+				return fmt.Errorf("prune: shape %q of %s has no entry %d", n.Input[1], n.GetName(), e.Axis)
+			}
+			v[e.Axis] = int64(e.Inner)
+		}
+		raw := make([]byte, 0, 8*len(v))
+		for _, x := range v {
+			raw = binary.LittleEndian.AppendUint64(raw, uint64(x))
+		}
+		name := fmt.Sprintf("%s/pruned_%d", n.Input[1], ni)
+		gr.Initializer = append(gr.Initializer, &onnx.TensorProto{Name: name, DataType: int32(onnx.TensorProto_INT64),
+			Dims: []int64{int64(len(v))}, RawData: raw})
+		n.Input[1] = name
+	}
+	used := map[string]bool{}
+	for _, n := range gr.Node {
+		for _, in := range n.Input {
+			used[in] = true
+		}
+	}
+	for _, o := range gr.Output {
+		used[o.GetName()] = true
+	}
+	keep := gr.Initializer[:0]
+	for _, tp := range gr.Initializer {
+		if used[tp.GetName()] || !orig[tp.GetName()] {
+			keep = append(keep, tp)
+		}
+	}
+	gr.Initializer = keep
+	return nil
 }
 
 // sliceAxis keeps channels c.keep of axis c.axis (blocks of c.inner).

@@ -52,7 +52,7 @@ func zeroRemoved(t *testing.T, mp *onnx.ModelProto, st *Structure, keep [][]int)
 			kept[c] = true
 		}
 		for _, e := range g.edits {
-			if e.Init == "" || consumerWeight[e.Init] {
+			if e.Init == "" || e.Shape || consumerWeight[e.Init] {
 				continue
 			}
 			tp := byName[e.Init]
@@ -113,7 +113,7 @@ func randomInputs(r *rand.Rand, n int) []float64 {
 // the original computes with the removed channels silenced, and its
 // parameter and MAC counts are the planner's exact counts.
 func TestApplyRandomKeeps(t *testing.T) {
-	for _, name := range []string{"mlp", "lenet", "rescnn"} {
+	for _, name := range []string{"mlp", "lenet", "rescnn", "fmnist_vit"} {
 		t.Run(name, func(t *testing.T) {
 			l := load(t, name)
 			r := rand.New(rand.NewPCG(11, uint64(len(name))))
@@ -160,7 +160,7 @@ func TestApplyRandomKeeps(t *testing.T) {
 				if float64(params) != v[0] || float64(2*macs) != v[1] {
 					t.Errorf("trial %d: written model has %d params and %d FLOPs, the cost model says %.0f and %.0f", trial, params, 2*macs, v[0], v[1])
 				}
-				if trial == 0 {
+				if trial == 0 && name != "fmnist_vit" { // gonnx 1.1 panics in Concat on the ViT
 					compareGonnx(t, pl, x[:784], 1)
 				}
 			}

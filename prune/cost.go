@@ -44,6 +44,11 @@ func newUnitCosts(st *Structure) []unitCost {
 		r := st.Roles[i]
 		c := unitCost{name: u.Name, macs: u.MACs, inE: u.InElems, outE: u.OutElems, co: u.OutChannels, ci: 1,
 			out: r.Out, in: r.In, dw: r.Depthwise}
+		if r.Out >= 0 {
+			// A group's channel may be a block of output channels (an
+			// attention head of q, k or v): count in the group's channels.
+			c.co = st.Groups[r.Out].Channels
+		}
 		c.weight = int64(m.Initializers[u.Weight].Len())
 		if u.Bias != "" {
 			c.bias = int64(m.Initializers[u.Bias].Len())
@@ -81,7 +86,7 @@ func (c *unitCost) counts(ko, ki int) Counts {
 		n.OutElems = c.outE / co * k
 	}
 	if c.biasPerChannel {
-		n.Params += k
+		n.Params += c.bias / co * k
 	} else {
 		n.Params += c.bias
 	}

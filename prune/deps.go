@@ -83,14 +83,16 @@ type Role struct {
 
 // edit is one change that removing channels of a group makes to the model:
 // slice initializer Init along Axis in blocks of Inner elements per channel
-// (it is read by node Node), or set attribute Attr of node Node to the
-// number of channels kept.
+// (it is read by node Node), set attribute Attr of node Node to the number
+// of channels kept, or (Shape) give Reshape node Node a shape constant of
+// its own whose entry Axis is Inner times the number of channels kept.
 type edit struct {
 	Node  int
 	Init  string
 	Axis  int
 	Inner int
 	Attr  string
+	Shape bool
 }
 
 // tref says that a tensor carries a channel space: channel c occupies
@@ -247,6 +249,19 @@ func (a *analyzer) node(n *model.Node) {
 		return
 	}
 	sp := a.spaced(n)
+	if len(sp) > 0 {
+		switch n.Op {
+		case "Reshape":
+			a.reshape(n, sp)
+			return
+		case "Transpose":
+			a.transpose(n, sp)
+			return
+		case "Softmax", "LogSoftmax":
+			a.softmax(n, sp)
+			return
+		}
+	}
 	flow := op.FlowBlocks
 	if d := op.Lookup(n.Op, a.m.Opset); d != nil {
 		flow = d.Channels
@@ -430,6 +445,10 @@ func (a *analyzer) gemm(n *model.Node, sp map[int]tref) {
 
 func (a *analyzer) matmul(n *model.Node, sp map[int]tref) {
 	u := a.unitOf[n.Index]
+	if u == nil {
+		a.batchedMatMul(n, sp)
+		return
+	}
 	for i, t := range sp {
 		if i != 0 {
 			a.bad(t.id, "%s: a tracked tensor is the right operand", n.Label())
@@ -437,9 +456,9 @@ func (a *analyzer) matmul(n *model.Node, sp map[int]tref) {
 	}
 	if t, ok := sp[0]; ok {
 		switch {
-		case u == nil || u.WeightInput != 1 || len(u.WeightShape) != 2:
+		case u.WeightInput != 1 || len(u.WeightShape) != 2:
 			a.bad(t.id, "%s has no constant 2-D weight", n.Label())
-		case t.rank != 2 || t.axis != 1:
+		case t.rank < 2 || t.axis != t.rank-1:
 			a.bad(t.id, "%s reads a tensor whose channels are not its feature axis", n.Label())
 		case u.WeightShape[0] != a.space(t.id).channels*t.inner:
 			a.bad(t.id, "%s: %d input features, the group gives %d×%d", n.Label(), u.WeightShape[0], a.space(t.id).channels, t.inner)
@@ -450,18 +469,170 @@ func (a *analyzer) matmul(n *model.Node, sp map[int]tref) {
 			a.in[u.Name] = t.id
 		}
 	}
-	if u == nil || u.WeightInput != 1 {
+	if u.WeightInput != 1 {
 		return
 	}
 	id := a.newSpace(u.OutChannels, u.Name)
 	a.sp[id].sources = append(a.sp[id].sources, u.Name)
 	a.out[u.Name] = id
 	rank := len(a.dims(n.Outputs[0]))
-	if len(u.WeightShape) != 2 || rank != 2 {
-		a.bad(id, "%s: only 2-D MatMul (batch × features) is modelled", n.Label())
+	if len(u.WeightShape) != 2 || rank < 2 {
+		a.bad(id, "%s: only MatMul of a 2-D weight and an input of rank ≥ 2 (features last) is modelled", n.Label())
 	}
 	a.addEdit(id, edit{Node: n.Index, Init: u.Weight, Axis: len(u.WeightShape) - 1, Inner: 1})
 	a.set(n.Outputs[0], tref{id: id, axis: max(rank-1, 0), inner: 1, rank: rank})
+}
+
+// batchedMatMul handles a MatMul of two activations (attention's Q·Kᵀ and
+// P·V): channels on a batch axis (the heads) of both operands are tied
+// and stay on that axis; channels on a multiplied axis mix.
+func (a *analyzer) batchedMatMul(n *model.Node, sp map[int]tref) {
+	l, r := a.dims(n.Input(0)), a.dims(n.Input(1))
+	out := len(a.dims(n.Outputs[0]))
+	ok := len(l) >= 3 && len(l) == len(r) && len(l) == out
+	var t tref
+	first := true
+	for _, i := range sortedKeys(sp) {
+		o := sp[i]
+		if !ok || o.axis >= o.rank-2 || o.inner != 1 || o.rank != len(l) {
+			a.bad(o.id, "%s multiplies along the axis of the channels (only heads on a batch axis pass)", n.Label())
+			return
+		}
+		if first {
+			t, first = o, false
+			continue
+		}
+		if o.axis != t.axis {
+			a.bad(o.id, "%s: the operands' channels lie on different axes", n.Label())
+			a.bad(t.id, "%s: the operands' channels lie on different axes", n.Label())
+			return
+		}
+		t.id = a.union(t.id, o.id, n)
+	}
+	if len(sp) == 1 {
+		// A batch axis of one operand only: the other must broadcast along it.
+		i := sortedKeys(sp)[0]
+		other := r
+		if i == 1 {
+			other = l
+		}
+		if other[t.axis] != 1 {
+			a.bad(t.id, "%s: the other operand is not tracked but varies along the channels", n.Label())
+			return
+		}
+	}
+	a.set(n.Outputs[0], t)
+}
+
+// transpose moves the tracked axis.
+func (a *analyzer) transpose(n *model.Node, sp map[int]tref) {
+	t := sp[0]
+	perm, _ := n.AttrInts("perm", nil)
+	if perm == nil {
+		for i := t.rank - 1; i >= 0; i-- {
+			perm = append(perm, int64(i))
+		}
+	}
+	if len(perm) != t.rank || t.inner != 1 {
+		a.bad(t.id, "%s: permutation %v of a rank-%d tensor whose channels are blocks of %d", n.Label(), perm, t.rank, t.inner)
+		return
+	}
+	for j, p := range perm {
+		if int(p) == t.axis {
+			t.axis = j
+			a.set(n.Outputs[0], t)
+			return
+		}
+	}
+	a.bad(t.id, "%s: permutation %v lacks the channel axis", n.Label(), perm)
+}
+
+// softmax passes the channels when it normalises another axis.
+func (a *analyzer) softmax(n *model.Node, sp map[int]tref) {
+	t := sp[0]
+	ax, _ := n.AttrInt("axis", -1)
+	if a.m.Opset < 13 {
+		a.bad(t.id, "%s: opset %d Softmax flattens its input", n.Label(), a.m.Opset)
+		return
+	}
+	if ax < 0 {
+		ax += int64(t.rank)
+	}
+	if int(ax) == t.axis {
+		a.bad(t.id, "%s normalises along the channels", n.Label())
+		return
+	}
+	a.set(n.Outputs[0], t)
+}
+
+// reshape follows two reshapes of attention: splitting the feature axis
+// into heads × head size (the channels become the heads, each a block of
+// head-size features: a space of single features is coarsened to heads),
+// and merging heads × head size back. The shape constant is an edit.
+func (a *analyzer) reshape(n *model.Node, sp map[int]tref) {
+	t, ok := sp[0]
+	if !ok || len(sp) > 1 {
+		a.rejectAll(n, sp, "the shape input is tracked")
+		return
+	}
+	in, out := a.dims(n.Input(0)), a.dims(n.Outputs[0])
+	sh := a.m.Initializers[n.Input(1)]
+	if sh == nil || in == nil || out == nil || len(sh.Int) != len(out) {
+		a.bad(t.id, "%s: shape is not a constant, or shapes unknown", n.Label())
+		return
+	}
+	s := a.space(t.id)
+	ax := t.axis
+	same := func(x, y []int) bool { return slices.Equal(x, y) }
+	switch {
+	case len(out) == len(in)+1 && same(in[:ax], out[:ax]) && same(in[ax+1:], out[ax+2:]) && out[ax]*out[ax+1] == in[ax]:
+		// split into heads out[ax] of out[ax+1] features.
+		h, dh := out[ax], out[ax+1]
+		switch {
+		case t.inner == 1 && s.channels == h*dh && dh > 1:
+			a.coarsen(t.id, dh)
+		case t.inner*s.channels == in[ax] && s.channels == h && t.inner == dh:
+		default:
+			a.bad(t.id, "%s splits %d×%d channels into %d×%d", n.Label(), s.channels, t.inner, h, dh)
+			return
+		}
+		if sh.Int[ax] != int64(h) {
+			a.bad(t.id, "%s: shape entry %d is %d, not the %d heads", n.Label(), ax, sh.Int[ax], h)
+			return
+		}
+		a.addEdit(t.id, edit{Node: n.Index, Init: n.Input(1), Axis: ax, Inner: 1, Shape: true})
+		a.set(n.Outputs[0], tref{id: t.id, axis: ax, inner: 1, rank: len(out)})
+	case len(out) == len(in)-1 && t.inner == 1 && ax+1 < len(in) && same(in[:ax], out[:ax]) && same(in[ax+2:], out[ax+1:]) && out[ax] == in[ax]*in[ax+1]:
+		// merge heads × head size.
+		if sh.Int[ax] != int64(out[ax]) {
+			a.bad(t.id, "%s: shape entry %d is %d, not %d", n.Label(), ax, sh.Int[ax], out[ax])
+			return
+		}
+		a.addEdit(t.id, edit{Node: n.Index, Init: n.Input(1), Axis: ax, Inner: in[ax+1], Shape: true})
+		a.set(n.Outputs[0], tref{id: t.id, axis: ax, inner: in[ax+1], rank: len(out)})
+	default:
+		a.bad(t.id, "%s reshapes %v to %v across the channels", n.Label(), in, out)
+	}
+}
+
+// coarsen turns a space of C channels into C/k channels of k consecutive
+// ones (features into heads): every edit and tracked tensor of the space
+// takes blocks k times larger.
+func (a *analyzer) coarsen(id, k int) {
+	r := a.find(id)
+	s := a.sp[r]
+	s.channels /= k
+	for i := range s.edits {
+		if !s.edits[i].Shape && s.edits[i].Attr == "" {
+			s.edits[i].Inner *= k
+		}
+	}
+	for name, t := range a.tens {
+		if a.find(t.id) == r {
+			t.inner *= k
+			a.tens[name] = t
+		}
+	}
 }
 
 func (a *analyzer) batchNorm(n *model.Node, sp map[int]tref) {
@@ -513,7 +684,7 @@ func (a *analyzer) constOperand(n *model.Node, name string, t tref) {
 		return
 	}
 	ax := t.axis - (t.rank - len(d))
-	if ax < 0 || d[ax] == 1 {
+	if ax < 0 || ax >= len(d) || d[ax] == 1 {
 		return
 	}
 	s := a.space(t.id)
@@ -605,7 +776,7 @@ func (a *analyzer) finish() *Structure {
 				continue
 			}
 			for _, e := range a.sp[id].edits {
-				if e.Init != "" {
+				if e.Init != "" && !e.Shape {
 					byInit[e.Init] = append(byInit[e.Init], use{id, e})
 				}
 			}

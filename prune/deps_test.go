@@ -175,8 +175,9 @@ func (g *graph) bytes(t *testing.T, out string, shape []int64) []byte {
 
 // unsupportedGraph: conv a → Relu → Reshape (to another layout) → conv b;
 // conv b → Relu → Transpose → Transpose → conv c → GlobalAveragePool →
-// Flatten → Gemm; conv a's channels also feed nothing else. Groups a
-// (Reshape) and b (Transpose) must be unprunable; c is prunable.
+// Flatten → Gemm; conv a's channels also feed nothing else. Group a
+// (Reshape across the channels) must be unprunable; b (a Transpose that
+// keeps the channels on axis 1) and c are prunable.
 func unsupportedGraph(t *testing.T) []byte {
 	g := newGraph([]int64{1, 1, 8, 8})
 	pad := intsAttr("pads", 1, 1, 1, 1)
@@ -202,13 +203,13 @@ func TestAnalyzeUnsupported(t *testing.T) {
 	if a.Prunable || !strings.Contains(strings.Join(a.Reasons, ";"), "Reshape") {
 		t.Errorf("group a %+v should be unprunable because of the Reshape", a)
 	}
-	if b.Prunable || !strings.Contains(strings.Join(b.Reasons, ";"), "Transpose") {
-		t.Errorf("group b %+v should be unprunable because of the Transpose", b)
+	if !b.Prunable || len(b.Consumers) != 1 {
+		t.Errorf("group b %+v should be prunable: the Transpose keeps the channels on axis 1", b)
 	}
 	if !c.Prunable || c.Channels != 5 {
 		t.Errorf("group c %+v should be prunable", c)
 	}
-	if len(st.Unprunable()) != 3 { // a, b and the classifier
+	if len(st.Unprunable()) != 2 { // a and the classifier
 		t.Errorf("unprunable: %v", st.Unprunable())
 	}
 	// Pruning everything that is allowed leaves a and b intact and runs.
@@ -221,11 +222,11 @@ func TestAnalyzeUnsupported(t *testing.T) {
 		t.Fatalf("status %s", p.Status)
 	}
 	keep := p.Keep()
-	if len(keep[a.Index]) != a.Channels || len(keep[b.Index]) != b.Channels {
-		t.Errorf("unprunable groups changed: %v", keep)
+	if len(keep[a.Index]) != a.Channels {
+		t.Errorf("unprunable group changed: %v", keep)
 	}
-	if len(keep[c.Index]) >= c.Channels {
-		t.Errorf("group c not pruned: %v", keep)
+	if len(keep[b.Index]) >= b.Channels && len(keep[c.Index]) >= c.Channels {
+		t.Errorf("neither b nor c pruned: %v", keep)
 	}
 	out, err := Apply(l.mp, st, keep)
 	if err != nil {
@@ -301,4 +302,46 @@ func loadProto(t *testing.T, mp *onnx.ModelProto) *loaded {
 		t.Fatal(err)
 	}
 	return loadBytes(t, b)
+}
+
+// TestAnalyzeAttentionHeads: in the ViT every block has one group of its
+// 4 attention heads (q, k and v as sources, 16 columns each, the output
+// projection as consumer, the Reshape constants as edits) and one group of
+// its 128 FFN rows; the residual stream stays intact.
+func TestAnalyzeAttentionHeads(t *testing.T) {
+	l := load(t, "fmnist_vit")
+	var heads, rows int
+	for _, g := range l.st.Groups {
+		if !g.Prunable {
+			continue
+		}
+		switch {
+		case strings.Contains(g.Name, "/att/q/"):
+			heads++
+			if g.Channels != 4 || len(g.Sources) != 3 || len(g.Consumers) != 1 || !strings.Contains(g.Consumers[0], "/att/o/") {
+				t.Errorf("head group %s: %d channels, sources %v, consumers %v", g.Name, g.Channels, g.Sources, g.Consumers)
+			}
+			shapes := 0
+			for _, e := range g.edits {
+				if e.Shape {
+					shapes++
+				} else if e.Attr == "" && e.Inner != 16 {
+					t.Errorf("head group %s: edit of %s in blocks of %d, want 16", g.Name, e.Init, e.Inner)
+				}
+			}
+			if shapes != 4 { // q, k, v split, context merge
+				t.Errorf("head group %s: %d Reshape edits, want 4", g.Name, shapes)
+			}
+		case strings.Contains(g.Name, "/f1/"):
+			rows++
+			if g.Channels != 128 || len(g.Consumers) != 1 || !strings.Contains(g.Consumers[0], "/f2/") {
+				t.Errorf("row group %s: %d channels, consumers %v", g.Name, g.Channels, g.Consumers)
+			}
+		default:
+			t.Errorf("unexpected prunable group %s", g.Name)
+		}
+	}
+	if heads != 2 || rows != 2 {
+		t.Errorf("%d head groups and %d row groups, want 2 and 2", heads, rows)
+	}
 }

@@ -1,6 +1,8 @@
-// Package prune plans and applies structured (channel) pruning of ONNX
-// models with Hessian-aware importances, and plans pruning and weight bit
-// widths jointly.
+// Package prune plans and applies structured pruning of ONNX models —
+// convolution channels, attention heads and FFN rows — with Hessian-aware
+// importances, and plans pruning and weight bit widths jointly. Plans are
+// package plan's Plan (with Pruning filled), budgets package plan's Budget
+// in package budget's vocabulary.
 //
 // The pipeline:
 //
@@ -10,14 +12,27 @@
 //     shrinks with them (BatchNormalization vectors, the next layer's input
 //     weights, the block of Gemm inputs a Flatten makes of a channel).
 //     Whatever it does not model leaves the group intact and is reported.
-//   - Estimate computes every channel's Hessian trace Tr(H_cc) with
+//     In transformers (MLPruning's structures, Lagunas et al. / Yao et al.
+//     arXiv:2105.14636) it follows the feature axis of MatMuls on
+//     sequences: an FFN row is column j of the first projection (and its
+//     bias) with row j of the second; an attention head is found where a
+//     Reshape splits q, k and v into heads × head size — the group's
+//     channel h is then the block of head-size columns of q, k and v, the
+//     heads stay on a batch axis through Transpose, Softmax and the
+//     activation products Q·Kᵀ and P·V, and the Reshape that merges them
+//     back makes head h the block of rows of the output projection. The
+//     Reshape shape constants are rewritten (each Reshape gets its own).
+//   - Estimate computes every output channel's Hessian trace Tr(H_cc) with
 //     Hutchinson's estimator over the engine's per-channel operator, with
 //     standard errors, and HAP's importance Tr(H_cc)/n_c·‖W_c‖² (Yu et al.,
 //     "Hessian-Aware Pruning and Optimal Neural Implant", arXiv:2101.08940).
+//     A head's block is the union of its columns, so its trace is their
+//     sum: Tr(H_hh)/n_h·‖W_h‖² comes from the same probes.
 //   - Solve chooses how many channels every group keeps: exactly by the
 //     multiple-choice knapsack ILP of package ilp over keep ratios (and
 //     bit widths in joint mode), or by the baselines (HAP's global
-//     threshold, L1 magnitude). Parameter, FLOP and latency costs of a
+//     threshold, one uniform ratio with HAP's or the L1 ranking).
+//     Parameter, FLOP and latency costs of a
 //     layer depend on its own keep ratio and on its input's: the ILP prices
 //     them with a separable linearisation, and the plan is verified with
 //     the exact counts and repaired (see Solve).

@@ -45,7 +45,9 @@ func loadBytes(t testing.TB, b []byte) *loaded {
 	if err := proto.Unmarshal(b, mp); err != nil {
 		t.Fatal(err)
 	}
-	m, err := model.FromProto(mp)
+	// Pruning edits the normalised graph (node positions, initializer
+	// names), as the command does.
+	mp, m, err := model.NormalizeProto(mp)
 	if err != nil {
 		t.Fatal(err)
 	}

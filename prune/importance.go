@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"slices"
 
 	"github.com/bitplan/bitplan/data"
 	"github.com/bitplan/bitplan/hessian"
@@ -303,4 +304,62 @@ func unitIndex(st *Structure, name string) int {
 		}
 	}
 	return -1
+}
+
+// coarsened returns im with the statistics of every unit whose group
+// channels are blocks of its output channels (the heads of q, k and v)
+// summed over each block: Tr(H_hh) of a head's block is the sum of its
+// output channels' traces (the diagonal blocks of a principal block), and
+// its size, ‖W‖² and L1 norm are sums too, so the head's HAP importance
+// Tr(H_hh)/n_h·‖W_h‖² is exact from the same probes. Standard errors are
+// combined as if the channels' estimates were independent. im itself is
+// not changed; it is returned as is when no unit needs it.
+func coarsened(st *Structure, im *Importance) (*Importance, error) {
+	var out *Importance
+	for i, r := range st.Roles {
+		if r.Out < 0 {
+			continue
+		}
+		u := &im.Units[i]
+		h := st.Groups[r.Out].Channels
+		if len(u.Trace) == h {
+			continue
+		}
+		if h == 0 || len(u.Trace)%h != 0 {
+			return nil, fmt.Errorf("prune: unit %q has %d channel statistics, its group %d channels", u.Unit, len(u.Trace), h)
+		}
+		if out == nil {
+			c := *im
+			c.Units = slices.Clone(im.Units)
+			out = &c
+		}
+		k := len(u.Trace) / h
+		cs := ChannelStats{Unit: u.Unit, DeltaSq: map[int][]float64{}}
+		for g := 0; g < h; g++ {
+			var tr, v, sq, l1 float64
+			var n, ws int
+			var w []float64
+			for c := g * k; c < (g+1)*k; c++ {
+				tr += u.Trace[c]
+				v += u.StdErr[c] * u.StdErr[c]
+				n += u.Size[c]
+				sq += u.SqNorm[c]
+				l1 += u.L1[c]
+				ws += u.WeightSize[c]
+				w = append(w, u.weights[c]...)
+			}
+			cs.Trace = append(cs.Trace, tr)
+			cs.StdErr = append(cs.StdErr, math.Sqrt(v))
+			cs.Size = append(cs.Size, n)
+			cs.SqNorm = append(cs.SqNorm, sq)
+			cs.L1 = append(cs.L1, l1)
+			cs.WeightSize = append(cs.WeightSize, ws)
+			cs.weights = append(cs.weights, w)
+		}
+		out.Units[i] = cs
+	}
+	if out == nil {
+		return im, nil
+	}
+	return out, nil
 }

@@ -49,7 +49,7 @@ func Solve(ctx context.Context, req *Request) (*plan.Plan, error) {
 		}
 	case Threshold:
 		keep, ok, err = p.threshold()
-	case Magnitude:
+	case Magnitude, Uniform:
 		keep, ok, err = p.magnitude()
 	}
 	if err != nil {

@@ -34,15 +34,21 @@ const (
 	// the largest that meets the budgets, keeping each group's channels of
 	// largest L1 norm.
 	Magnitude Mode = "l1"
+	// Uniform is the uniform-ratio baseline with HAP's ranking: one keep
+	// ratio for every group, the largest that meets the budgets, keeping
+	// each group's structures of highest HAP importance (so against ILP it
+	// measures what per-group ratios gain, and against l1 what the
+	// Hessian ranking gains).
+	Uniform Mode = "uniform"
 )
 
-// ParseMode parses "ilp", "threshold" or "l1".
+// ParseMode parses "ilp", "threshold", "uniform" or "l1".
 func ParseMode(s string) (Mode, error) {
 	switch m := Mode(s); m {
-	case ILP, Threshold, Magnitude:
+	case ILP, Threshold, Magnitude, Uniform:
 		return m, nil
 	}
-	return "", fmt.Errorf("prune: mode %q, want ilp, threshold or l1", s)
+	return "", fmt.Errorf("prune: mode %q, want ilp, threshold, uniform or l1", s)
 }
 
 // DefaultRatios are the keep ratios the ILP chooses from by default.
@@ -135,6 +141,13 @@ func prepare(req *Request) (*problem, error) {
 		if im.Units[i].Unit != r.Unit {
 			return nil, fmt.Errorf("prune: importance %d is for unit %q, want %q", i, im.Units[i].Unit, r.Unit)
 		}
+	}
+	if c, err := coarsened(st, im); err != nil {
+		return nil, err
+	} else if c != im {
+		r := *req
+		r.Importance, im = c, c
+		req = &r
 	}
 	mode := req.Mode
 	if mode == "" {

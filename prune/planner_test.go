@@ -49,7 +49,8 @@ func pct(k budget.Kind, v float64) plan.Budget {
 
 // TestPlannerBruteForce compares the ILP planner (linearised costs, verify
 // and repair, local search) with exhaustive enumeration of the true
-// problem on lenet and rescnn (residual group, depthwise pass-through) with
+// problem on lenet, rescnn (residual group, depthwise pass-through) and
+// the ViT (attention heads and FFN rows) with
 // four keep ratios, for several budgets and seeded importances, in plain
 // and joint mode.
 func TestPlannerBruteForce(t *testing.T) {
@@ -65,7 +66,7 @@ func TestPlannerBruteForce(t *testing.T) {
 		{pct(budget.Size, 0.25), pct(budget.FLOPs, 0.6)},
 	}
 	var worst float64
-	for _, name := range []string{"lenet", "rescnn"} {
+	for _, name := range []string{"lenet", "rescnn", "fmnist_vit"} {
 		l := load(t, name)
 		for seed := uint64(1); seed <= 3; seed++ {
 			im := synthImportance(t, l.e, seed)

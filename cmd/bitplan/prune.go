@@ -49,8 +49,9 @@ func (v pruneBudget) Set(s string) error {
 	return nil
 }
 
-// runPrune plans channel pruning (optionally jointly with bit widths) with
-// Hessian-aware channel importances, writes the pruned ONNX model and
+// runPrune plans structured pruning — channels, attention heads, FFN rows —
+// (optionally jointly with bit widths) with Hessian-aware importances,
+// writes the pruned ONNX model and
 // reports accuracy before and after an optional fine-tuning.
 func runPrune(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("prune", "MODEL.onnx --data mnist --max-params 50% [flags]", stdout)
@@ -65,7 +66,7 @@ func runPrune(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Var(pruneBudget{budget.Latency, &budgets}, "max-latency", "latency budget on --profile: `TIME` (0.5ms), P%max or P%range")
 	profile := fs.String("profile", "", "hardware `PROFILE` pricing --max-latency: a built-in name (see bitplan profiles) or a JSON file")
 	precision := fs.String("precision", "w32a32", "weight/activation `PRECISION` of the latency and size models without --joint")
-	mode := fs.String("mode", "ilp", "planner `MODE`: ilp (exact, per-group keep ratios), threshold (HAP's global threshold) or l1 (uniform ratio, L1-norm filters)")
+	mode := fs.String("mode", "ilp", "planner `MODE`: ilp (exact, per-group keep ratios), threshold (HAP's global threshold), uniform (one ratio, HAP ranking) or l1 (one ratio, L1-norm ranking)")
 	ratios := fs.String("ratios", "", "keep ratios the ILP chooses from, comma-separated `LIST` (default 1,0.875,...,0.125)")
 	joint := fs.Bool("joint", false, "plan pruning and weight bit widths together (mode ilp)")
 	bits := fs.String("bits", "4,8", "candidate weight widths of --joint, comma-separated `LIST`")

@@ -2,9 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/bitplan/bitplan/model"
 	"github.com/bitplan/bitplan/plan"
 )
 
@@ -94,5 +96,44 @@ func TestBudgetSpellings(t *testing.T) {
 	m, _, _ := limit("50%max")
 	if a != b || a != lo+0.5*(hi-lo) || m != 0.5*hi {
 		t.Errorf("50%% → %v, 50%%range → %v, 50%%max → %v on range %v..%v", a, b, m, lo, hi)
+	}
+}
+
+// TestPruneViT: bitplan prune removes attention heads and FFN rows of the
+// Fashion-MNIST ViT and writes a model that imports with the smaller
+// MatMuls and Reshape constants.
+func TestPruneViT(t *testing.T) {
+	const vit = "../../testdata/models/fmnist_vit.onnx"
+	out := filepath.Join(t.TempDir(), "vit.onnx")
+	for _, mode := range []string{"ilp", "uniform", "l1"} {
+		js, errs, code := runCmd(t, "prune", vit, "--data", "npz:../../testdata/models/fmnist_vit_ref.npz", "--probes", "4",
+			"--max-params", "45K", "--mode", mode, "--format", "json", "-o", out)
+		if code != 0 {
+			t.Fatalf("%s: exit %d: %s", mode, code, errs)
+		}
+		p, _, err := plan.Parse([]byte(js))
+		if err != nil {
+			t.Fatal(err)
+		}
+		kept := map[int]int{} // structures per group → kept
+		for _, g := range p.Pruning.Groups {
+			if g.Prunable {
+				kept[g.Channels] += g.Kept
+			}
+		}
+		if kept[4] == 8 && kept[128] == 256 {
+			t.Errorf("%s: nothing pruned: %+v", mode, p.Pruning.Groups)
+		}
+		m, err := model.Load(out)
+		if err != nil {
+			t.Fatalf("%s: pruned model: %v", mode, err)
+		}
+		var params int64
+		for _, u := range m.Units {
+			params += u.Params
+		}
+		if float64(params) != *p.Usage["params"].Used || params > 45000 {
+			t.Errorf("%s: written model has %d params, plan %v", mode, params, *p.Usage["params"].Used)
+		}
 	}
 }
