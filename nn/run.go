@@ -150,6 +150,7 @@ func (e *Engine) pass(ctx context.Context, ds data.Dataset, md mode, vs [][]floa
 		}
 	}
 	cv := e.convertPass(vs)
+	defer e.releasePass(cv)
 	var out Eval
 	out.N = total
 	lossSum := 0.0
@@ -222,13 +223,34 @@ func (e *Engine) convertPass(vs [][]float64) *converted {
 		return nil
 	}
 	cv := &converted{theta: e.theta32()}
+	conv := func(v []float64) []float32 {
+		f := e.vecs32.get(len(v))
+		for i, x := range v {
+			f[i] = float32(x)
+		}
+		return f
+	}
 	for _, v := range vs {
-		cv.vs = append(cv.vs, op.Convert[float32](v))
+		cv.vs = append(cv.vs, conv(v))
 	}
 	if ref, ok := e.loss.(Referenced); ok {
-		cv.ref = op.Convert[float32](ref.Reference())
+		cv.ref = conv(ref.Reference())
 	}
 	return cv
+}
+
+// releasePass returns a pass's converted vectors to the pool (they are
+// garbage otherwise: a direction's copy per product).
+func (e *Engine) releasePass(cv *converted) {
+	if cv == nil {
+		return
+	}
+	for _, v := range cv.vs {
+		e.vecs32.put(v)
+	}
+	if cv.ref != nil {
+		e.vecs32.put(cv.ref)
+	}
 }
 
 // pick returns x as []T when it already has that type (float64 runs), else

@@ -9,21 +9,21 @@ import (
 // channels, 56×56, padding 1: ResNet18's first stage at 224×224) on a batch
 // of n samples; b.N counts full forward + R-forward + backward + R-backward
 // sets, the work of one Hessian-vector product.
-func benchConv(b *testing.B, n int) {
+func benchConv[T Real](b *testing.B, n int) {
 	xs, ws, bs, ys := []int{n, 64, 56, 56}, []int{64, 64, 3, 3}, []int{64}, []int{n, 64, 56, 56}
 	slots := &testSlots{shapes: [][]int{xs, ws, bs, ys}, consts: make([][]float64, 4), names: []string{"x", "w", "b", "y"}}
 	node := &Node{Op: "Conv", Attrs: map[string]*Attr{"pads": {Name: "pads", Type: AttrInts, Ints: []int64{1, 1, 1, 1}}}}
-	k, err := NewKernel[float64](Lookup("Conv", 17).Exec, &Build{Node: node, Opset: 17, In: []int{0, 1, 2}, Out: []int{3}, Slots: slots})
+	k, err := NewKernel[T](Lookup("Conv", 17).Exec, &Build{Node: node, Opset: 17, In: []int{0, 1, 2}, Out: []int{3}, Slots: slots})
 	if err != nil {
 		b.Fatal(err)
 	}
 	r := rand.New(rand.NewPCG(1, 2))
-	w := &Work[float64]{Val: make([][]float64, 4), RV: make([][]float64, 4), Adj: make([][]float64, 4), RAdj: make([][]float64, 4)}
+	w := &Work[T]{Val: make([][]T, 4), RV: make([][]T, 4), Adj: make([][]T, 4), RAdj: make([][]T, 4)}
 	for i, s := range slots.shapes {
-		for _, buf := range []*[]float64{&w.Val[i], &w.RV[i], &w.Adj[i], &w.RAdj[i]} {
-			*buf = make([]float64, Numel(s))
+		for _, buf := range []*[]T{&w.Val[i], &w.RV[i], &w.Adj[i], &w.RAdj[i]} {
+			*buf = make([]T, Numel(s))
 			for j := range *buf {
-				(*buf)[j] = r.NormFloat64()
+				(*buf)[j] = T(r.NormFloat64())
 			}
 		}
 	}
@@ -38,4 +38,9 @@ func benchConv(b *testing.B, n int) {
 	b.ReportMetric(6*2*float64(n)*56*56*64*576*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 }
 
-func BenchmarkConv3x3(b *testing.B) { benchConv(b, 2) }
+// BenchmarkConv3x3 runs benchConv in both precisions; with -tags openblas
+// the products run on the system OpenBLAS.
+func BenchmarkConv3x3(b *testing.B) {
+	b.Run("float64", func(b *testing.B) { benchConv[float64](b, 2) })
+	b.Run("float32", func(b *testing.B) { benchConv[float32](b, 2) })
+}

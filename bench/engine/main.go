@@ -82,7 +82,7 @@ func run(path string, batch, reps, workers int, prec nn.Precision, cpuprofile st
 	for i := range v {
 		v[i] = float64(2*r.IntN(2) - 1)
 	}
-	hv := make([]float64, e.Dim())
+	hv := g // the gradient's buffer is reused: a trace holds a direction and its product
 	op, err := e.Operator(ds)
 	if err != nil {
 		return err
