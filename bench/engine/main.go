@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/bitplan/bitplan/budget"
 	"github.com/bitplan/bitplan/data"
 	"github.com/bitplan/bitplan/model"
 	"github.com/bitplan/bitplan/nn"
@@ -27,6 +28,7 @@ func main() {
 	batch := flag.Int("batch", 4, "samples per batch `N`")
 	reps := flag.Int("reps", 3, "timed repetitions `N` of each measurement")
 	workers := flag.Int("workers", 0, "engine workers `N` (0: one per core)")
+	memory := flag.String("memory", "", "engine memory limit `SIZE` (e.g. 12GB; batch and workers are lowered to fit, as bitplan's --memory)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the HVP runs to `FILE`")
 	precision := flag.String("precision", "float32", "engine arithmetic `P`: float32 (as PyTorch) or float64")
 	flag.Parse()
@@ -39,13 +41,22 @@ func main() {
 		fmt.Fprintln(os.Stderr, "engine:", err)
 		os.Exit(2)
 	}
-	if err := run(flag.Arg(0), *batch, *reps, *workers, prec, *cpuprofile); err != nil {
+	var lim int64
+	if *memory != "" {
+		spec, err := budget.Parse(budget.Size, *memory)
+		if err != nil || spec.Relative {
+			fmt.Fprintln(os.Stderr, "engine: -memory: want a size such as 12GB")
+			os.Exit(2)
+		}
+		lim = int64(spec.Value)
+	}
+	if err := run(flag.Arg(0), *batch, *reps, *workers, prec, lim, *cpuprofile); err != nil {
 		fmt.Fprintln(os.Stderr, "engine:", err)
 		os.Exit(1)
 	}
 }
 
-func run(path string, batch, reps, workers int, prec nn.Precision, cpuprofile string) error {
+func run(path string, batch, reps, workers int, prec nn.Precision, lim int64, cpuprofile string) error {
 	m, err := model.Load(path)
 	if err != nil {
 		return err
@@ -55,7 +66,7 @@ func run(path string, batch, reps, workers int, prec nn.Precision, cpuprofile st
 	if w <= 0 {
 		w = 2
 	}
-	e, err := nn.New(m, &nn.Options{BatchSize: (batch + w - 1) / w, Workers: w, Precision: prec})
+	e, err := nn.New(m, &nn.Options{BatchSize: (batch + w - 1) / w, Workers: w, Precision: prec, Memory: lim})
 	if err != nil {
 		return err
 	}
@@ -122,12 +133,16 @@ func run(path string, batch, reps, workers int, prec nn.Precision, cpuprofile st
 	if err != nil {
 		return err
 	}
+	wb, err := e.WorkBytes(e.BatchSize())
+	if err != nil {
+		return err
+	}
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return err
 	}
 	return json.NewEncoder(os.Stdout).Encode(map[string]any{
 		"forward_s": fwd, "gradient_s": grad, "hvp_s": hvp,
-		"peak_rss_mb": float64(ru.Maxrss) / 1024, "params": e.Dim(), "batch": batch, "blas": bitop.BLAS, "precision": e.Precision().String(),
+		"peak_rss_mb": float64(ru.Maxrss) / 1024, "params": e.Dim(), "batch": batch, "blas": bitop.BLAS, "precision": e.Precision().String(), "chunk": e.BatchSize(), "workers": e.Workers(), "work_mb": float64(wb) / 1e6,
 	})
 }
