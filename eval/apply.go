@@ -140,6 +140,13 @@ type Settings struct {
 	Weights sensitivity.Quantizer
 	// Calibration chooses the activation ranges (zero value: min/max).
 	Calibration Calibration
+	// Ranges, when not nil, are the activation ranges to use (by layer
+	// name, as Calibrate returns them) instead of calibrating on the data:
+	// valid when the listed layers' inputs do not depend on their own
+	// quantization (one layer quantized at a time, as the fisher and
+	// measured criteria do). A layer with ABits > 0 and no range is an
+	// error.
+	Ranges map[string]Range
 	// FloatBias keeps biases in float64. By default the bias of a Conv or
 	// Gemm whose input is quantized is rounded to the INT32 grid of an
 	// integer kernel, step s_x·s_w[c] (the float32 product of the float32
@@ -217,7 +224,7 @@ func Apply(ctx context.Context, e *nn.Engine, layers []Layer, calib data.Dataset
 		needCalib = needCalib || l.ABits > 0
 		want[j] = l
 	}
-	if needCalib && calib == nil {
+	if needCalib && calib == nil && set.Ranges == nil {
 		return nil, fmt.Errorf("eval: activation quantization needs calibration data")
 	}
 	a := &Applied{e: e, theta: e.Theta()}
@@ -266,10 +273,13 @@ func Apply(ctx context.Context, e *nn.Engine, layers []Layer, calib data.Dataset
 			bits[al.Name] = al.ABits
 		}
 	}
-	ranges, err := CalibrateWith(ctx, e, calib, set.Calibration, bits)
-	if err != nil {
-		a.Restore()
-		return nil, err
+	ranges := set.Ranges
+	if ranges == nil {
+		var err error
+		if ranges, err = CalibrateWith(ctx, e, calib, set.Calibration, bits); err != nil {
+			a.Restore()
+			return nil, err
+		}
 	}
 	for i := range a.Layers {
 		al := &a.Layers[i]
@@ -279,7 +289,12 @@ func Apply(ctx context.Context, e *nn.Engine, layers []Layer, calib data.Dataset
 		if al.ABits == 0 {
 			continue
 		}
-		al.Input = ranges[al.Name]
+		r, ok := ranges[al.Name]
+		if !ok {
+			a.Restore()
+			return nil, fmt.Errorf("eval: layer %q: no activation range in Settings.Ranges", al.Name)
+		}
+		al.Input = r
 		q, err := NewActQuantizer(al.ABits, al.Input)
 		if err != nil {
 			a.Restore()

@@ -233,6 +233,12 @@ type hutchRun struct {
 	// result ("" means hutchinson).
 	shift  []float64
 	method string
+	// observe, when not nil, adds its values to every probe's row after
+	// the total (from the worker, with the probe v and the product Hv),
+	// and the accepted probes' values are appended to *extra in probe
+	// order (HutchinsonDiagonal).
+	observe func(v, hv []float64) []float64
+	extra   *[][]float64
 }
 
 func hutchinson(ctx context.Context, op Operator, set Settings, run hutchRun) (*TraceResult, error) {
@@ -315,6 +321,9 @@ func hutchinson(ctx context.Context, op Operator, set Settings, run hutchRun) (*
 					r := result{i: j, err: err}
 					if err == nil {
 						r.row = probeSamples(in[j-lo], out[j-lo], blocks)
+						if run.observe != nil {
+							r.row = append(r.row, run.observe(in[j-lo], out[j-lo])...)
+						}
 						for k, x := range run.shift {
 							r.row[k] += x
 						}
@@ -378,6 +387,9 @@ func hutchinson(ctx context.Context, op Operator, set Settings, run hutchRun) (*
 			delete(pending, n)
 			res.Samples = append(res.Samples, row[:nb:nb])
 			res.TotalSamples = append(res.TotalSamples, row[nb])
+			if run.extra != nil {
+				*run.extra = append(*run.extra, row[nb+1:])
+			}
 			n++
 			// Welford's running mean and sum of squared deviations.
 			for j := range tracked {

@@ -63,6 +63,17 @@ type Analysis struct {
 	// Groups says which units share one precision (nil: the automatic
 	// groups of Grouping); the table records them as ties.
 	Groups *Grouping
+	// Diag also estimates, from the same Hutchinson probes, every layer's
+	// diagonal-Hessian sensitivity Σ_j diag(H)_j ΔW_j² at every candidate
+	// with its standard error (hessian.HutchinsonDiagonal), and stores it
+	// as the table's Ω (criterion sensitivity.Diag). It needs Method
+	// Hutchinson or Auto (Auto then runs Hutchinson: a sketch's products
+	// do not give the diagonal).
+	Diag bool
+	// NoTraces skips the trace estimate: the table's avg_trace is 0 and
+	// Traces holds zero estimates, for a criterion that needs no Hessian
+	// (eval.Score sets its Ω afterwards). TopEigen and Density still run.
+	NoTraces bool
 }
 
 // Sensitivity is the result of an analysis.
@@ -126,17 +137,71 @@ func Analyze(ctx context.Context, a *Analysis) (*Sensitivity, error) {
 		ss = *a.Sketch
 	}
 	ss.Workers = 1
-	var res *hessian.TraceResult
-	switch a.Method {
-	case "", Hutchinson:
+	cands := a.Candidates
+	if cands == nil {
+		cands = []sensitivity.Precision{{W: 4, A: 4}, {W: 8, A: 8}}
+	}
+	// Δ² per unit and candidate, and for Diag the weightings ΔW² over
+	// each unit's weights.
+	deltas := make([][]float64, len(units))
+	var ws []hessian.Weighting
+	for i, u := range units {
+		w, err := e.Weights(u.Name)
+		if err != nil {
+			return nil, err
+		}
+		q := a.Quantizer
+		deltas[i] = make([]float64, len(cands))
+		for c, p := range cands {
+			q.Bits = p.W
+			dst := make([]float64, len(w))
+			if _, err := q.Quantize(dst, w, weightLayout(u)); err != nil {
+				return nil, fmt.Errorf("plan: layer %s: %w", u.Name, err)
+			}
+			// The table's Δ² is the quantizer's own (Kahan-summed) value.
+			if deltas[i][c], err = q.DeltaSq(w, weightLayout(u)); err != nil {
+				return nil, fmt.Errorf("plan: layer %s: %w", u.Name, err)
+			}
+			if a.Diag {
+				for j := range dst {
+					d := dst[j] - w[j]
+					dst[j] = d * d
+				}
+				// Offsets in the restricted operator's coordinates.
+				ws = append(ws, hessian.Weighting{Name: u.Name + "@" + p.String(), Offset: wop.Blocks()[i].Offset, W: dst})
+			}
+		}
+	}
+	var (
+		res  *hessian.TraceResult
+		diag *hessian.DiagonalResult
+	)
+	switch {
+	case a.NoTraces && a.Diag:
+		return nil, fmt.Errorf("plan: the diagonal-Hessian criterion needs the traces' probes (NoTraces is set)")
+	case a.NoTraces:
+		res = &hessian.TraceResult{Method: "none", Converged: true, Confidence: 1}
+		for _, b := range wop.Blocks() {
+			res.Blocks = append(res.Blocks, hessian.Estimate{Name: b.Name, Offset: b.Offset, Size: b.Size})
+		}
+	case a.Diag && a.Method != "" && a.Method != Hutchinson && a.Method != Auto:
+		return nil, fmt.Errorf("plan: the diagonal-Hessian criterion needs Hutchinson probes (method hutchinson or auto), not %s", a.Method)
+	case a.Diag:
+		if diag, err = hessian.HutchinsonDiagonal(ctx, wop, &ts, ws); err == nil {
+			res = diag.Traces
+		}
+	}
+	switch {
+	case a.NoTraces || a.Diag:
+	case a.Method == "" || a.Method == Hutchinson:
 		res, err = hessian.Hutchinson(ctx, wop, &ts)
-	case HutchPP:
+	case a.Method == HutchPP:
 		res, err = hessian.HutchPP(ctx, wop, &ss)
-	case XTrace:
+	case a.Method == XTrace:
 		res, err = hessian.XTrace(ctx, wop, &ss)
-	case Auto:
+	case a.Method == Auto:
 		res, err = hessian.Auto(ctx, wop, &ts)
-	case Exact:
+	case a.Method == Exact:
 		res, err = exactBlocks(ctx, wop)
 	default:
 		return nil, fmt.Errorf("plan: unknown trace method %q (want hutchinson, auto, hutch++, xtrace or exact)", a.Method)
@@ -144,18 +209,14 @@ func Analyze(ctx context.Context, a *Analysis) (*Sensitivity, error) {
 	if err != nil {
 		return nil, fmt.Errorf("plan: trace estimation: %w", err)
 	}
-	cands := a.Candidates
-	if cands == nil {
-		cands = []sensitivity.Precision{{W: 4, A: 4}, {W: 8, A: 8}}
-	}
 	m := e.Model()
 	t := &sensitivity.Table{Model: a.Model,
 		Source: fmt.Sprintf("traces: %s, %d probes (%d Hessian-vector products) over %s; Δ²: %s", res.Method, res.Probes, res.Matvecs, describeSamples(res, a.Data.Len()), describeQuantizer(a.Quantizer))}
+	if a.NoTraces {
+		t.Source = "traces: not estimated; Δ²: " + describeQuantizer(a.Quantizer)
+	}
+	var scores, stderr []map[string]float64
 	for i, u := range units {
-		w, err := e.Weights(u.Name)
-		if err != nil {
-			return nil, err
-		}
 		est := res.Blocks[i]
 		n := float64(u.WeightSize)
 		tr := est.Trace
@@ -164,16 +225,24 @@ func Analyze(ctx context.Context, a *Analysis) (*Sensitivity, error) {
 		if mu := m.Unit(u.Name); mu != nil {
 			l.MACs, l.InElems, l.OutElems = float64(mu.MACs), float64(mu.InElems), float64(mu.OutElems)
 		}
-		q := a.Quantizer
-		for _, c := range cands {
-			q.Bits = c.W
-			d, err := q.DeltaSq(w, weightLayout(u))
-			if err != nil {
-				return nil, fmt.Errorf("plan: layer %s: %w", u.Name, err)
+		for c, p := range cands {
+			l.DeltaSq[p.String()] = deltas[i][c]
+		}
+		if diag != nil {
+			sc, se := map[string]float64{}, map[string]float64{}
+			for c, p := range cands {
+				est := diag.Weighted[i*len(cands)+c]
+				sc[p.String()], se[p.String()] = est.Trace, est.StdErr
 			}
-			l.DeltaSq[c.String()] = d
+			scores, stderr = append(scores, sc), append(stderr, se)
 		}
 		t.Layers = append(t.Layers, l)
+	}
+	if diag != nil {
+		if err := t.SetScores(sensitivity.Diag, scores, stderr); err != nil {
+			return nil, fmt.Errorf("plan: %w", err)
+		}
+		t.Source += "; Ω: Σ diag(H)·ΔW² from the same probes"
 	}
 	groups := FindGroups(m, a.Groups)
 	GroupTable(t, groups, nil)

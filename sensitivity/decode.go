@@ -22,9 +22,10 @@ type decoder struct {
 	// keys interns the candidate keys of delta_sq and latency_ms ("4",
 	// "w4a8"): a table has a handful, repeated on every layer.
 	keys map[string]string
-	// last holds the keys of the last delta_sq and latency_ms read, in
-	// order: the next layer's usually repeat them, found without hashing.
-	last [2][]string
+	// last holds the keys of the last delta_sq, latency_ms, omega and
+	// omega_stderr read, in order: the next layer's usually repeat them,
+	// found without hashing.
+	last [4][]string
 	// keys[0] and keys[1] describe the current layer's delta_sq and
 	// latency_ms: keysAbsent, keysSame (the keys of their last occurrence,
 	// in order, and every value non-negative) or keysOther; prevKeys the
@@ -56,10 +57,10 @@ const maxInterned = 1024
 // layerFields lists the JSON names of Layer's fields, in the order of the
 // bits that record which a layer object has given.
 var layerFields = [...]string{"name", "params", "macs", "avg_trace", "avg_trace_stderr", "trace",
-	"delta_sq", "latency_ms", "tie", "pin", "in_elems", "out_elems", "out_channels",
+	"delta_sq", "latency_ms", "omega", "omega_stderr", "tie", "pin", "in_elems", "out_elems", "out_channels",
 	"index", "in_channels", "kernel", "stride", "in_hw", "out_hw"}
 
-var topFields = [...]string{"model", "source", "notes", "ties", "layers"}
+var topFields = [...]string{"model", "source", "notes", "criterion", "ties", "layers"}
 
 func fieldIndex(names []string, key []byte) int {
 	for i, n := range names {
@@ -134,8 +135,10 @@ func (d *decoder) table(t *Table) error {
 		case 2:
 			t.Notes, err = d.str("notes")
 		case 3:
-			t.Ties, err = d.ties()
+			t.Criterion, err = d.str("criterion")
 		case 4:
+			t.Ties, err = d.ties()
+		case 5:
 			err = d.layers(t)
 		}
 		if err != nil {
@@ -276,31 +279,36 @@ func (d *decoder) layer(l *Layer, idx int) error {
 		case 7:
 			l.LatencyMS, d.keysOf[1], err = d.floatMap("layers.latency_ms", idx, &d.last[1])
 		case 8:
-			l.Tie, err = d.str("layers.tie")
+			l.Scores, _, err = d.floatMap("layers.omega", idx, &d.last[2])
 		case 9:
-			l.Pin, err = d.str("layers.pin")
+			l.ScoreStderr, _, err = d.floatMap("layers.omega_stderr", idx, &d.last[3])
+
 		case 10:
-			l.InElems, err = d.float("layers.in_elems")
+			l.Tie, err = d.str("layers.tie")
 		case 11:
-			l.OutElems, err = d.float("layers.out_elems")
+			l.Pin, err = d.str("layers.pin")
 		case 12:
-			l.OutChannels, err = d.float("layers.out_channels")
+			l.InElems, err = d.float("layers.in_elems")
 		case 13:
+			l.OutElems, err = d.float("layers.out_elems")
+		case 14:
+			l.OutChannels, err = d.float("layers.out_channels")
+		case 15:
 			var null bool
 			if null, err = s.Null(); !null && err == nil {
 				var v int
 				v, err = d.int("layers.index")
 				l.Index = &v
 			}
-		case 14:
-			l.InChannels, err = d.float("layers.in_channels")
-		case 15:
-			l.Kernel, err = d.float("layers.kernel")
 		case 16:
-			l.Stride, err = d.float("layers.stride")
+			l.InChannels, err = d.float("layers.in_channels")
 		case 17:
-			l.InHW, err = d.float("layers.in_hw")
+			l.Kernel, err = d.float("layers.kernel")
 		case 18:
+			l.Stride, err = d.float("layers.stride")
+		case 19:
+			l.InHW, err = d.float("layers.in_hw")
+		case 20:
 			l.OutHW, err = d.float("layers.out_hw")
 		}
 		if err != nil {

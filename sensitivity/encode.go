@@ -29,7 +29,7 @@ func (t *Table) WriteJSON(w io.Writer) error {
 		e.str(name)
 		e.raw(": ")
 	}
-	for _, f := range [...]struct{ name, v string }{{"model", t.Model}, {"source", t.Source}, {"notes", t.Notes}} {
+	for _, f := range [...]struct{ name, v string }{{"model", t.Model}, {"source", t.Source}, {"notes", t.Notes}, {"criterion", t.Criterion}} {
 		if f.v != "" {
 			field(1, f.name)
 			e.str(f.v)
@@ -164,6 +164,14 @@ func (e *encoder) layer(l *Layer, i int) {
 	if len(l.LatencyMS) > 0 {
 		field("latency_ms")
 		e.floatMap("latency_ms", l.LatencyMS)
+	}
+	if len(l.Scores) > 0 {
+		field("omega")
+		e.floatMap("omega", l.Scores)
+	}
+	if len(l.ScoreStderr) > 0 {
+		field("omega_stderr")
+		e.floatMap("omega_stderr", l.ScoreStderr)
 	}
 	if l.Tie != "" {
 		field("tie")

@@ -40,7 +40,7 @@ func randomTable(rng *rand.Rand, n int) *Table {
 	names := []string{"conv", "a<b>&c", "tab\there", "ünïcode", `quote"back\slash`, "line\u2028sep"}
 	t := &Table{Model: names[rng.IntN(len(names))]}
 	if rng.IntN(2) == 0 {
-		t.Source, t.Notes = "src", "n<o>tes"
+		t.Source, t.Notes, t.Criterion = "src", "n<o>tes", "diag"
 	}
 	keys := []string{"2", "4", "8", "w4a8", "16"}
 	for i := 0; i < n; i++ {
@@ -64,6 +64,12 @@ func randomTable(rng *rand.Rand, n int) *Table {
 			l.LatencyMS = map[string]float64{}
 			for k := range l.DeltaSq {
 				l.LatencyMS[k] = num()
+			}
+		}
+		if rng.IntN(3) == 0 {
+			l.Scores, l.ScoreStderr = map[string]float64{}, map[string]float64{}
+			for k := range l.DeltaSq {
+				l.Scores[k], l.ScoreStderr[k] = num()-num(), num()
 			}
 		}
 		if rng.IntN(3) == 0 {

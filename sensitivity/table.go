@@ -33,6 +33,9 @@ type Table struct {
 	// Source and Notes document where the numbers come from.
 	Source string `json:"source,omitempty"`
 	Notes  string `json:"notes,omitempty"`
+	// Criterion names the sensitivity criterion of the layers' Scores
+	// (see Criterion); empty means HAWQ-V3's AvgTrace · DeltaSq.
+	Criterion string `json:"criterion,omitempty"`
 	// Ties lists groups of layer indices (positions in Layers) that must
 	// share a precision, the form HAWQ's reference data uses; the per-layer
 	// Tie field is the other way to say the same thing.
@@ -62,6 +65,14 @@ type Layer struct {
 	// LatencyMS maps candidates (keys as in DeltaSq) to measured latency in
 	// milliseconds; optional.
 	LatencyMS map[string]float64 `json:"latency_ms,omitempty"`
+	// Scores, when present, maps every candidate (keys as in DeltaSq) to
+	// its Ω under the table's Criterion, overriding AvgTrace · DeltaSq;
+	// optional. Values may be negative (an indefinite Hessian's diagonal,
+	// a loss that falls when a layer is quantized).
+	Scores map[string]float64 `json:"omega,omitempty"`
+	// ScoreStderr maps candidates to the standard error of Scores (a
+	// stochastic criterion such as diag); optional.
+	ScoreStderr map[string]float64 `json:"omega_stderr,omitempty"`
 	// Tie names a group of layers that must share a precision; optional.
 	Tie string `json:"tie,omitempty"`
 	// Pin fixes the layer to one candidate (a key of DeltaSq); optional.
@@ -160,10 +171,17 @@ func (l *Layer) Candidates() ([]Precision, []string) {
 	return ps, ks
 }
 
-// Omega returns the HAWQ-V3 sensitivity of the layer at the candidate key:
+// Omega returns the sensitivity of the layer at the candidate key: its
+// Scores entry when the layer has Scores (another Criterion), else the
+// HAWQ-V3 sensitivity
 //
 //	Ω_i(b) = (Tr(H_i)/n_i) · ‖Q_b(W_i) − W_i‖²₂ = AvgTrace · DeltaSq[b]
-func (l *Layer) Omega(key string) float64 { return l.AvgTrace * l.DeltaSq[key] }
+func (l *Layer) Omega(key string) float64 {
+	if l.Scores != nil {
+		return l.Scores[key]
+	}
+	return l.AvgTrace * l.DeltaSq[key]
+}
 
 // MaxTableBytes bounds the size of a table file or stream: about eight
 // times a million-layer table. A larger input (or one that never ends, such
@@ -305,7 +323,7 @@ func (c *validator) layer(t *Table, i int, sameKeys bool) error {
 	if l.AvgTrace < 0 {
 		c.warn = append(c.warn, fmt.Sprintf("%s: negative avg_trace %g (the Hessian is indefinite here; its Ω favours lower precision)", where(), l.AvgTrace))
 	}
-	if sameKeys {
+	if sameKeys && l.Scores == nil && l.ScoreStderr == nil {
 		if l.Pin != "" {
 			if _, ok := l.DeltaSq[l.Pin]; !ok {
 				return fmt.Errorf("%s: pin %q names no candidate of delta_sq", where(), l.Pin)
@@ -356,6 +374,29 @@ func (c *validator) layer(t *Table, i int, sameKeys bool) error {
 			for k := range l.DeltaSq {
 				if _, ok := l.LatencyMS[k]; !ok {
 					return fmt.Errorf("%s: latency_ms has no value for candidate %q", where(), k)
+				}
+			}
+		}
+	}
+	for _, f := range [...]struct {
+		name string
+		m    map[string]float64
+	}{{"omega", l.Scores}, {"omega_stderr", l.ScoreStderr}} {
+		if f.m == nil {
+			continue
+		}
+		for k, v := range f.m {
+			if _, ok := l.DeltaSq[k]; !ok {
+				return fmt.Errorf("%s: %s[%q] names no candidate of delta_sq", where(), f.name, k)
+			}
+			if !finite(v) || (f.name == "omega_stderr" && v < 0) {
+				return fmt.Errorf("%s: %s[%q] must be a finite number (non-negative for a standard error), got %v", where(), f.name, k, v)
+			}
+		}
+		if f.name == "omega" && len(f.m) != len(l.DeltaSq) {
+			for k := range l.DeltaSq {
+				if _, ok := f.m[k]; !ok {
+					return fmt.Errorf("%s: omega has no value for candidate %q", where(), k)
 				}
 			}
 		}

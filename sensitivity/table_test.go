@@ -81,6 +81,10 @@ func TestParseErrors(t *testing.T) {
 		{`{"layers": [{"name": "a", "params": "ten", "delta_sq": {"4": 1}}]}`, `field "layers.params"`},
 		{`{"layers": [{"name": "a", "params": 1e999, "delta_sq": {"4": 1}}]}`, "layers.params"},
 		{`{"layers": [{"name": "a", "delta_sq": {"4": 1}}]} {}`, "unexpected data after"},
+		{`{"layers": [{"name": "a", "delta_sq": {"4": 1, "8": 1}, "omega": {"4": 1}}]}`, `omega has no value for candidate "8"`},
+		{`{"layers": [{"name": "a", "delta_sq": {"4": 1}}, {"name": "b", "delta_sq": {"4": 1}}, {"name": "c", "delta_sq": {"4": 1}, "omega": {"4": 1, "8": 2}}]}`, `omega["8"] names no candidate`},
+		{`{"layers": [{"name": "a", "delta_sq": {"4": 1}, "omega": {"4": 1, "2": 3}}]}`, `omega["2"] names no candidate`},
+		{`{"layers": [{"name": "a", "delta_sq": {"4": 1}, "omega": {"4": 1}, "omega_stderr": {"4": -1}}]}`, `omega_stderr["4"] must be a finite`},
 	}
 	for _, c := range cases {
 		_, _, err := Parse([]byte(c.in))
@@ -172,4 +176,31 @@ func ExampleParse() {
 	// Output:
 	// a: Ω(4) = 1.00, Ω(8) = 0.005
 	// 1 warning
+}
+
+func TestCriterionScores(t *testing.T) {
+	tab, _, err := Parse([]byte(`{"criterion": "fisher", "layers": [{"name": "a", "avg_trace": 2, "delta_sq": {"4": 3, "8": 1}, "omega": {"4": -0.5, "8": 0.25}}, {"name": "b", "avg_trace": 2, "delta_sq": {"4": 3, "8": 1}}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tab.Criterion != "fisher" || tab.Layers[0].Omega("4") != -0.5 || tab.Layers[1].Omega("4") != 6 {
+		t.Errorf("criterion %q, Ω %v and %v: want fisher, the score -0.5 and AvgTrace·Δ² = 6", tab.Criterion, tab.Layers[0].Omega("4"), tab.Layers[1].Omega("4"))
+	}
+	if err := tab.SetScores(Weight, []map[string]float64{{"4": 1, "8": 2}, {"4": 1}}, nil); err == nil {
+		t.Error("SetScores accepted a layer without a score for candidate 8")
+	}
+	if err := tab.SetScores(Weight, []map[string]float64{{"4": 1, "8": 2}, {"4": 7, "8": 1}}, nil); err != nil || tab.Layers[1].Omega("4") != 7 || tab.Criterion != "weight" {
+		t.Errorf("SetScores: %v, Ω %v, criterion %q", err, tab.Layers[1].Omega("4"), tab.Criterion)
+	}
+	for _, c := range Criteria {
+		if got, err := ParseCriterion(strings.ToUpper(string(c))); err != nil || got != c {
+			t.Errorf("ParseCriterion(%q) = %q, %v", c, got, err)
+		}
+	}
+	if c, err := ParseCriterion(""); c != Hessian || err != nil {
+		t.Errorf(`ParseCriterion("") = %q, %v, want hessian`, c, err)
+	}
+	if _, err := ParseCriterion("hawq"); err == nil || !strings.Contains(err.Error(), "diag, fisher") {
+		t.Errorf("ParseCriterion(hawq): %v", err)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/bitplan/bitplan/budget"
 	"github.com/bitplan/bitplan/data"
@@ -15,6 +16,7 @@ import (
 	"github.com/bitplan/bitplan/model"
 	"github.com/bitplan/bitplan/nn"
 	"github.com/bitplan/bitplan/plan"
+	"github.com/bitplan/bitplan/sensitivity"
 )
 
 // The bundled default of `bitplan plan` with no arguments.
@@ -84,6 +86,9 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	default:
 		return usageError{fmt.Errorf("plan: want at most one ONNX model, got %d arguments", len(pos))}
 	}
+	if *stability > 0 && tf.criterion != "" && strings.ToLower(tf.criterion) != string(sensitivity.Hessian) {
+		return usageError{fmt.Errorf("flag --stability resamples the Hessian traces; it applies to --sensitivity hessian only, not %s", tf.criterion)}
+	}
 	if *verifyK < 0 || *verifyN < 0 {
 		return usageError{fmt.Errorf("flags --verify and --verify-samples must not be negative")}
 	}
@@ -128,6 +133,9 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		a.Model = "lenet (bundled)"
 	}
 	s, err := plan.Analyze(ctx, a)
+	if err == nil {
+		err = tf.score(ctx, a, s, pr)
+	}
 	pr.done()
 	if err != nil {
 		return err

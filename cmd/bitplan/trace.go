@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/bitplan/bitplan/data"
+	"github.com/bitplan/bitplan/eval"
 	"github.com/bitplan/bitplan/hessian"
 	"github.com/bitplan/bitplan/plan"
 	"github.com/bitplan/bitplan/sensitivity"
@@ -27,6 +28,7 @@ type traceFlags struct {
 	probeBatch int
 	timeBudget time.Duration
 	groups     multiString
+	criterion  string
 	fs         *flag.FlagSet // to tell flags given from defaults
 }
 
@@ -49,6 +51,7 @@ func (t *traceFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&t.candidates, "bits", "4,8", "candidate precisions, comma-separated `LIST` of bit widths (4 = W4A4) or pairs (w4a8)")
 	fs.StringVar(&t.quant, "quantizer", "symmetric,per-channel,minmax", "weight quantizer of Δ²: `SPEC` of symmetric|asymmetric, per-channel|per-tensor, minmax|mse")
 	fs.IntVar(&t.probeBatch, "probe-batch", defaultProbeBatch, "each Hutchinson probe averages the Hessian over its own random mini-batch of `N` calibration samples (0: every probe over all samples)")
+	fs.StringVar(&t.criterion, "sensitivity", "hessian", "sensitivity `CRITERION` of Ω: hessian (HAWQ-V3, Tr(H)/n·‖ΔW‖²), diag (Σ diag(H)·ΔW² from the same probes), fisher (ModelOpt: Σ(∂L/∂y)²(Δy)²), taylor (|∇L·ΔW|), weight (‖ΔW‖²) or measured (calibration loss increase, one layer at a time); see docs/validation.md")
 	fs.DurationVar(&t.timeBudget, "time-budget", 0, "stop Hutchinson after `DURATION` (e.g. 2m) and report the errors reached (0: no limit)")
 	fs.Var(&t.groups, "group", groupHelp)
 	t.fs = fs
@@ -70,6 +73,15 @@ func (t *traceFlags) analysis(pr *progress) (*plan.Analysis, error) {
 	var err error
 	if a.Groups, err = plan.ParseGroups(t.groups); err != nil {
 		return nil, usageError{fmt.Errorf("flag --%v", err)}
+	}
+	c, err := sensitivity.ParseCriterion(t.criterion)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("flag --sensitivity: %v", err)}
+	}
+	a.Diag = c == sensitivity.Diag
+	a.NoTraces = !c.NeedsTraces()
+	if a.Diag && a.Method != plan.Hutchinson && a.Method != plan.Auto {
+		return nil, usageError{fmt.Errorf("flag --sensitivity diag needs Hutchinson probes: give --method hutchinson or auto, not %s", a.Method)}
 	}
 	switch a.Method {
 	case plan.Hutchinson, plan.Auto, plan.HutchPP, plan.XTrace, plan.Exact:
@@ -140,6 +152,22 @@ func (t *traceFlags) analysis(pr *progress) (*plan.Analysis, error) {
 		a.Candidates = append(a.Candidates, p)
 	}
 	return a, nil
+}
+
+// score sets the table's Ω by the --sensitivity criterion when it is one
+// that needs more than the Hessian probes (eval.Score), measured on the
+// calibration data ds at the analysis's quantizer.
+func (t *traceFlags) score(ctx context.Context, a *plan.Analysis, s *plan.Sensitivity, pr *progress) error {
+	c, err := sensitivity.ParseCriterion(t.criterion)
+	if err != nil || c.NeedsTraces() {
+		return err
+	}
+	pr.printf("sensitivity: %s criterion on %d calibration samples", c, a.Data.Len())
+	if err := eval.Score(ctx, a.Engine, a.Data, s.Table, c, &eval.ScoreSettings{Settings: eval.Settings{Weights: a.Quantizer}}); err != nil {
+		return err
+	}
+	s.Table.Source += fmt.Sprintf("; Ω: %s criterion on %d calibration samples", c, a.Data.Len())
+	return nil
 }
 
 // defaultFullProducts is the probe limit by default, in products over all
@@ -224,6 +252,9 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		a.Density = &hessian.DensitySettings{Seed: tf.seed}
 	}
 	s, err := plan.Analyze(ctx, a)
+	if err == nil {
+		err = tf.score(ctx, a, s, pr)
+	}
 	pr.done()
 	if err != nil {
 		return err

@@ -1,0 +1,251 @@
+package eval
+
+import (
+	"context"
+	"math"
+	"path/filepath"
+	"testing"
+
+	"github.com/bitplan/bitplan/data"
+	"github.com/bitplan/bitplan/nn"
+	"github.com/bitplan/bitplan/sensitivity"
+)
+
+// criteriaCase is LeNet on 16 of its reference samples with a table of
+// four candidates (W2A8, W4A8, W8A8 and W4A16, whose 16-bit input is
+// nearly float) and float biases, so that the brute-force computations
+// below need not round biases.
+func criteriaCase(t *testing.T) (*nn.Engine, data.Dataset, *sensitivity.Table, *ScoreSettings) {
+	t.Helper()
+	e := lenet(t)
+	dir := filepath.Join("..", "testdata", "ref", "lenet")
+	all, err := data.LoadNPY(filepath.Join(dir, "inputs.npy"), filepath.Join(dir, "labels.npy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds := data.Head(all, 16)
+	tbl := &sensitivity.Table{Model: "lenet"}
+	for _, u := range e.Units() {
+		w, err := e.Weights(u.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := sensitivity.Layer{Name: u.Name, Params: float64(u.WeightSize), AvgTrace: 1, DeltaSq: map[string]float64{}}
+		for _, k := range []string{"w2a8", "w4a8", "8", "w4a16"} {
+			p, _ := sensitivity.ParsePrecision(k)
+			if l.DeltaSq[k], err = (sensitivity.Quantizer{Bits: p.W}).DeltaSq(w, weightLayout(u)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tbl.Layers = append(tbl.Layers, l)
+	}
+	return e, ds, tbl, &ScoreSettings{Settings: Settings{FloatBias: true}}
+}
+
+func unitOf(t *testing.T, e *nn.Engine, name string) nn.UnitLayout {
+	for _, u := range e.Units() {
+		if u.Name == name {
+			return u
+		}
+	}
+	t.Fatalf("no unit %q", name)
+	return nn.UnitLayout{}
+}
+
+func TestScoreWeightIsDeltaSq(t *testing.T) {
+	e, ds, tbl, set := criteriaCase(t)
+	if err := Score(context.Background(), e, ds, tbl, sensitivity.Weight, set); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range tbl.Layers {
+		for k, d := range l.DeltaSq {
+			if l.Omega(k) != d {
+				t.Errorf("%s at %s: weight Ω %v, want Δ² %v", l.Name, k, l.Omega(k), d)
+			}
+		}
+	}
+	if tbl.Criterion != "weight" {
+		t.Errorf("criterion %q", tbl.Criterion)
+	}
+}
+
+// Taylor's |∇L·ΔW| against a central finite difference of the loss along
+// ΔW (no gradient code involved).
+func TestScoreTaylorAgainstFiniteDifferences(t *testing.T) {
+	e, ds, tbl, set := criteriaCase(t)
+	ctx := context.Background()
+	if err := Score(ctx, e, ds, tbl, sensitivity.Taylor, set); err != nil {
+		t.Fatal(err)
+	}
+	theta := e.Theta()
+	// A step small against ΔW's third-order terms (a 2-bit ΔW is large)
+	// and against the kinks of ReLU and max pooling.
+	const h = 1e-5
+	for _, l := range tbl.Layers {
+		u := unitOf(t, e, l.Name)
+		for _, k := range []string{"w2a8", "8"} {
+			p, _ := sensitivity.ParsePrecision(k)
+			d, err := quantError(e, u, sensitivity.Quantizer{}, p.W)
+			if err != nil {
+				t.Fatal(err)
+			}
+			loss := func(s float64) float64 {
+				th := append([]float64(nil), theta...)
+				for j := range d {
+					th[u.WeightOffset+j] += s * d[j]
+				}
+				if err := e.SetTheta(th); err != nil {
+					t.Fatal(err)
+				}
+				r, err := e.Evaluate(ctx, ds)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return r.Loss
+			}
+			// One-sided differences: max pooling over equal values (a
+			// ReLU's zeros) has a kink at the float weights, where the
+			// gradient is one of the one-sided derivatives.
+			l0, lp, lm := loss(0), loss(h), loss(-h)
+			fwd, bwd := (lp-l0)/h, (l0-lm)/h
+			if err := e.SetTheta(theta); err != nil {
+				t.Fatal(err)
+			}
+			got := l.Omega(k)
+			lo, hi := math.Min(math.Abs(fwd), math.Abs(bwd)), math.Max(math.Abs(fwd), math.Abs(bwd))
+			tol := 1e-3*hi + 1e-10
+			if got < lo-tol || got > hi+tol {
+				t.Errorf("%s at %s: taylor Ω %.8g, one-sided finite differences %.8g and %.8g", l.Name, k, got, fwd, bwd)
+			}
+		}
+	}
+}
+
+// Measured against quantizing by hand: the weights through the quantizer
+// and SetWeights, the input through a quantizer on its calibrated range.
+func TestScoreMeasuredAgainstHandQuantization(t *testing.T) {
+	e, ds, tbl, set := criteriaCase(t)
+	ctx := context.Background()
+	if err := Score(ctx, e, ds, tbl, sensitivity.Measured, set); err != nil {
+		t.Fatal(err)
+	}
+	base, err := e.Evaluate(ctx, ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	theta := e.Theta()
+	for _, l := range tbl.Layers {
+		u := unitOf(t, e, l.Name)
+		for _, k := range []string{"w2a8", "w4a8"} {
+			p, _ := sensitivity.ParsePrecision(k)
+			d, err := quantError(e, u, sensitivity.Quantizer{}, p.W)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w, _ := e.Weights(u.Name)
+			for j := range w {
+				w[j] += d[j]
+			}
+			if err := e.SetWeights(u.Name, w); err != nil {
+				t.Fatal(err)
+			}
+			ranges, err := Calibrate(ctx, e, ds)
+			if err != nil {
+				t.Fatal(err)
+			}
+			q, err := NewActQuantizer(p.A, ranges[u.Name])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := e.SetInputQuantizer(u.Name, q.Func()); err != nil {
+				t.Fatal(err)
+			}
+			r, err := e.Evaluate(ctx, ds)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.ClearInputQuantizers()
+			if err := e.SetTheta(theta); err != nil {
+				t.Fatal(err)
+			}
+			want := r.Loss - base.Loss
+			if got := l.Omega(k); math.Abs(got-want) > 1e-12*(1+math.Abs(want)) {
+				t.Errorf("%s at %s: measured Ω %.10g, by hand %.10g", l.Name, k, got, want)
+			}
+		}
+	}
+}
+
+// Fisher against a per-sample brute force on the fully connected layers:
+// each sample's own output gradient (a one-sample pass) and Δy = x·ΔWᵀ
+// from the layer's input; at W4A16 the input's rounding is negligible.
+func TestScoreFisherAgainstPerSample(t *testing.T) {
+	e, ds, tbl, set := criteriaCase(t)
+	ctx := context.Background()
+	if err := Score(ctx, e, ds, tbl, sensitivity.Fisher, set); err != nil {
+		t.Fatal(err)
+	}
+	m := e.Model()
+	size := data.SampleSize(ds)
+	checked := 0
+	for _, l := range tbl.Layers {
+		u := unitOf(t, e, l.Name)
+		if u.Op != "Gemm" {
+			continue
+		}
+		node := m.Nodes[m.Unit(u.Name).Node]
+		in, out := node.Inputs[0], node.Outputs[0]
+		nOut, nIn := u.WeightShape[0], u.WeightShape[1]
+		d, err := quantError(e, u, sensitivity.Quantizer{}, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want float64
+		for s := 0; s < ds.Len(); s++ {
+			one, err := data.Rows(ds, []int{s})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, g, err := e.TensorGradients(one, []string{out})
+			if err != nil {
+				t.Fatal(err)
+			}
+			x := make([]float64, size)
+			if err := ds.Read(s, x, make([]int, 1)); err != nil {
+				t.Fatal(err)
+			}
+			xs, err := e.TensorValues(x, 1, []string{in})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for j := 0; j < nOut; j++ {
+				dy := 0.0
+				for k := 0; k < nIn; k++ {
+					dy += xs[0][k] * d[j*nIn+k]
+				}
+				want += g[0][j] * g[0][j] * dy * dy
+			}
+		}
+		want /= 2 * float64(ds.Len())
+		got := l.Omega("w4a16")
+		if math.Abs(got-want) > 2e-3*want {
+			t.Errorf("%s: fisher Ω at w4a16 %.8g, per-sample brute force %.8g", l.Name, got, want)
+		}
+		if l.Omega("w2a8") <= l.Omega("8") {
+			t.Errorf("%s: fisher Ω at W2A8 %.4g not above W8A8's %.4g", l.Name, l.Omega("w2a8"), l.Omega("8"))
+		}
+		checked++
+	}
+	if checked != 3 {
+		t.Fatalf("checked %d Gemm layers, want LeNet's 3", checked)
+	}
+}
+
+func TestScoreRefusesHessianCriteria(t *testing.T) {
+	e, ds, tbl, set := criteriaCase(t)
+	for _, c := range []sensitivity.Criterion{sensitivity.Hessian, sensitivity.Diag, "bogus"} {
+		if err := Score(context.Background(), e, ds, tbl, c, set); err == nil {
+			t.Errorf("criterion %q accepted", c)
+		}
+	}
+}
