@@ -20,4 +20,9 @@
 // same as quantizing the BN-folded weights, as HAWQ-V3 does: a per-channel
 // symmetric min/max quantizer is equivariant under the per-channel scaling
 // the fold applies, Q(s_c·W_c) = s_c·Q(W_c).
+//
+// Score computes the sensitivity criteria that need quantized forward
+// passes or gradients rather than Hessian probes (sensitivity.Fisher,
+// Taylor, Weight, Measured) and stores them in a sensitivity table, so that
+// every criterion feeds the same ILP.
 package eval

@@ -209,6 +209,14 @@ def run(model, x, overrides=None, dtype=torch.float64, values=None):
             out = out.reshape(ins[0].shape[:axis] + idx.shape + ins[0].shape[axis + 1:])
         elif op == "Constant":
             out = _tensor(onnx.numpy_helper.to_array(a["value"]), dtype)
+        elif op == "Clip":
+            lo = ins[1] if len(ins) > 1 and ins[1] is not None else a.get("min")
+            hi = ins[2] if len(ins) > 2 and ins[2] is not None else a.get("max")
+            out = ins[0]
+            if lo is not None:
+                out = torch.maximum(out, torch.as_tensor(lo, dtype=out.dtype))
+            if hi is not None:
+                out = torch.minimum(out, torch.as_tensor(hi, dtype=out.dtype))
         elif op in ("Identity", "Dropout"):
             out = ins[0]
         else:

@@ -1,22 +1,30 @@
-// Command study regenerates docs/validation.md: does the Hessian-aware ILP
-// plan (HAWQ-V3, arXiv:2011.10680, with HAWQ-V2's Hutchinson traces,
-// arXiv:1911.03852) give better fake-quantized accuracy than the simple
-// alternatives at the same model-size budget?
+// Command study regenerates docs/validation.md: which sensitivity criterion
+// gives the ILP plans that keep the most accuracy? Every criterion of
+// sensitivity.Criterion (HAWQ-V3's Hessian trace, the diagonal Hessian from
+// the same probes, ModelOpt's output-space Fisher score, first-order
+// Taylor, ‖ΔW‖² alone, the measured one-layer loss increase) feeds the same
+// ILP, at model-size and BOPS budgets; the widest uniform precision that
+// fits, random maximal mixed plans and a greedy trace-ordered plan
+// (HAWQ-V2 / NNCF style) are the baselines. Models are trained on
+// Fashion-MNIST by scripts (see testdata/models/README.md); accuracy is
+// measured after post-training fake quantization (package eval) on a fixed
+// subset of the test split, with three calibration seeds, and every method
+// is compared with the Hessian ILP (and with uniform) by paired bootstrap
+// intervals over the test images.
 //
-// For every model and budget it evaluates on the MNIST test set
+// Run from the repository root (about an hour on the shared 2-core
+// machine; -quick takes a few minutes and is not a valid document):
 //
-//	(a) the ILP plan: plan.Analyze (Hutchinson traces) + plan.Solve;
-//	(b) the best uniform precision that fits the budget;
-//	(c) random feasible mixed plans at the same budget (mean and best);
-//	(d) the ILP on Ω without the Hessian (avg_trace = 1: Σ‖ΔW‖² only).
+//	nice -n 10 go run ./eval/internal/study [-o docs/validation.md] [-quick]
 //
-// Run from the repository root:
-//
-//	go run ./eval/internal/study [-o docs/validation.md] [-models lenet,rescnn,mlp] [-test lenet=10000,...]
+// TestDocumentCurrent checks that the committed document was made from
+// the committed inputs (their SHA-256 hashes are listed in it).
 package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"io"
@@ -29,6 +37,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/bitplan/bitplan/budget"
@@ -43,129 +52,195 @@ import (
 
 // config is the study's setup; every field is printed in the document.
 type config struct {
+	quick      bool
 	models     []string
-	test       map[string]int
-	calib      int
-	probes     int
+	testN      int
+	calibN     int
+	seeds      int
+	maxProbes  int
+	probeBatch int
 	tol        float64
-	seed       uint64
 	randomN    int
-	budgets    []float64
+	boot       int
+	levels     []float64
 	candidates []sensitivity.Precision
 	batch      int
 }
 
+// criteria are the ILP methods, the reference (hessian) first.
+var criteria = sensitivity.Criteria
+
+// baselines are the methods that are not an ILP over a criterion.
+var baselines = []string{"uniform", "greedy", "random"}
+
+// inputs are the committed files the document depends on besides the
+// models (whose hashes are listed too).
+var inputs = []string{"eval/internal/study/main.go", "eval/internal/study/report.go", "scripts/train_study.py", "scripts/train_models.py"}
+
 func main() {
 	out := flag.String("o", "docs/validation.md", "write the document to `FILE` (- for standard output)")
-	models := flag.String("models", "lenet,rescnn,mlp", "comma-separated `MODELS` of testdata/models")
-	test := flag.String("test", "lenet=10000,rescnn=2000,mlp=10000", "test samples per model (`NAME=N,...`; other models: 10000)")
-	calib := flag.Int("calib", 256, "calibration samples (training set) for traces and activation ranges")
-	probes := flag.Int("probes", 50, "Hutchinson probe limit")
-	seed := flag.Uint64("seed", 1, "seed of the Hutchinson probes and of the random plans")
-	randomN := flag.Int("random", 20, "random feasible mixed plans per budget")
-	budgets := flag.String("budgets", "10,20,30,50", "size budgets in `PERCENT` of the all-W2..all-W8 range, comma-separated")
+	quick := flag.Bool("quick", false, "one seed, two budget levels, 200 test images, 20 probes, one random plan (minutes; not a valid document)")
+	models := flag.String("models", "fmnist_rescnn,fmnist_mbv2", "comma-separated `MODELS` of testdata/models")
 	flag.Parse()
-	cfg := config{calib: *calib, probes: *probes, tol: 0.05, seed: *seed, randomN: *randomN,
-		candidates: []sensitivity.Precision{{W: 2, A: 8}, {W: 3, A: 8}, {W: 4, A: 8}, {W: 8, A: 8}},
-		test:       map[string]int{}, batch: 16}
-	cfg.models = strings.Split(*models, ",")
-	for _, b := range strings.Split(*budgets, ",") {
-		v, err := strconv.ParseFloat(b, 64)
-		if err != nil || v < 0 || v > 100 {
-			fmt.Fprintf(os.Stderr, "study: flag -budgets: %q is not a percentage in [0, 100]\n", b)
-			os.Exit(2)
-		}
-		cfg.budgets = append(cfg.budgets, v)
+	cfg := config{models: strings.Split(*models, ","), testN: 500, calibN: 128, seeds: 3, maxProbes: 60, probeBatch: 32,
+		tol: 0.05, randomN: 2, boot: 1000, levels: []float64{10, 20, 30, 50},
+		candidates: []sensitivity.Precision{{W: 2, A: 8}, {W: 3, A: 8}, {W: 4, A: 8}, {W: 8, A: 8}, {W: 4, A: 4}}, batch: 32}
+	if *quick {
+		cfg.quick, cfg.testN, cfg.seeds, cfg.randomN, cfg.boot, cfg.levels, cfg.maxProbes = true, 200, 1, 1, 200, []float64{20, 50}, 20
 	}
-	for _, kv := range strings.Split(*test, ",") {
-		k, v, ok := strings.Cut(kv, "=")
-		n, err := strconv.Atoi(v)
-		if !ok || err != nil || n < 0 {
-			fmt.Fprintf(os.Stderr, "study: flag -test: %q is not NAME=N\n", kv)
-			os.Exit(2)
-		}
-		cfg.test[k] = n
-	}
-	args := strings.Join(os.Args[1:], " ")
-	if err := run(context.Background(), cfg, args, *out); err != nil {
+	if err := run(context.Background(), cfg, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "study:", err)
 		os.Exit(1)
 	}
 }
 
-// evaluated is one plan's outcome.
-type evaluated struct {
-	choice   []int // candidate index per layer
-	size     float64
-	omega    float64 // Σ Tr/n · Δ²
-	deltaSq  float64 // Σ Δ²
-	accuracy float64
-	loss     float64
+// budgetCase is one budget: a resource and a percentage of its range.
+type budgetCase struct {
+	resource string // "size" or "bops"
+	pct      float64
 }
 
-// budgetResult holds the four methods at one budget.
-type budgetResult struct {
-	pct     float64
-	limit   float64
-	ilp     evaluated
-	uniform *evaluated // nil when no uniform candidate fits
-	uniKey  string
-	noHess  evaluated
-	random  []evaluated
-	pool    int // maximal feasible mixed plans to draw from
+func (b budgetCase) String() string { return fmt.Sprintf("%s %g %%", b.resource, b.pct) }
+
+// outcome is one plan evaluated on the test images.
+type outcome struct {
+	choice  []int // candidate index per layer
+	correct []bool
+	loss    []float64 // per-image cross-entropy
+}
+
+func (o *outcome) accuracy() float64 {
+	n := 0
+	for _, c := range o.correct {
+		if c {
+			n++
+		}
+	}
+	return float64(n) / float64(len(o.correct))
+}
+
+func (o *outcome) meanLoss() float64 {
+	var s float64
+	for _, v := range o.loss {
+		s += v
+	}
+	return s / float64(len(o.loss))
+}
+
+// seedResult is one calibration seed of one model.
+type seedResult struct {
+	seed   int
+	tables map[sensitivity.Criterion]*sensitivity.Table
+	// plans maps budget index and method name to the evaluated plan (the
+	// random baseline: the first of the random plans; randoms holds all).
+	plans   []map[string]*outcome
+	randoms [][]*outcome
+	all     map[string]*outcome // every distinct plan evaluated, by choice
+	limits  []float64
+	times   map[string]time.Duration
+	probes  int
 }
 
 // modelResult is one model's study.
 type modelResult struct {
-	name      string
-	layers    []sensitivity.Layer
-	keys      [][]string
-	precs     [][]sensitivity.Precision
-	float     nn.Eval
-	testN     int
-	probes    int
-	budgets   []budgetResult
-	all       []evaluated // every distinct plan evaluated
-	traceTime time.Duration
-	wall      time.Duration
+	name    string
+	layers  []sensitivity.Layer // of seed 1's Hessian table
+	keys    [][]string
+	precs   [][]sensitivity.Precision
+	float   *outcome
+	params  int
+	budgets []budgetCase
+	seeds   []*seedResult
+	wall    time.Duration
 }
 
-func run(ctx context.Context, cfg config, args, out string) error {
+func run(ctx context.Context, cfg config, out string) error {
 	start := time.Now()
-	calib, err := data.MNIST(data.Train, cfg.calib)
+	train, err := data.FashionMNIST(data.Train)
 	if err != nil {
 		return err
 	}
-	var results []*modelResult
-	for _, name := range cfg.models {
-		n, ok := cfg.test[name]
-		if !ok {
-			n = 10000
-		}
-		test, err := data.MNIST(data.Test, n)
-		if err != nil {
-			return err
-		}
-		r, err := study(ctx, cfg, name, calib, test)
-		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		results = append(results, r)
+	testAll, err := data.FashionMNIST(data.Test)
+	if err != nil {
+		return err
 	}
-	total := time.Since(start)
-	var w io.Writer = os.Stdout
-	if out != "-" {
-		f, err := os.Create(out)
+	test, err := memory(data.Head(testAll, cfg.testN))
+	if err != nil {
+		return err
+	}
+	// The models run concurrently (each on its own engine): on a machine
+	// shared with other jobs this keeps the wall time near that of the
+	// slowest model.
+	results := make([]*modelResult, len(cfg.models))
+	errs := make([]error, len(cfg.models))
+	var wg sync.WaitGroup
+	for i, name := range cfg.models {
+		wg.Go(func() { results[i], errs[i] = study(ctx, cfg, name, train, test) })
+	}
+	wg.Wait()
+	for i, err := range errs {
 		if err != nil {
+			return fmt.Errorf("%s: %w", cfg.models[i], err)
+		}
+	}
+	hashes, err := hashInputs(cfg.models)
+	if err != nil {
+		return err
+	}
+	var w io.Writer = os.Stdout
+	var f *os.File
+	if out != "-" {
+		if f, err = os.CreateTemp(filepath.Dir(out), ".validation-*.md"); err != nil {
 			return err
 		}
-		defer f.Close()
+		defer os.Remove(f.Name())
 		w = f
 	}
-	return write(w, cfg, args, results, total)
+	if err := write(w, cfg, results, hashes, time.Since(start)); err != nil {
+		return err
+	}
+	if f != nil {
+		if err := f.Close(); err != nil {
+			return err
+		}
+		return os.Rename(f.Name(), out)
+	}
+	return nil
 }
 
-func study(ctx context.Context, cfg config, name string, calib, test data.Dataset) (*modelResult, error) {
+// memory reads a dataset into memory.
+func memory(ds data.Dataset) (*data.Memory, error) {
+	n := ds.Len()
+	x := make([]float64, n*data.SampleSize(ds))
+	y := make([]int, n)
+	if err := ds.Read(0, x, y); err != nil {
+		return nil, err
+	}
+	return data.NewMemory(x, y, ds.SampleShape())
+}
+
+// hashInputs returns the SHA-256 of every committed input, by path.
+func hashInputs(models []string) ([][2]string, error) {
+	var paths []string
+	for _, m := range models {
+		paths = append(paths, filepath.ToSlash(filepath.Join("testdata", "models", m+".onnx")))
+	}
+	paths = append(paths, inputs...)
+	var out [][2]string
+	for _, p := range paths {
+		b, err := os.ReadFile(filepath.FromSlash(p))
+		if err != nil {
+			return nil, err
+		}
+		h := sha256.Sum256(b)
+		out = append(out, [2]string{p, hex.EncodeToString(h[:])})
+	}
+	return out, nil
+}
+
+func progress(format string, a ...any) { fmt.Fprintf(os.Stderr, "study: "+format+"\n", a...) }
+
+func study(ctx context.Context, cfg config, name string, train data.Dataset, test *data.Memory) (*modelResult, error) {
 	t0 := time.Now()
 	m, err := model.Load(filepath.Join("testdata", "models", name+".onnx"))
 	if err != nil {
@@ -175,133 +250,237 @@ func study(ctx context.Context, cfg config, name string, calib, test data.Datase
 	if err != nil {
 		return nil, err
 	}
-	res := &modelResult{name: name, testN: test.Len()}
-	if res.float, err = e.Evaluate(ctx, test); err != nil {
+	res := &modelResult{name: name}
+	for _, kind := range []string{"size", "bops"} {
+		for _, p := range cfg.levels {
+			res.budgets = append(res.budgets, budgetCase{kind, p})
+		}
+	}
+	if res.float, err = evaluate(ctx, e, nil, nil, nil, test); err != nil {
 		return nil, err
 	}
-	s, err := plan.Analyze(ctx, &plan.Analysis{Engine: e, Data: calib, Model: name,
-		Trace:      &hessian.Settings{Seed: cfg.seed, Tol: cfg.tol, MinProbes: 10, MaxProbes: cfg.probes},
-		Candidates: cfg.candidates})
-	if err != nil {
-		return nil, err
+	progress("%s: float accuracy %.4f on %d test images", name, res.float.accuracy(), test.Len())
+	for seed := 1; seed <= cfg.seeds; seed++ {
+		sr, err := res.runSeed(ctx, cfg, e, train, test, seed)
+		if err != nil {
+			return nil, fmt.Errorf("seed %d: %w", seed, err)
+		}
+		res.seeds = append(res.seeds, sr)
 	}
-	res.traceTime = time.Since(t0)
-	res.probes = len(s.Traces.Samples)
-	tbl := s.Table
-	res.layers = tbl.Layers
-	for i := range tbl.Layers {
-		p, k := tbl.Layers[i].Candidates()
-		res.precs = append(res.precs, p)
-		res.keys = append(res.keys, k)
-	}
-	flat := &sensitivity.Table{Model: tbl.Model, Layers: slices.Clone(tbl.Layers)}
-	for i := range flat.Layers {
-		flat.Layers[i].AvgTrace, flat.Layers[i].AvgTraceStderr, flat.Layers[i].Trace = 1, 0, nil
-	}
-	cache := map[string]evaluated{}
-	evalChoice := func(choice []int) (evaluated, error) {
-		key := fmt.Sprint(choice)
-		if ev, ok := cache[key]; ok {
-			return ev, nil
-		}
-		ev := res.score(choice)
-		var layers []eval.Layer
-		for i, c := range choice {
-			p := res.precs[i][c]
-			layers = append(layers, eval.Layer{Name: res.layers[i].Name, Bits: p.W, ABits: p.A})
-		}
-		a, err := eval.Apply(ctx, e, layers, calib, nil)
-		if err != nil {
-			return ev, err
-		}
-		r, err := e.Evaluate(ctx, test)
-		a.Restore()
-		if err != nil {
-			return ev, err
-		}
-		ev.accuracy, ev.loss = r.Accuracy(), r.Loss
-		cache[key] = ev
-		res.all = append(res.all, ev)
-		fmt.Fprintf(os.Stderr, "study: %s %v: accuracy %.4f (%s)\n", name, res.describe(choice), ev.accuracy, time.Since(t0).Round(time.Second))
-		return ev, nil
-	}
-	rng := rand.New(rand.NewPCG(cfg.seed, 0x5eed))
-	for _, pct := range cfg.budgets {
-		spec, err := budget.Parse(budget.Size, strconv.FormatFloat(pct, 'g', -1, 64)+"%")
-		if err != nil {
-			return nil, err
-		}
-		req := &plan.Request{Table: tbl, Resources: []plan.Resource{plan.SizeResource}, Budgets: []plan.Budget{{Resource: "size", Spec: spec}}}
-		p, err := plan.Solve(ctx, req)
-		if err != nil {
-			return nil, err
-		}
-		if p.Status != "optimal" {
-			return nil, fmt.Errorf("budget %g%%: ILP status %s", pct, p.Status)
-		}
-		br := budgetResult{pct: pct, limit: *p.Usage["size"].Limit}
-		if br.ilp, err = evalChoice(res.choiceOf(p)); err != nil {
-			return nil, err
-		}
-		fp, err := plan.Solve(ctx, &plan.Request{Table: flat, Resources: []plan.Resource{plan.SizeResource}, Budgets: req.Budgets})
-		if err != nil {
-			return nil, err
-		}
-		if br.noHess, err = evalChoice(res.choiceOf(fp)); err != nil {
-			return nil, err
-		}
-		// (b) the widest uniform candidate that fits.
-		for c := len(cfg.candidates) - 1; c >= 0; c-- {
-			choice := make([]int, len(tbl.Layers))
-			ok := true
-			for i := range choice {
-				choice[i] = slices.Index(res.precs[i], cfg.candidates[c])
-				ok = ok && choice[i] >= 0
-			}
-			if ok && res.sizeOf(choice) <= br.limit*(1+1e-12) {
-				ev, err := evalChoice(choice)
-				if err != nil {
-					return nil, err
-				}
-				br.uniform, br.uniKey = &ev, cfg.candidates[c].String()
-				break
-			}
-		}
-		// (c) random maximal feasible mixed plans.
-		pool := res.maximalMixed(br.limit)
-		br.pool = len(pool)
-		rng.Shuffle(len(pool), func(i, j int) { pool[i], pool[j] = pool[j], pool[i] })
-		for _, choice := range pool[:min(cfg.randomN, len(pool))] {
-			ev, err := evalChoice(choice)
-			if err != nil {
-				return nil, err
-			}
-			br.random = append(br.random, ev)
-		}
-		res.budgets = append(res.budgets, br)
+	for _, u := range e.Units() {
+		res.params += u.WeightSize
 	}
 	res.wall = time.Since(t0)
 	return res, nil
 }
 
-// score fills a plan's size, Ω and Σ Δ² from the table.
-func (r *modelResult) score(choice []int) evaluated {
-	ev := evaluated{choice: slices.Clone(choice), size: r.sizeOf(choice)}
-	for i, c := range choice {
-		l := &r.layers[i]
-		ev.omega += l.Omega(r.keys[i][c])
-		ev.deltaSq += l.DeltaSq[r.keys[i][c]]
+// calibSet draws the seed's calibration images: cfg.calibN distinct
+// training images chosen by a PCG stream of the seed.
+func calibSet(cfg config, train data.Dataset, seed int) (*data.Memory, error) {
+	rng := rand.New(rand.NewPCG(uint64(seed), 0xca11b))
+	idx := rng.Perm(train.Len())[:cfg.calibN]
+	ds, err := data.Rows(train, idx)
+	if err != nil {
+		return nil, err
 	}
-	return ev
+	return memory(ds)
 }
 
-// sizeOf is Σ params · b_w / 8, plan.SizeResource's cost.
-func (r *modelResult) sizeOf(choice []int) float64 {
-	s := 0.0
-	for i, c := range choice {
-		s += r.layers[i].Params * float64(r.precs[i][c].W) / 8
+func (r *modelResult) runSeed(ctx context.Context, cfg config, e *nn.Engine, train data.Dataset, test *data.Memory, seed int) (*seedResult, error) {
+	calib, err := calibSet(cfg, train, seed)
+	if err != nil {
+		return nil, err
 	}
-	return s
+	sr := &seedResult{seed: seed, tables: map[sensitivity.Criterion]*sensitivity.Table{}, all: map[string]*outcome{}, times: map[string]time.Duration{}}
+	// One Hutchinson run gives both Hessian criteria (the same probes).
+	t0 := time.Now()
+	tAll := t0
+	s, err := plan.Analyze(ctx, &plan.Analysis{Engine: e, Data: calib, Model: r.name, Method: plan.Hutchinson, Diag: true,
+		Trace:      &hessian.Settings{Seed: uint64(seed), Tol: cfg.tol, MinProbes: 10, MaxProbes: cfg.maxProbes, ProbeBatch: cfg.probeBatch},
+		Candidates: cfg.candidates})
+	if err != nil {
+		return nil, err
+	}
+	sr.times["hessian+diag"] = time.Since(t0)
+	progress("%s seed %d: %d probes in %s", r.name, seed, s.Traces.Probes, time.Since(t0).Round(time.Second))
+	sr.probes = s.Traces.Probes
+	sr.tables[sensitivity.Diag] = s.Table
+	hess := clone(s.Table)
+	for i := range hess.Layers {
+		hess.Layers[i].Scores, hess.Layers[i].ScoreStderr = nil, nil
+	}
+	hess.Criterion = ""
+	sr.tables[sensitivity.Hessian] = hess
+	for _, c := range []sensitivity.Criterion{sensitivity.Fisher, sensitivity.Taylor, sensitivity.Weight, sensitivity.Measured} {
+		t0 := time.Now()
+		t := clone(hess)
+		if err := eval.Score(ctx, e, calib, t, c, nil); err != nil {
+			return nil, fmt.Errorf("criterion %s: %w", c, err)
+		}
+		sr.tables[c] = t
+		sr.times[string(c)] = time.Since(t0)
+		progress("%s seed %d: %s in %s", r.name, seed, c, sr.times[string(c)].Round(time.Second))
+	}
+	progress("%s seed %d: criteria in %s", r.name, seed, time.Since(tAll).Round(time.Second))
+	if r.layers == nil {
+		r.layers = hess.Layers
+		for i := range hess.Layers {
+			p, k := hess.Layers[i].Candidates()
+			r.precs = append(r.precs, p)
+			r.keys = append(r.keys, k)
+		}
+	}
+	evalChoice := func(choice []int) (*outcome, error) {
+		key := fmt.Sprint(choice)
+		if o, ok := sr.all[key]; ok {
+			return o, nil
+		}
+		o, err := evaluate(ctx, e, r.layers, r.precs, choice, test, calib)
+		if err != nil {
+			return nil, err
+		}
+		sr.all[key] = o
+		return o, nil
+	}
+	rng := rand.New(rand.NewPCG(uint64(seed), 0x5eed))
+	for _, b := range r.budgets {
+		spec, err := budget.Parse(kindOf(b.resource), strconv.FormatFloat(b.pct, 'g', -1, 64)+"%")
+		if err != nil {
+			return nil, err
+		}
+		plans := map[string]*outcome{}
+		var limit float64
+		for _, c := range criteria {
+			p, err := plan.Solve(ctx, &plan.Request{Table: sr.tables[c], Resources: []plan.Resource{plan.SizeResource, plan.BOPSResource},
+				Budgets: []plan.Budget{{Resource: b.resource, Spec: spec}}})
+			if err != nil {
+				return nil, err
+			}
+			if p.Status != "optimal" {
+				return nil, fmt.Errorf("%s, criterion %s: ILP status %s", b, c, p.Status)
+			}
+			limit = *p.Usage[b.resource].Limit
+			if plans[string(c)], err = evalChoice(r.choiceOf(p)); err != nil {
+				return nil, err
+			}
+		}
+		sr.limits = append(sr.limits, limit)
+		if u := r.uniform(b.resource, limit); u != nil {
+			if plans["uniform"], err = evalChoice(u); err != nil {
+				return nil, err
+			}
+		}
+		if plans["greedy"], err = evalChoice(r.greedy(b.resource, limit)); err != nil {
+			return nil, err
+		}
+		var rs []*outcome
+		for k := 0; k < cfg.randomN; k++ {
+			o, err := evalChoice(r.randomMaximal(rng, b.resource, limit))
+			if err != nil {
+				return nil, err
+			}
+			rs = append(rs, o)
+		}
+		plans["random"] = rs[0]
+		sr.plans = append(sr.plans, plans)
+		sr.randoms = append(sr.randoms, rs)
+		progress("%s seed %d %s: hessian %.4f diag %.4f fisher %.4f measured %.4f uniform %s (%d plans so far)", r.name, seed, b,
+			plans["hessian"].accuracy(), plans["diag"].accuracy(), plans["fisher"].accuracy(), plans["measured"].accuracy(), accS(plans["uniform"]), len(sr.all))
+	}
+	return sr, nil
+}
+
+func accS(o *outcome) string {
+	if o == nil {
+		return "-"
+	}
+	return strconv.FormatFloat(o.accuracy(), 'f', 4, 64)
+}
+
+func kindOf(resource string) budget.Kind {
+	if resource == "bops" {
+		return budget.BOPS
+	}
+	return budget.Size
+}
+
+func clone(t *sensitivity.Table) *sensitivity.Table {
+	c := *t
+	c.Layers = slices.Clone(t.Layers)
+	return &c
+}
+
+// evaluate fake-quantizes the engine to the choice (nil: float), with
+// activation ranges from calib, and scores every test image.
+func evaluate(ctx context.Context, e *nn.Engine, layers []sensitivity.Layer, precs [][]sensitivity.Precision, choice []int, test *data.Memory, calib ...data.Dataset) (*outcome, error) {
+	if choice != nil {
+		var ls []eval.Layer
+		for i, c := range choice {
+			p := precs[i][c]
+			ls = append(ls, eval.Layer{Name: layers[i].Name, Bits: p.W, ABits: p.A})
+		}
+		a, err := eval.Apply(ctx, e, ls, calib[0], nil)
+		if err != nil {
+			return nil, err
+		}
+		defer a.Restore()
+	}
+	n := test.Len()
+	size := data.SampleSize(test)
+	classes := e.Classes()
+	o := &outcome{choice: slices.Clone(choice), correct: make([]bool, n), loss: make([]float64, n)}
+	const chunk = 100
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	next := 0
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			x := make([]float64, chunk*size)
+			y := make([]int, chunk)
+			for {
+				mu.Lock()
+				lo := next
+				next += chunk
+				mu.Unlock()
+				if lo >= n || ctx.Err() != nil {
+					return
+				}
+				k := min(chunk, n-lo)
+				err := test.Read(lo, x[:k*size], y[:k])
+				var logits []float64
+				if err == nil {
+					logits, err = e.Logits(x[:k*size], k)
+				}
+				if err != nil {
+					mu.Lock()
+					first = err
+					mu.Unlock()
+					return
+				}
+				for j := 0; j < k; j++ {
+					z := logits[j*classes : (j+1)*classes]
+					best, mx := 0, z[0]
+					for c, v := range z {
+						if v > mx {
+							best, mx = c, v
+						}
+					}
+					var s float64
+					for _, v := range z {
+						s += math.Exp(v - mx)
+					}
+					o.correct[lo+j] = best == y[j]
+					o.loss[lo+j] = mx + math.Log(s) - z[y[j]]
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if first == nil {
+		first = ctx.Err()
+	}
+	return o, first
 }
 
 func (r *modelResult) choiceOf(p *plan.Plan) []int {
@@ -312,307 +491,187 @@ func (r *modelResult) choiceOf(p *plan.Plan) []int {
 	return choice
 }
 
-func (r *modelResult) describe(choice []int) string {
-	var s []string
-	for i, c := range choice {
-		s = append(s, strconv.Itoa(r.precs[i][c].W))
+// cost is the resource's cost of layer i at candidate c (plan's size and
+// BOPS resources).
+func (r *modelResult) cost(resource string, i, c int) float64 {
+	res := plan.SizeResource
+	if resource == "bops" {
+		res = plan.BOPSResource
 	}
-	return "W" + strings.Join(s, "/")
+	return res.Cost(&r.layers[i], r.keys[i][c], r.precs[i][c])
 }
 
-// maximalMixed enumerates the plans that fit the limit, are maximal (no
-// layer can take a wider candidate and still fit) and are mixed (not every
-// layer at the same candidate), in lexicographic order.
-func (r *modelResult) maximalMixed(limit float64) [][]int {
-	n := len(r.layers)
-	choice := make([]int, n)
-	var out [][]int
-	fits := func(c []int) bool { return r.sizeOf(c) <= limit*(1+1e-12) }
-	var rec func(i int)
-	rec = func(i int) {
-		if i == n {
-			if !fits(choice) {
-				return
-			}
-			same := true
-			for j := range choice {
-				same = same && r.precs[j][choice[j]] == r.precs[0][choice[0]]
-				if choice[j]+1 < len(r.precs[j]) {
-					choice[j]++
-					up := fits(choice)
-					choice[j]--
-					if up {
-						return
-					}
-				}
-			}
-			if !same {
-				out = append(out, slices.Clone(choice))
-			}
-			return
+func (r *modelResult) total(resource string, choice []int) float64 {
+	var s float64
+	for i, c := range choice {
+		s += r.cost(resource, i, c)
+	}
+	return s
+}
+
+// fits allows the rounding the ILP's rows allow.
+func fits(used, limit float64) bool { return used <= limit*(1+1e-9) }
+
+// wider reports whether candidate a is at least as wide as b in weights
+// and activations and differs from it.
+func wider(a, b sensitivity.Precision) bool { return a.W >= b.W && a.A >= b.A && a != b }
+
+// uniform returns the uniform plan that spends the most of the budget
+// (ties: more weight bits, then more activation bits), or nil when none
+// fits.
+func (r *modelResult) uniform(resource string, limit float64) []int {
+	var best []int
+	bestCost, bestW, bestA := -1.0, 0, 0
+	for _, p := range r.precs[0] {
+		choice := make([]int, len(r.layers))
+		ok := true
+		for i := range choice {
+			choice[i] = slices.Index(r.precs[i], p)
+			ok = ok && choice[i] >= 0
 		}
-		for c := range r.precs[i] {
-			choice[i] = c
-			rec(i + 1)
+		if !ok {
+			continue
+		}
+		c := r.total(resource, choice)
+		if fits(c, limit) && (c > bestCost || c == bestCost && (p.W > bestW || p.W == bestW && p.A > bestA)) {
+			best, bestCost, bestW, bestA = choice, c, p.W, p.A
 		}
 	}
-	rec(0)
+	return best
+}
+
+// ladder returns layer i's candidates from the costliest down for the
+// resource, keeping at equal cost the one with more weight (then
+// activation) bits: the steps the greedy plan goes down.
+func (r *modelResult) ladder(resource string, i int) []int {
+	idx := make([]int, len(r.precs[i]))
+	for c := range idx {
+		idx[c] = c
+	}
+	sort.SliceStable(idx, func(a, b int) bool {
+		ca, cb := r.cost(resource, i, idx[a]), r.cost(resource, i, idx[b])
+		if ca != cb {
+			return ca > cb
+		}
+		pa, pb := r.precs[i][idx[a]], r.precs[i][idx[b]]
+		if pa.W != pb.W {
+			return pa.W > pb.W
+		}
+		return pa.A > pb.A
+	})
+	var out []int
+	for _, c := range idx {
+		if len(out) > 0 && r.cost(resource, i, out[len(out)-1]) == r.cost(resource, i, c) {
+			continue
+		}
+		out = append(out, c)
+	}
 	return out
 }
 
-func mean(v []float64) (m, sd float64) {
-	for _, x := range v {
-		m += x
+// greedy is the trace-ordered plan of HAWQ-V2 and NNCF's HAWQ precision
+// initialiser: layers sorted by average Hessian trace, every layer starts
+// at its widest candidate, and the least sensitive layer that can still
+// step down its ladder does so until the plan fits; then the most
+// sensitive layers step back up while the plan still fits (so the budget
+// is spent).
+func (r *modelResult) greedy(resource string, limit float64) []int {
+	n := len(r.layers)
+	order := make([]int, n)
+	for i := range order {
+		order[i] = i
 	}
-	m /= float64(len(v))
-	for _, x := range v {
-		sd += (x - m) * (x - m)
+	sort.SliceStable(order, func(a, b int) bool { return r.layers[order[a]].AvgTrace < r.layers[order[b]].AvgTrace })
+	steps := make([][]int, n)
+	pos := make([]int, n)
+	choice := make([]int, n)
+	for i := range steps {
+		steps[i] = r.ladder(resource, i)
+		choice[i] = steps[i][0]
 	}
-	if len(v) > 1 {
-		sd = math.Sqrt(sd / float64(len(v)-1))
+	for !fits(r.total(resource, choice), limit) {
+		moved := false
+		for _, i := range order {
+			if pos[i]+1 < len(steps[i]) {
+				pos[i]++
+				choice[i] = steps[i][pos[i]]
+				moved = true
+				break
+			}
+		}
+		if !moved {
+			break
+		}
 	}
-	return m, sd
+	for k := n - 1; k >= 0; k-- {
+		i := order[k]
+		for pos[i] > 0 {
+			choice[i] = steps[i][pos[i]-1]
+			if !fits(r.total(resource, choice), limit) {
+				choice[i] = steps[i][pos[i]]
+				break
+			}
+			pos[i]--
+		}
+	}
+	return choice
 }
 
-// spearman is the rank correlation of x and y (average ranks for ties).
-func spearman(x, y []float64) float64 {
-	rank := func(v []float64) []float64 {
-		idx := make([]int, len(v))
-		for i := range idx {
-			idx[i] = i
+// randomMaximal draws a random mixed plan that fits and is maximal (no
+// layer can take a wider candidate and still fit): a uniform random
+// choice per layer, random layers moved to cheaper candidates until it
+// fits, then random widenings while it fits. It is a random maximal plan,
+// not a uniform draw from all of them.
+func (r *modelResult) randomMaximal(rng *rand.Rand, resource string, limit float64) []int {
+	n := len(r.layers)
+	for try := 0; ; try++ {
+		choice := make([]int, n)
+		for i := range choice {
+			choice[i] = rng.IntN(len(r.precs[i]))
 		}
-		sort.Slice(idx, func(a, b int) bool { return v[idx[a]] < v[idx[b]] })
-		r := make([]float64, len(v))
-		for i := 0; i < len(idx); {
-			j := i
-			for j+1 < len(idx) && v[idx[j+1]] == v[idx[i]] {
-				j++
-			}
-			for k := i; k <= j; k++ {
-				r[idx[k]] = float64(i+j)/2 + 1
-			}
-			i = j + 1
-		}
-		return r
-	}
-	rx, ry := rank(x), rank(y)
-	mx, _ := mean(rx)
-	my, _ := mean(ry)
-	var sxy, sxx, syy float64
-	for i := range rx {
-		sxy += (rx[i] - mx) * (ry[i] - my)
-		sxx += (rx[i] - mx) * (rx[i] - mx)
-		syy += (ry[i] - my) * (ry[i] - my)
-	}
-	return sxy / math.Sqrt(sxx*syy)
-}
-
-func pct(v float64) string { return strconv.FormatFloat(100*v, 'f', 2, 64) }
-
-func write(w io.Writer, cfg config, args string, results []*modelResult, total time.Duration) error {
-	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
-	var cands []string
-	for _, c := range cfg.candidates {
-		cands = append(cands, "w"+strconv.Itoa(c.W)+"a"+strconv.Itoa(c.A))
-	}
-	cmd := "go run ./eval/internal/study"
-	if args != "" {
-		cmd += " " + args
-	}
-	p("# Validation: does the Hessian-aware ILP plan keep more accuracy?\n\n")
-	p("Generated by `%s` (from the repository root; this file is its output, do not edit by hand).\n\n", cmd)
-	p("## Setup\n\n")
-	p("- Models: %s from `testdata/models` (float accuracy on the test samples below).\n", strings.Join(cfg.models, ", "))
-	p("- Candidates per layer: %s (weights 2, 3, 4 or 8 bits; every layer's input fake-quantized to 8 bits).\n", strings.Join(cands, ", "))
-	p("- Budgets: model size (Σ weights · b_w / 8) at %s of the range between all-W2 and all-W8 (HAWQ-V3's percentage convention). Low budgets are where the choice matters: with candidates 2/3/4/8 and one layer holding most of the weights, budgets from about 40 %% up leave only a few maximal plans (every small layer at 8 bits, the large one at 4), so the study spends most of its budgets below that.\n", joinPct(cfg.budgets))
-	p("- Sensitivities: `plan.Analyze` on the first %d MNIST training images, Hutchinson with Rademacher probes (seed %d, stop at %.0f %% relative standard error per layer, at most %d probes); Δ² from HAWQ's symmetric per-channel min/max weight quantizer.\n", cfg.calib, cfg.seed, 100*cfg.tol, cfg.probes)
-	p("- Evaluation (`eval.Apply`): weights fake-quantized with the same quantizer; each layer's data input quantized to 8 bits with a per-tensor min/max range calibrated on the same %d training images (unsigned when the input is non-negative); accuracy and mean cross-entropy on the first N MNIST test images (N per model below).\n", cfg.calib)
-	p("- Methods at each budget:\n")
-	p("  - **ILP**: `plan.Solve` on Ω = Tr(H)/n · ‖Q(W) − W‖² (HAWQ-V3).\n")
-	p("  - **uniform**: the widest single candidate whose size fits the budget.\n")
-	p("  - **random**: %d plans drawn without replacement (PCG seed (%d, 0x5eed)) from all plans that fit the budget, are *maximal* (no layer can be widened and still fit, so they spend the budget as the ILP does) and are mixed (not uniform); mean ± standard deviation and best accuracy. When fewer such plans exist, all of them (the column \"random > ILP\" shows how many were scored): models with one dominant layer have few maximal plans, and a uniform draw from all feasible plans would mostly score plans that leave budget unused.\n", cfg.randomN, cfg.seed)
-	p("  - **no Hessian**: the same ILP with avg_trace = 1 for every layer (Ω = ‖Q(W) − W‖² only).\n")
-	p("- Machine: %d cores shared with other jobs (GOMAXPROCS %d), engine batch %d. Total run time %s.\n\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), cfg.batch, total.Round(time.Second))
-
-	p("## Summary\n\nTest accuracy (%%) of each method; the best of ILP / uniform / random mean / no Hessian in bold.\n\n")
-	p("| model | test N | float | budget | ILP | uniform | random mean ± sd | random best | random > ILP | no Hessian |\n")
-	p("|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
-	type tally struct{ beatsUni, tiesUni, beatsRand, beatsBestRand, beatsNoH, tiesNoH, n int }
-	var t tally
-	for _, r := range results {
-		for _, b := range r.budgets {
-			var ra []float64
-			above := 0
-			for _, e := range b.random {
-				ra = append(ra, e.accuracy)
-				if e.accuracy > b.ilp.accuracy {
-					above++
+		for !fits(r.total(resource, choice), limit) {
+			i := rng.IntN(n)
+			var cheaper []int
+			for c := range r.precs[i] {
+				if r.cost(resource, i, c) < r.cost(resource, i, choice[i]) {
+					cheaper = append(cheaper, c)
 				}
 			}
-			rm, rsd := mean(ra)
-			rbest := slices.Max(ra)
-			uni := math.NaN()
-			if b.uniform != nil {
-				uni = b.uniform.accuracy
-			}
-			best := math.Max(math.Max(b.ilp.accuracy, rm), b.noHess.accuracy)
-			if !math.IsNaN(uni) {
-				best = math.Max(best, uni)
-			}
-			bold := func(v float64) string {
-				if math.IsNaN(v) {
-					return "-"
-				}
-				if v == best {
-					return "**" + pct(v) + "**"
-				}
-				return pct(v)
-			}
-			uniS := bold(uni)
-			if b.uniform != nil {
-				uniS += " (" + b.uniKey + ")"
-			}
-			p("| %s | %d | %s | %g %% | %s | %s | %s ± %s | %s | %d/%d | %s |\n", r.name, r.testN, pct(r.float.Accuracy()), b.pct,
-				bold(b.ilp.accuracy), uniS, bold(rm), pct(rsd), pct(rbest), above, len(b.random), bold(b.noHess.accuracy))
-			t.n++
-			switch {
-			case b.ilp.accuracy > uni || math.IsNaN(uni):
-				t.beatsUni++
-			case b.ilp.accuracy == uni:
-				t.tiesUni++
-			}
-			if b.ilp.accuracy > rm {
-				t.beatsRand++
-			}
-			if b.ilp.accuracy >= rbest {
-				t.beatsBestRand++
-			}
-			switch {
-			case b.ilp.accuracy > b.noHess.accuracy:
-				t.beatsNoH++
-			case b.ilp.accuracy == b.noHess.accuracy:
-				t.tiesNoH++
+			if len(cheaper) > 0 {
+				choice[i] = cheaper[rng.IntN(len(cheaper))]
 			}
 		}
-	}
-	p("\n## What it shows\n\n")
-	p("Over the %d model × budget cases (counts computed by the study):\n\n", t.n)
-	p("- The ILP plan is more accurate than the best uniform precision that fits in %d of %d cases and ties it in %d.\n", t.beatsUni, t.n, t.tiesUni)
-	p("- It is more accurate than the mean random maximal mixed plan in %d of %d cases, and at least as accurate as the best of the random plans in %d.\n", t.beatsRand, t.n, t.beatsBestRand)
-	p("- It is more accurate than the ILP without the Hessian in %d of %d cases and ties it in %d (a tie is usually the same plan: see the per-model tables).\n", t.beatsNoH, t.n, t.tiesNoH)
-	p("- Resolution: with N test images an accuracy near p has a binomial standard error √(p(1−p)/N): about %.2f points at p = 98 %% and N = 10,000, %.2f points at N = 2,000. All methods are scored on the same images, so differences between them are less noisy than that, but differences of one or two tenths of a point are within noise.\n", 100*math.Sqrt(0.98*0.02/10000), 100*math.Sqrt(0.98*0.02/2000))
-	p("- Where another method beats the ILP by more than two binomial standard errors of the float accuracy (computed; the layers where the plans differ, with the ILP's trace estimate ± standard error):\n")
-	losses := 0
-	for _, r := range results {
-		se := math.Sqrt(r.float.Accuracy() * (1 - r.float.Accuracy()) / float64(r.testN))
-		for _, b := range r.budgets {
-			type comp struct {
-				name string
-				e    *evaluated
-			}
-			cs := []comp{{"no Hessian", &b.noHess}}
-			if b.uniform != nil {
-				cs = append(cs, comp{"uniform " + b.uniKey, b.uniform})
-			}
-			if len(b.random) > 0 {
-				bi := 0
-				for i, e := range b.random {
-					if e.accuracy > b.random[bi].accuracy {
-						bi = i
+		for changed := true; changed; {
+			changed = false
+			type move struct{ i, c int }
+			var moves []move
+			for i := range choice {
+				for c, p := range r.precs[i] {
+					if wider(p, r.precs[i][choice[i]]) {
+						moves = append(moves, move{i, c})
 					}
 				}
-				cs = append(cs, comp{"best random", &b.random[bi]})
 			}
-			for _, c := range cs {
-				if c.e.accuracy-b.ilp.accuracy <= 2*se {
+			rng.Shuffle(len(moves), func(a, b int) { moves[a], moves[b] = moves[b], moves[a] })
+			for _, mv := range moves {
+				old := choice[mv.i]
+				if !wider(r.precs[mv.i][mv.c], r.precs[mv.i][old]) {
 					continue
 				}
-				losses++
-				var diff []string
-				for i := range r.layers {
-					if c.e.choice[i] != b.ilp.choice[i] {
-						l := r.layers[i]
-						diff = append(diff, fmt.Sprintf("%s W%d→W%d (avg trace %.3g ± %.2g)", l.Name, r.precs[i][b.ilp.choice[i]].W, r.precs[i][c.e.choice[i]].W, l.AvgTrace, l.AvgTraceStderr))
-					}
+				choice[mv.i] = mv.c
+				if fits(r.total(resource, choice), limit) {
+					changed = true
+				} else {
+					choice[mv.i] = old
 				}
-				p("  - %s at %g %%: %s %s %% vs ILP %s %%; ILP → %s: %s.\n", r.name, b.pct, c.name, pct(c.e.accuracy), pct(b.ilp.accuracy), c.name, strings.Join(diff, ", "))
 			}
 		}
-	}
-	if losses == 0 {
-		p("  - none.\n")
-	}
-	var noisy []string
-	for _, r := range results {
-		for _, l := range r.layers {
-			if l.AvgTraceStderr > 0.5*math.Abs(l.AvgTrace) {
-				noisy = append(noisy, fmt.Sprintf("%s %s (%.3g ± %.2g)", r.name, l.Name, l.AvgTrace, l.AvgTraceStderr))
-			}
+		mixed := false
+		for i := range choice {
+			mixed = mixed || r.precs[i][choice[i]] != r.precs[0][choice[0]]
+		}
+		if mixed || try == 20 {
+			return choice
 		}
 	}
-	if len(noisy) > 0 {
-		p("- Layers whose trace estimate has a standard error above half its value after the probe limit (the ILP's Ω for them is poorly resolved): %s.\n", strings.Join(noisy, "; "))
-	}
-	p("- Does Ω predict the damage? Spearman rank correlation, over every distinct plan evaluated for a model, between a plan's Ω and its test loss, and between Σ‖ΔW‖² (no Hessian) and its test loss:\n\n")
-	p("| model | plans | ρ(Ω, loss) | ρ(Σ‖ΔW‖², loss) |\n|:--|--:|--:|--:|\n")
-	for _, r := range results {
-		var om, ds, lo []float64
-		for _, e := range r.all {
-			om = append(om, e.omega)
-			ds = append(ds, e.deltaSq)
-			lo = append(lo, e.loss)
-		}
-		p("| %s | %d | %.3f | %.3f |\n", r.name, len(r.all), spearman(om, lo), spearman(ds, lo))
-	}
-	p("\nCaveats: one seed, one calibration set, post-training quantization without any fine-tuning (HAWQ-V3 fine-tunes after choosing bits), MNIST models whose float accuracy is close to saturation, and a single resource (size). The plans are optimal for Ω, a second-order proxy of the loss increase that ignores the 8-bit activation error and cross-layer terms; the table below each model lists the plans so that the reader can judge where the proxy and the measured accuracy disagree.\n")
-
-	for _, r := range results {
-		p("\n## %s\n\n", r.name)
-		var tot, big float64
-		bigName := ""
-		for _, l := range r.layers {
-			tot += l.Params
-			if l.Params > big {
-				big, bigName = l.Params, l.Name
-			}
-		}
-		p("Float accuracy %s %% (loss %.4f) on %d test images. Traces: %d probes. Largest layer %s holds %.0f %% of the weights. Run time %s (traces and float evaluation %s).\n\n",
-			pct(r.float.Accuracy()), r.float.Loss, r.testN, r.probes, bigName, 100*big/tot, r.wall.Round(time.Second), r.traceTime.Round(time.Second))
-		p("| layer | weights | avg trace Tr(H)/n | ± stderr | Δ² at W2 | W3 | W4 | W8 |\n|:--|--:|--:|--:|--:|--:|--:|--:|\n")
-		for i, l := range r.layers {
-			p("| %s | %.0f | %.4g | %.2g |", l.Name, l.Params, l.AvgTrace, l.AvgTraceStderr)
-			for _, k := range r.keys[i] {
-				p(" %.4g |", l.DeltaSq[k])
-			}
-			p("\n")
-		}
-		p("\nBits per layer in the order above (activations 8 bits throughout); size in bytes of weights.\n\n")
-		p("| budget | method | weight bits | size | Ω | Σ‖ΔW‖² | accuracy %% | loss |\n|--:|:--|:--|--:|--:|--:|--:|--:|\n")
-		row := func(b budgetResult, method string, e evaluated) {
-			p("| %g %% | %s | %s | %.0f | %.4g | %.4g | %s | %.4f |\n", b.pct, method, r.describe(e.choice), e.size, e.omega, e.deltaSq, pct(e.accuracy), e.loss)
-		}
-		for _, b := range r.budgets {
-			row(b, "ILP", b.ilp)
-			if b.uniform != nil {
-				row(b, "uniform "+b.uniKey, *b.uniform)
-			}
-			row(b, "no Hessian", b.noHess)
-			rs := slices.Clone(b.random)
-			sort.Slice(rs, func(i, j int) bool { return rs[i].accuracy > rs[j].accuracy })
-			if len(rs) > 0 {
-				row(b, "random best", rs[0])
-				row(b, "random worst", rs[len(rs)-1])
-			}
-			p("| %g %% | (limit %.0f B; %d random plans of %d maximal mixed) | | | | | | |\n", b.pct, b.limit, len(b.random), b.pool)
-		}
-	}
-	return nil
-}
-
-func joinPct(v []float64) string {
-	var s []string
-	for _, x := range v {
-		s = append(s, strconv.FormatFloat(x, 'g', -1, 64)+" %")
-	}
-	return strings.Join(s, ", ")
 }
