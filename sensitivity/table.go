@@ -27,6 +27,10 @@ import (
 //	             "macs": 115605504, "avg_trace": 0.0686,
 //	             "delta_sq": {"4": 6.743, "8": 0.0235},
 //	             "latency_ms": {"4": 0.2109, "8": 0.3619}, "tie": "block2"}]}
+//
+// A table of another Criterion also names it ("criterion": "fisher") and
+// gives every layer's Ω per candidate ("omega": {"4": …, "8": …}, and for
+// diag "omega_stderr").
 type Table struct {
 	// Model names the model the table describes.
 	Model string `json:"model,omitempty"`
