@@ -88,7 +88,7 @@ func TestPyTorchReference(t *testing.T) {
 		t.Run(name, func(t *testing.T) { checkReference(t, name, nn.Float64, refTol) })
 		// float32: the same model, inputs and reference at refTol32; the
 		// exact block traces (the slow part) are checked in float64 only.
-		t.Run(name+"/float32", func(t *testing.T) { checkReference(t, name, nn.Float32, refTol32) })
+		t.Run("float32_"+name, func(t *testing.T) { checkReference(t, name, nn.Float32, refTol32) })
 	}
 }
 
