@@ -32,7 +32,7 @@ func TestZooPerPositionLogits(t *testing.T) {
 			}
 			x := readNPY(t, filepath.Join(dir, m.Inputs[0].Name+".npy"))
 			want := readNPY(t, filepath.Join(dir, "logits.npy"))
-			e, err := New(m, &Options{Loss: loss})
+			e, err := New(m, &Options{Loss: loss, Precision: Float64})
 			if err != nil {
 				t.Fatal(err)
 			}
