@@ -10,7 +10,12 @@ the module that was trained. Only inference semantics are implemented
 Supported ops: Conv, Gemm, MatMul, Add, Sub, Mul, Div, Relu, Sigmoid, Tanh,
 MaxPool, AveragePool, GlobalAveragePool, BatchNormalization, Flatten, Reshape,
 Transpose, Squeeze, Unsqueeze, Concat, Shape, Gather, Constant, Identity,
-Dropout. Anything else raises NotImplementedError naming the node.
+Dropout, ConstantOfShape, Expand, Equal, Where, Slice (unit steps), ReduceMean, LSTM, GRU, RNN (the ONNX equations written
+out step by step, default activations), ConvTranspose (F.conv_transpose with
+the pads cropped), Resize and Upsample (F.interpolate: nearest with
+asymmetric coordinates and floor rounding, linear with half_pixel,
+pytorch_half_pixel or align_corners). Anything else raises
+NotImplementedError naming the node.
 """
 
 import numpy as np
@@ -79,6 +84,121 @@ def conv2d_im2col(x, w, b, stride, padding, dilation, groups):
 def _check_auto_pad(node, a):
     if a.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
         raise NotImplementedError(f"node {node.name}: auto_pad={a['auto_pad']} not supported")
+
+
+def _rnn(node, a, ins, op):
+    """LSTM, GRU or RNN by the ONNX operator equations (gate orders iofc,
+    zrh), one time step at a time; returns (Y, Y_h[, Y_c])."""
+    get = lambda j: ins[j] if len(ins) > j else None
+    X, W, R, B, lens, h0, c0 = get(0), get(1), get(2), get(3), get(4), get(5), get(6)
+    for k in ("clip", "activations", "activation_alpha", "activation_beta"):
+        if k in a:
+            raise NotImplementedError(f"node {node.name}: {op} attribute {k}")
+    if a.get("input_forget", 0) or get(7) is not None:
+        raise NotImplementedError(f"node {node.name}: LSTM input_forget or peepholes")
+    layout = a.get("layout", 0)
+    if layout:
+        X = X.transpose(0, 1)
+        h0 = None if h0 is None else h0.transpose(0, 1)
+        c0 = None if c0 is None else c0.transpose(0, 1)
+    T, N = X.shape[0], X.shape[1]
+    if lens is not None and any(int(v) != T for v in lens.tolist()):
+        raise NotImplementedError(f"node {node.name}: sequence_lens {lens.tolist()}")
+    direction = a.get("direction", "forward")
+    dirs = 2 if direction == "bidirectional" else 1
+    H = a["hidden_size"]
+    gates = {"LSTM": 4, "GRU": 3, "RNN": 1}[op]
+    lbr = a.get("linear_before_reset", 0)
+    zeros = torch.zeros(N, H, dtype=X.dtype)
+    ys = [[None] * dirs for _ in range(T)]
+    hs, cs = [], []
+    for d in range(dirs):
+        Wd, Rd = W[d], R[d]
+        if B is not None:
+            Wb, Rb = B[d, :gates * H], B[d, gates * H:]
+        else:
+            Wb = Rb = torch.zeros(gates * H, dtype=X.dtype)
+        h = zeros if h0 is None else h0[d]
+        c = zeros if c0 is None else c0[d]
+        order = range(T - 1, -1, -1) if (direction == "reverse" or d == 1) else range(T)
+        for t in order:
+            x = X[t]
+            if op == "LSTM":
+                g = x @ Wd.t() + h @ Rd.t() + Wb + Rb
+                i, o, f, cc = g.split(H, dim=1)
+                c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(cc)
+                h = torch.sigmoid(o) * torch.tanh(c)
+            elif op == "GRU":
+                xz, xr, xh = (x @ Wd.t() + Wb).split(H, dim=1)
+                Rz, Rr, Rh = Rd.split(H, dim=0)
+                bz, br, bh = Rb.split(H)
+                z = torch.sigmoid(xz + h @ Rz.t() + bz)
+                r = torch.sigmoid(xr + h @ Rr.t() + br)
+                if lbr:
+                    n = torch.tanh(xh + r * (h @ Rh.t() + bh))
+                else:
+                    n = torch.tanh(xh + (r * h) @ Rh.t() + bh)
+                h = (1 - z) * n + z * h
+            else:
+                h = torch.tanh(x @ Wd.t() + h @ Rd.t() + Wb + Rb)
+            ys[t][d] = h
+        hs.append(h)
+        cs.append(c)
+    Y = torch.stack([torch.stack(row) for row in ys])
+    Yh, Yc = torch.stack(hs), torch.stack(cs)
+    if layout:
+        Y, Yh, Yc = Y.permute(2, 0, 1, 3), Yh.transpose(0, 1), Yc.transpose(0, 1)
+    return (Y, Yh, Yc) if op == "LSTM" else (Y, Yh)
+
+
+def _conv_transpose(node, a, ins):
+    w = ins[1]
+    b = ins[2] if len(ins) > 2 else None
+    nd = w.dim() - 2
+    if "output_shape" in a or a.get("auto_pad", "NOTSET") not in ("NOTSET", ""):
+        raise NotImplementedError(f"node {node.name}: ConvTranspose output_shape or auto_pad")
+    pads = a.get("pads", [0] * 2 * nd)
+    fn = {1: F.conv_transpose1d, 2: F.conv_transpose2d}[nd]
+    out = fn(ins[0], w, b, stride=tuple(a.get("strides", [1] * nd)), padding=0,
+             output_padding=tuple(a.get("output_padding", [0] * nd)), groups=a.get("group", 1),
+             dilation=tuple(a.get("dilations", [1] * nd)))
+    crop = [slice(None), slice(None)] + [slice(pads[i], out.shape[2 + i] - pads[i + nd]) for i in range(nd)]
+    return out[tuple(crop)]
+
+
+def _resize(node, a, ins, op):
+    X = ins[0]
+    nd = X.dim() - 2
+    scales = sizes = None
+    if op == "Upsample":
+        scales = ins[1].tolist() if len(ins) > 1 else a["scales"]
+    elif len(ins) == 2:
+        scales = ins[1].tolist()
+    else:
+        if len(ins) > 2 and ins[2] is not None and ins[2].numel() > 0:
+            scales = ins[2].tolist()
+        if len(ins) > 3 and ins[3] is not None and ins[3].numel() > 0:
+            sizes = [int(v) for v in ins[3].tolist()]
+    # ONNX maps coordinates with the given scales (not out/in) when scales
+    # are given: torch does so with scale_factor and no recompute.
+    kw = {"size": sizes[2:]} if sizes is not None else {"scale_factor": scales[2:], "recompute_scale_factor": False}
+    if sizes is None:
+        sizes = [int(np.floor(X.shape[i] * scales[i])) for i in range(X.dim())]
+    if list(sizes[:2]) != list(X.shape[:2]):
+        raise NotImplementedError(f"node {node.name}: resizing the batch or channel axis")
+    mode = a.get("mode", "nearest")
+    default = "asymmetric" if op == "Upsample" or len(ins) == 2 else "half_pixel"
+    coord = a.get("coordinate_transformation_mode", default)
+    if mode == "nearest":
+        if coord != "asymmetric" or a.get("nearest_mode", "floor" if op == "Upsample" else "round_prefer_floor") != "floor":
+            raise NotImplementedError(f"node {node.name}: nearest with {coord}")
+        return F.interpolate(X, mode="nearest", **kw)
+    if mode in ("linear", "bilinear"):
+        if coord not in ("half_pixel", "pytorch_half_pixel", "align_corners"):
+            raise NotImplementedError(f"node {node.name}: linear with {coord}")
+        m = {1: "linear", 2: "bilinear", 3: "trilinear"}[nd]
+        return F.interpolate(X, mode=m, align_corners=coord == "align_corners", **kw)
+    raise NotImplementedError(f"node {node.name}: Resize mode {mode}")
 
 
 def run(model, x, overrides=None, dtype=torch.float64, values=None):
@@ -219,11 +339,50 @@ def run(model, x, overrides=None, dtype=torch.float64, values=None):
                 out = torch.minimum(out, torch.as_tensor(hi, dtype=out.dtype))
         elif op in ("Identity", "Dropout"):
             out = ins[0]
+        elif op == "ConstantOfShape":
+            v = onnx.numpy_helper.to_array(a["value"]) if "value" in a else np.zeros(1, np.float32)
+            shape = [int(d) for d in ins[0].tolist()]
+            out = _tensor(np.full(shape, v.reshape(-1)[0], dtype=v.dtype), dtype)
+        elif op == "Expand":
+            shape = [int(d) for d in ins[1].tolist()]
+            out = ins[0] * torch.ones(shape, dtype=ins[0].dtype) if ins[0].is_floating_point() else ins[0].expand(shape)
+        elif op == "ReduceMean":
+            axes = a.get("axes")
+            if axes is None and len(ins) > 1 and ins[1] is not None:
+                axes = ins[1].tolist()
+            axes = tuple(axes) if axes is not None else tuple(range(ins[0].dim()))
+            out = ins[0].mean(dim=axes, keepdim=bool(a.get("keepdims", 1)))
+        elif op == "Equal":
+            out = torch.eq(ins[0], ins[1])
+        elif op == "Where":
+            out = torch.where(ins[0], ins[1], ins[2])
+        elif op == "Slice":
+            x = ins[0]
+            starts, ends = ins[1].tolist(), ins[2].tolist()
+            axes = ins[3].tolist() if len(ins) > 3 and ins[3] is not None else list(range(len(starts)))
+            steps = ins[4].tolist() if len(ins) > 4 and ins[4] is not None else [1] * len(starts)
+            idx = [slice(None)] * x.dim()
+            for st, en, ax, sp in zip(starts, ends, axes, steps):
+                if sp != 1:
+                    raise NotImplementedError(f"node {node.name}: Slice step {sp}")
+                d = x.shape[ax]
+                st, en = max(-d, min(st, d)), max(-d, min(en, d))
+                idx[ax] = slice(st, en)
+            out = x[tuple(idx)]
+        elif op in ("LSTM", "GRU", "RNN"):
+            out = _rnn(node, a, ins, op)
+        elif op == "ConvTranspose":
+            out = _conv_transpose(node, a, ins)
+        elif op in ("Resize", "Upsample"):
+            out = _resize(node, a, ins, op)
         else:
             raise NotImplementedError(f"node {node.name}: op {op} not supported")
-        env[node.output[0]] = out
-        if values is not None:
-            values[node.output[0]] = out
+        outs = out if isinstance(out, tuple) else (out,)
+        for name, t in zip(node.output, outs):
+            if name:
+                env[name] = t
+                if values is not None:
+                    values[name] = t
 
     outs = [o.name for o in g.output]
     if len(outs) != 1:
