@@ -70,6 +70,10 @@ func init() {
 		}})
 }
 
+// maxUnrolled bounds the steps × directions a recurrent node is unrolled
+// into (each step is about twenty primitive nodes).
+const maxUnrolled = 1 << 14
+
 // rnnGates returns the number of gate blocks of a recurrent operator.
 func rnnGates(typ string) int {
 	switch typ {
@@ -307,6 +311,9 @@ func expandRNN(b *Build) (*Expansion, error) {
 	}
 	if err := checkRNNAttrs(n, g.dirs); err != nil {
 		return nil, err
+	}
+	if g.seq*g.dirs > maxUnrolled {
+		return nil, fmt.Errorf("%d steps in %d directions: at most %d steps are unrolled", g.seq, g.dirs, maxUnrolled)
 	}
 	gates, h := rnnGates(n.Op), g.hidden
 	if rs := b.Shape(b.In[2]); !slices.Equal(rs, []int{g.dirs, gates * h, h}) {

@@ -871,12 +871,22 @@ func (s *Structure) Role(unit string) (Role, bool) {
 }
 
 // Unprunable lists the groups that are left intact with their reasons, one
-// line per group: "units: reason; reason".
+// line per group: "units: reason; reason", then the units whose output
+// channels form no group (an LSTM's W and R: the operator's channel flow
+// is not modelled).
 func (s *Structure) Unprunable() []string {
 	var out []string
 	for _, g := range s.Groups {
 		if !g.Prunable {
 			out = append(out, fmt.Sprintf("%s: %s", strings.Join(g.Members(), ", "), strings.Join(g.Reasons, "; ")))
+		}
+	}
+	if s.Model != nil {
+		for i, r := range s.Roles {
+			if r.Out < 0 && i < len(s.Model.Units) {
+				u := s.Model.Units[i]
+				out = append(out, fmt.Sprintf("%s: the output channels of operator %s are not modelled", u.Name, u.Op))
+			}
 		}
 	}
 	return out
