@@ -3,7 +3,8 @@
 // its own table.
 //
 //	package model   Def.Infer   shape and type inference, folding of shape arithmetic
-//	                Def.Unit    does the node own a quantizable weight (params, MACs)
+//	                Def.Unit    does the node own a quantizable weight (params, MACs);
+//	                Def.Units   for a node owning several (an LSTM's W and R)
 //	package nn      Def.Exec    the kernel: forward, R-forward, backward, R-backward
 //	                Def.Fold    runs only on values folded before execution
 //	package prune   Def.Channels how channels pass through (structured pruning)
@@ -29,16 +30,19 @@
 //
 //   - Linear: the operator gives a LinearMap (Apply and Transpose, plus
 //     Offset when affine); R{y} = L R{x}, x̄ += Lᵀ ȳ, R{x̄} += Lᵀ R{ȳ}
-//     (views, Transpose, Concat, BatchNormalization, average pooling).
+//     (views, Transpose, Concat, BatchNormalization, average pooling,
+//     Resize).
 //   - Elementwise: unary operators give f, f′, f″ (UnaryFns); binary
 //     broadcasting operators give f with its first and second partials
 //     (BinaryFns). The second-order term f″ R{x} ȳ is then never forgotten.
 //   - Composite: the operator gives an Expansion over registered primitives
 //     (Compose); LayerNormalization is ReduceMean, Sub, Mul, Add, Sqrt and
-//     Div, so its R-forward and R-backward follow from theirs.
+//     Div, so its R-forward and R-backward follow from theirs; LSTM, GRU
+//     and RNN are unrolled over the sequence into Gather, Gemm, Slice,
+//     Sigmoid, Tanh, Add, Sub, Mul, Concat and Reshape.
 //   - Bilinear and Custom: hand-written four-method kernels remain where a
-//     derived rule would be much slower — Conv and Gemm/MatMul (one im2col
-//     and one BLAS call per product), Softmax (closed form), MaxPool (the
+//     derived rule would be much slower — Conv, ConvTranspose and
+//     Gemm/MatMul (one im2col and one BLAS call per product), Softmax (closed form), MaxPool (the
 //     argmax routing of the forward pass); each says why in its comment.
 //
 // # Precision
