@@ -42,11 +42,11 @@ func TestConvTransposeBruteForce(t *testing.T) {
 		ts.shapes = append(ts.shapes, ys)
 		ts.consts = append(ts.consts, nil)
 		ts.names = append(ts.names, "y")
-		k, err := d.Exec(b)
+		k, err := NewKernel[float64](d.Exec, b)
 		if err != nil {
 			t.Fatal(err)
 		}
-		w := &Work{Val: append(vals, make([]float64, Numel(ys))), RV: make([][]float64, 4), Adj: make([][]float64, 4), RAdj: make([][]float64, 4)}
+		w := &Work[float64]{Val: append(vals, make([]float64, Numel(ys))), RV: make([][]float64, 4), Adj: make([][]float64, 4), RAdj: make([][]float64, 4)}
 		k.Forward(w)
 		got := w.Val[b.Out[0]]
 
