@@ -80,7 +80,7 @@ func TestZooCachePerPositionLogits(t *testing.T) {
 			}
 			x := readNPY(t, filepath.Join(dir, name+"_"+m.Inputs[0].Name+".npy"))
 			want := readNPY(t, filepath.Join(dir, name+"_logits.npy"))
-			e, err := New(m, &Options{Loss: loss})
+			e, err := New(m, &Options{Loss: loss, Precision: Float64})
 			if err != nil {
 				t.Fatal(err)
 			}

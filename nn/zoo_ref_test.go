@@ -26,12 +26,15 @@ type zooRefMeta struct {
 // TestZooHessianReference compares the engine with PyTorch double
 // backprop (float64, the ONNX graph's own weights, scripts/
 // make_zoo_reference.py) on the recurrent and dense-prediction models:
-// tiny_lstm and tiny_gru of the zoo and two exports covering the other LSTM/GRU,
+// tiny_lstm, tiny_gru and tiny_unet of the zoo (per-pixel labels with an
+// ignore index for the U-Net, whose reference traces are its exact
+// Gauss-Newton blocks, checked by double backprop in the script) and two
+// exports covering the other LSTM/GRU,
 // ConvTranspose and Resize variants (rnn_variants, updown): outputs, loss,
 // gradient, H·v, vᵀHv and the exact Hessian trace of every unit, each to
 // refTol (1e-6) relative.
 func TestZooHessianReference(t *testing.T) {
-	for _, name := range []string{"tiny_lstm", "tiny_gru", "rnn_variants", "updown"} {
+	for _, name := range []string{"tiny_lstm", "tiny_gru", "tiny_unet", "rnn_variants", "updown"} {
 		t.Run(name, func(t *testing.T) {
 			dir := filepath.Join("..", "testdata", "ref", name)
 			raw, err := os.ReadFile(filepath.Join(dir, "meta.json"))
@@ -69,7 +72,7 @@ func TestZooHessianReference(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			e, err := nn.New(m, &nn.Options{Loss: loss})
+			e, err := nn.New(m, &nn.Options{Loss: loss, Precision: nn.Float64})
 			if err != nil {
 				t.Fatal(err)
 			}

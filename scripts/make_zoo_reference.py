@@ -287,11 +287,11 @@ def reference(name, out_dir):
         for uname in DOUBLE_BACKPROP_CHECK.get(name, []):
             u = next(u for u in units if u["name"] == uname)
             db = diag_trace(u)
-            rel = abs(db - traces[uname]) / abs(db)
-            checked[uname] = {"double_backprop": db, "gauss_newton": traces[uname], "rel": rel}
+            drel = abs(db - traces[uname]) / abs(db)
+            checked[uname] = {"double_backprop": db, "gauss_newton": traces[uname], "rel": drel}
             print(f"  {name}: {uname} ({u['size']} params) double backprop {db:.12g}, Gauss-Newton {traces[uname]:.12g} "
-                  f"(relative {rel:.2g}, {time.time() - started:.0f} s)", flush=True)
-            if rel > GGN_TOL:
+                  f"(relative {drel:.2g}, {time.time() - started:.0f} s)", flush=True)
+            if drel > GGN_TOL:
                 raise SystemExit(f"{name}: {uname}: the Gauss-Newton block trace is not the Hessian's")
 
     os.makedirs(out_dir, exist_ok=True)
