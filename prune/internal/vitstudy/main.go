@@ -37,6 +37,7 @@ import (
 type config struct {
 	model, out, ortLib   string
 	calib, probes, steps int
+	tune                 int
 	test, runs           int
 	lr                   float64
 	seed                 uint64
@@ -49,6 +50,7 @@ type result struct {
 	plan    *plan.Plan
 	model   []byte
 	ms      [2]float64 // ONNX Runtime median latency at batch 1 and 32
+	base    [2]float64 // the unpruned model's, measured right before
 	seconds float64
 }
 
@@ -57,12 +59,13 @@ func main() {
 	flag.StringVar(&c.model, "model", "testdata/models/fmnist_vit.onnx", "the ViT `FILE`")
 	flag.StringVar(&c.out, "o", "docs/pruning-vit.md", "output `FILE` (- for standard output)")
 	flag.StringVar(&c.ortLib, "ort-lib", os.Getenv("BITPLAN_ORT_LIB"), "ONNX Runtime shared `LIBRARY` (builds with -tags ort)")
-	flag.IntVar(&c.calib, "calib", 512, "calibration `N` (Fashion-MNIST training images; traces and fine-tuning)")
+	flag.IntVar(&c.calib, "calib", 512, "calibration `N` (the first Fashion-MNIST training images, for the traces)")
+	flag.IntVar(&c.tune, "tune", 5000, "fine-tuning `N` (the first Fashion-MNIST training images)")
 	flag.IntVar(&c.probes, "probes", 16, "Hutchinson probes `N`")
 	flag.IntVar(&c.steps, "steps", 150, "fine-tuning SGD steps `N` (batch 32, momentum 0.9)")
 	flag.IntVar(&c.test, "test", 2000, "Fashion-MNIST test images `N` for the accuracies")
 	flag.IntVar(&c.runs, "runs", 200, "timed ONNX Runtime runs `N` per model and batch size")
-	flag.Float64Var(&c.lr, "lr", 0.005, "fine-tuning learning `RATE`")
+	flag.Float64Var(&c.lr, "lr", 0.0005, "fine-tuning learning `RATE`")
 	flag.Uint64Var(&c.seed, "seed", 1, "random `SEED` of probes and mini-batches")
 	flag.Parse()
 	c.fracs = []float64{0.3, 0.5}
@@ -81,7 +84,7 @@ func run(ctx context.Context, c config) error {
 	if err != nil {
 		return err
 	}
-	calib, test := data.Head(tr, c.calib), data.Head(te, c.test)
+	calib, tune, test := data.Head(tr, c.calib), data.Head(tr, c.tune), data.Head(te, c.test)
 	raw, err := os.ReadFile(c.model)
 	if err != nil {
 		return err
@@ -136,7 +139,7 @@ func run(ctx context.Context, c config) error {
 	if err != nil {
 		return err
 	}
-	if _, err := prune.FineTune(ctx, ctl, calib, &prune.FineTuneSettings{Steps: c.steps, LR: c.lr, Seed: c.seed}); err != nil {
+	if _, err := prune.FineTune(ctx, ctl, tune, &prune.FineTuneSettings{Steps: c.steps, LR: c.lr, Seed: c.seed}); err != nil {
 		return err
 	}
 	ctlEv, err := ctl.Evaluate(ctx, test)
@@ -165,7 +168,7 @@ func run(ctx context.Context, c config) error {
 			if p.Keep() == nil {
 				return fmt.Errorf("%s at %g: %s", mode, f, p.Status)
 			}
-			out, _, err := prune.Realize(ctx, mp, st, p, &prune.RealizeOptions{Test: test, Calibration: calib, Original: e,
+			out, _, err := prune.Realize(ctx, mp, st, p, &prune.RealizeOptions{Test: test, Calibration: tune, Original: e,
 				FineTune: &prune.FineTuneSettings{Steps: c.steps, LR: c.lr, Seed: c.seed}})
 			if err != nil {
 				return err
@@ -176,6 +179,11 @@ func run(ctx context.Context, c config) error {
 			}
 			r := result{frac: f, mode: mode, plan: p, model: b, seconds: time.Since(t1).Seconds()}
 			if ortOK {
+				// The unpruned model is timed right before each pruned
+				// one: on a shared machine the load moves between them.
+				if r.base, err = latency(raw, c.runs); err != nil {
+					return err
+				}
 				if r.ms, err = latency(b, c.runs); err != nil {
 					return err
 				}
@@ -207,18 +215,18 @@ func run(ctx context.Context, c config) error {
 		}
 	}
 	pf("\nImportances: HAP's Tr(H)/n·‖W‖² per head and per row from per-column Hessian blocks (a head's block trace is the sum of its columns'), %d Hutchinson probes on %d training images (%.0f s). ", c.probes, c.calib, traceSecs)
-	pf("Budgets: the whole model's parameter count minus 30 %% or 50 %% of the attention/FFN parameters (`--max-params COUNT`). Methods: **ilp** (keep ratios per group from {1, 7/8, …, 1/4} by the ILP, HAP ranking), **uniform** (one ratio for every group, HAP ranking), **l1** (one ratio, L1-norm ranking: magnitude pruning), **threshold** (HAP's global threshold). Every pruned model is fine-tuned for %d SGD steps (batch 32, learning rate %g, momentum 0.9) on the %d calibration images.\n\n", c.steps, c.lr, c.calib)
+	pf("Budgets: the whole model's parameter count minus 30 %% or 50 %% of the attention/FFN parameters (`--max-params COUNT`). Methods: **ilp** (keep ratios per group from {1, 7/8, …, 1/4} by the ILP, HAP ranking), **uniform** (one ratio for every group, HAP ranking), **l1** (one ratio, L1-norm ranking: magnitude pruning), **threshold** (HAP's global threshold). Every pruned model, and the unpruned one as a control (row \"none\"), is fine-tuned for %d SGD steps (batch 32, learning rate %g, momentum 0.9) on the first %d training images.\n\n", c.steps, c.lr, c.tune)
 	pf("| removed | method | params | heads kept | FFN rows kept | Ω removed | accuracy pruned | accuracy tuned |")
 	if ortOK {
-		pf(" ORT ms (batch 1) | ORT ms (batch 32) |")
+		pf(" ORT ms batch 1 (unpruned) | ORT ms batch 32 (unpruned) | batch 32 pruned/unpruned |")
 	}
 	pf("\n|---:|---|---:|---|---|---:|---:|---:|")
 	if ortOK {
-		pf("---:|---:|")
+		pf("---:|---:|---:|")
 	}
 	pf("\n| 0 | none | %d | 4/4 4/4 | 128/128 128/128 | 0 | %.2f %% | %.2f %% |", total, 100*ev.Accuracy(), 100*ctlEv.Accuracy())
 	if ortOK {
-		pf(" %.4f | %.3f |", orig[0], orig[1])
+		pf(" %.4f | %.3f | 1 |", orig[0], orig[1])
 	}
 	pf("\n")
 	for _, r := range results {
@@ -239,19 +247,19 @@ func run(ctx context.Context, c config) error {
 		pf("| %g %% | %s | %.0f | %s | %s | %.3g | %.2f %% | %.2f %% |", 100*r.frac, r.mode, *p.Usage["params"].Used,
 			strings.Join(heads, " "), strings.Join(rows, " "), *p.Objective, 100*a.Pruned, 100**a.FineTuned)
 		if ortOK {
-			pf(" %.4f | %.3f |", r.ms[0], r.ms[1])
+			pf(" %.4f (%.4f) | %.3f (%.3f) | %.2f |", r.ms[0], r.base[0], r.ms[1], r.base[1], r.ms[1]/r.base[1])
 		}
 		pf("\n")
 	}
 	if ortOK {
-		pf("\nONNX Runtime %s (CPU, one thread, all graph optimizations), median of %d runs after 10 warm-up runs, the machine shared with other jobs (the figures carry that noise): the unpruned model takes %.4f ms at batch 1 and %.3f ms at batch 32.\n",
+		pf("\nONNX Runtime %s (CPU, one thread, all graph optimizations), median of %d runs after 10 warm-up runs, on a machine shared with other jobs (load average above 20 on 2 cores: the figures carry that noise, so the unpruned model is timed again right before every pruned one, in parentheses, and the ratio compares the two). The first timing of the unpruned model: %.4f ms at batch 1, %.3f ms at batch 32. At batch 1 the model is too small for the MatMuls to dominate (about 50 µs per call, most of it per-operator overhead).\n",
 			ort.Version(), c.runs, orig[0], orig[1])
 	} else {
 		pf("\nNo ONNX Runtime latency: run with `-tags ort` and `$BITPLAN_ORT_LIB` (README, ONNX Runtime).\n")
 	}
 	pf("\nParameter counts are the written ONNX models' (checked by `prune.Realize` against the plan). FLOPs of the attention's activation products (Q·Kᵀ, P·V) shrink with the heads too but are not counted in the plan's FLOPs, which count the units.\n")
-	pf("\n## Reproduce\n\n```\n/usr/bin/python3 scripts/train_vit_fashion.py\ngo run -tags ort ./prune/internal/vitstudy -calib %d -probes %d -steps %d -test %d -lr %g -seed %d\n```\n\nor one plan at a time:\n\n```\nbitplan prune testdata/models/fmnist_vit.onnx --data fashion-mnist --samples %d --probes %d --max-params %.0f --finetune-steps %d --lr %g -o vit-30.onnx\n```\n",
-		c.calib, c.probes, c.steps, c.test, c.lr, c.seed, c.calib, c.probes, float64(total)-0.3*float64(prunable), c.steps, c.lr)
+	pf("\n## Reproduce\n\n```\n/usr/bin/python3 scripts/train_vit_fashion.py\ngo run -tags ort ./prune/internal/vitstudy -calib %d -tune %d -probes %d -steps %d -test %d -lr %g -seed %d\n```\n\nor one plan at a time (fine-tuning there uses the --samples calibration images):\n\n```\nbitplan prune testdata/models/fmnist_vit.onnx --data fashion-mnist --samples %d --probes %d --max-params %.0f --finetune-steps %d --lr %g -o vit-30.onnx\n```\n",
+		c.calib, c.tune, c.probes, c.steps, c.test, c.lr, c.seed, c.calib, c.probes, float64(total)-0.3*float64(prunable), c.steps, c.lr)
 	log.Printf("wrote %s in %.0f s", c.out, time.Since(start).Seconds())
 	return nil
 }
