@@ -82,7 +82,11 @@ func (x *exporter) dyadic(layers []LayerSummary) error {
 		if !found || sy == 0 {
 			continue
 		}
-		sx := x.qin[x.g.Node[ni].Input[dataInput(x.e.Model().Unit(l.Name).Op, x.e.Model().Unit(l.Name).WeightInput)]]
+		slot := dataInput(x.e.Model().Unit(l.Name))
+		if slot < 0 {
+			continue
+		}
+		sx := x.qin[x.g.Node[ni].Input[slot]]
 		d := &DyadicScales{Output: t, OutputScale: sy}
 		for _, sw := range l.scales {
 			m := sx * sw / sy

@@ -13,6 +13,7 @@ import (
 
 	"github.com/bitplan/bitplan/data"
 	"github.com/bitplan/bitplan/eval"
+	"github.com/bitplan/bitplan/model"
 	"github.com/bitplan/bitplan/nn"
 	"github.com/bitplan/bitplan/sensitivity"
 )
@@ -283,13 +284,10 @@ func (x *exporter) unitNode(name string) (int, error) {
 }
 
 // dataInput returns the input slot of a unit's data operand (eval
-// quantizes that one): Conv's X, the non-weight operand of Gemm or MatMul.
-func dataInput(op string, weightInput int) int {
-	if op == "Conv" {
-		return 0
-	}
-	return 1 - weightInput
-}
+// quantizes that one): Conv's X, the non-weight operand of Gemm or MatMul,
+// an LSTM's X for its W; -1 for an LSTM's R, whose operand is the hidden
+// state inside the node (model.Unit.DataInput).
+func dataInput(u *model.Unit) int { return u.DataInput }
 
 func attrInt(name string, v int64) *onnx.AttributeProto {
 	return &onnx.AttributeProto{Name: name, Type: onnx.AttributeProto_INT, I: v}
@@ -380,10 +378,12 @@ func (x *exporter) layer(u nn.UnitLayout, al eval.AppliedLayer, wq []float64, fl
 	x.drop[u.Weight] = true
 
 	// Data input.
-	slot := dataInput(mu.Op, mu.WeightInput)
-	ls.Input = node.Input[slot]
+	slot := dataInput(mu)
+	if slot >= 0 {
+		ls.Input = node.Input[slot]
+	}
 	var sx float32
-	if al.ABits > 0 {
+	if al.ABits > 0 && slot >= 0 {
 		name, s, err := x.quantizeInput(ni, slot, al)
 		if err != nil {
 			return ls, err

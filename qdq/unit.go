@@ -30,7 +30,11 @@ func UnitModel(m *model.Model, unit string, wBits, aBits, batch int) ([]byte, er
 		return nil, fmt.Errorf("qdq: no unit %q in the model", unit)
 	}
 	nd := m.Nodes[u.Node]
-	in := nd.Inputs[dataInput(u.Op, u.WeightInput)]
+	slot := dataInput(u)
+	if slot < 0 {
+		return nil, fmt.Errorf("qdq: unit %q multiplies an activation computed inside its %s node: no single-unit model", unit, nd.Label())
+	}
+	in := nd.Inputs[slot]
 	shape := m.Shapes.Dims[in]
 	if len(shape) == 0 {
 		return nil, fmt.Errorf("qdq: unit %q: the shape of its input %q is unknown", unit, in)
@@ -99,7 +103,7 @@ func UnitModel(m *model.Model, unit string, wBits, aBits, batch int) ([]byte, er
 	}
 	node := &onnx.NodeProto{OpType: u.Op, Output: []string{"Y"}}
 	node.Input = make([]string, len(nd.Inputs))
-	node.Input[dataInput(u.Op, u.WeightInput)] = x
+	node.Input[slot] = x
 	node.Input[u.WeightInput] = "W"
 	for i, name := range nd.Inputs {
 		if node.Input[i] != "" || name == "" {

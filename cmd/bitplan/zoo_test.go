@@ -90,11 +90,11 @@ func TestStaticCheckOperator(t *testing.T) {
 	}
 }
 
-// TestZooRecurrentCommands runs trace, plan, eval and prune on the
-// committed tiny LSTM and GRU classifiers: the recurrent node's W and R are
-// units (named node/W and node/R), R's input (the hidden state) stays
-// float in eval, and prune leaves the recurrent layers intact but writes a
-// model that imports.
+// TestZooRecurrentCommands runs trace, plan, eval, quantize and prune on
+// the committed tiny LSTM and GRU classifiers: the recurrent node's W and R
+// are units (named node/W and node/R), R's input (the hidden state) stays
+// float in eval and in the QDQ model, and prune leaves the recurrent layers
+// intact but writes a model that imports.
 func TestZooRecurrentCommands(t *testing.T) {
 	for _, c := range []struct{ name, node string }{{"tiny_lstm", "/rnn/LSTM"}, {"tiny_gru", "/rnn/GRU"}} {
 		dir := filepath.Join(zoo, c.name)
@@ -123,6 +123,14 @@ func TestZooRecurrentCommands(t *testing.T) {
 		}
 		if !strings.Contains(out, "| "+c.node+"/R ") {
 			t.Errorf("%s: eval report lacks %s/R:\n%s", c.name, c.node, out)
+		}
+		quantized := filepath.Join(t.TempDir(), "q.onnx")
+		out, errs, code = runCmd(t, "quantize", onnx, "--plan", planPath, "--inputs", in, "--labels", labels, "-o", quantized)
+		if code != 0 {
+			t.Fatalf("%s: quantize: exit %d: %s", c.name, code, errs)
+		}
+		if st, err := os.Stat(quantized); err != nil || st.Size() == 0 || !strings.Contains(out, c.node+"/R") {
+			t.Errorf("%s: quantized model: %v\n%s", c.name, err, out)
 		}
 		pruned := filepath.Join(t.TempDir(), "pruned.onnx")
 		_, errs, code = runCmd(t, "prune", onnx, "--inputs", in, "--labels", labels, "--max-params", "100%", "--probes", "4",
