@@ -22,6 +22,10 @@
 //     activation products Q·Kᵀ and P·V, and the Reshape that merges them
 //     back makes head h the block of rows of the output projection. The
 //     Reshape shape constants are rewritten (each Reshape gets its own).
+//     Heads are left intact (and reported) where the export computes the
+//     shapes at run time from Shape nodes, or fuses q, k and v into one
+//     MatMul split by Slice (the zoo's tiny_vit and tiny_bert, whose FFN
+//     rows are pruned).
 //   - Estimate computes every output channel's Hessian trace Tr(H_cc) with
 //     Hutchinson's estimator over the engine's per-channel operator, with
 //     standard errors, and HAP's importance Tr(H_cc)/n_c·‖W_c‖² (Yu et al.,

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -135,5 +136,29 @@ func TestPruneViT(t *testing.T) {
 		if float64(params) != *p.Usage["params"].Used || params > 45000 {
 			t.Errorf("%s: written model has %d params, plan %v", mode, params, *p.Usage["params"].Used)
 		}
+	}
+}
+
+// TestQuantizeRefusesSplitGroup: a plan that gives q and k of one
+// attention layer (automatic group: they read one activation) two widths
+// is refused before any work, naming the group; --group none lets it pass
+// the check.
+func TestQuantizeRefusesSplitGroup(t *testing.T) {
+	const vit = "../../testdata/models/fmnist_vit.onnx"
+	dir := t.TempDir()
+	pl := filepath.Join(dir, "split.json")
+	if err := os.WriteFile(pl, []byte(`{"status": "optimal", "layers": [
+		{"name": "/blocks/blocks.0/att/q/MatMul", "bits": 4, "abits": 4, "choice": "4"},
+		{"name": "/blocks/blocks.0/att/k/MatMul", "bits": 8, "abits": 8, "choice": "8"}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"quantize", vit, "--plan", pl, "--data", "npz:../../testdata/models/fmnist_vit_ref.npz", "-o", filepath.Join(dir, "q.onnx")}
+	_, errs, code := runCmd(t, args...)
+	if code != 1 || !strings.Contains(errs, "must share one precision") || !strings.Contains(errs, "/blocks/blocks.0/att/k/MatMul w8a8") {
+		t.Errorf("split group: exit %d, stderr %q", code, errs)
+	}
+	_, errs, _ = runCmd(t, append(args, "--group", "none")...)
+	if strings.Contains(errs, "must share one precision") {
+		t.Errorf("--group none still checks the automatic groups: %q", errs)
 	}
 }
