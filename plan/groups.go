@@ -100,11 +100,11 @@ func siblings(m *model.Model) []rawGroup {
 	byInput := map[string][]int{}
 	var order []string
 	for i, u := range m.Units {
-		if u.Op != "MatMul" && u.Op != "Gemm" {
+		if (u.Op != "MatMul" && u.Op != "Gemm") || u.DataInput < 0 {
 			continue
 		}
 		n := m.Nodes[u.Node]
-		in := n.Input(1 - u.WeightInput)
+		in := n.Input(u.DataInput)
 		if in == "" || m.Initializers[in] != nil {
 			continue
 		}
