@@ -23,11 +23,16 @@ import (
 // arguments ("bitplan solve t.json --max-size 50%") and returns the
 // positional ones.
 func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	// The flag package calls Usage on every parse error; the usage goes to
+	// stdout (which stays machine-readable) only when -h asked for it.
+	usage := fs.Usage
+	fs.Usage = func() {}
+	defer func() { fs.Usage = usage }()
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				// The flag package has printed the usage already.
+				usage()
 				return nil, err
 			}
 			return nil, usageError{fmt.Errorf("%v (run with -h for the flags)", err)}

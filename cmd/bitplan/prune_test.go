@@ -162,3 +162,16 @@ func TestQuantizeRefusesSplitGroup(t *testing.T) {
 		t.Errorf("--group none still checks the automatic groups: %q", errs)
 	}
 }
+
+// TestBadFlagKeepsStdoutClean: a bad flag value is reported on stderr
+// only; the usage goes to stdout when -h asks for it.
+func TestBadFlagKeepsStdoutClean(t *testing.T) {
+	out, errs, code := runCmd(t, "solve", hawq, "--max-size", "5XB")
+	if code != 2 || out != "" || !strings.Contains(errs, "unknown unit") {
+		t.Errorf("bad flag: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	out, _, code = runCmd(t, "solve", "-h")
+	if code != 0 || !strings.HasPrefix(out, "Usage: bitplan solve") {
+		t.Errorf("-h: exit %d, stdout %q", code, out)
+	}
+}
