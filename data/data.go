@@ -126,6 +126,8 @@ func Head(ds Dataset, n int) Dataset {
 		return d.Subset(n)
 	case *ImageFolder:
 		return d.head(n)
+	case Inputs:
+		return headInputs{d, n}
 	}
 	return head{ds, n}
 }
@@ -168,11 +170,42 @@ func Check(ds Dataset, sampleShape []int, classes int) error {
 	if l, ok := ds.(classLabeler); ok {
 		return checkLabels(l.ClassLabels(), 0, classes)
 	}
+	if mi, ok := ds.(Inputs); ok && len(mi.SampleShapes()) > 1 {
+		return checkInputLabels(mi, classes)
+	}
 	for b, err := range Batches(ds, 1024) {
 		if err != nil {
 			return err
 		}
 		if err := checkLabels(b.Labels, b.Start, classes); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkInputLabels is Check's label pass over a dataset of several inputs.
+func checkInputLabels(ds Inputs, classes int) error {
+	const batch = 1024
+	shapes := ds.SampleShapes()
+	bufs := make([][]float64, len(shapes))
+	labels := make([]int, batch)
+	for start := 0; start < ds.Len(); start += batch {
+		n := min(batch, ds.Len()-start)
+		for i, s := range shapes {
+			size := 1
+			for _, d := range s {
+				size *= d
+			}
+			if len(bufs[i]) < n*size {
+				bufs[i] = make([]float64, n*size)
+			}
+			bufs[i] = bufs[i][:n*size]
+		}
+		if err := ds.ReadInputs(start, bufs, labels[:n]); err != nil {
+			return err
+		}
+		if err := checkLabels(labels[:n], start, classes); err != nil {
 			return err
 		}
 	}

@@ -46,10 +46,41 @@ type Arrays struct {
 	labels []int
 }
 
+// NewArrays returns a dataset of in-memory arrays, one per input (named
+// names, sharing their first dimension), with one class label per sample;
+// labels nil makes an unlabelled dataset (every label 0), for losses that
+// take no class labels (KL to the model's own predictions, per-position
+// labels or targets given to the loss).
+func NewArrays(names []string, arrays []*Array, labels []int) (*Arrays, error) {
+	if len(arrays) == 0 || len(names) != len(arrays) {
+		return nil, fmt.Errorf("data: %d names for %d arrays, want one name per array and at least one", len(names), len(arrays))
+	}
+	d := &Arrays{Names: slices.Clone(names), Files: make([]string, len(arrays))}
+	for i, a := range arrays {
+		if len(a.Shape) < 1 || a.Len() != max(len(a.Float), len(a.Int)) {
+			return nil, fmt.Errorf("data: array %q: shape %v with %d values, want N×sample shape", names[i], a.Shape, max(len(a.Float), len(a.Int)))
+		}
+		if a.Shape[0] != arrays[0].Shape[0] {
+			return nil, fmt.Errorf("data: array %q has %d samples but %q has %d", names[i], a.Shape[0], names[0], arrays[0].Shape[0])
+		}
+		d.Files[i] = "array " + names[i]
+	}
+	d.arrays = slices.Clone(arrays)
+	if labels == nil {
+		labels = make([]int, arrays[0].Shape[0])
+	}
+	if len(labels) != arrays[0].Shape[0] {
+		return nil, fmt.Errorf("data: %d labels for %d samples", len(labels), arrays[0].Shape[0])
+	}
+	d.labels = labels
+	return d, nil
+}
+
 // LoadNPYInputs loads one .npy file per model input (float or integer
 // dtypes: token ids and masks stay exact up to 2^53) and the labels
-// (integer, shape N or N×1). Every array must have the same number of
-// samples. Errors name the file.
+// (integer, shape N or N×1; labels "" makes an unlabelled dataset whose
+// labels are all 0, see NewArrays). Every array must have the same number
+// of samples. Errors name the file.
 func LoadNPYInputs(inputs []string, labels string) (*Arrays, error) {
 	if len(inputs) == 0 {
 		return nil, fmt.Errorf("data: no input files")
@@ -74,6 +105,10 @@ func LoadNPYInputs(inputs []string, labels string) (*Arrays, error) {
 		d.arrays = append(d.arrays, a)
 		d.Files = append(d.Files, p)
 		d.Names = append(d.Names, strings.TrimSuffix(filepath.Base(p), filepath.Ext(p)))
+	}
+	if labels == "" {
+		d.labels = make([]int, d.arrays[0].Shape[0])
+		return d, nil
 	}
 	ya, err := loadNPYFile(labels)
 	if err != nil {
@@ -161,6 +196,31 @@ func (d *Arrays) MatchInputs(specs []InputSpec) error {
 
 // Len returns the number of samples.
 func (d *Arrays) Len() int { return len(d.labels) }
+
+// ClassLabels returns the labels (Check reads them without the inputs).
+func (d *Arrays) ClassLabels() []int { return d.labels }
+
+// headInputs is the first n samples of a dataset of several inputs.
+type headInputs struct {
+	Inputs
+	n int
+}
+
+func (h headInputs) Len() int { return h.n }
+
+func (h headInputs) Read(start int, inputs []float64, labels []int) error {
+	if start < 0 || start+len(labels) > h.n {
+		return fmt.Errorf("data: samples [%d, %d) outside [0, %d)", start, start+len(labels), h.n)
+	}
+	return h.Inputs.Read(start, inputs, labels)
+}
+
+func (h headInputs) ReadInputs(start int, inputs [][]float64, labels []int) error {
+	if start < 0 || start+len(labels) > h.n {
+		return fmt.Errorf("data: samples [%d, %d) outside [0, %d)", start, start+len(labels), h.n)
+	}
+	return h.Inputs.ReadInputs(start, inputs, labels)
+}
 
 // SampleShape returns the first input's sample shape.
 func (d *Arrays) SampleShape() []int { return sampleShape(d.arrays[0].Shape) }

@@ -401,3 +401,7 @@ func writeHeaderAndData(w io.Writer, shape []int, dtype string, data []byte) err
 	_, err := w.Write(data)
 	return err
 }
+
+// LoadNPYArray reads a whole .npy file of any dtype and shape (per-position
+// labels, regression targets). Errors name the file.
+func LoadNPYArray(path string) (*Array, error) { return loadNPYFile(path) }

@@ -197,6 +197,19 @@ var LabelNames = []string{"labels", "label", "targets", "target", "y"}
 // come from the first of LabelNames present. Every array must hold the same
 // number of samples (its first dimension). Errors list the arrays there are.
 func (z *NPZ) Match(inputs []string) (*NPZDataset, error) {
+	return z.match(inputs, true)
+}
+
+// MatchUnlabelled is Match for a loss that takes no class labels (KL to
+// the model's own predictions, or per-position labels and targets the
+// caller reads with Array): a labels array is not needed, and an array of
+// one of LabelNames is never taken as an input. The dataset's labels are
+// all 0.
+func (z *NPZ) MatchUnlabelled(inputs []string) (*NPZDataset, error) {
+	return z.match(inputs, false)
+}
+
+func (z *NPZ) match(inputs []string, labelled bool) (*NPZDataset, error) {
 	if len(inputs) == 0 {
 		return nil, fmt.Errorf("data: %s: no model inputs to match", z.Path)
 	}
@@ -206,8 +219,11 @@ func (z *NPZ) Match(inputs []string) (*NPZDataset, error) {
 			break
 		}
 	}
-	if lab == nil {
+	if lab == nil && labelled {
 		return nil, fmt.Errorf("data: %s: no labels array (want one named %s; the archive has %s)", z.Path, strings.Join(LabelNames, ", "), z.describe())
+	}
+	if !labelled {
+		lab = nil
 	}
 	d := &NPZDataset{Path: z.Path, Names: slices.Clone(inputs), labels: lab}
 	for _, in := range inputs {
@@ -215,7 +231,7 @@ func (z *NPZ) Match(inputs []string) (*NPZDataset, error) {
 		if a == nil && len(inputs) == 1 {
 			var others []*npzArray
 			for _, b := range z.arrays {
-				if b != lab && !slices.Contains(LabelNames, b.name) {
+				if !slices.Contains(LabelNames, b.name) {
 					others = append(others, b)
 				}
 			}
@@ -233,6 +249,15 @@ func (z *NPZ) Match(inputs []string) (*NPZDataset, error) {
 			return nil, fmt.Errorf("data: %s: array %q is boolean, want numbers", z.Path, a.name)
 		}
 		d.inputs = append(d.inputs, a)
+	}
+	if lab == nil {
+		d.n = d.inputs[0].h.shape[0]
+		for _, a := range d.inputs {
+			if a.h.shape[0] != d.n {
+				return nil, fmt.Errorf("data: %s: array %q has %d samples but %q has %d", z.Path, a.name, a.h.shape[0], d.inputs[0].name, d.n)
+			}
+		}
+		return d, nil
 	}
 	if lab.h.kind == 'f' {
 		return nil, fmt.Errorf("data: %s: labels %q have dtype %s, want an integer type", z.Path, lab.name, lab.h.dtype)
@@ -325,6 +350,10 @@ func (d *NPZDataset) ReadInputs(start int, inputs [][]float64, labels []int) err
 				return fmt.Errorf("data: %s: array %q, sample %d: value %v, want a finite number", d.Path, a.name, start+k/max(size, 1), v)
 			}
 		}
+	}
+	if d.labels == nil {
+		clear(labels)
+		return nil
 	}
 	if err := d.labels.read(start, nil, labels); err != nil {
 		return fmt.Errorf("data: %s: labels %q, samples [%d, %d): %w", d.Path, d.labels.name, start, start+n, err)

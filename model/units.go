@@ -9,8 +9,10 @@ import (
 )
 
 // Unit is a quantizable layer: a Conv, ConvTranspose, Gemm or MatMul node
-// whose weight is a floating-point initializer, or one weight matrix (W or
-// R, named node/W and node/R) of an LSTM, GRU or RNN node.
+// whose weight is a floating-point initializer, one weight matrix (W or
+// R, named node/W and node/R) of an LSTM, GRU or RNN node, or an embedding
+// table read by Gather (a weight-only unit: DataInput −1, its input is
+// token ids; 0 MACs).
 type Unit struct {
 	// Name is the node name, else the weight initializer's name.
 	Name string
@@ -121,6 +123,24 @@ func (m *Model) floatInit(name string) *Tensor {
 	return t
 }
 
+// canTie reports whether unit u can join unit t, which reads the same
+// weight: the same op, bias and weight position, or an embedding table
+// tied to an output projection that reads it in the same row layout
+// (Gemm with transB; tied embeddings, Press & Wolf 2017), whose bias then
+// belongs to the unit. The tied unit keeps its first node's data input
+// (none when the lookup comes first: the projection's input is then not
+// quantized).
+func canTie(t, u Unit) bool {
+	if t.Op == u.Op {
+		return t.Bias == u.Bias && t.WeightInput == u.WeightInput
+	}
+	emb, proj := t, u
+	if u.Op == "Gather" {
+		emb, proj = u, t
+	}
+	return emb.Op == "Gather" && emb.Bias == "" && proj.Op == "Gemm" && proj.WeightInput == 1 && proj.TransB
+}
+
 // nodeUnits asks d for the units of n: Def.Units, else Def.Unit.
 func nodeUnits(d *op.Def, n *Node, g unitGraph) ([]*op.UnitSpec, error) {
 	if d.Units != nil {
@@ -183,9 +203,13 @@ func (m *Model) findUnits() ([]Unit, error) {
 			}
 			if j, tied := byWeight[u.Weight]; tied {
 				t := &units[j]
-				if t.Op != u.Op || t.Bias != u.Bias || t.WeightInput != u.WeightInput {
-					return nil, fmt.Errorf("%s: weight %q is shared with unit %q, but as a %s with bias %q (want the same op and bias to tie them)",
+				if !canTie(*t, u) {
+					return nil, fmt.Errorf("%s: weight %q is shared with unit %q, but as a %s with bias %q (want the same op and bias to tie them, or an embedding table and a Gemm with transB reading it as the output projection)",
 						n.Label(), u.Weight, t.Name, t.Op, t.Bias)
+				}
+				if t.Bias == "" && u.Bias != "" {
+					t.Bias, t.BiasNode = u.Bias, u.BiasNode
+					t.Params += int64(m.Initializers[u.Bias].Len())
 				}
 				t.Nodes = append(t.Nodes, n.Index)
 				t.MACs += u.MACs

@@ -86,10 +86,13 @@ func (e *UnsupportedError) Ops() []string {
 // model.Specialize) and reports, all at once, every node the engine cannot
 // execute — an operator without a kernel, a shape-only operator applied to
 // computed data, a foreign domain — and every unsupported construct: an
-// opset outside MinOpset–MaxOpset, other than one floating-point data
-// input, output shapes that could not be inferred. It returns nil or an
-// *UnsupportedError. New runs it first.
-func Check(m *model.Model) error { return check(m, ClassLabels{}) }
+// opset outside MinOpset–MaxOpset, an input of unknown rank or with a
+// symbolic dimension other than the batch, output shapes that could not be
+// inferred. Several inputs and integer inputs (token ids, masks) are
+// supported. Check does not judge the output against a loss (any output
+// suits some loss: per-position labels, MSE); New checks it against
+// Options.Loss. It returns nil or an *UnsupportedError. New runs it first.
+func Check(m *model.Model) error { return check(m, nil) }
 
 // classLogits reports whether loss l scores batch×classes logits.
 func classLogits(l Loss) bool {
@@ -100,8 +103,9 @@ func classLogits(l Loss) bool {
 	return false
 }
 
-// check is Check for a model trained with loss l: the output must be
-// batch×classes logits only for losses that score class logits.
+// check is Check for a model trained with loss l (nil: any loss): the
+// output must be batch×classes logits only for losses that score class
+// logits.
 func check(m *model.Model, l Loss) error {
 	var ps []Problem
 	graph := func(format string, args ...any) {
@@ -120,16 +124,12 @@ func check(m *model.Model, l Loss) error {
 		}
 		in[v.Name] = s
 	}
-	if len(m.Inputs) != 1 {
-		var names []string
-		for _, v := range m.Inputs {
-			names = append(names, fmt.Sprintf("%s (%v)", v.Name, v.Type))
-		}
-		graph("the graph has %d data inputs %s; the engine runs graphs with one input", len(m.Inputs), strings.Join(names, ", "))
+	if len(m.Inputs) == 0 {
+		graph("the graph has no data inputs")
 	}
 	for _, v := range m.Inputs {
-		if v.Type != model.Undefined && !v.Type.IsFloat() {
-			graph("input %q has element type %v; the engine takes floating-point inputs only", v.Name, v.Type)
+		if v.Type != model.Undefined && !v.Type.IsFloat() && !v.Type.IsInt() {
+			graph("input %q has element type %v; the engine takes floating-point and integer inputs", v.Name, v.Type)
 		}
 		if v.Shape == nil {
 			graph("input %q has unknown rank; want batch×sample dimensions", v.Name)
@@ -187,7 +187,7 @@ func check(m *model.Model, l Loss) error {
 		}
 	}
 	if o := s.Shapes.Dims[s.Outputs[0].Name]; o != nil && len(o) != 2 && classLogits(l) {
-		graph("output %q has shape %v at batch 1; class labels take batch×classes logits (per-position labels or MSE take other outputs: Options.Loss)", s.Outputs[0].Name, o)
+		graph("output %q has shape %v at batch 1; %s takes batch×classes logits (per-position labels or MSE take other outputs: Options.Loss)", s.Outputs[0].Name, o, lossName(l))
 	}
 	if len(ps) == 0 {
 		return nil

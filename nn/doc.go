@@ -1,10 +1,22 @@
 // Package nn is an inference engine for imported ONNX graphs, in float32
 // or float64 (Options.Precision; Auto takes float32 for models of at least
-// 2^20 parameters), with
-// reverse-mode gradients and exact Hessian-vector products of the mean
-// cross-entropy loss with respect to the parameters θ of the quantizable
-// units (the weight and bias initializers of every Conv, Gemm and MatMul, in
-// node order, weight before bias).
+// 2^20 parameters), with reverse-mode gradients and exact Hessian-vector
+// products of a loss (Options.Loss: class labels by default, per-position
+// labels, MSE, KL to the model's own predictions) with respect to the
+// parameters θ of the quantizable units (the weight and bias initializers
+// of every Conv, Gemm and MatMul, and the embedding tables read by Gather,
+// in node order, weight before bias).
+//
+// # Inputs
+//
+// A graph may have several inputs (Engine.Inputs), fed from a
+// data.Inputs dataset in graph order; integer inputs (token ids, attention
+// masks) hold exact integers (up to 2^24 in float32, 2^53 in float64) and
+// carry no derivative: the mask's arithmetic (Cast, Sub, Mul, Where) runs
+// on them as on any tensor that does not depend on θ, and a Gather of a
+// weight table by computed ids is a lookup, linear in the table (its
+// indices are checked after the forward pass: an id outside the table is
+// an error naming the node).
 //
 // # Hessian-vector products
 //

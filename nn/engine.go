@@ -127,7 +127,8 @@ type UnitLayout struct {
 	Offset, Size             int
 	WeightOffset, WeightSize int
 	BiasOffset, BiasSize     int
-	// OutChannels is the number of output channels.
+	// OutChannels is the number of output channels (an embedding table's
+	// rows).
 	OutChannels int
 	// HasInput reports that the unit's data input is a tensor of the
 	// graph, so SetInputQuantizer acts on it; it is false for an LSTM's,
@@ -164,9 +165,11 @@ func (u UnitLayout) ChannelIndices() [][]int {
 // concurrent use; SetParams and SetWeights must not run concurrently with
 // them.
 type Engine struct {
-	m       *model.Model
-	opts    Options
-	input   string
+	m    *model.Model
+	opts Options
+	// inputs are the graph's data inputs in graph order; sample is the
+	// first one's sample shape.
+	inputs  []Input
 	sample  []int
 	output  string
 	classes int
@@ -194,11 +197,26 @@ type Engine struct {
 	inq []InputQuantizer
 }
 
+// Input is one data input of the graph as the engine feeds it.
+type Input struct {
+	// Name is the graph input's name.
+	Name string
+	// Sample is the shape of one sample (without the batch dimension).
+	Sample []int
+	// Type is the declared element type; Integer reports an integer or
+	// boolean input (token ids, attention masks), whose values the engine
+	// holds as exact integers in floating point and never differentiates.
+	Type    model.DataType
+	Integer bool
+}
+
 // New prepares model m for execution. It fails, naming the node and
 // operator, when the graph uses an operator or attribute the engine cannot
-// execute, and when the model does not map one input to batch×classes
-// logits; the static Check runs first and reports every unsupported
-// operator and construct at once (an *UnsupportedError).
+// execute, and when the output does not suit the loss (batch×classes
+// logits for class labels and KL); the static Check runs first and reports
+// every unsupported operator and construct at once (an *UnsupportedError).
+// A KL loss without Theta takes the model's own parameters as loaded as
+// its reference.
 func New(m *model.Model, opts *Options) (*Engine, error) {
 	e := &Engine{m: m, plans: make(map[int]*plan)}
 	if opts != nil {
@@ -218,24 +236,22 @@ func New(m *model.Model, opts *Options) (*Engine, error) {
 	if autoBatch {
 		e.opts.BatchSize = 32
 	}
-	if len(m.Inputs) != 1 {
-		names := make([]string, len(m.Inputs))
-		for i, in := range m.Inputs {
-			names[i] = in.Name
+	if len(m.Inputs) == 0 {
+		return nil, fmt.Errorf("nn: the model has no data inputs")
+	}
+	for _, in := range m.Inputs {
+		if len(in.Shape) < 1 {
+			return nil, fmt.Errorf("nn: input %q has unknown rank, want batch×sample dimensions", in.Name)
 		}
-		return nil, fmt.Errorf("nn: the model has %d data inputs %v, want 1", len(m.Inputs), names)
-	}
-	in := m.Inputs[0]
-	e.input = in.Name
-	if len(in.Shape) < 1 {
-		return nil, fmt.Errorf("nn: input %q has unknown rank, want batch×sample dimensions", in.Name)
-	}
-	e.sample = slices.Clone(in.Shape[1:])
-	for d, v := range e.sample {
-		if v < 0 {
-			return nil, fmt.Errorf("nn: input %q has shape %v: dimension %d is symbolic, only the batch dimension may be", in.Name, in.Shape, d+1)
+		spec := Input{Name: in.Name, Sample: slices.Clone(in.Shape[1:]), Type: in.Type, Integer: in.Type.IsInt()}
+		for d, v := range spec.Sample {
+			if v < 0 {
+				return nil, fmt.Errorf("nn: input %q has shape %v: dimension %d is symbolic, only the batch dimension may be", in.Name, in.Shape, d+1)
+			}
 		}
+		e.inputs = append(e.inputs, spec)
 	}
+	e.sample = e.inputs[0].Sample
 	e.output = e.opts.Output
 	if e.output == "" {
 		e.output = m.Outputs[0].Name
@@ -274,7 +290,7 @@ func New(m *model.Model, opts *Options) (*Engine, error) {
 		case u.OutChannels <= 0:
 			l.OutChannels = 1
 			l.channelStride, l.channelStep = l.WeightSize, 1
-		case u.Op == "Conv" || u.Op == "ConvTranspose" || u.Op == "LSTM" || u.Op == "GRU" || u.Op == "RNN" ||
+		case u.Op == "Conv" || u.Op == "ConvTranspose" || u.Op == "Gather" || u.Op == "LSTM" || u.Op == "GRU" || u.Op == "RNN" ||
 			(u.Op == "Gemm" && u.WeightInput == 1 && u.TransB) ||
 			(u.Op == "MatMul" && u.WeightInput == 0 && len(ws) == 2):
 			// Output channel = leading dimension: contiguous rows.
@@ -295,7 +311,7 @@ func New(m *model.Model, opts *Options) (*Engine, error) {
 		e.units = append(e.units, l)
 	}
 	if len(e.theta) == 0 {
-		return nil, fmt.Errorf("nn: the model has no quantizable units (Conv, Gemm, MatMul with a constant weight)")
+		return nil, fmt.Errorf("nn: the model has no quantizable units (Conv, Gemm, MatMul with a constant weight, Gather of an embedding table)")
 	}
 	switch e.prec = e.opts.Precision; e.prec {
 	case Auto:
@@ -319,10 +335,53 @@ func New(m *model.Model, opts *Options) (*Engine, error) {
 	}
 	e.outShape = slices.Clone(p.slots[p.out].shape[1:])
 	e.classes = e.outShape[len(e.outShape)-1]
-	if ref, ok := e.loss.(Referenced); ok && len(ref.Reference()) != len(e.theta) {
-		return nil, fmt.Errorf("nn: the loss's reference parameters have %d values, want %d", len(ref.Reference()), len(e.theta))
+	if err := e.SetLoss(e.loss); err != nil {
+		return nil, err
 	}
 	return e, nil
+}
+
+// SetLoss replaces the engine's objective (for example with per-position
+// labels read after the engine was made: the labels' shape depends on the
+// output's). It fails, before any work, when the loss does not suit the
+// output: class labels and KL need batch×classes logits, per-position
+// labels an output with a class axis. A KL loss without Theta takes a
+// copy of the current θ as its reference. Like SetWeights, it must not run
+// concurrently with evaluation.
+func (e *Engine) SetLoss(l Loss) error {
+	if l == nil {
+		l = ClassLabels{}
+	}
+	if kl, ok := l.(KL); ok && kl.Theta == nil {
+		kl.Theta = slices.Clone(e.theta)
+		l = kl
+	}
+	if classLogits(l) && len(e.outShape) != 1 {
+		return fmt.Errorf("nn: output %q has shape %v per sample; %s takes batch×classes logits (per-position labels or MSE take other outputs)", e.output, e.outShape, lossName(l))
+	}
+	if _, ok := l.(PositionLabels); ok && len(e.outShape) < 1 {
+		return fmt.Errorf("nn: output %q is one value per sample; per-position labels need a class axis", e.output)
+	}
+	if ref, ok := l.(Referenced); ok && len(ref.Reference()) != len(e.theta) {
+		return fmt.Errorf("nn: the loss's reference parameters have %d values, want %d", len(ref.Reference()), len(e.theta))
+	}
+	e.loss = l
+	return nil
+}
+
+// lossName names a loss in messages.
+func lossName(l Loss) string {
+	switch l.(type) {
+	case ClassLabels:
+		return "the class-label loss"
+	case KL:
+		return "the KL loss"
+	case PositionLabels:
+		return "the per-position loss"
+	case MSE:
+		return "the MSE loss"
+	}
+	return fmt.Sprintf("loss %T", l)
 }
 
 // fitMemory chooses the batch size (when auto) and the number of workers so
@@ -431,9 +490,18 @@ func (e *Engine) Model() *model.Model { return e.m }
 // Dim returns the length of θ.
 func (e *Engine) Dim() int { return len(e.theta) }
 
-// SampleShape returns the input shape of one sample (without the batch
-// dimension).
+// SampleShape returns the shape of one sample of the first input (without
+// the batch dimension).
 func (e *Engine) SampleShape() []int { return slices.Clone(e.sample) }
+
+// Inputs returns the graph's data inputs in graph order.
+func (e *Engine) Inputs() []Input {
+	out := slices.Clone(e.inputs)
+	for i := range out {
+		out[i].Sample = slices.Clone(out[i].Sample)
+	}
+	return out
+}
 
 // Classes returns the length of the last output axis (the number of logits
 // per sample for class labels).

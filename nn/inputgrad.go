@@ -57,6 +57,9 @@ func (e *Engine) BatchNorms() ([]BatchNorm, error) {
 // no gradient. A name that is not a tensor computed from the input is an
 // error.
 func (e *Engine) InputGradient(x []float64, n int, names []string, seed func(vals, adjs [][]float64)) ([]float64, error) {
+	if len(e.inputs) != 1 {
+		return nil, fmt.Errorf("nn: input gradients need a model with one input, this one has %d (%s)", len(e.inputs), e.inputNames())
+	}
 	size := op.Numel(e.sample)
 	if n <= 0 || len(x) != n*size {
 		return nil, fmt.Errorf("nn: %d input values for %d samples of shape %v", len(x), n, e.sample)

@@ -132,8 +132,11 @@ func (ClassLabels) Eval(c *Chunk, scale float64, g, rz, rg []float64) (float64, 
 // positions whose label is not Ignore, as PyTorch's CrossEntropyLoss with
 // ignore_index. The output of a sample has a class axis (ClassAxis: 0 for
 // N×C×positions…, the layout of segmentation models; -1 for
-// N×positions…×C, the layout of token classifiers) and Labels holds
-// Len() × positions labels, sample after sample.
+// N×positions…×C, the layout of token classifiers) and Labels holds the
+// labels sample after sample, positions per sample: sample i of a dataset
+// reads Labels[i·positions : (i+1)·positions], so Labels may cover more
+// samples than the dataset (a dataset that is a prefix of the labelled
+// one, data.Head, is scored with the same loss).
 type PositionLabels struct {
 	Labels    []int
 	ClassAxis int
@@ -163,11 +166,11 @@ func (l PositionLabels) Prepare(out []int, ds data.Dataset) (float64, error) {
 		return 0, fmt.Errorf("nn: per-position labels: output shape %v per sample, class axis %d (want 0 or -1)", out, l.ClassAxis)
 	}
 	classes, positions, _, _ := l.layout(out)
-	if len(l.Labels) != ds.Len()*positions {
+	if len(l.Labels) < ds.Len()*positions || len(l.Labels)%positions != 0 {
 		return 0, fmt.Errorf("nn: per-position labels: %d labels for %d samples of %d positions (output %v per sample)", len(l.Labels), ds.Len(), positions, out)
 	}
 	n := 0
-	for i, y := range l.Labels {
+	for i, y := range l.Labels[:ds.Len()*positions] {
 		if y == l.Ignore {
 			continue
 		}
@@ -234,7 +237,9 @@ func (l PositionLabels) Eval(c *Chunk, scale float64, g, rz, rg []float64) (floa
 //
 //	L = (1/E) Σ (z − t)²,  ∂L/∂z = 2(z − t)/E,  ∇²_z L = 2I/E.
 //
-// Targets holds Len() × prod(output shape) values, sample after sample.
+// Targets holds prod(output shape) values per sample, sample after sample,
+// for at least Len() samples (sample i reads the i-th block, as
+// PositionLabels).
 type MSE struct {
 	Targets []float64
 }
@@ -245,10 +250,10 @@ func (l MSE) Prepare(out []int, ds data.Dataset) (float64, error) {
 	for _, d := range out {
 		per *= d
 	}
-	if len(l.Targets) != ds.Len()*per {
+	if len(l.Targets) < ds.Len()*per || len(l.Targets)%per != 0 {
 		return 0, fmt.Errorf("nn: MSE: %d target values for %d samples of output shape %v (want %d)", len(l.Targets), ds.Len(), out, ds.Len()*per)
 	}
-	return float64(len(l.Targets)), nil
+	return float64(ds.Len() * per), nil
 }
 
 // Eval scores a chunk.

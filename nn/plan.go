@@ -47,18 +47,23 @@ type step struct {
 
 // plan is the executable form of the graph for one batch size.
 type plan struct {
-	e      *Engine
-	n      int
-	slots  []slot
-	index  map[string]int
-	steps  []step
+	e     *Engine
+	n     int
+	slots []slot
+	index map[string]int
+	steps []step
+	// in is the slot of the first input, ins those of every input in
+	// graph order.
 	in     int
+	ins    []int
 	out    int
 	shapes *model.Shapes
 
 	// aliases lists, for a slot, the view outputs sharing its storage.
 	aliases map[int][]int
 
+	// validators are the steps whose kernels are op.Validators.
+	validators []int
 	// firstUse[i] is the first step reading parameter i (Engine.params).
 	firstUse []int
 	// unitIn locates every unit's data input (see SetInputQuantizer).
@@ -100,9 +105,10 @@ type work[T op.Real] struct {
 	// staging when T is float32.
 	qbuf [][]T
 	qtmp []float64
-	// Float64 staging of the input, the output and the loss's adjoints,
+	// Float64 staging of the inputs, the output and the loss's adjoints,
 	// used when T is float32 (the data and the loss are float64).
-	in64, out64, rz64, g64, rg64 []float64
+	ins64                  [][]float64
+	out64, rz64, g64, rg64 []float64
 }
 
 // Shape, Const and Name make the plan the op.Slots of its kernels.
@@ -135,13 +141,19 @@ func (p *plan) addSlot(s slot) int {
 // buildPlan prepares the graph for batch size n.
 func (e *Engine) buildPlan(n int) (*plan, error) {
 	m := e.m
-	inShape := append([]int{n}, e.sample...)
-	shapes, err := m.InferShapes(map[string][]int{e.input: inShape})
+	inShapes := make(map[string][]int, len(e.inputs))
+	for _, in := range e.inputs {
+		inShapes[in.Name] = append([]int{n}, in.Sample...)
+	}
+	shapes, err := m.InferShapes(inShapes)
 	if err != nil {
 		return nil, fmt.Errorf("nn: batch size %d: %w", n, err)
 	}
 	p := &plan{e: e, n: n, index: make(map[string]int), shapes: shapes, aliases: make(map[int][]int)}
-	p.in = p.addSlot(slot{name: e.input, shape: inShape, kind: kInput})
+	for _, in := range e.inputs {
+		p.ins = append(p.ins, p.addSlot(slot{name: in.Name, shape: inShapes[in.Name], kind: kInput}))
+	}
+	p.in = p.ins[0]
 	for i, prm := range e.params {
 		p.addSlot(slot{name: prm.Name, shape: prm.Shape, kind: kParam, theta: true, param: i})
 	}
@@ -178,8 +190,18 @@ func (e *Engine) buildPlan(n int) (*plan, error) {
 			continue
 		}
 		// Values folded by shape inference (shape arithmetic, constants
-		// expanded to the batch).
+		// expanded to the batch), unless the node reads a tensor that
+		// depends on θ (an embedding table gathered at indices known before
+		// execution: position ids) — its output then depends on θ too.
+		// (Shape and Size of such a tensor read only its shape.)
 		folded := true
+		if d := op.Lookup(nd.Op, m.Opset); d != nil && d.Exec != nil {
+			for _, in := range nd.Inputs {
+				if s := p.slotOf(in); in != "" && s >= 0 && p.slots[s].theta {
+					folded = false
+				}
+			}
+		}
 		for _, o := range nd.Outputs {
 			if o == "" || !live[o] {
 				continue
@@ -272,6 +294,13 @@ func (e *Engine) buildPlan(n int) (*plan, error) {
 			continue
 		}
 		p.steps = append(p.steps, step{node: nd, k: k, idx: len(p.steps), ins: ins, outs: outs})
+	}
+	for _, st := range p.steps {
+		_, v64 := st.k.(op.Validator[float64])
+		_, v32 := st.k.(op.Validator[float32])
+		if v64 || v32 {
+			p.validators = append(p.validators, st.idx)
+		}
 	}
 	p.firstUse = make([]int, len(e.params))
 	for i := range p.firstUse {
@@ -574,6 +603,18 @@ func (w *work[T]) forward() {
 	for _, k := range w.ks {
 		k.Forward(&w.Work)
 	}
+}
+
+// validate runs the checks of the kernels that can find their inputs
+// invalid only at run time (op.Validator: an index out of range) after a
+// forward pass; the error names the node.
+func (w *work[T]) validate() error {
+	for _, i := range w.p.validators {
+		if err := w.ks[i].(op.Validator[T]).Validate(&w.Work); err != nil {
+			return fmt.Errorf("nn: %s: %w", w.p.steps[i].node.Label(), err)
+		}
+	}
+	return nil
 }
 
 // rforward propagates R-values from step start on; outputs of earlier steps

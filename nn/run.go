@@ -3,7 +3,9 @@ package nn
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/bitplan/bitplan/data"
@@ -286,18 +288,66 @@ func addWide(dst []float64, src []float32) {
 	}
 }
 
-// readInput reads samples [start, start+n) into the work's input.
-func (w *work[T]) readInput(ds data.Dataset, start int, labels []int) error {
-	in := w.Val[w.p.in]
-	if x, ok := any(in).([]float64); ok {
-		return ds.Read(start, x, labels)
+// readInputs reads samples [start, start+len(labels)) of ds into the
+// plan's input slots (through float64 staging when T is float32) and
+// checks that integer inputs hold integers.
+func (w *work[T]) readInputs(ds data.Dataset, start int, labels []int) error {
+	p := w.p
+	n := len(labels)
+	if w.ins64 == nil {
+		w.ins64 = make([][]float64, len(p.ins))
 	}
-	x := staging(&w.in64, len(in))
-	if err := ds.Read(start, x, labels); err != nil {
-		return err
+	bufs := make([][]float64, len(p.ins))
+	for i, s := range p.ins {
+		if x, ok := any(w.Val[s]).([]float64); ok {
+			bufs[i] = x
+		} else {
+			bufs[i] = staging(&w.ins64[i], len(w.Val[s]))
+		}
 	}
-	for i, v := range x {
-		in[i] = T(v)
+	var err error
+	if mi, ok := ds.(data.Inputs); ok && len(p.ins) > 1 {
+		err = mi.ReadInputs(start, bufs, labels)
+	} else {
+		err = ds.Read(start, bufs[0], labels)
+	}
+	if err != nil {
+		return fmt.Errorf("nn: reading samples %d..%d: %w", start, start+n, err)
+	}
+	for i, in := range p.e.inputs {
+		if err := checkInteger(in, bufs[i], start, inputSource(ds, i)); err != nil {
+			return err
+		}
+		if x := w.Val[p.ins[i]]; !isFloat64(x) {
+			for k, v := range bufs[i] {
+				x[k] = T(v)
+			}
+		}
+	}
+	return nil
+}
+
+// isFloat64 reports whether x is a []float64 (the data's own buffer).
+func isFloat64[T op.Real](x []T) bool {
+	_, ok := any(x).([]float64)
+	return ok
+}
+
+// checkInteger reports a value of an integer input that is not an integer
+// (a rounded float where token ids were expected).
+func checkInteger(in Input, x []float64, start int, src string) error {
+	if !in.Integer {
+		return nil
+	}
+	per := max(op.Numel(in.Sample), 1)
+	for k, v := range x {
+		if v != math.Trunc(v) {
+			where := ""
+			if src != "" {
+				where = src + ": "
+			}
+			return fmt.Errorf("nn: %ssample %d of input %q (%v) holds %v, not an integer", where, start+k/per, in.Name, in.Type, v)
+		}
 	}
 	return nil
 }
@@ -328,8 +378,8 @@ func runChunk[T op.Real](e *Engine, ds data.Dataset, start, n int, md mode, vs [
 	w := getWork[T](p)
 	defer w.release()
 	labels := w.labels[:n]
-	if err := w.readInput(ds, start, labels); err != nil {
-		r.err = fmt.Errorf("nn: reading samples %d..%d: %w", start, start+n, err)
+	if err := w.readInputs(ds, start, labels); err != nil {
+		r.err = err
 		return
 	}
 	var theta []T
@@ -388,21 +438,38 @@ func runChunk[T op.Real](e *Engine, ds data.Dataset, start, n int, md mode, vs [
 			}
 		}
 	}
+	// fail records an index out of range found after the forward pass.
+	fail := func(err error) bool {
+		if err != nil {
+			r.err = fmt.Errorf("%w (samples %d..%d)", err, start, start+n)
+			return true
+		}
+		return false
+	}
 	switch md {
 	case modeEval:
 		w.bind(theta, nil, nil, nil, 0)
 		w.forwardQuant()
+		if fail(w.validate()) {
+			return
+		}
 		score(false, false)
 	case modeGrad:
 		acc := target[T](r.grad, r.grad32)
 		clear(acc)
 		w.bind(theta, nil, acc, nil, 0)
 		w.forward()
+		if fail(w.validate()) {
+			return
+		}
 		score(true, false)
 		w.backward()
 	case modeHVP:
 		w.bind(theta, nil, nil, nil, 0)
 		w.forward()
+		if fail(w.validate()) {
+			return
+		}
 		score(true, false)
 		w.backward()
 		first := 0
@@ -457,16 +524,52 @@ func (e *Engine) checkData(ds data.Dataset) error {
 	if ds.Len() == 0 {
 		return fmt.Errorf("nn: empty dataset")
 	}
-	ss := ds.SampleShape()
-	if len(ss) != len(e.sample) {
-		return fmt.Errorf("nn: samples have shape %v, the model expects %v", ss, e.sample)
+	shapes := [][]int{ds.SampleShape()}
+	if mi, ok := ds.(data.Inputs); ok {
+		shapes = mi.SampleShapes()
 	}
-	for i := range ss {
-		if ss[i] != e.sample[i] {
-			return fmt.Errorf("nn: samples have shape %v, the model expects %v", ss, e.sample)
+	if len(e.inputs) > 1 {
+		if _, ok := ds.(data.Inputs); !ok || len(shapes) != len(e.inputs) {
+			return fmt.Errorf("nn: the model has %d inputs (%s) but the data has %d; give one array per input", len(e.inputs), e.inputNames(), len(shapes))
+		}
+	}
+	for i, in := range e.inputs {
+		if !slices.Equal(shapes[i], in.Sample) {
+			if src := inputSource(ds, i); src != "" {
+				return fmt.Errorf("nn: %s: samples have shape %v, model input %q expects %v", src, shapes[i], in.Name, in.Sample)
+			}
+			if len(e.inputs) == 1 {
+				return fmt.Errorf("nn: samples have shape %v, the model expects %v", shapes[i], in.Sample)
+			}
+			return fmt.Errorf("nn: samples of input %d have shape %v, model input %q expects %v", i, shapes[i], in.Name, in.Sample)
 		}
 	}
 	return nil
+}
+
+// inputNames lists the inputs' names for messages.
+func (e *Engine) inputNames() string {
+	names := make([]string, len(e.inputs))
+	for i, in := range e.inputs {
+		names[i] = in.Name
+	}
+	return strings.Join(names, ", ")
+}
+
+// inputSource names where input i of ds comes from (a file, an archive's
+// array), or "" when ds does not say.
+func inputSource(ds data.Dataset, i int) string {
+	switch d := ds.(type) {
+	case *data.Arrays:
+		if i < len(d.Files) {
+			return d.Files[i]
+		}
+	case *data.NPZDataset:
+		if i < len(d.Names) {
+			return fmt.Sprintf("%s (array %q)", d.Path, d.Names[i])
+		}
+	}
+	return ""
 }
 
 // Evaluate returns the mean cross-entropy and the accuracy of the model on
@@ -565,49 +668,71 @@ func (e *Engine) BlockTrace(ctx context.Context, ds data.Dataset, b hessian.Bloc
 	return tr, nil
 }
 
-// Logits runs the model on n samples x (n·prod(SampleShape) values) and
-// returns the n×Classes() logits, with the input quantizers applied.
+// Logits runs the model on n samples x (n·prod(SampleShape) values) of its
+// only input and returns the n×Classes() logits (the outputs, n ×
+// prod(OutputShape())), with the input quantizers applied.
 func (e *Engine) Logits(x []float64, n int) ([]float64, error) {
+	return e.LogitsInputs([][]float64{x}, n)
+}
+
+// LogitsInputs is Logits for a model with several inputs: xs[i] holds n
+// samples of input i (Inputs()[i]), integer inputs as integer values.
+func (e *Engine) LogitsInputs(xs [][]float64, n int) ([]float64, error) {
 	var out []float64
-	err := e.onForward(x, n, func(get func(slot int) []float64, p *plan) {
+	err := e.onForward(xs, n, func(get func(slot int) []float64, p *plan) {
 		out = slices.Clone(get(p.out))
 	})
 	return out, err
 }
 
-// onForward checks n samples x, runs the forward pass (input quantizers
-// applied) on a work area of the plan for n in the engine's precision,
-// and calls f with an accessor of slot values as float64.
-func (e *Engine) onForward(x []float64, n int, f func(get func(slot int) []float64, p *plan)) error {
-	size := op.Numel(e.sample)
-	if n <= 0 || len(x) != n*size {
-		return fmt.Errorf("nn: %d input values for %d samples of shape %v", len(x), n, e.sample)
+// onForward checks n samples of every input xs, runs the forward pass
+// (input quantizers applied) on a work area of the plan for n in the
+// engine's precision, and calls f with an accessor of slot values as
+// float64.
+func (e *Engine) onForward(xs [][]float64, n int, f func(get func(slot int) []float64, p *plan)) error {
+	if len(xs) != len(e.inputs) {
+		return fmt.Errorf("nn: %d input arrays for a model with %d inputs (%s)", len(xs), len(e.inputs), e.inputNames())
+	}
+	if n <= 0 {
+		return fmt.Errorf("nn: %d samples, want at least 1", n)
+	}
+	for i, in := range e.inputs {
+		if size := op.Numel(in.Sample); len(xs[i]) != n*size {
+			return fmt.Errorf("nn: %d values of input %q for %d samples of shape %v", len(xs[i]), in.Name, n, in.Sample)
+		}
+		if err := checkInteger(in, xs[i], 0, ""); err != nil {
+			return err
+		}
 	}
 	p, err := e.plan(n)
 	if err != nil {
 		return err
 	}
 	if e.prec == Float32 {
-		forwardOn[float32](e, p, x, f)
-	} else {
-		forwardOn[float64](e, p, x, f)
+		return forwardOn[float32](e, p, xs, f)
 	}
-	return nil
+	return forwardOn[float64](e, p, xs, f)
 }
 
-func forwardOn[T op.Real](e *Engine, p *plan, x []float64, f func(get func(slot int) []float64, p *plan)) {
+func forwardOn[T op.Real](e *Engine, p *plan, xs [][]float64, f func(get func(slot int) []float64, p *plan)) error {
 	w := getWork[T](p)
 	defer w.release()
-	in := w.Val[p.in]
-	for i, v := range x {
-		in[i] = T(v)
+	for j, s := range p.ins {
+		in := w.Val[s]
+		for i, v := range xs[j] {
+			in[i] = T(v)
+		}
 	}
 	w.bind(pick[T](e.theta, e.theta32()), nil, nil, nil, 0)
 	w.forwardQuant()
+	if err := w.validate(); err != nil {
+		return err
+	}
 	f(func(slot int) []float64 {
 		var buf []float64
 		return float64s(w.Val[slot], &buf)
 	}, p)
+	return nil
 }
 
 // Tensor is an intermediate value of the graph.
@@ -623,8 +748,14 @@ type Tensor struct {
 // private copies: a quantized unit's input is reported unquantized, its
 // output (and everything downstream) as computed from the quantized copy.
 func (e *Engine) Intermediates(x []float64, n int) (map[string]Tensor, error) {
+	return e.IntermediatesInputs([][]float64{x}, n)
+}
+
+// IntermediatesInputs is Intermediates for a model with several inputs
+// (xs[i] holds n samples of input i).
+func (e *Engine) IntermediatesInputs(xs [][]float64, n int) (map[string]Tensor, error) {
 	var out map[string]Tensor
-	err := e.onForward(x, n, func(get func(slot int) []float64, p *plan) {
+	err := e.onForward(xs, n, func(get func(slot int) []float64, p *plan) {
 		out = make(map[string]Tensor, len(p.slots))
 		for i, s := range p.slots {
 			out[s.name] = Tensor{Shape: append([]int(nil), s.shape...), Data: slices.Clone(get(i))}

@@ -52,8 +52,8 @@ func tensorGradients[T op.Real](e *Engine, p *plan, ds data.Dataset, ids []int, 
 	defer w.release()
 	n := ds.Len()
 	labels := w.labels[:n]
-	if err := w.readInput(ds, 0, labels); err != nil {
-		return nil, nil, fmt.Errorf("nn: reading samples 0..%d: %w", n, err)
+	if err := w.readInputs(ds, 0, labels); err != nil {
+		return nil, nil, err
 	}
 	c := &Chunk{Start: 0, N: n, Shape: e.outShape, Labels: labels}
 	if ref, ok := e.loss.(Referenced); ok {
@@ -89,7 +89,7 @@ func tensorGradients[T op.Real](e *Engine, p *plan, ds data.Dataset, ids []int, 
 func (e *Engine) TensorValues(x []float64, n int, names []string) ([][]float64, error) {
 	out := make([][]float64, len(names))
 	var missing error
-	err := e.onForward(x, n, func(get func(slot int) []float64, p *plan) {
+	err := e.onForward([][]float64{x}, n, func(get func(slot int) []float64, p *plan) {
 		for i, name := range names {
 			id := p.slotOf(name)
 			if id < 0 {

@@ -119,7 +119,7 @@ func TestZooStaticCheck(t *testing.T) {
 				if !strings.Contains(msg, "supported operators: ") {
 					t.Errorf("%s: error does not list the supported operators", key)
 				}
-				if _, err := New(m, nil); err == nil || err.Error() != msg {
+				if _, err := New(m, &Options{Loss: lossFor(m)}); err == nil || err.Error() != msg {
 					t.Errorf("%s: New error %v, want the static check's", key, err)
 				}
 			}
@@ -180,9 +180,12 @@ func TestZooLogits(t *testing.T) {
 			if Check(m) != nil {
 				continue
 			}
-			x := readNPY(t, filepath.Join(dir, m.Inputs[0].Name+".npy"))
+			var xs []*data.Array
+			for _, in := range m.Inputs {
+				xs = append(xs, readNPY(t, filepath.Join(dir, in.Name+".npy")))
+			}
 			want := readNPY(t, filepath.Join(dir, "logits.npy"))
-			worst, scale := logitsError(t, m, x, want)
+			worst, scale := logitsError(t, m, xs, want)
 			if worst > tol*scale {
 				t.Errorf("%s/op%d: logits differ from PyTorch's by %.3g, more than %g of their scale %.3g", name, op, worst, tol, scale)
 			}
@@ -197,14 +200,18 @@ func TestZooLogits(t *testing.T) {
 
 // logitsError runs m on x and returns the largest absolute difference from
 // want and the largest |want|.
-func logitsError(t *testing.T, m *model.Model, x, want *data.Array) (worst, scale float64) {
+func logitsError(t *testing.T, m *model.Model, xs []*data.Array, want *data.Array) (worst, scale float64) {
 	t.Helper()
 	// A float64 reference comparison whatever the model's size.
-	e, err := New(m, &Options{Precision: Float64})
+	e, err := New(m, &Options{Precision: Float64, Loss: lossFor(m)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := e.Logits(x.Float, x.Shape[0])
+	vals := make([][]float64, len(xs))
+	for i, x := range xs {
+		vals[i] = arrayValues(x)
+	}
+	got, err := e.LogitsInputs(vals, xs[0].Shape[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,14 +246,39 @@ func TestZooCacheLogits(t *testing.T) {
 			continue
 		}
 		name := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(filepath.Base(f), ".onnx"), "_op13"), "_op17")
-		x := readNPY(t, filepath.Join(dir, name+"_"+m.Inputs[0].Name+".npy"))
+		var xs []*data.Array
+		for _, in := range m.Inputs {
+			xs = append(xs, readNPY(t, filepath.Join(dir, name+"_"+in.Name+".npy")))
+		}
 		want := readNPY(t, filepath.Join(dir, name+"_logits.npy"))
-		worst, scale := logitsError(t, m, x, want)
+		worst, scale := logitsError(t, m, xs, want)
 		t.Logf("| %s | max |Δlogit| %.3g | scale %.3g |", filepath.Base(f), worst, scale)
 		if worst > tol*scale {
 			t.Errorf("%s: logits differ from PyTorch's by %.3g (scale %.3g)", f, worst, scale)
 		}
 	}
+}
+
+// lossFor is the loss a zoo model's output takes: class labels for
+// batch×classes logits, per-position labels (class axis 1, PyTorch's
+// layout) for anything else.
+func lossFor(m *model.Model) Loss {
+	if o := m.Outputs[0].Shape; len(o) > 2 {
+		return PositionLabels{Ignore: -100}
+	}
+	return ClassLabels{}
+}
+
+// arrayValues returns a's elements as float64 (integers exactly).
+func arrayValues(a *data.Array) []float64 {
+	if a.Int == nil {
+		return a.Float
+	}
+	v := make([]float64, len(a.Int))
+	for i, x := range a.Int {
+		v[i] = float64(x)
+	}
+	return v
 }
 
 func readNPY(t *testing.T, path string) *data.Array {

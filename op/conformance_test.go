@@ -280,8 +280,10 @@ func buildCase(d *Def, c Case, seed uint64) (h *harness[float64], b *Build, rng 
 		s.Types[name] = Float
 		if in.Ints != nil {
 			s.Types[name] = Int64
-			s.Ints[name] = in.Ints
-			s.Values[name] = &Tensor{Name: name, Type: Int64, Shape: in.Shape, Int: in.Ints}
+			if !in.Data {
+				s.Ints[name] = in.Ints
+				s.Values[name] = &Tensor{Name: name, Type: Int64, Shape: in.Shape, Int: in.Ints}
+			}
 		}
 		if in.Const != nil {
 			s.Values[name] = &Tensor{Name: name, Type: Float, Shape: in.Shape, Float: in.Const}
@@ -320,7 +322,11 @@ func buildCase(d *Def, c Case, seed uint64) (h *harness[float64], b *Build, rng 
 				val = append(val, float64(v))
 			}
 		}
-		ts.consts = append(ts.consts, val)
+		if in.Data {
+			ts.consts = append(ts.consts, nil)
+		} else {
+			ts.consts = append(ts.consts, val)
+		}
 		if val == nil {
 			lo, hi := in.Lo, in.Hi
 			if lo == 0 && hi == 0 {

@@ -149,6 +149,10 @@ type CaseInput struct {
 	// Lo and Hi bound the random values (default −1, 1); keep them away
 	// from the kinks of piecewise operators.
 	Lo, Hi float64
+	// Data marks Ints as run-time integer data (token ids read from an
+	// input), not a constant: the kernel sees them only when it runs, and
+	// they carry no derivative.
+	Data bool
 	// Absent marks an omitted optional input ("").
 	Absent bool
 }

@@ -156,19 +156,19 @@ func newGather[T Real](b *Build) (Kernel[T], error) {
 	if len(in) < 2 || in[0] < 0 || in[1] < 0 {
 		return nil, fmt.Errorf("needs data and indices")
 	}
-	if _, ok := b.Const(in[1]); !ok {
-		return nil, fmt.Errorf("computed indices are not supported (only constant indices, e.g. x[:, 0])")
-	}
-	idx, err := constInts(b, 1, "indices")
-	if err != nil {
-		return nil, err
-	}
 	xs := b.Shape(in[0])
 	a, err := n.AttrInt("axis", 0)
 	if err != nil {
 		return nil, err
 	}
 	axis, err := NormAxis(n, "axis", a, len(xs), false)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := b.Const(in[1]); !ok {
+		return newGatherComputed[T](b, axis) // token ids: gather.go
+	}
+	idx, err := constInts(b, 1, "indices")
 	if err != nil {
 		return nil, err
 	}
@@ -478,7 +478,9 @@ func init() {
 		{Name: "attributes", Opset: 9, Attrs: []*Attr{attrInts("starts", 0), attrInts("ends", -1), attrInts("axes", 1)},
 			Inputs: []CaseInput{x(2, 3)}, Want: []int{2, 2}},
 	}})
-	Register(&Def{Type: "Gather", Infer: inferGatherNode, Exec: Both(newGather[float64], newGather[float32]), Class: Linear, Cases: []Case{
+	Register(&Def{Type: "Gather", Infer: inferGatherNode, Exec: Both(newGather[float64], newGather[float32]), Class: Linear, Unit: unitGather, Cases: []Case{
+		{Name: "embedding lookup, computed ids", Inputs: []CaseInput{x(5, 3), {Shape: []int{2, 3}, Ints: []int64{4, 0, -1, 2, 2, 1}, Data: true}}, Want: []int{2, 3, 3}},
+		{Name: "computed indices on axis 1", Attrs: []*Attr{axis(1)}, Inputs: []CaseInput{x(2, 4, 3), {Shape: []int{3}, Ints: []int64{3, 3, 0}, Data: true}}, Want: []int{2, 3, 3}},
 		{Name: "shape values", Inputs: []CaseInput{ints(4, 5, 6), ints(0, 2)}, Want: []int{2}},
 		{Name: "class token x[:, 0]", Attrs: []*Attr{axis(1)}, Inputs: []CaseInput{x(2, 3, 4), {Shape: []int{}, Ints: []int64{0}}}, Want: []int{2, 4}},
 		{Name: "repeated and negative indices", Attrs: []*Attr{axis(-1)}, Inputs: []CaseInput{x(2, 3), {Shape: []int{2, 2}, Ints: []int64{-1, 0, 2, 2}}}, Want: []int{2, 2, 2}},

@@ -24,6 +24,8 @@ import (
 type dataFlags struct {
 	source         string
 	inputs, labels string
+	// loss is --loss (registerLoss; "" on commands without it: class).
+	loss           string
 	samples        int
 	batch, workers int
 	memory         string
@@ -73,6 +75,23 @@ func (d *dataFlags) loadN(split data.Split, e *nn.Engine, n int) (data.Dataset, 
 	if d.source != "" && (d.inputs != "" || d.labels != "") {
 		return nil, usageError{fmt.Errorf("flags --data and --inputs/--labels: give one or the other")}
 	}
+	lk, err := d.lossKind()
+	if err != nil {
+		return nil, err
+	}
+	if lk != lossClass {
+		if err := d.checkLossData(lk); err != nil {
+			return nil, err
+		}
+		ds, err := d.loadUnlabelled(split, e, n)
+		if err != nil {
+			return nil, err
+		}
+		if err := d.setLoss(lk, e, ds); err != nil {
+			return nil, err
+		}
+		return ds, nil
+	}
 	kind, arg, _ := strings.Cut(d.source, ":")
 	if d.source != "synthetic" && d.syn.set() {
 		return nil, usageError{fmt.Errorf("flags --synthetic-* go with --data synthetic")}
@@ -84,7 +103,6 @@ func (d *dataFlags) loadN(split data.Split, e *nn.Engine, n int) (data.Dataset, 
 		return nil, usageError{fmt.Errorf("flag --data %s: give a path, e.g. --data %s:%s", d.source, kind, map[string]string{"idx": "DIR", "imagefolder": "DIR", "npz": "FILE.npz"}[kind])}
 	}
 	var ds data.Dataset
-	var err error
 	switch {
 	case d.source == "mnist":
 		return data.MNIST(split, n)
@@ -364,10 +382,20 @@ func (d *dataFlags) engine(m *model.Model, path string) (*nn.Engine, error) {
 	if batch == 0 {
 		batch = 32
 	}
-	e, err := nn.New(m, &nn.Options{BatchSize: batch, Workers: d.workers, Memory: lim, Precision: prec})
+	lk, err := d.lossKind()
+	if err != nil {
+		return nil, err
+	}
+	if err := d.checkLossData(lk); err != nil {
+		return nil, err
+	}
+	e, err := nn.New(m, &nn.Options{BatchSize: batch, Workers: d.workers, Memory: lim, Precision: prec, Loss: initialLoss(lk)})
 	var me *nn.MemoryError
 	if errors.As(err, &me) {
 		return nil, fmt.Errorf("%s: %w; raise --memory (now %s) or run on a machine with more memory", path, err, d.memory)
+	}
+	if err != nil && strings.Contains(err.Error(), "batch×classes") {
+		return nil, fmt.Errorf("%s: %w\n  (with --loss %s; for per-token or per-pixel outputs give --loss position, for regression --loss mse)", path, err, lk)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)

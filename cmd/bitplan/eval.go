@@ -23,6 +23,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var df dataFlags
 	df.register(fs, 0, "evaluation (mnist, fashion-mnist, idx: the test split)")
 	df.stderr = stderr
+	df.registerLoss(fs)
 	calibN := fs.Int("calib-samples", 256, "calibrate activation ranges on `N` samples (mnist, fashion-mnist, idx: the training set; 0: all)")
 	calibIn := fs.String("calib-inputs", "", "calibration inputs as a NumPy `FILE` (with --calib-labels; default: the first --calib-samples of --inputs)")
 	calibLab := fs.String("calib-labels", "", "calibration labels as a NumPy `FILE`, with --calib-inputs")
@@ -59,6 +60,9 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if (*calibIn == "") != (*calibLab == "") {
 		return usageError{fmt.Errorf("flags --calib-inputs and --calib-labels: give both")}
+	}
+	if lk, _ := df.lossKind(); *calibIn != "" && lk != lossClass {
+		return usageError{fmt.Errorf("flags --calib-inputs/--calib-labels go with --loss class; with --loss %s the activation ranges are calibrated on the first --calib-samples of the evaluation data", lk)}
 	}
 	if *calibIn != "" && df.source != "" {
 		return usageError{fmt.Errorf("flags --calib-inputs/--calib-labels go with --inputs/--labels; --data %s brings its own calibration split", df.source)}

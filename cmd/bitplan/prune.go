@@ -58,6 +58,7 @@ func runPrune(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var df dataFlags
 	df.register(fs, 512, "calibration and fine-tuning (mnist, fashion-mnist, idx: the training split)")
 	df.stderr = stderr
+	df.registerLoss(fs)
 	var budgets []plan.Budget
 	fs.Var(pruneBudget{budget.Params, &budgets}, "max-params", "parameter budget: `COUNT` (30K, 1.2M) or P% (= P%max) of the unpruned model; P%range: of the range from the least (every group at its smallest ratio) to the unpruned model")
 	fs.Var(pruneBudget{budget.FLOPs, &budgets}, "max-flops", "FLOPs budget per sample (2·MACs): `COUNT` (2.4M), P% (= P%max) of the unpruned model, or P%range")
@@ -149,6 +150,10 @@ func runPrune(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	lk, _ := df.lossKind()
+	if *steps > 0 && (lk != lossClass || len(e.Inputs()) > 1) {
+		return usageError{fmt.Errorf("flag --finetune-steps: fine-tuning takes one input and class labels (this run: %d inputs, --loss %s); give --finetune-steps 0", len(e.Inputs()), lk)}
+	}
 	calib, err := df.load(data.Train, e)
 	if err != nil {
 		return err
@@ -177,7 +182,7 @@ func runPrune(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if p.Keep() != nil {
 		opts := &prune.RealizeOptions{Test: test, Original: e, Calibration: calib,
-			Engine: &nn.Options{BatchSize: df.batch, Workers: df.workers, Precision: e.Precision()}, Compensate: *compensate}
+			Engine: &nn.Options{BatchSize: df.batch, Workers: df.workers, Precision: e.Precision(), Loss: initialLoss(lk)}, Compensate: *compensate}
 		if *steps > 0 {
 			opts.FineTune = &prune.FineTuneSettings{Steps: *steps, LR: *lr, Seed: *seed,
 				Progress: func(i int, loss float64) { pr.printf("fine-tuning: step %d of %d, loss %.4f", i, *steps, loss) }}

@@ -219,6 +219,7 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var df dataFlags
 	df.register(fs, 256, "calibration (mnist, fashion-mnist, idx: the training split)")
 	df.stderr = stderr
+	df.registerLoss(fs)
 	var tf traceFlags
 	tf.register(fs)
 	exact := fs.Bool("exact", false, "compute every layer's trace exactly from unit vectors (one product per weight: small models only); same as --method exact")
