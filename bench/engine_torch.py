@@ -3,21 +3,44 @@
 ONNX, or times it in PyTorch: forward, gradient and Hessian-vector product
 (double backprop) of the mean cross-entropy per batch, median of --reps,
 and the peak resident memory of the timing process. Used by
-bench/engine_vs_torch.sh; prints one line of JSON when timing."""
+bench/engine_vs_torch.sh; prints one line of JSON when timing.
+
+Model "bert" is scripts/zoo.py's BERT-style encoder at BERT-base shape (12
+post-norm layers, hidden 768, 12 heads, FFN 3072, vocabulary 30522, 2
+classes) with token ids and an attention mask (all ones) as inputs; --res
+is then the sequence length."""
 import argparse
 import json
+import os
 import resource
 import statistics
+import sys
 import time
 
 import torch
 import torchvision
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
 
-def build(name):
+BERT_VOCAB = 30522
+
+
+def build(name, res=224):
     torch.manual_seed(0)
+    if name == "bert":
+        import zoo
+
+        return zoo.Bert(vocab=BERT_VOCAB, seq=res, d=768, heads=12, ff=3072, layers=12, classes=2).eval()
     m = getattr(torchvision.models, name)(num_classes=1000)
     return m.eval()
+
+
+def inputs(name, batch, res, g):
+    """The model's inputs and the number of classes."""
+    if name == "bert":
+        ids = torch.randint(0, BERT_VOCAB, (batch, res), generator=g)
+        return (ids, torch.ones(batch, res, dtype=torch.int64)), 2
+    return (torch.randn(batch, 3, res, res, generator=g),), 1000
 
 
 def main():
@@ -31,29 +54,31 @@ def main():
     p.add_argument("--out", default="model.onnx")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
-    m = build(a.model)
+    m = build(a.model, a.res)
     if a.mode == "export":
-        x = torch.randn(1, 3, a.res, a.res)
-        torch.onnx.export(m, x, a.out, opset_version=13, input_names=["x"], output_names=["logits"],
-                          dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}})
+        xs, _ = inputs(a.model, 1, a.res, torch.Generator().manual_seed(1))
+        names = ["input_ids", "attention_mask"] if a.model == "bert" else ["x"]
+        dyn = {n: {0: "batch"} for n in names + ["logits"]}
+        torch.onnx.export(m, xs, a.out, opset_version=13, input_names=names, output_names=["logits"],
+                          dynamic_axes=dyn)
         return
     g = torch.Generator().manual_seed(1)
-    x = torch.randn(a.batch, 3, a.res, a.res, generator=g)
-    y = torch.randint(0, 1000, (a.batch,), generator=g)
+    xs, classes = inputs(a.model, a.batch, a.res, g)
+    y = torch.randint(0, classes, (a.batch,), generator=g)
     params = [q for q in m.parameters()]
     v = [torch.randint(0, 2, q.shape, generator=g).float() * 2 - 1 for q in params]
     loss_fn = torch.nn.CrossEntropyLoss()
 
     def fwd():
         with torch.no_grad():
-            m(x)
+            m(*xs)
 
     def grad():
-        loss = loss_fn(m(x), y)
+        loss = loss_fn(m(*xs), y)
         torch.autograd.grad(loss, params)
 
     def hvp():
-        loss = loss_fn(m(x), y)
+        loss = loss_fn(m(*xs), y)
         gs = torch.autograd.grad(loss, params, create_graph=True)
         torch.autograd.grad(gs, params, v)
 

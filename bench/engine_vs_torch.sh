@@ -8,7 +8,10 @@
 # peak memory ≤ 1.5).
 #
 # Usage: sh bench/engine_vs_torch.sh [MODELS...]   (run from the repository root)
-# Default models: resnet18 resnet50 mobilenet_v2. THREADS (default 2) sets
+# Default models: resnet18 resnet50 mobilenet_v2. Model bert is a
+# BERT-base-shaped encoder (scripts/zoo.py's, 12 layers, hidden 768, token
+# ids and an attention mask in) timed at BERT_CONFIGS (default "128:8":
+# sequence 128, batch 8). THREADS (default 2) sets
 # the threads of both; REPS (default 3) the timed repetitions; CONFIGS
 # (default "224:4 32:32") the resolutions and batch sizes; TAGS (default
 # openblas: op.Gemm on the system OpenBLAS, Debian's libopenblas-dev; empty
@@ -28,7 +31,9 @@ ratio() { "$py" -c "import sys; print('%.2f' % (float(sys.argv[1]) / float(sys.a
 printf '%-13s %7s %6s | %9s %9s %9s %9s | %9s %9s %9s %9s | %6s %6s\n' model res batch \
 	go_fwd_s go_grad_s go_hvp_s go_MB pt_fwd_s pt_grad_s pt_hvp_s pt_MB hvp_x mem_x
 for m in $models; do
-	for c in $configs; do
+	cs=$configs
+	[ "$m" = bert ] && cs=${BERT_CONFIGS:-"128:8"}
+	for c in $cs; do
 		res=${c%%:*}
 		batch=${c##*:}
 		onnx="$dir/$m-$res.onnx"

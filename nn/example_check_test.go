@@ -9,24 +9,31 @@ import (
 	"github.com/bitplan/bitplan/nn"
 )
 
-// ExampleCheck runs the static check on the committed tiny U-Net export,
-// whose per-pixel logits the default class-label loss cannot score:
-// everything the engine cannot run is reported at once, before any work.
+// ExampleCheck runs the static check on the committed tiny U-Net export:
+// the engine runs every operator (Check returns nil), but the per-pixel
+// logits do not suit the default class-label loss, which New reports before
+// any work; per-position labels take them.
 func ExampleCheck() {
 	m, err := model.Load(filepath.Join("..", "testdata", "zoo", "tiny_unet", "op13.onnx"))
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
+	fmt.Println(nn.Check(m))
 	var ue *nn.UnsupportedError
-	if errors.As(nn.Check(m), &ue) {
+	if _, err := nn.New(m, nil); errors.As(err, &ue) {
 		for _, p := range ue.Problems {
 			fmt.Println(p.Reason)
 		}
-		fmt.Println(ue.Ops())
 	}
+	e, err := nn.New(m, &nn.Options{Loss: nn.PositionLabels{Ignore: -100}})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(e.OutputShape())
 	// Output:
-	// output "logits" has shape [1 3 16 16] at batch 1; class labels take batch×classes logits (per-position labels or MSE take other outputs: Options.Loss)
-	// []
-
+	// <nil>
+	// output "logits" has shape [1 3 16 16] at batch 1; the class-label loss takes batch×classes logits (per-position labels or MSE take other outputs: Options.Loss)
+	// [3 16 16]
 }

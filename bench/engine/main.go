@@ -14,6 +14,7 @@ import (
 	"os"
 	"runtime/pprof"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -56,6 +57,52 @@ func main() {
 	}
 }
 
+// randomData makes batch random samples of every model input: standard
+// normal floats; for integer inputs, ones for an attention mask (a name
+// containing "mask") and token ids uniform over the rows of the first
+// embedding table (Gather unit) otherwise; random class labels.
+func randomData(e *nn.Engine, batch int, r *rand.Rand) (data.Dataset, error) {
+	vocab := 2
+	for _, u := range e.Units() {
+		if u.Op == "Gather" {
+			vocab = u.WeightShape[0]
+			break
+		}
+	}
+	var names []string
+	var arrays []*data.Array
+	for _, in := range e.Inputs() {
+		size := 1
+		for _, d := range in.Sample {
+			size *= d
+		}
+		a := &data.Array{Shape: append([]int{batch}, in.Sample...)}
+		switch {
+		case !in.Integer:
+			a.Float = make([]float64, batch*size)
+			for i := range a.Float {
+				a.Float[i] = r.NormFloat64()
+			}
+		case strings.Contains(strings.ToLower(in.Name), "mask"):
+			a.Int = make([]int64, batch*size)
+			for i := range a.Int {
+				a.Int[i] = 1
+			}
+		default:
+			a.Int = make([]int64, batch*size)
+			for i := range a.Int {
+				a.Int[i] = int64(r.IntN(vocab))
+			}
+		}
+		names, arrays = append(names, in.Name), append(arrays, a)
+	}
+	y := make([]int, batch)
+	for i := range y {
+		y[i] = r.IntN(e.Classes())
+	}
+	return data.NewArrays(names, arrays, y)
+}
+
 func run(path string, batch, reps, workers int, prec nn.Precision, lim int64, cpuprofile string) error {
 	m, err := model.Load(path)
 	if err != nil {
@@ -71,19 +118,7 @@ func run(path string, batch, reps, workers int, prec nn.Precision, lim int64, cp
 		return err
 	}
 	r := rand.New(rand.NewPCG(1, 1))
-	size := 1
-	for _, d := range e.SampleShape() {
-		size *= d
-	}
-	x := make([]float64, batch*size)
-	for i := range x {
-		x[i] = r.NormFloat64()
-	}
-	y := make([]int, batch)
-	for i := range y {
-		y[i] = r.IntN(e.Classes())
-	}
-	ds, err := data.NewMemory(x, y, e.SampleShape())
+	ds, err := randomData(e, batch, r)
 	if err != nil {
 		return err
 	}

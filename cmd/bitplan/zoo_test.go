@@ -48,12 +48,11 @@ func writeInts(t *testing.T, name string, shape []int, v []int64) string {
 // TestZooCommands runs trace, plan, eval and prune end to end on the
 // committed zoo members the engine runs (CI's check that real exports
 // work): tiny_bert (token ids and a mask through --inputs a,b, embedding
-// units; also --loss kl without labels), tiny_vit, tiny_quartznet (per-frame
-// outputs, --loss position with ignored frames), tiny_unet (per-pixel
-// labels) and tiny_resnet. Small
-// probe counts keep it fast; the pruned models must import. Prune leaves
-// every tiny_vit and tiny_unet structure intact (listing why), so their
-// budget is 100%.
+// units; also --loss kl without labels), tiny_vit, tiny_quartznet
+// (per-frame outputs, --loss position with ignored frames), tiny_unet
+// (per-pixel labels) and tiny_resnet. Small probe counts keep it fast; the
+// pruned models must import. Prune leaves every tiny_vit and tiny_unet
+// structure intact (listing why), so their budget is 100%.
 func TestZooCommands(t *testing.T) {
 	qn := make([]int64, 2*16)
 	for i := range qn {
