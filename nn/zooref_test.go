@@ -122,7 +122,7 @@ func zooTrace(ctx context.Context, t *testing.T, e *Engine, ds data.Dataset, m *
 // exact trace of its Hessian block (BlockTrace, one product per
 // parameter) and its gradient's squared norm.
 func TestZooTorchReference(t *testing.T) {
-	for _, name := range []string{"tiny_bert"} {
+	for _, name := range []string{"tiny_bert", "tiny_vit"} {
 		t.Run(name, func(t *testing.T) {
 			dir := filepath.Join("..", "testdata", "ref", name)
 			raw, err := os.ReadFile(filepath.Join(dir, "meta.json"))

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"archive/zip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -280,5 +281,66 @@ func TestZooTinyResNetPrune(t *testing.T) {
 	}
 	if params >= 5882 {
 		t.Errorf("pruned model has %d unit parameters, want fewer than 5,882", params)
+	}
+}
+
+// writeNPZ writes an .npz archive of the given .npy files (member name →
+// path) into a test directory.
+func writeNPZ(t *testing.T, members map[string]string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "data.npz")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw := zip.NewWriter(f)
+	for name, src := range members {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := zw.Create(name + ".npy")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestZooLossNPZ reads the losses' labels from .npz archives: per-frame
+// labels (N×T) for tiny_quartznet's --loss position, and tiny_bert's token
+// ids and mask without labels for --loss kl.
+func TestZooLossNPZ(t *testing.T) {
+	qn := filepath.Join(zoo, "tiny_quartznet")
+	frames := make([]int64, 2*16)
+	for i := range frames {
+		frames[i] = int64(i % 6)
+	}
+	frames[5] = -100
+	z := writeNPZ(t, map[string]string{"features": filepath.Join(qn, "features.npy"), "labels": writeInts(t, "y.npy", []int{2, 16}, frames)})
+	out, errs, code := runCmd(t, "trace", filepath.Join(qn, "op13.onnx"), "--data", "npz:"+z, "--loss", "position",
+		"--method", "hutchinson", "--min-probes", "2", "--max-probes", "2", "--format", "csv")
+	if code != 0 || strings.Count(out, "\n") != 14 {
+		t.Errorf("quartznet --loss position from npz: exit %d: %s\n%s", code, errs, out)
+	}
+	bert := filepath.Join(zoo, "tiny_bert")
+	z = writeNPZ(t, map[string]string{"input_ids": filepath.Join(bert, "input_ids.npy"), "attention_mask": filepath.Join(bert, "attention_mask.npy")})
+	out, errs, code = runCmd(t, "trace", filepath.Join(bert, "op17.onnx"), "--data", "npz:"+z, "--loss", "kl",
+		"--method", "hutchinson", "--min-probes", "2", "--max-probes", "2", "--format", "csv")
+	if code != 0 || strings.Count(out, "\n") != 14 {
+		t.Errorf("bert --loss kl from npz: exit %d: %s\n%s", code, errs, out)
+	}
+	// Without labels the class loss refuses the archive, naming it.
+	if _, errs, code := runCmd(t, "trace", filepath.Join(bert, "op17.onnx"), "--data", "npz:"+z); code == 0 || !strings.Contains(errs, "no labels array") {
+		t.Errorf("class loss on an unlabelled archive: exit %d: %s", code, errs)
 	}
 }
