@@ -82,8 +82,8 @@ func main() {
 	quick := flag.Bool("quick", false, "one seed, two budget levels, 200 test images, 20 probes, one random plan (minutes; not a valid document)")
 	models := flag.String("models", "fmnist_rescnn,fmnist_mbv2", "comma-separated `MODELS` of testdata/models")
 	flag.Parse()
-	cfg := config{models: strings.Split(*models, ","), testN: 500, calibN: 128, seeds: 3, maxProbes: 60, probeBatch: 32,
-		tol: 0.05, randomN: 2, boot: 1000, levels: []float64{10, 20, 30, 50},
+	cfg := config{models: strings.Split(*models, ","), testN: 400, calibN: 128, seeds: 3, maxProbes: 60, probeBatch: 32,
+		tol: 0.05, randomN: 1, boot: 1000, levels: []float64{10, 20, 30, 50},
 		candidates: []sensitivity.Precision{{W: 2, A: 8}, {W: 3, A: 8}, {W: 4, A: 8}, {W: 8, A: 8}, {W: 4, A: 4}}, batch: 32}
 	if *quick {
 		cfg.quick, cfg.testN, cfg.seeds, cfg.randomN, cfg.boot, cfg.levels, cfg.maxProbes = true, 200, 1, 1, 200, []float64{20, 50}, 20
@@ -260,13 +260,44 @@ func study(ctx context.Context, cfg config, name string, train data.Dataset, tes
 		return nil, err
 	}
 	progress("%s: float accuracy %.4f on %d test images", name, res.float.accuracy(), test.Len())
-	for seed := 1; seed <= cfg.seeds; seed++ {
-		sr, err := res.runSeed(ctx, cfg, e, train, test, seed)
-		if err != nil {
-			return nil, fmt.Errorf("seed %d: %w", seed, err)
-		}
-		res.seeds = append(res.seeds, sr)
+	// The layers, their candidates and costs (no traces: they are per
+	// seed) name the plans.
+	calib1, err := calibSet(cfg, train, 1)
+	if err != nil {
+		return nil, err
 	}
+	base, err := plan.Analyze(ctx, &plan.Analysis{Engine: e, Data: calib1, Model: name, NoTraces: true, Candidates: cfg.candidates})
+	if err != nil {
+		return nil, err
+	}
+	res.layers = base.Table.Layers
+	for i := range res.layers {
+		p, k := res.layers[i].Candidates()
+		res.precs = append(res.precs, p)
+		res.keys = append(res.keys, k)
+	}
+	// The seeds run concurrently, each on its own engine (applying a plan
+	// changes the engine's weights).
+	res.seeds = make([]*seedResult, cfg.seeds)
+	errs := make([]error, cfg.seeds)
+	var wg sync.WaitGroup
+	for k := range res.seeds {
+		wg.Go(func() {
+			es, err := nn.New(m, &nn.Options{BatchSize: cfg.batch})
+			if err == nil {
+				res.seeds[k], err = res.runSeed(ctx, cfg, es, train, test, k+1)
+			}
+			errs[k] = err
+		})
+	}
+	wg.Wait()
+	for k, err := range errs {
+		if err != nil {
+			return nil, fmt.Errorf("seed %d: %w", k+1, err)
+		}
+	}
+	// Report seed 1's traces with the layers.
+	res.layers = res.seeds[0].tables[sensitivity.Hessian].Layers
 	for _, u := range e.Units() {
 		res.params += u.WeightSize
 	}
@@ -322,14 +353,6 @@ func (r *modelResult) runSeed(ctx context.Context, cfg config, e *nn.Engine, tra
 		progress("%s seed %d: %s in %s", r.name, seed, c, sr.times[string(c)].Round(time.Second))
 	}
 	progress("%s seed %d: criteria in %s", r.name, seed, time.Since(tAll).Round(time.Second))
-	if r.layers == nil {
-		r.layers = hess.Layers
-		for i := range hess.Layers {
-			p, k := hess.Layers[i].Candidates()
-			r.precs = append(r.precs, p)
-			r.keys = append(r.keys, k)
-		}
-	}
 	evalChoice := func(choice []int) (*outcome, error) {
 		key := fmt.Sprint(choice)
 		if o, ok := sr.all[key]; ok {
@@ -370,7 +393,7 @@ func (r *modelResult) runSeed(ctx context.Context, cfg config, e *nn.Engine, tra
 				return nil, err
 			}
 		}
-		if plans["greedy"], err = evalChoice(r.greedy(b.resource, limit)); err != nil {
+		if plans["greedy"], err = evalChoice(r.greedy(hess, b.resource, limit)); err != nil {
 			return nil, err
 		}
 		var rs []*outcome
@@ -575,13 +598,13 @@ func (r *modelResult) ladder(resource string, i int) []int {
 // step down its ladder does so until the plan fits; then the most
 // sensitive layers step back up while the plan still fits (so the budget
 // is spent).
-func (r *modelResult) greedy(resource string, limit float64) []int {
+func (r *modelResult) greedy(hess *sensitivity.Table, resource string, limit float64) []int {
 	n := len(r.layers)
 	order := make([]int, n)
 	for i := range order {
 		order[i] = i
 	}
-	sort.SliceStable(order, func(a, b int) bool { return r.layers[order[a]].AvgTrace < r.layers[order[b]].AvgTrace })
+	sort.SliceStable(order, func(a, b int) bool { return hess.Layers[order[a]].AvgTrace < hess.Layers[order[b]].AvgTrace })
 	steps := make([][]int, n)
 	pos := make([]int, n)
 	choice := make([]int, n)
