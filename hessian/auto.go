@@ -32,6 +32,11 @@ type Pilot struct {
 	Hutchinson, Residual int
 	// Choice is the estimator Auto ran: "hutchinson" or "a-hutch++".
 	Choice string
+	// Blocks holds, when Choice is "a-hutch++", every block's own choice
+	// ("hutchinson" or "a-hutch++"), made from k residual probes by the
+	// smaller sample variance of the two samples each probe gives (see
+	// Auto).
+	Blocks []string
 }
 
 // defaultPilot is Auto's pilot sketch size when Settings.Pilot is 0.
@@ -77,6 +82,18 @@ const pilotBatchSeed = 0x9e3779b97f4a7c15
 //     n_H − k probes, the pilot's k probes counted as its first; adaptive
 //     Hutch++ needs n_R probes, plus k full-data products for Z = HQ when
 //     Z' came from a mini-batch. The cheaper one runs.
+//  4. Per block, when adaptive Hutch++ runs: each residual probe's one
+//     product y = H_B P⊥ω gives two unbiased samples of every block,
+//     adaptive Hutch++'s exact term plus ω_bᵀ(P⊥y)_b, and Hutchinson's
+//     ω_bᵀ(y + ZQᵀω)_b (E over B and ω of ω_bᵀ(H_B P⊥ + HP)ω_b is
+//     tr(H_bb) for the fixed Q, and with all samples it is exactly
+//     Hutchinson's ω_bᵀ(Hω)_b). The first k residual probes (vectors
+//     k…2k−1) compute both; every block keeps, for the whole run, the one
+//     of smaller sample variance (Pilot.Blocks). A block that Hutch++'s
+//     projection serves badly, such as a diagonally dominant one whose
+//     Rademacher samples have almost no variance until P⊥ mixes its
+//     coordinates, so stays with Hutchinson at no extra product. The
+//     result's Method is "hutchinson" when every block chose Hutchinson.
 //
 // Adaptive Hutch++ (the Hutch++ split of Meyer et al. 2021 with the
 // residual estimated adaptively, as in Persson, Cortinovis and Kressner,
@@ -85,7 +102,8 @@ const pilotBatchSeed = 0x9e3779b97f4a7c15
 //	tr(H_bb) = tr(D_b(HP + PH − PHP)) + tr(D_b P⊥HP⊥),  P = QQᵀ,
 //
 // the first term exactly from Z = HQ on all samples (see HutchPP), the
-// second by Hutchinson's rule on the operator P⊥HP⊥ with fresh probes
+// second by Hutchinson's rule on the operator P⊥HP⊥ (for the blocks that chose it
+// in step 4) with fresh probes
 // (vectors k, k+1, … of the Hutchinson stream, and fresh mini-batches from
 // a schedule independent of the pilot's), so its mean, standard error,
 // intervals and stopping are those of Hutchinson, conditional on Q, with
@@ -104,6 +122,12 @@ const pilotBatchSeed = 0x9e3779b97f4a7c15
 // The result's Method is the choice and Pilot reports the pilot; Matvecs
 // counts every product, the pilot's included. Errors are Hutchinson's.
 func Auto(ctx context.Context, op Operator, s *Settings) (*TraceResult, error) {
+	return auto(ctx, op, s, "")
+}
+
+// auto is Auto; force "a-hutch++" skips the choices (always a sketch,
+// every block adaptive Hutch++), for the tests' comparisons.
+func auto(ctx context.Context, op Operator, s *Settings, force string) (*TraceResult, error) {
 	start := time.Now()
 	if err := Validate(op); err != nil {
 		return nil, err
@@ -197,7 +221,7 @@ func Auto(ctx context.Context, op Operator, s *Settings) (*TraceResult, error) {
 	// (longer with mini-batches, whose sketch runs on all samples).
 	sketchTime := time.Since(start) * time.Duration(n/b)
 	overBudget := set.TimeBudget > 0 && time.Since(start)+sketchTime >= set.TimeBudget
-	if np < k || pilotUpper*nh < pilotGain*float64(k) || overBudget {
+	if force == "" && (np < k || pilotUpper*nh < pilotGain*float64(k) || overBudget) {
 		// Converged (or out of time) within the pilot, Hutch++ could
 		// save at most n_H − k probes, which is not worth the sketch's
 		// k products, or the sketch would not fit in the time budget.
@@ -256,14 +280,13 @@ func Auto(ctx context.Context, op Operator, s *Settings) (*TraceResult, error) {
 		costPP += float64(k * n)
 	}
 	var res *TraceResult
-	if costH <= costPP {
+	if costH <= costPP && force == "" {
 		pilot.Choice = "hutchinson"
 		res, err = hutchinson(ctx, op, set, hutchRun{start: start, pre: rows, batchSeed: set.Seed})
 		if err != nil {
 			return nil, err
 		}
 	} else {
-		pilot.Choice = "a-hutch++"
 		if sop != nil {
 			if zcols, err = applyMany(ctx, op, 1, set.BatchSize, qcols); err != nil {
 				return nil, fmt.Errorf("hessian: Auto sketch: %w", err)
@@ -272,15 +295,93 @@ func Auto(ctx context.Context, op Operator, s *Settings) (*TraceResult, error) {
 			matvecs += k
 		}
 		exact, total := lowRankDiag(q, z)
-		shift := make([]float64, len(blocks)+1)
-		for j, bl := range blocks {
-			shift[j] = sum(exact[bl.Offset:bl.End()])
+		mx := &mixed{op: op, q: q, z: z}
+		// 4. The per-block choice, from k residual probes (vectors k…2k−1
+		// of the Hutchinson stream, on fresh batches) that give both
+		// samples of every block from one product each.
+		rsched := BatchSchedule{Seed: set.Seed ^ pilotBatchSeed, Samples: n, Size: b}
+		rowsH, rowsPP := make([][]float64, 0, k), make([][]float64, 0, k)
+		for j := k; j < 2*k && j < set.MaxProbes; j++ {
+			w := make([]float64, dim)
+			fillProbe(w, set.Probe, set.Seed, streamHutchinson, j)
+			pop := op
+			if sop != nil {
+				if pop, err = sop.Subset(rsched.Batch(j)); err != nil {
+					return nil, fmt.Errorf("hessian: Auto residual pilot probe %d: mini-batch: %w", j, err)
+				}
+			}
+			hOut, ppOut, err := mx.both(ctx, pop, w)
+			if err != nil {
+				return nil, fmt.Errorf("hessian: Auto residual pilot probe %d: %w", j, err)
+			}
+			matvecs++
+			rH, rPP := probeSamples(w, hOut, blocks), probeSamples(w, ppOut, blocks)
+			for i, bl := range blocks {
+				rPP[i] += sum(exact[bl.Offset:bl.End()])
+			}
+			rPP[len(blocks)] += total
+			rowsH, rowsPP = append(rowsH, rH), append(rowsPP, rPP)
 		}
-		shift[len(blocks)] = total
+		// Per block (the total when there are none) the sample of smaller
+		// variance; the rows' total follows the blocks' choices.
+		nb := len(blocks)
+		choose := func(i int) bool { return force != "" || variance(rowsPP, i) < variance(rowsH, i) }
+		mx.pp = make([]bool, dim)
+		shift := make([]float64, nb+1)
+		pilot.Blocks = make([]string, nb)
+		anyPP := false
+		for i, bl := range blocks {
+			pilot.Blocks[i] = "hutchinson"
+			if choose(i) {
+				pilot.Blocks[i], anyPP = "a-hutch++", true
+				for c := bl.Offset; c < bl.End(); c++ {
+					mx.pp[c] = true
+				}
+				shift[i] = sum(exact[bl.Offset:bl.End()])
+			}
+		}
+		if nb == 0 && choose(0) {
+			anyPP = true
+			for c := range mx.pp {
+				mx.pp[c] = true
+			}
+		}
+		var lowTotal float64
+		for c, on := range mx.pp {
+			if on {
+				lowTotal += exact[c]
+			}
+		}
+		shift[nb] = lowTotal
+		pre := make([][]float64, len(rowsH))
+		for r := range rowsH {
+			row := make([]float64, nb+1)
+			for i := range nb {
+				row[i] = rowsH[r][i]
+				if mx.pp[blocks[i].Offset] {
+					row[i] = rowsPP[r][i]
+				}
+			}
+			// The total: vᵀ(mixed product) + shift, from the two rows'
+			// block parts and the coordinates outside every block (H).
+			row[nb] = rowsH[r][nb]
+			for i := range nb {
+				row[nb] += row[i] - rowsH[r][i]
+			}
+			if nb == 0 && anyPP {
+				row[nb] = rowsPP[r][nb]
+			}
+			pre[r] = row
+		}
+		pilot.Choice = "a-hutch++"
+		method := "a-hutch++"
+		if !anyPP {
+			method = "hutchinson"
+		}
 		rset := set
 		rset.MaxProbes = max(set.MinProbes, set.MaxProbes-k)
-		res, err = hutchinson(ctx, &projected{op: op, q: q}, rset, hutchRun{start: start, first: k,
-			batchSeed: set.Seed ^ pilotBatchSeed, shift: shift, method: "a-hutch++"})
+		res, err = hutchinson(ctx, mx, rset, hutchRun{start: start, first: k, pre: pre,
+			batchSeed: set.Seed ^ pilotBatchSeed, shift: shift, method: method})
 		if err != nil {
 			return nil, err
 		}
@@ -317,60 +418,113 @@ func ritzValues(c *mat.Dense) []float64 {
 	return v
 }
 
-// projected is the operator P⊥HP⊥ for P = QQᵀ, Q with orthonormal columns;
-// it is Sampled when H is, so residual probes can use mini-batches.
-type projected struct {
-	op Operator
-	q  *mat.Dense
+// variance returns the sample variance of column i of rows.
+func variance(rows [][]float64, i int) float64 {
+	var mean, m2 float64
+	for n, r := range rows {
+		d := r[i] - mean
+		mean += d / float64(n+1)
+		m2 += d * (r[i] - mean)
+	}
+	if len(rows) < 2 {
+		return math.Inf(1)
+	}
+	return m2 / float64(len(rows)-1)
 }
 
-func (p *projected) Dim() int        { return p.op.Dim() }
-func (p *projected) Blocks() []Block { return p.op.Blocks() }
+// mixed is the operator of Auto's per-block adaptive Hutch++: from one
+// product y = H'P⊥v (H' the full-data operator or a mini-batch's) it
+// returns, on the coordinates of the blocks that chose adaptive Hutch++
+// (pp), the residual P⊥y = P⊥H'P⊥v, and elsewhere y + Z Qᵀv with Z = HQ
+// from all samples: a Hutchinson sample, since E[vᵀD_b(H'P⊥ + HP)v] =
+// tr(D_b H) for any fixed Q (E[H'] = H). It is not symmetric; only the
+// estimators' per-block samples vᵀD_b(·) are used.
+type mixed struct {
+	op   Operator
+	q, z *mat.Dense
+	pp   []bool // per coordinate
+}
 
-// HVP sets dst = P⊥HP⊥v (one product of the underlying operator).
-func (p *projected) HVP(ctx context.Context, dst, v []float64) error {
-	u := projectOut(p.q, v)
-	if err := p.op.HVP(ctx, dst, u); err != nil {
+func (m *mixed) Dim() int        { return m.op.Dim() }
+func (m *mixed) Blocks() []Block { return m.op.Blocks() }
+
+// both returns (y + ZQᵀv, P⊥y) for y = op·P⊥v: the Hutchinson and the
+// residual vectors of every coordinate, from one product of op.
+func (m *mixed) both(ctx context.Context, op Operator, v []float64) (h, pp []float64, err error) {
+	u := projectOut(m.q, v)
+	y := make([]float64, len(v))
+	if err := apply(ctx, op, y, u); err != nil {
+		return nil, nil, err
+	}
+	h = mulVec(m.z, mulTVec(m.q, v))
+	for i := range h {
+		h[i] += y[i]
+	}
+	return h, projectOut(m.q, y), nil
+}
+
+// with sets dst from the two vectors by the per-coordinate choice.
+func (m *mixed) with(dst, h, pp []float64) {
+	for i := range dst {
+		if m.pp[i] {
+			dst[i] = pp[i]
+		} else {
+			dst[i] = h[i]
+		}
+	}
+}
+
+// HVP sets dst to the mixed vector of v (one product of the operator).
+func (m *mixed) HVP(ctx context.Context, dst, v []float64) error {
+	h, pp, err := m.both(ctx, m.op, v)
+	if err != nil {
 		return err
 	}
-	copy(dst, projectOut(p.q, dst))
+	m.with(dst, h, pp)
 	return nil
 }
 
 // HVPBatch applies HVP to every vector, with one batched product of the
 // underlying operator when it has one.
-func (p *projected) HVPBatch(ctx context.Context, dst, v [][]float64) error {
+func (m *mixed) HVPBatch(ctx context.Context, dst, v [][]float64) error {
 	u := make([][]float64, len(v))
+	y := make([][]float64, len(v))
 	for j := range v {
-		u[j] = projectOut(p.q, v[j])
+		u[j] = projectOut(m.q, v[j])
+		y[j] = make([]float64, len(v[j]))
 	}
-	if err := applyBatch(ctx, p.op, dst, u); err != nil {
+	if err := applyBatch(ctx, m.op, y, u); err != nil {
 		return err
 	}
 	for j := range dst {
-		copy(dst[j], projectOut(p.q, dst[j]))
+		h := mulVec(m.z, mulTVec(m.q, v[j]))
+		for i := range h {
+			h[i] += y[j][i]
+		}
+		m.with(dst[j], h, projectOut(m.q, y[j]))
 	}
 	return nil
 }
 
 // Samples returns the samples of the underlying operator (0 when it is
 // not Sampled; Hutchinson then refuses mini-batches).
-func (p *projected) Samples() int {
-	if s, ok := p.op.(Sampled); ok {
+func (m *mixed) Samples() int {
+	if s, ok := m.op.(Sampled); ok {
 		return s.Samples()
 	}
 	return 0
 }
 
-// Subset returns P⊥H_SP⊥.
-func (p *projected) Subset(idx []int) (Operator, error) {
-	s, ok := p.op.(Sampled)
+// Subset returns the mixed operator over a subset of the samples (Z stays
+// the full-data HQ).
+func (m *mixed) Subset(idx []int) (Operator, error) {
+	s, ok := m.op.(Sampled)
 	if !ok {
-		return nil, fmt.Errorf("hessian: %T is not an operator over samples", p.op)
+		return nil, fmt.Errorf("hessian: %T is not an operator over samples", m.op)
 	}
 	sub, err := s.Subset(idx)
 	if err != nil {
 		return nil, err
 	}
-	return &projected{op: sub, q: p.q}, nil
+	return &mixed{op: sub, q: m.q, z: m.z, pp: m.pp}, nil
 }

@@ -110,8 +110,24 @@ func (s *Sensitivity) Write(w io.Writer, f Format) error {
 	fmt.Fprintf(w, "%s; %s, %d probes, %d Hessian-vector products%s\n", total, r.Method, r.Probes, r.Matvecs, conv)
 	if pl := r.Pilot; pl != nil && pl.Sketch > 0 {
 		if pl.Sketched {
+			ran := pl.Choice
+			if len(pl.Blocks) > 0 {
+				var pp []string
+				for i, c := range pl.Blocks {
+					if c == "a-hutch++" && i < len(r.Blocks) {
+						pp = append(pp, r.Blocks[i].Name)
+					}
+				}
+				ran = fmt.Sprintf("adaptive Hutch++ on %d of %d layers (%s), Hutchinson on the others", len(pp), len(pl.Blocks), strings.Join(pp, ", "))
+				switch len(pp) {
+				case 0:
+					ran = fmt.Sprintf("Hutchinson on all %d layers (their residual probes' samples varied less that way)", len(pl.Blocks))
+				case len(pl.Blocks):
+					ran = fmt.Sprintf("adaptive Hutch++ on all %d layers", len(pl.Blocks))
+				}
+			}
 			fmt.Fprintf(w, "auto: a %d-vector pilot sketch captured %.0f%% of ‖H‖²_F (top Ritz value %s); predicted %d Hutchinson or %d residual probes; ran %s\n",
-				pl.Sketch, 100*pl.Captured, num(pl.Ritz[0]), pl.Hutchinson, pl.Residual, pl.Choice)
+				pl.Sketch, 100*pl.Captured, num(pl.Ritz[0]), pl.Hutchinson, pl.Residual, ran)
 		} else {
 			fmt.Fprintf(w, "auto: the pilot predicted %d Hutchinson probes (twice that is below %d, too few for a sketch to pay, or no time was left for it); ran hutchinson\n", pl.Hutchinson, 10*pl.Sketch)
 		}
