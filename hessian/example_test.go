@@ -48,9 +48,9 @@ func ExampleHutchinson() {
 	}
 	// Output:
 	// converged: true probes: 39
-	// conv1 trace 100.2 ± 1.0, 95% interval [98.2, 102.2]
-	// conv2 trace 198.2 ± 0.8, 95% interval [196.5, 199.9]
-	// fc    trace 298.4 ± 0.9, 95% interval [296.6, 300.3]
+	// conv1 trace 100.2 ± 1.0, 95% interval [98.3, 102.4]
+	// conv2 trace 198.2 ± 0.8, 95% interval [196.6, 200.1]
+	// fc    trace 298.4 ± 0.9, 95% interval [296.7, 300.4]
 }
 
 // Hutch++ recovers the trace of a matrix dominated by a few eigenvalues

@@ -22,10 +22,11 @@ type Estimate struct {
 	// StdErr is the standard error of Trace: the sample standard deviation
 	// of the per-probe samples over √n (0 for exact traces).
 	StdErr float64
-	// Lo and Hi bound the two-sided confidence interval
-	// Trace ± t_{n−1, (1+c)/2}·StdErr at confidence c (Student t with n−1
-	// degrees of freedom; the samples are i.i.d. with finite variance, so
-	// the interval is asymptotically exact by the central limit theorem).
+	// Lo and Hi bound the two-sided confidence interval at confidence c.
+	// Summarize gives the Student-t interval Trace ± t_{n−1,(1+c)/2}·StdErr;
+	// the estimators correct it for skewness (see TraceResult): at small n
+	// a right-skewed per-probe distribution makes the t interval miss
+	// mostly below the true trace.
 	Lo, Hi float64
 }
 
@@ -119,8 +120,59 @@ type TraceResult struct {
 	TotalSamples []float64
 }
 
+// skewness returns the sample skewness m₃/s³ of x (m₃ the mean cubed
+// deviation, s the standard deviation with n−1), 0 when s is 0.
+func skewness(x []float64, mean, sd float64) float64 {
+	if sd == 0 || len(x) == 0 {
+		return 0
+	}
+	var m3 float64
+	for _, v := range x {
+		d := v - mean
+		m3 += d * d * d
+	}
+	return m3 / float64(len(x)) / (sd * sd * sd)
+}
+
+// hallInterval returns the confidence-c interval for the mean of n
+// samples (mean, standard deviation sd) from Hall's (1992) transformation
+// of the studentised mean T = √n(x̄ − μ)/s,
+//
+//	g(T) = T + γ/(6√n) + γT²/(3√n) + γ²T³/(27n)
+//	     = ((1 + aT)³ − 1)/(3a) + γ/(6√n),   a = γ/(3√n),
+//
+// which removes the first-order effect of the skewness γ on T's law
+// (monotone in T, so inverted exactly); γ = 0 gives the Student-t
+// interval. The quantile is Student's t_{n−1}.
+func hallInterval(mean, sd float64, n int, gamma, c float64) (lo, hi float64) {
+	se := sd / math.Sqrt(float64(n))
+	q := tQuantile(c, n-1)
+	rn := math.Sqrt(float64(n))
+	a := gamma / (3 * rn)
+	inv := func(y float64) float64 { // g⁻¹(y)
+		y -= gamma / (6 * rn)
+		if math.Abs(a) < 1e-12 {
+			return y
+		}
+		return (math.Cbrt(1+3*a*y) - 1) / a
+	}
+	return mean - se*inv(q), mean - se*inv(-q)
+}
+
 // summarize fills res.Total and res.Blocks from res.Samples and
 // res.TotalSamples.
+//
+// Intervals. The per-probe samples of a Hessian's blocks are skewed, and
+// at 10–30 probes the Student-t interval misses mostly on one side (on
+// LeNet with 4 samples it covered 78–99 % at a nominal 95 %; see
+// docs/probes.md). All blocks share their probes, and a probe that lines
+// up with a dominant curvature direction is a large sample of every block
+// at once, so the skewness is a property of the run more than of a block,
+// and one block's samples estimate it poorly at small n. Every interval
+// (blocks and total) therefore applies Hall's skewness correction
+// (hallInterval) with the run's largest sample skewness in magnitude over
+// the blocks and the total. The coverage this gives was measured over
+// 1,000 seeds against exact traces (bench/coverage, docs/probes.md).
 func (res *TraceResult) summarize(blocks []Block, dim int) error {
 	col := make([]float64, len(res.Samples))
 	res.Blocks = make([]Estimate, len(blocks))
@@ -141,6 +193,29 @@ func (res *TraceResult) summarize(blocks []Block, dim int) error {
 	}
 	e.Size = dim
 	res.Total = e
+	// The run's skewness: the largest in magnitude over the columns.
+	n := len(res.Samples)
+	sds := make([]float64, len(blocks))
+	var gamma float64
+	take := func(x []float64, mean, sd float64) {
+		if g := skewness(x, mean, sd); math.Abs(g) > math.Abs(gamma) {
+			gamma = g
+		}
+	}
+	for j := range blocks {
+		for i, row := range res.Samples {
+			col[i] = row[j]
+		}
+		sds[j] = res.Blocks[j].StdErr * math.Sqrt(float64(n))
+		take(col, res.Blocks[j].Trace, sds[j])
+	}
+	sdTotal := res.Total.StdErr * math.Sqrt(float64(n))
+	take(res.TotalSamples, res.Total.Trace, sdTotal)
+	for j := range res.Blocks {
+		b := &res.Blocks[j]
+		b.Lo, b.Hi = hallInterval(b.Trace, sds[j], n, gamma, res.Confidence)
+	}
+	res.Total.Lo, res.Total.Hi = hallInterval(res.Total.Trace, sdTotal, n, gamma, res.Confidence)
 	return nil
 }
 
