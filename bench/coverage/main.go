@@ -1,29 +1,33 @@
 // Command coverage measures how often the confidence intervals of
 // Hutchinson's per-layer traces cover the exact traces, over many seeds,
-// on a real model: the check behind docs/probes.md's coverage table.
+// on a real model: the experiment behind docs/probes.md's coverage table.
 //
-// For every seed and probe batch (0: every probe over all samples) it runs
-// hessian.Hutchinson on the weights' Hessian (hessian.Restrict over the
-// units' weight blocks, the operator plan.Analyze estimates on) at each
-// fixed probe count (MinProbes = MaxProbes = n) and once adaptively (the
-// stopping rule at -tol), and counts, per layer, the runs whose interval
-// holds the exact trace of the full-data Hessian. Products are cached per
-// seed, so the fixed and adaptive runs of one seed share their probes (as
-// runs of one seed do: probe i depends only on the seed and i).
-//
-// Besides the library's own interval (TraceResult's Lo, Hi) it evaluates,
-// from the same per-probe samples, the alternatives the choice was made
-// from: the plain Student-t interval, Hall's (1992) skewness-removing
-// transformation of t, and the bootstrap-t.
+//  1. Samples: for every seed and probe batch (0: every probe over all
+//     samples) one run of -run-probes probes of hessian.Hutchinson on the
+//     weights' Hessian (hessian.Restrict over the units' weight blocks,
+//     the operator plan.Analyze estimates on); the per-probe samples are
+//     appended to -out (JSON lines), so an interrupted run resumes and a
+//     finished one can be evaluated again with -no-sample.
+//  2. Evaluation: every configuration (each fixed probe count, and
+//     adaptive stopping at -tol for each -min-probes) is replayed through
+//     hessian.Hutchinson itself on an operator that returns the recorded
+//     samples (probe i of a seed is the same vector in every run of that
+//     seed, so a run of n probes is the first n recorded ones), and each
+//     run's interval is checked against the exact trace of the full-data
+//     Hessian. Besides the library's interval it evaluates, on the same
+//     samples, the plain Student-t interval, Hall's (1992) transformation
+//     with the block's own skewness, and the bootstrap-t.
 //
 // The exact traces come from -exact FILE when it exists (JSON: layer name →
 // trace), else from unit-vector products (one per weight: about 3 min for
-// LeNet on 4 samples), then written to FILE.
+// LeNet on 4 samples), then written to FILE; bench/coverage/
+// lenet-mnist4-exact.json holds LeNet's on the first 4 MNIST training
+// images.
 //
-// Usage:
+// Usage (the docs/probes.md table):
 //
-//	go run ./bench/coverage [-model testdata/models/lenet.onnx] [-samples 4] [-seeds 1000]
-//	    [-batches 0,2] [-probes 10,30] [-tol 0.3] [-exact FILE] [-boot 999]
+//	go run ./bench/coverage -seeds 1000 -run-probes 40 -probes 10,30 -tol 1.5 \
+//	    -exact bench/coverage/lenet-mnist4-exact.json -out /tmp/lenet4.jsonl
 package main
 
 import (
