@@ -3,7 +3,8 @@
 // on it:
 //
 //   - Hutchinson: per-block traces from shared Rademacher (or Gaussian,
-//     sphere) probes with standard errors, Student-t intervals, adaptive
+//     sphere) probes with standard errors, confidence intervals corrected
+//     for the run's skewness (Hall's transformation of Student's t), adaptive
 //     stopping on the standard error, parallel and reproducible probes,
 //     progress reports and per-probe samples for the bootstrap (Hutchinson
 //     1990; Avron and Toledo 2011).
@@ -13,7 +14,7 @@
 //     wall-time budget (Settings.TimeBudget) with an ETA in Progress.
 //   - Auto: a pilot of Hutchinson probes and a sketch that choose between
 //     Hutchinson and adaptive Hutch++ (exact low-rank term, adaptive
-//     residual on fresh probes and mini-batches).
+//     residual on fresh probes and mini-batches), and then per block.
 //   - HutchPP, NAHutchPP and XTrace: variance-reduced trace estimators for
 //     operators with a few dominant eigenvalues (Meyer, Musco, Musco and
 //     Woodruff 2021; Epperly, Tropp and Webber 2024), with per-block
