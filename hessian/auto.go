@@ -179,17 +179,36 @@ func auto(ctx context.Context, op Operator, s *Settings, force string) (*TraceRe
 	pilot := &Pilot{Sketch: k}
 	mean, m2 := make([]float64, max(1, len(blocks))), make([]float64, max(1, len(blocks)))
 	worst := math.Inf(1)
+	// With full-data products the pilot's k products run batched (one
+	// forward pass shared per HVPBatch call); a run that converges within
+	// them wastes at most the rest of the pilot.
+	var pre [][]float64
+	computed := 0
+	if sop == nil {
+		ws := make([][]float64, k)
+		for j := range ws {
+			ws[j] = make([]float64, dim)
+			fillProbe(ws[j], set.Probe, set.Seed, streamHutchinson, j)
+		}
+		if pre, err = applyMany(ctx, op, 1, set.BatchSize, ws); err != nil {
+			return nil, fmt.Errorf("hessian: Auto pilot: %w", err)
+		}
+		computed = k
+	}
 	for j := range k {
 		w, hw := make([]float64, dim), make([]float64, dim)
 		fillProbe(w, set.Probe, set.Seed, streamHutchinson, j)
-		pop := op
-		if sop != nil {
-			if pop, err = sop.Subset(sched.Batch(j)); err != nil {
+		if pre != nil {
+			hw = pre[j]
+		} else {
+			pop, err := sop.Subset(sched.Batch(j))
+			if err != nil {
 				return nil, fmt.Errorf("hessian: Auto pilot probe %d: mini-batch: %w", j, err)
 			}
-		}
-		if err := apply(ctx, pop, hw, w); err != nil {
-			return nil, fmt.Errorf("hessian: Auto pilot probe %d: %w", j, err)
+			if err := apply(ctx, pop, hw, w); err != nil {
+				return nil, fmt.Errorf("hessian: Auto pilot probe %d: %w", j, err)
+			}
+			computed++
 		}
 		row := probeSamples(w, hw, blocks)
 		y, rows = append(y, hw), append(rows, row)
@@ -230,7 +249,7 @@ func auto(ctx context.Context, op Operator, s *Settings, force string) (*TraceRe
 		if err != nil {
 			return nil, err
 		}
-		res.Matvecs += np
+		res.Matvecs += computed
 		res.Pilot = pilot
 		return res, nil
 	}
@@ -301,18 +320,33 @@ func auto(ctx context.Context, op Operator, s *Settings, force string) (*TraceRe
 		// samples of every block from one product each.
 		rsched := BatchSchedule{Seed: set.Seed ^ pilotBatchSeed, Samples: n, Size: b}
 		rowsH, rowsPP := make([][]float64, 0, k), make([][]float64, 0, k)
-		for j := k; j < 2*k && j < set.MaxProbes; j++ {
+		last := min(2*k, set.MaxProbes)
+		var ys [][]float64 // full data: the products H·P⊥ω, batched
+		if sop == nil && last > k {
+			us := make([][]float64, last-k)
+			for j := range us {
+				w := make([]float64, dim)
+				fillProbe(w, set.Probe, set.Seed, streamHutchinson, k+j)
+				us[j] = projectOut(q, w)
+			}
+			if ys, err = applyMany(ctx, op, 1, set.BatchSize, us); err != nil {
+				return nil, fmt.Errorf("hessian: Auto residual pilot: %w", err)
+			}
+		}
+		for j := k; j < last; j++ {
 			w := make([]float64, dim)
 			fillProbe(w, set.Probe, set.Seed, streamHutchinson, j)
-			pop := op
-			if sop != nil {
-				if pop, err = sop.Subset(rsched.Batch(j)); err != nil {
+			var hOut, ppOut []float64
+			if ys != nil {
+				hOut, ppOut = mx.from(w, ys[j-k])
+			} else {
+				pop, err := sop.Subset(rsched.Batch(j))
+				if err != nil {
 					return nil, fmt.Errorf("hessian: Auto residual pilot probe %d: mini-batch: %w", j, err)
 				}
-			}
-			hOut, ppOut, err := mx.both(ctx, pop, w)
-			if err != nil {
-				return nil, fmt.Errorf("hessian: Auto residual pilot probe %d: %w", j, err)
+				if hOut, ppOut, err = mx.both(ctx, pop, w); err != nil {
+					return nil, fmt.Errorf("hessian: Auto residual pilot probe %d: %w", j, err)
+				}
 			}
 			matvecs++
 			rH, rPP := probeSamples(w, hOut, blocks), probeSamples(w, ppOut, blocks)
@@ -456,11 +490,17 @@ func (m *mixed) both(ctx context.Context, op Operator, v []float64) (h, pp []flo
 	if err := apply(ctx, op, y, u); err != nil {
 		return nil, nil, err
 	}
+	h, pp = m.from(v, y)
+	return h, pp, nil
+}
+
+// from returns (y + ZQᵀv, P⊥y) for a product y = H'·P⊥v already made.
+func (m *mixed) from(v, y []float64) (h, pp []float64) {
 	h = mulVec(m.z, mulTVec(m.q, v))
 	for i := range h {
 		h[i] += y[i]
 	}
-	return h, projectOut(m.q, y), nil
+	return h, projectOut(m.q, y)
 }
 
 // with sets dst from the two vectors by the per-coordinate choice.
@@ -497,11 +537,8 @@ func (m *mixed) HVPBatch(ctx context.Context, dst, v [][]float64) error {
 		return err
 	}
 	for j := range dst {
-		h := mulVec(m.z, mulTVec(m.q, v[j]))
-		for i := range h {
-			h[i] += y[j][i]
-		}
-		m.with(dst[j], h, projectOut(m.q, y[j]))
+		h, pp := m.from(v[j], y[j])
+		m.with(dst[j], h, pp)
 	}
 	return nil
 }
