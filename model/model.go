@@ -89,11 +89,16 @@ func decode(b []byte, dir string) (*Model, error) {
 	if err := resolveExternal(mp, dir); err != nil {
 		return nil, err
 	}
-	return FromProto(mp)
+	return fromProto(mp, true)
 }
 
 // FromProto imports a decoded ModelProto. The proto is not retained.
-func FromProto(mp *onnx.ModelProto) (*Model, error) {
+func FromProto(mp *onnx.ModelProto) (*Model, error) { return fromProto(mp, false) }
+
+// fromProto imports mp; with release (a proto decode owns) each
+// initializer's raw bytes are dropped once decoded, so a large model's
+// file bytes and float64 values are not all held at once.
+func fromProto(mp *onnx.ModelProto, release bool) (*Model, error) {
 	if mp == nil || mp.Graph == nil {
 		return nil, fmt.Errorf("%w: no graph (truncated file or not an ONNX model)", ErrFormat)
 	}
@@ -117,6 +122,9 @@ func FromProto(mp *onnx.ModelProto) (*Model, error) {
 			return nil, fmt.Errorf("%w: initializer #%d is empty", ErrFormat, i)
 		}
 		t, err := TensorFromProto(tp)
+		if release {
+			tp.RawData, tp.FloatData = nil, nil
+		}
 		if err != nil {
 			return nil, fmt.Errorf("initializer #%d: %w", i, err)
 		}

@@ -257,6 +257,17 @@ func New(m *model.Model, opts *Options) (*Engine, error) {
 		e.output = m.Outputs[0].Name
 	}
 	owner := make(map[string]string)
+	// θ at its final size: growing it by append would leave its earlier
+	// backing arrays (together about its own size) as garbage.
+	total := 0
+	for _, u := range m.Units {
+		for _, name := range []string{u.Weight, u.Bias} {
+			if t := m.Initializers[name]; name != "" && t != nil {
+				total += t.Len()
+			}
+		}
+	}
+	e.theta = make([]float64, 0, total)
 	add := func(unit, name string) (int, int, error) {
 		if name == "" {
 			return 0, 0, nil
