@@ -1,6 +1,8 @@
 // Package plan is bitplan's planning API: it turns a sensitivity table, cost
 // resources and budgets into an ILP (one group per layer, tied layers merged,
-// one row per budget), solves it, and returns a Plan — per-layer precision,
+// one row per budget; a candidate is dropped when a wider one has the same Ω
+// and no higher cost in any budgeted row, since a weight-only Ω cannot see
+// activation error), solves it, and returns a Plan — per-layer precision,
 // Ω, costs, the optimality certificate and uniform-precision baselines —
 // that round-trips through JSON and renders as text, Markdown or CSV
 // reports. With Request.Verify the plan is measured against its K next-best
