@@ -22,13 +22,17 @@ package ort
 import (
 	"errors"
 	"fmt"
-	"math"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/bitplan/bitplan/data"
+	"github.com/bitplan/bitplan/eval"
+	"github.com/bitplan/bitplan/nn"
 )
 
 // LibraryEnv is the environment variable that names the ONNX Runtime
@@ -125,21 +129,105 @@ func modelIO(b []byte) (in string, sample []int64, out string, err error) {
 	return in, sample, g.Output[0].Name, nil
 }
 
-// crossEntropy returns −log softmax(z)[label] and whether the arg max is
-// the label (the first maximum, as the Go engine counts it).
-func crossEntropy(z []float32, label int) (float64, bool) {
-	best := 0
-	m := math.Inf(-1)
-	for i, v := range z {
-		if float64(v) > m {
-			m, best = float64(v), i
+// EvalOptions are the options of Session.Evaluate.
+type EvalOptions struct {
+	// Batch is the number of samples of one run (0: 100).
+	Batch int
+	// Loss scores the outputs, as the engine's simulation scores them
+	// (nil: nn.ClassLabels{}): per-position labels read the class axis the
+	// loss names, and the loss is the mean over what the loss counts
+	// (samples, labelled positions, output elements).
+	Loss nn.Loss
+	// Ref is the session of the reference model of an nn.Referenced loss
+	// (KL: the float model); its outputs on each batch are the chunk's
+	// reference outputs. Required by such a loss, ignored by others.
+	Ref *Session
+	// Keep returns the outputs of every sample.
+	Keep bool
+}
+
+// scorer accumulates a loss over the batches of an evaluation with the
+// loss's own Eval, the function the engine's simulation scores with, so
+// ONNX Runtime's outputs are read in the same layout (class axis 1 or
+// last of N×C×… / N×…×C, mean over scored positions).
+type scorer struct {
+	loss    nn.Loss
+	ds      data.Dataset
+	shape   []int // per-sample output shape, set by the first batch
+	denom   float64
+	sum     float64
+	correct int
+	scored  int
+	n       int
+	z, ref  []float64
+}
+
+func newScorer(l nn.Loss, ds data.Dataset) *scorer {
+	if l == nil {
+		l = nn.ClassLabels{}
+	}
+	return &scorer{loss: l, ds: ds}
+}
+
+// add scores samples [start, start+n) whose outputs z have per-sample
+// shape shape (ref: the reference outputs of a referenced loss, else nil);
+// labels are the dataset's labels of the samples.
+func (s *scorer) add(start, n int, z []float32, shape []int, labels []int, ref []float32) error {
+	per := 1
+	for _, d := range shape {
+		per *= d
+	}
+	if n <= 0 || len(z) != n*per {
+		return fmt.Errorf("ort: %d output values for %d samples of shape %v", len(z), n, shape)
+	}
+	if s.shape == nil {
+		d, err := s.loss.Prepare(shape, s.ds)
+		if err != nil {
+			return fmt.Errorf("ort: %w", err)
 		}
+		s.shape, s.denom = append([]int{}, shape...), d
+	} else if !slices.Equal(shape, s.shape) {
+		return fmt.Errorf("ort: output shape %v per sample at sample %d, %v before", shape, start, s.shape)
 	}
-	var s float64
-	for _, v := range z {
-		s += math.Exp(float64(v) - m)
+	s.z = widen(s.z, z)
+	c := &nn.Chunk{Start: start, N: n, Out: s.z, Shape: s.shape, Labels: labels[:n]}
+	if _, ok := s.loss.(nn.Referenced); ok {
+		if len(ref) != len(z) {
+			return fmt.Errorf("ort: %d reference output values for %d outputs", len(ref), len(z))
+		}
+		s.ref = widen(s.ref, ref)
+		c.Ref = s.ref
 	}
-	return math.Log(s) + m - float64(z[label]), best == label
+	l, correct, scored, err := s.loss.Eval(c, 1, nil, nil, nil)
+	if err != nil {
+		return fmt.Errorf("ort: %w", err)
+	}
+	s.sum += l
+	s.correct += correct
+	s.scored += scored
+	s.n += n
+	return nil
+}
+
+// result returns the mean loss and the accuracy over the scored
+// predictions, as the simulation reports them.
+func (s *scorer) result() eval.Result {
+	r := eval.Result{Correct: s.correct, N: s.n}
+	if s.denom > 0 {
+		r.Loss = s.sum / s.denom
+	}
+	if s.scored > 0 {
+		r.Accuracy = float64(s.correct) / float64(s.scored)
+	}
+	return r
+}
+
+func widen(dst []float64, z []float32) []float64 {
+	dst = slices.Grow(dst[:0], len(z))[:len(z)]
+	for i, v := range z {
+		dst[i] = float64(v)
+	}
+	return dst
 }
 
 // Latency summarises repeated timings of one inference.

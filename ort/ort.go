@@ -14,6 +14,7 @@ import (
 
 	"github.com/bitplan/bitplan/data"
 	"github.com/bitplan/bitplan/eval"
+	"github.com/bitplan/bitplan/nn"
 )
 
 var (
@@ -145,30 +146,49 @@ func (s *Session) Close() {
 // Run returns the first output for a batch of n samples x (n × the
 // model's per-sample input shape, float32).
 func (s *Session) Run(x []float32, n int) ([]float32, error) {
+	z, _, err := s.run(x, n)
+	return z, err
+}
+
+// run returns the first output and its shape per sample.
+func (s *Session) run(x []float32, n int) ([]float32, []int, error) {
 	if n <= 0 || len(x) != n*s.perInput {
-		return nil, fmt.Errorf("ort: %d input values for %d samples of %d", len(x), n, s.perInput)
+		return nil, nil, fmt.Errorf("ort: %d input values for %d samples of %d", len(x), n, s.perInput)
 	}
 	shape := append(ortgo.Shape{int64(n)}, s.sample...)
 	xt, err := ortgo.NewTensor(shape, x)
 	if err != nil {
-		return nil, fmt.Errorf("ort: %w", err)
+		return nil, nil, fmt.Errorf("ort: %w", err)
 	}
 	defer xt.Destroy()
 	outs := []ortgo.Value{nil}
 	if err := s.s.Run([]ortgo.Value{xt}, outs); err != nil {
-		return nil, fmt.Errorf("ort: run: %w", err)
+		return nil, nil, fmt.Errorf("ort: run: %w", err)
 	}
 	defer outs[0].Destroy()
 	t, ok := outs[0].(*ortgo.Tensor[float32])
 	if !ok {
-		return nil, fmt.Errorf("ort: output %q is not a float32 tensor", s.out)
+		return nil, nil, fmt.Errorf("ort: output %q is not a float32 tensor", s.out)
 	}
-	return append([]float32(nil), t.GetData()...), nil
+	osh := t.GetShape()
+	if len(osh) < 1 || osh[0] != int64(n) {
+		return nil, nil, fmt.Errorf("ort: output %q has shape %v for %d samples", s.out, osh, n)
+	}
+	per := make([]int, len(osh)-1)
+	for i, d := range osh[1:] {
+		per[i] = int(d)
+	}
+	return append([]float32(nil), t.GetData()...), per, nil
 }
 
-// Evaluate returns the model's accuracy and mean cross-entropy on ds in
-// batches of batch samples (0: 100), and the logits when keep is set.
-func (s *Session) Evaluate(ctx context.Context, ds data.Dataset, batch int, keep bool) (eval.Result, []float32, error) {
+// Evaluate returns the model's accuracy and mean loss on ds (o.Loss, by
+// default the cross-entropy against ds's class labels), scored as the
+// engine's simulation scores them, and the outputs when o.Keep is set.
+func (s *Session) Evaluate(ctx context.Context, ds data.Dataset, o *EvalOptions) (eval.Result, []float32, error) {
+	if o == nil {
+		o = &EvalOptions{}
+	}
+	batch := o.Batch
 	if batch <= 0 {
 		batch = 100
 	}
@@ -176,7 +196,11 @@ func (s *Session) Evaluate(ctx context.Context, ds data.Dataset, batch int, keep
 	if per != s.perInput {
 		return eval.Result{}, nil, fmt.Errorf("ort: samples have %d values (shape %v), the model's input %q takes %d", per, ds.SampleShape(), s.in, s.perInput)
 	}
-	var r eval.Result
+	sc := newScorer(o.Loss, ds)
+	_, referenced := sc.loss.(nn.Referenced)
+	if referenced && o.Ref == nil {
+		return eval.Result{}, nil, fmt.Errorf("ort: the loss compares the model with a reference model, and no reference session was given")
+	}
 	var logits []float32
 	in := make([]float64, batch*per)
 	x := make([]float32, batch*per)
@@ -192,31 +216,24 @@ func (s *Session) Evaluate(ctx context.Context, ds data.Dataset, batch int, keep
 		for i, v := range in[:n*per] {
 			x[i] = float32(v)
 		}
-		z, err := s.Run(x[:n*per], n)
+		z, shape, err := s.run(x[:n*per], n)
 		if err != nil {
 			return eval.Result{}, nil, err
 		}
-		c := len(z) / n
-		for i := 0; i < n; i++ {
-			if labels[i] < 0 || labels[i] >= c {
-				return eval.Result{}, nil, fmt.Errorf("ort: sample %d: label %d outside the model's %d classes", start+i, labels[i], c)
-			}
-			l, ok := crossEntropy(z[i*c:(i+1)*c], labels[i])
-			r.Loss += l
-			if ok {
-				r.Correct++
+		var ref []float32
+		if referenced {
+			if ref, err = o.Ref.Run(x[:n*per], n); err != nil {
+				return eval.Result{}, nil, fmt.Errorf("reference model: %w", err)
 			}
 		}
-		r.N += n
-		if keep {
+		if err := sc.add(start, n, z, shape, labels, ref); err != nil {
+			return eval.Result{}, nil, err
+		}
+		if o.Keep {
 			logits = append(logits, z...)
 		}
 	}
-	if r.N > 0 {
-		r.Loss /= float64(r.N)
-		r.Accuracy = float64(r.Correct) / float64(r.N)
-	}
-	return r, logits, nil
+	return sc.result(), logits, nil
 }
 
 // Time runs the model on x (n samples) warm times untimed, then runs times

@@ -161,7 +161,7 @@ func TestQDQMatchesSimulation(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s %s: %v", name, pname, err)
 			}
-			got, z, err := s.Evaluate(ctx, test, 0, true)
+			got, z, err := s.Evaluate(ctx, test, &ort.EvalOptions{Keep: true})
 			s.Close()
 			if err != nil {
 				t.Fatal(err)
@@ -320,7 +320,7 @@ func TestZooQDQ(t *testing.T) {
 			if err != nil {
 				t.Fatalf("tiny_resnet/%s W%dA%d: %v", f, wa[0], wa[1], err)
 			}
-			got, _, err := s.Evaluate(ctx, test, 0, false)
+			got, _, err := s.Evaluate(ctx, test, nil)
 			s.Close()
 			if err != nil {
 				t.Fatal(err)

@@ -28,7 +28,7 @@ func (s *Session) Close() {}
 func (s *Session) Run(x []float32, n int) ([]float32, error) { return nil, ErrNotBuilt }
 
 // Evaluate returns ErrNotBuilt.
-func (s *Session) Evaluate(ctx context.Context, ds data.Dataset, batch int, keep bool) (eval.Result, []float32, error) {
+func (s *Session) Evaluate(ctx context.Context, ds data.Dataset, o *EvalOptions) (eval.Result, []float32, error) {
 	return eval.Result{}, nil, ErrNotBuilt
 }
 

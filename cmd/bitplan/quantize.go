@@ -270,7 +270,14 @@ func ortReport(ctx context.Context, lib, path string, cfg *qdq.Config, test data
 		return nil, err
 	}
 	defer s.Close()
-	res, _, err := s.Evaluate(ctx, test, 0, false)
+	fs, err := ort.Open(cfg.Model, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer fs.Close()
+	// Scored with the engine's loss (per-position labels, MSE targets, KL
+	// against the float model in ONNX Runtime), as the simulation is.
+	res, _, err := s.Evaluate(ctx, test, &ort.EvalOptions{Loss: cfg.Engine.Loss(), Ref: fs})
 	if err != nil {
 		return nil, err
 	}
@@ -290,11 +297,6 @@ func ortReport(ctx context.Context, lib, path string, cfg *qdq.Config, test data
 	if err != nil {
 		return nil, err
 	}
-	fs, err := ort.Open(cfg.Model, nil)
-	if err != nil {
-		return nil, err
-	}
-	defer fs.Close()
 	flat, err := fs.Time(x32, 1, latencyWarmup, latencyRuns)
 	if err != nil {
 		return nil, err
