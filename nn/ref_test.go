@@ -146,32 +146,7 @@ func checkReference(t *testing.T, name string, prec nn.Precision, refTol float64
 			if r := maxRel(logits, readNPY(t, filepath.Join(dir, "logits.npy")).Float); r > refTol {
 				t.Errorf("logits: relative difference %.3g", r)
 			}
-			g := make([]float64, e.Dim())
-			ev, err := e.Gradient(ctx, ds, g)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if r := math.Abs(ev.Loss-meta.Loss) / math.Abs(meta.Loss); r > refTol {
-				t.Errorf("loss %.12g, reference %.12g (relative %.3g)", ev.Loss, meta.Loss, r)
-			}
-			if r := maxRel(g, readNPY(t, filepath.Join(dir, "grad.npy")).Float); r > refTol {
-				t.Errorf("gradient: relative difference %.3g", r)
-			}
-			v := readNPY(t, filepath.Join(dir, "v.npy")).Float
-			op, err := e.Operator(ds)
-			if err != nil {
-				t.Fatal(err)
-			}
-			hv := make([]float64, e.Dim())
-			if err := op.HVP(ctx, hv, v); err != nil {
-				t.Fatal(err)
-			}
-			if r := maxRel(hv, readNPY(t, filepath.Join(dir, "hv.npy")).Float); r > refTol {
-				t.Errorf("H·v: relative difference %.3g", r)
-			}
-			if vhv := dot(v, hv); math.Abs(vhv-meta.VTHV) > refTol*math.Abs(meta.VTHV) {
-				t.Errorf("vᵀHv %.12g, reference %.12g", vhv, meta.VTHV)
-			}
+			ev, g, v, hv := refProducts(t, e, ds, dir, meta.Loss, meta.VTHV, refTol)
 			t.Logf("%v: loss %.6f, |g| %.4g, vᵀHv %.6g; relative differences: logits %.3g, loss %.3g, gradient %.3g, H·v %.3g", prec, ev.Loss, norm(g), dot(v, hv),
 				maxRel(logits, readNPY(t, filepath.Join(dir, "logits.npy")).Float), math.Abs(ev.Loss-meta.Loss)/math.Abs(meta.Loss),
 				maxRel(g, readNPY(t, filepath.Join(dir, "grad.npy")).Float), maxRel(hv, readNPY(t, filepath.Join(dir, "hv.npy")).Float))
@@ -196,4 +171,39 @@ func checkReference(t *testing.T, name string, prec nn.Precision, refTol float64
 			}
 		}
 	}
+}
+
+// refProducts compares e's loss, gradient, H·v and vᵀHv on ds with the
+// PyTorch reference in dir (grad.npy, v.npy, hv.npy and the meta's loss and
+// vᵀHv) at relative tolerance tol, and returns them for reporting.
+func refProducts(t *testing.T, e *nn.Engine, ds data.Dataset, dir string, loss, vthv, tol float64) (ev nn.Eval, g, v, hv []float64) {
+	t.Helper()
+	ctx := context.Background()
+	g = make([]float64, e.Dim())
+	ev, err := e.Gradient(ctx, ds, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := math.Abs(ev.Loss-loss) / math.Abs(loss); r > tol {
+		t.Errorf("loss %.12g, reference %.12g (relative %.3g)", ev.Loss, loss, r)
+	}
+	if r := maxRel(g, readNPY(t, filepath.Join(dir, "grad.npy")).Float); r > tol {
+		t.Errorf("gradient: relative difference %.3g", r)
+	}
+	v = readNPY(t, filepath.Join(dir, "v.npy")).Float
+	op, err := e.Operator(ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hv = make([]float64, e.Dim())
+	if err := op.HVP(ctx, hv, v); err != nil {
+		t.Fatal(err)
+	}
+	if r := maxRel(hv, readNPY(t, filepath.Join(dir, "hv.npy")).Float); r > tol {
+		t.Errorf("H·v: relative difference %.3g", r)
+	}
+	if got := dot(v, hv); math.Abs(got-vthv) > tol*math.Abs(vthv) {
+		t.Errorf("vᵀHv %.12g, reference %.12g", got, vthv)
+	}
+	return ev, g, v, hv
 }

@@ -104,32 +104,7 @@ func TestZooHessianReference(t *testing.T) {
 			if r := maxRel(logits, readNPY(t, filepath.Join(dir, "logits.npy")).Float); r > refTol {
 				t.Errorf("outputs: relative difference %.3g", r)
 			}
-			g := make([]float64, e.Dim())
-			ev, err := e.Gradient(ctx, ds, g)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if r := math.Abs(ev.Loss-meta.Loss) / math.Abs(meta.Loss); r > refTol {
-				t.Errorf("loss %.12g, reference %.12g (relative %.3g)", ev.Loss, meta.Loss, r)
-			}
-			if r := maxRel(g, readNPY(t, filepath.Join(dir, "grad.npy")).Float); r > refTol {
-				t.Errorf("gradient: relative difference %.3g", r)
-			}
-			v := readNPY(t, filepath.Join(dir, "v.npy")).Float
-			op, err := e.Operator(ds)
-			if err != nil {
-				t.Fatal(err)
-			}
-			hv := make([]float64, e.Dim())
-			if err := op.HVP(ctx, hv, v); err != nil {
-				t.Fatal(err)
-			}
-			if r := maxRel(hv, readNPY(t, filepath.Join(dir, "hv.npy")).Float); r > refTol {
-				t.Errorf("H·v: relative difference %.3g", r)
-			}
-			if vhv := dot(v, hv); math.Abs(vhv-meta.VTHV) > refTol*math.Abs(meta.VTHV) {
-				t.Errorf("vᵀHv %.12g, reference %.12g", vhv, meta.VTHV)
-			}
+			ev, _, v, hv := refProducts(t, e, ds, dir, meta.Loss, meta.VTHV, refTol)
 			start := time.Now()
 			worst := 0.0
 			for _, u := range units {
