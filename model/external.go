@@ -51,6 +51,7 @@ type externalFile struct {
 
 type externalReader struct {
 	dir   string
+	base  string // dir with symbolic links resolved, set on first use
 	files map[string]*externalFile
 }
 
@@ -143,6 +144,9 @@ func (r *externalReader) tensor(tp *onnx.TensorProto) error {
 	if length != want {
 		return fmt.Errorf("%w: %s: external data length %d bytes, the tensor's shape %v of %v needs %d", ErrFormat, path, length, tp.Dims, DataType(tp.DataType), want)
 	}
+	if err := r.inside(path, loc); err != nil {
+		return err
+	}
 	f, err := r.open(path)
 	if err != nil {
 		return err
@@ -157,6 +161,28 @@ func (r *externalReader) tensor(tp *onnx.TensorProto) error {
 	tp.RawData = raw
 	tp.ExternalData = nil
 	tp.DataLocation = onnx.TensorProto_DEFAULT
+	return nil
+}
+
+// inside refuses a path that resolves, through symbolic links, to a file
+// outside the model's directory (the lexical checks catch ".." and
+// absolute locations; a link inside the directory may still point out).
+func (r *externalReader) inside(path, loc string) error {
+	if r.base == "" {
+		base, err := filepath.EvalSymlinks(r.dir)
+		if err != nil {
+			return fmt.Errorf("external data: %w", err)
+		}
+		r.base = base
+	}
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return fmt.Errorf("external data: %w", err)
+	}
+	rel, err := filepath.Rel(r.base, real)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return fmt.Errorf("%w: external data location %q is a link to %s, outside the model's directory", ErrFormat, loc, real)
+	}
 	return nil
 }
 

@@ -1,11 +1,13 @@
 package model
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
 	"google.golang.org/protobuf/proto"
@@ -137,4 +139,70 @@ func writeExternalModel(t *testing.T, dir string, w *onnx.TensorProto) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// FuzzExternalData loads a one-initializer model whose external data
+// reference (location, offset, length, shape and type) and side file come
+// from the fuzzer. Beside the model's directory lies a file the reference
+// must never reach (through "..", an absolute path or a symbolic link).
+// Load must not panic; when it succeeds, the tensor has the elements its
+// shape declares and its bytes came from a file inside the directory.
+func FuzzExternalData(f *testing.F) {
+	f.Add("w.bin", "", "", int64(2), int64(3), int32(onnx.TensorProto_FLOAT), make([]byte, 24))
+	f.Add("w.bin", "8", "24", int64(2), int64(3), int32(onnx.TensorProto_FLOAT), make([]byte, 32))
+	f.Add("sub/w.bin", "0", "48", int64(2), int64(3), int32(onnx.TensorProto_DOUBLE), make([]byte, 48))
+	f.Add("link.bin", "", "", int64(2), int64(3), int32(onnx.TensorProto_FLOAT), make([]byte, 24))
+	f.Add("../secret.bin", "0", "24", int64(2), int64(3), int32(onnx.TensorProto_FLOAT), make([]byte, 24))
+	f.Add("sub/../w.bin", "4", "", int64(2), int64(3), int32(onnx.TensorProto_INT64), make([]byte, 60))
+	f.Add("w.bin", "18446744073709551615", "-1", int64(1<<40), int64(3), int32(onnx.TensorProto_FLOAT16), []byte{1, 2})
+	root := f.TempDir()
+	secret := bytes.Repeat([]byte{0xa5}, 64)
+	if err := os.WriteFile(filepath.Join(root, "secret.bin"), secret, 0o644); err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, loc, off, length string, d0, d1 int64, dtype int32, data []byte) {
+		if len(data) > 1<<16 || !utf8.ValidString(loc) || !utf8.ValidString(off) || !utf8.ValidString(length) {
+			return // protobuf strings are UTF-8: no model file holds others
+		}
+		dir, err := os.MkdirTemp(root, "m")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer os.RemoveAll(dir)
+		if err := os.Mkdir(filepath.Join(dir, "sub"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{"w.bin", filepath.Join("sub", "w.bin")} {
+			if err := os.WriteFile(filepath.Join(dir, p), data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.Symlink(filepath.Join(root, "secret.bin"), filepath.Join(dir, "link.bin")); err != nil {
+			t.Fatal(err)
+		}
+		tp := &onnx.TensorProto{Name: "w", Dims: []int64{d0, d1}, DataType: dtype, DataLocation: onnx.TensorProto_EXTERNAL,
+			ExternalData: []*onnx.StringStringEntryProto{{Key: "location", Value: loc}}}
+		if off != "" {
+			tp.ExternalData = append(tp.ExternalData, &onnx.StringStringEntryProto{Key: "offset", Value: off})
+		}
+		if length != "" {
+			tp.ExternalData = append(tp.ExternalData, &onnx.StringStringEntryProto{Key: "length", Value: length})
+		}
+		m, err := Load(writeExternalModel(t, dir, tp))
+		if err != nil {
+			return
+		}
+		w := m.Initializers["w"]
+		if w == nil || int64(len(w.Float)+len(w.Int)) != d0*d1 {
+			t.Fatalf("loaded w = %+v, want %d×%d elements", w, d0, d1)
+		}
+		real, err := filepath.EvalSymlinks(filepath.Join(dir, filepath.FromSlash(loc)))
+		if err != nil {
+			t.Fatalf("loaded from %q, which does not resolve: %v", loc, err)
+		}
+		base, _ := filepath.EvalSymlinks(dir)
+		if rel, err := filepath.Rel(base, real); err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+			t.Fatalf("location %q read %s, outside the model's directory %s", loc, real, base)
+		}
+	})
 }
