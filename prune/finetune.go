@@ -27,6 +27,14 @@ type FineTuneSettings struct {
 	// Progress, if not nil, is called after every step with the step's
 	// mini-batch loss.
 	Progress func(step int, loss float64)
+	// Quantize, if not nil, makes the fine-tuning quantization-aware by
+	// the straight-through estimator (Bengio et al., arXiv:1308.3432; the
+	// fine-tuning of HAWQ-V3, arXiv:2011.10680): FineTune keeps the float
+	// θ, runs every step at Quantize(θ) (written into dst, of θ's length)
+	// and applies the gradient taken there to the float θ, as if the
+	// quantizer were the identity. When it returns, the engine holds the
+	// float θ; quantize it again to deploy.
+	Quantize func(dst, theta []float64)
 }
 
 // FineTuneResult summarizes a fine-tuning run.
@@ -45,7 +53,8 @@ type FineTuneResult struct {
 //	v ← μ v + ∇L_B(θ),   θ ← θ − η v
 //
 // with mini-batches B drawn by reshuffling ds every epoch (seeded). It is
-// the brief recovery step after pruning; the engine keeps the trained θ.
+// the brief recovery step after pruning (the engine keeps the trained θ)
+// and, with FineTuneSettings.Quantize, after quantization.
 func FineTune(ctx context.Context, e *nn.Engine, ds data.Dataset, s *FineTuneSettings) (*FineTuneResult, error) {
 	var set FineTuneSettings
 	if s != nil {
@@ -91,6 +100,15 @@ func FineTune(ctx context.Context, e *nn.Engine, ds data.Dataset, s *FineTuneSet
 	theta := e.Theta()
 	grad := make([]float64, len(theta))
 	vel := make([]float64, len(theta))
+	run := theta // the point the gradient is taken at
+	if set.Quantize != nil {
+		run = make([]float64, len(theta))
+		set.Quantize(run, theta)
+		if err := e.SetTheta(run); err != nil {
+			return nil, err
+		}
+		defer func() { _ = e.SetTheta(theta) }() // θ has the engine's length
+	}
 	res := &FineTuneResult{}
 	tenth := max(1, set.Steps/10)
 	var first, last float64
@@ -116,7 +134,10 @@ func FineTune(ctx context.Context, e *nn.Engine, ds data.Dataset, s *FineTuneSet
 			vel[i] = set.Momentum*vel[i] + grad[i]
 			theta[i] -= set.LR * vel[i]
 		}
-		if err := e.SetTheta(theta); err != nil {
+		if set.Quantize != nil {
+			set.Quantize(run, theta)
+		}
+		if err := e.SetTheta(run); err != nil {
 			return nil, err
 		}
 		if step < tenth {

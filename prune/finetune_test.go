@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"github.com/bitplan/bitplan/budget"
 	"github.com/bitplan/bitplan/plan"
+	"math"
 	"strings"
 	"testing"
 
@@ -107,5 +108,55 @@ func TestReportFormats(t *testing.T) {
 		if f == plan.Text && (!strings.Contains(s, "fine-tuned") || !strings.Contains(s, "Left intact")) {
 			t.Errorf("text report:\n%s", s)
 		}
+	}
+}
+
+// TestFineTuneQuantizeSTE checks the straight-through step: one full-batch
+// step from θ0 lands at θ0 − η ∇L(Q(θ0)) (the gradient at the quantized
+// point applied to the float θ), and the engine ends at that float θ, not
+// at its quantized copy.
+func TestFineTuneQuantizeSTE(t *testing.T) {
+	l := load(t, "lenet")
+	ds, err := data.MNIST(data.Train, 8)
+	if err != nil {
+		t.Skip(err)
+	}
+	const step, lr = 0.01, 0.05
+	quantize := func(dst, theta []float64) {
+		for i, v := range theta {
+			dst[i] = step * math.Round(v/step)
+		}
+	}
+	theta0 := l.e.Theta()
+	q0 := make([]float64, len(theta0))
+	quantize(q0, theta0)
+	if err := l.e.SetTheta(q0); err != nil {
+		t.Fatal(err)
+	}
+	g := make([]float64, len(theta0))
+	if _, err := l.e.Gradient(t.Context(), ds, g); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.e.SetTheta(theta0); err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	if _, err := FineTune(t.Context(), l.e, ds, &FineTuneSettings{Steps: 1, BatchSize: 8, LR: lr, Seed: 3,
+		Quantize: func(dst, theta []float64) { calls++; quantize(dst, theta) }}); err != nil {
+		t.Fatal(err)
+	}
+	got := l.e.Theta()
+	moved := 0
+	for i := range got {
+		want := theta0[i] - lr*g[i]
+		if math.Abs(got[i]-want) > 1e-9*(1+math.Abs(want)) {
+			t.Fatalf("θ[%d] = %.12g after the step, want θ0 − η∇L(Q(θ0)) = %.12g (θ0 %.12g)", i, got[i], want, theta0[i])
+		}
+		if got[i] != theta0[i] && got[i] != step*math.Round(got[i]/step) {
+			moved++
+		}
+	}
+	if moved == 0 || calls != 2 {
+		t.Errorf("%d parameters off the grid after the step (want the float θ), Quantize called %d times (want 2)", moved, calls)
 	}
 }
