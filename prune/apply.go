@@ -15,10 +15,11 @@ import (
 )
 
 // cut is one slicing of an initializer: keep the channels keep of c along
-// axis, in blocks of inner elements.
+// axis, in blocks of inner elements, in each of parts repetitions of the
+// channels along the axis (0 means 1).
 type cut struct {
-	axis, inner, c int
-	keep           []int
+	axis, inner, c, parts int
+	keep                  []int
 }
 
 // Apply returns a copy of the ONNX model mp (the file the Structure was
@@ -58,7 +59,8 @@ func applyCuts(mp *onnx.ModelProto, st *Structure, keep [][]int, add map[string]
 	}
 	cuts := map[string][]cut{}
 	attrs := map[int]int{}
-	shapes := map[int][]edit{} // Reshape node → its shape entries to set (Inner = the value)
+	shapes := map[int][]edit{}  // Reshape node → its shape entries to set (Inner = the value)
+	bounds := map[int][]int64{} // Slice node → new starts and ends; Split node → new sizes
 	dropped := map[string]bool{}
 	for gi, g := range st.Groups {
 		k := keep[gi]
@@ -77,16 +79,20 @@ func applyCuts(mp *onnx.ModelProto, st *Structure, keep [][]int, add map[string]
 			return nil, fmt.Errorf("prune: Apply: group %q is not prunable (%v) but keeps %d of %d channels", g.Name, g.Reasons, len(k), g.Channels)
 		}
 		for _, e := range g.edits {
-			if e.Attr != "" {
-				attrs[e.Node] = len(k)
-				continue
-			}
-			if e.Shape {
-				e.Inner *= len(k)
+			size := e.parts() * len(k) * e.Inner // the axis's new length
+			switch {
+			case e.Attr != "":
+				attrs[e.Node] = e.parts() * len(k)
+			case e.Shape:
+				e.Inner = size
 				shapes[e.Node] = append(shapes[e.Node], e)
-				continue
+			case e.Slice:
+				bounds[e.Node] = []int64{int64(e.Part * size), int64((e.Part + 1) * size)}
+			case e.Split:
+				bounds[e.Node] = slices.Repeat([]int64{int64(size)}, e.Part)
+			default:
+				cuts[e.Init] = append(cuts[e.Init], cut{axis: e.Axis, inner: e.Inner, c: g.Channels, parts: e.Parts, keep: k})
 			}
-			cuts[e.Init] = append(cuts[e.Init], cut{axis: e.Axis, inner: e.Inner, c: g.Channels, keep: k})
 		}
 		for _, t := range g.Tensors {
 			dropped[t] = true
@@ -154,6 +160,12 @@ func applyCuts(mp *onnx.ModelProto, st *Structure, keep [][]int, add map[string]
 	if err := rewriteShapes(gr, shapes); err != nil {
 		return nil, err
 	}
+	if err := rewriteBounds(gr, bounds, out.GetOpsetImport()); err != nil {
+		return nil, err
+	}
+	if len(bounds) > 0 || len(shapes) > 0 {
+		dropDead(gr)
+	}
 	vi := gr.ValueInfo[:0]
 	for _, v := range gr.ValueInfo {
 		if !dropped[v.GetName()] {
@@ -185,30 +197,29 @@ func rewriteShapes(gr *onnx.GraphProto, shapes map[int][]edit) error {
 			return fmt.Errorf("prune: Reshape node #%d not in the model", ni)
 		}
 		n := gr.Node[ni]
-		orig[n.Input[1]] = true
-		tp := byName[n.Input[1]]
-		if tp == nil {
-			return fmt.Errorf("prune: shape %q of %s is not an initializer", n.Input[1], n.GetName())
+		var v []int64
+		if es[0].Vals != nil {
+			// A shape computed at run time: the analysis's constant.
+			v = slices.Clone(es[0].Vals)
+		} else {
+			orig[n.Input[1]] = true
+			tp := byName[n.Input[1]]
+			if tp == nil {
+				return fmt.Errorf("prune: shape %q of %s is not an initializer", n.Input[1], n.GetName())
+			}
+			t, err := model.TensorFromProto(tp)
+			if err != nil || len(t.Int) == 0 {
+				return fmt.Errorf("prune: shape %q of %s is not an integer constant", n.Input[1], n.GetName())
+			}
+			v = slices.Clone(t.Int)
 		}
-		t, err := model.TensorFromProto(tp)
-		if err != nil || len(t.Int) == 0 {
-			return fmt.Errorf("prune: shape %q of %s is not an integer constant", n.Input[1], n.GetName())
-		}
-		v := slices.Clone(t.Int)
 		for _, e := range es {
 			if e.Axis >= len(v) {
 				return fmt.Errorf("prune: shape %q of %s has no entry %d", n.Input[1], n.GetName(), e.Axis)
 			}
 			v[e.Axis] = int64(e.Inner)
 		}
-		raw := make([]byte, 0, 8*len(v))
-		for _, x := range v {
-			raw = binary.LittleEndian.AppendUint64(raw, uint64(x))
-		}
-		name := fmt.Sprintf("%s/pruned_%d", n.Input[1], ni)
-		gr.Initializer = append(gr.Initializer, &onnx.TensorProto{Name: name, DataType: int32(onnx.TensorProto_INT64),
-			Dims: []int64{int64(len(v))}, RawData: raw})
-		n.Input[1] = name
+		n.Input[1] = addInt64(gr, fmt.Sprintf("%s/pruned_%d", n.Input[1], ni), v)
 	}
 	used := map[string]bool{}
 	for _, n := range gr.Node {
@@ -229,19 +240,161 @@ func rewriteShapes(gr *onnx.GraphProto, shapes map[int][]edit) error {
 	return nil
 }
 
-// sliceAxis keeps channels c.keep of axis c.axis (blocks of c.inner).
-func sliceAxis(v []float64, shape []int, c cut) ([]float64, []int, error) {
-	if c.axis < 0 || c.axis >= len(shape) || shape[c.axis] != c.c*c.inner {
-		return nil, nil, fmt.Errorf("shape %v: axis %d should hold %d×%d values", shape, c.axis, c.c, c.inner)
+// addInt64 appends a 1-D INT64 initializer named name (made unique) with
+// values v and returns its name.
+func addInt64(gr *onnx.GraphProto, name string, v []int64) string {
+	taken := map[string]bool{}
+	for _, tp := range gr.Initializer {
+		taken[tp.GetName()] = true
 	}
-	outer, stride := 1, 1
+	for _, n := range gr.Node {
+		for _, o := range n.Output {
+			taken[o] = true
+		}
+	}
+	base := name
+	for i := 2; taken[name]; i++ {
+		name = fmt.Sprintf("%s_%d", base, i)
+	}
+	raw := make([]byte, 0, 8*len(v))
+	for _, x := range v {
+		raw = binary.LittleEndian.AppendUint64(raw, uint64(x))
+	}
+	gr.Initializer = append(gr.Initializer, &onnx.TensorProto{Name: name, DataType: int32(onnx.TensorProto_INT64),
+		Dims: []int64{int64(len(v))}, RawData: raw})
+	return name
+}
+
+// rewriteBounds gives every Slice node of bounds constant starts and ends
+// of its own (bounds holds start and end), and every Split node its split
+// sizes (input 1 from opset 13, else the split attribute).
+func rewriteBounds(gr *onnx.GraphProto, bounds map[int][]int64, opsets []*onnx.OperatorSetIdProto) error {
+	opset := int64(0)
+	for _, o := range opsets {
+		if o.GetDomain() == "" || o.GetDomain() == "ai.onnx" {
+			opset = o.GetVersion()
+		}
+	}
+	for _, ni := range slices.Sorted(maps.Keys(bounds)) {
+		if ni >= len(gr.Node) {
+			return fmt.Errorf("prune: node #%d not in the model", ni)
+		}
+		n, b := gr.Node[ni], bounds[ni]
+		switch {
+		case n.GetOpType() == "Slice" && len(n.Input) >= 3:
+			n.Input[1] = addInt64(gr, fmt.Sprintf("%s/pruned_starts", n.GetName()), b[:1])
+			n.Input[2] = addInt64(gr, fmt.Sprintf("%s/pruned_ends", n.GetName()), b[1:])
+		case n.GetOpType() == "Split" && opset >= 13 && len(n.Input) >= 2:
+			n.Input[1] = addInt64(gr, fmt.Sprintf("%s/pruned_split", n.GetName()), b)
+		case n.GetOpType() == "Split":
+			set := false
+			for _, a := range n.Attribute {
+				if a.GetName() == "split" {
+					a.Ints, set = slices.Clone(b), true
+				}
+			}
+			if !set {
+				return fmt.Errorf("prune: Split node %s has no split sizes to rewrite", n.GetName())
+			}
+		default:
+			return fmt.Errorf("prune: node #%d (%s) is not the Slice or Split node the analysis saw", ni, n.GetOpType())
+		}
+	}
+	return nil
+}
+
+// dropDead removes the nodes whose outputs nothing reads (the shape
+// arithmetic whose results pruning replaced by constants), then the
+// initializers only they read and the value_info entries of tensors no
+// node produces any more.
+func dropDead(gr *onnx.GraphProto) {
+	outputs := map[string]bool{}
+	for _, o := range gr.Output {
+		outputs[o.GetName()] = true
+	}
+	before := map[string]bool{}
+	for _, n := range gr.Node {
+		for _, in := range n.Input {
+			before[in] = true
+		}
+	}
+	for {
+		used := map[string]bool{}
+		for _, n := range gr.Node {
+			for _, in := range n.Input {
+				used[in] = true
+			}
+		}
+		kept := gr.Node[:0]
+		for _, n := range gr.Node {
+			live := false
+			for _, o := range n.Output {
+				live = live || used[o] || outputs[o]
+			}
+			if live {
+				kept = append(kept, n)
+			}
+		}
+		done := len(kept) == len(gr.Node)
+		gr.Node = kept
+		if done {
+			break
+		}
+	}
+	used := map[string]bool{}
+	produced := map[string]bool{}
+	for _, n := range gr.Node {
+		for _, in := range n.Input {
+			used[in] = true
+		}
+		for _, o := range n.Output {
+			produced[o] = true
+		}
+	}
+	removed := map[string]bool{}
+	inits := gr.Initializer[:0]
+	for _, tp := range gr.Initializer {
+		// Only initializers that were read before and are not now go.
+		if used[tp.GetName()] || outputs[tp.GetName()] || !before[tp.GetName()] {
+			inits = append(inits, tp)
+		} else {
+			removed[tp.GetName()] = true
+		}
+	}
+	gr.Initializer = inits
+	ins := gr.Input[:0]
+	for _, in := range gr.Input {
+		// Graph inputs stay (the caller feeds them) unless they are
+		// initializers listed as inputs (old exports) that went.
+		if !removed[in.GetName()] {
+			ins = append(ins, in)
+		}
+	}
+	gr.Input = ins
+	vi := gr.ValueInfo[:0]
+	for _, v := range gr.ValueInfo {
+		if produced[v.GetName()] {
+			vi = append(vi, v)
+		}
+	}
+	gr.ValueInfo = vi
+}
+
+// sliceAxis keeps channels c.keep of axis c.axis (blocks of c.inner, in
+// each of c.parts repetitions of the channels).
+func sliceAxis(v []float64, shape []int, c cut) ([]float64, []int, error) {
+	p := max(c.parts, 1)
+	if c.axis < 0 || c.axis >= len(shape) || shape[c.axis] != p*c.c*c.inner {
+		return nil, nil, fmt.Errorf("shape %v: axis %d should hold %d×%d×%d values", shape, c.axis, p, c.c, c.inner)
+	}
+	outer, stride := p, 1
 	for _, d := range shape[:c.axis] {
 		outer *= d
 	}
 	for _, d := range shape[c.axis+1:] {
 		stride *= d
 	}
-	n := shape[c.axis]
+	n := c.c * c.inner
 	res := make([]float64, 0, outer*len(c.keep)*c.inner*stride)
 	for o := 0; o < outer; o++ {
 		for _, ch := range c.keep {
@@ -250,7 +403,7 @@ func sliceAxis(v []float64, shape []int, c cut) ([]float64, []int, error) {
 		}
 	}
 	ns := slices.Clone(shape)
-	ns[c.axis] = len(c.keep) * c.inner
+	ns[c.axis] = p * len(c.keep) * c.inner
 	return res, ns, nil
 }
 

@@ -52,7 +52,7 @@ func zeroRemoved(t *testing.T, mp *onnx.ModelProto, st *Structure, keep [][]int)
 			kept[c] = true
 		}
 		for _, e := range g.edits {
-			if e.Init == "" || e.Shape || consumerWeight[e.Init] {
+			if e.Init == "" || e.Shape || e.Slice || e.Split || consumerWeight[e.Init] {
 				continue
 			}
 			tp := byName[e.Init]
@@ -68,13 +68,16 @@ func zeroRemoved(t *testing.T, mp *onnx.ModelProto, st *Structure, keep [][]int)
 				stride *= d
 			}
 			n := tt.Shape[e.Axis]
+			part := n / e.parts() // each part holds every channel once
 			for o := 0; o < outer; o++ {
-				for c := 0; c < g.Channels; c++ {
-					if kept[c] {
-						continue
+				for q := 0; q < e.parts(); q++ {
+					for c := 0; c < g.Channels; c++ {
+						if kept[c] {
+							continue
+						}
+						lo := (o*n + q*part + c*e.Inner) * stride
+						clear(tt.Float[lo : lo+e.Inner*stride])
 					}
-					lo := (o*n + c*e.Inner) * stride
-					clear(tt.Float[lo : lo+e.Inner*stride])
 				}
 			}
 			if err := encode(tp, tt.Shape, tt.Float); err != nil {

@@ -84,22 +84,46 @@ type Role struct {
 // edit is one change that removing channels of a group makes to the model:
 // slice initializer Init along Axis in blocks of Inner elements per channel
 // (it is read by node Node), set attribute Attr of node Node to the number
-// of channels kept, or (Shape) give Reshape node Node a shape constant of
-// its own whose entry Axis is Inner times the number of channels kept.
+// of channels kept, (Shape) give Reshape node Node a shape constant of its
+// own whose entry Axis is Inner times the number of channels kept, (Slice)
+// give Slice node Node constant starts and ends that select part Part of
+// its input, or (Split) give Split node Node split sizes of its own.
+//
+// Parts (0 means 1) says that the axis holds the channels Parts times over
+// (the q, k and v thirds of a fused projection): channel c occupies the
+// blocks [p·C·Inner + c·Inner, p·C·Inner + (c+1)·Inner) for p < Parts, and
+// every count above is Parts times larger.
 type edit struct {
 	Node  int
 	Init  string
 	Axis  int
 	Inner int
+	Parts int
 	Attr  string
 	Shape bool
+	// Vals, for a Shape edit of a Reshape whose shape is computed at run
+	// time (Shape → Gather → Concat chains), is the shape constant that
+	// replaces it, entry Axis to be set: entries before Axis are 0 (copy
+	// the input's dimension), so it holds for every batch size.
+	Vals  []int64
+	Slice bool
+	Split bool
+	Part  int
 }
 
+// parts returns e.Parts, at least 1.
+func (e edit) parts() int { return max(e.Parts, 1) }
+
 // tref says that a tensor carries a channel space: channel c occupies
-// indices [c·inner, (c+1)·inner) of axis axis of a tensor of rank rank.
+// indices [p·C·inner + c·inner, p·C·inner + (c+1)·inner) for p < parts
+// (parts 0 means 1) of axis axis of a tensor of rank rank, where C is the
+// space's channel count.
 type tref struct {
-	id, axis, inner, rank int
+	id, axis, inner, rank, parts int
 }
+
+// whole reports whether the tensor holds its channels once.
+func (t tref) whole() bool { return t.parts <= 1 }
 
 type space struct {
 	channels  int
@@ -114,6 +138,11 @@ type space struct {
 
 type analyzer struct {
 	m      *model.Model
+	cons   map[string][]*model.Node
+	shapes map[string]tref // Shape node outputs → the tracked tensor they measure
+	parted map[string]int  // tensor → parts it was split into by Slice nodes
+	batch2 *model.Shapes   // shapes at batch size 2 (nil until needed)
+	b2err  error
 	sets   unionfind.Sets
 	sp     []*space
 	tens   map[string]tref
@@ -143,7 +172,8 @@ func Analyze(m *model.Model) (*Structure, error) {
 		return nil, fmt.Errorf("prune: the model has no prunable units (Conv, Gemm, MatMul with a constant weight)")
 	}
 	a := &analyzer{m: m, tens: map[string]tref{}, unitOf: map[int]*model.Unit{}, unitIx: map[string]int{},
-		out: map[string]int{}, in: map[string]int{}, dw: map[string]bool{}}
+		out: map[string]int{}, in: map[string]int{}, dw: map[string]bool{}, cons: m.Consumers(),
+		shapes: map[string]tref{}, parted: map[string]int{}}
 	for i := range m.Units {
 		a.unitOf[m.Units[i].Node] = &m.Units[i]
 		a.unitIx[m.Units[i].Name] = i
@@ -156,6 +186,7 @@ func Analyze(m *model.Model) (*Structure, error) {
 			a.bad(t.id, "its channels reach graph output %q (the classifier's outputs are never pruned)", o.Name)
 		}
 	}
+	a.shapeUses()
 	return a.finish(), nil
 }
 
@@ -249,7 +280,30 @@ func (a *analyzer) node(n *model.Node) {
 		return
 	}
 	sp := a.spaced(n)
+	flow := op.FlowBlocks
+	if d := op.Lookup(n.Op, a.m.Opset); d != nil {
+		flow = d.Channels
+	}
 	if len(sp) > 0 {
+		switch n.Op {
+		case "Shape", "Size":
+			a.shape(n, sp)
+			return
+		case "Slice":
+			a.slice(n, sp)
+			return
+		case "Split":
+			a.split(n, sp)
+			return
+		}
+		if flow != op.FlowBroadcast && flow != op.FlowPass && n.Op != "Softmax" && n.Op != "LogSoftmax" && n.Op != "Transpose" {
+			for _, t := range sp {
+				if !t.whole() {
+					a.rejectAll(n, sp, "reads a fused tensor that holds the channels %d times (only Slice or Split of it is modelled)", t.parts)
+					return
+				}
+			}
+		}
 		switch n.Op {
 		case "Reshape":
 			a.reshape(n, sp)
@@ -261,10 +315,6 @@ func (a *analyzer) node(n *model.Node) {
 			a.softmax(n, sp)
 			return
 		}
-	}
-	flow := op.FlowBlocks
-	if d := op.Lookup(n.Op, a.m.Opset); d != nil {
-		flow = d.Channels
 	}
 	switch flow {
 	case op.FlowConv:
@@ -550,13 +600,23 @@ func (a *analyzer) transpose(n *model.Node, sp map[int]tref) {
 // softmax passes the channels when it normalises another axis.
 func (a *analyzer) softmax(n *model.Node, sp map[int]tref) {
 	t := sp[0]
-	ax, _ := n.AttrInt("axis", -1)
+	def := int64(-1)
 	if a.m.Opset < 13 {
-		a.bad(t.id, "%s: opset %d Softmax flattens its input", n.Label(), a.m.Opset)
-		return
+		def = 1
 	}
+	ax, _ := n.AttrInt("axis", def)
 	if ax < 0 {
 		ax += int64(t.rank)
+	}
+	if a.m.Opset < 13 {
+		// Opset < 13 normalises the flattened axes ax.. together: the
+		// channels pass on an axis before them.
+		if t.axis >= int(ax) {
+			a.bad(t.id, "%s: opset %d Softmax normalises axes %d.. together, the channels are axis %d", n.Label(), a.m.Opset, ax, t.axis)
+			return
+		}
+		a.set(n.Outputs[0], t)
+		return
 	}
 	if int(ax) == t.axis {
 		a.bad(t.id, "%s normalises along the channels", n.Label())
@@ -568,7 +628,11 @@ func (a *analyzer) softmax(n *model.Node, sp map[int]tref) {
 // reshape follows two reshapes of attention: splitting the feature axis
 // into heads × head size (the channels become the heads, each a block of
 // head-size features: a space of single features is coarsened to heads),
-// and merging heads × head size back. The shape constant is an edit.
+// and merging heads × head size back. The shape is an edit: a constant
+// initializer gets its entry rewritten; a shape computed at run time (an
+// export's Shape → Gather → Concat chain, known here at batch size 1) is
+// replaced by a constant of its own whose entries before the heads are 0
+// (copy the input's dimension), valid for every batch size.
 func (a *analyzer) reshape(n *model.Node, sp map[int]tref) {
 	t, ok := sp[0]
 	if !ok || len(sp) > 1 {
@@ -576,14 +640,15 @@ func (a *analyzer) reshape(n *model.Node, sp map[int]tref) {
 		return
 	}
 	in, out := a.dims(n.Input(0)), a.dims(n.Outputs[0])
-	sh := a.m.Initializers[n.Input(1)]
-	if sh == nil || in == nil || out == nil || len(sh.Int) != len(out) {
-		a.bad(t.id, "%s: shape is not a constant, or shapes unknown", n.Label())
+	sh, isInit := a.intValue(n.Input(1))
+	if sh == nil || in == nil || out == nil || len(sh) != len(out) {
+		a.bad(t.id, "%s: shape is not known before run time, or shapes unknown", n.Label())
 		return
 	}
 	s := a.space(t.id)
 	ax := t.axis
 	same := func(x, y []int) bool { return slices.Equal(x, y) }
+	var e edit
 	switch {
 	case len(out) == len(in)+1 && same(in[:ax], out[:ax]) && same(in[ax+1:], out[ax+2:]) && out[ax]*out[ax+1] == in[ax]:
 		// split into heads out[ax] of out[ax+1] features.
@@ -596,23 +661,391 @@ func (a *analyzer) reshape(n *model.Node, sp map[int]tref) {
 			a.bad(t.id, "%s splits %d×%d channels into %d×%d", n.Label(), s.channels, t.inner, h, dh)
 			return
 		}
-		if sh.Int[ax] != int64(h) {
-			a.bad(t.id, "%s: shape entry %d is %d, not the %d heads", n.Label(), ax, sh.Int[ax], h)
+		if sh[ax] != int64(h) {
+			a.bad(t.id, "%s: shape entry %d is %d, not the %d heads", n.Label(), ax, sh[ax], h)
 			return
 		}
-		a.addEdit(t.id, edit{Node: n.Index, Init: n.Input(1), Axis: ax, Inner: 1, Shape: true})
-		a.set(n.Outputs[0], tref{id: t.id, axis: ax, inner: 1, rank: len(out)})
+		e = edit{Node: n.Index, Init: n.Input(1), Axis: ax, Inner: 1, Shape: true}
+		t = tref{id: t.id, axis: ax, inner: 1, rank: len(out)}
 	case len(out) == len(in)-1 && t.inner == 1 && ax+1 < len(in) && same(in[:ax], out[:ax]) && same(in[ax+2:], out[ax+1:]) && out[ax] == in[ax]*in[ax+1]:
 		// merge heads × head size.
-		if sh.Int[ax] != int64(out[ax]) {
-			a.bad(t.id, "%s: shape entry %d is %d, not %d", n.Label(), ax, sh.Int[ax], out[ax])
+		if sh[ax] != int64(out[ax]) {
+			a.bad(t.id, "%s: shape entry %d is %d, not %d", n.Label(), ax, sh[ax], out[ax])
 			return
 		}
-		a.addEdit(t.id, edit{Node: n.Index, Init: n.Input(1), Axis: ax, Inner: in[ax+1], Shape: true})
-		a.set(n.Outputs[0], tref{id: t.id, axis: ax, inner: in[ax+1], rank: len(out)})
+		e = edit{Node: n.Index, Init: n.Input(1), Axis: ax, Inner: in[ax+1], Shape: true}
+		t = tref{id: t.id, axis: ax, inner: in[ax+1], rank: len(out)}
 	default:
 		a.bad(t.id, "%s reshapes %v to %v across the channels", n.Label(), in, out)
+		return
 	}
+	if !isInit {
+		if why := a.computedShape(n, ax, len(sh)-1-ax); why != "" {
+			a.bad(t.id, "%s: %s", n.Label(), why)
+			return
+		}
+		e.Init = ""
+		e.Vals = make([]int64, len(sh))
+		copy(e.Vals[ax:], sh[ax:])
+	}
+	a.addEdit(t.id, e)
+	a.set(n.Outputs[0], t)
+}
+
+// computedShape checks that a Reshape whose shape is computed at run time
+// can take a constant with 0 (copy) before entry ax: allowzero unset, no
+// entry after the heads and head size but trail ones, and the dimensions
+// before ax equal in input and output at another batch size too.
+func (a *analyzer) computedShape(n *model.Node, ax, trail int) string {
+	if z, _ := n.AttrInt("allowzero", 0); z != 0 {
+		return "allowzero is set: a copied dimension cannot be written as 0"
+	}
+	if trail > 1 {
+		return fmt.Sprintf("the shape is computed at run time and has %d entries after the channel axis", trail)
+	}
+	in, out := a.dims2(n.Input(0)), a.dims2(n.Outputs[0])
+	if len(in) <= ax || len(out) <= ax || !slices.Equal(in[:ax], out[:ax]) {
+		return fmt.Sprintf("the shape is computed at run time and its leading entries are not the input's at batch size 2 (%v to %v)", in, out)
+	}
+	return ""
+}
+
+// intValue returns the integer value of a tensor known before run time: an
+// initializer (second result true) or a value shape inference computed at
+// batch size 1 (from Shape nodes of activations).
+func (a *analyzer) intValue(name string) ([]int64, bool) {
+	if name == "" {
+		return nil, false
+	}
+	if t := a.m.Initializers[name]; t != nil {
+		if t.Type.IsFloat() {
+			return nil, false
+		}
+		return t.Int, true
+	}
+	if a.m.Shapes == nil {
+		return nil, false
+	}
+	if t := a.m.Shapes.Values[name]; t != nil && !t.Type.IsFloat() {
+		return t.Int, false
+	}
+	return nil, false
+}
+
+// dims2 returns a tensor's shape at batch size 2 (every input's first
+// dimension 2), or nil.
+func (a *analyzer) dims2(name string) []int {
+	if a.batch2 == nil && a.b2err == nil {
+		in := map[string][]int{}
+		for _, v := range a.m.Inputs {
+			d := slices.Clone(a.dims(v.Name))
+			if len(d) > 0 {
+				d[0] = 2
+			}
+			in[v.Name] = d
+		}
+		a.batch2, a.b2err = a.m.InferShapes(in)
+	}
+	if a.batch2 == nil {
+		return nil
+	}
+	return a.batch2.Dims[name]
+}
+
+// shape lets a Shape (or Size) node read a tracked tensor. Its value
+// depends on the channels kept: shapeUses checks that it only reaches the
+// constants that pruning rewrites.
+func (a *analyzer) shape(n *model.Node, sp map[int]tref) {
+	t := sp[0]
+	if n.Op == "Size" {
+		t.axis = -1
+	}
+	if len(n.Outputs) > 0 && n.Outputs[0] != "" {
+		a.shapes[n.Outputs[0]] = t
+	}
+}
+
+// sliceBounds returns the range [lo, hi) that Slice node n takes of axis
+// (of size dim) of its input, whether it slices that axis at all, and why
+// not when the bounds are not understood.
+func (a *analyzer) sliceBounds(n *model.Node, axis, rank, dim int) (lo, hi int, sliced bool, why string) {
+	if a.m.Opset < 10 {
+		return 0, 0, true, "Slice with attribute bounds (opset < 10) is not modelled"
+	}
+	starts, _ := a.intValue(n.Input(1))
+	ends, _ := a.intValue(n.Input(2))
+	axes, _ := a.intValue(n.Input(3))
+	steps, _ := a.intValue(n.Input(4))
+	if starts == nil || ends == nil || len(starts) != len(ends) || (n.Input(3) != "" && axes == nil) || (n.Input(4) != "" && steps == nil) {
+		return 0, 0, true, "its bounds are not known before run time"
+	}
+	k := -1
+	for i := range starts {
+		ai := i
+		if axes != nil {
+			if i >= len(axes) {
+				return 0, 0, true, "axes and starts differ in length"
+			}
+			ai = int(axes[i])
+			if ai < 0 {
+				ai += rank
+			}
+		}
+		if ai == axis {
+			k = i
+		}
+	}
+	if k < 0 {
+		return 0, 0, false, ""
+	}
+	if len(starts) != 1 {
+		return 0, 0, true, "it slices several axes at once"
+	}
+	if steps != nil && (len(steps) != 1 || steps[0] != 1) {
+		return 0, 0, true, fmt.Sprintf("step %v is not 1", steps)
+	}
+	clamp := func(v int64) int {
+		if v < 0 {
+			v += int64(dim)
+		}
+		return int(min(max(v, 0), int64(dim)))
+	}
+	lo, hi = clamp(starts[0]), clamp(ends[0])
+	if hi <= lo {
+		return 0, 0, true, "it takes no channel"
+	}
+	return lo, hi, true, ""
+}
+
+// slice follows a Slice of a tracked tensor: along another axis the
+// channels pass; along the channel axis it must take one of P equal parts
+// (q, k or v of a fused projection, the way torch exports chunk): the
+// space is partitioned (channel c becomes the P channels c + p·C/P) and the
+// output holds part p, with Slice bounds rewritten for the channels kept.
+func (a *analyzer) slice(n *model.Node, sp map[int]tref) {
+	t, ok := sp[0]
+	if !ok || len(sp) > 1 {
+		a.rejectAll(n, sp, "a tracked tensor is a Slice bound")
+		return
+	}
+	dim := a.space(t.id).channels * t.inner * max(t.parts, 1)
+	lo, hi, sliced, why := a.sliceBounds(n, t.axis, t.rank, dim)
+	if !sliced {
+		a.set(n.Outputs[0], t)
+		return
+	}
+	in := n.Input(0)
+	if _, done := a.parted[in]; why == "" && !done && !t.whole() {
+		why = "it slices a tensor that already holds the channels several times"
+	}
+	w := hi - lo
+	if why == "" && (dim%w != 0 || lo%w != 0) {
+		why = fmt.Sprintf("it takes [%d, %d) of %d channel entries, not one of equal parts", lo, hi, dim)
+	}
+	p := 0
+	if why == "" {
+		p = dim / w
+		switch q, done := a.parted[in]; {
+		case done && q != p:
+			why = fmt.Sprintf("it takes a %d-th of the channel axis, another Slice of %q a %d-th", p, in, q)
+		case !done:
+			if s := a.space(t.id); s.channels%p != 0 || p < 2 {
+				why = fmt.Sprintf("%d channels do not split into %d parts", s.channels, p)
+				break
+			}
+			a.parted[in] = p
+			a.partition(t.id, p)
+		}
+	}
+	if why != "" {
+		a.bad(t.id, "%s: %s", n.Label(), why)
+		return
+	}
+	t = a.tens[in]
+	inner := t.inner
+	a.addEdit(t.id, edit{Node: n.Index, Slice: true, Part: lo / w, Inner: inner, Axis: t.axis})
+	a.set(n.Outputs[0], tref{id: t.id, axis: t.axis, inner: inner, rank: t.rank})
+}
+
+// split follows a Split of a tracked tensor: along another axis every
+// output carries the channels; along the channel axis the outputs must be
+// equal parts (a fused q/k/v projection), as for slice.
+func (a *analyzer) split(n *model.Node, sp map[int]tref) {
+	t, ok := sp[0]
+	if !ok || len(sp) > 1 {
+		a.rejectAll(n, sp, "a tracked tensor is the split sizes")
+		return
+	}
+	ax, _ := n.AttrInt("axis", 0)
+	if ax < 0 {
+		ax += int64(t.rank)
+	}
+	if int(ax) != t.axis {
+		for _, o := range n.Outputs {
+			a.set(o, t)
+		}
+		return
+	}
+	p := len(n.Outputs)
+	s := a.space(t.id)
+	dim := s.channels * t.inner * max(t.parts, 1)
+	var sizes []int64
+	explicit := false
+	if a.m.Opset >= 13 && n.Input(1) != "" {
+		sizes, _ = a.intValue(n.Input(1))
+		explicit = true
+		if sizes == nil {
+			a.bad(t.id, "%s: split sizes are not known before run time", n.Label())
+			return
+		}
+	} else if v, _ := n.AttrInts("split", nil); v != nil && a.m.Opset < 13 {
+		sizes, explicit = v, true
+	}
+	var why string
+	switch {
+	case !t.whole():
+		why = "it splits a tensor that already holds the channels several times"
+	case p < 2 || dim%p != 0 || s.channels%p != 0:
+		why = fmt.Sprintf("%d channels do not split into %d parts", s.channels, p)
+	}
+	for _, v := range sizes {
+		if why == "" && (len(sizes) != p || v != int64(dim/p)) {
+			why = fmt.Sprintf("sizes %v are not %d equal parts", sizes, p)
+		}
+	}
+	if why != "" {
+		a.bad(t.id, "%s: %s", n.Label(), why)
+		return
+	}
+	if a.parted[n.Input(0)] != 0 {
+		a.bad(t.id, "%s: %q is also sliced", n.Label(), n.Input(0))
+		return
+	}
+	a.parted[n.Input(0)] = p
+	a.partition(t.id, p)
+	t = a.tens[n.Input(0)]
+	if explicit {
+		a.addEdit(t.id, edit{Node: n.Index, Split: true, Inner: t.inner, Axis: t.axis, Part: p})
+	}
+	for _, o := range n.Outputs {
+		a.set(o, tref{id: t.id, axis: t.axis, inner: t.inner, rank: t.rank})
+	}
+}
+
+// partition turns a space of C channels into C/P channels each held P
+// times along the axis (channel c becomes the channels c + p·C/P): every
+// edit and tracked tensor of the space takes P parts.
+func (a *analyzer) partition(id, p int) {
+	r := a.find(id)
+	s := a.sp[r]
+	s.channels /= p
+	for i := range s.edits {
+		s.edits[i].Parts = s.edits[i].parts() * p
+	}
+	for name, t := range a.tens {
+		if a.find(t.id) == r {
+			t.parts = max(t.parts, 1) * p
+			a.tens[name] = t
+		}
+	}
+}
+
+// shapeUses makes a group unprunable when the shape of one of its tensors,
+// read by a Shape or Size node, reaches a graph output other than through
+// the constants the group's own edits replace (computed Reshape shapes,
+// Slice bounds, Split sizes): its value changes when channels are removed.
+// A Gather or Slice of such a shape that picks only other axes (the batch
+// size, the sequence length) does not depend on the channels.
+func (a *analyzer) shapeUses() {
+	if len(a.shapes) == 0 {
+		return
+	}
+	type key struct{ node, input int }
+	stop := map[key][]int{}
+	for id, s := range a.sp {
+		if a.find(id) != id {
+			continue
+		}
+		for _, e := range s.edits {
+			switch {
+			case e.Shape && e.Vals != nil, e.Split:
+				stop[key{e.Node, 1}] = append(stop[key{e.Node, 1}], id)
+			case e.Slice:
+				stop[key{e.Node, 1}] = append(stop[key{e.Node, 1}], id)
+				stop[key{e.Node, 2}] = append(stop[key{e.Node, 2}], id)
+			}
+		}
+	}
+	taint := map[string]map[int]string{} // tensor → space root → the Shape node's label
+	prod := a.m.Producers()
+	for name, t := range a.shapes {
+		taint[name] = map[int]string{a.find(t.id): prod[name].Label()}
+	}
+	for _, n := range a.m.Nodes {
+		var out map[int]string
+		for i, in := range n.Inputs {
+			for r, why := range taint[in] {
+				if slices.Contains(stop[key{n.Index, i}], r) || (i == 0 && a.picksOther(n, in)) {
+					continue
+				}
+				if out == nil {
+					out = map[int]string{}
+				}
+				out[r] = why
+			}
+		}
+		for _, o := range n.Outputs {
+			if out != nil && o != "" {
+				taint[o] = out
+			}
+		}
+	}
+	for _, o := range a.m.Outputs {
+		for r, why := range taint[o.Name] {
+			a.bad(r, "the shape of its tensor read by %s reaches graph output %q through computations pruning does not rewrite", why, o.Name)
+		}
+	}
+}
+
+// picksOther reports whether node n (Gather or Slice) reads from the shape
+// in (the output of a Shape node of a tracked tensor) only entries of axes
+// that do not hold the channels.
+func (a *analyzer) picksOther(n *model.Node, in string) bool {
+	t, ok := a.shapes[in]
+	if !ok || t.axis < 0 {
+		return false
+	}
+	var idx []int64
+	switch n.Op {
+	case "Gather":
+		if ax, _ := n.AttrInt("axis", 0); ax != 0 {
+			return false
+		}
+		v, _ := a.intValue(n.Input(1))
+		if v == nil {
+			return false
+		}
+		idx = v
+	case "Slice":
+		lo, hi, sliced, why := a.sliceBounds(n, 0, 1, t.rank)
+		if !sliced || why != "" {
+			return false
+		}
+		for i := lo; i < hi; i++ {
+			idx = append(idx, int64(i))
+		}
+	default:
+		return false
+	}
+	for _, i := range idx {
+		if i < 0 {
+			i += int64(t.rank)
+		}
+		if int(i) == t.axis {
+			return false
+		}
+	}
+	return true
 }
 
 // coarsen turns a space of C channels into C/k channels of k consecutive
@@ -688,15 +1121,15 @@ func (a *analyzer) constOperand(n *model.Node, name string, t tref) {
 		return
 	}
 	s := a.space(t.id)
-	if d[ax] != s.channels*t.inner {
-		a.bad(t.id, "%s: operand %q has %d entries along the channel axis, want 1 or %d", n.Label(), name, d[ax], s.channels*t.inner)
+	if d[ax] != s.channels*t.inner*max(t.parts, 1) {
+		a.bad(t.id, "%s: operand %q has %d entries along the channel axis, want 1 or %d", n.Label(), name, d[ax], s.channels*t.inner*max(t.parts, 1))
 		return
 	}
 	if a.floatInit(name) == nil {
 		a.bad(t.id, "%s: operand %q varies along the channels and is not a constant initializer", n.Label(), name)
 		return
 	}
-	a.addEdit(t.id, edit{Node: n.Index, Init: name, Axis: ax, Inner: t.inner})
+	a.addEdit(t.id, edit{Node: n.Index, Init: name, Axis: ax, Inner: t.inner, Parts: t.parts})
 }
 
 func (a *analyzer) binary(n *model.Node, sp map[int]tref) {
@@ -711,7 +1144,7 @@ func (a *analyzer) binary(n *model.Node, sp map[int]tref) {
 			t, first = o, false
 			continue
 		}
-		if o.axis != t.axis || o.inner != t.inner || o.rank != t.rank {
+		if o.axis != t.axis || o.inner != t.inner || o.rank != t.rank || max(o.parts, 1) != max(t.parts, 1) {
 			a.bad(t.id, "%s adds tensors whose channels lie differently", n.Label())
 			a.bad(o.id, "%s adds tensors whose channels lie differently", n.Label())
 		}
@@ -890,4 +1323,17 @@ func (s *Structure) Unprunable() []string {
 		}
 	}
 	return out
+}
+
+// parts returns how many times the output axis of member unit u holds the
+// group's channels: 3 for a fused q/k/v projection whose thirds are split
+// by Slice or Split (channel c is then the blocks of c in every third), 1
+// otherwise.
+func (g *Group) parts(u *model.Unit) int {
+	for _, e := range g.edits {
+		if e.Init == u.Weight && e.Node == u.Node && !e.Shape && !e.Slice && !e.Split && e.Attr == "" {
+			return e.parts()
+		}
+	}
+	return 1
 }

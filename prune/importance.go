@@ -333,20 +333,28 @@ func coarsened(st *Structure, im *Importance) (*Importance, error) {
 			c.Units = slices.Clone(im.Units)
 			out = &c
 		}
-		k := len(u.Trace) / h
+		// Channel c of the unit belongs to group channel (c mod n/P)/k: P
+		// parts (the thirds of a fused q/k/v projection) of h blocks of k.
+		pp := st.Groups[r.Out].parts(&st.Model.Units[i])
+		if len(u.Trace)%(h*pp) != 0 {
+			return nil, fmt.Errorf("prune: unit %q has %d channel statistics, its group %d channels in %d parts", u.Unit, len(u.Trace), h, pp)
+		}
+		k := len(u.Trace) / h / pp
 		cs := ChannelStats{Unit: u.Unit, DeltaSq: map[int][]float64{}}
 		for g := 0; g < h; g++ {
 			var tr, v, sq, l1 float64
 			var n, ws int
 			var w []float64
-			for c := g * k; c < (g+1)*k; c++ {
-				tr += u.Trace[c]
-				v += u.StdErr[c] * u.StdErr[c]
-				n += u.Size[c]
-				sq += u.SqNorm[c]
-				l1 += u.L1[c]
-				ws += u.WeightSize[c]
-				w = append(w, u.weights[c]...)
+			for q := 0; q < pp; q++ {
+				for c := q*h*k + g*k; c < q*h*k+(g+1)*k; c++ {
+					tr += u.Trace[c]
+					v += u.StdErr[c] * u.StdErr[c]
+					n += u.Size[c]
+					sq += u.SqNorm[c]
+					l1 += u.L1[c]
+					ws += u.WeightSize[c]
+					w = append(w, u.weights[c]...)
+				}
 			}
 			cs.Trace = append(cs.Trace, tr)
 			cs.StdErr = append(cs.StdErr, math.Sqrt(v))
