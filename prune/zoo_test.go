@@ -5,10 +5,14 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/advancedclimatesystems/gonnx/onnx"
+
 	"github.com/bitplan/bitplan/budget"
+	"github.com/bitplan/bitplan/model"
 	"github.com/bitplan/bitplan/plan"
 )
 
@@ -166,11 +170,7 @@ func TestZooHeadsApply(t *testing.T) {
 						if err != nil {
 							t.Fatal(err)
 						}
-						scale, diff := 0.0, 0.0
-						for i := range want {
-							scale = max(scale, math.Abs(want[i]))
-							diff = max(diff, math.Abs(want[i]-got[i]))
-						}
+						diff, scale := maxDiff(want, got)
 						if len(got) != len(want) || diff > zeroTol*max(scale, 1) {
 							t.Errorf("trial %d, batch %d: pruned logits differ from the silenced original by %.3g (scale %.3g)", trial, n, diff, scale)
 						}
@@ -191,4 +191,127 @@ func TestZooHeadsApply(t *testing.T) {
 			})
 		}
 	}
+}
+
+// fusedSplitGraph is one attention layer written as another exporter
+// writes chunk(3): a fused q/k/v MatMul (hidden 8, 2 heads of 4) with its
+// bias, one Split node with constant sizes into q, k and v, constant head
+// Reshapes (0 = copy), Q·Kᵀ, Softmax, P·V, the merge and the output
+// projection, then a mean over the sequence. With shapeLeak, the
+// Shape of the fused projection also scales the output (a run-time use of
+// the channel count that pruning does not rewrite).
+func fusedSplitGraph(t *testing.T, shapeLeak bool) []byte {
+	const T, D, H = 5, 8, 2
+	g := newGraph([]int64{1, T, D})
+	qkv := g.node("MatMul", "qkv", []string{"input", g.init("qkv.w", D, 3*D)})
+	qkv = g.node("Add", "qkv_b", []string{qkv, g.init("qkv.b", 3*D)})
+	g.g.Node = append(g.g.Node, &onnx.NodeProto{Name: "split", OpType: "Split", Input: []string{qkv, g.ints("sizes", D, D, D)},
+		Output: []string{"q", "k", "v"}, Attribute: []*onnx.AttributeProto{intAttr("axis", 2)}})
+	heads := func(x, name string, perm ...int64) string {
+		x = g.node("Reshape", name+"_split", []string{x, g.ints(name+"_shape", 0, 0, H, D/H)})
+		return g.node("Transpose", name+"_t", []string{x}, intsAttr("perm", perm...))
+	}
+	q := heads("q", "q", 0, 2, 1, 3)
+	k := heads("k", "k", 0, 2, 3, 1)
+	v := heads("v", "v", 0, 2, 1, 3)
+	s := g.node("MatMul", "qk", []string{q, k})
+	p := g.node("Softmax", "softmax", []string{s}, intAttr("axis", -1))
+	y := g.node("MatMul", "pv", []string{p, v})
+	y = g.node("Transpose", "merge_t", []string{y}, intsAttr("perm", 0, 2, 1, 3))
+	y = g.node("Reshape", "merge", []string{y, g.ints("merge_shape", 0, 0, D)})
+	y = g.node("MatMul", "out", []string{y, g.init("out.w", D, D)})
+	y = g.node("ReduceMean", "mean", []string{y}, intsAttr("axes", 1), intAttr("keepdims", 0))
+	if shapeLeak {
+		sh := g.node("Shape", "shape", []string{qkv})
+		d := g.node("Gather", "width", []string{sh, g.ints("last", 2)})
+		f := g.node("Cast", "cast", []string{d}, intAttr("to", int64(onnx.TensorProto_FLOAT)))
+		y = g.node("Mul", "scale", []string{y, f})
+	}
+	return g.bytes(t, y, []int64{1, D})
+}
+
+// TestFusedSplitHeads: heads of a fused projection split by Split are a
+// prunable group (channel h = columns of head h in each third) whose
+// pruned model equals the silenced original and whose Split sizes shrink;
+// a Shape of the projection that reaches the output leaves it intact.
+func TestFusedSplitHeads(t *testing.T) {
+	l := loadBytes(t, fusedSplitGraph(t, false))
+	g := groupByName(t, l.st, "qkv")
+	if !g.Prunable || g.Channels != 2 || !slices.Equal(g.Consumers, []string{"out"}) {
+		t.Fatalf("head group %+v", g)
+	}
+	if p := g.parts(l.m.Unit("qkv")); p != 3 {
+		t.Errorf("fused projection holds the heads %d times, want 3", p)
+	}
+	keep := make([][]int, len(l.st.Groups))
+	for i, gp := range l.st.Groups {
+		for c := 0; c < gp.Channels; c++ {
+			keep[i] = append(keep[i], c)
+		}
+	}
+	keep[g.Index] = []int{1}
+	out, err := Apply(l.mp, l.st, keep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sizes []int64
+	for _, n := range out.Graph.Node {
+		if n.GetOpType() == "Split" {
+			for _, tp := range out.Graph.Initializer {
+				if tp.GetName() == n.Input[1] {
+					mt, err := model.TensorFromProto(tp)
+					if err != nil {
+						t.Fatal(err)
+					}
+					sizes = mt.Int
+				}
+			}
+		}
+	}
+	if !slices.Equal(sizes, []int64{4, 4, 4}) {
+		t.Errorf("Split sizes %v after keeping one head of 4, want [4 4 4]", sizes)
+	}
+	pl, ref := loadProto(t, out), loadProto(t, zeroRemoved(t, l.mp, l.st, keep))
+	x := make([]float64, 2*5*8)
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range x {
+		x[i] = r.NormFloat64()
+	}
+	got, err := pl.e.Logits(x, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := ref.e.Logits(x, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, s := maxDiff(want, got); d > zeroTol*max(s, 1) {
+		t.Errorf("pruned logits differ from the silenced original's by %.3g (scale %.3g)", d, s)
+	}
+	if d, _ := maxDiff(want, mustLogits(t, l, x, 2)); d == 0 {
+		t.Error("silencing a head changed nothing: the test cannot see a wrong cut")
+	}
+
+	leak := loadBytes(t, fusedSplitGraph(t, true))
+	g = groupByName(t, leak.st, "qkv")
+	if g.Prunable || !strings.Contains(strings.Join(g.Reasons, ";"), "reaches graph output") {
+		t.Errorf("a Shape of the projection reaching the output left the heads prunable: %+v", g)
+	}
+}
+
+func mustLogits(t *testing.T, l *loaded, x []float64, n int) []float64 {
+	t.Helper()
+	z, err := l.e.Logits(x, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return z
+}
+
+func maxDiff(a, b []float64) (diff, scale float64) {
+	for i := range a {
+		scale = max(scale, math.Abs(a[i]))
+		diff = max(diff, math.Abs(a[i]-b[i]))
+	}
+	return diff, scale
 }
