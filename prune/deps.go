@@ -160,11 +160,16 @@ type analyzer struct {
 // into one group; a constant operand is sliced when it varies along the
 // channels), Flatten with axis 1 into a Gemm or MatMul (channel c becomes
 // the block of H·W inputs), depthwise convolutions (pass-through) and
-// Conv/Gemm/MatMul consumers. Anything else that touches a tracked tensor —
-// Reshape, Concat, Transpose, Softmax, a grouped (non-depthwise)
-// convolution, an unknown operator, a graph output (the classifier's
-// logits) or an initializer also read elsewhere — makes the affected group
-// unprunable, with the reason recorded; such groups are never modified.
+// Conv/Gemm/MatMul consumers, and in attention the head Reshapes (constant
+// or computed shapes), Transpose, Softmax, the activation products Q·Kᵀ and
+// P·V, and the Slice or Split of a fused q/k/v projection into equal parts
+// (see the package documentation). Shape and Size nodes may read tracked
+// tensors when their values reach only the constants pruning rewrites.
+// Anything else that touches a tracked tensor — another Reshape, Concat, a
+// grouped (non-depthwise) convolution, an unknown operator, a graph output
+// (the classifier's logits) or an initializer also read elsewhere — makes
+// the affected group unprunable, with the reason recorded; such groups are
+// never modified.
 //
 // The error is non-nil only for a model without units.
 func Analyze(m *model.Model) (*Structure, error) {

@@ -22,10 +22,16 @@
 //     activation products Q·Kᵀ and P·V, and the Reshape that merges them
 //     back makes head h the block of rows of the output projection. The
 //     Reshape shape constants are rewritten (each Reshape gets its own).
-//     Heads are left intact (and reported) where the export computes the
-//     shapes at run time from Shape nodes, or fuses q, k and v into one
-//     MatMul split by Slice (the zoo's tiny_vit and tiny_bert, whose FFN
-//     rows are pruned).
+//     Where q, k and v come from one fused MatMul split by Slice or Split
+//     (torch's chunk(3)), the projection's columns are partitioned: head h
+//     is its block of head-size columns in each third, and the Slice
+//     bounds (or Split sizes) become constants for the heads kept. Where
+//     the export computes the Reshape shapes and Slice bounds at run time
+//     (Shape → Gather → Concat chains, as the zoo's tiny_vit and tiny_bert
+//     do), they are replaced by constants that hold for every batch size
+//     (0 copies the batch and sequence dimensions) and the dead shape
+//     arithmetic is dropped; a Shape of a pruned tensor whose value
+//     reaches anything else leaves its group intact (reported).
 //   - Estimate computes every output channel's Hessian trace Tr(H_cc) with
 //     Hutchinson's estimator over the engine's per-channel operator, with
 //     standard errors, and HAP's importance Tr(H_cc)/n_c·‖W_c‖² (Yu et al.,

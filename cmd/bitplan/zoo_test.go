@@ -52,8 +52,9 @@ func writeInts(t *testing.T, name string, shape []int, v []int64) string {
 // units; also --loss kl without labels), tiny_vit, tiny_quartznet
 // (per-frame outputs, --loss position with ignored frames), tiny_unet
 // (per-pixel labels) and tiny_resnet. Small probe counts keep it fast; the
-// pruned models must import. Prune leaves every tiny_vit and tiny_unet
-// structure intact (listing why), so their budget is 100%.
+// pruned models must import. Prune leaves every tiny_unet structure
+// intact (listing why), so its budget is 100%; tiny_vit loses heads of its
+// fused q/k/v projections and FFN rows.
 func TestZooCommands(t *testing.T) {
 	qn := make([]int64, 2*16)
 	for i := range qn {
@@ -75,7 +76,7 @@ func TestZooCommands(t *testing.T) {
 	}{
 		{"tiny_bert", "input_ids.npy,attention_mask.npy", writeInts(t, "y.npy", []int{2}, []int64{0, 2}), "class", 13, "97%"},
 		{"tiny_bert", "attention_mask.npy,input_ids.npy", "", "kl", 13, "97%"},
-		{"tiny_vit", "input.npy", writeInts(t, "y.npy", []int{2}, []int64{3, 7}), "class", 10, "100%"},
+		{"tiny_vit", "input.npy", writeInts(t, "y.npy", []int{2}, []int64{3, 7}), "class", 10, "80%"},
 		{"tiny_quartznet", "features.npy", writeInts(t, "y.npy", []int{2, 16}, qn), "position", 13, "80%"},
 		{"tiny_unet", "input.npy", writeInts(t, "y.npy", []int{2, 16, 16}, px), "position", 0, "100%"},
 		{"tiny_resnet", "input.npy", writeInts(t, "y.npy", []int{2}, []int64{1, 4}), "class", 9, "70%"},
