@@ -28,7 +28,8 @@ type ScoreSettings struct {
 // returns): t.Layers[i].Scores for each candidate of DeltaSq, and
 // t.Criterion. The criteria are those of sensitivity.Criterion that need
 // no Hessian: Weight (‖ΔW‖²), Taylor (|∇_W L · ΔW|, one gradient pass),
-// Fisher (½·mean over samples of Σ (∂ℓ/∂y)² (Δy)², one gradient pass and
+// Fisher (½·mean over samples of Σ (∂ℓ/∂y)² (Δy)² over the outputs y of
+// the layer's node that the graph reads, one gradient pass and
 // one forward pass per layer and candidate) and Measured (the calibration
 // loss increase with that layer alone quantized, one forward pass per
 // layer and candidate). Fisher and Measured quantize the layer's input at
@@ -196,14 +197,35 @@ func measured(ctx context.Context, e *nn.Engine, calib data.Dataset, t *sensitiv
 }
 
 func fisher(ctx context.Context, e *nn.Engine, calib data.Dataset, t *sensitivity.Table, byName map[string]nn.UnitLayout, set ScoreSettings, scores []map[string]float64) error {
+	// A layer's outputs are those of its node that the graph reads: an
+	// LSTM's Y_h when only the last hidden state is used, not its unused
+	// Y (whose gradient would be zero).
 	m := e.Model()
-	names := make([]string, len(t.Layers))
+	read := map[string]bool{}
+	for _, nd := range m.Nodes {
+		for _, in := range nd.Inputs {
+			read[in] = true
+		}
+	}
+	for _, o := range m.Outputs {
+		read[o.Name] = true
+	}
+	var names []string                   // every layer's output tensors, concatenated
+	own := make([][2]int, len(t.Layers)) // layer i's span of names
 	for i := range t.Layers {
 		mu := m.Unit(t.Layers[i].Name)
-		if mu == nil || len(m.Nodes[mu.Node].Outputs) == 0 {
+		own[i][0] = len(names)
+		if mu != nil {
+			for _, o := range m.Nodes[mu.Node].Outputs {
+				if o != "" && read[o] {
+					names = append(names, o)
+				}
+			}
+		}
+		own[i][1] = len(names)
+		if own[i][0] == own[i][1] {
 			return fmt.Errorf("eval: fisher: no output tensor for layer %q", t.Layers[i].Name)
 		}
-		names[i] = m.Nodes[mu.Node].Outputs[0]
 	}
 	// Per pass: the samples, the float outputs and the per-sample output
 	// gradients n·∂(mean loss)/∂y of every layer.
@@ -246,15 +268,18 @@ func fisher(ctx context.Context, e *nn.Engine, calib data.Dataset, t *sensitivit
 	total := float64(calib.Len())
 	return each(ctx, e, calib, t, set, func(i int, k string) error {
 		var s float64
+		lo, hi := own[i][0], own[i][1]
 		for _, p := range passes {
-			yq, err := e.TensorValues(p.x, p.n, names[i:i+1])
+			yq, err := e.TensorValues(p.x, p.n, names[lo:hi])
 			if err != nil {
 				return err
 			}
-			y, g := p.y[i], p.g[i]
-			for j, v := range yq[0] {
-				d := (v - y[j]) * g[j]
-				s += d * d
+			for o := range yq {
+				y, g := p.y[lo+o], p.g[lo+o]
+				for j, v := range yq[o] {
+					d := (v - y[j]) * g[j]
+					s += d * d
+				}
 			}
 		}
 		scores[i][k] = s / (2 * total)

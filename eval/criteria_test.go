@@ -3,10 +3,12 @@ package eval
 import (
 	"context"
 	"math"
+	"math/rand/v2"
 	"path/filepath"
 	"testing"
 
 	"github.com/bitplan/bitplan/data"
+	"github.com/bitplan/bitplan/model"
 	"github.com/bitplan/bitplan/nn"
 	"github.com/bitplan/bitplan/sensitivity"
 )
@@ -247,5 +249,100 @@ func TestScoreRefusesHessianCriteria(t *testing.T) {
 		if err := Score(context.Background(), e, ds, tbl, c, set); err == nil {
 			t.Errorf("criterion %q accepted", c)
 		}
+	}
+}
+
+// Fisher on an LSTM node that the graph reads through Y_h only
+// (fmnist_lstm: torch's last hidden state; Y is unused): the score of the
+// input weights W and of the recurrent weights R is the per-sample brute
+// force over Y_h, (1/2N) Σ_s Σ_j (∂ℓ_s/∂Y_h · ΔY_h)², with ΔY_h measured
+// with that weight alone quantized (W2; the 16-bit input's rounding is
+// negligible), and not the zero that Y's vanishing gradient would give.
+func TestScoreFisherLSTMHiddenState(t *testing.T) {
+	m, err := model.Load(filepath.Join("..", "testdata", "models", "fmnist_lstm.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := nn.New(m, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 6
+	rng := rand.New(rand.NewPCG(4, 4))
+	x := make([]float64, n*28*28)
+	y := make([]int, n)
+	for i := range x {
+		x[i] = rng.Float64()
+	}
+	for i := range y {
+		y[i] = rng.IntN(10)
+	}
+	ds, err := data.NewMemory(x, y, []int{1, 28, 28})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl := &sensitivity.Table{Model: "fmnist_lstm"}
+	for _, u := range e.Units() {
+		tbl.Layers = append(tbl.Layers, sensitivity.Layer{Name: u.Name, Params: float64(u.WeightSize), AvgTrace: 1, DeltaSq: map[string]float64{"w2a16": 1}})
+	}
+	if err := Score(t.Context(), e, ds, tbl, sensitivity.Fisher, &ScoreSettings{Settings: Settings{FloatBias: true}}); err != nil {
+		t.Fatal(err)
+	}
+	lstm := m.Nodes[m.Unit(tbl.Layers[0].Name).Node]
+	hy := lstm.Outputs[1]
+	theta := e.Theta()
+	checked := 0
+	for _, l := range tbl.Layers {
+		u := unitOf(t, e, l.Name)
+		if u.Op != "LSTM" {
+			continue
+		}
+		var want float64
+		for s := 0; s < n; s++ {
+			one, err := data.Rows(ds, []int{s})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, g, err := e.TensorGradients(one, []string{hy})
+			if err != nil {
+				t.Fatal(err)
+			}
+			xs := x[s*28*28 : (s+1)*28*28]
+			y0, err := e.TensorValues(xs, 1, []string{hy})
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := quantError(e, u, sensitivity.Quantizer{}, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w, _ := e.Weights(u.Name)
+			for j := range w {
+				w[j] += d[j]
+			}
+			if err := e.SetWeights(u.Name, w); err != nil {
+				t.Fatal(err)
+			}
+			y1, err := e.TensorValues(xs, 1, []string{hy})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := e.SetTheta(theta); err != nil {
+				t.Fatal(err)
+			}
+			for j := range y1[0] {
+				v := g[0][j] * (y1[0][j] - y0[0][j])
+				want += v * v
+			}
+		}
+		want /= 2 * n
+		got := l.Omega("w2a16")
+		if !(want > 0) || math.Abs(got-want) > 2e-3*want {
+			t.Errorf("%s: fisher Ω at W2 %.8g, per-sample brute force over Y_h %.8g", l.Name, got, want)
+		}
+		checked++
+	}
+	if checked != 2 {
+		t.Fatalf("checked %d LSTM units, want W and R", checked)
 	}
 }
