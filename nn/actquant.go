@@ -47,8 +47,9 @@ func (e *Engine) SetInputQuantizer(unit string, q InputQuantizer) error {
 	return fmt.Errorf("nn: no unit named %q", unit)
 }
 
-// ClearInputQuantizers removes every input quantizer.
-func (e *Engine) ClearInputQuantizers() { e.inq = nil }
+// ClearInputQuantizers removes every input quantizer, node input
+// quantizer and node output replacement.
+func (e *Engine) ClearInputQuantizers() { e.inq, e.nodeq = nil, nil }
 
 // locateUnitInputs fills p.unitIn: for every unit, the step running its
 // node and the slot of its data input (-1, -1 when the node is not
@@ -74,51 +75,79 @@ func (p *plan) locateUnitInputs() {
 	}
 }
 
-// forwardQuant is forward with the engine's input quantizers applied: each
-// quantized unit reads a quantized copy of its data input, swapped into
-// the slot for the duration of its step.
+// forwardQuant is forward with the engine's input quantizers and node
+// hooks applied: each quantized input is read as a quantized copy, swapped
+// into its slot for the duration of the step, and a replaced output is
+// overwritten after the step's kernel ran.
 func (w *work[T]) forwardQuant() {
-	hooks := w.p.e.inq
+	hooks := w.p.stepHooks()
 	if hooks == nil {
 		w.forward()
 		return
 	}
-	at := make(map[int]int, len(hooks)) // step → unit
-	for u, q := range hooks {
-		if q != nil && w.p.unitIn[u].step >= 0 {
-			at[w.p.unitIn[u].step] = u
-		}
-	}
 	if w.qbuf == nil {
-		w.qbuf = make([][]T, len(w.p.steps))
+		w.qbuf = make([][][]T, len(w.p.steps))
 	}
+	var orig [][]T
 	for _, s := range w.p.steps {
-		u, ok := at[s.idx]
+		h, ok := hooks[s.idx]
 		if !ok {
 			w.ks[s.idx].Forward(&w.Work)
 			continue
 		}
-		in := w.p.unitIn[u].slot
-		orig := w.Val[in]
-		if len(w.qbuf[s.idx]) != len(orig) {
-			w.qbuf[s.idx] = make([]T, len(orig))
+		for len(w.qbuf[s.idx]) < len(h.slots) {
+			w.qbuf[s.idx] = append(w.qbuf[s.idx], nil)
 		}
-		buf := w.qbuf[s.idx]
-		if f, ok := any(buf).([]float64); ok {
-			copy(f, any(orig).([]float64))
-			hooks[u](f)
-		} else { // the quantizer works in float64
-			tmp := staging(&w.qtmp, len(orig))
-			for i, v := range orig {
-				tmp[i] = float64(v)
+		orig = orig[:0]
+		for j, in := range h.slots {
+			src := w.Val[in]
+			orig = append(orig, src)
+			if len(w.qbuf[s.idx][j]) != len(src) {
+				w.qbuf[s.idx][j] = make([]T, len(src))
 			}
-			hooks[u](tmp)
-			for i, v := range tmp {
-				buf[i] = T(v)
-			}
+			buf := w.qbuf[s.idx][j]
+			w.apply(func(x, _ []float64) { h.qs[j](x) }, src, buf, true)
+			w.Val[in] = buf
 		}
-		w.Val[in] = buf
 		w.ks[s.idx].Forward(&w.Work)
-		w.Val[in] = orig
+		if h.out != nil {
+			out := w.Val[s.outs[0]]
+			w.apply(h.out, w.Val[h.outIn], out, false)
+		}
+		for j := len(h.slots) - 1; j >= 0; j-- {
+			w.Val[h.slots[j]] = orig[j]
+		}
+	}
+}
+
+// apply runs f on float64 views of src and dst: with inPlace, dst starts
+// as a copy of src and f(dst, nil) transforms it; otherwise f(src, dst)
+// writes dst. In float32 runs the values are staged in float64.
+func (w *work[T]) apply(f func(x, y []float64), src, dst []T, inPlace bool) {
+	if s64, ok := any(src).([]float64); ok {
+		d64 := any(dst).([]float64)
+		if inPlace {
+			copy(d64, s64)
+			f(d64, nil)
+		} else {
+			f(s64, d64)
+		}
+		return
+	}
+	tmp := staging(&w.qtmp, len(src))
+	for i, v := range src {
+		tmp[i] = float64(v)
+	}
+	if inPlace {
+		f(tmp, nil)
+		for i, v := range tmp {
+			dst[i] = T(v)
+		}
+		return
+	}
+	out := staging(&w.qout, len(dst))
+	f(tmp, out)
+	for i, v := range out {
+		dst[i] = T(v)
 	}
 }

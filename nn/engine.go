@@ -195,6 +195,9 @@ type Engine struct {
 	// inq holds the input quantizer of every unit (nil: none), see
 	// SetInputQuantizer.
 	inq []InputQuantizer
+	// nodeq holds the input quantizers and output replacements of nodes
+	// by node index, see SetNodeInputQuantizer and SetNodeOutput.
+	nodeq map[int]*nodeHook
 }
 
 // Input is one data input of the graph as the engine feeds it.

@@ -100,11 +100,11 @@ type work[T op.Real] struct {
 	labels []int
 	// refBuf holds the outputs at a Referenced loss's parameters.
 	refBuf []float64
-	// qbuf holds, per step, the quantized copy of a unit's data input
-	// (allocated on first use by forwardQuant); qtmp is its float64
-	// staging when T is float32.
-	qbuf [][]T
-	qtmp []float64
+	// qbuf holds, per step, the quantized copies of its quantized inputs
+	// (allocated on first use by forwardQuant); qtmp and qout are the
+	// float64 staging when T is float32.
+	qbuf       [][][]T
+	qtmp, qout []float64
 	// Float64 staging of the inputs, the output and the loss's adjoints,
 	// used when T is float32 (the data and the loss are float64).
 	ins64                  [][]float64
