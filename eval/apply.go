@@ -24,6 +24,12 @@ type Layer struct {
 	// ABits is the bit width of the layer's data input, 1..MaxBits; 0
 	// keeps the input in float64.
 	ABits int
+	// Kind is "" for a weight layer (a unit), sensitivity.KindAttention
+	// for an activation × activation MatMul (Name is its node; Bits, below
+	// FloatBits, quantizes both inputs; ABits is ignored) and
+	// sensitivity.KindNonlinear for a block of non-linearities (Bits below
+	// FloatBits: I-BERT's integer-only GELU, Softmax and LayerNorm).
+	Kind string
 }
 
 // FromPlan returns the layers of a plan, checked against the engine's
@@ -44,7 +50,28 @@ func FromPlan(p *plan.Plan, e *nn.Engine) ([]Layer, error) {
 	}
 	seen := make(map[string]bool, len(p.Layers))
 	var out []Layer
+	var points map[string]bool
 	for i, l := range p.Layers {
+		if l.Kind == sensitivity.KindAttention {
+			if points == nil {
+				points = map[string]bool{}
+				for _, a := range AttentionPoints(e) {
+					points[a.Name] = true
+				}
+			}
+			if !points[l.Name] || seen[l.Name] {
+				return nil, fmt.Errorf("layers[%d]: attention layer %q is not an activation × activation MatMul of the model, or appears twice", i, l.Name)
+			}
+			seen[l.Name] = true
+			if l.Bits < 1 || l.Bits > MaxBits {
+				return nil, fmt.Errorf("layers[%d] (%q): bits %d out of range [1, %d] (%d and more: float)", i, l.Name, l.Bits, MaxBits, FloatBits)
+			}
+			out = append(out, Layer{Name: l.Name, Bits: l.Bits, ABits: l.Bits, Kind: l.Kind})
+			continue
+		}
+		if l.Kind != "" {
+			return nil, fmt.Errorf("layers[%d] (%q): kind %q is not simulated", i, l.Name, l.Kind)
+		}
 		if !byName[l.Name] {
 			return nil, fmt.Errorf("layers[%d]: plan layer %q is not a quantizable layer of the model (the model has %s)", i, l.Name, strings.Join(names, ", "))
 		}
@@ -147,6 +174,10 @@ type Settings struct {
 	// measured criteria do). A layer with ABits > 0 and no range is an
 	// error.
 	Ranges map[string]Range
+	// AttentionRanges, when not nil, are the ranges of the attention
+	// points' two inputs (by node name, as CalibrateAttention returns
+	// them) instead of calibrating them on the data.
+	AttentionRanges map[string][2]Range
 	// FloatBias keeps biases in float64. By default the bias of a Conv or
 	// Gemm whose input is quantized is rounded to the INT32 grid of an
 	// integer kernel, step s_x·s_w[c] (the float32 product of the float32
@@ -158,6 +189,8 @@ type Settings struct {
 type Applied struct {
 	// Layers reports, in the engine's unit order, what was applied.
 	Layers []AppliedLayer
+	// Attention reports the attention points of the plan, in plan order.
+	Attention []AppliedAttention
 	e      *nn.Engine
 	theta  []float64
 }
@@ -202,8 +235,20 @@ func Apply(ctx context.Context, e *nn.Engine, layers []Layer, calib data.Dataset
 	}
 	want := make([]*Layer, len(units))
 	needCalib := false
+	var att, nonlin []Layer
 	for i := range layers {
 		l := &layers[i]
+		switch l.Kind {
+		case "":
+		case sensitivity.KindAttention:
+			att = append(att, *l)
+			continue
+		case sensitivity.KindNonlinear:
+			nonlin = append(nonlin, *l)
+			continue
+		default:
+			return nil, fmt.Errorf("eval: layer %q: unknown kind %q", l.Name, l.Kind)
+		}
 		j, ok := idx[l.Name]
 		if !ok {
 			return nil, fmt.Errorf("eval: layer %q is not a quantizable layer of the model", l.Name)
@@ -265,6 +310,9 @@ func Apply(ctx context.Context, e *nn.Engine, layers []Layer, calib data.Dataset
 		a.Layers = append(a.Layers, al)
 	}
 	if !needCalib {
+		if err := a.finishApply(ctx, e, att, nonlin, calib, set); err != nil {
+			return nil, err
+		}
 		return a, nil
 	}
 	bits := make(map[string]int, len(a.Layers))
@@ -312,7 +360,25 @@ func Apply(ctx context.Context, e *nn.Engine, layers []Layer, calib data.Dataset
 			return nil, err
 		}
 	}
+	if err := a.finishApply(ctx, e, att, nonlin, calib, set); err != nil {
+		return nil, err
+	}
 	return a, nil
+}
+
+// finishApply installs the non-linearities' and then the attention
+// points' simulations, after the weight layers (so attention ranges are
+// calibrated on the model as deployed). On error the engine is restored.
+func (a *Applied) finishApply(ctx context.Context, e *nn.Engine, att, nonlin []Layer, calib data.Dataset, set Settings) error {
+	if len(nonlin) > 0 {
+		a.Restore()
+		return fmt.Errorf("eval: layer %q: non-linearity blocks are not simulated yet", nonlin[0].Name)
+	}
+	if err := a.applyAttention(ctx, e, att, calib, set); err != nil {
+		a.Restore()
+		return err
+	}
+	return nil
 }
 
 // quantizeBiases rounds the bias of every Conv or Gemm layer with a

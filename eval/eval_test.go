@@ -203,7 +203,7 @@ func TestFromPlan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ls) != 5 || ls[2] != (Layer{"/fc1/Gemm", 2, 8}) || ls[4] != (Layer{"/fc3/Gemm", 8, 8}) {
+	if len(ls) != 5 || ls[2] != (Layer{Name: "/fc1/Gemm", Bits: 2, ABits: 8}) || ls[4] != (Layer{Name: "/fc3/Gemm", Bits: 8, ABits: 8}) {
 		t.Errorf("layers %+v (abits 0 must take the weight width)", ls)
 	}
 	cases := []struct {
@@ -229,10 +229,10 @@ func TestFromPlan(t *testing.T) {
 	if _, err := FromPlan(inf, e); err == nil || !strings.Contains(err.Error(), `status "infeasible" and no bit widths`) {
 		t.Errorf("infeasible plan: %v", err)
 	}
-	if _, err := Apply(context.Background(), e, []Layer{{"/fc1/Gemm", 4, 8}}, nil, nil); err == nil || !strings.Contains(err.Error(), "needs calibration data") {
+	if _, err := Apply(context.Background(), e, []Layer{{Name: "/fc1/Gemm", Bits: 4, ABits: 8}}, nil, nil); err == nil || !strings.Contains(err.Error(), "needs calibration data") {
 		t.Errorf("Apply without calibration data: %v", err)
 	}
-	if _, err := Apply(context.Background(), e, []Layer{{"nope", 4, 0}}, nil, nil); err == nil || !strings.Contains(err.Error(), `"nope" is not a quantizable layer`) {
+	if _, err := Apply(context.Background(), e, []Layer{{Name: "nope", Bits: 4}}, nil, nil); err == nil || !strings.Contains(err.Error(), `"nope" is not a quantizable layer`) {
 		t.Errorf("Apply with an unknown layer: %v", err)
 	}
 }

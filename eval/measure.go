@@ -42,7 +42,7 @@ func (m *Measurer) Measure(ctx context.Context, layers []plan.Layer) (plan.Measu
 		if ab == 0 {
 			ab = l.Bits
 		}
-		ls[i] = Layer{Name: l.Name, Bits: l.Bits, ABits: ab}
+		ls[i] = Layer{Name: l.Name, Bits: l.Bits, ABits: ab, Kind: l.Kind}
 	}
 	a, err := Apply(ctx, m.Engine, ls, m.Calib, &Settings{Weights: m.Weights})
 	if err != nil {

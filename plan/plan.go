@@ -371,7 +371,7 @@ func (b *built) fill(p *Plan, chosen []int) {
 	for i := range t.Layers {
 		l := &t.Layers[i]
 		lp := Layer{Name: l.Name, AvgTrace: l.AvgTrace, AvgTraceStderr: l.AvgTraceStderr,
-			Params: l.Params, MACs: l.MACs, Tie: b.tieOf[i], Pinned: l.Pin != ""}
+			Params: l.Params, MACs: l.MACs, Tie: b.tieOf[i], Pinned: l.Pin != "", Kind: l.Kind}
 		if c := chosen[i]; c >= 0 {
 			k := b.info[i].keys[c]
 			lp.Choice, lp.Bits, lp.ABits = k, b.info[i].precs[c].W, b.info[i].precs[c].A

@@ -88,6 +88,12 @@ type Layer struct {
 	Tie string `json:"tie,omitempty"`
 	// Pinned reports a layer fixed by the table.
 	Pinned bool `json:"pinned,omitempty"`
+	// Kind is the table layer's kind: "" for a weight layer, "attention"
+	// for an activation × activation MatMul whose two inputs are quantized
+	// to Bits (16: float), "nonlinear" for a block's GELU, Softmax and
+	// LayerNorm computed integer-only (Bits 8, I-BERT) or in float (16);
+	// see sensitivity.Layer.Kind.
+	Kind string `json:"kind,omitempty"`
 	// Pruned, in a pruning plan, is the unit before and after pruning.
 	Pruned *LayerPruning `json:"pruned,omitempty"`
 }

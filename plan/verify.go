@@ -157,7 +157,7 @@ func (b *built) verify(ctx context.Context, p *Plan, opt []int) error {
 			c.Choices = append(c.Choices, k)
 			c.Omega += t.Layers[i].Omega(k)
 			pr := b.info[i].precs[ci]
-			layers = append(layers, Layer{Name: t.Layers[i].Name, Choice: k, Bits: pr.W, ABits: pr.A})
+			layers = append(layers, Layer{Name: t.Layers[i].Name, Choice: k, Bits: pr.W, ABits: pr.A, Kind: t.Layers[i].Kind})
 		}
 		m, err := v.Measure.Measure(ctx, layers)
 		if err != nil {
@@ -262,7 +262,7 @@ func (b *built) verify(ctx context.Context, p *Plan, opt []int) error {
 					continue
 				}
 				pr := b.info[i].precs[c]
-				m, err := v.Measure.Measure(ctx, []Layer{{Name: t.Layers[i].Name, Choice: k, Bits: pr.W, ABits: pr.A}})
+				m, err := v.Measure.Measure(ctx, []Layer{{Name: t.Layers[i].Name, Choice: k, Bits: pr.W, ABits: pr.A, Kind: t.Layers[i].Kind}})
 				if err != nil {
 					return fmt.Errorf("plan: verification: layer %q at %s: %w", t.Layers[i].Name, k, err)
 				}

@@ -58,7 +58,7 @@ const maxInterned = 1024
 // bits that record which a layer object has given.
 var layerFields = [...]string{"name", "params", "macs", "avg_trace", "avg_trace_stderr", "trace",
 	"delta_sq", "latency_ms", "omega", "omega_stderr", "tie", "pin", "in_elems", "out_elems", "out_channels",
-	"index", "in_channels", "kernel", "stride", "in_hw", "out_hw"}
+	"index", "in_channels", "kernel", "stride", "in_hw", "out_hw", "kind"}
 
 var topFields = [...]string{"model", "source", "notes", "criterion", "ties", "layers"}
 
@@ -310,6 +310,8 @@ func (d *decoder) layer(l *Layer, idx int) error {
 			l.InHW, err = d.float("layers.in_hw")
 		case 20:
 			l.OutHW, err = d.float("layers.out_hw")
+		case 21:
+			l.Kind, err = d.str("layers.kind")
 		}
 		if err != nil {
 			return err

@@ -181,6 +181,10 @@ func (e *encoder) layer(l *Layer, i int) {
 		field("pin")
 		e.str(l.Pin)
 	}
+	if l.Kind != "" {
+		field("kind")
+		e.str(l.Kind)
+	}
 	num("in_elems", l.InElems, true)
 	num("out_elems", l.OutElems, true)
 	num("out_channels", l.OutChannels, true)

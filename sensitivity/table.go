@@ -97,7 +97,21 @@ type Layer struct {
 	Stride     float64 `json:"stride,omitempty"`
 	InHW       float64 `json:"in_hw,omitempty"`
 	OutHW      float64 `json:"out_hw,omitempty"`
+
+	// Kind says what the layer is when it is not a weight layer: KindAttention
+	// for an activation × activation MatMul (Q·Kᵀ, P·V), whose candidate
+	// "b" quantizes both of its inputs to b bits (16: float, not quantized),
+	// Params 0; KindNonlinear for the GELU, Softmax and LayerNorm nodes of a
+	// block computed integer-only (I-BERT, candidate "8") or in float
+	// ("16"). Empty for a weight layer. Both carry their Ω in Scores.
+	Kind string `json:"kind,omitempty"`
 }
+
+// The kinds of a Layer that is not a weight layer (Layer.Kind).
+const (
+	KindAttention = "attention"
+	KindNonlinear = "nonlinear"
+)
 
 // Precision is a candidate: weight and activation bit widths.
 type Precision struct {
@@ -323,6 +337,9 @@ func (c *validator) layer(t *Table, i int, sameKeys bool) error {
 	}
 	if !finite(l.AvgTrace) {
 		return fmt.Errorf("%s: \"avg_trace\" must be finite, got %v", where(), l.AvgTrace)
+	}
+	if l.Kind != "" && l.Kind != KindAttention && l.Kind != KindNonlinear {
+		return fmt.Errorf("%s: kind %q: want %q, %q or none (a weight layer)", where(), l.Kind, KindAttention, KindNonlinear)
 	}
 	if l.AvgTrace < 0 {
 		c.warn = append(c.warn, fmt.Sprintf("%s: negative avg_trace %g (the Hessian is indefinite here; its Ω favours lower precision)", where(), l.AvgTrace))
