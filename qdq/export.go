@@ -81,6 +81,8 @@ type Summary struct {
 	WeightQuantizer string         `json:"weight_quantizer"`
 	Calibration     string         `json:"calibration"`
 	Layers          []LayerSummary `json:"layers"`
+	// Attention lists the quantized activation × activation MatMuls.
+	Attention []AttentionSummary `json:"attention,omitempty"`
 }
 
 // LayerSummary is one layer's quantization as stored in the model.
@@ -148,6 +150,14 @@ func Export(ctx context.Context, c *Config) (*Result, error) {
 		units[u.Name] = u
 	}
 	for _, l := range c.Layers {
+		if l.Kind == sensitivity.KindAttention {
+			if l.Bits < eval.FloatBits {
+				if _, err := ActType(l.Bits); err != nil {
+					return nil, fmt.Errorf("qdq: attention layer %q: %w", l.Name, err)
+				}
+			}
+			continue // checked by eval.Apply
+		}
 		if _, ok := units[l.Name]; !ok {
 			return nil, fmt.Errorf("qdq: layer %q is not a quantizable layer of the model", l.Name)
 		}
@@ -180,6 +190,16 @@ func Export(ctx context.Context, c *Config) (*Result, error) {
 			return nil, fmt.Errorf("qdq: layer %q: %w", al.Name, err)
 		}
 		sum.Layers = append(sum.Layers, ls)
+	}
+	for _, aa := range a.Attention {
+		if aa.Bits == 0 {
+			continue
+		}
+		as, err := x.attention(aa)
+		if err != nil {
+			return nil, fmt.Errorf("qdq: attention layer %q: %w", aa.Name, err)
+		}
+		sum.Attention = append(sum.Attention, as)
 	}
 	if c.Dyadic {
 		if err := x.dyadic(sum.Layers); err != nil {
