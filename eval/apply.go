@@ -191,8 +191,8 @@ type Applied struct {
 	Layers []AppliedLayer
 	// Attention reports the attention points of the plan, in plan order.
 	Attention []AppliedAttention
-	e      *nn.Engine
-	theta  []float64
+	e         *nn.Engine
+	theta     []float64
 }
 
 // AppliedLayer is one layer's quantization.

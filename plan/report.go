@@ -173,6 +173,12 @@ func (l *Layer) appendJSON(b []byte) ([]byte, error) {
 		b = jsonx.AppendIndent(b, 3)
 		b = append(b, `"pinned": true,`...)
 	}
+	if l.Kind != "" {
+		b = jsonx.AppendIndent(b, 3)
+		b = append(b, `"kind": `...)
+		b = jsonx.AppendString(b, l.Kind)
+		b = append(b, ',')
+	}
 	if l.Pruned != nil {
 		js, err := json.MarshalIndent(l.Pruned, "      ", "  ")
 		if err != nil && bad == nil {

@@ -36,6 +36,9 @@ func TestWriteJSONMatchesEncodingJSON(t *testing.T) {
 				l.Tie = "t"
 			}
 			if rng.IntN(2) == 0 {
+				l.Kind = "attention"
+			}
+			if rng.IntN(2) == 0 {
 				l.Pruned = &LayerPruning{Group: "g<1>", OutChannels: [2]int{8, rng.IntN(9)}, Params: [2]int64{100, int64(rng.IntN(100))},
 					FLOPs: [2]int64{1e6, 5e5}, OmegaRemoved: num()}
 				if rng.IntN(2) == 0 {
@@ -62,8 +65,8 @@ func TestWriteJSONMatchesEncodingJSON(t *testing.T) {
 		t.Errorf("NaN: %v", err)
 	}
 	// appendJSON writes every field of Layer: a new field must be added there.
-	if n := reflect.TypeOf(Layer{}).NumField(); n != 13 {
-		t.Errorf("plan.Layer has %d fields; appendJSON writes 13", n)
+	if n := reflect.TypeOf(Layer{}).NumField(); n != 14 {
+		t.Errorf("plan.Layer has %d fields; appendJSON writes 14", n)
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/bitplan/bitplan/budget"
@@ -45,6 +47,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	verifyK := fs.Int("verify", 3, "measure the ILP plan, its `K` next-best plans and the widest fitting uniform plan on held-out samples, correct Ω where the measurement overrules it, and return the best measured (0: skip)")
 	verifyN := fs.Int("verify-samples", 1000, "held-out samples `N` of the verification, taken after the --samples calibration samples")
 	gap := gapFlag(fs)
+	attBits := fs.String("attention-bits", "16", "candidate `WIDTHS` of both inputs of every activation × activation MatMul (attention's Q·Kᵀ and P·V), comma-separated, e.g. 4,8,16 (16: float, FP16 on the device); Ω is the measured loss increase (×2 for the Hessian criteria); the default 16 keeps them float and counts their MACs in BOPS, latency and energy; none leaves them out of the plan")
 	export := fs.String("export", "", "also write the plan's QDQ model (as bitplan quantize does, calibrated on the planning data) to `FILE`")
 	var xf exportFlags
 	xf.register(fs, false)
@@ -89,6 +92,10 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if *stability > 0 && tf.criterion != "" && strings.ToLower(tf.criterion) != string(sensitivity.Hessian) {
 		return usageError{fmt.Errorf("flag --stability resamples the Hessian traces; it applies to --sensitivity hessian only, not %s", tf.criterion)}
+	}
+	abits, err := parseAttentionBits(*attBits)
+	if err != nil {
+		return err
 	}
 	if *verifyK < 0 || *verifyN < 0 {
 		return usageError{fmt.Errorf("flags --verify and --verify-samples must not be negative")}
@@ -145,6 +152,9 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	s, err := plan.Analyze(ctx, a)
 	if err == nil {
 		err = tf.score(ctx, a, s, pr)
+	}
+	if err == nil && abits != nil {
+		err = addAttention(ctx, e, ds, s, abits, pr)
 	}
 	pr.done()
 	if err != nil {
@@ -264,3 +274,43 @@ func pendingText(ps []pendingBudget) string {
 
 // sizeKind is the budget kind of the default budget.
 const sizeKind = budget.Size
+
+// parseAttentionBits reads --attention-bits: "none" (nil) or a list of
+// widths in 1..32 (16 and more: float).
+func parseAttentionBits(spec string) ([]int, error) {
+	spec = strings.TrimSpace(spec)
+	if strings.EqualFold(spec, "none") {
+		return nil, nil
+	}
+	var out []int
+	for _, f := range strings.Split(spec, ",") {
+		b, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || b < 1 || b > eval.MaxBits {
+			return nil, usageError{fmt.Errorf("flag --attention-bits %q: want comma-separated widths in 1..%d (16: float) or none", spec, eval.MaxBits)}
+		}
+		if slices.Contains(out, b) {
+			return nil, usageError{fmt.Errorf("flag --attention-bits %q: width %d given twice", spec, b)}
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// addAttention appends the model's attention points to the table (see
+// eval.AddAttention) and says so in its source.
+func addAttention(ctx context.Context, e *nn.Engine, ds data.Dataset, s *plan.Sensitivity, bits []int, pr *progress) error {
+	quant := slices.ContainsFunc(bits, func(b int) bool { return b < eval.FloatBits })
+	if quant {
+		pr.printf("attention: measuring Ω of %d activation × activation MatMuls", len(eval.AttentionPoints(e)))
+	}
+	n, err := eval.AddAttention(ctx, e, ds, s.Table, &eval.AttentionSettings{Bits: bits})
+	if err != nil || n == 0 {
+		return err
+	}
+	if quant {
+		s.Table.Source += fmt.Sprintf("; %d attention points (Q·Kᵀ, P·V): Ω measured on %d calibration samples", n, ds.Len())
+	} else {
+		s.Table.Source += fmt.Sprintf("; %d attention points (Q·Kᵀ, P·V) counted at float", n)
+	}
+	return nil
+}
