@@ -22,10 +22,10 @@ type decoder struct {
 	// keys interns the candidate keys of delta_sq and latency_ms ("4",
 	// "w4a8"): a table has a handful, repeated on every layer.
 	keys map[string]string
-	// last holds the keys of the last delta_sq, latency_ms, omega and
-	// omega_stderr read, in order: the next layer's usually repeat them,
+	// last holds the keys of the last delta_sq, latency_ms, omega,
+	// omega_stderr and act_delta_sq read, in order: the next layer's usually repeat them,
 	// found without hashing.
-	last [4][]string
+	last [5][]string
 	// keys[0] and keys[1] describe the current layer's delta_sq and
 	// latency_ms: keysAbsent, keysSame (the keys of their last occurrence,
 	// in order, and every value non-negative) or keysOther; prevKeys the
@@ -58,7 +58,8 @@ const maxInterned = 1024
 // bits that record which a layer object has given.
 var layerFields = [...]string{"name", "params", "macs", "avg_trace", "avg_trace_stderr", "trace",
 	"delta_sq", "latency_ms", "omega", "omega_stderr", "tie", "pin", "in_elems", "out_elems", "out_channels",
-	"index", "in_channels", "kernel", "stride", "in_hw", "out_hw", "kind"}
+	"index", "in_channels", "kernel", "stride", "in_hw", "out_hw", "kind",
+	"act_avg_trace", "act_avg_trace_stderr", "act_delta_sq"}
 
 var topFields = [...]string{"model", "source", "notes", "criterion", "ties", "layers"}
 
@@ -312,6 +313,12 @@ func (d *decoder) layer(l *Layer, idx int) error {
 			l.OutHW, err = d.float("layers.out_hw")
 		case 21:
 			l.Kind, err = d.str("layers.kind")
+		case 22:
+			l.ActAvgTrace, err = d.float("layers.act_avg_trace")
+		case 23:
+			l.ActAvgTraceStderr, err = d.float("layers.act_avg_trace_stderr")
+		case 24:
+			l.ActDeltaSq, _, err = d.floatMap("layers.act_delta_sq", idx, &d.last[4])
 		}
 		if err != nil {
 			return err

@@ -197,6 +197,12 @@ func (e *encoder) layer(l *Layer, i int) {
 	num("stride", l.Stride, true)
 	num("in_hw", l.InHW, true)
 	num("out_hw", l.OutHW, true)
+	num("act_avg_trace", l.ActAvgTrace, true)
+	num("act_avg_trace_stderr", l.ActAvgTraceStderr, true)
+	if len(l.ActDeltaSq) > 0 {
+		field("act_delta_sq")
+		e.floatMap("act_delta_sq", l.ActDeltaSq)
+	}
 	e.nl(2)
 	e.raw("}")
 	if len(e.buf) > 32<<10 {

@@ -73,6 +73,12 @@ func randomTable(rng *rand.Rand, n int) *Table {
 			}
 		}
 		if rng.IntN(3) == 0 {
+			l.ActAvgTrace, l.ActAvgTraceStderr, l.ActDeltaSq = num()-num(), num(), map[string]float64{}
+			for k := range l.DeltaSq {
+				l.ActDeltaSq[k] = num()
+			}
+		}
+		if rng.IntN(3) == 0 {
 			l.Tie = "t" + fmt.Sprint(rng.IntN(3))
 		}
 		if rng.IntN(4) == 0 {

@@ -105,6 +105,20 @@ type Layer struct {
 	// block computed integer-only (I-BERT, candidate "8") or in float
 	// ("16"). Empty for a weight layer. Both carry their Ω in Scores.
 	Kind string `json:"kind,omitempty"`
+	// ActAvgTrace is Tr(H_a)/n_a for the layer's input activation a: the
+	// trace of the Hessian of the loss with respect to the layer's input
+	// as the layer reads it, per calibration sample (the mean over samples
+	// of the per-sample Hessian's trace) over the n_a input elements of
+	// one sample. With ActDeltaSq it adds the activation term to Ω;
+	// optional (0: the weight term alone, HAWQ-V3's Ω).
+	ActAvgTrace float64 `json:"act_avg_trace,omitempty"`
+	// ActAvgTraceStderr is the standard error of ActAvgTrace.
+	ActAvgTraceStderr float64 `json:"act_avg_trace_stderr,omitempty"`
+	// ActDeltaSq maps candidates (keys as in DeltaSq) to E‖Q_A(a) − a‖²,
+	// the mean over calibration samples of the squared error of the input
+	// activation quantizer at the candidate's activation width A;
+	// optional (a missing candidate has no activation term).
+	ActDeltaSq map[string]float64 `json:"act_delta_sq,omitempty"`
 }
 
 // The kinds of a Layer that is not a weight layer (Layer.Kind).
@@ -191,14 +205,18 @@ func (l *Layer) Candidates() ([]Precision, []string) {
 
 // Omega returns the sensitivity of the layer at the candidate key: its
 // Scores entry when the layer has Scores (another Criterion), else the
-// HAWQ-V3 sensitivity
+// HAWQ-V3 sensitivity plus, when the table has it, the activation term
 //
-//	Ω_i(b) = (Tr(H_i)/n_i) · ‖Q_b(W_i) − W_i‖²₂ = AvgTrace · DeltaSq[b]
+//	Ω_i(b) = (Tr(H_i)/n_i) · ‖Q_b(W_i) − W_i‖²₂ + (Tr(H_a)/n_a) · E‖Q_b(a) − a‖²
+//	       = AvgTrace · DeltaSq[b] + ActAvgTrace · ActDeltaSq[b]
+//
+// (both terms without the ½ of the second-order Taylor expansion, as
+// HAWQ-V3 writes the first).
 func (l *Layer) Omega(key string) float64 {
 	if l.Scores != nil {
 		return l.Scores[key]
 	}
-	return l.AvgTrace * l.DeltaSq[key]
+	return l.AvgTrace*l.DeltaSq[key] + l.ActAvgTrace*l.ActDeltaSq[key]
 }
 
 // MaxTableBytes bounds the size of a table file or stream: about eight
@@ -330,7 +348,7 @@ func (c *validator) layer(t *Table, i int, sameKeys bool) error {
 		name string
 		v    float64
 	}{{"params", l.Params}, {"macs", l.MACs}, {"avg_trace_stderr", l.AvgTraceStderr},
-		{"in_elems", l.InElems}, {"out_elems", l.OutElems}, {"out_channels", l.OutChannels}} {
+		{"act_avg_trace_stderr", l.ActAvgTraceStderr}, {"in_elems", l.InElems}, {"out_elems", l.OutElems}, {"out_channels", l.OutChannels}} {
 		if !finite(f.v) || f.v < 0 {
 			return fmt.Errorf("%s: %q must be a finite non-negative number, got %v", where(), f.name, f.v)
 		}
@@ -341,10 +359,13 @@ func (c *validator) layer(t *Table, i int, sameKeys bool) error {
 	if l.Kind != "" && l.Kind != KindAttention && l.Kind != KindNonlinear {
 		return fmt.Errorf("%s: kind %q: want %q, %q or none (a weight layer)", where(), l.Kind, KindAttention, KindNonlinear)
 	}
+	if !finite(l.ActAvgTrace) {
+		return fmt.Errorf("%s: \"act_avg_trace\" must be finite, got %v", where(), l.ActAvgTrace)
+	}
 	if l.AvgTrace < 0 {
 		c.warn = append(c.warn, fmt.Sprintf("%s: negative avg_trace %g (the Hessian is indefinite here; its Ω favours lower precision)", where(), l.AvgTrace))
 	}
-	if sameKeys && l.Scores == nil && l.ScoreStderr == nil {
+	if sameKeys && l.Scores == nil && l.ScoreStderr == nil && l.ActDeltaSq == nil {
 		if l.Pin != "" {
 			if _, ok := l.DeltaSq[l.Pin]; !ok {
 				return fmt.Errorf("%s: pin %q names no candidate of delta_sq", where(), l.Pin)
@@ -402,7 +423,7 @@ func (c *validator) layer(t *Table, i int, sameKeys bool) error {
 	for _, f := range [...]struct {
 		name string
 		m    map[string]float64
-	}{{"omega", l.Scores}, {"omega_stderr", l.ScoreStderr}} {
+	}{{"omega", l.Scores}, {"omega_stderr", l.ScoreStderr}, {"act_delta_sq", l.ActDeltaSq}} {
 		if f.m == nil {
 			continue
 		}
@@ -410,8 +431,8 @@ func (c *validator) layer(t *Table, i int, sameKeys bool) error {
 			if _, ok := l.DeltaSq[k]; !ok {
 				return fmt.Errorf("%s: %s[%q] names no candidate of delta_sq", where(), f.name, k)
 			}
-			if !finite(v) || (f.name == "omega_stderr" && v < 0) {
-				return fmt.Errorf("%s: %s[%q] must be a finite number (non-negative for a standard error), got %v", where(), f.name, k, v)
+			if !finite(v) || (f.name != "omega" && v < 0) {
+				return fmt.Errorf("%s: %s[%q] must be a finite number (non-negative for a standard error or a squared error), got %v", where(), f.name, k, v)
 			}
 		}
 		if f.name == "omega" && len(f.m) != len(l.DeltaSq) {

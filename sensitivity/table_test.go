@@ -85,6 +85,9 @@ func TestParseErrors(t *testing.T) {
 		{`{"layers": [{"name": "a", "delta_sq": {"4": 1}}, {"name": "b", "delta_sq": {"4": 1}}, {"name": "c", "delta_sq": {"4": 1}, "omega": {"4": 1, "8": 2}}]}`, `omega["8"] names no candidate`},
 		{`{"layers": [{"name": "a", "delta_sq": {"4": 1}, "omega": {"4": 1, "2": 3}}]}`, `omega["2"] names no candidate`},
 		{`{"layers": [{"name": "a", "delta_sq": {"4": 1}, "omega": {"4": 1}, "omega_stderr": {"4": -1}}]}`, `omega_stderr["4"] must be a finite`},
+		{`{"layers": [{"name": "a", "delta_sq": {"4": 1}, "act_delta_sq": {"4": -1}}]}`, `act_delta_sq["4"] must be a finite`},
+		{`{"layers": [{"name": "a", "delta_sq": {"4": 1}}, {"name": "b", "delta_sq": {"4": 1}, "act_delta_sq": {"w4a8": 1}}]}`, `act_delta_sq["w4a8"] names no candidate`},
+		{`{"layers": [{"name": "a", "delta_sq": {"4": 1}, "act_avg_trace_stderr": -2}]}`, `"act_avg_trace_stderr" must be a finite non-negative`},
 	}
 	for _, c := range cases {
 		_, _, err := Parse([]byte(c.in))
@@ -202,5 +205,30 @@ func TestCriterionScores(t *testing.T) {
 	}
 	if _, err := ParseCriterion("hawq"); err == nil || !strings.Contains(err.Error(), "diag, fisher") {
 		t.Errorf("ParseCriterion(hawq): %v", err)
+	}
+}
+
+// The activation term adds Tr(H_a)/n_a · E‖Δa‖² to the weight term, only
+// for the candidates it lists, and survives a round trip.
+func TestActivationTerm(t *testing.T) {
+	in := `{"layers": [{"name": "a", "avg_trace": 2, "delta_sq": {"4": 3, "w4a8": 3}, "act_avg_trace": 0.5, "act_avg_trace_stderr": 0.1, "act_delta_sq": {"4": 10, "w4a8": 0.25}}, {"name": "b", "avg_trace": 2, "delta_sq": {"4": 3, "w4a8": 3}}]}`
+	tab, _, err := Parse([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := &tab.Layers[0], &tab.Layers[1]
+	if a.Omega("4") != 11 || a.Omega("w4a8") != 6.125 || b.Omega("4") != 6 {
+		t.Errorf("Ω = %v, %v (want 6 + 0.5·10 = 11 and 6 + 0.5·0.25 = 6.125), layer without the term %v (want 6)", a.Omega("4"), a.Omega("w4a8"), b.Omega("4"))
+	}
+	var buf bytes.Buffer
+	if err := tab.WriteJSON(&buf); err != nil {
+		t.Fatal(err)
+	}
+	back, _, err := Parse(buf.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := back.Layers[0]; l.ActAvgTrace != 0.5 || l.ActAvgTraceStderr != 0.1 || l.ActDeltaSq["w4a8"] != 0.25 || l.Omega("4") != 11 {
+		t.Errorf("after a round trip: %+v", l)
 	}
 }
