@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -217,6 +218,47 @@ func Hutchinson(ctx context.Context, op Operator, s *Settings) (*TraceResult, er
 	return hutchinson(ctx, op, set, hutchRun{start: start, batchSeed: set.Seed})
 }
 
+// HutchinsonRows runs Hutchinson's adaptive estimate — its stopping rule
+// on the block traces, probe ordering, intervals, Progress and time
+// budget, with settings s — over samples the caller computes, for
+// products the Operator interface cannot express (a Hessian with respect
+// to activations, whose dimension grows with the data). row(ctx, i)
+// returns probe i's sample of every block, x_{i,b} = (v_i)_bᵀ(H v_i)_b
+// for a probe v_i with E[v vᵀ] = I (len(blocks) values), followed by any
+// number of extra values (weighted diagonal sums, as in
+// HutchinsonDiagonal), which are returned per accepted probe in the second
+// result and do not enter the stopping rule. Probe i must depend only on
+// s.Seed and i (and its mini-batch, when the caller draws one per probe:
+// BatchSchedule{s.Seed, N, s.ProbeBatch} gives the batches Hutchinson
+// uses, so the two estimates can share them). blocks must satisfy
+// ValidateBlocks over their total size (Offset is used only for that);
+// Workers goroutines call row concurrently; Probe and BatchSize are
+// ignored, and ProbeBatch is only reported. The total's samples are the
+// sums of the block samples.
+func HutchinsonRows(ctx context.Context, blocks []Block, s *Settings, row func(ctx context.Context, i int) ([]float64, error)) (*TraceResult, [][]float64, error) {
+	start := time.Now()
+	dim := 0
+	for _, b := range blocks {
+		dim = max(dim, b.End())
+	}
+	if err := ValidateBlocks(dim, blocks); err != nil {
+		return nil, nil, err
+	}
+	if len(blocks) == 0 {
+		return nil, nil, fmt.Errorf("hessian: HutchinsonRows needs at least one block")
+	}
+	set, err := s.withDefaults()
+	if err != nil {
+		return nil, nil, err
+	}
+	var extra [][]float64
+	res, err := hutchinson(ctx, nil, set, hutchRun{start: start, batchSeed: set.Seed, extra: &extra, rows: row, dim: dim, blocks: blocks})
+	if err != nil {
+		return nil, nil, err
+	}
+	return res, extra, nil
+}
+
 // hutchRun holds what the adaptive estimator in Auto changes in a
 // Hutchinson run.
 type hutchRun struct {
@@ -239,11 +281,26 @@ type hutchRun struct {
 	// order (HutchinsonDiagonal).
 	observe func(v, hv []float64) []float64
 	extra   *[][]float64
+	// rows, when not nil, computes probe i's row itself (block samples,
+	// then extras appended to *extra) in place of products with the
+	// operator, which is then nil; dim and blocks describe the blocks
+	// (HutchinsonRows).
+	rows   func(ctx context.Context, i int) ([]float64, error)
+	dim    int
+	blocks []Block
 }
 
 func hutchinson(ctx context.Context, op Operator, set Settings, run hutchRun) (*TraceResult, error) {
 	start := run.start
-	dim, blocks := op.Dim(), op.Blocks()
+	var (
+		dim    int
+		blocks []Block
+	)
+	if run.rows != nil {
+		dim, blocks = run.dim, run.blocks
+	} else {
+		dim, blocks = op.Dim(), op.Blocks()
+	}
 	batch := 1
 	if _, ok := op.(BatchOperator); ok {
 		batch = defaultBatch
@@ -255,7 +312,7 @@ func hutchinson(ctx context.Context, op Operator, set Settings, run hutchRun) (*
 		sop   Sampled
 		sched BatchSchedule
 	)
-	if set.ProbeBatch > 0 {
+	if set.ProbeBatch > 0 && run.rows == nil {
 		var ok bool
 		if sop, ok = op.(Sampled); !ok {
 			return nil, fmt.Errorf("hessian: Settings.ProbeBatch = %d needs an operator over samples (hessian.Sampled), got %T", set.ProbeBatch, op)
@@ -291,6 +348,9 @@ func hutchinson(ctx context.Context, op Operator, set Settings, run hutchRun) (*
 			in := make([][]float64, batch)
 			out := make([][]float64, batch)
 			for j := range in {
+				if run.rows != nil {
+					break // the caller's rows need no vectors here
+				}
 				in[j] = make([]float64, dim)
 				out[j] = make([]float64, dim)
 			}
@@ -301,6 +361,35 @@ func hutchinson(ctx context.Context, op Operator, set Settings, run hutchRun) (*
 					return
 				}
 				hi := min(lo+batch, set.MaxProbes)
+				if run.rows != nil {
+					// batch == 1: one probe, computed by the caller.
+					r := result{i: lo}
+					var row []float64
+					if row, r.err = run.rows(wctx, run.first+lo); r.err == nil {
+						if len(row) < len(blocks) {
+							r.err = fmt.Errorf("probe row has %d values for %d blocks", len(row), len(blocks))
+						} else {
+							done.Add(1)
+							var total float64
+							for _, x := range row[:len(blocks)] {
+								total += x
+							}
+							r.row = append(append(slices.Clone(row[:len(blocks)]), total), row[len(blocks):]...)
+							for k, x := range run.shift {
+								r.row[k] += x
+							}
+						}
+					}
+					select {
+					case results <- r:
+					case <-wctx.Done():
+						return
+					}
+					if r.err != nil {
+						return
+					}
+					continue
+				}
 				for j := lo; j < hi; j++ {
 					fillProbe(in[j-lo], set.Probe, set.Seed, streamHutchinson, run.first+j)
 				}
@@ -437,6 +526,9 @@ func hutchinson(ctx context.Context, op Operator, set Settings, run hutchRun) (*
 	res.Matvecs = int(done.Load())
 	if sop != nil {
 		res.ProbeBatch = sched.Size
+	}
+	if run.rows != nil && set.ProbeBatch > 0 {
+		res.ProbeBatch = set.ProbeBatch
 	}
 	res.Elapsed = time.Since(start)
 	if err := res.summarize(blocks, dim); err != nil {
