@@ -1,0 +1,369 @@
+package eval
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"sort"
+	"sync"
+
+	"github.com/bitplan/bitplan/data"
+	"github.com/bitplan/bitplan/hessian"
+	"github.com/bitplan/bitplan/nn"
+	"github.com/bitplan/bitplan/sensitivity"
+)
+
+// ActivationSettings tunes ActivationTerm. The zero value (or nil) means
+// defaults.
+type ActivationSettings struct {
+	// Calibration chooses the activation ranges, as Settings.Calibration
+	// does for Apply (zero value: min/max over the calibration data).
+	Calibration Calibration
+	// Trace tunes the Hutchinson estimate of the activation traces (nil:
+	// the defaults of hessian.Settings, every probe over all of the
+	// calibration data). Seed, Tol, AbsTol, NearZero, MinProbes,
+	// MaxProbes, Confidence, TimeBudget, Progress, Workers (default
+	// GOMAXPROCS when ProbeBatch is set, else 1: the engine parallelises
+	// a full-data product itself) and ProbeBatch apply: with ProbeBatch
+	// = b, probe i runs on mini-batch i of hessian.BatchSchedule{Seed, N,
+	// b}, the batches the weight traces' probe i uses with the same
+	// settings. Probes are Rademacher.
+	Trace *hessian.Settings
+}
+
+// ActivationResult is what ActivationTerm estimated.
+type ActivationResult struct {
+	// Layers are the table's layers that have an activation term (their
+	// unit has a data input), in table order, with Layer the index in
+	// the table.
+	Layers []int
+	// Traces has one block per entry of Layers: the estimate of Tr(H_a),
+	// the per-sample Hessian trace of the loss with respect to that
+	// layer's input averaged over the calibration samples (Size n_a, the
+	// input's elements per sample).
+	Traces *hessian.TraceResult
+	// DeltaSq[k][key] is E‖Q(a) − a‖² of Layers[k] at candidate key (the
+	// mean over the calibration samples), and Weighted[k][key] the
+	// estimate of E_s Σ_j diag(H_a,s)_j (Q(a_sj) − a_sj)², the
+	// diagonal-Hessian activation term, from the same probes.
+	DeltaSq  []map[string]float64
+	Weighted []map[string]hessian.Estimate
+}
+
+// ActivationTerm adds to the Hessian criteria of table t (plan.Analyze's
+// output for the model engine e runs) the second-order loss increase of
+// quantizing every layer's input activation at the candidate's activation
+// width A, so that a candidate's Ω is the weight term plus
+//
+//	Tr(H_a)/n_a · E‖Q_A(a) − a‖²            (hessian)
+//	E_s Σ_j diag(H_a,s)_j · (Q_A(a_sj) − a_sj)²   (diag)
+//
+// with H_a the Hessian of the loss with respect to the layer's input a as
+// the layer reads it (nn.Engine.InputHVP: exact R-operator products, the
+// perturbation seen by that layer only, not by a residual branch reading
+// the same tensor), per calibration sample, n_a the input's elements per
+// sample, Q_A the activation quantizer Apply simulates (ActQuantizer, per
+// tensor, range calibrated on calib at width A) and the expectation the
+// mean over the calibration samples of the squared errors of that
+// quantizer measured on their activations (clipping included), not a
+// uniform-noise model. Tr(H_a) is estimated by Hutchinson with
+// Rademacher probes over the activations of all layers at once, with the
+// stopping rule and intervals of hessian.Hutchinson (HutchinsonRows), and
+// the diagonal sums from the same probes (E[v ⊙ Hv] = diag H); both carry
+// standard errors.
+//
+// HAWQ-V3's Ω has the weight term only, so W4A4 and W4A8 tie; this term
+// is our extension (the activation-Hessian idea of pricing activation
+// quantization by second-order loss; no cited paper's exact formula).
+// Like the weight term it omits the ½ of the Taylor expansion and the
+// first-order term (the gradient at a trained model is small, and the
+// rounding error's mean is near zero).
+//
+// On t it sets every such layer's ActAvgTrace, ActAvgTraceStderr and
+// ActDeltaSq (Ω then adds their product, see sensitivity.Layer.Omega);
+// when t is a diag table (Criterion diag, with Scores) it also adds the
+// diagonal term to Scores and combines the standard errors (as
+// independent: √(se_W² + se_a²)). A table of another criterion is an
+// error. The engine must be the table's model at float weights; its input
+// quantizers are removed.
+func ActivationTerm(ctx context.Context, e *nn.Engine, calib data.Dataset, t *sensitivity.Table, s *ActivationSettings) (*ActivationResult, error) {
+	var set ActivationSettings
+	if s != nil {
+		set = *s
+	}
+	diag := t.Criterion == string(sensitivity.Diag)
+	if t.Criterion != "" && t.Criterion != string(sensitivity.Hessian) && !diag {
+		return nil, fmt.Errorf("eval: the activation term extends the hessian and diag criteria, not %s", t.Criterion)
+	}
+	if calib == nil || calib.Len() == 0 {
+		return nil, fmt.Errorf("eval: the activation term needs calibration data")
+	}
+	units := map[string]nn.UnitLayout{}
+	for _, u := range e.Units() {
+		units[u.Name] = u
+	}
+	res := &ActivationResult{}
+	var names []string
+	widths := map[int]bool{}
+	for i, l := range t.Layers {
+		u, ok := units[l.Name]
+		if !ok {
+			return nil, fmt.Errorf("eval: table layer %q is not a quantizable layer of the model", l.Name)
+		}
+		if !u.HasInput {
+			continue
+		}
+		if diag && l.Scores == nil {
+			return nil, fmt.Errorf("eval: diag table layer %q has no scores", l.Name)
+		}
+		ps, _ := l.Candidates()
+		for _, p := range ps {
+			if p.A > MaxBits {
+				return nil, fmt.Errorf("eval: layer %q: activation bits %d out of range [1, %d]", l.Name, p.A, MaxBits)
+			}
+			widths[p.A] = true
+		}
+		res.Layers = append(res.Layers, i)
+		names = append(names, l.Name)
+	}
+	if len(names) == 0 {
+		return res, nil
+	}
+	var ws []int
+	for a := range widths {
+		ws = append(ws, a)
+	}
+	sort.Ints(ws)
+	qs, sq, size, err := actQuantizers(ctx, e, calib, set.Calibration, names, ws)
+	if err != nil {
+		return nil, err
+	}
+
+	ts := hessian.Settings{}
+	if set.Trace != nil {
+		ts = *set.Trace
+	}
+	n := calib.Len()
+	var sched *hessian.BatchSchedule
+	if ts.ProbeBatch > 0 && ts.ProbeBatch < n {
+		sched = &hessian.BatchSchedule{Seed: ts.Seed, Samples: n, Size: ts.ProbeBatch}
+		if ts.Workers == 0 {
+			ts.Workers = runtime.GOMAXPROCS(0)
+		}
+	} else {
+		ts.ProbeBatch = 0
+		ts.Workers = 1
+	}
+	blocks := make([]hessian.Block, len(names))
+	off := 0
+	for k := range names {
+		blocks[k] = hessian.Block{Name: names[k], Offset: off, Size: size[k]}
+		off += size[k]
+	}
+	bs := e.BatchSize()
+	row := func(ctx context.Context, i int) ([]float64, error) {
+		ds := calib
+		if sched != nil {
+			var err error
+			if ds, err = data.Rows(calib, sched.Batch(i)); err != nil {
+				return nil, err
+			}
+		}
+		// Per chunk (in chunk order, so sums do not depend on the
+		// workers): the trace samples, then per layer and width the
+		// weighted sums.
+		parts := make([][]float64, (ds.Len()+bs-1)/bs)
+		var mu sync.Mutex
+		err := e.InputHVP(ctx, ds, names, 1, func(c *nn.InputChunk) {
+			for k := range names {
+				per := len(c.X[k]) / c.N
+				for j := 0; j < c.N; j++ {
+					probeSigns(c.V[0][k][j*per:(j+1)*per], ts.Seed, i, k, c.Start+j)
+				}
+			}
+		}, func(c *nn.InputChunk) error {
+			out := make([]float64, len(names)*(1+len(ws)))
+			buf := make([]float64, 0)
+			for k := range names {
+				v, hv, x := c.V[0][k], c.HV[0][k], c.X[k]
+				var tr float64
+				for j := range v {
+					tr += v[j] * hv[j]
+				}
+				out[k] = tr
+				buf = append(buf[:0], x...)
+				for a := range ws {
+					copy(buf, x)
+					qs[k][a].Quantize(buf)
+					var w float64
+					for j := range v {
+						d := buf[j] - x[j]
+						w += d * d * v[j] * hv[j]
+					}
+					out[len(names)+k*len(ws)+a] = w
+				}
+			}
+			mu.Lock()
+			parts[c.Start/bs] = out
+			mu.Unlock()
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		sum := make([]float64, len(names)*(1+len(ws)))
+		for _, p := range parts {
+			for j, x := range p {
+				sum[j] += x
+			}
+		}
+		return sum, nil
+	}
+	tr, extra, err := hessian.HutchinsonRows(ctx, blocks, &ts, row)
+	if err != nil {
+		return nil, fmt.Errorf("eval: activation traces: %w", err)
+	}
+	res.Traces = tr
+	res.DeltaSq = make([]map[string]float64, len(names))
+	res.Weighted = make([]map[string]hessian.Estimate, len(names))
+	col := make([]float64, len(extra))
+	for k, li := range res.Layers {
+		l := &t.Layers[li]
+		_, keys := l.Candidates()
+		res.DeltaSq[k], res.Weighted[k] = map[string]float64{}, map[string]hessian.Estimate{}
+		est := map[int]hessian.Estimate{}
+		for a, w := range ws {
+			for p, r := range extra {
+				col[p] = r[k*len(ws)+a] // extras follow the block samples
+			}
+			var e hessian.Estimate
+			if len(col) >= 2 {
+				if e, err = hessian.Summarize(col, tr.Confidence); err != nil {
+					return nil, err
+				}
+			} else {
+				e.Trace = col[0]
+			}
+			e.Name = fmt.Sprintf("%s@a%d", names[k], w)
+			est[w] = e
+		}
+		l.ActAvgTrace = tr.Blocks[k].Trace / float64(size[k])
+		l.ActAvgTraceStderr = tr.Blocks[k].StdErr / float64(size[k])
+		l.ActDeltaSq = map[string]float64{}
+		for _, key := range keys {
+			p, _ := sensitivity.ParsePrecision(key)
+			a := slices.Index(ws, p.A)
+			l.ActDeltaSq[key] = sq[k][a]
+			res.DeltaSq[k][key] = sq[k][a]
+			res.Weighted[k][key] = est[p.A]
+			if diag {
+				l.Scores[key] += est[p.A].Trace
+				if l.ScoreStderr != nil {
+					l.ScoreStderr[key] = math.Hypot(l.ScoreStderr[key], est[p.A].StdErr)
+				}
+			}
+		}
+	}
+	how := fmt.Sprintf("all %d calibration samples", n)
+	if sched != nil {
+		how = fmt.Sprintf("mini-batches of %d of %d calibration samples", ts.ProbeBatch, n)
+	}
+	t.Source += fmt.Sprintf("; activation term: Tr(H_a)/n_a · E‖Δa‖² (diag: Σ diag(H_a)·Δa²), Hutchinson %d probes over %s, activation ranges %s", tr.Probes, how, set.Calibration)
+	return res, nil
+}
+
+// probeSigns fills v with the Rademacher signs of probe i on layer k's
+// input of sample j of the probe's data: a function of the seed and these
+// indices only, so products do not depend on how samples are chunked.
+func probeSigns(v []float64, seed uint64, i, k, j int) {
+	r := rand.New(rand.NewPCG(seed^0xac7a_7e5e, uint64(i)<<40^uint64(k)<<24^uint64(j)))
+	var bits uint64
+	for q := range v {
+		if q%64 == 0 {
+			bits = r.Uint64()
+		}
+		if bits&1 == 1 {
+			v[q] = 1
+		} else {
+			v[q] = -1
+		}
+		bits >>= 1
+	}
+}
+
+// actQuantizers calibrates the named layers' input quantizers at every
+// width of ws on ds (as Apply would: CalibrateWith with that width for
+// every layer) and measures, in one more pass, the mean over samples of
+// each quantizer's squared error sq[k][a] and the inputs' elements per
+// sample.
+func actQuantizers(ctx context.Context, e *nn.Engine, ds data.Dataset, c Calibration, names []string, ws []int) (qs [][]ActQuantizer, sq [][]float64, size []int, err error) {
+	qs = make([][]ActQuantizer, len(names))
+	for k := range qs {
+		qs[k] = make([]ActQuantizer, len(ws))
+	}
+	var ranges map[string]Range
+	for a, w := range ws {
+		if a == 0 || c.Method == MSE {
+			bits := map[string]int{}
+			for _, u := range e.Units() {
+				bits[u.Name] = w
+			}
+			e.ClearInputQuantizers()
+			if ranges, err = CalibrateWith(ctx, e, ds, c, bits); err != nil {
+				return nil, nil, nil, err
+			}
+		}
+		for k, name := range names {
+			r, ok := ranges[name]
+			if !ok {
+				return nil, nil, nil, fmt.Errorf("eval: no calibrated range for layer %q", name)
+			}
+			if qs[k][a], err = NewActQuantizer(w, r); err != nil {
+				return nil, nil, nil, fmt.Errorf("eval: layer %q: %w", name, err)
+			}
+		}
+	}
+	sq = make([][]float64, len(names))
+	elems := make([]int, len(names))
+	var mu sync.Mutex
+	e.ClearInputQuantizers()
+	defer e.ClearInputQuantizers()
+	for k, name := range names {
+		sq[k] = make([]float64, len(ws))
+		if err := e.SetInputQuantizer(name, func(x []float64) {
+			q := make([]float64, len(x))
+			s := make([]float64, len(ws))
+			for a := range ws {
+				copy(q, x)
+				qs[k][a].Quantize(q)
+				for j, v := range q {
+					d := v - x[j]
+					s[a] += d * d
+				}
+			}
+			mu.Lock()
+			elems[k] += len(x)
+			for a := range ws {
+				sq[k][a] += s[a]
+			}
+			mu.Unlock()
+		}); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	if _, err := e.Evaluate(ctx, ds); err != nil {
+		return nil, nil, nil, fmt.Errorf("eval: activation errors: %w", err)
+	}
+	n := float64(ds.Len())
+	size = make([]int, len(names))
+	for k := range names {
+		size[k] = elems[k] / ds.Len()
+		for a := range ws {
+			sq[k][a] /= n
+		}
+	}
+	return qs, sq, size, nil
+}

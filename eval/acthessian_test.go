@@ -1,0 +1,334 @@
+package eval
+
+import (
+	"context"
+	"math"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/bitplan/bitplan/data"
+	"github.com/bitplan/bitplan/hessian"
+	"github.com/bitplan/bitplan/model"
+	"github.com/bitplan/bitplan/nn"
+	"github.com/bitplan/bitplan/plan"
+	"github.com/bitplan/bitplan/sensitivity"
+)
+
+// exactInputDiagonal returns, per unit of names, the exact diagonal of
+// the Hessian with respect to its input over all of ds (sample-major),
+// from InputHVP with one unit vector per coordinate, and the inputs.
+func exactInputDiagonal(t *testing.T, e *nn.Engine, ds data.Dataset, names []string) (diag, x [][]float64) {
+	t.Helper()
+	ctx := context.Background()
+	diag, x = make([][]float64, len(names)), make([][]float64, len(names))
+	const k = 64
+	for u, name := range names {
+		var mu sync.Mutex
+		for q0 := 0; ; q0 += k {
+			done := false
+			err := e.InputHVP(ctx, ds, []string{name}, k, func(c *nn.InputChunk) {
+				per := len(c.X[0]) / c.N
+				for j := 0; j < k; j++ {
+					if q := q0 + j - c.Start*per; q >= 0 && q < len(c.X[0]) {
+						c.V[j][0][q] = 1
+					}
+				}
+			}, func(c *nn.InputChunk) error {
+				mu.Lock()
+				defer mu.Unlock()
+				per := len(c.X[0]) / c.N
+				if diag[u] == nil {
+					diag[u], x[u] = make([]float64, ds.Len()*per), make([]float64, ds.Len()*per)
+				}
+				copy(x[u][c.Start*per:], c.X[0])
+				for j := 0; j < k; j++ {
+					if q := q0 + j - c.Start*per; q >= 0 && q < len(c.X[0]) {
+						diag[u][q0+j] = c.HV[j][0][q]
+					}
+				}
+				done = q0+k >= ds.Len()*per
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if done {
+				break
+			}
+		}
+	}
+	return diag, x
+}
+
+// actCase is LeNet in float64 on 2 of its reference samples with
+// candidates W4A4, W4A8 and W8A8.
+func actCase(t *testing.T) (*nn.Engine, data.Dataset, *sensitivity.Table) {
+	t.Helper()
+	m, err := model.Load(lenetPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := nn.New(m, &nn.Options{Precision: nn.Float64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join("..", "testdata", "ref", "lenet")
+	all, err := data.LoadNPY(filepath.Join(dir, "inputs.npy"), filepath.Join(dir, "labels.npy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds := data.Head(all, 2)
+	tbl := &sensitivity.Table{Model: "lenet"}
+	for _, u := range e.Units() {
+		tbl.Layers = append(tbl.Layers, sensitivity.Layer{Name: u.Name, Params: float64(u.WeightSize), AvgTrace: 1,
+			DeltaSq: map[string]float64{"4": 1, "w4a8": 1, "8": 0.01}})
+	}
+	return e, ds, tbl
+}
+
+// The activation traces and diagonal sums of ActivationTerm against the
+// exact diagonal of every LeNet layer's input Hessian (unit-vector
+// products over both samples' inputs): over 6 seeds of 20 probes the 95 %
+// Student-t intervals cover the exact values at the stated rate (at least
+// 85 % of the 6 × 5 layers × 3 quantities = 90 intervals; 14 misses of
+// 90 have a binomial probability below 0.1 % at 95 % coverage), the
+// pooled estimates lie within 4 standard errors, E‖Δa‖² equals the
+// quantizer's squared error summed by hand, and Ω adds the term.
+func TestActivationTermAgainstExact(t *testing.T) {
+	e, ds, tbl := actCase(t)
+	ctx := context.Background()
+	var names []string
+	for _, l := range tbl.Layers {
+		names = append(names, l.Name)
+	}
+	diag, xs := exactInputDiagonal(t, e, ds, names)
+	ranges, err := Calibrate(ctx, e, ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := float64(ds.Len())
+	type want struct{ avg, sq4, sq8, w4, w8 float64 }
+	exact := make([]want, len(names))
+	for u, name := range names {
+		var tr float64
+		for _, d := range diag[u] {
+			tr += d
+		}
+		exact[u].avg = tr / (float64(len(diag[u])) / n)
+		for _, bits := range []int{4, 8} {
+			q, err := NewActQuantizer(bits, ranges[name])
+			if err != nil {
+				t.Fatal(err)
+			}
+			qx := append([]float64(nil), xs[u]...)
+			q.Quantize(qx)
+			var sq, w float64
+			for j := range qx {
+				d := qx[j] - xs[u][j]
+				sq += d * d
+				w += diag[u][j] * d * d
+			}
+			if bits == 4 {
+				exact[u].sq4, exact[u].w4 = sq/n, w
+			} else {
+				exact[u].sq8, exact[u].w8 = sq/n, w
+			}
+		}
+	}
+	const seeds, probes = 6, 20
+	const tq = 2.093 // Student t, 19 degrees of freedom, 97.5 %
+	covered, total := 0, 0
+	sum, se2 := make([][3]float64, len(names)), make([][3]float64, len(names))
+	for seed := uint64(1); seed <= seeds; seed++ {
+		tb := clone(tbl)
+		res, err := ActivationTerm(ctx, e, ds, tb, &ActivationSettings{Trace: &hessian.Settings{Seed: seed, MinProbes: probes, MaxProbes: probes}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Layers) != len(names) || res.Traces.Probes != probes {
+			t.Fatalf("%d layers, %d probes", len(res.Layers), res.Traces.Probes)
+		}
+		for u := range names {
+			l := tb.Layers[u]
+			if seed == 1 {
+				for key, w := range map[string]float64{"4": exact[u].sq4, "w4a8": exact[u].sq8, "8": exact[u].sq8} {
+					if got := l.ActDeltaSq[key]; math.Abs(got-w) > 1e-9*(w+1e-12) {
+						t.Errorf("%s: E‖Δa‖² at %s = %.10g, by hand %.10g", l.Name, key, got, w)
+					}
+				}
+				if got, w := l.Omega("4"), 1+l.ActAvgTrace*l.ActDeltaSq["4"]; got != w {
+					t.Errorf("%s: Ω(W4A4) = %v, want the weight term 1 + the activation term = %v", l.Name, got, w)
+				}
+			}
+			est := [3]float64{l.ActAvgTrace, res.Weighted[u]["4"].Trace, res.Weighted[u]["8"].Trace}
+			se := [3]float64{l.ActAvgTraceStderr, res.Weighted[u]["4"].StdErr, res.Weighted[u]["8"].StdErr}
+			ex := [3]float64{exact[u].avg, exact[u].w4, exact[u].w8}
+			for q := range est {
+				total++
+				if math.Abs(est[q]-ex[q]) <= tq*se[q] {
+					covered++
+				}
+				sum[u][q] += est[q]
+				se2[u][q] += se[q] * se[q]
+			}
+		}
+	}
+	t.Logf("activation Hessian: 95%% intervals covered the exact value %d of %d times", covered, total)
+	if float64(covered) < 0.85*float64(total) {
+		t.Errorf("95%% intervals covered the exact values only %d of %d times", covered, total)
+	}
+	for u, name := range names {
+		ex := [3]float64{exact[u].avg, exact[u].w4, exact[u].w8}
+		for q, what := range []string{"Tr(H_a)/n_a", "Σ diag(H_a)·Δa² at A4", "Σ diag(H_a)·Δa² at A8"} {
+			m, se := sum[u][q]/seeds, math.Sqrt(se2[u][q])/seeds
+			if math.Abs(m-ex[q]) > 4*se || ex[q] <= 0 {
+				t.Errorf("%s: %s: mean estimate %.6g ± %.2g over %d seeds, exact %.6g", name, what, m, se, seeds, ex[q])
+			}
+		}
+	}
+}
+
+// On a diag table the diagonal activation term is added to the scores with
+// combined standard errors; another criterion's table is refused.
+func TestActivationTermDiagAndErrors(t *testing.T) {
+	e, ds, tbl := actCase(t)
+	ctx := context.Background()
+	tb := clone(tbl)
+	tb.Criterion = string(sensitivity.Diag)
+	for i := range tb.Layers {
+		tb.Layers[i].Scores = map[string]float64{"4": 1, "w4a8": 1, "8": 0.01}
+		tb.Layers[i].ScoreStderr = map[string]float64{"4": 0.3, "w4a8": 0.3, "8": 0.001}
+	}
+	res, err := ActivationTerm(ctx, e, ds, tb, &ActivationSettings{Trace: &hessian.Settings{Seed: 1, MinProbes: 4, MaxProbes: 4}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for u, l := range tb.Layers {
+		w := res.Weighted[u]["4"]
+		if l.Scores["4"] != 1+w.Trace || l.Scores["w4a8"] != 1+res.Weighted[u]["w4a8"].Trace || math.Abs(l.ScoreStderr["4"]-math.Hypot(0.3, w.StdErr)) > 1e-15 {
+			t.Errorf("%s: scores %v ± %v, activation term at A4 %v ± %v", l.Name, l.Scores, l.ScoreStderr, w.Trace, w.StdErr)
+		}
+	}
+	tb = clone(tbl)
+	tb.Criterion = string(sensitivity.Fisher)
+	if _, err := ActivationTerm(ctx, e, ds, tb, nil); err == nil {
+		t.Error("a fisher table was accepted")
+	}
+	tb = clone(tbl)
+	tb.Layers[0].Name = "nope"
+	if _, err := ActivationTerm(ctx, e, ds, tb, nil); err == nil {
+		t.Error("a layer that is not a unit was accepted")
+	}
+}
+
+// On fmnist_rescnn, /conv1/Conv loses much more at W4A4 than at W4A8
+// (measured, that layer alone quantized: the study's case), which
+// HAWQ-V3's weight-only Ω cannot see (the two candidates have the same
+// ΔW, so their Ω tie); with the activation term the Hessian criterion
+// puts W4A4 above W4A8 by more than 3 standard errors of the term. (The
+// term is second order and isotropic: it predicts far less than the
+// measured increase, see docs/validation.md.)
+func TestActivationTermOrdersW4A4OnResCNN(t *testing.T) {
+	m, err := model.Load(filepath.Join("..", "testdata", "models", "fmnist_rescnn.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := nn.New(m, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	train, err := data.FashionMNIST(data.Train)
+	if err != nil {
+		t.Fatal(err) // .ci/run installs dataset-fashion-mnist: absent is a failure
+	}
+	calib, err := data.Rows(train, seq(64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	set := &hessian.Settings{Seed: 1, MinProbes: 6, MaxProbes: 6}
+	s, err := plan.Analyze(ctx, &plan.Analysis{Engine: e, Data: calib, Method: plan.Hutchinson, Trace: set,
+		Candidates: []sensitivity.Precision{{W: 4, A: 4}, {W: 4, A: 8}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const name = "/conv1/Conv"
+	tbl := s.Table
+	idx := -1
+	for i, l := range tbl.Layers {
+		if l.Name == name {
+			idx = i
+		}
+	}
+	if idx < 0 {
+		t.Fatalf("no layer %s", name)
+	}
+	base, err := e.Evaluate(ctx, calib)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var meas [2]float64
+	for j, a := range []int{4, 8} {
+		ap, err := Apply(ctx, e, []Layer{{Name: name, Bits: 4, ABits: a}}, calib, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := e.Evaluate(ctx, calib)
+		ap.Restore()
+		if err != nil {
+			t.Fatal(err)
+		}
+		meas[j] = r.Loss - base.Loss
+	}
+	w := tbl.Layers[idx]
+	if w.Omega("4") != w.Omega("w4a8") {
+		t.Fatalf("weight-only Ω: W4A4 %v, W4A8 %v (expected a tie)", w.Omega("4"), w.Omega("w4a8"))
+	}
+	if meas[0] < 10*math.Max(meas[1], 1e-4) {
+		t.Fatalf("measured: W4A4 %.4g is not far above W4A8 %.4g; the case no longer tests anything", meas[0], meas[1])
+	}
+	if _, err := ActivationTerm(ctx, e, calib, tbl, &ActivationSettings{Trace: set}); err != nil {
+		t.Fatal(err)
+	}
+	l := tbl.Layers[idx]
+	o4, o8 := l.Omega("4"), l.Omega("w4a8")
+	se := l.ActAvgTraceStderr * (l.ActDeltaSq["4"] - l.ActDeltaSq["w4a8"])
+	t.Logf("%s: measured loss increase W4A4 %.4g, W4A8 %.4g; Ω W4A4 %.4g, W4A8 %.4g (weight term %.4g, activation term at A4 %.4g ± %.2g)",
+		name, meas[0], meas[1], o4, o8, w.Omega("4"), l.ActAvgTrace*l.ActDeltaSq["4"], l.ActAvgTraceStderr*l.ActDeltaSq["4"])
+	if !(o4-o8 > 3*se) {
+		t.Errorf("%s: Ω at W4A4 %.4g, at W4A8 %.4g: want W4A4 above W4A8 by more than 3 standard errors (%.2g), as measured (%.4g vs %.4g)", name, o4, o8, se, meas[0], meas[1])
+	}
+}
+
+func seq(n int) []int {
+	s := make([]int, n)
+	for i := range s {
+		s[i] = i
+	}
+	return s
+}
+
+func clone(t *sensitivity.Table) *sensitivity.Table {
+	c := *t
+	c.Layers = make([]sensitivity.Layer, len(t.Layers))
+	for i, l := range t.Layers {
+		c.Layers[i] = l
+		c.Layers[i].DeltaSq = cloneMap(l.DeltaSq)
+		c.Layers[i].Scores = cloneMap(l.Scores)
+		c.Layers[i].ScoreStderr = cloneMap(l.ScoreStderr)
+		c.Layers[i].ActDeltaSq = cloneMap(l.ActDeltaSq)
+	}
+	return &c
+}
+
+func cloneMap(m map[string]float64) map[string]float64 {
+	if m == nil {
+		return nil
+	}
+	c := make(map[string]float64, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
