@@ -271,7 +271,11 @@ func ActivationTerm(ctx context.Context, e *nn.Engine, calib data.Dataset, t *se
 	if sched != nil {
 		how = fmt.Sprintf("mini-batches of %d of %d calibration samples", ts.ProbeBatch, n)
 	}
-	t.Source += fmt.Sprintf("; activation term: Tr(H_a)/n_a · E‖Δa‖² (diag: Σ diag(H_a)·Δa²), Hutchinson %d probes over %s, activation ranges %s", tr.Probes, how, set.Calibration)
+	term := "Tr(H_a)/n_a · E‖Δa‖²"
+	if diag {
+		term = "Σ diag(H_a)·Δa²"
+	}
+	t.Source += fmt.Sprintf("; activation term %s: Hutchinson, %d probes over %s, activation ranges %s", term, tr.Probes, how, set.Calibration)
 	return res, nil
 }
 

@@ -42,7 +42,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	format := fs.String("format", "table", "output `FORMAT`: table, json (the plan, accepted by bitplan eval), csv or markdown")
 	output := fs.String("o", "", "write the plan to `FILE` instead of standard output")
 	tableOut := fs.String("table-out", "", "also write the sensitivity table to `FILE` (input of bitplan solve)")
-	stability := fs.Int("stability", 0, "re-solve `N` times on bootstrap resamples of the trace probes and report how stable the plan is")
+	stability := fs.Int("stability", 0, "re-solve `N` times on bootstrap resamples of the weight-trace probes (the activation term held fixed) and report how stable the plan is")
 	timeLimit := fs.Duration("time-limit", 0, "stop the ILP search after `DURATION` (0: none)")
 	verifyK := fs.Int("verify", 3, "measure the ILP plan, its `K` next-best plans and the widest fitting uniform plan on held-out samples, correct Ω where the measurement overrules it, and return the best measured (0: skip)")
 	verifyN := fs.Int("verify-samples", 1000, "held-out samples `N` of the verification, taken after the --samples calibration samples")

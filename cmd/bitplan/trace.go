@@ -29,6 +29,7 @@ type traceFlags struct {
 	timeBudget time.Duration
 	groups     multiString
 	criterion  string
+	weightOnly bool
 	fs         *flag.FlagSet // to tell flags given from defaults
 }
 
@@ -63,6 +64,7 @@ func (t *traceFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&t.quant, "quantizer", "symmetric,per-channel,minmax", "weight quantizer of Δ²: `SPEC` of symmetric|asymmetric, per-channel|per-tensor, minmax|mse")
 	fs.IntVar(&t.probeBatch, "probe-batch", defaultProbeBatch, fmt.Sprintf("each Hutchinson probe averages the Hessian over its own random mini-batch of `N` calibration samples (0: every probe over all samples; when not given, all samples for calibration sets of at most %d)", fullDataUpTo))
 	fs.StringVar(&t.criterion, "sensitivity", "hessian", "sensitivity `CRITERION` of Ω: hessian (HAWQ-V3, Tr(H)/n·‖ΔW‖²), diag (Σ diag(H)·ΔW² from the same probes), fisher (ModelOpt: Σ(∂L/∂y)²(Δy)²), taylor (|∇L·ΔW|), weight (‖ΔW‖²) or measured (calibration loss increase, one layer at a time); see docs/validation.md")
+	fs.BoolVar(&t.weightOnly, "weight-only", false, "hessian and diag: HAWQ-V3's weight-only Ω, without the activation term Tr(H_a)/n_a·E‖Δa‖² (Σ diag(H_a)·Δa² for diag) that prices each candidate's activation width")
 	fs.DurationVar(&t.timeBudget, "time-budget", 0, "stop Hutchinson after `DURATION` (e.g. 2m) and report the errors reached (0: no limit)")
 	fs.Var(&t.groups, "group", groupHelp)
 	t.fs = fs
@@ -167,10 +169,19 @@ func (t *traceFlags) analysis(pr *progress) (*plan.Analysis, error) {
 
 // score sets the table's Ω by the --sensitivity criterion when it is one
 // that needs more than the Hessian probes (eval.Score), measured on the
-// calibration data ds at the analysis's quantizer.
+// calibration data ds at the analysis's quantizer; for hessian and diag
+// it adds the activation term (eval.ActivationTerm) unless --weight-only.
 func (t *traceFlags) score(ctx context.Context, a *plan.Analysis, s *plan.Sensitivity, pr *progress) error {
 	c, err := sensitivity.ParseCriterion(t.criterion)
-	if err != nil || c.NeedsTraces() {
+	if err != nil || (c.NeedsTraces() && t.weightOnly) {
+		return err
+	}
+	if c.NeedsTraces() {
+		ts := *a.Trace
+		ts.Progress = func(p hessian.Progress) {
+			pr.printf("activation traces: %d probes in %s, worst relative error %.1f%% (target %.1f%%)%s", p.Probes, p.Elapsed.Round(time.Second), 100*p.WorstRelErr, 100*t.tol, eta(p, ts.MaxProbes))
+		}
+		_, err := eval.ActivationTerm(ctx, a.Engine, a.Data, s.Table, &eval.ActivationSettings{Trace: &ts})
 		return err
 	}
 	pr.printf("sensitivity: %s criterion on %d calibration samples", c, a.Data.Len())
