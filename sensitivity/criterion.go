@@ -20,7 +20,13 @@ const (
 	// Hessian is HAWQ-V3's Ω = Tr(H_i)/n_i · ‖ΔW_i‖² (Dong et al.,
 	// HAWQ-V2, arXiv:1911.03852; Yao et al., HAWQ-V3, arXiv:2011.10680):
 	// the second-order term with the error assumed spread evenly over the
-	// layer. Cost: the Hutchinson probes (tens of HVPs).
+	// layer. Cost: the Hutchinson probes (tens of HVPs). bitplan adds
+	// an activation term, Tr(H_a)/n_a · E‖Q_A(a) − a‖² with H_a the
+	// Hessian with respect to the layer's input activation a and Q_A the
+	// activation quantizer at the candidate's width (eval.ActivationTerm;
+	// Layer.ActAvgTrace, ActDeltaSq), so that W4A4 and W4A8 no longer tie:
+	// our extension, not in HAWQ-V3's Ω. Its cost: a second Hutchinson
+	// run over the layers' inputs.
 	Hessian Criterion = "hessian"
 	// Diag is Ω = Σ_j diag(H_i)_j · ΔW_ij², the second-order term without
 	// that assumption, with the diagonal estimated from the same
@@ -28,7 +34,8 @@ const (
 	// (Bekas, Kokiopoulou and Saad, "An estimator for the diagonal of a
 	// matrix", 2007), so each probe's Σ_j ΔW_j² v_j (Hv)_j is an unbiased
 	// sample and the table carries its standard error. Cost: as Hessian
-	// (the same products).
+	// (the same products). Its activation term is Σ_j diag(H_a)_j Δa_j²
+	// over the calibration activations, from the probes of Hessian's.
 	Diag Criterion = "diag"
 	// Fisher is ModelOpt AutoQuantize's score Ω = ½·(1/N)·Σ_samples
 	// Σ_outputs (∂ℓ/∂y_i)² (Δy_i)², y_i the layer's output and Δy_i its
