@@ -36,9 +36,9 @@ type ActivationSettings struct {
 
 // ActivationResult is what ActivationTerm estimated.
 type ActivationResult struct {
-	// Layers are the table's layers that have an activation term (their
-	// unit has a data input), in table order, with Layer the index in
-	// the table.
+	// Layers are the indices in the table of the layers that have an
+	// activation term (weight layers whose unit has a data input; layers
+	// of another Kind are left alone), in table order.
 	Layers []int
 	// Traces has one block per entry of Layers: the estimate of Tr(H_a),
 	// the per-sample Hessian trace of the loss with respect to that
@@ -109,6 +109,9 @@ func ActivationTerm(ctx context.Context, e *nn.Engine, calib data.Dataset, t *se
 	var names []string
 	widths := map[int]bool{}
 	for i, l := range t.Layers {
+		if l.Kind != "" {
+			continue // an attention point or non-linearity: its Ω is measured
+		}
 		u, ok := units[l.Name]
 		if !ok {
 			return nil, fmt.Errorf("eval: table layer %q is not a quantizable layer of the model", l.Name)
