@@ -52,7 +52,9 @@ type FineTuneResult struct {
 //
 //	v ← μ v + ∇L_B(θ),   θ ← θ − η v
 //
-// with mini-batches B drawn by reshuffling ds every epoch (seeded). It is
+// with mini-batches B drawn by reshuffling ds every epoch (seeded); a
+// data.Inputs ds feeds every input of a model of several (token ids and
+// an attention mask). It is
 // the brief recovery step after pruning (the engine keeps the trained θ)
 // and, with FineTuneSettings.Quantize, after quantization.
 func FineTune(ctx context.Context, e *nn.Engine, ds data.Dataset, s *FineTuneSettings) (*FineTuneResult, error) {
@@ -87,16 +89,52 @@ func FineTune(ctx context.Context, e *nn.Engine, ds data.Dataset, s *FineTuneSet
 		return nil, fmt.Errorf("prune: fine-tuning on an empty dataset")
 	}
 	bs := min(set.BatchSize, n)
-	size := data.SampleSize(ds)
-	all := make([]float64, n*size)
+	// Every input's samples (one for most models; token ids and a mask for
+	// a BERT), read once, and a mini-batch dataset of the same inputs.
+	shapes := [][]int{ds.SampleShape()}
+	mi, multi := ds.(data.Inputs)
+	if multi {
+		shapes = mi.SampleShapes()
+	}
+	sizes := make([]int, len(shapes))
+	all := make([][]float64, len(shapes))
+	for k, sh := range shapes {
+		sizes[k] = 1
+		for _, d := range sh {
+			sizes[k] *= d
+		}
+		all[k] = make([]float64, n*sizes[k])
+	}
 	labels := make([]int, n)
-	if err := ds.Read(0, all, labels); err != nil {
+	var err error
+	if multi {
+		err = mi.ReadInputs(0, all, labels)
+	} else {
+		err = ds.Read(0, all[0], labels)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("prune: reading the fine-tuning data: %w", err)
 	}
 	rng := rand.New(rand.NewPCG(set.Seed, 0x9e3779b97f4a7c15))
 	perm := rng.Perm(n)
 	pos := 0
-	batch := &data.Memory{Inputs: make([]float64, bs*size), Labels: make([]int, bs), Shape: ds.SampleShape()}
+	bufs := make([][]float64, len(shapes))
+	for k := range bufs {
+		bufs[k] = make([]float64, bs*sizes[k])
+	}
+	blabels := make([]int, bs)
+	var batch data.Dataset = &data.Memory{Inputs: bufs[0], Labels: blabels, Shape: ds.SampleShape()}
+	if multi {
+		arrays := make([]*data.Array, len(shapes))
+		names := make([]string, len(shapes))
+		for k, sh := range shapes {
+			arrays[k] = &data.Array{Shape: append([]int{bs}, sh...), DType: "<f8", Float: bufs[k]}
+			names[k] = fmt.Sprintf("input %d", k)
+		}
+		if batch, err = data.NewArrays(names, arrays, blabels); err != nil {
+			return nil, err
+		}
+	}
 	theta := e.Theta()
 	grad := make([]float64, len(theta))
 	vel := make([]float64, len(theta))
@@ -123,8 +161,10 @@ func FineTune(ctx context.Context, e *nn.Engine, ds data.Dataset, s *FineTuneSet
 			}
 			i := perm[pos]
 			pos++
-			copy(batch.Inputs[j*size:(j+1)*size], all[i*size:(i+1)*size])
-			batch.Labels[j] = labels[i]
+			for k, sz := range sizes {
+				copy(bufs[k][j*sz:(j+1)*sz], all[k][i*sz:(i+1)*sz])
+			}
+			blabels[j] = labels[i]
 		}
 		ev, err := e.Gradient(ctx, batch, grad)
 		if err != nil {

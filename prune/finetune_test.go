@@ -6,6 +6,8 @@ import (
 	"github.com/bitplan/bitplan/budget"
 	"github.com/bitplan/bitplan/plan"
 	"math"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -158,5 +160,55 @@ func TestFineTuneQuantizeSTE(t *testing.T) {
 	}
 	if moved == 0 || calls != 2 {
 		t.Errorf("%d parameters off the grid after the step (want the float θ), Quantize called %d times (want 2)", moved, calls)
+	}
+}
+
+// TestFineTuneInputs: fine-tuning a model of two inputs (tiny_bert's token
+// ids and attention mask) takes one full-batch step exactly as the
+// engine's gradient on the whole set says, and more steps lower the loss.
+func TestFineTuneInputs(t *testing.T) {
+	l := loadZoo(t, "tiny_bert", "op13")
+	const n = 16
+	r := rand.New(rand.NewPCG(3, 4))
+	xs := zooInputs(r, l, n)
+	labels := make([]int, n)
+	for i := range labels {
+		labels[i] = r.IntN(3)
+	}
+	var arrays []*data.Array
+	var names []string
+	for i, in := range l.e.Inputs() {
+		arrays = append(arrays, &data.Array{Shape: append([]int{n}, in.Sample...), DType: "<f8", Float: xs[i]})
+		names = append(names, in.Name)
+	}
+	ds, err := data.NewArrays(names, arrays, labels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	theta := slices.Clone(l.e.Theta())
+	grad := make([]float64, len(theta))
+	before, err := l.e.Gradient(t.Context(), ds, grad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const lr = 0.05
+	if _, err := FineTune(t.Context(), l.e, ds, &FineTuneSettings{Steps: 1, BatchSize: n, LR: lr}); err != nil {
+		t.Fatal(err)
+	}
+	got := l.e.Theta()
+	for i := range theta {
+		if want := theta[i] - lr*grad[i]; math.Abs(got[i]-want) > 1e-12*max(1, math.Abs(want)) {
+			t.Fatalf("θ[%d] = %v after one full-batch step, want %v", i, got[i], want)
+		}
+	}
+	if _, err := FineTune(t.Context(), l.e, ds, &FineTuneSettings{Steps: 30, BatchSize: 8, LR: lr, Seed: 1}); err != nil {
+		t.Fatal(err)
+	}
+	after, err := l.e.Evaluate(t.Context(), ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !(after.Loss < before.Loss) {
+		t.Errorf("fine-tuning did not lower the loss: %.4f → %.4f", before.Loss, after.Loss)
 	}
 }

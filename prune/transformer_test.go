@@ -98,3 +98,54 @@ func TestPruneViTHeads(t *testing.T) {
 		t.Errorf("accuracy %+v", a)
 	}
 }
+
+// TestBertMatchesTorch: the BERT of the pruning study
+// (scripts/train_bert_tokens.py) runs in the engine as in PyTorch, and
+// its committed test set is the one the script reports (997 of 1,000).
+func TestBertMatchesTorch(t *testing.T) {
+	l := load(t, "bert_brackets")
+	z, err := data.OpenNPZ("../testdata/models/bert_brackets_ref.npz")
+	if err != nil {
+		t.Fatalf("committed reference missing: %v", err)
+	}
+	defer z.Close()
+	var xs [][]float64
+	for _, name := range []string{"input_ids", "attention_mask"} {
+		a, err := z.Array(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x := make([]float64, a.Len())
+		for i, v := range a.Int {
+			x[i] = float64(v)
+		}
+		xs = append(xs, x)
+	}
+	want, err := z.Array("logits")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := l.e.LogitsInputs(xs, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, s := maxDiff(want.Float, got); len(got) != len(want.Float) || d > vitTol*s {
+		t.Errorf("logits differ from PyTorch's by %.3g (scale %.3g)", d, s)
+	}
+	test, err := data.OpenNPZ("../testdata/models/bert_brackets_test.npz")
+	if err != nil {
+		t.Fatalf("committed test set missing: %v", err)
+	}
+	defer test.Close()
+	ds, err := test.Match([]string{"input_ids", "attention_mask"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := l.e.Evaluate(t.Context(), ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := int(math.Round(ev.Accuracy() * float64(ds.Len()))); ds.Len() != 1000 || c != 997 {
+		t.Errorf("%d of %d test sequences right, PyTorch has 997 of 1000", c, ds.Len())
+	}
+}

@@ -151,8 +151,8 @@ func runPrune(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	lk, _ := df.lossKind()
-	if *steps > 0 && (lk != lossClass || len(e.Inputs()) > 1) {
-		return usageError{fmt.Errorf("flag --finetune-steps: fine-tuning takes one input and class labels (this run: %d inputs, --loss %s); give --finetune-steps 0", len(e.Inputs()), lk)}
+	if *steps > 0 && lk != lossClass {
+		return usageError{fmt.Errorf("flag --finetune-steps: fine-tuning takes class labels (this run: --loss %s); give --finetune-steps 0", lk)}
 	}
 	calib, err := df.load(data.Train, e)
 	if err != nil {
