@@ -61,6 +61,16 @@ type Options struct {
 	NoOptimize bool
 }
 
+// Feed is one graph input's values for TimeInputs: Shape with the batch
+// dimension, and Float (float32 inputs) or Int (int64 inputs: token ids,
+// attention masks).
+type Feed struct {
+	Name  string
+	Shape []int64
+	Float []float32
+	Int   []int64
+}
+
 // Kernels counts the operators of ONNX Runtime's optimized graph by
 // "domain:op" ("QLinearConv", "com.microsoft:QGemm").
 type Kernels map[string]int

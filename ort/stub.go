@@ -39,3 +39,8 @@ func (s *Session) Time(x []float32, n, warm, runs int) (Latency, error) {
 
 // OptimizedKernels returns ErrNotBuilt.
 func OptimizedKernels(model []byte, o *Options) (Kernels, error) { return nil, ErrNotBuilt }
+
+// TimeInputs returns ErrNotBuilt.
+func TimeInputs(model []byte, o *Options, feeds []Feed, warm, runs int) (Latency, error) {
+	return Latency{}, ErrNotBuilt
+}
