@@ -17,7 +17,8 @@ import (
 // Write renders the analysis: JSON is the sensitivity table (the input of
 // `bitplan solve`); the text, Markdown and CSV reports show per layer the
 // average trace with its standard error and confidence interval, and Δ² per
-// candidate, then the whole-model figures.
+// candidate (and, when the table has the activation term, the average
+// activation trace and E‖Δa‖² per candidate), then the whole-model figures.
 func (s *Sensitivity) Write(w io.Writer, f Format) error {
 	t := s.Table
 	var keys []string
@@ -25,6 +26,11 @@ func (s *Sensitivity) Write(w io.Writer, f Format) error {
 		_, keys = t.Layers[0].Candidates()
 	}
 	conf := s.Traces.Confidence
+	// act: the table has the activation term (eval.ActivationTerm).
+	act := false
+	for _, l := range t.Layers {
+		act = act || l.ActDeltaSq != nil
+	}
 	switch f {
 	case JSON:
 		return t.WriteJSON(w)
@@ -34,6 +40,12 @@ func (s *Sensitivity) Write(w io.Writer, f Format) error {
 		for _, k := range keys {
 			head = append(head, "delta_sq_"+k)
 		}
+		if act {
+			head = append(head, "act_avg_trace", "act_avg_trace_stderr")
+			for _, k := range keys {
+				head = append(head, "act_delta_sq_"+k)
+			}
+		}
 		cw.Write(head)
 		g := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
 		for i, l := range t.Layers {
@@ -41,6 +53,12 @@ func (s *Sensitivity) Write(w io.Writer, f Format) error {
 			row := []string{l.Name, g(l.Params), g(l.MACs), g(est.Trace), g(l.AvgTrace), g(l.AvgTraceStderr), g(est.Lo / l.Params), g(est.Hi / l.Params)}
 			for _, k := range keys {
 				row = append(row, g(l.DeltaSq[k]))
+			}
+			if act {
+				row = append(row, g(l.ActAvgTrace), g(l.ActAvgTraceStderr))
+				for _, k := range keys {
+					row = append(row, g(l.ActDeltaSq[k]))
+				}
 			}
 			if err := cw.Write(row); err != nil {
 				return err
@@ -66,6 +84,12 @@ func (s *Sensitivity) Write(w io.Writer, f Format) error {
 	for _, k := range keys {
 		head = append(head, "Δ² ("+k+")")
 	}
+	if act {
+		head = append(head, "act trace ± s.e.")
+		for _, k := range keys {
+			head = append(head, "E‖Δa‖² ("+k+")")
+		}
+	}
 	tab := newTable(w, f, len(head))
 	tab.Header(toAny(head)...)
 	for i, l := range t.Layers {
@@ -81,6 +105,23 @@ func (s *Sensitivity) Write(w io.Writer, f Format) error {
 		row := []string{l.Name, num(l.Params), num(l.MACs), tr, interval}
 		for _, k := range keys {
 			row = append(row, num(l.DeltaSq[k]))
+		}
+		if act {
+			at := "-"
+			if l.ActDeltaSq != nil {
+				at = num(l.ActAvgTrace)
+				if l.ActAvgTraceStderr > 0 {
+					at += " ± " + num(l.ActAvgTraceStderr)
+				}
+			}
+			row = append(row, at)
+			for _, k := range keys {
+				if v, ok := l.ActDeltaSq[k]; ok {
+					row = append(row, num(v))
+				} else {
+					row = append(row, "-")
+				}
+			}
 		}
 		if err := tab.Append(toAny(row)...); err != nil {
 			return err

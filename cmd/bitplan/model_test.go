@@ -99,3 +99,34 @@ func TestPlanGolden(t *testing.T) {
 	}
 	golden(t, "plan_lenet.stdout", out)
 }
+
+// trace adds the activation term to hessian and diag tables (W4A4 then
+// costs more Ω than W4A8 on a layer whose input is not exact at 4 bits);
+// --weight-only leaves HAWQ-V3's weight-only Ω.
+func TestTraceActivationTerm(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		args []string
+		act  bool
+	}{{[]string{"--sensitivity", "diag", "--method", "hutchinson"}, true}, {[]string{"--weight-only"}, false}} {
+		table := filepath.Join(dir, "t.json")
+		args := append(append([]string{"trace", lenet, "--format", "json", "-o", table, "--bits", "4,w4a8"}, fast...), c.args...)
+		if _, errs, code := runCmd(t, args...); code != 0 {
+			t.Fatalf("bitplan %s: exit %d: %s", strings.Join(args, " "), code, errs)
+		}
+		tab, _, err := sensitivity.ReadFile(table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range tab.Layers {
+			if c.act != (l.ActDeltaSq != nil) {
+				t.Errorf("%v: layer %s: act_delta_sq %v", c.args, l.Name, l.ActDeltaSq)
+			}
+			if l.Name == "/fc1/Gemm" {
+				if o4, o8 := l.Omega("4"), l.Omega("w4a8"); c.act != (o4 > o8) || (!c.act && o4 != o8) {
+					t.Errorf("%v: %s: Ω W4A4 %v, W4A8 %v", c.args, l.Name, o4, o8)
+				}
+			}
+		}
+	}
+}
