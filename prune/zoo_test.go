@@ -315,3 +315,77 @@ func maxDiff(a, b []float64) (diff, scale float64) {
 	}
 	return diff, scale
 }
+
+// TestZooCacheHeads analyses the zoo's large transformers when
+// $BITPLAN_ZOO_DIR holds them (scripts/zoo.py --large --out DIR): every
+// layer of the BERT-base-shaped encoder (12 heads of 64) and of the
+// pre-norm ViT (3 heads of 64) is a prunable head group; torchvision's
+// vit_b_16 (nn.MultiheadAttention) is reported. On vit_prenorm a random
+// cut equals the silenced original.
+func TestZooCacheHeads(t *testing.T) {
+	dir := os.Getenv("BITPLAN_ZOO_DIR")
+	if dir == "" {
+		t.Skip("BITPLAN_ZOO_DIR not set (make the large zoo with scripts/zoo.py --large --out DIR)")
+	}
+	cases := []struct {
+		name          string
+		groups, heads int
+	}{{"vit_prenorm", 6, 3}, {"bert", 12, 12}, {"vit_b_16", -1, 12}}
+	for _, c := range cases {
+		for _, op := range []string{"op13", "op17"} {
+			t.Run(c.name+"/"+op, func(t *testing.T) {
+				b, err := os.ReadFile(filepath.Join(dir, c.name+"_"+op+".onnx"))
+				if err != nil {
+					t.Skipf("not in the cache: %v", err)
+				}
+				l := loadBytes(t, b)
+				heads, _ := headGroups(l.st)
+				for _, g := range heads {
+					if g.Channels != c.heads {
+						t.Errorf("head group %s: %d channels, want %d", g.Name, g.Channels, c.heads)
+					}
+				}
+				t.Logf("%d head groups", len(heads))
+				if c.groups < 0 {
+					for _, u := range l.st.Unprunable() {
+						if strings.Contains(u, "attn") || strings.Contains(u, "attention") {
+							t.Log(u)
+						}
+					}
+					return
+				}
+				if len(heads) != c.groups {
+					t.Errorf("%d head groups, want %d; unprunable:\n%s", len(heads), c.groups, strings.Join(l.st.Unprunable(), "\n"))
+				}
+				if c.name != "vit_prenorm" {
+					return
+				}
+				r := rand.New(rand.NewPCG(9, 9))
+				keep := randomKeep(r, l.st)
+				out, err := Apply(l.mp, l.st, keep)
+				if err != nil {
+					t.Fatal(err)
+				}
+				pl, ref := loadProto(t, out), loadProto(t, zeroRemoved(t, l.mp, l.st, keep))
+				xs := zooInputs(r, l, 2)
+				got, err := pl.e.LogitsInputs(xs, 2)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want, err := ref.e.LogitsInputs(xs, 2)
+				if err != nil {
+					t.Fatal(err)
+				}
+				// The engine computes models of this size in float32 (its
+				// Auto precision): the sums differ by float32 rounding.
+				if d, s := maxDiff(want, got); d > float32Tol*max(s, 1) {
+					t.Errorf("pruned logits differ from the silenced original's by %.3g (scale %.3g)", d, s)
+				}
+			})
+		}
+	}
+}
+
+// float32Tol is zeroTol for an engine computing in float32: a few units in
+// the last place of the logits.
+const float32Tol = 1e-5
