@@ -13,6 +13,7 @@ import (
 
 	"github.com/bitplan/bitplan/budget"
 	"github.com/bitplan/bitplan/model"
+	"github.com/bitplan/bitplan/nn"
 	"github.com/bitplan/bitplan/plan"
 )
 
@@ -389,3 +390,89 @@ func TestZooCacheHeads(t *testing.T) {
 // float32Tol is zeroTol for an engine computing in float32: a few units in
 // the last place of the logits.
 const float32Tol = 1e-5
+
+// FuzzFusedHeads builds attention layers with a fused q/k/v projection
+// from fuzzed split sizes, Split or Slice bounds and Reshape shapes: the
+// analysis and Apply never panic, and whenever the heads are judged
+// prunable and the model runs, the pruned model computes what the original
+// with the removed heads silenced computes.
+func FuzzFusedHeads(f *testing.F) {
+	f.Add(false, int8(8), int8(8), int8(8), int8(2), int8(2), int8(4), int8(8), int8(0), int8(0))
+	f.Add(true, int8(8), int8(8), int8(8), int8(-1), int8(2), int8(4), int8(8), int8(16), int8(24))
+	f.Add(true, int8(0), int8(12), int8(8), int8(2), int8(4), int8(2), int8(8), int8(12), int8(24))
+	f.Fuzz(func(t *testing.T, slice bool, s0, s1, s2, axis, h, dh, merge, e0, e1 int8) {
+		const T, D = 3, 8
+		g := newGraph([]int64{1, T, D})
+		qkv := g.node("MatMul", "qkv", []string{"input", g.init("qkv.w", D, 3*D)})
+		qkv = g.node("Add", "qkv_b", []string{qkv, g.init("qkv.b", 3*D)})
+		if slice {
+			bounds := [][2]int64{{int64(s0), int64(e0)}, {int64(e0), int64(e1)}, {int64(e1), int64(s2) * 3}}
+			for i, name := range []string{"q", "k", "v"} {
+				g.g.Node = append(g.g.Node, &onnx.NodeProto{Name: "slice_" + name, OpType: "Slice",
+					Input: []string{qkv, g.ints(name+"_lo", bounds[i][0]), g.ints(name+"_hi", bounds[i][1]), g.ints(name+"_ax", int64(axis))},
+					Output: []string{name}})
+			}
+		} else {
+			g.g.Node = append(g.g.Node, &onnx.NodeProto{Name: "split", OpType: "Split", Input: []string{qkv, g.ints("sizes", int64(s0), int64(s1), int64(s2))},
+				Output: []string{"q", "k", "v"}, Attribute: []*onnx.AttributeProto{intAttr("axis", int64(axis))}})
+		}
+		heads := func(x, name string, perm ...int64) string {
+			x = g.node("Reshape", name+"_split", []string{x, g.ints(name+"_shape", 0, 0, int64(h), int64(dh))})
+			return g.node("Transpose", name+"_t", []string{x}, intsAttr("perm", perm...))
+		}
+		q := heads("q", "q", 0, 2, 1, 3)
+		k := heads("k", "k", 0, 2, 3, 1)
+		v := heads("v", "v", 0, 2, 1, 3)
+		s := g.node("MatMul", "qk", []string{q, k})
+		p := g.node("Softmax", "softmax", []string{s}, intAttr("axis", -1))
+		y := g.node("MatMul", "pv", []string{p, v})
+		y = g.node("Transpose", "merge_t", []string{y}, intsAttr("perm", 0, 2, 1, 3))
+		y = g.node("Reshape", "merge", []string{y, g.ints("merge_shape", 0, 0, int64(merge))})
+		y = g.node("MatMul", "out", []string{y, g.init("out.w", D, D)})
+		y = g.node("ReduceMean", "mean", []string{y}, intsAttr("axes", 1), intAttr("keepdims", 0))
+		g.g.Output = []*onnx.ValueInfoProto{vi(y, []int64{1, D})}
+		mp := &onnx.ModelProto{IrVersion: 7, Graph: g.g, OpsetImport: []*onnx.OperatorSetIdProto{{Version: 13}}}
+		mp, m, err := model.NormalizeProto(mp)
+		if err != nil {
+			return
+		}
+		st, err := Analyze(m)
+		if err != nil {
+			return
+		}
+		r := rand.New(rand.NewPCG(uint64(h), uint64(dh)))
+		keep := randomKeep(r, st)
+		hg := st.Group("qkv")
+		if hg == nil || !hg.Prunable {
+			return
+		}
+		keep[hg.Index] = keep[hg.Index][:max(1, len(keep[hg.Index])-1)] // at least one head goes
+		if len(keep[hg.Index]) == hg.Channels {
+			return
+		}
+		out, err := Apply(mp, st, keep)
+		if err != nil {
+			t.Fatalf("a prunable group: %v", err)
+		}
+		if _, err := nn.New(m, &nn.Options{Workers: 1}); err != nil {
+			return
+		}
+		pl, ref := loadProto(t, out), loadProto(t, zeroRemoved(t, mp, st, keep))
+		x := make([]float64, T*D)
+		for i := range x {
+			x[i] = r.NormFloat64()
+		}
+		got, err := pl.e.Logits(x, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := ref.e.Logits(x, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d, s := maxDiff(want, got); d > zeroTol*max(s, 1) {
+			t.Errorf("pruned logits differ from the silenced original's by %.3g (scale %.3g)", d, s)
+		}
+		t.Logf("kept heads %v of %d", keep[hg.Index], hg.Channels)
+	})
+}
