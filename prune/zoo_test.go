@@ -409,7 +409,7 @@ func FuzzFusedHeads(f *testing.F) {
 			bounds := [][2]int64{{int64(s0), int64(e0)}, {int64(e0), int64(e1)}, {int64(e1), int64(s2) * 3}}
 			for i, name := range []string{"q", "k", "v"} {
 				g.g.Node = append(g.g.Node, &onnx.NodeProto{Name: "slice_" + name, OpType: "Slice",
-					Input: []string{qkv, g.ints(name+"_lo", bounds[i][0]), g.ints(name+"_hi", bounds[i][1]), g.ints(name+"_ax", int64(axis))},
+					Input:  []string{qkv, g.ints(name+"_lo", bounds[i][0]), g.ints(name+"_hi", bounds[i][1]), g.ints(name+"_ax", int64(axis))},
 					Output: []string{name}})
 			}
 		} else {
