@@ -27,6 +27,8 @@ func runQuantize(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	planPath := fs.String("plan", "", "the plan to apply: `FILE` written by bitplan plan --format json (or solve)")
 	var df dataFlags
 	df.register(fs, 256, "calibrating activation ranges (MNIST: the training set)")
+	df.stderr = stderr
+	df.registerLoss(fs)
 	var xf exportFlags
 	xf.register(fs, true)
 	weightsOnly := fs.Bool("weights-only", false, "quantize the weights only; activations stay float")

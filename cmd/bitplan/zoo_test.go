@@ -2,13 +2,18 @@ package main
 
 import (
 	"archive/zip"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/advancedclimatesystems/gonnx/onnx"
+	"google.golang.org/protobuf/proto"
+
 	"github.com/bitplan/bitplan/data"
 	"github.com/bitplan/bitplan/model"
+	"github.com/bitplan/bitplan/qdq"
 	mt "github.com/bitplan/bitplan/model/modeltest"
 )
 
@@ -46,7 +51,7 @@ func writeInts(t *testing.T, name string, shape []int, v []int64) string {
 	return p
 }
 
-// TestZooCommands runs trace, plan, eval and prune end to end on the
+// TestZooCommands runs trace, plan, eval, quantize and prune end to end on the
 // committed zoo members the engine runs (CI's check that real exports
 // work): tiny_bert (token ids and a mask through --inputs a,b, embedding
 // units; also --loss kl without labels), tiny_vit, tiny_quartznet
@@ -113,6 +118,20 @@ func TestZooCommands(t *testing.T) {
 			}
 			if !strings.Contains(out, "quantized") {
 				t.Errorf("eval: no quantized model in the report:\n%s", out)
+			}
+			// quantize takes the same data and --loss (per-pixel and
+			// per-frame models once had no way to say so).
+			qPath := filepath.Join(tmp, "q.onnx")
+			out, errs, code = runCmd(t, append([]string{"quantize", onnxPath, "--plan", planPath, "--format", "json", "-o", qPath}, d...)...)
+			if code != 0 {
+				t.Fatalf("quantize: exit %d: %s", code, errs)
+			}
+			var qs qdq.Summary
+			if err := json.Unmarshal([]byte(out), &qs); err != nil || (c.units > 0 && len(qs.Layers) != c.units) {
+				t.Errorf("quantize: %v, %d layers, want %d:\n%s", err, len(qs.Layers), c.units, out)
+			}
+			if b, err := os.ReadFile(qPath); err != nil || proto.Unmarshal(b, &onnx.ModelProto{}) != nil {
+				t.Errorf("quantize: the QDQ model %s is not an ONNX model: %v", qPath, err)
 			}
 			pruned := filepath.Join(tmp, "pruned.onnx")
 			args := []string{"prune", onnxPath, "--max-params", c.prune, "--probes", "2", "--test-samples", "0", "-o", pruned}
