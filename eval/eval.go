@@ -33,16 +33,44 @@ type Config struct {
 
 // Result is a model's score on the test set.
 type Result struct {
-	// Accuracy is Correct/N.
+	// Accuracy is Correct/Scored.
 	Accuracy float64 `json:"accuracy"`
-	// Loss is the mean cross-entropy.
-	Loss    float64 `json:"loss"`
-	Correct int     `json:"correct"`
-	N       int     `json:"n"`
+	// Loss is the mean loss (cross-entropy over the scored predictions,
+	// MSE over the output elements).
+	Loss float64 `json:"loss"`
+	// Correct counts the right predictions among Scored: samples for
+	// class labels and KL (agreement with the float model's top-1),
+	// labelled positions for per-position labels, none for MSE. N is the
+	// number of samples.
+	Correct int `json:"correct"`
+	Scored  int `json:"scored"`
+	N       int `json:"n"`
 }
 
 func result(e nn.Eval) Result {
-	return Result{Accuracy: e.Accuracy(), Loss: e.Loss, Correct: e.Correct, N: e.N}
+	return Result{Accuracy: e.Accuracy(), Loss: e.Loss, Correct: e.Correct, Scored: e.Scored, N: e.N}
+}
+
+// The values of Report.Scoring: what a Result's Correct and Scored count.
+const (
+	ScoringSamples   = "samples"   // class labels: one prediction per sample
+	ScoringAgreement = "agreement" // KL: samples whose top-1 is the float model's
+	ScoringPositions = "positions" // per-position labels: the labelled positions
+	ScoringNone      = "none"      // MSE: no predictions to count
+)
+
+// Scoring returns what l's Correct and Scored count (one of the Scoring
+// constants; nil is the class-label loss).
+func Scoring(l nn.Loss) string {
+	switch l.(type) {
+	case nn.PositionLabels, *nn.PositionLabels:
+		return ScoringPositions
+	case nn.MSE, *nn.MSE:
+		return ScoringNone
+	case nn.KL, *nn.KL:
+		return ScoringAgreement
+	}
+	return ScoringSamples
 }
 
 // Report is the outcome of Run: the float and the quantized model's scores
@@ -53,6 +81,8 @@ type Report struct {
 	// Samples and CalibSamples count the test and calibration samples.
 	Samples      int `json:"samples"`
 	CalibSamples int `json:"calib_samples"`
+	// Scoring says what the results' Correct and Scored count (Scoring).
+	Scoring string `json:"scoring"`
 	// WeightQuantizer and ActQuantizer describe the quantizers.
 	WeightQuantizer string `json:"weight_quantizer"`
 	ActQuantizer    string `json:"act_quantizer"`
@@ -126,7 +156,7 @@ func Run(ctx context.Context, c *Config) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("eval: quantized model: %w", err)
 	}
-	r := &Report{Model: c.Model, Plan: c.Plan, Samples: c.Test.Len(),
+	r := &Report{Model: c.Model, Plan: c.Plan, Samples: c.Test.Len(), Scoring: Scoring(e.Loss()),
 		WeightQuantizer: DescribeQuantizer(c.Weights),
 		ActQuantizer:    describeCalibration(c.Calibration),
 		Float:           result(fl), Quantized: result(qu)}

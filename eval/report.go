@@ -34,26 +34,27 @@ func (r *Report) Write(w io.Writer, f plan.Format) error {
 }
 
 // WriteCSV writes one table: a row per model ("float", "quantized") with
-// its accuracy, loss, correct and n, then a row per layer with bits,
+// its accuracy, loss, correct, scored (what they count: Report.Scoring)
+// and n (samples), then a row per layer with bits,
 // abits, weights, Δ², relative error and the input range, step and
 // signedness. Columns that do not apply to a row are empty.
 func (r *Report) WriteCSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
 	g := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
-	rows := [][]string{{"kind", "name", "accuracy", "loss", "correct", "n",
+	rows := [][]string{{"kind", "name", "accuracy", "loss", "correct", "scored", "n",
 		"bits", "abits", "weights", "delta_sq", "rel_err", "input_min", "input_max", "input_step", "input_signed"}}
 	for _, m := range []struct {
 		name string
 		r    Result
 	}{{"float", r.Float}, {"quantized", r.Quantized}} {
-		rows = append(rows, []string{"model", m.name, g(m.r.Accuracy), g(m.r.Loss), strconv.Itoa(m.r.Correct), strconv.Itoa(m.r.N),
+		rows = append(rows, []string{"model", m.name, g(m.r.Accuracy), g(m.r.Loss), strconv.Itoa(m.r.Correct), strconv.Itoa(m.r.Scored), strconv.Itoa(m.r.N),
 			"", "", "", "", "", "", "", "", ""})
 	}
 	for _, l := range r.Layers {
-		row := []string{"layer", l.Name, "", "", "", "", strconv.Itoa(l.Bits), strconv.Itoa(l.ABits), strconv.Itoa(l.Weights),
+		row := []string{"layer", l.Name, "", "", "", "", "", strconv.Itoa(l.Bits), strconv.Itoa(l.ABits), strconv.Itoa(l.Weights),
 			g(l.DeltaSq), g(l.RelErr), "", "", "", ""}
 		if l.ABits > 0 {
-			row[11], row[12], row[13], row[14] = g(l.InputMin), g(l.InputMax), g(l.InputStep), strconv.FormatBool(l.InputSigned)
+			row[12], row[13], row[14], row[15] = g(l.InputMin), g(l.InputMax), g(l.InputStep), strconv.FormatBool(l.InputSigned)
 		}
 		rows = append(rows, row)
 	}
@@ -92,17 +93,23 @@ func (r *Report) writeTables(w io.Writer, md bool) error {
 		fmt.Fprintln(w)
 	}
 	t := newTable(w, md, 4)
-	t.Header("model", "accuracy", "loss", "correct")
+	t.Header("model", "accuracy", "loss", correctHeader(r.Scoring))
+	count := func(res Result) string {
+		if r.Scoring == ScoringNone {
+			return "-"
+		}
+		return fmt.Sprintf("%d/%d", res.Correct, res.Scored)
+	}
 	for _, m := range []struct {
 		name string
 		r    Result
 	}{{"float", r.Float}, {"quantized", r.Quantized}} {
-		if err := t.Append(m.name, pct(m.r.Accuracy), g4(m.r.Loss), fmt.Sprintf("%d/%d", m.r.Correct, m.r.N)); err != nil {
+		if err := t.Append(m.name, pct(m.r.Accuracy), g4(m.r.Loss), count(m.r)); err != nil {
 			return err
 		}
 	}
 	if rt := r.Runtime; rt != nil {
-		if err := t.Append(rt.Name, pct(rt.Result.Accuracy), g4(rt.Result.Loss), fmt.Sprintf("%d/%d", rt.Result.Correct, rt.Result.N)); err != nil {
+		if err := t.Append(rt.Name, pct(rt.Result.Accuracy), g4(rt.Result.Loss), count(rt.Result)); err != nil {
 			return err
 		}
 	}
@@ -150,6 +157,19 @@ func (r *Report) writeTables(w io.Writer, md bool) error {
 		}
 	}
 	return t.Render()
+}
+
+// correctHeader names the count column after what it counts.
+func correctHeader(scoring string) string {
+	switch scoring {
+	case ScoringPositions:
+		return "correct positions"
+	case ScoringAgreement:
+		return "top-1 agreeing"
+	case ScoringNone:
+		return "correct"
+	}
+	return "correct samples"
 }
 
 // kernelList lists operator counts sorted by name: "Conv×2, QGemm×1".

@@ -222,7 +222,7 @@ func (s *scorer) add(start, n int, z []float32, shape []int, labels []int, ref [
 // result returns the mean loss and the accuracy over the scored
 // predictions, as the simulation reports them.
 func (s *scorer) result() eval.Result {
-	r := eval.Result{Correct: s.correct, N: s.n}
+	r := eval.Result{Correct: s.correct, Scored: s.scored, N: s.n}
 	if s.denom > 0 {
 		r.Loss = s.sum / s.denom
 	}

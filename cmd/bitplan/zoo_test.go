@@ -3,6 +3,8 @@ package main
 import (
 	"archive/zip"
 	"encoding/json"
+	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -366,5 +368,64 @@ func TestZooLossNPZ(t *testing.T) {
 	// Without labels the class loss refuses the archive, naming it.
 	if _, errs, code := runCmd(t, "trace", filepath.Join(bert, "op17.onnx"), "--data", "npz:"+z); code == 0 || !strings.Contains(errs, "no labels array") {
 		t.Errorf("class loss on an unlabelled archive: exit %d: %s", code, errs)
+	}
+}
+
+// TestEvalPositionCounts: with --loss position eval's correct column
+// counts labelled positions, out of the scored ones (it once divided by
+// the samples: "301/2" beside 62.71 %). tiny_unet: 2 samples of 16×16
+// pixels, the first column ignored, 480 scored pixels.
+func TestEvalPositionCounts(t *testing.T) {
+	px := make([]int64, 2*16*16)
+	for i := range px {
+		px[i] = int64(i/16+i%16) % 3
+		if i%16 == 0 {
+			px[i] = -100
+		}
+	}
+	dir := filepath.Join(zoo, "tiny_unet")
+	onnxPath := filepath.Join(dir, "op13.onnx")
+	d := []string{"--inputs", filepath.Join(dir, "input.npy"), "--labels", writeInts(t, "y.npy", []int{2, 16, 16}, px), "--loss", "position"}
+	planPath := filepath.Join(t.TempDir(), "plan.json")
+	if _, errs, code := runCmd(t, append([]string{"plan", onnxPath, "--bits", "8", "--verify", "0", "--format", "json", "-o", planPath,
+		"--method", "hutchinson", "--min-probes", "2", "--max-probes", "2"}, d...)...); code != 0 {
+		t.Fatalf("plan: exit %d: %s", code, errs)
+	}
+	out, errs, code := runCmd(t, append([]string{"eval", onnxPath, "--plan", planPath, "--format", "json"}, d...)...)
+	if code != 0 {
+		t.Fatalf("eval: exit %d: %s", code, errs)
+	}
+	var r struct {
+		Scoring          string
+		Float, Quantized struct {
+			Accuracy            float64
+			Correct, Scored, N int
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []struct {
+		name                string
+		accuracy            float64
+		correct, scored, n int
+	}{{"float", r.Float.Accuracy, r.Float.Correct, r.Float.Scored, r.Float.N}, {"quantized", r.Quantized.Accuracy, r.Quantized.Correct, r.Quantized.Scored, r.Quantized.N}} {
+		if m.scored != 480 || m.n != 2 || m.correct > 480 || math.Abs(m.accuracy-float64(m.correct)/480) > 1e-12 {
+			t.Errorf("%s: correct %d of %d scored (%d samples), accuracy %g; want 480 scored positions of 2 samples", m.name, m.correct, m.scored, m.n, m.accuracy)
+		}
+	}
+	if r.Scoring != "positions" {
+		t.Errorf("scoring %q, want positions", r.Scoring)
+	}
+	out, errs, code = runCmd(t, append([]string{"eval", onnxPath, "--plan", planPath}, d...)...)
+	if code != 0 {
+		t.Fatalf("eval: exit %d: %s", code, errs)
+	}
+	if want := fmt.Sprintf("%d/480", r.Quantized.Correct); !strings.Contains(out, want) || !strings.Contains(out, "correct positions") {
+		t.Errorf("text report lacks %q under a header naming positions:\n%s", want, out)
+	}
+	out, _, _ = runCmd(t, append([]string{"eval", onnxPath, "--plan", planPath, "--format", "csv"}, d...)...)
+	if !strings.HasPrefix(out, "kind,name,accuracy,loss,correct,scored,n,") {
+		t.Errorf("csv header: %s", out)
 	}
 }
