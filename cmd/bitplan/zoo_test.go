@@ -15,8 +15,8 @@ import (
 
 	"github.com/bitplan/bitplan/data"
 	"github.com/bitplan/bitplan/model"
-	"github.com/bitplan/bitplan/qdq"
 	mt "github.com/bitplan/bitplan/model/modeltest"
+	"github.com/bitplan/bitplan/qdq"
 )
 
 const zoo = "../../testdata/zoo"
@@ -398,7 +398,7 @@ func TestEvalPositionCounts(t *testing.T) {
 	var r struct {
 		Scoring          string
 		Float, Quantized struct {
-			Accuracy            float64
+			Accuracy           float64
 			Correct, Scored, N int
 		}
 	}
@@ -406,8 +406,8 @@ func TestEvalPositionCounts(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, m := range []struct {
-		name                string
-		accuracy            float64
+		name               string
+		accuracy           float64
 		correct, scored, n int
 	}{{"float", r.Float.Accuracy, r.Float.Correct, r.Float.Scored, r.Float.N}, {"quantized", r.Quantized.Accuracy, r.Quantized.Correct, r.Quantized.Scored, r.Quantized.N}} {
 		if m.scored != 480 || m.n != 2 || m.correct > 480 || math.Abs(m.accuracy-float64(m.correct)/480) > 1e-12 {
