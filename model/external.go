@@ -6,10 +6,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
+	"google.golang.org/protobuf/proto"
 )
 
 // External data: models over protobuf's 2 GiB limit keep initializers in
@@ -36,12 +38,34 @@ func errNoDir(tp *onnx.TensorProto) error {
 // (and of Constant nodes' tensors, in subgraphs too) by raw_data read from
 // the files they name, relative to dir.
 func resolveExternal(mp *onnx.ModelProto, dir string) error {
+	_, err := ResolveExternal(mp, dir)
+	return err
+}
+
+// ResolveExternal reads the external data of every tensor of mp
+// (initializers and Constant nodes' tensors, in subgraphs too) into
+// raw_data from the files they name relative to dir, the directory of the
+// model file, with Load's checks (locations inside dir, byte ranges
+// inside the file and of the tensor's size), and returns the files read
+// (none for a self-contained model). Tools that rewrite a model (the QDQ
+// export) or hand it to a runtime from memory call it first, so no
+// reference to a side file is left that would resolve against another
+// directory. dir "" with external data is an error naming the tensor.
+func ResolveExternal(mp *onnx.ModelProto, dir string) ([]string, error) {
 	if mp == nil || mp.Graph == nil {
-		return nil
+		return nil, nil
 	}
 	r := &externalReader{dir: dir, files: map[string]*externalFile{}}
 	defer r.close()
-	return r.graph(mp.Graph)
+	if err := r.graph(mp.Graph); err != nil {
+		return nil, err
+	}
+	files := make([]string, 0, len(r.files))
+	for p := range r.files {
+		files = append(files, p)
+	}
+	slices.Sort(files)
+	return files, nil
 }
 
 type externalFile struct {
@@ -208,6 +232,10 @@ func (r *externalReader) open(path string) (*externalFile, error) {
 // bounds TensorFromProto applies to dimensions and element counts.
 func rawBytes(tp *onnx.TensorProto) (int64, error) {
 	size := elemSize(DataType(tp.DataType))
+	packed := tp.DataType == dataTypeInt4 || tp.DataType == dataTypeUint4
+	if packed {
+		size = 1
+	}
 	if size == 0 {
 		return 0, fmt.Errorf("data type %v is not supported (want FLOAT, DOUBLE, FLOAT16 or an integer type)", DataType(tp.DataType))
 	}
@@ -221,8 +249,18 @@ func rawBytes(tp *onnx.TensorProto) (int64, error) {
 		}
 		n *= d
 	}
+	if packed { // two 4-bit codes a byte
+		return (n + 1) / 2, nil
+	}
 	return n * int64(size), nil
 }
+
+// The ONNX 1.16 4-bit element types (newer than the generated enum):
+// external data of a QDQ model's INT4 weight codes resolves too.
+const (
+	dataTypeUint4 = 21
+	dataTypeInt4  = 22
+)
 
 // elemSize returns the bytes of one element of t in raw_data (0: not a
 // type the importer reads).
@@ -238,4 +276,27 @@ func elemSize(t DataType) int {
 		return 1
 	}
 	return 0
+}
+
+// Inline returns the serialized model b with every external tensor read
+// inline from the files relative to dir (ResolveExternal), for a runtime
+// that loads the model from memory; b itself when it has no external
+// data. The result is subject to protobuf's 2 GiB limit.
+func Inline(b []byte, dir string) ([]byte, error) {
+	mp := &onnx.ModelProto{}
+	if err := proto.Unmarshal(b, mp); err != nil {
+		return nil, fmt.Errorf("%w: not a ModelProto (truncated or not ONNX?): %v", ErrFormat, err)
+	}
+	files, err := ResolveExternal(mp, dir)
+	if err != nil {
+		return nil, err
+	}
+	if len(files) == 0 {
+		return b, nil
+	}
+	out, err := proto.Marshal(mp)
+	if err != nil {
+		return nil, fmt.Errorf("model: inlining the external data of %s: %w", strings.Join(files, ", "), err)
+	}
+	return out, nil
 }

@@ -38,6 +38,10 @@ type Unit struct {
 	// OutChannels is the number of output channels (Conv M, Gemm/MatMul N);
 	// the weight is split into this many per-channel slices.
 	OutChannels int
+	// ChannelAxis is the weight's axis of output channels, the axis of a
+	// per-channel quantizer's scales (op.UnitSpec.ChannelAxis: 1 for a K×N
+	// weight, a ConvTranspose and a recurrent W or R, 0 for Conv).
+	ChannelAxis int
 	// Params is the number of weight plus bias elements.
 	Params int64
 	// MACs is the number of multiply-accumulates at batch size 1.
@@ -183,7 +187,7 @@ func (m *Model) findUnits() ([]Unit, error) {
 		}
 		for _, spec := range specs {
 			u := Unit{Op: n.Op, Node: n.Index, Weight: n.Input(spec.WeightInput), WeightInput: spec.WeightInput, DataInput: spec.DataInput,
-				OutChannels: spec.OutChannels, Group: spec.Group, TransB: spec.TransB, BiasNode: -1, BatchNorm: -1,
+				OutChannels: spec.OutChannels, ChannelAxis: spec.ChannelAxis, Group: spec.Group, TransB: spec.TransB, BiasNode: -1, BatchNorm: -1,
 				MACs: spec.MACs, InElems: spec.InElems, OutElems: spec.OutElems, ShapeKnown: spec.ShapeKnown}
 			if spec.BiasInput >= 0 {
 				u.Bias = n.Input(spec.BiasInput)

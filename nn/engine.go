@@ -130,6 +130,9 @@ type UnitLayout struct {
 	// OutChannels is the number of output channels (an embedding table's
 	// rows).
 	OutChannels int
+	// ChannelAxis is the weight's axis of output channels, along which a
+	// per-channel quantizer keeps one scale per slice (model.Unit's).
+	ChannelAxis int
 	// HasInput reports that the unit's data input is a tensor of the
 	// graph, so SetInputQuantizer acts on it; it is false for an LSTM's,
 	// GRU's or RNN's R, whose input is the hidden state computed inside
@@ -287,7 +290,7 @@ func New(m *model.Model, opts *Options) (*Engine, error) {
 	}
 	for _, u := range m.Units {
 		l := UnitLayout{Name: u.Name, Op: u.Op, Weight: u.Weight, Bias: u.Bias, WeightShape: slices.Clone(u.WeightShape), OutChannels: u.OutChannels,
-			HasInput: u.DataInput >= 0}
+			ChannelAxis: u.ChannelAxis, HasInput: u.DataInput >= 0}
 		var err error
 		if l.WeightOffset, l.WeightSize, err = add(u.Name, u.Weight); err != nil {
 			return nil, err

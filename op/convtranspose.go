@@ -136,11 +136,13 @@ func inferConvTranspose(n *Node, s *Shapes) error {
 	return nil
 }
 
-// unitConvTranspose describes the weight W (C × M/G × kernel). Its slices
-// along axis 0 (one per input channel, contiguous) are the channels the
-// planner quantizes per channel — the layout plan and eval use for Conv —
-// so OutChannels counts those C slices; the bias has M elements. No
-// BatchNorm is folded (its channels are W's axis 1).
+// unitConvTranspose describes the weight W (C × M/G × kernel). Its
+// output channels are axis 1 (ChannelAxis: one quantization scale per
+// output channel within a group, shared by the groups, as a QDQ
+// DequantizeLinear's axis 1 stores them); OutChannels counts the slices
+// along axis 0 (one per input channel, contiguous: pruning's channels);
+// the bias has M elements. No BatchNorm is folded (its channels are W's
+// axis 1).
 //
 //	MACs per sample = C·H_in·W_in · (M/G)·kh·kw
 func unitConvTranspose(n *Node, g UnitGraph) (*UnitSpec, error) {
@@ -151,7 +153,7 @@ func unitConvTranspose(n *Node, g UnitGraph) (*UnitSpec, error) {
 	if len(w.Shape) < 3 {
 		return nil, unitErr("%s: weight %q has shape %v, want C×M/group×kernel", n.Label(), w.Name, w.Shape)
 	}
-	u := &UnitSpec{WeightInput: 1, DataInput: 0, BiasInput: -1, OutChannels: w.Shape[0], Group: 1}
+	u := &UnitSpec{WeightInput: 1, DataInput: 0, BiasInput: -1, OutChannels: w.Shape[0], Group: 1, ChannelAxis: 1}
 	if grp, err := n.AttrInt("group", 1); err != nil {
 		return nil, err
 	} else if grp >= 1 {

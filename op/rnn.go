@@ -166,8 +166,10 @@ func inferRNN(n *Node, s *Shapes) error {
 }
 
 // rnnUnits gives the two quantizable weights of a recurrent node, W (with
-// the bias B, which holds Wb and Rb) and R, each per direction (its
-// OutChannels), with MACs for the node's sequence length:
+// the bias B, which holds Wb and Rb) and R, each quantized per gate row
+// (ChannelAxis 1 of D×gates·H×…: one scale per hidden unit and gate,
+// shared by the directions) and counted per direction (OutChannels), with
+// MACs for the node's sequence length:
 //
 //	W: T·D·gates·H·I,  R: T·D·gates·H·H   multiply-accumulates per sample.
 func rnnUnits(n *Node, g UnitGraph) ([]*UnitSpec, error) {
@@ -185,7 +187,7 @@ func rnnUnits(n *Node, g UnitGraph) ([]*UnitSpec, error) {
 	}
 	gates := int64(rnnGates(n.Op))
 	if w != nil {
-		u := &UnitSpec{Suffix: "/W", WeightInput: 1, DataInput: 0, BiasInput: -1, OutChannels: w.Shape[0], Group: 1}
+		u := &UnitSpec{Suffix: "/W", WeightInput: 1, DataInput: 0, BiasInput: -1, OutChannels: w.Shape[0], Group: 1, ChannelAxis: 1}
 		if b := n.Input(3); b != "" && g.FloatConst(b) != nil {
 			u.BiasInput = 3
 		}
@@ -200,7 +202,7 @@ func rnnUnits(n *Node, g UnitGraph) ([]*UnitSpec, error) {
 		if len(r.Shape) != 3 {
 			return nil, unitErr("%s: weight R %q has shape %v, want directions × %d·hidden × hidden", n.Label(), r.Name, r.Shape, gates)
 		}
-		u := &UnitSpec{Suffix: "/R", WeightInput: 2, DataInput: -1, BiasInput: -1, OutChannels: r.Shape[0], Group: 1}
+		u := &UnitSpec{Suffix: "/R", WeightInput: 2, DataInput: -1, BiasInput: -1, OutChannels: r.Shape[0], Group: 1, ChannelAxis: 1}
 		if known {
 			t, d, h := int64(geom.seq), int64(geom.dirs), int64(geom.hidden)
 			u.ShapeKnown = true

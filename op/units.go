@@ -36,7 +36,17 @@ type UnitSpec struct {
 	// OutChannels is the number of output channels; Group the group count
 	// (1 but for grouped Conv); TransB Gemm's transB.
 	OutChannels, Group int
-	TransB             bool
+	// ChannelAxis is the weight's axis of output channels, along which a
+	// per-channel quantizer keeps one scale per slice (and a QDQ model's
+	// DequantizeLinear its axis): 0 for Conv (M×C/g×k…), Gemm with transB
+	// (N×K) and an embedding table; the last axis of a K×N weight (Gemm,
+	// MatMul on the right, square or not); 1 for ConvTranspose
+	// (C×M/g×k…: the output channel within a group) and for the W and R
+	// of LSTM, GRU and RNN (D×gates·H×…: one scale per gate row, shared by
+	// the directions). It can differ from the axis OutChannels counts
+	// (pruning's channels).
+	ChannelAxis int
+	TransB      bool
 	// MACs, InElems and OutElems are per sample; ShapeKnown is false when
 	// the shapes were not inferred (they are then 0).
 	MACs, InElems, OutElems int64
@@ -125,9 +135,9 @@ func unitGemm(n *Node, g UnitGraph) (*UnitSpec, error) {
 	case wi == 1 && tb != 0:
 		u.OutChannels = w.Shape[0]
 	case wi == 1:
-		u.OutChannels = w.Shape[1]
+		u.OutChannels, u.ChannelAxis = w.Shape[1], 1
 	case ta != 0: // constant A: output rows are A's columns
-		u.OutChannels = w.Shape[1]
+		u.OutChannels, u.ChannelAxis = w.Shape[1], 1
 	default:
 		u.OutChannels = w.Shape[0]
 	}
@@ -162,11 +172,11 @@ func unitMatMul(n *Node, g UnitGraph) (*UnitSpec, error) {
 	}
 	u := &UnitSpec{WeightInput: wi, DataInput: 1 - wi, BiasInput: -1, Group: 1, BiasFromAdd: wi == 1}
 	if wi == 1 {
-		u.OutChannels = w.Shape[len(w.Shape)-1]
+		u.OutChannels, u.ChannelAxis = w.Shape[len(w.Shape)-1], len(w.Shape)-1
 	} else {
 		u.OutChannels = w.Shape[0]
 		if len(w.Shape) >= 2 {
-			u.OutChannels = w.Shape[len(w.Shape)-2]
+			u.OutChannels, u.ChannelAxis = w.Shape[len(w.Shape)-2], len(w.Shape)-2
 		}
 	}
 	x, y := g.Dims(n.Input(1-wi)), g.Dims(n.Outputs[0])

@@ -106,12 +106,24 @@ func countKernels(b []byte) (Kernels, error) {
 	return k, nil
 }
 
-// io returns a model's data input (the first graph input that is not an
-// initializer), its per-sample shape and its first output.
-func modelIO(b []byte) (in string, sample []int64, out string, err error) {
+// Input is one data input of a model as ONNX Runtime is fed it.
+type Input struct {
+	// Name is the graph input's name.
+	Name string
+	// Type is its ONNX element type (onnx.TensorProto_FLOAT, _INT64…).
+	Type onnx.TensorProto_DataType
+	// Sample is the per-sample shape (without the batch dimension); 0
+	// marks a symbolic dimension, taken from the data.
+	Sample []int64
+}
+
+// modelIO returns a model's data inputs (the graph inputs that are not
+// initializers, in file order: the order of the engine's model.Inputs,
+// to which data.Inputs datasets are matched) and its first output.
+func modelIO(b []byte) (ins []Input, out string, err error) {
 	mp := &onnx.ModelProto{}
 	if err := proto.Unmarshal(b, mp); err != nil || mp.Graph == nil {
-		return "", nil, "", fmt.Errorf("ort: not an ONNX model: %v", err)
+		return nil, "", fmt.Errorf("ort: not an ONNX model: %v", err)
 	}
 	g := mp.Graph
 	inits := map[string]bool{}
@@ -122,21 +134,84 @@ func modelIO(b []byte) (in string, sample []int64, out string, err error) {
 		if inits[v.Name] {
 			continue
 		}
-		in = v.Name
-		if tt := v.GetType().GetTensorType(); tt != nil && tt.Shape != nil {
-			for i, d := range tt.Shape.Dim {
-				if i == 0 {
-					continue
+		in := Input{Name: v.Name, Type: onnx.TensorProto_FLOAT}
+		if tt := v.GetType().GetTensorType(); tt != nil {
+			if tt.ElemType != 0 {
+				in.Type = onnx.TensorProto_DataType(tt.ElemType)
+			}
+			if tt.Shape != nil {
+				in.Sample = []int64{}
+				for i, d := range tt.Shape.Dim {
+					if i > 0 {
+						in.Sample = append(in.Sample, d.GetDimValue())
+					}
 				}
-				sample = append(sample, d.GetDimValue())
 			}
 		}
-		break
+		ins = append(ins, in)
 	}
-	if in == "" || len(g.Output) == 0 {
-		return "", nil, "", fmt.Errorf("ort: the model has no data input or no output")
+	if len(ins) == 0 || len(g.Output) == 0 {
+		return nil, "", fmt.Errorf("ort: the model has no data input or no output")
 	}
-	return in, sample, g.Output[0].Name, nil
+	return ins, g.Output[0].Name, nil
+}
+
+// sampleShapes returns the per-sample shape of every input for data whose
+// samples have the given shapes (nil: the model's own, which must then be
+// fixed), checked against the model's fixed dimensions.
+func sampleShapes(ins []Input, data [][]int) ([][]int64, error) {
+	if data != nil && len(data) != len(ins) {
+		return nil, fmt.Errorf("ort: %d inputs in the data, the model has %d (%s)", len(data), len(ins), inputNames(ins))
+	}
+	out := make([][]int64, len(ins))
+	for i, in := range ins {
+		if data == nil {
+			if in.Sample == nil || slices.Contains(in.Sample, 0) {
+				return nil, fmt.Errorf("ort: input %q has the symbolic per-sample shape %v; give the data's shape", in.Name, in.Sample)
+			}
+			out[i] = in.Sample
+			continue
+		}
+		d := data[i]
+		ok := in.Sample == nil || len(in.Sample) == len(d)
+		for k := 0; ok && in.Sample != nil && k < len(d); k++ {
+			ok = in.Sample[k] == 0 || in.Sample[k] == int64(d[k])
+		}
+		if !ok {
+			return nil, fmt.Errorf("ort: input %d of the data has samples of shape %v, the model's input %q takes %v (0: any size)", i, d, in.Name, in.Sample)
+		}
+		out[i] = make([]int64, len(d))
+		for k, v := range d {
+			out[i][k] = int64(v)
+		}
+	}
+	return out, nil
+}
+
+func inputNames(ins []Input) string {
+	names := make([]string, len(ins))
+	for i, in := range ins {
+		names[i] = in.Name
+	}
+	return strings.Join(names, ", ")
+}
+
+// datasetShapes returns the per-sample shape of every input of ds (one
+// for a plain Dataset).
+func datasetShapes(ds data.Dataset) [][]int {
+	if m, ok := ds.(data.Inputs); ok {
+		return m.SampleShapes()
+	}
+	return [][]int{ds.SampleShape()}
+}
+
+// readInputs reads samples [start, start+len(labels)) of every input of
+// ds into bufs (one per input, sized for the samples).
+func readInputs(ds data.Dataset, start int, bufs [][]float64, labels []int) error {
+	if m, ok := ds.(data.Inputs); ok {
+		return m.ReadInputs(start, bufs, labels)
+	}
+	return ds.Read(start, bufs[0], labels)
 }
 
 // EvalOptions are the options of Session.Evaluate.

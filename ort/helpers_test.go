@@ -5,6 +5,8 @@ package ort
 
 import (
 	"math"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -127,9 +129,9 @@ func TestSummarize(t *testing.T) {
 
 func TestModelIOAndKernels(t *testing.T) {
 	b := IdentityModel([]int{2, 3, 4})
-	in, sample, out, err := modelIO(b)
-	if err != nil || in != "X" || out != "Y" || len(sample) != 2 || sample[0] != 3 || sample[1] != 4 {
-		t.Fatalf("modelIO = %q %v %q %v; want X [3 4] Y", in, sample, out, err)
+	ins, out, err := modelIO(b)
+	if err != nil || len(ins) != 1 || ins[0].Name != "X" || out != "Y" || !slices.Equal(ins[0].Sample, []int64{3, 4}) || ins[0].Type != onnx.TensorProto_FLOAT {
+		t.Fatalf("modelIO = %+v %q %v; want X FLOAT [3 4], Y", ins, out, err)
 	}
 	k, err := countKernels(b)
 	if err != nil || len(k) != 1 || k["Identity"] != 1 {
@@ -152,8 +154,8 @@ func TestModelIOAndKernels(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if in, _, _, err := modelIO(b2); err != nil || in != "X" {
-		t.Errorf("modelIO with an initializer input = %q, %v; want X", in, err)
+	if ins, _, err := modelIO(b2); err != nil || len(ins) != 1 || ins[0].Name != "X" {
+		t.Errorf("modelIO with an initializer input = %+v, %v; want X", ins, err)
 	}
 	k, err = countKernels(b2)
 	if err != nil || k["com.microsoft:QGemm"] != 1 || k.Quantized()["com.microsoft:QGemm"] != 1 {
@@ -161,11 +163,61 @@ func TestModelIOAndKernels(t *testing.T) {
 	}
 
 	for _, bad := range [][]byte{{0xff, 0xff}, nil} {
-		if _, _, _, err := modelIO(bad); err == nil {
+		if _, _, err := modelIO(bad); err == nil {
 			t.Errorf("modelIO(%x) gave no error", bad)
 		}
 		if _, err := countKernels(bad); err == nil {
 			t.Errorf("countKernels(%x) gave no error", bad)
+		}
+	}
+}
+
+// TestModelIOInputs reads every data input of a model of two (token ids
+// INT64 with a symbolic sequence length, a FLOAT mask), in file order, and
+// checks data shapes against them: ONNX Runtime once got only the first
+// input, so tiny_bert could not run.
+func TestModelIOInputs(t *testing.T) {
+	vi := func(name string, typ onnx.TensorProto_DataType, dims ...int64) *onnx.ValueInfoProto {
+		sh := &onnx.TensorShapeProto{}
+		for _, d := range dims {
+			dim := &onnx.TensorShapeProto_Dimension{Value: &onnx.TensorShapeProto_Dimension_DimParam{DimParam: "n"}}
+			if d > 0 {
+				dim.Value = &onnx.TensorShapeProto_Dimension_DimValue{DimValue: d}
+			}
+			sh.Dim = append(sh.Dim, dim)
+		}
+		return &onnx.ValueInfoProto{Name: name, Type: &onnx.TypeProto{Value: &onnx.TypeProto_TensorType{TensorType: &onnx.TypeProto_Tensor{ElemType: int32(typ), Shape: sh}}}}
+	}
+	mp := &onnx.ModelProto{Graph: &onnx.GraphProto{
+		Input:  []*onnx.ValueInfoProto{vi("ids", onnx.TensorProto_INT64, -1, -1), vi("mask", onnx.TensorProto_FLOAT, -1, 16)},
+		Output: []*onnx.ValueInfoProto{vi("logits", onnx.TensorProto_FLOAT, -1, 3)}}}
+	b, err := proto.Marshal(mp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ins, out, err := modelIO(b)
+	if err != nil || len(ins) != 2 || out != "logits" {
+		t.Fatalf("modelIO = %+v %q %v", ins, out, err)
+	}
+	if ins[0].Name != "ids" || ins[0].Type != onnx.TensorProto_INT64 || !slices.Equal(ins[0].Sample, []int64{0}) ||
+		ins[1].Name != "mask" || ins[1].Type != onnx.TensorProto_FLOAT || !slices.Equal(ins[1].Sample, []int64{16}) {
+		t.Errorf("inputs %+v; want ids INT64 [0], mask FLOAT [16]", ins)
+	}
+	sh, err := sampleShapes(ins, [][]int{{16}, {16}})
+	if err != nil || !slices.Equal(sh[0], []int64{16}) || !slices.Equal(sh[1], []int64{16}) {
+		t.Errorf("sampleShapes = %v, %v; want [[16] [16]]", sh, err)
+	}
+	for _, c := range []struct {
+		data [][]int
+		want string
+	}{
+		{nil, `input "ids" has the symbolic per-sample shape`},
+		{[][]int{{16}}, "1 inputs in the data, the model has 2 (ids, mask)"},
+		{[][]int{{16}, {8}}, `model's input "mask" takes [16]`},
+		{[][]int{{16, 2}, {16}}, `model's input "ids" takes [0]`},
+	} {
+		if _, err := sampleShapes(ins, c.data); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("sampleShapes(%v) = %v, want an error containing %q", c.data, err, c.want)
 		}
 	}
 }

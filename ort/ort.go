@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
+	"github.com/advancedclimatesystems/gonnx/onnx"
 	ortgo "github.com/yalue/onnxruntime_go"
 
 	"github.com/bitplan/bitplan/data"
@@ -62,10 +64,9 @@ func Version() string {
 
 // Session is a model loaded in ONNX Runtime (CPU execution provider).
 type Session struct {
-	s        *ortgo.DynamicAdvancedSession
-	in, out  string
-	sample   []int64
-	perInput int
+	s   *ortgo.DynamicAdvancedSession
+	ins []Input
+	out string
 }
 
 func options(o *Options, optimized string) (*ortgo.SessionOptions, error) {
@@ -106,16 +107,28 @@ func options(o *Options, optimized string) (*ortgo.SessionOptions, error) {
 	return so, nil
 }
 
-// Open loads a serialized model. Init must have succeeded.
+// Open loads a serialized model. Init must have succeeded. A model with
+// external data loads with OpenFile (or inline, model.Inline).
 func Open(model []byte, o *Options) (*Session, error) {
-	return open(model, o, "")
+	return open(model, "", o, "")
 }
 
-func open(model []byte, o *Options, optimized string) (*Session, error) {
+// OpenFile loads the model file at path; ONNX Runtime reads its external
+// data, if any, from the files its tensors name relative to the file's
+// directory. Init must have succeeded.
+func OpenFile(path string, o *Options) (*Session, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("ort: %w", err)
+	}
+	return open(b, path, o, "")
+}
+
+func open(model []byte, path string, o *Options, optimized string) (*Session, error) {
 	if !ortgo.IsInitialized() {
 		return nil, fmt.Errorf("ort: call Init first (%s)", Install)
 	}
-	in, sample, out, err := modelIO(model)
+	ins, out, err := modelIO(model)
 	if err != nil {
 		return nil, err
 	}
@@ -124,16 +137,25 @@ func open(model []byte, o *Options, optimized string) (*Session, error) {
 		return nil, err
 	}
 	defer so.Destroy()
-	s, err := ortgo.NewDynamicAdvancedSessionWithONNXData(model, []string{in}, []string{out}, so)
+	names := make([]string, len(ins))
+	for i, in := range ins {
+		names[i] = in.Name
+	}
+	var s *ortgo.DynamicAdvancedSession
+	if path != "" {
+		s, err = ortgo.NewDynamicAdvancedSession(path, names, []string{out}, so)
+	} else {
+		s, err = ortgo.NewDynamicAdvancedSessionWithONNXData(model, names, []string{out}, so)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("ort: ONNX Runtime rejects the model: %w", err)
 	}
-	per := 1
-	for _, d := range sample {
-		per *= int(d)
-	}
-	return &Session{s: s, in: in, out: out, sample: sample, perInput: per}, nil
+	return &Session{s: s, ins: ins, out: out}, nil
 }
+
+// Inputs returns the model's data inputs in the order RunInputs takes
+// them.
+func (s *Session) Inputs() []Input { return slices.Clone(s.ins) }
 
 // Close releases the session.
 func (s *Session) Close() {
@@ -144,25 +166,99 @@ func (s *Session) Close() {
 }
 
 // Run returns the first output for a batch of n samples x (n × the
-// model's per-sample input shape, float32).
+// model's per-sample input shape, float32) of a model with one input.
 func (s *Session) Run(x []float32, n int) ([]float32, error) {
-	z, _, err := s.run(x, n)
+	if len(s.ins) != 1 {
+		return nil, fmt.Errorf("ort: the model has %d inputs (%s); give each with RunInputs", len(s.ins), inputNames(s.ins))
+	}
+	shapes, err := sampleShapes(s.ins, nil)
+	if err != nil {
+		return nil, err
+	}
+	x64 := make([]float64, len(x))
+	for i, v := range x {
+		x64[i] = float64(v)
+	}
+	z, _, err := s.run([][]float64{x64}, shapes, n)
 	return z, err
 }
 
-// run returns the first output and its shape per sample.
-func (s *Session) run(x []float32, n int) ([]float32, []int, error) {
-	if n <= 0 || len(x) != n*s.perInput {
-		return nil, nil, fmt.Errorf("ort: %d input values for %d samples of %d", len(x), n, s.perInput)
-	}
-	shape := append(ortgo.Shape{int64(n)}, s.sample...)
-	xt, err := ortgo.NewTensor(shape, x)
+// RunInputs returns the first output for a batch of n samples of every
+// input, in the order of Inputs: xs[i] holds n × input i's per-sample
+// values of shape shapes[i] (nil: the model's declared shapes), converted
+// to the input's element type (token ids and masks to INT64 exactly).
+func (s *Session) RunInputs(xs [][]float64, shapes [][]int, n int) ([]float32, error) {
+	sh, err := sampleShapes(s.ins, shapes)
 	if err != nil {
-		return nil, nil, fmt.Errorf("ort: %w", err)
+		return nil, err
 	}
-	defer xt.Destroy()
+	z, _, err := s.run(xs, sh, n)
+	return z, err
+}
+
+// tensor makes input in's tensor of n samples of shape sample from x.
+func tensor(in Input, x []float64, n int, sample []int64) (ortgo.Value, error) {
+	shape := append(ortgo.Shape{int64(n)}, sample...)
+	switch in.Type {
+	case onnx.TensorProto_FLOAT:
+		return ortgo.NewTensor(shape, convert[float32](x))
+	case onnx.TensorProto_DOUBLE:
+		return ortgo.NewTensor(shape, slices.Clone(x))
+	case onnx.TensorProto_INT64:
+		return ortgo.NewTensor(shape, convert[int64](x))
+	case onnx.TensorProto_INT32:
+		return ortgo.NewTensor(shape, convert[int32](x))
+	case onnx.TensorProto_INT8:
+		return ortgo.NewTensor(shape, convert[int8](x))
+	case onnx.TensorProto_UINT8:
+		return ortgo.NewTensor(shape, convert[uint8](x))
+	case onnx.TensorProto_BOOL:
+		b := make([]bool, len(x))
+		for i, v := range x {
+			b[i] = v != 0
+		}
+		return ortgo.NewTensor(shape, b)
+	}
+	return nil, fmt.Errorf("ort: input %q has element type %v; the binding feeds FLOAT, DOUBLE, INT64, INT32, INT8, UINT8 and BOOL inputs", in.Name, in.Type)
+}
+
+func convert[T float32 | int64 | int32 | int8 | uint8](x []float64) []T {
+	out := make([]T, len(x))
+	for i, v := range x {
+		out[i] = T(v)
+	}
+	return out
+}
+
+// run returns the first output and its shape per sample.
+func (s *Session) run(xs [][]float64, shapes [][]int64, n int) ([]float32, []int, error) {
+	if len(xs) != len(s.ins) {
+		return nil, nil, fmt.Errorf("ort: %d inputs given, the model has %d (%s)", len(xs), len(s.ins), inputNames(s.ins))
+	}
+	vals := make([]ortgo.Value, len(xs))
+	defer func() {
+		for _, v := range vals {
+			if v != nil {
+				v.Destroy()
+			}
+		}
+	}()
+	for i, in := range s.ins {
+		per := 1
+		for _, d := range shapes[i] {
+			per *= int(d)
+		}
+		if n <= 0 || len(xs[i]) != n*per {
+			return nil, nil, fmt.Errorf("ort: input %q: %d values for %d samples of %d", in.Name, len(xs[i]), n, per)
+		}
+		v, err := tensor(in, xs[i], n, shapes[i])
+		if err != nil {
+			return nil, nil, fmt.Errorf("ort: input %q: %w", in.Name, err)
+		}
+		vals[i] = v
+	}
 	outs := []ortgo.Value{nil}
-	if err := s.s.Run([]ortgo.Value{xt}, outs); err != nil {
+	if err := s.s.Run(vals, outs); err != nil {
 		return nil, nil, fmt.Errorf("ort: run: %w", err)
 	}
 	defer outs[0].Destroy()
@@ -184,6 +280,9 @@ func (s *Session) run(x []float32, n int) ([]float32, []int, error) {
 // Evaluate returns the model's accuracy and mean loss on ds (o.Loss, by
 // default the cross-entropy against ds's class labels), scored as the
 // engine's simulation scores them, and the outputs when o.Keep is set.
+// A dataset of several inputs (data.Inputs: token ids and a mask) feeds
+// every model input, in the model's input order (the order the data were
+// matched to), each converted to the input's element type.
 func (s *Session) Evaluate(ctx context.Context, ds data.Dataset, o *EvalOptions) (eval.Result, []float32, error) {
 	if o == nil {
 		o = &EvalOptions{}
@@ -192,37 +291,46 @@ func (s *Session) Evaluate(ctx context.Context, ds data.Dataset, o *EvalOptions)
 	if batch <= 0 {
 		batch = 100
 	}
-	per := data.SampleSize(ds)
-	if per != s.perInput {
-		return eval.Result{}, nil, fmt.Errorf("ort: samples have %d values (shape %v), the model's input %q takes %d", per, ds.SampleShape(), s.in, s.perInput)
+	dshapes := datasetShapes(ds)
+	shapes, err := sampleShapes(s.ins, dshapes)
+	if err != nil {
+		return eval.Result{}, nil, err
 	}
 	sc := newScorer(o.Loss, ds)
 	_, referenced := sc.loss.(nn.Referenced)
 	if referenced && o.Ref == nil {
 		return eval.Result{}, nil, fmt.Errorf("ort: the loss compares the model with a reference model, and no reference session was given")
 	}
+	pers := make([]int, len(shapes))
+	bufs := make([][]float64, len(shapes))
+	for i, sh := range dshapes {
+		pers[i] = 1
+		for _, d := range sh {
+			pers[i] *= d
+		}
+		bufs[i] = make([]float64, batch*pers[i])
+	}
 	var logits []float32
-	in := make([]float64, batch*per)
-	x := make([]float32, batch*per)
 	labels := make([]int, batch)
+	chunk := make([][]float64, len(bufs))
 	for start := 0; start < ds.Len(); start += batch {
 		if err := ctx.Err(); err != nil {
 			return eval.Result{}, nil, err
 		}
 		n := min(batch, ds.Len()-start)
-		if err := ds.Read(start, in[:n*per], labels[:n]); err != nil {
+		for i := range bufs {
+			chunk[i] = bufs[i][:n*pers[i]]
+		}
+		if err := readInputs(ds, start, chunk, labels[:n]); err != nil {
 			return eval.Result{}, nil, err
 		}
-		for i, v := range in[:n*per] {
-			x[i] = float32(v)
-		}
-		z, shape, err := s.run(x[:n*per], n)
+		z, shape, err := s.run(chunk, shapes, n)
 		if err != nil {
 			return eval.Result{}, nil, err
 		}
 		var ref []float32
 		if referenced {
-			if ref, err = o.Ref.Run(x[:n*per], n); err != nil {
+			if ref, err = o.Ref.RunInputs(chunk, dshapes, n); err != nil {
 				return eval.Result{}, nil, fmt.Errorf("reference model: %w", err)
 			}
 		}
@@ -236,21 +344,31 @@ func (s *Session) Evaluate(ctx context.Context, ds data.Dataset, o *EvalOptions)
 	return sc.result(), logits, nil
 }
 
-// Time runs the model on x (n samples) warm times untimed, then runs times
-// timed, and summarises the wall times.
+// Time runs the model on x (n samples of its one input) warm times
+// untimed, then runs times timed, and summarises the wall times.
 func (s *Session) Time(x []float32, n, warm, runs int) (Latency, error) {
+	return s.time(func() error { _, err := s.Run(x, n); return err }, n, warm, runs)
+}
+
+// TimeInputs is Time for a model of several inputs, fed as RunInputs
+// feeds them.
+func (s *Session) TimeInputs(xs [][]float64, shapes [][]int, n, warm, runs int) (Latency, error) {
+	return s.time(func() error { _, err := s.RunInputs(xs, shapes, n); return err }, n, warm, runs)
+}
+
+func (s *Session) time(run func() error, n, warm, runs int) (Latency, error) {
 	if runs <= 0 {
 		return Latency{}, fmt.Errorf("ort: %d timed runs", runs)
 	}
 	for i := 0; i < warm; i++ {
-		if _, err := s.Run(x, n); err != nil {
+		if err := run(); err != nil {
 			return Latency{}, err
 		}
 	}
 	ts := make([]time.Duration, runs)
 	for i := range ts {
 		t0 := time.Now()
-		if _, err := s.Run(x, n); err != nil {
+		if err := run(); err != nil {
 			return Latency{}, err
 		}
 		ts[i] = time.Since(t0)
@@ -268,7 +386,7 @@ func OptimizedKernels(model []byte, o *Options) (Kernels, error) {
 	}
 	defer os.RemoveAll(dir)
 	path := filepath.Join(dir, "optimized.onnx")
-	s, err := open(model, o, path)
+	s, err := open(model, "", o, path)
 	if err != nil {
 		return nil, err
 	}

@@ -21,6 +21,22 @@ type Session struct{}
 // Open returns ErrNotBuilt.
 func Open(model []byte, o *Options) (*Session, error) { return nil, ErrNotBuilt }
 
+// OpenFile returns ErrNotBuilt.
+func OpenFile(path string, o *Options) (*Session, error) { return nil, ErrNotBuilt }
+
+// Inputs returns nil: this build has no ONNX Runtime.
+func (s *Session) Inputs() []Input { return nil }
+
+// RunInputs returns ErrNotBuilt.
+func (s *Session) RunInputs(xs [][]float64, shapes [][]int, n int) ([]float32, error) {
+	return nil, ErrNotBuilt
+}
+
+// TimeInputs returns ErrNotBuilt.
+func (s *Session) TimeInputs(xs [][]float64, shapes [][]int, n, warm, runs int) (Latency, error) {
+	return Latency{}, ErrNotBuilt
+}
+
 // Close does nothing.
 func (s *Session) Close() {}
 

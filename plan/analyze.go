@@ -288,15 +288,12 @@ func exactBlocks(ctx context.Context, op hessian.Operator) (*hessian.TraceResult
 	return res, nil
 }
 
-// weightLayout returns the output-channel layout of a unit's weight: axis 0
-// for Conv (M×C/g×kh×kw) and Gemm with transB (N×K), axis 1 for a K×N
-// weight (Gemm without transB, MatMul with the weight on the right).
+// weightLayout returns the output-channel layout of a unit's weight: its
+// shape and the axis of its output channels (nn.UnitLayout.ChannelAxis,
+// defined once per operator by the registry), so that plan prices Δ², eval
+// simulates and the QDQ export stores the same per-channel scales.
 func weightLayout(u nn.UnitLayout) sensitivity.Layout {
-	axis := 0
-	if len(u.WeightShape) == 2 && u.WeightShape[0] != u.OutChannels {
-		axis = 1
-	}
-	return sensitivity.Layout{Shape: slices.Clone(u.WeightShape), Axis: axis}
+	return sensitivity.Layout{Shape: slices.Clone(u.WeightShape), Axis: u.ChannelAxis}
 }
 
 // describeSamples says what each product averaged over, and why a

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"path/filepath"
 	"slices"
 	"strconv"
 
@@ -42,6 +43,12 @@ type Config struct {
 	// Model is the serialized float model (the file the engine was built
 	// from); it is not modified.
 	Model []byte
+	// Dir is the directory of the model file, against which the
+	// locations of external data (tensors kept in side files) resolve:
+	// Export reads them inline (model.ResolveExternal), so the QDQ model
+	// refers to no file of the input. "" is fine for a self-contained
+	// model; with external data it is an error naming the tensor.
+	Dir string
 	// Engine is the engine of Model; its weights are restored on return.
 	Engine *nn.Engine
 	// Layers are the precisions (eval.FromPlan turns a plan into them). A
@@ -72,6 +79,10 @@ type Result struct {
 	// Summary says what every layer was quantized to (also in the model's
 	// metadata under MetadataKey).
 	Summary Summary
+	// ExternalFiles are the input's external data files read inline
+	// (none for a self-contained input): a writer that keeps the input's
+	// layout (MarshalExternal) must not write over them.
+	ExternalFiles []string
 }
 
 // Summary describes an export.
@@ -144,6 +155,10 @@ func Export(ctx context.Context, c *Config) (*Result, error) {
 	if err := proto.Unmarshal(c.Model, mp); err != nil || mp.Graph == nil {
 		return nil, fmt.Errorf("qdq: the model is not an ONNX ModelProto: %v", err)
 	}
+	files, err := model.ResolveExternal(mp, c.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("qdq: %w", err)
+	}
 	e := c.Engine
 	units := map[string]nn.UnitLayout{}
 	for _, u := range e.Units() {
@@ -210,16 +225,58 @@ func Export(ctx context.Context, c *Config) (*Result, error) {
 	if err := setMetadata(mp, &sum); err != nil {
 		return nil, err
 	}
-	return &Result{Model: mp, Summary: sum}, nil
+	return &Result{Model: mp, Summary: sum, ExternalFiles: files}, nil
 }
 
-// Marshal serializes the QDQ model.
+// Marshal serializes the QDQ model, every tensor inline.
 func (r *Result) Marshal() ([]byte, error) {
 	b, err := proto.Marshal(r.Model)
 	if err != nil {
 		return nil, fmt.Errorf("qdq: %w", err)
 	}
 	return b, nil
+}
+
+// ExternalMin is the smallest initializer (bytes of raw data) that
+// MarshalExternal moves to the side file; smaller ones stay inline (the
+// default size_threshold of onnx.save_model's external data).
+const ExternalMin = 1024
+
+// MarshalExternal serializes the QDQ model with its initializers of at
+// least ExternalMin bytes in a side file, as ONNX's external data: each
+// such tensor has data_location EXTERNAL and external_data location (the
+// side file's name relative to the model's directory), offset and length
+// into data, the side file's bytes. The model proto itself is not
+// changed.
+func (r *Result) MarshalExternal(location string) (model, data []byte, err error) {
+	if location == "" || filepath.IsAbs(location) {
+		return nil, nil, fmt.Errorf("qdq: external data location %q: want a file name relative to the model's directory", location)
+	}
+	type saved struct {
+		t   *onnx.TensorProto
+		raw []byte
+	}
+	var moved []saved
+	defer func() {
+		for _, m := range moved {
+			m.t.RawData, m.t.ExternalData, m.t.DataLocation = m.raw, nil, onnx.TensorProto_DEFAULT
+		}
+	}()
+	for _, t := range r.Model.Graph.Initializer {
+		if len(t.RawData) < ExternalMin {
+			continue
+		}
+		moved = append(moved, saved{t, t.RawData})
+		t.ExternalData = []*onnx.StringStringEntryProto{{Key: "location", Value: location},
+			{Key: "offset", Value: strconv.Itoa(len(data))}, {Key: "length", Value: strconv.Itoa(len(t.RawData))}}
+		data = append(data, t.RawData...)
+		t.RawData, t.DataLocation = nil, onnx.TensorProto_EXTERNAL
+	}
+	b, err := proto.Marshal(r.Model)
+	if err != nil {
+		return nil, nil, fmt.Errorf("qdq: %w", err)
+	}
+	return b, data, nil
 }
 
 // exporter edits a graph: it collects new nodes to insert before existing

@@ -70,10 +70,7 @@ func UnitModel(m *model.Model, unit string, wBits, aBits, batch int) ([]byte, er
 		if err != nil {
 			return nil, fmt.Errorf("qdq: unit %q: %w", unit, err)
 		}
-		axis := 0
-		if len(wt.Shape) == 2 && wt.Shape[0] != u.OutChannels {
-			axis = 1
-		}
+		axis := u.ChannelAxis
 		q := sensitivity.Quantizer{Bits: wBits}
 		dst := make([]float64, wt.Len())
 		scales, err := q.Quantize(dst, wt.Float, sensitivity.Layout{Shape: wt.Shape, Axis: axis})

@@ -10,10 +10,13 @@ import (
 	"path/filepath"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/bitplan/bitplan/data"
 	"github.com/bitplan/bitplan/eval"
 	"github.com/bitplan/bitplan/internal/bundled"
 	"github.com/bitplan/bitplan/internal/readfile"
+	"github.com/bitplan/bitplan/model"
 	"github.com/bitplan/bitplan/nn"
 	"github.com/bitplan/bitplan/ort"
 	"github.com/bitplan/bitplan/plan"
@@ -89,7 +92,7 @@ func runQuantize(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			layers[i].ABits = 0
 		}
 	}
-	cfg.Model, cfg.Engine, cfg.Layers, cfg.Calib, cfg.Plan = b, e, layers, calib, filepath.Base(*planPath)
+	cfg.Model, cfg.Dir, cfg.Engine, cfg.Layers, cfg.Calib, cfg.Plan = b, filepath.Dir(arg), e, layers, calib, filepath.Base(*planPath)
 	pr := newProgress(stderr)
 	pr.printf("quantize: calibrating on %d samples", lenOf(calib))
 	s, err := xf.write(ctx, cfg, *output, inputs)
@@ -162,8 +165,16 @@ func (x *exportFlags) checkOutputs(out string, inputs []string) error {
 	return nil
 }
 
+// maxInline is the largest model written as one file: protobuf's 2 GiB
+// limit, less a margin.
+const maxInline = 1<<31 - 1<<20
+
 // write exports the model and writes it (and the overrides) atomically:
-// nothing is written unless the export succeeded.
+// nothing is written unless the export succeeded. A model whose input
+// kept its weights in external data (or that would not fit protobuf's
+// 2 GiB) is written the same way: its large initializers in OUT.data
+// next to it (never one of the input's data files), written before the
+// model that refers to it.
 func (x *exportFlags) write(ctx context.Context, cfg *qdq.Config, out string, inputs []string) (*qdq.Summary, error) {
 	if err := x.checkOutputs(out, inputs); err != nil {
 		return nil, err
@@ -172,7 +183,21 @@ func (x *exportFlags) write(ctx context.Context, cfg *qdq.Config, out string, in
 	if err != nil {
 		return nil, err
 	}
-	b, err := r.Marshal()
+	var b, ext []byte
+	dataPath := out + ".data"
+	if len(r.ExternalFiles) > 0 || proto.Size(r.Model) > maxInline {
+		for _, in := range append(append([]string{}, inputs...), r.ExternalFiles...) {
+			if in != "" && sameFile(dataPath, in) {
+				return nil, usageError{fmt.Errorf("flag -o: the QDQ model's external data %s would overwrite the input file %s; choose another -o", dataPath, in)}
+			}
+		}
+		if x.overrides != "" && sameFile(dataPath, x.overrides) {
+			return nil, usageError{fmt.Errorf("flags -o and --overrides: the QDQ model's external data is %s", dataPath)}
+		}
+		b, ext, err = r.MarshalExternal(filepath.Base(dataPath))
+	} else {
+		b, err = r.Marshal()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -180,6 +205,11 @@ func (x *exportFlags) write(ctx context.Context, cfg *qdq.Config, out string, in
 	if x.overrides != "" {
 		if err := r.Summary.WriteOverrides(&ov); err != nil {
 			return nil, err
+		}
+	}
+	if ext != nil {
+		if err := writeAtomic(dataPath, ext); err != nil {
+			return nil, fmt.Errorf("flag -o: external data: %w", err)
 		}
 	}
 	if err := writeAtomic(out, b); err != nil {
@@ -234,6 +264,8 @@ func exportPlan(ctx context.Context, x *exportFlags, out, modelPath string, bund
 		cfg.Model = bundled.LeNet
 	} else if cfg.Model, err = os.ReadFile(modelPath); err != nil {
 		return err
+	} else {
+		cfg.Dir = filepath.Dir(modelPath)
 	}
 	layers, err := eval.FromPlan(p, e)
 	if err != nil {
@@ -255,16 +287,19 @@ func ortReport(ctx context.Context, lib, path string, cfg *qdq.Config, test data
 	if err := ort.Init(lib); err != nil {
 		return nil, err
 	}
-	var err error
-	if cfg.Model, err = os.ReadFile(path); err != nil {
+	b, err := os.ReadFile(path)
+	if err != nil {
 		return nil, err
+	}
+	// ONNX Runtime loads both models from memory: external data inline.
+	if cfg.Model, err = model.Inline(b, filepath.Dir(path)); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	r, err := qdq.Export(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	b, err := r.Marshal()
-	if err != nil {
+	if b, err = r.Marshal(); err != nil {
 		return nil, err
 	}
 	s, err := ort.Open(b, nil)
@@ -287,19 +322,32 @@ func ortReport(ctx context.Context, lib, path string, cfg *qdq.Config, test data
 	if err != nil {
 		return nil, err
 	}
-	x := make([]float64, data.SampleSize(test))
-	if err := test.Read(0, x, make([]int, 1)); err != nil {
-		return nil, err
+	// One sample of every input (token ids and a mask feed a BERT).
+	shapes := [][]int{test.SampleShape()}
+	if m, ok := test.(data.Inputs); ok {
+		shapes = m.SampleShapes()
 	}
-	x32 := make([]float32, len(x))
-	for i, v := range x {
-		x32[i] = float32(v)
+	xs := make([][]float64, len(shapes))
+	for i, sh := range shapes {
+		n := 1
+		for _, d := range sh {
+			n *= d
+		}
+		xs[i] = make([]float64, n)
 	}
-	lat, err := s.Time(x32, 1, latencyWarmup, latencyRuns)
+	if m, ok := test.(data.Inputs); ok {
+		err = m.ReadInputs(0, xs, make([]int, 1))
+	} else {
+		err = test.Read(0, xs[0], make([]int, 1))
+	}
 	if err != nil {
 		return nil, err
 	}
-	flat, err := fs.Time(x32, 1, latencyWarmup, latencyRuns)
+	lat, err := s.TimeInputs(xs, shapes, 1, latencyWarmup, latencyRuns)
+	if err != nil {
+		return nil, err
+	}
+	flat, err := fs.TimeInputs(xs, shapes, 1, latencyWarmup, latencyRuns)
 	if err != nil {
 		return nil, err
 	}

@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/bitplan/bitplan/model"
 	"github.com/bitplan/bitplan/qdq"
 )
 
@@ -145,5 +147,112 @@ func TestPlanExport(t *testing.T) {
 		if s.Layers[i].Name != l.Name || s.Layers[i].Bits != l.Bits || s.Layers[i].ABits != l.ABits {
 			t.Errorf("layer %d: exported %s W%dA%d, plan %s W%dA%d", i, s.Layers[i].Name, s.Layers[i].Bits, s.Layers[i].ABits, l.Name, l.Bits, l.ABits)
 		}
+	}
+}
+
+// TestQuantizeExternalData quantizes the model whose weights are ONNX
+// external data (testdata/models/external: rescnn.onnx + rescnn.onnx.data)
+// into another directory. The export once copied the input's references,
+// which then pointed at a rescnn.onnx.data beside the output (24 BatchNorm
+// tensors). Now the output keeps the layout: its large tensors in
+// OUT.data, the rest inline, no reference to any other file, and resolved
+// it equals the export of the inline rescnn.onnx tensor for tensor. The
+// input's data file is never a target.
+func TestQuantizeExternalData(t *testing.T) {
+	skipWithoutMNIST(t)
+	models := filepath.Join("..", "..", "testdata", "models")
+	ext := filepath.Join(models, "external", "rescnn.onnx")
+	dir := t.TempDir()
+	planPath := filepath.Join(dir, "plan.json")
+	if _, errs, code := runCmd(t, "plan", ext, "--data", "mnist", "--samples", "32", "--bits", "4,8", "--max-size", "50%",
+		"--verify", "0", "--method", "hutchinson", "--min-probes", "2", "--max-probes", "2", "--format", "json", "-o", planPath); code != 0 {
+		t.Fatalf("plan: exit %d: %s", code, errs)
+	}
+	before, err := os.ReadFile(ext + ".data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "q.onnx")
+	if _, errs, code := runQuantizeCmd(t, ext, "--plan", planPath, "--data", "mnist", "--samples", "32", "-o", out); code != 0 {
+		t.Fatalf("quantize: exit %d: %s", code, errs)
+	}
+	inline := filepath.Join(dir, "inline.onnx")
+	if _, errs, code := runQuantizeCmd(t, filepath.Join(models, "rescnn.onnx"), "--plan", planPath, "--data", "mnist", "--samples", "32", "-o", inline); code != 0 {
+		t.Fatalf("quantize (inline model): exit %d: %s", code, errs)
+	}
+	read := func(p string) *onnx.ModelProto {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mp := &onnx.ModelProto{}
+		if err := proto.Unmarshal(b, mp); err != nil {
+			t.Fatal(err)
+		}
+		return mp
+	}
+	got, want := read(out), read(inline)
+	external := 0
+	for _, tp := range got.Graph.Initializer {
+		if tp.DataLocation != onnx.TensorProto_EXTERNAL {
+			continue
+		}
+		external++
+		for _, kv := range tp.ExternalData {
+			if kv.Key == "location" && kv.Value != "q.onnx.data" {
+				t.Errorf("tensor %q refers to %q, want q.onnx.data", tp.Name, kv.Value)
+			}
+		}
+	}
+	if external == 0 {
+		t.Errorf("no tensor in q.onnx.data: the input's external layout was not kept")
+	}
+	files, err := model.ResolveExternal(got, dir)
+	if err != nil || len(files) != 1 || filepath.Base(files[0]) != "q.onnx.data" {
+		t.Fatalf("resolving the output's external data: %v (files %v)", err, files)
+	}
+	byName := map[string]*onnx.TensorProto{}
+	for _, tp := range want.Graph.Initializer {
+		byName[tp.Name] = tp
+	}
+	if len(got.Graph.Initializer) != len(want.Graph.Initializer) {
+		t.Errorf("%d initializers, the inline model's export has %d", len(got.Graph.Initializer), len(want.Graph.Initializer))
+	}
+	for _, tp := range got.Graph.Initializer {
+		w := byName[tp.Name]
+		if w == nil || !bytes.Equal(tp.RawData, w.RawData) || !slices.Equal(tp.FloatData, w.FloatData) || !slices.Equal(tp.Dims, w.Dims) {
+			t.Errorf("initializer %q differs from the inline model's export", tp.Name)
+		}
+	}
+	if after, _ := os.ReadFile(ext + ".data"); !bytes.Equal(before, after) {
+		t.Error("the input's external data file changed")
+	}
+	// An output whose side file would be the input's data file is refused
+	// before anything is written.
+	clash := filepath.Join(dir, "clash")
+	if err := os.Mkdir(clash, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"rescnn.onnx", "rescnn.onnx.data"} {
+		b, _ := os.ReadFile(filepath.Join(models, "external", f))
+		os.WriteFile(filepath.Join(clash, f), b, 0o644)
+	}
+	os.Rename(filepath.Join(clash, "rescnn.onnx.data"), filepath.Join(clash, "q.onnx.data"))
+	mp := read(filepath.Join(clash, "rescnn.onnx"))
+	for _, tp := range mp.Graph.Initializer {
+		for _, kv := range tp.ExternalData {
+			if kv.Key == "location" {
+				kv.Value = "q.onnx.data"
+			}
+		}
+	}
+	b, _ := proto.Marshal(mp)
+	os.WriteFile(filepath.Join(clash, "rescnn.onnx"), b, 0o644)
+	_, errs, code := runQuantizeCmd(t, filepath.Join(clash, "rescnn.onnx"), "--plan", planPath, "--data", "mnist", "--samples", "8", "-o", filepath.Join(clash, "q.onnx"))
+	if code == 0 || !strings.Contains(errs, "would overwrite the input file") {
+		t.Errorf("output over the input's data file: exit %d: %s", code, errs)
+	}
+	if _, err := os.Stat(filepath.Join(clash, "q.onnx")); !os.IsNotExist(err) {
+		t.Error("a refused quantize wrote q.onnx")
 	}
 }
