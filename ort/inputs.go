@@ -12,8 +12,9 @@ import (
 // TimeInputs loads model (with o's options, as Open does) and times it on
 // feeds, one per graph input of a model of several inputs (token ids and
 // an attention mask): warm runs untimed, then runs timed, summarised. The
-// first graph output is fetched. Session takes one float input; this takes
-// any number, float32 or int64.
+// first graph output is fetched. The feeds' tensors are made once, before
+// the timed runs (Session.TimeInputs makes them from float64 values on
+// every run, as a dataset feeds them).
 func TimeInputs(model []byte, o *Options, feeds []Feed, warm, runs int) (Latency, error) {
 	if !ortgo.IsInitialized() {
 		return Latency{}, fmt.Errorf("ort: call Init first (%s)", Install)
@@ -21,7 +22,7 @@ func TimeInputs(model []byte, o *Options, feeds []Feed, warm, runs int) (Latency
 	if runs <= 0 || len(feeds) == 0 {
 		return Latency{}, fmt.Errorf("ort: %d timed runs of %d inputs", runs, len(feeds))
 	}
-	_, _, out, err := modelIO(model)
+	_, out, err := modelIO(model)
 	if err != nil {
 		return Latency{}, err
 	}
