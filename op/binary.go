@@ -26,8 +26,8 @@ func init() {
 		lo   float64
 		flow Flow
 	}{
-		{"Add", BinaryFns{F: func(a, b float64) float64 { return a + b }, Da: oneAB, Db: oneAB}, -1, FlowBroadcast},
-		{"Sub", BinaryFns{F: func(a, b float64) float64 { return a - b }, Da: oneAB, Db: negOne}, -1, FlowBroadcast},
+		{"Add", BinaryFns{F: func(a, b float64) float64 { return a + b }, Da: oneAB, Db: oneAB, Linear: true}, -1, FlowBroadcast},
+		{"Sub", BinaryFns{F: func(a, b float64) float64 { return a - b }, Da: oneAB, Db: negOne, Linear: true}, -1, FlowBroadcast},
 		{"Mul", BinaryFns{F: func(a, b float64) float64 { return a * b },
 			Da: func(a, b float64) float64 { return b }, Db: func(a, b float64) float64 { return a }, Dab: oneAB}, -1, FlowBroadcast},
 		{"Div", BinaryFns{F: func(a, b float64) float64 { return a / b },

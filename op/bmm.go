@@ -110,3 +110,6 @@ func (bm *batchMatMul[T]) RBackward(w *Work[T]) {
 		}
 	}
 }
+
+// Retains: see retainsBilinear.
+func (bm *batchMatMul[T]) Retains() Retains { return retainsBilinear }

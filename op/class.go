@@ -101,6 +101,10 @@ func (k *unaryKernel[T]) RBackward(w *Work[T]) {
 type BinaryFns struct {
 	F, Da, Db     func(a, b float64) float64
 	Daa, Dab, Dbb func(a, b float64) float64
+	// Linear reports that Da and Db are constants and the second
+	// partials zero (Add, Sub): the derivative passes then read neither
+	// the operands' values nor ȳ, so the engine need not keep them.
+	Linear bool
 }
 
 // Binary returns the Exec of a broadcasting elementwise binary operator.
@@ -120,6 +124,9 @@ func newBinary[T Real](fns BinaryFns) func(b *Build) (Kernel[T], error) {
 			return nil, errInputs(2, len(b.In))
 		}
 		k := &binaryKernel[T]{BinaryFns: fns, a: b.In[0], b: b.In[1], y: b.Out[0]}
+		if fns.Linear {
+			k.ca, k.cb = T(fns.Da(0, 0)), T(fns.Db(0, 0))
+		}
 		ys := b.Shape(k.y)
 		k.ba, k.bb = newBcast(b.Shape(k.a), ys), newBcast(b.Shape(k.b), ys)
 		return k, nil
@@ -130,6 +137,8 @@ type binaryKernel[T Real] struct {
 	BinaryFns
 	a, b, y int
 	ba, bb  bcast
+	// ca, cb are the constant partials of a Linear operator.
+	ca, cb T
 }
 
 func call[T Real](f func(a, b float64) float64, a, b T) T { return T(f(float64(a), float64(b))) }
@@ -144,6 +153,19 @@ func (k *binaryKernel[T]) Forward(w *Work[T]) {
 func (k *binaryKernel[T]) RForward(w *Work[T]) {
 	a, b, ra, rb, ry := w.Val[k.a], w.Val[k.b], w.RV[k.a], w.RV[k.b], w.RV[k.y]
 	if ry == nil {
+		return
+	}
+	if k.Linear {
+		for i := range ry {
+			var r T
+			if ra != nil {
+				r = k.ca * ra[k.ba.at(i)]
+			}
+			if rb != nil {
+				r += k.cb * rb[k.bb.at(i)]
+			}
+			ry[i] = r
+		}
 		return
 	}
 	for i := range ry {
@@ -164,6 +186,10 @@ func (k *binaryKernel[T]) Backward(w *Work[T]) {
 	if g == nil || (da == nil && db == nil) {
 		return
 	}
+	if k.Linear {
+		k.transpose(da, db, g)
+		return
+	}
 	a, b := w.Val[k.a], w.Val[k.b]
 	for i, gi := range g {
 		ia, ib := k.ba.at(i), k.bb.at(i)
@@ -181,6 +207,10 @@ func (k *binaryKernel[T]) RBackward(w *Work[T]) {
 	if rg == nil || (rda == nil && rdb == nil) {
 		return
 	}
+	if k.Linear {
+		k.transpose(rda, rdb, rg)
+		return
+	}
 	a, b, ra, rb := w.Val[k.a], w.Val[k.b], w.RV[k.a], w.RV[k.b]
 	second := func(f func(a, b float64) float64, x, y T, r []T, i int) T {
 		if f == nil || r == nil {
@@ -196,6 +226,19 @@ func (k *binaryKernel[T]) RBackward(w *Work[T]) {
 		}
 		if rdb != nil {
 			rdb[ib] += call(k.Db, x, y)*rgi + (second(k.Dab, x, y, ra, ia)+second(k.Dbb, x, y, rb, ib))*g[i]
+		}
+	}
+}
+
+// transpose adds the constant partials times g into da and db (nil: not
+// wanted), for a Linear operator.
+func (k *binaryKernel[T]) transpose(da, db, g []T) {
+	for i, gi := range g {
+		if da != nil {
+			da[k.ba.at(i)] += k.ca * gi
+		}
+		if db != nil {
+			db[k.bb.at(i)] += k.cb * gi
 		}
 	}
 }
@@ -263,4 +306,21 @@ func (k *linearKernel[T]) RBackward(w *Work[T]) {
 	if g := w.RAdj[k.y]; g != nil {
 		k.m.Transpose(k.gather(w.RAdj), g)
 	}
+}
+
+// Retains: a linear map reads no values, and R-backward only R{ȳ}.
+func (k *linearKernel[T]) Retains() Retains { return Retains{} }
+
+// Retains: f′ and f″ take x and y; R-backward reads R{x} and ȳ.
+func (k *unaryKernel[T]) Retains() Retains {
+	return Retains{InVal: true, OutVal: true, InRV: true, OutAdj: true}
+}
+
+// Retains: the partials take a and b; R-backward reads R{a}, R{b} and ȳ.
+// A Linear operator (Add, Sub) reads none of them.
+func (k *binaryKernel[T]) Retains() Retains {
+	if k.Linear {
+		return Retains{}
+	}
+	return Retains{InVal: true, InRV: true, OutAdj: true}
 }

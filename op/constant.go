@@ -32,3 +32,6 @@ func (k *constant[T]) Forward(w *Work[T])   { copy(w.Val[k.y], k.v) }
 func (k *constant[T]) RForward(w *Work[T])  {}
 func (k *constant[T]) Backward(w *Work[T])  {}
 func (k *constant[T]) RBackward(w *Work[T]) {}
+
+// Retains: a constant has no derivative.
+func (k *constant[T]) Retains() Retains { return Retains{} }

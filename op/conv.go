@@ -478,3 +478,9 @@ func (k *conv[T]) RBackward(w *Work[T]) {
 		k.col2im(dcol, rdx)
 	}
 }
+
+// Retains: see retainsBilinear.
+func (k *conv[T]) Retains() Retains { return retainsBilinear }
+
+// Retains: see retainsBilinear.
+func (k *pointwise[T]) Retains() Retains { return retainsBilinear }

@@ -384,3 +384,6 @@ func (t *convTranspose[T]) RBackward(w *Work[T]) {
 		t.sumChannels(rdy, rdb)
 	}
 }
+
+// Retains: see retainsBilinear.
+func (t *convTranspose[T]) Retains() Retains { return retainsBilinear }

@@ -150,3 +150,7 @@ func unitGather(n *Node, g UnitGraph) (*UnitSpec, error) {
 	}
 	return u, nil
 }
+
+// Retains: the passes read the indices (the table is a parameter or a
+// constant); nothing else.
+func (k *gatherKernel[T]) Retains() Retains { return Retains{InVal: true} }

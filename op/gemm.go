@@ -211,3 +211,6 @@ func (g *gemm[T]) RBackward(w *Work[T]) {
 		g.gradC(w.RAdj[g.c], rgy)
 	}
 }
+
+// Retains: see retainsBilinear.
+func (g *gemm[T]) Retains() Retains { return retainsBilinear }

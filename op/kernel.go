@@ -58,6 +58,62 @@ type Kernel[T Real] interface {
 	RBackward(w *Work[T])
 }
 
+// Retains declares which buffers a kernel's derivative passes (R-forward,
+// backward, R-backward) read after its forward pass, beyond those every
+// kernel reads: R-forward the R-values of the inputs, backward the adjoints
+// of the outputs, R-backward the R-adjoints of the outputs. The engine
+// (package nn) recycles a buffer as soon as no later pass of any kernel
+// reads it, so an op whose gradient needs only its output does not keep
+// its input. A pass may still test whether an undeclared buffer is nil (a
+// nil R-value is zero): the engine leaves a recycled buffer's slice in
+// place, so nil-ness never changes, only the contents become undefined. A
+// kernel that is not a Retainer is taken to read every value, R-value and
+// adjoint of its inputs and outputs in every pass. The class-derived
+// kernels declare theirs (Linear: none; Elementwise: the arguments, f′ and
+// f″ terms; see Unary, Binary), as do the hand-written ones;
+// TestRetainsDeclared checks every declaration against the kernel by
+// poisoning the undeclared buffers.
+type Retains struct {
+	// InVal: the derivative passes read the inputs' values (a bilinear
+	// operator's other operand, an elementwise argument, indices).
+	InVal bool
+	// OutVal: they read the outputs' values (f′ written in terms of y).
+	OutVal bool
+	// InRV and OutRV: R-backward reads the inputs' (outputs') R-values
+	// (second-order terms).
+	InRV, OutRV bool
+	// OutAdj: R-backward reads the outputs' adjoints ȳ (second-order terms).
+	OutAdj bool
+}
+
+// Retainer is a kernel that declares what its derivative passes read.
+type Retainer interface {
+	Retains() Retains
+}
+
+// RetainsAll is what a kernel that declares nothing is taken to read.
+var RetainsAll = Retains{InVal: true, OutVal: true, InRV: true, OutRV: true, OutAdj: true}
+
+// RetainsOf returns k's declaration and true, or RetainsAll and false when
+// k declares none.
+func RetainsOf(k any) (Retains, bool) {
+	if r, ok := k.(Retainer); ok {
+		return r.Retains(), true
+	}
+	return RetainsAll, false
+}
+
+// Or returns the union of two declarations.
+func (r Retains) Or(s Retains) Retains {
+	return Retains{InVal: r.InVal || s.InVal, OutVal: r.OutVal || s.OutVal, InRV: r.InRV || s.InRV,
+		OutRV: r.OutRV || s.OutRV, OutAdj: r.OutAdj || s.OutAdj}
+}
+
+// retainsBilinear is the declaration of a product of two operands (Gemm,
+// MatMul, Conv, ConvTranspose): each operand's gradient reads the other
+// operand, R-backward the R-values of both and ȳ.
+var retainsBilinear = Retains{InVal: true, InRV: true, OutAdj: true}
+
 // Exec builds the kernel of a node in either precision: the two
 // instantiations of one generic constructor (see Both).
 type Exec struct {

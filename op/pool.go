@@ -305,3 +305,7 @@ func (k *globalAvgPool[T]) spread(dst, src []T) {
 func (k *globalAvgPool[T]) Apply(dst []T, src [][]T) { k.mean(dst, src[0]) }
 
 func (k *globalAvgPool[T]) Transpose(dst [][]T, src []T) { k.spread(dst[0], src) }
+
+// Retains: the passes route through the argmax kept in the kernel's
+// state, reading no values.
+func (k *maxPool[T]) Retains() Retains { return Retains{} }

@@ -299,6 +299,16 @@ func (ks kernels[T]) RBackward(w *Work[T]) {
 	}
 }
 
+// Retains is the union of the kernels' declarations.
+func (ks kernels[T]) Retains() Retains {
+	var r Retains
+	for _, k := range ks {
+		kr, _ := RetainsOf(k)
+		r = r.Or(kr)
+	}
+	return r
+}
+
 func newSplit[T Real](b *Build) (Kernel[T], error) {
 	n, in := b.Node, b.In
 	if len(in) < 1 || in[0] < 0 {

@@ -208,3 +208,7 @@ func (k *softmax[T]) RBackward(w *Work[T]) {
 		}
 	})
 }
+
+// Retains: the passes read the probabilities (and their R-values) from
+// the kernel's state, not the values; R-backward reads ȳ.
+func (k *softmax[T]) Retains() Retains { return Retains{OutAdj: true} }
