@@ -75,24 +75,27 @@ func (p *plan) locateUnitInputs() {
 	}
 }
 
-// forwardQuant is forward with the engine's input quantizers and node
-// hooks applied: each quantized input is read as a quantized copy, swapped
-// into its slot for the duration of the step, and a replaced output is
-// overwritten after the step's kernel ran.
-func (w *work[T]) forwardQuant() {
+// forwardQuant is forward (in mode md) with the engine's input
+// quantizers and node hooks applied: each quantized input is read as a
+// quantized copy, swapped into its slot for the duration of the step, and
+// a replaced output is overwritten after the step's kernel ran.
+func (w *work[T]) forwardQuant(md mode) {
 	hooks := w.p.stepHooks()
 	if hooks == nil {
-		w.forward()
+		w.forward(md)
 		return
 	}
 	if w.qbuf == nil {
 		w.qbuf = make([][][]T, len(w.p.steps))
 	}
+	sc := w.schedule(md)
 	var orig [][]T
 	for _, s := range w.p.steps {
+		w.takeAt(sc, w.p.tF(s.idx))
 		h, ok := hooks[s.idx]
 		if !ok {
 			w.ks[s.idx].Forward(&w.Work)
+			w.giveAt(sc, w.p.tF(s.idx))
 			continue
 		}
 		for len(w.qbuf[s.idx]) < len(h.slots) {
@@ -117,6 +120,7 @@ func (w *work[T]) forwardQuant() {
 		for j := len(h.slots) - 1; j >= 0; j-- {
 			w.Val[h.slots[j]] = orig[j]
 		}
+		w.giveAt(sc, w.p.tF(s.idx))
 	}
 }
 

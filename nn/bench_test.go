@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/bitplan/bitplan/data"
@@ -125,4 +126,69 @@ func BenchmarkResCNN64(b *testing.B) {
 func BenchmarkMLP64(b *testing.B) {
 	b.Run("workers=1/float64", func(b *testing.B) { benchModel(b, "mlp", 1, nn.Float64) })
 	b.Run("workers=1/float32", func(b *testing.B) { benchModel(b, "mlp", 1, nn.Float32) })
+}
+
+// BenchmarkHVPMemory measures the memory of Hessian-vector products
+// (float32) on a transformer, the zoo's tiny_bert (token ids and a mask,
+// 2 sequences of 16 on one worker; attention, LayerNorm, GELU), and on a
+// CNN, rescnn (64 samples on two workers): allocations per product, the engine's work area as
+// planned (work-MB: the peak of the recycled buffers, see WorkBytes) and
+// the heap in use after the products (heap-MB, parameters included).
+func BenchmarkHVPMemory(b *testing.B) {
+	b.Run("tiny_bert", func(b *testing.B) {
+		dir := filepath.Join("..", "testdata", "zoo", "tiny_bert")
+		m, err := model.Load(filepath.Join(dir, "op13.onnx"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		ids, mask := benchNPY(b, filepath.Join(dir, "input_ids.npy")), benchNPY(b, filepath.Join(dir, "attention_mask.npy"))
+		ds, err := data.NewArrays([]string{"input_ids", "attention_mask"}, []*data.Array{ids, mask}, make([]int, ids.Shape[0]))
+		if err != nil {
+			b.Fatal(err)
+		}
+		e, err := nn.New(m, &nn.Options{BatchSize: ids.Shape[0], Workers: 1, Precision: nn.Float32})
+		if err != nil {
+			b.Fatal(err)
+		}
+		benchHVPMemory(b, e, ds)
+	})
+	b.Run("rescnn", func(b *testing.B) {
+		e, ds := benchEngine(b, "rescnn", 2, nn.Float32)
+		benchHVPMemory(b, e, ds)
+	})
+}
+
+func benchHVPMemory(b *testing.B, e *nn.Engine, ds data.Dataset) {
+	ctx := context.Background()
+	v, hv := make([]float64, e.Dim()), make([]float64, e.Dim())
+	for i := range v {
+		v[i] = float64(i%2*2 - 1)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := e.HVP(ctx, ds, [][]float64{hv}, [][]float64{v}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	wb, err := e.WorkBytes(e.BatchSize())
+	if err != nil {
+		b.Fatal(err)
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	b.ReportMetric(float64(wb)/1e6, "work-MB")
+	b.ReportMetric(float64(ms.HeapInuse)/1e6, "heap-MB")
+}
+
+func benchNPY(b *testing.B, path string) *data.Array {
+	f, err := os.Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	a, err := data.ReadNPY(f)
+	if err != nil {
+		b.Fatalf("%s: %v", path, err)
+	}
+	return a
 }

@@ -33,6 +33,9 @@ type Options struct {
 	// worker at one sample does not fit. 0: no limit (BatchSize defaults
 	// to 32).
 	Memory int64
+	// check, set by tests, changes how work buffers are recycled (see
+	// bufferCheck).
+	check bufferCheck
 	// Precision is the element type of the computation (default Auto:
 	// float32 for models of at least AutoFloat32Params parameters, float64
 	// below). θ, directions, gradients, products and losses are float64 at
@@ -433,13 +436,29 @@ func (e *Engine) fitMemory(autoBatch bool) error {
 	for e.opts.BatchSize > 1 && !fits(e.opts.Workers, e.opts.BatchSize) {
 		e.opts.BatchSize--
 	}
+	// The line is exact unless buffers of two tensors have equal lengths
+	// at some batch sizes only (the pool shares them): check the plan.
+	for e.opts.BatchSize > 1 {
+		b, err := e.WorkBytes(e.opts.BatchSize)
+		if err != nil {
+			return err
+		}
+		if int64(e.opts.Workers+1)*b <= lim {
+			break
+		}
+		e.opts.BatchSize--
+	}
 	return nil
 }
 
-// WorkBytes returns the bytes of one work area at batch size n: the
-// activations with their R-values and adjoints, the kernels' state and the
-// shared convolution scratch (the parameters and the dataset are not
-// counted).
+// WorkBytes returns the bytes of one work area at batch size n: the most
+// its recycled activation buffers (values, R-values, adjoints and
+// R-adjoints, see the package comment's Memory) hold at once over an
+// evaluation, a gradient and Hessian-vector products, plus the inputs, the
+// kernels' state and the shared convolution scratch (the parameters and
+// the dataset are not counted). Intermediates, TensorValues,
+// TensorGradients and InputGradient use separate work areas holding every
+// value and adjoint.
 func (e *Engine) WorkBytes(n int) (int64, error) {
 	p, err := e.plan(n)
 	if err != nil {

@@ -82,7 +82,7 @@ func (e *Engine) InputGradient(x []float64, n int, names []string, seed func(val
 }
 
 func inputGradient[T op.Real](e *Engine, p *plan, x []float64, ids []int, seed func(vals, adjs [][]float64)) []float64 {
-	w := getWork[T](p)
+	w := getFullWork[T](p)
 	// Adjoint buffers for every tensor computed from the input (the pooled
 	// work has them only where θ flows); restored before the work is
 	// returned.

@@ -73,12 +73,15 @@ type plan struct {
 	// the memory of one work (see memory).
 	scratch []int
 	bytes   int64
-	// radjBuf[i] is the shared R-adjoint buffer of slot i (-1: its own,
-	// see shareRAdj); radjSize the length of each shared buffer; clearAt[j]
-	// the slots whose shared R-adjoint is zeroed before step j's R-backward.
-	radjBuf  []int
-	radjSize []int
-	clearAt  [][]int
+	// retains is every step's declaration of what its derivative passes
+	// read (op.Retains; op.RetainsAll for a kernel without one), all
+	// marks the steps that declare nothing; sched holds the buffer
+	// schedule of each pass mode (see liveness.go), poolBytes what the
+	// work's buffer pool holds at most over them.
+	retains   []op.Retains
+	all       []bool
+	sched     [nModes]*schedule
+	poolBytes int64
 
 	// f32 reports that the kernels run in float32; const32 then holds
 	// the float32 values of the constant slots.
@@ -86,7 +89,9 @@ type plan struct {
 	const32 [][]float32
 
 	mu   sync.Mutex
-	free []any // *work[T] of the plan's precision
+	free []any // *work[T] of the plan's precision, recycling buffers
+	// fullFree holds works that keep every buffer (see getFullWork).
+	fullFree []any
 }
 
 // work holds the buffers of one execution of a plan in precision T.
@@ -94,9 +99,14 @@ type work[T op.Real] struct {
 	op.Work[T]
 	p  *plan
 	ks []op.Kernel[T]
-	// rvBuf keeps the allocated R-value buffers of activations while rv
-	// entries are nil (identically zero) in a restricted pass.
-	rvBuf  [][]T
+	// full reports a work holding every buffer for the whole run
+	// (getFullWork); otherwise buffers come from pool as the plan's
+	// schedule says and own[k][s] is the buffer of kind k that root slot
+	// s holds now (nil: none; the Work's entry may still point at a
+	// recycled buffer, see op.Retains).
+	full   bool
+	own    [nBufs][][]T
+	pool   bufPool[T]
 	labels []int
 	// refBuf holds the outputs at a Referenced loss's parameters.
 	refBuf []float64
@@ -324,7 +334,6 @@ func (e *Engine) buildPlan(n int) (*plan, error) {
 		return nil, fmt.Errorf("nn: output %q has shape %v, want batch×classes logits computed from the input (or a loss for other outputs, Options.Loss)", e.output, p.slots[p.out].shape)
 	}
 	p.locateUnitInputs()
-	p.shareRAdj()
 	p.f32 = e.prec == Float32
 	if p.f32 {
 		p.const32 = make([][]float32, len(p.slots))
@@ -336,123 +345,6 @@ func (e *Engine) buildPlan(n int) (*plan, error) {
 	}
 	p.memory()
 	return p, nil
-}
-
-// shareRAdj lets activations share R-adjoint buffers. The R-adjoint of an
-// activation is live in the R-backward pass from its last reader's step
-// down to its producer's step and is read by no other pass, so two
-// activations whose intervals do not overlap can use one buffer (a greedy
-// interval colouring, in the order the intervals start). The adjoints
-// themselves are not shared: R-backward reads them.
-func (p *plan) shareRAdj() {
-	ns := len(p.slots)
-	p.radjBuf = make([]int, ns)
-	prod, last := make([]int, ns), make([]int, ns)
-	for i := range p.radjBuf {
-		p.radjBuf[i], prod[i], last[i] = -1, -1, -1
-	}
-	for _, st := range p.steps {
-		for _, o := range st.outs {
-			if o >= 0 {
-				prod[o] = st.idx
-			}
-		}
-		for _, in := range st.ins {
-			if in < 0 {
-				continue
-			}
-			if a := p.slots[in].alias; a >= 0 {
-				in = a
-			}
-			last[in] = max(last[in], st.idx)
-		}
-	}
-	var cand []int
-	for i, s := range p.slots {
-		if s.kind == kAct && s.alias < 0 && s.theta && i != p.out && prod[i] >= 0 {
-			last[i] = max(last[i], prod[i])
-			cand = append(cand, i)
-		}
-	}
-	slices.SortStableFunc(cand, func(a, b int) int { return last[b] - last[a] })
-	var holderProd []int
-	p.clearAt = make([][]int, len(p.steps))
-	for _, i := range cand {
-		size := p.slots[i].size
-		// A free buffer: the smallest that is large enough, else the
-		// largest (it grows).
-		best := -1
-		for b, hp := range holderProd {
-			if hp <= last[i] {
-				continue // its holder is still live
-			}
-			fits, bestFits := p.radjSize[b] >= size, best >= 0 && p.radjSize[best] >= size
-			switch {
-			case best < 0, fits && !bestFits:
-				best = b
-			case fits && p.radjSize[b] < p.radjSize[best], !fits && !bestFits && p.radjSize[b] > p.radjSize[best]:
-				best = b
-			}
-		}
-		if best < 0 {
-			best = len(holderProd)
-			holderProd = append(holderProd, 0)
-			p.radjSize = append(p.radjSize, 0)
-		}
-		holderProd[best] = prod[i]
-		p.radjSize[best] = max(p.radjSize[best], size)
-		p.radjBuf[i] = best
-		p.clearAt[last[i]] = append(p.clearAt[last[i]], i)
-	}
-}
-
-// memory sizes the shared scratch buffers and counts the bytes of one
-// work: the input, a value buffer per activation and, for activations
-// that depend on θ, R-value, adjoint and R-adjoint buffers (views share
-// their source's), the kernels' state and the scratch.
-func (p *plan) memory() {
-	elem := int64(8)
-	if p.e.prec == Float32 {
-		elem = 4
-	}
-	var b int64
-	for _, s := range p.slots {
-		switch {
-		case s.kind == kInput:
-			b += elem * int64(s.size)
-		case s.kind == kAct && s.alias < 0:
-			n := int64(s.size)
-			if s.theta {
-				n *= 4
-			}
-			b += elem * n
-		}
-	}
-	for i, s := range p.slots {
-		if p.radjBuf[i] >= 0 {
-			b -= elem * int64(s.size)
-		}
-	}
-	for _, n := range p.radjSize {
-		b += elem * int64(n)
-	}
-	for _, st := range p.steps {
-		if sk, ok := st.k.(op.Stateful); ok {
-			b += sk.StateBytes()
-		}
-		if su, ok := st.k.(op.ScratchUser); ok {
-			for i, n := range su.ScratchSizes() {
-				for len(p.scratch) <= i {
-					p.scratch = append(p.scratch, 0)
-				}
-				p.scratch[i] = max(p.scratch[i], n)
-			}
-		}
-	}
-	for _, n := range p.scratch {
-		b += elem * int64(n)
-	}
-	p.bytes = b
 }
 
 // share lets view output out use the storage of its input in (or of the
@@ -509,8 +401,8 @@ func (p *plan) evalConst(k op.Kernel[float64], outs []int) error {
 	return nil
 }
 
-// getWork returns a work for plan p in its precision T, reusing a
-// released one.
+// getWork returns a work for plan p in its precision T whose buffers are
+// recycled by the plan's schedules, reusing a released one.
 func getWork[T op.Real](p *plan) *work[T] {
 	p.mu.Lock()
 	if n := len(p.free); n > 0 {
@@ -520,10 +412,49 @@ func getWork[T op.Real](p *plan) *work[T] {
 		return w
 	}
 	p.mu.Unlock()
+	w := newWork[T](p)
+	for k := range w.own {
+		w.own[k] = make([][]T, len(p.slots))
+	}
+	return w
+}
+
+// getFullWork returns a work holding a value buffer for every activation
+// and an adjoint buffer for every one that depends on θ, for the whole
+// run, and no R-values: for the calls that read tensors after the passes
+// (Intermediates, TensorValues, TensorGradients, InputGradient).
+func getFullWork[T op.Real](p *plan) *work[T] {
+	p.mu.Lock()
+	if n := len(p.fullFree); n > 0 {
+		w := p.fullFree[n-1].(*work[T])
+		p.fullFree = p.fullFree[:n-1]
+		p.mu.Unlock()
+		return w
+	}
+	p.mu.Unlock()
+	w := newWork[T](p)
+	w.full = true
+	for i, s := range p.slots {
+		if s.kind != kAct {
+			continue
+		}
+		if s.alias >= 0 {
+			w.Val[i], w.Adj[i] = w.Val[s.alias], w.Adj[s.alias]
+			continue
+		}
+		w.Val[i] = make([]T, s.size)
+		if s.theta {
+			w.Adj[i] = make([]T, s.size)
+		}
+	}
+	return w
+}
+
+// newWork allocates a work's inputs, constants, kernel state and scratch.
+func newWork[T op.Real](p *plan) *work[T] {
 	ns := len(p.slots)
 	w := &work[T]{p: p, Work: op.Work[T]{Val: make([][]T, ns), RV: make([][]T, ns), Adj: make([][]T, ns),
 		RAdj: make([][]T, ns), State: make([]any, len(p.steps))}, labels: make([]int, p.n)}
-	shared := make([][]T, len(p.radjSize))
 	for i, s := range p.slots {
 		switch s.kind {
 		case kInput:
@@ -534,24 +465,11 @@ func getWork[T op.Real](p *plan) *work[T] {
 			} else {
 				w.Val[i] = any(s.data).([]T)
 			}
-		case kAct:
-			if s.alias >= 0 {
-				w.Val[i], w.RV[i], w.Adj[i], w.RAdj[i] = w.Val[s.alias], w.RV[s.alias], w.Adj[s.alias], w.RAdj[s.alias]
-				continue
-			}
-			w.Val[i] = make([]T, s.size)
-			if s.theta {
-				w.RV[i] = make([]T, s.size)
-				w.Adj[i] = make([]T, s.size)
-				if b := p.radjBuf[i]; b >= 0 {
-					if shared[b] == nil {
-						shared[b] = make([]T, p.radjSize[b])
-					}
-					w.RAdj[i] = shared[b][:s.size]
-				} else {
-					w.RAdj[i] = make([]T, s.size)
-				}
-			}
+		}
+	}
+	for i, s := range p.slots { // views of an input
+		if s.alias >= 0 && p.slots[s.alias].kind == kInput {
+			w.Val[i] = w.Val[s.alias]
 		}
 	}
 	w.ks = make([]op.Kernel[T], len(p.steps))
@@ -564,14 +482,21 @@ func getWork[T op.Real](p *plan) *work[T] {
 	for i, n := range p.scratch {
 		w.Scratch(i, n)
 	}
-	w.rvBuf = slices.Clone(w.RV)
 	return w
 }
 
+// release returns the work (and every buffer it holds) for reuse.
 func (w *work[T]) release() {
 	p := w.p
+	if !w.full {
+		w.giveAll()
+	}
 	p.mu.Lock()
-	p.free = append(p.free, w)
+	if w.full {
+		p.fullFree = append(p.fullFree, w)
+	} else {
+		p.free = append(p.free, w)
+	}
 	p.mu.Unlock()
 }
 
@@ -599,16 +524,24 @@ func sub[T op.Real](v []T, lo, hi int) []T {
 	return v[lo:hi]
 }
 
-func (w *work[T]) forward() {
-	for _, k := range w.ks {
+// forward runs the forward pass (a full work's, or by the schedule of mode
+// md).
+func (w *work[T]) forward(md mode) {
+	sc := w.schedule(md)
+	for i, k := range w.ks {
+		w.takeAt(sc, w.p.tF(i))
 		k.Forward(&w.Work)
+		w.giveAt(sc, w.p.tF(i))
 	}
 }
 
 // validate runs the checks of the kernels that can find their inputs
 // invalid only at run time (op.Validator: an index out of range) after a
-// forward pass; the error names the node.
-func (w *work[T]) validate() error {
+// forward pass in mode md; the error names the node.
+func (w *work[T]) validate(md mode) error {
+	sc := w.schedule(md)
+	w.takeAt(sc, w.p.tValidate())
+	defer w.giveAt(sc, w.p.tValidate())
 	for _, i := range w.p.validators {
 		if err := w.ks[i].(op.Validator[T]).Validate(&w.Work); err != nil {
 			return fmt.Errorf("nn: %s: %w", w.p.steps[i].node.Label(), err)
@@ -617,56 +550,59 @@ func (w *work[T]) validate() error {
 	return nil
 }
 
-// rforward propagates R-values from step start on; outputs of earlier steps
-// are identically zero (their direction has no component in the
-// parameters they read), marked by nil.
-func (w *work[T]) rforward(start int) {
-	for _, s := range w.p.steps {
-		for _, o := range s.outs {
-			if o < 0 {
-				continue
+// backward runs the backward pass: a full work clears every adjoint
+// first, a recycled one takes each adjoint, zeroed, at its first
+// accumulation (the output's at the score, takeAt(tScore)).
+func (w *work[T]) backward(md mode) {
+	sc := w.schedule(md)
+	if sc == nil {
+		for i, s := range w.p.slots {
+			if s.kind == kAct && i != w.p.out && w.Adj[i] != nil {
+				clear(w.Adj[i])
 			}
-			if s.idx < start {
-				w.RV[o] = nil
-			} else {
-				w.RV[o] = w.rvBuf[o]
-			}
-			for _, a := range w.p.aliases[o] {
-				w.RV[a] = w.RV[o]
-			}
-		}
-		if s.idx >= start {
-			w.ks[s.idx].RForward(&w.Work)
-		}
-	}
-}
-
-func (w *work[T]) backward() {
-	for i, s := range w.p.slots {
-		if s.kind == kAct && i != w.p.out && w.Adj[i] != nil {
-			clear(w.Adj[i])
 		}
 	}
 	for i := len(w.ks) - 1; i >= 0; i-- {
+		w.takeAt(sc, w.p.tB(i))
 		w.ks[i].Backward(&w.Work)
+		w.giveAt(sc, w.p.tB(i))
+	}
+}
+
+// rforward propagates R-values from step start on; outputs of earlier steps
+// are identically zero (their direction has no component in the
+// parameters they read), marked by nil. Only recycled works run it.
+func (w *work[T]) rforward(start int) {
+	p := w.p
+	sc := p.sched[modeHVP]
+	for _, s := range p.steps {
+		if s.idx < start {
+			for _, o := range s.outs {
+				if o >= 0 {
+					w.set(bufRV, o, nil)
+				}
+			}
+			continue
+		}
+		w.takeAt(sc, p.tRF(s.idx))
+		w.ks[s.idx].RForward(&w.Work)
+		w.giveAt(sc, p.tRF(s.idx))
 	}
 }
 
 // rbackward propagates R-adjoints back to step stop; R-adjoints of
-// parameters first read before stop are then incomplete.
+// parameters first read before stop are then incomplete. It gives back
+// every R-value and R-adjoint, ready for the next direction.
 func (w *work[T]) rbackward(stop int) {
 	p := w.p
-	for i, s := range p.slots {
-		if s.kind == kAct && i != p.out && w.RAdj[i] != nil && p.radjBuf[i] < 0 && s.alias < 0 {
-			clear(w.RAdj[i])
-		}
-	}
+	sc := p.sched[modeHVP]
 	for i := len(p.steps) - 1; i >= stop; i-- {
-		for _, s := range p.clearAt[i] {
-			clear(w.RAdj[s])
-		}
+		w.takeAt(sc, p.tRB(i))
 		w.ks[i].RBackward(&w.Work)
+		w.giveAt(sc, p.tRB(i))
 	}
+	w.giveKind(bufRV)
+	w.giveKind(bufRAdj)
 }
 
 // span returns the first step reading any parameter overlapping θ[lo:hi).

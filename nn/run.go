@@ -449,8 +449,8 @@ func runChunk[T op.Real](e *Engine, ds data.Dataset, start, n int, md mode, vs [
 	switch md {
 	case modeEval:
 		w.bind(theta, nil, nil, nil, 0)
-		w.forwardQuant()
-		if fail(w.validate()) {
+		w.forwardQuant(modeEval)
+		if fail(w.validate(md)) {
 			return
 		}
 		score(false, false)
@@ -458,20 +458,24 @@ func runChunk[T op.Real](e *Engine, ds data.Dataset, start, n int, md mode, vs [
 		acc := target[T](r.grad, r.grad32)
 		clear(acc)
 		w.bind(theta, nil, acc, nil, 0)
-		w.forward()
-		if fail(w.validate()) {
+		w.forward(modeGrad)
+		if fail(w.validate(md)) {
 			return
 		}
+		w.takeAt(w.schedule(modeGrad), p.tScore())
 		score(true, false)
-		w.backward()
+		w.giveAt(w.schedule(modeGrad), p.tScore())
+		w.backward(modeGrad)
 	case modeHVP:
 		w.bind(theta, nil, nil, nil, 0)
-		w.forward()
-		if fail(w.validate()) {
+		w.forward(modeHVP)
+		if fail(w.validate(md)) {
 			return
 		}
+		w.takeAt(w.schedule(modeHVP), p.tScore())
 		score(true, false)
-		w.backward()
+		w.giveAt(w.schedule(modeHVP), p.tScore())
+		w.backward(modeHVP)
 		first := 0
 		if hi > lo {
 			first = p.span(lo, hi)
@@ -495,7 +499,9 @@ func runChunk[T op.Real](e *Engine, ds data.Dataset, start, n int, md mode, vs [
 			}
 			w.bind(theta, vt, nil, acc, base)
 			w.rforward(first)
+			w.takeAt(p.sched[modeHVP], p.tScoreR())
 			score(false, true)
+			w.giveAt(p.sched[modeHVP], p.tScoreR())
 			w.rbackward(first)
 		}
 		r.loss, r.correct, r.scored = loss, correct, scored
@@ -506,13 +512,16 @@ func runChunk[T op.Real](e *Engine, ds data.Dataset, start, n int, md mode, vs [
 // (without input quantizers) and returns a copy of the outputs.
 func (w *work[T]) reference(ref []T) []float64 {
 	out := w.p.out
-	if len(w.refBuf) != len(w.Val[out]) {
-		w.refBuf = make([]float64, len(w.Val[out]))
+	if n := w.p.slots[out].size; len(w.refBuf) != n {
+		w.refBuf = make([]float64, n)
 	}
 	w.bind(ref, nil, nil, nil, 0)
-	w.forward()
+	w.forward(modeEval)
 	for i, v := range w.Val[out] {
 		w.refBuf[i] = float64(v)
+	}
+	if !w.full {
+		w.giveAll()
 	}
 	return w.refBuf
 }
@@ -679,7 +688,7 @@ func (e *Engine) Logits(x []float64, n int) ([]float64, error) {
 // samples of input i (Inputs()[i]), integer inputs as integer values.
 func (e *Engine) LogitsInputs(xs [][]float64, n int) ([]float64, error) {
 	var out []float64
-	err := e.onForward(xs, n, func(get func(slot int) []float64, p *plan) {
+	err := e.onForward(xs, n, false, func(get func(slot int) []float64, p *plan) {
 		out = slices.Clone(get(p.out))
 	})
 	return out, err
@@ -688,8 +697,8 @@ func (e *Engine) LogitsInputs(xs [][]float64, n int) ([]float64, error) {
 // onForward checks n samples of every input xs, runs the forward pass
 // (input quantizers applied) on a work area of the plan for n in the
 // engine's precision, and calls f with an accessor of slot values as
-// float64.
-func (e *Engine) onForward(xs [][]float64, n int, f func(get func(slot int) []float64, p *plan)) error {
+// float64: of every slot when full, else of the output only.
+func (e *Engine) onForward(xs [][]float64, n int, full bool, f func(get func(slot int) []float64, p *plan)) error {
 	if len(xs) != len(e.inputs) {
 		return fmt.Errorf("nn: %d input arrays for a model with %d inputs (%s)", len(xs), len(e.inputs), e.inputNames())
 	}
@@ -709,13 +718,16 @@ func (e *Engine) onForward(xs [][]float64, n int, f func(get func(slot int) []fl
 		return err
 	}
 	if e.prec == Float32 {
-		return forwardOn[float32](e, p, xs, f)
+		return forwardOn[float32](e, p, xs, full, f)
 	}
-	return forwardOn[float64](e, p, xs, f)
+	return forwardOn[float64](e, p, xs, full, f)
 }
 
-func forwardOn[T op.Real](e *Engine, p *plan, xs [][]float64, f func(get func(slot int) []float64, p *plan)) error {
+func forwardOn[T op.Real](e *Engine, p *plan, xs [][]float64, full bool, f func(get func(slot int) []float64, p *plan)) error {
 	w := getWork[T](p)
+	if full {
+		w = getFullWork[T](p)
+	}
 	defer w.release()
 	for j, s := range p.ins {
 		in := w.Val[s]
@@ -724,8 +736,8 @@ func forwardOn[T op.Real](e *Engine, p *plan, xs [][]float64, f func(get func(sl
 		}
 	}
 	w.bind(pick[T](e.theta, e.theta32()), nil, nil, nil, 0)
-	w.forwardQuant()
-	if err := w.validate(); err != nil {
+	w.forwardQuant(modeEval)
+	if err := w.validate(modeEval); err != nil {
 		return err
 	}
 	f(func(slot int) []float64 {
@@ -755,7 +767,7 @@ func (e *Engine) Intermediates(x []float64, n int) (map[string]Tensor, error) {
 // (xs[i] holds n samples of input i).
 func (e *Engine) IntermediatesInputs(xs [][]float64, n int) (map[string]Tensor, error) {
 	var out map[string]Tensor
-	err := e.onForward(xs, n, func(get func(slot int) []float64, p *plan) {
+	err := e.onForward(xs, n, true, func(get func(slot int) []float64, p *plan) {
 		out = make(map[string]Tensor, len(p.slots))
 		for i, s := range p.slots {
 			out[s.name] = Tensor{Shape: append([]int(nil), s.shape...), Data: slices.Clone(get(i))}

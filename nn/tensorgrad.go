@@ -48,7 +48,7 @@ func (e *Engine) TensorGradients(ds data.Dataset, names []string) (vals, grads [
 }
 
 func tensorGradients[T op.Real](e *Engine, p *plan, ds data.Dataset, ids []int, denom float64) (vals, grads [][]float64, err error) {
-	w := getWork[T](p)
+	w := getFullWork[T](p)
 	defer w.release()
 	n := ds.Len()
 	labels := w.labels[:n]
@@ -65,7 +65,7 @@ func tensorGradients[T op.Real](e *Engine, p *plan, ds data.Dataset, ids []int, 
 		c.Ref = w.reference(rt)
 	}
 	w.bind(pick[T](e.theta, e.theta32()), nil, nil, nil, 0)
-	w.forward()
+	w.forward(modeGrad)
 	out := p.out
 	c.Out = float64s(w.Val[out], &w.out64)
 	g := make([]float64, len(w.Val[out]))
@@ -75,7 +75,7 @@ func tensorGradients[T op.Real](e *Engine, p *plan, ds data.Dataset, ids []int, 
 	for i, v := range g {
 		w.Adj[out][i] = T(v)
 	}
-	w.backward()
+	w.backward(modeGrad)
 	for _, id := range ids {
 		var vb, gb []float64
 		vals = append(vals, slices.Clone(float64s(w.Val[id], &vb)))
@@ -89,7 +89,7 @@ func tensorGradients[T op.Real](e *Engine, p *plan, ds data.Dataset, ids []int, 
 func (e *Engine) TensorValues(x []float64, n int, names []string) ([][]float64, error) {
 	out := make([][]float64, len(names))
 	var missing error
-	err := e.onForward([][]float64{x}, n, func(get func(slot int) []float64, p *plan) {
+	err := e.onForward([][]float64{x}, n, true, func(get func(slot int) []float64, p *plan) {
 		for i, name := range names {
 			id := p.slotOf(name)
 			if id < 0 {
