@@ -10,7 +10,7 @@ import (
 // that a bad --memory value names the flag.
 func TestMemoryFlag(t *testing.T) {
 	_, errOut, code := runCmd(t, "trace", lenet, "--data", "mnist", "--samples", "8", "--memory", "1MB")
-	if code == 0 || !strings.Contains(errOut, "needs 1.7 MB of engine memory at batch size 1") || !strings.Contains(errOut, "raise --memory (now 1MB)") {
+	if code == 0 || !strings.Contains(errOut, "needs 1.6 MB of engine memory at batch size 1") || !strings.Contains(errOut, "raise --memory (now 1MB)") {
 		t.Errorf("--memory 1MB: exit %d, stderr %q", code, errOut)
 	}
 	_, errOut, code = runCmd(t, "trace", lenet, "--data", "mnist", "--samples", "8", "--memory", "lots")
