@@ -114,11 +114,15 @@ type liveResults struct {
 	eval, grad Eval
 	logits, g  []float64
 	hv, block  [][]float64
+	// input holds the products with respect to the middle unit's input
+	// (InputHVP), chunk after chunk.
+	input [][]float64
 }
 
 // liveRun computes an evaluation (with an input quantizer on the middle
 // unit), a gradient, two products, two products restricted to the middle
-// unit's block (a pass starting late) and logits, with buffer check ck.
+// unit's block (a pass starting late), two products with respect to that
+// unit's input (InputHVP) and logits, with buffer check ck.
 func liveRun(t *testing.T, c liveCase, prec Precision, ck bufferCheck) liveResults {
 	t.Helper()
 	e, err := New(c.m, &Options{Precision: prec, BatchSize: 2, Workers: 1, Loss: c.loss, check: ck})
@@ -169,6 +173,24 @@ func liveRun(t *testing.T, c liveCase, prec Precision, ck bufferCheck) liveResul
 	if _, err := e.pass(ctx, c.ds, modeHVP, block, nil, res.block, lo, lo, hi); err != nil {
 		t.Fatal(err)
 	}
+	if mid.HasInput {
+		fill := func(ch *InputChunk) {
+			for j := range ch.V {
+				for q := range ch.V[j][0] {
+					ch.V[j][0][q] = float64((q+j)%3 - 1)
+				}
+			}
+		}
+		take := func(ch *InputChunk) error {
+			for j := range ch.HV {
+				res.input = append(res.input, append([]float64(nil), ch.HV[j][0]...))
+			}
+			return nil
+		}
+		if err := e.InputHVP(ctx, c.ds, []string{mid.Name}, 2, fill, take); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if len(e.inputs) == 1 {
 		if m, ok := c.ds.(*data.Memory); ok {
 			size := len(m.Inputs) / m.Len()
@@ -203,6 +225,14 @@ func (a liveResults) same(b liveResults) string {
 	if d := vecs("gradient", a.g, b.g); d != "" {
 		return d
 	}
+	if len(a.input) != len(b.input) {
+		return fmt.Sprintf("%d and %d input products", len(a.input), len(b.input))
+	}
+	for j := range a.input {
+		if d := vecs(fmt.Sprintf("input H·v%d", j), a.input[j], b.input[j]); d != "" {
+			return d
+		}
+	}
 	for j := range a.hv {
 		if d := vecs(fmt.Sprintf("H·v%d", j), a.hv[j], b.hv[j]); d != "" {
 			return d
@@ -216,7 +246,8 @@ func (a liveResults) same(b liveResults) string {
 
 // TestRecyclingKeepsResults checks that recycling buffers changes no
 // result: on every model, in float64 and float32, the evaluation, the
-// gradient, products (full and restricted to one block) and logits with
+// gradient, products (full, restricted to one block, and with respect to
+// a unit's input) and logits with
 // recycled buffers, and with recycled buffers poisoned by NaN and never
 // reused (so a buffer read after the schedule gave it back shows), equal
 // bit for bit those of keeping every buffer.

@@ -150,19 +150,22 @@ func inputHVPChunk[T op.Real](e *Engine, ds data.Dataset, start, n int, units []
 		lc.Ref = w.reference(rt)
 	}
 	w.bind(theta, nil, nil, nil, 0)
-	w.forward()
-	if err := w.validate(); err != nil {
+	w.forward(modeHVP)
+	if err := w.validate(modeHVP); err != nil {
 		return fmt.Errorf("%w (samples %d..%d)", err, start, start+n)
 	}
+	sc := p.sched[modeHVP]
 	lc.Out = float64s(w.Val[out], &w.out64)
 	g := make([]float64, len(w.Val[out]))
 	if _, _, _, err := e.loss.Eval(lc, scale, g, nil, nil); err != nil {
 		return err
 	}
+	w.takeAt(sc, p.tScore())
 	for i, v := range g {
 		w.Adj[out][i] = T(v)
 	}
-	w.backward()
+	w.giveAt(sc, p.tScore())
+	w.backward(modeHVP)
 
 	// at[step] lists the positions (in units) of the units run by step.
 	at := map[int][]int{}
@@ -193,22 +196,15 @@ func inputHVPChunk[T op.Real](e *Engine, ds data.Dataset, start, n int, units []
 		// R-forward from the first unit's step; R-values of earlier steps
 		// are identically zero (θ has no direction).
 		for _, s := range p.steps {
-			for _, o := range s.outs {
-				if o < 0 {
-					continue
-				}
-				if s.idx < firstStep {
-					w.RV[o] = nil
-				} else {
-					w.RV[o] = w.rvBuf[o]
-				}
-				for _, a := range p.aliases[o] {
-					w.RV[a] = w.RV[o]
-				}
-			}
 			if s.idx < firstStep {
+				for _, o := range s.outs {
+					if o >= 0 {
+						w.set(bufRV, o, nil)
+					}
+				}
 				continue
 			}
+			w.takeAt(sc, p.tRF(s.idx))
 			for _, i := range at[s.idx] {
 				in := p.unitIn[units[i]].slot
 				if orig := w.RV[in]; orig != nil {
@@ -221,6 +217,7 @@ func inputHVPChunk[T op.Real](e *Engine, ds data.Dataset, start, n int, units []
 				}
 			}
 			w.withEdges(s.idx, at, units, rv, nil, func() { w.ks[s.idx].RForward(&w.Work) })
+			w.giveAt(sc, p.tRF(s.idx))
 		}
 		// The loss's R-adjoint at the output.
 		rz := float64s(w.RV[out], &w.rz64)
@@ -228,21 +225,17 @@ func inputHVPChunk[T op.Real](e *Engine, ds data.Dataset, start, n int, units []
 		if _, _, _, err := e.loss.Eval(lc, scale, nil, rz, rg); err != nil {
 			return err
 		}
+		w.takeAt(sc, p.tScoreR())
 		for i, v := range rg {
 			w.RAdj[out][i] = T(v)
 		}
+		w.giveAt(sc, p.tScoreR())
 		// R-backward down to the first unit's step; a unit's step adds its
 		// input's R-adjoint into a private buffer, which is then added to
-		// the tensor's (for the units upstream).
-		for i, s := range p.slots {
-			if s.kind == kAct && i != out && w.RAdj[i] != nil && p.radjBuf[i] < 0 && s.alias < 0 {
-				clear(w.RAdj[i])
-			}
-		}
+		// the tensor's (for the units upstream). Buffers are taken and
+		// given back by the engine's schedule (liveness.go).
 		for si := len(p.steps) - 1; si >= firstStep; si-- {
-			for _, s := range p.clearAt[si] {
-				clear(w.RAdj[s])
-			}
+			w.takeAt(sc, p.tRB(si))
 			for _, i := range at[si] {
 				clear(radj[i])
 			}
@@ -256,7 +249,10 @@ func inputHVPChunk[T op.Real](e *Engine, ds data.Dataset, start, n int, units []
 					c.HV[j][i][q] = float64(v)
 				}
 			}
+			w.giveAt(sc, p.tRB(si))
 		}
+		w.giveKind(bufRV)
+		w.giveKind(bufRAdj)
 	}
 	return take(c)
 }
