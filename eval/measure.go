@@ -27,11 +27,18 @@ type Measurer struct {
 	HeldOut data.Dataset
 	// Weights is the weight quantizer (the one the plan was priced with).
 	Weights sensitivity.Quantizer
+	// Loss, when not nil, scores HeldOut instead of the engine's loss: a
+	// loss that carries per-sample labels or targets (nn.PositionLabels,
+	// nn.MSE) indexed from HeldOut's first sample, while the engine's own
+	// indexes the calibration data. The engine's loss is restored after
+	// every call.
+	Loss nn.Loss
 }
 
-// Measure returns the mean cross-entropy and accuracy on HeldOut with the
-// given layers quantized (every other layer float). A layer with ABits 0
-// takes its weight width, as in FromPlan.
+// Measure returns the mean loss and the accuracy on HeldOut with the
+// given layers quantized (every other layer float); the accuracy is nil
+// when the loss counts no predictions (MSE). A layer with ABits 0 takes
+// its weight width, as in FromPlan.
 func (m *Measurer) Measure(ctx context.Context, layers []plan.Layer) (plan.Measurement, error) {
 	if m.Engine == nil || m.HeldOut == nil {
 		return plan.Measurement{}, fmt.Errorf("eval: Measurer needs an engine and held-out data")
@@ -49,10 +56,21 @@ func (m *Measurer) Measure(ctx context.Context, layers []plan.Layer) (plan.Measu
 		return plan.Measurement{}, err
 	}
 	defer a.Restore()
+	if m.Loss != nil {
+		own := m.Engine.Loss()
+		if err := m.Engine.SetLoss(m.Loss); err != nil {
+			return plan.Measurement{}, fmt.Errorf("eval: held-out loss: %w", err)
+		}
+		defer m.Engine.SetLoss(own) // accepted before
+	}
 	ev, err := m.Engine.Evaluate(ctx, m.HeldOut)
 	if err != nil {
 		return plan.Measurement{}, fmt.Errorf("eval: held-out data: %w", err)
 	}
-	acc := ev.Accuracy()
-	return plan.Measurement{Loss: ev.Loss, Accuracy: &acc, N: ev.N}, nil
+	r := plan.Measurement{Loss: ev.Loss, N: ev.N}
+	if ev.Scored > 0 {
+		acc := ev.Accuracy()
+		r.Accuracy = &acc
+	}
+	return r, nil
 }

@@ -25,7 +25,11 @@ type dataFlags struct {
 	source         string
 	inputs, labels string
 	// loss is --loss (registerLoss; "" on commands without it: class).
-	loss           string
+	loss string
+	// labelled is the loss setLoss made from per-sample labels or
+	// targets (position, mse) and labelsPer their values per sample.
+	labelled       nn.Loss
+	labelsPer      int
 	samples        int
 	batch, workers int
 	memory         string

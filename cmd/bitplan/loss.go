@@ -195,6 +195,26 @@ func (d *dataFlags) setLoss(kind string, e *nn.Engine, ds data.Dataset) error {
 	if _, err := l.Prepare(out, ds); err != nil {
 		return fmt.Errorf("%s: %w", src, err)
 	}
+	d.labelled, d.labelsPer = l, 1
+	for _, v := range per {
+		d.labelsPer *= v
+	}
+	return nil
+}
+
+// heldOutLoss returns the loss of setLoss for the samples from off on
+// (plan --verify's held-out window): its labels or targets start at
+// sample off. nil when the loss carries none (class, kl: the engine's own
+// loss serves every window).
+func (d *dataFlags) heldOutLoss(off int) nn.Loss {
+	switch l := d.labelled.(type) {
+	case nn.PositionLabels:
+		l.Labels = l.Labels[off*d.labelsPer:]
+		return l
+	case nn.MSE:
+		l.Targets = l.Targets[off*d.labelsPer:]
+		return l
+	}
 	return nil
 }
 

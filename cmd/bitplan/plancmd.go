@@ -131,15 +131,6 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	explicit := false
 	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "verify" || f.Name == "verify-samples" })
-	if lk, _ := df.lossKind(); *verifyK > 0 && (lk == lossPosition || lk == lossMSE) {
-		// The labels are read for the calibration samples; the held-out
-		// ones after them would need their own.
-		if explicit {
-			return usageError{fmt.Errorf("flag --verify: not available with --loss %s yet (the held-out samples' labels); give --verify 0", lk)}
-		}
-		fmt.Fprintf(stderr, "bitplan: the plan is not verified on held-out samples with --loss %s (give --verify 0 to silence this)\n", lk)
-		*verifyK = 0
-	}
 	ds, heldOut, err := calibAndHeldOut(&df, e, *verifyK > 0, explicit, *verifyN, stderr)
 	if err != nil {
 		return err
@@ -169,7 +160,8 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		Settings: &ilp.Settings{TimeLimit: *timeLimit, RelGap: *gap}}
 	if heldOut != nil {
 		req.Verify = &plan.Verify{K: *verifyK, Measure: &measureProgress{
-			m: &eval.Measurer{Engine: e, Calib: ds, HeldOut: heldOut, Weights: a.Quantizer}, p: newProgress(stderr)}}
+			m: &eval.Measurer{Engine: e, Calib: ds, HeldOut: heldOut, Weights: a.Quantizer,
+				Loss: df.heldOutLoss(df.samples)}, p: newProgress(stderr)}}
 	}
 	show, endProgress := solveProgress(stderr)
 	req.Settings.Progress = show
@@ -215,11 +207,21 @@ func calibAndHeldOut(df *dataFlags, e *nn.Engine, held, explicit bool, n int, st
 	if all.Len() <= df.samples {
 		return nil, nil, usageError{fmt.Errorf("flag --verify: the data has %d samples and --samples takes %d for the traces, none is left to verify on: give fewer --samples, more data, or --verify 0", all.Len(), df.samples)}
 	}
-	rest := window{all, df.samples, all.Len() - df.samples}
-	if rest.n < n {
-		fmt.Fprintf(stderr, "bitplan: verifying on the %d samples left after the %d calibration samples (--verify-samples %d)\n", rest.n, df.samples, n)
+	rest := newWindow(all, df.samples, all.Len()-df.samples)
+	if rest.Len() < n {
+		fmt.Fprintf(stderr, "bitplan: verifying on the %d samples left after the %d calibration samples (--verify-samples %d)\n", rest.Len(), df.samples, n)
 	}
 	return data.Head(all, df.samples), rest, nil
+}
+
+// newWindow returns the samples [off, off+n) of ds, of every input when ds
+// has several (token ids and a mask).
+func newWindow(ds data.Dataset, off, n int) data.Dataset {
+	w := window{ds, off, n}
+	if mi, ok := ds.(data.Inputs); ok {
+		return windowInputs{w, mi}
+	}
+	return w
 }
 
 // window is the samples [off, off+n) of a dataset.
@@ -230,11 +232,33 @@ type window struct {
 
 func (w window) Len() int { return w.n }
 
+func (w window) check(start, n int) error {
+	if start < 0 || start+n > w.n {
+		return fmt.Errorf("data: samples [%d, %d) outside [0, %d)", start, start+n, w.n)
+	}
+	return nil
+}
+
 func (w window) Read(start int, inputs []float64, labels []int) error {
-	if start < 0 || start+len(labels) > w.n {
-		return fmt.Errorf("data: samples [%d, %d) outside [0, %d)", start, start+len(labels), w.n)
+	if err := w.check(start, len(labels)); err != nil {
+		return err
 	}
 	return w.Dataset.Read(w.off+start, inputs, labels)
+}
+
+// windowInputs is a window of a dataset of several inputs.
+type windowInputs struct {
+	window
+	in data.Inputs
+}
+
+func (w windowInputs) SampleShapes() [][]int { return w.in.SampleShapes() }
+
+func (w windowInputs) ReadInputs(start int, inputs [][]float64, labels []int) error {
+	if err := w.check(start, len(labels)); err != nil {
+		return err
+	}
+	return w.in.ReadInputs(w.off+start, inputs, labels)
 }
 
 // measureProgress shows the verification's passes on a terminal.

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -427,5 +429,123 @@ func TestEvalPositionCounts(t *testing.T) {
 	out, _, _ = runCmd(t, append([]string{"eval", onnxPath, "--plan", planPath, "--format", "csv"}, d...)...)
 	if !strings.HasPrefix(out, "kind,name,accuracy,loss,correct,scored,n,") {
 		t.Errorf("csv header: %s", out)
+	}
+}
+
+// writeFloats writes a float64 .npy file into a test directory.
+func writeFloats(t *testing.T, name string, shape []int, v []float64) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := data.WriteNPY(f, shape, v); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestPlanVerifyEveryLoss: plan --verify measures the candidates with
+// --loss position (tiny_unet per pixel), mse (tiny_unet against float
+// targets: loss only, no accuracy) and kl, on held-out samples after the
+// traced ones, each scored with its own labels: the verification's float
+// loss equals eval's float loss on the held-out samples alone. plan once
+// skipped the verification for position and mse.
+func TestPlanVerifyEveryLoss(t *testing.T) {
+	const n, traced = 10, 4
+	dir := filepath.Join(zoo, "tiny_unet")
+	onnxPath := filepath.Join(dir, "op13.onnx")
+	r := rand.New(rand.NewPCG(7, 3))
+	x := make([]float64, n*3*16*16)
+	for i := range x {
+		x[i] = r.NormFloat64()
+	}
+	px := make([]int64, n*16*16)
+	for i := range px {
+		px[i] = int64(r.IntN(3))
+		if r.IntN(10) == 0 {
+			px[i] = -100
+		}
+	}
+	tg := make([]float64, n*3*16*16)
+	for i := range tg {
+		tg[i] = r.NormFloat64()
+	}
+	tail := func(name string, shape []int, per int, xs []float64, is []int64) string {
+		sh := append([]int{n - traced}, shape...)
+		if is != nil {
+			return writeInts(t, name, sh, is[traced*per:])
+		}
+		return writeFloats(t, name, sh, xs[traced*per:])
+	}
+	in := writeFloats(t, "x.npy", []int{n, 3, 16, 16}, x)
+	inTail := tail("xt.npy", []int{3, 16, 16}, 3*16*16, x, nil)
+	for _, c := range []struct {
+		loss, labels, labelsTail string
+	}{
+		{"position", writeInts(t, "y.npy", []int{n, 16, 16}, px), tail("yt.npy", []int{16, 16}, 16*16, nil, px)},
+		{"mse", writeFloats(t, "t.npy", []int{n, 3, 16, 16}, tg), tail("tt.npy", []int{3, 16, 16}, 3*16*16, tg, nil)},
+	} {
+		planPath := filepath.Join(t.TempDir(), "plan.json")
+		_, errs, code := runCmd(t, "plan", onnxPath, "--inputs", in, "--labels", c.labels, "--loss", c.loss, "--samples", strconv.Itoa(traced),
+			"--bits", "4,8", "--max-size", "50%", "--verify", "1", "--format", "json", "-o", planPath,
+			"--method", "hutchinson", "--min-probes", "2", "--max-probes", "2")
+		if code != 0 {
+			t.Fatalf("%s: plan: exit %d: %s", c.loss, code, errs)
+		}
+		b, err := os.ReadFile(planPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p struct {
+			Verification *struct {
+				Samples int
+				Float   struct {
+					Loss     float64
+					Accuracy *float64
+				}
+				Candidates []struct {
+					Measured struct{ Accuracy *float64 }
+				}
+			}
+		}
+		if err := json.Unmarshal(b, &p); err != nil || p.Verification == nil {
+			t.Fatalf("%s: no verification in the plan (%v):\n%s\n%s", c.loss, err, b, errs)
+		}
+		v := p.Verification
+		if v.Samples != n-traced || len(v.Candidates) == 0 || (c.loss == "mse") != (v.Float.Accuracy == nil) || (c.loss == "mse") != (v.Candidates[0].Measured.Accuracy == nil) {
+			t.Errorf("%s: verification on %d samples, %d candidates, float accuracy %v; want %d samples, accuracy only with labels to count", c.loss, v.Samples, len(v.Candidates), v.Float.Accuracy, n-traced)
+		}
+		out, errs, code := runCmd(t, "eval", onnxPath, "--plan", planPath, "--inputs", inTail, "--labels", c.labelsTail, "--loss", c.loss, "--format", "json")
+		if code != 0 {
+			t.Fatalf("%s: eval: exit %d: %s", c.loss, code, errs)
+		}
+		var ev struct{ Float struct{ Loss float64 } }
+		if err := json.Unmarshal([]byte(out), &ev); err != nil {
+			t.Fatal(err)
+		}
+		if math.Abs(ev.Float.Loss-v.Float.Loss) > 1e-12*math.Abs(ev.Float.Loss) {
+			t.Errorf("%s: the verification's float loss %.15g, eval's on the held-out samples %.15g: the held-out samples were not scored with their own labels", c.loss, v.Float.Loss, ev.Float.Loss)
+		}
+	}
+	// kl on tiny_bert: the held-out window reads both inputs (token ids
+	// and the mask; a window of a multi-input dataset once read only
+	// one and failed).
+	ids, mask := make([]int64, n*16), make([]int64, n*16)
+	for i := range ids {
+		ids[i] = int64(r.IntN(100))
+		mask[i] = map[bool]int64{true: 1, false: 0}[i%16 < 16-i/16%5]
+	}
+	bert := filepath.Join(zoo, "tiny_bert", "op17.onnx")
+	bertIn := writeInts(t, "input_ids.npy", []int{n, 16}, ids) + "," + writeInts(t, "attention_mask.npy", []int{n, 16}, mask)
+	out, errs, code := runCmd(t, "plan", bert, "--inputs", bertIn, "--loss", "kl", "--samples", strconv.Itoa(traced),
+		"--bits", "4,8", "--max-size", "50%", "--verify", "1", "--format", "json",
+		"--method", "hutchinson", "--min-probes", "2", "--max-probes", "2")
+	if code != 0 || !strings.Contains(out, `"verification"`) {
+		t.Errorf("tiny_bert --loss kl --verify 1: exit %d: %s\n%s", code, errs, out)
 	}
 }
