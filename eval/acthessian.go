@@ -70,10 +70,14 @@ type ActivationResult struct {
 // mean over the calibration samples of the squared errors of that
 // quantizer measured on their activations (clipping included), not a
 // uniform-noise model. Tr(H_a) is estimated by Hutchinson with
-// Rademacher probes over the activations of all layers at once, with the
-// stopping rule and intervals of hessian.Hutchinson (HutchinsonRows), and
-// the diagonal sums from the same probes (E[v ⊙ Hv] = diag H); both carry
-// standard errors.
+// Rademacher probes, one per layer on that layer's input (the layers'
+// inputs are strongly coupled — a perturbation of one flows through the
+// next — so a joint probe's cross terms would dominate the variance),
+// sharing each probe's value and adjoint passes, with the stopping rule
+// and intervals of hessian.Hutchinson (HutchinsonRows); the diagonal sums
+// come from the same probes (E[v ⊙ Hv] = diag H). Both carry standard
+// errors. A probe costs one R-forward and R-backward pass per layer, from
+// that layer on.
 //
 // HAWQ-V3's Ω has the weight term only, so W4A4 and W4A8 tie; this term
 // is our extension (the activation-Hessian idea of pricing activation
@@ -167,6 +171,12 @@ func ActivationTerm(ctx context.Context, e *nn.Engine, calib data.Dataset, t *se
 		off += size[k]
 	}
 	bs := e.BatchSize()
+	// One direction per layer, on that layer's input only: samples of
+	// each diagonal block without the cross terms' variance.
+	dirs := make([]int, len(names))
+	for k := range dirs {
+		dirs[k] = k
+	}
 	row := func(ctx context.Context, i int) ([]float64, error) {
 		ds := calib
 		if sched != nil {
@@ -180,18 +190,18 @@ func ActivationTerm(ctx context.Context, e *nn.Engine, calib data.Dataset, t *se
 		// weighted sums.
 		parts := make([][]float64, (ds.Len()+bs-1)/bs)
 		var mu sync.Mutex
-		err := e.InputHVP(ctx, ds, names, 1, func(c *nn.InputChunk) {
+		err := e.InputHVP(ctx, ds, names, dirs, func(c *nn.InputChunk) {
 			for k := range names {
 				per := len(c.X[k]) / c.N
 				for j := 0; j < c.N; j++ {
-					probeSigns(c.V[0][k][j*per:(j+1)*per], ts.Seed, i, k, c.Start+j)
+					probeSigns(c.V[k][k][j*per:(j+1)*per], ts.Seed, i, k, c.Start+j)
 				}
 			}
 		}, func(c *nn.InputChunk) error {
 			out := make([]float64, len(names)*(1+len(ws)))
 			buf := make([]float64, 0)
 			for k := range names {
-				v, hv, x := c.V[0][k], c.HV[0][k], c.X[k]
+				v, hv, x := c.V[k][k], c.HV[k][k], c.X[k]
 				var tr float64
 				for j := range v {
 					tr += v[j] * hv[j]

@@ -23,11 +23,12 @@ func exactInputDiagonal(t *testing.T, e *nn.Engine, ds data.Dataset, names []str
 	ctx := context.Background()
 	diag, x = make([][]float64, len(names)), make([][]float64, len(names))
 	const k = 64
+	dirs := make([]int, k)
 	for u, name := range names {
 		var mu sync.Mutex
 		for q0 := 0; ; q0 += k {
 			done := false
-			err := e.InputHVP(ctx, ds, []string{name}, k, func(c *nn.InputChunk) {
+			err := e.InputHVP(ctx, ds, []string{name}, dirs, func(c *nn.InputChunk) {
 				per := len(c.X[0]) / c.N
 				for j := 0; j < k; j++ {
 					if q := q0 + j - c.Start*per; q >= 0 && q < len(c.X[0]) {
@@ -61,7 +62,7 @@ func exactInputDiagonal(t *testing.T, e *nn.Engine, ds data.Dataset, names []str
 	return diag, x
 }
 
-// actCase is LeNet in float64 on 2 of its reference samples with
+// actCase is LeNet in float64 on 4 of its reference samples with
 // candidates W4A4, W4A8 and W8A8.
 func actCase(t *testing.T) (*nn.Engine, data.Dataset, *sensitivity.Table) {
 	t.Helper()
@@ -78,7 +79,7 @@ func actCase(t *testing.T) (*nn.Engine, data.Dataset, *sensitivity.Table) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ds := data.Head(all, 2)
+	ds := data.Head(all, 4)
 	tbl := &sensitivity.Table{Model: "lenet"}
 	for _, u := range e.Units() {
 		tbl.Layers = append(tbl.Layers, sensitivity.Layer{Name: u.Name, Params: float64(u.WeightSize), AvgTrace: 1,
@@ -89,12 +90,13 @@ func actCase(t *testing.T) (*nn.Engine, data.Dataset, *sensitivity.Table) {
 
 // The activation traces and diagonal sums of ActivationTerm against the
 // exact diagonal of every LeNet layer's input Hessian (unit-vector
-// products over both samples' inputs): over 6 seeds of 20 probes the 95 %
+// products over the 4 samples' inputs): over 6 seeds of 20 probes the 95 %
 // Student-t intervals cover the exact values at the stated rate (at least
 // 85 % of the 6 × 5 layers × 3 quantities = 90 intervals; 14 misses of
 // 90 have a binomial probability below 0.1 % at 95 % coverage), the
-// pooled estimates lie within 4 standard errors, E‖Δa‖² equals the
-// quantizer's squared error summed by hand, and Ω adds the term.
+// pooled estimates lie within 4 standard errors and order the layers as
+// the exact values do, E‖Δa‖² equals the quantizer's squared error summed
+// by hand, and Ω adds the term.
 func TestActivationTermAgainstExact(t *testing.T) {
 	e, ds, tbl := actCase(t)
 	ctx := context.Background()
@@ -177,6 +179,26 @@ func TestActivationTermAgainstExact(t *testing.T) {
 	t.Logf("activation Hessian: 95%% intervals covered the exact value %d of %d times", covered, total)
 	if float64(covered) < 0.85*float64(total) {
 		t.Errorf("95%% intervals covered the exact values only %d of %d times", covered, total)
+	}
+	// The criterion orders the layers by their A4 activation term as the
+	// brute force does, wherever the exact values are apart by more than
+	// 4 pooled standard errors.
+	ordered := 0
+	for u := range names {
+		for v := range names {
+			eu, ev := exact[u].avg*exact[u].sq4, exact[v].avg*exact[v].sq4
+			mu, mv := sum[u][0]/seeds*exact[u].sq4, sum[v][0]/seeds*exact[v].sq4
+			se := math.Sqrt(se2[u][0]*exact[u].sq4*exact[u].sq4+se2[v][0]*exact[v].sq4*exact[v].sq4) / seeds
+			if eu-ev > 4*se {
+				ordered++
+				if !(mu > mv) {
+					t.Errorf("%s above %s by the exact A4 activation term (%.4g vs %.4g), not by the estimate (%.4g vs %.4g)", names[u], names[v], eu, ev, mu, mv)
+				}
+			}
+		}
+	}
+	if ordered < 4 {
+		t.Errorf("only %d layer pairs apart: the ordering check tests little", ordered)
 	}
 	for u, name := range names {
 		ex := [3]float64{exact[u].avg, exact[u].w4, exact[u].w8}

@@ -187,7 +187,7 @@ func liveRun(t *testing.T, c liveCase, prec Precision, ck bufferCheck) liveResul
 			}
 			return nil
 		}
-		if err := e.InputHVP(ctx, c.ds, []string{mid.Name}, 2, fill, take); err != nil {
+		if err := e.InputHVP(ctx, c.ds, []string{mid.Name}, []int{-1, 0}, fill, take); err != nil {
 			t.Fatal(err)
 		}
 	}

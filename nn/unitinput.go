@@ -21,7 +21,8 @@ type InputChunk struct {
 	X [][]float64
 	// V[j][u] is direction j's component on unit u's input (len(X[u])
 	// values, zeroed before fill) and HV[j][u] the same component of the
-	// product H·v_j (set before take).
+	// product H·v_j (set before take); both are nil for the units a
+	// direction is not on (see InputHVP's dirs).
 	V, HV [][][]float64
 }
 
@@ -37,8 +38,16 @@ type InputChunk struct {
 // input activation (what a second-order estimate of activation
 // quantization error needs).
 //
+// dirs has one entry per direction: −1 for a direction over every unit's
+// input, or the index in units of the only unit it is on (its other
+// components are zero, and only that unit's component of the product is
+// returned). A direction's R-passes start at the step of the first unit
+// it is on, so a direction on a late unit is cheap, and one probe per
+// unit gives Hutchinson samples of each diagonal block H_a without the
+// variance the cross terms H_{uk} add to joint probes.
+//
 // Samples are processed in chunks of the engine's batch size on its
-// workers, and k directions share each chunk's value and adjoint passes.
+// workers, and the directions share each chunk's value and adjoint passes.
 // For every chunk fill is called with X set and V zeroed, to set the
 // directions; after the products take is called with HV set. The loss is
 // the mean over all of ds, so summing Σ v·Hv over the chunks gives vᵀHv
@@ -47,15 +56,20 @@ type InputChunk struct {
 // Calls for different chunks may run concurrently; fill and take must be
 // safe for that, and the slices they see are valid only during the call.
 // Input quantizers are not applied (derivatives of the float model).
-func (e *Engine) InputHVP(ctx context.Context, ds data.Dataset, units []string, k int, fill func(c *InputChunk), take func(c *InputChunk) error) error {
+func (e *Engine) InputHVP(ctx context.Context, ds data.Dataset, units []string, dirs []int, fill func(c *InputChunk), take func(c *InputChunk) error) error {
 	if err := e.checkData(ds); err != nil {
 		return err
 	}
-	if k < 1 {
-		return fmt.Errorf("nn: InputHVP needs at least one direction, got %d", k)
+	if len(dirs) < 1 {
+		return fmt.Errorf("nn: InputHVP needs at least one direction")
 	}
 	if len(units) == 0 {
 		return fmt.Errorf("nn: InputHVP needs at least one unit")
+	}
+	for j, d := range dirs {
+		if d < -1 || d >= len(units) {
+			return fmt.Errorf("nn: InputHVP direction %d is on unit %d, want -1 (all units) or one of the %d units", j, d, len(units))
+		}
 	}
 	idx := make([]int, len(units))
 	for i, name := range units {
@@ -102,9 +116,9 @@ func (e *Engine) InputHVP(ctx context.Context, ds data.Dataset, units []string, 
 					start := c * bs
 					n := min(bs, total-start)
 					if e.prec == Float32 {
-						err = inputHVPChunk[float32](e, ds, start, n, idx, k, 1/denom, fill, take)
+						err = inputHVPChunk[float32](e, ds, start, n, idx, dirs, 1/denom, fill, take)
 					} else {
-						err = inputHVPChunk[float64](e, ds, start, n, idx, k, 1/denom, fill, take)
+						err = inputHVPChunk[float64](e, ds, start, n, idx, dirs, 1/denom, fill, take)
 					}
 				}
 				if err != nil {
@@ -127,7 +141,7 @@ func (e *Engine) InputHVP(ctx context.Context, ds data.Dataset, units []string, 
 // direction to each unit's input at that unit's step only, and an
 // R-backward pass that collects the R-adjoint each unit's step sends to
 // its input (before it joins the tensor's other readers' contributions).
-func inputHVPChunk[T op.Real](e *Engine, ds data.Dataset, start, n int, units []int, k int, scale float64, fill func(c *InputChunk), take func(c *InputChunk) error) error {
+func inputHVPChunk[T op.Real](e *Engine, ds data.Dataset, start, n int, units []int, dirs []int, scale float64, fill func(c *InputChunk), take func(c *InputChunk) error) error {
 	p, err := e.plan(n)
 	if err != nil {
 		return err
@@ -170,6 +184,7 @@ func inputHVPChunk[T op.Real](e *Engine, ds data.Dataset, start, n int, units []
 	// at[step] lists the positions (in units) of the units run by step.
 	at := map[int][]int{}
 	firstStep := len(p.steps)
+	k := len(dirs)
 	c := &InputChunk{Start: start, N: n, X: make([][]float64, len(units)), V: make([][][]float64, k), HV: make([][][]float64, k)}
 	rv, radj := make([][]T, len(units)), make([][]T, len(units))
 	for i, u := range units {
@@ -184,19 +199,28 @@ func inputHVPChunk[T op.Real](e *Engine, ds data.Dataset, start, n int, units []
 		size := p.slots[ui.slot].size
 		rv[i], radj[i] = make([]T, size), make([]T, size)
 	}
+	// first[j] is the step of the first unit direction j is on.
+	first := make([]int, k)
 	for j := range c.V {
 		c.V[j], c.HV[j] = make([][]float64, len(units)), make([][]float64, len(units))
+		first[j] = firstStep
 		for i := range units {
-			c.V[j][i], c.HV[j][i] = make([]float64, len(c.X[i])), make([]float64, len(c.X[i]))
+			if dirs[j] < 0 || dirs[j] == i {
+				c.V[j][i], c.HV[j][i] = make([]float64, len(c.X[i])), make([]float64, len(c.X[i]))
+			}
+		}
+		if dirs[j] >= 0 {
+			first[j] = p.unitIn[units[dirs[j]]].step
 		}
 	}
 	fill(c)
 	rg := make([]float64, len(w.Val[out]))
 	for j := range k {
-		// R-forward from the first unit's step; R-values of earlier steps
-		// are identically zero (θ has no direction).
+		fs := first[j]
+		// R-forward from the direction's first unit's step; R-values of
+		// earlier steps are identically zero (θ has no direction).
 		for _, s := range p.steps {
-			if s.idx < firstStep {
+			if s.idx < fs {
 				for _, o := range s.outs {
 					if o >= 0 {
 						w.set(bufRV, o, nil)
@@ -212,7 +236,7 @@ func inputHVPChunk[T op.Real](e *Engine, ds data.Dataset, start, n int, units []
 				} else {
 					clear(rv[i])
 				}
-				for q, v := range c.V[j][i] {
+				for q, v := range c.V[j][i] { // nil off the direction's unit
 					rv[i][q] += T(v)
 				}
 			}
@@ -230,11 +254,11 @@ func inputHVPChunk[T op.Real](e *Engine, ds data.Dataset, start, n int, units []
 			w.RAdj[out][i] = T(v)
 		}
 		w.giveAt(sc, p.tScoreR())
-		// R-backward down to the first unit's step; a unit's step adds its
+		// R-backward down to the direction's first unit's step; a unit's step adds its
 		// input's R-adjoint into a private buffer, which is then added to
 		// the tensor's (for the units upstream). Buffers are taken and
 		// given back by the engine's schedule (liveness.go).
-		for si := len(p.steps) - 1; si >= firstStep; si-- {
+		for si := len(p.steps) - 1; si >= fs; si-- {
 			w.takeAt(sc, p.tRB(si))
 			for _, i := range at[si] {
 				clear(radj[i])
@@ -245,8 +269,10 @@ func inputHVPChunk[T op.Real](e *Engine, ds data.Dataset, start, n int, units []
 				if t := w.RAdj[in]; t != nil {
 					op.AddTo(t, radj[i])
 				}
-				for q, v := range radj[i] {
-					c.HV[j][i][q] = float64(v)
+				if h := c.HV[j][i]; h != nil {
+					for q, v := range radj[i] {
+						h[q] = float64(v)
+					}
 				}
 			}
 			w.giveAt(sc, p.tRB(si))

@@ -38,15 +38,27 @@ func inputHVPSetup(t *testing.T) (*nn.Engine, data.Dataset) {
 type coord struct{ unit, idx int }
 
 // productsAt returns H restricted to the coordinates cs (dense, by unit
-// vectors, one direction per coordinate) from InputHVP.
-func productsAt(t *testing.T, e *nn.Engine, ds data.Dataset, units []string, cs []coord) [][]float64 {
+// vectors, one direction per coordinate) from InputHVP, with directions
+// over all units or, when own, each on its coordinate's unit only (the
+// entries between units are then NaN).
+func productsAt(t *testing.T, e *nn.Engine, ds data.Dataset, units []string, cs []coord, own bool) [][]float64 {
 	t.Helper()
 	h := make([][]float64, len(cs))
+	dirs := make([]int, len(cs))
 	for i := range h {
 		h[i] = make([]float64, len(cs))
+		dirs[i] = -1
+		if own {
+			dirs[i] = cs[i].unit
+			for j := range h[i] {
+				if cs[j].unit != cs[i].unit {
+					h[i][j] = math.NaN()
+				}
+			}
+		}
 	}
 	var mu sync.Mutex
-	err := e.InputHVP(context.Background(), ds, units, len(cs), func(c *nn.InputChunk) {
+	err := e.InputHVP(context.Background(), ds, units, dirs, func(c *nn.InputChunk) {
 		for j, cj := range cs {
 			per := len(c.X[cj.unit]) / c.N
 			if q := cj.idx - c.Start*per; q >= 0 && q < len(c.X[cj.unit]) {
@@ -59,7 +71,7 @@ func productsAt(t *testing.T, e *nn.Engine, ds data.Dataset, units []string, cs 
 		for j := range cs {
 			for i, ci := range cs {
 				per := len(c.X[ci.unit]) / c.N
-				if q := ci.idx - c.Start*per; q >= 0 && q < len(c.X[ci.unit]) {
+				if q := ci.idx - c.Start*per; q >= 0 && q < len(c.X[ci.unit]) && c.HV[j][ci.unit] != nil {
 					h[i][j] += c.HV[j][ci.unit][q]
 				}
 			}
@@ -128,7 +140,16 @@ func TestInputHVPMatchesFiniteDifferences(t *testing.T) {
 	// input it was).
 	cs := []coord{{0, 6*28 + 8}, {0, 3*784 + 14*28 + 14}, {1, 6*28 + 8}, {1, 2*784 + 10*28 + 12}, {1, 2*784 + 10*28 + 13},
 		{2, 3}, {2, 17}, {2, 64 + 3}, {0, per + 3*784 + 14*28 + 14}}
-	h := productsAt(t, e, ds, units, cs)
+	h := productsAt(t, e, ds, units, cs, false)
+	// Directions on their own unit give the same diagonal blocks.
+	own := productsAt(t, e, ds, units, cs, true)
+	for i := range cs {
+		for j := range cs {
+			if cs[i].unit == cs[j].unit && math.Abs(own[i][j]-h[i][j]) > 1e-12*(1+math.Abs(h[i][j])) {
+				t.Errorf("H(%v, %v) = %g from directions on all units, %g from directions on one", cs[i], cs[j], h[i][j], own[i][j])
+			}
+		}
+	}
 	const eps = 1e-3 // loss round-off ≈ 1e-15, so entries to ±1.5e-9
 	for i := range cs {
 		for j := range cs {
@@ -183,12 +204,12 @@ func TestInputHVPChunksAndErrors(t *testing.T) {
 	e, ds := inputHVPSetup(t)
 	units := []string{"/fc/Gemm"}
 	cs := []coord{{0, 3}, {0, 64 + 5}, {0, 128 + 7}}
-	h := productsAt(t, e, ds, units, cs) // 3 samples: chunks of 2 and 1
+	h := productsAt(t, e, ds, units, cs, false) // 3 samples: chunks of 2 and 1
 	one, err := nn.New(e.Model(), &nn.Options{Precision: nn.Float64, BatchSize: 8, Workers: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h1 := productsAt(t, one, ds, units, cs)
+	h1 := productsAt(t, one, ds, units, cs, false)
 	for i := range h {
 		for j := range h {
 			if math.Abs(h[i][j]-h1[i][j]) > 1e-12*(1+math.Abs(h1[i][j])) {
@@ -203,10 +224,10 @@ func TestInputHVPChunksAndErrors(t *testing.T) {
 	take := func(*nn.InputChunk) error { return nil }
 	for _, c := range []struct {
 		units []string
-		k     int
-	}{{[]string{"nope"}, 1}, {nil, 1}, {units, 0}} {
-		if err := e.InputHVP(context.Background(), ds, c.units, c.k, nop, take); err == nil {
-			t.Errorf("units %v, %d directions: no error", c.units, c.k)
+		dirs  []int
+	}{{[]string{"nope"}, []int{-1}}, {nil, []int{-1}}, {units, nil}, {units, []int{1}}, {units, []int{-2}}} {
+		if err := e.InputHVP(context.Background(), ds, c.units, c.dirs, nop, take); err == nil {
+			t.Errorf("units %v, directions %v: no error", c.units, c.dirs)
 		}
 	}
 }
