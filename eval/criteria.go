@@ -35,7 +35,9 @@ type ScoreSettings struct {
 // layer and candidate). Fisher and Measured quantize the layer's input at
 // the candidate's activation width as Apply does (activation range from
 // calib); Weight and Taylor see the weights only, as the Hessian criteria
-// do. Hessian and Diag come from plan.Analyze and are refused here.
+// do without their activation term. Hessian and Diag come from
+// plan.Analyze (the activation term from ActivationTerm) and are refused
+// here.
 func Score(ctx context.Context, e *nn.Engine, calib data.Dataset, t *sensitivity.Table, c sensitivity.Criterion, s *ScoreSettings) error {
 	var set ScoreSettings
 	if s != nil {
