@@ -476,3 +476,34 @@ func FuzzFusedHeads(f *testing.F) {
 		t.Logf("kept heads %v of %d", keep[hg.Index], hg.Channels)
 	})
 }
+
+// TestFusedHeadImportance: a head of a fused q/k/v projection gathers the
+// statistics of its columns in every third (Tr(H_hh) of head h is the sum
+// of the traces of columns p·D + h·dh + i, p < 3, i < dh), not of one
+// contiguous block.
+func TestFusedHeadImportance(t *testing.T) {
+	l := loadZoo(t, "tiny_bert", "op13")
+	im := synthImportance(t, l.e, 2)
+	co, err := coarsened(l.st, im)
+	if err != nil {
+		t.Fatal(err)
+	}
+	heads, _ := headGroups(l.st)
+	for _, g := range heads {
+		i := unitIndex(l.st, g.Sources[0])
+		u, c := im.Units[i], co.Units[i]
+		const D, dh = 32, 8
+		for h := 0; h < g.Channels; h++ {
+			var tr, sq float64
+			for p := 0; p < 3; p++ {
+				for j := 0; j < dh; j++ {
+					tr += u.Trace[p*D+h*dh+j]
+					sq += u.SqNorm[p*D+h*dh+j]
+				}
+			}
+			if math.Abs(c.Trace[h]-tr) > 1e-12*math.Abs(tr) || math.Abs(c.SqNorm[h]-sq) > 1e-12*sq {
+				t.Errorf("%s head %d: trace %g, ‖W‖² %g; the columns of its thirds give %g, %g", g.Name, h, c.Trace[h], c.SqNorm[h], tr, sq)
+			}
+		}
+	}
+}
