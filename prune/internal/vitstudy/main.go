@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -394,6 +395,8 @@ func run(ctx context.Context, c config) error {
 	} else {
 		pf("\nNo ONNX Runtime latency: run with `-tags ort` and `$BITPLAN_ORT_LIB` (README, ONNX Runtime).\n")
 	}
+	se := func(p float64) float64 { return 100 * math.Sqrt(p*(1-p)/float64(test.Len())) }
+	pf("\nAccuracies are on %d test samples: one has a standard error of √(p(1−p)/%d), %.1f points at 95 %%, %.1f at 80 %%, %.1f at 60 %%; a difference of two accuracies on the same samples is usually more precise than that.\n", test.Len(), test.Len(), se(0.95), se(0.8), se(0.6))
 	pf("\nParameter counts are the written ONNX models' (checked by `prune.Realize` against the plan). FLOPs of the attention's activation products (Q·Kᵀ, P·V) shrink with the heads too but are not counted in the plan's FLOPs, which count the units.\n")
 	switch c.study {
 	case "bert":
