@@ -1,6 +1,7 @@
 package prune
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/bitplan/bitplan/budget"
 	"github.com/bitplan/bitplan/model"
@@ -201,13 +203,22 @@ func TestZooHeadsApply(t *testing.T) {
 // projection, then a mean over the sequence. With shapeLeak, the
 // Shape of the fused projection also scales the output (a run-time use of
 // the channel count that pruning does not rewrite).
-func fusedSplitGraph(t *testing.T, shapeLeak bool) []byte {
+func fusedSplitGraph(t *testing.T, shapeLeak bool, opset int64) []byte {
 	const T, D, H = 5, 8, 2
 	g := newGraph([]int64{1, T, D})
 	qkv := g.node("MatMul", "qkv", []string{"input", g.init("qkv.w", D, 3*D)})
 	qkv = g.node("Add", "qkv_b", []string{qkv, g.init("qkv.b", 3*D)})
-	g.g.Node = append(g.g.Node, &onnx.NodeProto{Name: "split", OpType: "Split", Input: []string{qkv, g.ints("sizes", D, D, D)},
-		Output: []string{"q", "k", "v"}, Attribute: []*onnx.AttributeProto{intAttr("axis", 2)}})
+	split := &onnx.NodeProto{Name: "split", OpType: "Split", Input: []string{qkv}, Output: []string{"q", "k", "v"},
+		Attribute: []*onnx.AttributeProto{intAttr("axis", 2)}}
+	switch {
+	case opset < 13: // sizes as an attribute
+		split.Attribute = append(split.Attribute, intsAttr("split", D, D, D))
+	case opset < 18: // sizes as an input
+		split.Input = append(split.Input, g.ints("sizes", D, D, D))
+	default: // equal parts by number
+		split.Attribute = append(split.Attribute, intAttr("num_outputs", 3))
+	}
+	g.g.Node = append(g.g.Node, split)
 	heads := func(x, name string, perm ...int64) string {
 		x = g.node("Reshape", name+"_split", []string{x, g.ints(name+"_shape", 0, 0, H, D/H)})
 		return g.node("Transpose", name+"_t", []string{x}, intsAttr("perm", perm...))
@@ -221,14 +232,24 @@ func fusedSplitGraph(t *testing.T, shapeLeak bool) []byte {
 	y = g.node("Transpose", "merge_t", []string{y}, intsAttr("perm", 0, 2, 1, 3))
 	y = g.node("Reshape", "merge", []string{y, g.ints("merge_shape", 0, 0, D)})
 	y = g.node("MatMul", "out", []string{y, g.init("out.w", D, D)})
-	y = g.node("ReduceMean", "mean", []string{y}, intsAttr("axes", 1), intAttr("keepdims", 0))
+	if opset < 18 {
+		y = g.node("ReduceMean", "mean", []string{y}, intsAttr("axes", 1), intAttr("keepdims", 0))
+	} else {
+		y = g.node("ReduceMean", "mean", []string{y, g.ints("axes", 1)}, intAttr("keepdims", 0))
+	}
 	if shapeLeak {
 		sh := g.node("Shape", "shape", []string{qkv})
 		d := g.node("Gather", "width", []string{sh, g.ints("last", 2)})
 		f := g.node("Cast", "cast", []string{d}, intAttr("to", int64(onnx.TensorProto_FLOAT)))
 		y = g.node("Mul", "scale", []string{y, f})
 	}
-	return g.bytes(t, y, []int64{1, D})
+	g.g.Output = []*onnx.ValueInfoProto{vi(y, []int64{1, D})}
+	mp := &onnx.ModelProto{IrVersion: 8, Graph: g.g, OpsetImport: []*onnx.OperatorSetIdProto{{Version: opset}}}
+	b, err := proto.Marshal(mp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // TestFusedSplitHeads: heads of a fused projection split by Split are a
@@ -236,7 +257,13 @@ func fusedSplitGraph(t *testing.T, shapeLeak bool) []byte {
 // pruned model equals the silenced original and whose Split sizes shrink;
 // a Shape of the projection that reaches the output leaves it intact.
 func TestFusedSplitHeads(t *testing.T) {
-	l := loadBytes(t, fusedSplitGraph(t, false))
+	for _, opset := range []int64{11, 13, 18} {
+		t.Run(fmt.Sprintf("opset%d", opset), func(t *testing.T) { fusedSplitHeads(t, opset) })
+	}
+}
+
+func fusedSplitHeads(t *testing.T, opset int64) {
+	l := loadBytes(t, fusedSplitGraph(t, false, opset))
 	g := groupByName(t, l.st, "qkv")
 	if !g.Prunable || g.Channels != 2 || !slices.Equal(g.Consumers, []string{"out"}) {
 		t.Fatalf("head group %+v", g)
@@ -257,20 +284,30 @@ func TestFusedSplitHeads(t *testing.T) {
 	}
 	var sizes []int64
 	for _, n := range out.Graph.Node {
-		if n.GetOpType() == "Split" {
-			for _, tp := range out.Graph.Initializer {
-				if tp.GetName() == n.Input[1] {
-					mt, err := model.TensorFromProto(tp)
-					if err != nil {
-						t.Fatal(err)
-					}
-					sizes = mt.Int
+		if n.GetOpType() != "Split" {
+			continue
+		}
+		for _, a := range n.Attribute {
+			if a.GetName() == "split" {
+				sizes = a.Ints
+			}
+		}
+		for _, tp := range out.Graph.Initializer {
+			if len(n.Input) > 1 && tp.GetName() == n.Input[1] {
+				mt, err := model.TensorFromProto(tp)
+				if err != nil {
+					t.Fatal(err)
 				}
+				sizes = mt.Int
 			}
 		}
 	}
-	if !slices.Equal(sizes, []int64{4, 4, 4}) {
-		t.Errorf("Split sizes %v after keeping one head of 4, want [4 4 4]", sizes)
+	want := []int64{4, 4, 4}
+	if opset >= 18 {
+		want = nil // num_outputs: equal parts, nothing to rewrite
+	}
+	if !slices.Equal(sizes, want) {
+		t.Errorf("Split sizes %v after keeping one head of 4, want %v", sizes, want)
 	}
 	pl, ref := loadProto(t, out), loadProto(t, zeroRemoved(t, l.mp, l.st, keep))
 	x := make([]float64, 2*5*8)
@@ -282,18 +319,18 @@ func TestFusedSplitHeads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := ref.e.Logits(x, 2)
+	wantZ, err := ref.e.Logits(x, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d, s := maxDiff(want, got); d > zeroTol*max(s, 1) {
+	if d, s := maxDiff(wantZ, got); d > zeroTol*max(s, 1) {
 		t.Errorf("pruned logits differ from the silenced original's by %.3g (scale %.3g)", d, s)
 	}
-	if d, _ := maxDiff(want, mustLogits(t, l, x, 2)); d == 0 {
+	if d, _ := maxDiff(wantZ, mustLogits(t, l, x, 2)); d == 0 {
 		t.Error("silencing a head changed nothing: the test cannot see a wrong cut")
 	}
 
-	leak := loadBytes(t, fusedSplitGraph(t, true))
+	leak := loadBytes(t, fusedSplitGraph(t, true, opset))
 	g = groupByName(t, leak.st, "qkv")
 	if g.Prunable || !strings.Contains(strings.Join(g.Reasons, ";"), "reaches graph output") {
 		t.Errorf("a Shape of the projection reaching the output left the heads prunable: %+v", g)
@@ -505,5 +542,42 @@ func TestFusedHeadImportance(t *testing.T) {
 				t.Errorf("%s head %d: trace %g, ‖W‖² %g; the columns of its thirds give %g, %g", g.Name, h, c.Trace[h], c.SqNorm[h], tr, sq)
 			}
 		}
+	}
+}
+
+// TestZooJoint: the joint prune + quantize plan works on the fused-head
+// transformers: a size budget of 25 % of the unpruned model narrows widths (and removes heads or rows), and
+// Realize writes a model whose counts are the plan's.
+func TestZooJoint(t *testing.T) {
+	for _, name := range []string{"tiny_vit", "tiny_bert"} {
+		t.Run(name, func(t *testing.T) {
+			l := loadZoo(t, name, "op13")
+			p, err := Solve(t.Context(), &Request{Structure: l.st, Importance: synthImportance(t, l.e, 3), Joint: true, Bits: []int{4, 8},
+				Budgets: []plan.Budget{pct(budget.Size, 0.25)}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Keep() == nil {
+				t.Fatalf("status %s", p.Status)
+			}
+			heads, _ := headGroups(l.st)
+			removed := 0
+			for _, g := range heads {
+				removed += g.Channels - len(p.Keep()[g.Index])
+			}
+			narrow := 0
+			for _, ly := range p.Layers {
+				if ly.Bits < 8 {
+					narrow++
+				}
+			}
+			t.Logf("%s: %d heads removed, %d layers below 8 bits", Summary(p), removed, narrow)
+			if narrow == 0 {
+				t.Errorf("no layer below 8 bits at 25%% of the unpruned size: %s", Summary(p))
+			}
+			if _, _, err := Realize(t.Context(), l.mp, l.st, p, nil); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }
