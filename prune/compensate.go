@@ -10,11 +10,14 @@ import (
 // Means holds, for every consumer unit of a group, the mean over the
 // calibration data of each of its input features: per input channel for a
 // Conv (over samples and positions), per input feature for a Gemm or
-// MatMul.
+// MatMul (over samples and, on sequences, positions).
 type Means map[string][]float64
 
 // InputMeans measures the consumers' input means on ds (in chunks of 64
-// samples), for mean-replacement compensation in ApplyCompensated.
+// samples; every input of a model of several), for mean-replacement
+// compensation in ApplyCompensated: per channel (axis 1) for a Conv, per
+// feature (the last axis, over samples and sequence positions) for a Gemm
+// or MatMul.
 func InputMeans(e *nn.Engine, ds data.Dataset, st *Structure) (Means, error) {
 	m := st.Model
 	want := map[string][]string{} // tensor → units reading it
@@ -30,15 +33,32 @@ func InputMeans(e *nn.Engine, ds data.Dataset, st *Structure) (Means, error) {
 	}
 	sums := Means{}
 	counts := map[string]float64{}
-	size := data.SampleSize(ds)
+	inputs := [][]int{ds.SampleShape()}
+	mi, multi := ds.(data.Inputs)
+	if multi {
+		inputs = mi.SampleShapes()
+	}
 	const chunk = 64
 	for start := 0; start < ds.Len(); start += chunk {
 		n := min(chunk, ds.Len()-start)
-		x := make([]float64, n*size)
-		if err := ds.Read(start, x, make([]int, n)); err != nil {
+		xs := make([][]float64, len(inputs))
+		for k, sh := range inputs {
+			size := 1
+			for _, d := range sh {
+				size *= d
+			}
+			xs[k] = make([]float64, n*size)
+		}
+		var err error
+		if multi {
+			err = mi.ReadInputs(start, xs, make([]int, n))
+		} else {
+			err = ds.Read(start, xs[0], make([]int, n))
+		}
+		if err != nil {
 			return nil, err
 		}
-		vals, err := e.Intermediates(x, n)
+		vals, err := e.IntermediatesInputs(xs, n)
 		if err != nil {
 			return nil, err
 		}
@@ -48,9 +68,15 @@ func InputMeans(e *nn.Engine, ds data.Dataset, st *Structure) (Means, error) {
 				return nil, fmt.Errorf("prune: input %q of %v not available", tensor, units)
 			}
 			unit := units[0]
-			c := v.Shape[1]
+			// A Conv reads channels on axis 1, a Gemm or MatMul features
+			// on the last axis (of a sequence: N×T×F).
+			ax := len(v.Shape) - 1
+			if m.Unit(unit).Op == "Conv" {
+				ax = 1
+			}
+			c := v.Shape[ax]
 			inner := 1
-			for _, d := range v.Shape[2:] {
+			for _, d := range v.Shape[ax+1:] {
 				inner *= d
 			}
 			s := sums[unit]

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/bitplan/bitplan/budget"
+	"github.com/bitplan/bitplan/data"
 	"github.com/bitplan/bitplan/model"
 	"github.com/bitplan/bitplan/nn"
 	"github.com/bitplan/bitplan/plan"
@@ -578,6 +579,94 @@ func TestZooJoint(t *testing.T) {
 			if _, _, err := Realize(t.Context(), l.mp, l.st, p, nil); err != nil {
 				t.Fatal(err)
 			}
+		})
+	}
+}
+
+// TestZooCompensation: mean replacement on the fused-head transformers
+// (multi-input tiny_bert included): with one group's heads or FFN rows
+// removed at a time, every compensated consumer keeps its biased output's
+// mean over samples and positions (exactly: the consumer is linear and its
+// kept inputs are unchanged).
+func TestZooCompensation(t *testing.T) {
+	for _, name := range []string{"tiny_vit", "tiny_bert"} {
+		t.Run(name, func(t *testing.T) {
+			l := loadZoo(t, name, "op13")
+			const n = 8
+			r := rand.New(rand.NewPCG(4, 4))
+			xs := zooInputs(r, l, n)
+			var arrays []*data.Array
+			var names []string
+			for i, in := range l.e.Inputs() {
+				arrays = append(arrays, &data.Array{Shape: append([]int{n}, in.Sample...), DType: "<f8", Float: xs[i]})
+				names = append(names, in.Name)
+			}
+			ds, err := data.NewArrays(names, arrays, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			means, err := InputMeans(l.e, ds, l.st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			orig, err := l.e.IntermediatesInputs(xs, n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checked := 0
+			for gi, g := range l.st.Groups {
+				if !g.Prunable {
+					continue
+				}
+				keep := make([][]int, len(l.st.Groups))
+				for i, h := range l.st.Groups {
+					for c := 0; c < h.Channels; c++ {
+						if i != gi || c%3 == 1 {
+							keep[i] = append(keep[i], c)
+						}
+					}
+				}
+				out, skipped, err := ApplyCompensated(l.mp, l.st, keep, means)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := loadProto(t, out).e.IntermediatesInputs(xs, n)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, cname := range g.Consumers {
+					if slices.Contains(skipped, cname) {
+						continue
+					}
+					// The consumer's output with its bias: the node reading
+					// the bias initializer.
+					u := l.m.Unit(cname)
+					var tensor string
+					for _, nd := range l.m.Nodes {
+						if slices.Contains(nd.Inputs, u.Bias) {
+							tensor = nd.Outputs[0]
+						}
+					}
+					o, p := orig[tensor], got[tensor]
+					c := o.Shape[len(o.Shape)-1]
+					mo, mp := make([]float64, c), make([]float64, c)
+					for i := range o.Data {
+						mo[i%c] += o.Data[i]
+						mp[i%c] += p.Data[i]
+					}
+					for j := range mo {
+						// The compensated bias is stored in float32.
+						if math.Abs(mo[j]-mp[j]) > 1e-5*max(1, math.Abs(mo[j])) {
+							t.Errorf("%s (group %s) output %d: sum %.9g, original %.9g", cname, g.Name, j, mp[j], mo[j])
+						}
+					}
+					checked++
+				}
+			}
+			if checked == 0 {
+				t.Fatal("no consumer checked")
+			}
+			t.Logf("%d consumers keep their output means", checked)
 		})
 	}
 }
