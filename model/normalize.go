@@ -111,9 +111,6 @@ func (m *Model) normalize() {
 // foldNode folds n when all its inputs are constants; the outputs go to
 // folded. Nodes producing graph outputs are kept.
 func (m *Model) foldNode(n *Node, value func(string) *Tensor, folded map[string]*Tensor, isOutput map[string]bool) bool {
-	if !foldable[n.Op] {
-		return false
-	}
 	for _, o := range n.Outputs {
 		if isOutput[o] {
 			return false
@@ -142,11 +139,12 @@ func (m *Model) foldNode(n *Node, value func(string) *Tensor, folded map[string]
 		if o == "" || i >= len(outs) {
 			continue
 		}
-		t := *outs[i]
-		if n.Op == "Identity" || n.Op == "Dropout" {
-			// A copy: the output is a parameter of its own.
-			t.Float, t.Int = slices.Clone(t.Float), slices.Clone(t.Int)
+		if outs[i] == nil {
+			continue
 		}
+		// Fold's outputs never share storage with its inputs: an
+		// Identity of a weight is a parameter of its own.
+		t := *outs[i]
 		folded[o] = &t
 	}
 	return true

@@ -119,20 +119,14 @@ func checkDims(d []int) error {
 	return nil
 }
 
-// fold evaluates n when its inputs are known values (Shape and Size: when
-// its input's shape is known) and records its outputs.
+// fold evaluates n by its operator's record (Fold) when the values it
+// needs are known — its inputs', or only input 0's shape for Shape and
+// Size — and records its outputs.
 func (f *inferer) fold(n *Node) (bool, error) {
-	if !foldable[n.Op] {
-		return false, nil
-	}
 	ins := make([]*Tensor, len(n.Inputs))
 	for i, in := range n.Inputs {
-		if in == "" {
-			continue
-		}
-		ins[i] = f.s.Values[in]
-		if ins[i] == nil && !(i == 0 && (n.Op == "Shape" || n.Op == "Size")) {
-			return false, nil
+		if in != "" {
+			ins[i] = f.s.Values[in]
 		}
 	}
 	shape0, _ := f.dims(n.Input(0))
@@ -141,7 +135,7 @@ func (f *inferer) fold(n *Node) (bool, error) {
 		return false, err
 	}
 	for i, o := range n.Outputs {
-		if o == "" || i >= len(outs) {
+		if o == "" || i >= len(outs) || outs[i] == nil {
 			continue
 		}
 		t := outs[i]
@@ -169,9 +163,9 @@ func (f *inferer) set(name string, dims []int, t DataType) {
 	}
 }
 
-// node runs the registry's shape inference for one node (package op); the
-// operators of shape_more.go that have no record yet follow. Operators of
-// other domains and unknown operators leave their outputs unknown.
+// node runs the registry's shape inference for one node (package op).
+// Operators of other domains and operators without a record leave their
+// outputs unknown (or as the graph's value_info records them).
 func (f *inferer) node(n *Node) error {
 	if !op.IsDefault(n.Domain) {
 		return nil
@@ -179,16 +173,5 @@ func (f *inferer) node(n *Node) error {
 	if d := op.Lookup(n.Op, f.m.Opset); d != nil && d.Infer != nil {
 		return d.Infer(n, f.s)
 	}
-	_, err := f.moreShapes(n)
-	return err
+	return nil
 }
-
-// Shape helpers of package op used by fold.go and shape_more.go.
-var (
-	normAxis       = op.NormAxis
-	clampIndex     = op.ClampIndex
-	toDims         = op.ToDims
-	broadcastIndex = op.BroadcastIndex
-	constantValue  = op.ConstantValue
-	attrErr        = op.AttrError
-)

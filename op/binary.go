@@ -1,6 +1,9 @@
 package op
 
-import "math"
+import (
+	"fmt"
+	"math"
+)
 
 // The broadcasting elementwise binary operators: each gives f with its
 // first and second partials (see Binary). Comparisons and logical
@@ -75,15 +78,125 @@ func init() {
 		Register(&Def{Type: typ, Infer: InferBroadcast, Cases: []Case{{Name: "three inputs",
 			Inputs: []CaseInput{{Shape: []int{2, 1}}, {Shape: []int{3}}, {Shape: []int{1, 3}}}, Want: []int{2, 3}}}})
 	}
-	for _, typ := range []string{"Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor"} {
-		Register(&Def{Type: typ, Infer: InferBroadcastBool, Cases: []Case{{Name: "broadcast",
+	// Comparisons and logical operators: BOOL outputs, evaluated only on
+	// constants (Eval).
+	tf := func(p bool) float64 { return float64(b2i(p)) }
+	nz := func(v float64) bool { return v != 0 }
+	cmp := []struct {
+		typ string
+		f   func(a, b float64) float64
+	}{
+		{"Equal", func(a, b float64) float64 { return tf(a == b) }},
+		{"Less", func(a, b float64) float64 { return tf(a < b) }},
+		{"Greater", func(a, b float64) float64 { return tf(a > b) }},
+		{"LessOrEqual", func(a, b float64) float64 { return tf(a <= b) }},
+		{"GreaterOrEqual", func(a, b float64) float64 { return tf(a >= b) }},
+		{"And", func(a, b float64) float64 { return tf(nz(a) && nz(b)) }},
+		{"Or", func(a, b float64) float64 { return tf(nz(a) || nz(b)) }},
+		{"Xor", func(a, b float64) float64 { return tf(nz(a) != nz(b)) }},
+	}
+	for _, c := range cmp {
+		Register(&Def{Type: c.typ, Infer: InferBroadcastBool, Fold: true, Eval: evalBroadcast(c.f), Cases: []Case{{Name: "broadcast",
 			Inputs: []CaseInput{{Shape: []int{2, 1}}, {Shape: []int{3}}}, Want: []int{2, 3}}}})
 	}
-	for _, typ := range []string{"Not", "IsNaN", "IsInf"} {
-		Register(&Def{Type: typ, Infer: InferSameBool, Cases: []Case{{Name: "2x3", Inputs: []CaseInput{{Shape: []int{2, 3}}}, Want: []int{2, 3}}}})
+	preds := []struct {
+		typ string
+		f   func(v float64) bool
+	}{
+		{"Not", func(v float64) bool { return v == 0 }},
+		{"IsNaN", math.IsNaN},
+		{"IsInf", func(v float64) bool { return math.IsInf(v, 0) }},
 	}
-	Register(&Def{Type: "Mod", Infer: InferBroadcast, Cases: []Case{{Name: "broadcast",
-		Inputs: []CaseInput{{Shape: []int{2, 1}}, {Shape: []int{3}}}, Want: []int{2, 3}}}})
-	Register(&Def{Type: "Where", Infer: inferWhere, Cases: []Case{{Name: "broadcast",
+	for _, p := range preds {
+		Register(&Def{Type: p.typ, Infer: InferSameBool, Fold: true, Eval: evalPredicate(p.f),
+			Cases: []Case{{Name: "2x3", Inputs: []CaseInput{{Shape: []int{2, 3}}}, Want: []int{2, 3}}}})
+	}
+	Register(&Def{Type: "Mod", Infer: InferBroadcast, Fold: true, Eval: evalMod, Cases: []Case{{Name: "broadcast",
+		Inputs: []CaseInput{{Shape: []int{2, 1}, Lo: -5, Hi: 5}, {Shape: []int{3}, Lo: 1, Hi: 2}}, Want: []int{2, 3}}}})
+	Register(&Def{Type: "Where", Infer: inferWhere, Fold: true, Eval: evalWhere, Cases: []Case{{Name: "broadcast",
 		Inputs: []CaseInput{{Shape: []int{2, 1}}, {Shape: []int{3}}, {Shape: []int{1}}}, Want: []int{2, 3}}}})
+}
+
+// evalPredicate is the Eval of a unary BOOL-valued operator.
+func evalPredicate(f func(v float64) bool) func(n *Node, ins, outs []*Tensor) error {
+	return func(n *Node, ins, outs []*Tensor) error {
+		for k := range outs[0].Int {
+			outs[0].Int[k] = b2i(f(at(ins[0], k)))
+		}
+		return nil
+	}
+}
+
+// evalMod is Mod's Eval: the remainder with the sign of the divisor
+// (Python's %), or of the dividend with fmod = 1 (C's fmod); integer
+// operands are exact.
+func evalMod(n *Node, ins, outs []*Tensor) error {
+	if len(ins) != 2 {
+		return errInputs(2, len(ins))
+	}
+	fmod, err := n.AttrInt("fmod", 0)
+	if err != nil {
+		return err
+	}
+	a, b, y := ins[0], ins[1], outs[0]
+	if a.Type.IsFloat() != b.Type.IsFloat() || a.Type.IsFloat() != y.Type.IsFloat() {
+		return fmt.Errorf("inputs of types %v and %v", a.Type, b.Type)
+	}
+	ia, ib := BroadcastIndex(a.Shape, y.Shape), BroadcastIndex(b.Shape, y.Shape)
+	for k := range ia {
+		if !y.Type.IsFloat() {
+			p, q := a.Int[ia[k]], b.Int[ib[k]]
+			if q == 0 {
+				return fmt.Errorf("integer modulo by zero")
+			}
+			r := p % q
+			if fmod == 0 && r != 0 && (r < 0) != (q < 0) {
+				r += q
+			}
+			y.Int[k] = r
+			continue
+		}
+		p, q := a.Float[ia[k]], b.Float[ib[k]]
+		r := math.Mod(p, q)
+		if fmod == 0 && r != 0 && (r < 0) != (q < 0) {
+			r += q
+		}
+		y.Float[k] = r
+	}
+	if y.Type == Float {
+		StoreAs(y, y.Float)
+	}
+	return nil
+}
+
+// evalWhere is Where's Eval: X where the condition is non-zero, else Y,
+// broadcast, exactly in either element type.
+func evalWhere(n *Node, ins, outs []*Tensor) error {
+	if len(ins) != 3 {
+		return errInputs(3, len(ins))
+	}
+	c, a, b, y := ins[0], ins[1], ins[2], outs[0]
+	if a.Type.IsFloat() != b.Type.IsFloat() {
+		return fmt.Errorf("branches of types %v and %v", a.Type, b.Type)
+	}
+	ic, ia, ib := BroadcastIndex(c.Shape, y.Shape), BroadcastIndex(a.Shape, y.Shape), BroadcastIndex(b.Shape, y.Shape)
+	src := make([]int, len(ic))
+	for k := range ic {
+		src[k] = -1 - ib[k]
+		if at(c, ic[k]) != 0 {
+			src[k] = ia[k]
+		}
+	}
+	for k, j := range src {
+		x := a
+		if j < 0 {
+			x, j = b, -1-j
+		}
+		if y.Type.IsFloat() {
+			y.Float[k] = x.Float[j]
+		} else {
+			y.Int[k] = x.Int[j]
+		}
+	}
+	return nil
 }

@@ -1,6 +1,9 @@
 package op
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // ReduceMean and ReduceSum over a set of axes (attribute axes, or from
 // opset 13 / 18 a constant axes input; none: every axis unless
@@ -20,6 +23,166 @@ func init() {
 			{Name: "all axes", Opset: 18, Inputs: []CaseInput{x(2, 3)}, Want: []int{1, 1}},
 		}})
 	}
+	// The other reductions are evaluated only on constants (Eval).
+	for _, r := range reductions {
+		Register(&Def{Type: r.typ, Infer: inferReduce, Fold: true, Eval: evalReduce(r.acc), Cases: []Case{
+			{Name: "last axis attribute", Opset: 13, Inputs: []CaseInput{{Shape: []int{2, 3, 4}, Lo: 0.5, Hi: 2}}, Attrs: []*Attr{attr("axes", -1)}, Want: []int{2, 3, 1}},
+			{Name: "axes input, no keepdims", Opset: 18, Inputs: []CaseInput{{Shape: []int{2, 3, 2}, Lo: 0.5, Hi: 2}, ints(0, 2)}, Attrs: []*Attr{keep0}, Want: []int{3}},
+		}})
+	}
+	for _, typ := range []string{"ArgMax", "ArgMin"} {
+		Register(&Def{Type: typ, Infer: inferArg, Fold: true, Eval: evalArg, Cases: []Case{
+			{Name: "axis 1", Inputs: []CaseInput{x(2, 3, 4)}, Attrs: []*Attr{{Name: "axis", Type: AttrInt, Int: 1}}, Want: []int{2, 1, 4}},
+			{Name: "last axis, no keepdims", Inputs: []CaseInput{x(2, 3)}, Attrs: []*Attr{{Name: "axis", Type: AttrInt, Int: -1}, keep0}, Want: []int{2}},
+		}})
+	}
+}
+
+// A reduction folds the elements mapped to one output: acc(state, x, first)
+// accumulates, fin turns the state into the output value.
+type reduction struct {
+	typ string
+	acc reducer
+}
+
+type reducer struct {
+	init float64
+	add  func(a, x float64) float64
+	fin  func(a float64) float64
+}
+
+func ident(a float64) float64 { return a }
+
+var reductions = []reduction{
+	{"ReduceMax", reducer{math.Inf(-1), math.Max, ident}},
+	{"ReduceMin", reducer{math.Inf(1), math.Min, ident}},
+	{"ReduceProd", reducer{1, func(a, x float64) float64 { return a * x }, ident}},
+	{"ReduceL1", reducer{0, func(a, x float64) float64 { return a + math.Abs(x) }, ident}},
+	{"ReduceL2", reducer{0, func(a, x float64) float64 { return a + x*x }, math.Sqrt}},
+	{"ReduceSumSquare", reducer{0, func(a, x float64) float64 { return a + x*x }, ident}},
+	{"ReduceLogSum", reducer{0, func(a, x float64) float64 { return a + x }, math.Log}},
+	// Σ exp(x) overflows beyond x ≈ 709; constant folding sees shape-sized
+	// values only.
+	{"ReduceLogSumExp", reducer{0, func(a, x float64) float64 { return a + math.Exp(x) }, math.Log}},
+}
+
+// reduceIndex maps each element of input shape xs to its output element
+// for the reduced axes red.
+func reduceIndex(xs []int, red []bool) []int {
+	stride := make([]int, len(xs))
+	s := 1
+	for i := len(xs) - 1; i >= 0; i-- {
+		if !red[i] {
+			stride[i] = s
+			s *= xs[i]
+		}
+	}
+	idx := make([]int, Numel(xs))
+	coord := make([]int, len(xs))
+	for e := range idx {
+		q := 0
+		for d, c := range coord {
+			q += c * stride[d]
+		}
+		idx[e] = q
+		for d := len(xs) - 1; d >= 0; d-- {
+			coord[d]++
+			if coord[d] < xs[d] {
+				break
+			}
+			coord[d] = 0
+		}
+	}
+	return idx
+}
+
+// evalReduce is the Eval of a reduction with accumulator r; integer inputs
+// are accumulated in float64 (exact below 2⁵³).
+func evalReduce(r reducer) func(n *Node, ins, outs []*Tensor) error {
+	return func(n *Node, ins, outs []*Tensor) error {
+		x, y := ins[0], outs[0]
+		var v []int64
+		fromInput := len(ins) > 1 && ins[1] != nil
+		if fromInput {
+			v = ins[1].Int
+		}
+		red, _, err := reduceAxes(n, len(x.Shape), v, fromInput)
+		if err != nil {
+			return err
+		}
+		acc := make([]float64, y.Len())
+		for i := range acc {
+			acc[i] = r.init
+		}
+		for e, q := range reduceIndex(x.Shape, red) {
+			acc[q] = r.add(acc[q], at(x, e))
+		}
+		for i, a := range acc {
+			acc[i] = r.fin(a)
+		}
+		StoreAs(y, acc)
+		return nil
+	}
+}
+
+// argAxis returns ArgMax/ArgMin's axis (normalised for rank r) and
+// keepdims.
+func argAxis(n *Node, r int) (int, bool, error) {
+	a, err := n.AttrInt("axis", 0)
+	if err != nil {
+		return 0, false, err
+	}
+	ax, err := NormAxis(n, "axis", a, r, false)
+	if err != nil {
+		return 0, false, err
+	}
+	keep, err := n.AttrInt("keepdims", 1)
+	return ax, keep != 0, err
+}
+
+func inferArg(n *Node, s *Shapes) error {
+	in, ok, _, out := first(n, s)
+	if !ok {
+		return nil
+	}
+	ax, keep, err := argAxis(n, len(in))
+	if err != nil {
+		return err
+	}
+	red := make([]bool, len(in))
+	red[ax] = true
+	s.Set(out, reducedShape(in, red, keep), Int64)
+	return nil
+}
+
+// evalArg is ArgMax/ArgMin: the index of the first (or, with
+// select_last_index, the last) extreme element along the axis.
+func evalArg(n *Node, ins, outs []*Tensor) error {
+	x, y := ins[0], outs[0]
+	ax, _, err := argAxis(n, len(x.Shape))
+	if err != nil {
+		return err
+	}
+	last, err := n.AttrInt("select_last_index", 0)
+	if err != nil {
+		return err
+	}
+	red := make([]bool, len(x.Shape))
+	red[ax] = true
+	inner := Numel(x.Shape[ax+1:])
+	best := make([]float64, y.Len())
+	seen := make([]bool, y.Len())
+	for e, q := range reduceIndex(x.Shape, red) {
+		v, i := at(x, e), int64(e/inner%x.Shape[ax])
+		better := v > best[q]
+		if n.Op == "ArgMin" {
+			better = v < best[q]
+		}
+		if !seen[q] || better || (last != 0 && v == best[q]) {
+			best[q], y.Int[q], seen[q] = v, i, true
+		}
+	}
+	return nil
 }
 
 // reduceAxes returns which axes of a rank-r input n reduces and whether it
@@ -115,38 +278,20 @@ func newReduce[T Real](b *Build) (Kernel[T], error) {
 	if err != nil {
 		return nil, err
 	}
-	// Output strides over the kept axes (reduced ones contribute 0).
-	stride := make([]int, len(xs))
 	s, count := 1, 1
-	for i := len(xs) - 1; i >= 0; i-- {
+	for i, d := range xs {
 		if red[i] {
-			count *= xs[i]
-			continue
+			count *= d
+		} else {
+			s *= d
 		}
-		stride[i] = s
-		s *= xs[i]
 	}
 	if s != b.Size(b.Out[0]) {
 		return nil, fmt.Errorf("output has %d elements, the reduction %d", b.Size(b.Out[0]), s)
 	}
-	k := &reduce[T]{idx: make([]int32, Numel(xs)), c: 1}
+	k := &reduce[T]{idx: int32s(reduceIndex(xs, red)), c: 1}
 	if b.Node.Op == "ReduceMean" && count > 0 {
 		k.c = 1 / T(count)
-	}
-	coord := make([]int, len(xs))
-	for e := range k.idx {
-		q := 0
-		for d, c := range coord {
-			q += c * stride[d]
-		}
-		k.idx[e] = int32(q)
-		for d := len(xs) - 1; d >= 0; d-- {
-			coord[d]++
-			if coord[d] < xs[d] {
-				break
-			}
-			coord[d] = 0
-		}
 	}
 	return LinearKernel[T](k, b.In[:1], b.Out[0]), nil
 }

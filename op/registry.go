@@ -72,8 +72,9 @@ const (
 )
 
 // Def is everything the program knows about one ONNX operator of the
-// default domain. Package model reads Infer and Unit, package nn Exec and
-// Fold, package prune Channels; the conformance test reads Cases.
+// default domain. Package model reads Infer, Eval and Exec (folding, see
+// Fold) and Unit, package nn Exec and Fold, package prune Channels; the
+// conformance test reads Cases.
 type Def struct {
 	// Type is the ONNX operator type, e.g. "Relu".
 	Type string
@@ -88,9 +89,17 @@ type Def struct {
 	// output unset when an input is unknown. nil: outputs are unknown
 	// (taken from the graph's value_info).
 	Infer func(n *Node, s *Shapes) error
-	// Fold reports that the operator is executable only on values that
-	// Infer folds before execution (Shape, Gather of shapes, ...).
+	// Fold reports that the operator is evaluated only on values known
+	// before execution — by Infer (Shape, Size) or Eval (Equal, Where,
+	// Range, ...) — and that the engine has no kernel for it.
 	Fold bool
+	// Eval computes the outputs of n from constant inputs, for an
+	// operator without a kernel (see Fold in fold.go): ins[i] is the
+	// value of input i (nil for an omitted one), and outs[j] is allocated
+	// with output j's inferred shape and type (nil for an omitted output)
+	// for Eval to fill. An operator with a kernel has no Eval: its
+	// constants are folded by the kernel itself.
+	Eval func(n *Node, ins, outs []*Tensor) error
 	// Exec builds the kernel that runs the node on computed data with its
 	// derivative passes, in float64 or float32; nil when the engine cannot
 	// run it.
