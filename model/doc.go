@@ -2,8 +2,8 @@
 // outputs), the initializers decoded to float64 or int64, import
 // normalisation (normalize.go: Constant and Identity nodes and every
 // subgraph computable from initializers folded at import, de-duplicated
-// initializers made separate parameters again; Fold evaluates the folding
-// set), static shape inference that also folds what depends on the input
+// initializers made separate parameters again; Fold evaluates a node by
+// its operator's record, op.Fold), static shape inference that also folds what depends on the input
 // shapes (Shape → Gather → Unsqueeze → Concat → Reshape, ConstantOfShape,
 // Expand and Where to the batch: Shapes.Values; Specialize removes those
 // nodes for one batch size), and the list of quantizable units (Conv, Gemm,
@@ -14,8 +14,9 @@
 // github.com/advancedclimatesystems/gonnx/onnx and proto.Unmarshal; no part of
 // the wire format is parsed by hand.
 //
-// What model knows of each operator (its shape inference and whether it
-// owns a quantizable weight) comes from the operator registry, package op,
+// What model knows of each operator (its shape inference, how it is folded
+// on constants, whether it owns a quantizable weight) comes from the
+// operator registry, package op,
 // which also defines the node and tensor types model decodes into.
 //
 // Import only describes the graph: it succeeds on graphs whose operators no

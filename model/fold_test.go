@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/bitplan/bitplan/model"
+	mt "github.com/bitplan/bitplan/model/modeltest"
 )
 
 func ints(shape []int, v ...int64) *model.Tensor {
@@ -153,5 +154,46 @@ func TestFoldSliceTransposeBruteForce(t *testing.T) {
 		if !slices.Equal(outs[0].Float, want) {
 			t.Fatalf("transpose %v: got %v, want %v", sh, outs[0].Float, want)
 		}
+	}
+}
+
+// TestFoldUnknownOperatorNotGuessed: an operator without a record is
+// neither folded (even on constant inputs) nor given a shape: its output
+// and everything computed from it stay unknown for the engine's static
+// check to name, instead of being mis-shaped; the registry's new records
+// (ReduceMax, ArgMax, Tile) shape and fold at import.
+func TestFoldUnknownOperatorNotGuessed(t *testing.T) {
+	b := mt.New("g", 17).Input("x", 2, 3).Output("y").Output("k")
+	b.Float("w", []int{2, 3}, []float64{1, 5, 3, 4, 2, 6})
+	b.Int64("reps", []int{2}, []int64{1, 2})
+	b.Node("NoSuchOp", "odd", []string{"w"}, []string{"c"})
+	b.Node("Add", "add", []string{"x", "c"}, []string{"s"})
+	b.Node("Relu", "relu", []string{"s"}, []string{"y"})
+	b.Node("ReduceMax", "rmax", []string{"w"}, []string{"m"}, mt.Ints("axes", 1))
+	b.Node("ArgMax", "amax", []string{"w"}, []string{"a"}, mt.Int("axis", 1), mt.Int("keepdims", 0))
+	b.Node("Tile", "tile", []string{"m", "reps"}, []string{"mt"})
+	b.Node("Cast", "cast", []string{"a"}, []string{"af"}, mt.Int("to", 1))
+	b.Node("Mul", "mul", []string{"mt", "af"}, []string{"k"})
+	m, err := model.Decode(b.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(m.Nodes, func(n *model.Node) bool { return n.Op == "NoSuchOp" }) {
+		t.Error("the node of an operator without a record was folded away")
+	}
+	s, err := m.InferShapes(map[string][]int{"x": {2, 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"c", "s", "y"} {
+		if d, ok := s.Dims[name]; ok {
+			t.Errorf("%s has shape %v, want unknown", name, d)
+		}
+	}
+	// Row maxima [5 6] tiled to [[5 5] [6 6]], times the row argmaxima
+	// [1 2] broadcast along the rows.
+	k := s.Values["k"]
+	if k == nil || fmt.Sprint(k.Shape, k.Float) != "[2 2] [5 10 6 12]" {
+		t.Errorf("k = %v, want [2 2] [5 10 6 12]", k)
 	}
 }

@@ -55,6 +55,10 @@ func TestConformanceCatchesWrongRules(t *testing.T) {
 			}, nil)}, "gradient"},
 		{&Def{Type: "NoCases", Infer: InferSame, Class: Elementwise,
 			Exec: Unary(fixed(UnaryFns{F: sig, D1: right, D2: d2}))}, "no conformance cases"},
+		{&Def{Type: "TwoImpls", Infer: InferSame, Class: Elementwise, Cases: cases, Fold: true,
+			Eval: func(*Node, []*Tensor, []*Tensor) error { return nil }, Exec: Unary(fixed(UnaryFns{F: sig, D1: right, D2: d2}))}, "one implementation"},
+		{&Def{Type: "EvalNoFold", Infer: InferSame, Cases: cases,
+			Eval: func(*Node, []*Tensor, []*Tensor) error { return nil }}, "without Fold"},
 		{&Def{Type: "BadShape", Infer: InferSame, Cases: []Case{{Name: "c", Inputs: []CaseInput{{Shape: []int{2}}}, Want: []int{3}}}}, "shape"},
 	}
 	for _, b := range broken {
@@ -104,6 +108,14 @@ func checkRegistry(defs []*Def) []error {
 		}
 		if d.Infer == nil {
 			errs = append(errs, fmt.Errorf("%s: no shape inference", d.Type))
+		}
+		switch {
+		case d.Eval != nil && d.Exec != nil:
+			errs = append(errs, fmt.Errorf("%s: both a kernel and an Eval (constants are folded by the kernel: one implementation)", d.Type))
+		case d.Fold && d.Exec != nil:
+			errs = append(errs, fmt.Errorf("%s: Fold (constants only) set on an operator with a kernel", d.Type))
+		case d.Eval != nil && !d.Fold:
+			errs = append(errs, fmt.Errorf("%s: an Eval without Fold: the engine would call it unsupported rather than constants-only", d.Type))
 		}
 		derived := 0
 		for i, c := range d.Cases {

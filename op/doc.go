@@ -3,6 +3,9 @@
 // its own table.
 //
 //	package model   Def.Infer   shape and type inference, folding of shape arithmetic
+//	                Def.Eval    constant evaluation of an operator without a kernel
+//	                            (Fold: Infer's integer values, else Eval, else the
+//	                            operator's own kernel, run once on the constants)
 //	                Def.Unit    does the node own a quantizable weight (params, MACs);
 //	                Def.Units   for a node owning several (an LSTM's W and R)
 //	package nn      Def.Exec    the kernel: forward, R-forward, backward, R-backward

@@ -116,6 +116,11 @@ func Fold(n *Node, opset int64, ins []*Tensor, shape0 []int) ([]*Tensor, error) 
 			if j > 0 {
 				continue // an optional output inference leaves unset (Dropout's mask)
 			}
+			for i, name := range n.Inputs {
+				if name != "" && in(i) == nil && !(i == 0 && shape0 != nil) {
+					return nil, no("the value of input %d (%q) is unknown", i, name)
+				}
+			}
 			return nil, no("the shape of output %q is not inferred", o)
 		}
 		if Numel(dims) > MaxFold {

@@ -271,7 +271,7 @@ func newReduce[T Real](b *Build) (Kernel[T], error) {
 			return nil, fmt.Errorf("the axes input must be a constant")
 		}
 		for _, a := range f {
-			v = append(v, int64(a))
+			v = append(v, FloatToInt(a))
 		}
 	}
 	red, _, err := reduceAxes(b.Node, len(xs), v, fromInput)

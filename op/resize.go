@@ -301,7 +301,7 @@ func newResize[T Real](b *Build) (Kernel[T], error) {
 		}
 		out := make([]int64, len(v))
 		for i, f := range v {
-			out[i] = int64(f)
+			out[i] = FloatToInt(f)
 		}
 		return out, true
 	}

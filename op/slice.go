@@ -2,6 +2,7 @@ package op
 
 import (
 	"fmt"
+	"math"
 	"slices"
 )
 
@@ -111,7 +112,7 @@ func constInts(b *Build, j int, what string) ([]int64, error) {
 	}
 	out := make([]int64, len(v))
 	for i, f := range v {
-		out[i] = int64(f)
+		out[i] = FloatToInt(f) // saturating: INT64_MAX ends are 2⁶³ in float64
 	}
 	return out, nil
 }
@@ -485,6 +486,8 @@ func init() {
 		{Name: "negative indices and step", Opset: 13, Inputs: []CaseInput{x(2, 5, 3), ints(-1, 0), ints(-5, 2), ints(1, -1), ints(-2, 1)}, Want: []int{2, 2, 2}},
 		{Name: "no axes, clamped end", Opset: 11, Inputs: []CaseInput{x(3, 4), ints(1, 1), ints(100, 3)}, Want: []int{2, 2}},
 		{Name: "shape values", Opset: 13, Inputs: []CaseInput{ints(4, 5, 6), ints(1), ints(3)}, Want: []int{2}},
+		// x[:, 1:] as torch exports it: the end is INT64_MAX.
+		{Name: "INT64_MAX end", Opset: 13, Inputs: []CaseInput{x(2, 4), ints(1), ints(math.MaxInt64), ints(1)}, Want: []int{2, 3}},
 		{Name: "attributes", Opset: 9, Attrs: []*Attr{attrInts("starts", 0), attrInts("ends", -1), attrInts("axes", 1)},
 			Inputs: []CaseInput{x(2, 3)}, Want: []int{2, 2}},
 	}})
