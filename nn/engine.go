@@ -145,6 +145,39 @@ type UnitLayout struct {
 	// element j of channel c is at WeightOffset + c·channelStride +
 	// j·channelStep, for j < WeightSize/OutChannels.
 	channelStride, channelStep int
+	// group is the node's group count (1 but for grouped convolutions).
+	group int
+}
+
+// OutputChannelIndices returns, for every output channel of the unit's
+// node — the channels structured pruning removes — the indices in θ of its
+// weights followed by its bias element (when the bias has one element per
+// output channel). It is ChannelIndices but for a ConvTranspose: its
+// per-channel slices (OutChannels, axis 0 of its C×M/G×kernel weight) are
+// its input channels, and its output channel m = g·M/G + j is the weight's
+// axis-1 entry j over group g's C/G input channels.
+func (u UnitLayout) OutputChannelIndices() [][]int {
+	if u.Op != "ConvTranspose" || len(u.WeightShape) < 3 {
+		return u.ChannelIndices()
+	}
+	g := max(u.group, 1)
+	c, mg := u.WeightShape[0], u.WeightShape[1]
+	k := u.WeightSize / (c * mg)
+	out := make([][]int, g*mg)
+	for m := range out {
+		grp, j := m/mg, m%mg
+		idx := make([]int, 0, c/g*k+1)
+		for ci := grp * c / g; ci < (grp+1)*c/g; ci++ {
+			for t := 0; t < k; t++ {
+				idx = append(idx, u.WeightOffset+(ci*mg+j)*k+t)
+			}
+		}
+		if u.BiasSize == len(out) {
+			idx = append(idx, u.BiasOffset+m)
+		}
+		out[m] = idx
+	}
+	return out
 }
 
 // ChannelIndices returns, for every output channel, the indices in θ of
@@ -293,7 +326,7 @@ func New(m *model.Model, opts *Options) (*Engine, error) {
 	}
 	for _, u := range m.Units {
 		l := UnitLayout{Name: u.Name, Op: u.Op, Weight: u.Weight, Bias: u.Bias, WeightShape: slices.Clone(u.WeightShape), OutChannels: u.OutChannels,
-			ChannelAxis: u.ChannelAxis, HasInput: u.DataInput >= 0}
+			ChannelAxis: u.ChannelAxis, HasInput: u.DataInput >= 0, group: u.Group}
 		var err error
 		if l.WeightOffset, l.WeightSize, err = add(u.Name, u.Weight); err != nil {
 			return nil, err

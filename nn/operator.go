@@ -69,7 +69,8 @@ var _ hessian.BatchOperator = (*ChannelOperator)(nil)
 
 // ChannelOperator returns the per-output-channel Hessian operator over ds.
 // Blocks are named "<unit>/<channel>" (and "<unit>/bias" for a bias that
-// is broadcast rather than per channel).
+// is broadcast rather than per channel); a unit's channels are its node's
+// output channels (UnitLayout.OutputChannelIndices).
 func (e *Engine) ChannelOperator(ds data.Dataset) (*ChannelOperator, error) {
 	op, err := e.Operator(ds)
 	if err != nil {
@@ -77,11 +78,12 @@ func (e *Engine) ChannelOperator(ds data.Dataset) (*ChannelOperator, error) {
 	}
 	c := &ChannelOperator{op: op}
 	for _, u := range e.units {
-		for ch, idx := range u.ChannelIndices() {
+		chans := u.OutputChannelIndices()
+		for ch, idx := range chans {
 			c.blocks = append(c.blocks, hessian.Block{Name: fmt.Sprintf("%s/%d", u.Name, ch), Offset: len(c.Perm), Size: len(idx)})
 			c.Perm = append(c.Perm, idx...)
 		}
-		if u.BiasSize > 0 && u.BiasSize != u.OutChannels {
+		if u.BiasSize > 0 && u.BiasSize != len(chans) {
 			c.blocks = append(c.blocks, hessian.Block{Name: u.Name + "/bias", Offset: len(c.Perm), Size: u.BiasSize})
 			for i := 0; i < u.BiasSize; i++ {
 				c.Perm = append(c.Perm, u.BiasOffset+i)

@@ -25,7 +25,7 @@ func init() {
 	ints := func(name string, v ...int64) *Attr { return &Attr{Name: name, Type: AttrInts, Ints: v} }
 	x := func(s ...int) CaseInput { return CaseInput{Shape: s} }
 	Register(&Def{Type: "ConvTranspose", Infer: inferConvTranspose, Exec: Both(newConvTranspose[float64], newConvTranspose[float32]), Class: Custom,
-		Unit: unitConvTranspose, Channels: FlowBlocks, Cases: []Case{
+		Unit: unitConvTranspose, Channels: FlowConvTranspose, Cases: []Case{
 			{Name: "2x2 stride 2 with bias (U-Net)", Inputs: []CaseInput{x(2, 3, 2, 2), x(3, 2, 2, 2), x(2)},
 				Attrs: []*Attr{ints("strides", 2, 2)}, Want: []int{2, 2, 4, 4}},
 			{Name: "3x3 stride 2 pads output_padding", Inputs: []CaseInput{x(1, 2, 2, 3), x(2, 2, 3, 3)},

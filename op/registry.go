@@ -69,6 +69,9 @@ const (
 	FlowConv
 	FlowGemm
 	FlowMatMul
+	// FlowConvTranspose operators consume channels through axis 0 of a
+	// C×M/group×kernel weight and produce new ones on its axis 1.
+	FlowConvTranspose
 )
 
 // Def is everything the program knows about one ONNX operator of the

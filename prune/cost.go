@@ -42,7 +42,7 @@ func newUnitCosts(st *Structure) []unitCost {
 	uc := make([]unitCost, len(m.Units))
 	for i, u := range m.Units {
 		r := st.Roles[i]
-		c := unitCost{name: u.Name, macs: u.MACs, inE: u.InElems, outE: u.OutElems, co: u.OutChannels, ci: 1,
+		c := unitCost{name: u.Name, macs: u.MACs, inE: u.InElems, outE: u.OutElems, co: unitOutChannels(&u), ci: 1,
 			out: r.Out, in: r.In, dw: r.Depthwise}
 		if r.Out >= 0 {
 			// A group's channel may be a block of output channels (an
@@ -52,7 +52,7 @@ func newUnitCosts(st *Structure) []unitCost {
 		c.weight = int64(m.Initializers[u.Weight].Len())
 		if u.Bias != "" {
 			c.bias = int64(m.Initializers[u.Bias].Len())
-			c.biasPerChannel = c.bias == int64(u.OutChannels)
+			c.biasPerChannel = c.bias == int64(unitOutChannels(&u))
 		}
 		if r.In >= 0 && !r.Depthwise {
 			c.ci = st.Groups[r.In].Channels

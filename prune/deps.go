@@ -324,6 +324,8 @@ func (a *analyzer) node(n *model.Node) {
 	switch flow {
 	case op.FlowConv:
 		a.conv(n, sp)
+	case op.FlowConvTranspose:
+		a.convTranspose(n, sp)
 	case op.FlowGemm:
 		a.gemm(n, sp)
 	case op.FlowMatMul:
@@ -445,6 +447,70 @@ func (a *analyzer) conv(n *model.Node, sp map[int]tref) {
 		a.bad(id, "%s: output shape unknown", n.Label())
 	}
 	a.set(n.Outputs[0], tref{id: id, axis: 1, inner: 1, rank: rank})
+}
+
+// convTranspose handles a ConvTranspose unit: its weight is C×M/group×
+// kernel, so input channel c is the weight's axis 0 and output channel m
+// its axis 1 (with bias entry m). Only group 1 is modelled.
+func (a *analyzer) convTranspose(n *model.Node, sp map[int]tref) {
+	u := a.unitOf[n.Index]
+	for i := range sp {
+		if i != 0 {
+			a.rejectAll(n, sp, "a tracked tensor is the weight or bias")
+			return
+		}
+	}
+	g, _ := n.AttrInt("group", 1)
+	if t, ok := sp[0]; ok {
+		switch {
+		case t.axis != 1 || t.inner != 1:
+			a.bad(t.id, "%s reads channels that are not axis 1 of its input", n.Label())
+		case u == nil:
+			a.bad(t.id, "%s has a non-constant weight", n.Label())
+		case g != 1:
+			a.bad(t.id, "%s is a grouped transposed convolution (group %d): its input channels can only be removed group by group", n.Label(), g)
+		case u.WeightShape[0] != a.space(t.id).channels:
+			a.bad(t.id, "%s: weight has %d input channels, the group has %d", n.Label(), u.WeightShape[0], a.space(t.id).channels)
+		default:
+			s := a.space(t.id)
+			s.consumers = append(s.consumers, u.Name)
+			a.addEdit(t.id, edit{Node: n.Index, Init: u.Weight, Axis: 0, Inner: 1})
+			a.in[u.Name] = t.id
+		}
+	}
+	if u == nil {
+		return
+	}
+	id := a.newSpace(unitOutChannels(u), u.Name)
+	a.sp[id].sources = append(a.sp[id].sources, u.Name)
+	a.out[u.Name] = id
+	if g != 1 {
+		a.bad(id, "%s is a grouped transposed convolution (group %d): its output channels are not modelled", n.Label(), g)
+	}
+	a.addEdit(id, edit{Node: n.Index, Init: u.Weight, Axis: 1, Inner: 1})
+	if u.Bias != "" {
+		a.addEdit(id, edit{Node: n.Index, Init: u.Bias, Axis: 0, Inner: 1})
+	}
+	rank := len(a.dims(n.Outputs[0]))
+	if rank < 3 {
+		a.bad(id, "%s: output shape unknown", n.Label())
+	}
+	if os, _ := n.AttrInts("output_shape", nil); len(os) == rank && rank > 0 {
+		a.bad(id, "%s: attribute output_shape %v lists the channel count", n.Label(), os)
+	}
+	a.set(n.Outputs[0], tref{id: id, axis: 1, inner: 1, rank: rank})
+}
+
+// unitOutChannels returns the number of output channels of u's node, the
+// channels pruning removes: OutChannels but for a ConvTranspose, whose
+// OutChannels are the C slices of its C×M/group×kernel weight along axis 0
+// (its input channels, quantized per channel) and whose output has
+// M = WeightShape[1]·group channels.
+func unitOutChannels(u *model.Unit) int {
+	if u.Op == "ConvTranspose" && len(u.WeightShape) > 1 {
+		return u.WeightShape[1] * max(u.Group, 1)
+	}
+	return u.OutChannels
 }
 
 func (a *analyzer) gemm(n *model.Node, sp map[int]tref) {

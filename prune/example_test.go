@@ -55,7 +55,7 @@ func ExampleSolve() {
 	var blocks []hessian.Block
 	var est []hessian.Estimate
 	for _, u := range e.Units() {
-		for c, idx := range u.ChannelIndices() {
+		for c, idx := range u.OutputChannelIndices() {
 			b := hessian.Block{Name: fmt.Sprintf("%s/%d", u.Name, c), Size: len(idx)}
 			blocks = append(blocks, b)
 			est = append(est, hessian.Estimate{Name: b.Name, Size: b.Size, Trace: float64(b.Size)})

@@ -67,7 +67,7 @@ func loadBytes(t testing.TB, b []byte) *loaded {
 func channelBlocks(e *nn.Engine) []hessian.Block {
 	var bs []hessian.Block
 	for _, u := range e.Units() {
-		for c, idx := range u.ChannelIndices() {
+		for c, idx := range u.OutputChannelIndices() {
 			bs = append(bs, hessian.Block{Name: fmt.Sprintf("%s/%d", u.Name, c), Size: len(idx)})
 		}
 	}

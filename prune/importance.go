@@ -187,8 +187,9 @@ func FromTraces(e *nn.Engine, blocks []hessian.Block, est []hessian.Estimate) (*
 	im := &Importance{Method: "exact"}
 	for _, u := range e.Units() {
 		cs := ChannelStats{Unit: u.Name, DeltaSq: map[int][]float64{}}
-		per := u.WeightSize / u.OutChannels
-		for c, idx := range u.ChannelIndices() {
+		chans := u.OutputChannelIndices()
+		per := u.WeightSize / len(chans)
+		for c, idx := range chans {
 			es, ok := byName[fmt.Sprintf("%s/%d", u.Name, c)]
 			if !ok {
 				return nil, fmt.Errorf("prune: no trace estimate for channel %d of unit %q", c, u.Name)

@@ -1,0 +1,234 @@
+package prune
+
+import (
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/advancedclimatesystems/gonnx/onnx"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/bitplan/bitplan/budget"
+	"github.com/bitplan/bitplan/model"
+	mt "github.com/bitplan/bitplan/model/modeltest"
+	"github.com/bitplan/bitplan/nn"
+	"github.com/bitplan/bitplan/plan"
+)
+
+// convTransposeNet is a decoder-style classifier whose transposed
+// convolution's output channels are prunable:
+//
+//	x N×2×5×5 → Conv(2→4, 3×3, pad 1)+b → Relu → ConvTranspose(4→6, 2×2,
+//	stride 2)+b → BatchNormalization → Relu → Conv(6→3, 3×3)+b → Relu →
+//	GlobalAveragePool → Flatten → Gemm(3→2, transB) → logits
+func convTransposeNet(seed uint64) []byte {
+	r := rand.New(rand.NewPCG(seed, 3))
+	rnd := func(n int, s float64) []float64 {
+		v := make([]float64, n)
+		for i := range v {
+			v[i] = s * r.NormFloat64()
+		}
+		return v
+	}
+	pos := func(n int) []float64 {
+		v := make([]float64, n)
+		for i := range v {
+			v[i] = 0.5 + r.Float64()
+		}
+		return v
+	}
+	b := mt.New("ct", 13).Input("x", -1, 2, 5, 5).Output("logits")
+	b.Float("w1", []int{4, 2, 3, 3}, rnd(72, 0.4)).Float("b1", []int{4}, rnd(4, 0.1))
+	b.Float("wt", []int{4, 6, 2, 2}, rnd(96, 0.4)).Float("bt", []int{6}, rnd(6, 0.1))
+	b.Float("gamma", []int{6}, pos(6)).Float("beta", []int{6}, rnd(6, 0.1)).Float("mean", []int{6}, rnd(6, 0.1)).Float("var", []int{6}, pos(6))
+	b.Float("w2", []int{3, 6, 3, 3}, rnd(162, 0.3)).Float("b2", []int{3}, rnd(3, 0.1))
+	b.Float("wg", []int{2, 3}, rnd(6, 0.5)).Float("bg", []int{2}, rnd(2, 0.1))
+	b.Node("Conv", "conv1", []string{"x", "w1", "b1"}, []string{"c1"}, mt.Ints("pads", 1, 1, 1, 1))
+	b.Node("Relu", "relu1", []string{"c1"}, []string{"r1"})
+	b.Node("ConvTranspose", "ct", []string{"r1", "wt", "bt"}, []string{"t"}, mt.Ints("strides", 2, 2))
+	b.Node("BatchNormalization", "bn", []string{"t", "gamma", "beta", "mean", "var"}, []string{"tb"})
+	b.Node("Relu", "relu2", []string{"tb"}, []string{"r2"})
+	b.Node("Conv", "conv2", []string{"r2", "w2", "b2"}, []string{"c2"})
+	b.Node("Relu", "relu3", []string{"c2"}, []string{"r3"})
+	b.Node("GlobalAveragePool", "gap", []string{"r3"}, []string{"p"})
+	b.Node("Flatten", "flat", []string{"p"}, []string{"f"})
+	b.Node("Gemm", "fc", []string{"f", "wg", "bg"}, []string{"logits"}, mt.Int("transB", 1))
+	return b.Bytes()
+}
+
+func groupOf(st *Structure, source string) *Group {
+	for _, g := range st.Groups {
+		if slices.Contains(g.Sources, source) {
+			return g
+		}
+	}
+	return nil
+}
+
+// TestConvTransposeChannels: a ConvTranspose's output channels (axis 1 of
+// its C×M×k weight, its bias, the BatchNorm after it) form a prunable
+// group read by the next Conv, and its input channels (axis 0) follow the
+// group of the Conv before it. For random kept sets the written model
+// computes what the original computes with the removed channels silenced,
+// and its parameter and MAC counts are the cost model's.
+func TestConvTransposeChannels(t *testing.T) {
+	l := loadBytes(t, convTransposeNet(1))
+	ct := groupOf(l.st, "ct")
+	if ct == nil || !ct.Prunable || ct.Channels != 6 || !slices.Equal(ct.Consumers, []string{"conv2"}) {
+		t.Fatalf("ConvTranspose group %+v, want 6 prunable channels read by conv2", ct)
+	}
+	c1 := groupOf(l.st, "conv1")
+	if c1 == nil || !c1.Prunable || c1.Channels != 4 || !slices.Equal(c1.Consumers, []string{"ct"}) {
+		t.Fatalf("conv1 group %+v, want 4 prunable channels read by ct", c1)
+	}
+	// The engine's per-output-channel blocks of the ConvTranspose: channel
+	// m holds W[c, m, :, :] for every c, then bias m.
+	for _, u := range l.e.Units() {
+		if u.Name != "ct" {
+			continue
+		}
+		chans := u.OutputChannelIndices()
+		if len(chans) != 6 {
+			t.Fatalf("ct has %d output channel blocks, want 6", len(chans))
+		}
+		for m, idx := range chans {
+			if len(idx) != 4*4+1 || idx[len(idx)-1] != u.BiasOffset+m {
+				t.Fatalf("ct channel %d: %d indices ending %d, want 17 ending with bias %d", m, len(idx), idx[len(idx)-1], u.BiasOffset+m)
+			}
+			for _, i := range idx[:16] {
+				if j := i - u.WeightOffset; j/4%6 != m {
+					t.Fatalf("ct channel %d holds weight %d, of output channel %d", m, j, j/4%6)
+				}
+			}
+		}
+	}
+	r := rand.New(rand.NewPCG(5, 5))
+	p, err := prepare(&Request{Structure: l.st, Importance: synthImportance(t, l.e, 1),
+		Budgets: []plan.Budget{pct(budget.Params, 1), pct(budget.FLOPs, 1)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 3
+	x := make([]float64, n*2*5*5)
+	for i := range x {
+		x[i] = r.Float64()*2 - 1
+	}
+	for trial := 0; trial < 6; trial++ {
+		keep := randomKeep(r, l.st)
+		out, err := Apply(l.mp, l.st, keep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pl := loadProto(t, out)
+		got, err := pl.e.Logits(x, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref := loadProto(t, zeroRemoved(t, l.mp, l.st, keep))
+		want, err := ref.e.Logits(x, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		scale, diff := 0.0, 0.0
+		for i := range want {
+			scale = max(scale, math.Abs(want[i]))
+			diff = max(diff, math.Abs(want[i]-got[i]))
+		}
+		if diff > zeroTol*max(scale, 1) {
+			t.Errorf("trial %d: pruned logits differ from the silenced original by %.3g (scale %.3g)", trial, diff, scale)
+		}
+		kc := make([]int, len(keep))
+		for g := range keep {
+			kc[g] = len(keep[g])
+		}
+		v, err := p.exact(kc, p.uniformBits(32))
+		if err != nil {
+			t.Fatal(err)
+		}
+		params, macs := unitTotals(pl.m)
+		if float64(params) != v[0] || float64(2*macs) != v[1] {
+			t.Errorf("trial %d (keeps %v): written model has %d params and %d FLOPs, the cost model says %.0f and %.0f", trial, kc, params, 2*macs, v[0], v[1])
+		}
+		if u := pl.m.Unit("ct"); u == nil || u.WeightShape[0] != kc[c1.Index] || u.WeightShape[1] != kc[ct.Index] {
+			t.Errorf("trial %d: pruned ConvTranspose weight %v, want %d×%d×2×2", trial, u.WeightShape, kc[c1.Index], kc[ct.Index])
+		}
+	}
+}
+
+// TestZooUNetConvTranspose: in the zoo's U-Net the ConvTranspose reads the
+// bottleneck's channels (now prunable through it) and its own channels
+// reach a Concat (a skip connection), which leaves them intact, reported.
+// The bottleneck pruned, the written model equals the original with those
+// channels silenced.
+func TestZooUNetConvTranspose(t *testing.T) {
+	for _, opset := range zooOpsets {
+		b, err := os.ReadFile(filepath.Join("..", "testdata", "zoo", "tiny_unet", opset+".onnx"))
+		if err != nil {
+			t.Fatalf("committed zoo model tiny_unet/%s missing: %v", opset, err)
+		}
+		mp := &onnx.ModelProto{}
+		if err := proto.Unmarshal(b, mp); err != nil {
+			t.Fatal(err)
+		}
+		mp, m, err := model.NormalizeProto(mp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := Analyze(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mid, up := groupOf(st, "/mid/mid.3/Conv"), groupOf(st, "/up2/ConvTranspose")
+		if mid == nil || !mid.Prunable || !slices.Equal(mid.Consumers, []string{"/up2/ConvTranspose"}) {
+			t.Fatalf("%s: bottleneck group %+v, want prunable, read by the ConvTranspose", opset, mid)
+		}
+		if up == nil || up.Prunable || !strings.Contains(strings.Join(up.Reasons, ";"), "Concat") {
+			t.Fatalf("%s: ConvTranspose group %+v, want unprunable because of the Concat", opset, up)
+		}
+		keep := make([][]int, len(st.Groups))
+		for i, g := range st.Groups {
+			for c := 0; c < g.Channels; c++ {
+				if g != mid || c%3 != 1 {
+					keep[i] = append(keep[i], c)
+				}
+			}
+		}
+		out, err := Apply(mp, st, keep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		run := func(p *onnx.ModelProto) []float64 {
+			_, pm, err := model.NormalizeProto(proto.Clone(p).(*onnx.ModelProto))
+			if err != nil {
+				t.Fatal(err)
+			}
+			e, err := nn.New(pm, &nn.Options{Workers: 1, Loss: nn.PositionLabels{Labels: make([]int, 16*16), ClassAxis: 0}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := rand.New(rand.NewPCG(2, 2))
+			x := make([]float64, 2*3*16*16)
+			for i := range x {
+				x[i] = r.Float64()*2 - 1
+			}
+			y, err := e.Logits(x, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return y
+		}
+		got, want := run(out), run(zeroRemoved(t, mp, st, keep))
+		scale, diff := 0.0, 0.0
+		for i := range want {
+			scale = max(scale, math.Abs(want[i]))
+			diff = max(diff, math.Abs(want[i]-got[i]))
+		}
+		if diff > zeroTol*max(scale, 1) {
+			t.Errorf("%s: pruned U-Net differs from the silenced original by %.3g (scale %.3g)", opset, diff, scale)
+		}
+	}
+}
