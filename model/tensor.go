@@ -16,8 +16,6 @@ const (
 	maxElems = op.MaxElems
 )
 
-func numElems(shape []int) int { return op.Numel(shape) }
-
 // TensorFromProto decodes an ONNX TensorProto, from raw_data (little-endian)
 // or the typed fields. External data must have been read into raw_data
 // (Load does); strings and complex types are reported as unsupported.

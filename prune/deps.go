@@ -159,14 +159,16 @@ type analyzer struct {
 // lose entry c), element-wise Add/Sub/Mul/Div (two tracked operands are tied
 // into one group; a constant operand is sliced when it varies along the
 // channels), Flatten with axis 1 into a Gemm or MatMul (channel c becomes
-// the block of H·W inputs), depthwise convolutions (pass-through) and
+// the block of H·W inputs), depthwise convolutions (pass-through),
+// ConvTranspose with group 1 (its C×M×kernel weight holds the output
+// channels on axis 1 and the input channels it consumes on axis 0) and
 // Conv/Gemm/MatMul consumers, and in attention the head Reshapes (constant
 // or computed shapes), Transpose, Softmax, the activation products Q·Kᵀ and
 // P·V, and the Slice or Split of a fused q/k/v projection into equal parts
 // (see the package documentation). Shape and Size nodes may read tracked
 // tensors when their values reach only the constants pruning rewrites.
 // Anything else that touches a tracked tensor — another Reshape, Concat, a
-// grouped (non-depthwise) convolution, an unknown operator, a graph output
+// grouped (non-depthwise) convolution, an LSTM, GRU or RNN, an unknown operator, a graph output
 // (the classifier's logits) or an initializer also read elsewhere — makes
 // the affected group unprunable, with the reason recorded; such groups are
 // never modified.

@@ -51,7 +51,7 @@
 //   - Apply writes the pruned ONNX model; FineTune recovers accuracy with
 //     a short SGD run and WriteWeights stores the trained weights.
 //
-// Costs count the units (Conv, Gemm, MatMul): params are their weights and
+// Costs count the units (Conv, ConvTranspose, Gemm, MatMul): params are their weights and
 // biases, FLOPs are 2·MACs per sample; BatchNormalization vectors and
 // element-wise operators are not counted.
 package prune
