@@ -140,8 +140,9 @@ func inferConvTranspose(n *Node, s *Shapes) error {
 // output channels are axis 1 (ChannelAxis: one quantization scale per
 // output channel within a group, shared by the groups, as a QDQ
 // DequantizeLinear's axis 1 stores them); OutChannels counts the slices
-// along axis 0 (one per input channel, contiguous: pruning's channels);
-// the bias has M elements. No BatchNorm is folded (its channels are W's
+// along axis 0 (one per input channel, contiguous); pruning removes the
+// M output channels (axis 1, Channels: FlowConvTranspose); the bias has M
+// elements. No BatchNorm is folded (its channels are W's
 // axis 1).
 //
 //	MACs per sample = C·H_in·W_in · (M/G)·kh·kw
