@@ -32,8 +32,9 @@ const MaxFold = 1 << 20
 
 // NotFoldable is the error Fold returns for a node it does not evaluate: an
 // operator without a record, or whose record has neither an evaluation nor
-// a kernel, an input whose value is unknown, or a result larger than
-// MaxFold. It is not a fault of the graph; the node is left for the engine.
+// a kernel, an input whose value is unknown, a node its kernel refuses to
+// run, or a result larger than MaxFold. It is not a fault of the graph;
+// the node is left for shape inference and the engine, which name it.
 type NotFoldable struct {
 	// Node is the node's label, Op its operator type.
 	Node, Op string
@@ -219,7 +220,9 @@ func foldKernel(d *Def, n *Node, opset int64, ins []*Tensor, outs []*Tensor) err
 	}
 	k, err := NewKernel[float64](d.Exec, b)
 	if err != nil {
-		return err
+		// The kernel does not run this node (a three-input Max, a
+		// training-mode Dropout): left for the engine, which names it.
+		return &NotFoldable{Node: n.Label(), Op: n.Op, Reason: "its kernel does not run it: " + err.Error()}
 	}
 	ns := len(sl.shapes)
 	w := &Work[float64]{Val: make([][]float64, ns), RV: make([][]float64, ns), Adj: make([][]float64, ns),

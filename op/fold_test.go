@@ -369,6 +369,12 @@ func TestFoldNotFoldable(t *testing.T) {
 	if _, err := Fold(add, 17, []*Tensor{x, nil}, nil); !IsNotFoldable(err) || !strings.Contains(err.Error(), `"b"`) {
 		t.Errorf("Add with an unknown input: %v", err)
 	}
+	// A node its kernel refuses (Max of three inputs: the kernel takes two)
+	// is left for the engine.
+	mx := &Node{Op: "Max", Name: "max", Inputs: []string{"a", "b", "c"}, Outputs: []string{"y"}}
+	if _, err := Fold(mx, 17, []*Tensor{x, x, x}, nil); !IsNotFoldable(err) || !strings.Contains(err.Error(), "kernel does not run it") {
+		t.Errorf("Max of three inputs: %v", err)
+	}
 	// A malformed node is an error, not NotFoldable.
 	g := &Node{Op: "Gather", Name: "g", Inputs: []string{"x", "i"}, Outputs: []string{"y"}}
 	_, err := Fold(g, 17, []*Tensor{{Type: Int64, Shape: []int{2}, Int: []int64{1, 2}}, {Type: Int64, Shape: []int{}, Int: []int64{5}}}, nil)
