@@ -15,8 +15,8 @@ import (
 //     shape arithmetic of exports their integer values (Shape, Size, Gather
 //     of shapes, integer Add/Sub/Mul/Div, ...), exactly in int64;
 //  2. otherwise Def.Eval, for an operator the engine does not execute
-//     (comparisons, Where, Expand, Tile, Range, ConstantOfShape, the
-//     reductions other than ReduceMean/ReduceSum, ArgMax/ArgMin);
+//     (comparisons, Not, Mod, Where, Range, ConstantOfShape, CastLike,
+//     the reductions other than ReduceMean/ReduceSum, ArgMax/ArgMin);
 //  3. otherwise the operator's own kernel (Def.Exec) runs its forward pass
 //     once in float64 on the constant inputs.
 //
@@ -42,6 +42,7 @@ type NotFoldable struct {
 	Reason string
 }
 
+// Error returns "<node>: not folded: <reason>".
 func (e *NotFoldable) Error() string {
 	return fmt.Sprintf("%s: not folded: %s", e.Node, e.Reason)
 }
@@ -52,9 +53,9 @@ func IsNotFoldable(err error) bool {
 	return errors.As(err, &nf)
 }
 
-// CanFold reports whether the record of typ can evaluate a node on
-// constant inputs (it has integer-valued shape inference, an Eval or a
-// kernel).
+// CanFold reports whether record d can evaluate a node on constant inputs
+// (it has shape inference and a kernel, an Eval, or integer-valued
+// inference: Fold).
 func (d *Def) CanFold() bool { return d.Infer != nil && (d.Eval != nil || d.Exec != nil || d.Fold) }
 
 // Fold evaluates node n at the given opset on constant inputs: ins[i] is
