@@ -107,6 +107,16 @@ func Fold(n *Node, opset int64, ins []*Tensor, shape0 []int) ([]*Tensor, error) 
 	if err := d.Infer(n, s); err != nil {
 		return nil, err
 	}
+	// unknown is the first input whose value is unknown (-1: none); an
+	// output Infer gives no values for then ends the fold before any
+	// buffer is allocated.
+	unknown := -1
+	for i, name := range n.Inputs {
+		if name != "" && in(i) == nil {
+			unknown = i
+			break
+		}
+	}
 	outs := make([]*Tensor, len(n.Outputs))
 	fromInfer := true
 	for j, o := range n.Outputs {
@@ -141,6 +151,9 @@ func Fold(n *Node, opset int64, ins []*Tensor, shape0 []int) ([]*Tensor, error) 
 				}
 			}
 		} else {
+			if unknown >= 0 {
+				return nil, no("the value of input %d (%q) is unknown", unknown, n.Inputs[unknown])
+			}
 			fromInfer = false
 			if typ.IsFloat() {
 				t.Float = make([]float64, Numel(dims))
@@ -152,11 +165,6 @@ func Fold(n *Node, opset int64, ins []*Tensor, shape0 []int) ([]*Tensor, error) 
 	}
 	if fromInfer {
 		return outs, nil
-	}
-	for i, name := range n.Inputs {
-		if name != "" && in(i) == nil {
-			return nil, no("the value of input %d (%q) is unknown", i, name)
-		}
 	}
 	var err error
 	switch {
