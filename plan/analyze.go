@@ -221,7 +221,7 @@ func Analyze(ctx context.Context, a *Analysis) (*Sensitivity, error) {
 		n := float64(u.WeightSize)
 		tr := est.Trace
 		l := sensitivity.Layer{Name: u.Name, Params: n, AvgTrace: tr / n, AvgTraceStderr: est.StdErr / n,
-			Trace: &tr, DeltaSq: map[string]float64{}, OutChannels: float64(u.OutChannels)}
+			Trace: &tr, DeltaSq: map[string]float64{}, OutChannels: float64(scales(u))}
 		if mu := m.Unit(u.Name); mu != nil {
 			l.MACs, l.InElems, l.OutElems = float64(mu.MACs), float64(mu.InElems), float64(mu.OutElems)
 		}
@@ -286,6 +286,17 @@ func exactBlocks(ctx context.Context, op hessian.Operator) (*hessian.TraceResult
 	}
 	res.Total = hessian.Estimate{Name: "weights", Trace: total, Lo: total, Hi: total}
 	return res, nil
+}
+
+// scales returns the number of per-channel scales of a unit's weight (the
+// size of its channel axis): a per-channel quantizer stores that many,
+// which is what the table's out_channels prices (a recurrent W has one per
+// gate row, a ConvTranspose one per output channel of a group).
+func scales(u nn.UnitLayout) int {
+	if u.ChannelAxis < len(u.WeightShape) {
+		return u.WeightShape[u.ChannelAxis]
+	}
+	return u.OutChannels
 }
 
 // weightLayout returns the output-channel layout of a unit's weight: its

@@ -10,7 +10,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
 	"google.golang.org/protobuf/proto"
@@ -225,9 +227,29 @@ func TestStaticCheckOperator(t *testing.T) {
 // float in eval and in the QDQ model, and prune leaves the recurrent layers
 // intact but writes a model that imports.
 func TestZooRecurrentCommands(t *testing.T) {
-	for _, c := range []struct{ name, node string }{{"tiny_lstm", "/rnn/LSTM"}, {"tiny_gru", "/rnn/GRU"}} {
+	for _, c := range []struct {
+		name, node string
+		scales     float64 // gates·hidden: one scale per gate row
+	}{{"tiny_lstm", "/rnn/LSTM", 4 * 12}, {"tiny_gru", "/rnn/GRU", 3 * 12}} {
 		dir := filepath.Join(zoo, c.name)
 		onnx, in, labels := filepath.Join(dir, "op17.onnx"), filepath.Join(dir, "input.npy"), zooLabels(t, 2)
+		// The table prices one scale per gate row of W and R (it once
+		// counted one per direction).
+		js, errs, code := runCmd(t, "trace", onnx, "--inputs", in, "--labels", labels, "--max-probes", "2", "--min-probes", "2", "--format", "json")
+		var tab struct {
+			Layers []struct {
+				Name        string
+				OutChannels float64 `json:"out_channels"`
+			}
+		}
+		if err := json.Unmarshal([]byte(js), &tab); code != 0 || err != nil {
+			t.Fatalf("%s: trace --format json: exit %d, %v: %s", c.name, code, err, errs)
+		}
+		for _, l := range tab.Layers {
+			if strings.HasPrefix(l.Name, c.node+"/") && l.OutChannels != c.scales {
+				t.Errorf("%s: %s prices %g scales, want %g (one per gate row)", c.name, l.Name, l.OutChannels, c.scales)
+			}
+		}
 		out, errs, code := runCmd(t, "trace", onnx, "--inputs", in, "--labels", labels, "--max-probes", "4", "--min-probes", "4", "--format", "csv")
 		if code != 0 {
 			t.Fatalf("%s: trace: exit %d: %s", c.name, code, errs)
@@ -548,4 +570,131 @@ func TestPlanVerifyEveryLoss(t *testing.T) {
 	if code != 0 || !strings.Contains(out, `"verification"`) {
 		t.Errorf("tiny_bert --loss kl --verify 1: exit %d: %s\n%s", code, errs, out)
 	}
+}
+
+// TestZooCacheCommands runs trace, plan, eval and prune on every large zoo
+// member at opsets 13 and 17, from the directory BITPLAN_ZOO_DIR names
+// (made by `/usr/bin/python3 scripts/zoo.py --large --out DIR`; skipped
+// without it): the batch-2 sample inputs, labelled by PyTorch's own
+// predictions (class labels, or per position for per-frame and per-pixel
+// outputs with --loss position), two Hutchinson probes, prune to 90% of
+// the parameters. Each command's wall time and the process's CPU time
+// (user + system, which a loaded machine does not inflate) are logged as
+// a table row; run one member with -run 'TestZooCacheCommands/resnet18'. It is
+// long (BERT-base-shaped, DenseNet-121): use nice and -timeout 2h.
+func TestZooCacheCommands(t *testing.T) {
+	dir := os.Getenv("BITPLAN_ZOO_DIR")
+	if dir == "" {
+		t.Skip("set BITPLAN_ZOO_DIR to a directory made by /usr/bin/python3 scripts/zoo.py --large --out DIR")
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*_op13.onnx"))
+	if len(files) == 0 {
+		t.Fatalf("BITPLAN_ZOO_DIR=%s holds no NAME_op13.onnx: make it with /usr/bin/python3 scripts/zoo.py --large --out %s", dir, dir)
+	}
+	var rows []string
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), "_op13.onnx")
+		for _, op := range []int{13, 17} {
+			t.Run(fmt.Sprintf("%s/op%d", name, op), func(t *testing.T) {
+				row := zooCacheCommands(t, dir, name, op)
+				rows = append(rows, row)
+			})
+		}
+	}
+	t.Logf("wall (CPU) seconds per command:\n| model | opset | trace | plan | eval | prune |\n|---|---|---:|---:|---:|---:|\n%s", strings.Join(rows, "\n"))
+}
+
+// zooCacheCommands runs the four commands on one large zoo export and
+// returns its table row (seconds per command, or the failing command).
+func zooCacheCommands(t *testing.T, dir, name string, op int) string {
+	onnxPath := filepath.Join(dir, fmt.Sprintf("%s_op%d.onnx", name, op))
+	if _, err := os.Stat(onnxPath); err != nil {
+		t.Fatalf("%v (make it with /usr/bin/python3 scripts/zoo.py --large --out %s)", err, dir)
+	}
+	// The inputs under their graph input names (bert_input_ids.npy →
+	// input_ids.npy), so --inputs matches them by name.
+	tmp := t.TempDir()
+	npys, _ := filepath.Glob(filepath.Join(dir, name+"_*.npy"))
+	var in []string
+	for _, p := range npys {
+		base := strings.TrimPrefix(filepath.Base(p), name+"_")
+		if base == "logits.npy" {
+			continue
+		}
+		link := filepath.Join(tmp, base)
+		if err := os.Symlink(p, link); err != nil {
+			t.Fatal(err)
+		}
+		in = append(in, link)
+	}
+	logits, err := data.LoadNPYArray(filepath.Join(dir, name+"_logits.npy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Labels: PyTorch's arg max per sample (N×C) or per position (N×C×…).
+	sh := logits.Shape
+	classes, positions := sh[1], 1
+	for _, d := range sh[2:] {
+		positions *= d
+	}
+	labels := make([]int64, sh[0]*positions)
+	for s := 0; s < sh[0]; s++ {
+		for p := 0; p < positions; p++ {
+			best := 0
+			for c := 1; c < classes; c++ {
+				if logits.Float[(s*classes+c)*positions+p] > logits.Float[(s*classes+best)*positions+p] {
+					best = c
+				}
+			}
+			labels[s*positions+p] = int64(best)
+		}
+	}
+	loss := "class"
+	lshape := []int{sh[0]}
+	if len(sh) > 2 {
+		loss, lshape = "position", append([]int{sh[0]}, sh[2:]...)
+	}
+	d := []string{"--inputs", strings.Join(in, ","), "--labels", writeInts(t, "labels.npy", lshape, labels), "--loss", loss}
+	probes := []string{"--method", "hutchinson", "--min-probes", "2", "--max-probes", "2"}
+	planPath := filepath.Join(tmp, "plan.json")
+	steps := []struct {
+		cmd  string
+		args []string
+	}{
+		{"trace", append([]string{"trace", onnxPath, "--format", "csv"}, probes...)},
+		{"plan", append([]string{"plan", onnxPath, "--max-size", "50%", "--verify", "0", "--format", "json", "-o", planPath}, probes...)},
+		{"eval", []string{"eval", onnxPath, "--plan", planPath, "--calib-samples", "2", "--format", "csv"}},
+		{"prune", []string{"prune", onnxPath, "--max-params", "90%", "--probes", "2", "--test-samples", "0", "-o", filepath.Join(tmp, "pruned.onnx")}},
+	}
+	row := fmt.Sprintf("| %s | %d |", name, op)
+	for _, s := range steps {
+		t0, c0 := time.Now(), cpuTime()
+		_, errs, code := runCmd(t, append(s.args, d...)...)
+		sec, cpu := time.Since(t0).Seconds(), (cpuTime() - c0).Seconds()
+		if code != 0 {
+			t.Errorf("%s: exit %d after %.1f s: %s", s.cmd, code, sec, errs)
+			return row + fmt.Sprintf(" failed | (%s: %s)", s.cmd, firstLine(errs))
+		}
+		row += fmt.Sprintf(" %.0f (%.0f) |", sec, cpu)
+		t.Logf("%s %s/op%d: %.1f s wall, %.1f s CPU", s.cmd, name, op, sec, cpu)
+	}
+	if _, err := model.Load(filepath.Join(tmp, "pruned.onnx")); err != nil {
+		t.Errorf("the pruned model does not import: %v", err)
+		return row + " (pruned model: " + err.Error() + ")"
+	}
+	return row
+}
+
+// cpuTime returns the process's user + system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	return s
 }
