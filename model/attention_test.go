@@ -2,6 +2,7 @@ package model_test
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/bitplan/bitplan/model"
@@ -63,5 +64,49 @@ func TestActMatMulsNoneInCNN(t *testing.T) {
 	}
 	if am := m.ActMatMuls(); len(am) != 0 {
 		t.Errorf("lenet: %d activation MatMuls, want 0: %v", len(am), am)
+	}
+}
+
+// TestNonLinearsZoo finds tiny_bert's and tiny_vit's non-linearities at
+// both opsets: per layer one Softmax (rows of 16 keys: 4 heads × 16
+// queries × 16 keys per sample), one GELU (16 × 64 per sample) and two
+// LayerNorms (16 × 32), plus the embedding's (BERT) or the final (ViT)
+// LayerNorm, decomposed at opset 13 and LayerNormalization at 17.
+func TestNonLinearsZoo(t *testing.T) {
+	for _, name := range []string{"tiny_bert", "tiny_vit"} {
+		dir := filepath.Join("..", "testdata", "zoo", name)
+		meta := readZooMeta(t, dir)
+		for _, f := range []string{"op13.onnx", "op17.onnx"} {
+			_, s := specializeZoo(t, filepath.Join(dir, f), meta, 2)
+			count := map[string]int{}
+			for _, nl := range s.NonLinears() {
+				count[nl.Kind]++
+				n := s.Nodes[nl.Node]
+				switch nl.Kind {
+				case model.Softmax:
+					if nl.Row != 16 && name == "tiny_bert" || nl.Elems != 4*int64(nl.Row)*int64(nl.Row) {
+						t.Errorf("%s/%s: softmax %s: row %d, %d elements", name, f, nl.Name, nl.Row, nl.Elems)
+					}
+				case model.GELU:
+					if n.Op != "Mul" && n.Op != "Gelu" || nl.Row != 64 {
+						t.Errorf("%s/%s: GELU at %s node %s, row %d", name, f, n.Op, nl.Name, nl.Row)
+					}
+				case model.LayerNorm:
+					want := "Div"
+					if f == "op17.onnx" {
+						want = "LayerNormalization"
+					}
+					if n.Op != want || nl.Row != 32 {
+						t.Errorf("%s/%s: layer norm at %s node %s, row %d", name, f, n.Op, nl.Name, nl.Row)
+					}
+				}
+				if nl.Kind != model.LayerNorm && !strings.HasPrefix(nl.Block, "/") {
+					t.Errorf("%s/%s: %s has no block", name, f, nl.Name)
+				}
+			}
+			if count[model.Softmax] != 2 || count[model.GELU] != 2 || count[model.LayerNorm] != 5 {
+				t.Errorf("%s/%s: found %v, want 2 softmax, 2 GELU, 5 layer norms", name, f, count)
+			}
+		}
 	}
 }
