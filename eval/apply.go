@@ -50,7 +50,8 @@ func FromPlan(p *plan.Plan, e *nn.Engine) ([]Layer, error) {
 	}
 	seen := make(map[string]bool, len(p.Layers))
 	var out []Layer
-	var points map[string]bool
+	var points, groups map[string]bool
+	var groupList string
 	for i, l := range p.Layers {
 		if l.Kind == sensitivity.KindAttention {
 			if points == nil {
@@ -65,6 +66,25 @@ func FromPlan(p *plan.Plan, e *nn.Engine) ([]Layer, error) {
 			seen[l.Name] = true
 			if l.Bits < 1 || l.Bits > MaxBits {
 				return nil, fmt.Errorf("layers[%d] (%q): bits %d out of range [1, %d] (%d and more: float)", i, l.Name, l.Bits, MaxBits, FloatBits)
+			}
+			out = append(out, Layer{Name: l.Name, Bits: l.Bits, ABits: l.Bits, Kind: l.Kind})
+			continue
+		}
+		if l.Kind == sensitivity.KindNonlinear {
+			if groups == nil {
+				groups = map[string]bool{}
+				gs := NonlinearGroups(e)
+				for _, g := range gs {
+					groups[g.Name] = true
+				}
+				groupList = strings.Join(nonlinearNames(gs), ", ")
+			}
+			if !groups[l.Name] || seen[l.Name] {
+				return nil, fmt.Errorf("layers[%d]: non-linearity layer %q is not a block's non-linearity of the model (it has %s), or appears twice", i, l.Name, groupList)
+			}
+			seen[l.Name] = true
+			if l.Bits < 1 || l.Bits > MaxBits {
+				return nil, fmt.Errorf("layers[%d] (%q): bits %d out of range [1, %d] (below %d: integer-only, else float)", i, l.Name, l.Bits, MaxBits, FloatBits)
 			}
 			out = append(out, Layer{Name: l.Name, Bits: l.Bits, ABits: l.Bits, Kind: l.Kind})
 			continue
@@ -178,6 +198,10 @@ type Settings struct {
 	// points' two inputs (by node name, as CalibrateAttention returns
 	// them) instead of calibrating them on the data.
 	AttentionRanges map[string][2]Range
+	// NonlinearRanges, when not nil, are the max |x| of the
+	// non-linearities' inputs (by node name, as CalibrateNonlinear returns
+	// them) instead of calibrating them on the data.
+	NonlinearRanges map[string]float64
 	// FloatBias keeps biases in float64. By default the bias of a Conv or
 	// Gemm whose input is quantized is rounded to the INT32 grid of an
 	// integer kernel, step s_x·s_w[c] (the float32 product of the float32
@@ -189,8 +213,10 @@ type Settings struct {
 type Applied struct {
 	// Layers reports, in the engine's unit order, what was applied.
 	Layers []AppliedLayer
-	// Attention reports the attention points of the plan, in plan order.
+	// Attention reports the attention points of the plan, in plan order;
+	// Nonlinear the simulated integer-only non-linearities.
 	Attention []AppliedAttention
+	Nonlinear []AppliedNonlinear
 	e         *nn.Engine
 	theta     []float64
 }
@@ -370,9 +396,9 @@ func Apply(ctx context.Context, e *nn.Engine, layers []Layer, calib data.Dataset
 // points' simulations, after the weight layers (so attention ranges are
 // calibrated on the model as deployed). On error the engine is restored.
 func (a *Applied) finishApply(ctx context.Context, e *nn.Engine, att, nonlin []Layer, calib data.Dataset, set Settings) error {
-	if len(nonlin) > 0 {
+	if err := a.applyNonlinear(ctx, e, nonlin, calib, set); err != nil {
 		a.Restore()
-		return fmt.Errorf("eval: layer %q: non-linearity blocks are not simulated yet", nonlin[0].Name)
+		return err
 	}
 	if err := a.applyAttention(ctx, e, att, calib, set); err != nil {
 		a.Restore()

@@ -195,13 +195,9 @@ func AddAttention(ctx context.Context, e *nn.Engine, calib data.Dataset, t *sens
 	if len(points) == 0 {
 		return 0, nil
 	}
-	scale := 1.0
-	switch sensitivity.Criterion(t.Criterion) {
-	case "", sensitivity.Hessian, sensitivity.Diag:
-		scale = 2
-	case sensitivity.Measured, sensitivity.Fisher:
-	default:
-		return 0, fmt.Errorf("eval: attention candidates need a loss-scaled criterion (hessian, diag, fisher or measured), not %s", t.Criterion)
+	scale, err := lossScale(t)
+	if err != nil {
+		return 0, err
 	}
 	quantized := false
 	for _, b := range bits {
@@ -222,7 +218,6 @@ func AddAttention(ctx context.Context, e *nn.Engine, calib data.Dataset, t *sens
 			return 0, fmt.Errorf("eval: attention candidates need calibration data")
 		}
 		e.ClearInputQuantizers()
-		var err error
 		if ranges, err = CalibrateAttention(ctx, e, calib, points); err != nil {
 			return 0, err
 		}
@@ -260,4 +255,19 @@ func AddAttention(ctx context.Context, e *nn.Engine, calib data.Dataset, t *sens
 		t.Layers = append(t.Layers, l)
 	}
 	return len(points), nil
+}
+
+// lossScale returns the factor that puts a measured loss increase ΔL on
+// the scale of the table's Ω: 2 for the Hessian criteria (HAWQ's Ω is
+// ΔWᵀHΔW of ΔL ≈ ½ΔWᵀHΔW, the scale plan's verification uses), 1 for the
+// measured and fisher criteria; the weight and taylor criteria have no
+// loss scale and are refused.
+func lossScale(t *sensitivity.Table) (float64, error) {
+	switch sensitivity.Criterion(t.Criterion) {
+	case "", sensitivity.Hessian, sensitivity.Diag:
+		return 2, nil
+	case sensitivity.Measured, sensitivity.Fisher:
+		return 1, nil
+	}
+	return 0, fmt.Errorf("eval: attention and non-linearity candidates need a loss-scaled criterion (hessian, diag, fisher or measured), not %s", t.Criterion)
 }

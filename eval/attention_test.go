@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/bitplan/bitplan/data"
+	"github.com/bitplan/bitplan/ibert"
 	"github.com/bitplan/bitplan/model"
 	"github.com/bitplan/bitplan/nn"
 	"github.com/bitplan/bitplan/sensitivity"
@@ -159,5 +160,96 @@ func TestAddAttention(t *testing.T) {
 	}
 	if _, err := AddAttention(ctx, e, ds, &sensitivity.Table{Criterion: string(sensitivity.Weight)}, nil); err == nil {
 		t.Error("the weight criterion was accepted")
+	}
+}
+
+// TestNonlinearSimulation checks the integer-only non-linearities on
+// tiny_bert at both opsets: every Softmax output node, under the
+// simulation, equals ibert.SimSoftmax of that node's float input read
+// from the same pass (the hook replaces the right node with the right
+// function); the model's logits move by less than 0.05 (the
+// approximations are close) but do move; AddNonlinear adds the blocks'
+// functions tied per block, with Ω at 8 equal to the measured loss change.
+func TestNonlinearSimulation(t *testing.T) {
+	ctx := context.Background()
+	for _, f := range []string{"op13.onnx", "op17.onnx"} {
+		e, ds := tinyBERT(t, f)
+		var layers []Layer
+		gs := NonlinearGroups(e)
+		for _, g := range gs {
+			layers = append(layers, Layer{Name: g.Name, Bits: 8, Kind: sensitivity.KindNonlinear})
+		}
+		if len(gs) != 7 { // embedding norm; per layer softmax, gelu, layernorm (×2)
+			t.Fatalf("%s: %d groups %v", f, len(gs), nonlinearNames(gs))
+		}
+		xs := [][]float64{make([]float64, 2*16), make([]float64, 2*16)}
+		if err := ds.ReadInputs(0, xs, make([]int, 2)); err != nil {
+			t.Fatal(err)
+		}
+		z0, err := e.LogitsInputs(xs, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := Apply(ctx, e, layers, ds, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(a.Nonlinear) != 9 {
+			t.Errorf("%s: %d non-linearities simulated, want 9", f, len(a.Nonlinear))
+		}
+		vals, err := e.IntermediatesInputs(xs, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		z, err := e.LogitsInputs(xs, 2)
+		a.Restore()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, an := range a.Nonlinear {
+			if an.Kind != model.Softmax {
+				continue
+			}
+			n := e.Model().Nodes[an.Node]
+			in, out := vals[n.Inputs[0]].Data, vals[n.Outputs[0]].Data
+			want := make([]float64, len(in))
+			ibert.SimSoftmax(want, in, an.Row, SoftmaxOutBits)
+			for i := range want {
+				if want[i] != out[i] {
+					t.Fatalf("%s: %s output %d = %g, ibert.SimSoftmax %g", f, an.Name, i, out[i], want[i])
+				}
+			}
+		}
+		var moved float64
+		for i := range z {
+			moved = math.Max(moved, math.Abs(z[i]-z0[i]))
+		}
+		t.Logf("%s: integer-only non-linearities move the logits by %.3g", f, moved)
+		if moved == 0 || moved > 0.05 {
+			t.Errorf("%s: integer-only non-linearities move the logits by %g", f, moved)
+		}
+		tb := &sensitivity.Table{Criterion: string(sensitivity.Measured)}
+		n, err := AddNonlinear(ctx, e, ds, tb)
+		if err != nil || n != 7 {
+			t.Fatalf("%s: AddNonlinear: %d, %v", f, n, err)
+		}
+		if _, err := tb.Validate(); err != nil {
+			t.Errorf("%s: table: %v", f, err)
+		}
+		base, _ := e.Evaluate(ctx, ds)
+		for _, l := range tb.Layers {
+			if l.Kind != sensitivity.KindNonlinear || l.Function == "" || l.InElems == 0 || (l.Name != "/norm/layernorm" && l.Tie == "") {
+				t.Errorf("%s: %+v", f, l)
+			}
+			a, err := Apply(ctx, e, []Layer{{Name: l.Name, Bits: 8, Kind: sensitivity.KindNonlinear}}, ds, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, _ := e.Evaluate(ctx, ds)
+			a.Restore()
+			if d := r.Loss - base.Loss; math.Abs(l.Scores["8"]-d) > 1e-12 {
+				t.Errorf("%s: %s: Ω %g, measured %g", f, l.Name, l.Scores["8"], d)
+			}
+		}
 	}
 }

@@ -59,7 +59,7 @@ const maxInterned = 1024
 var layerFields = [...]string{"name", "params", "macs", "avg_trace", "avg_trace_stderr", "trace",
 	"delta_sq", "latency_ms", "omega", "omega_stderr", "tie", "pin", "in_elems", "out_elems", "out_channels",
 	"index", "in_channels", "kernel", "stride", "in_hw", "out_hw", "kind",
-	"act_avg_trace", "act_avg_trace_stderr", "act_delta_sq"}
+	"act_avg_trace", "act_avg_trace_stderr", "act_delta_sq", "function"}
 
 var topFields = [...]string{"model", "source", "notes", "criterion", "ties", "layers"}
 
@@ -319,6 +319,8 @@ func (d *decoder) layer(l *Layer, idx int) error {
 			l.ActAvgTraceStderr, err = d.float("layers.act_avg_trace_stderr")
 		case 24:
 			l.ActDeltaSq, _, err = d.floatMap("layers.act_delta_sq", idx, &d.last[4])
+		case 25:
+			l.Function, err = d.str("layers.function")
 		}
 		if err != nil {
 			return err

@@ -185,6 +185,10 @@ func (e *encoder) layer(l *Layer, i int) {
 		field("kind")
 		e.str(l.Kind)
 	}
+	if l.Function != "" {
+		field("function")
+		e.str(l.Function)
+	}
 	num("in_elems", l.InElems, true)
 	num("out_elems", l.OutElems, true)
 	num("out_channels", l.OutChannels, true)

@@ -119,6 +119,10 @@ type Layer struct {
 	// activation quantizer at the candidate's activation width A;
 	// optional (a missing candidate has no activation term).
 	ActDeltaSq map[string]float64 `json:"act_delta_sq,omitempty"`
+	// Function names the non-linearity of a KindNonlinear layer ("gelu",
+	// "softmax", "layernorm"; InElems counts its elements per sample), for
+	// the per-element cost models; empty otherwise.
+	Function string `json:"function,omitempty"`
 }
 
 // The kinds of a Layer that is not a weight layer (Layer.Kind).
