@@ -43,6 +43,10 @@ func (d Device) Resources() []Resource {
 		return !errors.Is(err, profiles.ErrUnsupported)
 	}
 	cost := func(l *sensitivity.Layer, p sensitivity.Precision) (profiles.Cost, error) {
+		if l.Kind == sensitivity.KindNonlinear {
+			// Below 16 bits: integer-only (I-BERT); 16 and more: float.
+			return d.Profile.NonlinearCost(l.Name, l.Function, int64(math.Round(l.InElems)), p.W < 16, d.Options)
+		}
 		return d.Profile.Cost(profileLayer(l), profiles.Precision{W: p.W, A: p.A}, d.Options)
 	}
 	return []Resource{
@@ -74,6 +78,14 @@ func (d Device) check(t *sensitivity.Table) ([]string, error) {
 	seen := map[sensitivity.Precision]bool{}
 	var cands []profiles.Precision
 	for i := range t.Layers {
+		if l := &t.Layers[i]; l.Kind == sensitivity.KindNonlinear {
+			for _, integer := range []bool{true, false} {
+				if _, err := d.Profile.NonlinearCost(l.Name, l.Function, int64(math.Round(l.InElems)), integer, d.Options); err != nil {
+					return nil, err
+				}
+			}
+			continue
+		}
 		layers = append(layers, profileLayer(&t.Layers[i]))
 		ps, _ := t.Layers[i].Candidates()
 		for _, p := range ps {

@@ -434,8 +434,9 @@ func rangeOf(t *sensitivity.Table, info []layerInfo, cost [][][]float64, nres in
 }
 
 // uniformChoices returns the candidate index of every layer when every
-// layer that is not pinned takes candidate key (pinned layers their pin),
-// or nil when some layer lacks it.
+// layer that is not pinned takes candidate key (pinned layers their pin;
+// attention and non-linearity layers without it their nearest wider
+// candidate), or nil when some weight layer lacks it.
 func uniformChoices(t *sensitivity.Table, info []layerInfo, key string) []int {
 	idx := make([]int, len(t.Layers))
 	for i := range t.Layers {
@@ -449,11 +450,38 @@ func uniformChoices(t *sensitivity.Table, info []layerInfo, key string) []int {
 				idx[i] = c
 			}
 		}
+		if idx[i] < 0 && t.Layers[i].Kind != "" && t.Layers[i].Pin == "" {
+			idx[i] = nearestWider(info[i], want)
+		}
 		if idx[i] < 0 {
 			return nil
 		}
 	}
 	return idx
+}
+
+// nearestWider returns the index of the narrowest candidate of an
+// attention or non-linearity layer at least as wide as key (its widest
+// when none is), so that a uniform baseline of weight widths ("4") also
+// sets the layers whose candidates differ (non-linearities: 8 or float).
+func nearestWider(in layerInfo, key string) int {
+	p, err := sensitivity.ParsePrecision(key)
+	if err != nil {
+		return -1
+	}
+	best, widest := -1, -1
+	for c, q := range in.precs {
+		if q.W >= p.W && (best < 0 || q.W < in.precs[best].W) {
+			best = c
+		}
+		if widest < 0 || q.W > in.precs[widest].W {
+			widest = c
+		}
+	}
+	if best < 0 {
+		return widest
+	}
+	return best
 }
 
 // uniform evaluates every candidate shared by all layers, applied to every

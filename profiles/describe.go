@@ -30,6 +30,9 @@ type Description struct {
 	Calibrated bool
 	// Rows describe each native precision.
 	Rows []DescriptionRow
+	// ALU repeats the profile's element-wise units, keyed "int32" and
+	// "fp32" (nil when it has none).
+	ALU map[string]ALUSpec
 	// Fallbacks tell what each of CommonPrecisions runs as when the device
 	// lacks it.
 	Fallbacks []Fallback
@@ -83,8 +86,8 @@ func (p *Profile) Describe() Description {
 	d := Description{
 		Name: p.Name, Summary: p.Description, Kind: p.Kind, Origin: p.Origin,
 		Bandwidth: p.Bandwidth, Overhead: p.Overhead, Efficiency: p.Efficiency, DRAMEnergy: p.DRAMEnergy,
-		MemoryEfficiency: p.MemoryEfficiency,
-		Notes:            p.Notes, Warnings: p.Warnings,
+		MemoryEfficiency: p.MemoryEfficiency, ALU: p.ALU,
+		Notes: p.Notes, Warnings: p.Warnings,
 	}
 	for _, s := range p.Precisions {
 		eff := p.efficiency(s)
@@ -128,6 +131,9 @@ func (d Description) WriteText(w io.Writer) error {
 	fmt.Fprintf(tw, "  DRAM energy\t%s\n", pj(d.DRAMEnergy, "pJ/B"))
 	if d.MemoryEfficiency > 0 {
 		fmt.Fprintf(tw, "  memory efficiency\t%s\n", num(d.MemoryEfficiency))
+	}
+	for _, k := range sortedKeys(d.ALU) {
+		fmt.Fprintf(tw, "  %s ALU\t%s\n", k, aluText(d.ALU[k]))
 	}
 	tw.Flush()
 	fmt.Fprintln(ew)
@@ -183,6 +189,9 @@ func (d Description) WriteMarkdown(w io.Writer) error {
 	fmt.Fprintf(ew, "| DRAM energy | %s |\n", pj(d.DRAMEnergy, "pJ/B"))
 	if d.MemoryEfficiency > 0 {
 		fmt.Fprintf(ew, "| memory efficiency | %s |\n", num(d.MemoryEfficiency))
+	}
+	for _, k := range sortedKeys(d.ALU) {
+		fmt.Fprintf(ew, "| %s ALU | %s |\n", k, aluText(d.ALU[k]))
 	}
 	fmt.Fprintln(ew)
 	if d.Calibrated {
@@ -285,6 +294,11 @@ func num(x float64) string {
 }
 
 // tops formats ops/s in TOPS, the datasheets' unit.
+// aluText describes an element-wise unit: "4.07 Tops/s, add 0.1 pJ, mul 3.1 pJ".
+func aluText(a ALUSpec) string {
+	return si(a.OpsPerSec, "op/s") + ", add " + pj(a.AddEnergy, "pJ") + ", mul " + pj(a.MulEnergy, "pJ")
+}
+
 func tops(x float64) string { return num(x/tera) + " TOPS" }
 
 // pj formats joules in picojoules, or "unknown" for 0.

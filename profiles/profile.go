@@ -74,6 +74,10 @@ type Profile struct {
 	// (e.g. "memory_bandwidth_gb_per_s", "precisions.w8a8.peak_tops"), to its
 	// citation or derivation.
 	Sources map[string]string
+	// ALU holds the element-wise integer and float units ("int32",
+	// "fp32") that run non-linearities (NonlinearCost); nil when the
+	// profile gives none.
+	ALU map[string]ALUSpec
 	// Notes are free-text remarks kept from the file.
 	Notes []string
 	// Origin tells where the profile came from: "builtin" or a file path.
@@ -280,8 +284,16 @@ type fileProfile struct {
 	DRAMEnergy  *float64                   `json:"dram_energy_pj_per_byte,omitempty"`
 	MemEff      *float64                   `json:"memory_efficiency,omitempty"`
 	Precisions  map[string]json.RawMessage `json:"precisions"`
+	ALU         map[string]*fileALU        `json:"alu,omitempty"`
 	Sources     map[string]string          `json:"sources,omitempty"`
 	Notes       []string                   `json:"notes,omitempty"`
+}
+
+// fileALU is one entry of "alu" (int32 or fp32 vector ALUs).
+type fileALU struct {
+	GOPS  *float64 `json:"gops"`
+	AddPJ *float64 `json:"add_pj"`
+	MulPJ *float64 `json:"mul_pj"`
 }
 
 type filePrecision struct {
@@ -415,6 +427,29 @@ func Parse(data []byte, origin string) (*Profile, error) {
 			numeric[field+".energy_pj_per_mac"] = true
 		}
 		p.Precisions = append(p.Precisions, s)
+	}
+	for _, k := range sortedKeys(f.ALU) {
+		field := "alu." + k
+		a := f.ALU[k]
+		if k != ALUInt && k != ALUFloat {
+			errs = append(errs, fmt.Errorf("%s: want %q or %q", field, ALUInt, ALUFloat))
+			continue
+		}
+		if a == nil {
+			errs = append(errs, fmt.Errorf("%s: want an object with gops, add_pj and mul_pj", field))
+			continue
+		}
+		spec := ALUSpec{OpsPerSec: need(field+".gops", a.GOPS, giga), AddEnergy: need(field+".add_pj", a.AddPJ, pico), MulEnergy: need(field+".mul_pj", a.MulPJ, pico)}
+		if a.GOPS != nil && !(*a.GOPS > 0) || a.AddPJ != nil && *a.AddPJ < 0 || a.MulPJ != nil && *a.MulPJ < 0 {
+			errs = append(errs, fmt.Errorf("%s: gops must be > 0 and energies ≥ 0", field))
+		}
+		for _, n := range []string{"gops", "add_pj", "mul_pj"} {
+			numeric[field+"."+n] = true
+		}
+		if p.ALU == nil {
+			p.ALU = map[string]ALUSpec{}
+		}
+		p.ALU[k] = spec
 	}
 	slices.SortFunc(p.Precisions, func(a, b PrecisionSpec) int {
 		switch {
@@ -582,6 +617,12 @@ func (p *Profile) MarshalFile() ([]byte, error) {
 	}
 	if p.MemoryEfficiency > 0 {
 		f.MemEff = num(p.MemoryEfficiency)
+	}
+	for k, a := range p.ALU {
+		if f.ALU == nil {
+			f.ALU = map[string]*fileALU{}
+		}
+		f.ALU[k] = &fileALU{GOPS: num(a.OpsPerSec / giga), AddPJ: num(a.AddEnergy / pico), MulPJ: num(a.MulEnergy / pico)}
 	}
 	for _, s := range p.Precisions {
 		fp := filePrecision{Format: s.Format, PeakTOPS: num(s.PeakOps / tera)}

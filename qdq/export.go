@@ -94,6 +94,11 @@ type Summary struct {
 	Layers          []LayerSummary `json:"layers"`
 	// Attention lists the quantized activation × activation MatMuls.
 	Attention []AttentionSummary `json:"attention,omitempty"`
+	// FloatNonlinear lists the plan's integer-only non-linearity layers
+	// that the export keeps in float: ONNX has no integer GELU, Softmax or
+	// LayerNorm that runtimes execute as I-BERT computes them, so the
+	// exported model computes them in float (eval simulates them).
+	FloatNonlinear []string `json:"float_nonlinear,omitempty"`
 }
 
 // LayerSummary is one layer's quantization as stored in the model.
@@ -164,7 +169,18 @@ func Export(ctx context.Context, c *Config) (*Result, error) {
 	for _, u := range e.Units() {
 		units[u.Name] = u
 	}
+	var layers []eval.Layer
+	var floatNL []string
 	for _, l := range c.Layers {
+		if l.Kind == sensitivity.KindNonlinear {
+			if l.Bits < eval.FloatBits {
+				floatNL = append(floatNL, l.Name)
+			}
+			continue
+		}
+		layers = append(layers, l)
+	}
+	for _, l := range layers {
 		if l.Kind == sensitivity.KindAttention {
 			if l.Bits < eval.FloatBits {
 				if _, err := ActType(l.Bits); err != nil {
@@ -188,13 +204,14 @@ func Export(ctx context.Context, c *Config) (*Result, error) {
 	if err := upgradeOpset(mp); err != nil {
 		return nil, err
 	}
-	a, err := eval.Apply(ctx, e, c.Layers, c.Calib, &eval.Settings{Weights: c.Weights, Calibration: c.Calibration, FloatBias: c.FloatBias})
+	a, err := eval.Apply(ctx, e, layers, c.Calib, &eval.Settings{Weights: c.Weights, Calibration: c.Calibration, FloatBias: c.FloatBias})
 	if err != nil {
 		return nil, err
 	}
 	defer a.Restore()
 	x := newExporter(mp, e)
-	sum := Summary{Plan: c.Plan, Opset: Opset, WeightQuantizer: eval.DescribeQuantizer(c.Weights), Calibration: c.Calibration.String()}
+	sum := Summary{Plan: c.Plan, Opset: Opset, WeightQuantizer: eval.DescribeQuantizer(c.Weights), Calibration: c.Calibration.String(),
+		FloatNonlinear: floatNL}
 	for _, al := range a.Layers {
 		w, err := e.Weights(al.Name)
 		if err != nil {

@@ -48,6 +48,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	verifyN := fs.Int("verify-samples", 1000, "held-out samples `N` of the verification, taken after the --samples calibration samples")
 	gap := gapFlag(fs)
 	attBits := fs.String("attention-bits", "16", "candidate `WIDTHS` of both inputs of every activation × activation MatMul (attention's Q·Kᵀ and P·V), comma-separated, e.g. 4,8,16 (16: float, FP16 on the device); Ω is the measured loss increase (×2 for the Hessian criteria); the default 16 keeps them float and counts their MACs in BOPS, latency and energy; none leaves them out of the plan")
+	nonlin := fs.String("nonlinear", "float", "GELU, Softmax and LayerNorm `MODE`: float (not planned) or choose (per block, integer-only as I-BERT computes them or float: Ω measured as for --attention-bits, latency and energy from the profile's element-wise units)")
 	export := fs.String("export", "", "also write the plan's QDQ model (as bitplan quantize does, calibrated on the planning data) to `FILE`")
 	var xf exportFlags
 	xf.register(fs, false)
@@ -96,6 +97,9 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	abits, err := parseAttentionBits(*attBits)
 	if err != nil {
 		return err
+	}
+	if *nonlin != "float" && *nonlin != "choose" {
+		return usageError{fmt.Errorf("flag --nonlinear %q: want float or choose", *nonlin)}
 	}
 	if *verifyK < 0 || *verifyN < 0 {
 		return usageError{fmt.Errorf("flags --verify and --verify-samples must not be negative")}
@@ -146,6 +150,13 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if err == nil && abits != nil {
 		err = addAttention(ctx, e, ds, s, abits, pr)
+	}
+	if err == nil && *nonlin == "choose" {
+		pr.printf("non-linearities: measuring Ω of integer-only GELU, Softmax and LayerNorm per block")
+		var n int
+		if n, err = eval.AddNonlinear(ctx, e, ds, s.Table); err == nil && n > 0 {
+			s.Table.Source += fmt.Sprintf("; %d non-linearity groups (I-BERT integer-only or float): Ω measured on %d calibration samples", n, ds.Len())
+		}
 	}
 	pr.done()
 	if err != nil {

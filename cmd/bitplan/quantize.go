@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -100,6 +101,7 @@ func runQuantize(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
+	noteFloatNonlinear(stderr, s)
 	return s.Write(stdout, f)
 }
 
@@ -277,7 +279,17 @@ func exportPlan(ctx context.Context, x *exportFlags, out, modelPath string, bund
 		return fmt.Errorf("flag --export: %w", err)
 	}
 	fmt.Fprintf(stderr, "bitplan: wrote the QDQ model of the plan (%d layers, opset %d) to %s\n", len(s.Layers), s.Opset, out)
+	noteFloatNonlinear(stderr, s)
 	return nil
+}
+
+// noteFloatNonlinear says which integer-only non-linearities of the plan
+// the QDQ model computes in float.
+func noteFloatNonlinear(stderr io.Writer, s *qdq.Summary) {
+	if len(s.FloatNonlinear) > 0 {
+		fmt.Fprintf(stderr, "bitplan: the QDQ model computes the plan's %d integer-only non-linearity groups (%s) in float: ONNX runtimes have no I-BERT kernels (eval simulates them)\n",
+			len(s.FloatNonlinear), strings.Join(s.FloatNonlinear, ", "))
+	}
 }
 
 // ortReport exports the QDQ model of cfg (the model file at path) and runs
