@@ -32,6 +32,19 @@ type ActivationSettings struct {
 	// b}, the batches the weight traces' probe i uses with the same
 	// settings. Probes are Rademacher.
 	Trace *hessian.Settings
+	// Quadratic replaces the isotropic term by the exact second-order term
+	// along the quantizer's error itself,
+	//
+	//	(1/N) Σ_s Δa_sᵀ H_a,s Δa_s,   Δa_s = Q_A(a_s) − a_s,
+	//
+	// one R-pass per layer and activation width over all of the
+	// calibration data (no probes, no standard error; Trace is not used).
+	// It sees what the trace cannot: rounding errors that are coherent
+	// with the curvature (a post-ReLU input whose small values all round
+	// to 0 at 4 bits). The table then carries Ω in Scores: the weight term
+	// (AvgTrace · DeltaSq, or diag's scores) plus this term; ActDeltaSq is
+	// set for the record and ActAvgTrace left 0.
+	Quadratic bool
 }
 
 // ActivationResult is what ActivationTerm estimated.
@@ -51,6 +64,10 @@ type ActivationResult struct {
 	// diagonal-Hessian activation term, from the same probes.
 	DeltaSq  []map[string]float64
 	Weighted []map[string]hessian.Estimate
+	// Quadratic[k][key] is the exact quadratic form of
+	// ActivationSettings.Quadratic (nil without it; Traces and Weighted
+	// are then nil).
+	Quadratic []map[string]float64
 }
 
 // ActivationTerm adds to the Hessian criteria of table t (plan.Analyze's
@@ -147,6 +164,38 @@ func ActivationTerm(ctx context.Context, e *nn.Engine, calib data.Dataset, t *se
 	qs, sq, size, err := actQuantizers(ctx, e, calib, set.Calibration, names, ws)
 	if err != nil {
 		return nil, err
+	}
+	if set.Quadratic {
+		quad, err := quadraticTerm(ctx, e, calib, names, qs)
+		if err != nil {
+			return nil, err
+		}
+		res.DeltaSq, res.Quadratic = make([]map[string]float64, len(names)), make([]map[string]float64, len(names))
+		for k, li := range res.Layers {
+			l := &t.Layers[li]
+			_, keys := l.Candidates()
+			res.DeltaSq[k], res.Quadratic[k] = map[string]float64{}, map[string]float64{}
+			if l.Scores == nil {
+				l.Scores, l.ScoreStderr = map[string]float64{}, map[string]float64{}
+				for _, key := range keys {
+					l.Scores[key] = l.AvgTrace * l.DeltaSq[key]
+					l.ScoreStderr[key] = l.AvgTraceStderr * l.DeltaSq[key]
+				}
+			}
+			l.ActDeltaSq = map[string]float64{} // for the record: Ω is in Scores
+			for _, key := range keys {
+				p, _ := sensitivity.ParsePrecision(key)
+				a := slices.Index(ws, p.A)
+				res.DeltaSq[k][key], res.Quadratic[k][key] = sq[k][a], quad[k][a]
+				l.ActDeltaSq[key] = sq[k][a]
+				l.Scores[key] += quad[k][a]
+			}
+		}
+		if t.Criterion == "" {
+			t.Criterion = string(sensitivity.Hessian)
+		}
+		t.Source += fmt.Sprintf("; activation term (1/N) Σ Δaᵀ H_a Δa along the quantizer's error, exact over all %d calibration samples, activation ranges %s", calib.Len(), set.Calibration)
+		return res, nil
 	}
 
 	ts := hessian.Settings{}
@@ -290,6 +339,58 @@ func ActivationTerm(ctx context.Context, e *nn.Engine, calib data.Dataset, t *se
 	}
 	t.Source += fmt.Sprintf("; activation term %s: Hutchinson, %d probes over %s, activation ranges %s", term, tr.Probes, how, set.Calibration)
 	return res, nil
+}
+
+// quadraticTerm returns, per layer and activation width, the mean over ds
+// of Δa_sᵀ H_a,s Δa_s along the quantizer's error (one direction per
+// layer and width, each on its layer only).
+func quadraticTerm(ctx context.Context, e *nn.Engine, ds data.Dataset, names []string, qs [][]ActQuantizer) ([][]float64, error) {
+	nw := len(qs[0])
+	dirs := make([]int, 0, len(names)*nw)
+	for k := range names {
+		for range nw {
+			dirs = append(dirs, k)
+		}
+	}
+	bs := e.BatchSize()
+	parts := make([][]float64, (ds.Len()+bs-1)/bs)
+	var mu sync.Mutex
+	err := e.InputHVP(ctx, ds, names, dirs, func(c *nn.InputChunk) {
+		for k := range names {
+			for a := range nw {
+				v := c.V[k*nw+a][k]
+				copy(v, c.X[k])
+				qs[k][a].Quantize(v)
+				for j, x := range c.X[k] {
+					v[j] -= x
+				}
+			}
+		}
+	}, func(c *nn.InputChunk) error {
+		out := make([]float64, len(dirs))
+		for j, k := range dirs {
+			for q, v := range c.V[j][k] {
+				out[j] += v * c.HV[j][k][q]
+			}
+		}
+		mu.Lock()
+		parts[c.Start/bs] = out
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("eval: activation quadratic form: %w", err)
+	}
+	quad := make([][]float64, len(names))
+	for k := range quad {
+		quad[k] = make([]float64, nw)
+	}
+	for _, p := range parts {
+		for j, x := range p {
+			quad[j/nw][j%nw] += x
+		}
+	}
+	return quad, nil
 }
 
 // probeSigns fills v with the Rademacher signs of probe i on layer k's

@@ -101,14 +101,15 @@ func TestPlanGolden(t *testing.T) {
 }
 
 // trace adds the activation term to hessian and diag tables (W4A4 then
-// costs more Ω than W4A8 on a layer whose input is not exact at 4 bits);
-// --weight-only leaves HAWQ-V3's weight-only Ω.
+// costs more Ω than W4A8 on a layer whose input is not exact at 4 bits),
+// also as the exact quadratic form (--act-quadratic); --weight-only
+// leaves HAWQ-V3's weight-only Ω.
 func TestTraceActivationTerm(t *testing.T) {
 	dir := t.TempDir()
 	for _, c := range []struct {
 		args []string
 		act  bool
-	}{{[]string{"--sensitivity", "diag", "--method", "hutchinson"}, true}, {[]string{"--weight-only"}, false}} {
+	}{{[]string{"--sensitivity", "diag", "--method", "hutchinson"}, true}, {[]string{"--weight-only"}, false}, {[]string{"--act-quadratic"}, true}} {
 		table := filepath.Join(dir, "t.json")
 		args := append(append([]string{"trace", lenet, "--format", "json", "-o", table, "--bits", "4,w4a8"}, fast...), c.args...)
 		if _, errs, code := runCmd(t, args...); code != 0 {

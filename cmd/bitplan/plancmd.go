@@ -94,6 +94,9 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *stability > 0 && tf.criterion != "" && strings.ToLower(tf.criterion) != string(sensitivity.Hessian) {
 		return usageError{fmt.Errorf("flag --stability resamples the Hessian traces; it applies to --sensitivity hessian only, not %s", tf.criterion)}
 	}
+	if *stability > 0 && tf.actQuad {
+		return usageError{fmt.Errorf("flag --stability resamples the weight traces, which --act-quadratic's Ω does not read")}
+	}
 	abits, err := parseAttentionBits(*attBits)
 	if err != nil {
 		return err

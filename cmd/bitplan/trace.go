@@ -30,6 +30,7 @@ type traceFlags struct {
 	groups     multiString
 	criterion  string
 	weightOnly bool
+	actQuad    bool
 	fs         *flag.FlagSet // to tell flags given from defaults
 }
 
@@ -65,6 +66,7 @@ func (t *traceFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&t.probeBatch, "probe-batch", defaultProbeBatch, fmt.Sprintf("each Hutchinson probe averages the Hessian over its own random mini-batch of `N` calibration samples (0: every probe over all samples; when not given, all samples for calibration sets of at most %d)", fullDataUpTo))
 	fs.StringVar(&t.criterion, "sensitivity", "hessian", "sensitivity `CRITERION` of Ω: hessian (HAWQ-V3, Tr(H)/n·‖ΔW‖²), diag (Σ diag(H)·ΔW² from the same probes), fisher (ModelOpt: Σ(∂L/∂y)²(Δy)²), taylor (|∇L·ΔW|), weight (‖ΔW‖²) or measured (calibration loss increase, one layer at a time); see docs/validation.md")
 	fs.BoolVar(&t.weightOnly, "weight-only", false, "hessian and diag: HAWQ-V3's weight-only Ω, without the activation term Tr(H_a)/n_a·E‖Δa‖² (Σ diag(H_a)·Δa² for diag) that prices each candidate's activation width")
+	fs.BoolVar(&t.actQuad, "act-quadratic", false, "hessian and diag: the activation term as the exact quadratic form Δaᵀ·H_a·Δa along the activation quantizer's error on the calibration data (one product per layer and width, no probes) instead of Tr(H_a)/n_a·E‖Δa‖²")
 	fs.DurationVar(&t.timeBudget, "time-budget", 0, "stop Hutchinson after `DURATION` (e.g. 2m) and report the errors reached (0: no limit)")
 	fs.Var(&t.groups, "group", groupHelp)
 	t.fs = fs
@@ -90,6 +92,9 @@ func (t *traceFlags) analysis(pr *progress) (*plan.Analysis, error) {
 	c, err := sensitivity.ParseCriterion(t.criterion)
 	if err != nil {
 		return nil, usageError{fmt.Errorf("flag --sensitivity: %v", err)}
+	}
+	if t.actQuad && t.weightOnly {
+		return nil, usageError{fmt.Errorf("flags --act-quadratic and --weight-only conflict: the first sets the activation term, the second drops it")}
 	}
 	a.Diag = c == sensitivity.Diag
 	a.NoTraces = !c.NeedsTraces()
@@ -181,7 +186,7 @@ func (t *traceFlags) score(ctx context.Context, a *plan.Analysis, s *plan.Sensit
 		ts.Progress = func(p hessian.Progress) {
 			pr.printf("activation traces: %d probes in %s, worst relative error %.1f%% (target %.1f%%)%s", p.Probes, p.Elapsed.Round(time.Second), 100*p.WorstRelErr, 100*t.tol, eta(p, ts.MaxProbes))
 		}
-		_, err := eval.ActivationTerm(ctx, a.Engine, a.Data, s.Table, &eval.ActivationSettings{Trace: &ts})
+		_, err := eval.ActivationTerm(ctx, a.Engine, a.Data, s.Table, &eval.ActivationSettings{Trace: &ts, Quadratic: t.actQuad})
 		return err
 	}
 	pr.printf("sensitivity: %s criterion on %d calibration samples", c, a.Data.Len())
