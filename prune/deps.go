@@ -138,9 +138,8 @@ type space struct {
 
 type analyzer struct {
 	m      *model.Model
-	cons   map[string][]*model.Node
 	shapes map[string]tref // Shape node outputs → the tracked tensor they measure
-	parted map[string]int  // tensor → parts it was split into by Slice nodes
+	parted map[string]int  // tensor → parts it was split into by Slice or Split nodes
 	batch2 *model.Shapes   // shapes at batch size 2 (nil until needed)
 	b2err  error
 	sets   unionfind.Sets
@@ -179,7 +178,7 @@ func Analyze(m *model.Model) (*Structure, error) {
 		return nil, fmt.Errorf("prune: the model has no prunable units (Conv, Gemm, MatMul with a constant weight)")
 	}
 	a := &analyzer{m: m, tens: map[string]tref{}, unitOf: map[int]*model.Unit{}, unitIx: map[string]int{},
-		out: map[string]int{}, in: map[string]int{}, dw: map[string]bool{}, cons: m.Consumers(),
+		out: map[string]int{}, in: map[string]int{}, dw: map[string]bool{},
 		shapes: map[string]tref{}, parted: map[string]int{}}
 	for i := range m.Units {
 		a.unitOf[m.Units[i].Node] = &m.Units[i]
