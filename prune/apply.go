@@ -214,6 +214,9 @@ func rewriteShapes(gr *onnx.GraphProto, shapes map[int][]edit) error {
 			v = slices.Clone(t.Int)
 		}
 		for _, e := range es {
+			if e.Axis < 0 {
+				continue // the constant holds as it is (−1 infers the heads kept)
+			}
 			if e.Axis >= len(v) {
 				return fmt.Errorf("prune: shape %q of %s has no entry %d", n.Input[1], n.GetName(), e.Axis)
 			}

@@ -739,6 +739,31 @@ func (a *analyzer) reshape(n *model.Node, sp map[int]tref) {
 		}
 		e = edit{Node: n.Index, Init: n.Input(1), Axis: ax, Inner: 1, Shape: true}
 		t = tref{id: t.id, axis: ax, inner: 1, rank: len(out)}
+	case !isInit && len(out) == len(in) && ax >= 1 && ax == len(in)-1 && in[ax-1] == 1 && same(in[:ax-1], out[:ax-1]) && out[ax-1]*out[ax] == in[ax]:
+		// torch's MultiheadAttention: [T, B, E] → [T, B·H, dh], the heads
+		// merged with the batch (B = 1 here): channel h is entry b·H + h of
+		// axis ax−1 for every b. The constant [0…, −1, dh] holds for every
+		// batch size and head count.
+		h, dh := out[ax-1], out[ax]
+		switch {
+		case t.inner == 1 && s.channels == h*dh && dh > 1:
+			a.coarsen(t.id, dh)
+		case t.inner*s.channels == in[ax] && s.channels == h && t.inner == dh:
+		default:
+			a.bad(t.id, "%s splits %d×%d channels into %d×%d", n.Label(), s.channels, t.inner, h, dh)
+			return
+		}
+		in2, out2 := a.dims2(n.Input(0)), a.dims2(n.Outputs[0])
+		if z, _ := n.AttrInt("allowzero", 0); z != 0 || len(in2) != len(in) || len(out2) != len(out) ||
+			!same(in2[:ax-1], out2[:ax-1]) || out2[ax-1] != in2[ax-1]*h || out2[ax] != dh {
+			a.bad(t.id, "%s: the heads merged with axis %d are not that axis times %d at batch size 2 (%v to %v), or allowzero is set", n.Label(), ax-1, h, in2, out2)
+			return
+		}
+		v := make([]int64, len(out))
+		v[ax-1], v[ax] = -1, int64(dh)
+		a.addEdit(t.id, edit{Node: n.Index, Axis: -1, Shape: true, Vals: v})
+		a.set(n.Outputs[0], tref{id: t.id, axis: ax - 1, inner: 1, rank: len(out)})
+		return
 	case len(out) == len(in)-1 && t.inner == 1 && ax+1 < len(in) && same(in[:ax], out[:ax]) && same(in[ax+2:], out[ax+1:]) && out[ax] == in[ax]*in[ax+1]:
 		// merge heads × head size.
 		if sh[ax] != int64(out[ax]) {
@@ -752,12 +777,14 @@ func (a *analyzer) reshape(n *model.Node, sp map[int]tref) {
 		return
 	}
 	if !isInit {
-		if why := a.computedShape(n, ax, len(sh)-1-ax); why != "" {
+		lead, why := a.computedShape(n, ax, len(sh)-1-ax)
+		if why != "" {
 			a.bad(t.id, "%s: %s", n.Label(), why)
 			return
 		}
 		e.Init = ""
 		e.Vals = make([]int64, len(sh))
+		copy(e.Vals, lead)
 		copy(e.Vals[ax:], sh[ax:])
 	}
 	a.addEdit(t.id, e)
@@ -765,21 +792,27 @@ func (a *analyzer) reshape(n *model.Node, sp map[int]tref) {
 }
 
 // computedShape checks that a Reshape whose shape is computed at run time
-// can take a constant with 0 (copy) before entry ax: allowzero unset, no
-// entry after the heads and head size but trail ones, and the dimensions
-// before ax equal in input and output at another batch size too.
-func (a *analyzer) computedShape(n *model.Node, ax, trail int) string {
+// can take a constant (allowzero unset, at most one entry after the channel
+// axis) and returns its entries before ax: 0 (copy) where the input's and
+// output's dimensions agree at batch size 2 too, or, for a single leading
+// entry that does not (torch's MultiheadAttention merges the sequence with
+// the batch: [T, B·H, dh] → [T·B, E]), −1 (inferred) when the entries
+// from ax on do not change with the batch size.
+func (a *analyzer) computedShape(n *model.Node, ax, trail int) ([]int64, string) {
 	if z, _ := n.AttrInt("allowzero", 0); z != 0 {
-		return "allowzero is set: a copied dimension cannot be written as 0"
+		return nil, "allowzero is set: a copied dimension cannot be written as 0"
 	}
 	if trail > 1 {
-		return fmt.Sprintf("the shape is computed at run time and has %d entries after the channel axis", trail)
+		return nil, fmt.Sprintf("the shape is computed at run time and has %d entries after the channel axis", trail)
 	}
 	in, out := a.dims2(n.Input(0)), a.dims2(n.Outputs[0])
-	if len(in) <= ax || len(out) <= ax || !slices.Equal(in[:ax], out[:ax]) {
-		return fmt.Sprintf("the shape is computed at run time and its leading entries are not the input's at batch size 2 (%v to %v)", in, out)
+	if len(in) > ax && len(out) > ax && slices.Equal(in[:ax], out[:ax]) {
+		return make([]int64, ax), ""
 	}
-	return ""
+	if ax == 1 && len(out) == len(a.dims(n.Outputs[0])) && slices.Equal(out[ax:], a.dims(n.Outputs[0])[ax:]) {
+		return []int64{-1}, ""
+	}
+	return nil, fmt.Sprintf("the shape is computed at run time and its leading entries are not the input's at batch size 2 (%v to %v)", in, out)
 }
 
 // intValue returns the integer value of a tensor known before run time: an

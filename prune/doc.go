@@ -31,9 +31,11 @@
 //     do), they are replaced by constants that hold for every batch size
 //     (0 copies the batch and sequence dimensions) and the dead shape
 //     arithmetic is dropped; a Shape of a pruned tensor whose value
-//     reaches anything else leaves its group intact (reported), as does
-//     torch's nn.MultiheadAttention export (torchvision's vit_b_16), which
-//     folds the batch into the heads axis.
+//     reaches anything else leaves its group intact (reported). torch's
+//     nn.MultiheadAttention export (torchvision's vit_b_16), which merges
+//     the heads with the batch ([T, B·H, dh], back to [T·B, E]), gets
+//     constants with −1 for the merged entry; each rewritten shape is
+//     checked against shape inference at a second batch size.
 //   - Estimate computes every output channel's Hessian trace Tr(H_cc) with
 //     Hutchinson's estimator over the engine's per-channel operator, with
 //     standard errors, and HAP's importance Tr(H_cc)/n_c·‖W_c‖² (Yu et al.,

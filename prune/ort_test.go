@@ -75,7 +75,8 @@ func runORT(t *testing.T, mp *onnx.ModelProto, l *loaded, xs [][]float64, n int)
 	return res
 }
 
-// TestZooHeadsORT: the zoo transformers with random heads and rows
+// TestZooHeadsORT: the zoo transformers (and mha_tiny, torch's
+// MultiheadAttention export) with random heads and rows
 // removed run in ONNX Runtime (constant Slice bounds and Reshape shapes,
 // the shape arithmetic gone) at batch sizes 1 and 3, and compute what
 // the original with those heads and rows silenced computes there, and what
@@ -84,10 +85,18 @@ func TestZooHeadsORT(t *testing.T) {
 	if err := ort.Init(""); err != nil {
 		t.Skipf("ONNX Runtime not available (build with -tags ort and set %s): %v", ort.LibraryEnv, err)
 	}
-	for _, name := range []string{"tiny_vit", "tiny_bert"} {
+	for _, name := range []string{"tiny_vit", "tiny_bert", "mha_tiny"} {
 		for _, op := range zooOpsets {
+			if name == "mha_tiny" && op != "op13" {
+				continue
+			}
 			t.Run(name+"/"+op, func(t *testing.T) {
-				l := loadZoo(t, name, op)
+				var l *loaded
+				if name == "mha_tiny" { // testdata/models: torch's MultiheadAttention
+					l = load(t, name)
+				} else {
+					l = loadZoo(t, name, op)
+				}
 				r := rand.New(rand.NewPCG(7, uint64(len(name)+len(op))))
 				heads, _ := headGroups(l.st)
 				for trial := 0; trial < 2; trial++ {

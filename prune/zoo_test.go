@@ -62,13 +62,14 @@ func zooInputs(r *rand.Rand, l *loaded, n int) [][]float64 {
 }
 
 // headGroups returns the prunable groups of a transformer whose channels
-// are heads (the fused q/k/v projection's groups) and the FFN row groups.
+// are heads (those with Reshape edits) and the others (FFN rows, a
+// pooler's rows).
 func headGroups(st *Structure) (heads, rows []*Group) {
 	for _, g := range st.Groups {
 		if !g.Prunable {
 			continue
 		}
-		if strings.Contains(g.Name, "qkv") {
+		if slices.ContainsFunc(g.edits, func(e edit) bool { return e.Shape }) {
 			heads = append(heads, g)
 		} else {
 			rows = append(rows, g)
@@ -124,6 +125,50 @@ func TestZooHeadsAnalyze(t *testing.T) {
 					}
 				}
 			})
+		}
+	}
+}
+
+// TestMHAHeads: torch's nn.MultiheadAttention export
+// (testdata/models/mha_tiny.onnx, scripts/make_mha_tiny.py: the heads
+// merged with the batch axis, [T, N·heads, 4], shapes computed at run
+// time) has one prunable group of its 2 heads, and cutting one equals the
+// silenced original at batch sizes 1 and 3 (the −1 in the rewritten shapes
+// infers N·heads kept and T·N).
+func TestMHAHeads(t *testing.T) {
+	l := load(t, "mha_tiny")
+	heads, rows := headGroups(l.st)
+	if len(heads) != 1 || heads[0].Channels != 2 || len(rows) != 1 || rows[0].Channels != 16 {
+		t.Fatalf("%d head groups and %d row groups (want one of 2 heads and one of 16 rows); unprunable:\n%s", len(heads), len(rows), strings.Join(l.st.Unprunable(), "\n"))
+	}
+	for c := 0; c < 2; c++ {
+		keep := make([][]int, len(l.st.Groups))
+		for i, g := range l.st.Groups {
+			for j := 0; j < g.Channels; j++ {
+				if g != heads[0] || j == c {
+					keep[i] = append(keep[i], j)
+				}
+			}
+		}
+		out, err := Apply(l.mp, l.st, keep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pl, ref := loadProto(t, out), loadProto(t, zeroRemoved(t, l.mp, l.st, keep))
+		r := rand.New(rand.NewPCG(uint64(c), 8))
+		for _, n := range []int{1, 3} {
+			xs := zooInputs(r, l, n)
+			got, err := pl.e.LogitsInputs(xs, n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := ref.e.LogitsInputs(xs, n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d, s := maxDiff(want, got); len(got) != len(want) || d > zeroTol*max(s, 1) {
+				t.Errorf("head %d kept, batch %d: pruned logits differ from the silenced original's by %.3g (scale %.3g)", c, n, d, s)
+			}
 		}
 	}
 }
@@ -357,10 +402,11 @@ func maxDiff(a, b []float64) (diff, scale float64) {
 
 // TestZooCacheHeads analyses the zoo's large transformers when
 // $BITPLAN_ZOO_DIR holds them (scripts/zoo.py --large --out DIR): every
-// layer of the BERT-base-shaped encoder (12 heads of 64) and of the
-// pre-norm ViT (3 heads of 64) is a prunable head group; torchvision's
-// vit_b_16 (nn.MultiheadAttention) is reported. On vit_prenorm a random
-// cut equals the silenced original.
+// layer of the BERT-base-shaped encoder (12 heads of 64), of the pre-norm
+// ViT (3 heads of 64) and of torchvision's vit_b_16 (nn.MultiheadAttention:
+// the heads merged with the batch axis, [T, B·H, 64]; 12 heads) is a
+// prunable head group. On the ViTs a random cut equals the silenced
+// original.
 func TestZooCacheHeads(t *testing.T) {
 	dir := os.Getenv("BITPLAN_ZOO_DIR")
 	if dir == "" {
@@ -369,7 +415,7 @@ func TestZooCacheHeads(t *testing.T) {
 	cases := []struct {
 		name          string
 		groups, heads int
-	}{{"vit_prenorm", 6, 3}, {"bert", 12, 12}, {"vit_b_16", -1, 12}}
+	}{{"vit_prenorm", 6, 3}, {"bert", 12, 12}, {"vit_b_16", 12, 12}}
 	for _, c := range cases {
 		for _, op := range []string{"op13", "op17"} {
 			t.Run(c.name+"/"+op, func(t *testing.T) {
@@ -396,7 +442,7 @@ func TestZooCacheHeads(t *testing.T) {
 				if len(heads) != c.groups {
 					t.Errorf("%d head groups, want %d; unprunable:\n%s", len(heads), c.groups, strings.Join(l.st.Unprunable(), "\n"))
 				}
-				if c.name != "vit_prenorm" {
+				if c.name == "bert" {
 					return
 				}
 				r := rand.New(rand.NewPCG(9, 9))
