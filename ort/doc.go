@@ -2,7 +2,10 @@
 // (QDQ) model on a dataset, the kernels ONNX Runtime chose for it (from
 // its optimized graph: QLinearConv, QLinearMatMul, MatMulNBits, or
 // DequantizeLinear followed by a float operator) and its latency on this
-// machine.
+// machine. Every data input of the model is fed (a data.Inputs dataset of
+// several inputs, such as token ids and an attention mask, in the model's
+// input order, each converted to its element type: INT64 ids stay exact);
+// OpenFile loads a model whose weights are ONNX external data.
 //
 // The binding (github.com/yalue/onnxruntime_go, cgo) is built only with
 // the build tag ort; default builds are pure Go and every function returns
