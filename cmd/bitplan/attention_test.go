@@ -90,4 +90,44 @@ func TestPlanAttention(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("quantize: exit %d: %s", code, errs)
 	}
+
+	// --nonlinear choose on the T4: /layers.0/gelu has 16·64 = 1,024
+	// elements per sample; integer-only they move 5 B each (1.6e-8 s at
+	// 320 GB/s, above 10 ops at 4.07 T op/s) and cost 7·0.1 + 3·3.1 pJ plus
+	// 5 B·162.5 pJ each (842.24 nJ); in float 8 B (2.56e-8 s) and
+	// 14·0.9 + 19·3.7 pJ plus 8 B·162.5 pJ (1,416.0896 nJ).
+	out := filepath.Join(tmp, "plan-nl.json")
+	_, errs, code = runCmd(t, "plan", model, "--inputs", in, "--labels", labels, "--max-size", "50%", "--verify", "0",
+		"--method", "hutchinson", "--min-probes", "2", "--max-probes", "3", "--nonlinear", "choose", "--profile", "t4", "--format", "json", "-o", out)
+	if code != 0 {
+		t.Fatalf("--nonlinear choose: exit %d: %s", code, errs)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p planJSON
+	if err := json.Unmarshal(b, &p); err != nil {
+		t.Fatal(err)
+	}
+	found := 0
+	for _, l := range p.Layers {
+		if l.Kind != "nonlinear" {
+			continue
+		}
+		found++
+		if l.Name != "/layers.0/gelu" {
+			continue
+		}
+		lat, en := 1.6e-5, 842.24e-9
+		if l.Bits == 16 {
+			lat, en = 2.56e-5, 1416.0896e-9
+		}
+		if math.Abs(l.Costs["latency@t4"]-lat) > 1e-12 || math.Abs(l.Costs["energy@t4"]-en) > 1e-15 {
+			t.Errorf("%s at %d bits: latency %g ms, energy %g J; want %g, %g", l.Name, l.Bits, l.Costs["latency@t4"], l.Costs["energy@t4"], lat, en)
+		}
+	}
+	if found != 7 {
+		t.Errorf("%d non-linearity layers, want 7 (embedding norm; per layer softmax, gelu, layer norms)", found)
+	}
 }
