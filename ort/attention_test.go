@@ -153,7 +153,6 @@ func TestAttentionQDQMatchesSimulation(t *testing.T) {
 	}
 }
 
-
 // TestAttentionPlanQDQ solves a real plan with attention candidates on
 // tiny_bert (Hutchinson traces for the weights, measured Ω for the four
 // attention products, a BOPS budget at 40 % of the range), exports it
