@@ -72,10 +72,10 @@ func init() {
 	for _, a := range arith {
 		Register(&Def{Type: a.typ, Infer: InferBroadcast, Exec: Binary(a.fns), Class: Elementwise, Channels: a.flow, Cases: binaryCases(a.lo, 2)})
 	}
-	// Variadic reductions over inputs: shapes only (the engine runs the
-	// two-input forms above).
+	// Variadic sums over inputs: evaluated on constants only (the engine
+	// runs the two-input forms above).
 	for _, typ := range []string{"Sum", "Mean"} {
-		Register(&Def{Type: typ, Infer: InferBroadcast, Cases: []Case{{Name: "three inputs",
+		Register(&Def{Type: typ, Infer: InferBroadcast, Fold: true, Eval: evalSum, Cases: []Case{{Name: "three inputs",
 			Inputs: []CaseInput{{Shape: []int{2, 1}}, {Shape: []int{3}}, {Shape: []int{1, 3}}}, Want: []int{2, 3}}}})
 	}
 	// Comparisons and logical operators: BOOL outputs, evaluated only on
@@ -115,6 +115,25 @@ func init() {
 		Inputs: []CaseInput{{Shape: []int{2, 1}, Lo: -5, Hi: 5}, {Shape: []int{3}, Lo: 1, Hi: 2}}, Want: []int{2, 3}}}})
 	Register(&Def{Type: "Where", Infer: inferWhere, Fold: true, Eval: evalWhere, Cases: []Case{{Name: "broadcast",
 		Inputs: []CaseInput{{Shape: []int{2, 1}}, {Shape: []int{3}}, {Shape: []int{1}}}, Want: []int{2, 3}}}})
+}
+
+// evalSum is Sum's and Mean's Eval: the broadcast sum of the inputs
+// (divided by their count for Mean).
+func evalSum(n *Node, ins, outs []*Tensor) error {
+	y := outs[0]
+	v := make([]float64, y.Len())
+	for _, x := range ins {
+		for k, j := range BroadcastIndex(x.Shape, y.Shape) {
+			v[k] += at(x, j)
+		}
+	}
+	if n.Op == "Mean" {
+		for k := range v {
+			v[k] /= float64(len(ins))
+		}
+	}
+	StoreAs(y, v)
+	return nil
 }
 
 // evalPredicate is the Eval of a unary BOOL-valued operator.

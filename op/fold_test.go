@@ -121,6 +121,20 @@ func init() {
 			return a - b*math.Floor(a/b) // Python's %: the divisor's sign
 		})
 	}
+	for _, typ := range []string{"Sum", "Mean"} {
+		bruteEval[typ] = func(n *Node, ins []*Tensor, out *Tensor) []float64 {
+			return overCoords(out.Shape, func(c []int) float64 {
+				s := 0.0
+				for _, x := range ins {
+					s += bAt(x, c)
+				}
+				if n.Op == "Mean" {
+					s /= float64(len(ins))
+				}
+				return float64(float32(s))
+			})
+		}
+	}
 	bruteEval["Where"] = func(n *Node, ins []*Tensor, out *Tensor) []float64 {
 		return overCoords(out.Shape, func(c []int) float64 {
 			if bAt(ins[0], c) != 0 {
