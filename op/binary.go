@@ -31,9 +31,9 @@ func init() {
 	}{
 		{"Add", BinaryFns{F: func(a, b float64) float64 { return a + b }, Da: oneAB, Db: oneAB, Linear: true}, -1, FlowBroadcast},
 		{"Sub", BinaryFns{F: func(a, b float64) float64 { return a - b }, Da: oneAB, Db: negOne, Linear: true}, -1, FlowBroadcast},
-		{"Mul", BinaryFns{F: func(a, b float64) float64 { return a * b },
+		{"Mul", BinaryFns{F: func(a, b float64) float64 { return a * b }, ScaleA: true, ScaleB: true,
 			Da: func(a, b float64) float64 { return b }, Db: func(a, b float64) float64 { return a }, Dab: oneAB}, -1, FlowBroadcast},
-		{"Div", BinaryFns{F: func(a, b float64) float64 { return a / b },
+		{"Div", BinaryFns{F: func(a, b float64) float64 { return a / b }, ScaleA: true,
 			Da:  func(a, b float64) float64 { return 1 / b },
 			Db:  func(a, b float64) float64 { return -a / (b * b) },
 			Dab: func(a, b float64) float64 { return -1 / (b * b) },

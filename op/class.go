@@ -14,7 +14,23 @@ package op
 type UnaryFns struct {
 	F      func(x float64) float64
 	D1, D2 func(x, y float64) float64
+	// Args says which of x and y D1 and D2 read (default both): the
+	// kernel then keeps only that value for the derivative passes and
+	// passes 0 for the other.
+	Args Args
 }
+
+// Args says which arguments an elementwise operator's derivatives read.
+type Args int
+
+const (
+	// ArgsXY: f′ and f″ read x and y.
+	ArgsXY Args = iota
+	// ArgsX: they read only x (Relu, Erf, Gelu).
+	ArgsX
+	// ArgsY: they read only y = f(x) (Sigmoid, Tanh, Exp).
+	ArgsY
+)
 
 // Unary returns the Exec of an elementwise operator whose functions fns
 // builds from the node (attributes, constant inputs). Its passes are
@@ -45,6 +61,25 @@ type unaryKernel[T Real] struct {
 
 func (k *unaryKernel[T]) d1(x, y T) T { return T(k.D1(float64(x), float64(y))) }
 
+// args returns the values the derivatives read (nil: not read, 0).
+func (k *unaryKernel[T]) args(w *Work[T]) (x, y []T) {
+	switch k.Args {
+	case ArgsX:
+		return w.Val[k.x], nil
+	case ArgsY:
+		return nil, w.Val[k.y]
+	}
+	return w.Val[k.x], w.Val[k.y]
+}
+
+// at returns v[i], or 0 for an argument not read.
+func at[T Real](v []T, i int) T {
+	if v == nil {
+		return 0
+	}
+	return v[i]
+}
+
 func (k *unaryKernel[T]) Forward(w *Work[T]) {
 	x, y := w.Val[k.x], w.Val[k.y]
 	for i, v := range x {
@@ -61,9 +96,9 @@ func (k *unaryKernel[T]) RForward(w *Work[T]) {
 		clear(ry)
 		return
 	}
-	x, y := w.Val[k.x], w.Val[k.y]
+	x, y := k.args(w)
 	for i := range ry {
-		ry[i] = k.d1(x[i], y[i]) * rx[i]
+		ry[i] = k.d1(at(x, i), at(y, i)) * rx[i]
 	}
 }
 
@@ -72,9 +107,9 @@ func (k *unaryKernel[T]) Backward(w *Work[T]) {
 	if dx == nil || dy == nil {
 		return
 	}
-	x, y := w.Val[k.x], w.Val[k.y]
+	x, y := k.args(w)
 	for i, g := range dy {
-		dx[i] += k.d1(x[i], y[i]) * g
+		dx[i] += k.d1(at(x, i), at(y, i)) * g
 	}
 }
 
@@ -83,15 +118,18 @@ func (k *unaryKernel[T]) RBackward(w *Work[T]) {
 	if rdx == nil || rdy == nil {
 		return
 	}
-	x, y, rx, dy := w.Val[k.x], w.Val[k.y], w.RV[k.x], w.Adj[k.y]
+	x, y := k.args(w)
+	rx := w.RV[k.x]
 	if rx == nil || k.D2 == nil {
 		for i, g := range rdy {
-			rdx[i] += k.d1(x[i], y[i]) * g
+			rdx[i] += k.d1(at(x, i), at(y, i)) * g
 		}
 		return
 	}
+	dy := w.Adj[k.y]
 	for i, g := range rdy {
-		rdx[i] += k.d1(x[i], y[i])*g + T(k.D2(float64(x[i]), float64(y[i])))*rx[i]*dy[i]
+		xi, yi := at(x, i), at(y, i)
+		rdx[i] += k.d1(xi, yi)*g + T(k.D2(float64(xi), float64(yi)))*rx[i]*dy[i]
 	}
 }
 
@@ -105,6 +143,10 @@ type BinaryFns struct {
 	// partials zero (Add, Sub): the derivative passes then read neither
 	// the operands' values nor ȳ, so the engine need not keep them.
 	Linear bool
+	// ScaleA reports that Da does not read a and Daa is nil (Mul, Div):
+	// with a constant b, y is a linear map of a, and the derivative
+	// passes read neither a nor ȳ. ScaleB is the same for b (Mul).
+	ScaleA, ScaleB bool
 }
 
 // Binary returns the Exec of a broadcasting elementwise binary operator.
@@ -127,6 +169,9 @@ func newBinary[T Real](fns BinaryFns) func(b *Build) (Kernel[T], error) {
 		if fns.Linear {
 			k.ca, k.cb = T(fns.Da(0, 0)), T(fns.Db(0, 0))
 		}
+		_, constA := b.Const(k.a)
+		_, constB := b.Const(k.b)
+		k.dropA, k.dropB = fns.ScaleA && constB, fns.ScaleB && constA
 		ys := b.Shape(k.y)
 		k.ba, k.bb = newBcast(b.Shape(k.a), ys), newBcast(b.Shape(k.b), ys)
 		return k, nil
@@ -139,6 +184,23 @@ type binaryKernel[T Real] struct {
 	ba, bb  bcast
 	// ca, cb are the constant partials of a Linear operator.
 	ca, cb T
+	// dropA (dropB): the derivative passes do not read a (b), whose
+	// partial and the other operand, a constant, do not depend on it
+	// (ScaleA with a constant b).
+	dropA, dropB bool
+}
+
+// vals returns the operands' values as the derivative passes read them
+// (nil for a dropped one: at gives 0, which its partials ignore).
+func (k *binaryKernel[T]) vals(w *Work[T]) (a, b []T) {
+	a, b = w.Val[k.a], w.Val[k.b]
+	if k.dropA {
+		a = nil
+	}
+	if k.dropB {
+		b = nil
+	}
+	return a, b
 }
 
 func call[T Real](f func(a, b float64) float64, a, b T) T { return T(f(float64(a), float64(b))) }
@@ -151,7 +213,7 @@ func (k *binaryKernel[T]) Forward(w *Work[T]) {
 }
 
 func (k *binaryKernel[T]) RForward(w *Work[T]) {
-	a, b, ra, rb, ry := w.Val[k.a], w.Val[k.b], w.RV[k.a], w.RV[k.b], w.RV[k.y]
+	ra, rb, ry := w.RV[k.a], w.RV[k.b], w.RV[k.y]
 	if ry == nil {
 		return
 	}
@@ -168,14 +230,15 @@ func (k *binaryKernel[T]) RForward(w *Work[T]) {
 		}
 		return
 	}
+	a, b := k.vals(w)
 	for i := range ry {
 		ia, ib := k.ba.at(i), k.bb.at(i)
 		var r T
 		if ra != nil {
-			r = call(k.Da, a[ia], b[ib]) * ra[ia]
+			r = call(k.Da, at(a, ia), at(b, ib)) * ra[ia]
 		}
 		if rb != nil {
-			r += call(k.Db, a[ia], b[ib]) * rb[ib]
+			r += call(k.Db, at(a, ia), at(b, ib)) * rb[ib]
 		}
 		ry[i] = r
 	}
@@ -190,14 +253,14 @@ func (k *binaryKernel[T]) Backward(w *Work[T]) {
 		k.transpose(da, db, g)
 		return
 	}
-	a, b := w.Val[k.a], w.Val[k.b]
+	a, b := k.vals(w)
 	for i, gi := range g {
 		ia, ib := k.ba.at(i), k.bb.at(i)
 		if da != nil {
-			da[ia] += call(k.Da, a[ia], b[ib]) * gi
+			da[ia] += call(k.Da, at(a, ia), at(b, ib)) * gi
 		}
 		if db != nil {
-			db[ib] += call(k.Db, a[ia], b[ib]) * gi
+			db[ib] += call(k.Db, at(a, ia), at(b, ib)) * gi
 		}
 	}
 }
@@ -211,7 +274,23 @@ func (k *binaryKernel[T]) RBackward(w *Work[T]) {
 		k.transpose(rda, rdb, rg)
 		return
 	}
-	a, b, ra, rb := w.Val[k.a], w.Val[k.b], w.RV[k.a], w.RV[k.b]
+	a, b := k.vals(w)
+	ra, rb := w.RV[k.a], w.RV[k.b]
+	has := func(f func(a, b float64) float64, r []T) bool { return f != nil && r != nil }
+	if !(rda != nil && (has(k.Daa, ra) || has(k.Dab, rb))) && !(rdb != nil && (has(k.Dab, ra) || has(k.Dbb, rb))) {
+		// No second-order term: ȳ is not read.
+		for i, rgi := range rg {
+			ia, ib := k.ba.at(i), k.bb.at(i)
+			x, y := at(a, ia), at(b, ib)
+			if rda != nil {
+				rda[ia] += call(k.Da, x, y) * rgi
+			}
+			if rdb != nil {
+				rdb[ib] += call(k.Db, x, y) * rgi
+			}
+		}
+		return
+	}
 	second := func(f func(a, b float64) float64, x, y T, r []T, i int) T {
 		if f == nil || r == nil {
 			return 0
@@ -220,7 +299,7 @@ func (k *binaryKernel[T]) RBackward(w *Work[T]) {
 	}
 	for i, rgi := range rg {
 		ia, ib := k.ba.at(i), k.bb.at(i)
-		x, y := a[ia], b[ib]
+		x, y := at(a, ia), at(b, ib)
 		if rda != nil {
 			rda[ia] += call(k.Da, x, y)*rgi + (second(k.Daa, x, y, ra, ia)+second(k.Dab, x, y, rb, ib))*g[i]
 		}
@@ -311,15 +390,18 @@ func (k *linearKernel[T]) RBackward(w *Work[T]) {
 // Retains: a linear map reads no values, and R-backward only R{ȳ}.
 func (k *linearKernel[T]) Retains() Retains { return Retains{} }
 
-// Retains: f′ and f″ take x and y; R-backward reads R{x} and ȳ.
+// Retains: f′ and f″ take x and y (or the one Args names); R-backward
+// reads R{x} and ȳ for the f″ term (nothing more when f″ = 0).
 func (k *unaryKernel[T]) Retains() Retains {
-	return Retains{InVal: true, OutVal: true, InRV: true, OutAdj: true}
+	second := k.D2 != nil
+	return Retains{InVal: k.Args != ArgsY, OutVal: k.Args != ArgsX, InRV: second, OutAdj: second}
 }
 
 // Retains: the partials take a and b; R-backward reads R{a}, R{b} and ȳ.
-// A Linear operator (Add, Sub) reads none of them.
+// A Linear operator (Add, Sub), and a ScaleA (ScaleB) one with a constant
+// b (a) — a product or quotient by a constant — reads none of them.
 func (k *binaryKernel[T]) Retains() Retains {
-	if k.Linear {
+	if k.Linear || k.dropA || k.dropB {
 		return Retains{}
 	}
 	return Retains{InVal: true, InRV: true, OutAdj: true}

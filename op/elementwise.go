@@ -37,14 +37,14 @@ var unaryOps = []struct {
 	fns   func(*Build) (UnaryFns, error)
 	cases []Case
 }{
-	{"Relu", fixed(UnaryFns{
+	{"Relu", fixed(UnaryFns{Args: ArgsX,
 		F:  func(x float64) float64 { return max(x, 0) },
 		D1: func(x, _ float64) float64 { return step(x) },
 	}), unaryCase(-1, 1)},
 	{"LeakyRelu", func(b *Build) (UnaryFns, error) {
 		a, err := b.Node.AttrFloat("alpha", 0.01)
 		if err != nil {
-			return UnaryFns{}, err
+			return UnaryFns{Args: ArgsX}, err
 		}
 		return UnaryFns{
 			F: func(x float64) float64 {
@@ -63,31 +63,31 @@ var unaryOps = []struct {
 	}, unaryCase(-1, 1, &Attr{Name: "alpha", Type: AttrFloat, Float: 0.2})},
 	{"Clip", clipFns, append(unaryCase(-1, 1, &Attr{Name: "min", Type: AttrFloat, Float: -0.5}, &Attr{Name: "max", Type: AttrFloat, Float: 0.5}),
 		Case{Name: "bounds as inputs", Opset: 13, Inputs: []CaseInput{{Shape: []int{2, 3}}, {Shape: []int{}, Const: []float64{0}}, {Shape: []int{}, Const: []float64{0.6}}}, Want: []int{2, 3}})},
-	{"Sigmoid", fixed(UnaryFns{
+	{"Sigmoid", fixed(UnaryFns{Args: ArgsY,
 		F:  func(x float64) float64 { return 1 / (1 + math.Exp(-x)) },
 		D1: func(_, y float64) float64 { return y * (1 - y) },
 		D2: func(_, y float64) float64 { return y * (1 - y) * (1 - 2*y) },
 	}), unaryCase(-2, 2)},
-	{"Tanh", fixed(UnaryFns{
+	{"Tanh", fixed(UnaryFns{Args: ArgsY,
 		F:  math.Tanh,
 		D1: func(_, y float64) float64 { return 1 - y*y },
 		D2: func(_, y float64) float64 { return -2 * y * (1 - y*y) },
 	}), unaryCase(-2, 2)},
-	{"Exp", fixed(UnaryFns{F: math.Exp, D1: func(_, y float64) float64 { return y }, D2: func(_, y float64) float64 { return y }}), unaryCase(-1, 1)},
-	{"Log", fixed(UnaryFns{F: math.Log, D1: func(x, _ float64) float64 { return 1 / x }, D2: func(x, _ float64) float64 { return -1 / (x * x) }}), unaryCase(0.5, 2)},
-	{"Neg", fixed(UnaryFns{F: func(x float64) float64 { return -x }, D1: func(_, _ float64) float64 { return -1 }}), unaryCase(-1, 1)},
-	{"Abs", fixed(UnaryFns{F: math.Abs, D1: func(x, _ float64) float64 {
+	{"Exp", fixed(UnaryFns{Args: ArgsY, F: math.Exp, D1: func(_, y float64) float64 { return y }, D2: func(_, y float64) float64 { return y }}), unaryCase(-1, 1)},
+	{"Log", fixed(UnaryFns{Args: ArgsX, F: math.Log, D1: func(x, _ float64) float64 { return 1 / x }, D2: func(x, _ float64) float64 { return -1 / (x * x) }}), unaryCase(0.5, 2)},
+	{"Neg", fixed(UnaryFns{Args: ArgsX, F: func(x float64) float64 { return -x }, D1: func(_, _ float64) float64 { return -1 }}), unaryCase(-1, 1)},
+	{"Abs", fixed(UnaryFns{Args: ArgsX, F: math.Abs, D1: func(x, _ float64) float64 {
 		if x < 0 {
 			return -1
 		}
 		return 1
 	}}), unaryCase(-1, 1)},
 	{"Sqrt", fixed(UnaryFns{F: math.Sqrt, D1: func(_, y float64) float64 { return 0.5 / y }, D2: func(x, y float64) float64 { return -0.25 / (x * y) }}), unaryCase(0.5, 2)},
-	{"Reciprocal", fixed(UnaryFns{F: func(x float64) float64 { return 1 / x }, D1: func(_, y float64) float64 { return -y * y }, D2: func(_, y float64) float64 { return 2 * y * y * y }}), unaryCase(0.5, 2)},
-	{"Erf", fixed(UnaryFns{F: math.Erf,
+	{"Reciprocal", fixed(UnaryFns{Args: ArgsY, F: func(x float64) float64 { return 1 / x }, D1: func(_, y float64) float64 { return -y * y }, D2: func(_, y float64) float64 { return 2 * y * y * y }}), unaryCase(0.5, 2)},
+	{"Erf", fixed(UnaryFns{Args: ArgsX, F: math.Erf,
 		D1: func(x, _ float64) float64 { return 2 / math.SqrtPi * math.Exp(-x*x) },
 		D2: func(x, _ float64) float64 { return -4 * x / math.SqrtPi * math.Exp(-x*x) }}), unaryCase(-2, 2)},
-	{"Softplus", fixed(UnaryFns{
+	{"Softplus", fixed(UnaryFns{Args: ArgsX,
 		F: func(x float64) float64 {
 			if x > 0 {
 				return x + math.Log1p(math.Exp(-x))
@@ -97,7 +97,7 @@ var unaryOps = []struct {
 		D1: func(x, _ float64) float64 { return 1 / (1 + math.Exp(-x)) },
 		D2: func(x, _ float64) float64 { s := 1 / (1 + math.Exp(-x)); return s * (1 - s) },
 	}), unaryCase(-2, 2)},
-	{"Softsign", fixed(UnaryFns{
+	{"Softsign", fixed(UnaryFns{Args: ArgsX,
 		F:  func(x float64) float64 { return x / (1 + math.Abs(x)) },
 		D1: func(x, _ float64) float64 { d := 1 + math.Abs(x); return 1 / (d * d) },
 		D2: func(x, _ float64) float64 {
@@ -114,7 +114,7 @@ var unaryOps = []struct {
 	{"HardSigmoid", func(b *Build) (UnaryFns, error) {
 		a, err := b.Node.AttrFloat("alpha", 0.2)
 		if err != nil {
-			return UnaryFns{}, err
+			return UnaryFns{Args: ArgsX}, err
 		}
 		c, err := b.Node.AttrFloat("beta", 0.5)
 		if err != nil {
@@ -130,7 +130,7 @@ var unaryOps = []struct {
 			},
 		}, nil
 	}, unaryCase(-4, 4)},
-	{"HardSwish", fixed(UnaryFns{
+	{"HardSwish", fixed(UnaryFns{Args: ArgsX,
 		// x · HardSigmoid(x) with α = 1/6, β = 1/2.
 		F: func(x float64) float64 { return x * min(max(x/6+0.5, 0), 1) },
 		D1: func(x, _ float64) float64 {
@@ -150,7 +150,7 @@ var unaryOps = []struct {
 		},
 	}), unaryCase(-4, 4)},
 	{"Gelu", geluFns, append(unaryCase(-2, 2), unaryCase(-2, 2, &Attr{Name: "approximate", Type: AttrString, String: "tanh"})...)},
-	{"Mish", fixed(UnaryFns{
+	{"Mish", fixed(UnaryFns{Args: ArgsX,
 		// x · tanh(softplus(x)); f′ = t + x s (1 − t²) with s = σ(x), t = tanh(softplus(x)).
 		F: func(x float64) float64 { return x * math.Tanh(math.Log1p(math.Exp(x))) },
 		D1: func(x, _ float64) float64 {
@@ -165,10 +165,10 @@ var unaryOps = []struct {
 	}), unaryCase(-2, 2)},
 	{"Sin", fixed(UnaryFns{F: math.Sin, D1: func(x, _ float64) float64 { return math.Cos(x) }, D2: func(_, y float64) float64 { return -y }}), unaryCase(-2, 2)},
 	{"Cos", fixed(UnaryFns{F: math.Cos, D1: func(x, _ float64) float64 { return -math.Sin(x) }, D2: func(_, y float64) float64 { return -y }}), unaryCase(-2, 2)},
-	{"Floor", fixed(UnaryFns{F: math.Floor, D1: zero}), unaryCase(0.1, 0.9)},
-	{"Ceil", fixed(UnaryFns{F: math.Ceil, D1: zero}), unaryCase(0.1, 0.9)},
-	{"Round", fixed(UnaryFns{F: math.RoundToEven, D1: zero}), unaryCase(0.1, 0.4)},
-	{"Sign", fixed(UnaryFns{F: func(x float64) float64 {
+	{"Floor", fixed(UnaryFns{Args: ArgsX, F: math.Floor, D1: zero}), unaryCase(0.1, 0.9)},
+	{"Ceil", fixed(UnaryFns{Args: ArgsX, F: math.Ceil, D1: zero}), unaryCase(0.1, 0.9)},
+	{"Round", fixed(UnaryFns{Args: ArgsX, F: math.RoundToEven, D1: zero}), unaryCase(0.1, 0.4)},
+	{"Sign", fixed(UnaryFns{Args: ArgsX, F: func(x float64) float64 {
 		switch {
 		case x > 0:
 			return 1
@@ -180,7 +180,7 @@ var unaryOps = []struct {
 	{"ThresholdedRelu", func(b *Build) (UnaryFns, error) {
 		a, err := b.Node.AttrFloat("alpha", 1)
 		if err != nil {
-			return UnaryFns{}, err
+			return UnaryFns{Args: ArgsX}, err
 		}
 		return UnaryFns{
 			F: func(x float64) float64 {
@@ -226,7 +226,7 @@ func clipFns(b *Build) (UnaryFns, error) {
 			*dst = v[0]
 		}
 	}
-	return UnaryFns{
+	return UnaryFns{Args: ArgsX,
 		F: func(x float64) float64 { return min(max(x, lo), hi) },
 		D1: func(x, _ float64) float64 {
 			if x > lo && x < hi {
@@ -259,7 +259,7 @@ func eluFns(typ string) func(*Build) (UnaryFns, error) {
 		if typ == "Celu" {
 			s = 1 / a
 		}
-		return UnaryFns{
+		return UnaryFns{Args: ArgsX,
 			F: func(x float64) float64 {
 				if x > 0 {
 					return g * x
@@ -291,14 +291,14 @@ func geluFns(b *Build) (UnaryFns, error) {
 	}
 	switch ap {
 	case "none":
-		return UnaryFns{
+		return UnaryFns{Args: ArgsX,
 			F:  func(x float64) float64 { return 0.5 * x * (1 + math.Erf(x/sqrt2)) },
 			D1: func(x, _ float64) float64 { return 0.5*(1+math.Erf(x/sqrt2)) + x*phi(x) },
 			D2: func(x, _ float64) float64 { return phi(x) * (2 - x*x) },
 		}, nil
 	case "tanh":
 		c := math.Sqrt(2 / math.Pi)
-		return UnaryFns{
+		return UnaryFns{Args: ArgsX,
 			F: func(x float64) float64 { return 0.5 * x * (1 + math.Tanh(c*(x+0.044715*x*x*x))) },
 			D1: func(x, _ float64) float64 {
 				u := c * (x + 0.044715*x*x*x)
