@@ -48,9 +48,17 @@ const (
 	nBufs
 )
 
+// modeHVP1 is a product with one direction: the backward pass runs
+// fused into the R-backward pass (B_i then RB_i for each step, from the
+// last), so an adjoint lives only from its first accumulation to its
+// producer's steps, not across the R-forward pass: the arithmetic of
+// every kernel is unchanged, and each direction would repeat the
+// backward pass, so products with several directions share it (modeHVP).
+const modeHVP1 = modeHVP + 1
+
 // nModes is the number of pass modes with a schedule (modeEval, modeGrad,
-// modeHVP).
-const nModes = 3
+// modeHVP, modeHVP1).
+const nModes = 4
 
 // buf names one buffer: its kind and its root slot (views share their
 // source's buffers).
@@ -60,8 +68,9 @@ type buf struct {
 }
 
 // schedule lists the buffers taken before and given back after each event
-// (indexed by event time, see plan.tF; tEnd: released at the end of the
-// chunk).
+// (indexed by the event's id, see plan.tF; tEnd: released at the end of
+// the chunk). Ids are in the order modeHVP runs the events; rank gives
+// the order of another mode.
 type schedule struct {
 	take, give [][]buf
 }
@@ -75,6 +84,26 @@ func (p *plan) tRF(i int) int  { return 2*len(p.steps) + 2 + i }
 func (p *plan) tScoreR() int   { return 3*len(p.steps) + 2 }
 func (p *plan) tRB(i int) int  { n := len(p.steps); return 3*n + 3 + n - 1 - i }
 func (p *plan) tEnd() int      { return 4*len(p.steps) + 3 }
+
+// rank returns the position of event t in the order mode md runs its
+// events: the id itself, except in modeHVP1, where the R-forward pass
+// follows the score and each step's backward event precedes its
+// R-backward event.
+func (p *plan) rank(md mode, t int) int {
+	n := len(p.steps)
+	if md != modeHVP1 || t < p.tB(n-1) || t >= p.tEnd() {
+		return t
+	}
+	switch {
+	case t < p.tRF(0): // B_i, the j-th backward event
+		return 2*n + 3 + 2*(t-p.tB(n-1))
+	case t < p.tScoreR(): // RF_i
+		return t - n
+	case t == p.tScoreR():
+		return 2*n + 2
+	}
+	return 2*n + 3 + 2*(t-p.tRB(n-1)) + 1 // RB_i
+}
 
 // root returns the slot whose storage s uses.
 func (p *plan) root(s int) int {
@@ -104,6 +133,7 @@ func (p *plan) buildSchedules() {
 func (p *plan) buildSchedule(md mode) *schedule {
 	ns := len(p.slots)
 	end := p.tEnd()
+	// first and last hold event ids, compared by rank.
 	var first, last [nBufs][]int
 	for k := range first {
 		first[k], last[k] = make([]int, ns), make([]int, ns)
@@ -123,17 +153,19 @@ func (p *plan) buildSchedule(md mode) *schedule {
 		if sl.kind != kAct || (k != bufVal && !sl.theta) {
 			return
 		}
-		if first[k][s] < 0 || t < first[k][s] {
+		if first[k][s] < 0 || p.rank(md, t) < p.rank(md, first[k][s]) {
 			first[k][s] = t
 		}
-		last[k][s] = max(last[k][s], t)
+		if last[k][s] < 0 || p.rank(md, t) > p.rank(md, last[k][s]) {
+			last[k][s] = t
+		}
 	}
 	touchAll := func(k int, slots []int, t int) {
 		for _, s := range slots {
 			touch(k, s, t)
 		}
 	}
-	grad, hvp := md >= modeGrad, md == modeHVP
+	grad, hvp := md >= modeGrad, md >= modeHVP
 	for _, st := range p.steps {
 		i, r, all := st.idx, p.retains[st.idx], p.all[st.idx]
 		touchAll(bufVal, st.ins, p.tF(i))
@@ -200,7 +232,7 @@ func (p *plan) buildSchedule(md mode) *schedule {
 				continue
 			}
 			l := last[k][s]
-			if (f < r0 && l >= r0) || p.e.opts.check == checkKeep {
+			if (md == modeHVP && f < r0 && l >= r0) || p.e.opts.check == checkKeep {
 				l = end // read by R-passes that repeat per direction
 			}
 			sc.take[f] = append(sc.take[f], buf{k, s})
@@ -219,7 +251,11 @@ func (p *plan) poolPeak(elem int64, modes ...mode) int64 {
 	for _, md := range modes {
 		sc := p.sched[md]
 		live := map[int]int{}
-		for t := range sc.take {
+		order := make([]int, len(sc.take))
+		for t := range order {
+			order[p.rank(md, t)] = t
+		}
+		for _, t := range order {
 			for _, b := range sc.take[t] {
 				n := p.slots[b.slot].size
 				live[n]++
@@ -252,7 +288,7 @@ func (p *plan) memory() {
 			b += elem * int64(s.size)
 		}
 	}
-	p.poolBytes = p.poolPeak(elem, modeEval, modeGrad, modeHVP)
+	p.poolBytes = p.poolPeak(elem, modeEval, modeGrad, modeHVP, modeHVP1)
 	b += p.poolBytes
 	for _, st := range p.steps {
 		if sk, ok := st.k.(op.Stateful); ok {

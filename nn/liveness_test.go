@@ -121,8 +121,9 @@ type liveResults struct {
 
 // liveRun computes an evaluation (with an input quantizer on the middle
 // unit), a gradient, two products, two products restricted to the middle
-// unit's block (a pass starting late), two products with respect to that
-// unit's input (InputHVP) and logits, with buffer check ck.
+// unit's block (a pass starting late), the same four one direction at a
+// time, two products with respect to that unit's input (InputHVP) and
+// logits, with buffer check ck.
 func liveRun(t *testing.T, c liveCase, prec Precision, ck bufferCheck) liveResults {
 	t.Helper()
 	e, err := New(c.m, &Options{Precision: prec, BatchSize: 2, Workers: 1, Loss: c.loss, check: ck})
@@ -172,6 +173,17 @@ func liveRun(t *testing.T, c liveCase, prec Precision, ck bufferCheck) liveResul
 	lo, hi := mid.Offset, mid.Offset+mid.Size
 	if _, err := e.pass(ctx, c.ds, modeHVP, block, nil, res.block, lo, lo, hi); err != nil {
 		t.Fatal(err)
+	}
+	// One direction at a time (modeHVP1: backward fused into R-backward).
+	for j := range vs {
+		hv, bl := make([]float64, e.Dim()), make([]float64, mid.Size)
+		if err := e.HVP(ctx, c.ds, [][]float64{hv}, vs[j:j+1]); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.pass(ctx, c.ds, modeHVP, block[j:j+1], nil, [][]float64{bl}, lo, lo, hi); err != nil {
+			t.Fatal(err)
+		}
+		res.hv, res.block = append(res.hv, hv), append(res.block, bl)
 	}
 	if mid.HasInput {
 		fill := func(ch *InputChunk) {
@@ -319,7 +331,8 @@ func TestRecyclingCatchesEarlyGive(t *testing.T) {
 }
 
 // TestPoolHoldsPredictedBytes checks the memory plan against the pool: on
-// every model, after an evaluation, a gradient and products on one chunk,
+// every model, after an evaluation, a gradient, a product with one
+// direction and products with two on one chunk,
 // the bytes the work's pool made equal the plan's prediction for the modes
 // run so far (the most buffers of each length live at one event), and the
 // recycled buffers take less memory than keeping every buffer did.
@@ -370,6 +383,12 @@ func TestPoolHoldsPredictedBytes(t *testing.T) {
 			v := make([]float64, e.Dim())
 			for i := range v {
 				v[i] = float64(i%3) - 1
+			}
+			if err := e.HVP(ctx, c.ds, [][]float64{g}, [][]float64{v}); err != nil {
+				t.Fatal(err)
+			}
+			if got, want := held(), p.poolPeak(elem, modeEval, modeGrad, modeHVP1); got != want {
+				t.Errorf("%s/%v: after a product the pool holds %d bytes, the plan predicts %d", c.name, prec, got, want)
 			}
 			if err := e.HVP(ctx, c.ds, [][]float64{g, make([]float64, e.Dim())}, [][]float64{v, v}); err != nil {
 				t.Fatal(err)

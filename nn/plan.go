@@ -569,12 +569,13 @@ func (w *work[T]) backward(md mode) {
 	}
 }
 
-// rforward propagates R-values from step start on; outputs of earlier steps
-// are identically zero (their direction has no component in the
-// parameters they read), marked by nil. Only recycled works run it.
-func (w *work[T]) rforward(start int) {
+// rforward propagates R-values from step start on (by the schedule of
+// mode md, modeHVP or modeHVP1); outputs of earlier steps are
+// identically zero (their direction has no component in the parameters
+// they read), marked by nil. Only recycled works run it.
+func (w *work[T]) rforward(md mode, start int) {
 	p := w.p
-	sc := p.sched[modeHVP]
+	sc := p.sched[md]
 	for _, s := range p.steps {
 		if s.idx < start {
 			for _, o := range s.outs {
@@ -597,6 +598,24 @@ func (w *work[T]) rbackward(stop int) {
 	p := w.p
 	sc := p.sched[modeHVP]
 	for i := len(p.steps) - 1; i >= stop; i-- {
+		w.takeAt(sc, p.tRB(i))
+		w.ks[i].RBackward(&w.Work)
+		w.giveAt(sc, p.tRB(i))
+	}
+	w.giveKind(bufRV)
+	w.giveKind(bufRAdj)
+}
+
+// reverse is the backward and R-backward passes fused, by the schedule of
+// modeHVP1: each step's backward then its R-backward, from the last step
+// back to stop (earlier steps' adjoints feed no wanted R-adjoint).
+func (w *work[T]) reverse(stop int) {
+	p := w.p
+	sc := p.sched[modeHVP1]
+	for i := len(p.steps) - 1; i >= stop; i-- {
+		w.takeAt(sc, p.tB(i))
+		w.ks[i].Backward(&w.Work)
+		w.giveAt(sc, p.tB(i))
 		w.takeAt(sc, p.tRB(i))
 		w.ks[i].RBackward(&w.Work)
 		w.giveAt(sc, p.tRB(i))

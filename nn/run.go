@@ -467,15 +467,25 @@ func runChunk[T op.Real](e *Engine, ds data.Dataset, start, n int, md mode, vs [
 		w.giveAt(w.schedule(modeGrad), p.tScore())
 		w.backward(modeGrad)
 	case modeHVP:
+		// One direction: the backward pass fused into the R-backward
+		// pass (modeHVP1), so adjoints need not outlive it; several share
+		// one backward pass.
+		sm := modeHVP
+		if len(vs) == 1 {
+			sm = modeHVP1
+		}
+		sc := p.sched[sm]
 		w.bind(theta, nil, nil, nil, 0)
-		w.forward(modeHVP)
-		if fail(w.validate(md)) {
+		w.forward(sm)
+		if fail(w.validate(sm)) {
 			return
 		}
-		w.takeAt(w.schedule(modeHVP), p.tScore())
+		w.takeAt(sc, p.tScore())
 		score(true, false)
-		w.giveAt(w.schedule(modeHVP), p.tScore())
-		w.backward(modeHVP)
+		w.giveAt(sc, p.tScore())
+		if sm == modeHVP {
+			w.backward(modeHVP)
+		}
 		first := 0
 		if hi > lo {
 			first = p.span(lo, hi)
@@ -498,11 +508,15 @@ func runChunk[T op.Real](e *Engine, ds data.Dataset, start, n int, md mode, vs [
 				vt = any(v).([]T)
 			}
 			w.bind(theta, vt, nil, acc, base)
-			w.rforward(first)
-			w.takeAt(p.sched[modeHVP], p.tScoreR())
+			w.rforward(sm, first)
+			w.takeAt(sc, p.tScoreR())
 			score(false, true)
-			w.giveAt(p.sched[modeHVP], p.tScoreR())
-			w.rbackward(first)
+			w.giveAt(sc, p.tScoreR())
+			if sm == modeHVP1 {
+				w.reverse(first)
+			} else {
+				w.rbackward(first)
+			}
 		}
 		r.loss, r.correct, r.scored = loss, correct, scored
 	}
