@@ -72,8 +72,8 @@ func (k *unaryKernel[T]) args(w *Work[T]) (x, y []T) {
 	return w.Val[k.x], w.Val[k.y]
 }
 
-// at returns v[i], or 0 for an argument not read.
-func at[T Real](v []T, i int) T {
+// argAt returns v[i], or 0 for an argument not read.
+func argAt[T Real](v []T, i int) T {
 	if v == nil {
 		return 0
 	}
@@ -98,7 +98,7 @@ func (k *unaryKernel[T]) RForward(w *Work[T]) {
 	}
 	x, y := k.args(w)
 	for i := range ry {
-		ry[i] = k.d1(at(x, i), at(y, i)) * rx[i]
+		ry[i] = k.d1(argAt(x, i), argAt(y, i)) * rx[i]
 	}
 }
 
@@ -109,7 +109,7 @@ func (k *unaryKernel[T]) Backward(w *Work[T]) {
 	}
 	x, y := k.args(w)
 	for i, g := range dy {
-		dx[i] += k.d1(at(x, i), at(y, i)) * g
+		dx[i] += k.d1(argAt(x, i), argAt(y, i)) * g
 	}
 }
 
@@ -122,13 +122,13 @@ func (k *unaryKernel[T]) RBackward(w *Work[T]) {
 	rx := w.RV[k.x]
 	if rx == nil || k.D2 == nil {
 		for i, g := range rdy {
-			rdx[i] += k.d1(at(x, i), at(y, i)) * g
+			rdx[i] += k.d1(argAt(x, i), argAt(y, i)) * g
 		}
 		return
 	}
 	dy := w.Adj[k.y]
 	for i, g := range rdy {
-		xi, yi := at(x, i), at(y, i)
+		xi, yi := argAt(x, i), argAt(y, i)
 		rdx[i] += k.d1(xi, yi)*g + T(k.D2(float64(xi), float64(yi)))*rx[i]*dy[i]
 	}
 }
@@ -235,10 +235,10 @@ func (k *binaryKernel[T]) RForward(w *Work[T]) {
 		ia, ib := k.ba.at(i), k.bb.at(i)
 		var r T
 		if ra != nil {
-			r = call(k.Da, at(a, ia), at(b, ib)) * ra[ia]
+			r = call(k.Da, argAt(a, ia), argAt(b, ib)) * ra[ia]
 		}
 		if rb != nil {
-			r += call(k.Db, at(a, ia), at(b, ib)) * rb[ib]
+			r += call(k.Db, argAt(a, ia), argAt(b, ib)) * rb[ib]
 		}
 		ry[i] = r
 	}
@@ -257,10 +257,10 @@ func (k *binaryKernel[T]) Backward(w *Work[T]) {
 	for i, gi := range g {
 		ia, ib := k.ba.at(i), k.bb.at(i)
 		if da != nil {
-			da[ia] += call(k.Da, at(a, ia), at(b, ib)) * gi
+			da[ia] += call(k.Da, argAt(a, ia), argAt(b, ib)) * gi
 		}
 		if db != nil {
-			db[ib] += call(k.Db, at(a, ia), at(b, ib)) * gi
+			db[ib] += call(k.Db, argAt(a, ia), argAt(b, ib)) * gi
 		}
 	}
 }
@@ -281,7 +281,7 @@ func (k *binaryKernel[T]) RBackward(w *Work[T]) {
 		// No second-order term: ȳ is not read.
 		for i, rgi := range rg {
 			ia, ib := k.ba.at(i), k.bb.at(i)
-			x, y := at(a, ia), at(b, ib)
+			x, y := argAt(a, ia), argAt(b, ib)
 			if rda != nil {
 				rda[ia] += call(k.Da, x, y) * rgi
 			}
@@ -299,7 +299,7 @@ func (k *binaryKernel[T]) RBackward(w *Work[T]) {
 	}
 	for i, rgi := range rg {
 		ia, ib := k.ba.at(i), k.bb.at(i)
-		x, y := at(a, ia), at(b, ib)
+		x, y := argAt(a, ia), argAt(b, ib)
 		if rda != nil {
 			rda[ia] += call(k.Da, x, y)*rgi + (second(k.Daa, x, y, ra, ia)+second(k.Dab, x, y, rb, ib))*g[i]
 		}
