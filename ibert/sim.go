@@ -37,7 +37,10 @@ var SoftmaxScale = MaxShift * math.Ln2 / maxCode
 func SimGELU(dst, x []float64, s float64) {
 	g := NewGELU(s)
 	for i, v := range x {
-		dst[i] = g.Scale() * float64(g.Eval(code(v, s)))
+		dst[i] = 0 // S_out is negative (a < 0): no −0 for a zero code
+		if c := g.Eval(code(v, s)); c != 0 {
+			dst[i] = g.Scale() * float64(c)
+		}
 	}
 }
 
