@@ -325,6 +325,12 @@ func (p *Plan) writeLayers(w io.Writer, f Format, heading func(string), res []st
 		if bits == "" {
 			bits = "-"
 		}
+		switch {
+		case l.Kind == "nonlinear" && l.Bits > 0 && l.Bits < 16:
+			bits = "int"
+		case l.Kind != "" && l.Bits >= 16:
+			bits = "float"
+		}
 		if l.Pinned {
 			bits += " (pinned)"
 		}
@@ -334,6 +340,12 @@ func (p *Plan) writeLayers(w io.Writer, f Format, heading func(string), res []st
 		trace := num(l.AvgTrace)
 		if l.AvgTraceStderr > 0 {
 			trace += " ± " + num(l.AvgTraceStderr)
+		}
+		switch {
+		case l.Kind != "" && l.Pinned:
+			trace = l.Kind // no weights: no trace
+		case l.Kind != "":
+			trace = l.Kind + ", Ω measured"
 		}
 		row := []string{l.Name, bits, num(l.Omega), trace}
 		for _, r := range res {
