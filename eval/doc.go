@@ -25,4 +25,11 @@
 // passes or gradients rather than Hessian probes (sensitivity.Fisher,
 // Taylor, Weight, Measured) and stores them in a sensitivity table, so that
 // every criterion feeds the same ILP.
+//
+// Beyond the weight layers, Apply simulates attention points (both inputs
+// of an activation × activation MatMul fake-quantized, ranges calibrated
+// on the model as deployed: AddAttention, CalibrateAttention) and
+// integer-only non-linearities (the outputs of GELU, Softmax and
+// LayerNorm nodes replaced by I-BERT's integer algorithms of package
+// ibert on a 16-bit input grid: AddNonlinear, CalibrateNonlinear).
 package eval

@@ -9,4 +9,12 @@
 // ILP plans and the widest uniform plan that fits, on held-out data, and the
 // best measured is returned, with Ω corrected where the measurement
 // overrules it (Verification).
+//
+// A table layer need not own weights: layers of kind "attention" (an
+// activation × activation MatMul, Q·Kᵀ or P·V, both inputs at the chosen
+// width; "16" is float) and "nonlinear" (a block's GELU, Softmax or
+// LayerNorm, integer-only as I-BERT computes them at "8" or float at
+// "16", priced per element by profiles.Profile.NonlinearCost) carry
+// measured Ω and no parameters (eval.AddAttention, eval.AddNonlinear);
+// the ILP treats them like any other group.
 package plan
