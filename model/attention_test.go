@@ -110,3 +110,23 @@ func TestNonLinearsZoo(t *testing.T) {
 		}
 	}
 }
+
+// TestNonLinearBlocks: the blocks of PyTorch module paths.
+func TestNonLinearBlocks(t *testing.T) {
+	m, err := model.Load(filepath.Join("..", "testdata", "models", "fmnist_vit.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := m.Specialize(map[string][]int{m.Inputs[0].Name: append([]int{1}, m.Inputs[0].Shape[1:]...)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	for _, nl := range s.NonLinears() {
+		count[nl.Block]++
+	}
+	// Per block two layer norms, a softmax and a GELU; the final norm.
+	if len(count) != 3 || count["/blocks/blocks.0"] != 4 || count["/blocks/blocks.1"] != 4 || count["/norm"] != 1 {
+		t.Errorf("fmnist_vit blocks: %v", count)
+	}
+}

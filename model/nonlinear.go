@@ -40,8 +40,10 @@ type NonLinear struct {
 	// Gamma and Beta are a LayerNormalization node's scale and bias inputs
 	// ("" when absent or for the other forms).
 	Gamma, Beta string
-	// Block is the name prefix the node belongs to: its name up to the
-	// second "/" ("/layers.0" of "/layers.0/att/Softmax"), "" for a node
+	// Block is the name prefix the node belongs to: its path up to the
+	// first component with an index ("/layers.0" of
+	// "/layers.0/att/Softmax", "/blocks/blocks.1" of
+	// "/blocks/blocks.1/Mul"), else its first component, "" for a node
 	// without a path.
 	Block string
 }
@@ -120,14 +122,23 @@ func (m *Model) NonLinears() []NonLinear {
 	return out
 }
 
-// blockOf returns name up to its second "/" ("/layers.0/att/x" →
-// "/layers.0"), or "" when it has no such prefix.
+// blockOf returns the block a node name belongs to: the path up to its
+// first component that ends in ".<index>" ("/blocks/blocks.1/att/Softmax"
+// → "/blocks/blocks.1", "/layers.0/f1/MatMul" → "/layers.0", a PyTorch
+// ModuleList or Sequential entry), else up to its second "/" ("/norm/Div"
+// → "/norm"), or "" for a name without a path.
 func blockOf(name string) string {
 	if !strings.HasPrefix(name, "/") {
 		return ""
 	}
-	if i := strings.IndexByte(name[1:], '/'); i >= 0 {
-		return name[:i+1]
+	parts := strings.Split(name[1:], "/")
+	for i, p := range parts[:len(parts)-1] {
+		if j := strings.LastIndexByte(p, '.'); j >= 0 && j+1 < len(p) && strings.Trim(p[j+1:], "0123456789") == "" {
+			return "/" + strings.Join(parts[:i+1], "/")
+		}
+	}
+	if len(parts) > 1 {
+		return "/" + parts[0]
 	}
 	return ""
 }
