@@ -16,7 +16,8 @@ import (
 //
 // Class Custom: written over Exp, ReduceSum and Div the composite would
 // hold three intermediate tensors and make four passes per direction; the
-// closed forms above make one and keep only p and R{p}.
+// closed forms above make one and keep only p and R{p} (in the kernel's
+// state for LogSoftmax; Softmax's are its output's value and R-value).
 type softmax[T Real] struct {
 	log                 bool
 	x, y                int
@@ -69,11 +70,29 @@ func newSoftmax[T Real](b *Build) (Kernel[T], error) {
 	return k, nil
 }
 
-func (k *softmax[T]) StateBytes() int64 { return 2 * SizeOf[T]() * int64(k.outer*k.length*k.step) }
+func (k *softmax[T]) StateBytes() int64 {
+	if !k.log {
+		return 0
+	}
+	return 2 * SizeOf[T]() * int64(k.outer*k.length*k.step)
+}
 
 func (k *softmax[T]) NewState() any {
+	if !k.log {
+		return nil
+	}
 	n := k.outer * k.length * k.step
 	return &softmaxState[T]{p: make([]T, n), rp: make([]T, n)}
+}
+
+// probs returns p and R{p}: the state's for LogSoftmax, the output's value
+// and R-value for Softmax.
+func (k *softmax[T]) probs(w *Work[T]) (p, rp []T) {
+	if !k.log {
+		return w.Val[k.y], w.RV[k.y]
+	}
+	st := w.State[k.sidx].(*softmaxState[T])
+	return st.p, st.rp
 }
 
 // each calls f with the index of the first element and the stride of every
@@ -88,7 +107,7 @@ func (k *softmax[T]) each(f func(base, stride int)) {
 
 func (k *softmax[T]) Forward(w *Work[T]) {
 	x, y := w.Val[k.x], w.Val[k.y]
-	p := w.State[k.sidx].(*softmaxState[T]).p
+	p, _ := k.probs(w)
 	k.each(func(b, s int) {
 		m := math.Inf(-1)
 		for j := 0; j < k.length; j++ {
@@ -118,13 +137,12 @@ func (k *softmax[T]) RForward(w *Work[T]) {
 	if ry == nil {
 		return
 	}
-	st := w.State[k.sidx].(*softmaxState[T])
+	p, rp := k.probs(w)
 	if rx == nil {
 		clear(ry)
-		clear(st.rp)
+		clear(rp)
 		return
 	}
-	p := st.p
 	k.each(func(b, s int) {
 		var dot T
 		for j := 0; j < k.length; j++ {
@@ -133,11 +151,11 @@ func (k *softmax[T]) RForward(w *Work[T]) {
 		for j := 0; j < k.length; j++ {
 			i := b + j*s
 			t := rx[i] - dot
-			st.rp[i] = p[i] * t
+			rp[i] = p[i] * t
 			if k.log {
 				ry[i] = t
 			} else {
-				ry[i] = st.rp[i]
+				ry[i] = rp[i]
 			}
 		}
 	})
@@ -148,7 +166,7 @@ func (k *softmax[T]) Backward(w *Work[T]) {
 	if dx == nil || dy == nil {
 		return
 	}
-	p := w.State[k.sidx].(*softmaxState[T]).p
+	p, _ := k.probs(w)
 	k.each(func(b, s int) {
 		var red T
 		for j := 0; j < k.length; j++ {
@@ -175,8 +193,7 @@ func (k *softmax[T]) RBackward(w *Work[T]) {
 	if rdx == nil || rdy == nil {
 		return
 	}
-	st := w.State[k.sidx].(*softmaxState[T])
-	p, rp := st.p, st.rp
+	p, rp := k.probs(w)
 	hasR := w.RV[k.x] != nil
 	k.each(func(b, s int) {
 		var sdy, srdy, pdy, prdy, rpdy T
@@ -209,6 +226,8 @@ func (k *softmax[T]) RBackward(w *Work[T]) {
 	})
 }
 
-// Retains: the passes read the probabilities (and their R-values) from
-// the kernel's state, not the values; R-backward reads ȳ.
-func (k *softmax[T]) Retains() Retains { return Retains{OutAdj: true} }
+// Retains: the passes read the probabilities p and R{p} — Softmax's
+// output value and R-value, LogSoftmax's state — and R-backward ȳ.
+func (k *softmax[T]) Retains() Retains {
+	return Retains{OutVal: !k.log, OutRV: !k.log, OutAdj: true}
+}
