@@ -230,6 +230,25 @@ func auto(ctx context.Context, op Operator, s *Settings, force string) (*TraceRe
 		}
 	}
 	np := len(rows)
+	if set.Check != nil && np >= set.MinProbes && np >= 2 && !(worst <= set.Tol) && force == "" {
+		// The caller's rule may already be satisfied by the pilot's
+		// Hutchinson probes: then no sketch is formed.
+		nb := len(blocks)
+		res := &TraceResult{Method: "hutchinson", Probes: np, Matvecs: computed, Confidence: set.Confidence,
+			Elapsed: time.Since(start), ProbeBatch: sched.Size, Pilot: &Pilot{Sketch: k, Choice: "hutchinson"}}
+		for _, row := range rows {
+			res.Samples = append(res.Samples, row[:nb:nb])
+			res.TotalSamples = append(res.TotalSamples, row[nb])
+		}
+		why, err := res.check(set, blocks, dim)
+		if err != nil {
+			return nil, fmt.Errorf("hessian: stopping rule after the pilot's %d probes: %w", np, err)
+		}
+		if why != "" {
+			res.Stop = why
+			return res, nil
+		}
+	}
 	nh := float64(np) * (worst / set.Tol) * (worst / set.Tol)
 	if math.IsInf(worst, 0) || math.IsNaN(nh) {
 		nh = float64(set.MaxProbes)

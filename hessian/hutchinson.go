@@ -67,6 +67,18 @@ type Settings struct {
 	// Pilot is the number of pilot vectors of Auto (default 10; at most
 	// MaxProbes − 1 are used); Hutchinson ignores it.
 	Pilot int
+	// Check, if not nil, is a caller's stopping rule: after every accepted
+	// probe from MinProbes on, below MaxProbes, that did not meet the
+	// tolerance, it is
+	// called (from the collecting goroutine, in probe order) with the
+	// estimate so far, summarised as the final result would be (estimates,
+	// standard errors, intervals at Confidence, Samples; no Pilot). A
+	// non-empty reason stops the estimate with Stop set to it and
+	// Converged false; an error aborts it. The result and its Samples must
+	// not be kept or changed after Check returns. Products keep running
+	// while Check does, so a slow rule costs little but should skip calls
+	// itself (see plan-stability stopping in cmd/bitplan).
+	Check func(res *TraceResult) (reason string, err error)
 }
 
 // Progress reports the state of an adaptive estimate.
@@ -498,7 +510,21 @@ func hutchinson(ctx context.Context, op Operator, set Settings, run hutchRun) (*
 			if n >= set.MinProbes && worst <= set.Tol {
 				res.Converged, res.Stop = true, StopTolerance
 			}
-			if !res.Converged && set.TimeBudget > 0 && elapsed >= set.TimeBudget && n >= 2 {
+			if !res.Converged && set.Check != nil && n >= set.MinProbes && n >= 2 && n < set.MaxProbes {
+				snap := &TraceResult{Method: res.Method, Samples: res.Samples, TotalSamples: res.TotalSamples,
+					Probes: n, Matvecs: int(done.Load()), Confidence: set.Confidence, Elapsed: elapsed}
+				if sop != nil {
+					snap.ProbeBatch = sched.Size
+				}
+				why, err := snap.check(set, blocks, dim)
+				if err != nil {
+					firstErr = fmt.Errorf("hessian: stopping rule after %d probes: %w", n, err)
+					cancel()
+					break
+				}
+				res.Stop = why
+			}
+			if res.Stop == "" && !res.Converged && set.TimeBudget > 0 && elapsed >= set.TimeBudget && n >= 2 {
 				res.Stop = StopTimeBudget
 			}
 			if res.Stop == "" && n >= set.MaxProbes {
@@ -535,6 +561,15 @@ func hutchinson(ctx context.Context, op Operator, set Settings, run hutchRun) (*
 		return nil, err
 	}
 	return res, nil
+}
+
+// check summarises the partial result res and asks set.Check whether to
+// stop.
+func (res *TraceResult) check(set Settings, blocks []Block, dim int) (string, error) {
+	if err := res.summarize(blocks, dim); err != nil {
+		return "", err
+	}
+	return set.Check(res)
 }
 
 // probeSamples returns v_bᵀ(Hv)_b for every block followed by vᵀHv.

@@ -97,8 +97,9 @@ type TraceResult struct {
 	// Converged reports whether adaptive stopping met its tolerance (always
 	// true for fixed-budget and exact methods).
 	Converged bool
-	// Stop says why Hutchinson stopped: StopTolerance, StopMaxProbes or
-	// StopTimeBudget ("" for the other methods).
+	// Stop says why Hutchinson stopped: StopTolerance, StopMaxProbes,
+	// StopTimeBudget, or the reason Settings.Check gave ("" for the other
+	// methods).
 	Stop string
 	// ProbeBatch is the mini-batch size of every product when Hutchinson
 	// ran with mini-batch probes (Settings.ProbeBatch), 0 when every
@@ -217,6 +218,33 @@ func (res *TraceResult) summarize(blocks []Block, dim int) error {
 	}
 	res.Total.Lo, res.Total.Hi = hallInterval(res.Total.Trace, sdTotal, n, gamma, res.Confidence)
 	return nil
+}
+
+// AtConfidence returns a copy of res whose intervals are at confidence c
+// (in (0, 1)) instead of res.Confidence, computed from the same samples in
+// the same way; Samples are shared, not copied. Exact results (no samples)
+// are returned as a copy with only Confidence changed: their intervals are
+// points. A simultaneous box over k blocks at level 1 − α, for instance,
+// takes every block at 1 − α/k (Bonferroni).
+func (res *TraceResult) AtConfidence(c float64) (*TraceResult, error) {
+	if !(c > 0 && c < 1) {
+		return nil, fmt.Errorf("hessian: confidence %v, want a value in (0, 1)", c)
+	}
+	out := *res
+	out.Confidence = c
+	if len(res.Samples) == 0 {
+		out.Blocks = append([]Estimate(nil), res.Blocks...)
+		return &out, nil
+	}
+	blocks := make([]Block, len(res.Blocks))
+	for j, e := range res.Blocks {
+		blocks[j] = Block{Name: e.Name, Offset: e.Offset, Size: e.Size}
+	}
+	if err := out.summarize(blocks, res.Total.Size); err != nil {
+		return nil, err
+	}
+	out.Total.Name = res.Total.Name
+	return &out, nil
 }
 
 // Resample returns a bootstrap replicate of res (Efron 1979): Probes rows of

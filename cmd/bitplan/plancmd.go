@@ -49,6 +49,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	gap := gapFlag(fs)
 	attBits := fs.String("attention-bits", "16", "candidate `WIDTHS` of both inputs of every activation × activation MatMul (attention's Q·Kᵀ and P·V), comma-separated, e.g. 4,8,16 (16: float, FP16 on the device); Ω is the measured loss increase (×2 for the Hessian criteria); the default 16 keeps them float and counts their MACs in BOPS, latency and energy; none leaves them out of the plan")
 	nonlin := fs.String("nonlinear", "float", "GELU, Softmax and LayerNorm `MODE`: float (not planned) or choose (per block, integer-only as I-BERT computes them or float: Ω measured as for --attention-bits, latency and energy from the profile's element-wise units)")
+	stopRule := fs.String("stop", stopPlan, "stop the trace estimate on `RULE`: plan (at the tolerance, or as soon as no trace vector in the layers' joint 95 % confidence box can change the ILP's plan) or tolerance (only at --tol; the traces of --table-out are then as precise as asked)")
 	export := fs.String("export", "", "also write the plan's QDQ model (as bitplan quantize does, calibrated on the planning data) to `FILE`")
 	var xf exportFlags
 	xf.register(fs, false)
@@ -118,6 +119,10 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	byPlan, err := stopByPlan(*stopRule, tf.given("stop"), a)
+	if err != nil {
+		return err
+	}
 	// The budgets are checked before any work (they need no trace).
 	devices, budgets, err := bf.budgets(false)
 	if err != nil {
@@ -147,11 +152,55 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if len(pos) == 0 {
 		a.Model = "lenet (bundled)"
 	}
+	var (
+		ps      *plan.StableStop
+		ts      *plan.Sensitivity // the checks' table
+		attNote string            // what addAttention added to its source
+	)
+	if byPlan {
+		// The table without traces (Δ², costs, ties) for the checks.
+		tmpl := *a
+		tmpl.NoTraces, tmpl.TopEigen, tmpl.Density = true, false, nil
+		ts, err = plan.Analyze(ctx, &tmpl)
+		if err == nil && abits != nil {
+			// Attention points share the budgets: the checks' ILP
+			// needs them (their Ω is measured, not a trace's), and the
+			// final table takes them from here.
+			base := ts.Table.Source
+			err = addAttention(ctx, e, ds, ts, abits, pr)
+			attNote = strings.TrimPrefix(ts.Table.Source, base)
+		}
+		if err != nil {
+			return err
+		}
+		ps = &plan.StableStop{Table: ts.Table, Confidence: defaultStopConfidence, Overhead: stopOverhead,
+			Request: plan.Request{Devices: devices, Budgets: budgets, Settings: &ilp.Settings{TimeLimit: *timeLimit, RelGap: *gap}}}
+		a.Trace.Check = ps.Rule(ctx)
+		tf.status = func() string {
+			if ps.Status == "" {
+				return ""
+			}
+			return "; " + ps.Status
+		}
+	}
 	s, err := plan.Analyze(ctx, a)
+	if err == nil && ps != nil {
+		if d := ps.Describe(s.Traces); d != "" {
+			s.Table.Source += "; " + d
+			fmt.Fprintf(stderr, "bitplan: traces %s\n", d)
+		}
+	}
 	if err == nil {
 		err = tf.score(ctx, a, s, pr)
 	}
-	if err == nil && abits != nil {
+	switch {
+	case err != nil || abits == nil:
+	case ts != nil:
+		// Measured for the checks already: the same layers after the
+		// units (the template was analysed like this table).
+		s.Table.Layers = append(s.Table.Layers, ts.Table.Layers[len(s.Table.Layers):]...)
+		s.Table.Source += attNote
+	default:
 		err = addAttention(ctx, e, ds, s, abits, pr)
 	}
 	if err == nil && *nonlin == "choose" {

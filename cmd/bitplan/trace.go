@@ -32,6 +32,8 @@ type traceFlags struct {
 	weightOnly bool
 	actQuad    bool
 	fs         *flag.FlagSet // to tell flags given from defaults
+	// status, when set, adds to the progress line (plan's --stop plan).
+	status func() string
 }
 
 // groupHelp is the help of --group (plan, trace, solve).
@@ -125,7 +127,11 @@ func (t *traceFlags) analysis(pr *progress) (*plan.Analysis, error) {
 	a.Trace = &hessian.Settings{Seed: t.seed, Tol: t.tol, MinProbes: t.minProbes, MaxProbes: t.maxProbes,
 		ProbeBatch: t.probeBatch, TimeBudget: t.timeBudget,
 		Progress: func(p hessian.Progress) {
-			pr.printf("trace: %d probes in %s, worst relative error %.1f%% (target %.1f%%)%s", p.Probes, p.Elapsed.Round(time.Second), 100*p.WorstRelErr, 100*t.tol, eta(p, a.Trace.MaxProbes))
+			more := ""
+			if t.status != nil {
+				more = t.status()
+			}
+			pr.printf("trace: %d probes in %s, worst relative error %.1f%% (target %.1f%%)%s%s", p.Probes, p.Elapsed.Round(time.Second), 100*p.WorstRelErr, 100*t.tol, eta(p, a.Trace.MaxProbes), more)
 		}}
 	a.Sketch = &hessian.SketchSettings{Seed: t.seed, Matvecs: t.matvecs}
 	// Each word sets one of three choices; two words for one choice
