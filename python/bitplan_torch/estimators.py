@@ -32,7 +32,7 @@ import time
 import torch
 
 from . import probes as _probes
-from .stats import Estimate, summarize
+from .stats import Estimate, summarize_run
 
 
 class TraceResult:
@@ -373,10 +373,9 @@ def hutchinson(op, blocks, seed=1, probe="rademacher", min_probes=10, max_probes
 
 
 def _summarize(res, blocks, dim):
-    res.blocks = []
-    for j, b in enumerate(blocks):
-        res.blocks.append(summarize([row[j] for row in res.samples], res.confidence, b.name, b.offset, b.size))
-    res.total = summarize(res.total_samples, res.confidence, "total", 0, dim)
+    # Skewness-corrected intervals, as bitplan's TraceResult.summarize.
+    res.blocks, res.total = summarize_run(res.samples, res.total_samples, res.confidence,
+                                          [(b.name, b.offset, b.size) for b in blocks], dim)
 
 
 def _check(cond, msg):
