@@ -236,6 +236,9 @@ func auto(ctx context.Context, op Operator, s *Settings, force string) (*TraceRe
 		nb := len(blocks)
 		res := &TraceResult{Method: "hutchinson", Probes: np, Matvecs: computed, Confidence: set.Confidence,
 			Elapsed: time.Since(start), ProbeBatch: sched.Size, Pilot: &Pilot{Sketch: k, Choice: "hutchinson"}}
+		if sop != nil {
+			res.Epoch = sched.PerEpoch()
+		}
 		for _, row := range rows {
 			res.Samples = append(res.Samples, row[:nb:nb])
 			res.TotalSamples = append(res.TotalSamples, row[nb])

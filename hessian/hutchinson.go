@@ -202,10 +202,11 @@ func (s *Settings) withDefaults() (Settings, error) {
 // stopping rule above, measure both, unchanged in form. Batches are
 // disjoint within an epoch of ⌊N/b⌋ probes (sampling without
 // replacement), which makes the data terms of one epoch negatively
-// correlated: the variance of the mean is at most the i.i.d. value the
-// standard error assumes, so the intervals are conservative by that much
-// (with N/b large, or probe noise dominating, the difference vanishes).
-// Mini-batch probes are evaluated one per product (batches differ, so no
+// correlated: the variance of the mean is at most the i.i.d. value.
+// The stopping rule uses the i.i.d. standard error (conservative: it can
+// stop later than needed); the reported standard errors and intervals are
+// clustered by epoch once the samples span ten epochs (see
+// TraceResult.Epoch). Mini-batch probes are evaluated one per product (batches differ, so no
 // forward pass is shared); BatchSize is ignored.
 //
 // Time budget. With Settings.TimeBudget the estimate also stops when the
@@ -514,7 +515,7 @@ func hutchinson(ctx context.Context, op Operator, set Settings, run hutchRun) (*
 				snap := &TraceResult{Method: res.Method, Samples: res.Samples, TotalSamples: res.TotalSamples,
 					Probes: n, Matvecs: int(done.Load()), Confidence: set.Confidence, Elapsed: elapsed}
 				if sop != nil {
-					snap.ProbeBatch = sched.Size
+					snap.ProbeBatch, snap.Epoch, snap.EpochStart = sched.Size, sched.PerEpoch(), run.first
 				}
 				why, err := snap.check(set, blocks, dim)
 				if err != nil {
@@ -551,7 +552,7 @@ func hutchinson(ctx context.Context, op Operator, set Settings, run hutchRun) (*
 	res.Probes = n
 	res.Matvecs = int(done.Load())
 	if sop != nil {
-		res.ProbeBatch = sched.Size
+		res.ProbeBatch, res.Epoch, res.EpochStart = sched.Size, sched.PerEpoch(), run.first
 	}
 	if run.rows != nil && set.ProbeBatch > 0 {
 		res.ProbeBatch = set.ProbeBatch

@@ -105,6 +105,12 @@ type TraceResult struct {
 	// ran with mini-batch probes (Settings.ProbeBatch), 0 when every
 	// product averaged over all samples.
 	ProbeBatch int
+	// Epoch is, with mini-batch probes, the number of probes per epoch of
+	// their schedule, K = ⌊N/ProbeBatch⌋ (BatchSchedule.PerEpoch), and
+	// EpochStart the schedule position of the first sample (probe i is in
+	// epoch ⌊(EpochStart+i)/K⌋); 0 without mini-batches. The standard
+	// errors account for the epochs (see summarize).
+	Epoch, EpochStart int
 	// Elapsed is Hutchinson's wall time (0 for the other methods).
 	Elapsed time.Duration
 	// Pilot reports Auto's pilot and choice (nil for the other methods).
@@ -144,10 +150,10 @@ func skewness(x []float64, mean, sd float64) float64 {
 //
 // which removes the first-order effect of the skewness γ on T's law
 // (monotone in T, so inverted exactly); γ = 0 gives the Student-t
-// interval. The quantile is Student's t_{n−1}.
-func hallInterval(mean, sd float64, n int, gamma, c float64) (lo, hi float64) {
-	se := sd / math.Sqrt(float64(n))
-	q := tQuantile(c, n-1)
+// interval. The quantile is Student's t with df degrees of freedom (n−1
+// for i.i.d. samples), se the standard error of the mean.
+func hallInterval(mean, se float64, n, df int, gamma, c float64) (lo, hi float64) {
+	q := tQuantile(c, df)
 	rn := math.Sqrt(float64(n))
 	a := gamma / (3 * rn)
 	inv := func(y float64) float64 { // g⁻¹(y)
@@ -174,6 +180,19 @@ func hallInterval(mean, sd float64, n int, gamma, c float64) (lo, hi float64) {
 // (hallInterval) with the run's largest sample skewness in magnitude over
 // the blocks and the total. The coverage this gives was measured over
 // 1,000 seeds against exact traces (bench/coverage, docs/probes.md).
+//
+// Standard errors with mini-batch probes. The batches of one epoch
+// partition K·b of the N samples, so the data parts tr((H_B)_bb) of one
+// epoch's samples are negatively correlated (they sum to K·b/N times the
+// full trace plus the left-out samples' share; exactly K·tr(H_bb) when b
+// divides N), while epochs are independent. The i.i.d. standard error
+// s/√n counts that data noise although it cancels: it is conservative.
+// Once the samples span ne ≥ minEpochs epochs the standard error is the
+// epoch-clustered one, √(ne/(ne−1)·Σ_e (Σ_{i∈e}(x_i − x̄))²)/n (the
+// cluster-robust variance, exactly unbiased when all epochs are complete:
+// it is then the variance of the ne i.i.d. epoch means over ne), and the
+// quantile has ne − 1 degrees of freedom; the skewness correction keeps
+// its n (the epoch means' skewness is γ/√K, and γ/√n = (γ/√K)/√(n/K)).
 func (res *TraceResult) summarize(blocks []Block, dim int) error {
 	col := make([]float64, len(res.Samples))
 	res.Blocks = make([]Estimate, len(blocks))
@@ -212,12 +231,58 @@ func (res *TraceResult) summarize(blocks []Block, dim int) error {
 	}
 	sdTotal := res.Total.StdErr * math.Sqrt(float64(n))
 	take(res.TotalSamples, res.Total.Trace, sdTotal)
+	df := n - 1
+	if ne := res.epochs(); ne >= minEpochs {
+		// Mini-batch probes over at least minEpochs epochs: the
+		// epoch-clustered standard error (see above).
+		df = ne - 1
+		for j := range res.Blocks {
+			for i, row := range res.Samples {
+				col[i] = row[j]
+			}
+			res.Blocks[j].StdErr = res.clusteredSE(col, res.Blocks[j].Trace, ne)
+		}
+		res.Total.StdErr = res.clusteredSE(res.TotalSamples, res.Total.Trace, ne)
+	}
 	for j := range res.Blocks {
 		b := &res.Blocks[j]
-		b.Lo, b.Hi = hallInterval(b.Trace, sds[j], n, gamma, res.Confidence)
+		b.Lo, b.Hi = hallInterval(b.Trace, b.StdErr, n, df, gamma, res.Confidence)
 	}
-	res.Total.Lo, res.Total.Hi = hallInterval(res.Total.Trace, sdTotal, n, gamma, res.Confidence)
+	res.Total.Lo, res.Total.Hi = hallInterval(res.Total.Trace, res.Total.StdErr, n, df, gamma, res.Confidence)
 	return nil
+}
+
+// minEpochs is the number of epochs from which mini-batch standard errors
+// are clustered by epoch (summarize): below it the clustered estimate has
+// too few degrees of freedom to pay, and the i.i.d. one, conservative
+// under the schedule, is kept.
+const minEpochs = 10
+
+// epochs returns the number of epochs (the last possibly partial) the
+// samples of a mini-batch result span, 0 without mini-batches.
+func (res *TraceResult) epochs() int {
+	n := len(res.Samples)
+	if res.Epoch < 2 || n == 0 {
+		return 0
+	}
+	return (res.EpochStart+n-1)/res.Epoch - res.EpochStart/res.Epoch + 1
+}
+
+// clusteredSE returns the epoch-clustered standard error of the mean of
+// x (ne epochs): √(ne/(ne−1) · Σ_e (Σ_{i∈e} (x_i − mean))²) / n.
+func (res *TraceResult) clusteredSE(x []float64, mean float64, ne int) float64 {
+	var ss, cur float64
+	first := res.EpochStart / res.Epoch
+	e := first
+	for i, v := range x {
+		if ei := (res.EpochStart + i) / res.Epoch; ei != e {
+			ss += cur * cur
+			cur, e = 0, ei
+		}
+		cur += v - mean
+	}
+	ss += cur * cur
+	return math.Sqrt(float64(ne)/float64(ne-1)*ss) / float64(len(x))
 }
 
 // AtConfidence returns a copy of res whose intervals are at confidence c
@@ -260,6 +325,7 @@ func (res *TraceResult) Resample(rng *rand.Rand) (*TraceResult, error) {
 	}
 	out := &TraceResult{Method: res.Method, Probes: n, Matvecs: res.Matvecs, Converged: res.Converged, Confidence: res.Confidence,
 		Stop: res.Stop, ProbeBatch: res.ProbeBatch, Elapsed: res.Elapsed}
+	// Rows are resampled as i.i.d. (Epoch 0): a replicate has no epochs.
 	out.Samples = make([][]float64, n)
 	out.TotalSamples = make([]float64, n)
 	for i := range n {

@@ -50,10 +50,12 @@ import (
 	"gonum.org/v1/gonum/stat"
 	"gonum.org/v1/gonum/stat/distuv"
 
+	"github.com/bitplan/bitplan/budget"
 	"github.com/bitplan/bitplan/data"
 	"github.com/bitplan/bitplan/hessian"
 	"github.com/bitplan/bitplan/model"
 	"github.com/bitplan/bitplan/nn"
+	"github.com/bitplan/bitplan/plan"
 )
 
 func main() {
@@ -93,6 +95,7 @@ func run(args []string, w, stderr io.Writer) error {
 	noSample := fs.Bool("no-sample", false, "evaluate the seeds already in -out, compute none")
 	maxProbes := fs.Int("max-probes", 0, "MaxProbes `N` of the adaptive runs (0: -run-probes)")
 	boot := fs.Int("boot", 999, "bootstrap-t replicates `B`")
+	planBudgets := fs.String("plan-budgets", "", "also replay plan --stop plan (plan.StableStop) at these size budgets `LIST` (e.g. 50%,70%,90%) and count stopped plans that differ from the exact traces' plan")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -195,7 +198,7 @@ func run(args []string, w, stderr io.Writer) error {
 
 	// 2. Every configuration replayed on those samples through
 	// hessian.Hutchinson itself (its stopping rule and intervals).
-	methods := []interval{{"t", tInterval}, {"hall-t", hallInterval},
+	methods := []interval{{iidName, nil}, {"t", tInterval}, {"hall-t", hallInterval},
 		{"boot-t", func(x []float64, c float64, r *rand.Rand) (float64, float64) { return bootT(x, c, r, *boot) }}}
 	type config struct {
 		batch, n, min int // n 0: adaptive with MinProbes min
@@ -260,7 +263,21 @@ func run(args []string, w, stderr io.Writer) error {
 				}
 				set.MinProbes, set.MaxProbes = cf.n, cf.n
 			}
-			res, err := hessian.Hutchinson(ctx, &replay{blocks: rblocks, rows: r.Rows[:limit]}, set)
+			rp := &replay{blocks: rblocks, rows: r.Rows[:limit], samples: ds.Len()}
+			if cf.batch > 0 && cf.batch < ds.Len() {
+				// The recorded run's schedule, so the library sees its
+				// epochs (the replay ignores the batches' samples).
+				set.ProbeBatch = cf.batch
+			}
+			res, err := hessian.Hutchinson(ctx, rp, set)
+			if err != nil {
+				return err
+			}
+			// The interval before epoch clustering: the same samples
+			// summarised as i.i.d.
+			flat := *res
+			flat.Epoch = 0
+			iid, err := flat.AtConfidence(res.Confidence)
 			if err != nil {
 				return err
 			}
@@ -274,7 +291,10 @@ func run(args []string, w, stderr io.Writer) error {
 				}
 				for k := range len(methods) + 1 {
 					lo, hi := est.Lo, est.Hi // the library's
-					if k > 0 {
+					switch {
+					case methods[max(k-1, 0)].name == iidName && k > 0:
+						lo, hi = iid.Blocks[j].Lo, iid.Blocks[j].Hi
+					case k > 0:
 						lo, hi = methods[k-1].f(col, res.Confidence, rng)
 					}
 					switch {
@@ -329,6 +349,11 @@ func run(args []string, w, stderr io.Writer) error {
 			fmt.Fprintf(w, "%s %d / %d |\n", row, low[c][k], high[c][k])
 		}
 	}
+	if *planBudgets != "" {
+		if err := planStops(ctx, w, e, ds, rblocks, exact, recs, bs, *seeds, *perRun, strings.Split(*planBudgets, ",")); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintf(w, "\nPer-probe samples (all runs pooled): per layer relative SD (SD/|exact|), skewness, excess kurtosis\n\n")
 	fmt.Fprintln(w, "| probe batch | layer | samples | exact | mean | rel. SD | skewness | excess kurtosis |")
 	fmt.Fprintln(w, "|--:|---|--:|--:|--:|--:|--:|--:|")
@@ -372,15 +397,25 @@ func readRecords(path string, recs map[[2]int]record) error {
 	return nil
 }
 
+// iidName names the library's interval with the i.i.d. standard error
+// (before epoch clustering), computed from the same run.
+const iidName = "library, i.i.d. SE"
+
 // replay is an operator whose Hutchinson samples are given rows: called in
 // probe order (one worker, one probe per call), it returns for probe i a
 // vector whose block b part is v_b·rows[i][b]/Size_b, so that
-// v_bᵀ(Hv)_b = rows[i][b] whatever v is.
+// v_bᵀ(Hv)_b = rows[i][b] whatever v is. It is a hessian.Sampled over
+// the recorded run's samples whose every subset is itself, so that a
+// replay with ProbeBatch set reports the run's epochs.
 type replay struct {
-	blocks []hessian.Block
-	rows   [][]float64
-	next   int
+	blocks  []hessian.Block
+	rows    [][]float64
+	next    int
+	samples int
 }
+
+func (r *replay) Samples() int                           { return r.samples }
+func (r *replay) Subset([]int) (hessian.Operator, error) { return r, nil }
 
 func (r *replay) Dim() int {
 	b := r.blocks[len(r.blocks)-1]
@@ -522,4 +557,109 @@ func exactTraces(ctx context.Context, op hessian.Operator, blocks []hessian.Bloc
 		}
 	}
 	return out, nil
+}
+
+// planStops replays bitplan plan's --stop plan rule (plan.StableStop with
+// its default 95 % joint box, checking after every probe) on the recorded
+// samples at each size budget, with the tolerance out of reach so that
+// only the rule or the probe limit stops, and compares the stopped plan
+// with the plan of the exact traces.
+func planStops(ctx context.Context, w io.Writer, e *nn.Engine, ds data.Dataset, rblocks []hessian.Block, exact []float64,
+	recs map[[2]int]record, bs []int, seeds, limit int, budgets []string) error {
+	s, err := plan.Analyze(ctx, &plan.Analysis{Engine: e, Data: ds, NoTraces: true})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\nplan --stop plan replayed (candidates 4 and 8, size budget, rule checked after every probe from 10, at most %d probes): stopped plans that differ from the exact traces' plan\n\n", limit)
+	fmt.Fprintln(w, "| probe batch | size budget | exact traces' plan | runs | stopped by the rule | probes at the stop (median, range) | stopped plans ≠ exact plan | plans at the limit ≠ exact plan |")
+	fmt.Fprintln(w, "|--:|--:|---|--:|--:|---|--:|--:|")
+	for _, bt := range budgets {
+		spec, err := budget.Parse(budget.Size, strings.TrimSpace(bt))
+		if err != nil {
+			return err
+		}
+		req := plan.Request{Budgets: []plan.Budget{{Resource: "size", Spec: spec}}}
+		t := *s.Table
+		t.Layers = slices.Clone(s.Table.Layers)
+		for i := range t.Layers {
+			t.Layers[i].AvgTrace = exact[i] / t.Layers[i].Params
+		}
+		ref := req
+		ref.Table = &t
+		want, err := plan.Solve(ctx, &ref)
+		if err != nil {
+			return err
+		}
+		wantKey := planKey(want)
+		for _, b := range bs {
+			var runs, stopped, wrong, wrongLimit int
+			var at []int
+			for seed := range seeds {
+				r, ok := recs[[2]int{seed, b}]
+				if !ok || len(r.Rows) < limit {
+					continue
+				}
+				rule := &plan.StableStop{Table: s.Table, Request: req}
+				set := &hessian.Settings{Seed: uint64(seed), Workers: 1, Tol: 1e-12, MaxProbes: limit, Check: rule.Rule(ctx)}
+				if b > 0 && b < ds.Len() {
+					set.ProbeBatch = b
+				}
+				res, err := hessian.Hutchinson(ctx, &replay{blocks: rblocks, rows: r.Rows[:limit], samples: ds.Len()}, set)
+				if err != nil {
+					return err
+				}
+				tt := *s.Table
+				tt.Layers = slices.Clone(s.Table.Layers)
+				for i := range tt.Layers {
+					tt.Layers[i].AvgTrace = res.Blocks[i].Trace / tt.Layers[i].Params
+				}
+				got := req
+				got.Table = &tt
+				p, err := plan.Solve(ctx, &got)
+				if err != nil {
+					return err
+				}
+				runs++
+				differs := planKey(p) != wantKey
+				if res.Stop == plan.StopPlanStable {
+					stopped++
+					at = append(at, res.Probes)
+					if differs {
+						wrong++
+					}
+				} else if differs {
+					wrongLimit++
+				}
+			}
+			if runs == 0 {
+				continue
+			}
+			slices.Sort(at)
+			med := "-"
+			if len(at) > 0 {
+				med = fmt.Sprintf("%d (%d–%d)", at[len(at)/2], at[0], at[len(at)-1])
+			}
+			bl := strconv.Itoa(b)
+			if b == 0 || b >= ds.Len() {
+				bl = "all"
+			}
+			frac := func(k, n int) string {
+				if n == 0 {
+					return "-"
+				}
+				return fmt.Sprintf("%d of %d (%.1f %%)", k, n, 100*float64(k)/float64(n))
+			}
+			fmt.Fprintf(w, "| %s | %s | %s | %d | %s | %s | %s | %s |\n", bl, bt, wantKey, runs, frac(stopped, runs), med, frac(wrong, stopped), frac(wrongLimit, runs-stopped))
+		}
+	}
+	return nil
+}
+
+// planKey is a plan's choices, "8/8/4/8/8".
+func planKey(p *plan.Plan) string {
+	var ks []string
+	for _, l := range p.Layers {
+		ks = append(ks, l.Choice)
+	}
+	return strings.Join(ks, "/")
 }
