@@ -33,49 +33,72 @@ type Robustness struct {
 	Rival []string
 }
 
+// Box bounds the traces of every layer of a table (indices as in
+// Table.Layers): the average weight trace in [Lo[i], Hi[i]] and, when
+// ActLo and ActHi are given, the average activation trace (ActAvgTrace)
+// in [ActLo[i], ActHi[i]]; nil ActLo and ActHi hold the activation traces
+// at the table's values.
+type Box struct {
+	Lo, Hi       []float64
+	ActLo, ActHi []float64
+}
+
 // RobustWithin decides whether the nominal plan of req (the plan Solve
-// returned for it) stays optimal for every table whose layer i has its
-// average trace anywhere in [lo[i], hi[i]] (all else equal), by one more
-// ILP with the same budgets (Verify is not run).
+// returned for it) stays optimal for every table whose layers' traces lie
+// anywhere in box (all else equal), by one more ILP with the same budgets
+// (Verify is not run).
 //
 // For a fixed plan p and traces a, Ω(p; a) − Ω(nominal; a) is a sum over
 // layers of d_i(a_i) = Ω_i(p_i; a_i) − Ω_i(nominal_i; a_i), each affine
-// in its own layer's trace, so its minimum over the box is Σ_i of the
-// minimum of d_i at lo[i] or hi[i]. The ILP over plans p with those
-// per-layer values is therefore min over p and over the box together:
-// its optimum is minus the nominal plan's largest regret, 0 exactly when
-// the nominal plan is optimal for every trace vector of the box (the
-// nominal plan itself scores 0). The proven bound of that solve gives
-// Regret. Only the HAWQ-V3 Ω (AvgTrace · DeltaSq) moves with a layer's
-// trace: a layer with Scores (measured attention points, another
-// criterion) keeps its Ω whatever its interval, so give its bounds only
-// when its Scores do not depend on a trace.
-func RobustWithin(ctx context.Context, req *Request, nominal *Plan, lo, hi []float64) (*Robustness, error) {
+// in its own layer's traces (weight and activation: Layer.Omega), so its
+// minimum over the box is Σ_i of the minimum of d_i over the corners of
+// layer i's box. The ILP over plans p with those per-layer values is
+// therefore min over p and over the box together: its optimum is minus
+// the nominal plan's largest regret, 0 exactly when the nominal plan is
+// optimal for every trace vector of the box (the nominal plan itself
+// scores 0). The proven bound of that solve gives Regret. A layer with
+// Scores (measured attention points, another criterion) keeps its Ω
+// whatever its bounds: give them only when its Scores do not depend on a
+// trace.
+func RobustWithin(ctx context.Context, req *Request, nominal *Plan, b Box) (*Robustness, error) {
 	t := req.Table
 	if t == nil || nominal == nil || nominal.Objective == nil {
 		return nil, fmt.Errorf("plan: robustness needs a table and a feasible nominal plan")
 	}
-	if len(lo) != len(t.Layers) || len(hi) != len(t.Layers) || len(nominal.Layers) != len(t.Layers) {
-		return nil, fmt.Errorf("plan: robustness: %d layers, %d lower and %d upper bounds, nominal plan of %d layers", len(t.Layers), len(lo), len(hi), len(nominal.Layers))
+	nl := len(t.Layers)
+	if len(b.Lo) != nl || len(b.Hi) != nl || len(nominal.Layers) != nl {
+		return nil, fmt.Errorf("plan: robustness: %d layers, %d lower and %d upper bounds, nominal plan of %d layers", nl, len(b.Lo), len(b.Hi), len(nominal.Layers))
+	}
+	act := b.ActLo != nil || b.ActHi != nil
+	if act && (len(b.ActLo) != nl || len(b.ActHi) != nl) {
+		return nil, fmt.Errorf("plan: robustness: %d layers, %d lower and %d upper activation bounds", nl, len(b.ActLo), len(b.ActHi))
 	}
 	box := *t
-	box.Layers = make([]sensitivity.Layer, len(t.Layers))
+	box.Layers = make([]sensitivity.Layer, nl)
 	for i := range t.Layers {
 		l := t.Layers[i]
 		if nominal.Layers[i].Name != l.Name {
 			return nil, fmt.Errorf("plan: robustness: nominal plan's layer %d is %q, the table's %q", i, nominal.Layers[i].Name, l.Name)
 		}
-		if !(lo[i] <= hi[i]) {
-			return nil, fmt.Errorf("plan: robustness: layer %q: interval [%v, %v] is empty", l.Name, lo[i], hi[i])
+		ws := []float64{b.Lo[i], b.Hi[i]}
+		as := []float64{l.ActAvgTrace}
+		if act {
+			as = []float64{b.ActLo[i], b.ActHi[i]}
+		}
+		if !(ws[0] <= ws[1]) || !(as[0] <= as[len(as)-1]) {
+			return nil, fmt.Errorf("plan: robustness: layer %q: an interval is empty (weights [%v, %v], activations %v)", l.Name, ws[0], ws[1], as)
 		}
 		nom := nominal.Layers[i].Choice
-		at := func(a float64, key string) float64 {
-			l.AvgTrace = a
-			return l.Omega(key)
-		}
 		scores := make(map[string]float64, len(l.DeltaSq))
 		for k := range l.DeltaSq {
-			scores[k] = min(at(lo[i], k)-at(lo[i], nom), at(hi[i], k)-at(hi[i], nom))
+			d := math.Inf(1)
+			for _, w := range ws {
+				for _, a := range as {
+					l.AvgTrace, l.ActAvgTrace = w, a
+					d = min(d, l.Omega(k)-l.Omega(nom))
+				}
+			}
+			scores[k] = d
 		}
 		scores[nom] = 0
 		l = t.Layers[i]
@@ -148,6 +171,17 @@ type StableStop struct {
 	Request Request
 	// Confidence is the box's joint confidence (default 0.95).
 	Confidence float64
+	// Activation, when the table's Ω has the activation term, is the
+	// estimate of the activation traces (eval.ActivationTerm's Traces),
+	// whose block k is layer ActivationLayers[k] of Table: their
+	// intervals join the box (and its Bonferroni count). Nil: the
+	// activation traces are held at the table's values.
+	Activation       *hessian.TraceResult
+	ActivationLayers []int
+	// Weights, when not nil, turns the rule around: the weight traces
+	// are this fixed estimate, and the estimate the rule stops is the
+	// activation traces' (blocks as Activation's, which is then ignored).
+	Weights *hessian.TraceResult
 	// Overhead, if positive, skips checks until the time since the last
 	// one is at least its cost over Overhead, so that checking takes at
 	// most about that fraction of the estimate's wall time (0: every
@@ -183,9 +217,15 @@ func (s *StableStop) Rule(ctx context.Context) func(*hessian.TraceResult) (strin
 
 func (s *StableStop) check(ctx context.Context, res *hessian.TraceResult) (string, error) {
 	s.Checks++
+	// The weight traces and the activation traces: res is the one being
+	// estimated, the other is fixed.
+	w, act := res, s.Activation
+	if s.Weights != nil {
+		w, act = s.Weights, res
+	}
 	nl := len(s.Table.Layers)
-	block := make(map[string]int, len(res.Blocks))
-	for j, b := range res.Blocks {
+	block := make(map[string]int, len(w.Blocks))
+	for j, b := range w.Blocks {
 		block[b.Name] = j
 	}
 	for _, l := range s.Table.Layers {
@@ -200,8 +240,15 @@ func (s *StableStop) check(ctx context.Context, res *hessian.TraceResult) (strin
 	if !(c > 0 && c < 1) {
 		return "", fmt.Errorf("plan: stable stop: confidence %v, want a value in (0, 1)", c)
 	}
-	s.Level = 1 - (1-c)/float64(len(res.Blocks))
-	box, err := res.AtConfidence(s.Level)
+	count := len(w.Blocks)
+	if act != nil {
+		if len(act.Blocks) != len(s.ActivationLayers) {
+			return "", fmt.Errorf("plan: stable stop: %d activation blocks for %d layers", len(act.Blocks), len(s.ActivationLayers))
+		}
+		count += len(act.Blocks)
+	}
+	s.Level = 1 - (1-c)/float64(count)
+	box, err := w.AtConfidence(s.Level)
 	if err != nil {
 		return "", err
 	}
@@ -217,8 +264,30 @@ func (s *StableStop) check(ctx context.Context, res *hessian.TraceResult) (strin
 			continue
 		}
 		n := l.Params
-		l.AvgTrace, l.AvgTraceStderr = res.Blocks[j].Trace/n, res.Blocks[j].StdErr/n
+		l.AvgTrace, l.AvgTraceStderr = w.Blocks[j].Trace/n, w.Blocks[j].StdErr/n
 		lo[i], hi[i] = box.Blocks[j].Lo/n, box.Blocks[j].Hi/n
+	}
+	b := Box{Lo: lo, Hi: hi}
+	if act != nil {
+		ab, err := act.AtConfidence(s.Level)
+		if err != nil {
+			return "", err
+		}
+		b.ActLo, b.ActHi = make([]float64, nl), make([]float64, nl)
+		for i, l := range t.Layers {
+			b.ActLo[i], b.ActHi[i] = l.ActAvgTrace, l.ActAvgTrace
+		}
+		for k, i := range s.ActivationLayers {
+			if i < 0 || i >= nl {
+				return "", fmt.Errorf("plan: stable stop: activation layer index %d outside the table's %d layers", i, nl)
+			}
+			if e := ab.Blocks[k]; e.Size > 0 {
+				n := float64(e.Size)
+				l := &t.Layers[i]
+				l.ActAvgTrace, l.ActAvgTraceStderr = act.Blocks[k].Trace/n, act.Blocks[k].StdErr/n
+				b.ActLo[i], b.ActHi[i] = e.Lo/n, e.Hi/n
+			}
+		}
 	}
 	req := s.Request
 	req.Table, req.Verify = &t, nil
@@ -231,7 +300,7 @@ func (s *StableStop) check(ctx context.Context, res *hessian.TraceResult) (strin
 		// solve reports it.
 		return StopPlanStable, nil
 	}
-	r, err := RobustWithin(ctx, &req, nominal, lo, hi)
+	r, err := RobustWithin(ctx, &req, nominal, b)
 	if err != nil {
 		return "", err
 	}

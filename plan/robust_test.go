@@ -36,9 +36,14 @@ func robustTable(t *testing.T, rng *rand.Rand, n int, frac string) *Request {
 // enumeration: the regret max_p Ω(nominal; a) − Ω(p; a) is convex in a
 // (a maximum of affine functions), so it is largest at a vertex of the
 // box; every vertex and every feasible plan is tried.
-func bruteRegret(req *Request, nominal []string, lo, hi []float64) float64 {
+func bruteRegret(req *Request, nominal []string, bx Box) float64 {
 	t := req.Table
 	n := len(t.Layers)
+	lo, hi := bx.Lo, bx.Hi
+	dims := n
+	if bx.ActLo != nil {
+		dims = 2 * n
+	}
 	keys := []string{"2", "4", "8"}
 	bits := []float64{2, 4, 8}
 	var size, sizeLo, sizeHi float64
@@ -48,15 +53,24 @@ func bruteRegret(req *Request, nominal []string, lo, hi []float64) float64 {
 	}
 	limit := req.Budgets[0].Spec.Resolve(sizeLo, sizeHi)
 	worst := math.Inf(-1)
-	a := make([]float64, n)
-	for v := range 1 << n {
+	a, act := make([]float64, n), make([]float64, n)
+	for v := range 1 << dims {
 		for i := range n {
 			a[i] = lo[i]
 			if v>>i&1 == 1 {
 				a[i] = hi[i]
 			}
+			act[i] = t.Layers[i].ActAvgTrace
+			if bx.ActLo != nil {
+				act[i] = bx.ActLo[i]
+				if v>>(n+i)&1 == 1 {
+					act[i] = bx.ActHi[i]
+				}
+			}
 		}
-		omega := func(i int, k string) float64 { return a[i] * t.Layers[i].DeltaSq[k] }
+		omega := func(i int, k string) float64 {
+			return a[i]*t.Layers[i].DeltaSq[k] + act[i]*t.Layers[i].ActDeltaSq[k]
+		}
 		var nom float64
 		for i := range n {
 			nom += omega(i, nominal[i])
@@ -89,13 +103,14 @@ func bruteRegret(req *Request, nominal []string, lo, hi []float64) float64 {
 }
 
 // TestRobustWithinBruteForce compares RobustWithin's regret with
-// enumeration over every box vertex and plan, on random tables, boxes of
-// random widths (from zero, where the regret must be 0, to several times
-// the trace) and budgets.
+// enumeration over every box vertex and plan, on random tables (a third
+// with the activation term, its traces in the box too), boxes of random
+// widths (from zero, where the regret must be 0, to several times the
+// trace) and budgets.
 func TestRobustWithinBruteForce(t *testing.T) {
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(7, 8))
-	stable, unstable := 0, 0
+	stable, unstable, act := 0, 0, 0
 	for trial := range 300 {
 		n := 2 + rng.IntN(4)
 		req := robustTable(t, rng, n, []string{"30%", "50%", "70%", "90%"}[trial%4])
@@ -107,26 +122,48 @@ func TestRobustWithinBruteForce(t *testing.T) {
 			continue
 		}
 		width := []float64{0, 0.05, 0.3, 2}[rng.IntN(4)]
-		lo, hi := make([]float64, n), make([]float64, n)
+		bx := Box{Lo: make([]float64, n), Hi: make([]float64, n)}
+		withAct := trial%3 == 0 && n <= 4
+		if withAct {
+			// The activation term: its own trace and squared errors
+			// (larger at the narrower activation widths), in the box too.
+			bx.ActLo, bx.ActHi = make([]float64, n), make([]float64, n)
+			for i := range req.Table.Layers {
+				l := &req.Table.Layers[i]
+				l.ActAvgTrace = rng.Float64()
+				q := rng.Float64()
+				l.ActDeltaSq = map[string]float64{"2": 100 * q, "4": 8 * q, "8": q / 2}
+				w := width * l.ActAvgTrace * rng.Float64()
+				bx.ActLo[i], bx.ActHi[i] = l.ActAvgTrace-w, l.ActAvgTrace+w*rng.Float64()
+			}
+			if nominal, err = Solve(ctx, req); err != nil {
+				t.Fatal(err)
+			}
+		}
 		var choice []string
 		for i, l := range req.Table.Layers {
 			w := width * l.AvgTrace * rng.Float64()
-			lo[i], hi[i] = l.AvgTrace-w, l.AvgTrace+w*rng.Float64()
+			bx.Lo[i], bx.Hi[i] = l.AvgTrace-w, l.AvgTrace+w*rng.Float64()
 			choice = append(choice, nominal.Layers[i].Choice)
 		}
-		r, err := RobustWithin(ctx, req, nominal, lo, hi)
+		r, err := RobustWithin(ctx, req, nominal, bx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := bruteRegret(req, choice, lo, hi)
-		if math.Abs(r.Regret-max(0, want)) > 1e-9*max(1, math.Abs(want)) {
+		want := bruteRegret(req, choice, bx)
+		// The bound is proven to the solve's absolute gap (half the
+		// tolerance).
+		if math.Abs(r.Regret-max(0, want)) > r.Tolerance+1e-12*max(1, math.Abs(want)) {
 			t.Fatalf("trial %d (%d layers, width %g): regret %v, enumeration %v", trial, n, width, r.Regret, want)
 		}
-		if r.Stable != (want <= r.Tolerance) {
+		if d := want - r.Tolerance; r.Stable != (d <= 0) && math.Abs(d) > r.Tolerance {
 			t.Fatalf("trial %d: stable %v with regret %v (tolerance %v)", trial, r.Stable, want, r.Tolerance)
 		}
 		if width == 0 && !r.Stable {
 			t.Fatalf("trial %d: a zero-width box at the table's own traces is not stable (regret %v)", trial, r.Regret)
+		}
+		if withAct {
+			act++
 		}
 		if r.Stable {
 			stable++
@@ -141,7 +178,10 @@ func TestRobustWithinBruteForce(t *testing.T) {
 	if stable < 30 || unstable < 30 {
 		t.Fatalf("%d stable and %d unstable boxes: the trials do not exercise both", stable, unstable)
 	}
-	t.Logf("%d stable, %d unstable boxes", stable, unstable)
+	if act < 50 {
+		t.Fatalf("%d trials with an activation term, want at least 50", act)
+	}
+	t.Logf("%d stable, %d unstable boxes, %d with an activation term", stable, unstable, act)
 }
 
 func TestRobustWithinErrors(t *testing.T) {
@@ -151,10 +191,10 @@ func TestRobustWithinErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := RobustWithin(ctx, req, nominal, []float64{1}, []float64{1}); err == nil || !strings.Contains(err.Error(), "3 layers") {
+	if _, err := RobustWithin(ctx, req, nominal, Box{Lo: []float64{1}, Hi: []float64{1}}); err == nil || !strings.Contains(err.Error(), "3 layers") {
 		t.Errorf("short bounds: %v", err)
 	}
-	if _, err := RobustWithin(ctx, req, nominal, []float64{1, 1, 2}, []float64{1, 1, 1}); err == nil || !strings.Contains(err.Error(), "empty") {
+	if _, err := RobustWithin(ctx, req, nominal, Box{Lo: []float64{1, 1, 2}, Hi: []float64{1, 1, 1}}); err == nil || !strings.Contains(err.Error(), "empty") {
 		t.Errorf("empty interval: %v", err)
 	}
 	// A layer with Ω scores keeps them whatever its interval.
@@ -164,11 +204,11 @@ func TestRobustWithinErrors(t *testing.T) {
 		l.Scores[k] = l.Omega(k)
 	}
 	tr := func(i int) float64 { return req.Table.Layers[i].AvgTrace }
-	narrow, err := RobustWithin(ctx, req, nominal, []float64{0, tr(1) * 0.5, tr(2) * 0.5}, []float64{0, tr(1) * 2, tr(2) * 2})
+	narrow, err := RobustWithin(ctx, req, nominal, Box{Lo: []float64{0, tr(1) * 0.5, tr(2) * 0.5}, Hi: []float64{0, tr(1) * 2, tr(2) * 2}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	wide, err := RobustWithin(ctx, req, nominal, []float64{-1e6, tr(1) * 0.5, tr(2) * 0.5}, []float64{1e6, tr(1) * 2, tr(2) * 2})
+	wide, err := RobustWithin(ctx, req, nominal, Box{Lo: []float64{-1e6, tr(1) * 0.5, tr(2) * 0.5}, Hi: []float64{1e6, tr(1) * 2, tr(2) * 2}})
 	if err != nil {
 		t.Fatal(err)
 	}

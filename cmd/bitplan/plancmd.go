@@ -119,7 +119,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	byPlan, err := stopByPlan(*stopRule, tf.given("stop"), a)
+	byPlan, err := stopByPlan(*stopRule, tf.given("stop"), a, tf.actQuad)
 	if err != nil {
 		return err
 	}
@@ -153,15 +153,27 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		a.Model = "lenet (bundled)"
 	}
 	var (
-		ps      *plan.StableStop
-		ts      *plan.Sensitivity // the checks' table
-		attNote string            // what addAttention added to its source
+		ps               *plan.StableStop
+		ts               *plan.Sensitivity      // the checks' table
+		act              *eval.ActivationResult // its activation term
+		actNote, attNote string                 // what the activation term and addAttention added to its source
 	)
 	if byPlan {
 		// The table without traces (Δ², costs, ties) for the checks.
 		tmpl := *a
 		tmpl.NoTraces, tmpl.TopEigen, tmpl.Density = true, false, nil
 		ts, err = plan.Analyze(ctx, &tmpl)
+		if err == nil && !tf.weightOnly {
+			// The activation term first, a pilot of --min-probes
+			// probes: its traces' intervals join the checks' box. If
+			// the weight traces then stop on the rule, the plan is
+			// certified for that box and the table takes the pilot's
+			// activation term; else the term is estimated again, to
+			// the tolerance, after the weights.
+			base := ts.Table.Source
+			act, err = tf.activation(ctx, a, ts.Table, pr, tf.minProbes)
+			actNote = strings.TrimPrefix(ts.Table.Source, base)
+		}
 		if err == nil && abits != nil {
 			// Attention points share the budgets: the checks' ILP
 			// needs them (their Ω is measured, not a trace's), and the
@@ -175,6 +187,9 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		ps = &plan.StableStop{Table: ts.Table, Confidence: defaultStopConfidence, Overhead: stopOverhead,
 			Request: plan.Request{Devices: devices, Budgets: budgets, Settings: &ilp.Settings{TimeLimit: *timeLimit, RelGap: *gap}}}
+		if act != nil {
+			ps.Activation, ps.ActivationLayers = act.Traces, act.Layers
+		}
 		a.Trace.Check = ps.Rule(ctx)
 		tf.status = func() string {
 			if ps.Status == "" {
@@ -190,7 +205,30 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			fmt.Fprintf(stderr, "bitplan: traces %s\n", d)
 		}
 	}
-	if err == nil {
+	switch {
+	case err != nil:
+	case act != nil && s.Traces.Stop == plan.StopPlanStable:
+		// The plan is certified with the pilot's activation term: the
+		// same layers, in the same order.
+		for _, i := range act.Layers {
+			l, from := &s.Table.Layers[i], &ts.Table.Layers[i]
+			l.ActAvgTrace, l.ActAvgTraceStderr, l.ActDeltaSq = from.ActAvgTrace, from.ActAvgTraceStderr, from.ActDeltaSq
+		}
+		s.Table.Source += actNote
+	case act != nil:
+		// The activation term to the tolerance, or until the plan is
+		// stable with the weight traces' box fixed.
+		again := *ps
+		again.Table, again.Weights, again.Checks, again.Status = s.Table, s.Traces, 0, ""
+		tf.actCheck = again.Rule(ctx)
+		var ar *eval.ActivationResult
+		if ar, err = tf.activation(ctx, a, s.Table, pr, 0); err == nil {
+			if d := again.Describe(ar.Traces); d != "" {
+				s.Table.Source += "; activation traces " + d
+				fmt.Fprintf(stderr, "bitplan: activation traces %s\n", d)
+			}
+		}
+	case ts == nil:
 		err = tf.score(ctx, a, s, pr)
 	}
 	switch {

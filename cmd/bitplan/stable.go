@@ -22,10 +22,11 @@ const defaultStopConfidence = 0.95
 
 // stopByPlan reads --stop: whether plan-stability stopping applies to the
 // analysis a. It needs Hutchinson's loop (--method hutchinson or auto) and
-// the HAWQ-V3 criterion, whose Ω moves with the traces; by default it
+// the HAWQ-V3 criterion, whose Ω moves with the traces (and not
+// --act-quadratic, whose Ω is fixed in scores once computed); by default it
 // falls back to the tolerance otherwise, and asking for it explicitly is
 // then a usage error.
-func stopByPlan(rule string, given bool, a *plan.Analysis) (bool, error) {
+func stopByPlan(rule string, given bool, a *plan.Analysis, quadratic bool) (bool, error) {
 	switch strings.ToLower(rule) {
 	case stopTolerance:
 		return false, nil
@@ -37,6 +38,8 @@ func stopByPlan(rule string, given bool, a *plan.Analysis) (bool, error) {
 	switch {
 	case a.NoTraces || a.Diag:
 		why = "its Ω does not come from the traces' intervals (--sensitivity hessian does)"
+	case quadratic:
+		why = "--act-quadratic puts Ω in scores computed after the weight traces (give --stop tolerance)"
 	case a.Method != plan.Hutchinson && a.Method != plan.Auto:
 		why = fmt.Sprintf("--method %s runs a fixed budget (hutchinson and auto stop adaptively)", a.Method)
 	}

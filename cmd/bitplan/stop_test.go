@@ -15,8 +15,13 @@ func TestPlanStopRule(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
-	if !strings.Contains(out, "the plan is optimal for every trace vector in the box") || !strings.Contains(errs, "bitplan: traces stopped after") {
+	// With the activation term (the default) either the weight traces or
+	// the activation traces after them stop on the plan.
+	if !strings.Contains(out, "the plan is optimal for every trace vector in the box") || !strings.Contains(errs, "traces stopped after") {
 		t.Fatalf("default --stop plan did not stop on the plan:\nstdout %s\nstderr %s", out, errs)
+	}
+	if _, errs, code := runCmd(t, append(args, "--weight-only")...); code != 0 || !strings.Contains(errs, "bitplan: traces stopped after") {
+		t.Fatalf("--weight-only: the weight traces did not stop on the plan (exit %d):\n%s", code, errs)
 	}
 	tol, errs, code := runCmd(t, append(args, "--stop", "tolerance")...)
 	if code != 0 {

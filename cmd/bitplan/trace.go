@@ -32,8 +32,10 @@ type traceFlags struct {
 	weightOnly bool
 	actQuad    bool
 	fs         *flag.FlagSet // to tell flags given from defaults
-	// status, when set, adds to the progress line (plan's --stop plan).
-	status func() string
+	// status, when set, adds to the progress line (plan's --stop plan),
+	// and actCheck is the activation traces' stopping rule.
+	status   func() string
+	actCheck func(*hessian.TraceResult) (string, error)
 }
 
 // groupHelp is the help of --group (plan, trace, solve).
@@ -188,11 +190,7 @@ func (t *traceFlags) score(ctx context.Context, a *plan.Analysis, s *plan.Sensit
 		return err
 	}
 	if c.NeedsTraces() {
-		ts := *a.Trace
-		ts.Progress = func(p hessian.Progress) {
-			pr.printf("activation traces: %d probes in %s, worst relative error %.1f%% (target %.1f%%)%s", p.Probes, p.Elapsed.Round(time.Second), 100*p.WorstRelErr, 100*t.tol, eta(p, ts.MaxProbes))
-		}
-		_, err := eval.ActivationTerm(ctx, a.Engine, a.Data, s.Table, &eval.ActivationSettings{Trace: &ts, Quadratic: t.actQuad})
+		_, err := t.activation(ctx, a, s.Table, pr, 0)
 		return err
 	}
 	pr.printf("sensitivity: %s criterion on %d calibration samples", c, a.Data.Len())
@@ -201,6 +199,22 @@ func (t *traceFlags) score(ctx context.Context, a *plan.Analysis, s *plan.Sensit
 	}
 	s.Table.Source += fmt.Sprintf("; Ω: %s criterion on %d calibration samples", c, a.Data.Len())
 	return nil
+}
+
+// activation adds the activation term to table (eval.ActivationTerm) with
+// the analysis's trace settings, estimated to the tolerance, or with
+// exactly probes probes when probes > 0. The weight traces' stopping rule
+// is not passed on; actCheck, when set, is the activation traces' own.
+func (t *traceFlags) activation(ctx context.Context, a *plan.Analysis, table *sensitivity.Table, pr *progress, probes int) (*eval.ActivationResult, error) {
+	ts := *a.Trace
+	ts.Check = t.actCheck
+	if probes > 0 {
+		ts.MinProbes, ts.MaxProbes = probes, probes
+	}
+	ts.Progress = func(p hessian.Progress) {
+		pr.printf("activation traces: %d probes in %s, worst relative error %.1f%% (target %.1f%%)%s", p.Probes, p.Elapsed.Round(time.Second), 100*p.WorstRelErr, 100*t.tol, eta(p, ts.MaxProbes))
+	}
+	return eval.ActivationTerm(ctx, a.Engine, a.Data, table, &eval.ActivationSettings{Trace: &ts, Quadratic: t.actQuad})
 }
 
 // defaultFullProducts is the probe limit by default, in products over all
