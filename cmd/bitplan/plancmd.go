@@ -158,8 +158,9 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		act              *eval.ActivationResult // its activation term
 		actNote, attNote string                 // what the activation term and addAttention added to its source
 	)
-	if byPlan {
-		// The table without traces (Δ², costs, ties) for the checks.
+	if byPlan && a.Trace.MaxProbes > a.Trace.MinProbes {
+		// (With a fixed number of probes there is nothing to stop
+		// early.) The table without traces (Δ², costs, ties) for the checks.
 		tmpl := *a
 		tmpl.NoTraces, tmpl.TopEigen, tmpl.Density = true, false, nil
 		ts, err = plan.Analyze(ctx, &tmpl)
