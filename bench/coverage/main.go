@@ -94,10 +94,13 @@ func run(args []string, w, stderr io.Writer) error {
 	samplesPath := fs.String("out", "", "per-probe samples `FILE` (JSON lines; seeds already there are not recomputed)")
 	noSample := fs.Bool("no-sample", false, "evaluate the seeds already in -out, compute none")
 	maxProbes := fs.Int("max-probes", 0, "MaxProbes `N` of the adaptive runs (0: -run-probes)")
-	boot := fs.Int("boot", 999, "bootstrap-t replicates `B`")
+	boot := fs.Int("boot", 999, "bootstrap-t replicates `B` (at least 1)")
 	planBudgets := fs.String("plan-budgets", "", "also replay plan --stop plan (plan.StableStop) at these size budgets `LIST` (e.g. 50%,70%,90%) and count stopped plans that differ from the exact traces' plan")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *boot < 1 {
+		return fmt.Errorf("-boot %d: want at least 1 replicate", *boot)
 	}
 	ints := func(flagName, list string, least int) ([]int, error) {
 		var out []int
@@ -507,8 +510,10 @@ func bootT(x []float64, conf float64, rng *rand.Rand, b int) (float64, float64) 
 	}
 	slices.Sort(ts)
 	alpha := (1 - conf) / 2
-	qlo := ts[int(math.Floor(alpha*float64(b+1)))-1]
-	qhi := ts[int(math.Ceil((1-alpha)*float64(b+1)))-1]
+	// The order statistics of the quantiles, within the b replicates
+	// (with fewer than 1/α replicates the extremes).
+	qlo := ts[min(max(int(math.Floor(alpha*float64(b+1)))-1, 0), b-1)]
+	qhi := ts[min(max(int(math.Ceil((1-alpha)*float64(b+1)))-1, 0), b-1)]
 	return mean - qhi*se, mean - qlo*se
 }
 
