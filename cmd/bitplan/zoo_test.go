@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -578,7 +579,8 @@ func TestPlanVerifyEveryLoss(t *testing.T) {
 // without it): the batch-2 sample inputs, labelled by PyTorch's own
 // predictions (class labels, or per position for per-frame and per-pixel
 // outputs with --loss position), two Hutchinson probes, prune to 90% of
-// the parameters. Each command's wall time and the process's CPU time
+// the parameters (100% where the structures prune leaves intact hold more
+// than a tenth, marked so). Each command's wall time and the process's CPU time
 // (user + system, which a loaded machine does not inflate) are logged as
 // a table row; run one member with -run 'TestZooCacheCommands/resnet18'. It is
 // long (BERT-base-shaped, DenseNet-121): use nice and -timeout 2h.
@@ -670,6 +672,16 @@ func zooCacheCommands(t *testing.T, dir, name string, op int) string {
 	for _, s := range steps {
 		t0, c0 := time.Now(), cpuTime()
 		_, errs, code := runCmd(t, append(s.args, d...)...)
+		if s.cmd == "prune" && code == 3 && strings.Contains(errs, "no plan meets the budgets") {
+			// Structures prune leaves intact (recurrent layers, …) hold
+			// more than 10% of the parameters: it must still write a
+			// valid model, at 100%.
+			t.Logf("prune %s/op%d: 90%% is infeasible (%s); at 100%%", name, op, firstLine(errs))
+			args := slices.Clone(s.args)
+			args[slices.Index(args, "90%")] = "100%"
+			_, errs, code = runCmd(t, append(args, d...)...)
+			row += " (100%)"
+		}
 		sec, cpu := time.Since(t0).Seconds(), (cpuTime() - c0).Seconds()
 		if code != 0 {
 			t.Errorf("%s: exit %d after %.1f s: %s", s.cmd, code, sec, errs)
