@@ -74,6 +74,28 @@ type Feed struct {
 	Int   []int64
 }
 
+// NewFeed makes input name's feed of n samples of per-sample shape sample
+// from x (n × the sample's size values, as a dataset reads them): Int when
+// integer (token ids, masks), else Float.
+func NewFeed(name string, integer bool, x []float64, n int, sample []int) Feed {
+	f := Feed{Name: name, Shape: []int64{int64(n)}}
+	for _, d := range sample {
+		f.Shape = append(f.Shape, int64(d))
+	}
+	if integer {
+		f.Int = make([]int64, len(x))
+		for i, v := range x {
+			f.Int[i] = int64(v)
+		}
+	} else {
+		f.Float = make([]float32, len(x))
+		for i, v := range x {
+			f.Float[i] = float32(v)
+		}
+	}
+	return f
+}
+
 // Kernels counts the operators of ONNX Runtime's optimized graph by
 // "domain:op" ("QLinearConv", "com.microsoft:QGemm").
 type Kernels map[string]int

@@ -221,3 +221,18 @@ func TestModelIOInputs(t *testing.T) {
 		}
 	}
 }
+
+// TestNewFeed checks a feed's shape (batch first) and its values, integer
+// or float32, against the float64 values it was made from.
+func TestNewFeed(t *testing.T) {
+	x := []float64{101, 2023, 0, 1, 7, 102}
+	f := NewFeed("input_ids", true, x, 2, []int{3})
+	if f.Name != "input_ids" || !slices.Equal(f.Shape, []int64{2, 3}) || f.Float != nil ||
+		!slices.Equal(f.Int, []int64{101, 2023, 0, 1, 7, 102}) {
+		t.Errorf("integer feed %+v", f)
+	}
+	g := NewFeed("pixels", false, []float64{0.5, -1.25}, 1, []int{1, 2})
+	if !slices.Equal(g.Shape, []int64{1, 1, 2}) || g.Int != nil || !slices.Equal(g.Float, []float32{0.5, -1.25}) {
+		t.Errorf("float feed %+v", g)
+	}
+}

@@ -13,8 +13,8 @@ import (
 // feeds, one per graph input of a model of several inputs (token ids and
 // an attention mask): warm runs untimed, then runs timed, summarised. The
 // first graph output is fetched. The feeds' tensors are made once, before
-// the timed runs (Session.TimeInputs makes them from float64 values on
-// every run, as a dataset feeds them).
+// the timed runs, so that the figure is the model's run alone (NewFeed
+// makes feeds from a dataset's float64 values).
 func TimeInputs(model []byte, o *Options, feeds []Feed, warm, runs int) (Latency, error) {
 	if !ortgo.IsInitialized() {
 		return Latency{}, fmt.Errorf("ort: call Init first (%s)", Install)

@@ -350,12 +350,6 @@ func (s *Session) Time(x []float32, n, warm, runs int) (Latency, error) {
 	return s.time(func() error { _, err := s.Run(x, n); return err }, n, warm, runs)
 }
 
-// TimeInputs is Time for a model of several inputs, fed as RunInputs
-// feeds them.
-func (s *Session) TimeInputs(xs [][]float64, shapes [][]int, n, warm, runs int) (Latency, error) {
-	return s.time(func() error { _, err := s.RunInputs(xs, shapes, n); return err }, n, warm, runs)
-}
-
 func (s *Session) time(run func() error, n, warm, runs int) (Latency, error) {
 	if runs <= 0 {
 		return Latency{}, fmt.Errorf("ort: %d timed runs", runs)

@@ -32,11 +32,6 @@ func (s *Session) RunInputs(xs [][]float64, shapes [][]int, n int) ([]float32, e
 	return nil, ErrNotBuilt
 }
 
-// TimeInputs returns ErrNotBuilt.
-func (s *Session) TimeInputs(xs [][]float64, shapes [][]int, n, warm, runs int) (Latency, error) {
-	return Latency{}, ErrNotBuilt
-}
-
 // Close does nothing.
 func (s *Session) Close() {}
 

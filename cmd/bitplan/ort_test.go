@@ -139,6 +139,11 @@ func TestEvalRuntimeORTMultiInput(t *testing.T) {
 	if math.Abs(q.Loss-o.Loss) > 1e-3 || q.Correct != o.Correct || o.N != 2 || o.Scored != 2 {
 		t.Errorf("ONNX Runtime %+v, simulation %+v", o, q)
 	}
+	// Both latencies are timed on one sample of both inputs (ort.TimeInputs).
+	if r.Runtime.LatencyMS <= 0 || r.Runtime.FloatLatencyMS <= 0 {
+		t.Errorf("latency %.3f ms, float %.3f ms", r.Runtime.LatencyMS, r.Runtime.FloatLatencyMS)
+	}
+	t.Logf("tiny_bert latency: QDQ %.3f ms, float %.3f ms", r.Runtime.LatencyMS, r.Runtime.FloatLatencyMS)
 }
 
 // TestQuantizeExternalDataORT: the QDQ model of the external-data rescnn

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/advancedclimatesystems/gonnx/onnx"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/bitplan/bitplan/data"
@@ -355,11 +356,23 @@ func ortReport(ctx context.Context, lib, path string, cfg *qdq.Config, test data
 	if err != nil {
 		return nil, err
 	}
-	lat, err := s.TimeInputs(xs, shapes, 1, latencyWarmup, latencyRuns)
+	ins := s.Inputs()
+	if len(ins) != len(xs) {
+		return nil, fmt.Errorf("%s: the QDQ model has %d inputs, the test data %d", path, len(ins), len(xs))
+	}
+	feeds := make([]ort.Feed, len(xs))
+	for i, in := range ins {
+		integer := in.Type != onnx.TensorProto_FLOAT
+		if integer && in.Type != onnx.TensorProto_INT64 {
+			return nil, fmt.Errorf("%s: input %q has element type %v; latency is timed on FLOAT and INT64 inputs", path, in.Name, in.Type)
+		}
+		feeds[i] = ort.NewFeed(in.Name, integer, xs[i], 1, shapes[i])
+	}
+	lat, err := ort.TimeInputs(b, nil, feeds, latencyWarmup, latencyRuns)
 	if err != nil {
 		return nil, err
 	}
-	flat, err := fs.TimeInputs(xs, shapes, 1, latencyWarmup, latencyRuns)
+	flat, err := ort.TimeInputs(cfg.Model, nil, feeds, latencyWarmup, latencyRuns)
 	if err != nil {
 		return nil, err
 	}

@@ -489,22 +489,7 @@ func feedsOf(ds data.Dataset, inputs []nn.Input, n int) ([]ort.Feed, error) {
 	}
 	feeds := make([]ort.Feed, len(inputs))
 	for i, in := range inputs {
-		f := ort.Feed{Name: in.Name, Shape: []int64{int64(n)}}
-		for _, d := range in.Sample {
-			f.Shape = append(f.Shape, int64(d))
-		}
-		if in.Integer {
-			f.Int = make([]int64, len(bufs[i]))
-			for j, v := range bufs[i] {
-				f.Int[j] = int64(v)
-			}
-		} else {
-			f.Float = make([]float32, len(bufs[i]))
-			for j, v := range bufs[i] {
-				f.Float[j] = float32(v)
-			}
-		}
-		feeds[i] = f
+		feeds[i] = ort.NewFeed(in.Name, in.Integer, bufs[i], n, in.Sample)
 	}
 	return feeds, nil
 }
