@@ -10,7 +10,9 @@ import (
 // Resources lists the kinds of budget a pruning plan takes (package
 // budget's vocabulary): params and FLOPs count the units (Conv, Gemm,
 // MatMul; BatchNormalization vectors, element-wise operators and pooling
-// are not counted), size is Σ params·bits/8 (bits = 32 for a float model
+// are not counted), FLOPs also attention's activation × activation
+// MatMuls (Q·Kᵀ, P·V: scaled with the heads kept, fixed when not mapped to
+// a prunable head group; not counted in bops and latency), size is Σ params·bits/8 (bits = 32 for a float model
 // in plain pruning), bops Σ MACs·b_w·b_a, latency the profile's per-layer
 // model summed over the units in milliseconds.
 var Resources = []budget.Kind{budget.Params, budget.FLOPs, budget.Size, budget.BOPS, budget.Latency}
@@ -91,6 +93,46 @@ func (c *unitCost) counts(ko, ki int) Counts {
 		n.Params += c.bias
 	}
 	return n
+}
+
+// actCost is an activation × activation MatMul (attention's Q·Kᵀ or
+// P·V, model.ActMatMul): no weight, so no unit, but its MACs count in the
+// FLOPs row. When its output carries the heads of a prunable group (Analyze
+// maps heads through Q·Kᵀ and P·V, so removing a head removes its H·T·T·d
+// share) its MACs scale with the heads kept; otherwise (no group, a group
+// left intact) they are fixed.
+type actCost struct {
+	name  string
+	macs  int64
+	heads int // the group's channels (its heads)
+	group int // group index, or −1: fixed
+}
+
+func newActCosts(st *Structure) []actCost {
+	owner := map[string]int{}
+	for _, g := range st.Groups {
+		for _, t := range g.Tensors {
+			owner[t] = g.Index
+		}
+	}
+	var ac []actCost
+	for _, a := range st.Model.ActMatMuls() {
+		c := actCost{name: a.Name, macs: a.MACs, group: -1}
+		if g, ok := owner[st.Model.Nodes[a.Node].Outputs[0]]; ok && st.Groups[g].Prunable && st.Groups[g].Channels > 0 {
+			c.group, c.heads = g, st.Groups[g].Channels
+		}
+		ac = append(ac, c)
+	}
+	return ac
+}
+
+// macsAt returns the product's MACs with k heads of its group kept
+// (ignored when fixed).
+func (a *actCost) macsAt(k int) int64 {
+	if a.group < 0 {
+		return a.macs
+	}
+	return a.macs / int64(a.heads) * int64(k)
 }
 
 // row is one resource row of the planning problem.

@@ -55,5 +55,9 @@
 //
 // Costs count the units (Conv, ConvTranspose, Gemm, MatMul): params are their weights and
 // biases, FLOPs are 2·MACs per sample; BatchNormalization vectors and
-// element-wise operators are not counted.
+// element-wise operators are not counted. FLOPs also count attention's
+// activation × activation MatMuls (model.Model.ActMatMuls: Q·Kᵀ and P·V),
+// whose MACs scale with the heads kept of the head group their output
+// carries, and are fixed when it carries none (or the group is not
+// prunable); bops and latency count the units only.
 package prune

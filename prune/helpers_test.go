@@ -103,3 +103,13 @@ func unitTotals(m *model.Model) (params, macs int64) {
 	}
 	return params, macs
 }
+
+// costTotals is unitTotals with the MACs of the activation × activation
+// MatMuls (Q·Kᵀ, P·V) added, as the cost model's FLOPs count them.
+func costTotals(m *model.Model) (params, macs int64) {
+	params, macs = unitTotals(m)
+	for _, a := range m.ActMatMuls() {
+		macs += a.MACs
+	}
+	return params, macs
+}

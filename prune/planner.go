@@ -115,6 +115,7 @@ type problem struct {
 	req    *Request
 	st     *Structure
 	uc     []unitCost
+	ac     []actCost // activation × activation MatMuls (FLOPs only)
 	rows   []row
 	decs   []decision
 	decOf  []int // unit → decision
@@ -159,7 +160,7 @@ func prepare(req *Request) (*problem, error) {
 	if req.Joint && mode != ILP {
 		return nil, fmt.Errorf("prune: joint pruning and quantization needs mode ilp, got %s", mode)
 	}
-	p := &problem{req: req, st: st, uc: newUnitCosts(st)}
+	p := &problem{req: req, st: st, uc: newUnitCosts(st), ac: newActCosts(st)}
 	prec := req.Precision
 	if prec == (profiles.Precision{}) {
 		prec = profiles.W32A32
@@ -427,7 +428,24 @@ func (p *problem) exact(keep, bits []int) ([]float64, error) {
 			tot[k] += v[k]
 		}
 	}
+	for _, a := range p.ac {
+		k := 0
+		if a.group >= 0 {
+			k = keep[a.group]
+		}
+		p.addAct(tot, a.macsAt(k))
+	}
 	return tot, nil
+}
+
+// addAct adds an activation × activation MatMul of macs MACs to the FLOPs
+// rows of v.
+func (p *problem) addAct(v []float64, macs int64) {
+	for k, r := range p.rows {
+		if r.res == budget.FLOPs {
+			v[k] += 2 * float64(macs)
+		}
+	}
 }
 
 // assign turns decision choices into keep counts and unit widths.
@@ -533,6 +551,25 @@ func (p *problem) linearize(lin []int, tight []float64) (*ilp.Problem, error) {
 			}
 			add(costs[I][c], v, 1)
 			add(costs[I][c], base, -1)
+		}
+	}
+	// Activation products: linear in their group's kept heads (exact);
+	// fixed ones are a constant, carried by every choice of decision 0.
+	for _, a := range p.ac {
+		j := -1
+		if a.group >= 0 {
+			j = slices.IndexFunc(p.decs, func(d decision) bool { return d.group == a.group })
+		}
+		if j < 0 {
+			if len(p.decs) > 0 {
+				for c := range p.decs[0].choices {
+					p.addAct(costs[0][c], a.macsAt(0))
+				}
+			}
+			continue
+		}
+		for c, ch := range p.decs[j].choices {
+			p.addAct(costs[j][c], a.macsAt(ch.keep))
 		}
 	}
 	for j, d := range p.decs {

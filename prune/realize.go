@@ -73,6 +73,10 @@ func Realize(ctx context.Context, mp *onnx.ModelProto, st *Structure, p *plan.Pl
 		params += u.Params
 		macs += u.MACs
 	}
+	// Attention's Q·Kᵀ and P·V, as the cost model counts them.
+	for _, a := range m.ActMatMuls() {
+		macs += a.MACs
+	}
 	for name, want := range map[string]int64{"params": params, "flops": 2 * macs} {
 		if u := p.Usage[name]; u != nil && u.Used != nil && *u.Used != float64(want) {
 			return nil, nil, fmt.Errorf("prune: the pruned model has %d params and %d FLOPs, the plan says %s %v", params, 2*macs, name, *u.Used)

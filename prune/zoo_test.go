@@ -232,7 +232,7 @@ func TestZooHeadsApply(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					params, macs := unitTotals(pl.m)
+					params, macs := costTotals(pl.m)
 					if float64(params) != v[0] || float64(2*macs) != v[1] {
 						t.Errorf("trial %d: written model has %d params and %d FLOPs, the cost model says %.0f and %.0f", trial, params, 2*macs, v[0], v[1])
 					}
