@@ -6,16 +6,19 @@
 // ILP, at model-size and BOPS budgets; the widest uniform precision that
 // fits, random maximal mixed plans and a greedy trace-ordered plan
 // (HAWQ-V2 / NNCF style) are the baselines. Models are trained on
-// Fashion-MNIST by scripts (see testdata/models/README.md); accuracy is
+// Fashion-MNIST by scripts (a residual CNN, a MobileNetV2-style CNN, a
+// small ViT and an LSTM; see testdata/models/README.md); accuracy is
 // measured after post-training fake quantization (package eval) on a fixed
-// subset of the test split, with three calibration seeds, and every method
-// is compared with the Hessian ILP (and with uniform) by paired bootstrap
-// intervals over the test images.
+// subset of the test split, with three calibration seeds, and again after
+// a short quantization-aware fine-tuning (prune.FineTune with the
+// straight-through estimator) of a stated subset of the plans; every
+// method is compared with the Hessian ILP (and with uniform) by paired
+// bootstrap intervals over the test images.
 //
-// Run from the repository root (about an hour on the shared 2-core
-// machine; -quick takes a few minutes and is not a valid document):
+// Run from the repository root (minutes on the shared 2-core machine;
+// -quick takes seconds and is not a valid document):
 //
-//	nice -n 10 go run ./eval/internal/study [-o docs/validation.md] [-quick]
+//	nice -n 10 go run ./eval/internal/study [-o docs/validation.md] [-quick] [-models M1,M2]
 //
 // TestDocumentCurrent checks that the committed document was made from
 // the committed inputs (their SHA-256 hashes are listed in it).
@@ -47,6 +50,7 @@ import (
 	"github.com/bitplan/bitplan/model"
 	"github.com/bitplan/bitplan/nn"
 	"github.com/bitplan/bitplan/plan"
+	"github.com/bitplan/bitplan/prune"
 	"github.com/bitplan/bitplan/sensitivity"
 )
 
@@ -65,6 +69,32 @@ type config struct {
 	levels     []float64
 	candidates []sensitivity.Precision
 	batch      int
+	// Fine-tuning: the plans of ftMethods at every budget, in the first
+	// ftSeeds seeds, get ftSteps SGD steps (mini-batches of ftBatch, rate
+	// ftLR) on ftN training images.
+	ftMethods             []string
+	ftSeeds, ftSteps, ftN int
+	ftBatch               int
+	ftLR                  float64
+}
+
+// defaultModels are the study's models (testdata/models).
+const defaultModels = "fmnist_rescnn,fmnist_mbv2,fmnist_vit,fmnist_lstm"
+
+// defaultConfig is the full study's setup.
+func defaultConfig() config {
+	return config{models: strings.Split(defaultModels, ","), testN: 400, calibN: 128, seeds: 3, maxProbes: 60, probeBatch: 32,
+		tol: 0.05, randomN: 1, boot: 1000, levels: []float64{10, 20, 30, 50},
+		candidates: []sensitivity.Precision{{W: 2, A: 8}, {W: 3, A: 8}, {W: 4, A: 8}, {W: 8, A: 8}, {W: 4, A: 4}}, batch: 32,
+		ftMethods: []string{"hessian", "fisher", "weight", "uniform"}, ftSeeds: 1, ftSteps: 100, ftN: 2048, ftBatch: 16, ftLR: 0.002}
+}
+
+// quickConfig is the smoke test's setup: seconds, not a valid document.
+func quickConfig(models []string) config {
+	c := defaultConfig()
+	c.quick, c.models, c.testN, c.calibN, c.seeds, c.boot, c.levels, c.maxProbes, c.probeBatch = true, models, 100, 32, 1, 100, []float64{20, 50}, 4, 16
+	c.ftMethods, c.ftSteps, c.ftN = []string{"hessian", "uniform"}, 4, 64
+	return c
 }
 
 // criteria are the ILP methods, the reference (hessian) first.
@@ -75,19 +105,18 @@ var baselines = []string{"uniform", "greedy", "random"}
 
 // inputs are the committed files the document depends on besides the
 // models (whose hashes are listed too).
-var inputs = []string{"eval/internal/study/main.go", "eval/internal/study/report.go", "scripts/train_study.py", "scripts/train_models.py"}
+var inputs = []string{"eval/internal/study/main.go", "eval/internal/study/report.go", "scripts/train_study.py", "scripts/train_models.py", "scripts/train_vit_fashion.py"}
 
 func main() {
 	out := flag.String("o", "docs/validation.md", "write the document to `FILE` (- for standard output)")
-	quick := flag.Bool("quick", false, "one seed, two budget levels, 200 test images, 20 probes, one random plan (minutes; not a valid document)")
-	models := flag.String("models", "fmnist_rescnn,fmnist_mbv2", "comma-separated `MODELS` of testdata/models")
+	quick := flag.Bool("quick", false, "smoke test: one seed, two budget levels, 100 test images, 32 calibration images, 4 probes, 4 fine-tuning steps (seconds; not a valid document)")
+	models := flag.String("models", defaultModels, "comma-separated `MODELS` of testdata/models")
 	flag.Parse()
-	cfg := config{models: strings.Split(*models, ","), testN: 400, calibN: 128, seeds: 3, maxProbes: 60, probeBatch: 32,
-		tol: 0.05, randomN: 1, boot: 1000, levels: []float64{10, 20, 30, 50},
-		candidates: []sensitivity.Precision{{W: 2, A: 8}, {W: 3, A: 8}, {W: 4, A: 8}, {W: 8, A: 8}, {W: 4, A: 4}}, batch: 32}
+	cfg := defaultConfig()
 	if *quick {
-		cfg.quick, cfg.testN, cfg.seeds, cfg.randomN, cfg.boot, cfg.levels, cfg.maxProbes = true, 200, 1, 1, 200, []float64{20, 50}, 20
+		cfg = quickConfig(nil)
 	}
+	cfg.models = strings.Split(*models, ",")
 	if err := run(context.Background(), cfg, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "study:", err)
 		os.Exit(1)
@@ -136,9 +165,14 @@ type seedResult struct {
 	plans   []map[string]*outcome
 	randoms [][]*outcome
 	all     map[string]*outcome // every distinct plan evaluated, by choice
-	limits  []float64
-	times   map[string]time.Duration
-	probes  int
+	// tuned maps budget index and method name to the plan evaluated after
+	// fine-tuning (nil for a seed that is not fine-tuned); tunedAll holds
+	// every distinct fine-tuned plan, by choice.
+	tuned    []map[string]*outcome
+	tunedAll map[string]*outcome
+	limits   []float64
+	times    map[string]time.Duration
+	probes   int
 }
 
 // modelResult is one model's study.
@@ -327,7 +361,7 @@ func (r *modelResult) runSeed(ctx context.Context, cfg config, e *nn.Engine, tra
 	t0 := time.Now()
 	tAll := t0
 	s, err := plan.Analyze(ctx, &plan.Analysis{Engine: e, Data: calib, Model: r.name, Method: plan.Hutchinson, Diag: true,
-		Trace:      &hessian.Settings{Seed: uint64(seed), Tol: cfg.tol, MinProbes: 10, MaxProbes: cfg.maxProbes, ProbeBatch: cfg.probeBatch},
+		Trace:      &hessian.Settings{Seed: uint64(seed), Tol: cfg.tol, MinProbes: min(10, cfg.maxProbes), MaxProbes: cfg.maxProbes, ProbeBatch: cfg.probeBatch},
 		Candidates: cfg.candidates})
 	if err != nil {
 		return nil, err
@@ -410,7 +444,109 @@ func (r *modelResult) runSeed(ctx context.Context, cfg config, e *nn.Engine, tra
 		progress("%s seed %d %s: hessian %.4f diag %.4f fisher %.4f measured %.4f uniform %s (%d plans so far)", r.name, seed, b,
 			plans["hessian"].accuracy(), plans["diag"].accuracy(), plans["fisher"].accuracy(), plans["measured"].accuracy(), accS(plans["uniform"]), len(sr.all))
 	}
+	if seed <= cfg.ftSeeds {
+		if err := r.fineTuneSeed(ctx, cfg, e, sr, train, test, calib); err != nil {
+			return nil, err
+		}
+	}
 	return sr, nil
+}
+
+// fineTuneSeed fine-tunes the plans of cfg.ftMethods at every budget
+// (each distinct plan once, from the float model) and evaluates them.
+func (r *modelResult) fineTuneSeed(ctx context.Context, cfg config, e *nn.Engine, sr *seedResult, train data.Dataset, test, calib *data.Memory) error {
+	t0 := time.Now()
+	rng := rand.New(rand.NewPCG(uint64(sr.seed), 0xf1e7))
+	ds, err := data.Rows(train, rng.Perm(train.Len())[:cfg.ftN])
+	if err != nil {
+		return err
+	}
+	tune, err := memory(ds)
+	if err != nil {
+		return err
+	}
+	done := map[string]*outcome{}
+	sr.tunedAll = done
+	for b := range r.budgets {
+		tuned := map[string]*outcome{}
+		for _, m := range cfg.ftMethods {
+			p := sr.plans[b][m]
+			if p == nil {
+				continue
+			}
+			key := fmt.Sprint(p.choice)
+			if o, ok := done[key]; ok {
+				tuned[m] = o
+				continue
+			}
+			o, err := r.fineTune(ctx, cfg, e, p.choice, tune, test, calib, sr.seed)
+			if err != nil {
+				return fmt.Errorf("fine-tuning %s's plan at %s: %w", m, r.budgets[b], err)
+			}
+			done[key], tuned[m] = o, o
+			progress("%s seed %d %s: %s fine-tuned %.4f → %.4f (%d plans, %s)", r.name, sr.seed, r.budgets[b], m, p.accuracy(), o.accuracy(), len(done), time.Since(t0).Round(time.Second))
+		}
+		sr.tuned = append(sr.tuned, tuned)
+	}
+	sr.times["fine-tuning"] = time.Since(t0)
+	return nil
+}
+
+// fineTune runs the quantization-aware fine-tuning of one plan from the
+// engine's float θ (restored afterwards): prune.FineTune with the plan's
+// weight quantizer as the straight-through Quantize, then the plan is
+// applied again to the tuned weights (activation ranges recalibrated,
+// biases on the INT32 grid) and scored.
+func (r *modelResult) fineTune(ctx context.Context, cfg config, e *nn.Engine, choice []int, tune, test, calib *data.Memory, seed int) (*outcome, error) {
+	theta0 := e.Theta()
+	defer func() { _ = e.SetTheta(theta0) }() // θ has the engine's length
+	q, err := r.weightQuantizer(ctx, e, choice, calib)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := prune.FineTune(ctx, e, tune, &prune.FineTuneSettings{Steps: cfg.ftSteps, BatchSize: cfg.ftBatch, LR: cfg.ftLR, Seed: uint64(seed), Quantize: q}); err != nil {
+		return nil, err
+	}
+	return evaluate(ctx, e, r.layers, r.precs, choice, test, calib)
+}
+
+// weightQuantizer returns the straight-through quantizer of a plan: θ
+// with every layer's weights replaced by their quantized values at the
+// plan's weight width (eval.Apply's quantizer and channel layout, the
+// scales recomputed from the current weights), biases left in float.
+func (r *modelResult) weightQuantizer(ctx context.Context, e *nn.Engine, choice []int, calib data.Dataset) (func(dst, theta []float64), error) {
+	var ls []eval.Layer
+	for i, c := range choice {
+		ls = append(ls, eval.Layer{Name: r.layers[i].Name, Bits: r.precs[i][c].W})
+	}
+	a, err := eval.Apply(ctx, e, ls, calib, nil) // the layouts and widths, weights only
+	if err != nil {
+		return nil, err
+	}
+	a.Restore()
+	units := map[string]nn.UnitLayout{}
+	for _, u := range e.Units() {
+		units[u.Name] = u
+	}
+	type span struct {
+		lo, hi int
+		q      sensitivity.Quantizer
+		lay    sensitivity.Layout
+	}
+	var spans []span
+	for _, al := range a.Layers {
+		u := units[al.Name]
+		spans = append(spans, span{u.WeightOffset, u.WeightOffset + u.WeightSize, sensitivity.Quantizer{Bits: al.Bits}, al.Layout})
+	}
+	return func(dst, theta []float64) {
+		copy(dst, theta)
+		for _, s := range spans {
+			// A non-finite weight leaves its span in float here; the
+			// evaluation after fine-tuning quantizes the same weights
+			// with eval.Apply, which reports it.
+			_, _ = s.q.Quantize(dst[s.lo:s.hi], theta[s.lo:s.hi], s.lay)
+		}
+	}, nil
 }
 
 func accS(o *outcome) string {
