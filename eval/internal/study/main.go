@@ -168,11 +168,12 @@ type seedResult struct {
 	// tuned maps budget index and method name to the plan evaluated after
 	// fine-tuning (nil for a seed that is not fine-tuned); tunedAll holds
 	// every distinct fine-tuned plan, by choice.
-	tuned    []map[string]*outcome
-	tunedAll map[string]*outcome
-	limits   []float64
-	times    map[string]time.Duration
-	probes   int
+	tuned     []map[string]*outcome
+	tunedAll  map[string]*outcome
+	limits    []float64
+	times     map[string]time.Duration
+	probes    int
+	actProbes int // probes of the activation term
 }
 
 // modelResult is one model's study.
@@ -360,15 +361,27 @@ func (r *modelResult) runSeed(ctx context.Context, cfg config, e *nn.Engine, tra
 	// One Hutchinson run gives both Hessian criteria (the same probes).
 	t0 := time.Now()
 	tAll := t0
+	trace := hessian.Settings{Seed: uint64(seed), Tol: cfg.tol, MinProbes: min(10, cfg.maxProbes), MaxProbes: cfg.maxProbes, ProbeBatch: cfg.probeBatch}
 	s, err := plan.Analyze(ctx, &plan.Analysis{Engine: e, Data: calib, Model: r.name, Method: plan.Hutchinson, Diag: true,
-		Trace:      &hessian.Settings{Seed: uint64(seed), Tol: cfg.tol, MinProbes: min(10, cfg.maxProbes), MaxProbes: cfg.maxProbes, ProbeBatch: cfg.probeBatch},
-		Candidates: cfg.candidates})
+		Trace: &trace, Candidates: cfg.candidates})
 	if err != nil {
 		return nil, err
 	}
 	sr.times["hessian+diag"] = time.Since(t0)
 	progress("%s seed %d: %d probes in %s", r.name, seed, s.Traces.Probes, time.Since(t0).Round(time.Second))
 	sr.probes = s.Traces.Probes
+	// The activation term of both Hessian criteria (eval.ActivationTerm,
+	// as bitplan plan adds it unless --weight-only), with the same probe
+	// settings: set on the diag table before the hessian table is cloned
+	// from it, so that both carry it.
+	t0 = time.Now()
+	act, err := eval.ActivationTerm(ctx, e, calib, s.Table, &eval.ActivationSettings{Trace: &trace})
+	if err != nil {
+		return nil, fmt.Errorf("activation term: %w", err)
+	}
+	sr.times["activation"] = time.Since(t0)
+	sr.actProbes = act.Traces.Probes
+	progress("%s seed %d: activation term, %d probes in %s", r.name, seed, act.Traces.Probes, sr.times["activation"].Round(time.Second))
 	sr.tables[sensitivity.Diag] = s.Table
 	hess := clone(s.Table)
 	for i := range hess.Layers {

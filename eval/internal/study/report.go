@@ -351,7 +351,7 @@ func write(w io.Writer, cfg config, results []*modelResult, hashes [][2]string, 
 	p("- Candidates per layer: %s (`4` is W4A4, `8` W8A8; each layer's input is fake-quantized at the candidate's activation width).\n", precList(cfg.candidates))
 	p("- Budgets: model size (Σ params · b_w / 8) and BOPS (Σ MACs · b_w · b_a), each at %s of the range between every layer at its cheapest and at its widest candidate (HAWQ-V3's percentage convention); one budget at a time.\n", joinPct(cfg.levels))
 	p("- Calibration: %d training images drawn at random per seed (seeds 1..%d: PCG(seed, 0xca11b)); the same images give the traces, the other criteria's measurements and the activation ranges. Nothing is chosen on the test images.\n", cfg.calibN, cfg.seeds)
-	p("- Sensitivities (`plan.Analyze` with `Diag`, then `eval.Score`): Hutchinson with Rademacher probes (seed = calibration seed), each probe on its own mini-batch of %d calibration images, stop at %.0f %% relative standard error per layer or %d probes; `hessian` and `diag` come from the same probes. `fisher`, `taylor`, `weight` and `measured` as documented in `sensitivity.Criterion` (fisher and measured quantize the layer's input too; hessian, diag, taylor and weight see the weights only, so they cannot tell W4A4 from W4A8).\n", cfg.probeBatch, 100*cfg.tol, cfg.maxProbes)
+	p("- Sensitivities (`plan.Analyze` with `Diag`, then `eval.Score`): Hutchinson with Rademacher probes (seed = calibration seed), each probe on its own mini-batch of %d calibration images, stop at %.0f %% relative standard error per layer or %d probes; `hessian` and `diag` come from the same probes. Both include the **activation term** (`eval.ActivationTerm`, as `bitplan plan` adds it unless `--weight-only`): Tr(H_a)/n_a · E‖Q_A(a) − a‖² (diag: Σ diag(H_a) · (Q_A(a) − a)²) of each layer's input, from a second Hutchinson run over the inputs with the same settings, so that they tell W4A4 from W4A8 (an LSTM's R has no input of its own in the graph and no such term). `fisher`, `taylor`, `weight` and `measured` as documented in `sensitivity.Criterion` (fisher and measured quantize the layer's input too; taylor and weight see the weights only, so they cannot tell W4A4 from W4A8).\n", cfg.probeBatch, 100*cfg.tol, cfg.maxProbes)
 	p("- Evaluation (`eval.Apply`): HAWQ's symmetric per-channel min/max weight quantizer, per-tensor min/max activation ranges on the seed's calibration images, biases on the INT32 grid; accuracy and cross-entropy on the first %d Fashion-MNIST test images (a subset, to keep the study's cost down on a shared machine: one image moves accuracy by %.1f points).\n", cfg.testN, 100.0/float64(cfg.testN))
 	p("- Fine-tuning (FT), as HAWQ-V3 does after choosing bits, **for a subset of the plans, to bound the cost**: the plans of %s at every budget, in seed%s %s only (each distinct plan once). Each starts from the float model and takes %d steps of `prune.FineTune` (SGD, heavy-ball momentum 0.9, rate %g, mini-batches of %d from %d training images drawn per seed, BatchNormalization statistics fixed) with the straight-through estimator on the plan's weight quantizer (`FineTuneSettings.Quantize`: every step runs at Q(W) and updates the float W); the gradient pass sees float activations (`nn` applies input quantizers in inference passes only), so the activation quantizers are not trained through. The tuned weights are then quantized again by `eval.Apply` (activation ranges recalibrated on the seed's calibration images) and scored on the same test images, so PTQ and FT differences are paired the same way.\n",
 		strings.Join(quoted(cfg.ftMethods), ", "), plural(cfg.ftSeeds), seedList(cfg.ftSeeds), cfg.ftSteps, cfg.ftLR, cfg.ftBatch, cfg.ftN)
@@ -439,16 +439,17 @@ func write(w io.Writer, cfg config, results []*modelResult, hashes [][2]string, 
 
 	p("\n## Cost of the criteria\n\n")
 	p("Wall time per seed on the shared machine (%d calibration images), seconds, mean over seeds (fine-tuning: per fine-tuned seed, with the number of distinct plans tuned and the time per plan, evaluation included):\n\n", cfg.calibN)
-	p("| model | hessian + diag (probes) | fisher | taylor | weight | measured | fine-tuning (plans) |\n|:--|--:|--:|--:|--:|--:|--:|\n")
+	p("| model | hessian + diag (probes) | activation term (probes) | fisher | taylor | weight | measured | fine-tuning (plans) |\n|:--|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, r := range results {
 		var tm = map[string]float64{}
-		probes, tuned := 0, 0
+		probes, actProbes, tuned := 0, 0, 0
 		var ftSecs float64
 		for _, sr := range r.seeds {
 			for k, v := range sr.times {
 				tm[k] += v.Seconds() / float64(len(r.seeds))
 			}
 			probes += sr.probes
+			actProbes += sr.actProbes
 			ftSecs += sr.times["fine-tuning"].Seconds()
 			tuned += len(sr.tunedAll)
 		}
@@ -456,7 +457,7 @@ func write(w io.Writer, cfg config, results []*modelResult, hashes [][2]string, 
 		if tuned > 0 {
 			ftS = fmt.Sprintf("%.0f (%d, %.1f each)", ftSecs/float64(len(r.seedsOf(ft))), tuned/len(r.seedsOf(ft)), ftSecs/float64(tuned))
 		}
-		p("| %s | %.1f (%d) | %.1f | %.2f | %.3f | %.1f | %s |\n", r.name, tm["hessian+diag"], probes/len(r.seeds), tm["fisher"], tm["taylor"], tm["weight"], tm["measured"], ftS)
+		p("| %s | %.1f (%d) | %.1f (%d) | %.1f | %.2f | %.3f | %.1f | %s |\n", r.name, tm["hessian+diag"], probes/len(r.seeds), tm["activation"], actProbes/len(r.seeds), tm["fisher"], tm["taylor"], tm["weight"], tm["measured"], ftS)
 	}
 
 	for mi, r := range results {
@@ -466,13 +467,13 @@ func write(w io.Writer, cfg config, results []*modelResult, hashes [][2]string, 
 			tot += l.Params
 		}
 		p("Float accuracy %s %% (loss %.4f) on %d test images; %d quantized weights in %d layers. Run time %s.\n\n", pct(r.float.accuracy()), r.float.meanLoss(), len(r.float.correct), r.params, len(r.layers), r.wall.Round(time.Second))
-		p("Per layer at W2A8, seed 1 (Ω of each criterion; diag with its standard error):\n\n")
-		p("| layer | weights | avg trace ± se | hessian | diag ± se | fisher | taylor | weight | measured |\n|:--|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+		p("Per layer at W2A8, seed 1 (Ω of each criterion; diag with its standard error; the input's average trace Tr(H_a)/n_a of the activation term):\n\n")
+		p("| layer | weights | avg trace ± se | act trace ± se | hessian | diag ± se | fisher | taylor | weight | measured |\n|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 		s1 := r.seeds[0]
 		for i, l := range r.layers {
 			k := "w2a8"
 			d := s1.tables[sensitivity.Diag].Layers[i]
-			p("| %s | %.0f | %.3g ± %.2g | %.3g | %.3g ± %.2g | %.3g | %.3g | %.3g | %.3g |\n", l.Name, l.Params, l.AvgTrace, l.AvgTraceStderr,
+			p("| %s | %.0f | %.3g ± %.2g | %.3g ± %.2g | %.3g | %.3g ± %.2g | %.3g | %.3g | %.3g | %.3g |\n", l.Name, l.Params, l.AvgTrace, l.AvgTraceStderr, l.ActAvgTrace, l.ActAvgTraceStderr,
 				s1.tables[sensitivity.Hessian].Layers[i].Omega(k), d.Omega(k), d.ScoreStderr[k],
 				s1.tables[sensitivity.Fisher].Layers[i].Omega(k), s1.tables[sensitivity.Taylor].Layers[i].Omega(k),
 				s1.tables[sensitivity.Weight].Layers[i].Omega(k), s1.tables[sensitivity.Measured].Layers[i].Omega(k))
@@ -662,7 +663,7 @@ func write(w io.Writer, cfg config, results []*modelResult, hashes [][2]string, 
 				}
 			}
 			if m == "hessian" {
-				p("\nPlans at size budgets that put some layer at W4A4 although W4A8 has the same size (weight-only criteria give both the same Ω, so the ILP is indifferent between them): ")
+				p("\nPlans at size budgets that put some layer at W4A4 although W4A8 has the same size (a criterion that gives both the same Ω leaves the ILP indifferent between them; the activation term is there to break that tie for hessian and diag): ")
 			}
 			p("%s %d of %d", m, a4, tot)
 			if m != "measured" {
