@@ -62,6 +62,7 @@ type config struct {
 	calibN     int
 	seeds      int
 	maxProbes  int
+	actProbes  int // probe limit of the activation term
 	probeBatch int
 	tol        float64
 	randomN    int
@@ -83,7 +84,7 @@ const defaultModels = "fmnist_rescnn,fmnist_mbv2,fmnist_vit,fmnist_lstm"
 
 // defaultConfig is the full study's setup.
 func defaultConfig() config {
-	return config{models: strings.Split(defaultModels, ","), testN: 400, calibN: 128, seeds: 3, maxProbes: 60, probeBatch: 32,
+	return config{models: strings.Split(defaultModels, ","), testN: 400, calibN: 128, seeds: 3, maxProbes: 60, actProbes: 30, probeBatch: 32,
 		tol: 0.05, randomN: 1, boot: 1000, levels: []float64{10, 20, 30, 50},
 		candidates: []sensitivity.Precision{{W: 2, A: 8}, {W: 3, A: 8}, {W: 4, A: 8}, {W: 8, A: 8}, {W: 4, A: 4}}, batch: 32,
 		ftMethods: []string{"hessian", "fisher", "weight", "uniform"}, ftSeeds: 1, ftSteps: 100, ftN: 2048, ftBatch: 16, ftLR: 0.002}
@@ -92,7 +93,7 @@ func defaultConfig() config {
 // quickConfig is the smoke test's setup: seconds, not a valid document.
 func quickConfig(models []string) config {
 	c := defaultConfig()
-	c.quick, c.models, c.testN, c.calibN, c.seeds, c.boot, c.levels, c.maxProbes, c.probeBatch = true, models, 100, 32, 1, 100, []float64{20, 50}, 4, 16
+	c.quick, c.models, c.testN, c.calibN, c.seeds, c.boot, c.levels, c.maxProbes, c.actProbes, c.probeBatch = true, models, 100, 32, 1, 100, []float64{20, 50}, 4, 4, 16
 	c.ftMethods, c.ftSteps, c.ftN = []string{"hessian", "uniform"}, 4, 64
 	return c
 }
@@ -372,10 +373,13 @@ func (r *modelResult) runSeed(ctx context.Context, cfg config, e *nn.Engine, tra
 	sr.probes = s.Traces.Probes
 	// The activation term of both Hessian criteria (eval.ActivationTerm,
 	// as bitplan plan adds it unless --weight-only), with the same probe
-	// settings: set on the diag table before the hessian table is cloned
-	// from it, so that both carry it.
+	// settings but at most cfg.actProbes probes (each probes every
+	// layer's input separately): set on the diag table before the hessian
+	// table is cloned from it, so that both carry it.
 	t0 = time.Now()
-	act, err := eval.ActivationTerm(ctx, e, calib, s.Table, &eval.ActivationSettings{Trace: &trace})
+	actTrace := trace
+	actTrace.MaxProbes, actTrace.MinProbes = cfg.actProbes, min(10, cfg.actProbes)
+	act, err := eval.ActivationTerm(ctx, e, calib, s.Table, &eval.ActivationSettings{Trace: &actTrace})
 	if err != nil {
 		return nil, fmt.Errorf("activation term: %w", err)
 	}
