@@ -21,6 +21,25 @@ type Inputs interface {
 	ReadInputs(start int, inputs [][]float64, labels []int) error
 }
 
+// ShapesOf returns the per-sample shape of every input of ds: its
+// SampleShapes when it has several inputs (Inputs), else its one
+// SampleShape.
+func ShapesOf(ds Dataset) [][]int {
+	if m, ok := ds.(Inputs); ok {
+		return m.SampleShapes()
+	}
+	return [][]int{ds.SampleShape()}
+}
+
+// ReadAll reads samples [start, start+len(labels)) of every input of ds
+// into bufs, one buffer per input as ShapesOf orders them.
+func ReadAll(ds Dataset, start int, bufs [][]float64, labels []int) error {
+	if m, ok := ds.(Inputs); ok {
+		return m.ReadInputs(start, bufs, labels)
+	}
+	return ds.Read(start, bufs[0], labels)
+}
+
 // InputSpec is what a model declares for one input, for MatchInputs.
 type InputSpec struct {
 	Name string

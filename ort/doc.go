@@ -221,24 +221,6 @@ func inputNames(ins []Input) string {
 	return strings.Join(names, ", ")
 }
 
-// datasetShapes returns the per-sample shape of every input of ds (one
-// for a plain Dataset).
-func datasetShapes(ds data.Dataset) [][]int {
-	if m, ok := ds.(data.Inputs); ok {
-		return m.SampleShapes()
-	}
-	return [][]int{ds.SampleShape()}
-}
-
-// readInputs reads samples [start, start+len(labels)) of every input of
-// ds into bufs (one per input, sized for the samples).
-func readInputs(ds data.Dataset, start int, bufs [][]float64, labels []int) error {
-	if m, ok := ds.(data.Inputs); ok {
-		return m.ReadInputs(start, bufs, labels)
-	}
-	return ds.Read(start, bufs[0], labels)
-}
-
 // EvalOptions are the options of Session.Evaluate.
 type EvalOptions struct {
 	// Batch is the number of samples of one run (0: 100).

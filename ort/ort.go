@@ -291,7 +291,7 @@ func (s *Session) Evaluate(ctx context.Context, ds data.Dataset, o *EvalOptions)
 	if batch <= 0 {
 		batch = 100
 	}
-	dshapes := datasetShapes(ds)
+	dshapes := data.ShapesOf(ds)
 	shapes, err := sampleShapes(s.ins, dshapes)
 	if err != nil {
 		return eval.Result{}, nil, err
@@ -321,7 +321,7 @@ func (s *Session) Evaluate(ctx context.Context, ds data.Dataset, o *EvalOptions)
 		for i := range bufs {
 			chunk[i] = bufs[i][:n*pers[i]]
 		}
-		if err := readInputs(ds, start, chunk, labels[:n]); err != nil {
+		if err := data.ReadAll(ds, start, chunk, labels[:n]); err != nil {
 			return eval.Result{}, nil, err
 		}
 		z, shape, err := s.run(chunk, shapes, n)

@@ -478,13 +478,7 @@ func feedsOf(ds data.Dataset, inputs []nn.Input, n int) ([]ort.Feed, error) {
 		bufs[i] = make([]float64, n*size)
 	}
 	labels := make([]int, n)
-	var err error
-	if mi, ok := ds.(data.Inputs); ok {
-		err = mi.ReadInputs(0, bufs, labels)
-	} else {
-		err = ds.Read(0, bufs[0], labels)
-	}
-	if err != nil {
+	if err := data.ReadAll(ds, 0, bufs, labels); err != nil {
 		return nil, err
 	}
 	feeds := make([]ort.Feed, len(inputs))
