@@ -21,7 +21,7 @@ func TestFineTuneRecovers(t *testing.T) {
 	l := load(t, "lenet")
 	ds, err := data.MNIST(data.Train, 64)
 	if err != nil {
-		t.Skip(err)
+		t.Fatal(err) // MNIST ships with the GoMNIST module: missing data is a failure
 	}
 	pp, err := Solve(t.Context(), &Request{Structure: l.st, Importance: synthImportance(t, l.e, 4), Budgets: []plan.Budget{pct(budget.Params, 0.2)}})
 	if err != nil {
@@ -64,7 +64,7 @@ func TestFineTuneErrors(t *testing.T) {
 	l := load(t, "lenet")
 	ds, err := data.MNIST(data.Train, 4)
 	if err != nil {
-		t.Skip(err)
+		t.Fatal(err) // MNIST ships with the GoMNIST module: missing data is a failure
 	}
 	for _, s := range []FineTuneSettings{{Steps: -1}, {BatchSize: -2}, {LR: -1}, {Momentum: 1}} {
 		if _, err := FineTune(t.Context(), l.e, ds, &s); err == nil {
@@ -121,7 +121,7 @@ func TestFineTuneQuantizeSTE(t *testing.T) {
 	l := load(t, "lenet")
 	ds, err := data.MNIST(data.Train, 8)
 	if err != nil {
-		t.Skip(err)
+		t.Fatal(err) // MNIST ships with the GoMNIST module: missing data is a failure
 	}
 	const step, lr = 0.01, 0.05
 	quantize := func(dst, theta []float64) {

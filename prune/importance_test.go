@@ -17,7 +17,7 @@ func TestImportanceVsExact(t *testing.T) {
 	l := load(t, "lenet")
 	ds, err := data.MNIST(data.Train, 16)
 	if err != nil {
-		t.Skip(err)
+		t.Fatal(err) // MNIST ships with the GoMNIST module: missing data is a failure
 	}
 	op, err := l.e.ChannelOperator(ds)
 	if err != nil {
@@ -121,7 +121,7 @@ func TestEstimateErrors(t *testing.T) {
 	l := load(t, "lenet")
 	ds, err := data.MNIST(data.Train, 4)
 	if err != nil {
-		t.Skip(err)
+		t.Fatal(err) // MNIST ships with the GoMNIST module: missing data is a failure
 	}
 	if _, err := Estimate(t.Context(), l.e, ds, &Settings{Probes: 1}); err == nil {
 		t.Error("one probe accepted")

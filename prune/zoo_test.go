@@ -421,7 +421,7 @@ func TestZooCacheHeads(t *testing.T) {
 			t.Run(c.name+"/"+op, func(t *testing.T) {
 				b, err := os.ReadFile(filepath.Join(dir, c.name+"_"+op+".onnx"))
 				if err != nil {
-					t.Skipf("not in the cache: %v", err)
+					t.Skipf("%v (make the large zoo with /usr/bin/python3 scripts/zoo.py --large --out DIR)", err)
 				}
 				l := loadBytes(t, b)
 				heads, _ := headGroups(l.st)
