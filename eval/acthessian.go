@@ -45,6 +45,14 @@ type ActivationSettings struct {
 	// (AvgTrace · DeltaSq, or diag's scores) plus this term; ActDeltaSq is
 	// set for the record and ActAvgTrace left 0.
 	Quadratic bool
+	// Continue, when not nil, is an earlier result of ActivationTerm on
+	// the same engine, calibration data and table layers with the same
+	// Trace settings but fewer probes (a pilot, say): its probes are this
+	// estimate's first ones and are not recomputed, nor are its
+	// quantizers calibrated again; the estimate goes on from there with
+	// this call's stopping rule (Trace.Check, Tol, MaxProbes). Not with
+	// Quadratic.
+	Continue *ActivationResult
 }
 
 // ActivationResult is what ActivationTerm estimated.
@@ -68,6 +76,17 @@ type ActivationResult struct {
 	// ActivationSettings.Quadratic (nil without it; Traces and Weighted
 	// are then nil).
 	Quadratic []map[string]float64
+
+	// What Continue needs: the layers' names, the activation widths,
+	// their quantizers, squared errors and input sizes, the settings and
+	// every accepted probe's extra values.
+	names []string
+	ws    []int
+	qs    [][]ActQuantizer
+	sq    [][]float64
+	size  []int
+	set   hessian.Settings
+	extra [][]float64
 }
 
 // ActivationTerm adds to the Hessian criteria of table t (plan.Analyze's
@@ -161,8 +180,21 @@ func ActivationTerm(ctx context.Context, e *nn.Engine, calib data.Dataset, t *se
 		ws = append(ws, a)
 	}
 	sort.Ints(ws)
-	qs, sq, size, err := actQuantizers(ctx, e, calib, set.Calibration, names, ws)
-	if err != nil {
+	var (
+		qs   [][]ActQuantizer
+		sq   [][]float64
+		size []int
+		err  error
+	)
+	if c := set.Continue; c != nil {
+		if set.Quadratic || c.Traces == nil {
+			return nil, fmt.Errorf("eval: the activation term continues a Hutchinson estimate, not the exact quadratic form")
+		}
+		if !slices.Equal(c.names, names) || !slices.Equal(c.ws, ws) || !slices.Equal(c.Layers, res.Layers) {
+			return nil, fmt.Errorf("eval: the activation term to continue is over layers %v at activation widths %v, this table's are %v at %v", c.names, c.ws, names, ws)
+		}
+		qs, sq, size = c.qs, c.sq, c.size
+	} else if qs, sq, size, err = actQuantizers(ctx, e, calib, set.Calibration, names, ws); err != nil {
 		return nil, err
 	}
 	if set.Quadratic {
@@ -284,11 +316,22 @@ func ActivationTerm(ctx context.Context, e *nn.Engine, calib data.Dataset, t *se
 		}
 		return sum, nil
 	}
-	tr, extra, err := hessian.HutchinsonRows(ctx, blocks, &ts, row)
+	var (
+		prev      *hessian.TraceResult
+		prevExtra [][]float64
+	)
+	if c := set.Continue; c != nil {
+		if c.set.Seed != ts.Seed || c.set.ProbeBatch != ts.ProbeBatch {
+			return nil, fmt.Errorf("eval: the activation term to continue has seed %d and probe batch %d, this estimate %d and %d", c.set.Seed, c.set.ProbeBatch, ts.Seed, ts.ProbeBatch)
+		}
+		prev, prevExtra = c.Traces, c.extra
+	}
+	tr, extra, err := hessian.HutchinsonRowsFrom(ctx, blocks, &ts, prev, prevExtra, row)
 	if err != nil {
 		return nil, fmt.Errorf("eval: activation traces: %w", err)
 	}
 	res.Traces = tr
+	res.names, res.ws, res.qs, res.sq, res.size, res.set, res.extra = names, ws, qs, sq, size, ts, extra
 	res.DeltaSq = make([]map[string]float64, len(names))
 	res.Weighted = make([]map[string]hessian.Estimate, len(names))
 	col := make([]float64, len(extra))

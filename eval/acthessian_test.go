@@ -426,3 +426,49 @@ func TestActivationTermQuadratic(t *testing.T) {
 		t.Errorf("criterion %q, traces %v", tb.Criterion, res.Traces)
 	}
 }
+
+// An estimate continued from a pilot (ActivationSettings.Continue) equals
+// the same estimate from scratch, and a pilot of other settings or layers
+// is refused.
+func TestActivationTermContinue(t *testing.T) {
+	e, ds, tbl := actCase(t)
+	ctx := context.Background()
+	fixed := func(n int) *hessian.Settings { return &hessian.Settings{Seed: 3, MinProbes: n, MaxProbes: n} }
+	want, err := ActivationTerm(ctx, e, ds, clone(tbl), &ActivationSettings{Trace: fixed(9)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pilot, err := ActivationTerm(ctx, e, ds, clone(tbl), &ActivationSettings{Trace: fixed(4)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb := clone(tbl)
+	got, err := ActivationTerm(ctx, e, ds, tb, &ActivationSettings{Trace: fixed(9), Continue: pilot})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Traces.Probes != 9 || got.Traces.Matvecs != 5 {
+		t.Errorf("continued: %d probes, %d computed; want 9, 5", got.Traces.Probes, got.Traces.Matvecs)
+	}
+	for k := range want.Traces.Blocks {
+		if g, w := got.Traces.Blocks[k], want.Traces.Blocks[k]; math.Abs(g.Trace-w.Trace) > 1e-12*math.Abs(w.Trace) || math.Abs(g.StdErr-w.StdErr) > 1e-12*w.StdErr {
+			t.Errorf("block %d: continued %+v, from scratch %+v", k, g, w)
+		}
+		for key, w := range want.Weighted[k] {
+			if g := got.Weighted[k][key]; math.Abs(g.Trace-w.Trace) > 1e-12*math.Abs(w.Trace) {
+				t.Errorf("block %d at %s: weighted sum continued %v, from scratch %v", k, key, g.Trace, w.Trace)
+			}
+		}
+	}
+	if tb.Layers[0].ActAvgTrace == 0 {
+		t.Error("the continued estimate did not set the table's activation traces")
+	}
+	if _, err := ActivationTerm(ctx, e, ds, clone(tbl), &ActivationSettings{Trace: &hessian.Settings{Seed: 4, MinProbes: 9, MaxProbes: 9}, Continue: pilot}); err == nil {
+		t.Error("a pilot of another seed was continued")
+	}
+	short := clone(tbl)
+	short.Layers = short.Layers[1:]
+	if _, err := ActivationTerm(ctx, e, ds, short, &ActivationSettings{Trace: fixed(9), Continue: pilot}); err == nil {
+		t.Error("a pilot over other layers was continued")
+	}
+}

@@ -249,6 +249,20 @@ func Hutchinson(ctx context.Context, op Operator, s *Settings) (*TraceResult, er
 // ignored, and ProbeBatch is only reported. The total's samples are the
 // sums of the block samples.
 func HutchinsonRows(ctx context.Context, blocks []Block, s *Settings, row func(ctx context.Context, i int) ([]float64, error)) (*TraceResult, [][]float64, error) {
+	return HutchinsonRowsFrom(ctx, blocks, s, nil, nil, row)
+}
+
+// HutchinsonRowsFrom is HutchinsonRows continuing an earlier estimate
+// over the same blocks and probes: prev's accepted probes (its Samples,
+// with extra[i] the extra values of probe i, nil when the rows had none)
+// are this estimate's probes 0..prev.Probes−1, seen by the stopping rule,
+// Check and Progress like any other, and row is called from probe
+// prev.Probes on. So a pilot of a few probes is not recomputed when the
+// estimate goes on (with another stopping rule, say). The result is the
+// one HutchinsonRows would return for rows that give prev's samples
+// first; Matvecs counts the rows computed in this call only. A nil prev
+// is HutchinsonRows. prev's rows beyond s.MaxProbes are dropped.
+func HutchinsonRowsFrom(ctx context.Context, blocks []Block, s *Settings, prev *TraceResult, extra [][]float64, row func(ctx context.Context, i int) ([]float64, error)) (*TraceResult, [][]float64, error) {
 	start := time.Now()
 	dim := 0
 	for _, b := range blocks {
@@ -264,12 +278,33 @@ func HutchinsonRows(ctx context.Context, blocks []Block, s *Settings, row func(c
 	if err != nil {
 		return nil, nil, err
 	}
-	var extra [][]float64
-	res, err := hutchinson(ctx, nil, set, hutchRun{start: start, batchSeed: set.Seed, extra: &extra, rows: row, dim: dim, blocks: blocks})
+	var pre [][]float64
+	if prev != nil {
+		if len(prev.Samples) != prev.Probes || len(prev.TotalSamples) != prev.Probes || (extra != nil && len(extra) != prev.Probes) {
+			return nil, nil, fmt.Errorf("hessian: HutchinsonRowsFrom: the earlier estimate has %d probes, %d sample rows, %d totals and %d extra rows", prev.Probes, len(prev.Samples), len(prev.TotalSamples), len(extra))
+		}
+		pre = make([][]float64, prev.Probes)
+		for i, r := range prev.Samples {
+			if len(r) != len(blocks) {
+				return nil, nil, fmt.Errorf("hessian: HutchinsonRowsFrom: the earlier estimate's probe %d has %d block samples, want %d", i, len(r), len(blocks))
+			}
+			pre[i] = append(append(slices.Clone(r), prev.TotalSamples[i]), extraRow(extra, i)...)
+		}
+	}
+	var out [][]float64
+	res, err := hutchinson(ctx, nil, set, hutchRun{start: start, pre: pre, batchSeed: set.Seed, extra: &out, rows: row, dim: dim, blocks: blocks})
 	if err != nil {
 		return nil, nil, err
 	}
-	return res, extra, nil
+	return res, out, nil
+}
+
+// extraRow is extra[i], or nil without extras.
+func extraRow(extra [][]float64, i int) []float64 {
+	if extra == nil {
+		return nil
+	}
+	return extra[i]
 }
 
 // hutchRun holds what the adaptive estimator in Auto changes in a
@@ -356,8 +391,19 @@ func hutchinson(ctx context.Context, op Operator, set Settings, run hutchRun) (*
 		done    atomic.Int64 // products performed
 	)
 	next.Store(int64(len(run.pre)))
+	// The workers start once the collector has taken the precomputed
+	// rows without stopping on them: a stop there wastes no product.
+	preDone := make(chan struct{})
+	if len(run.pre) == 0 {
+		close(preDone)
+	}
 	for range nw {
 		wg.Go(func() {
+			select {
+			case <-preDone:
+			case <-wctx.Done():
+				return
+			}
 			in := make([][]float64, batch)
 			out := make([][]float64, batch)
 			for j := range in {
@@ -534,6 +580,9 @@ func hutchinson(ctx context.Context, op Operator, set Settings, run hutchRun) (*
 			if res.Stop != "" {
 				cancel()
 				break
+			}
+			if n == len(run.pre) {
+				close(preDone)
 			}
 		}
 	}

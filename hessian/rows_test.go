@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"sync/atomic"
 	"testing"
 )
 
@@ -56,5 +57,90 @@ func TestHutchinsonRowsMatchesHutchinson(t *testing.T) {
 	}
 	if _, _, err := HutchinsonRows(context.Background(), nil, set, nil); err == nil {
 		t.Error("no blocks was accepted")
+	}
+}
+
+// HutchinsonRowsFrom continues a pilot: the result equals HutchinsonRows
+// from scratch on the same rows (samples, stop, estimates, extras), the
+// pilot's rows are not recomputed, and a stop on them computes no row.
+func TestHutchinsonRowsFrom(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	d := 24
+	op := Dense(fromSpectrum(indefiniteSpectrum(d, rng), rng), []Block{{"a", 0, 10}, {"b", 10, 14}})
+	var calls atomic.Int64
+	var minCalled atomic.Int64
+	minCalled.Store(1 << 40)
+	row := func(ctx context.Context, i int) ([]float64, error) {
+		calls.Add(1)
+		for {
+			m := minCalled.Load()
+			if int64(i) >= m || minCalled.CompareAndSwap(m, int64(i)) {
+				break
+			}
+		}
+		v, hv := make([]float64, d), make([]float64, d)
+		fillProbe(v, Rademacher, 7, streamHutchinson, i)
+		if err := op.HVP(ctx, hv, v); err != nil {
+			return nil, err
+		}
+		return append(probeSamples(v, hv, op.Blocks())[:2], float64(i)), nil
+	}
+	ctx := context.Background()
+	full := &Settings{Seed: 7, Tol: 0.05, MinProbes: 5, MaxProbes: 200, Workers: 3}
+	want, wantExtra, err := HutchinsonRows(ctx, op.Blocks(), full, row)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pilot, pilotExtra, err := HutchinsonRows(ctx, op.Blocks(), &Settings{Seed: 7, MinProbes: 8, MaxProbes: 8, Workers: 2}, row)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want.Probes <= pilot.Probes {
+		t.Fatalf("the full run stopped at %d probes, within the pilot's %d: the test tests nothing", want.Probes, pilot.Probes)
+	}
+	calls.Store(0)
+	minCalled.Store(1 << 40)
+	got, gotExtra, err := HutchinsonRowsFrom(ctx, op.Blocks(), full, pilot, pilotExtra, row)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := minCalled.Load(); m < int64(pilot.Probes) {
+		t.Errorf("row %d was recomputed (the pilot had %d)", m, pilot.Probes)
+	}
+	if got.Probes != want.Probes || got.Stop != want.Stop || int64(got.Matvecs) != calls.Load() {
+		t.Errorf("continued: %d probes (%s, %d rows counted, %d computed), from scratch %d (%s)", got.Probes, got.Stop, got.Matvecs, calls.Load(), want.Probes, want.Stop)
+	}
+	for b := range want.Blocks {
+		if got.Blocks[b] != want.Blocks[b] {
+			t.Errorf("block %d: %+v, from scratch %+v", b, got.Blocks[b], want.Blocks[b])
+		}
+	}
+	if len(gotExtra) != len(wantExtra) {
+		t.Fatalf("%d extra rows, from scratch %d", len(gotExtra), len(wantExtra))
+	}
+	for i := range wantExtra {
+		if gotExtra[i][0] != wantExtra[i][0] {
+			t.Fatalf("extra row %d = %v, from scratch %v", i, gotExtra[i], wantExtra[i])
+		}
+	}
+	// A rule that stops on the pilot's rows: no row is computed.
+	calls.Store(0)
+	stop := *full
+	stop.MinProbes = pilot.Probes
+	stop.Check = func(*TraceResult) (string, error) { return "enough", nil }
+	res, _, err := HutchinsonRowsFrom(ctx, op.Blocks(), &stop, pilot, pilotExtra, row)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Stop != "enough" || res.Probes != pilot.Probes || calls.Load() != 0 {
+		t.Errorf("stopped on the pilot: %q after %d probes, %d rows computed; want enough after %d, none", res.Stop, res.Probes, calls.Load(), pilot.Probes)
+	}
+	bad := *pilot
+	bad.Samples = bad.Samples[:3]
+	if _, _, err := HutchinsonRowsFrom(ctx, op.Blocks(), full, &bad, pilotExtra, row); err == nil {
+		t.Error("an earlier estimate with missing rows was accepted")
+	}
+	if _, _, err := HutchinsonRowsFrom(ctx, op.Blocks()[:1], full, pilot, pilotExtra, row); err == nil {
+		t.Error("an earlier estimate over other blocks was accepted")
 	}
 }

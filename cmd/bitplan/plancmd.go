@@ -170,9 +170,10 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			// the weight traces then stop on the rule, the plan is
 			// certified for that box and the table takes the pilot's
 			// activation term; else the term is estimated again, to
-			// the tolerance, after the weights.
+			// the tolerance, after the weights, continuing from the
+			// pilot's probes.
 			base := ts.Table.Source
-			act, err = tf.activation(ctx, a, ts.Table, pr, tf.minProbes)
+			act, err = tf.activation(ctx, a, ts.Table, pr, tf.minProbes, nil)
 			actNote = strings.TrimPrefix(ts.Table.Source, base)
 		}
 		if err == nil && abits != nil {
@@ -218,12 +219,13 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		s.Table.Source += actNote
 	case act != nil:
 		// The activation term to the tolerance, or until the plan is
-		// stable with the weight traces' box fixed.
+		// stable with the weight traces' box fixed, from the pilot's
+		// probes on (the first check is on them).
 		again := *ps
 		again.Table, again.Weights, again.Checks, again.Status = s.Table, s.Traces, 0, ""
 		tf.actCheck = again.Rule(ctx)
 		var ar *eval.ActivationResult
-		if ar, err = tf.activation(ctx, a, s.Table, pr, 0); err == nil {
+		if ar, err = tf.activation(ctx, a, s.Table, pr, 0, act); err == nil {
 			if d := again.Describe(ar.Traces); d != "" {
 				s.Table.Source += "; activation traces " + d
 				fmt.Fprintf(stderr, "bitplan: activation traces %s\n", d)

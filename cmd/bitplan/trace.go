@@ -190,7 +190,7 @@ func (t *traceFlags) score(ctx context.Context, a *plan.Analysis, s *plan.Sensit
 		return err
 	}
 	if c.NeedsTraces() {
-		_, err := t.activation(ctx, a, s.Table, pr, 0)
+		_, err := t.activation(ctx, a, s.Table, pr, 0, nil)
 		return err
 	}
 	pr.printf("sensitivity: %s criterion on %d calibration samples", c, a.Data.Len())
@@ -203,9 +203,11 @@ func (t *traceFlags) score(ctx context.Context, a *plan.Analysis, s *plan.Sensit
 
 // activation adds the activation term to table (eval.ActivationTerm) with
 // the analysis's trace settings, estimated to the tolerance, or with
-// exactly probes probes when probes > 0. The weight traces' stopping rule
-// is not passed on; actCheck, when set, is the activation traces' own.
-func (t *traceFlags) activation(ctx context.Context, a *plan.Analysis, table *sensitivity.Table, pr *progress, probes int) (*eval.ActivationResult, error) {
+// exactly probes probes when probes > 0, continuing the estimate from
+// (its probes not recomputed) when from is not nil. The weight traces'
+// stopping rule is not passed on; actCheck, when set, is the activation
+// traces' own.
+func (t *traceFlags) activation(ctx context.Context, a *plan.Analysis, table *sensitivity.Table, pr *progress, probes int, from *eval.ActivationResult) (*eval.ActivationResult, error) {
 	ts := *a.Trace
 	ts.Check = t.actCheck
 	if probes > 0 {
@@ -214,7 +216,7 @@ func (t *traceFlags) activation(ctx context.Context, a *plan.Analysis, table *se
 	ts.Progress = func(p hessian.Progress) {
 		pr.printf("activation traces: %d probes in %s, worst relative error %.1f%% (target %.1f%%)%s", p.Probes, p.Elapsed.Round(time.Second), 100*p.WorstRelErr, 100*t.tol, eta(p, ts.MaxProbes))
 	}
-	return eval.ActivationTerm(ctx, a.Engine, a.Data, table, &eval.ActivationSettings{Trace: &ts, Quadratic: t.actQuad})
+	return eval.ActivationTerm(ctx, a.Engine, a.Data, table, &eval.ActivationSettings{Trace: &ts, Quadratic: t.actQuad, Continue: from})
 }
 
 // defaultFullProducts is the probe limit by default, in products over all
