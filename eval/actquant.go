@@ -86,6 +86,27 @@ func (q ActQuantizer) Quantize(x []float64) {
 	}
 }
 
+// Clip returns the clipping range of the grid, [−z·s, (L − z)·s]: the
+// values that land on a code without saturating at its ends (the range
+// inside which the straight-through gradient passes, LSQ's
+// −Q_N ≤ x/s ≤ Q_P; nn.Engine.SetInputClip). It is [Lo, Hi] shifted by
+// the zero point's rounding, at most s/2.
+func (q ActQuantizer) Clip() (lo, hi float64) {
+	s, z := q.Scale()
+	return -z * s, (q.Levels() - z) * s
+}
+
+// Install sets q as the input quantizer of the named unit of e, with its
+// clipping range for straight-through gradient passes
+// (nn.Engine.SetQuantizedGradient).
+func (q ActQuantizer) Install(e *nn.Engine, unit string) error {
+	if err := e.SetInputQuantizer(unit, q.Func()); err != nil {
+		return err
+	}
+	lo, hi := q.Clip()
+	return e.SetInputClip(unit, lo, hi)
+}
+
 // Func returns Quantize as an engine input quantizer (safe for concurrent
 // calls: q is a value).
 func (q ActQuantizer) Func() nn.InputQuantizer { return q.Quantize }

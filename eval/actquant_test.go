@@ -254,3 +254,37 @@ func ExampleActQuantizer() {
 	// 2-bit asymmetric [-0.5, 1] step 0.5 zero point 1
 	// [-0.5 -0.5 0 0 0.5 1]
 }
+
+// TestActQuantizerClip: inside Clip's range the quantizer only rounds
+// (|Q(x) − x| ≤ s/2), outside it saturates at the range's nearer end,
+// and the range is [Lo, Hi] moved by at most s/2.
+func TestActQuantizerClip(t *testing.T) {
+	r := rand.New(rand.NewPCG(4, 4))
+	for trial := 0; trial < 2000; trial++ {
+		q, x := randomCase(r)
+		s, _ := q.Scale()
+		lo, hi := q.Clip()
+		if math.Abs(lo-q.Lo) > s/2*(1+1e-12) || math.Abs(hi-q.Hi) > s/2*(1+1e-12) || lo > 0 || hi < 0 {
+			t.Fatalf("%v: Clip [%g, %g], step %g", q, lo, hi, s)
+		}
+		y := slices.Clone(x)
+		q.Quantize(y)
+		for i, v := range x {
+			tol := 1e-9 * (1 + math.Abs(v))
+			switch {
+			case v >= lo && v <= hi:
+				if math.Abs(y[i]-v) > s/2+tol {
+					t.Fatalf("%v: Q(%g) = %g inside the clipping range [%g, %g], more than s/2 = %g away", q, v, y[i], lo, hi, s/2)
+				}
+			case v < lo:
+				if math.Abs(y[i]-lo) > tol {
+					t.Fatalf("%v: Q(%g) = %g below the clipping range, want %g", q, v, y[i], lo)
+				}
+			default:
+				if math.Abs(y[i]-hi) > tol {
+					t.Fatalf("%v: Q(%g) = %g above the clipping range, want %g", q, v, y[i], hi)
+				}
+			}
+		}
+	}
+}

@@ -375,7 +375,7 @@ func Apply(ctx context.Context, e *nn.Engine, layers []Layer, calib data.Dataset
 			return nil, fmt.Errorf("eval: layer %q: %w", al.Name, err)
 		}
 		al.Act = q
-		if err := e.SetInputQuantizer(al.Name, q.Func()); err != nil {
+		if err := q.Install(e, al.Name); err != nil {
 			a.Restore()
 			return nil, err
 		}

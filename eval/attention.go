@@ -152,6 +152,10 @@ func (a *Applied) applyAttention(ctx context.Context, e *nn.Engine, ls []Layer, 
 			if err := e.SetNodeInputQuantizer(p.Name, in, q.Func()); err != nil {
 				return err
 			}
+			lo, hi := q.Clip()
+			if err := e.SetNodeInputClip(p.Name, in, lo, hi); err != nil {
+				return err
+			}
 		}
 		a.Attention = append(a.Attention, aa)
 	}

@@ -21,16 +21,18 @@ type unitInput struct {
 
 // SetInputQuantizer installs q on the data input of the named unit (the
 // non-weight operand: Conv's X, the activation operand of Gemm or MatMul);
-// q == nil removes it. Quantizers act in inference passes only —
-// Evaluate, Logits and Intermediates — so the activations a deployed
-// integer model sees can be simulated ("fake quantization", Jacob et al.,
-// "Quantization and Training of Neural Networks for Efficient
-// Integer-Arithmetic-Only Inference", CVPR 2018, §3). Gradient, HVP,
-// BlockTrace and the Hessian operators ignore them and stay the exact
-// derivatives of the float-activation model at the current θ (a rounding
-// step has a zero derivative almost everywhere; the sensitivities the
-// planner needs are those of the float model). Like SetWeights, it must
-// not run concurrently with evaluation.
+// q == nil removes it. Quantizers act in inference passes — Evaluate,
+// Logits and Intermediates — so the activations a deployed integer model
+// sees can be simulated ("fake quantization", Jacob et al., "Quantization
+// and Training of Neural Networks for Efficient Integer-Arithmetic-Only
+// Inference", CVPR 2018, §3). HVP, BlockTrace and the Hessian operators
+// ignore them and stay the exact derivatives of the float-activation
+// model at the current θ (a rounding step has a zero derivative almost
+// everywhere; the sensitivities the planner needs are those of the float
+// model); so does Gradient unless SetQuantizedGradient(true) makes it the
+// straight-through gradient of the quantized model (the clipping range
+// for it: SetInputClip). Like SetWeights, it must not run concurrently
+// with evaluation.
 func (e *Engine) SetInputQuantizer(unit string, q InputQuantizer) error {
 	for i, u := range e.units {
 		if u.Name == unit {
@@ -48,8 +50,9 @@ func (e *Engine) SetInputQuantizer(unit string, q InputQuantizer) error {
 }
 
 // ClearInputQuantizers removes every input quantizer, node input
-// quantizer and node output replacement.
-func (e *Engine) ClearInputQuantizers() { e.inq, e.nodeq = nil, nil }
+// quantizer, node output replacement and clipping range (not the
+// SetQuantizedGradient setting).
+func (e *Engine) ClearInputQuantizers() { e.inq, e.nodeq, e.ste.unit = nil, nil, nil }
 
 // locateUnitInputs fills p.unitIn: for every unit, the step running its
 // node and the slot of its data input (-1, -1 when the node is not
@@ -85,6 +88,13 @@ func (w *work[T]) forwardQuant(md mode) {
 		w.forward(md)
 		return
 	}
+	w.forwardHooks(md, hooks, false)
+}
+
+// forwardHooks is forward (in mode md) with the hooks applied; with
+// record, the clip mask of every quantized input is recorded first (see
+// forwardGrad).
+func (w *work[T]) forwardHooks(md mode, hooks map[int]*stepHook, record bool) {
 	if w.qbuf == nil {
 		w.qbuf = make([][][]T, len(w.p.steps))
 	}
@@ -109,6 +119,9 @@ func (w *work[T]) forwardQuant(md mode) {
 				w.qbuf[s.idx][j] = make([]T, len(src))
 			}
 			buf := w.qbuf[s.idx][j]
+			if record {
+				w.recordMask(s.idx, j, src, h.clips[j])
+			}
 			w.apply(func(x, _ []float64) { h.qs[j](x) }, src, buf, true)
 			w.Val[in] = buf
 		}

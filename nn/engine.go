@@ -237,6 +237,8 @@ type Engine struct {
 	// nodeq holds the input quantizers and output replacements of nodes
 	// by node index, see SetNodeInputQuantizer and SetNodeOutput.
 	nodeq map[int]*nodeHook
+	// ste is the straight-through setting of gradient passes (ste.go).
+	ste steConfig
 }
 
 // Input is one data input of the graph as the engine feeds it.

@@ -14,6 +14,7 @@ type NodeOutputFunc func(in, out []float64)
 // index and an output replacement.
 type nodeHook struct {
 	ins   map[int]InputQuantizer
+	clips map[int]clipRange // by input index, see SetNodeInputClip
 	outIn int
 	out   NodeOutputFunc
 }
@@ -32,7 +33,8 @@ func (e *Engine) nodeIndex(name string) (int, error) {
 // SetNodeInputQuantizer installs q on input number input of the named node
 // (an activation × activation MatMul's operands, which no unit owns); q ==
 // nil removes it. It acts as SetInputQuantizer does: in inference passes
-// only (Evaluate, Logits, Intermediates), on a private copy of the input.
+// (Evaluate, Logits, Intermediates; Gradient with SetQuantizedGradient),
+// on a private copy of the input.
 // When a unit's quantizer and a node quantizer read the same slot of one
 // node (a product of a tensor with itself), they are applied in turn.
 // ClearInputQuantizers removes it. It must not run concurrently with
@@ -64,7 +66,8 @@ func (e *Engine) SetNodeInputQuantizer(node string, input int, q InputQuantizer)
 // named node by f(x, out) with x the node's input number input (as the
 // node reads it, after any input quantizer); f == nil removes it. The
 // node's kernel still runs first (its other outputs keep their values).
-// Derivatives (Gradient, HVP) ignore it, as they ignore input quantizers.
+// Derivatives (HVP; Gradient unless SetQuantizedGradient) ignore it, as
+// they ignore input quantizers.
 // ClearInputQuantizers removes it. It must not run concurrently with
 // evaluation.
 func (e *Engine) SetNodeOutput(node string, input int, f NodeOutputFunc) error {
@@ -102,10 +105,11 @@ func (e *Engine) hook(i int, create bool) *nodeHook {
 }
 
 // stepHook is what forwardQuant applies at one step: quantizers of input
-// slots, in order, and an output replacement.
+// slots, in order, with their clipping ranges, and an output replacement.
 type stepHook struct {
 	slots []int
 	qs    []InputQuantizer
+	clips []clipRange
 	outIn int // slot read by out
 	out   NodeOutputFunc
 }
@@ -127,7 +131,11 @@ func (p *plan) stepHooks() map[int]*stepHook {
 	for u, q := range e.inq {
 		if q != nil && p.unitIn[u].step >= 0 {
 			h := get(p.unitIn[u].step)
-			h.slots, h.qs = append(h.slots, p.unitIn[u].slot), append(h.qs, q)
+			c := noClip
+			if e.ste.unit != nil {
+				c = e.ste.unit[u]
+			}
+			h.slots, h.qs, h.clips = append(h.slots, p.unitIn[u].slot), append(h.qs, q), append(h.clips, c)
 		}
 	}
 	if len(e.nodeq) > 0 {
@@ -139,7 +147,11 @@ func (p *plan) stepHooks() map[int]*stepHook {
 			for in := range st.ins {
 				if q := nh.ins[in]; q != nil && st.ins[in] >= 0 {
 					h := get(st.idx)
-					h.slots, h.qs = append(h.slots, st.ins[in]), append(h.qs, q)
+					c, ok := nh.clips[in]
+					if !ok {
+						c = noClip
+					}
+					h.slots, h.qs, h.clips = append(h.slots, st.ins[in]), append(h.qs, q), append(h.clips, c)
 				}
 			}
 			if nh.out != nil && nh.outIn < len(st.ins) && st.ins[nh.outIn] >= 0 && len(st.outs) > 0 && st.outs[0] >= 0 {

@@ -115,6 +115,8 @@ type work[T op.Real] struct {
 	// float64 staging when T is float32.
 	qbuf       [][][]T
 	qtmp, qout []float64
+	// ste is the state of a quantized gradient pass (ste.go).
+	ste steWork[T]
 	// Float64 staging of the inputs, the output and the loss's adjoints,
 	// used when T is float32 (the data and the loss are float64).
 	ins64                  [][]float64

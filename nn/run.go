@@ -458,14 +458,14 @@ func runChunk[T op.Real](e *Engine, ds data.Dataset, start, n int, md mode, vs [
 		acc := target[T](r.grad, r.grad32)
 		clear(acc)
 		w.bind(theta, nil, acc, nil, 0)
-		w.forward(modeGrad)
+		w.forwardGrad()
 		if fail(w.validate(md)) {
 			return
 		}
 		w.takeAt(w.schedule(modeGrad), p.tScore())
 		score(true, false)
 		w.giveAt(w.schedule(modeGrad), p.tScore())
-		w.backward(modeGrad)
+		w.backwardGrad()
 	case modeHVP:
 		// One direction: the backward pass fused into the R-backward
 		// pass (modeHVP1), so adjoints need not outlive it; several share

@@ -33,7 +33,12 @@ type FineTuneSettings struct {
 	// θ, runs every step at Quantize(θ) (written into dst, of θ's length)
 	// and applies the gradient taken there to the float θ, as if the
 	// quantizer were the identity. When it returns, the engine holds the
-	// float θ; quantize it again to deploy.
+	// float θ; quantize it again to deploy. The activations are
+	// fake-quantized in the gradient pass too when the engine's input
+	// quantizers are installed and nn.Engine.SetQuantizedGradient is on
+	// (the clipped straight-through estimator of PACT and LSQ: the
+	// gradient passes the rounding and is cut where the quantizer
+	// saturates); otherwise the steps see float activations.
 	Quantize func(dst, theta []float64)
 }
 
