@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"math"
 	"slices"
-	"sort"
 )
 
 // dpResult is the outcome of dp.
@@ -66,12 +65,21 @@ func (q *sub) dp(lam []float64, cutoff float64, maxStates, beam int, st *stopper
 		}
 		key[g] = hi - lo
 	}
-	sort.SliceStable(order, func(a, b int) bool { return key[order[a]] > key[order[b]] })
+	slices.SortStableFunc(order, func(a, b int) int {
+		switch {
+		case key[a] > key[b]:
+			return -1
+		case key[b] > key[a]:
+			return 1
+		}
+		return 0
+	})
 	// Bounds: the LP relaxation of the remaining groups under the surrogate
 	// row Σ_k w_k C_k ≤ Σ_k w_k L_k with w = λ* (Glover 1965, surrogate
 	// constraints), solved exactly for every capacity by the convex-hull
 	// greedy: per level, the hull edges of the remaining groups sorted by
-	// efficiency with prefix sums, queried by binary search.
+	// efficiency with prefix sums, queried by binary search. Each is built
+	// when first queried (a low rung often prunes the root with the first).
 	sbs := newSurrogates(q, order, w)
 	minc := make([]float64, (ng+1)*k)
 	for i := ng - 1; i >= 0; i-- {
@@ -95,28 +103,40 @@ func (q *sub) dp(lam []float64, cutoff float64, maxStates, beam int, st *stopper
 			maxc[i*k+row] = maxc[(i+1)*k+row] + m
 		}
 	}
-	type back struct {
-		parent int32
-		choice int32
+	limT := make([]float64, k) // limits with the rounding allowance
+	for row := range limT {
+		limT[row] = q.lim[row] + tolCost
 	}
 	levels := make([][]back, ng)
 	u := make([]float64, k) // states' usage, state-major
 	v := []float64{q.c0}
+	var u2, v2 []float64 // the next level's states (buffers swapped with u, v)
 	var nu, nv []float64
 	var nb []back
 	var nbd []float64
+	un := make([]float64, k)
 	truncated := false
-	idx := make([]int, 0)
-	var rel, blocks []int
-	var bs []float64
+	var idx, keep, rel, blocks []int
+	var bs, tree []float64
 	var pu []float64
+	// With two rows the states are also kept in order of their first row's
+	// usage (pord): a child adds its choice's cost to its parent's, which
+	// keeps that order within a choice's block, so merging the blocks ranks
+	// a level's states for the dominance test without sorting.
+	ordered := k == 2
+	pord := []int32{0}
+	var cidx, uord, rank, fresh, heads []int32
 	for i := 0; i < ng; i++ {
 		if i%4 == 3 && st.stop() {
 			return res
 		}
 		g := order[i]
+		np := len(v)
 		nu, nv, nb, nbd = nu[:0], nv[:0], nb[:0], nbd[:0]
-		un := make([]float64, k)
+		mr := minc[(i+1)*k : (i+2)*k]
+		if ordered {
+			cidx = slices.Grow(cidx[:0], int(q.start[g+1]-q.start[g])*np)[:int(q.start[g+1]-q.start[g])*np]
+		}
 		// Children are made choice by choice; parents are in increasing
 		// value, so each choice's block is too, and a merge of the blocks
 		// orders the level by value.
@@ -124,35 +144,52 @@ func (q *sub) dp(lam []float64, cutoff float64, maxStates, beam int, st *stopper
 		for j := q.start[g]; j < q.start[g+1]; j++ {
 			blocks = append(blocks, len(nv))
 			c := q.cost[int(j)*k : int(j)*k+k]
+			vj := q.val[j]
+			var ci []int32
+			if ordered {
+				off := int(j-q.start[g]) * np
+				ci = cidx[off : off+np]
+			}
 		next:
-			for s := range v {
+			for s := 0; s < np; s++ {
+				if ordered {
+					ci[s] = -1
+				}
 				us := u[s*k : s*k+k]
 				for row := 0; row < k; row++ {
 					un[row] = us[row] + c[row]
-					if un[row]+minc[(i+1)*k+row] > q.lim[row]+tolCost {
+					if un[row]+mr[row] > limT[row] {
 						continue next
 					}
 				}
-				vn := v[s] + q.val[j]
+				vn := v[s] + vj
 				b := math.Inf(-1)
 				for _, sb := range sbs {
-					us := 0.0
-					for row := 0; row < k; row++ {
-						us += sb.w[row] * un[row]
+					if !sb.built {
+						sb.build()
 					}
-					b = math.Max(b, vn+sb.query(i+1, sb.wLim-us, sb.wTol))
+					us := 0.0
+					for row, x := range sb.w {
+						us += x * un[row]
+					}
+					b = maxf(b, vn+sb.query(i+1, sb.wLim-us, sb.wTol))
 					if b >= cutoff {
 						break
 					}
 				}
 				if b >= cutoff {
-					res.minPruned = math.Min(res.minPruned, b)
+					res.minPruned = minf(res.minPruned, b)
 					continue
+				}
+				if ordered {
+					ci[s] = int32(len(nv))
 				}
 				nu = append(nu, un...)
 				nv = append(nv, vn)
 				nb = append(nb, back{int32(s), j})
-				nbd = append(nbd, b)
+				if beam > 0 {
+					nbd = append(nbd, b)
+				}
 			}
 		}
 		blocks = append(blocks, len(nv))
@@ -160,30 +197,61 @@ func (q *sub) dp(lam []float64, cutoff float64, maxStates, beam int, st *stopper
 		// Rows that no completion of any state can violate play no part in
 		// dominance (Σ of the largest remaining costs still fits).
 		rel = rel[:0]
+		mx := maxc[(i+1)*k : (i+2)*k]
 		for row := 0; row < k; row++ {
 			for s := range nv {
-				if nu[s*k+row]+maxc[(i+1)*k+row] > q.lim[row]+tolCost {
+				if nu[s*k+row]+mx[row] > limT[row] {
 					rel = append(rel, row)
 					break
 				}
 			}
 		}
 		kr := len(rel)
-		pu = pu[:0]
-		for s := range nv {
-			for _, row := range rel {
-				pu = append(pu, nu[s*k+row])
+		if ordered {
+			// The level's states by first-row usage: each block's children
+			// in their parents' order, the blocks merged.
+			uord = uord[:0]
+			nblk := len(blocks) - 1
+			heads = heads[:0]
+			for t := 0; t < nblk; t++ {
+				start := len(uord)
+				for _, p := range pord {
+					if c := cidx[t*np+int(p)]; c >= 0 {
+						uord = append(uord, c)
+					}
+				}
+				heads = append(heads, int32(start))
+			}
+			heads = append(heads, int32(len(uord)))
+			if nblk > 1 {
+				uord = mergeByRow(uord, heads, nu)
 			}
 		}
 		// Dominance filter, over the states in increasing value (states of
 		// equal value in any order: a dominated one may survive, which
 		// costs time but not exactness).
 		idx = mergeBlocks(idx[:0], nv, blocks)
-		var keep []int
-		if kr == 0 {
-			keep = idx[:min(1, len(idx))]
-		} else {
-			keep = dominanceFilter(idx, pu, kr)
+		switch {
+		case kr == 0:
+			keep = append(keep[:0], idx[:min(1, len(idx))]...)
+		case ordered && kr == 2:
+			rank = slices.Grow(rank[:0], len(nv))[:len(nv)]
+			r := int32(-1)
+			for t, s := range uord {
+				if t == 0 || nu[int(s)*2] != nu[int(uord[t-1])*2] {
+					r++
+				}
+				rank[s] = r
+			}
+			keep, tree = dominance2(keep[:0], tree, idx, nu, rank, int(r)+1)
+		default:
+			pu = pu[:0]
+			for s := range nv {
+				for _, row := range rel {
+					pu = append(pu, nu[s*k+row])
+				}
+			}
+			keep = append(keep[:0], dominanceFilter(idx, pu, kr)...)
 		}
 		if beam > 0 && len(keep) > beam {
 			// Keep the beam states of least bound, still in value order.
@@ -213,18 +281,34 @@ func (q *sub) dp(lam []float64, cutoff float64, maxStates, beam int, st *stopper
 		if len(keep) > maxStates {
 			return res
 		}
-		u = make([]float64, 0, len(keep)*k)
-		v = make([]float64, 0, len(keep))
+		u2, v2 = u2[:0], v2[:0]
 		lv := make([]back, 0, len(keep))
 		for _, s := range keep {
-			u = append(u, nu[s*k:s*k+k]...)
-			v = append(v, nv[s])
+			u2 = append(u2, nu[s*k:s*k+k]...)
+			v2 = append(v2, nv[s])
 			lv = append(lv, nb[s])
 		}
+		u, u2, v, v2 = u2, u, v2, v
 		levels[i] = lv
 		if len(v) == 0 {
 			res.complete = !truncated
 			return res
+		}
+		if ordered {
+			// The kept states' first-row order, in their new numbering.
+			fresh = slices.Grow(fresh[:0], len(nv))[:len(nv)]
+			for s := range fresh {
+				fresh[s] = -1
+			}
+			for t, s := range keep {
+				fresh[s] = int32(t)
+			}
+			pord = pord[:0]
+			for _, s := range uord {
+				if t := fresh[s]; t >= 0 {
+					pord = append(pord, t)
+				}
+			}
 		}
 	}
 	best := 0
@@ -243,6 +327,60 @@ func (q *sub) dp(lam []float64, cutoff float64, maxStates, beam int, st *stopper
 	res.v = v[best]
 	res.complete = !truncated
 	return res
+}
+
+// back is a dp state's link to its parent: the parent's index at the level
+// before and the choice that extends it.
+type back struct {
+	parent int32
+	choice int32
+}
+
+// maxf is math.Max(x, y), inlined where neither is NaN and they differ.
+func maxf(x, y float64) float64 {
+	if x > y {
+		return x
+	}
+	if y > x {
+		return y
+	}
+	return math.Max(x, y)
+}
+
+// minf is math.Min(x, y), inlined where neither is NaN and they differ.
+func minf(x, y float64) float64 {
+	if x < y {
+		return x
+	}
+	if y < x {
+		return y
+	}
+	return math.Min(x, y)
+}
+
+// mergeByRow merges the runs ord[heads[t]:heads[t+1]] of states, each in
+// increasing first-row usage u[s*2], into one such order (ties in any
+// order), using the space after ord.
+func mergeByRow(ord, heads []int32, u []float64) []int32 {
+	n := len(ord)
+	out := slices.Grow(ord, n)[n : 2*n]
+	nb := len(heads) - 1
+	pos := make([]int32, nb)
+	copy(pos, heads[:nb])
+	for o := range out {
+		best := -1
+		bu := 0.0
+		for t := 0; t < nb; t++ {
+			if pos[t] < heads[t+1] {
+				if x := u[int(ord[pos[t]])*2]; best < 0 || x < bu {
+					best, bu = t, x
+				}
+			}
+		}
+		out[o] = ord[pos[best]]
+		pos[best]++
+	}
+	return append(ord[:0], out...)
 }
 
 // mergeBlocks appends to idx the indices of nv ordered by value, where
@@ -345,6 +483,41 @@ func dominanceFilter(idx []int, u []float64, k int) []int {
 	return keep
 }
 
+// dominance2 appends to keep the states of idx (sorted by value) that no
+// earlier state dominates in two rows, u holding the usages (state-major)
+// and rank the states' ranks among the n distinct first-row usages: a
+// Fenwick tree over the ranks holds the least second-row usage of the kept
+// states, tree its reused storage.
+func dominance2(keep []int, tree []float64, idx []int, u []float64, rank []int32, n int) ([]int, []float64) {
+	tree = slices.Grow(tree[:0], n+1)[:n+1]
+	for i := range tree {
+		tree[i] = math.Inf(1)
+	}
+	for _, s := range idx {
+		r := int(rank[s])
+		// Least second-row usage among kept states with first row ≤ this
+		// (plain comparisons: usages are never NaN).
+		y := u[s*2+1]
+		dominated := false
+		for i := r + 1; i > 0; i -= i & -i {
+			if tree[i] <= y {
+				dominated = true
+				break
+			}
+		}
+		if dominated {
+			continue
+		}
+		keep = append(keep, s)
+		for i := r + 1; i < len(tree); i += i & -i {
+			if y < tree[i] {
+				tree[i] = y
+			}
+		}
+	}
+	return keep, tree
+}
+
 func floatsSum(xs []float64) float64 {
 	s := 0.0
 	for _, x := range xs {
@@ -367,16 +540,25 @@ type surrogateBound struct {
 	w          []float64 // row weights
 	wLim, wTol float64   // w·lim and the tolerance of a capacity
 
-	order        []int
+	// q and order describe the levels; built tells whether the fields
+	// below are (build makes them from q, order and w).
+	q     *sub
+	order []int
+	built bool
+
 	baseC, baseV []float64 // per level: Σ hull start cost and value of order[i:]
 	eff          []float64 // per edge (sorted): efficiency −Δv/Δc, decreasing
 	dc, dv       []float64 // per edge: cost and value step
 	edges        [][]int32 // per group: its edges' positions
 	fc, fv       []ksum    // Fenwick trees (1-based) over the edges
-	cc, cv       []float64 // their node values, rounded
+	node         []fnode   // their node values, rounded; NaN past the edges
 	top          int       // highest power of two ≤ len(eff)
 	level        int       // groups order[:level] are removed
 }
+
+// fnode is a node of the surrogate bound's Fenwick trees: the cost and value
+// steps of its range of edges.
+type fnode struct{ c, v float64 }
 
 type edge struct {
 	dc, dv, eff float64
@@ -403,8 +585,7 @@ func newSurrogates(q *sub, order []int, w []float64) []*surrogateBound {
 	}
 	var out []*surrogateBound
 	for _, x := range ws {
-		sb := newSurrogateBound(q, order, x)
-		sb.w = x
+		sb := &surrogateBound{w: x, q: q, order: order}
 		for row := 0; row < q.k; row++ {
 			sb.wLim += x[row] * q.lim[row]
 		}
@@ -415,9 +596,17 @@ func newSurrogates(q *sub, order []int, w []float64) []*surrogateBound {
 }
 
 func newSurrogateBound(q *sub, order []int, w []float64) *surrogateBound {
+	sb := &surrogateBound{w: w, q: q, order: order}
+	sb.build()
+	return sb
+}
+
+// build makes the bound's levels from q, order and w.
+func (sb *surrogateBound) build() {
+	q, order, w := sb.q, sb.order, sb.w
 	k, ng := q.k, len(order)
-	sb := &surrogateBound{order: order, baseC: make([]float64, ng+1), baseV: make([]float64, ng+1),
-		edges: make([][]int32, ng)}
+	sb.built = true
+	sb.baseC, sb.baseV, sb.edges = make([]float64, ng+1), make([]float64, ng+1), make([][]int32, ng)
 	var all []edge
 	type pt struct{ c, v float64 }
 	var pts, hull []pt
@@ -480,15 +669,20 @@ func newSurrogateBound(q *sub, order []int, w []float64) *surrogateBound {
 			sb.fv[p].add(sb.fv[t].c)
 		}
 	}
-	sb.cc, sb.cv = make([]float64, n+1), make([]float64, n+1)
-	for t := range sb.cc {
-		sb.cc[t], sb.cv[t] = sb.fc[t].sum(), sb.fv[t].sum()
-	}
 	sb.top = 1
 	for sb.top*2 <= n {
 		sb.top *= 2
 	}
-	return sb
+	// A descent from top reaches at most index 2·top − 1; the nodes past
+	// the edges are NaN, which no comparison takes.
+	sb.node = make([]fnode, 2*sb.top)
+	for t := range sb.node {
+		if t <= n {
+			sb.node[t] = fnode{sb.fc[t].sum(), sb.fv[t].sum()}
+		} else {
+			sb.node[t] = fnode{math.NaN(), math.NaN()}
+		}
+	}
 }
 
 // advance removes the edges of the groups before level i.
@@ -499,7 +693,7 @@ func (sb *surrogateBound) advance(i int) {
 			for x := int(t) + 1; x < len(sb.fc); x += x & -x {
 				sb.fc[x].add(-dc)
 				sb.fv[x].add(-dv)
-				sb.cc[x], sb.cv[x] = sb.fc[x].sum(), sb.fv[x].sum()
+				sb.node[x] = fnode{sb.fc[x].sum(), sb.fv[x].sum()}
 			}
 			sb.dc[t], sb.dv[t] = 0, 0
 		}
@@ -516,23 +710,26 @@ func (sb *surrogateBound) query(i int, capacity, tol float64) float64 {
 	if c < -tol {
 		return math.Inf(1)
 	}
-	c = math.Max(c, 0)
+	if c <= 0 { // math.Max(c, 0): −0 too becomes +0
+		c = 0
+	}
 	// Descend to the longest prefix of edges whose cost fits in c.
 	pos := 0
 	// Node values are compensated sums, cached as floats; a prefix adds at
 	// most log₂(edges) of them, all of one sign per tree.
 	used, v := 0.0, 0.0
+	node := sb.node
 	for step := sb.top; step > 0; step >>= 1 {
-		if nx := pos + step; nx < len(sb.cc) {
-			if x := used + sb.cc[nx]; x <= c {
-				pos, used, v = nx, x, v+sb.cv[nx]
-			}
+		nx := pos + step
+		if x := used + node[nx].c; x <= c {
+			pos, used, v = nx, x, v+node[nx].v
 		}
 	}
 	out := sb.baseV[i] + v
 	// Edge pos (0-based) is the first that does not fit; skip removed ones
 	// (no cost) that rounding may have left there.
-	for pos < len(sb.dc) && sb.dc[pos] == 0 {
+	dc := sb.dc
+	for pos < len(dc) && dc[pos] == 0 {
 		pos++
 	}
 	if pos < len(sb.eff) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"math/rand/v2"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bitplan/bitplan/ilp"
 	"github.com/bitplan/bitplan/sensitivity"
 )
 
@@ -86,5 +88,23 @@ func TestRunBadFlag(t *testing.T) {
 func BenchmarkGen500(b *testing.B) {
 	for b.Loop() {
 		run([]string{"-groups", "500", "-solve"}, &bytes.Buffer{})
+	}
+}
+
+// BenchmarkSolve5000 solves, with package ilp, the 5,000-layer instance
+// that bench/solve_vs_cbc.sh 5000 gives both solvers (seed 1): the solve
+// alone, without reading the table or writing the plan.
+func BenchmarkSolve5000(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 2024))
+	ls := make([]layer, 5000)
+	for i := range ls {
+		ls[i] = draw(rng)
+	}
+	p := problem(ls)
+	for b.Loop() {
+		sol, err := ilp.Solve(context.Background(), p, nil)
+		if err != nil || sol.Status != ilp.Optimal {
+			b.Fatalf("status %v, error %v", sol.Status, err)
+		}
 	}
 }
