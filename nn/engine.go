@@ -151,12 +151,18 @@ type UnitLayout struct {
 
 // OutputChannelIndices returns, for every output channel of the unit's
 // node — the channels structured pruning removes — the indices in θ of its
-// weights followed by its bias element (when the bias has one element per
+// weights followed by its bias elements (when the bias has elements per
 // output channel). It is ChannelIndices but for a ConvTranspose: its
 // per-channel slices (OutChannels, axis 0 of its C×M/G×kernel weight) are
 // its input channels, and its output channel m = g·M/G + j is the weight's
-// axis-1 entry j over group g's C/G input channels.
+// axis-1 entry j over group g's C/G input channels; and for the W and R of
+// an LSTM, GRU or RNN (D×gates·H×…), whose channels are the H hidden
+// units: unit k is row g·H + k of every gate g in every direction, and of
+// W's bias B (D×2·gates·H) entry p·H + k of each of its 2·gates blocks.
 func (u UnitLayout) OutputChannelIndices() [][]int {
+	if gates := recurrentGates(u.Op); gates > 0 && len(u.WeightShape) == 3 && u.WeightShape[1]%gates == 0 {
+		return u.hiddenUnitIndices(gates)
+	}
 	if u.Op != "ConvTranspose" || len(u.WeightShape) < 3 {
 		return u.ChannelIndices()
 	}
@@ -178,6 +184,60 @@ func (u UnitLayout) OutputChannelIndices() [][]int {
 		out[m] = idx
 	}
 	return out
+}
+
+// recurrentGates returns the gate blocks of a recurrent operator (4 for
+// LSTM, 3 for GRU, 1 for RNN), 0 for any other.
+func recurrentGates(op string) int {
+	switch op {
+	case "LSTM":
+		return 4
+	case "GRU":
+		return 3
+	case "RNN":
+		return 1
+	}
+	return 0
+}
+
+// hiddenUnitIndices is OutputChannelIndices of a recurrent W or R.
+func (u UnitLayout) hiddenUnitIndices(gates int) [][]int {
+	d, gh, x := u.WeightShape[0], u.WeightShape[1], u.WeightShape[2]
+	h := gh / gates
+	out := make([][]int, h)
+	for k := range out {
+		idx := make([]int, 0, d*gates*x+2*d*gates)
+		for di := 0; di < d; di++ {
+			for g := 0; g < gates; g++ {
+				row := u.WeightOffset + (di*gh+g*h+k)*x
+				for j := 0; j < x; j++ {
+					idx = append(idx, row+j)
+				}
+			}
+		}
+		if u.biasPerOutputChannel(h) {
+			for di := 0; di < d; di++ {
+				for p := 0; p < 2*gates; p++ {
+					idx = append(idx, u.BiasOffset+di*2*gh+p*h+k)
+				}
+			}
+		}
+		out[k] = idx
+	}
+	return out
+}
+
+// biasPerOutputChannel reports whether OutputChannelIndices's n channels
+// hold the bias (one element per channel, or a recurrent B of 2·gates
+// blocks per direction), so no bias is left over.
+func (u UnitLayout) biasPerOutputChannel(n int) bool {
+	if u.BiasSize == 0 {
+		return false
+	}
+	if gates := recurrentGates(u.Op); gates > 0 && len(u.WeightShape) == 3 {
+		return u.BiasSize == u.WeightShape[0]*2*gates*n
+	}
+	return u.BiasSize == n
 }
 
 // ChannelIndices returns, for every output channel, the indices in θ of

@@ -83,7 +83,7 @@ func (e *Engine) ChannelOperator(ds data.Dataset) (*ChannelOperator, error) {
 			c.blocks = append(c.blocks, hessian.Block{Name: fmt.Sprintf("%s/%d", u.Name, ch), Offset: len(c.Perm), Size: len(idx)})
 			c.Perm = append(c.Perm, idx...)
 		}
-		if u.BiasSize > 0 && u.BiasSize != len(chans) {
+		if u.BiasSize > 0 && !u.biasPerOutputChannel(len(chans)) {
 			c.blocks = append(c.blocks, hessian.Block{Name: u.Name + "/bias", Offset: len(c.Perm), Size: u.BiasSize})
 			for i := 0; i < u.BiasSize; i++ {
 				c.Perm = append(c.Perm, u.BiasOffset+i)

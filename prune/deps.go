@@ -324,9 +324,9 @@ func (a *analyzer) node(n *model.Node) {
 	}
 	switch flow {
 	case op.FlowConv:
-		a.conv(n, sp)
+		a.conv(n, sp, convLayout)
 	case op.FlowConvTranspose:
-		a.convTranspose(n, sp)
+		a.conv(n, sp, convTransposeLayout)
 	case op.FlowGemm:
 		a.gemm(n, sp)
 	case op.FlowMatMul:
@@ -377,7 +377,28 @@ func (a *analyzer) pass(n *model.Node, sp map[int]tref, pool bool) {
 	}
 }
 
-func (a *analyzer) conv(n *model.Node, sp map[int]tref) {
+// convAxes is the weight layout of a convolution-like unit: the axes of
+// its input and output channels, and its name in messages.
+type convAxes struct {
+	in, out int
+	kind    string
+}
+
+var (
+	// convLayout is Conv's M×C/group×kernel weight.
+	convLayout = convAxes{in: 1, out: 0, kind: "convolution"}
+	// convTransposeLayout is ConvTranspose's C×M/group×kernel weight.
+	convTransposeLayout = convAxes{in: 0, out: 1, kind: "transposed convolution"}
+)
+
+// conv handles a Conv or ConvTranspose unit (ax gives its weight layout):
+// with group 1 its input channels are the weight's axis ax.in and its
+// output channels axis ax.out (with bias entry m). A depthwise one (group
+// = input channels, one input and one output channel per group: a
+// G×1×kernel weight in both layouts) passes its input channels through:
+// channel c is its weight's and bias's entry c and the group attribute
+// shrinks. Other grouped ones are left intact, reported.
+func (a *analyzer) conv(n *model.Node, sp map[int]tref, ax convAxes) {
 	u := a.unitOf[n.Index]
 	for i := range sp {
 		if i != 0 {
@@ -389,10 +410,15 @@ func (a *analyzer) conv(n *model.Node, sp map[int]tref) {
 	g := int(g64)
 	t, tracked := sp[0]
 	dw := false
-	if u != nil && g > 1 && u.WeightShape[1] == 1 && g == u.OutChannels {
+	if u != nil && g > 1 && len(u.WeightShape) > 1 && u.WeightShape[0] == g && u.WeightShape[1] == 1 {
 		if x := a.dims(n.Input(0)); len(x) > 1 && x[1] == g {
 			dw = true
 		}
+	}
+	rank := len(a.dims(n.Outputs[0]))
+	why := ""
+	if os, _ := n.AttrInts("output_shape", nil); ax.out == 1 && len(os) == rank && rank > 0 {
+		why = fmt.Sprintf("%s: attribute output_shape %v lists the channel count", n.Label(), os)
 	}
 	if tracked {
 		switch {
@@ -405,6 +431,9 @@ func (a *analyzer) conv(n *model.Node, sp map[int]tref) {
 			if s.channels != g {
 				a.bad(t.id, "%s: depthwise over %d channels, the group has %d", n.Label(), g, s.channels)
 			}
+			if why != "" {
+				a.bad(t.id, "%s", why)
+			}
 			s.through = append(s.through, u.Name)
 			a.addEdit(t.id, edit{Node: n.Index, Init: u.Weight, Axis: 0, Inner: 1})
 			if u.Bias != "" {
@@ -415,13 +444,13 @@ func (a *analyzer) conv(n *model.Node, sp map[int]tref) {
 			a.set(n.Outputs[0], t)
 			return
 		case g != 1:
-			a.bad(t.id, "%s is a grouped convolution (group %d): its input channels can only be removed group by group", n.Label(), g)
-		case u.WeightShape[1] != a.space(t.id).channels:
-			a.bad(t.id, "%s: weight has %d input channels, the group has %d", n.Label(), u.WeightShape[1], a.space(t.id).channels)
+			a.bad(t.id, "%s is a grouped %s (group %d): its input channels can only be removed group by group", n.Label(), ax.kind, g)
+		case u.WeightShape[ax.in] != a.space(t.id).channels:
+			a.bad(t.id, "%s: weight has %d input channels, the group has %d", n.Label(), u.WeightShape[ax.in], a.space(t.id).channels)
 		default:
 			s := a.space(t.id)
 			s.consumers = append(s.consumers, u.Name)
-			a.addEdit(t.id, edit{Node: n.Index, Init: u.Weight, Axis: 1, Inner: 1})
+			a.addEdit(t.id, edit{Node: n.Index, Init: u.Weight, Axis: ax.in, Inner: 1})
 			a.in[u.Name] = t.id
 		}
 	}
@@ -432,72 +461,21 @@ func (a *analyzer) conv(n *model.Node, sp map[int]tref) {
 		a.dw[u.Name] = true
 		return // depthwise over untracked channels: outputs stay
 	}
-	id := a.newSpace(u.OutChannels, u.Name)
-	s := a.sp[id]
-	s.sources = append(s.sources, u.Name)
-	a.out[u.Name] = id
-	if g != 1 {
-		a.bad(id, "%s is a grouped convolution (group %d): its output channels are not modelled", n.Label(), g)
-	}
-	a.addEdit(id, edit{Node: n.Index, Init: u.Weight, Axis: 0, Inner: 1})
-	if u.Bias != "" {
-		a.addEdit(id, edit{Node: n.Index, Init: u.Bias, Axis: 0, Inner: 1})
-	}
-	rank := len(a.dims(n.Outputs[0]))
-	if rank < 3 {
-		a.bad(id, "%s: output shape unknown", n.Label())
-	}
-	a.set(n.Outputs[0], tref{id: id, axis: 1, inner: 1, rank: rank})
-}
-
-// convTranspose handles a ConvTranspose unit: its weight is C×M/group×
-// kernel, so input channel c is the weight's axis 0 and output channel m
-// its axis 1 (with bias entry m). Only group 1 is modelled.
-func (a *analyzer) convTranspose(n *model.Node, sp map[int]tref) {
-	u := a.unitOf[n.Index]
-	for i := range sp {
-		if i != 0 {
-			a.rejectAll(n, sp, "a tracked tensor is the weight or bias")
-			return
-		}
-	}
-	g, _ := n.AttrInt("group", 1)
-	if t, ok := sp[0]; ok {
-		switch {
-		case t.axis != 1 || t.inner != 1:
-			a.bad(t.id, "%s reads channels that are not axis 1 of its input", n.Label())
-		case u == nil:
-			a.bad(t.id, "%s has a non-constant weight", n.Label())
-		case g != 1:
-			a.bad(t.id, "%s is a grouped transposed convolution (group %d): its input channels can only be removed group by group", n.Label(), g)
-		case u.WeightShape[0] != a.space(t.id).channels:
-			a.bad(t.id, "%s: weight has %d input channels, the group has %d", n.Label(), u.WeightShape[0], a.space(t.id).channels)
-		default:
-			s := a.space(t.id)
-			s.consumers = append(s.consumers, u.Name)
-			a.addEdit(t.id, edit{Node: n.Index, Init: u.Weight, Axis: 0, Inner: 1})
-			a.in[u.Name] = t.id
-		}
-	}
-	if u == nil {
-		return
-	}
 	id := a.newSpace(unitOutChannels(u), u.Name)
 	a.sp[id].sources = append(a.sp[id].sources, u.Name)
 	a.out[u.Name] = id
 	if g != 1 {
-		a.bad(id, "%s is a grouped transposed convolution (group %d): its output channels are not modelled", n.Label(), g)
+		a.bad(id, "%s is a grouped %s (group %d) that is not depthwise: its output channels are not modelled", n.Label(), ax.kind, g)
 	}
-	a.addEdit(id, edit{Node: n.Index, Init: u.Weight, Axis: 1, Inner: 1})
+	a.addEdit(id, edit{Node: n.Index, Init: u.Weight, Axis: ax.out, Inner: 1})
 	if u.Bias != "" {
 		a.addEdit(id, edit{Node: n.Index, Init: u.Bias, Axis: 0, Inner: 1})
 	}
-	rank := len(a.dims(n.Outputs[0]))
 	if rank < 3 {
 		a.bad(id, "%s: output shape unknown", n.Label())
 	}
-	if os, _ := n.AttrInts("output_shape", nil); len(os) == rank && rank > 0 {
-		a.bad(id, "%s: attribute output_shape %v lists the channel count", n.Label(), os)
+	if why != "" {
+		a.bad(id, "%s", why)
 	}
 	a.set(n.Outputs[0], tref{id: id, axis: 1, inner: 1, rank: rank})
 }
