@@ -160,7 +160,7 @@ type UnitLayout struct {
 // units: unit k is row g·H + k of every gate g in every direction, and of
 // W's bias B (D×2·gates·H) entry p·H + k of each of its 2·gates blocks.
 func (u UnitLayout) OutputChannelIndices() [][]int {
-	if gates := recurrentGates(u.Op); gates > 0 && len(u.WeightShape) == 3 && u.WeightShape[1]%gates == 0 {
+	if gates := RecurrentGates(u.Op); gates > 0 && len(u.WeightShape) == 3 && u.WeightShape[1]%gates == 0 {
 		return u.hiddenUnitIndices(gates)
 	}
 	if u.Op != "ConvTranspose" || len(u.WeightShape) < 3 {
@@ -186,9 +186,9 @@ func (u UnitLayout) OutputChannelIndices() [][]int {
 	return out
 }
 
-// recurrentGates returns the gate blocks of a recurrent operator (4 for
-// LSTM, 3 for GRU, 1 for RNN), 0 for any other.
-func recurrentGates(op string) int {
+// RecurrentGates returns the gate blocks of a recurrent operator (ONNX's
+// gate order: LSTM i, o, f, c; GRU z, r, h; RNN one), 0 for any other.
+func RecurrentGates(op string) int {
 	switch op {
 	case "LSTM":
 		return 4
@@ -234,7 +234,7 @@ func (u UnitLayout) biasPerOutputChannel(n int) bool {
 	if u.BiasSize == 0 {
 		return false
 	}
-	if gates := recurrentGates(u.Op); gates > 0 && len(u.WeightShape) == 3 {
+	if gates := RecurrentGates(u.Op); gates > 0 && len(u.WeightShape) == 3 {
 		return u.BiasSize == u.WeightShape[0]*2*gates*n
 	}
 	return u.BiasSize == n

@@ -58,7 +58,12 @@ func applyCuts(mp *onnx.ModelProto, st *Structure, keep [][]int, add map[string]
 		return nil, fmt.Errorf("prune: Apply: keep lists for %d groups, the structure has %d", len(keep), len(st.Groups))
 	}
 	cuts := map[string][]cut{}
-	attrs := map[int]int{}
+	type nodeAttr struct {
+		node int
+		name string
+	}
+	attrs := map[nodeAttr]int{}
+	drops := map[int][]int{}    // node → inputs to remove
 	shapes := map[int][]edit{}  // Reshape node → its shape entries to set (Inner = the value)
 	bounds := map[int][]int64{} // Slice node → new starts and ends; Split node → new sizes
 	dropped := map[string]bool{}
@@ -82,7 +87,9 @@ func applyCuts(mp *onnx.ModelProto, st *Structure, keep [][]int, add map[string]
 			size := e.parts() * len(k) * e.Inner // the axis's new length
 			switch {
 			case e.Attr != "":
-				attrs[e.Node] = e.parts() * len(k)
+				attrs[nodeAttr{e.Node, e.Attr}] = e.parts() * len(k)
+			case e.Drop:
+				drops[e.Node] = append(drops[e.Node], e.Part)
 			case e.Shape:
 				e.Inner = size
 				shapes[e.Node] = append(shapes[e.Node], e)
@@ -143,18 +150,29 @@ func applyCuts(mp *onnx.ModelProto, st *Structure, keep [][]int, add map[string]
 			}
 		}
 	}
-	for ni, k := range attrs {
-		if ni >= len(gr.Node) {
-			return nil, fmt.Errorf("prune: node #%d not in the model", ni)
+	for na, k := range attrs {
+		if na.node >= len(gr.Node) {
+			return nil, fmt.Errorf("prune: node #%d not in the model", na.node)
 		}
 		set := false
-		for _, a := range gr.Node[ni].Attribute {
-			if a.GetName() == "group" {
+		for _, a := range gr.Node[na.node].Attribute {
+			if a.GetName() == na.name {
 				a.I, set = int64(k), true
 			}
 		}
 		if !set {
-			gr.Node[ni].Attribute = append(gr.Node[ni].Attribute, &onnx.AttributeProto{Name: "group", Type: onnx.AttributeProto_INT, I: int64(k)})
+			gr.Node[na.node].Attribute = append(gr.Node[na.node].Attribute, &onnx.AttributeProto{Name: na.name, Type: onnx.AttributeProto_INT, I: int64(k)})
+		}
+	}
+	for ni, ins := range drops {
+		if ni >= len(gr.Node) {
+			return nil, fmt.Errorf("prune: node #%d not in the model", ni)
+		}
+		for _, i := range ins {
+			if i >= len(gr.Node[ni].Input) {
+				return nil, fmt.Errorf("prune: node %s has no input %d to drop", gr.Node[ni].GetName(), i)
+			}
+			gr.Node[ni].Input[i] = ""
 		}
 	}
 	if err := rewriteShapes(gr, shapes); err != nil {
@@ -163,7 +181,7 @@ func applyCuts(mp *onnx.ModelProto, st *Structure, keep [][]int, add map[string]
 	if err := rewriteBounds(gr, bounds, out.GetOpsetImport()); err != nil {
 		return nil, err
 	}
-	if len(bounds) > 0 || len(shapes) > 0 {
+	if len(bounds) > 0 || len(shapes) > 0 || len(drops) > 0 {
 		dropDead(gr)
 	}
 	vi := gr.ValueInfo[:0]

@@ -140,7 +140,7 @@ func compensation(st *Structure, keep [][]int, means Means) (map[string][]float6
 			out := u.OutChannels
 			delta := make([]float64, out)
 			switch u.Op {
-			case "Conv", "ConvTranspose":
+			case "Conv", "ConvTranspose", "LSTM", "GRU", "RNN":
 				// The global channel mean is not the mean a kernel tap
 				// sees (borders, padding, strides): not compensated.
 				skipped = append(skipped, name)

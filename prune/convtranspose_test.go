@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -27,13 +28,7 @@ import (
 //	GlobalAveragePool → Flatten → Gemm(3→2, transB) → logits
 func convTransposeNet(seed uint64) []byte {
 	r := rand.New(rand.NewPCG(seed, 3))
-	rnd := func(n int, s float64) []float64 {
-		v := make([]float64, n)
-		for i := range v {
-			v[i] = s * r.NormFloat64()
-		}
-		return v
-	}
+	rnd := func(n int, s float64) []float64 { return normals(r, n, s) }
 	pos := func(n int) []float64 {
 		v := make([]float64, n)
 		for i := range v {
@@ -141,18 +136,8 @@ func TestConvTransposeChannels(t *testing.T) {
 		if diff > zeroTol*max(scale, 1) {
 			t.Errorf("trial %d: pruned logits differ from the silenced original by %.3g (scale %.3g)", trial, diff, scale)
 		}
-		kc := make([]int, len(keep))
-		for g := range keep {
-			kc[g] = len(keep[g])
-		}
-		v, err := p.exact(kc, p.uniformBits(32))
-		if err != nil {
-			t.Fatal(err)
-		}
-		params, macs := unitTotals(pl.m)
-		if float64(params) != v[0] || float64(2*macs) != v[1] {
-			t.Errorf("trial %d (keeps %v): written model has %d params and %d FLOPs, the cost model says %.0f and %.0f", trial, kc, params, 2*macs, v[0], v[1])
-		}
+		checkCounts(t, p, pl.m, keep, "trial "+strconv.Itoa(trial))
+		kc := keptCounts(keep)
 		if u := pl.m.Unit("ct"); u == nil || u.WeightShape[0] != kc[c1.Index] || u.WeightShape[1] != kc[ct.Index] {
 			t.Errorf("trial %d: pruned ConvTranspose weight %v, want %d×%d×2×2", trial, u.WeightShape, kc[c1.Index], kc[ct.Index])
 		}
@@ -230,5 +215,87 @@ func TestZooUNetConvTranspose(t *testing.T) {
 		if diff > zeroTol*max(scale, 1) {
 			t.Errorf("%s: pruned U-Net differs from the silenced original by %.3g (scale %.3g)", opset, diff, scale)
 		}
+	}
+}
+
+// groupedConvTransposeNet is x N×2×5×5 → Conv(2→4, 3×3, pad 1)+b → Relu →
+// ConvTranspose(4→out, 2×2, stride 2, group g)+b → Relu → Conv(out→3,
+// 3×3)+b → GlobalAveragePool → Flatten → Gemm(3→2): with g = 4 and out = 4
+// the transposed convolution is depthwise (a 4×1×2×2 weight).
+func groupedConvTransposeNet(seed uint64, g, out int) []byte {
+	r := rand.New(rand.NewPCG(seed, 5))
+	rnd := func(n int, s float64) []float64 { return normals(r, n, s) }
+	b := mt.New("gct", 13).Input("x", -1, 2, 5, 5).Output("logits")
+	b.Float("w1", []int{4, 2, 3, 3}, rnd(72, 0.4)).Float("b1", []int{4}, rnd(4, 0.1))
+	b.Float("wt", []int{4, out / g, 2, 2}, rnd(4*out/g*4, 0.6)).Float("bt", []int{out}, rnd(out, 0.1))
+	b.Float("w2", []int{3, out, 3, 3}, rnd(3*out*9, 0.3)).Float("b2", []int{3}, rnd(3, 0.1))
+	b.Float("wg", []int{2, 3}, rnd(6, 0.5)).Float("bg", []int{2}, rnd(2, 0.1))
+	b.Node("Conv", "conv1", []string{"x", "w1", "b1"}, []string{"c1"}, mt.Ints("pads", 1, 1, 1, 1))
+	b.Node("Relu", "relu1", []string{"c1"}, []string{"r1"})
+	b.Node("ConvTranspose", "ct", []string{"r1", "wt", "bt"}, []string{"t"}, mt.Ints("strides", 2, 2), mt.Int("group", int64(g)))
+	b.Node("Relu", "relu2", []string{"t"}, []string{"r2"})
+	b.Node("Conv", "conv2", []string{"r2", "w2", "b2"}, []string{"c2"})
+	b.Node("GlobalAveragePool", "gap", []string{"c2"}, []string{"p"})
+	b.Node("Flatten", "flat", []string{"p"}, []string{"f"})
+	b.Node("Gemm", "fc", []string{"f", "wg", "bg"}, []string{"logits"}, mt.Int("transB", 1))
+	return b.Bytes()
+}
+
+// TestGroupedConvTranspose: a depthwise ConvTranspose (group = channels,
+// a C×1×k weight) passes the channels of the Conv before it through, so
+// conv1's group loses its weight rows, its bias and its group attribute
+// and is read by conv2; random cuts equal the silenced original and the
+// counts are the cost model's. A grouped ConvTranspose that is not
+// depthwise (group 2, 4→6) leaves both its input and output channels
+// intact, listed with the reason.
+func TestGroupedConvTranspose(t *testing.T) {
+	l := loadBytes(t, groupedConvTransposeNet(1, 4, 4))
+	g := groupOf(l.st, "conv1")
+	if g == nil || !g.Prunable || !slices.Equal(g.Through, []string{"ct"}) || !slices.Equal(g.Consumers, []string{"conv2"}) {
+		t.Fatalf("conv1 group %+v, want prunable through the depthwise ct, read by conv2", g)
+	}
+	if r, _ := l.st.Role("ct"); !r.Depthwise || r.Out != g.Index || r.In != g.Index {
+		t.Errorf("ct role %+v, want depthwise in group %d", r, g.Index)
+	}
+	p, err := prepare(&Request{Structure: l.st, Importance: synthImportance(t, l.e, 1),
+		Budgets: []plan.Budget{pct(budget.Params, 1), pct(budget.FLOPs, 1)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(6, 6))
+	const n = 2
+	x := make([]float64, n*2*5*5)
+	for i := range x {
+		x[i] = r.Float64()*2 - 1
+	}
+	for trial := 0; trial < 4; trial++ {
+		keep := randomKeep(r, l.st)
+		out, err := Apply(l.mp, l.st, keep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pl := loadProto(t, out)
+		got := mustLogits(t, pl, x, n)
+		want := mustLogits(t, loadProto(t, zeroRemoved(t, l.mp, l.st, keep)), x, n)
+		if d, s := maxDiff(want, got); d > zeroTol*max(s, 1) {
+			t.Errorf("trial %d: pruned logits differ from the silenced original by %.3g (scale %.3g)", trial, d, s)
+		}
+		checkCounts(t, p, pl.m, keep, "trial "+strconv.Itoa(trial))
+		kc := keptCounts(keep)
+		if u := pl.m.Unit("ct"); u == nil || u.Group != kc[g.Index] || u.WeightShape[0] != kc[g.Index] {
+			t.Errorf("trial %d: pruned ct has group %d and weight %v, want %d", trial, u.Group, u.WeightShape, kc[g.Index])
+		}
+	}
+
+	l = loadBytes(t, groupedConvTransposeNet(1, 2, 6))
+	for _, src := range []string{"conv1", "ct"} {
+		g := groupOf(l.st, src)
+		if g == nil || g.Prunable || !strings.Contains(strings.Join(g.Reasons, ";"), "grouped transposed convolution (group 2)") {
+			t.Errorf("%s group %+v, want unprunable: ct is a grouped transposed convolution", src, g)
+		}
+	}
+	listed := strings.Join(l.st.Unprunable(), "\n")
+	if !strings.Contains(listed, "ct: ") {
+		t.Errorf("the grouped ConvTranspose is not listed as left intact:\n%s", listed)
 	}
 }

@@ -4,12 +4,13 @@ import (
 	"fmt"
 
 	"github.com/bitplan/bitplan/budget"
+	"github.com/bitplan/bitplan/nn"
 	"github.com/bitplan/bitplan/profiles"
 )
 
 // Resources lists the kinds of budget a pruning plan takes (package
-// budget's vocabulary): params and FLOPs count the units (Conv, Gemm,
-// MatMul; BatchNormalization vectors, element-wise operators and pooling
+// budget's vocabulary): params and FLOPs count the units (Conv, ConvTranspose, Gemm,
+// MatMul, a recurrent node's W and R; BatchNormalization vectors, element-wise operators and pooling
 // are not counted), FLOPs also attention's activation × activation
 // MatMuls (Q·Kᵀ, P·V: scaled with the heads kept, fixed when not mapped to
 // a prunable head group; not counted in bops and latency), size is Σ params·bits/8 (bits = 32 for a float model
@@ -54,7 +55,9 @@ func newUnitCosts(st *Structure) []unitCost {
 		c.weight = int64(m.Initializers[u.Weight].Len())
 		if u.Bias != "" {
 			c.bias = int64(m.Initializers[u.Bias].Len())
-			c.biasPerChannel = c.bias == int64(unitOutChannels(&u))
+			// A recurrent B (D×2·gates·H) holds 2·gates entries per hidden
+			// unit and direction.
+			c.biasPerChannel = c.bias == int64(unitOutChannels(&u)) || nn.RecurrentGates(u.Op) > 0
 		}
 		if r.In >= 0 && !r.Depthwise {
 			c.ci = st.Groups[r.In].Channels

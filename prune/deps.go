@@ -7,6 +7,7 @@ import (
 
 	"github.com/bitplan/bitplan/internal/unionfind"
 	"github.com/bitplan/bitplan/model"
+	"github.com/bitplan/bitplan/nn"
 	"github.com/bitplan/bitplan/op"
 )
 
@@ -109,6 +110,9 @@ type edit struct {
 	Slice bool
 	Split bool
 	Part  int
+	// Drop removes input Part of node Node (a recurrent node's initial
+	// state computed at run time as zeros: absent means zero).
+	Drop bool
 }
 
 // parts returns e.Parts, at least 1.
@@ -150,6 +154,7 @@ type analyzer struct {
 	out    map[string]int // unit → space id of its output channels
 	in     map[string]int // unit → space id of its input channels
 	dw     map[string]bool
+	prod   map[string]*model.Node // tensor → producer (producers, cached)
 }
 
 // Analyze follows every unit's output channels through the graph and
@@ -158,16 +163,20 @@ type analyzer struct {
 // lose entry c), element-wise Add/Sub/Mul/Div (two tracked operands are tied
 // into one group; a constant operand is sliced when it varies along the
 // channels), Flatten with axis 1 into a Gemm or MatMul (channel c becomes
-// the block of H·W inputs), depthwise convolutions (pass-through),
-// ConvTranspose with group 1 (its C×M×kernel weight holds the output
-// channels on axis 1 and the input channels it consumes on axis 0) and
-// Conv/Gemm/MatMul consumers, and in attention the head Reshapes (constant
+// the block of H·W inputs), depthwise convolutions and transposed
+// convolutions (pass-through), ConvTranspose with group 1 (its C×M×kernel
+// weight holds the output channels on axis 1 and the input channels it
+// consumes on axis 0) and Conv/Gemm/MatMul consumers, the hidden units of
+// LSTM, GRU and RNN nodes (see rnn: rows of every gate of W, R and B,
+// columns of R, the initial states; the directions tied) with Squeeze,
+// Unsqueeze and Gather along other axes after them and the next recurrent
+// layer's W as a consumer, and in attention the head Reshapes (constant
 // or computed shapes), Transpose, Softmax, the activation products Q·Kᵀ and
 // P·V, and the Slice or Split of a fused q/k/v projection into equal parts
 // (see the package documentation). Shape and Size nodes may read tracked
 // tensors when their values reach only the constants pruning rewrites.
 // Anything else that touches a tracked tensor — another Reshape, Concat, a
-// grouped (non-depthwise) convolution, an LSTM, GRU or RNN, an unknown operator, a graph output
+// grouped (non-depthwise) convolution, a recurrent node's initial state, an unknown operator, a graph output
 // (the classifier's logits) or an initializer also read elsewhere — makes
 // the affected group unprunable, with the reason recorded; such groups are
 // never modified.
@@ -320,7 +329,19 @@ func (a *analyzer) node(n *model.Node) {
 		case "Softmax", "LogSoftmax":
 			a.softmax(n, sp)
 			return
+		case "Squeeze", "Unsqueeze":
+			a.squeeze(n, sp)
+			return
+		case "Gather":
+			if _, ok := sp[0]; ok {
+				a.gather(n, sp)
+				return
+			}
 		}
+	}
+	if nn.RecurrentGates(n.Op) > 0 {
+		a.rnn(n, sp)
+		return
 	}
 	switch flow {
 	case op.FlowConv:
@@ -1388,8 +1409,8 @@ func (s *Structure) Role(unit string) (Role, bool) {
 
 // Unprunable lists the groups that are left intact with their reasons, one
 // line per group: "units: reason; reason", then the units whose output
-// channels form no group (an LSTM's W and R: the operator's channel flow
-// is not modelled).
+// channels form no group (an LSTM's W without a constant R, a depthwise
+// convolution of untracked channels).
 func (s *Structure) Unprunable() []string {
 	var out []string
 	for _, g := range s.Groups {

@@ -1,5 +1,6 @@
 // Package prune plans and applies structured pruning of ONNX models —
-// convolution channels, attention heads and FFN rows — with Hessian-aware
+// convolution channels, attention heads, FFN rows and the hidden units of
+// LSTM, GRU and RNN layers — with Hessian-aware
 // importances, and plans pruning and weight bit widths jointly. Plans are
 // package plan's Plan (with Pruning filled), budgets package plan's Budget
 // in package budget's vocabulary.
@@ -36,6 +37,12 @@
 //     the heads with the batch ([T, B·H, dh], back to [T·B, E]), gets
 //     constants with −1 for the merged entry; each rewritten shape is
 //     checked against shape inference at a second batch size.
+//     An LSTM, GRU or RNN's hidden unit k is row g·H + k of every gate
+//     block g of W, R and B, column k of R and entry k of the initial
+//     states and outputs (Analyze); its HAP block is its rows of W, B and
+//     R (package nn's OutputChannelIndices). Zero initial states that the
+//     export builds at run time (ConstantOfShape) are dropped: absent
+//     means zero.
 //   - Estimate computes every output channel's Hessian trace Tr(H_cc) with
 //     Hutchinson's estimator over the engine's per-channel operator, with
 //     standard errors, and HAP's importance Tr(H_cc)/n_c·‖W_c‖² (Yu et al.,
@@ -53,8 +60,11 @@
 //   - Apply writes the pruned ONNX model; FineTune recovers accuracy with
 //     a short SGD run and WriteWeights stores the trained weights.
 //
-// Costs count the units (Conv, ConvTranspose, Gemm, MatMul): params are their weights and
-// biases, FLOPs are 2·MACs per sample; BatchNormalization vectors and
+// Costs count the units (Conv, ConvTranspose, Gemm, MatMul, a recurrent
+// node's W and R): params are their weights and biases, FLOPs are 2·MACs
+// per sample (a recurrent node's over its sequence length); R reads the
+// hidden units it produces, so its D·gates·k² params and T·D·gates·k² MACs
+// are quadratic in the k units kept and are counted so exactly; BatchNormalization vectors and
 // element-wise operators are not counted. FLOPs also count attention's
 // activation × activation MatMuls (model.Model.ActMatMuls: Q·Kᵀ and P·V),
 // whose MACs scale with the heads kept of the head group their output

@@ -113,3 +113,54 @@ func costTotals(m *model.Model) (params, macs int64) {
 	}
 	return params, macs
 }
+
+// keptCounts returns the number of channels every group keeps.
+func keptCounts(keep [][]int) []int {
+	kc := make([]int, len(keep))
+	for g := range keep {
+		kc[g] = len(keep[g])
+	}
+	return kc
+}
+
+// checkCounts reports when the written model m's parameter and FLOP counts
+// (costTotals) differ from the cost model's exact counts of p for the
+// kept channels at 32 bits.
+func checkCounts(t *testing.T, p *problem, m *model.Model, keep [][]int, label string) {
+	t.Helper()
+	v, err := p.exact(keptCounts(keep), p.uniformBits(32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	params, macs := costTotals(m)
+	if float64(params) != v[0] || float64(2*macs) != v[1] {
+		t.Errorf("%s (keeps %v): written model has %d params and %d FLOPs, the cost model says %.0f and %.0f", label, keptCounts(keep), params, 2*macs, v[0], v[1])
+	}
+}
+
+// checkSilenced reports when the pruned model pl's logits on inputs xs (n
+// samples) differ from the silenced original ref's by more than tol
+// relative to their scale (at least 1).
+func checkSilenced(t *testing.T, pl, ref *loaded, xs [][]float64, n int, tol float64, label string) {
+	t.Helper()
+	got, err := pl.e.LogitsInputs(xs, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := ref.e.LogitsInputs(xs, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, s := maxDiff(want, got); len(got) != len(want) || d > tol*max(s, 1) {
+		t.Errorf("%s, batch %d: pruned logits differ from the silenced original's by %.3g (scale %.3g)", label, n, d, s)
+	}
+}
+
+// normals returns n normal samples of standard deviation s.
+func normals(r *rand.Rand, n int, s float64) []float64 {
+	v := make([]float64, n)
+	for i := range v {
+		v[i] = s * r.NormFloat64()
+	}
+	return v
+}

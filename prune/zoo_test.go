@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -158,17 +159,7 @@ func TestMHAHeads(t *testing.T) {
 		r := rand.New(rand.NewPCG(uint64(c), 8))
 		for _, n := range []int{1, 3} {
 			xs := zooInputs(r, l, n)
-			got, err := pl.e.LogitsInputs(xs, n)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want, err := ref.e.LogitsInputs(xs, n)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if d, s := maxDiff(want, got); len(got) != len(want) || d > zeroTol*max(s, 1) {
-				t.Errorf("head %d kept, batch %d: pruned logits differ from the silenced original's by %.3g (scale %.3g)", c, n, d, s)
-			}
+			checkSilenced(t, pl, ref, xs, n, zeroTol, fmt.Sprintf("head %d kept", c))
 		}
 	}
 }
@@ -224,18 +215,7 @@ func TestZooHeadsApply(t *testing.T) {
 							t.Errorf("trial %d, batch %d: pruned logits differ from the silenced original by %.3g (scale %.3g)", trial, n, diff, scale)
 						}
 					}
-					kc := make([]int, len(keep))
-					for g := range keep {
-						kc[g] = len(keep[g])
-					}
-					v, err := p.exact(kc, p.uniformBits(32))
-					if err != nil {
-						t.Fatal(err)
-					}
-					params, macs := costTotals(pl.m)
-					if float64(params) != v[0] || float64(2*macs) != v[1] {
-						t.Errorf("trial %d: written model has %d params and %d FLOPs, the cost model says %.0f and %.0f", trial, params, 2*macs, v[0], v[1])
-					}
+					checkCounts(t, p, pl.m, keep, "trial "+strconv.Itoa(trial))
 				}
 			})
 		}

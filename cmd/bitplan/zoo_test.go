@@ -225,8 +225,9 @@ func TestStaticCheckOperator(t *testing.T) {
 // TestZooRecurrentCommands runs trace, plan, eval, quantize and prune on
 // the committed tiny LSTM and GRU classifiers: the recurrent node's W and R
 // are units (named node/W and node/R), R's input (the hidden state) stays
-// float in eval and in the QDQ model, and prune leaves the recurrent layers
-// intact but writes a model that imports.
+// float in eval and in the QDQ model, and prune at 70% of the parameters
+// removes hidden units (the recurrent layer holds most of them) and writes
+// a model that imports.
 func TestZooRecurrentCommands(t *testing.T) {
 	for _, c := range []struct {
 		name, node string
@@ -285,13 +286,28 @@ func TestZooRecurrentCommands(t *testing.T) {
 			t.Errorf("%s: quantized model: %v\n%s", c.name, err, out)
 		}
 		pruned := filepath.Join(t.TempDir(), "pruned.onnx")
-		_, errs, code = runCmd(t, "prune", onnx, "--inputs", in, "--labels", labels, "--max-params", "100%", "--probes", "4",
+		_, errs, code = runCmd(t, "prune", onnx, "--inputs", in, "--labels", labels, "--max-params", "70%", "--probes", "4",
 			"--test-samples", "0", "-o", pruned)
 		if code != 0 {
 			t.Fatalf("%s: prune: exit %d: %s", c.name, code, errs)
 		}
-		if _, err := model.Load(pruned); err != nil {
-			t.Errorf("%s: pruned model: %v", c.name, err)
+		orig, err := model.Load(onnx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pm, err := model.Load(pruned)
+		if err != nil {
+			t.Fatalf("%s: pruned model: %v", c.name, err)
+		}
+		var before, after int64
+		for _, u := range orig.Units {
+			before += u.Params
+		}
+		for _, u := range pm.Units {
+			after += u.Params
+		}
+		if 10*after > 7*before {
+			t.Errorf("%s: pruned model has %d of %d unit parameters, want at most 70%%", c.name, after, before)
 		}
 	}
 }

@@ -1,0 +1,226 @@
+package prune
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/advancedclimatesystems/gonnx/onnx"
+
+	"github.com/bitplan/bitplan/budget"
+	mt "github.com/bitplan/bitplan/model/modeltest"
+	"github.com/bitplan/bitplan/nn"
+	"github.com/bitplan/bitplan/plan"
+)
+
+// rnnCase is one two-layer recurrent classifier of rnnNet.
+type rnnCase struct {
+	first, second string // "LSTM", "GRU" or "RNN"
+	lbr           int64  // the GRUs' linear_before_reset
+	layout        int64  // the first layer's layout
+}
+
+const rnnBatch, rnnSteps, rnnFeats, rnnH1, rnnH2 = 1, 6, 3, 5, 4
+
+// rnnNet builds x N×T×F (N = 1 fixed: the engine takes batch-1 initial states) → first layer (hidden 5, bias,
+// non-zero initial states as initializers; layout 0 after a Transpose,
+// or layout 1 on x itself) → Y → Squeeze of the direction axis → second
+// layer (hidden 4, no bias, no initial state) → Y_h → Squeeze → Gemm
+// (transB) → 2 logits.
+func rnnNet(seed uint64, c rnnCase) []byte {
+	r := rand.New(rand.NewPCG(seed, 11))
+	rnd := func(n int, s float64) []float64 { return normals(r, n, s) }
+	b := mt.New("rnn", 14).Input("x", rnnBatch, rnnSteps, rnnFeats).Output("logits")
+	layer := func(name, kind, in string, feats, h int, bias, states bool, layout int64, outs []string) {
+		g := nn.RecurrentGates(kind)
+		b.Float(name+".W", []int{1, g * h, feats}, rnd(g*h*feats, 0.6))
+		b.Float(name+".R", []int{1, g * h, h}, rnd(g*h*h, 0.6))
+		ins := []string{in, name + ".W", name + ".R", "", ""}
+		if bias {
+			b.Float(name+".B", []int{1, 2 * g * h}, rnd(2*g*h, 0.3))
+			ins[3] = name + ".B"
+		}
+		if states {
+			sh := []int{1, rnnBatch, h}
+			if layout == 1 {
+				sh = []int{rnnBatch, 1, h}
+			}
+			b.Float(name+".h0", sh, rnd(rnnBatch*h, 0.5))
+			ins = append(ins, name+".h0")
+			if kind == "LSTM" {
+				b.Float(name+".c0", sh, rnd(rnnBatch*h, 0.5))
+				ins = append(ins, name+".c0")
+			}
+		}
+		attrs := []*onnx.AttributeProto{mt.Int("hidden_size", int64(h))}
+		if kind == "GRU" {
+			attrs = append(attrs, mt.Int("linear_before_reset", c.lbr))
+		}
+		if layout != 0 {
+			attrs = append(attrs, mt.Int("layout", layout))
+		}
+		b.Node(kind, name, ins, outs, attrs...)
+	}
+	b.Int64("ax0", []int{1}, []int64{0}).Int64("ax1", []int{1}, []int64{1}).Int64("ax2", []int{1}, []int64{2})
+	if c.layout == 1 {
+		// Y is N×T×D×H: the direction axis 2 goes, then T×N for layer 2.
+		layer("l1", c.first, "x", rnnFeats, rnnH1, true, true, 1, []string{"y1"})
+		b.Node("Squeeze", "sq1", []string{"y1", "ax2"}, []string{"y1s"})
+		b.Node("Transpose", "tr1", []string{"y1s"}, []string{"y1t"}, mt.Ints("perm", 1, 0, 2))
+	} else {
+		b.Node("Transpose", "tr0", []string{"x"}, []string{"xt"}, mt.Ints("perm", 1, 0, 2))
+		layer("l1", c.first, "xt", rnnFeats, rnnH1, true, true, 0, []string{"y1"})
+		b.Node("Squeeze", "sq1", []string{"y1", "ax1"}, []string{"y1t"})
+	}
+	layer("l2", c.second, "y1t", rnnH1, rnnH2, false, false, 0, []string{"", "h2"})
+	b.Node("Squeeze", "sq2", []string{"h2", "ax0"}, []string{"h2s"})
+	b.Float("fc.w", []int{2, rnnH2}, rnd(2*rnnH2, 0.7)).Float("fc.b", []int{2}, rnd(2, 0.1))
+	b.Node("Gemm", "fc", []string{"h2s", "fc.w", "fc.b"}, []string{"logits"}, mt.Int("transB", 1))
+	return b.Bytes()
+}
+
+var rnnCases = []rnnCase{
+	{first: "LSTM", second: "LSTM"},
+	{first: "GRU", second: "GRU", lbr: 1},
+	{first: "GRU", second: "LSTM", lbr: 0},
+	{first: "LSTM", second: "GRU", layout: 1},
+	{first: "RNN", second: "GRU", lbr: 0},
+}
+
+func (c rnnCase) String() string {
+	return fmt.Sprintf("%s-%s/lbr%d/layout%d", c.first, c.second, c.lbr, c.layout)
+}
+
+// TestRecurrentChannels: the hidden units of a recurrent layer (LSTM, GRU
+// with either linear_before_reset, RNN; layouts 0 and 1; initial states
+// as initializers) are a prunable group whose sources are its W and R,
+// read by the next layer's W (its input features) or the classifier. For
+// random kept sets the written model computes what the original computes
+// with the removed units silenced (their rows of W, R and B and their
+// initial states zero: they then stay zero), and its parameter and FLOP
+// counts — R's quadratic in the units kept — are the cost model's.
+func TestRecurrentChannels(t *testing.T) {
+	for _, c := range rnnCases {
+		t.Run(c.String(), func(t *testing.T) {
+			l := loadBytes(t, rnnNet(1, c))
+			g1, g2 := groupOf(l.st, "l1/W"), groupOf(l.st, "l2/W")
+			if g1 == nil || !g1.Prunable || g1.Channels != rnnH1 || !slices.Equal(g1.Sources, []string{"l1/W", "l1/R"}) || !slices.Equal(g1.Consumers, []string{"l2/W"}) {
+				t.Fatalf("first layer's group %+v, want %d prunable units of l1/W and l1/R read by l2/W; unprunable:\n%s", g1, rnnH1, strings.Join(l.st.Unprunable(), "\n"))
+			}
+			if g2 == nil || !g2.Prunable || g2.Channels != rnnH2 || !slices.Equal(g2.Consumers, []string{"fc"}) {
+				t.Fatalf("second layer's group %+v, want %d prunable units read by fc", g2, rnnH2)
+			}
+			p, err := prepare(&Request{Structure: l.st, Importance: synthImportance(t, l.e, 1),
+				Budgets: []plan.Budget{pct(budget.Params, 1), pct(budget.FLOPs, 1)}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := rand.New(rand.NewPCG(3, uint64(len(c.String()))))
+			x := make([]float64, rnnBatch*rnnSteps*rnnFeats)
+			for i := range x {
+				x[i] = r.Float64()*2 - 1
+			}
+			orig := mustLogits(t, l, x, rnnBatch)
+			for trial := 0; trial < 6; trial++ {
+				keep := randomKeep(r, l.st)
+				if trial == 0 {
+					keep[g1.Index], keep[g2.Index] = []int{r.IntN(rnnH1)}, []int{r.IntN(rnnH2)}
+				}
+				out, err := Apply(l.mp, l.st, keep)
+				if err != nil {
+					t.Fatal(err)
+				}
+				pl := loadProto(t, out)
+				got := mustLogits(t, pl, x, rnnBatch)
+				want := mustLogits(t, loadProto(t, zeroRemoved(t, l.mp, l.st, keep)), x, rnnBatch)
+				if d, s := maxDiff(want, got); len(got) != len(want) || d > zeroTol*max(s, 1) {
+					t.Errorf("trial %d (keeps %v): pruned logits differ from the silenced original's by %.3g (scale %.3g)", trial, keep, d, s)
+				}
+				if d, _ := maxDiff(orig, want); trial == 0 && d == 0 {
+					t.Error("silencing units changed nothing: the test cannot see a wrong cut")
+				}
+				checkCounts(t, p, pl.m, keep, "trial "+strconv.Itoa(trial))
+				k1 := len(keep[g1.Index])
+				if u := pl.m.Unit("l1/R"); u == nil || !slices.Equal(u.WeightShape, []int{1, nn.RecurrentGates(c.first) * k1, k1}) {
+					t.Errorf("trial %d: pruned R of the first layer %v, want 1×%d×%d", trial, u.WeightShape, nn.RecurrentGates(c.first)*k1, k1)
+				}
+			}
+		})
+	}
+}
+
+// TestZooRecurrentApply: in the zoo's tiny LSTM and GRU (torch's export:
+// initial states from a ConstantOfShape of a computed shape, Y squeezed,
+// transposed and its last step gathered into the classifier) the 12
+// hidden units are a prunable group read by the classifier, at every
+// committed opset. A random cut drops the zero initial states (and the
+// shape arithmetic that made them) and equals the silenced original at
+// batch sizes 1 and 3; its counts are the cost model's.
+func TestZooRecurrentApply(t *testing.T) {
+	for _, name := range []string{"tiny_lstm", "tiny_gru"} {
+		for _, op := range zooOpsets {
+			t.Run(name+"/"+op, func(t *testing.T) {
+				l := loadZoo(t, name, op)
+				var g *Group
+				for _, gp := range l.st.Groups {
+					if gp.Prunable {
+						g = gp
+					}
+				}
+				if g == nil || g.Channels != 12 || len(g.Sources) != 2 || !slices.Equal(g.Consumers, []string{"/fc/Gemm"}) {
+					t.Fatalf("hidden group %+v, want 12 units read by /fc/Gemm; unprunable:\n%s", g, strings.Join(l.st.Unprunable(), "\n"))
+				}
+				p, err := prepare(&Request{Structure: l.st, Importance: synthImportance(t, l.e, 1),
+					Budgets: []plan.Budget{pct(budget.Params, 1), pct(budget.FLOPs, 1)}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				r := rand.New(rand.NewPCG(7, uint64(len(name)+len(op))))
+				for trial := 0; trial < 3; trial++ {
+					keep := randomKeep(r, l.st)
+					out, err := Apply(l.mp, l.st, keep)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, n := range out.Graph.Node {
+						if n.GetOpType() == "ConstantOfShape" {
+							t.Errorf("trial %d: ConstantOfShape %s left in the pruned model", trial, n.GetName())
+						}
+					}
+					pl, ref := loadProto(t, out), loadProto(t, zeroRemoved(t, l.mp, l.st, keep))
+					for _, n := range []int{1, 3} {
+						xs := zooInputs(r, l, n)
+						checkSilenced(t, pl, ref, xs, n, zeroTol, fmt.Sprintf("trial %d", trial))
+					}
+					checkCounts(t, p, pl.m, keep, "trial "+strconv.Itoa(trial))
+				}
+			})
+		}
+	}
+}
+
+// TestRecurrentImportance: a hidden unit's HAP statistics gather its rows
+// of every gate of W (and both halves of B) and R: n_k = gates·(I + H) +
+// 2·gates for the first layer of rnnNet.
+func TestRecurrentImportance(t *testing.T) {
+	l := loadBytes(t, rnnNet(1, rnnCases[0]))
+	im := synthImportance(t, l.e, 2)
+	for i, u := range l.m.Units {
+		want := map[string]int{"l1/W": 4*rnnFeats + 8, "l1/R": 4 * rnnH1, "l2/W": 4 * rnnH1, "l2/R": 4 * rnnH2}[u.Name]
+		if want == 0 {
+			continue
+		}
+		cs := im.Units[i]
+		if len(cs.Size) != map[bool]int{true: rnnH1, false: rnnH2}[strings.HasPrefix(u.Name, "l1")] {
+			t.Fatalf("%s: %d channel statistics", u.Name, len(cs.Size))
+		}
+		for k, n := range cs.Size {
+			if n != want {
+				t.Errorf("%s unit %d: block of %d parameters, want %d", u.Name, k, n, want)
+			}
+		}
+	}
+}
