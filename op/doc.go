@@ -40,13 +40,14 @@
 //     (BinaryFns). The second-order term f″ R{x} ȳ is then never forgotten.
 //   - Composite: the operator gives an Expansion over registered primitives
 //     (Compose); LayerNormalization is ReduceMean, Sub, Mul, Add, Sqrt and
-//     Div, so its R-forward and R-backward follow from theirs; LSTM, GRU
-//     and RNN are unrolled over the sequence into Gather, Gemm, Slice,
-//     Sigmoid, Tanh, Add, Sub, Mul, Concat and Reshape.
+//     Div, so its R-forward and R-backward follow from theirs.
 //   - Bilinear and Custom: hand-written four-method kernels remain where a
 //     derived rule would be much slower — Conv, ConvTranspose and
 //     Gemm/MatMul (one im2col and one BLAS call per product), Softmax (closed form), MaxPool (the
-//     argmax routing of the forward pass); each says why in its comment.
+//     argmax routing of the forward pass), LSTM, GRU and RNN (one BLAS call
+//     over all steps for every product that does not wait for the previous
+//     step; their unrolled composite is the tests' reference); each says
+//     why in its comment.
 //
 // # Precision
 //

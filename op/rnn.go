@@ -2,19 +2,27 @@ package op
 
 import (
 	"fmt"
+	"math"
 	"slices"
 )
 
-// LSTM, GRU and RNN (ONNX semantics, default activations) are composites
-// unrolled over the sequence into registered primitives — Gather (the time
-// step and the direction's weights), Gemm, Slice (the gates), Sigmoid,
-// Tanh, Add, Sub, Mul, Concat, Reshape, Transpose — so their forward,
-// R-forward, backward and R-backward passes, and hence exact
-// Hessian-vector products, follow from the primitives' rules (class
-// Composite). A hand-written recurrent kernel would save the small copies
-// of the per-step picks, but every product is already one BLAS call per
-// step and gate block, and the unrolled form needs no second-order
-// algebra of its own.
+// LSTM, GRU and RNN (ONNX semantics, default activations) have a
+// hand-written kernel (class Custom, rnnKernel): forward, R-forward,
+// backward and R-backward of the whole sequence, so that exact
+// Hessian-vector products cost a few BLAS products per step. Everything
+// that does not depend on the previous step is one matrix product over all
+// steps and samples of the batch — the input projection X Wᵀ, the weight
+// gradients Ḡᵀ X and Ḡᵀ H_{t−1}, the input adjoint Ḡ W and the
+// direction's terms X V_Wᵀ, H_{t−1} V_Rᵀ, Ḡ V_R — and only the recurrent
+// products H_{t−1} Rᵀ and Ḡ_t R (and their R-values) run step by step, on
+// the whole batch. The forward pass keeps the gate activations and the
+// states, the backward pass the states' adjoints, so the derivative passes
+// evaluate no activation again; the kernel allocates nothing per pass.
+// Unrolled over registered primitives (the form rnn_ref_test.go keeps as
+// the reference), the same operators held four buffers per intermediate of
+// every step, and building and zeroing them dominated: the large zoo
+// LSTM's bitplan trace at 2 samples took 34 s of CPU, 12 s with this
+// kernel.
 //
 // With X_t the input at step t, H_{t−1} the previous hidden state and the
 // weights of one direction (ONNX's gate order),
@@ -42,7 +50,7 @@ func init() {
 	layout1 := &Attr{Name: "layout", Type: AttrInt, Int: 1}
 	absent := CaseInput{Absent: true}
 	full := CaseInput{Shape: []int{2}, Ints: []int64{3, 3}}
-	Register(&Def{Type: "LSTM", Since: 7, Infer: inferRNN, Exec: Compose(expandRNN), Class: Composite, Units: rnnUnits,
+	Register(&Def{Type: "LSTM", Since: 7, Infer: inferRNN, Exec: Both(newRNN[float64], newRNN[float32]), Class: Custom, Units: rnnUnits,
 		Cases: []Case{
 			{Name: "forward, bias, torch-style zero states", Attrs: []*Attr{hs(3)},
 				Inputs: []CaseInput{x(3, 2, 2), x(1, 12, 2), x(1, 12, 3), x(1, 24), absent,
@@ -54,7 +62,7 @@ func init() {
 			{Name: "reverse, layout 1, no bias", Opset: 14, Attrs: []*Attr{hs(2), dir("reverse"), layout1},
 				Inputs: []CaseInput{x(2, 3, 2), x(1, 8, 2), x(1, 8, 2)}, Outputs: 2, Want: []int{2, 3, 1, 2}},
 		}})
-	Register(&Def{Type: "GRU", Since: 7, Infer: inferRNN, Exec: Compose(expandRNN), Class: Composite, Units: rnnUnits,
+	Register(&Def{Type: "GRU", Since: 7, Infer: inferRNN, Exec: Both(newRNN[float64], newRNN[float32]), Class: Custom, Units: rnnUnits,
 		Cases: []Case{
 			{Name: "forward, linear_before_reset (torch)", Attrs: []*Attr{hs(3), {Name: "linear_before_reset", Type: AttrInt, Int: 1}},
 				Inputs:  []CaseInput{x(3, 2, 2), x(1, 9, 2), x(1, 9, 3), x(1, 18), absent, {Shape: []int{1, 2, 3}, Const: make([]float64, 6)}},
@@ -63,16 +71,12 @@ func init() {
 				Inputs:  []CaseInput{x(3, 2, 2), x(2, 6, 2), x(2, 6, 2), x(2, 12), absent, x(2, 2, 2)},
 				Outputs: 2, Want: []int{3, 2, 2, 2}},
 		}})
-	Register(&Def{Type: "RNN", Since: 7, Infer: inferRNN, Exec: Compose(expandRNN), Class: Composite, Units: rnnUnits,
+	Register(&Def{Type: "RNN", Since: 7, Infer: inferRNN, Exec: Both(newRNN[float64], newRNN[float32]), Class: Custom, Units: rnnUnits,
 		Cases: []Case{
 			{Name: "bidirectional with bias", Attrs: []*Attr{hs(2), dir("bidirectional")},
 				Inputs: []CaseInput{x(3, 2, 2), x(2, 2, 2), x(2, 2, 2), x(2, 4)}, Outputs: 2, Want: []int{3, 2, 2, 2}},
 		}})
 }
-
-// maxUnrolled bounds the steps × directions a recurrent node is unrolled
-// into (each step is about twenty primitive nodes).
-const maxUnrolled = 1 << 14
 
 // rnnGates returns the number of gate blocks of a recurrent operator.
 func rnnGates(typ string) int {
@@ -213,67 +217,6 @@ func rnnUnits(n *Node, g UnitGraph) ([]*UnitSpec, error) {
 	return out, nil
 }
 
-// expander builds an Expansion with generated tensor names.
-type expander struct {
-	nodes []*Node
-	k     int
-}
-
-func (e *expander) name() string {
-	e.k++
-	return fmt.Sprintf("t%d", e.k)
-}
-
-// add appends a node with the given attributes and returns its output.
-func (e *expander) add(op string, attrs []*Attr, ins ...string) string {
-	return e.addTo(e.name(), op, attrs, ins...)
-}
-
-func (e *expander) addTo(out, op string, attrs []*Attr, ins ...string) string {
-	n := &Node{Op: op, Inputs: ins, Outputs: []string{out}, Attrs: map[string]*Attr{}}
-	for _, a := range attrs {
-		n.Attrs[a.Name] = a
-	}
-	e.nodes = append(e.nodes, n)
-	return out
-}
-
-// constant adds a Constant node holding t.
-func (e *expander) constant(t *Tensor) string {
-	return e.add("Constant", []*Attr{{Name: "value", Type: AttrTensor, Tensor: t}})
-}
-
-func (e *expander) ints(v ...int64) string {
-	return e.constant(&Tensor{Type: Int64, Shape: []int{len(v)}, Int: v})
-}
-
-func (e *expander) scalar(v int64) string {
-	return e.constant(&Tensor{Type: Int64, Shape: []int{}, Int: []int64{v}})
-}
-
-// gather picks index i of axis 0 (dropping the axis).
-func (e *expander) gather(x string, i int) string {
-	return e.add("Gather", []*Attr{{Name: "axis", Type: AttrInt}}, x, e.scalar(int64(i)))
-}
-
-// slice takes [lo, hi) of axis.
-func (e *expander) slice(x string, axis, lo, hi int) string {
-	return e.add("Slice", nil, x, e.ints(int64(lo)), e.ints(int64(hi)), e.ints(int64(axis)))
-}
-
-// gemm is a·bᵀ (+ c).
-func (e *expander) gemm(a, b, c string) string {
-	tb := []*Attr{{Name: "transB", Type: AttrInt, Int: 1}}
-	if c == "" {
-		return e.add("Gemm", tb, a, b)
-	}
-	return e.add("Gemm", tb, a, b, c)
-}
-
-func (e *expander) transpose(x string, perm ...int64) string {
-	return e.add("Transpose", []*Attr{{Name: "perm", Type: AttrInts, Ints: perm}}, x)
-}
-
 // rnnDefaults are the default activations of each operator, per direction.
 var rnnDefaults = map[string][]string{"LSTM": {"Sigmoid", "Tanh", "Tanh"}, "GRU": {"Sigmoid", "Tanh"}, "RNN": {"Tanh"}}
 
@@ -301,8 +244,88 @@ func checkRNNAttrs(n *Node, dirs int) error {
 	return nil
 }
 
-// expandRNN unrolls a recurrent node over its sequence.
-func expandRNN(b *Build) (*Expansion, error) {
+// Recurrent cells.
+const (
+	cellLSTM = iota
+	cellGRU
+	cellRNN
+)
+
+// rnnKernel runs one LSTM, GRU or RNN node over its whole sequence. All
+// per-step quantities are kept time-major (row t·N + n of a T·N-row
+// matrix, whatever the layout), per direction, in the kernel's state
+// (rnnDir). With G the gate block (i, o, f, c for LSTM; z, r, h for GRU),
+// P the pre-activations and ⊙ elementwise, its derivative passes are
+//
+//	LSTM:  H̄_t = Ȳ_t + Ḡ_{t+1} R,  C̄_t = C̄_{t+1} ⊙ f_{t+1} + H̄_t ⊙ o ⊙ (1 − τ²)   (τ = tanh C_t)
+//	       Ḡ_o = H̄ ⊙ τ ⊙ σ′,  Ḡ_i = C̄ ⊙ c̃ ⊙ σ′,  Ḡ_f = C̄ ⊙ C_{t−1} ⊙ σ′,  Ḡ_c = C̄ ⊙ i ⊙ (1 − c̃²)
+//	GRU:   H̄_t = Ȳ_t + H̄_{t+1} ⊙ z_{t+1} + Ḡʰ_{t+1} R,  ā = H̄ ⊙ (1 − z) ⊙ (1 − h̃²),
+//	       Ḡ_z = H̄ ⊙ (H_{t−1} − h̃) ⊙ σ′,  Ḡ_r = r̄ ⊙ σ′  with r̄ = ā ⊙ (H_{t−1} R_hᵀ + Rb_h)
+//	       (linear_before_reset) or (ā R_h) ⊙ H_{t−1},
+//	W̄ = Σ_t Ḡ_tᵀ X_t,  R̄ = Σ_t Ḡʰ_tᵀ H_{t−1},  X̄_t = Ḡ_t W,
+//
+// (Ḡʰ, the adjoint of the recurrent product, is Ḡ but for GRU's candidate
+// block with linear_before_reset: ā ⊙ r), the R-forward pass the
+// directional derivative of the forward recursion (R{P} = R{X} Wᵀ + X V_Wᵀ
+// + R{H_{t−1}} Rᵀ + H_{t−1} V_Rᵀ + V_B, then the cell's product rule) and
+// the R-backward pass the directional derivative of the backward recursion,
+// whose second-order terms are those of σ, tanh and the products of the
+// cell (Pearlmutter 1994).
+type rnnKernel[T Real] struct {
+	cell          int
+	lbr           bool // GRU's linear_before_reset
+	seq, n, in, h int  // T, N, I, H
+	dirs, gates   int
+	layout1       bool
+	reverse       bool // a single direction, reverse
+	x, w, r, b    int  // input slots (b: -1 when absent)
+	h0, c0        int
+	y, yh, yc     int // output slots (-1 when omitted)
+	st            int // the state's index in Work.State
+}
+
+// rnnDir is the state of one direction: the forward pass's activations and
+// states, the R-forward pass's R-values and the backward pass's adjoints,
+// each T·N rows, the states (T+1)·N rows with the initial state first
+// (forward direction) or last (reverse direction).
+type rnnDir[T Real] struct {
+	act      []T // T·N × G·H activations: LSTM i, o, f σ and c̃ tanh; GRU z, r, h̃; RNN H
+	ph       []T // GRU: T·N × 3H recurrent products H_{t−1} Rᵀ + Rb (linear_before_reset = 0: the candidate block (r ⊙ H_{t−1}) R_hᵀ + Rb_h)
+	q        []T // GRU with linear_before_reset = 0: T·N × H, r ⊙ H_{t−1}
+	hs, cs   []T // (T+1)·N × H hidden (and LSTM cell) states
+	tc       []T // LSTM: T·N × H, tanh C_t
+	rp, rph  []T // R{P} (GRU: of the input part X Wᵀ + Wb) and GRU's R{ph}
+	rq       []T // GRU with linear_before_reset = 0: R{q}
+	rhs, rcs []T // R-values of the states, laid out as hs and cs
+	dp, dph  []T // T·N × G·H adjoints of P (GRU: of the input part) and of the recurrent product
+	dq       []T // GRU with linear_before_reset = 0: the adjoint of q
+	dh, dc   []T // T·N × H adjoints of H_t and (LSTM) C_t
+}
+
+// rnnState is a kernel's per-work state: one rnnDir per direction and
+// whether the last backward pass had adjoints (adj) and the last
+// R-forward pass R-values (rv); false means identically zero.
+type rnnState[T Real] struct {
+	dirs    []rnnDir[T]
+	adj, rv bool
+}
+
+// Scratch buffers of the recurrent kernel (Work.Scratch indices).
+const (
+	rnnScrX    = iota // X time-major (layout 1)
+	rnnScrRX          // R{X} time-major (layout 1)
+	rnnScrDX          // X̄ or R{X̄} time-major (layout 1)
+	rnnScrStep        // N × G·H, one step's recurrent product
+	rnnScrCarH        // N × H, the adjoint carried to the previous step (and its R-value)
+	rnnScrCarC        // N × H, LSTM's cell-state adjoint carried back
+	rnnScrRDP         // T·N × G·H, R{Ḡ}
+	rnnScrRDPH        // T·N × G·H, GRU's R{Ḡʰ}
+	rnnScrDPV         // T·N × H, Ḡʰ V_R
+	rnnScrDAV         // T·N × H, GRU (linear_before_reset = 0): ā V_R_h
+	rnnScratches
+)
+
+func newRNN[T Real](b *Build) (Kernel[T], error) {
 	n := b.Node
 	if b.Input(0) < 0 || b.Input(1) < 0 || b.Input(2) < 0 {
 		return nil, fmt.Errorf("inputs X, W and R are required")
@@ -313,9 +336,6 @@ func expandRNN(b *Build) (*Expansion, error) {
 	}
 	if err := checkRNNAttrs(n, g.dirs); err != nil {
 		return nil, err
-	}
-	if g.seq*g.dirs > maxUnrolled {
-		return nil, fmt.Errorf("%d steps in %d directions: at most %d steps are unrolled", g.seq, g.dirs, maxUnrolled)
 	}
 	gates, h := rnnGates(n.Op), g.hidden
 	if rs := b.Shape(b.In[2]); !slices.Equal(rs, []int{g.dirs, gates * h, h}) {
@@ -351,135 +371,892 @@ func expandRNN(b *Build) (*Expansion, error) {
 	if err != nil {
 		return nil, err
 	}
+	out := func(j int) int {
+		if j < len(b.Out) {
+			return b.Out[j]
+		}
+		return -1
+	}
+	k := &rnnKernel[T]{cell: cellRNN, lbr: lbr != 0, seq: g.seq, n: g.batch, in: g.in, h: h, dirs: g.dirs, gates: gates,
+		layout1: g.layout == 1, reverse: g.dir == "reverse", x: b.In[0], w: b.In[1], r: b.In[2], b: b.Input(3),
+		h0: b.Input(5), c0: -1, y: out(0), yh: out(1), yc: -1, st: b.State}
+	switch n.Op {
+	case "LSTM":
+		k.cell, k.c0, k.yc = cellLSTM, b.Input(6), out(2)
+	case "GRU":
+		k.cell = cellGRU
+	}
+	return k, nil
+}
 
-	e := &expander{}
-	x := "$0"
-	h0, c0 := "", ""
-	if b.Input(5) >= 0 {
-		h0 = "$5"
+// Retains: the derivative passes read the inputs' values (X, W, R) and,
+// in R-backward, their R-values; everything else they need (activations,
+// states, the states' adjoints) is in the kernel's state.
+func (k *rnnKernel[T]) Retains() Retains { return Retains{InVal: true, InRV: true} }
+
+func (k *rnnKernel[T]) sizes() (tn, gh, nh int) { return k.seq * k.n, k.gates * k.h, k.n * k.h }
+
+// dirArrays lists the state arrays of one direction with their lengths.
+func (k *rnnKernel[T]) dirArrays(d *rnnDir[T]) []struct {
+	p *[]T
+	n int
+} {
+	tn, gh, nh := k.sizes()
+	type arr = struct {
+		p *[]T
+		n int
 	}
-	if n.Op == "LSTM" && b.Input(6) >= 0 {
-		c0 = "$6"
+	states := (k.seq + 1) * nh
+	a := []arr{{&d.act, tn * gh}, {&d.hs, states}, {&d.rp, tn * gh}, {&d.rhs, states}, {&d.dp, tn * gh}, {&d.dh, tn * k.h}}
+	switch k.cell {
+	case cellLSTM:
+		a = append(a, arr{&d.cs, states}, arr{&d.tc, tn * k.h}, arr{&d.rcs, states}, arr{&d.dc, tn * k.h})
+	case cellGRU:
+		a = append(a, arr{&d.ph, tn * gh}, arr{&d.rph, tn * gh})
+		if k.lbr {
+			a = append(a, arr{&d.dph, tn * gh})
+		} else {
+			a = append(a, arr{&d.q, tn * k.h}, arr{&d.rq, tn * k.h}, arr{&d.dq, tn * k.h})
+		}
 	}
-	if g.layout == 1 {
-		x = e.transpose(x, 1, 0, 2)
-		if h0 != "" {
-			h0 = e.transpose(h0, 1, 0, 2)
+	return a
+}
+
+// NewState allocates the per-direction arrays.
+func (k *rnnKernel[T]) NewState() any {
+	s := &rnnState[T]{dirs: make([]rnnDir[T], k.dirs)}
+	for i := range s.dirs {
+		d := &s.dirs[i]
+		for _, a := range k.dirArrays(d) {
+			*a.p = make([]T, a.n)
 		}
-		if c0 != "" {
-			c0 = e.transpose(c0, 1, 0, 2)
+		if k.cell == cellGRU && !k.lbr {
+			d.dph = d.dp // the adjoint of the recurrent products is Ḡ itself
 		}
 	}
-	zeros := ""
-	steps := make([]string, g.seq)
-	for t := range steps {
-		steps[t] = e.gather(x, t)
+	return s
+}
+
+// StateBytes counts the per-direction arrays.
+func (k *rnnKernel[T]) StateBytes() int64 {
+	var d rnnDir[T]
+	var n int64
+	for _, a := range k.dirArrays(&d) {
+		n += int64(a.n)
 	}
-	ys := make([][]string, g.seq) // ys[t][d]
-	for t := range ys {
-		ys[t] = make([]string, g.dirs)
+	return int64(k.dirs) * n * SizeOf[T]()
+}
+
+// ScratchSizes gives the lengths of the rnnScr* buffers.
+func (k *rnnKernel[T]) ScratchSizes() []int {
+	tn, gh, nh := k.sizes()
+	tni := 0
+	if k.layout1 {
+		tni = tn * k.in
 	}
-	lastH, lastC := make([]string, g.dirs), make([]string, g.dirs)
-	for d := 0; d < g.dirs; d++ {
-		w, r := e.gather("$1", d), e.gather("$2", d)
-		wb, rb := "", ""
-		if b.Input(3) >= 0 {
-			bd := e.gather("$3", d)
-			wb, rb = e.slice(bd, 0, 0, gates*h), e.slice(bd, 0, gates*h, 2*gates*h)
+	return []int{tni, tni, tni, k.n * gh, nh, nh, tn * gh, tn * gh, tn * k.h, tn * k.h}
+}
+
+// rev reports whether direction d runs t = T−1 … 0.
+func (k *rnnKernel[T]) rev(d int) bool { return k.reverse || d == 1 }
+
+// cur and prev are the offsets in hs (and cs, rhs, rcs) of the state at
+// time t and of the one before it in the direction's order.
+func (k *rnnKernel[T]) cur(d, t int) int {
+	if k.rev(d) {
+		return t * k.n * k.h
+	}
+	return (t + 1) * k.n * k.h
+}
+
+func (k *rnnKernel[T]) prev(d, t int) int {
+	if k.rev(d) {
+		return (t + 1) * k.n * k.h
+	}
+	return t * k.n * k.h
+}
+
+// initial is the offset of the initial state in hs.
+func (k *rnnKernel[T]) initial(d int) int {
+	if k.rev(d) {
+		return k.seq * k.n * k.h
+	}
+	return 0
+}
+
+// prevAll is the offset of H_{t−1} for all t (T·N rows, time-major).
+func (k *rnnKernel[T]) prevAll(d int) int {
+	if k.rev(d) {
+		return k.n * k.h
+	}
+	return 0
+}
+
+// step returns the time of the i-th step of direction d.
+func (k *rnnKernel[T]) step(d, i int) int {
+	if k.rev(d) {
+		return k.seq - 1 - i
+	}
+	return i
+}
+
+// yOff is the offset of row (t, d, n) of Y; sOff of row (d, n) of a state
+// tensor (initial_h, Y_h, …).
+func (k *rnnKernel[T]) yOff(t, d, n int) int {
+	if k.layout1 {
+		return ((n*k.seq+t)*k.dirs + d) * k.h
+	}
+	return ((t*k.dirs+d)*k.n + n) * k.h
+}
+
+func (k *rnnKernel[T]) sOff(d, n int) int {
+	if k.layout1 {
+		return (n*k.dirs + d) * k.h
+	}
+	return (d*k.n + n) * k.h
+}
+
+// timeMajor returns x (N×T×I with layout 1) as T×N×I, in scratch buffer
+// i; x itself with layout 0; nil for nil.
+func (k *rnnKernel[T]) timeMajor(w *Work[T], x []T, i int) []T {
+	if x == nil || !k.layout1 {
+		return x
+	}
+	tm := w.Scratch(i, len(x))
+	for n := 0; n < k.n; n++ {
+		for t := 0; t < k.seq; t++ {
+			copy(tm[(t*k.n+n)*k.in:(t*k.n+n+1)*k.in], x[(n*k.seq+t)*k.in:(n*k.seq+t+1)*k.in])
 		}
-		initial := func(s string) string {
-			if s != "" {
-				return e.gather(s, d)
-			}
-			if zeros == "" {
-				zeros = e.constant(&Tensor{Type: Float, Shape: []int{g.batch, h}, Float: make([]float64, g.batch*h)})
-			}
-			return zeros
+	}
+	return tm
+}
+
+// addX adds a time-major T·N×I adjoint into dx (in X's layout).
+func (k *rnnKernel[T]) addX(dx, tm []T) {
+	for n := 0; n < k.n; n++ {
+		for t := 0; t < k.seq; t++ {
+			AddTo(dx[(n*k.seq+t)*k.in:(n*k.seq+t+1)*k.in], tm[(t*k.n+n)*k.in:(t*k.n+n+1)*k.in])
 		}
-		// LSTM and RNN add both biases to the input product.
-		bsum := ""
-		if wb != "" && n.Op != "GRU" {
-			bsum = e.add("Add", nil, wb, rb)
+	}
+}
+
+// xAdjoint adds time-major products into X's adjoint dx (nil: none
+// wanted): f accumulates them (β = 1) into dx itself with layout 0, into a
+// zeroed time-major scratch buffer added to dx with layout 1.
+func (k *rnnKernel[T]) xAdjoint(w *Work[T], dx []T, f func(dst []T)) {
+	if dx == nil {
+		return
+	}
+	if !k.layout1 {
+		f(dx)
+		return
+	}
+	tm := w.Scratch(rnnScrDX, len(dx))
+	clear(tm)
+	f(tm)
+	k.addX(dx, tm)
+}
+
+// weights returns direction d's W (G·H×I), R (G·H×H) and the two halves
+// of B (nil when b is nil).
+func (k *rnnKernel[T]) weights(w, r, b []T, d int) (wd, rd, wb, rb []T) {
+	gh := k.gates * k.h
+	if w != nil {
+		wd = w[d*gh*k.in : (d+1)*gh*k.in]
+	}
+	if r != nil {
+		rd = r[d*gh*k.h : (d+1)*gh*k.h]
+	}
+	if b != nil {
+		wb, rb = b[2*d*gh:(2*d+1)*gh], b[(2*d+1)*gh:(2*d+2)*gh]
+	}
+	return
+}
+
+// val returns b[s] (a Work's values, R-values, adjoints or R-adjoints), or
+// nil for an absent slot.
+func val[T Real](b [][]T, s int) []T {
+	if s < 0 {
+		return nil
+	}
+	return b[s]
+}
+
+// getState copies direction d's rows of a state tensor (initial_h) into
+// an N×H block; zeros for nil.
+func (k *rnnKernel[T]) getState(dst, src []T, d int) {
+	if src == nil {
+		clear(dst)
+		return
+	}
+	for n := 0; n < k.n; n++ {
+		copy(dst[n*k.h:(n+1)*k.h], src[k.sOff(d, n):k.sOff(d, n)+k.h])
+	}
+}
+
+// putState writes an N×H block as direction d's rows of a state tensor.
+func (k *rnnKernel[T]) putState(dst, src []T, d int) {
+	if dst == nil {
+		return
+	}
+	for n := 0; n < k.n; n++ {
+		copy(dst[k.sOff(d, n):k.sOff(d, n)+k.h], src[n*k.h:(n+1)*k.h])
+	}
+}
+
+// addState adds an N×H block into direction d's rows of a state adjoint.
+func (k *rnnKernel[T]) addState(dst, src []T, d int) {
+	if dst == nil {
+		return
+	}
+	for n := 0; n < k.n; n++ {
+		AddTo(dst[k.sOff(d, n):k.sOff(d, n)+k.h], src[n*k.h:(n+1)*k.h])
+	}
+}
+
+// putY writes the time-major states of direction d (T·N×H from hs at the
+// direction's current-state offsets) into Y.
+func (k *rnnKernel[T]) putY(y, hs []T, d int) {
+	if y == nil {
+		return
+	}
+	for t := 0; t < k.seq; t++ {
+		c := k.cur(d, t)
+		for n := 0; n < k.n; n++ {
+			copy(y[k.yOff(t, d, n):k.yOff(t, d, n)+k.h], hs[c+n*k.h:c+(n+1)*k.h])
 		}
-		hp, cp := initial(h0), ""
-		if n.Op == "LSTM" {
-			cp = initial(c0)
+	}
+}
+
+// sigmoid and tanh are evaluated in float64 as the Sigmoid and Tanh
+// operators are.
+func sigmoid[T Real](x T) T { return T(1 / (1 + math.Exp(-float64(x)))) }
+func tanh[T Real](x T) T    { return T(math.Tanh(float64(x))) }
+
+// addBias adds bias (G·H, or the sum of two) to every row of m.
+func addBias[T Real](m []T, cols int, b1, b2 []T) {
+	if b1 == nil {
+		return
+	}
+	for r := 0; r < len(m)/cols; r++ {
+		row := m[r*cols : (r+1)*cols]
+		if b2 == nil {
+			AddTo(row, b1)
+			continue
 		}
-		// GRU's candidate with the reset before the product needs R_h and
-		// Rb_h apart from the z and r blocks.
-		var rzr, rh, rbzr, rbh string
-		if n.Op == "GRU" && lbr == 0 {
-			rzr, rh = e.slice(r, 0, 0, 2*h), e.slice(r, 0, 2*h, 3*h)
-			if rb != "" {
-				rbzr, rbh = e.slice(rb, 0, 0, 2*h), e.slice(rb, 0, 2*h, 3*h)
-			}
+		for j := range row {
+			row[j] += b1[j] + b2[j]
 		}
-		reverse := g.dir == "reverse" || d == 1
-		for i := 0; i < g.seq; i++ {
-			t := i
-			if reverse {
-				t = g.seq - 1 - i
-			}
-			gate := func(v string, k int) string { return e.slice(v, 1, k*h, (k+1)*h) }
-			switch n.Op {
-			case "LSTM":
-				gsum := e.gemm(hp, r, e.gemm(steps[t], w, bsum))
-				ig := e.add("Sigmoid", nil, gate(gsum, 0))
-				og := e.add("Sigmoid", nil, gate(gsum, 1))
-				fg := e.add("Sigmoid", nil, gate(gsum, 2))
-				cg := e.add("Tanh", nil, gate(gsum, 3))
-				cp = e.add("Add", nil, e.add("Mul", nil, fg, cp), e.add("Mul", nil, ig, cg))
-				hp = e.add("Mul", nil, og, e.add("Tanh", nil, cp))
-			case "GRU":
-				gx := e.gemm(steps[t], w, wb)
-				var z, rr, cand string
-				if lbr != 0 {
-					gh := e.gemm(hp, r, rb)
-					z = e.add("Sigmoid", nil, e.add("Add", nil, gate(gx, 0), gate(gh, 0)))
-					rr = e.add("Sigmoid", nil, e.add("Add", nil, gate(gx, 1), gate(gh, 1)))
-					cand = e.add("Add", nil, gate(gx, 2), e.add("Mul", nil, rr, gate(gh, 2)))
-				} else {
-					gh := e.gemm(hp, rzr, rbzr)
-					z = e.add("Sigmoid", nil, e.add("Add", nil, gate(gx, 0), gate(gh, 0)))
-					rr = e.add("Sigmoid", nil, e.add("Add", nil, gate(gx, 1), gate(gh, 1)))
-					cand = e.add("Add", nil, gate(gx, 2), e.gemm(e.add("Mul", nil, rr, hp), rh, rbh))
+	}
+}
+
+// colSums adds the column sums of the rows×cols block of m (leading
+// dimension ld) into dst.
+func colSums[T Real](dst, m []T, rows, cols, ld int) {
+	if dst == nil {
+		return
+	}
+	for r := 0; r < rows; r++ {
+		AddTo(dst[:cols], m[r*ld:r*ld+cols])
+	}
+}
+
+func (k *rnnKernel[T]) state(w *Work[T]) *rnnState[T] { return w.State[k.st].(*rnnState[T]) }
+
+// mm is Gemm with α = 1.
+func mm[T Real](ta, tb bool, m, n, kk int, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
+	Gemm(ta, tb, m, n, kk, 1, a, lda, b, ldb, beta, c, ldc)
+}
+
+func (k *rnnKernel[T]) Forward(w *Work[T]) {
+	s := k.state(w)
+	tn, gh, nh := k.sizes()
+	H, N := k.h, k.n
+	x := k.timeMajor(w, w.Val[k.x], rnnScrX)
+	tmp := w.Scratch(rnnScrStep, N*gh)
+	for d := range s.dirs {
+		st := &s.dirs[d]
+		wd, rd, wb, rb := k.weights(w.Val[k.w], w.Val[k.r], val(w.Val, k.b), d)
+		// The input projection of every step: X Wᵀ + bias.
+		mm(false, true, tn, gh, k.in, x, k.in, wd, k.in, 0, st.act, gh)
+		if k.cell == cellGRU {
+			addBias(st.act, gh, wb, nil)
+		} else {
+			addBias(st.act, gh, wb, rb)
+		}
+		k.getState(st.hs[k.initial(d):k.initial(d)+nh], val(w.Val, k.h0), d)
+		if k.cell == cellLSTM {
+			k.getState(st.cs[k.initial(d):k.initial(d)+nh], val(w.Val, k.c0), d)
+		}
+		for i := 0; i < k.seq; i++ {
+			t := k.step(d, i)
+			a := st.act[t*N*gh : (t+1)*N*gh]
+			hp, hc := st.hs[k.prev(d, t):k.prev(d, t)+nh], st.hs[k.cur(d, t):k.cur(d, t)+nh]
+			switch k.cell {
+			case cellLSTM:
+				mm(false, true, N, gh, H, hp, H, rd, H, 0, tmp, gh)
+				cp, cc := st.cs[k.prev(d, t):k.prev(d, t)+nh], st.cs[k.cur(d, t):k.cur(d, t)+nh]
+				tc := st.tc[t*nh : (t+1)*nh]
+				for n := 0; n < N; n++ {
+					row, pr := a[n*gh:(n+1)*gh], tmp[n*gh:(n+1)*gh]
+					for j := range row {
+						row[j] = pr[j] + row[j]
+					}
+					ig, og, fg, cg := row[:H], row[H:2*H], row[2*H:3*H], row[3*H:]
+					for j := 0; j < H; j++ {
+						ig[j], og[j], fg[j], cg[j] = sigmoid(ig[j]), sigmoid(og[j]), sigmoid(fg[j]), tanh(cg[j])
+						c := fg[j]*cp[n*H+j] + ig[j]*cg[j]
+						cc[n*H+j] = c
+						tc[n*H+j] = tanh(c)
+						hc[n*H+j] = og[j] * tc[n*H+j]
+					}
 				}
-				ht := e.add("Tanh", nil, cand)
-				// H = h̃ + z ⊙ (H_{t−1} − h̃)
-				hp = e.add("Add", nil, ht, e.add("Mul", nil, z, e.add("Sub", nil, hp, ht)))
+			case cellGRU:
+				ph := st.ph[t*N*gh : (t+1)*N*gh]
+				if k.lbr {
+					mm(false, true, N, gh, H, hp, H, rd, H, 0, ph, gh)
+					addBias(ph, gh, rb, nil)
+				} else {
+					mm(false, true, N, 2*H, H, hp, H, rd, H, 0, ph, gh)
+					if rb != nil {
+						for n := 0; n < N; n++ {
+							AddTo(ph[n*gh:n*gh+2*H], rb[:2*H])
+						}
+					}
+				}
+				q := st.q
+				if q != nil {
+					q = q[t*nh : (t+1)*nh]
+				}
+				for n := 0; n < N; n++ {
+					row, pr := a[n*gh:(n+1)*gh], ph[n*gh:(n+1)*gh]
+					z, r := row[:H], row[H:2*H]
+					for j := 0; j < H; j++ {
+						z[j] = sigmoid(z[j] + pr[j])
+						r[j] = sigmoid(r[j] + pr[H+j])
+					}
+					if !k.lbr {
+						for j := 0; j < H; j++ {
+							q[n*H+j] = r[j] * hp[n*H+j]
+						}
+					}
+				}
+				if !k.lbr {
+					// The candidate's product (r ⊙ H_{t−1}) R_hᵀ + Rb_h.
+					mm(false, true, N, H, H, q, H, rd[2*H*H:], H, 0, ph[2*H:], gh)
+					if rb != nil {
+						for n := 0; n < N; n++ {
+							AddTo(ph[n*gh+2*H:(n+1)*gh], rb[2*H:])
+						}
+					}
+				}
+				for n := 0; n < N; n++ {
+					row, pr := a[n*gh:(n+1)*gh], ph[n*gh:(n+1)*gh]
+					z, r, c := row[:H], row[H:2*H], row[2*H:]
+					for j := 0; j < H; j++ {
+						if k.lbr {
+							c[j] = tanh(c[j] + r[j]*pr[2*H+j])
+						} else {
+							c[j] = tanh(c[j] + pr[2*H+j])
+						}
+						hc[n*H+j] = c[j] + z[j]*(hp[n*H+j]-c[j])
+					}
+				}
 			default:
-				hp = e.add("Tanh", nil, e.gemm(hp, r, e.gemm(steps[t], w, bsum)))
+				mm(false, true, N, gh, H, hp, H, rd, H, 0, tmp, gh)
+				for j := range a {
+					a[j] = tanh(tmp[j] + a[j])
+				}
+				copy(hc, a)
 			}
-			ys[t][d] = hp
 		}
-		lastH[d], lastC[d] = hp, cp
-	}
-	concat := func(parts []string) string {
-		return e.add("Concat", []*Attr{{Name: "axis", Type: AttrInt}}, parts...)
-	}
-	// stack concatenates parts along axis 0 and reshapes them into out
-	// (layout 0) or into shape and then out by the permutation (layout 1).
-	stack := func(out string, parts []string, perm []int64, shape ...int64) {
-		c := concat(parts)
-		if g.layout == 0 {
-			e.addTo(out, "Reshape", nil, c, e.ints(shape...))
-			return
-		}
-		e.addTo(out, "Transpose", []*Attr{{Name: "perm", Type: AttrInts, Ints: perm}}, e.add("Reshape", nil, c, e.ints(shape...)))
-	}
-	var all []string
-	for _, row := range ys {
-		all = append(all, row...)
-	}
-	stack("$out", all, []int64{2, 0, 1, 3}, int64(g.seq), int64(g.dirs), int64(g.batch), int64(h))
-	finals := [][]string{lastH}
-	if n.Op == "LSTM" {
-		finals = append(finals, lastC)
-	}
-	for j, f := range finals {
-		if j+1 < len(b.Out) && b.Out[j+1] >= 0 {
-			stack(fmt.Sprintf("$out%d", j+1), f, []int64{1, 0, 2}, int64(g.dirs), int64(g.batch), int64(h))
+		k.putY(val(w.Val, k.y), st.hs, d)
+		last := k.cur(d, k.step(d, k.seq-1))
+		k.putState(val(w.Val, k.yh), st.hs[last:last+nh], d)
+		if k.cell == cellLSTM {
+			k.putState(val(w.Val, k.yc), st.cs[last:last+nh], d)
 		}
 	}
-	return &Expansion{Nodes: e.nodes}, nil
+}
+
+// anyOf reports that some listed slot has a buffer in b.
+func anyOf[T Real](b [][]T, slots ...int) bool {
+	for _, s := range slots {
+		if s >= 0 && b[s] != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// clearAll zeroes the listed arrays.
+func clearAll[T Real](arrays ...[]T) {
+	for _, a := range arrays {
+		clear(a)
+	}
+}
+
+// rows returns rows [t·N, (t+1)·N) of a T·N × cols array (nil for nil).
+func (k *rnnKernel[T]) rows(a []T, t, cols int) []T {
+	if a == nil {
+		return nil
+	}
+	return a[t*k.n*cols : (t+1)*k.n*cols]
+}
+
+func (k *rnnKernel[T]) Backward(w *Work[T]) {
+	s := k.state(w)
+	if !anyOf(w.Adj, k.y, k.yh, k.yc) {
+		s.adj = false
+		return
+	}
+	s.adj = true
+	tn, gh, nh := k.sizes()
+	H, N := k.h, k.n
+	yAdj := val(w.Adj, k.y)
+	carH, carC := w.Scratch(rnnScrCarH, nh), w.Scratch(rnnScrCarC, nh)
+	x := k.timeMajor(w, w.Val[k.x], rnnScrX)
+	for d := range s.dirs {
+		st := &s.dirs[d]
+		wd, rd, _, _ := k.weights(w.Val[k.w], w.Val[k.r], nil, d)
+		k.getState(carH, val(w.Adj, k.yh), d)
+		if k.cell == cellLSTM {
+			k.getState(carC, val(w.Adj, k.yc), d)
+		}
+		for i := k.seq - 1; i >= 0; i-- {
+			t := k.step(d, i)
+			a, dp, dh := k.rows(st.act, t, gh), k.rows(st.dp, t, gh), k.rows(st.dh, t, H)
+			hp := st.hs[k.prev(d, t) : k.prev(d, t)+nh]
+			for n := 0; n < N; n++ {
+				row := dh[n*H : (n+1)*H]
+				copy(row, carH[n*H:(n+1)*H])
+				if yAdj != nil {
+					AddTo(row, yAdj[k.yOff(t, d, n):k.yOff(t, d, n)+H])
+				}
+			}
+			switch k.cell {
+			case cellLSTM:
+				tc, dc := k.rows(st.tc, t, H), k.rows(st.dc, t, H)
+				cp := st.cs[k.prev(d, t) : k.prev(d, t)+nh]
+				for n := 0; n < N; n++ {
+					ar, pr := a[n*gh:(n+1)*gh], dp[n*gh:(n+1)*gh]
+					for j := 0; j < H; j++ {
+						q := n*H + j
+						ig, og, fg, cg := ar[j], ar[H+j], ar[2*H+j], ar[3*H+j]
+						c := carC[q] + dh[q]*og*(1-tc[q]*tc[q])
+						dc[q] = c
+						pr[j] = c * cg * ig * (1 - ig)
+						pr[H+j] = dh[q] * tc[q] * og * (1 - og)
+						pr[2*H+j] = c * cp[q] * fg * (1 - fg)
+						pr[3*H+j] = c * ig * (1 - cg*cg)
+						carC[q] = c * fg
+					}
+				}
+				mm(false, false, N, H, gh, dp, gh, rd, H, 0, carH, H)
+			case cellGRU:
+				ph, dph := k.rows(st.ph, t, gh), k.rows(st.dph, t, gh)
+				for n := 0; n < N; n++ {
+					ar, pr, hr, dr := a[n*gh:(n+1)*gh], ph[n*gh:(n+1)*gh], dp[n*gh:(n+1)*gh], dph[n*gh:(n+1)*gh]
+					for j := 0; j < H; j++ {
+						q := n*H + j
+						z, r, c := ar[j], ar[H+j], ar[2*H+j]
+						da := dh[q] * (1 - z) * (1 - c*c)
+						hr[j] = dh[q] * (hp[q] - c) * z * (1 - z)
+						hr[2*H+j] = da
+						carH[q] = dh[q] * z
+						if k.lbr {
+							hr[H+j] = da * pr[2*H+j] * r * (1 - r)
+							dr[j], dr[H+j], dr[2*H+j] = hr[j], hr[H+j], da*r
+						}
+					}
+				}
+				if k.lbr {
+					mm(false, false, N, H, gh, dph, gh, rd, H, 1, carH, H)
+					break
+				}
+				dq := k.rows(st.dq, t, H)
+				mm(false, false, N, H, H, dp[2*H:], gh, rd[2*H*H:], H, 0, dq, H)
+				for n := 0; n < N; n++ {
+					ar, hr := a[n*gh:(n+1)*gh], dp[n*gh:(n+1)*gh]
+					for j := 0; j < H; j++ {
+						q, r := n*H+j, ar[H+j]
+						hr[H+j] = dq[q] * hp[q] * r * (1 - r)
+						carH[q] += dq[q] * r
+					}
+				}
+				mm(false, false, N, H, 2*H, dp, gh, rd, H, 1, carH, H)
+			default:
+				for q := range dp {
+					dp[q] = dh[q] * (1 - a[q]*a[q])
+				}
+				mm(false, false, N, H, gh, dp, gh, rd, H, 0, carH, H)
+			}
+		}
+		k.addState(val(w.Adj, k.h0), carH, d)
+		if k.cell == cellLSTM {
+			k.addState(val(w.Adj, k.c0), carC, d)
+		}
+		// The parameters' and the input's adjoints over all steps at once.
+		dw, dr, dwb, drb := k.weights(w.Adj[k.w], w.Adj[k.r], val(w.Adj, k.b), d)
+		if dw != nil {
+			mm(true, false, gh, k.in, tn, st.dp, gh, x, k.in, 1, dw, k.in)
+		}
+		hprev := st.hs[k.prevAll(d) : k.prevAll(d)+tn*H]
+		if dr != nil {
+			if k.cell == cellGRU && !k.lbr {
+				mm(true, false, 2*H, H, tn, st.dp, gh, hprev, H, 1, dr, H)
+				mm(true, false, H, H, tn, st.dp[2*H:], gh, st.q, H, 1, dr[2*H*H:], H)
+			} else {
+				mm(true, false, gh, H, tn, st.dph0(), gh, hprev, H, 1, dr, H)
+			}
+		}
+		colSums(dwb, st.dp, tn, gh, gh)
+		colSums(drb, st.dph0(), tn, gh, gh)
+		k.xAdjoint(w, w.Adj[k.x], func(dst []T) { mm(false, false, tn, k.in, gh, st.dp, gh, wd, k.in, 1, dst, k.in) })
+	}
+}
+
+// dph0 is the adjoint of the recurrent products: dph for GRU, dp (the
+// same pre-activations) for LSTM and RNN.
+func (d *rnnDir[T]) dph0() []T {
+	if d.dph != nil {
+		return d.dph
+	}
+	return d.dp
+}
+
+// rph0 likewise for the R-values.
+func (d *rnnDir[T]) rph0() []T {
+	if d.rph != nil {
+		return d.rph
+	}
+	return d.rp
+}
+
+func (k *rnnKernel[T]) RForward(w *Work[T]) {
+	s := k.state(w)
+	if !anyOf(w.RV, k.y, k.yh, k.yc) {
+		return
+	}
+	if !anyOf(w.RV, k.x, k.w, k.r, k.b, k.h0, k.c0) {
+		s.rv = false
+		for _, o := range []int{k.y, k.yh, k.yc} {
+			if o >= 0 {
+				clear(w.RV[o])
+			}
+		}
+		return
+	}
+	s.rv = true
+	tn, gh, nh := k.sizes()
+	H, N := k.h, k.n
+	x := k.timeMajor(w, w.Val[k.x], rnnScrX)
+	rx := k.timeMajor(w, w.RV[k.x], rnnScrRX)
+	for d := range s.dirs {
+		st := &s.dirs[d]
+		wd, rd, _, _ := k.weights(w.Val[k.w], w.Val[k.r], nil, d)
+		vw, vr, vwb, vrb := k.weights(w.RV[k.w], w.RV[k.r], val(w.RV, k.b), d)
+		hprev := st.hs[k.prevAll(d) : k.prevAll(d)+tn*H]
+		// Every term that does not depend on the previous step's R-value.
+		clear(st.rp)
+		if rx != nil {
+			mm(false, true, tn, gh, k.in, rx, k.in, wd, k.in, 0, st.rp, gh)
+		}
+		if vw != nil {
+			mm(false, true, tn, gh, k.in, x, k.in, vw, k.in, 1, st.rp, gh)
+		}
+		if k.cell == cellGRU {
+			addBias(st.rp, gh, vwb, nil)
+			clear(st.rph)
+			if vr != nil {
+				if k.lbr {
+					mm(false, true, tn, gh, H, hprev, H, vr, H, 1, st.rph, gh)
+				} else {
+					mm(false, true, tn, 2*H, H, hprev, H, vr, H, 1, st.rph, gh)
+					mm(false, true, tn, H, H, st.q, H, vr[2*H*H:], H, 1, st.rph[2*H:], gh)
+				}
+			}
+			addBias(st.rph, gh, vrb, nil)
+		} else {
+			addBias(st.rp, gh, vwb, vrb)
+			if vr != nil {
+				mm(false, true, tn, gh, H, hprev, H, vr, H, 1, st.rp, gh)
+			}
+		}
+		k.getState(st.rhs[k.initial(d):k.initial(d)+nh], val(w.RV, k.h0), d)
+		if k.cell == cellLSTM {
+			k.getState(st.rcs[k.initial(d):k.initial(d)+nh], val(w.RV, k.c0), d)
+		}
+		for i := 0; i < k.seq; i++ {
+			t := k.step(d, i)
+			a, rp := k.rows(st.act, t, gh), k.rows(st.rp, t, gh)
+			hp := st.hs[k.prev(d, t) : k.prev(d, t)+nh]
+			rhp, rhc := st.rhs[k.prev(d, t):k.prev(d, t)+nh], st.rhs[k.cur(d, t):k.cur(d, t)+nh]
+			switch k.cell {
+			case cellLSTM:
+				mm(false, true, N, gh, H, rhp, H, rd, H, 1, rp, gh)
+				tc := k.rows(st.tc, t, H)
+				cp := st.cs[k.prev(d, t) : k.prev(d, t)+nh]
+				rcp, rcc := st.rcs[k.prev(d, t):k.prev(d, t)+nh], st.rcs[k.cur(d, t):k.cur(d, t)+nh]
+				for n := 0; n < N; n++ {
+					ar, pr := a[n*gh:(n+1)*gh], rp[n*gh:(n+1)*gh]
+					for j := 0; j < H; j++ {
+						q := n*H + j
+						ig, og, fg, cg := ar[j], ar[H+j], ar[2*H+j], ar[3*H+j]
+						ri, ro, rf, rg := ig*(1-ig)*pr[j], og*(1-og)*pr[H+j], fg*(1-fg)*pr[2*H+j], (1-cg*cg)*pr[3*H+j]
+						rc := rf*cp[q] + fg*rcp[q] + ri*cg + ig*rg
+						rcc[q] = rc
+						rhc[q] = ro*tc[q] + og*(1-tc[q]*tc[q])*rc
+					}
+				}
+			case cellGRU:
+				ph, rph := k.rows(st.ph, t, gh), k.rows(st.rph, t, gh)
+				if k.lbr {
+					mm(false, true, N, gh, H, rhp, H, rd, H, 1, rph, gh)
+				} else {
+					mm(false, true, N, 2*H, H, rhp, H, rd, H, 1, rph, gh)
+					rq := k.rows(st.rq, t, H)
+					for n := 0; n < N; n++ {
+						ar, pr, hr := a[n*gh:(n+1)*gh], rp[n*gh:(n+1)*gh], rph[n*gh:(n+1)*gh]
+						for j := 0; j < H; j++ {
+							q, r := n*H+j, ar[H+j]
+							rq[q] = r*(1-r)*(pr[H+j]+hr[H+j])*hp[q] + r*rhp[q]
+						}
+					}
+					mm(false, true, N, H, H, rq, H, rd[2*H*H:], H, 1, rph[2*H:], gh)
+				}
+				for n := 0; n < N; n++ {
+					ar, pr, hr, phr := a[n*gh:(n+1)*gh], rp[n*gh:(n+1)*gh], rph[n*gh:(n+1)*gh], ph[n*gh:(n+1)*gh]
+					for j := 0; j < H; j++ {
+						q := n*H + j
+						z, r, c := ar[j], ar[H+j], ar[2*H+j]
+						rz := z * (1 - z) * (pr[j] + hr[j])
+						var ra T
+						if k.lbr {
+							rr := r * (1 - r) * (pr[H+j] + hr[H+j])
+							ra = pr[2*H+j] + rr*phr[2*H+j] + r*hr[2*H+j]
+						} else {
+							ra = pr[2*H+j] + hr[2*H+j]
+						}
+						rc := (1 - c*c) * ra
+						rhc[q] = rc + rz*(hp[q]-c) + z*(rhp[q]-rc)
+					}
+				}
+			default:
+				mm(false, true, N, gh, H, rhp, H, rd, H, 1, rp, gh)
+				for q := range rp {
+					rhc[q] = (1 - a[q]*a[q]) * rp[q]
+				}
+			}
+		}
+		k.putY(val(w.RV, k.y), st.rhs, d)
+		last := k.cur(d, k.step(d, k.seq-1))
+		k.putState(val(w.RV, k.yh), st.rhs[last:last+nh], d)
+		if k.cell == cellLSTM {
+			k.putState(val(w.RV, k.yc), st.rcs[last:last+nh], d)
+		}
+	}
+}
+
+func (k *rnnKernel[T]) RBackward(w *Work[T]) {
+	s := k.state(w)
+	if !anyOf(w.RAdj, k.y, k.yh, k.yc) {
+		return
+	}
+	for i := range s.dirs {
+		st := &s.dirs[i]
+		if !s.adj {
+			clearAll(st.dp, st.dph, st.dq, st.dh, st.dc)
+		}
+		if !s.rv {
+			clearAll(st.rp, st.rph, st.rq, st.rhs, st.rcs)
+		}
+	}
+	tn, gh, nh := k.sizes()
+	H, N := k.h, k.n
+	ry := val(w.RAdj, k.y)
+	rcH, rcC := w.Scratch(rnnScrCarH, nh), w.Scratch(rnnScrCarC, nh)
+	tmp := w.Scratch(rnnScrStep, N*gh)
+	rdpAll := w.Scratch(rnnScrRDP, tn*gh)
+	rdphAll := rdpAll
+	if k.cell == cellGRU && k.lbr {
+		rdphAll = w.Scratch(rnnScrRDPH, tn*gh)
+	}
+	dpvAll, davAll := w.Scratch(rnnScrDPV, tn*H), w.Scratch(rnnScrDAV, tn*H)
+	x := k.timeMajor(w, w.Val[k.x], rnnScrX)
+	rx := k.timeMajor(w, w.RV[k.x], rnnScrRX)
+	for d := range s.dirs {
+		st := &s.dirs[d]
+		wd, rd, _, _ := k.weights(w.Val[k.w], w.Val[k.r], nil, d)
+		vw, vr, _, _ := k.weights(w.RV[k.w], w.RV[k.r], nil, d)
+		// Ḡʰ V_R (and GRU's ā V_R_h) for every step.
+		if vr != nil {
+			if k.cell == cellGRU && !k.lbr {
+				mm(false, false, tn, H, 2*H, st.dp, gh, vr, H, 0, dpvAll, H)
+				mm(false, false, tn, H, H, st.dp[2*H:], gh, vr[2*H*H:], H, 0, davAll, H)
+			} else {
+				mm(false, false, tn, H, gh, st.dph0(), gh, vr, H, 0, dpvAll, H)
+			}
+		}
+		k.getState(rcH, val(w.RAdj, k.yh), d)
+		if k.cell == cellLSTM {
+			k.getState(rcC, val(w.RAdj, k.yc), d)
+		}
+		for i := k.seq - 1; i >= 0; i-- {
+			t := k.step(d, i)
+			a, rp, dh := k.rows(st.act, t, gh), k.rows(st.rp, t, gh), k.rows(st.dh, t, H)
+			rdp, rdph := k.rows(rdpAll, t, gh), k.rows(rdphAll, t, gh)
+			hp := st.hs[k.prev(d, t) : k.prev(d, t)+nh]
+			rhp, rhc := st.rhs[k.prev(d, t):k.prev(d, t)+nh], st.rhs[k.cur(d, t):k.cur(d, t)+nh]
+			// R{H̄_t} = carried + R{Ȳ_t}, into rcH.
+			if ry != nil {
+				for n := 0; n < N; n++ {
+					AddTo(rcH[n*H:(n+1)*H], ry[k.yOff(t, d, n):k.yOff(t, d, n)+H])
+				}
+			}
+			switch k.cell {
+			case cellLSTM:
+				tc, dc := k.rows(st.tc, t, H), k.rows(st.dc, t, H)
+				cp := st.cs[k.prev(d, t) : k.prev(d, t)+nh]
+				rcp, rcc := st.rcs[k.prev(d, t):k.prev(d, t)+nh], st.rcs[k.cur(d, t):k.cur(d, t)+nh]
+				for n := 0; n < N; n++ {
+					ar, pr, rpr := a[n*gh:(n+1)*gh], rp[n*gh:(n+1)*gh], rdp[n*gh:(n+1)*gh]
+					for j := 0; j < H; j++ {
+						q := n*H + j
+						ig, og, fg, cg := ar[j], ar[H+j], ar[2*H+j], ar[3*H+j]
+						si, so, sf, tg := ig*(1-ig), og*(1-og), fg*(1-fg), 1-cg*cg
+						ri, ro, rf, rg := si*pr[j], so*pr[H+j], sf*pr[2*H+j], tg*pr[3*H+j]
+						tt := 1 - tc[q]*tc[q]
+						rt := tt * rcc[q]
+						rdh, hb, cb := rcH[q], dh[q], dc[q]
+						rc := rcC[q] + rdh*og*tt + hb*ro*tt - 2*hb*og*tc[q]*rt
+						rpr[j] = rc*cg*si + cb*rg*si + cb*cg*(1-2*ig)*ri
+						rpr[H+j] = rdh*tc[q]*so + hb*rt*so + hb*tc[q]*(1-2*og)*ro
+						rpr[2*H+j] = rc*cp[q]*sf + cb*rcp[q]*sf + cb*cp[q]*(1-2*fg)*rf
+						rpr[3*H+j] = rc*ig*tg + cb*ri*tg - 2*cb*ig*cg*rg
+						rcC[q] = rc*fg + cb*rf
+					}
+				}
+				k.carry(rcH, rdp, gh, rd, dpvAll, t, vr != nil, 0)
+			case cellGRU:
+				ph, rph := k.rows(st.ph, t, gh), k.rows(st.rph, t, gh)
+				for n := 0; n < N; n++ {
+					ar, pr, hr, phr := a[n*gh:(n+1)*gh], rp[n*gh:(n+1)*gh], rph[n*gh:(n+1)*gh], ph[n*gh:(n+1)*gh]
+					rpr, rhr := rdp[n*gh:(n+1)*gh], rdph[n*gh:(n+1)*gh]
+					for j := 0; j < H; j++ {
+						q := n*H + j
+						z, r, c := ar[j], ar[H+j], ar[2*H+j]
+						sz, sr, tcc := z*(1-z), r*(1-r), 1-c*c
+						rz, rr := sz*(pr[j]+hr[j]), sr*(pr[H+j]+hr[H+j])
+						var ra T
+						if k.lbr {
+							ra = pr[2*H+j] + rr*phr[2*H+j] + r*hr[2*H+j]
+						} else {
+							ra = pr[2*H+j] + hr[2*H+j]
+						}
+						rc := tcc * ra
+						hb, rdh := dh[q], rcH[q]
+						dht, dz := hb*(1-z), hb*(hp[q]-c)
+						da := dht * tcc
+						rdht := rdh*(1-z) - hb*rz
+						rdz := rdh*(hp[q]-c) + hb*(rhp[q]-rc)
+						rda := rdht*tcc - 2*dht*c*rc
+						rpr[j] = rdz*sz + dz*(1-2*z)*rz
+						rpr[2*H+j] = rda
+						rcH[q] = rdh*z + hb*rz
+						if k.lbr {
+							dr := da * phr[2*H+j]
+							rdr := rda*phr[2*H+j] + da*hr[2*H+j]
+							rpr[H+j] = rdr*sr + dr*(1-2*r)*rr
+							rhr[j], rhr[H+j], rhr[2*H+j] = rpr[j], rpr[H+j], rda*r+da*rr
+						}
+					}
+				}
+				if k.lbr {
+					k.carry(rcH, rdph, gh, rd, dpvAll, t, vr != nil, 1)
+					break
+				}
+				// R{q̄} = R{ā} R_h + ā V_R_h, then R{r̄} and the carry.
+				rdq := tmp[:nh]
+				mm(false, false, N, H, H, rdp[2*H:], gh, rd[2*H*H:], H, 0, rdq, H)
+				if vr != nil {
+					AddTo(rdq, k.rows(davAll, t, H))
+				}
+				dq := k.rows(st.dq, t, H)
+				for n := 0; n < N; n++ {
+					ar, pr, hr, rpr := a[n*gh:(n+1)*gh], rp[n*gh:(n+1)*gh], rph[n*gh:(n+1)*gh], rdp[n*gh:(n+1)*gh]
+					for j := 0; j < H; j++ {
+						q, r := n*H+j, ar[H+j]
+						sr := r * (1 - r)
+						rr := sr * (pr[H+j] + hr[H+j])
+						dr := dq[q] * hp[q]
+						rdr := rdq[q]*hp[q] + dq[q]*rhp[q]
+						rpr[H+j] = rdr*sr + dr*(1-2*r)*rr
+						rcH[q] += rdq[q]*r + dq[q]*rr
+					}
+				}
+				k.carryK(rcH, rdp, gh, 2*H, rd, dpvAll, t, vr != nil)
+			default:
+				for q := range rdp {
+					rdp[q] = rcH[q]*(1-a[q]*a[q]) - 2*dh[q]*a[q]*rhc[q]
+				}
+				k.carry(rcH, rdp, gh, rd, dpvAll, t, vr != nil, 0)
+			}
+		}
+		k.addState(val(w.RAdj, k.h0), rcH, d)
+		if k.cell == cellLSTM {
+			k.addState(val(w.RAdj, k.c0), rcC, d)
+		}
+		// The R-adjoints of the parameters and the input over all steps.
+		dw, dr, dwb, drb := k.weights(w.RAdj[k.w], w.RAdj[k.r], val(w.RAdj, k.b), d)
+		if dw != nil {
+			mm(true, false, gh, k.in, tn, rdpAll, gh, x, k.in, 1, dw, k.in)
+			if rx != nil {
+				mm(true, false, gh, k.in, tn, st.dp, gh, rx, k.in, 1, dw, k.in)
+			}
+		}
+		hprev := st.hs[k.prevAll(d) : k.prevAll(d)+tn*H]
+		rhprev := st.rhs[k.prevAll(d) : k.prevAll(d)+tn*H]
+		if dr != nil {
+			if k.cell == cellGRU && !k.lbr {
+				mm(true, false, 2*H, H, tn, rdpAll, gh, hprev, H, 1, dr, H)
+				mm(true, false, H, H, tn, rdpAll[2*H:], gh, st.q, H, 1, dr[2*H*H:], H)
+				if s.rv {
+					mm(true, false, 2*H, H, tn, st.dp, gh, rhprev, H, 1, dr, H)
+					mm(true, false, H, H, tn, st.dp[2*H:], gh, st.rq, H, 1, dr[2*H*H:], H)
+				}
+			} else {
+				mm(true, false, gh, H, tn, rdphAll, gh, hprev, H, 1, dr, H)
+				if s.rv {
+					mm(true, false, gh, H, tn, st.dph0(), gh, rhprev, H, 1, dr, H)
+				}
+			}
+		}
+		colSums(dwb, rdpAll, tn, gh, gh)
+		colSums(drb, rdphAll, tn, gh, gh)
+		k.xAdjoint(w, w.RAdj[k.x], func(dst []T) {
+			mm(false, false, tn, k.in, gh, rdpAll, gh, wd, k.in, 1, dst, k.in)
+			if vw != nil {
+				mm(false, false, tn, k.in, gh, st.dp, gh, vw, k.in, 1, dst, k.in)
+			}
+		})
+	}
+}
+
+// carry sets the R-adjoint carried to the previous step, rc = β·rc +
+// R{Ḡʰ_t} R + (Ḡʰ V_R)_t (β = 0 or 1: GRU's direct term is already in rc).
+func (k *rnnKernel[T]) carry(rc, rdph []T, gh int, rd, dpv []T, t int, hasV bool, beta T) {
+	mm(false, false, k.n, k.h, gh, rdph, gh, rd, k.h, beta, rc, k.h)
+	if hasV {
+		AddTo(rc, k.rows(dpv, t, k.h))
+	}
+}
+
+// carryK is carry over the first kk columns of R{Ḡʰ_t} (GRU's z and r
+// blocks), always accumulating.
+func (k *rnnKernel[T]) carryK(rc, rdp []T, gh, kk int, rd, dpv []T, t int, hasV bool) {
+	mm(false, false, k.n, k.h, kk, rdp, gh, rd, k.h, 1, rc, k.h)
+	if hasV {
+		AddTo(rc, k.rows(dpv, t, k.h))
+	}
 }
