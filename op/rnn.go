@@ -925,14 +925,6 @@ func (d *rnnDir[T]) dph0() []T {
 	return d.dp
 }
 
-// rph0 likewise for the R-values.
-func (d *rnnDir[T]) rph0() []T {
-	if d.rph != nil {
-		return d.rph
-	}
-	return d.rp
-}
-
 func (k *rnnKernel[T]) RForward(w *Work[T]) {
 	s := k.state(w)
 	if !anyOf(w.RV, k.y, k.yh, k.yc) {
