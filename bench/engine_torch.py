@@ -8,7 +8,10 @@ bench/engine_vs_torch.sh; prints one line of JSON when timing.
 Model "bert" is scripts/zoo.py's BERT-style encoder at BERT-base shape (12
 post-norm layers, hidden 768, 12 heads, FFN 3072, vocabulary 30522, 2
 classes) with token ids and an attention mask (all ones) as inputs; --res
-is then the sequence length."""
+is then the sequence length. Models "lstm" and "gru" are scripts/zoo.py's
+large recurrent classifiers (2 layers, hidden 256, 40 features per step,
+10 classes, batch-first) on standard normal sequences; --res is the number
+of steps (the zoo's: 50)."""
 import argparse
 import json
 import os
@@ -23,6 +26,8 @@ import torchvision
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
 
 BERT_VOCAB = 30522
+RNNS = ("lstm", "gru")
+RNN_FEATS = 40
 
 
 def build(name, res=224):
@@ -31,6 +36,10 @@ def build(name, res=224):
         import zoo
 
         return zoo.Bert(vocab=BERT_VOCAB, seq=res, d=768, heads=12, ff=3072, layers=12, classes=2).eval()
+    if name in RNNS:
+        import zoo
+
+        return zoo.RNNClassifier(name, feats=RNN_FEATS, hidden=256, layers=2, classes=10).eval()
     m = getattr(torchvision.models, name)(num_classes=1000)
     return m.eval()
 
@@ -40,6 +49,8 @@ def inputs(name, batch, res, g):
     if name == "bert":
         ids = torch.randint(0, BERT_VOCAB, (batch, res), generator=g)
         return (ids, torch.ones(batch, res, dtype=torch.int64)), 2
+    if name in RNNS:
+        return (torch.randn(batch, res, RNN_FEATS, generator=g),), 10
     return (torch.randn(batch, 3, res, res, generator=g),), 1000
 
 

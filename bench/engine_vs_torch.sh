@@ -11,7 +11,11 @@
 # Default models: resnet18 resnet50 mobilenet_v2. Model bert is a
 # BERT-base-shaped encoder (scripts/zoo.py's, 12 layers, hidden 768, token
 # ids and an attention mask in) timed at BERT_CONFIGS (default "128:8":
-# sequence 128, batch 8). THREADS (default 2) sets
+# sequence 128, batch 8). Models lstm and gru are scripts/zoo.py's large
+# recurrent classifiers (2 layers, hidden 256, 40 features per step) timed
+# at RNN_CONFIGS (default "50:2 50:32": 50 steps, batch 2 and 32; the
+# engine's exact H·v through its LSTM/GRU kernel against double backprop
+# through torch.nn.LSTM/GRU). THREADS (default 2) sets
 # the threads of both; REPS (default 3) the timed repetitions; CONFIGS
 # (default "224:4 32:32") the resolutions and batch sizes; TAGS (default
 # openblas: op.Gemm on the system OpenBLAS, Debian's libopenblas-dev; empty
@@ -33,6 +37,7 @@ printf '%-13s %7s %6s | %9s %9s %9s %9s | %9s %9s %9s %9s | %6s %6s\n' model res
 for m in $models; do
 	cs=$configs
 	[ "$m" = bert ] && cs=${BERT_CONFIGS:-"128:8"}
+	case $m in lstm | gru) cs=${RNN_CONFIGS:-"50:2 50:32"} ;; esac
 	for c in $cs; do
 		res=${c%%:*}
 		batch=${c##*:}
