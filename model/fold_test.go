@@ -197,3 +197,36 @@ func TestFoldUnknownOperatorNotGuessed(t *testing.T) {
 		t.Errorf("k = %v, want [2 2] [5 10 6 12]", k)
 	}
 }
+
+// TestFoldVariadicMaxMin: a Max and a Min of three initializers (ONNX's
+// variadic form; torch exports two) are folded at import, so the graph
+// that remains is the Add on the input with their elementwise extremes.
+func TestFoldVariadicMaxMin(t *testing.T) {
+	b := mt.New("g", 13).Input("x", 1, 3).Output("y")
+	b.Float("a", []int{3}, []float64{1, -2, 3})
+	b.Float("b", []int{1}, []float64{0})
+	b.Float("c", []int{1, 3}, []float64{-1, 4, 2})
+	b.Node("Max", "max", []string{"a", "b", "c"}, []string{"hi"})
+	b.Node("Min", "min", []string{"a", "b", "c"}, []string{"lo"})
+	b.Node("Sub", "width", []string{"hi", "lo"}, []string{"w"})
+	b.Node("Add", "add", []string{"x", "w"}, []string{"y"})
+	m, err := model.Decode(b.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ops []string
+	for _, n := range m.Nodes {
+		ops = append(ops, n.Op)
+	}
+	if !slices.Equal(ops, []string{"Add"}) {
+		t.Fatalf("nodes after import %v, want [Add] (Max, Min and Sub of constants folded)", ops)
+	}
+	s, err := m.InferShapes(map[string][]int{"x": {1, 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// max [1 4 3] − min [−1 −2 0].
+	if w := s.Values["w"]; w == nil || fmt.Sprint(w.Shape, w.Float) != "[1 3] [2 6 3]" {
+		t.Errorf("w = %v, want [1 3] [2 6 3]", w)
+	}
+}

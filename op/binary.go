@@ -70,7 +70,8 @@ func init() {
 			Da: func(a, b float64) float64 { return 1 - step(a-b) }, Db: func(a, b float64) float64 { return step(a - b) }}, -1, FlowBlocks},
 	}
 	for _, a := range arith {
-		Register(&Def{Type: a.typ, Infer: InferBroadcast, Exec: Binary(a.fns), Class: Elementwise, Channels: a.flow, Cases: binaryCases(a.lo, 2)})
+		Register(&Def{Type: a.typ, Infer: InferBroadcast, Exec: Binary(a.fns), Class: Elementwise, Channels: a.flow, Cases: binaryCases(a.lo, 2),
+			Variadic: a.typ == "Max" || a.typ == "Min"})
 	}
 	// Variadic sums over inputs: evaluated on constants only (the engine
 	// runs the two-input forms above).

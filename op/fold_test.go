@@ -360,6 +360,65 @@ func TestFoldEvalBruteForce(t *testing.T) {
 	t.Logf("%d folds compared", n)
 }
 
+// TestFoldVariadic: Max and Min of one, three and four constant inputs
+// (ONNX allows any number; torch exports two) fold to the elementwise
+// extreme over the broadcast inputs, in the inputs' element type.
+func TestFoldVariadic(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 9))
+	floats := func(shape ...int) *Tensor {
+		v := make([]float64, Numel(shape))
+		for i := range v {
+			v[i] = float64(float32(rng.NormFloat64()))
+		}
+		return &Tensor{Type: Float, Shape: shape, Float: v}
+	}
+	for _, c := range []struct {
+		ins  []*Tensor
+		want []int
+	}{
+		{[]*Tensor{floats(2, 3)}, []int{2, 3}},
+		{[]*Tensor{floats(2, 1), floats(3), floats(1, 3)}, []int{2, 3}},
+		{[]*Tensor{floats(4, 1, 1), floats(2, 1), floats(3), floats(4, 2, 3)}, []int{4, 2, 3}},
+		{[]*Tensor{{Type: Int64, Shape: []int{3}, Int: []int64{5, -2, 7}}, {Type: Int64, Shape: []int{1}, Int: []int64{0}},
+			{Type: Int64, Shape: []int{3}, Int: []int64{1, 9, -4}}}, []int{3}},
+	} {
+		for _, typ := range []string{"Max", "Min"} {
+			nd := &Node{Op: typ, Name: "v", Outputs: []string{"y"}}
+			for i := range c.ins {
+				nd.Inputs = append(nd.Inputs, fmt.Sprintf("x%d", i))
+			}
+			outs, err := Fold(nd, 13, c.ins, nil)
+			if err != nil {
+				t.Fatalf("%s of %d inputs: %v", typ, len(c.ins), err)
+			}
+			y := outs[0]
+			if !slices.Equal(y.Shape, c.want) || y.Type != c.ins[0].Type {
+				t.Fatalf("%s of %d inputs: shape %v type %v, want %v %v", typ, len(c.ins), y.Shape, y.Type, c.want, c.ins[0].Type)
+			}
+			// Brute force: every output coordinate against every input's
+			// broadcast element.
+			got := y.Values()
+			for k := range got {
+				want := math.Inf(1)
+				if typ == "Max" {
+					want = math.Inf(-1)
+				}
+				for _, x := range c.ins {
+					v := x.Values()[BroadcastIndex(x.Shape, c.want)[k]]
+					if typ == "Max" {
+						want = math.Max(want, v)
+					} else {
+						want = math.Min(want, v)
+					}
+				}
+				if got[k] != want {
+					t.Fatalf("%s of %d inputs: element %d is %v, want %v", typ, len(c.ins), k, got[k], want)
+				}
+			}
+		}
+	}
+}
+
 // TestFoldNotFoldable: a node Fold cannot evaluate is reported naming the
 // operator, distinctly from a malformed node.
 func TestFoldNotFoldable(t *testing.T) {
@@ -383,11 +442,19 @@ func TestFoldNotFoldable(t *testing.T) {
 	if _, err := Fold(add, 17, []*Tensor{x, nil}, nil); !IsNotFoldable(err) || !strings.Contains(err.Error(), `"b"`) {
 		t.Errorf("Add with an unknown input: %v", err)
 	}
-	// A node its kernel refuses (Max of three inputs: the kernel takes two)
-	// is left for the engine.
+	// A node its kernel refuses (training-mode Dropout) is left for the
+	// engine.
+	drop := &Node{Op: "Dropout", Name: "drop", Inputs: []string{"x", "r", "train"}, Outputs: []string{"y"}}
+	train := &Tensor{Type: Bool, Shape: []int{}, Int: []int64{1}}
+	ratio := &Tensor{Type: Float, Shape: []int{}, Float: []float64{0.5}}
+	if _, err := Fold(drop, 17, []*Tensor{x, ratio, train}, nil); !IsNotFoldable(err) || !strings.Contains(err.Error(), "kernel does not run it") {
+		t.Errorf("training-mode Dropout: %v", err)
+	}
+	// A variadic Max with an input of unknown value is not folded, naming
+	// the input.
 	mx := &Node{Op: "Max", Name: "max", Inputs: []string{"a", "b", "c"}, Outputs: []string{"y"}}
-	if _, err := Fold(mx, 17, []*Tensor{x, x, x}, nil); !IsNotFoldable(err) || !strings.Contains(err.Error(), "kernel does not run it") {
-		t.Errorf("Max of three inputs: %v", err)
+	if _, err := Fold(mx, 17, []*Tensor{x, x, nil}, nil); !IsNotFoldable(err) || !strings.Contains(err.Error(), `"c"`) {
+		t.Errorf("Max with an unknown third input: %v", err)
 	}
 	// A malformed node is an error, not NotFoldable.
 	g := &Node{Op: "Gather", Name: "g", Inputs: []string{"x", "i"}, Outputs: []string{"y"}}
