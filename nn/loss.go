@@ -274,6 +274,28 @@ func (l MSE) Eval(c *Chunk, scale float64, g, rz, rg []float64) (float64, int, i
 	return loss, 0, 0, nil
 }
 
+// Unscored is the loss of passes that only run the model forward to read
+// its activations (calibrating activation ranges): it takes no labels,
+// suits any output shape, and scores every sample 0, with zero gradient
+// and Hessian.
+type Unscored struct{}
+
+// Prepare accepts any output and dataset.
+func (Unscored) Prepare(out []int, ds data.Dataset) (float64, error) {
+	return float64(max(ds.Len(), 1)), nil
+}
+
+// Eval scores 0.
+func (Unscored) Eval(c *Chunk, scale float64, g, rz, rg []float64) (float64, int, int, error) {
+	if g != nil {
+		clear(g[:len(c.Out)])
+	}
+	if rg != nil {
+		clear(rg[:len(c.Out)])
+	}
+	return 0, 0, 0, nil
+}
+
 // KL is the mean Kullback–Leibler divergence from the model's own
 // predictions at reference parameters Theta (the float model) to its
 // predictions at θ, over batch×classes logits; it needs no labels:

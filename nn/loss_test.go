@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/bitplan/bitplan/data"
@@ -251,4 +252,39 @@ func decode(t *testing.T, b *mt.Builder) *model.Model {
 		t.Fatal(err)
 	}
 	return m
+}
+
+// TestUnscored: the forward-only loss suits a per-position output without
+// labels (class labels would refuse it), scores 0 with a zero gradient,
+// and leaves the forward pass (Logits) as it is.
+func TestUnscored(t *testing.T) {
+	ds := positionData(t, 5)
+	e := positionNet(t, false, nn.Unscored{})
+	g := make([]float64, e.Dim())
+	for i := range g {
+		g[i] = 1
+	}
+	ev, err := e.Gradient(context.Background(), ds, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Loss != 0 || norm(g) != 0 || ev.Scored != 0 {
+		t.Errorf("loss %g, |∇L| %g, %d scored; want 0, 0, 0", ev.Loss, norm(g), ev.Scored)
+	}
+	x := make([]float64, 5*10)
+	if err := ds.Read(0, x, make([]int, 5)); err != nil {
+		t.Fatal(err)
+	}
+	z, err := e.Logits(x, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := positionNet(t, false, nn.PositionLabels{Labels: make([]int, 5*4), Ignore: -100})
+	want, err := ref.Logits(x, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(z, want) {
+		t.Error("the forward pass differs under Unscored")
+	}
 }

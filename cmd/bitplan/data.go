@@ -28,8 +28,13 @@ type dataFlags struct {
 	loss string
 	// labelled is the loss setLoss made from per-sample labels or
 	// targets (position, mse) and labelsPer their values per sample.
-	labelled       nn.Loss
-	labelsPer      int
+	labelled  nn.Loss
+	labelsPer int
+	// inputsOnly: the command runs the model forward only (quantize's
+	// calibration): the engine scores no loss (nn.Unscored) and reads no
+	// --labels whatever --loss says; a data set's own labels are read
+	// and ignored.
+	inputsOnly     bool
 	samples        int
 	batch, workers int
 	memory         string
@@ -82,6 +87,15 @@ func (d *dataFlags) loadN(split data.Split, e *nn.Engine, n int) (data.Dataset, 
 	lk, err := d.lossKind()
 	if err != nil {
 		return nil, err
+	}
+	if d.inputsOnly {
+		if d.source == "" && d.inputs == "" {
+			return nil, usageError{fmt.Errorf("no data: give --inputs X.npy (the model's inputs; no labels needed) or --data mnist (or another --data)")}
+		}
+		if kind, arg, _ := strings.Cut(d.source, ":"); d.inputs != "" || (kind == "npz" && arg != "") {
+			return d.loadUnlabelled(split, e, n)
+		}
+		lk = lossClass // a data set with labels of its own: read, not used
 	}
 	if lk != lossClass {
 		if err := d.checkLossData(lk); err != nil {
@@ -393,7 +407,11 @@ func (d *dataFlags) engine(m *model.Model, path string) (*nn.Engine, error) {
 	if err := d.checkLossData(lk); err != nil {
 		return nil, err
 	}
-	e, err := nn.New(m, &nn.Options{BatchSize: batch, Workers: d.workers, Memory: lim, Precision: prec, Loss: initialLoss(lk)})
+	loss := initialLoss(lk)
+	if d.inputsOnly {
+		loss = nn.Unscored{}
+	}
+	e, err := nn.New(m, &nn.Options{BatchSize: batch, Workers: d.workers, Memory: lim, Precision: prec, Loss: loss})
 	var me *nn.MemoryError
 	if errors.As(err, &me) {
 		return nil, fmt.Errorf("%s: %w; raise --memory (now %s) or run on a machine with more memory", path, err, d.memory)

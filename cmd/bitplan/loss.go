@@ -64,9 +64,13 @@ func initialLoss(kind string) nn.Loss {
 
 // checkLossData refuses, before any data are read, a --loss that the
 // chosen data cannot serve: position and mse need label arrays (--labels
-// or an .npz archive's), kl takes none.
+// or an .npz archive's), kl takes none; a command that reads the inputs
+// only (dataFlags.inputsOnly) needs no labels whatever the loss.
 func (d *dataFlags) checkLossData(kind string) error {
 	kindData, _, _ := strings.Cut(d.source, ":")
+	if d.inputsOnly {
+		return nil
+	}
 	switch kind {
 	case lossKL:
 		if d.labels != "" {

@@ -28,12 +28,16 @@ import (
 // runQuantize writes the QDQ model of a plan: weights stored as INT8/INT4
 // codes, inputs quantized with ranges calibrated on training samples.
 func runQuantize(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("quantize", "MODEL.onnx --plan PLAN.json [--data mnist | --inputs X.npy --labels Y.npy] -o OUT.onnx [flags]", stdout)
+	fs := newFlagSet("quantize", "MODEL.onnx --plan PLAN.json [--data mnist | --inputs X.npy] -o OUT.onnx [flags]", stdout)
 	planPath := fs.String("plan", "", "the plan to apply: `FILE` written by bitplan plan --format json (or solve)")
 	var df dataFlags
 	df.register(fs, 256, "calibrating activation ranges (MNIST: the training set)")
 	df.stderr = stderr
-	df.registerLoss(fs)
+	// Calibration runs the model forward only: it scores no loss and
+	// reads no labels. --loss is taken (and checked) so that plan's data
+	// flags work unchanged.
+	df.inputsOnly = true
+	fs.StringVar(&df.loss, "loss", lossClass, "`LOSS` as plan takes it (class, position, mse or kl): accepted and checked, but calibration runs the model forward only, scores no loss and reads no --labels")
 	var xf exportFlags
 	xf.register(fs, true)
 	weightsOnly := fs.Bool("weights-only", false, "quantize the weights only; activations stay float")
@@ -62,6 +66,9 @@ func runQuantize(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	inputs := []string{arg, *planPath, df.inputs, df.labels}
 	if err := xf.checkOutputs(*output, inputs); err != nil {
 		return err
+	}
+	if df.labels != "" {
+		fmt.Fprintf(stderr, "bitplan: quantize: --labels %s is not read (calibration takes the model's inputs only)\n", df.labels)
 	}
 	p, warnings, err := plan.ReadFile(*planPath)
 	warn(stderr, warnings)

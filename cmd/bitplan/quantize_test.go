@@ -256,3 +256,56 @@ func TestQuantizeExternalData(t *testing.T) {
 		t.Error("a refused quantize wrote q.onnx")
 	}
 }
+
+// TestQuantizeNeedsNoLabels: calibration runs the model forward on its
+// inputs only, so quantize takes --inputs without --labels whatever the
+// loss (--loss position or mse fits the engine to a per-pixel output; they
+// once asked for labels they did not read). Given labels are not read: the
+// QDQ model is the same byte for byte, and stderr says so.
+func TestQuantizeNeedsNoLabels(t *testing.T) {
+	dir := filepath.Join(zoo, "tiny_unet")
+	onnxPath, in := filepath.Join(dir, "op13.onnx"), filepath.Join(dir, "input.npy")
+	px := make([]int64, 2*16*16)
+	for i := range px {
+		px[i] = int64(i % 3)
+	}
+	labels := writeInts(t, "y.npy", []int{2, 16, 16}, px)
+	tmp := t.TempDir()
+	planPath := filepath.Join(tmp, "plan.json")
+	if _, errs, code := runCmd(t, "plan", onnxPath, "--inputs", in, "--labels", labels, "--loss", "position", "--max-size", "50%",
+		"--verify", "0", "--format", "json", "-o", planPath, "--method", "hutchinson", "--min-probes", "2", "--max-probes", "2"); code != 0 {
+		t.Fatalf("plan: exit %d: %s", code, errs)
+	}
+	var first []byte
+	for _, c := range []struct {
+		loss   string
+		labels bool
+	}{{"position", false}, {"mse", false}, {"kl", false}, {"position", true}} {
+		out := filepath.Join(tmp, c.loss+".onnx")
+		args := []string{onnxPath, "--plan", planPath, "--inputs", in, "--loss", c.loss, "-o", out}
+		if c.labels {
+			args = append(args, "--labels", labels)
+		}
+		_, errs, code := runQuantizeCmd(t, args...)
+		if code != 0 {
+			t.Fatalf("--loss %s (labels %v): exit %d: %s", c.loss, c.labels, code, errs)
+		}
+		if c.labels != strings.Contains(errs, "--labels "+labels+" is not read") {
+			t.Errorf("--loss %s (labels %v): stderr %q", c.loss, c.labels, errs)
+		}
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if first == nil {
+			first = b
+		} else if !bytes.Equal(b, first) {
+			t.Errorf("--loss %s (labels %v): the QDQ model differs from --loss position's without labels", c.loss, c.labels)
+		}
+	}
+	// No data at all: a usage error that asks for inputs, not labels.
+	_, errs, code := runQuantizeCmd(t, onnxPath, "--plan", planPath, "--loss", "position", "-o", filepath.Join(tmp, "none.onnx"))
+	if code != 2 || !strings.Contains(errs, "no labels needed") {
+		t.Errorf("no data: exit %d: %s", code, errs)
+	}
+}
