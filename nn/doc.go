@@ -93,6 +93,13 @@
 // shared, as the engine did before). Results are bit for bit those of
 // keeping every buffer (TestRecyclingKeepsResults).
 //
+// The derivatives with respect to θ are not gathered in a θ-sized vector
+// per worker either: a chunk accumulates each parameter's in a vector
+// taken at its first accumulation in the backward (R-backward) pass and
+// handed over right after its last, and a parameter's hand-overs are
+// added into the float64 result in chunk order, whichever chunk finishes
+// first (TestAccumChunkOrder, TestWorkersKeepResults).
+//
 // Shape arithmetic (Shape → Gather → Unsqueeze → Concat → Reshape, as
 // PyTorch exports it, and constants expanded to the batch) is folded by
 // package model for each batch size (model.Shapes.Values); subgraphs over

@@ -550,8 +550,8 @@ func (e *Engine) fitMemory(autoBatch bool) error {
 // its recycled activation buffers (values, R-values, adjoints and
 // R-adjoints, see the package comment's Memory) hold at once over an
 // evaluation, a gradient and Hessian-vector products, plus the inputs, the
-// kernels' state and the shared convolution scratch (the parameters and
-// the dataset are not counted). Intermediates, TensorValues,
+// kernels' state and the shared convolution scratch (the parameters, the
+// passes' per-parameter accumulators and the dataset are not counted). Intermediates, TensorValues,
 // TensorGradients and InputGradient use separate work areas holding every
 // value and adjoint.
 func (e *Engine) WorkBytes(n int) (int64, error) {

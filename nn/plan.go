@@ -64,8 +64,13 @@ type plan struct {
 
 	// validators are the steps whose kernels are op.Validators.
 	validators []int
-	// firstUse[i] is the first step reading parameter i (Engine.params).
-	firstUse []int
+	// firstUse[i] is the first step reading parameter i (Engine.params),
+	// pslot[i] its slot; accTake[s] lists the parameters whose last
+	// reader is step s (the backward passes' first accumulation into
+	// them), accGive[s] those whose first reader is s (their last).
+	firstUse         []int
+	pslot            []int
+	accTake, accGive [][]int
 	// unitIn locates every unit's data input (see SetInputQuantizer).
 	unitIn []unitInput
 
@@ -104,8 +109,11 @@ type work[T op.Real] struct {
 	// schedule says and own[k][s] is the buffer of kind k that root slot
 	// s holds now (nil: none; the Work's entry may still point at a
 	// recycled buffer, see op.Retains).
-	full   bool
-	own    [nBufs][][]T
+	full bool
+	own  [nBufs][][]T
+	// acc receives the parameters' derivatives during a pass (see
+	// startAcc).
+	acc    accState[T]
 	pool   bufPool[T]
 	labels []int
 	// refBuf holds the outputs at a Referenced loss's parameters.
@@ -318,11 +326,26 @@ func (e *Engine) buildPlan(n int) (*plan, error) {
 	for i := range p.firstUse {
 		p.firstUse[i] = len(p.steps)
 	}
+	lastUse := make([]int, len(e.params))
+	for i := range lastUse {
+		lastUse[i] = -1
+	}
 	for _, st := range p.steps {
 		for _, in := range st.ins {
 			if in >= 0 && p.slots[in].kind == kParam {
-				p.firstUse[p.slots[in].param] = min(p.firstUse[p.slots[in].param], st.idx)
+				q := p.slots[in].param
+				p.firstUse[q] = min(p.firstUse[q], st.idx)
+				lastUse[q] = max(lastUse[q], st.idx)
 			}
+		}
+	}
+	p.pslot = make([]int, len(e.params))
+	p.accTake, p.accGive = make([][]int, len(p.steps)), make([][]int, len(p.steps))
+	for q, prm := range e.params {
+		p.pslot[q] = p.index[prm.Name]
+		if lastUse[q] >= 0 {
+			p.accTake[lastUse[q]] = append(p.accTake[lastUse[q]], q)
+			p.accGive[p.firstUse[q]] = append(p.accGive[p.firstUse[q]], q)
 		}
 	}
 	p.out = p.slotOf(e.output)
@@ -566,7 +589,9 @@ func (w *work[T]) backward(md mode) {
 	}
 	for i := len(w.ks) - 1; i >= 0; i-- {
 		w.takeAt(sc, w.p.tB(i))
+		w.accTake(bufAdj, i)
 		w.ks[i].Backward(&w.Work)
+		w.accGive(bufAdj, i)
 		w.giveAt(sc, w.p.tB(i))
 	}
 }
@@ -601,7 +626,9 @@ func (w *work[T]) rbackward(stop int) {
 	sc := p.sched[modeHVP]
 	for i := len(p.steps) - 1; i >= stop; i-- {
 		w.takeAt(sc, p.tRB(i))
+		w.accTake(bufRAdj, i)
 		w.ks[i].RBackward(&w.Work)
+		w.accGive(bufRAdj, i)
 		w.giveAt(sc, p.tRB(i))
 	}
 	w.giveKind(bufRV)
@@ -619,7 +646,9 @@ func (w *work[T]) reverse(stop int) {
 		w.ks[i].Backward(&w.Work)
 		w.giveAt(sc, p.tB(i))
 		w.takeAt(sc, p.tRB(i))
+		w.accTake(bufRAdj, i)
 		w.ks[i].RBackward(&w.Work)
+		w.accGive(bufRAdj, i)
 		w.giveAt(sc, p.tRB(i))
 	}
 	w.giveKind(bufRV)

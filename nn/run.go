@@ -1,6 +1,7 @@
 package nn
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -40,23 +41,26 @@ const (
 	modeHVP
 )
 
-// vecPool recycles the per-worker accumulators of passes (vectors of the
-// length of θ), so that repeated products do not leave a
-// garbage vector per worker and direction for the collector.
+// vecPool recycles the vectors of passes: the per-parameter accumulators
+// of chunks (see accum), the converted copies of directions' parameters
+// and a Referenced loss's float32 reference, so that repeated products do
+// not leave garbage for the collector. It hands out the smallest free
+// vector at least as long as asked for (resliced), so that a few vectors
+// of the largest parameters' size serve every smaller one.
 type vecPool[T op.Real] struct {
 	mu   sync.Mutex
-	free map[int][][]T
+	free [][]T // by capacity, ascending
 }
 
-// get returns a vector of length n; its contents are undefined (chunks
-// overwrite their accumulators).
+// get returns a vector of length n; its contents are undefined.
 func (p *vecPool[T]) get(n int) []T {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if l := p.free[n]; len(l) > 0 {
-		v := l[len(l)-1]
-		p.free[n] = l[:len(l)-1]
-		return v
+	i, _ := slices.BinarySearchFunc(p.free, n, func(v []T, n int) int { return cmp.Compare(cap(v), n) })
+	if i < len(p.free) {
+		v := p.free[i]
+		p.free = slices.Delete(p.free, i, i+1)
+		return v[:n]
 	}
 	return make([]T, n)
 }
@@ -64,24 +68,189 @@ func (p *vecPool[T]) get(n int) []T {
 func (p *vecPool[T]) put(v []T) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.free == nil {
-		p.free = make(map[int][][]T)
-	}
-	p.free[len(v)] = append(p.free[len(v)], v)
+	i, _ := slices.BinarySearchFunc(p.free, cap(v), func(v []T, n int) int { return cmp.Compare(cap(v), n) })
+	p.free = slices.Insert(p.free, i, v)
 }
 
-// chunkResult is what one chunk contributes. Its gradient and products
-// are float64 (grad, hv) in float64 runs and float32 (grad32, hv32) in
-// float32 runs, where a chunk accumulates in float32 and the chunks are
-// added in float64.
+// poolOf returns the engine's vector pool of element type T.
+func poolOf[T op.Real](e *Engine) *vecPool[T] {
+	if p, ok := any(&e.vecs).(*vecPool[T]); ok {
+		return p
+	}
+	return any(&e.vecs32).(*vecPool[T])
+}
+
+// chunkResult is what one chunk contributes besides its derivatives (which
+// go through the pass's accum).
 type chunkResult struct {
 	loss            float64
 	correct, scored int
-	grad            []float64
-	hv              [][]float64
-	grad32          []float32
-	hv32            [][]float32
 	err             error
+}
+
+// accum adds a pass's parameter derivatives (the gradient, or one product
+// per direction) into the float64 results, parameter by parameter: a
+// chunk accumulates a parameter's contribution in a vector of precision T
+// taken at the parameter's first accumulation in the backward (or
+// R-backward) pass and hands it over after the last, and the chunks'
+// vectors of a parameter are added in chunk order, whichever chunk ends
+// first — the sums of a full accumulator per chunk added chunk after
+// chunk, bit for bit, without a θ-sized vector per worker.
+type accum[T op.Real] struct {
+	e   *Engine
+	dst [][]float64 // per direction (one for the gradient), covering θ[base:]
+	// base is the offset in θ of dst's first element.
+	base int
+	// params holds, per parameter, the order of its chunks' hand-overs.
+	params []paramAcc[T]
+}
+
+// paramAcc orders one parameter's hand-overs.
+type paramAcc[T op.Real] struct {
+	mu sync.Mutex
+	// next is, per direction, the chunk whose vector is added next;
+	// pending holds the vectors of later chunks handed over early (nil:
+	// the chunk had nothing to add).
+	next    []int
+	pending map[[2]int][]T
+}
+
+func newAccum[T op.Real](e *Engine, dst [][]float64, base int) *accum[T] {
+	a := &accum[T]{e: e, dst: dst, base: base, params: make([]paramAcc[T], len(e.params))}
+	for i := range a.params {
+		a.params[i].next = make([]int, len(dst))
+	}
+	return a
+}
+
+// wanted reports whether parameter i lies inside the results' range.
+func (a *accum[T]) wanted(i int) bool {
+	if len(a.dst) == 0 {
+		return false
+	}
+	prm := a.e.params[i]
+	lo := prm.Offset - a.base
+	return lo >= 0 && lo+prm.Size <= len(a.dst[0])
+}
+
+// handOver adds chunk c's vector v for parameter i and direction j (nil:
+// nothing to add) once every earlier chunk's is added, with those of later
+// chunks that wait for it, and returns the added vectors to the pool.
+func (a *accum[T]) handOver(i, j, c int, v []T) {
+	pa := &a.params[i]
+	pa.mu.Lock()
+	defer pa.mu.Unlock()
+	if pa.next[j] != c {
+		if pa.pending == nil {
+			pa.pending = make(map[[2]int][]T)
+		}
+		pa.pending[[2]int{j, c}] = v
+		return
+	}
+	off := a.e.params[i].Offset - a.base
+	for {
+		if v != nil {
+			addInto(a.dst[j][off:off+len(v)], v)
+			poolOf[T](a.e).put(v)
+		}
+		pa.next[j]++
+		var ok bool
+		if v, ok = pa.pending[[2]int{j, pa.next[j]}]; !ok {
+			return
+		}
+		delete(pa.pending, [2]int{j, pa.next[j]})
+	}
+}
+
+// addInto adds src into the float64 vector dst.
+func addInto[T op.Real](dst []float64, src []T) {
+	if s, ok := any(src).([]float64); ok {
+		op.AddTo(dst, s)
+		return
+	}
+	addWide(dst, any(src).([]float32))
+}
+
+// accState is a chunk's side of an accum for one direction: which buffer
+// kind of the parameter slots receives the derivatives (bufAdj for the
+// gradient, bufRAdj for products), and the vector held per parameter.
+type accState[T op.Real] struct {
+	a          *accum[T]
+	kind       int
+	dir, chunk int
+	held       [][]T
+	done       []bool
+}
+
+// startAcc makes the backward (kind bufAdj) or R-backward (bufRAdj)
+// passes that follow accumulate the parameters' derivatives for direction
+// j of chunk c into a.
+func (w *work[T]) startAcc(a *accum[T], kind, j, c int) {
+	s := &w.acc
+	if len(s.held) != len(w.p.e.params) {
+		s.held, s.done = make([][]T, len(w.p.e.params)), make([]bool, len(w.p.e.params))
+	}
+	s.a, s.kind, s.dir, s.chunk = a, kind, j, c
+	clear(s.held)
+	clear(s.done)
+}
+
+// accTake gives the parameters whose derivative step i of kind k starts
+// accumulating a zeroed vector.
+func (w *work[T]) accTake(k, i int) {
+	s := &w.acc
+	if s.a == nil || s.kind != k {
+		return
+	}
+	for _, q := range w.p.accTake[i] {
+		if s.done[q] || s.held[q] != nil || !s.a.wanted(q) {
+			continue
+		}
+		v := poolOf[T](w.p.e).get(w.p.e.params[q].Size)
+		clear(v)
+		s.held[q] = v
+		w.entries(k)[w.p.pslot[q]] = v
+	}
+}
+
+// accGive hands over the parameters whose last accumulation is step i.
+func (w *work[T]) accGive(k, i int) {
+	s := &w.acc
+	if s.a == nil || s.kind != k {
+		return
+	}
+	for _, q := range w.p.accGive[i] {
+		w.handOver(q)
+	}
+}
+
+// handOver hands parameter q's vector (or nothing) over to the accum.
+func (w *work[T]) handOver(q int) {
+	s := &w.acc
+	if s.done[q] {
+		return
+	}
+	s.done[q] = true
+	v := s.held[q]
+	s.held[q] = nil
+	w.entries(s.kind)[w.p.pslot[q]] = nil
+	if v != nil || s.a.wanted(q) {
+		s.a.handOver(q, s.dir, s.chunk, v)
+	}
+}
+
+// endAcc hands over every parameter not handed over yet (read only by
+// steps a late start skipped, or by none: nothing to add) and detaches the
+// accum.
+func (w *work[T]) endAcc() {
+	s := &w.acc
+	if s.a == nil {
+		return
+	}
+	for q := range s.held {
+		w.handOver(q)
+	}
+	s.a = nil
 }
 
 // pass runs the dataset through the engine in chunks, in parallel, and adds
@@ -106,49 +275,15 @@ func (e *Engine) pass(ctx context.Context, ds data.Dataset, md mode, vs [][]floa
 	workers := min(e.opts.Workers, chunks)
 	scale := 1 / denom
 	res := make([]chunkResult, workers)
-	var held [][]float64
-	var held32 [][]float32
-	vec := func(n int) []float64 {
-		if n != len(e.theta) { // only full-length vectors are kept
-			return make([]float64, n)
+	var acc any
+	if dst := hv; md == modeGrad || md == modeHVP {
+		if md == modeGrad {
+			dst = [][]float64{grad}
 		}
-		v := e.vecs.get(n)
-		held = append(held, v)
-		return v
-	}
-	vec32 := func(n int) []float32 {
-		if n != len(e.theta) {
-			return make([]float32, n)
-		}
-		v := e.vecs32.get(n)
-		held32 = append(held32, v)
-		return v
-	}
-	defer func() {
-		for _, v := range held {
-			e.vecs.put(v)
-		}
-		for _, v := range held32 {
-			e.vecs32.put(v)
-		}
-	}()
-	f32 := e.prec == Float32
-	for i := range res {
-		switch {
-		case md == modeGrad && f32:
-			res[i].grad32 = vec32(len(e.theta))
-		case md == modeGrad:
-			res[i].grad = vec(len(e.theta))
-		case md == modeHVP && f32:
-			res[i].hv32 = make([][]float32, len(vs))
-			for j := range vs {
-				res[i].hv32[j] = vec32(len(vs[j]))
-			}
-		case md == modeHVP:
-			res[i].hv = make([][]float64, len(vs))
-			for j := range vs {
-				res[i].hv[j] = vec(len(vs[j]))
-			}
+		if e.prec == Float32 {
+			acc = newAccum[float32](e, dst, base)
+		} else {
+			acc = newAccum[float64](e, dst, base)
 		}
 	}
 	cv := e.convertPass(vs)
@@ -168,7 +303,7 @@ func (e *Engine) pass(ctx context.Context, ds data.Dataset, md mode, vs [][]floa
 				defer wg.Done()
 				start := (wave + i) * bs
 				n := min(bs, total-start)
-				e.chunk(ds, start, n, md, vs, scale, &res[i], base, lo, hi, cv)
+				e.chunk(ds, start, n, md, vs, scale, &res[i], base, lo, hi, cv, acc)
 			}(i)
 		}
 		wg.Wait()
@@ -180,20 +315,6 @@ func (e *Engine) pass(ctx context.Context, ds data.Dataset, md mode, vs [][]floa
 			lossSum += r.loss
 			out.Correct += r.correct
 			out.Scored += r.scored
-			if grad != nil {
-				if f32 {
-					addWide(grad, r.grad32)
-				} else {
-					op.AddTo(grad, r.grad)
-				}
-			}
-			for j := range hv {
-				if f32 {
-					addWide(hv[j], r.hv32[j])
-				} else {
-					op.AddTo(hv[j], r.hv[j])
-				}
-			}
 		}
 	}
 	out.Loss = lossSum / denom
@@ -202,11 +323,13 @@ func (e *Engine) pass(ctx context.Context, ds data.Dataset, md mode, vs [][]floa
 
 // chunk evaluates samples [start, start+n) into r (overwriting it), in
 // the engine's precision.
-func (e *Engine) chunk(ds data.Dataset, start, n int, md mode, vs [][]float64, scale float64, r *chunkResult, base, lo, hi int, cv *converted) {
+func (e *Engine) chunk(ds data.Dataset, start, n int, md mode, vs [][]float64, scale float64, r *chunkResult, base, lo, hi int, cv *converted, acc any) {
 	if e.prec == Float32 {
-		runChunk[float32](e, ds, start, n, md, vs, scale, r, base, lo, hi, cv)
+		a, _ := acc.(*accum[float32])
+		runChunk(e, ds, start, n, md, vs, scale, r, base, lo, hi, cv, a)
 	} else {
-		runChunk[float64](e, ds, start, n, md, vs, scale, r, base, lo, hi, cv)
+		a, _ := acc.(*accum[float64])
+		runChunk(e, ds, start, n, md, vs, scale, r, base, lo, hi, cv, a)
 	}
 }
 
@@ -270,15 +393,6 @@ func staging(buf *[]float64, n int) []float64 {
 		*buf = make([]float64, n)
 	}
 	return *buf
-}
-
-// target returns a chunk's accumulator in precision T: the float64
-// vector in float64 runs, its float32 twin in float32 runs.
-func target[T op.Real](f64 []float64, f32 []float32) []T {
-	if t, ok := any(f64).([]T); ok && f64 != nil {
-		return t
-	}
-	return any(f32).([]T)
 }
 
 // addWide adds the float32 vector src into the float64 vector dst.
@@ -368,7 +482,7 @@ func float64s[T op.Real](x []T, buf *[]float64) []float64 {
 	return b
 }
 
-func runChunk[T op.Real](e *Engine, ds data.Dataset, start, n int, md mode, vs [][]float64, scale float64, r *chunkResult, base, lo, hi int, cv *converted) {
+func runChunk[T op.Real](e *Engine, ds data.Dataset, start, n int, md mode, vs [][]float64, scale float64, r *chunkResult, base, lo, hi int, cv *converted, acc *accum[T]) {
 	r.err = nil
 	p, err := e.plan(n)
 	if err != nil {
@@ -455,9 +569,7 @@ func runChunk[T op.Real](e *Engine, ds data.Dataset, start, n int, md mode, vs [
 		}
 		score(false, false)
 	case modeGrad:
-		acc := target[T](r.grad, r.grad32)
-		clear(acc)
-		w.bind(theta, nil, acc, nil, 0)
+		w.bind(theta, nil, nil, nil, 0)
 		w.forwardGrad()
 		if fail(w.validate(md)) {
 			return
@@ -465,7 +577,9 @@ func runChunk[T op.Real](e *Engine, ds data.Dataset, start, n int, md mode, vs [
 		w.takeAt(w.schedule(modeGrad), p.tScore())
 		score(true, false)
 		w.giveAt(w.schedule(modeGrad), p.tScore())
+		w.startAcc(acc, bufAdj, 0, start/e.opts.BatchSize)
 		w.backwardGrad()
+		w.endAcc()
 	case modeHVP:
 		// One direction: the backward pass fused into the R-backward
 		// pass (modeHVP1), so adjoints need not outlive it; several share
@@ -492,31 +606,24 @@ func runChunk[T op.Real](e *Engine, ds data.Dataset, start, n int, md mode, vs [
 		}
 		loss, correct, scored := r.loss, r.correct, r.scored
 		for j, v := range vs {
-			var h64 []float64
-			var h32 []float32
-			if r.hv != nil {
-				h64 = r.hv[j]
-			} else {
-				h32 = r.hv32[j]
-			}
-			acc := target[T](h64, h32)
-			clear(acc)
 			var vt []T
 			if cv != nil {
 				vt = any(cv.vs[j]).([]T)
 			} else {
 				vt = any(v).([]T)
 			}
-			w.bind(theta, vt, nil, acc, base)
+			w.bind(theta, vt, nil, nil, base)
 			w.rforward(sm, first)
 			w.takeAt(sc, p.tScoreR())
 			score(false, true)
 			w.giveAt(sc, p.tScoreR())
+			w.startAcc(acc, bufRAdj, j, start/e.opts.BatchSize)
 			if sm == modeHVP1 {
 				w.reverse(first)
 			} else {
 				w.rbackward(first)
 			}
+			w.endAcc()
 		}
 		r.loss, r.correct, r.scored = loss, correct, scored
 	}

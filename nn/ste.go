@@ -177,9 +177,11 @@ func (w *work[T]) backwardGrad() {
 	var origV, origA [][]T
 	for i := len(w.ks) - 1; i >= 0; i-- {
 		w.takeAt(sc, w.p.tB(i))
+		w.accTake(bufAdj, i)
 		h := w.ste.hooks[i]
 		if h == nil {
 			w.ks[i].Backward(&w.Work)
+			w.accGive(bufAdj, i)
 			w.giveAt(sc, w.p.tB(i))
 			continue
 		}
@@ -228,6 +230,7 @@ func (w *work[T]) backwardGrad() {
 		for j := len(h.slots) - 1; j >= 0; j-- {
 			w.Val[h.slots[j]] = origV[j]
 		}
+		w.accGive(bufAdj, i)
 		w.giveAt(sc, w.p.tB(i))
 	}
 }

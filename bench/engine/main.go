@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strings"
@@ -31,6 +32,7 @@ func main() {
 	workers := flag.Int("workers", 0, "engine workers `N` (0: one per core)")
 	memory := flag.String("memory", "", "engine memory limit `SIZE` (e.g. 12GB; batch and workers are lowered to fit, as bitplan's --memory)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the HVP runs to `FILE`")
+	memprofile := flag.String("memprofile", "", "write a heap profile after the HVP runs to `FILE` (every allocation sampled: go tool pprof -sample_index=inuse_space or alloc_space)")
 	precision := flag.String("precision", "float32", "engine arithmetic `P`: float32 (as PyTorch) or float64")
 	flag.Parse()
 	if flag.NArg() != 1 {
@@ -51,7 +53,10 @@ func main() {
 		}
 		lim = int64(spec.Value)
 	}
-	if err := run(flag.Arg(0), *batch, *reps, *workers, prec, lim, *cpuprofile); err != nil {
+	if *memprofile != "" {
+		runtime.MemProfileRate = 64 << 10
+	}
+	if err := run(flag.Arg(0), *batch, *reps, *workers, prec, lim, *cpuprofile, *memprofile); err != nil {
 		fmt.Fprintln(os.Stderr, "engine:", err)
 		os.Exit(1)
 	}
@@ -103,7 +108,7 @@ func randomData(e *nn.Engine, batch int, r *rand.Rand) (data.Dataset, error) {
 	return data.NewArrays(names, arrays, y)
 }
 
-func run(path string, batch, reps, workers int, prec nn.Precision, lim int64, cpuprofile string) error {
+func run(path string, batch, reps, workers int, prec nn.Precision, lim int64, cpuprofile, memprofile string) error {
 	m, err := model.Load(path)
 	if err != nil {
 		return err
@@ -167,6 +172,20 @@ func run(path string, batch, reps, workers int, prec nn.Precision, lim int64, cp
 	hvp, err := median(func() error { return op.HVP(ctx, hv, v) })
 	if err != nil {
 		return err
+	}
+	if memprofile != "" {
+		runtime.GC()
+		f, err := os.Create(memprofile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+			f.Close()
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
 	}
 	wb, err := e.WorkBytes(e.BatchSize())
 	if err != nil {
