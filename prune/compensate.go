@@ -139,8 +139,11 @@ func compensation(st *Structure, keep [][]int, means Means) (map[string][]float6
 			}
 			out := u.OutChannels
 			delta := make([]float64, out)
-			switch u.Op {
-			case "Conv", "ConvTranspose", "LSTM", "GRU", "RNN":
+			// A recurrent consumer's B is per gate row; g.parts(u) > 1: its
+			// input features hold the channels several times (a
+			// bidirectional layer's directions).
+			switch {
+			case u.Op == "Conv" || u.Op == "ConvTranspose" || nn.RecurrentGates(u.Op) > 0 || g.parts(u) > 1:
 				// The global channel mean is not the mean a kernel tap
 				// sees (borders, padding, strides): not compensated.
 				skipped = append(skipped, name)

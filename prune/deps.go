@@ -289,6 +289,13 @@ func (a *analyzer) rejectAll(n *model.Node, sp map[int]tref, format string, args
 	}
 }
 
+// partsPass lists the operators (besides element-wise ones) that may read
+// a tensor holding its channels several times (parts): they move or keep
+// the channel axis, or consume it (Gemm, a MatMul unit and a recurrent
+// node's W, whose input weights are sliced in every part).
+var partsPass = map[string]bool{"Softmax": true, "LogSoftmax": true, "Transpose": true, "Squeeze": true, "Unsqueeze": true,
+	"Gather": true, "Gemm": true, "MatMul": true, "LSTM": true, "GRU": true, "RNN": true}
+
 func (a *analyzer) node(n *model.Node) {
 	if !op.IsDefault(n.Domain) {
 		a.rejectAll(n, a.spaced(n), "operator %s of domain %q is not modelled", n.Op, n.Domain)
@@ -311,7 +318,7 @@ func (a *analyzer) node(n *model.Node) {
 			a.split(n, sp)
 			return
 		}
-		if flow != op.FlowBroadcast && flow != op.FlowPass && n.Op != "Softmax" && n.Op != "LogSoftmax" && n.Op != "Transpose" {
+		if flow != op.FlowBroadcast && flow != op.FlowPass && !partsPass[n.Op] {
 			for _, t := range sp {
 				if !t.whole() {
 					a.rejectAll(n, sp, "reads a fused tensor that holds the channels %d times (only Slice or Split of it is modelled)", t.parts)
@@ -537,12 +544,12 @@ func (a *analyzer) gemm(n *model.Node, sp map[int]tref) {
 			if tb != 0 {
 				k, axis = u.WeightShape[1], 1
 			}
-			if k != s.channels*t.inner {
-				a.bad(t.id, "%s: %d input features, the group gives %d×%d", n.Label(), k, s.channels, t.inner)
+			if k != s.channels*t.inner*max(t.parts, 1) {
+				a.bad(t.id, "%s: %d input features, the group gives %d×%d×%d", n.Label(), k, max(t.parts, 1), s.channels, t.inner)
 				break
 			}
 			s.consumers = append(s.consumers, u.Name)
-			a.addEdit(t.id, edit{Node: n.Index, Init: u.Weight, Axis: axis, Inner: t.inner})
+			a.addEdit(t.id, edit{Node: n.Index, Init: u.Weight, Axis: axis, Inner: t.inner, Parts: t.parts})
 			a.in[u.Name] = t.id
 		}
 	}
@@ -581,12 +588,12 @@ func (a *analyzer) matmul(n *model.Node, sp map[int]tref) {
 			a.bad(t.id, "%s has no constant 2-D weight", n.Label())
 		case t.rank < 2 || t.axis != t.rank-1:
 			a.bad(t.id, "%s reads a tensor whose channels are not its feature axis", n.Label())
-		case u.WeightShape[0] != a.space(t.id).channels*t.inner:
-			a.bad(t.id, "%s: %d input features, the group gives %d×%d", n.Label(), u.WeightShape[0], a.space(t.id).channels, t.inner)
+		case u.WeightShape[0] != a.space(t.id).channels*t.inner*max(t.parts, 1):
+			a.bad(t.id, "%s: %d input features, the group gives %d×%d×%d", n.Label(), u.WeightShape[0], max(t.parts, 1), a.space(t.id).channels, t.inner)
 		default:
 			s := a.space(t.id)
 			s.consumers = append(s.consumers, u.Name)
-			a.addEdit(t.id, edit{Node: n.Index, Init: u.Weight, Axis: 0, Inner: t.inner})
+			a.addEdit(t.id, edit{Node: n.Index, Init: u.Weight, Axis: 0, Inner: t.inner, Parts: t.parts})
 			a.in[u.Name] = t.id
 		}
 	}
@@ -608,6 +615,12 @@ func (a *analyzer) matmul(n *model.Node, sp map[int]tref) {
 // P·V): channels on a batch axis (the heads) of both operands are tied
 // and stay on that axis; channels on a multiplied axis mix.
 func (a *analyzer) batchedMatMul(n *model.Node, sp map[int]tref) {
+	for _, t := range sp {
+		if !t.whole() {
+			a.rejectAll(n, sp, "reads a fused tensor that holds the channels %d times", t.parts)
+			return
+		}
+	}
 	l, r := a.dims(n.Input(0)), a.dims(n.Input(1))
 	out := len(a.dims(n.Outputs[0]))
 	ok := len(l) >= 3 && len(l) == len(r) && len(l) == out
@@ -771,6 +784,18 @@ func (a *analyzer) reshape(n *model.Node, sp map[int]tref) {
 		}
 		e = edit{Node: n.Index, Init: n.Input(1), Axis: ax, Inner: in[ax+1], Shape: true}
 		t = tref{id: t.id, axis: ax, inner: in[ax+1], rank: len(out)}
+	case len(out) == len(in)-1 && t.inner == 1 && ax >= 1 && same(in[:ax-1], out[:ax-1]) && same(in[ax+1:], out[ax:]) && out[ax-1] == in[ax-1]*in[ax]:
+		// merge P × channels (a bidirectional recurrent layer's
+		// directions × hidden units, torch's [T, N, 2, H] → [T, N, 2·H]):
+		// channel c is entry p·C + c of the merged axis for every p.
+		if sh[ax-1] != int64(out[ax-1]) && sh[ax-1] != -1 {
+			a.bad(t.id, "%s: shape entry %d is %d, not %d or −1", n.Label(), ax-1, sh[ax-1], out[ax-1])
+			return
+		}
+		p := in[ax-1] * max(t.parts, 1)
+		ax--
+		e = edit{Node: n.Index, Init: n.Input(1), Axis: ax, Inner: 1, Parts: p, Shape: true}
+		t = tref{id: t.id, axis: ax, inner: 1, rank: len(out), parts: p}
 	default:
 		a.bad(t.id, "%s reshapes %v to %v across the channels", n.Label(), in, out)
 		return
@@ -1441,3 +1466,4 @@ func (g *Group) parts(u *model.Unit) int {
 	}
 	return 1
 }
+

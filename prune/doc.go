@@ -42,7 +42,9 @@
 //     states and outputs (Analyze); its HAP block is its rows of W, B and
 //     R (package nn's OutputChannelIndices). Zero initial states that the
 //     export builds at run time (ConstantOfShape) are dropped: absent
-//     means zero.
+//     means zero. The directions of a bidirectional layer are tied (unit
+//     k goes in both); torch's merge of them ([T, N, 2, H] reshaped to
+//     [T, N, 2·H]) makes unit k the inputs k and H + k of the consumer.
 //   - Estimate computes every output channel's Hessian trace Tr(H_cc) with
 //     Hutchinson's estimator over the engine's per-channel operator, with
 //     standard errors, and HAP's importance Tr(H_cc)/n_c·‖W_c‖² (Yu et al.,

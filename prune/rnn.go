@@ -45,11 +45,11 @@ func (a *analyzer) rnn(n *model.Node, sp map[int]tref) {
 			a.bad(t.id, "%s has a non-constant input weight W", n.Label())
 		case t.rank != 3 || t.axis != 2:
 			a.bad(t.id, "%s reads a tensor whose channels are not its feature axis", n.Label())
-		case len(uw.WeightShape) != 3 || uw.WeightShape[2] != s.channels*t.inner:
-			a.bad(t.id, "%s: W has shape %v, the group gives %d×%d input features", n.Label(), uw.WeightShape, s.channels, t.inner)
+		case len(uw.WeightShape) != 3 || uw.WeightShape[2] != s.channels*t.inner*max(t.parts, 1):
+			a.bad(t.id, "%s: W has shape %v, the group gives %d×%d×%d input features", n.Label(), uw.WeightShape, max(t.parts, 1), s.channels, t.inner)
 		default:
 			s.consumers = append(s.consumers, uw.Name)
-			a.addEdit(t.id, edit{Node: n.Index, Init: uw.Weight, Axis: 2, Inner: t.inner})
+			a.addEdit(t.id, edit{Node: n.Index, Init: uw.Weight, Axis: 2, Inner: t.inner, Parts: t.parts})
 			a.in[uw.Name] = t.id
 		}
 	}

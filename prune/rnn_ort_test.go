@@ -9,8 +9,9 @@ import (
 	"github.com/bitplan/bitplan/ort"
 )
 
-// TestRecurrentORT: the recurrent classifiers of rnnNet and the zoo's tiny
-// LSTM and GRU (whose zero initial states the pruned model drops) with
+// TestRecurrentORT: the recurrent classifiers of rnnNet, the zoo's tiny
+// LSTM and GRU (whose zero initial states the pruned model drops) and
+// torch's bidirectional exports (testdata/models/birnn_*_tiny.onnx) with
 // random hidden units removed run in ONNX Runtime, which computes what the
 // original with those units silenced computes there (layout 0 only: ONNX
 // Runtime rejects layout 1) and what the engine
@@ -32,6 +33,7 @@ func TestRecurrentORT(t *testing.T) {
 			models = append(models, loadZoo(t, name, op))
 		}
 	}
+	models = append(models, load(t, "birnn_lstm_tiny"), load(t, "birnn_gru_tiny"))
 	r := rand.New(rand.NewPCG(4, 4))
 	for mi, l := range models {
 		batches := []int{1, 3}
