@@ -1466,4 +1466,3 @@ func (g *Group) parts(u *model.Unit) int {
 	}
 	return 1
 }
-
