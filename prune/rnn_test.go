@@ -3,14 +3,18 @@ package prune
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/bitplan/bitplan/budget"
+	"github.com/bitplan/bitplan/model"
 	mt "github.com/bitplan/bitplan/model/modeltest"
 	"github.com/bitplan/bitplan/nn"
 	"github.com/bitplan/bitplan/plan"
@@ -246,6 +250,128 @@ func TestRecurrentImportance(t *testing.T) {
 			if n != want {
 				t.Errorf("%s unit %d: block of %d parameters, want %d", u.Name, k, n, want)
 			}
+		}
+	}
+}
+
+// TestZooCacheRecurrent analyses the zoo's large LSTM and GRU (two layers
+// of 256 hidden units over 50 steps) when $BITPLAN_ZOO_DIR holds them
+// (scripts/zoo.py --large --out DIR): both layers are prunable groups of
+// 256 units, and a random cut equals the silenced original (float32
+// engine) with the cost model's counts.
+func TestZooCacheRecurrent(t *testing.T) {
+	dir := os.Getenv("BITPLAN_ZOO_DIR")
+	if dir == "" {
+		t.Skip("BITPLAN_ZOO_DIR not set (make the large zoo with scripts/zoo.py --large --out DIR)")
+	}
+	for _, name := range []string{"lstm", "gru"} {
+		for _, op := range []string{"op13", "op17"} {
+			t.Run(name+"/"+op, func(t *testing.T) {
+				b, err := os.ReadFile(filepath.Join(dir, name+"_"+op+".onnx"))
+				if err != nil {
+					t.Fatalf("%v (make the large zoo with /usr/bin/python3 scripts/zoo.py --large --out DIR)", err)
+				}
+				l := loadBytes(t, b)
+				var prunable int
+				for _, g := range l.st.Groups {
+					if g.Prunable {
+						prunable++
+						if g.Channels != 256 {
+							t.Errorf("group %s: %d channels, want 256", g.Name, g.Channels)
+						}
+					}
+				}
+				if prunable != 2 {
+					t.Fatalf("%d prunable groups, want 2; unprunable:\n%s", prunable, strings.Join(l.st.Unprunable(), "\n"))
+				}
+				p, err := prepare(&Request{Structure: l.st, Importance: synthImportance(t, l.e, 1),
+					Budgets: []plan.Budget{pct(budget.Params, 1), pct(budget.FLOPs, 1)}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				r := rand.New(rand.NewPCG(9, 9))
+				keep := randomKeep(r, l.st)
+				out, err := Apply(l.mp, l.st, keep)
+				if err != nil {
+					t.Fatal(err)
+				}
+				pl, ref := loadProto(t, out), loadProto(t, zeroRemoved(t, l.mp, l.st, keep))
+				checkSilenced(t, pl, ref, zooInputs(r, l, 2), 2, float32Tol, "random cut")
+				checkCounts(t, p, pl.m, keep, "random cut")
+			})
+		}
+	}
+}
+
+// stateNet is x N×4×3 (dynamic batch) → Transpose → LSTM (hidden 5) whose
+// initial_h is ConstantOfShape(fill) of [1, N, 5] computed from x's shape
+// (as torch exports it), with peepholes P when peep → Y_h → Squeeze →
+// Gemm → 2 logits.
+func stateNet(fill float64, peep bool) []byte {
+	r := rand.New(rand.NewPCG(2, 2))
+	b := mt.New("state", 13).Input("x", -1, 4, 3).Output("logits")
+	b.Float("W", []int{1, 20, 3}, normals(r, 60, 0.5)).Float("R", []int{1, 20, 5}, normals(r, 100, 0.5))
+	b.Int64("zero", []int{1}, []int64{0}).Int64("dirs", []int{1}, []int64{1}).Int64("hidden", []int{1}, []int64{5})
+	b.Node("Shape", "shape", []string{"x"}, []string{"sh"})
+	b.Node("Gather", "batch", []string{"sh", "zero"}, []string{"n"})
+	b.Node("Concat", "cat", []string{"dirs", "n", "hidden"}, []string{"hshape"}, mt.Int("axis", 0))
+	b.Node("ConstantOfShape", "h0", []string{"hshape"}, []string{"h0"}, mt.TensorFloat("value", []int{1}, []float64{fill}))
+	b.Node("Transpose", "tr", []string{"x"}, []string{"xt"}, mt.Ints("perm", 1, 0, 2))
+	ins := []string{"xt", "W", "R", "", "", "h0"}
+	if peep {
+		b.Float("P", []int{1, 15}, normals(r, 15, 0.3))
+		ins = append(ins, "", "P")
+	}
+	b.Node("LSTM", "lstm", ins, []string{"", "yh"}, mt.Int("hidden_size", 5))
+	b.Node("Squeeze", "sq", []string{"yh", "zero"}, []string{"h"})
+	b.Float("fc.w", []int{2, 5}, normals(r, 10, 0.5))
+	b.Node("Gemm", "fc", []string{"h", "fc.w"}, []string{"logits"}, mt.Int("transB", 1))
+	return b.Bytes()
+}
+
+// TestRecurrentDeclined: a zero initial state computed at run time is
+// dropped (the layer prunable, its cut equal to the silenced original at
+// batch sizes 1 and 3), but a non-zero one, and peepholes, leave the
+// hidden units intact with the reason listed.
+func TestRecurrentDeclined(t *testing.T) {
+	l := loadBytes(t, stateNet(0, false))
+	g := groupOf(l.st, "lstm/W")
+	if g == nil || !g.Prunable {
+		t.Fatalf("zero initial state: group %+v, want prunable", g)
+	}
+	keep := randomKeep(rand.New(rand.NewPCG(1, 1)), l.st)
+	keep[g.Index] = []int{0, 3}
+	out, err := Apply(l.mp, l.st, keep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl, ref := loadProto(t, out), loadProto(t, zeroRemoved(t, l.mp, l.st, keep))
+	r := rand.New(rand.NewPCG(3, 3))
+	for _, n := range []int{1, 3} {
+		checkSilenced(t, pl, ref, zooInputs(r, l, n), n, zeroTol, "zero initial state dropped")
+	}
+	for _, c := range []struct {
+		fill float64
+		peep bool
+		want string
+	}{{0.5, false, "is not a zero ConstantOfShape"}, {0, true, "peepholes"}} {
+		// The engine runs no peepholes: analyse only.
+		mp := &onnx.ModelProto{}
+		if err := proto.Unmarshal(stateNet(c.fill, c.peep), mp); err != nil {
+			t.Fatal(err)
+		}
+		_, m, err := model.NormalizeProto(mp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := Analyze(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := groupOf(st, "lstm/W")
+		listed := strings.Join(st.Unprunable(), "\n")
+		if g == nil || g.Prunable || !strings.Contains(listed, c.want) {
+			t.Errorf("fill %g, peepholes %v: group %+v, want unprunable, listed with %q:\n%s", c.fill, c.peep, g, c.want, listed)
 		}
 	}
 }
