@@ -172,7 +172,11 @@ func (q *sub) dp(lam []float64, cutoff float64, maxStates, beam int, st *stopper
 					for row, x := range sb.w {
 						us += x * un[row]
 					}
-					b = maxf(b, vn+sb.query(i+1, sb.wLim-us, sb.wTol))
+					x, ok := sb.cached(i+1, sb.wLim-us)
+					if !ok {
+						x = sb.descend(i+1, sb.wLim-us, sb.wTol)
+					}
+					b = maxf(b, vn+x)
 					if b >= cutoff {
 						break
 					}
@@ -554,6 +558,22 @@ type surrogateBound struct {
 	node         []fnode   // their node values, rounded; NaN past the edges
 	top          int       // highest power of two ≤ len(eff)
 	level        int       // groups order[:level] are removed
+	// last is the last query's result as a function of the capacity,
+	// valid over the capacities whose descent takes the same path.
+	last segmentHit
+}
+
+// segmentHit is a query's result for every finite capacity c (after
+// subtracting baseC) in [lo, hi) at one level: the descent compares c with
+// the same sums and takes the same path for all of them, and the result is
+// b − (c − used)·eff (eff 0 without an edge to split: b, as b is never −0).
+// A dp level's states lie close together, so most queries fall into the
+// last one's range.
+type segmentHit struct {
+	level   int
+	lo, hi  float64
+	b, used float64
+	eff     float64
 }
 
 // fnode is a node of the surrogate bound's Fenwick trees: the cost and value
@@ -562,7 +582,7 @@ type fnode struct{ c, v float64 }
 
 type edge struct {
 	dc, dv, eff float64
-	g           int32
+	g, t        int32 // level of the group; position in the order made
 }
 
 // newSurrogates returns the surrogate bounds dp uses: the surrogate row of
@@ -647,10 +667,17 @@ func (sb *surrogateBound) build() {
 		sb.baseC[i], sb.baseV[i] = bc.sum(), bv.sum()
 		for h := 1; h < len(hull); h++ {
 			dc, dv := hull[h].c-hull[h-1].c, hull[h].v-hull[h-1].v
-			all = append(all, edge{dc, dv, -dv / dc, int32(i)})
+			all = append(all, edge{dc, dv, -dv / dc, int32(i), int32(len(all))})
 		}
 	}
-	slices.SortStableFunc(all, func(a, b edge) int { return cmp.Compare(b.eff, a.eff) })
+	// Decreasing efficiency, ties in the order made (a stable sort's order,
+	// by the faster unstable sort).
+	slices.SortFunc(all, func(a, b edge) int {
+		if c := cmp.Compare(b.eff, a.eff); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.t, b.t)
+	})
 	n := len(all)
 	sb.eff, sb.dc, sb.dv = make([]float64, n), make([]float64, n), make([]float64, n)
 	sb.fc, sb.fv = make([]ksum, n+1), make([]ksum, n+1)
@@ -703,6 +730,25 @@ func (sb *surrogateBound) advance(i int) {
 // query returns the LP value of the groups of level i with surrogate
 // capacity capacity (+Inf when even the cheapest choices exceed it).
 func (sb *surrogateBound) query(i int, capacity, tol float64) float64 {
+	if v, ok := sb.cached(i, capacity); ok {
+		return v
+	}
+	return sb.descend(i, capacity, tol)
+}
+
+// cached is query when capacity falls into the last query's range and
+// leaves a positive capacity (ok false otherwise); small enough to be
+// inlined into dp.
+func (sb *surrogateBound) cached(i int, capacity float64) (float64, bool) {
+	h := &sb.last
+	if c := capacity - sb.baseC[i]; h.level == i && c > 0 && h.lo <= c && c < h.hi {
+		return h.b - (c-h.used)*h.eff, true
+	}
+	return 0, false
+}
+
+// descend is query by a descent of the Fenwick trees.
+func (sb *surrogateBound) descend(i int, capacity, tol float64) float64 {
 	if i > sb.level {
 		sb.advance(i)
 	}
@@ -713,8 +759,11 @@ func (sb *surrogateBound) query(i int, capacity, tol float64) float64 {
 	if c <= 0 { // math.Max(c, 0): −0 too becomes +0
 		c = 0
 	}
-	// Descend to the longest prefix of edges whose cost fits in c.
+	// Descend to the longest prefix of edges whose cost fits in c, noting
+	// the range of capacities that take the same path: at least every sum
+	// taken, below every sum not taken (never NaN, past the edges).
 	pos := 0
+	lo, hi := math.Inf(-1), math.Inf(1)
 	// Node values are compensated sums, cached as floats; a prefix adds at
 	// most log₂(edges) of them, all of one sign per tree.
 	used, v := 0.0, 0.0
@@ -723,9 +772,15 @@ func (sb *surrogateBound) query(i int, capacity, tol float64) float64 {
 		nx := pos + step
 		if x := used + node[nx].c; x <= c {
 			pos, used, v = nx, x, v+node[nx].v
+			if x > lo {
+				lo = x
+			}
+		} else if x < hi {
+			hi = x
 		}
 	}
 	out := sb.baseV[i] + v
+	h := segmentHit{level: i, lo: lo, hi: hi, b: out, used: used}
 	// Edge pos (0-based) is the first that does not fit; skip removed ones
 	// (no cost) that rounding may have left there.
 	dc := sb.dc
@@ -733,7 +788,11 @@ func (sb *surrogateBound) query(i int, capacity, tol float64) float64 {
 		pos++
 	}
 	if pos < len(sb.eff) {
+		h.eff = sb.eff[pos]
 		out -= (c - used) * sb.eff[pos]
+	}
+	if c == c {
+		sb.last = h
 	}
 	return out
 }
