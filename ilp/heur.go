@@ -49,33 +49,48 @@ func (q *sub) excess(u []float64) float64 {
 // the least value increase per unit of violation removed (moves that lower
 // the value first). It returns false when no move reduces the violation.
 func (q *sub) repair(a []int32, u []float64) bool {
-	k := q.k
-	nu := make([]float64, k)
-	for step := 0; step < 2*q.ng()+10; step++ {
+	k, ng := q.k, q.ng()
+	val, cost, lim, start := q.val, q.cost, q.lim, q.start
+	for step := 0; step < 2*ng+10; step++ {
 		e := q.excess(u)
 		if e == 0 {
 			return true
 		}
 		bg, bj, bs := -1, int32(-1), math.Inf(1)
-		for g := 0; g < q.ng(); g++ {
+		// Two rows (the common case) with the usage and limits in
+		// registers; the same sums as the general loop.
+		var u0, u1, l0, l1 float64
+		if k == 2 {
+			u0, u1, l0, l1 = u[0], u[1], lim[0], lim[1]
+		}
+		for g := 0; g < ng; g++ {
 			cur := a[g]
-			cc := q.cost[int(cur)*k : int(cur)*k+k]
-			for j := q.start[g]; j < q.start[g+1]; j++ {
+			cc := cost[int(cur)*k : int(cur)*k+k]
+			for j := start[g]; j < start[g+1]; j++ {
 				if j == cur {
 					continue
 				}
-				c := q.cost[int(j)*k : int(j)*k+k]
+				c := cost[int(j)*k : int(j)*k+k]
 				ne := 0.0
-				for r := range nu {
-					if d := u[r] + c[r] - cc[r] - q.lim[r]; d > tolCost {
+				if k == 2 {
+					if d := u0 + c[0] - cc[0] - l0; d > tolCost {
 						ne += d
+					}
+					if d := u1 + c[1] - cc[1] - l1; d > tolCost {
+						ne += d
+					}
+				} else {
+					for r := range k {
+						if d := u[r] + c[r] - cc[r] - lim[r]; d > tolCost {
+							ne += d
+						}
 					}
 				}
 				gain := e - ne
 				if gain <= tolCost*(1+e) {
 					continue
 				}
-				if s := (q.val[j] - q.val[cur]) / gain; s < bs {
+				if s := (val[j] - val[cur]) / gain; s < bs {
 					bg, bj, bs = g, j, s
 				}
 			}
