@@ -454,7 +454,11 @@ func (k *rnnKernel[T]) ScratchSizes() []int {
 	if k.layout1 {
 		tni = tn * k.in
 	}
-	return []int{tni, tni, tni, k.n * gh, nh, nh, tn * gh, tn * gh, tn * k.h, tn * k.h}
+	sz := make([]int, rnnScratches)
+	sz[rnnScrX], sz[rnnScrRX], sz[rnnScrDX] = tni, tni, tni
+	sz[rnnScrStep], sz[rnnScrCarH], sz[rnnScrCarC] = k.n*gh, nh, nh
+	sz[rnnScrRDP], sz[rnnScrRDPH], sz[rnnScrDPV], sz[rnnScrDAV] = tn*gh, tn*gh, tn*k.h, tn*k.h
+	return sz
 }
 
 // rev reports whether direction d runs t = T−1 … 0.
@@ -928,6 +932,7 @@ func (d *rnnDir[T]) dph0() []T {
 func (k *rnnKernel[T]) RForward(w *Work[T]) {
 	s := k.state(w)
 	if !anyOf(w.RV, k.y, k.yh, k.yc) {
+		s.rv = false
 		return
 	}
 	if !anyOf(w.RV, k.x, k.w, k.r, k.b, k.h0, k.c0) {

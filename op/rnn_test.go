@@ -19,6 +19,7 @@ type rnnConfig struct {
 	constStates                  bool  // h0 and c0 constant zeros (torch's export)
 	noXGrad, noStateRV, noYAdj   bool  // nil input adjoint / R-values, nil Y adjoint
 	noYhAdj, noYcOut, noRVParams bool
+	noRV, noAdj                  bool // no input R-values at all; output R-adjoints without adjoints
 }
 
 func (c rnnConfig) String() string {
@@ -128,7 +129,7 @@ func newRNNRig(c rnnConfig, seed uint64) *rnnRig {
 		return v
 	}
 	for k, s := range r.grads {
-		if (c.noStateRV && k >= 4) || (c.noRVParams && (k == 1 || k == 2)) {
+		if c.noRV || (c.noStateRV && k >= 4) || (c.noRVParams && (k == 1 || k == 2)) {
 			continue
 		}
 		r.rv[s] = randn(len(r.val[s]))
@@ -138,6 +139,9 @@ func newRNNRig(c rnnConfig, seed uint64) *rnnRig {
 			continue
 		}
 		r.adj[s], r.radj[s] = randn(len(r.val[s])), randn(len(r.val[s]))
+		if c.noAdj {
+			r.adj[s] = nil
+		}
 	}
 	return r
 }
@@ -172,7 +176,10 @@ func rnnWork[T Real](r *rnnRig, k Kernel[T]) *Work[T] {
 	for _, s := range r.outs {
 		w.Val[s], w.RV[s] = make([]T, len(r.val[s])), make([]T, len(r.val[s]))
 		if a := r.adj[s]; a != nil {
-			w.Adj[s], w.RAdj[s] = Convert[T](a), Convert[T](r.radj[s])
+			w.Adj[s] = Convert[T](a)
+		}
+		if a := r.radj[s]; a != nil {
+			w.RAdj[s] = Convert[T](a)
 		}
 	}
 	return w
@@ -278,6 +285,8 @@ func rnnConfigs() []rnnConfig {
 			func(c *rnnConfig) { c.noYhAdj, c.noYcOut = true, true },
 			func(c *rnnConfig) { c.noRVParams, c.noStateRV = true, true },
 			func(c *rnnConfig) { c.seq, c.batch = 1, 1 },
+			func(c *rnnConfig) { c.noRV = true },
+			func(c *rnnConfig) { c.noAdj = true },
 		} {
 			v := c
 			f(&v)
