@@ -2,7 +2,8 @@
 """Exports a torchvision model (random weights, fixed seed, eval mode) to
 ONNX, or times it in PyTorch: forward, gradient and Hessian-vector product
 (double backprop) of the mean cross-entropy per batch, median of --reps,
-and the peak resident memory of the timing process. Used by
+and the peak resident memory of the timing process; hvp_cpu_s is the
+median process CPU time (all threads) of the HVP runs. Used by
 bench/engine_vs_torch.sh; prints one line of JSON when timing.
 
 Model "bert" is scripts/zoo.py's BERT-style encoder at BERT-base shape (12
@@ -93,15 +94,19 @@ def main():
         gs = torch.autograd.grad(loss, params, create_graph=True)
         torch.autograd.grad(gs, params, v)
 
+    cpu = {}
+
     def median(f):
-        t = []
+        t, c = [], []
         for _ in range(a.reps):
-            s = time.perf_counter()
+            s, s_cpu = time.perf_counter(), time.process_time()
             f()
             t.append(time.perf_counter() - s)
+            c.append(time.process_time() - s_cpu)
+        cpu[f.__name__] = statistics.median(c)
         return statistics.median(t)
 
-    out = {"forward_s": median(fwd), "gradient_s": median(grad), "hvp_s": median(hvp),
+    out = {"forward_s": median(fwd), "gradient_s": median(grad), "hvp_s": median(hvp), "hvp_cpu_s": cpu["hvp"],
            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
            "params": sum(q.numel() for q in params), "batch": a.batch}
     print(json.dumps(out))

@@ -138,16 +138,22 @@ func run(path string, batch, reps, workers int, prec nn.Precision, lim int64, cp
 	if err != nil {
 		return err
 	}
+	// hvpCPU is the median process CPU time of the HVP runs (user and
+	// system, all threads), which a loaded machine inflates less than
+	// wall time.
+	var hvpCPU float64
 	median := func(f func() error) (float64, error) {
-		var t []float64
+		var t, c []float64
 		for i := 0; i < reps; i++ {
-			start := time.Now()
+			start, cpu0 := time.Now(), cpuSeconds()
 			if err := f(); err != nil {
 				return 0, err
 			}
-			t = append(t, time.Since(start).Seconds())
+			t, c = append(t, time.Since(start).Seconds()), append(c, cpuSeconds()-cpu0)
 		}
 		slices.Sort(t)
+		slices.Sort(c)
+		hvpCPU = c[len(c)/2]
 		return t[len(t)/2], nil
 	}
 	fwd, err := median(func() error { _, err := e.Evaluate(ctx, ds); return err })
@@ -196,7 +202,16 @@ func run(path string, batch, reps, workers int, prec nn.Precision, lim int64, cp
 		return err
 	}
 	return json.NewEncoder(os.Stdout).Encode(map[string]any{
-		"forward_s": fwd, "gradient_s": grad, "hvp_s": hvp,
+		"forward_s": fwd, "gradient_s": grad, "hvp_s": hvp, "hvp_cpu_s": hvpCPU,
 		"peak_rss_mb": float64(ru.Maxrss) / 1024, "params": e.Dim(), "batch": batch, "blas": bitop.BLAS, "precision": e.Precision().String(), "chunk": e.BatchSize(), "workers": e.Workers(), "work_mb": float64(wb) / 1e6,
 	})
+}
+
+// cpuSeconds returns the process's user and system CPU time.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }
