@@ -3,7 +3,6 @@ package sensitivity
 import (
 	"fmt"
 	"math"
-	"math/bits"
 	"sort"
 	"strconv"
 	"unsafe"
@@ -366,18 +365,12 @@ func (d *decoder) float(field string) (float64, error) {
 	if c != '-' && (c < '0' || c > '9') {
 		return 0, d.typeErr(field, "float64")
 	}
-	pos := d.s.Pos()
-	b, err := d.s.Number()
+	v, b, ok, err := d.s.Float()
 	if err != nil {
 		return 0, err
 	}
-	if v, ok := fastFloat(b); ok {
-		return v, nil
-	}
-	// The text is not kept: strconv copies it into its errors.
-	v, err := strconv.ParseFloat(unsafe.String(&b[0], len(b)), 64)
-	if err != nil {
-		return 0, fmt.Errorf("field %q at %s: got JSON number %s, want float64", field, pos, b)
+	if !ok {
+		return 0, fmt.Errorf("field %q at %s: got JSON number %s, want float64", field, d.s.PosBefore(len(b)), b)
 	}
 	return v, nil
 }
@@ -519,102 +512,3 @@ func (d *decoder) ties() ([][]int, error) {
 
 // finite reports whether v is neither NaN nor infinite.
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
-
-// pow10 holds the powers of ten that float64 represents exactly.
-var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
-	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
-
-// pow10u holds 10^0 … 10^19, the powers of ten below 2^64.
-var pow10u = [...]uint64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
-	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19}
-
-// fastFloat converts the text of a JSON number (grammar already checked)
-// without an exponent part when its digits form an integer m < 10^19 and
-// its decimal exponent e (minus the fraction digits) is at most 0:
-//
-//   - m ≤ 2^53 and e ≥ −22: m and 10^−e are exact and one IEEE division
-//     rounds correctly (Clinger 1990, the exact case strconv also takes);
-//   - otherwise, for e ≥ −19: m / 10^−e is divided exactly in 128-bit
-//     integers and rounded once to 53 bits, half to even (divide).
-//
-// These cover the shortest representations that encoding/json writes
-// between 1e-6 and 1e21 (up to 17 significant digits, e.g.
-// 0.0027355557000730427). Otherwise ok is false and strconv decides.
-func fastFloat(b []byte) (v float64, ok bool) {
-	i, neg := 0, false
-	if b[0] == '-' {
-		neg, i = true, 1
-	}
-	var m uint64
-	digits, exp := 0, 0
-	for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
-		if m != 0 || b[i] != '0' {
-			digits++
-		}
-		m = m*10 + uint64(b[i]-'0')
-		if digits > 19 {
-			return 0, false
-		}
-	}
-	if i < len(b) && b[i] == '.' {
-		for i++; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
-			if m != 0 || b[i] != '0' {
-				digits++
-			}
-			m = m*10 + uint64(b[i]-'0')
-			exp--
-			if digits > 19 {
-				return 0, false
-			}
-		}
-	}
-	if i < len(b) {
-		// An exponent: leave it to strconv (rare in tables).
-		return 0, false
-	}
-	switch {
-	case m <= 1<<53 && exp >= -22:
-		v = float64(m) / pow10[-exp]
-	case exp >= -19:
-		if v, ok = divide(m, pow10u[-exp]); !ok {
-			return 0, false
-		}
-	default:
-		return 0, false
-	}
-	if neg {
-		v = -v
-	}
-	return v, true
-}
-
-// divide returns m/d correctly rounded to float64 (half to even) for
-// 10 ≤ d < 2^64 and 1 ≤ m < 2^64: it shifts m left by s so that the
-// integer quotient q = ⌊m·2^s/d⌋ has 63 or 64 bits (128-bit division),
-// keeps q's top 53 bits and rounds on the bits below them and the
-// remainder. ok is false when m is 0.
-func divide(m, d uint64) (float64, bool) {
-	if m == 0 {
-		return 0, false
-	}
-	s := uint(63 + bits.Len64(d) - bits.Len64(m))
-	var hi, lo uint64
-	if s >= 64 {
-		hi, lo = m<<(s-64), 0
-	} else {
-		hi, lo = m>>(64-s), m<<s // s ≥ 3: d ≥ 10
-	}
-	q, r := bits.Div64(hi, lo, d)
-	shift := uint(bits.Len64(q) - 53)
-	mant := q >> shift
-	rest := q & (1<<shift - 1)
-	half := uint64(1) << (shift - 1)
-	if rest > half || (rest == half && (r != 0 || mant&1 == 1)) {
-		mant++
-		if mant == 1<<53 {
-			mant >>= 1
-			shift++
-		}
-	}
-	return math.Ldexp(float64(mant), int(shift)-int(s)), true
-}

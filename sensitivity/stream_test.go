@@ -7,13 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"math/big"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -288,68 +286,6 @@ func TestTieUsedOnce(t *testing.T) {
 	}
 	if len(warn) != 1 || !strings.Contains(warn[0], `layers[1] ("b"): tie "bkl" names no other layer`) {
 		t.Errorf("warnings %q", warn)
-	}
-}
-
-// TestFastFloat: the exact fast path agrees with strconv on every number
-// it takes, and leaves the rest to it.
-func TestFastFloat(t *testing.T) {
-	rng := rand.New(rand.NewPCG(4, 4))
-	taken := 0
-	for i := 0; i < 400000; i++ {
-		var s string
-		switch i % 8 {
-		case 4:
-			// Shortest forms of 17 digits (latencies, traces).
-			s = strconv.FormatFloat(math.Exp(rng.NormFloat64()*4), 'f', -1, 64)
-		case 5:
-			// Random 19-digit mantissas with the point anywhere.
-			d := []byte(strconv.FormatUint(1e18+rng.Uint64N(9e18), 10))
-			p := rng.IntN(len(d))
-			s = string(d[:p+1]) + "." + string(d[p+1:])
-			if p == len(d)-1 {
-				s = string(d)
-			}
-		case 6:
-			// Near halfway between two doubles: the decimal digits of an
-			// exact midpoint, cut to at most 19.
-			f := math.Exp(rng.NormFloat64() * 8)
-			mid := new(big.Float).SetPrec(200).Add(big.NewFloat(f), big.NewFloat(math.Nextafter(f, 2*f+1)))
-			mid.Quo(mid, big.NewFloat(2))
-			s = mid.Text('f', 40)
-			if sig := strings.TrimLeft(strings.ReplaceAll(s, ".", ""), "0"); len(sig) > 19 {
-				s = s[:len(s)-(len(sig)-19)]
-			}
-			s = strings.TrimSuffix(s, ".")
-		case 7:
-			s = strconv.FormatFloat(rng.Float64()*1e4, 'f', 1+rng.IntN(17), 64)
-		case 0:
-			s = strconv.FormatFloat(math.Exp(rng.NormFloat64()*10), 'f', -1, 64)
-		case 1:
-			s = strconv.FormatFloat(rng.Float64(), 'f', rng.IntN(18), 64)
-		case 2:
-			s = strconv.FormatInt(rng.Int64N(1<<62)>>rng.IntN(62), 10)
-		default:
-			s = "-" + strconv.FormatFloat(rng.Float64()*1000, 'f', -1, 64)
-		}
-		want, _ := strconv.ParseFloat(s, 64)
-		if got, ok := fastFloat([]byte(s)); ok {
-			taken++
-			if got != want || math.Signbit(got) != math.Signbit(want) {
-				t.Fatalf("fastFloat(%s) = %v, strconv %v", s, got, want)
-			}
-		}
-	}
-	for _, s := range []string{"0", "-0", "0.000", "9007199254740992", "1e5", "12345678901234567", "0.00000000000000000000001",
-		"9007199254740993.0", "9007199254740995.0", "9007199254740993.00", "0.0027355557000730427", "9999999999999999999",
-		"1.000000000000000111", "1.000000000000000110", "0.1000000000000000055511151231257827"} {
-		want, _ := strconv.ParseFloat(s, 64)
-		if got, ok := fastFloat([]byte(s)); ok && (got != want || math.Signbit(got) != math.Signbit(want)) {
-			t.Errorf("fastFloat(%s) = %v, strconv %v", s, got, want)
-		}
-	}
-	if taken < 300000 {
-		t.Errorf("the fast path took only %d of 400000 numbers", taken)
 	}
 }
 

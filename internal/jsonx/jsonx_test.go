@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"math"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -66,6 +68,27 @@ func TestDuplicatesMalformed(t *testing.T) {
 	for _, in := range []string{`{"layers": [{"name":""x", "latency_ms : {"w4a4": 1}}], "layers": []}`, `[1, x]`, `{"a": [{"b": }]}`, `[[[`} {
 		if err := Duplicates([]byte(in)); err != nil {
 			t.Errorf("Duplicates(%s) = %v", in, err)
+		}
+	}
+}
+
+// AppendFloat writes what encoding/json writes, integers (the fast path)
+// and fractions, at every magnitude and both signs.
+func TestAppendFloatAgreesWithMarshal(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	vals := []float64{0, math.Copysign(0, -1), 1, -1, 58868, 1 << 53, 1<<53 - 1, -(1<<53 - 1), 1 << 60, 1e20, 1e21, 123456789012345678,
+		0.5, 29279.25, 1e-6, 9.99e-7, 1e-7, 0.0018361238709790914, math.MaxFloat64, math.SmallestNonzeroFloat64, 4503599627370497}
+	for i := 0; i < 20000; i++ {
+		x := math.Exp(rng.NormFloat64()*20) * float64(1-2*rng.IntN(2))
+		vals = append(vals, x, math.Round(x), math.Trunc(x*1e3)/1e3)
+	}
+	for _, v := range vals {
+		want, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := AppendFloat(nil, v); !bytes.Equal(got, want) {
+			t.Fatalf("AppendFloat(%v) = %s, encoding/json %s", v, got, want)
 		}
 	}
 }

@@ -25,6 +25,12 @@ func AppendString(b []byte, s string) []byte {
 // f must be finite (encoding/json refuses NaN and infinities; callers report
 // them with the field's name).
 func AppendFloat(b []byte, f float64) []byte {
+	// A non-zero integer below 2^53 is its own shortest representation
+	// (its neighbours are at most 1 away): its digits, as strconv gives
+	// them, without the float formatting (−0 is left to strconv).
+	if t := int64(f); float64(t) == f && t != 0 && t > -1<<53 && t < 1<<53 {
+		return strconv.AppendInt(b, t, 10)
+	}
 	format := byte('f')
 	if a := math.Abs(f); a != 0 && (a < 1e-6 || a >= 1e21) {
 		format = 'e'
