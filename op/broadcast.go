@@ -2,27 +2,29 @@ package op
 
 // bcast maps every element of an output to the element of a (possibly
 // broadcast) input it reads: idx == nil means the identity, otherwise
-// element k reads idx[k].
+// element k reads idx[k]. The map is interned (see indexMap); m keeps it
+// alive.
 type bcast struct {
 	idx []int32
+	m   *indexMap
 }
 
 func newBcast(in, out []int) bcast {
 	if Numel(in) == Numel(out) {
 		return bcast{}
 	}
-	full := BroadcastIndex(in, out)
-	idx := make([]int32, len(full))
-	for k, q := range full {
-		idx[k] = int32(q)
-	}
-	return bcast{idx: idx}
+	m := internIndex(indexKey("broadcast", in, out), func() *indexMap {
+		return &indexMap{idx: broadcastIndex[int32](in, out)}
+	})
+	return bcast{idx: m.idx, m: m}
 }
 
 // BroadcastIndex maps each element of shape out to the element of shape in
 // that multidirectional broadcasting reads.
-func BroadcastIndex(in, out []int) []int {
-	idx := make([]int, Numel(out))
+func BroadcastIndex(in, out []int) []int { return broadcastIndex[int](in, out) }
+
+func broadcastIndex[I int | int32](in, out []int) []I {
+	idx := make([]I, Numel(out))
 	off := len(out) - len(in)
 	stride := make([]int, len(out))
 	s := 1
@@ -38,7 +40,7 @@ func BroadcastIndex(in, out []int) []int {
 		for d, c := range coord {
 			q += c * stride[d]
 		}
-		idx[k] = q
+		idx[k] = I(q)
 		for d := len(out) - 1; d >= 0; d-- {
 			coord[d]++
 			if coord[d] < out[d] {

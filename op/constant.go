@@ -51,7 +51,9 @@ func newExpand[T Real](b *Build) (Kernel[T], error) {
 	if b.Input(0) < 0 {
 		return nil, errMissing(0)
 	}
-	return LinearKernel[T](&pick[T]{idx: int32s(BroadcastIndex(b.Shape(b.In[0]), b.Shape(b.Out[0])))}, b.In[:1], b.Out[0]), nil
+	in, out := b.Shape(b.In[0]), b.Shape(b.Out[0])
+	m := internIndex(indexKey("broadcast", in, out), func() *indexMap { return &indexMap{idx: broadcastIndex[int32](in, out)} })
+	return LinearKernel[T](&pick[T]{idx: m.idx, m: m}, b.In[:1], b.Out[0]), nil
 }
 
 func int32s(v []int) []int32 {

@@ -259,6 +259,8 @@ func inferReduce(n *Node, s *Shapes) error {
 type reduce[T Real] struct {
 	idx []int32
 	c   T
+	// m keeps the interned idx alive.
+	m *indexMap
 }
 
 func newReduce[T Real](b *Build) (Kernel[T], error) {
@@ -289,7 +291,8 @@ func newReduce[T Real](b *Build) (Kernel[T], error) {
 	if s != b.Size(b.Out[0]) {
 		return nil, fmt.Errorf("output has %d elements, the reduction %d", b.Size(b.Out[0]), s)
 	}
-	k := &reduce[T]{idx: int32s(reduceIndex(xs, red)), c: 1}
+	m := internIndex(indexKey("reduce", xs, red), func() *indexMap { return &indexMap{idx: int32s(reduceIndex(xs, red))} })
+	k := &reduce[T]{idx: m.idx, c: 1, m: m}
 	if b.Node.Op == "ReduceMean" && count > 0 {
 		k.c = 1 / T(count)
 	}

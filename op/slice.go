@@ -20,6 +20,8 @@ import (
 type pick[T Real] struct {
 	idx   []int32
 	value T
+	// m keeps an interned idx alive.
+	m *indexMap
 }
 
 // Apply sets dst[o] = src[0][idx[o]] (0 where idx[o] < 0).

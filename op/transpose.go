@@ -9,6 +9,8 @@ import "fmt"
 type gatherOp[T Real] struct {
 	src []int8
 	idx []int32
+	// m keeps an interned src and idx alive.
+	m *indexMap
 }
 
 func init() {
@@ -47,22 +49,26 @@ func newTranspose[T Real](b *Build) (Kernel[T], error) {
 		s *= xs[i]
 	}
 	ys := b.Shape(out[0])
-	k := &gatherOp[T]{idx: make([]int32, Numel(ys)), src: make([]int8, Numel(ys))}
-	coord := make([]int, r)
-	for o := range k.idx {
-		q := 0
-		for d, c := range coord {
-			q += c * stride[perm[d]]
-		}
-		k.idx[o] = int32(q)
-		for d := r - 1; d >= 0; d-- {
-			coord[d]++
-			if coord[d] < ys[d] {
-				break
+	m := internIndex(indexKey("transpose", xs, perm), func() *indexMap {
+		m := &indexMap{idx: make([]int32, Numel(ys)), src: make([]int8, Numel(ys))}
+		coord := make([]int, r)
+		for o := range m.idx {
+			q := 0
+			for d, c := range coord {
+				q += c * stride[perm[d]]
 			}
-			coord[d] = 0
+			m.idx[o] = int32(q)
+			for d := r - 1; d >= 0; d-- {
+				coord[d]++
+				if coord[d] < ys[d] {
+					break
+				}
+				coord[d] = 0
+			}
 		}
-	}
+		return m
+	})
+	k := &gatherOp[T]{idx: m.idx, src: m.src, m: m}
 	return LinearKernel[T](k, in[:1], out[0]), nil
 }
 
