@@ -278,7 +278,13 @@ type Engine struct {
 
 	params []Param
 	units  []UnitLayout
-	theta  []float64
+	// theta holds θ in float64. A float32 engine leaves it nil until θ is
+	// first changed (SetTheta, SetWeights) and reads parameter i's float64
+	// values from the model's initializer src[i] (not copied: the float32
+	// kernels read th32); dim is θ's length.
+	theta []float64
+	src   [][]float64
+	dim   int
 	// prec is the resolved precision (Float64 or Float32); th32 holds θ
 	// in float32 for Float32 runs, refreshed when th32Stale.
 	prec      Precision
@@ -321,6 +327,11 @@ type Input struct {
 // every unsupported operator and construct at once (an *UnsupportedError).
 // A KL loss without Theta takes the model's own parameters as loaded as
 // its reference.
+//
+// The engine keeps reading m (plans for new batch sizes are built from
+// it), and a float32 engine reads θ's float64 values from m's unit
+// initializers until θ is first changed (SetTheta, SetWeights) instead of
+// copying them: m must not be modified while the engine is in use.
 func New(m *model.Model, opts *Options) (*Engine, error) {
 	e := &Engine{m: m, plans: make(map[int]*plan)}
 	if opts != nil {
@@ -361,17 +372,6 @@ func New(m *model.Model, opts *Options) (*Engine, error) {
 		e.output = m.Outputs[0].Name
 	}
 	owner := make(map[string]string)
-	// θ at its final size: growing it by append would leave its earlier
-	// backing arrays (together about its own size) as garbage.
-	total := 0
-	for _, u := range m.Units {
-		for _, name := range []string{u.Weight, u.Bias} {
-			if t := m.Initializers[name]; name != "" && t != nil {
-				total += t.Len()
-			}
-		}
-	}
-	e.theta = make([]float64, 0, total)
 	add := func(unit, name string) (int, int, error) {
 		if name == "" {
 			return 0, 0, nil
@@ -381,9 +381,10 @@ func New(m *model.Model, opts *Options) (*Engine, error) {
 		}
 		owner[name] = unit
 		t := m.Initializers[name]
-		off := len(e.theta)
+		off := e.dim
 		e.params = append(e.params, Param{Name: name, Shape: slices.Clone(t.Shape), Offset: off, Size: t.Len()})
-		e.theta = append(e.theta, t.Float...)
+		e.src = append(e.src, t.Float)
+		e.dim += t.Len()
 		return off, t.Len(), nil
 	}
 	for _, u := range m.Units {
@@ -425,18 +426,21 @@ func New(m *model.Model, opts *Options) (*Engine, error) {
 		}
 		e.units = append(e.units, l)
 	}
-	if len(e.theta) == 0 {
+	if e.dim == 0 {
 		return nil, fmt.Errorf("nn: the model has no quantizable units (Conv, Gemm, MatMul with a constant weight, Gather of an embedding table)")
 	}
 	switch e.prec = e.opts.Precision; e.prec {
 	case Auto:
 		e.prec = Float64
-		if len(e.theta) >= AutoFloat32Params {
+		if e.dim >= AutoFloat32Params {
 			e.prec = Float32
 		}
 	case Float64, Float32:
 	default:
 		return nil, fmt.Errorf("nn: unknown precision %d", e.opts.Precision)
+	}
+	if e.prec == Float64 {
+		e.own() // the kernels read θ itself
 	}
 	e.th32Stale = true
 	p, err := e.plan(1)
@@ -468,7 +472,7 @@ func (e *Engine) SetLoss(l Loss) error {
 		l = ClassLabels{}
 	}
 	if kl, ok := l.(KL); ok && kl.Theta == nil {
-		kl.Theta = slices.Clone(e.theta)
+		kl.Theta = e.Theta()
 		l = kl
 	}
 	if classLogits(l) && len(e.outShape) != 1 {
@@ -477,8 +481,8 @@ func (e *Engine) SetLoss(l Loss) error {
 	if _, ok := l.(PositionLabels); ok && len(e.outShape) < 1 {
 		return fmt.Errorf("nn: output %q is one value per sample; per-position labels need a class axis", e.output)
 	}
-	if ref, ok := l.(Referenced); ok && len(ref.Reference()) != len(e.theta) {
-		return fmt.Errorf("nn: the loss's reference parameters have %d values, want %d", len(ref.Reference()), len(e.theta))
+	if ref, ok := l.(Referenced); ok && len(ref.Reference()) != e.dim {
+		return fmt.Errorf("nn: the loss's reference parameters have %d values, want %d", len(ref.Reference()), e.dim)
 	}
 	e.loss = l
 	return nil
@@ -604,22 +608,63 @@ func (e *Engine) theta32() []float32 {
 	e.th32Mu.Lock()
 	defer e.th32Mu.Unlock()
 	if e.th32Stale {
-		if len(e.th32) != len(e.theta) {
-			e.th32 = make([]float32, len(e.theta))
+		if len(e.th32) != e.dim {
+			e.th32 = make([]float32, e.dim)
 		}
-		for i, v := range e.theta {
-			e.th32[i] = float32(v)
+		for i, prm := range e.params {
+			dst := e.th32[prm.Offset : prm.Offset+prm.Size]
+			for k, v := range e.values(i) {
+				dst[k] = float32(v)
+			}
 		}
 		e.th32Stale = false
 	}
 	return e.th32
 }
 
+// values returns parameter i's float64 values (read-only).
+func (e *Engine) values(i int) []float64 {
+	if e.theta != nil {
+		prm := e.params[i]
+		return e.theta[prm.Offset : prm.Offset+prm.Size]
+	}
+	return e.src[i]
+}
+
+// own gives the engine its own float64 θ (before it is changed, or for
+// float64 kernels): a copy of the model's initializers.
+func (e *Engine) own() {
+	if e.theta != nil {
+		return
+	}
+	theta := make([]float64, e.dim)
+	for i, prm := range e.params {
+		copy(theta[prm.Offset:], e.src[i])
+	}
+	e.theta, e.src = theta, nil
+}
+
+// thetaRange returns a copy of θ[lo:hi).
+func (e *Engine) thetaRange(lo, hi int) []float64 {
+	out := make([]float64, hi-lo)
+	if e.theta != nil {
+		copy(out, e.theta[lo:hi])
+		return out
+	}
+	for i, prm := range e.params {
+		a, b := max(lo, prm.Offset), min(hi, prm.Offset+prm.Size)
+		if a < b {
+			copy(out[a-lo:b-lo], e.src[i][a-prm.Offset:b-prm.Offset])
+		}
+	}
+	return out
+}
+
 // Model returns the imported model.
 func (e *Engine) Model() *model.Model { return e.m }
 
 // Dim returns the length of θ.
-func (e *Engine) Dim() int { return len(e.theta) }
+func (e *Engine) Dim() int { return e.dim }
 
 // SampleShape returns the shape of one sample of the first input (without
 // the batch dimension).
@@ -660,13 +705,14 @@ func (e *Engine) Blocks() []hessian.Block {
 }
 
 // Theta returns a copy of the current parameters θ.
-func (e *Engine) Theta() []float64 { return slices.Clone(e.theta) }
+func (e *Engine) Theta() []float64 { return e.thetaRange(0, e.dim) }
 
 // SetTheta replaces all parameters. len(theta) must be Dim().
 func (e *Engine) SetTheta(theta []float64) error {
-	if len(theta) != len(e.theta) {
-		return fmt.Errorf("nn: θ has %d values, want %d", len(theta), len(e.theta))
+	if len(theta) != e.dim {
+		return fmt.Errorf("nn: θ has %d values, want %d", len(theta), e.dim)
 	}
+	e.own()
 	copy(e.theta, theta)
 	e.touch()
 	return nil
@@ -680,6 +726,7 @@ func (e *Engine) SetWeights(unit string, w []float64) error {
 			if len(w) != u.WeightSize {
 				return fmt.Errorf("nn: unit %q: %d weight values, want %d (shape %v)", unit, len(w), u.WeightSize, u.WeightShape)
 			}
+			e.own()
 			copy(e.theta[u.WeightOffset:], w)
 			e.touch()
 			return nil
@@ -692,7 +739,7 @@ func (e *Engine) SetWeights(unit string, w []float64) error {
 func (e *Engine) Weights(unit string) ([]float64, error) {
 	for _, u := range e.units {
 		if u.Name == unit {
-			return slices.Clone(e.theta[u.WeightOffset : u.WeightOffset+u.WeightSize]), nil
+			return e.thetaRange(u.WeightOffset, u.WeightOffset+u.WeightSize), nil
 		}
 	}
 	return nil, fmt.Errorf("nn: no unit named %q", unit)

@@ -71,6 +71,8 @@ type plan struct {
 	firstUse         []int
 	pslot            []int
 	accTake, accGive [][]int
+	// stepParams[s] lists the parameters step s reads.
+	stepParams [][]int
 	// unitIn locates every unit's data input (see SetInputQuantizer).
 	unitIn []unitInput
 
@@ -112,8 +114,9 @@ type work[T op.Real] struct {
 	full bool
 	own  [nBufs][][]T
 	// acc receives the parameters' derivatives during a pass (see
-	// startAcc).
+	// startAcc); dir converts a product's direction (see dirTake).
 	acc    accState[T]
+	dir    dirState[T]
 	pool   bufPool[T]
 	labels []int
 	// refBuf holds the outputs at a Referenced loss's parameters.
@@ -330,12 +333,16 @@ func (e *Engine) buildPlan(n int) (*plan, error) {
 	for i := range lastUse {
 		lastUse[i] = -1
 	}
+	p.stepParams = make([][]int, len(p.steps))
 	for _, st := range p.steps {
 		for _, in := range st.ins {
 			if in >= 0 && p.slots[in].kind == kParam {
 				q := p.slots[in].param
 				p.firstUse[q] = min(p.firstUse[q], st.idx)
 				lastUse[q] = max(lastUse[q], st.idx)
+				if !slices.Contains(p.stepParams[st.idx], q) {
+					p.stepParams[st.idx] = append(p.stepParams[st.idx], q)
+				}
 			}
 		}
 	}
@@ -613,7 +620,9 @@ func (w *work[T]) rforward(md mode, start int) {
 			continue
 		}
 		w.takeAt(sc, p.tRF(s.idx))
+		w.dirTake(s.idx)
 		w.ks[s.idx].RForward(&w.Work)
+		w.dirGive(s.idx)
 		w.giveAt(sc, p.tRF(s.idx))
 	}
 }
@@ -627,7 +636,9 @@ func (w *work[T]) rbackward(stop int) {
 	for i := len(p.steps) - 1; i >= stop; i-- {
 		w.takeAt(sc, p.tRB(i))
 		w.accTake(bufRAdj, i)
+		w.dirTake(i)
 		w.ks[i].RBackward(&w.Work)
+		w.dirGive(i)
 		w.accGive(bufRAdj, i)
 		w.giveAt(sc, p.tRB(i))
 	}
@@ -647,7 +658,9 @@ func (w *work[T]) reverse(stop int) {
 		w.giveAt(sc, p.tB(i))
 		w.takeAt(sc, p.tRB(i))
 		w.accTake(bufRAdj, i)
+		w.dirTake(i)
 		w.ks[i].RBackward(&w.Work)
+		w.dirGive(i)
 		w.accGive(bufRAdj, i)
 		w.giveAt(sc, p.tRB(i))
 	}

@@ -253,6 +253,57 @@ func (w *work[T]) endAcc() {
 	s.a = nil
 }
 
+// dirState is a float32 work's direction during a product: the float64
+// direction v covering θ[base:], whose parameters' components are
+// converted where a step's R-passes read them (dirTake) instead of once
+// into a θ-sized float32 copy; held are the converted vectors.
+type dirState[T op.Real] struct {
+	v    []float64
+	base int
+	held [][]T
+}
+
+// dirTake gives the parameters step i reads their R-values, converted from
+// the direction, for its R-forward or R-backward event (a no-op when
+// the direction has precision T and is bound whole).
+func (w *work[T]) dirTake(i int) {
+	d := &w.dir
+	if d.v == nil {
+		return
+	}
+	if len(d.held) != len(w.p.e.params) {
+		d.held = make([][]T, len(w.p.e.params))
+	}
+	for _, q := range w.p.stepParams[i] {
+		prm := w.p.e.params[q]
+		lo := prm.Offset - d.base
+		if lo < 0 || lo+prm.Size > len(d.v) {
+			continue
+		}
+		x := poolOf[T](w.p.e).get(prm.Size)
+		for k, v := range d.v[lo : lo+prm.Size] {
+			x[k] = T(v)
+		}
+		d.held[q] = x
+		w.RV[w.p.pslot[q]] = x
+	}
+}
+
+// dirGive returns the R-values dirTake gave step i.
+func (w *work[T]) dirGive(i int) {
+	d := &w.dir
+	if d.v == nil {
+		return
+	}
+	for _, q := range w.p.stepParams[i] {
+		if x := d.held[q]; x != nil {
+			d.held[q] = nil
+			w.RV[w.p.pslot[q]] = nil
+			poolOf[T](w.p.e).put(x)
+		}
+	}
+}
+
 // pass runs the dataset through the engine in chunks, in parallel, and adds
 // the chunk results in chunk order into grad / hv (which must be zeroed by
 // the caller when used).
@@ -286,7 +337,7 @@ func (e *Engine) pass(ctx context.Context, ds data.Dataset, md mode, vs [][]floa
 			acc = newAccum[float64](e, dst, base)
 		}
 	}
-	cv := e.convertPass(vs)
+	cv := e.convertPass()
 	defer e.releasePass(cv)
 	var out Eval
 	out.N = total
@@ -333,17 +384,17 @@ func (e *Engine) chunk(ds data.Dataset, start, n int, md mode, vs [][]float64, s
 	}
 }
 
-// converted holds a pass's float32 copies of θ, the directions and a
-// Referenced loss's parameters, shared read-only by its chunks (nil in
-// float64).
+// converted holds a pass's float32 copies of θ and a Referenced loss's
+// parameters, shared read-only by its chunks (nil in float64). The
+// directions are converted parameter by parameter where a step reads
+// them (see work.dirTake).
 type converted struct {
 	theta, ref []float32
-	vs         [][]float32
 }
 
 // convertPass returns the float32 copies a pass of the engine needs, or
 // nil in float64.
-func (e *Engine) convertPass(vs [][]float64) *converted {
+func (e *Engine) convertPass() *converted {
 	if e.prec != Float32 {
 		return nil
 	}
@@ -355,9 +406,6 @@ func (e *Engine) convertPass(vs [][]float64) *converted {
 		}
 		return f
 	}
-	for _, v := range vs {
-		cv.vs = append(cv.vs, conv(v))
-	}
 	if ref, ok := e.loss.(Referenced); ok {
 		cv.ref = conv(ref.Reference())
 	}
@@ -365,13 +413,10 @@ func (e *Engine) convertPass(vs [][]float64) *converted {
 }
 
 // releasePass returns a pass's converted vectors to the pool (they are
-// garbage otherwise: a direction's copy per product).
+// garbage otherwise).
 func (e *Engine) releasePass(cv *converted) {
 	if cv == nil {
 		return
-	}
-	for _, v := range cv.vs {
-		e.vecs32.put(v)
 	}
 	if cv.ref != nil {
 		e.vecs32.put(cv.ref)
@@ -606,11 +651,9 @@ func runChunk[T op.Real](e *Engine, ds data.Dataset, start, n int, md mode, vs [
 		}
 		loss, correct, scored := r.loss, r.correct, r.scored
 		for j, v := range vs {
-			var vt []T
-			if cv != nil {
-				vt = any(cv.vs[j]).([]T)
-			} else {
-				vt = any(v).([]T)
+			vt, isT := any(v).([]T)
+			if !isT {
+				w.dir.v, w.dir.base = v, base
 			}
 			w.bind(theta, vt, nil, nil, base)
 			w.rforward(sm, first)
@@ -624,6 +667,7 @@ func runChunk[T op.Real](e *Engine, ds data.Dataset, start, n int, md mode, vs [
 				w.rbackward(first)
 			}
 			w.endAcc()
+			w.dir.v = nil
 		}
 		r.loss, r.correct, r.scored = loss, correct, scored
 	}
@@ -717,8 +761,8 @@ func (e *Engine) Gradient(ctx context.Context, ds data.Dataset, grad []float64) 
 	if err := e.checkData(ds); err != nil {
 		return Eval{}, err
 	}
-	if len(grad) != len(e.theta) {
-		return Eval{}, fmt.Errorf("nn: gradient buffer has %d values, want %d", len(grad), len(e.theta))
+	if len(grad) != e.dim {
+		return Eval{}, fmt.Errorf("nn: gradient buffer has %d values, want %d", len(grad), e.dim)
 	}
 	clear(grad)
 	return e.pass(ctx, ds, modeGrad, nil, grad, nil, 0, 0, 0)
@@ -735,8 +779,8 @@ func (e *Engine) HVP(ctx context.Context, ds data.Dataset, dst, v [][]float64) e
 		return fmt.Errorf("nn: %d destination vectors for %d directions", len(dst), len(v))
 	}
 	for j := range v {
-		if len(v[j]) != len(e.theta) || len(dst[j]) != len(e.theta) {
-			return fmt.Errorf("nn: vector %d has %d values (destination %d), want %d", j, len(v[j]), len(dst[j]), len(e.theta))
+		if len(v[j]) != e.dim || len(dst[j]) != e.dim {
+			return fmt.Errorf("nn: vector %d has %d values (destination %d), want %d", j, len(v[j]), len(dst[j]), e.dim)
 		}
 		clear(dst[j])
 	}
@@ -757,8 +801,8 @@ func (e *Engine) BlockTrace(ctx context.Context, ds data.Dataset, b hessian.Bloc
 	if err := e.checkData(ds); err != nil {
 		return 0, err
 	}
-	if b.Size <= 0 || b.Offset < 0 || b.Offset+b.Size > len(e.theta) {
-		return 0, fmt.Errorf("nn: block %q [%d, %d) outside θ [0, %d)", b.Name, b.Offset, b.Offset+b.Size, len(e.theta))
+	if b.Size <= 0 || b.Offset < 0 || b.Offset+b.Size > e.dim {
+		return 0, fmt.Errorf("nn: block %q [%d, %d) outside θ [0, %d)", b.Name, b.Offset, b.Offset+b.Size, e.dim)
 	}
 	if batch <= 0 {
 		batch = 32
@@ -774,7 +818,7 @@ func (e *Engine) BlockTrace(ctx context.Context, ds data.Dataset, b hessian.Bloc
 	}
 	base, n := lo, b.Size
 	if !aligned {
-		base, n = 0, len(e.theta)
+		base, n = 0, e.dim
 	}
 	tr := 0.0
 	vs, hv := make([][]float64, batch), make([][]float64, batch)
