@@ -53,7 +53,26 @@ type ActivationSettings struct {
 	// this call's stopping rule (Trace.Check, Tol, MaxProbes). Not with
 	// Quadratic.
 	Continue *ActivationResult
+	// NoImportance keeps every probe over all samples (or on
+	// Trace.ProbeBatch's mini-batches). By default, for calibration sets
+	// of 2 to ImportanceUpTo samples and more than 4 probes, the first 4
+	// probes run over all samples and record every sample's values, and
+	// the others on importance-sampled batches (hessian.ImportanceDesign:
+	// a sample is drawn with a probability that grows with its pilot
+	// curvature, and weighted by its inverse, so the estimate stays
+	// unbiased) when the pilot predicts a gain; Trace.ProbeBatch is then
+	// not used.
+	NoImportance bool
 }
+
+// ImportanceUpTo is the largest calibration set whose activation probes
+// are importance-sampled (ActivationSettings.NoImportance): the pilot
+// runs 4 probes over all of it.
+const ImportanceUpTo = 4096
+
+// importancePilot is the number of full-data probes whose per-sample
+// values choose the importance design.
+const importancePilot = 4
 
 // ActivationResult is what ActivationTerm estimated.
 type ActivationResult struct {
@@ -80,13 +99,26 @@ type ActivationResult struct {
 	// What Continue needs: the layers' names, the activation widths,
 	// their quantizers, squared errors and input sizes, the settings and
 	// every accepted probe's extra values.
-	names []string
-	ws    []int
-	qs    [][]ActQuantizer
-	sq    [][]float64
-	size  []int
-	set   hessian.Settings
-	extra [][]float64
+	// Design is the Poisson design of the probes after the first 4 (nil
+	// when every probe ran over all samples or Trace.ProbeBatch's
+	// mini-batches), and Gain the pilot's predicted gain in variance ×
+	// cost of the best design over full-data probes (0 without a pilot).
+	Design *hessian.Poisson
+	Gain   float64
+	// SampleScores, after such a pilot, holds every calibration sample's
+	// importance score (hessian.SamplePilot.Scores: its root mean square
+	// activation-trace sample relative to each layer's trace), a measure
+	// of its share of the curvature.
+	SampleScores []float64
+
+	names        []string
+	noImportance bool
+	ws           []int
+	qs           [][]ActQuantizer
+	sq           [][]float64
+	size         []int
+	set          hessian.Settings
+	extra        [][]float64
 }
 
 // ActivationTerm adds to the Hessian criteria of table t (plan.Analyze's
@@ -230,6 +262,20 @@ func ActivationTerm(ctx context.Context, e *nn.Engine, calib data.Dataset, t *se
 		return res, nil
 	}
 
+	if !diag {
+		// The activation errors first: a stopping rule (Trace.Check)
+		// that reads t during the estimate sees Ω's activation term
+		// with the traces it estimates.
+		for k, li := range res.Layers {
+			l := &t.Layers[li]
+			_, keys := l.Candidates()
+			l.ActDeltaSq = map[string]float64{}
+			for _, key := range keys {
+				p, _ := sensitivity.ParsePrecision(key)
+				l.ActDeltaSq[key] = sq[k][slices.Index(ws, p.A)]
+			}
+		}
+	}
 	ts := hessian.Settings{}
 	if set.Trace != nil {
 		ts = *set.Trace
@@ -245,6 +291,7 @@ func ActivationTerm(ctx context.Context, e *nn.Engine, calib data.Dataset, t *se
 		ts.ProbeBatch = 0
 		ts.Workers = 1
 	}
+	given := ts // what Continue compares
 	blocks := make([]hessian.Block, len(names))
 	off := 0
 	for k := range names {
@@ -258,14 +305,13 @@ func ActivationTerm(ctx context.Context, e *nn.Engine, calib data.Dataset, t *se
 	for k := range dirs {
 		dirs[k] = k
 	}
-	row := func(ctx context.Context, i int) ([]float64, error) {
-		ds := calib
-		if sched != nil {
-			var err error
-			if ds, err = data.Rows(calib, sched.Batch(i)); err != nil {
-				return nil, err
-			}
-		}
+	nv := len(names) * (1 + len(ws))
+	// probe computes probe i's row on ds, whose sample j is calibration
+	// sample idx[j] (idx nil: ds is calib) and counts with weight w[j]
+	// times the engine's mean over ds (w nil: 1); record, when not nil,
+	// sees every sample's trace samples as per-sample values x_{s,k}
+	// (the full-data row is their mean).
+	probe := func(ctx context.Context, i int, ds data.Dataset, idx []int, w []float64, record func(s int, x []float64)) ([]float64, error) {
 		// Per chunk (in chunk order, so sums do not depend on the
 		// workers): the trace samples, then per layer and width the
 		// weighted sums.
@@ -279,25 +325,42 @@ func ActivationTerm(ctx context.Context, e *nn.Engine, calib data.Dataset, t *se
 				}
 			}
 		}, func(c *nn.InputChunk) error {
-			out := make([]float64, len(names)*(1+len(ws)))
+			out := make([]float64, nv)
 			buf := make([]float64, 0)
-			for k := range names {
-				v, hv, x := c.V[k][k], c.HV[k][k], c.X[k]
-				var tr float64
-				for j := range v {
-					tr += v[j] * hv[j]
+			xs := make([]float64, len(names))
+			for j := 0; j < c.N; j++ {
+				wj := 1.0
+				if w != nil {
+					wj = w[c.Start+j]
 				}
-				out[k] = tr
-				buf = append(buf[:0], x...)
-				for a := range ws {
-					copy(buf, x)
-					qs[k][a].Quantize(buf)
-					var w float64
-					for j := range v {
-						d := buf[j] - x[j]
-						w += d * d * v[j] * hv[j]
+				for k := range names {
+					per := len(c.X[k]) / c.N
+					lo, hi := j*per, (j+1)*per
+					v, hv, x := c.V[k][k][lo:hi], c.HV[k][k][lo:hi], c.X[k][lo:hi]
+					var tr float64
+					for q := range v {
+						tr += v[q] * hv[q]
 					}
-					out[len(names)+k*len(ws)+a] = w
+					out[k] += wj * tr
+					xs[k] = tr * float64(ds.Len())
+					buf = append(buf[:0], x...)
+					for a := range ws {
+						copy(buf, x)
+						qs[k][a].Quantize(buf)
+						var wt float64
+						for q := range v {
+							d := buf[q] - x[q]
+							wt += d * d * v[q] * hv[q]
+						}
+						out[len(names)+k*len(ws)+a] += wj * wt
+					}
+				}
+				if record != nil {
+					s := c.Start + j
+					if idx != nil {
+						s = idx[s]
+					}
+					record(s, xs)
 				}
 			}
 			mu.Lock()
@@ -308,7 +371,7 @@ func ActivationTerm(ctx context.Context, e *nn.Engine, calib data.Dataset, t *se
 		if err != nil {
 			return nil, err
 		}
-		sum := make([]float64, len(names)*(1+len(ws)))
+		sum := make([]float64, nv)
 		for _, p := range parts {
 			for j, x := range p {
 				sum[j] += x
@@ -316,22 +379,96 @@ func ActivationTerm(ctx context.Context, e *nn.Engine, calib data.Dataset, t *se
 		}
 		return sum, nil
 	}
+	row := func(ctx context.Context, i int) ([]float64, error) {
+		if sched == nil {
+			return probe(ctx, i, calib, nil, nil, nil)
+		}
+		idx := sched.Batch(i)
+		ds, err := data.Rows(calib, idx)
+		if err != nil {
+			return nil, err
+		}
+		return probe(ctx, i, ds, idx, nil, nil)
+	}
 	var (
 		prev      *hessian.TraceResult
 		prevExtra [][]float64
+		design    *hessian.Poisson
 	)
 	if c := set.Continue; c != nil {
-		if c.set.Seed != ts.Seed || c.set.ProbeBatch != ts.ProbeBatch {
-			return nil, fmt.Errorf("eval: the activation term to continue has seed %d and probe batch %d, this estimate %d and %d", c.set.Seed, c.set.ProbeBatch, ts.Seed, ts.ProbeBatch)
+		if c.set.Seed != ts.Seed || c.set.ProbeBatch != ts.ProbeBatch || c.noImportance != set.NoImportance {
+			return nil, fmt.Errorf("eval: the activation term to continue has seed %d, probe batch %d and importance sampling %v, this estimate %d, %d and %v", c.set.Seed, c.set.ProbeBatch, !c.noImportance, ts.Seed, ts.ProbeBatch, !set.NoImportance)
 		}
-		prev, prevExtra = c.Traces, c.extra
+		prev, prevExtra, design = c.Traces, c.extra, c.Design
+	} else if !set.NoImportance && n >= 2 && n <= ImportanceUpTo && max(ts.MaxProbes, ts.MinProbes) > importancePilot {
+		// The pilot over all samples, recording every sample's values.
+		second := make([][]float64, n)
+		for s := range second {
+			second[s] = make([]float64, len(names))
+		}
+		var mu sync.Mutex
+		ps := ts
+		ps.MinProbes, ps.MaxProbes, ps.Check, ps.Tol, ps.ProbeBatch, ps.Workers = importancePilot, importancePilot, nil, 0, 0, 1
+		pilot, pe, err := hessian.HutchinsonRows(ctx, blocks, &ps, func(ctx context.Context, i int) ([]float64, error) {
+			return probe(ctx, i, calib, nil, nil, func(s int, x []float64) {
+				mu.Lock()
+				for k, v := range x {
+					second[s][k] += v * v
+				}
+				mu.Unlock()
+			})
+		})
+		if err != nil {
+			return nil, fmt.Errorf("eval: activation traces: %w", err)
+		}
+		np := float64(pilot.Probes) // below importancePilot if the time budget ran out
+		for _, r := range second {
+			for k := range r {
+				r[k] /= np
+			}
+		}
+		sp := hessian.SamplePilot{Second: second, Trace: make([]float64, len(names)), RowVar: make([]float64, len(names))}
+		for k, b := range pilot.Blocks {
+			sp.Trace[k], sp.RowVar[k] = b.Trace, b.StdErr*b.StdErr*np
+		}
+		if ts.TimeBudget > 0 {
+			ts.TimeBudget = max(ts.TimeBudget-pilot.Elapsed, 1)
+		}
+		d, gain, ok := hessian.ImportanceDesign(ts.Seed, sp, 1)
+		res.Gain, res.SampleScores = gain, sp.Scores()
+		if ok {
+			design = &d
+		}
+		prev, prevExtra = pilot, pe
+	}
+	if design != nil {
+		ts.ProbeBatch, ts.Workers = 0, runtime.GOMAXPROCS(0)
+		row = func(ctx context.Context, i int) ([]float64, error) {
+			idx, w := design.Draw(i)
+			if len(idx) == 0 {
+				return make([]float64, nv), nil // no sample drawn: the estimate is 0
+			}
+			ds, err := data.Rows(calib, idx)
+			if err != nil {
+				return nil, err
+			}
+			// The engine's mean over the batch, reweighted to
+			// (1/N) Σ x_s/π_s.
+			for j := range w {
+				w[j] *= float64(len(idx)) / float64(n)
+			}
+			return probe(ctx, i, ds, idx, w, nil)
+		}
 	}
 	tr, extra, err := hessian.HutchinsonRowsFrom(ctx, blocks, &ts, prev, prevExtra, row)
 	if err != nil {
 		return nil, fmt.Errorf("eval: activation traces: %w", err)
 	}
-	res.Traces = tr
-	res.names, res.ws, res.qs, res.sq, res.size, res.set, res.extra = names, ws, qs, sq, size, ts, extra
+	res.Traces, res.Design = tr, design
+	if c := set.Continue; c != nil {
+		res.Gain, res.SampleScores = c.Gain, c.SampleScores
+	}
+	res.names, res.ws, res.qs, res.sq, res.size, res.set, res.extra, res.noImportance = names, ws, qs, sq, size, given, extra, set.NoImportance
 	res.DeltaSq = make([]map[string]float64, len(names))
 	res.Weighted = make([]map[string]hessian.Estimate, len(names))
 	col := make([]float64, len(extra))
@@ -373,7 +510,10 @@ func ActivationTerm(ctx context.Context, e *nn.Engine, calib data.Dataset, t *se
 		}
 	}
 	how := fmt.Sprintf("all %d calibration samples", n)
-	if sched != nil {
+	switch {
+	case design != nil:
+		how = fmt.Sprintf("all %d calibration samples for the first %d, then importance-sampled batches of %.1f samples on average (Poisson, Horvitz–Thompson weights; predicted %.1f× less variance × cost)", n, importancePilot, design.Expected(), res.Gain)
+	case sched != nil:
 		how = fmt.Sprintf("mini-batches of %d of %d calibration samples", ts.ProbeBatch, n)
 	}
 	term := "Tr(H_a)/n_a · E‖Δa‖²"

@@ -160,7 +160,18 @@ func auto(ctx context.Context, op Operator, s *Settings, force string) (*TraceRe
 		n     = 1 // samples of a full-data product, in units of a probe
 		b     = 1
 	)
-	if set.ProbeBatch > 0 {
+	if set.Strata != nil {
+		var ok bool
+		if sop, ok = op.(Sampled); !ok {
+			return nil, fmt.Errorf("hessian: Settings.Strata needs an operator over samples (hessian.Sampled), got %T", op)
+		}
+		if err := set.Strata.valid(sop.Samples()); err != nil {
+			return nil, err
+		}
+		n, b = sop.Samples(), set.Strata.Size()
+		// The schedules below only carry the seeds of the strata's draws.
+		sched = BatchSchedule{Seed: set.Seed, Samples: n, Size: b}
+	} else if set.ProbeBatch > 0 {
 		var ok bool
 		if sop, ok = op.(Sampled); !ok {
 			return nil, fmt.Errorf("hessian: Settings.ProbeBatch = %d needs an operator over samples (hessian.Sampled), got %T", set.ProbeBatch, op)
@@ -171,6 +182,14 @@ func auto(ctx context.Context, op Operator, s *Settings, force string) (*TraceRe
 		} else {
 			sop = nil
 		}
+	}
+	// pick is the product of probe i of schedule bs: a mini-batch, or the
+	// stratified product seeded like the schedule.
+	pick := func(bs BatchSchedule, i int) (Operator, error) {
+		if set.Strata != nil {
+			return set.Strata.operator(sop, bs.Seed, i)
+		}
+		return sop.Subset(bs.Batch(i))
 	}
 	// 1. The pilot: Hutchinson's first k probes, with Hutchinson's
 	// stopping rule (a run that converges within them is Hutchinson's).
@@ -201,7 +220,7 @@ func auto(ctx context.Context, op Operator, s *Settings, force string) (*TraceRe
 		if pre != nil {
 			hw = pre[j]
 		} else {
-			pop, err := sop.Subset(sched.Batch(j))
+			pop, err := pick(sched, j)
 			if err != nil {
 				return nil, fmt.Errorf("hessian: Auto pilot probe %d: mini-batch: %w", j, err)
 			}
@@ -236,8 +255,11 @@ func auto(ctx context.Context, op Operator, s *Settings, force string) (*TraceRe
 		nb := len(blocks)
 		res := &TraceResult{Method: "hutchinson", Probes: np, Matvecs: computed, Confidence: set.Confidence,
 			Elapsed: time.Since(start), ProbeBatch: sched.Size, Pilot: &Pilot{Sketch: k, Choice: "hutchinson"}}
-		if sop != nil {
+		if sop != nil && set.Strata == nil {
 			res.Epoch = sched.PerEpoch()
+		}
+		if set.Strata != nil {
+			res.ProbeBatch, res.Strata = 0, set.Strata
 		}
 		for _, row := range rows {
 			res.Samples = append(res.Samples, row[:nb:nb])
@@ -282,7 +304,7 @@ func auto(ctx context.Context, op Operator, s *Settings, force string) (*TraceRe
 	zop := op
 	if sop != nil {
 		alt := BatchSchedule{Seed: set.Seed ^ pilotBatchSeed ^ 1, Samples: n, Size: b}
-		if zop, err = sop.Subset(alt.Batch(0)); err != nil {
+		if zop, err = pick(alt, 0); err != nil {
 			return nil, fmt.Errorf("hessian: Auto pilot sketch: mini-batch: %w", err)
 		}
 	}
@@ -362,7 +384,7 @@ func auto(ctx context.Context, op Operator, s *Settings, force string) (*TraceRe
 			if ys != nil {
 				hOut, ppOut = mx.from(w, ys[j-k])
 			} else {
-				pop, err := sop.Subset(rsched.Batch(j))
+				pop, err := pick(rsched, j)
 				if err != nil {
 					return nil, fmt.Errorf("hessian: Auto residual pilot probe %d: mini-batch: %w", j, err)
 				}

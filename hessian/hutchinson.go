@@ -48,6 +48,14 @@ type Settings struct {
 	// order and from a single goroutine.
 	Progress func(Progress)
 
+	// Strata, if not nil, makes every probe's product a stratified one
+	// (see Strata) over the operator's samples, which must implement
+	// Sampled; ProbeBatch is then ignored. Rows stay i.i.d. (no epochs),
+	// so the plain standard error applies. Auto uses it for every
+	// product but the exact term of its sketch, which runs on all
+	// samples.
+	Strata *Strata
+
 	// ProbeBatch, if positive, gives every probe its own mini-batch of
 	// ProbeBatch samples: probe i's sample is v_iᵀ H_{B_i} v_i with B_i
 	// the i-th batch of BatchSchedule{Seed, N, ProbeBatch} and H_B the
@@ -360,7 +368,17 @@ func hutchinson(ctx context.Context, op Operator, set Settings, run hutchRun) (*
 		sop   Sampled
 		sched BatchSchedule
 	)
-	if set.ProbeBatch > 0 && run.rows == nil {
+	var strata *Strata
+	if set.Strata != nil && run.rows == nil {
+		var ok bool
+		if sop, ok = op.(Sampled); !ok {
+			return nil, fmt.Errorf("hessian: Settings.Strata needs an operator over samples (hessian.Sampled), got %T", op)
+		}
+		if err := set.Strata.valid(sop.Samples()); err != nil {
+			return nil, err
+		}
+		strata, batch = set.Strata, 1
+	} else if set.ProbeBatch > 0 && run.rows == nil {
 		var ok bool
 		if sop, ok = op.(Sampled); !ok {
 			return nil, fmt.Errorf("hessian: Settings.ProbeBatch = %d needs an operator over samples (hessian.Sampled), got %T", set.ProbeBatch, op)
@@ -453,7 +471,13 @@ func hutchinson(ctx context.Context, op Operator, set Settings, run hutchRun) (*
 					fillProbe(in[j-lo], set.Probe, set.Seed, streamHutchinson, run.first+j)
 				}
 				pop, err := op, error(nil)
-				if sop != nil {
+				switch {
+				case strata != nil:
+					// hi == lo+1: one probe, its own stratified product.
+					if pop, err = strata.operator(sop, run.batchSeed, run.first+lo); err != nil {
+						err = fmt.Errorf("strata: %w", err)
+					}
+				case sop != nil:
 					// hi == lo+1: one probe, on its own mini-batch.
 					if pop, err = sop.Subset(bt.batch(sched, run.first+lo)); err != nil {
 						err = fmt.Errorf("mini-batch: %w", err)
@@ -560,7 +584,7 @@ func hutchinson(ctx context.Context, op Operator, set Settings, run hutchRun) (*
 			if !res.Converged && set.Check != nil && n >= set.MinProbes && n >= 2 && n < set.MaxProbes {
 				snap := &TraceResult{Method: res.Method, Samples: res.Samples, TotalSamples: res.TotalSamples,
 					Probes: n, Matvecs: int(done.Load()), Confidence: set.Confidence, Elapsed: elapsed}
-				if sop != nil {
+				if sop != nil && strata == nil {
 					snap.ProbeBatch, snap.Epoch, snap.EpochStart = sched.Size, sched.PerEpoch(), run.first
 				}
 				why, err := snap.check(set, blocks, dim)
@@ -600,8 +624,11 @@ func hutchinson(ctx context.Context, op Operator, set Settings, run hutchRun) (*
 	}
 	res.Probes = n
 	res.Matvecs = int(done.Load())
-	if sop != nil {
+	if sop != nil && strata == nil {
 		res.ProbeBatch, res.Epoch, res.EpochStart = sched.Size, sched.PerEpoch(), run.first
+	}
+	if strata != nil {
+		res.Strata = strata
 	}
 	if run.rows != nil && set.ProbeBatch > 0 {
 		res.ProbeBatch = set.ProbeBatch

@@ -111,6 +111,9 @@ type TraceResult struct {
 	// epoch ⌊(EpochStart+i)/K⌋); 0 without mini-batches. The standard
 	// errors account for the epochs (see summarize).
 	Epoch, EpochStart int
+	// Strata is the stratified design of the products (Settings.Strata),
+	// nil without one.
+	Strata *Strata
 	// Elapsed is Hutchinson's wall time (0 for the other methods).
 	Elapsed time.Duration
 	// Pilot reports Auto's pilot and choice (nil for the other methods).

@@ -45,7 +45,8 @@ type Analysis struct {
 	// Data). Trace.ProbeBatch gives every probe its own mini-batch of
 	// Data (hessian.Settings.ProbeBatch; probes then run in parallel on
 	// GOMAXPROCS goroutines) and Trace.TimeBudget bounds the estimate's
-	// wall time; both apply to Hutchinson and Auto only. Trace.Workers is
+	// wall time; both apply to Hutchinson and Auto only, as does
+	// Trace.Strata (stratified products, probes in parallel). Trace.Workers is
 	// ignored (the engine parallelises each product).
 	Trace *hessian.Settings
 	// Sketch tunes Hutch++ and XTrace (nil: defaults).
@@ -127,7 +128,7 @@ func Analyze(ctx context.Context, a *Analysis) (*Sensitivity, error) {
 		ts = *a.Trace
 	}
 	ts.Workers = 1
-	if ts.ProbeBatch > 0 && ts.ProbeBatch < a.Data.Len() {
+	if (ts.ProbeBatch > 0 && ts.ProbeBatch < a.Data.Len()) || ts.Strata != nil {
 		// A mini-batch may be a single engine chunk, which the engine
 		// runs on one goroutine: run probes in parallel.
 		ts.Workers = runtime.GOMAXPROCS(0)
@@ -311,7 +312,12 @@ func weightLayout(u nn.UnitLayout) sensitivity.Layout {
 // Hutchinson run stopped short of its tolerance.
 func describeSamples(res *hessian.TraceResult, n int) string {
 	s := fmt.Sprintf("%d calibration samples", n)
-	if res.ProbeBatch > 0 {
+	switch st := res.Strata; {
+	case st != nil && len(st.Samples) == 2:
+		s = fmt.Sprintf("%d calibration samples in two strata by curvature: the %d largest whole in every product, %d of the other %d drawn per product", n, st.Take[0], st.Take[1], len(st.Samples[1]))
+	case st != nil:
+		s = fmt.Sprintf("%d calibration samples in %d strata, %d per product", n, len(st.Samples), st.Size())
+	case res.ProbeBatch > 0:
 		s = fmt.Sprintf("mini-batches of %d of %d calibration samples", res.ProbeBatch, n)
 	}
 	if res.Stop == hessian.StopTimeBudget {

@@ -166,15 +166,23 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		ts, err = plan.Analyze(ctx, &tmpl)
 		if err == nil && !tf.weightOnly {
 			// The activation term first, a pilot of --min-probes
-			// probes: its traces' intervals join the checks' box. If
-			// the weight traces then stop on the rule, the plan is
-			// certified for that box and the table takes the pilot's
-			// activation term; else the term is estimated again, to
-			// the tolerance, after the weights, continuing from the
-			// pilot's probes.
+			// probes (actPilot when they are importance-sampled): its
+			// traces' intervals join the checks' box. If the weight
+			// traces then stop on the rule, the plan is certified for
+			// that box and the table takes the pilot's activation
+			// term; else the term is estimated on, to the tolerance,
+			// after the weights, continuing from the pilot's probes.
 			base := ts.Table.Source
 			act, err = tf.activation(ctx, a, ts.Table, pr, tf.minProbes, nil)
+			if err == nil && act.Design != nil && actPilot > tf.minProbes && (tf.maxProbes == 0 || actPilot <= tf.maxProbes) {
+				mid := ts.Table.Source
+				act, err = tf.activation(ctx, a, ts.Table, pr, actPilot, act)
+				ts.Table.Source = base + strings.TrimPrefix(ts.Table.Source, mid)
+			}
 			actNote = strings.TrimPrefix(ts.Table.Source, base)
+			if err == nil && !tf.given("probe-batch") {
+				tf.stratify(a, act, ds.Len())
+			}
 		}
 		if err == nil && abits != nil {
 			// Attention points share the budgets: the checks' ILP
