@@ -20,9 +20,11 @@ import (
 // evaluate no activation again; the kernel allocates nothing per pass.
 // Unrolled over registered primitives (the form rnn_ref_test.go keeps as
 // the reference), the same operators held four buffers per intermediate of
-// every step, and building and zeroing them dominated: the large zoo
-// LSTM's bitplan trace at 2 samples took 34 s of CPU, 12 s with this
-// kernel.
+// every step, and building and zeroing them dominated: on the large zoo
+// LSTM at 2 samples, bitplan trace, plan and eval took 52, 51 and 17 s of
+// user CPU, 14, 15 and 0.1 s with this kernel (gonum's BLAS, loaded
+// machine); the kernel alone computes an H·v in 0.5–0.8 (2 samples) and 0.95
+// (32) of the unrolled form's CPU time, both near the BLAS's peak.
 //
 // With X_t the input at step t, H_{t−1} the previous hidden state and the
 // weights of one direction (ONNX's gate order),
