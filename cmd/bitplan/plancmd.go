@@ -207,6 +207,8 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			}
 			return "; " + ps.Status
 		}
+	} else if err := tf.stratifyFirst(ctx, a, pr); err != nil {
+		return err
 	}
 	s, err := plan.Analyze(ctx, a)
 	if err == nil && ps != nil {

@@ -80,7 +80,8 @@ const (
 // (hessian.Settings.Strata) by the activation pilot's per-sample scores,
 // when they are concentrated enough to pay, and then, unless
 // --max-probes was given, the probe limit of the same cost as
-// defaultFullProducts products over all n samples.
+// defaultFullProducts products over all n samples (the activation term
+// keeps the limit it had).
 func (t *traceFlags) stratify(a *plan.Analysis, act *eval.ActivationResult, n int) {
 	if act == nil || act.SampleScores == nil {
 		return
@@ -91,6 +92,7 @@ func (t *traceFlags) stratify(a *plan.Analysis, act *eval.ActivationResult, n in
 	}
 	a.Trace.Strata, a.Trace.ProbeBatch = st, 0
 	if t.maxProbes == 0 {
+		t.actMaxProbes = a.Trace.MaxProbes
 		a.Trace.MaxProbes = max(t.minProbes, defaultFullProducts*n/st.Size())
 	}
 }

@@ -36,7 +36,45 @@ type traceFlags struct {
 	// and actCheck is the activation traces' stopping rule.
 	status   func() string
 	actCheck func(*hessian.TraceResult) (string, error)
+	// pilot, when set, is the activation term's first probes, run before
+	// the weight traces to stratify them (stratifyFirst); score continues
+	// it.
+	pilot *eval.ActivationResult
+	// actMaxProbes, when positive, is the activation term's probe limit
+	// (the weights' was raised for their strata).
+	actMaxProbes int
 }
+
+// stratifyFirst runs, when the analysis a will add the activation term to
+// HAWQ-V3's Ω and its weight traces are Hutchinson's or auto's with
+// --probe-batch not given, the activation term's first importancePilot+1
+// probes on a template table (the pilot that chooses their importance
+// design), and gives the weight products strata by its per-sample scores
+// (stratify); score then continues the pilot. Otherwise it does nothing.
+func (t *traceFlags) stratifyFirst(ctx context.Context, a *plan.Analysis, pr *progress) error {
+	c, err := sensitivity.ParseCriterion(t.criterion)
+	if err != nil || c != sensitivity.Hessian || t.weightOnly || t.actQuad || t.given("probe-batch") ||
+		(a.Method != plan.Hutchinson && a.Method != plan.Auto) || a.Trace.MaxProbes <= actScorePilot {
+		return err
+	}
+	tmpl := *a
+	tmpl.NoTraces, tmpl.TopEigen, tmpl.Density = true, false, nil
+	ts, err := plan.Analyze(ctx, &tmpl)
+	if err != nil {
+		return err
+	}
+	if t.pilot, err = t.activation(ctx, a, ts.Table, pr, actScorePilot, nil); err != nil {
+		return err
+	}
+	t.stratify(a, t.pilot, a.Data.Len())
+	return nil
+}
+
+// actScorePilot is the probes of stratifyFirst's activation pilot: the 4
+// over all samples whose per-sample values score the samples
+// (eval.ActivationTerm), and one more, so that the importance design is
+// drawn.
+const actScorePilot = 5
 
 // groupHelp is the help of --group (plan, trace, solve).
 const groupHelp = "units matching `REGEX` share one precision, those whose matches agree outside the parenthesised parts in one group " +
@@ -190,7 +228,7 @@ func (t *traceFlags) score(ctx context.Context, a *plan.Analysis, s *plan.Sensit
 		return err
 	}
 	if c.NeedsTraces() {
-		_, err := t.activation(ctx, a, s.Table, pr, 0, nil)
+		_, err := t.activation(ctx, a, s.Table, pr, 0, t.pilot)
 		return err
 	}
 	pr.printf("sensitivity: %s criterion on %d calibration samples", c, a.Data.Len())
@@ -209,7 +247,10 @@ func (t *traceFlags) score(ctx context.Context, a *plan.Analysis, s *plan.Sensit
 // traces' own.
 func (t *traceFlags) activation(ctx context.Context, a *plan.Analysis, table *sensitivity.Table, pr *progress, probes int, from *eval.ActivationResult) (*eval.ActivationResult, error) {
 	ts := *a.Trace
-	ts.Check = t.actCheck
+	ts.Check, ts.Strata = t.actCheck, nil
+	if t.actMaxProbes > 0 {
+		ts.MaxProbes = t.actMaxProbes
+	}
 	if probes > 0 {
 		ts.MinProbes, ts.MaxProbes = probes, probes
 	}
@@ -302,6 +343,9 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	a.Engine, a.Model, a.TopEigen = e, modelName(arg), *eigen
 	tf.setData(a, ds)
+	if err := tf.stratifyFirst(ctx, a, pr); err != nil {
+		return err
+	}
 	if *density != "" {
 		a.Density = &hessian.DensitySettings{Seed: tf.seed}
 	}
