@@ -1,6 +1,7 @@
 package jsonx
 
 import (
+	"encoding/binary"
 	"math"
 	"math/bits"
 	"strconv"
@@ -79,12 +80,27 @@ func plainFloat(b []byte, atEnd bool) (v float64, n int, ok bool) {
 	}
 	if i < len(b) && b[i] == '.' {
 		f := i + 1
-		for i = f; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+		for i = f; ; {
+			// Eight digits at a time once every digit counts and they
+			// keep m below 10^19; one at a time otherwise.
+			if m != 0 && digits <= 11 && i+8 <= len(b) {
+				if x := binary.LittleEndian.Uint64(b[i:]); eightDigits(x) {
+					m = m*1e8 + parseEight(x)
+					digits += 8
+					exp -= 8
+					i += 8
+					continue
+				}
+			}
+			if i >= len(b) || b[i] < '0' || b[i] > '9' {
+				break
+			}
 			if m != 0 || b[i] != '0' {
 				digits++
 			}
 			m = m*10 + uint64(b[i]-'0')
 			exp--
+			i++
 			if digits > 19 {
 				return 0, 0, false
 			}
@@ -117,6 +133,23 @@ func plainFloat(b []byte, atEnd bool) (v float64, n int, ok bool) {
 		v = -v
 	}
 	return v, i, true
+}
+
+// eightDigits reports whether the bytes of x (little-endian) are all
+// ASCII digits: each byte's high nibble is 3, and adding 6 to its low
+// nibble does not carry into it.
+func eightDigits(x uint64) bool {
+	return (x&0xF0F0F0F0F0F0F0F0)|(((x+0x0606060606060606)&0xF0F0F0F0F0F0F0F0)>>4) == 0x3333333333333333
+}
+
+// parseEight returns the number that the eight ASCII digits of x
+// (little-endian: the first digit in the low byte) write, combining pairs,
+// then quadruples, then the two halves.
+func parseEight(x uint64) uint64 {
+	x -= 0x3030303030303030
+	x = x*10 + x>>8 // each even byte: two digits
+	x = ((x&0x000000FF000000FF)*(100+1000000<<32) + (x>>16&0x000000FF000000FF)*(1+10000<<32)) >> 32
+	return x
 }
 
 // divide returns m/d correctly rounded to float64 (half to even) for

@@ -106,3 +106,29 @@ func TestScannerFloat(t *testing.T) {
 		t.Errorf("01: %v %q %v %v", v, text, ok, err)
 	}
 }
+
+// parseEight and eightDigits against the digits one at a time.
+func TestParseEight(t *testing.T) {
+	rng := rand.New(rand.NewPCG(6, 6))
+	for n := 0; n < 100000; n++ {
+		var b [8]byte
+		for i := range b {
+			b[i] = '0' + byte(rng.IntN(10))
+			if n%3 == 0 && rng.IntN(8) == 0 {
+				b[i] = byte(rng.IntN(256))
+			}
+		}
+		digits, want := true, uint64(0)
+		for _, c := range b {
+			digits = digits && c >= '0' && c <= '9'
+			want = want*10 + uint64(c-'0')
+		}
+		x := uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 | uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
+		if eightDigits(x) != digits {
+			t.Fatalf("%q: eightDigits %v", b[:], !digits)
+		}
+		if digits && parseEight(x) != want {
+			t.Fatalf("%q: parseEight %d", b[:], parseEight(x))
+		}
+	}
+}
