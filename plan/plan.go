@@ -288,6 +288,10 @@ func Solve(ctx context.Context, req *Request) (*Plan, error) {
 	if solver == nil {
 		solver = defaultSolver{}
 	}
+	// The uniform baselines need no solution: they are summed beside the
+	// search (on another core when there is one).
+	uniformDone := make(chan []Uniform, 1)
+	go func() { uniformDone <- uniform(t, info, cost, resources, rows, rowRes) }()
 	sol, err := solver.Solve(ctx, prob, req.Settings)
 	if err != nil {
 		return nil, fmt.Errorf("plan: %w", err)
@@ -328,7 +332,7 @@ func Solve(ctx context.Context, req *Request) (*Plan, error) {
 		}
 		p.Infeasibility = inf
 	}
-	p.Uniform = uniform(t, info, cost, resources, rows, rowRes)
+	p.Uniform = <-uniformDone
 	if req.Verify != nil && sol.Choices != nil {
 		if err := b.verify(ctx, p, chosen); err != nil {
 			return nil, err
