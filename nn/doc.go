@@ -54,8 +54,10 @@
 // # Precision
 //
 // The kernels of package op are generic over float32 and float64. In
-// float32 the engine keeps a float32 copy of θ, converts the directions,
-// inputs and the loss's inputs at the boundary, accumulates each chunk's
+// float32 the engine keeps a float32 copy of θ (its float64 values stay
+// the model's initializers, not copied, until θ is changed), converts the
+// directions (parameter by parameter, where a step reads them), inputs
+// and the loss's inputs at the boundary, accumulates each chunk's
 // gradient or products in float32 and adds the chunks in float64: θ,
 // probes, products and losses are float64 at the hessian.Operator
 // boundary whatever the precision, so the estimators do not change. The

@@ -620,7 +620,7 @@ func (w *work[T]) rforward(md mode, start int) {
 			continue
 		}
 		w.takeAt(sc, p.tRF(s.idx))
-		w.dirTake(s.idx)
+		w.dirTake(s.idx, false)
 		w.ks[s.idx].RForward(&w.Work)
 		w.dirGive(s.idx)
 		w.giveAt(sc, p.tRF(s.idx))
@@ -636,7 +636,7 @@ func (w *work[T]) rbackward(stop int) {
 	for i := len(p.steps) - 1; i >= stop; i-- {
 		w.takeAt(sc, p.tRB(i))
 		w.accTake(bufRAdj, i)
-		w.dirTake(i)
+		w.dirTake(i, true)
 		w.ks[i].RBackward(&w.Work)
 		w.dirGive(i)
 		w.accGive(bufRAdj, i)
@@ -658,7 +658,7 @@ func (w *work[T]) reverse(stop int) {
 		w.giveAt(sc, p.tB(i))
 		w.takeAt(sc, p.tRB(i))
 		w.accTake(bufRAdj, i)
-		w.dirTake(i)
+		w.dirTake(i, true)
 		w.ks[i].RBackward(&w.Work)
 		w.dirGive(i)
 		w.accGive(bufRAdj, i)

@@ -264,11 +264,12 @@ type dirState[T op.Real] struct {
 }
 
 // dirTake gives the parameters step i reads their R-values, converted from
-// the direction, for its R-forward or R-backward event (a no-op when
-// the direction has precision T and is bound whole).
-func (w *work[T]) dirTake(i int) {
+// the direction, for its R-forward event, or its R-backward event (rb)
+// when that reads its inputs' R-values (op.Retains.InRV); a no-op when the
+// direction has precision T and is bound whole.
+func (w *work[T]) dirTake(i int, rb bool) {
 	d := &w.dir
-	if d.v == nil {
+	if d.v == nil || (rb && !w.p.all[i] && !w.p.retains[i].InRV) {
 		return
 	}
 	if len(d.held) != len(w.p.e.params) {

@@ -8,7 +8,7 @@ import (
 )
 
 // An indexMap is a kernel's table of which input element every output
-// element reads (a broadcast, a transpose, a reduction). It depends only
+// element reads (a broadcast, a transpose, a reduction, a slice or pad). It depends only
 // on shapes, and the kernels of a plan repeat shapes (every layer of a
 // transformer has the same broadcasts, transposes and reductions), so
 // maps are interned: kernels of equal shapes share one map while any of

@@ -76,29 +76,32 @@ func strides(s []int) []int {
 // output coordinate c on axis d reads input coordinate first[d]+c*step[d]
 // (out of range: padding).
 func pickBox[T Real](xs, ys []int, first, step []int) *pick[T] {
-	st := strides(xs)
-	k := &pick[T]{idx: make([]int32, Numel(ys))}
-	coord := make([]int, len(ys))
-	for o := range k.idx {
-		q := 0
-		for d, c := range coord {
-			i := first[d] + c*step[d]
-			if i < 0 || i >= xs[d] {
-				q = -1
-				break
+	m := internIndex(indexKey("box", xs, ys, first, step), func() *indexMap {
+		st := strides(xs)
+		m := &indexMap{idx: make([]int32, Numel(ys))}
+		coord := make([]int, len(ys))
+		for o := range m.idx {
+			q := 0
+			for d, c := range coord {
+				i := first[d] + c*step[d]
+				if i < 0 || i >= xs[d] {
+					q = -1
+					break
+				}
+				q += i * st[d]
 			}
-			q += i * st[d]
-		}
-		k.idx[o] = int32(q)
-		for d := len(ys) - 1; d >= 0; d-- {
-			coord[d]++
-			if coord[d] < ys[d] {
-				break
+			m.idx[o] = int32(q)
+			for d := len(ys) - 1; d >= 0; d-- {
+				coord[d]++
+				if coord[d] < ys[d] {
+					break
+				}
+				coord[d] = 0
 			}
-			coord[d] = 0
 		}
-	}
-	return k
+		return m
+	})
+	return &pick[T]{idx: m.idx, m: m}
 }
 
 // constInts returns the integer values of the constant input j of b, or
