@@ -707,7 +707,7 @@ func zooCacheCommands(t *testing.T, dir, name string, op int) string {
 			return row + fmt.Sprintf(" failed | (%s: %s)", s.cmd, firstLine(errs))
 		}
 		row += fmt.Sprintf(" %.0f (%.0f) |", sec, cpu)
-		t.Logf("%s %s/op%d: %.1f s wall, %.1f s CPU", s.cmd, name, op, sec, cpu)
+		t.Logf("%s %s/op%d: %.1f s wall, %.1f s CPU, peak RSS so far %.1f GB", s.cmd, name, op, sec, cpu, float64(maxRSS())/1e9)
 	}
 	if _, err := model.Load(filepath.Join(tmp, "pruned.onnx")); err != nil {
 		t.Errorf("the pruned model does not import: %v", err)
@@ -723,6 +723,16 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// maxRSS returns the process's peak resident set size in bytes so far (a
+// high-water mark: a command that raises it set a new peak).
+func maxRSS() int64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return ru.Maxrss * 1024
 }
 
 func firstLine(s string) string {
