@@ -33,8 +33,8 @@ func (a ActMatMul) InElems() int64 { return a.AElems + a.BElems }
 // ActMatMuls returns the activation × activation MatMuls of the model in
 // node order: every default-domain MatMul neither of whose operands is an
 // initializer or a value computable from initializers and shapes. Counts
-// are per sample: a node whose output has rank ≥ 3 is divided by the
-// output's first (batch) dimension, as the units' are.
+// are per sample: divided by the batch size the shapes were inferred at,
+// as the units' are.
 func (m *Model) ActMatMuls() []ActMatMul {
 	var out []ActMatMul
 	for _, n := range m.Nodes {
@@ -55,8 +55,12 @@ func (m *Model) ActMatMuls() []ActMatMul {
 					a.ShapeKnown = true
 					a.MACs = int64(op.Numel(z)) * int64(k)
 					a.AElems, a.BElems, a.OutElems = int64(op.Numel(x)), int64(op.Numel(y)), int64(op.Numel(z))
-					if len(z) >= 3 && z[0] > 0 {
-						b := int64(z[0])
+					// Per sample: the pass's counts over the batch the
+					// shapes were inferred at (not over the first axis,
+					// which holds batch × heads in torch's
+					// MultiheadAttention and the sequence in
+					// sequence-first layouts).
+					if b := int64(m.Shapes.Batch); b > 1 {
 						a.MACs /= b
 						a.OutElems /= b
 						// An operand without the batch dimension is shared

@@ -1,11 +1,13 @@
 package model_test
 
 import (
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/bitplan/bitplan/model"
+	mt "github.com/bitplan/bitplan/model/modeltest"
 )
 
 // TestActMatMulsTinyBERT checks the attention products of the zoo's
@@ -51,6 +53,72 @@ func TestActMatMulsTinyBERT(t *testing.T) {
 						t.Errorf("%s: unit %q counted as an activation MatMul", f, u.Name)
 					}
 				}
+			}
+		}
+	}
+}
+
+// TestPerSampleCountsSequenceFirst: torch's nn.MultiheadAttention exports
+// its projections on sequence-first T×N×E activations (the output
+// projection as a Gemm on T·N×E rows) and folds the heads into the first
+// axis of Q·Kᵀ and P·V (N·H×T×d). Per-sample counts divide by the batch
+// the shapes were inferred at, not by that first axis: hand counts for
+// T = 5 tokens, E = 8, H = 2 heads of d = 4, equal at batch 1 and 3 (they
+// were once divided by T, or by N·H).
+func TestPerSampleCountsSequenceFirst(t *testing.T) {
+	const T, E, H, d = 5, 8, 2, 4
+	b := mt.New("mha", 13).Input("x", -1, T, E).Output("y")
+	w := make([]float64, E*E)
+	for i := range w {
+		w[i] = float64(i%7) - 3
+	}
+	for _, n := range []string{"wq", "wk", "wv", "wo"} {
+		b.Float(n, []int{E, E}, w)
+	}
+	b.Int64("heads", []int{3}, []int64{T, -1, d})
+	b.Int64("rows", []int{2}, []int64{-1, E})
+	b.Int64("back", []int{3}, []int64{T, -1, E})
+	b.Node("Transpose", "seq_first", []string{"x"}, []string{"xt"}, mt.Ints("perm", 1, 0, 2))
+	for _, p := range []string{"q", "k", "v"} {
+		b.Node("MatMul", p+"_proj", []string{"xt", "w" + p}, []string{p})
+		b.Node("Reshape", p+"_heads", []string{p, "heads"}, []string{p + "h"})
+	}
+	b.Node("Transpose", "q_t", []string{"qh"}, []string{"qt"}, mt.Ints("perm", 1, 0, 2))
+	b.Node("Transpose", "k_t", []string{"kh"}, []string{"kt"}, mt.Ints("perm", 1, 2, 0))
+	b.Node("Transpose", "v_t", []string{"vh"}, []string{"vt"}, mt.Ints("perm", 1, 0, 2))
+	b.Node("MatMul", "scores", []string{"qt", "kt"}, []string{"s"})
+	b.Node("Softmax", "softmax", []string{"s"}, []string{"p"}, mt.Int("axis", -1))
+	b.Node("MatMul", "mix", []string{"p", "vt"}, []string{"o"})
+	b.Node("Transpose", "o_t", []string{"o"}, []string{"ot"}, mt.Ints("perm", 1, 0, 2))
+	b.Node("Reshape", "o_rows", []string{"ot", "rows"}, []string{"or"})
+	b.Node("Gemm", "out_proj", []string{"or", "wo"}, []string{"g"})
+	b.Node("Reshape", "o_back", []string{"g", "back"}, []string{"gb"})
+	b.Node("Transpose", "batch_first", []string{"gb"}, []string{"y"}, mt.Ints("perm", 1, 0, 2))
+	m, err := model.Decode(b.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s3, err := m.Specialize(map[string][]int{"x": {3, T, E}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for batch, mm := range map[int]*model.Model{1: m, 3: s3} {
+		units := map[string]int64{}
+		for _, u := range mm.Units {
+			units[u.Name] = u.MACs
+		}
+		want := map[string]int64{"q_proj": T * E * E, "k_proj": T * E * E, "v_proj": T * E * E, "out_proj": T * E * E}
+		if fmt.Sprint(units) != fmt.Sprint(want) {
+			t.Errorf("batch %d: unit MACs %v, want %v", batch, units, want)
+		}
+		am := mm.ActMatMuls()
+		if len(am) != 2 {
+			t.Fatalf("batch %d: activation MatMuls %v, want scores and mix", batch, am)
+		}
+		for _, a := range am {
+			if a.MACs != H*T*T*d || a.OutElems != map[string]int64{"scores": H * T * T, "mix": H * T * d}[a.Name] {
+				t.Errorf("batch %d: %s: %d MACs, %d output elements; want %d, %d", batch, a.Name, a.MACs, a.OutElems, H*T*T*d,
+					map[string]int64{"scores": H * T * T, "mix": H * T * d}[a.Name])
 			}
 		}
 	}

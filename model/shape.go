@@ -62,6 +62,7 @@ func (m *Model) infer(inputs map[string][]int, _ bool) (*Shapes, error) {
 			s.Ints[name] = t.Int
 		}
 	}
+	s.Batch = batch
 	inf := &inferer{m: m, s: s, batch: batch}
 	for _, n := range m.Nodes {
 		done, err := inf.fold(n)

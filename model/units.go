@@ -162,6 +162,7 @@ type unitGraph struct{ m *Model }
 
 func (g unitGraph) FloatConst(name string) *Tensor { return g.m.floatInit(name) }
 func (g unitGraph) Dims(name string) []int         { return g.m.Shapes.Dims[name] }
+func (g unitGraph) Batch() int                     { return max(1, g.m.Shapes.Batch) }
 
 // findUnits asks every node's registry record whether it owns a
 // quantizable weight.

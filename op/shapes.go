@@ -19,6 +19,9 @@ type Shapes struct {
 	// the input data: integer initializers and constants, and the shape
 	// arithmetic of exports (Shape, Gather, Unsqueeze, Concat, Slice, ...).
 	Ints map[string][]int64
+	// Batch is the batch size the shapes were inferred at (the first
+	// dimension of the graph inputs; 0 when not recorded, taken as 1).
+	Batch int
 }
 
 // Known reports whether every tensor in names has a known shape.

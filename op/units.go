@@ -7,9 +7,14 @@ type UnitGraph interface {
 	// FloatConst returns the floating-point initializer called name, or
 	// nil when name is not one.
 	FloatConst(name string) *Tensor
-	// Dims returns the inferred shape of tensor name at batch size 1, or
-	// nil when unknown.
+	// Dims returns the inferred shape of tensor name at batch size
+	// Batch(), or nil when unknown.
 	Dims(name string) []int
+	// Batch returns the batch size of the shapes Dims gives (1, unless
+	// the graph's shape arithmetic fixes another): a node's counts over
+	// the whole pass divided by it are per sample, whatever the layout
+	// (sequence-first activations, heads folded into the first axis).
+	Batch() int
 }
 
 // UnitSpec describes a node that owns a quantizable weight.
@@ -104,13 +109,14 @@ func weightOperand(n *Node, g UnitGraph) (int, *Tensor) {
 	return 0, g.FloatConst(n.Input(0))
 }
 
-// perSample divides the counts of a unit whose activation rows are the
-// batch by the number of rows.
-func (u *UnitSpec) perSample(rows int64) {
-	if rows > 0 {
-		u.MACs /= rows
-		u.InElems /= rows
-		u.OutElems /= rows
+// perSample divides the counts of a unit over the whole pass by the
+// batch size of the shapes.
+func (u *UnitSpec) perSample(batch int) {
+	if batch > 1 {
+		b := int64(batch)
+		u.MACs /= b
+		u.InElems /= b
+		u.OutElems /= b
 	}
 }
 
@@ -150,13 +156,7 @@ func unitGemm(n *Node, g UnitGraph) (*UnitSpec, error) {
 			u.ShapeKnown = true
 			u.MACs = int64(Numel(y)) * int64(k)
 			u.InElems, u.OutElems = int64(Numel(x)), int64(Numel(y))
-			row := 0
-			if ta != 0 {
-				row = 1
-			}
-			if wi == 1 { // the activation's rows are the batch
-				u.perSample(int64(x[row]))
-			}
+			u.perSample(g.Batch())
 		}
 	}
 	return u, nil
@@ -185,9 +185,7 @@ func unitMatMul(n *Node, g UnitGraph) (*UnitSpec, error) {
 			u.ShapeKnown = true
 			u.MACs = int64(Numel(y)) * int64(k)
 			u.InElems, u.OutElems = int64(Numel(x)), int64(Numel(y))
-			if len(x) >= 2 && wi == 1 {
-				u.perSample(int64(x[0]))
-			}
+			u.perSample(g.Batch())
 		}
 	}
 	return u, nil
