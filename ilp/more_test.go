@@ -3,6 +3,7 @@ package ilp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -26,7 +27,16 @@ func TestValidateErrors(t *testing.T) {
 	}{
 		{"no groups", func(p *Problem) { p.Groups = nil }, "no groups"},
 		{"no choices", func(p *Problem) { p.Groups[0].Choices = nil }, "no choices"},
-		{"duplicate label", func(p *Problem) { p.Groups[0].Choices[1].Label = "4" }, "share the label"},
+		{"duplicate label", func(p *Problem) { p.Groups[0].Choices[1].Label = "4" }, "choices 0 and 1 share the label"},
+		{"duplicate label, large group", func(p *Problem) {
+			for c := 2; c < 40; c++ {
+				p.Groups[0].Choices = append(p.Groups[0].Choices, Choice{Label: fmt.Sprint(c * 8), Value: 0, Costs: []float64{2}})
+			}
+			p.Groups[0].Choices[33].Label = "24"
+		}, "choices 3 and 33 share the label \"24\""},
+		{"duplicate label, third of three", func(p *Problem) {
+			p.Groups[0].Choices = append(p.Groups[0].Choices, Choice{Label: "8", Value: 0, Costs: []float64{2}})
+		}, "choices 1 and 2 share the label"},
 		{"costs length", func(p *Problem) { p.Groups[0].Choices[0].Costs = nil }, "0 costs"},
 		{"NaN value", func(p *Problem) { p.Groups[0].Choices[0].Value = math.NaN() }, "value is NaN"},
 		{"Inf cost", func(p *Problem) { p.Groups[0].Choices[1].Costs[0] = math.Inf(1) }, "cost for row 0"},

@@ -51,13 +51,26 @@ func (p *Problem) Validate() error {
 		if len(gr.Choices) == 0 {
 			return malformed("%s has no choices; want at least one", groupRef(p, g))
 		}
-		seen := make(map[string]int, len(gr.Choices))
+		// Labels compared pairwise in a small group (the usual handful of
+		// choices), through a map in a large one.
+		var seen map[string]int
+		if len(gr.Choices) > smallGroup {
+			seen = make(map[string]int, len(gr.Choices))
+		}
 		for c := range gr.Choices {
 			ch := &gr.Choices[c]
-			if prev, dup := seen[ch.Label]; dup {
+			prev, dup := -1, false
+			if seen != nil {
+				prev, dup = seen[ch.Label]
+				seen[ch.Label] = c
+			} else {
+				for d := 0; d < c && !dup; d++ {
+					prev, dup = d, gr.Choices[d].Label == ch.Label
+				}
+			}
+			if dup {
 				return malformed("%s: choices %d and %d share the label %q; labels must be unique", groupRef(p, g), prev, c, ch.Label)
 			}
-			seen[ch.Label] = c
 			if math.IsNaN(ch.Value) || math.IsInf(ch.Value, 0) {
 				return malformed("%s choice %q: value is %v; want a finite number", groupRef(p, g), ch.Label, ch.Value)
 			}
@@ -70,14 +83,15 @@ func (p *Problem) Validate() error {
 				}
 			}
 		}
-		if gr.Pin != "" {
-			if _, ok := seen[gr.Pin]; !ok {
-				return malformed("%s: pin %q names no choice", groupRef(p, g), gr.Pin)
-			}
+		if gr.Pin != "" && pinIndex(gr) < 0 {
+			return malformed("%s: pin %q names no choice", groupRef(p, g), gr.Pin)
 		}
 	}
 	return nil
 }
+
+// smallGroup is the most choices whose labels Validate compares pairwise.
+const smallGroup = 16
 
 // pinIndex returns the index of the pinned choice of g, or -1.
 func pinIndex(g *Group) int {
