@@ -263,7 +263,8 @@ const (
 //	       Ḡ_o = H̄ ⊙ τ ⊙ σ′,  Ḡ_i = C̄ ⊙ c̃ ⊙ σ′,  Ḡ_f = C̄ ⊙ C_{t−1} ⊙ σ′,  Ḡ_c = C̄ ⊙ i ⊙ (1 − c̃²)
 //	GRU:   H̄_t = Ȳ_t + H̄_{t+1} ⊙ z_{t+1} + Ḡʰ_{t+1} R,  ā = H̄ ⊙ (1 − z) ⊙ (1 − h̃²),
 //	       Ḡ_z = H̄ ⊙ (H_{t−1} − h̃) ⊙ σ′,  Ḡ_r = r̄ ⊙ σ′  with r̄ = ā ⊙ (H_{t−1} R_hᵀ + Rb_h)
-//	       (linear_before_reset) or (ā R_h) ⊙ H_{t−1},
+//	       (linear_before_reset) or q̄ ⊙ H_{t−1} with q̄ = ā R_h (then H̄_{t−1} also
+//	       takes q̄ ⊙ r),
 //	W̄ = Σ_t Ḡ_tᵀ X_t,  R̄ = Σ_t Ḡʰ_tᵀ H_{t−1},  X̄_t = Ḡ_t W,
 //
 // (Ḡʰ, the adjoint of the recurrent product, is Ḡ but for GRU's candidate
@@ -327,6 +328,8 @@ const (
 	rnnScratches
 )
 
+// newRNN builds the kernel of an LSTM, GRU or RNN node, checking its
+// shapes and attributes first; errors name the input or attribute.
 func newRNN[T Real](b *Build) (Kernel[T], error) {
 	n := b.Node
 	if b.Input(0) < 0 || b.Input(1) < 0 || b.Input(2) < 0 {
