@@ -102,7 +102,7 @@ func TestScannerFloat(t *testing.T) {
 		}
 	}
 	// As Number, a leading zero ends the number (the next read fails).
-	if v, text, ok, err := NewScanner(nil, strings.NewReader("01"), 0).Float(); v != 0 || string(text) != "0" || !ok || err != nil {
+	if v, text, ok, err := NewScanner(context.Background(), strings.NewReader("01"), 0).Float(); v != 0 || string(text) != "0" || !ok || err != nil {
 		t.Errorf("01: %v %q %v %v", v, text, ok, err)
 	}
 }
