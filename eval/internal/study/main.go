@@ -11,14 +11,16 @@
 // measured after post-training fake quantization (package eval) on a fixed
 // subset of the test split, with three calibration seeds, and again after
 // a short quantization-aware fine-tuning (prune.FineTune with the
-// straight-through estimator) of a stated subset of the plans; every
+// straight-through estimator on the weights and, through
+// nn.Engine.SetQuantizedGradient, on the activations) of every
+// criterion's and the uniform plans of seed 1; every
 // method is compared with the Hessian ILP (and with uniform) by paired
 // bootstrap intervals over the test images.
 //
 // Run from the repository root (minutes on the shared 2-core machine;
 // -quick takes seconds and is not a valid document):
 //
-//	nice -n 10 go run ./eval/internal/study [-o docs/validation.md] [-quick] [-models M1,M2]
+//	nice -n 10 go run ./eval/internal/study [-o docs/validation.md] [-quick] [-models M1,M2] [-cpuprofile FILE]
 //
 // TestDocumentCurrent checks that the committed document was made from
 // the committed inputs (their SHA-256 hashes are listed in it).
@@ -36,6 +38,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"sort"
 	"strconv"
@@ -72,11 +75,13 @@ type config struct {
 	batch      int
 	// Fine-tuning: the plans of ftMethods at every budget, in the first
 	// ftSeeds seeds, get ftSteps SGD steps (mini-batches of ftBatch, rate
-	// ftLR) on ftN training images.
+	// ftLR) on ftN training images; ftLR is chosen per model among ftLRs
+	// by the loss on the calibration images after fine-tuning the uniform
+	// W4A4 plan (training images only).
 	ftMethods             []string
 	ftSeeds, ftSteps, ftN int
 	ftBatch               int
-	ftLR                  float64
+	ftLRs                 []float64
 }
 
 // defaultModels are the study's models (testdata/models).
@@ -87,19 +92,28 @@ func defaultConfig() config {
 	return config{models: strings.Split(defaultModels, ","), testN: 400, calibN: 128, seeds: 3, maxProbes: 60, actProbes: 30, probeBatch: 32,
 		tol: 0.05, randomN: 1, boot: 1000, levels: []float64{10, 20, 30, 50},
 		candidates: []sensitivity.Precision{{W: 2, A: 8}, {W: 3, A: 8}, {W: 4, A: 8}, {W: 8, A: 8}, {W: 4, A: 4}}, batch: 32,
-		ftMethods: []string{"hessian", "fisher", "weight", "uniform"}, ftSeeds: 1, ftSteps: 100, ftN: 2048, ftBatch: 16, ftLR: 0.002}
+		ftMethods: append(criteriaNames(), "uniform"), ftSeeds: 1, ftSteps: 100, ftN: 2048, ftBatch: 16, ftLRs: []float64{0.0005, 0.001, 0.002}}
 }
 
 // quickConfig is the smoke test's setup: seconds, not a valid document.
 func quickConfig(models []string) config {
 	c := defaultConfig()
 	c.quick, c.models, c.testN, c.calibN, c.seeds, c.boot, c.levels, c.maxProbes, c.actProbes, c.probeBatch = true, models, 100, 32, 1, 100, []float64{20, 50}, 4, 4, 16
-	c.ftMethods, c.ftSteps, c.ftN = []string{"hessian", "uniform"}, 4, 64
+	c.ftMethods, c.ftSteps, c.ftN, c.ftLRs = []string{"hessian", "uniform"}, 4, 64, []float64{0.0005, 0.002}
 	return c
 }
 
 // criteria are the ILP methods, the reference (hessian) first.
 var criteria = sensitivity.Criteria
+
+// criteriaNames returns the criteria's names.
+func criteriaNames() []string {
+	var out []string
+	for _, c := range criteria {
+		out = append(out, string(c))
+	}
+	return out
+}
 
 // baselines are the methods that are not an ILP over a criterion.
 var baselines = []string{"uniform", "greedy", "random"}
@@ -112,13 +126,26 @@ func main() {
 	out := flag.String("o", "docs/validation.md", "write the document to `FILE` (- for standard output)")
 	quick := flag.Bool("quick", false, "smoke test: one seed, two budget levels, 100 test images, 32 calibration images, 4 probes, 4 fine-tuning steps (seconds; not a valid document)")
 	models := flag.String("models", defaultModels, "comma-separated `MODELS` of testdata/models")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run to `FILE` (go tool pprof)")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "study:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	cfg := defaultConfig()
 	if *quick {
 		cfg = quickConfig(nil)
 	}
 	cfg.models = strings.Split(*models, ",")
 	if err := run(context.Background(), cfg, *out); err != nil {
+		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "study:", err)
 		os.Exit(1)
 	}
@@ -169,8 +196,12 @@ type seedResult struct {
 	// tuned maps budget index and method name to the plan evaluated after
 	// fine-tuning (nil for a seed that is not fine-tuned); tunedAll holds
 	// every distinct fine-tuned plan, by choice.
-	tuned     []map[string]*outcome
-	tunedAll  map[string]*outcome
+	tuned    []map[string]*outcome
+	tunedAll map[string]*outcome
+	// ftLR is the fine-tuning rate chosen, lrLoss the calibration loss
+	// after fine-tuning at each of cfg.ftLRs (see chooseLR).
+	ftLR      float64
+	lrLoss    []float64
 	limits    []float64
 	times     map[string]time.Duration
 	probes    int
@@ -470,7 +501,9 @@ func (r *modelResult) runSeed(ctx context.Context, cfg config, e *nn.Engine, tra
 }
 
 // fineTuneSeed fine-tunes the plans of cfg.ftMethods at every budget
-// (each distinct plan once, from the float model) and evaluates them.
+// (each distinct plan once, from the float model) and evaluates them: the
+// plans run concurrently, GOMAXPROCS at a time, each on its own engine
+// (the results do not depend on which engine or in what order).
 func (r *modelResult) fineTuneSeed(ctx context.Context, cfg config, e *nn.Engine, sr *seedResult, train data.Dataset, test, calib *data.Memory) error {
 	t0 := time.Now()
 	rng := rand.New(rand.NewPCG(uint64(sr.seed), 0xf1e7))
@@ -482,26 +515,67 @@ func (r *modelResult) fineTuneSeed(ctx context.Context, cfg config, e *nn.Engine
 	if err != nil {
 		return err
 	}
-	done := map[string]*outcome{}
-	sr.tunedAll = done
+	if err := r.chooseLR(ctx, cfg, e, sr, tune, calib); err != nil {
+		return err
+	}
+	type job struct {
+		key    string
+		choice []int
+		what   string // the first method and budget that chose it
+	}
+	var jobs []job
+	seen := map[string]bool{}
+	for b := range r.budgets {
+		for _, m := range cfg.ftMethods {
+			if p := sr.plans[b][m]; p != nil {
+				if key := fmt.Sprint(p.choice); !seen[key] {
+					seen[key] = true
+					jobs = append(jobs, job{key, p.choice, fmt.Sprintf("%s at %s", m, r.budgets[b])})
+				}
+			}
+		}
+	}
+	done := make([]*outcome, len(jobs))
+	errs := make([]error, len(jobs))
+	var next sync.Mutex
+	k := 0
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(jobs)) {
+		wg.Go(func() {
+			ew, err := nn.New(e.Model(), &nn.Options{BatchSize: cfg.batch})
+			for {
+				next.Lock()
+				i := k
+				k++
+				next.Unlock()
+				if i >= len(jobs) {
+					return
+				}
+				if err != nil {
+					errs[i] = err
+					continue
+				}
+				j := jobs[i]
+				if done[i], errs[i] = r.fineTune(ctx, cfg, ew, j.choice, sr.ftLR, tune, test, calib, sr.seed); errs[i] == nil {
+					progress("%s seed %d: %s fine-tuned %.4f → %.4f (%d of %d plans, %s)", r.name, sr.seed, j.what, sr.all[j.key].accuracy(), done[i].accuracy(), i+1, len(jobs), time.Since(t0).Round(time.Second))
+				}
+			}
+		})
+	}
+	wg.Wait()
+	sr.tunedAll = map[string]*outcome{}
+	for i, j := range jobs {
+		if errs[i] != nil {
+			return fmt.Errorf("fine-tuning %s's plan: %w", j.what, errs[i])
+		}
+		sr.tunedAll[j.key] = done[i]
+	}
 	for b := range r.budgets {
 		tuned := map[string]*outcome{}
 		for _, m := range cfg.ftMethods {
-			p := sr.plans[b][m]
-			if p == nil {
-				continue
+			if p := sr.plans[b][m]; p != nil {
+				tuned[m] = sr.tunedAll[fmt.Sprint(p.choice)]
 			}
-			key := fmt.Sprint(p.choice)
-			if o, ok := done[key]; ok {
-				tuned[m] = o
-				continue
-			}
-			o, err := r.fineTune(ctx, cfg, e, p.choice, tune, test, calib, sr.seed)
-			if err != nil {
-				return fmt.Errorf("fine-tuning %s's plan at %s: %w", m, r.budgets[b], err)
-			}
-			done[key], tuned[m] = o, o
-			progress("%s seed %d %s: %s fine-tuned %.4f → %.4f (%d plans, %s)", r.name, sr.seed, r.budgets[b], m, p.accuracy(), o.accuracy(), len(done), time.Since(t0).Round(time.Second))
 		}
 		sr.tuned = append(sr.tuned, tuned)
 	}
@@ -509,38 +583,114 @@ func (r *modelResult) fineTuneSeed(ctx context.Context, cfg config, e *nn.Engine
 	return nil
 }
 
-// fineTune runs the quantization-aware fine-tuning of one plan from the
-// engine's float θ (restored afterwards): prune.FineTune with the plan's
-// weight quantizer as the straight-through Quantize, then the plan is
-// applied again to the tuned weights (activation ranges recalibrated,
-// biases on the INT32 grid) and scored.
-func (r *modelResult) fineTune(ctx context.Context, cfg config, e *nn.Engine, choice []int, tune, test, calib *data.Memory, seed int) (*outcome, error) {
-	theta0 := e.Theta()
-	defer func() { _ = e.SetTheta(theta0) }() // θ has the engine's length
-	q, err := r.weightQuantizer(ctx, e, choice, calib)
-	if err != nil {
-		return nil, err
+// chooseLR sets sr.ftLR to the rate of cfg.ftLRs whose fine-tuning of
+// the uniform W4A4 plan (W4 where a layer has no A4 candidate) ends with
+// the lowest loss on the calibration images, quantized as the plan is
+// (training images only: the test images choose nothing); the rates run
+// concurrently, each on its own engine.
+func (r *modelResult) chooseLR(ctx context.Context, cfg config, e *nn.Engine, sr *seedResult, tune, calib *data.Memory) error {
+	choice := make([]int, len(r.layers))
+	for i := range choice {
+		choice[i] = slices.Index(r.precs[i], sensitivity.Precision{W: 4, A: 4})
+		if choice[i] < 0 {
+			choice[i] = slices.IndexFunc(r.precs[i], func(p sensitivity.Precision) bool { return p.W == 4 })
+		}
+		if choice[i] < 0 {
+			return fmt.Errorf("layer %s has no 4-bit candidate to choose the fine-tuning rate on", r.layers[i].Name)
+		}
 	}
-	if _, err := prune.FineTune(ctx, e, tune, &prune.FineTuneSettings{Steps: cfg.ftSteps, BatchSize: cfg.ftBatch, LR: cfg.ftLR, Seed: uint64(seed), Quantize: q}); err != nil {
-		return nil, err
+	sr.lrLoss = make([]float64, len(cfg.ftLRs))
+	errs := make([]error, len(cfg.ftLRs))
+	var wg sync.WaitGroup
+	for k, lr := range cfg.ftLRs {
+		wg.Go(func() {
+			ew, err := nn.New(e.Model(), &nn.Options{BatchSize: cfg.batch})
+			if err == nil {
+				var o *outcome
+				if o, err = r.fineTune(ctx, cfg, ew, choice, lr, tune, calib, calib, sr.seed); err == nil {
+					sr.lrLoss[k] = o.meanLoss()
+				}
+			}
+			errs[k] = err
+		})
 	}
-	return evaluate(ctx, e, r.layers, r.precs, choice, test, calib)
+	wg.Wait()
+	best := -1
+	for k, err := range errs {
+		if err != nil {
+			return fmt.Errorf("choosing the fine-tuning rate (%g): %w", cfg.ftLRs[k], err)
+		}
+		if best < 0 || sr.lrLoss[k] < sr.lrLoss[best] {
+			best = k
+		}
+	}
+	sr.ftLR = cfg.ftLRs[best]
+	progress("%s seed %d: fine-tuning rate %g (calibration losses %v)", r.name, sr.seed, sr.ftLR, sr.lrLoss)
+	return nil
 }
 
-// weightQuantizer returns the straight-through quantizer of a plan: θ
-// with every layer's weights replaced by their quantized values at the
-// plan's weight width (eval.Apply's quantizer and channel layout, the
-// scales recomputed from the current weights), biases left in float.
-func (r *modelResult) weightQuantizer(ctx context.Context, e *nn.Engine, choice []int, calib data.Dataset) (func(dst, theta []float64), error) {
-	var ls []eval.Layer
-	for i, c := range choice {
-		ls = append(ls, eval.Layer{Name: r.layers[i].Name, Bits: r.precs[i][c].W})
-	}
-	a, err := eval.Apply(ctx, e, ls, calib, nil) // the layouts and widths, weights only
+// fineTune runs the quantization-aware fine-tuning of one plan from the
+// engine's float θ (restored afterwards): the plan is applied by
+// eval.Apply (its activation quantizers calibrated at its quantized
+// weights, with their clipping ranges), the float weights are put back
+// under those quantizers, and prune.FineTune takes its steps with the
+// plan's weight quantizer as the straight-through Quantize and the
+// engine's gradient quantized (nn.Engine.SetQuantizedGradient: the steps
+// see the fake-quantized activations, with the clipped straight-through
+// estimator); then the plan is applied again to the tuned weights, with
+// the activation ranges the steps were taken under (the quantizers the
+// weights were tuned for; recalibrating them at the tuned weights moves
+// the grids the weights adapted to) and biases on the INT32 grid, and
+// scored.
+func (r *modelResult) fineTune(ctx context.Context, cfg config, e *nn.Engine, choice []int, lr float64, tune, test, calib *data.Memory, seed int) (*outcome, error) {
+	theta0 := e.Theta()
+	defer func() { _ = e.SetTheta(theta0) }() // θ has the engine's length
+	a, err := eval.Apply(ctx, e, r.evalLayers(choice), calib, nil)
 	if err != nil {
 		return nil, err
 	}
+	q := r.weightQuantizer(e, a)
+	if err := e.SetTheta(theta0); err != nil { // float weights (and biases), the quantizers kept
+		a.Restore()
+		return nil, err
+	}
+	e.SetQuantizedGradient(true)
+	_, err = prune.FineTune(ctx, e, tune, &prune.FineTuneSettings{Steps: cfg.ftSteps, BatchSize: cfg.ftBatch, LR: lr, Seed: uint64(seed), Quantize: q})
+	e.SetQuantizedGradient(false)
+	tuned := e.Theta()
 	a.Restore()
+	if err != nil {
+		return nil, err
+	}
+	if err := e.SetTheta(tuned); err != nil {
+		return nil, err
+	}
+	ranges := map[string]eval.Range{}
+	for _, al := range a.Layers {
+		if al.ABits > 0 {
+			ranges[al.Name] = al.Input
+		}
+	}
+	return evaluateWith(ctx, e, r.layers, r.precs, choice, test, calib, &eval.Settings{Ranges: ranges})
+}
+
+// evalLayers returns the plan's layers at their weight and activation
+// widths.
+func (r *modelResult) evalLayers(choice []int) []eval.Layer {
+	var ls []eval.Layer
+	for i, c := range choice {
+		p := r.precs[i][c]
+		ls = append(ls, eval.Layer{Name: r.layers[i].Name, Bits: p.W, ABits: p.A})
+	}
+	return ls
+}
+
+// weightQuantizer returns the straight-through weight quantizer of an
+// applied plan: θ with every layer's weights replaced by their quantized
+// values at the plan's weight width (eval.Apply's quantizer and channel
+// layout, the scales recomputed from the current weights), biases left
+// in float.
+func (r *modelResult) weightQuantizer(e *nn.Engine, a *eval.Applied) func(dst, theta []float64) {
 	units := map[string]nn.UnitLayout{}
 	for _, u := range e.Units() {
 		units[u.Name] = u
@@ -563,7 +713,7 @@ func (r *modelResult) weightQuantizer(ctx context.Context, e *nn.Engine, choice 
 			// with eval.Apply, which reports it.
 			_, _ = s.q.Quantize(dst[s.lo:s.hi], theta[s.lo:s.hi], s.lay)
 		}
-	}, nil
+	}
 }
 
 func accS(o *outcome) string {
@@ -589,13 +739,22 @@ func clone(t *sensitivity.Table) *sensitivity.Table {
 // evaluate fake-quantizes the engine to the choice (nil: float), with
 // activation ranges from calib, and scores every test image.
 func evaluate(ctx context.Context, e *nn.Engine, layers []sensitivity.Layer, precs [][]sensitivity.Precision, choice []int, test *data.Memory, calib ...data.Dataset) (*outcome, error) {
+	var c data.Dataset
+	if len(calib) > 0 {
+		c = calib[0]
+	}
+	return evaluateWith(ctx, e, layers, precs, choice, test, c, nil)
+}
+
+// evaluateWith is evaluate with eval.Apply's settings s (nil: defaults).
+func evaluateWith(ctx context.Context, e *nn.Engine, layers []sensitivity.Layer, precs [][]sensitivity.Precision, choice []int, test *data.Memory, calib data.Dataset, s *eval.Settings) (*outcome, error) {
 	if choice != nil {
 		var ls []eval.Layer
 		for i, c := range choice {
 			p := precs[i][c]
 			ls = append(ls, eval.Layer{Name: layers[i].Name, Bits: p.W, ABits: p.A})
 		}
-		a, err := eval.Apply(ctx, e, ls, calib[0], nil)
+		a, err := eval.Apply(ctx, e, ls, calib, s)
 		if err != nil {
 			return nil, err
 		}

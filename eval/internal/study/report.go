@@ -8,20 +8,33 @@ import (
 	"runtime"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/bitplan/bitplan/sensitivity"
 )
 
-// methods lists every compared method: the criteria, then the baselines.
-func methods() []string {
-	var ms []string
-	for _, c := range criteria {
-		ms = append(ms, string(c))
+// floats lists values as "a, b, c" (shortest form).
+func floats(v []float64) string {
+	var s []string
+	for _, x := range v {
+		s = append(s, strconv.FormatFloat(x, 'g', -1, 64))
 	}
-	return append(ms, baselines...)
+	return strings.Join(s, ", ")
 }
+
+// floatsF lists values as "a / b / c" with prec decimals.
+func floatsF(v []float64, prec int) string {
+	var s []string
+	for _, x := range v {
+		s = append(s, strconv.FormatFloat(x, 'f', prec, 64))
+	}
+	return strings.Join(s, " / ")
+}
+
+// methods lists every compared method: the criteria, then the baselines.
+func methods() []string { return append(criteriaNames(), baselines...) }
 
 // stage selects the accuracy compared: after post-training quantization
 // or after fine-tuning.
@@ -353,8 +366,8 @@ func write(w io.Writer, cfg config, results []*modelResult, hashes [][2]string, 
 	p("- Calibration: %d training images drawn at random per seed (seeds 1..%d: PCG(seed, 0xca11b)); the same images give the traces, the other criteria's measurements and the activation ranges. Nothing is chosen on the test images.\n", cfg.calibN, cfg.seeds)
 	p("- Sensitivities (`plan.Analyze` with `Diag`, then `eval.Score`): Hutchinson with Rademacher probes (seed = calibration seed), each probe on its own mini-batch of %d calibration images, stop at %.0f %% relative standard error per layer or %d probes; `hessian` and `diag` come from the same probes. Both include the **activation term** (`eval.ActivationTerm`, as `bitplan plan` adds it unless `--weight-only`): Tr(H_a)/n_a · E‖Q_A(a) − a‖² (diag: Σ diag(H_a) · (Q_A(a) − a)²) of each layer's input, from a second Hutchinson run over the inputs with the same settings but at most %d probes (each probe runs every layer's input separately, so a probe costs more than a weight probe), so that they tell W4A4 from W4A8 (an LSTM's R has no input of its own in the graph and no such term). `fisher`, `taylor`, `weight` and `measured` as documented in `sensitivity.Criterion` (fisher and measured quantize the layer's input too; taylor and weight see the weights only, so they cannot tell W4A4 from W4A8).\n", cfg.probeBatch, 100*cfg.tol, cfg.maxProbes, cfg.actProbes)
 	p("- Evaluation (`eval.Apply`): HAWQ's symmetric per-channel min/max weight quantizer, per-tensor min/max activation ranges on the seed's calibration images, biases on the INT32 grid; accuracy and cross-entropy on the first %d Fashion-MNIST test images (a subset, to keep the study's cost down on a shared machine: one image moves accuracy by %.1f points).\n", cfg.testN, 100.0/float64(cfg.testN))
-	p("- Fine-tuning (FT), as HAWQ-V3 does after choosing bits, **for a subset of the plans, to bound the cost**: the plans of %s at every budget, in seed%s %s only (each distinct plan once). Each starts from the float model and takes %d steps of `prune.FineTune` (SGD, heavy-ball momentum 0.9, rate %g, mini-batches of %d from %d training images drawn per seed, BatchNormalization statistics fixed) with the straight-through estimator on the plan's weight quantizer (`FineTuneSettings.Quantize`: every step runs at Q(W) and updates the float W); the gradient pass sees float activations (`nn` applies input quantizers in inference passes only), so the activation quantizers are not trained through. The tuned weights are then quantized again by `eval.Apply` (activation ranges recalibrated on the seed's calibration images) and scored on the same test images, so PTQ and FT differences are paired the same way.\n",
-		strings.Join(quoted(cfg.ftMethods), ", "), plural(cfg.ftSeeds), seedList(cfg.ftSeeds), cfg.ftSteps, cfg.ftLR, cfg.ftBatch, cfg.ftN)
+	p("- Fine-tuning (FT), as HAWQ-V3 does after choosing bits: the plans of %s at every budget, in seed%s %s only (each distinct plan once). Each starts from the float model and takes %d steps of `prune.FineTune` (SGD, heavy-ball momentum 0.9, rate chosen per model among %s as the one whose fine-tuning of the uniform W4A4 plan ends with the lowest loss on the seed's calibration images, quantized as the plan is — training images only, the rate is listed in each model's section —, mini-batches of %d from %d training images drawn per seed, BatchNormalization statistics fixed) through the plan as deployed: the straight-through estimator on the plan's weight quantizer (`FineTuneSettings.Quantize`: every step runs at Q(W) and updates the float W) and on its activation quantizers (`nn.Engine.SetQuantizedGradient`: the gradient pass reads Q_A(a), as inference does, and the gradient passes the rounding unchanged inside the quantizer's clipping range and is zero outside it, the clipped STE of PACT and LSQ; the ranges are those calibrated on the seed's calibration images at the plan's quantized weights, fixed during the steps). The tuned weights are then quantized again by `eval.Apply` with the same activation ranges (the quantizers the weights were tuned for, as quantization-aware training deploys them; recalibrating them at the tuned weights moves the grids the weights adapted to) and scored on the same test images, so PTQ and FT differences are paired the same way.\n",
+		strings.Join(quoted(cfg.ftMethods), ", "), plural(cfg.ftSeeds), seedList(cfg.ftSeeds), cfg.ftSteps, floats(cfg.ftLRs), cfg.ftBatch, cfg.ftN)
 	p("- Methods at each budget: the ILP (`plan.Solve`) on each criterion's Ω; **uniform**, the single candidate that spends the most of the budget (ties: more weight bits, then more activation bits); **greedy**, the HAWQ-V2 / NNCF trace-ordered plan (layers sorted by average trace, all at W8A8, the least sensitive layer that can still step down its cost ladder does so until the plan fits, then the most sensitive step back up while it fits); **random**, %d random maximal mixed plans per budget and seed (random start, random cheaper moves until it fits, random widenings while it fits), averaged.\n", cfg.randomN)
 	p("- Statistics: accuracies are averaged over the %d seeds; a method's difference to a reference is paired (same test images, same seeds) and its 95 %% interval comes from %d bootstrap resamples of the test images (percentile method). A *win* is an interval above 0, a *loss* one below 0, a *tie* one that contains 0. Pooled differences average each model's cases, then the models.\n\n", cfg.seeds, cfg.boot)
 
@@ -438,7 +451,7 @@ func write(w io.Writer, cfg config, results []*modelResult, hashes [][2]string, 
 	}
 
 	p("\n## Cost of the criteria\n\n")
-	p("Wall time per seed on the shared machine (%d calibration images), seconds, mean over seeds (fine-tuning: per fine-tuned seed, with the number of distinct plans tuned and the time per plan, evaluation included):\n\n", cfg.calibN)
+	p("Wall time per seed on the shared machine (%d calibration images), seconds, mean over seeds (fine-tuning: per fine-tuned seed, with the number of distinct plans tuned and the time per plan, evaluation and the choice of the rate included; the plans run GOMAXPROCS at a time):\n\n", cfg.calibN)
 	p("| model | hessian + diag (probes) | activation term (probes) | fisher | taylor | weight | measured | fine-tuning (plans) |\n|:--|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, r := range results {
 		var tm = map[string]float64{}
@@ -526,6 +539,9 @@ func write(w io.Writer, cfg config, results []*modelResult, hashes [][2]string, 
 					tms = append(tms, m)
 				}
 			}
+			for _, sr := range fts {
+				p("\nFine-tuning rate, seed %d: %g (calibration loss after fine-tuning the uniform W4A4 plan at %s: %s).\n", sr.seed, sr.ftLR, floats(cfg.ftLRs), floatsF(sr.lrLoss, 4))
+			}
 			p("\nAfter fine-tuning (seed%s %s): test accuracy (%%) after PTQ → after FT, the same seeds:\n\n| budget |", plural(len(fts)), seedList(len(fts)))
 			for _, m := range tms {
 				p(" %s |", m)
@@ -552,10 +568,9 @@ func write(w io.Writer, cfg config, results []*modelResult, hashes [][2]string, 
 				}
 				p("\n")
 			}
-			// Which fine-tuned plans lost accuracy, and whether they quantize
-			// some activation to 4 bits (the gradient pass sees float
-			// activations, so fine-tuning does not adapt to them).
-			down, downA4, a4, all := 0, 0, 0, 0
+			// How fine-tuning changed the distinct fine-tuned plans, and
+			// whether the ones it hurt quantize some activation to 4 bits.
+			up, same, down, downA4, a4, all := 0, 0, 0, 0, 0, 0
 			for _, sr := range fts {
 				for key, o := range sr.tunedAll {
 					all++
@@ -566,7 +581,12 @@ func write(w io.Writer, cfg config, results []*modelResult, hashes [][2]string, 
 					if hasA4 {
 						a4++
 					}
-					if o.accuracy() < sr.all[key].accuracy() {
+					switch before := sr.all[key].accuracy(); {
+					case o.accuracy() > before:
+						up++
+					case o.accuracy() == before:
+						same++
+					default:
 						down++
 						if hasA4 {
 							downA4++
@@ -574,7 +594,7 @@ func write(w io.Writer, cfg config, results []*modelResult, hashes [][2]string, 
 					}
 				}
 			}
-			p("\nFine-tuning lowered the accuracy of %d of the %d distinct fine-tuned plans; %d of those %d put some layer at W4A4 (%d of all %d do; the gradient pass sees float activations, so fine-tuning does not adapt the weights to 4-bit inputs).\n", down, all, downA4, down, a4, all)
+			p("\nFine-tuning raised the accuracy of %d of the %d distinct fine-tuned plans, left %d unchanged and lowered %d; %d of those %d put some layer at W4A4 (%d of all %d do).\n", up, all, same, down, downA4, down, a4, all)
 			others := slices.DeleteFunc(slices.Clone(tms), func(s string) bool { return s == "hessian" })
 			p("\nAfter fine-tuning: difference to the fine-tuned Hessian ILP (points, 95 %% interval):\n\n| budget |")
 			for _, m := range others {
