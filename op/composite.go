@@ -89,9 +89,14 @@ func compose[T Real](expand func(b *Build) (*Expansion, error)) func(b *Build) (
 			}
 			if sn.Op == "Constant" {
 				// Evaluated once: its output becomes a constant slot.
-				w := c.newWork()
-				k.Forward(w)
+				// Only that output is allocated (a private work of every
+				// intermediate per Constant cost a recurrent cell's
+				// expansion most of its build time).
 				o := sb.Out[0]
+				w := &Work[T]{Val: make([][]T, len(c.slots.shapes)), RV: make([][]T, len(c.slots.shapes)),
+					Adj: make([][]T, len(c.slots.shapes)), RAdj: make([][]T, len(c.slots.shapes)), State: make([]any, len(c.steps)+1)}
+				w.Val[o] = make([]T, Numel(c.slots.shapes[o]))
+				k.Forward(w)
 				c.slots.consts[o], c.slots.isConst[o] = Convert[float64](w.Val[o]), true
 				continue
 			}
