@@ -520,6 +520,7 @@ func newWork[T op.Real](p *plan) *work[T] {
 // release returns the work (and every buffer it holds) for reuse.
 func (w *work[T]) release() {
 	p := w.p
+	w.ste.hooks = nil // a quantized gradient pass that failed before its backward
 	if !w.full {
 		w.giveAll()
 	}
@@ -597,7 +598,7 @@ func (w *work[T]) backward(md mode) {
 	for i := len(w.ks) - 1; i >= 0; i-- {
 		w.takeAt(sc, w.p.tB(i))
 		w.accTake(bufAdj, i)
-		w.ks[i].Backward(&w.Work)
+		w.stepBackward(i)
 		w.accGive(bufAdj, i)
 		w.giveAt(sc, w.p.tB(i))
 	}

@@ -156,82 +156,68 @@ func (w *work[T]) recordMask(s, j int, src []T, c clipRange) {
 	}
 }
 
-// backwardGrad is the backward pass of a gradient pass: at a hooked step
-// the kernel reads the quantized copies its forward read and accumulates
-// its input adjoints into private buffers, which are added to the inputs'
-// adjoints through the clip masks (every mask of a slot quantized in turn
-// by several quantizers).
+// backwardGrad is the backward pass of a gradient pass (backward, whose
+// steps run stepBackward); it ends the quantized pass.
 func (w *work[T]) backwardGrad() {
-	if w.ste.hooks == nil {
-		w.backward(modeGrad)
+	w.backward(modeGrad)
+	w.ste.hooks = nil
+}
+
+// stepBackward runs step i's backward pass. At a step hooked by a
+// quantized gradient pass the kernel reads the quantized copies its
+// forward read and accumulates its input adjoints into private buffers,
+// which are added to the inputs' adjoints through the clip masks (every
+// mask of a slot quantized in turn by several quantizers).
+func (w *work[T]) stepBackward(i int) {
+	h := w.ste.hooks[i]
+	if h == nil {
+		w.ks[i].Backward(&w.Work)
 		return
 	}
-	sc := w.schedule(modeGrad)
-	if sc == nil {
-		for i, s := range w.p.slots {
-			if s.kind == kAct && i != w.p.out && w.Adj[i] != nil {
-				clear(w.Adj[i])
-			}
-		}
+	origV := make([][]T, 0, len(h.slots))
+	origA := make([][]T, 0, len(h.slots))
+	for j, in := range h.slots {
+		origV = append(origV, w.Val[in])
+		w.Val[in] = w.qbuf[i][j]
 	}
-	var origV, origA [][]T
-	for i := len(w.ks) - 1; i >= 0; i-- {
-		w.takeAt(sc, w.p.tB(i))
-		w.accTake(bufAdj, i)
-		h := w.ste.hooks[i]
-		if h == nil {
-			w.ks[i].Backward(&w.Work)
-			w.accGive(bufAdj, i)
-			w.giveAt(sc, w.p.tB(i))
+	for len(w.ste.adj[i]) < len(h.slots) {
+		w.ste.adj[i] = append(w.ste.adj[i], nil)
+	}
+	for j, in := range h.slots {
+		a := w.Adj[in]
+		origA = append(origA, a)
+		if a == nil || firstOf(h.slots, j) != j {
 			continue
 		}
-		origV, origA = origV[:0], origA[:0]
-		for j, in := range h.slots {
-			origV = append(origV, w.Val[in])
-			w.Val[in] = w.qbuf[i][j]
+		if len(w.ste.adj[i][j]) != len(a) {
+			w.ste.adj[i][j] = make([]T, len(a))
 		}
-		for len(w.ste.adj[i]) < len(h.slots) {
-			w.ste.adj[i] = append(w.ste.adj[i], nil)
+		tmp := w.ste.adj[i][j]
+		clear(tmp)
+		w.Adj[in] = tmp
+	}
+	w.ks[i].Backward(&w.Work)
+	for j, in := range h.slots {
+		a := origA[j]
+		if a == nil || firstOf(h.slots, j) != j {
+			continue
 		}
-		for j, in := range h.slots {
-			a := w.Adj[in]
-			origA = append(origA, a)
-			if a == nil || firstOf(h.slots, j) != j {
-				continue
-			}
-			if len(w.ste.adj[i][j]) != len(a) {
-				w.ste.adj[i][j] = make([]T, len(a))
-			}
-			tmp := w.ste.adj[i][j]
-			clear(tmp)
-			w.Adj[in] = tmp
-		}
-		w.ks[i].Backward(&w.Work)
-		for j, in := range h.slots {
-			a := origA[j]
-			if a == nil || firstOf(h.slots, j) != j {
-				continue
-			}
-			tmp := w.ste.adj[i][j]
-			for k, g := range tmp {
-				pass := true
-				for jj := j; jj < len(h.slots); jj++ {
-					if h.slots[jj] == in && !w.ste.mask[i][jj][k] {
-						pass = false
-						break
-					}
-				}
-				if pass {
-					a[k] += g
+		for k, g := range w.ste.adj[i][j] {
+			pass := true
+			for jj := j; jj < len(h.slots); jj++ {
+				if h.slots[jj] == in && !w.ste.mask[i][jj][k] {
+					pass = false
+					break
 				}
 			}
-			w.Adj[in] = a
+			if pass {
+				a[k] += g
+			}
 		}
-		for j := len(h.slots) - 1; j >= 0; j-- {
-			w.Val[h.slots[j]] = origV[j]
-		}
-		w.accGive(bufAdj, i)
-		w.giveAt(sc, w.p.tB(i))
+		w.Adj[in] = a
+	}
+	for j := len(h.slots) - 1; j >= 0; j-- {
+		w.Val[h.slots[j]] = origV[j]
 	}
 }
 
