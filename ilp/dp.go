@@ -432,33 +432,12 @@ func dominanceFilter(idx []int, u []float64, k int) []int {
 		}
 		slices.Sort(xs)
 		xs = slices.Compact(xs)
-		tree := make([]float64, len(xs)+1)
-		for i := range tree {
-			tree[i] = math.Inf(1)
-		}
-		keep = make([]int, 0, len(idx))
+		rank := make([]int32, len(u)/2)
 		for _, s := range idx {
-			rank, _ := slices.BinarySearch(xs, u[s*2])
-			// Least second-row usage among kept states with first row ≤ this
-			// (plain comparisons: usages are never NaN).
-			y := u[s*2+1]
-			dominated := false
-			for i := rank + 1; i > 0; i -= i & -i {
-				if tree[i] <= y {
-					dominated = true
-					break
-				}
-			}
-			if dominated {
-				continue
-			}
-			keep = append(keep, s)
-			for i := rank + 1; i < len(tree); i += i & -i {
-				if y < tree[i] {
-					tree[i] = y
-				}
-			}
+			r, _ := slices.BinarySearch(xs, u[s*2])
+			rank[s] = int32(r)
 		}
+		keep, _ = dominance2(make([]int, 0, len(idx)), nil, idx, u, rank, len(xs))
 	default:
 		for i, s := range idx {
 			dominated := false
