@@ -172,6 +172,12 @@ func (p *problem) report(out *plan.Plan, keep [][]int, bits []int, ok bool, ires
 			gap = 0 // rounding of equal sums
 		}
 		out.Gap = ptr(gap)
+		if gap == 0 && out.Status == "limit" {
+			// The exact search stopped at its node limit, but the bound is
+			// a proven lower bound on the true optimum and the plan attains
+			// it: the plan is optimal all the same.
+			out.Status = "optimal"
+		}
 	}
 	// Layers.
 	for i, u := range p.uc {

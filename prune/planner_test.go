@@ -1,10 +1,12 @@
 package prune
 
 import (
+	"fmt"
 	"github.com/bitplan/bitplan/budget"
 	"github.com/bitplan/bitplan/plan"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/bitplan/bitplan/profiles"
@@ -299,4 +301,34 @@ func TestRequestErrors(t *testing.T) {
 			t.Logf("%s: %v", name, err)
 		}
 	}
+}
+
+// A node limit that stops the exact search leaves the status "limit" only
+// while the plan's objective is above the proven bound; a plan attaining the
+// bound is "optimal" (a report of "limit" beside a 0 % gap puzzled users).
+func TestNodeLimitStatus(t *testing.T) {
+	l := load(t, "lenet")
+	im := synthImportance(t, l.e, 5)
+	var seen []string
+	for _, frac := range []float64{0.3, 0.5, 0.7, 0.9} {
+		for _, limit := range []int{1, 0} {
+			req := &Request{Structure: l.st, Importance: im, Mode: ILP, NodeLimit: limit, Budgets: []plan.Budget{pct(budget.Params, frac)}}
+			pp, err := Solve(t.Context(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			gap := -1.0
+			if pp.Gap != nil {
+				gap = *pp.Gap
+			}
+			switch {
+			case pp.Status == "limit" && gap == 0:
+				t.Errorf("params %.0f%%, node limit %d: status limit with a 0 gap", 100*frac, limit)
+			case pp.Status == "optimal" && gap > 0:
+				t.Errorf("params %.0f%%, node limit %d: status optimal with gap %g", 100*frac, limit, gap)
+			}
+			seen = append(seen, fmt.Sprintf("%.0f%%/%d: %s gap %g nodes %d", 100*frac, limit, pp.Status, gap, pp.Pruning.SearchNodes))
+		}
+	}
+	t.Log(strings.Join(seen, "\n"))
 }
