@@ -2,7 +2,6 @@ package op
 
 import (
 	"fmt"
-	"slices"
 )
 
 // The unrolled form of LSTM, GRU and RNN over registered primitives
@@ -94,37 +93,7 @@ func expandRNN(b *Build) (*Expansion, error) {
 	if g.seq*g.dirs > maxUnrolled {
 		return nil, fmt.Errorf("%d steps in %d directions: at most %d steps are unrolled", g.seq, g.dirs, maxUnrolled)
 	}
-	gates, h := rnnGates(n.Op), g.hidden
-	if rs := b.Shape(b.In[2]); !slices.Equal(rs, []int{g.dirs, gates * h, h}) {
-		return nil, fmt.Errorf("weight R has shape %v, want %v", rs, []int{g.dirs, gates * h, h})
-	}
-	if s := b.Input(3); s >= 0 && !slices.Equal(b.Shape(s), []int{g.dirs, 2 * gates * h}) {
-		return nil, fmt.Errorf("bias B has shape %v, want %v", b.Shape(s), []int{g.dirs, 2 * gates * h})
-	}
-	if s := b.Input(4); s >= 0 {
-		v, ok := b.Const(s)
-		if !ok {
-			return nil, fmt.Errorf("sequence_lens is computed; only a constant equal to the sequence length %d is supported", g.seq)
-		}
-		for _, l := range v {
-			if int(l) != g.seq {
-				return nil, fmt.Errorf("sequence_lens %v: only sequences of the full length %d are supported", v, g.seq)
-			}
-		}
-	}
-	if n.Op == "LSTM" && b.Input(7) >= 0 {
-		return nil, fmt.Errorf("peephole weights (input P) are not supported")
-	}
-	state := []int{g.dirs, g.batch, h}
-	if g.layout == 1 {
-		state = []int{g.batch, g.dirs, h}
-	}
-	for _, j := range []int{5, 6} {
-		if s := b.Input(j); s >= 0 && !slices.Equal(b.Shape(s), state) {
-			return nil, fmt.Errorf("initial state input %d has shape %v, want %v", j, b.Shape(s), state)
-		}
-	}
-	lbr, err := n.AttrInt("linear_before_reset", 0)
+	gates, h, lbr, err := checkRNNInputs(b, g)
 	if err != nil {
 		return nil, err
 	}
