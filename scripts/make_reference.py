@@ -175,18 +175,7 @@ def block_hessian(model, params, theta0, x, y, o, s):
 
 def module_logits(name, model, x):
     """Logits of the torch training module with weights loaded from the ONNX file."""
-    ctor = train_models.MODELS[name][0]
-    mod = ctor().double().eval()
-    inits = onnx_torch.initializers(model)
-    state = {}
-    for k, v in mod.state_dict().items():
-        if k.endswith("num_batches_tracked"):
-            state[k] = v
-            continue
-        if k not in inits:
-            raise KeyError(f"{name}: module tensor {k} not among ONNX initializers")
-        state[k] = torch.from_numpy(np.array(inits[k])).double()
-    mod.load_state_dict(state, strict=True)
+    mod = onnx_torch.load_module(train_models.MODELS[name][0](), model)
     with torch.no_grad():
         return mod(x)
 

@@ -201,13 +201,42 @@ def _resize(node, a, ins, op):
     raise NotImplementedError(f"node {node.name}: Resize mode {mode}")
 
 
-def run(model, x, overrides=None, dtype=torch.float64, values=None):
+def load_module(mod, model, dtype=torch.float64):
+    """Load a torch module's parameters and buffers from the ONNX model's
+    initializers of the same names (the names torch.onnx.export keeps),
+    converted to dtype; return the module in eval mode.
+
+    Every state tensor except BatchNorm's num_batches_tracked must be an
+    initializer (KeyError otherwise), so a module that does not match the
+    file fails rather than keeping its random initialisation. BatchNorm's
+    eps is rounded to float32, as the exported epsilon attribute is.
+    """
+    mod = mod.to(dtype).eval()
+    for m in mod.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.eps = float(np.float32(m.eps))
+    inits = initializers(model)
+    state = {}
+    for k, v in mod.state_dict().items():
+        if k.endswith("num_batches_tracked"):
+            state[k] = v
+            continue
+        if k not in inits:
+            raise KeyError(f"module tensor {k} is not an initializer of the ONNX model")
+        state[k] = torch.from_numpy(np.array(inits[k])).to(dtype)
+    mod.load_state_dict(state, strict=True)
+    return mod
+
+
+def run(model, x, overrides=None, dtype=torch.float64, values=None, input_deltas=None):
     """Evaluate the ONNX model on input x and return its single output.
 
     overrides maps initializer names to tensors used instead of the stored
     values (for example parameters with requires_grad). Other float
     initializers are converted to dtype. If values is a dict, every computed
-    tensor is stored in it by name.
+    tensor is stored in it by name. input_deltas maps node names to tensors
+    added to that node's first input as that node reads it: other readers
+    of the same tensor (a residual branch) see it unchanged.
     """
     g = model.graph
     env = {}
@@ -221,10 +250,15 @@ def run(model, x, overrides=None, dtype=torch.float64, values=None):
     if len(inputs) != 1:
         raise ValueError(f"expected one graph input, got {inputs}")
     env[inputs[0]] = x.to(dtype)
+    missing = set(input_deltas or ()) - {node.name for node in g.node}
+    if missing:
+        raise KeyError(f"input_deltas names no node of the graph: {sorted(missing)}")
 
     for node in g.node:
         a = attrs(node)
         ins = [env[i] if i else None for i in node.input]
+        if input_deltas and node.name in input_deltas:
+            ins[0] = ins[0] + input_deltas[node.name]
         op = node.op_type
         if op == "Conv":
             _check_auto_pad(node, a)
