@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/bitplan/bitplan/model"
@@ -228,5 +229,39 @@ func TestFoldVariadicMaxMin(t *testing.T) {
 	// max [1 4 3] − min [−1 −2 0].
 	if w := s.Values["w"]; w == nil || fmt.Sprint(w.Shape, w.Float) != "[1 3] [2 6 3]" {
 		t.Errorf("w = %v, want [1 3] [2 6 3]", w)
+	}
+}
+
+// TestVariadicShapes: Max, Min, Sum and Mean of computed tensors of
+// different ranks keep their nodes at import (only constants fold) and are
+// given the multidirectional broadcast of all their inputs, for every batch
+// size; a node whose inputs do not broadcast is an error naming it.
+func TestVariadicShapes(t *testing.T) {
+	for _, typ := range []string{"Max", "Min", "Sum", "Mean"} {
+		b := mt.New("g", 13).Input("x", -1, 3, 1).Output("y")
+		b.Float("c", []int{4}, []float64{1, 2, 3, 4})
+		b.Node("Relu", "r", []string{"x"}, []string{"a"})                           // N×3×1
+		b.Node("ReduceMean", "m", []string{"x"}, []string{"p"}, mt.Ints("axes", 1)) // N×1×1
+		b.Node("Transpose", "t", []string{"p"}, []string{"q"}, mt.Ints("perm", 1, 2, 0))
+		b.Node(typ, "v", []string{"a", "c", "p", "q"}, []string{"y"}) // N×3×1, 4, N×1×1, 1×1×N
+		m, err := model.Decode(b.Bytes())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(m.Nodes, func(n *model.Node) bool { return n.Op == typ }) {
+			t.Fatalf("%s of computed tensors was folded away", typ)
+		}
+		// With batch 1 the transposed mean broadcasts; with batch 5 its
+		// last axis (5) meets the constant's 4 and the node is refused.
+		s, err := m.InferShapes(map[string][]int{"x": {1, 3, 1}})
+		if err != nil {
+			t.Fatalf("%s: %v", typ, err)
+		}
+		if got := s.Dims["y"]; !slices.Equal(got, []int{1, 3, 4}) {
+			t.Errorf("%s: output shape %v, want [1 3 4]", typ, got)
+		}
+		if _, err := m.InferShapes(map[string][]int{"x": {5, 3, 1}}); err == nil || !strings.Contains(err.Error(), `"v"`) {
+			t.Errorf("%s with inputs that do not broadcast: %v, want an error naming node v", typ, err)
+		}
 	}
 }

@@ -202,6 +202,11 @@ var netCases = []netCase{
 		b.Node("Flatten", "", []string{"gelu"}, []string{"f"})
 		b.Node("MatMul", "m2", []string{"f", "w2"}, []string{"y"})
 	}},
+	// Max, Min, Sum and Mean of computed tensors: one to four inputs,
+	// broadcast against each other (a per-channel pooled tensor, a
+	// one-channel map, a constant), at opsets 13 and 17.
+	{name: "variadic-13", sample: []int{2, 3, 3}, build: variadicNet, kinks: true},
+	{name: "variadic-17", sample: []int{2, 3, 3}, build: variadicNet, kinks: true, opset: 17},
 	{name: "layernormalization-17", sample: []int{3, 4}, opset: 17, build: func(b *mt.Builder, r *rand.Rand) {
 		dbl(b, r, "w1", 4, 4)
 		dbl(b, r, "g", 4)
@@ -213,6 +218,28 @@ var netCases = []netCase{
 		b.Node("Flatten", "", []string{"t"}, []string{"f"})
 		b.Node("MatMul", "m2", []string{"f", "w2"}, []string{"y"})
 	}},
+}
+
+// variadicNet is the graph of the variadic cases.
+func variadicNet(b *mt.Builder, r *rand.Rand) {
+	dbl(b, r, "w1", 3, 2, 1, 1)
+	dbl(b, r, "w2", 3, 2, 1, 1)
+	dbl(b, r, "w3", 1, 2, 3, 3)
+	b.Double("k", []int{3, 1, 1}, []float64{-0.2, 0.1, 0.3})
+	dbl(b, r, "fw", 27, 4)
+	b.Node("Conv", "ca", []string{"x", "w1"}, []string{"a"})
+	b.Node("Conv", "cb", []string{"x", "w2"}, []string{"c"})
+	b.Node("Conv", "cd", []string{"x", "w3"}, []string{"d"}, mt.Ints("pads", 1, 1, 1, 1))
+	b.Node("GlobalAveragePool", "", []string{"a"}, []string{"p"})
+	b.Node("Sum", "sum3", []string{"a", "c", "d"}, []string{"s"})
+	b.Node("Max", "max4", []string{"s", "p", "c", "k"}, []string{"m"})
+	b.Node("Min", "min2", []string{"a", "d"}, []string{"n"})
+	b.Node("Mean", "mean3", []string{"m", "n", "p"}, []string{"e"})
+	b.Node("Tanh", "", []string{"e"}, []string{"t"})
+	b.Node("Min", "min1", []string{"t"}, []string{"t1"})
+	b.Node("Sum", "sum2", []string{"t1", "s"}, []string{"t2"})
+	b.Node("Flatten", "", []string{"t2"}, []string{"f"})
+	b.Node("MatMul", "fc", []string{"f", "fw"}, []string{"y"})
 }
 
 // buildNet builds case c with input "x" and output "y" as a model.

@@ -7,7 +7,8 @@ import (
 
 // The broadcasting elementwise binary operators: each gives f with its
 // first and second partials (see Binary). Comparisons and logical
-// operators have integer or boolean outputs and no derivatives.
+// operators have integer or boolean outputs and no derivatives. Max, Min,
+// Sum and Mean, of one or more inputs, are in variadic.go.
 
 // binaryCases are conformance cases with equal shapes and with broadcasting
 // of the second operand (a per-channel constant and a differentiable row).
@@ -64,20 +65,9 @@ func init() {
 				}
 				return 0
 			}}, -1, FlowBlocks},
-		{"Max", BinaryFns{F: math.Max,
-			Da: func(a, b float64) float64 { return step(a - b) }, Db: func(a, b float64) float64 { return 1 - step(a-b) }}, -1, FlowBlocks},
-		{"Min", BinaryFns{F: math.Min,
-			Da: func(a, b float64) float64 { return 1 - step(a-b) }, Db: func(a, b float64) float64 { return step(a - b) }}, -1, FlowBlocks},
 	}
 	for _, a := range arith {
-		Register(&Def{Type: a.typ, Infer: InferBroadcast, Exec: Binary(a.fns), Class: Elementwise, Channels: a.flow, Cases: binaryCases(a.lo, 2),
-			Variadic: a.typ == "Max" || a.typ == "Min"})
-	}
-	// Variadic sums over inputs: evaluated on constants only (the engine
-	// runs the two-input forms above).
-	for _, typ := range []string{"Sum", "Mean"} {
-		Register(&Def{Type: typ, Infer: InferBroadcast, Fold: true, Eval: evalSum, Cases: []Case{{Name: "three inputs",
-			Inputs: []CaseInput{{Shape: []int{2, 1}}, {Shape: []int{3}}, {Shape: []int{1, 3}}}, Want: []int{2, 3}}}})
+		Register(&Def{Type: a.typ, Infer: InferBroadcast, Exec: Binary(a.fns), Class: Elementwise, Channels: a.flow, Cases: binaryCases(a.lo, 2)})
 	}
 	// Comparisons and logical operators: BOOL outputs, evaluated only on
 	// constants (Eval).
@@ -116,25 +106,6 @@ func init() {
 		Inputs: []CaseInput{{Shape: []int{2, 1}, Lo: -5, Hi: 5}, {Shape: []int{3}, Lo: 1, Hi: 2}}, Want: []int{2, 3}}}})
 	Register(&Def{Type: "Where", Infer: inferWhere, Fold: true, Eval: evalWhere, Cases: []Case{{Name: "broadcast",
 		Inputs: []CaseInput{{Shape: []int{2, 1}}, {Shape: []int{3}}, {Shape: []int{1}}}, Want: []int{2, 3}}}})
-}
-
-// evalSum is Sum's and Mean's Eval: the broadcast sum of the inputs
-// (divided by their count for Mean).
-func evalSum(n *Node, ins, outs []*Tensor) error {
-	y := outs[0]
-	v := make([]float64, y.Len())
-	for _, x := range ins {
-		for k, j := range BroadcastIndex(x.Shape, y.Shape) {
-			v[k] += at(x, j)
-		}
-	}
-	if n.Op == "Mean" {
-		for k := range v {
-			v[k] /= float64(len(ins))
-		}
-	}
-	StoreAs(y, v)
-	return nil
 }
 
 // evalPredicate is the Eval of a unary BOOL-valued operator.

@@ -18,8 +18,8 @@ import (
 //     (comparisons, Not, Mod, Where, Range, ConstantOfShape, CastLike,
 //     the reductions other than ReduceMean/ReduceSum, ArgMax/ArgMin);
 //  3. otherwise the operator's own kernel (Def.Exec) runs its forward pass
-//     once in float64 on the constant inputs (a variadic Max or Min of
-//     three or more inputs pair by pair, Def.Variadic).
+//     once in float64 on the constant inputs (Max, Min, Sum and Mean of any
+//     number of inputs included: one kernel serves every count).
 //
 // Each result is stored in its output's element type: FLOAT rounds to
 // float32, integer types truncate toward zero (saturating at the int64
@@ -79,9 +79,6 @@ func Fold(n *Node, opset int64, ins []*Tensor, shape0 []int) ([]*Tensor, error) 
 	}
 	if d.Infer == nil {
 		return nil, no("the record of %s has no shape inference", n.Op)
-	}
-	if d.Variadic && len(n.Inputs) != 2 && d.Exec != nil {
-		return foldVariadic(n, opset, ins)
 	}
 	s := &Shapes{Dims: map[string][]int{}, Types: map[string]DataType{}, Ints: map[string][]int64{}, Values: map[string]*Tensor{}}
 	in := func(i int) *Tensor {
@@ -186,43 +183,6 @@ func Fold(n *Node, opset int64, ins []*Tensor, shape0 []int) ([]*Tensor, error) 
 		return nil, fmt.Errorf("%s: %w", n.Label(), err)
 	}
 	return outs, nil
-}
-
-// foldVariadic folds a variadic node (Def.Variadic) of one or of three or
-// more inputs: one input is its own result (stored in the output's type),
-// more are folded left to right, each pair by the two-input kernel.
-func foldVariadic(n *Node, opset int64, ins []*Tensor) ([]*Tensor, error) {
-	if len(n.Inputs) == 0 {
-		return nil, fmt.Errorf("%s: %s needs at least one input", n.Label(), n.Op)
-	}
-	val := func(i int) (*Tensor, error) {
-		if i < len(ins) && ins[i] != nil {
-			return ins[i], nil
-		}
-		return nil, &NotFoldable{Node: n.Label(), Op: n.Op, Reason: fmt.Sprintf("the value of input %d (%q) is unknown", i, n.Inputs[i])}
-	}
-	acc, err := val(0)
-	if err != nil {
-		return nil, err
-	}
-	if len(n.Inputs) == 1 {
-		y := &Tensor{Type: acc.Type, Shape: slices.Clone(acc.Shape)}
-		StoreAs(y, acc.Values())
-		return []*Tensor{y}, nil
-	}
-	for i := 1; i < len(n.Inputs); i++ {
-		x, err := val(i)
-		if err != nil {
-			return nil, err
-		}
-		pair := &Node{Index: n.Index, FileIndex: n.FileIndex, Op: n.Op, Domain: n.Domain, Name: n.Name, Inputs: []string{n.Inputs[0], n.Inputs[i]}, Outputs: n.Outputs[:1], Attrs: n.Attrs}
-		outs, err := Fold(pair, opset, []*Tensor{acc, x}, nil)
-		if err != nil {
-			return nil, err
-		}
-		acc = outs[0]
-	}
-	return []*Tensor{acc}, nil
 }
 
 // foldSlots is the plan of one folded node: inputs (constants) first, then

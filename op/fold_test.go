@@ -121,20 +121,6 @@ func init() {
 			return a - b*math.Floor(a/b) // Python's %: the divisor's sign
 		})
 	}
-	for _, typ := range []string{"Sum", "Mean"} {
-		bruteEval[typ] = func(n *Node, ins []*Tensor, out *Tensor) []float64 {
-			return overCoords(out.Shape, func(c []int) float64 {
-				s := 0.0
-				for _, x := range ins {
-					s += bAt(x, c)
-				}
-				if n.Op == "Mean" {
-					s /= float64(len(ins))
-				}
-				return float64(float32(s))
-			})
-		}
-	}
 	bruteEval["Where"] = func(n *Node, ins []*Tensor, out *Tensor) []float64 {
 		return overCoords(out.Shape, func(c []int) float64 {
 			if bAt(ins[0], c) != 0 {
@@ -360,9 +346,11 @@ func TestFoldEvalBruteForce(t *testing.T) {
 	t.Logf("%d folds compared", n)
 }
 
-// TestFoldVariadic: Max and Min of one, three and four constant inputs
-// (ONNX allows any number; torch exports two) fold to the elementwise
-// extreme over the broadcast inputs, in the inputs' element type.
+// TestFoldVariadic: Max, Min, Sum and Mean of one, three and four constant
+// inputs (ONNX allows any number; torch exports two) fold to the
+// elementwise extreme, sum or mean over the broadcast inputs, in the
+// inputs' element type (Max and Min of integers too; Sum and Mean are
+// defined on floating-point types only).
 func TestFoldVariadic(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 9))
 	floats := func(shape ...int) *Tensor {
@@ -382,7 +370,10 @@ func TestFoldVariadic(t *testing.T) {
 		{[]*Tensor{{Type: Int64, Shape: []int{3}, Int: []int64{5, -2, 7}}, {Type: Int64, Shape: []int{1}, Int: []int64{0}},
 			{Type: Int64, Shape: []int{3}, Int: []int64{1, 9, -4}}}, []int{3}},
 	} {
-		for _, typ := range []string{"Max", "Min"} {
+		for _, typ := range []string{"Max", "Min", "Sum", "Mean"} {
+			if (typ == "Sum" || typ == "Mean") && c.ins[0].Type != Float {
+				continue
+			}
 			nd := &Node{Op: typ, Name: "v", Outputs: []string{"y"}}
 			for i := range c.ins {
 				nd.Inputs = append(nd.Inputs, fmt.Sprintf("x%d", i))
@@ -399,17 +390,23 @@ func TestFoldVariadic(t *testing.T) {
 			// broadcast element.
 			got := y.Values()
 			for k := range got {
-				want := math.Inf(1)
-				if typ == "Max" {
-					want = math.Inf(-1)
-				}
+				want := map[string]float64{"Max": math.Inf(-1), "Min": math.Inf(1)}[typ]
 				for _, x := range c.ins {
 					v := x.Values()[BroadcastIndex(x.Shape, c.want)[k]]
-					if typ == "Max" {
+					switch typ {
+					case "Max":
 						want = math.Max(want, v)
-					} else {
+					case "Min":
 						want = math.Min(want, v)
+					default:
+						want += v
 					}
+				}
+				if typ == "Mean" {
+					want /= float64(len(c.ins))
+				}
+				if typ == "Sum" || typ == "Mean" {
+					want = float64(float32(want)) // FLOAT output
 				}
 				if got[k] != want {
 					t.Fatalf("%s of %d inputs: element %d is %v, want %v", typ, len(c.ins), k, got[k], want)

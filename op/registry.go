@@ -96,11 +96,6 @@ type Def struct {
 	// before execution — by Infer (Shape, Size) or Eval (Equal, Where,
 	// Range, ...) — and that the engine has no kernel for it.
 	Fold bool
-	// Variadic reports that the operator takes one or more inputs and
-	// that its n-input form is the left fold of its two-input form
-	// (Max, Min): Fold evaluates a node of other than two constant inputs
-	// pair by pair through the two-input kernel.
-	Variadic bool
 	// Eval computes the outputs of n from constant inputs, for an
 	// operator without a kernel (see Fold in fold.go): ins[i] is the
 	// value of input i (nil for an omitted one), and outs[j] is allocated
