@@ -2,6 +2,7 @@ package prune
 
 import (
 	"encoding/binary"
+	"fmt"
 	"github.com/bitplan/bitplan/budget"
 	"github.com/bitplan/bitplan/plan"
 	"math"
@@ -343,5 +344,71 @@ func TestAnalyzeAttentionHeads(t *testing.T) {
 	}
 	if heads != 2 || rows != 2 {
 		t.Errorf("%d head groups and %d row groups, want 2 and 2", heads, rows)
+	}
+}
+
+// variadicJoinGraph: three convolutions joined by a three-input Sum (a
+// residual join), Relu, then three convolutions joined by a Max with a
+// per-channel constant and a Mean with the third, pooled into a Gemm.
+func variadicJoinGraph(t *testing.T) []byte {
+	g := newGraph([]int64{1, 2, 6, 6})
+	pad := intsAttr("pads", 1, 1, 1, 1)
+	a := g.node("Conv", "a", []string{"input", g.init("a.w", 4, 2, 3, 3), g.init("a.b", 4)}, pad)
+	b := g.node("Conv", "b", []string{"input", g.init("b.w", 4, 2, 1, 1)})
+	c := g.node("Conv", "c", []string{"input", g.init("c.w", 4, 2, 3, 3), g.init("c.b", 4)}, pad)
+	s := g.node("Sum", "sum", []string{a, b, c})
+	r := g.node("Relu", "relu", []string{s})
+	d := g.node("Conv", "d", []string{r, g.init("d.w", 3, 4, 3, 3), g.init("d.b", 3)}, pad)
+	e := g.node("Conv", "e", []string{r, g.init("e.w", 3, 4, 1, 1)})
+	f := g.node("Conv", "f", []string{r, g.init("f.w", 3, 4, 1, 1), g.init("f.b", 3)})
+	m := g.node("Max", "max", []string{d, e, g.init("k", 1, 3, 1, 1)})
+	n := g.node("Mean", "mean", []string{m, f})
+	gap := g.node("GlobalAveragePool", "gap", []string{n})
+	fl := g.node("Flatten", "fl", []string{gap})
+	out := g.node("Gemm", "fc", []string{fl, g.init("fc.w", 2, 3), g.init("fc.b", 2)}, intAttr("transB", 1))
+	return g.bytes(t, out, []int64{1, 2})
+}
+
+// TestAnalyzeVariadicJoins: a Sum of three convolution outputs ties their
+// channels as an Add does (one group, the join's consumers its consumers),
+// as do a Max (its per-channel constant sliced) and a Mean; random cuts of
+// both groups give the logits of the original with those channels
+// silenced.
+func TestAnalyzeVariadicJoins(t *testing.T) {
+	l := loadBytes(t, variadicJoinGraph(t))
+	st := l.st
+	if len(st.Groups) != 3 {
+		var names []string
+		for _, g := range st.Groups {
+			names = append(names, g.Name)
+		}
+		t.Fatalf("groups %v, want a+b+c, d+e+f and the classifier", names)
+	}
+	sum := groupByName(t, st, "a+b+c")
+	if !sum.Prunable || sum.Channels != 4 || !slices.Equal(sum.Consumers, []string{"d", "e", "f"}) {
+		t.Errorf("Sum join group %+v, want prunable, 4 channels, consumers d, e, f", sum)
+	}
+	mx := groupByName(t, st, "d+e+f")
+	if !mx.Prunable || mx.Channels != 3 || !slices.Equal(mx.Consumers, []string{"fc"}) {
+		t.Errorf("Max/Mean join group %+v, want prunable, 3 channels, consumer fc", mx)
+	}
+	sliced := false
+	for _, e := range mx.edits {
+		sliced = sliced || e.Init == "k"
+	}
+	if !sliced {
+		t.Error("the Max's per-channel constant k is not sliced with the group")
+	}
+	r := rand.New(rand.NewPCG(4, 4))
+	for trial := 0; trial < 4; trial++ {
+		keep := randomKeep(r, st)
+		out, err := Apply(l.mp, st, keep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pl, ref := loadProto(t, out), loadProto(t, zeroRemoved(t, l.mp, st, keep))
+		for _, n := range []int{1, 3} {
+			checkSilenced(t, pl, ref, [][]float64{normals(r, n*72, 1)}, n, zeroTol, fmt.Sprintf("trial %d (keeps %v)", trial, keptCounts(keep)))
+		}
 	}
 }

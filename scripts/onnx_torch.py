@@ -289,6 +289,12 @@ def run(model, x, overrides=None, dtype=torch.float64, values=None, input_deltas
             out = ins[0] * ins[1]
         elif op == "Div":
             out = ins[0] / ins[1]
+        elif op in ("Max", "Min", "Sum", "Mean"):
+            # Variadic, broadcast together; torch's amax/amin split the
+            # derivative among tied inputs (no ties on continuous data).
+            xs = torch.stack(torch.broadcast_tensors(*ins))
+            out = {"Max": lambda t: t.amax(0), "Min": lambda t: t.amin(0), "Sum": lambda t: t.sum(0),
+                   "Mean": lambda t: t.mean(0)}[op](xs)
         elif op == "Relu":
             out = torch.relu(ins[0])
         elif op == "Sigmoid":

@@ -1,0 +1,198 @@
+#!/usr/bin/python3
+"""Export a tiny CNN whose joins are three-input Max, Min, Sum and Mean nodes
+on computed tensors (ONNX's variadic element-wise operators), the test of
+the engine's variadic kernels on a real torch.onnx export.
+
+Usage (from the repository root, Debian's PyTorch and onnx):
+
+    /usr/bin/python3 scripts/make_variadic_tiny.py [--out testdata/models]
+
+Writes variadic_tiny_op13.onnx and variadic_tiny_op17.onnx (the same module
+exported by torch.onnx.export at opsets 13 and 17): input "input" N x 1 x 8
+x 8 (float32, dynamic batch), output "logits" N x 3. Random weights (seed 1):
+
+    a = Conv 3x3 1->4 (pad 1), b = Conv 1x1 1->4, c = Conv 3x3 1->4 (pad 1)
+    s = Sum(a, b, c)                        the residual-style join, N x 4 x 8 x 8
+    h = Relu(s); p = mean of h over H, W    ReduceMean, N x 4 x 1 x 1
+    d = Conv 3x3 4->4 (pad 1) of h, e = Conv 1x1 4->4 of h
+    m = Max(d, p, e)                        p broadcast over H, W
+    q = Conv 1x1 4->1 of h                  N x 1 x 8 x 8
+    r = mean of d over W                    ReduceMean, N x 4 x 8 x 1
+    n = Min(m, q, r)                        q broadcast over channels, r over W
+    u = Mean(Tanh(n), m, p)
+    logits = Gemm 256->3 of Flatten(u)
+
+torch.onnx has no symbolic that emits a variadic node (torch.maximum,
+torch.add and torch.stack(...).mean(0) export as two-input Max/Add or as
+Concat + ReduceMean), so the joins are torch.autograd.Function objects
+with a `symbolic` static method that emits the ONNX node with all three
+inputs: torch.onnx's documented mechanism for operators it does not map
+itself. Outside the export the module computes the same joins with plain
+torch ops (torch.maximum, torch.minimum, +, / 3), which the reference uses.
+
+Also writes variadic_tiny_ref.npz, computed by the module in float64 on the
+float32 weights: "input" (4 x 1 x 8 x 8, standard normal rounded to
+float32, seed 2), "labels" (int64, 4), "logits" (4 x 3), "loss" (mean
+cross-entropy), and per parameter (its initializer name) "grad.<name>",
+"v.<name>" (a Rademacher vector, seed 3) and "hv.<name>" = H v by double
+backprop. The script checks that both files pass onnx.checker (full check),
+hold every parameter as an initializer of its own name and contain the
+three-input nodes, and that the ONNX graphs evaluated by
+scripts/onnx_torch.py (float64, the file's own initializers) give the
+module's logits and, with the initializers as autograd leaves, its H v.
+"""
+
+import argparse
+import functools
+import os
+import sys
+
+import numpy as np
+import onnx
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "scripts"))
+import onnx_torch  # noqa: E402
+
+PLAIN = {
+    "Max": lambda *xs: functools.reduce(torch.maximum, xs),
+    "Min": lambda *xs: functools.reduce(torch.minimum, xs),
+    "Sum": lambda *xs: functools.reduce(torch.add, xs),
+    "Mean": lambda *xs: functools.reduce(torch.add, xs) / len(xs),
+}
+
+
+def _function(op):
+    class Variadic(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, *xs):
+            return PLAIN[op](*xs)
+
+        @staticmethod
+        def symbolic(g, *xs):
+            return g.op(op, *xs)
+
+    Variadic.__name__ = op
+    return Variadic
+
+
+FUNCTIONS = {op: _function(op) for op in PLAIN}
+
+
+def variadic(op, *xs):
+    """The ONNX node op of all of xs when exporting, else plain torch ops."""
+    if torch.onnx.is_in_onnx_export():
+        return FUNCTIONS[op].apply(*xs)
+    return PLAIN[op](*xs)
+
+
+class Tiny(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv_a = nn.Conv2d(1, 4, 3, padding=1)
+        self.conv_b = nn.Conv2d(1, 4, 1)
+        self.conv_c = nn.Conv2d(1, 4, 3, padding=1)
+        self.conv_d = nn.Conv2d(4, 4, 3, padding=1)
+        self.conv_e = nn.Conv2d(4, 4, 1)
+        self.conv_q = nn.Conv2d(4, 1, 1)
+        self.fc = nn.Linear(4 * 8 * 8, 3)
+
+    def forward(self, x):
+        s = variadic("Sum", self.conv_a(x), self.conv_b(x), self.conv_c(x))
+        h = torch.relu(s)
+        p = h.mean((2, 3), keepdim=True)
+        d = self.conv_d(h)
+        m = variadic("Max", d, p, self.conv_e(h))
+        n = variadic("Min", m, self.conv_q(h), d.mean(3, keepdim=True))
+        u = variadic("Mean", torch.tanh(n), m, p)
+        return self.fc(u.flatten(1))
+
+
+def hvp(loss_of, params, v):
+    """Gradient and H v of loss_of(params) by double backprop."""
+    loss = loss_of(params)
+    g = torch.autograd.grad(loss, params, create_graph=True)
+    dot = sum((gi * vi).sum() for gi, vi in zip(g, v))
+    hv = torch.autograd.grad(dot, params)
+    return loss, [x.detach() for x in g], [x.detach() for x in hv]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default=os.path.join(REPO, "testdata", "models"))
+    args = ap.parse_args()
+    torch.manual_seed(1)
+    m = Tiny().eval()
+    x32 = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+    labels = torch.randint(0, 3, (4,), generator=torch.Generator().manual_seed(2))
+    paths = {}
+    for opset in (13, 17):
+        path = os.path.join(args.out, f"variadic_tiny_op{opset}.onnx")
+        torch.onnx.export(m, (x32,), path + ".tmp", input_names=["input"], output_names=["logits"],
+                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=opset)
+        os.replace(path + ".tmp", path)
+        paths[opset] = path
+        mp = onnx.load(path)
+        onnx.checker.check_model(mp, full_check=True)
+        inits = {t.name for t in mp.graph.initializer}
+        missing = [k for k in m.state_dict() if k not in inits]
+        if missing:
+            raise SystemExit(f"{path}: parameters {missing} are not initializers of their own name")
+        joins = sorted((n.op_type, len(n.input)) for n in mp.graph.node if n.op_type in PLAIN)
+        if joins != [("Max", 3), ("Mean", 3), ("Min", 3), ("Sum", 3)]:
+            raise SystemExit(f"{path}: variadic nodes {joins}, want three-input Max, Mean, Min and Sum")
+        print(f"wrote {path} ({os.path.getsize(path)} bytes): {[n.op_type for n in mp.graph.node]}")
+
+    # The float64 reference on the float32 weights.
+    m64 = Tiny().double().eval()
+    m64.load_state_dict({k: v.double() for k, v in m.state_dict().items()})
+    x = x32.double()
+    names = [k for k, _ in m64.named_parameters()]
+    params = [p for _, p in m64.named_parameters()]
+    gen = torch.Generator().manual_seed(3)
+    v = [torch.randint(0, 2, p.shape, generator=gen).double() * 2 - 1 for p in params]
+
+    def module_loss(ps):
+        for p, q in zip(params, ps):
+            assert p is q
+        return F.cross_entropy(m64(x), labels)
+
+    with torch.no_grad():
+        logits = m64(x)
+    loss, grad, hv = hvp(module_loss, params, v)
+
+    # The ONNX graphs, interpreted on their own initializers.
+    for opset, path in paths.items():
+        mp = onnx.load(path)
+        got = onnx_torch.run(mp, x)
+        d = (got - logits).abs().max().item()
+        if d > 1e-12 * max(1.0, logits.abs().max().item()):
+            raise SystemExit(f"{path}: interpreted logits differ from the module's by {d:.3g}")
+        inits = onnx_torch.initializers(mp)
+        leaves = [torch.tensor(inits[n], dtype=torch.float64, requires_grad=True) for n in names]
+
+        def graph_loss(ps):
+            return F.cross_entropy(onnx_torch.run(mp, x, overrides=dict(zip(names, ps))), labels)
+
+        gl, gg, ghv = hvp(graph_loss, leaves, v)
+        dh = max((a - b).abs().max().item() for a, b in zip(ghv, hv))
+        scale = max(b.abs().max().item() for b in hv)
+        if abs(gl.item() - loss.item()) > 1e-12 or dh > 1e-10 * scale:
+            raise SystemExit(f"{path}: interpreted loss {gl.item()} vs {loss.item()}, H v differs by {dh:.3g}")
+        print(f"op{opset}: interpreter agrees (logits {d:.2g}, H v {dh:.2g} of scale {scale:.3g})")
+
+    ref = {"input": x.numpy(), "labels": labels.numpy(), "logits": logits.numpy(), "loss": np.array(loss.item())}
+    for n, g, vi, h in zip(names, grad, v, hv):
+        ref["grad." + n], ref["v." + n], ref["hv." + n] = g.numpy(), vi.numpy(), h.numpy()
+    ref = {k: np.ascontiguousarray(a) for k, a in ref.items()}  # C order (a 1x1 kernel's gradient is not)
+    out = os.path.join(args.out, "variadic_tiny_ref.npz")
+    np.savez(out + ".tmp.npz", **ref)
+    os.replace(out + ".tmp.npz", out)
+    print(f"wrote {out}: loss {loss.item():.6f}, |H v| {torch.cat([h.flatten() for h in hv]).norm().item():.6g}")
+
+
+if __name__ == "__main__":
+    main()
