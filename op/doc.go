@@ -34,7 +34,7 @@
 //   - Linear: the operator gives a LinearMap (Apply and Transpose, plus
 //     Offset when affine); R{y} = L R{x}, x̄ += Lᵀ ȳ, R{x̄} += Lᵀ R{ȳ}
 //     (views, Transpose, Concat, BatchNormalization, average pooling,
-//     Resize).
+//     Resize, Sum and Mean of any number of inputs).
 //   - Elementwise: unary operators give f, f′, f″ (UnaryFns); binary
 //     broadcasting operators give f with its first and second partials
 //     (BinaryFns). The second-order term f″ R{x} ȳ is then never forgotten.
@@ -43,8 +43,9 @@
 //     Div, so its R-forward and R-backward follow from theirs.
 //   - Bilinear and Custom: hand-written four-method kernels remain where a
 //     derived rule would be much slower — Conv, ConvTranspose and
-//     Gemm/MatMul (one im2col and one BLAS call per product), Softmax (closed form), MaxPool (the
-//     argmax routing of the forward pass), LSTM, GRU and RNN (one BLAS call
+//     Gemm/MatMul (one im2col and one BLAS call per product), Softmax (closed form), MaxPool and the
+//     variadic Max and Min (the argmax routing of the forward pass, one
+//     kernel for any number of inputs, see variadic.go), LSTM, GRU and RNN (one BLAS call
 //     over all steps for every product that does not wait for the previous
 //     step; their unrolled composite is the tests' reference); each says
 //     why in its comment.

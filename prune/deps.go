@@ -160,9 +160,11 @@ type analyzer struct {
 // Analyze follows every unit's output channels through the graph and
 // returns the channel groups. It understands element-wise activations
 // (Relu, Clip, Sigmoid, ...), pooling, BatchNormalization (its four vectors
-// lose entry c), element-wise Add/Sub/Mul/Div (two tracked operands are tied
-// into one group; a constant operand is sliced when it varies along the
-// channels), Flatten with axis 1 into a Gemm or MatMul (channel c becomes
+// lose entry c), element-wise Add/Sub/Mul/Div and the variadic
+// Sum/Mean/Max/Min of any number of inputs (tracked operands are tied into
+// one group, as a residual join; one whose channel axis is broadcast — a
+// one-channel map — is left whole instead; a constant operand is sliced
+// when it varies along the channels), Flatten with axis 1 into a Gemm or MatMul (channel c becomes
 // the block of H·W inputs), depthwise convolutions and transposed
 // convolutions (pass-through), ConvTranspose with group 1 (its C×M×kernel
 // weight holds the output channels on axis 1 and the input channels it
@@ -1261,14 +1263,25 @@ func (a *analyzer) constOperand(n *model.Node, name string, t tref) {
 	a.addEdit(t.id, edit{Node: n.Index, Init: name, Axis: ax, Inner: t.inner, Parts: t.parts})
 }
 
+// binary handles the broadcasting element-wise operators (FlowBroadcast):
+// Add, Sub, Mul, Div, and Sum, Mean, Max and Min of one or more inputs.
 func (a *analyzer) binary(n *model.Node, sp map[int]tref) {
 	if len(sp) == 0 {
 		return
 	}
 	var t tref
 	first := true
+	out := a.dims(n.Outputs[0])
 	for _, i := range sortedKeys(sp) {
 		o := sp[i]
+		// A tracked operand whose channel axis is broadcast (a one-channel
+		// map joined with a C-channel tensor): every output channel reads
+		// its one channel, so its group is not tied to the output's and
+		// stays whole.
+		if in := a.dims(n.Input(i)); len(in) == len(out) && o.axis < len(in) && in[o.axis] == 1 && out[o.axis] > 1 {
+			a.bad(o.id, "%s broadcasts the channel of input %d across %d channels", n.Label(), i, out[o.axis])
+			continue
+		}
 		if first {
 			t, first = o, false
 			continue
@@ -1279,7 +1292,10 @@ func (a *analyzer) binary(n *model.Node, sp map[int]tref) {
 		}
 		t.id = a.union(t.id, o.id, n)
 	}
-	if r := len(a.dims(n.Outputs[0])); r != t.rank {
+	if first {
+		return // every tracked operand is broadcast across the channels
+	}
+	if r := len(out); r != t.rank {
 		a.bad(t.id, "%s broadcasts the tracked tensor to rank %d", n.Label(), r)
 	}
 	for i, in := range n.Inputs {

@@ -3,16 +3,19 @@ package prune
 import (
 	"encoding/binary"
 	"fmt"
-	"github.com/bitplan/bitplan/budget"
-	"github.com/bitplan/bitplan/plan"
 	"math"
 	"math/rand/v2"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/bitplan/bitplan/budget"
+	"github.com/bitplan/bitplan/data"
+	"github.com/bitplan/bitplan/plan"
 )
 
 func groupByName(t *testing.T, st *Structure, name string) *Group {
@@ -349,8 +352,10 @@ func TestAnalyzeAttentionHeads(t *testing.T) {
 
 // variadicJoinGraph: three convolutions joined by a three-input Sum (a
 // residual join), Relu, then three convolutions joined by a Max with a
-// per-channel constant and a Mean with the third, pooled into a Gemm.
-func variadicJoinGraph(t *testing.T) []byte {
+// per-channel constant (and, with broadcast, a one-channel map: conv q,
+// broadcast across the channels) and a Mean with the third, pooled into a
+// Gemm.
+func variadicJoinGraph(t *testing.T, broadcast bool) []byte {
 	g := newGraph([]int64{1, 2, 6, 6})
 	pad := intsAttr("pads", 1, 1, 1, 1)
 	a := g.node("Conv", "a", []string{"input", g.init("a.w", 4, 2, 3, 3), g.init("a.b", 4)}, pad)
@@ -361,7 +366,11 @@ func variadicJoinGraph(t *testing.T) []byte {
 	d := g.node("Conv", "d", []string{r, g.init("d.w", 3, 4, 3, 3), g.init("d.b", 3)}, pad)
 	e := g.node("Conv", "e", []string{r, g.init("e.w", 3, 4, 1, 1)})
 	f := g.node("Conv", "f", []string{r, g.init("f.w", 3, 4, 1, 1), g.init("f.b", 3)})
-	m := g.node("Max", "max", []string{d, e, g.init("k", 1, 3, 1, 1)})
+	maxIn := []string{d, e, g.init("k", 1, 3, 1, 1)}
+	if broadcast {
+		maxIn = append(maxIn, g.node("Conv", "q", []string{r, g.init("q.w", 1, 4, 1, 1)}))
+	}
+	m := g.node("Max", "max", maxIn)
 	n := g.node("Mean", "mean", []string{m, f})
 	gap := g.node("GlobalAveragePool", "gap", []string{n})
 	fl := g.node("Flatten", "fl", []string{gap})
@@ -373,42 +382,116 @@ func variadicJoinGraph(t *testing.T) []byte {
 // channels as an Add does (one group, the join's consumers its consumers),
 // as do a Max (its per-channel constant sliced) and a Mean; random cuts of
 // both groups give the logits of the original with those channels
-// silenced.
+// silenced. With a one-channel map broadcast across the Max's channels,
+// that map's group is not tied (it stays whole, the others prunable), and
+// a plan under a parameter budget is solved, applied and runs.
 func TestAnalyzeVariadicJoins(t *testing.T) {
-	l := loadBytes(t, variadicJoinGraph(t))
-	st := l.st
-	if len(st.Groups) != 3 {
+	groups := func(st *Structure) []string {
 		var names []string
 		for _, g := range st.Groups {
 			names = append(names, g.Name)
 		}
-		t.Fatalf("groups %v, want a+b+c, d+e+f and the classifier", names)
-	}
-	sum := groupByName(t, st, "a+b+c")
-	if !sum.Prunable || sum.Channels != 4 || !slices.Equal(sum.Consumers, []string{"d", "e", "f"}) {
-		t.Errorf("Sum join group %+v, want prunable, 4 channels, consumers d, e, f", sum)
-	}
-	mx := groupByName(t, st, "d+e+f")
-	if !mx.Prunable || mx.Channels != 3 || !slices.Equal(mx.Consumers, []string{"fc"}) {
-		t.Errorf("Max/Mean join group %+v, want prunable, 3 channels, consumer fc", mx)
-	}
-	sliced := false
-	for _, e := range mx.edits {
-		sliced = sliced || e.Init == "k"
-	}
-	if !sliced {
-		t.Error("the Max's per-channel constant k is not sliced with the group")
+		return names
 	}
 	r := rand.New(rand.NewPCG(4, 4))
-	for trial := 0; trial < 4; trial++ {
-		keep := randomKeep(r, st)
-		out, err := Apply(l.mp, st, keep)
-		if err != nil {
-			t.Fatal(err)
+	for _, broadcast := range []bool{false, true} {
+		l := loadBytes(t, variadicJoinGraph(t, broadcast))
+		st := l.st
+		want, consumers := []string{"a+b+c", "d+e+f", "fc"}, []string{"d", "e", "f"}
+		if broadcast {
+			want, consumers = []string{"a+b+c", "d+e+f", "q", "fc"}, []string{"d", "e", "f", "q"}
 		}
-		pl, ref := loadProto(t, out), loadProto(t, zeroRemoved(t, l.mp, st, keep))
-		for _, n := range []int{1, 3} {
-			checkSilenced(t, pl, ref, [][]float64{normals(r, n*72, 1)}, n, zeroTol, fmt.Sprintf("trial %d (keeps %v)", trial, keptCounts(keep)))
+		if got := groups(st); !slices.Equal(got, want) {
+			t.Fatalf("broadcast %v: groups %v, want %v", broadcast, got, want)
 		}
+		sum := groupByName(t, st, "a+b+c")
+		if !sum.Prunable || sum.Channels != 4 || !slices.Equal(sum.Consumers, consumers) {
+			t.Errorf("broadcast %v: Sum join group %+v, want prunable, 4 channels, consumers %v", broadcast, sum, consumers)
+		}
+		mx := groupByName(t, st, "d+e+f")
+		if !mx.Prunable || mx.Channels != 3 || !slices.Equal(mx.Consumers, []string{"fc"}) {
+			t.Errorf("broadcast %v: Max/Mean join group %+v, want prunable, 3 channels, consumer fc", broadcast, mx)
+		}
+		sliced := false
+		for _, e := range mx.edits {
+			sliced = sliced || e.Init == "k"
+		}
+		if !sliced {
+			t.Errorf("broadcast %v: the Max's per-channel constant k is not sliced with the group", broadcast)
+		}
+		if broadcast {
+			if q := groupByName(t, st, "q"); q.Prunable || q.Channels != 1 || !strings.Contains(strings.Join(q.Reasons, ";"), "broadcasts the channel of input 3") {
+				t.Errorf("one-channel group q %+v, want unprunable: broadcast across the Max's channels", q)
+			}
+			// The silenced original is no reference here: a removed
+			// channel of the Max reads q's channel, not zero.
+			p, err := Solve(t.Context(), &Request{Structure: st, Importance: synthImportance(t, l.e, 1), Budgets: []plan.Budget{pct(budget.Params, 0.5)}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Keep() == nil {
+				t.Fatalf("status %s", p.Status)
+			}
+			out, err := Apply(l.mp, st, p.Keep())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := loadProto(t, out).e.Logits(normals(r, 72, 1), 1); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("plan at 50%% of the parameter range keeps %v channels", keptCounts(p.Keep()))
+			continue
+		}
+		for trial := 0; trial < 4; trial++ {
+			keep := randomKeep(r, st)
+			out, err := Apply(l.mp, st, keep)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pl, ref := loadProto(t, out), loadProto(t, zeroRemoved(t, l.mp, st, keep))
+			for _, n := range []int{1, 3} {
+				checkSilenced(t, pl, ref, [][]float64{normals(r, n*72, 1)}, n, zeroTol, fmt.Sprintf("trial %d (keeps %v)", trial, keptCounts(keep)))
+			}
+		}
+	}
+}
+
+// TestPruneVariadicTiny runs the pruning pipeline on the torch.onnx export
+// with three-input joins (testdata/models/variadic_tiny_op13.onnx): the
+// one-channel conv_q map broadcast across the Min's channels is left whole
+// for that reason, the groups behind the spatial ReduceMeans are left
+// intact (ReduceMean is not modelled), and channel importances estimated
+// on the model's reference inputs feed a solve that says no plan fits
+// rather than failing.
+func TestPruneVariadicTiny(t *testing.T) {
+	l := load(t, "variadic_tiny_op13")
+	q := groupByName(t, l.st, "/conv_q/Conv")
+	if q.Prunable || q.Channels != 1 || !strings.Contains(strings.Join(q.Reasons, ";"), "broadcasts the channel of input 1 across 4 channels") {
+		t.Errorf("conv_q group %+v, want one channel left whole: broadcast by the Min", q)
+	}
+	for _, name := range []string{"/conv_a/Conv+/conv_b/Conv+/conv_c/Conv", "/conv_d/Conv+/conv_e/Conv"} {
+		if g := groupByName(t, l.st, name); g.Prunable || g.Channels != 4 || !strings.Contains(strings.Join(g.Reasons, ";"), "ReduceMean") {
+			t.Errorf("group %s %+v, want 4 channels left intact because of a ReduceMean", name, g)
+		}
+	}
+	z, err := data.OpenNPZ(filepath.Join("..", "testdata", "models", "variadic_tiny_ref.npz"))
+	if err != nil {
+		t.Fatalf("committed reference missing: %v", err)
+	}
+	defer z.Close()
+	ds, err := z.Match([]string{"input"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := Estimate(t.Context(), l.e, ds, &Settings{Probes: 2, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Solve(t.Context(), &Request{Structure: l.st, Importance: im, Budgets: []plan.Budget{pct(budget.Params, 0.7)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Status != "infeasible" {
+		t.Errorf("status %s, want infeasible (nothing is prunable)", p.Status)
 	}
 }

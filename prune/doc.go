@@ -9,7 +9,8 @@
 //
 //   - Analyze follows every unit's output channels through the graph and
 //     returns the channel groups: channels that must be removed together
-//     (a residual Add ties the units feeding it), with every tensor that
+//     (a residual Add, or a Sum, Max, Min or Mean of several, ties the
+//     units feeding it), with every tensor that
 //     shrinks with them (BatchNormalization vectors, the next layer's input
 //     weights, the block of Gemm inputs a Flatten makes of a channel).
 //     Whatever it does not model leaves the group intact and is reported.

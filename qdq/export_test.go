@@ -3,7 +3,9 @@ package qdq
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -334,6 +336,52 @@ func TestExportOpsets(t *testing.T) {
 			t.Errorf("%s: %v", c.file, err)
 		case c.want == "" && r.Model.OpsetImport[0].Version != Opset:
 			t.Errorf("%s: exported opset %d", c.file, r.Model.OpsetImport[0].Version)
+		}
+	}
+}
+
+// TestExportVariadicJoins exports the torch.onnx model whose joins are
+// three-input Sum, Max, Min and Mean nodes on computed tensors
+// (testdata/models/variadic_tiny_op13.onnx and _op17.onnx) at W8A8: every
+// unit is quantized, and the variadic nodes reach the opset-21 model
+// unchanged, reading the same three tensors (ONNX Runtime runs it:
+// ort's TestVariadicTinyORT).
+func TestExportVariadicJoins(t *testing.T) {
+	r := rand.New(rand.NewPCG(2, 2))
+	for _, name := range []string{"variadic_tiny_op13", "variadic_tiny_op17"} {
+		b, e := load(t, name)
+		ds := &data.Memory{Inputs: make([]float64, 16*64), Labels: make([]int, 16), Shape: e.SampleShape()}
+		for i := range ds.Inputs {
+			ds.Inputs[i] = r.NormFloat64()
+		}
+		var layers []eval.Layer
+		for _, u := range e.Units() {
+			layers = append(layers, eval.Layer{Name: u.Name, Bits: 8, ABits: 8})
+		}
+		res, err := Export(context.Background(), &Config{Model: b, Engine: e, Layers: layers, Calib: ds})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if len(res.Summary.Layers) != 7 || res.Model.OpsetImport[0].Version != Opset {
+			t.Errorf("%s: %d layers quantized (want 7), opset %d", name, len(res.Summary.Layers), res.Model.OpsetImport[0].Version)
+		}
+		src := &onnx.ModelProto{}
+		if err := proto.Unmarshal(b, src); err != nil {
+			t.Fatal(err)
+		}
+		joins := func(g *onnx.GraphProto) map[string]string {
+			j := map[string]string{}
+			for _, n := range g.Node {
+				switch n.OpType {
+				case "Max", "Min", "Sum", "Mean":
+					j[n.Name] = n.OpType + "(" + strings.Join(n.Input, ", ") + ")"
+				}
+			}
+			return j
+		}
+		want, got := joins(src.Graph), joins(res.Model.Graph)
+		if len(want) != 4 || !maps.Equal(want, got) {
+			t.Errorf("%s: variadic nodes after export %v, want %v", name, got, want)
 		}
 	}
 }
