@@ -45,11 +45,13 @@ func init() {
 
 // variadicCases are the conformance cases of Max, Min, Sum and Mean: one
 // to four inputs, equal shapes and broadcasting (every input broadcast
-// along some axis), a constant operand, and the opsets of the engine's
-// range where the operators changed or were re-issued (8: broadcasting,
-// 12: integer types for Max and Min, 13: bfloat16). Random inputs are
-// drawn from disjoint ranges where a broadcast element meets many others,
-// so that no two inputs tie within a finite-difference step.
+// along some axis), a constant operand, at opsets 11 (the engine's oldest),
+// 13 (the operators' latest version: they changed at 8, broadcasting, 12,
+// integer Max and Min, and 13, bfloat16), 17 and 21 (the engine's newest).
+// One case draws its inputs from disjoint ranges (Max always picks the
+// last, Min the first), the others from overlapping ones so that the picks
+// mix; continuous values tie within a finite-difference step with
+// negligible probability (ties are TestVariadicTies' subject).
 func variadicCases() []Case {
 	in := func(lo float64, shape ...int) CaseInput { return CaseInput{Shape: shape, Lo: lo, Hi: lo + 0.9} }
 	return []Case{
