@@ -156,9 +156,11 @@ type UnitLayout struct {
 // per-channel slices (OutChannels, axis 0 of its C×M/G×kernel weight) are
 // its input channels, and its output channel m = g·M/G + j is the weight's
 // axis-1 entry j over group g's C/G input channels; and for the W and R of
-// an LSTM, GRU or RNN (D×gates·H×…), whose channels are the H hidden
-// units: unit k is row g·H + k of every gate g in every direction, and of
-// W's bias B (D×2·gates·H) entry p·H + k of each of its 2·gates blocks.
+// an LSTM, GRU or RNN (D×gates·H×…), whose channels are the D·H hidden
+// units of its D directions (each direction has its own rows and its own
+// hidden state): channel d·H + k, unit k of direction d, is row g·H + k of
+// every gate g of direction d, and of W's bias B (D×2·gates·H) entry
+// p·H + k of each of direction d's 2·gates blocks.
 func (u UnitLayout) OutputChannelIndices() [][]int {
 	if gates := RecurrentGates(u.Op); gates > 0 && len(u.WeightShape) == 3 && u.WeightShape[1]%gates == 0 {
 		return u.hiddenUnitIndices(gates)
@@ -200,42 +202,42 @@ func RecurrentGates(op string) int {
 	return 0
 }
 
-// hiddenUnitIndices is OutputChannelIndices of a recurrent W or R.
+// hiddenUnitIndices is OutputChannelIndices of a recurrent W or R:
+// direction-major, channel d·H + k.
 func (u UnitLayout) hiddenUnitIndices(gates int) [][]int {
 	d, gh, x := u.WeightShape[0], u.WeightShape[1], u.WeightShape[2]
 	h := gh / gates
-	out := make([][]int, h)
-	for k := range out {
-		idx := make([]int, 0, d*gates*x+2*d*gates)
-		for di := 0; di < d; di++ {
+	bias := u.biasPerOutputChannel(d * h)
+	out := make([][]int, d*h)
+	for di := 0; di < d; di++ {
+		for k := 0; k < h; k++ {
+			idx := make([]int, 0, gates*x+2*gates)
 			for g := 0; g < gates; g++ {
 				row := u.WeightOffset + (di*gh+g*h+k)*x
 				for j := 0; j < x; j++ {
 					idx = append(idx, row+j)
 				}
 			}
-		}
-		if u.biasPerOutputChannel(h) {
-			for di := 0; di < d; di++ {
+			if bias {
 				for p := 0; p < 2*gates; p++ {
 					idx = append(idx, u.BiasOffset+di*2*gh+p*h+k)
 				}
 			}
+			out[di*h+k] = idx
 		}
-		out[k] = idx
 	}
 	return out
 }
 
 // biasPerOutputChannel reports whether OutputChannelIndices's n channels
 // hold the bias (one element per channel, or a recurrent B of 2·gates
-// blocks per direction), so no bias is left over.
+// entries per unit of each direction), so no bias is left over.
 func (u UnitLayout) biasPerOutputChannel(n int) bool {
 	if u.BiasSize == 0 {
 		return false
 	}
 	if gates := RecurrentGates(u.Op); gates > 0 && len(u.WeightShape) == 3 {
-		return u.BiasSize == u.WeightShape[0]*2*gates*n
+		return u.BiasSize == 2*gates*n
 	}
 	return u.BiasSize == n
 }

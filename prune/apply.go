@@ -16,9 +16,12 @@ import (
 
 // cut is one slicing of an initializer: keep the channels keep of c along
 // axis, in blocks of inner elements, in each of parts repetitions of the
-// channels along the axis (0 means 1).
+// channels along the axis (0 means 1). With dirs > 1, axis dirAxis (before
+// axis) holds the directions: at its index d, axis holds direction d's
+// c/dirs channels, channel d·c/dirs + j being its j.
 type cut struct {
 	axis, inner, c, parts int
+	dirs, dirAxis         int
 	keep                  []int
 }
 
@@ -29,8 +32,9 @@ type cut struct {
 // vectors, per-channel constants, the consumers' input weights and the
 // group attribute of depthwise convolutions shrink; value_info entries of
 // the pruned tensors are dropped (shapes are re-inferred on load).
-// Unprunable groups must keep every channel. The result is checked by
-// importing it again.
+// Unprunable groups must keep every channel, and the directions of a group
+// with Directions > 1 the same number each (their kept units need not be
+// the same). The result is checked by importing it again.
 func Apply(mp *onnx.ModelProto, st *Structure, keep [][]int) (*onnx.ModelProto, error) {
 	return applyCuts(mp, st, keep, nil)
 }
@@ -83,11 +87,18 @@ func applyCuts(mp *onnx.ModelProto, st *Structure, keep [][]int, add map[string]
 		if !g.Prunable {
 			return nil, fmt.Errorf("prune: Apply: group %q is not prunable (%v) but keeps %d of %d channels", g.Name, g.Reasons, len(k), g.Channels)
 		}
+		if n := perDirection(g, k); n == nil {
+			return nil, fmt.Errorf("prune: Apply: group %q: its %d directions keep %v units, want the same number each (the node has one hidden_size)", g.Name, g.Directions, dirCounts(g, k))
+		}
 		for _, e := range g.edits {
-			size := e.parts() * len(k) * e.Inner // the axis's new length
+			n := len(k)
+			if e.Dirs > 1 {
+				n /= e.Dirs
+			}
+			size := e.parts() * n * e.Inner // the axis's new length
 			switch {
 			case e.Attr != "":
-				attrs[nodeAttr{e.Node, e.Attr}] = e.parts() * len(k)
+				attrs[nodeAttr{e.Node, e.Attr}] = e.parts() * n
 			case e.Drop:
 				drops[e.Node] = append(drops[e.Node], e.Part)
 			case e.Shape:
@@ -98,7 +109,7 @@ func applyCuts(mp *onnx.ModelProto, st *Structure, keep [][]int, add map[string]
 			case e.Split:
 				bounds[e.Node] = slices.Repeat([]int64{int64(size)}, e.Part)
 			default:
-				cuts[e.Init] = append(cuts[e.Init], cut{axis: e.Axis, inner: e.Inner, c: g.Channels, parts: e.Parts, keep: k})
+				cuts[e.Init] = append(cuts[e.Init], cut{axis: e.Axis, inner: e.Inner, c: g.Channels, parts: e.Parts, dirs: e.Dirs, dirAxis: e.DirAxis, keep: k})
 			}
 		}
 		for _, t := range g.Tensors {
@@ -401,30 +412,84 @@ func dropDead(gr *onnx.GraphProto) {
 	gr.ValueInfo = vi
 }
 
-// sliceAxis keeps channels c.keep of axis c.axis (blocks of c.inner, in
-// each of c.parts repetitions of the channels).
-func sliceAxis(v []float64, shape []int, c cut) ([]float64, []int, error) {
-	p := max(c.parts, 1)
-	if c.axis < 0 || c.axis >= len(shape) || shape[c.axis] != p*c.c*c.inner {
-		return nil, nil, fmt.Errorf("shape %v: axis %d should hold %d×%d×%d values", shape, c.axis, p, c.c, c.inner)
+// perDirection returns the kept channels k of group g by direction, each
+// relative to its direction's first (all of k when g has no directions),
+// or nil when the directions keep different numbers.
+func perDirection(g *Group, k []int) [][]int {
+	d := max(g.Directions, 1)
+	h := g.Channels / d
+	out := make([][]int, d)
+	for _, c := range k {
+		out[c/h] = append(out[c/h], c%h)
 	}
-	outer, stride := p, 1
+	for _, o := range out {
+		if len(o) != len(out[0]) {
+			return nil
+		}
+	}
+	return out
+}
+
+// dirCounts returns how many of the channels k every direction of g keeps.
+func dirCounts(g *Group, k []int) []int {
+	d := max(g.Directions, 1)
+	n := make([]int, d)
+	for _, c := range k {
+		n[c/(g.Channels/d)]++
+	}
+	return n
+}
+
+// sliceAxis keeps channels c.keep of axis c.axis (blocks of c.inner, in
+// each of c.parts repetitions of the channels; per direction with c.dirs).
+func sliceAxis(v []float64, shape []int, c cut) ([]float64, []int, error) {
+	p, dirs := max(c.parts, 1), max(c.dirs, 1)
+	per := c.c / dirs // channels along the axis
+	if c.axis < 0 || c.axis >= len(shape) || shape[c.axis] != p*per*c.inner || c.c%dirs != 0 {
+		return nil, nil, fmt.Errorf("shape %v: axis %d should hold %d×%d×%d values", shape, c.axis, p, per, c.inner)
+	}
+	if dirs > 1 && (c.dirAxis < 0 || c.dirAxis >= c.axis || shape[c.dirAxis] != dirs) {
+		return nil, nil, fmt.Errorf("shape %v: axis %d should hold the %d directions", shape, c.dirAxis, dirs)
+	}
+	keeps := [][]int{c.keep}
+	if dirs > 1 {
+		keeps = make([][]int, dirs)
+		for _, ch := range c.keep {
+			keeps[ch/per] = append(keeps[ch/per], ch%per)
+		}
+		for _, k := range keeps {
+			if len(k) != len(keeps[0]) {
+				return nil, nil, fmt.Errorf("the %d directions keep different numbers of channels", dirs)
+			}
+		}
+	}
+	outer, stride, dstride := p, 1, p // dstride: outer indices per direction index
 	for _, d := range shape[:c.axis] {
 		outer *= d
+	}
+	if dirs > 1 {
+		for _, d := range shape[c.dirAxis+1 : c.axis] {
+			dstride *= d
+		}
 	}
 	for _, d := range shape[c.axis+1:] {
 		stride *= d
 	}
-	n := c.c * c.inner
-	res := make([]float64, 0, outer*len(c.keep)*c.inner*stride)
+	n := per * c.inner
+	kn := len(keeps[0])
+	res := make([]float64, 0, outer*kn*c.inner*stride)
 	for o := 0; o < outer; o++ {
-		for _, ch := range c.keep {
+		keep := keeps[0]
+		if dirs > 1 {
+			keep = keeps[o/dstride%dirs]
+		}
+		for _, ch := range keep {
 			lo := (o*n + ch*c.inner) * stride
 			res = append(res, v[lo:lo+c.inner*stride]...)
 		}
 	}
 	ns := slices.Clone(shape)
-	ns[c.axis] = p * len(c.keep) * c.inner
+	ns[c.axis] = p * kn * c.inner
 	return res, ns, nil
 }
 

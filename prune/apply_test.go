@@ -70,10 +70,20 @@ func zeroRemoved(t *testing.T, mp *onnx.ModelProto, st *Structure, keep [][]int)
 			}
 			n := tt.Shape[e.Axis]
 			part := n / e.parts() // each part holds every channel once
+			// Per direction: at index d of axis DirAxis the axis holds
+			// channels d·C/D … (d+1)·C/D − 1.
+			dirs, per, dstride := max(e.Dirs, 1), g.Channels, 1
+			if e.Dirs > 1 {
+				per = g.Channels / e.Dirs
+				for _, d := range tt.Shape[e.DirAxis+1 : e.Axis] {
+					dstride *= d
+				}
+			}
 			for o := 0; o < outer; o++ {
+				base := o / dstride % dirs * per
 				for q := 0; q < e.parts(); q++ {
-					for c := 0; c < g.Channels; c++ {
-						if kept[c] {
+					for c := 0; c < per; c++ {
+						if kept[base+c] {
 							continue
 						}
 						lo := (o*n + q*part + c*e.Inner) * stride
@@ -89,9 +99,23 @@ func zeroRemoved(t *testing.T, mp *onnx.ModelProto, st *Structure, keep [][]int)
 	return out
 }
 
+// randomKeep returns random kept sets (about two thirds of every prunable
+// group's channels, at least one); a group of several directions keeps a
+// random number of units in each, chosen in each on its own.
 func randomKeep(r *rand.Rand, st *Structure) [][]int {
 	keep := make([][]int, len(st.Groups))
 	for i, g := range st.Groups {
+		if d := g.Directions; d > 1 && g.Prunable {
+			h := g.Channels / d
+			n := 1 + r.IntN(h)
+			for j := 0; j < d; j++ {
+				for _, k := range r.Perm(h)[:n] {
+					keep[i] = append(keep[i], j*h+k)
+				}
+			}
+			slices.Sort(keep[i])
+			continue
+		}
 		for c := 0; c < g.Channels; c++ {
 			if !g.Prunable || r.IntN(3) > 0 {
 				keep[i] = append(keep[i], c)

@@ -71,7 +71,8 @@ func newUnitCosts(st *Structure) []unitCost {
 // kept (ki is ignored for depthwise units, whose input channels are their
 // output channels, and for units without an In group). All counts of Conv,
 // Gemm and MatMul are bilinear in (ko, ki), and the divisions are exact for
-// consistent shapes.
+// consistent shapes (and, for a group with Directions D, counts that are
+// multiples of D).
 func (c *unitCost) counts(ko, ki int) Counts {
 	co, k := int64(c.co), int64(ko)
 	var n Counts
@@ -85,8 +86,12 @@ func (c *unitCost) counts(ko, ki int) Counts {
 		if c.in < 0 {
 			ci, j = 1, 1
 		}
-		n.Params = c.weight / co / ci * k * j
-		n.MACs = c.macs / (co * ci) * k * j
+		// weight/co is a multiple of ci, so the divisions are exact (a
+		// bidirectional recurrent R with per-direction channels, D·gates·H²
+		// weights over co = ci = D·H channels, keeps k = D·n of them:
+		// gates·H·k/(D·H)·k = D·gates·n²).
+		n.Params = c.weight / co * k / ci * j
+		n.MACs = c.macs / co * k / ci * j
 		n.InElems = c.inE / ci * j
 		n.OutElems = c.outE / co * k
 	}

@@ -55,6 +55,15 @@ type Group struct {
 	Reasons []string
 	// Tensors are the activation tensors that carry the channels.
 	Tensors []string
+	// Directions (0 or 1: none) is the direction count D of a bidirectional
+	// recurrent layer whose directions are pruned each on its own: channel
+	// c is hidden unit c mod H of direction ⌊c/H⌋, H = Channels/D, and
+	// every direction must keep the same number of units (the node has one
+	// hidden_size). Direction d's kept units k₀ < k₁ < … become its units
+	// 0, 1, … of the pruned node, and torch's merge of the directions makes
+	// unit k of direction d the consumer's input d·H + k, so its columns
+	// follow.
+	Directions int
 
 	edits []edit
 }
@@ -113,6 +122,13 @@ type edit struct {
 	// Drop removes input Part of node Node (a recurrent node's initial
 	// state computed at run time as zeros: absent means zero).
 	Drop bool
+	// Dirs (0 or 1: none) says that axis DirAxis < Axis of Init holds the
+	// Dirs directions of a group whose channels are per direction (Group.
+	// Directions): at index d of DirAxis, Axis holds direction d's C/Dirs
+	// channels (in Parts and Inner as above), channel d·C/Dirs + k being
+	// its k. An Attr edit with Dirs is set to the channels kept per
+	// direction.
+	Dirs, DirAxis int
 }
 
 // parts returns e.Parts, at least 1.
@@ -122,9 +138,17 @@ func (e edit) parts() int { return max(e.Parts, 1) }
 // indices [p·C·inner + c·inner, p·C·inner + (c+1)·inner) for p < parts
 // (parts 0 means 1) of axis axis of a tensor of rank rank, where C is the
 // space's channel count.
+//
+// dirs ≥ 2 marks a tensor of a space whose channels are per direction
+// (Group.Directions): channel d·C/dirs + k is at index d of axis dirAxis
+// and index k of axis.
 type tref struct {
 	id, axis, inner, rank, parts int
+	dirs, dirAxis                int
 }
+
+// perDir reports whether the tensor holds per-direction channels.
+func (t tref) perDir() bool { return t.dirs > 1 }
 
 // whole reports whether the tensor holds its channels once.
 func (t tref) whole() bool { return t.parts <= 1 }
@@ -138,6 +162,10 @@ type space struct {
 	reasons   []string
 	tensors   []string
 	firstUnit int
+	// dirs is the direction count of a space of per-direction channels
+	// (Group.Directions), rnns the recurrent nodes that made it so.
+	dirs int
+	rnns []int
 }
 
 type analyzer struct {
@@ -155,6 +183,11 @@ type analyzer struct {
 	in     map[string]int // unit → space id of its input channels
 	dw     map[string]bool
 	prod   map[string]*model.Node // tensor → producer (producers, cached)
+	// tied lists the bidirectional recurrent nodes whose directions are
+	// tied (unit k of both is one channel); untie collects, during a pass,
+	// those whose per-direction channels met an operator that is modelled
+	// only for tied directions, for the next pass.
+	tied, untie map[int]bool
 }
 
 // Analyze follows every unit's output channels through the graph and
@@ -170,7 +203,8 @@ type analyzer struct {
 // weight holds the output channels on axis 1 and the input channels it
 // consumes on axis 0) and Conv/Gemm/MatMul consumers, the hidden units of
 // LSTM, GRU and RNN nodes (see rnn: rows of every gate of W, R and B,
-// columns of R, the initial states; the directions tied) with Squeeze,
+// columns of R, the initial states; the directions of a bidirectional
+// node each on its own, or tied where that is not modelled) with Squeeze,
 // Unsqueeze and Gather along other axes after them and the next recurrent
 // layer's W as a consumer, and in attention the head Reshapes (constant
 // or computed shapes), Transpose, Softmax, the activation products Q·Kᵀ and
@@ -188,9 +222,29 @@ func Analyze(m *model.Model) (*Structure, error) {
 	if m == nil || len(m.Units) == 0 {
 		return nil, fmt.Errorf("prune: the model has no prunable units (Conv, Gemm, MatMul with a constant weight)")
 	}
+	// A bidirectional recurrent layer's directions are first pruned each
+	// on its own; where its channels meet an operator modelled only for
+	// tied directions (a Gather or Slice of one direction, a constant
+	// varying along the units, a Concat, …) the analysis is repeated with
+	// that layer's directions tied.
+	tied := map[int]bool{}
+	for {
+		a := analyze(m, tied)
+		if len(a.untie) == 0 {
+			return a.finish(), nil
+		}
+		for n := range a.untie {
+			tied[n] = true
+		}
+	}
+}
+
+// analyze is one pass of Analyze with the directions of the recurrent
+// nodes tied tied; the structure is a.finish().
+func analyze(m *model.Model, tied map[int]bool) *analyzer {
 	a := &analyzer{m: m, tens: map[string]tref{}, unitOf: map[int]*model.Unit{}, unitIx: map[string]int{},
 		out: map[string]int{}, in: map[string]int{}, dw: map[string]bool{},
-		shapes: map[string]tref{}, parted: map[string]int{}}
+		shapes: map[string]tref{}, parted: map[string]int{}, tied: tied, untie: map[int]bool{}}
 	for i := range m.Units {
 		a.unitOf[m.Units[i].Node] = &m.Units[i]
 		a.unitIx[m.Units[i].Name] = i
@@ -204,7 +258,7 @@ func Analyze(m *model.Model) (*Structure, error) {
 		}
 	}
 	a.shapeUses()
-	return a.finish(), nil
+	return a
 }
 
 func (a *analyzer) find(i int) int { return a.sets.Find(i) }
@@ -244,6 +298,11 @@ func (a *analyzer) union(x, y int, at *model.Node) int {
 		}
 	}
 	sx.firstUnit = min(sx.firstUnit, sy.firstUnit)
+	if sx.dirs > 1 && sy.dirs > 1 && sx.dirs != sy.dirs {
+		sx.reasons = append(sx.reasons, fmt.Sprintf("%s combines layers of %d and %d directions", at.Label(), sx.dirs, sy.dirs))
+	}
+	sx.dirs = max(sx.dirs, sy.dirs)
+	sx.rnns = append(sx.rnns, sy.rnns...)
 	return rx
 }
 
@@ -307,6 +366,9 @@ func (a *analyzer) node(n *model.Node) {
 	flow := op.FlowBlocks
 	if d := op.Lookup(n.Op, a.m.Opset); d != nil {
 		flow = d.Channels
+	}
+	if len(sp) > 0 && !a.dirPass(n, sp, flow) {
+		return
 	}
 	if len(sp) > 0 {
 		switch n.Op {
@@ -374,6 +436,46 @@ func (a *analyzer) node(n *model.Node) {
 	default:
 		if len(sp) > 0 {
 			a.rejectAll(n, sp, "operator %s is not modelled (a layout change or mixing of channels)", n.Op)
+		}
+	}
+}
+
+// dirPass reports whether node n may read its tracked inputs sp (flow
+// is its channel flow) when some hold per-direction channels: Shape and
+// Size, Transpose, Reshape (its handler accepts only torch's merge of the
+// directions with the units), Squeeze, Unsqueeze and Gather (not of the
+// direction axis: their handlers check), element-wise operators. Otherwise
+// the directions of the recurrent layers behind them are tied in the next
+// pass (false).
+func (a *analyzer) dirPass(n *model.Node, sp map[int]tref, flow op.Flow) bool {
+	dirs := false
+	for _, t := range sp {
+		dirs = dirs || t.perDir()
+	}
+	if !dirs {
+		return true
+	}
+	switch n.Op {
+	case "Shape", "Size", "Transpose", "Reshape", "Squeeze", "Unsqueeze", "Gather":
+		return true
+	}
+	if flow == op.FlowPass || flow == op.FlowBroadcast {
+		return true
+	}
+	a.tie(n, sp, "operator %s is modelled only for tied directions", n.Op)
+	return false
+}
+
+// tie asks for the next pass to tie the directions of the recurrent layers
+// whose per-direction channels n reads (sp), and marks their groups
+// unprunable in this pass.
+func (a *analyzer) tie(n *model.Node, sp map[int]tref, format string, args ...any) {
+	for _, t := range sp {
+		if t.perDir() {
+			for _, r := range a.space(t.id).rnns {
+				a.untie[r] = true
+			}
+			a.bad(t.id, "%s: %s", n.Label(), fmt.Sprintf(format, args...))
 		}
 	}
 }
@@ -673,14 +775,24 @@ func (a *analyzer) transpose(n *model.Node, sp map[int]tref) {
 		a.bad(t.id, "%s: permutation %v of a rank-%d tensor whose channels are blocks of %d", n.Label(), perm, t.rank, t.inner)
 		return
 	}
+	axis, dax := -1, -1
 	for j, p := range perm {
 		if int(p) == t.axis {
-			t.axis = j
-			a.set(n.Outputs[0], t)
-			return
+			axis = j
+		}
+		if int(p) == t.dirAxis {
+			dax = j
 		}
 	}
-	a.bad(t.id, "%s: permutation %v lacks the channel axis", n.Label(), perm)
+	if axis < 0 || (t.perDir() && dax < 0) {
+		a.bad(t.id, "%s: permutation %v lacks the channel axis", n.Label(), perm)
+		return
+	}
+	t.axis = axis
+	if t.perDir() {
+		t.dirAxis = dax
+	}
+	a.set(n.Outputs[0], t)
 }
 
 // softmax passes the channels when it normalises another axis.
@@ -735,7 +847,22 @@ func (a *analyzer) reshape(n *model.Node, sp map[int]tref) {
 	ax := t.axis
 	same := func(x, y []int) bool { return slices.Equal(x, y) }
 	var e edit
+	merge := len(out) == len(in)-1 && t.inner == 1 && ax >= 1 && same(in[:ax-1], out[:ax-1]) && same(in[ax+1:], out[ax:]) && out[ax-1] == in[ax-1]*in[ax]
 	switch {
+	case t.perDir() && (!merge || t.dirAxis != ax-1 || !t.whole()):
+		a.tie(n, sp, "it reshapes %v to %v, not merging the directions with the units", in, out)
+		return
+	case t.perDir():
+		// torch's merge of per-direction units, [T, N, D, H] → [T, N, D·H]:
+		// channel d·H + k is entry d·H + k of the merged axis, so the axis
+		// holds the group's channels once, in order.
+		if sh[ax-1] != int64(out[ax-1]) && sh[ax-1] != -1 {
+			a.bad(t.id, "%s: shape entry %d is %d, not %d or −1", n.Label(), ax-1, sh[ax-1], out[ax-1])
+			return
+		}
+		ax--
+		e = edit{Node: n.Index, Init: n.Input(1), Axis: ax, Inner: 1, Shape: true}
+		t = tref{id: t.id, axis: ax, inner: 1, rank: len(out)}
 	case len(out) == len(in)+1 && same(in[:ax], out[:ax]) && same(in[ax+1:], out[ax+2:]) && out[ax]*out[ax+1] == in[ax]:
 		// split into heads out[ax] of out[ax+1] features.
 		h, dh := out[ax], out[ax+1]
@@ -786,10 +913,11 @@ func (a *analyzer) reshape(n *model.Node, sp map[int]tref) {
 		}
 		e = edit{Node: n.Index, Init: n.Input(1), Axis: ax, Inner: in[ax+1], Shape: true}
 		t = tref{id: t.id, axis: ax, inner: in[ax+1], rank: len(out)}
-	case len(out) == len(in)-1 && t.inner == 1 && ax >= 1 && same(in[:ax-1], out[:ax-1]) && same(in[ax+1:], out[ax:]) && out[ax-1] == in[ax-1]*in[ax]:
+	case merge:
 		// merge P × channels (a bidirectional recurrent layer's
-		// directions × hidden units, torch's [T, N, 2, H] → [T, N, 2·H]):
-		// channel c is entry p·C + c of the merged axis for every p.
+		// directions × hidden units, torch's [T, N, 2, H] → [T, N, 2·H],
+		// when its directions are tied): channel c is entry p·C + c of the
+		// merged axis for every p.
 		if sh[ax-1] != int64(out[ax-1]) && sh[ax-1] != -1 {
 			a.bad(t.id, "%s: shape entry %d is %d, not %d or −1", n.Label(), ax-1, sh[ax-1], out[ax-1])
 			return
@@ -1251,6 +1379,10 @@ func (a *analyzer) constOperand(n *model.Node, name string, t tref) {
 	if ax < 0 || ax >= len(d) || d[ax] == 1 {
 		return
 	}
+	if t.perDir() {
+		a.tie(n, map[int]tref{0: t}, "operand %q varies along the units", name)
+		return
+	}
 	s := a.space(t.id)
 	if d[ax] != s.channels*t.inner*max(t.parts, 1) {
 		a.bad(t.id, "%s: operand %q has %d entries along the channel axis, want 1 or %d", n.Label(), name, d[ax], s.channels*t.inner*max(t.parts, 1))
@@ -1286,7 +1418,8 @@ func (a *analyzer) binary(n *model.Node, sp map[int]tref) {
 			t, first = o, false
 			continue
 		}
-		if o.axis != t.axis || o.inner != t.inner || o.rank != t.rank || max(o.parts, 1) != max(t.parts, 1) {
+		if o.axis != t.axis || o.inner != t.inner || o.rank != t.rank || max(o.parts, 1) != max(t.parts, 1) ||
+			o.perDir() != t.perDir() || (t.perDir() && (o.dirs != t.dirs || o.dirAxis != t.dirAxis)) {
 			a.bad(t.id, "%s adds tensors whose channels lie differently", n.Label())
 			a.bad(o.id, "%s adds tensors whose channels lie differently", n.Label())
 		}
@@ -1403,6 +1536,9 @@ func (a *analyzer) finish() *Structure {
 		g := &Group{Index: len(st.Groups), Name: strings.Join(s.sources, "+"), Channels: s.channels,
 			Sources: s.sources, Through: s.through, Consumers: s.consumers, Prunable: len(s.reasons) == 0,
 			Reasons: s.reasons, Tensors: s.tensors, edits: s.edits}
+		if s.dirs > 1 {
+			g.Directions = s.dirs
+		}
 		gi[r] = g.Index
 		st.Groups = append(st.Groups, g)
 	}

@@ -43,9 +43,23 @@
 //     states and outputs (Analyze); its HAP block is its rows of W, B and
 //     R (package nn's OutputChannelIndices). Zero initial states that the
 //     export builds at run time (ConstantOfShape) are dropped: absent
-//     means zero. The directions of a bidirectional layer are tied (unit
-//     k goes in both); torch's merge of them ([T, N, 2, H] reshaped to
-//     [T, N, 2·H]) makes unit k the inputs k and H + k of the consumer.
+//     means zero. The directions of a bidirectional layer have their own
+//     rows of W, R and B and their own hidden state, so they are pruned
+//     each on its own: the group has 2·H channels (Group.Directions = 2),
+//     channel d·H + k being unit k of direction d with its own HAP
+//     statistics, and since the node has one hidden_size both directions
+//     keep the same number n of units, each its n most important (the
+//     ILP's choices keep 2·n channels and rank every direction by its own
+//     scores; HAP's threshold removes one unit of each direction at a
+//     time). Direction d's kept units become its units 0..n−1 of the
+//     pruned node; torch's merge of the directions ([T, N, 2, H] reshaped
+//     to [T, N, 2·H]) makes unit k of direction d the consumer's input
+//     d·H + k, so the consumer's columns follow. Where the directions'
+//     outputs meet an operator modelled only for tied directions (a
+//     Gather of one direction, as torch's h_n[-1], a Slice, a Concat, a
+//     constant varying along the units) the analysis is repeated with
+//     that layer's directions tied: unit k is then one channel of both
+//     (inputs k and H + k of the consumer after the merge).
 //   - Estimate computes every output channel's Hessian trace Tr(H_cc) with
 //     Hutchinson's estimator over the engine's per-channel operator, with
 //     standard errors, and HAP's importance Tr(H_cc)/n_c·‖W_c‖² (Yu et al.,

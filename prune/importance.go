@@ -308,8 +308,9 @@ func unitIndex(st *Structure, name string) int {
 }
 
 // coarsened returns im with the statistics of every unit whose group
-// channels are blocks of its output channels (the heads of q, k and v)
-// summed over each block: Tr(H_hh) of a head's block is the sum of its
+// channels are blocks of its output channels (the heads of q, k and v; a
+// hidden unit of both directions of a bidirectional recurrent layer whose
+// directions are tied) summed over each block: Tr(H_hh) of a head's block is the sum of its
 // output channels' traces (the diagonal blocks of a principal block), and
 // its size, ‖W‖² and L1 norm are sums too, so the head's HAP importance
 // Tr(H_hh)/n_h·‖W_h‖² is exact from the same probes. Standard errors are
@@ -336,7 +337,13 @@ func coarsened(st *Structure, im *Importance) (*Importance, error) {
 		}
 		// Channel c of the unit belongs to group channel (c mod n/P)/k: P
 		// parts (the thirds of a fused q/k/v projection) of h blocks of k.
+		// A bidirectional recurrent unit's statistics are per direction
+		// (d·H + k): with its directions tied, unit k of the group is
+		// channel k of each of the D parts.
 		pp := st.Groups[r.Out].parts(&st.Model.Units[i])
+		if su := &st.Model.Units[i]; nn.RecurrentGates(su.Op) > 0 && len(su.WeightShape) == 3 {
+			pp = su.WeightShape[0]
+		}
 		if len(u.Trace)%(h*pp) != 0 {
 			return nil, fmt.Errorf("prune: unit %q has %d channel statistics, its group %d channels in %d parts", u.Unit, len(u.Trace), h, pp)
 		}

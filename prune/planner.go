@@ -69,7 +69,9 @@ type Request struct {
 	// Mode is the planner (default ILP).
 	Mode Mode
 	// Ratios are the keep ratios of the ILP (default DefaultRatios); a
-	// group of C channels keeps max(1, round(r·C)) channels at ratio r.
+	// group of C channels keeps max(1, round(r·C)) channels at ratio r (a
+	// group of D directions, Group.Directions, D·max(1, round(r·C/D)):
+	// the same number in each).
 	Ratios []float64
 	// Joint plans pruning and weight bit widths together (ILP only): the
 	// choices of a group are (keep ratio, bits) pairs.
@@ -203,12 +205,7 @@ func prepare(req *Request) (*problem, error) {
 		}
 		s, _ := GroupScores(st, im, g, crit)
 		h, hse := GroupScores(st, im, g, HAP)
-		ord := make([]int, g.Channels)
-		for c := range ord {
-			ord[c] = c
-		}
-		sort.SliceStable(ord, func(a, b int) bool { return s[ord[a]] < s[ord[b]] })
-		p.order = append(p.order, ord)
+		p.order = append(p.order, removalOrder(s, g.dirs()))
 		p.hap = append(p.hap, h)
 		p.hapSE = append(p.hapSE, hse)
 	}
@@ -230,7 +227,8 @@ func prepare(req *Request) (*problem, error) {
 		}
 		seen := map[int]bool{}
 		for _, r := range ratios {
-			k := max(1, int(math.Round(r*float64(g.Channels))))
+			nd := g.dirs()
+			k := nd * max(1, int(math.Round(r*float64(g.Channels/nd))))
 			if seen[k] {
 				continue
 			}
@@ -910,6 +908,40 @@ func (p *problem) localSearch(ctx context.Context, ch []int) ([]int, error) {
 	return cur, nil
 }
 
+// removalOrder returns the channels in the order they are removed: by
+// increasing score s; for a group of d > 1 directions (channel c of
+// direction ⌊c/(C/d)⌋) in levels, level j holding the j-th lowest channel
+// of every direction, so that the last D·n are the n highest of each
+// direction: each direction is ranked by its own scores and keeps the same
+// number.
+func removalOrder(s []float64, d int) []int {
+	byScore := func(ord []int) {
+		sort.SliceStable(ord, func(a, b int) bool { return s[ord[a]] < s[ord[b]] })
+	}
+	h := len(s) / d
+	dir := make([][]int, d)
+	for i := range dir {
+		dir[i] = make([]int, h)
+		for k := range dir[i] {
+			dir[i][k] = i*h + k
+		}
+		byScore(dir[i])
+	}
+	ord := make([]int, 0, len(s))
+	for j := 0; j < h; j++ {
+		level := make([]int, d)
+		for i := range dir {
+			level[i] = dir[i][j]
+		}
+		byScore(level)
+		ord = append(ord, level...)
+	}
+	return ord
+}
+
+// dirs returns the group's direction count (Directions), at least 1.
+func (g *Group) dirs() int { return max(g.Directions, 1) }
+
 // keepSets returns, for counts keep per group, the kept channel indices
 // (the keep[g] channels ranked highest), sorted.
 func (p *problem) keepSets(keep []int) [][]int {
@@ -925,19 +957,27 @@ func (p *problem) keepSets(keep []int) [][]int {
 
 // threshold is HAP's global threshold: remove channels in increasing order
 // of HAP importance over all prunable groups (each keeps at least one)
-// until the true costs meet every budget.
+// until the true costs meet every budget. A group of D directions loses
+// one channel of every direction at a time (the next level of its
+// removal order), ranked by their mean importance.
 func (p *problem) threshold() (sets [][]int, ok bool, err error) {
 	type ch struct {
-		g, c int
-		s    float64
+		g  int
+		cs []int
+		s  float64
 	}
 	var all []ch
 	for _, g := range p.st.Groups {
 		if !g.Prunable {
 			continue
 		}
-		for c := 0; c < g.Channels; c++ {
-			all = append(all, ch{g.Index, c, p.hap[g.Index][c]})
+		d, ord := g.dirs(), p.order[g.Index]
+		for j := 0; j+d <= len(ord); j += d {
+			x := ch{g: g.Index, cs: ord[j : j+d]}
+			for _, c := range x.cs {
+				x.s += p.hap[g.Index][c] / float64(d)
+			}
+			all = append(all, x)
 		}
 	}
 	sort.SliceStable(all, func(a, b int) bool { return all[a].s < all[b].s })
@@ -956,11 +996,13 @@ func (p *problem) threshold() (sets [][]int, ok bool, err error) {
 		if ok {
 			break
 		}
-		if keep[x.g] <= 1 {
+		if keep[x.g] <= len(x.cs) {
 			continue
 		}
-		keep[x.g]--
-		removed[x.g][x.c] = true
+		keep[x.g] -= len(x.cs)
+		for _, c := range x.cs {
+			removed[x.g][c] = true
+		}
 		if v, err = p.exact(keep, bits); err != nil {
 			return nil, false, err
 		}
@@ -998,7 +1040,8 @@ func (p *problem) magnitude() (sets [][]int, ok bool, err error) {
 	for _, r := range rs {
 		for _, g := range p.st.Groups {
 			if g.Prunable {
-				keep[g.Index] = max(1, int(math.Ceil(r*float64(g.Channels)-1e-9)))
+				d := g.dirs()
+				keep[g.Index] = d * max(1, int(math.Ceil(r*float64(g.Channels/d)-1e-9)))
 			}
 		}
 		v, err := p.exact(keep, bits)

@@ -14,8 +14,13 @@ import (
 // (R also reads the group: its cost is quadratic in the units kept), entry
 // k of the last axis of initial_h and initial_c, and of the outputs Y
 // (T×D×N×H, or N×T×D×H with layout 1), Y_h and Y_c (D×N×H or N×D×H). The
-// directions of a bidirectional node are tied: unit k goes in both. The
-// hidden_size attribute shrinks. An initial state computed at run time
+// directions of a bidirectional node (D = 2) are pruned each on its own:
+// the group has D·H channels, d·H + k being unit k of direction d, at
+// index d of the direction axis of every one of those tensors
+// (Group.Directions), and every direction keeps the same number; unless
+// a.tied lists the node (its outputs meet an operator modelled only for
+// tied directions), when unit k is one channel of both. The hidden_size
+// attribute shrinks. An initial state computed at run time
 // must be zero (a ConstantOfShape of 0, possibly sliced, as torch exports
 // it): it is dropped from the node (absent means zero). A tracked input X
 // (features last) makes W a consumer of the group feeding it. With
@@ -61,14 +66,23 @@ func (a *analyzer) rnn(n *model.Node, sp map[int]tref) {
 	if len(uw.WeightShape) == 3 && h <= 0 {
 		h = uw.WeightShape[1] / gates
 	}
-	id := a.newSpace(max(h, 1), uw.Name)
-	s := a.sp[id]
-	s.sources = append(s.sources, uw.Name, ur.Name)
-	a.out[uw.Name], a.out[ur.Name], a.in[ur.Name] = id, id, id
 	d := 0
 	if len(uw.WeightShape) == 3 {
 		d = uw.WeightShape[0]
 	}
+	// dirs > 1: per-direction channels, dirs·h of them.
+	dirs := 0
+	if d > 1 && !a.tied[n.Index] {
+		dirs = d
+	}
+	id := a.newSpace(max(h, 1)*max(dirs, 1), uw.Name)
+	s := a.sp[id]
+	s.sources = append(s.sources, uw.Name, ur.Name)
+	if dirs > 1 {
+		s.dirs, s.rnns = dirs, []int{n.Index}
+	}
+	a.out[uw.Name], a.out[ur.Name], a.in[ur.Name] = id, id, id
+	layout, _ := n.AttrInt("layout", 0)
 	if !slices.Equal(uw.WeightShape, []int{d, gates * h, uw.WeightShape[len(uw.WeightShape)-1]}) || !slices.Equal(ur.WeightShape, []int{d, gates * h, h}) {
 		a.bad(id, "%s: W %v and R %v are not D×%d·%d×… with hidden_size %d", n.Label(), uw.WeightShape, ur.WeightShape, gates, h, h)
 		return
@@ -76,17 +90,23 @@ func (a *analyzer) rnn(n *model.Node, sp map[int]tref) {
 	if n.Input(7) != "" {
 		a.bad(id, "%s: peepholes (input P) are not modelled", n.Label())
 	}
-	a.addEdit(id, edit{Node: n.Index, Init: uw.Weight, Axis: 1, Inner: 1, Parts: gates})
-	a.addEdit(id, edit{Node: n.Index, Init: ur.Weight, Axis: 1, Inner: 1, Parts: gates})
-	a.addEdit(id, edit{Node: n.Index, Init: ur.Weight, Axis: 2, Inner: 1})
+	// W, R and B hold the directions on axis 0, the states on axis 0 (1
+	// with layout 1).
+	a.addEdit(id, edit{Node: n.Index, Init: uw.Weight, Axis: 1, Inner: 1, Parts: gates, Dirs: dirs})
+	a.addEdit(id, edit{Node: n.Index, Init: ur.Weight, Axis: 1, Inner: 1, Parts: gates, Dirs: dirs})
+	a.addEdit(id, edit{Node: n.Index, Init: ur.Weight, Axis: 2, Inner: 1, Dirs: dirs})
 	if b := n.Input(3); b != "" {
 		if bt := a.floatInit(b); bt == nil || !slices.Equal(bt.Shape, []int{d, 2 * gates * h}) {
 			a.bad(id, "%s: bias B %q is not a constant D×%d·%d", n.Label(), b, 2*gates, h)
 		} else {
-			a.addEdit(id, edit{Node: n.Index, Init: b, Axis: 1, Inner: 1, Parts: 2 * gates})
+			a.addEdit(id, edit{Node: n.Index, Init: b, Axis: 1, Inner: 1, Parts: 2 * gates, Dirs: dirs})
 		}
 	}
-	a.addEdit(id, edit{Node: n.Index, Attr: "hidden_size"})
+	a.addEdit(id, edit{Node: n.Index, Attr: "hidden_size", Dirs: dirs})
+	stateDir := 0
+	if layout != 0 {
+		stateDir = 1
+	}
 	states := []int{5}
 	if n.Op == "LSTM" {
 		states = append(states, 6)
@@ -100,7 +120,7 @@ func (a *analyzer) rnn(n *model.Node, sp map[int]tref) {
 				a.bad(id, "%s: initial state %q has shape %v, want the hidden units last", n.Label(), name, sh)
 				continue
 			}
-			a.addEdit(id, edit{Node: n.Index, Init: name, Axis: 2, Inner: 1})
+			a.addEdit(id, edit{Node: n.Index, Init: name, Axis: 2, Inner: 1, Dirs: dirs, DirAxis: stateDir})
 		case a.zeroFill(name):
 			a.addEdit(id, edit{Node: n.Index, Drop: true, Part: i})
 		default:
@@ -120,7 +140,15 @@ func (a *analyzer) rnn(n *model.Node, sp map[int]tref) {
 			a.bad(id, "%s: output %q has rank %d, want %d", n.Label(), o, rank, want)
 			continue
 		}
-		a.set(o, tref{id: id, axis: rank - 1, inner: 1, rank: rank})
+		t := tref{id: id, axis: rank - 1, inner: 1, rank: rank}
+		if dirs > 1 {
+			// Y: T×D×N×H (N×T×D×H); Y_h, Y_c: D×N×H (N×D×H).
+			t.dirs, t.dirAxis = dirs, rank-3+stateDir
+			if i == 0 && layout != 0 {
+				t.dirAxis = 2
+			}
+		}
+		a.set(o, t)
 	}
 }
 
@@ -204,42 +232,57 @@ func (a *analyzer) squeeze(n *model.Node, sp map[int]tref) {
 		}
 		norm[int(x)] = true
 	}
-	axis := t.axis
-	if n.Op == "Squeeze" {
-		if len(axes) == 0 { // every axis of size 1
-			for i, d := range in {
-				if d == 1 {
-					norm[i] = true
+	if n.Op == "Squeeze" && len(axes) == 0 { // every axis of size 1
+		for i, d := range in {
+			if d == 1 {
+				norm[i] = true
+			}
+		}
+	}
+	// move returns the output axis of input axis x, −1 when squeezed.
+	move := func(x int) int {
+		if n.Op == "Squeeze" {
+			if norm[x] {
+				return -1
+			}
+			y := x
+			for z := range norm {
+				if z < x {
+					y--
 				}
 			}
+			return y
 		}
-		if norm[t.axis] {
-			a.bad(t.id, "%s removes the channel axis", n.Label())
-			return
-		}
-		for x := range norm {
-			if x < t.axis {
-				axis--
-			}
-		}
-	} else {
 		// The input's axes fill the output positions not in axes, in order.
 		j := -1
 		for i := 0; i < r; i++ {
 			if !norm[i] {
 				j++
-				if j == t.axis {
-					axis = i
-					break
+				if j == x {
+					return i
 				}
 			}
 		}
+		return -1
+	}
+	axis := move(t.axis)
+	if axis < 0 && n.Op == "Squeeze" {
+		a.bad(t.id, "%s removes the channel axis", n.Label())
+		return
 	}
 	if axis < 0 || axis >= len(out) || out[axis] != in[t.axis] {
 		a.bad(t.id, "%s: the channel axis %d of %v is not found in %v", n.Label(), t.axis, in, out)
 		return
 	}
-	a.set(n.Outputs[0], tref{id: t.id, axis: axis, inner: t.inner, rank: len(out), parts: t.parts})
+	u := tref{id: t.id, axis: axis, inner: t.inner, rank: len(out), parts: t.parts}
+	if t.perDir() {
+		u.dirs, u.dirAxis = t.dirs, move(t.dirAxis)
+		if u.dirAxis < 0 || u.dirAxis >= len(out) || out[u.dirAxis] != t.dirs {
+			a.bad(t.id, "%s: the direction axis %d of %v is not found in %v", n.Label(), t.dirAxis, in, out)
+			return
+		}
+	}
+	a.set(n.Outputs[0], u)
 }
 
 // gather follows a Gather of a tracked tensor along another axis (a time
@@ -270,9 +313,20 @@ func (a *analyzer) gather(n *model.Node, sp map[int]tref) {
 		a.bad(t.id, "%s: shapes unknown", n.Label())
 		return
 	}
+	if t.perDir() && int(ax) == t.dirAxis {
+		a.tie(n, sp, "it gathers along the directions")
+		return
+	}
 	axis := t.axis
 	if axis > int(ax) {
 		axis += len(idx) - 1
 	}
-	a.set(n.Outputs[0], tref{id: t.id, axis: axis, inner: t.inner, rank: len(out), parts: t.parts})
+	u := tref{id: t.id, axis: axis, inner: t.inner, rank: len(out), parts: t.parts}
+	if t.perDir() {
+		u.dirs, u.dirAxis = t.dirs, t.dirAxis
+		if u.dirAxis > int(ax) {
+			u.dirAxis += len(idx) - 1
+		}
+	}
+	a.set(n.Outputs[0], u)
 }

@@ -9,10 +9,11 @@ import (
 	"github.com/bitplan/bitplan/ort"
 )
 
-// TestRecurrentORT: the recurrent classifiers of rnnNet, the zoo's tiny
-// LSTM and GRU (whose zero initial states the pruned model drops) and
-// torch's bidirectional exports (testdata/models/birnn_*_tiny.onnx) with
-// random hidden units removed run in ONNX Runtime, which computes what the
+// TestRecurrentORT: the recurrent classifiers of rnnNet and birnnNet, the
+// zoo's tiny LSTM and GRU (whose zero initial states the pruned model
+// drops) and torch's bidirectional exports (testdata/models/birnn_*_tiny.onnx)
+// with random hidden units removed (in a bidirectional layer the same
+// number per direction, different units) run in ONNX Runtime, which computes what the
 // original with those units silenced computes there (layout 0 only: ONNX
 // Runtime rejects layout 1) and what the engine
 // computes on the pruned model.
@@ -25,6 +26,12 @@ func TestRecurrentORT(t *testing.T) {
 	for _, c := range rnnCases {
 		if c.layout == 0 { // ONNX Runtime 1.24 runs no layout-1 recurrent node
 			models = append(models, loadBytes(t, rnnNet(1, c)))
+			nets++
+		}
+	}
+	for _, c := range birnnCases {
+		if c.layout == 0 {
+			models = append(models, loadBytes(t, birnnNet(1, c)))
 			nets++
 		}
 	}

@@ -162,27 +162,30 @@ func TestRecurrentChannels(t *testing.T) {
 // hidden units are a prunable group read by the classifier, at every
 // committed opset; in torch's bidirectional two-layer export
 // (testdata/models/birnn_*_tiny.onnx: Y transposed to [T, N, 2, H] and
-// reshaped to [T, N, 2·H]) each layer's 5 units, tied across the
-// directions, are a group read by the next layer's W or the classifier in
-// both halves of its inputs. A random cut drops the zero initial states
-// (and the shape arithmetic that made them) and equals the silenced
-// original at batch sizes 1 and 3; its counts are the cost model's.
+// reshaped to [T, N, 2·H]) each layer's 2 × 5 units, per direction, are a
+// group of 10 channels (Directions 2) read by the next layer's W or the
+// classifier, forward unit k as input k and backward unit k as input
+// 5 + k. A random cut (the directions keeping the same number of units,
+// each its own) drops the zero initial states (and the shape arithmetic
+// that made them) and equals the silenced original at batch sizes 1 and
+// 3; its counts are the cost model's.
 func TestZooRecurrentApply(t *testing.T) {
 	type tc struct {
 		name      string
 		l         func(t *testing.T) *loaded
 		consumers []string
 		channels  int
+		dirs      int
 	}
 	var cases []tc
 	for _, name := range []string{"tiny_lstm", "tiny_gru"} {
 		for _, op := range zooOpsets {
-			cases = append(cases, tc{name + "/" + op, func(t *testing.T) *loaded { return loadZoo(t, name, op) }, []string{"/fc/Gemm"}, 12})
+			cases = append(cases, tc{name + "/" + op, func(t *testing.T) *loaded { return loadZoo(t, name, op) }, []string{"/fc/Gemm"}, 12, 0})
 		}
 	}
 	for _, kind := range []string{"LSTM", "GRU"} {
 		name := "birnn_" + strings.ToLower(kind) + "_tiny"
-		cases = append(cases, tc{name, func(t *testing.T) *loaded { return load(t, name) }, []string{"/rnn/" + kind + "_1/W", "/fc/Gemm"}, 5})
+		cases = append(cases, tc{name, func(t *testing.T) *loaded { return load(t, name) }, []string{"/rnn/" + kind + "_1/W", "/fc/Gemm"}, 10, 2})
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -190,8 +193,8 @@ func TestZooRecurrentApply(t *testing.T) {
 			var consumers []string
 			for _, g := range l.st.Groups {
 				if g.Prunable {
-					if g.Channels != c.channels || len(g.Sources) != 2 || len(g.Consumers) != 1 {
-						t.Errorf("hidden group %s: %d channels, sources %v, consumers %v; want %d", g.Name, g.Channels, g.Sources, g.Consumers, c.channels)
+					if g.Channels != c.channels || g.Directions != c.dirs || len(g.Sources) != 2 || len(g.Consumers) != 1 {
+						t.Errorf("hidden group %s: %d channels in %d directions, sources %v, consumers %v; want %d in %d", g.Name, g.Channels, g.Directions, g.Sources, g.Consumers, c.channels, c.dirs)
 					}
 					consumers = append(consumers, g.Consumers...)
 				}
