@@ -317,10 +317,25 @@ func (res *TraceResult) AtConfidence(c float64) (*TraceResult, error) {
 
 // Resample returns a bootstrap replicate of res (Efron 1979): Probes rows of
 // Samples (with the matching TotalSamples) drawn uniformly with
-// replacement using rng, summarised like the original. Plan-stability
-// analyses re-solve the plan on many replicates. Rows are resampled whole,
-// so the correlation between blocks (they share probes) is preserved. It
-// fails for results without samples (exact ones) or with fewer than two.
+// replacement using rng (ResampleRows), summarised like the original.
+// Plan-stability analyses re-solve the plan on many replicates. Rows are
+// resampled whole, so the correlation between blocks (they share probes)
+// is preserved. It fails for results without samples (exact ones) or with
+// fewer than two.
+//
+// The rows need to be independent with a common mean, not identically
+// distributed: a replicate's column mean has expectation x̄ and variance
+// (1/n²) Σ_i (x_i − x̄)², whose expectation is (n−1)/n · Var(x̄) whatever
+// each row's own variance (Liu 1988, "Bootstrap procedures under some
+// non-i.i.d. models", Ann. Statist. 16(4)). So the rows of an estimate
+// that mixes designs resample correctly together: HutchinsonRowsFrom's
+// continued pilot rows over all samples followed by Horvitz–Thompson rows
+// of an importance design (each unbiased, with its own variance; the
+// design chosen from the pilot leaves the later rows uncorrelated with
+// it), or rows of mini-batch probes. Mini-batch rows of one epoch are
+// negatively correlated (their batches partition the data); resampled as
+// independent, a replicate's variance is the i.i.d. one, s²/n, which is
+// conservative where summarize reports the epoch-clustered error.
 func (res *TraceResult) Resample(rng *rand.Rand) (*TraceResult, error) {
 	n := len(res.Samples)
 	if n < 2 || len(res.TotalSamples) != n {
@@ -331,8 +346,7 @@ func (res *TraceResult) Resample(rng *rand.Rand) (*TraceResult, error) {
 	// Rows are resampled as i.i.d. (Epoch 0): a replicate has no epochs.
 	out.Samples = make([][]float64, n)
 	out.TotalSamples = make([]float64, n)
-	for i := range n {
-		j := rng.IntN(n)
+	for i, j := range ResampleRows(rng, n) {
 		out.Samples[i] = res.Samples[j]
 		out.TotalSamples[i] = res.TotalSamples[j]
 	}
@@ -344,4 +358,41 @@ func (res *TraceResult) Resample(rng *rand.Rand) (*TraceResult, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// ResampleRows returns the row indices of one bootstrap replicate of n
+// rows: n draws from 0..n−1, uniform with replacement, using rng (the
+// draws Resample makes). Rows of several arrays taken at the same indices
+// (a result's Samples and the extra values HutchinsonDiagonal keeps per
+// probe) are resampled together.
+func ResampleRows(rng *rand.Rand, n int) []int {
+	idx := make([]int, n)
+	for i := range idx {
+		idx[i] = rng.IntN(n)
+	}
+	return idx
+}
+
+// ColumnMeans returns the mean of every column of rows over the rows idx
+// lists (with repetition, as ResampleRows gives them): a bootstrap
+// replicate's estimates without Resample's intervals. Every listed row
+// must have the length of rows[idx[0]]; idx must not be empty.
+func ColumnMeans(rows [][]float64, idx []int) []float64 {
+	if len(idx) == 0 {
+		panic("hessian: ColumnMeans of no rows")
+	}
+	m := make([]float64, len(rows[idx[0]]))
+	for _, i := range idx {
+		r := rows[i]
+		if len(r) != len(m) {
+			panic("hessian: ColumnMeans rows of different lengths")
+		}
+		for j, x := range r {
+			m[j] += x
+		}
+	}
+	for j := range m {
+		m[j] /= float64(len(idx))
+	}
+	return m
 }
