@@ -13,6 +13,7 @@ import (
 	"github.com/bitplan/bitplan/data"
 	"github.com/bitplan/bitplan/hessian"
 	"github.com/bitplan/bitplan/nn"
+	"github.com/bitplan/bitplan/plan"
 	"github.com/bitplan/bitplan/sensitivity"
 )
 
@@ -91,14 +92,19 @@ type ActivationResult struct {
 	// diagonal-Hessian activation term, from the same probes.
 	DeltaSq  []map[string]float64
 	Weighted []map[string]hessian.Estimate
+	// Widths are the activation widths of the candidates, increasing,
+	// and WeightedSamples[i][k·len(Widths)+a] is probe i's sample (one
+	// row per row of Traces.Samples, from the same probe) of the
+	// diagonal sum Weighted[k][key] for the candidates key of width
+	// Widths[a]: what a bootstrap of the diag criterion resamples with
+	// the traces' rows (plan.BootstrapResampler). Nil with Quadratic.
+	Widths          []int
+	WeightedSamples [][]float64
 	// Quadratic[k][key] is the exact quadratic form of
 	// ActivationSettings.Quadratic (nil without it; Traces and Weighted
 	// are then nil).
 	Quadratic []map[string]float64
 
-	// What Continue needs: the layers' names, the activation widths,
-	// their quantizers, squared errors and input sizes, the settings and
-	// every accepted probe's extra values.
 	// Design is the Poisson design of the probes after the first 4 (nil
 	// when every probe ran over all samples or Trace.ProbeBatch's
 	// mini-batches), and Gain the pilot's predicted gain in variance ×
@@ -111,14 +117,15 @@ type ActivationResult struct {
 	// of its share of the curvature.
 	SampleScores []float64
 
+	// What Continue needs besides Widths and WeightedSamples: the
+	// layers' names, their quantizers, squared errors and input sizes,
+	// and the settings.
 	names        []string
 	noImportance bool
-	ws           []int
 	qs           [][]ActQuantizer
 	sq           [][]float64
 	size         []int
 	set          hessian.Settings
-	extra        [][]float64
 }
 
 // ActivationTerm adds to the Hessian criteria of table t (plan.Analyze's
@@ -222,8 +229,8 @@ func ActivationTerm(ctx context.Context, e *nn.Engine, calib data.Dataset, t *se
 		if set.Quadratic || c.Traces == nil {
 			return nil, fmt.Errorf("eval: the activation term continues a Hutchinson estimate, not the exact quadratic form")
 		}
-		if !slices.Equal(c.names, names) || !slices.Equal(c.ws, ws) || !slices.Equal(c.Layers, res.Layers) {
-			return nil, fmt.Errorf("eval: the activation term to continue is over layers %v at activation widths %v, this table's are %v at %v", c.names, c.ws, names, ws)
+		if !slices.Equal(c.names, names) || !slices.Equal(c.Widths, ws) || !slices.Equal(c.Layers, res.Layers) {
+			return nil, fmt.Errorf("eval: the activation term to continue is over layers %v at activation widths %v, this table's are %v at %v", c.names, c.Widths, names, ws)
 		}
 		qs, sq, size = c.qs, c.sq, c.size
 	} else if qs, sq, size, err = actQuantizers(ctx, e, calib, set.Calibration, names, ws); err != nil {
@@ -399,7 +406,7 @@ func ActivationTerm(ctx context.Context, e *nn.Engine, calib data.Dataset, t *se
 		if c.set.Seed != ts.Seed || c.set.ProbeBatch != ts.ProbeBatch || c.noImportance != set.NoImportance {
 			return nil, fmt.Errorf("eval: the activation term to continue has seed %d, probe batch %d and importance sampling %v, this estimate %d, %d and %v", c.set.Seed, c.set.ProbeBatch, !c.noImportance, ts.Seed, ts.ProbeBatch, !set.NoImportance)
 		}
-		prev, prevExtra, design = c.Traces, c.extra, c.Design
+		prev, prevExtra, design = c.Traces, c.WeightedSamples, c.Design
 	} else if !set.NoImportance && n >= 2 && n <= ImportanceUpTo && max(ts.MaxProbes, ts.MinProbes) > importancePilot {
 		// The pilot over all samples, recording every sample's values.
 		second := make([][]float64, n)
@@ -468,7 +475,8 @@ func ActivationTerm(ctx context.Context, e *nn.Engine, calib data.Dataset, t *se
 	if c := set.Continue; c != nil {
 		res.Gain, res.SampleScores = c.Gain, c.SampleScores
 	}
-	res.names, res.ws, res.qs, res.sq, res.size, res.set, res.extra, res.noImportance = names, ws, qs, sq, size, given, extra, set.NoImportance
+	res.names, res.qs, res.sq, res.size, res.set, res.noImportance = names, qs, sq, size, given, set.NoImportance
+	res.Widths, res.WeightedSamples = ws, extra
 	res.DeltaSq = make([]map[string]float64, len(names))
 	res.Weighted = make([]map[string]hessian.Estimate, len(names))
 	col := make([]float64, len(extra))
@@ -667,4 +675,18 @@ func actQuantizers(ctx context.Context, e *nn.Engine, ds data.Dataset, c Calibra
 		}
 	}
 	return qs, sq, size, nil
+}
+
+// Probes returns the per-probe samples behind the Ω of s's table with
+// r's activation term, for plan.BootstrapResampler: s's weight traces
+// (and diagonal sums) and r's activation rows. r may be nil (no
+// activation term); with Quadratic it has no rows, and only its layers
+// are passed (the term is exact).
+func (r *ActivationResult) Probes(s *plan.Sensitivity) plan.Probes {
+	p := plan.Probes{Analysis: s}
+	if r != nil {
+		p.Activation, p.ActivationLayers = r.Traces, r.Layers
+		p.ActivationWidths, p.ActivationWeighted = r.Widths, r.WeightedSamples
+	}
+	return p
 }

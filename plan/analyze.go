@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"slices"
+	"strings"
 
 	"github.com/bitplan/bitplan/data"
 	"github.com/bitplan/bitplan/hessian"
@@ -84,6 +85,11 @@ type Sensitivity struct {
 	// Traces is the estimator's result: per-layer estimates with intervals,
 	// and the per-probe samples a bootstrap can resample.
 	Traces *hessian.TraceResult
+	// Diagonal holds, with Analysis.Diag, the diagonal-Hessian sums of
+	// the table's Ω (Traces is its Traces): weighting i·len(candidates)+c,
+	// named "unit@key", is unit i at candidate key, with its per-probe
+	// samples. Nil without Diag.
+	Diagonal *hessian.DiagonalResult
 	// TopEigenvalue is the largest Hessian eigenvalue when asked for.
 	TopEigenvalue *hessian.EigenResult
 	// Density is the spectral density when asked for.
@@ -247,7 +253,7 @@ func Analyze(ctx context.Context, a *Analysis) (*Sensitivity, error) {
 	}
 	groups := FindGroups(m, a.Groups)
 	GroupTable(t, groups, nil)
-	out := &Sensitivity{Table: t, Traces: res, Groups: groups}
+	out := &Sensitivity{Table: t, Traces: res, Diagonal: diag, Groups: groups}
 	if a.TopEigen {
 		ev, err := hessian.Lanczos(ctx, op, &hessian.LanczosSettings{K: 1, Seed: 1})
 		if err != nil {
@@ -344,30 +350,226 @@ func describeQuantizer(q sensitivity.Quantizer) string {
 	return s + " quantizer"
 }
 
-// BootstrapResampler returns a Resampler for StabilityOf that resamples the
-// estimator's per-probe samples with replacement (all layers from the same
-// probes, keeping their correlation) — the nonparametric bootstrap of the
-// Hutchinson means. It needs i.i.d. rows (Hutchinson, and adaptive Hutch++
-// whose rows are i.i.d. given its sketch); for other methods or exact
-// traces it returns nil, which selects the parametric resampler.
-func BootstrapResampler(s *Sensitivity) Resampler {
-	res := s.Traces
-	if res == nil || (res.Method != "hutchinson" && res.Method != "a-hutch++") || len(res.Samples) < 2 {
+// Probes are the per-probe samples behind a table's Ω, what
+// BootstrapResampler resamples (eval.ActivationResult.Probes fills them).
+type Probes struct {
+	// Analysis is the weight traces' analysis: its Traces, and for a
+	// diag table (Analysis.Diag) its Diagonal.
+	Analysis *Sensitivity
+	// Activation is the activation traces' estimate
+	// (eval.ActivationResult.Traces), whose block k is table layer
+	// ActivationLayers[k]; nil without the activation term, or with its
+	// exact quadratic form (whose layers ActivationLayers still lists).
+	Activation       *hessian.TraceResult
+	ActivationLayers []int
+	// ActivationWidths and ActivationWeighted are, for a diag table, the
+	// activation term's per-probe diagonal sums, one row per row of
+	// Activation.Samples (eval.ActivationResult.Widths and
+	// WeightedSamples: column k·len(ActivationWidths)+a is block k at
+	// activation width ActivationWidths[a]).
+	ActivationWidths   []int
+	ActivationWeighted [][]float64
+}
+
+// BootstrapResampler returns a Resampling for StabilityOf that resamples
+// the estimators' per-probe samples with replacement — the nonparametric
+// bootstrap of the Hutchinson means (hessian.TraceResult.Resample) — of
+// the weight traces (p.Analysis.Traces) and of the activation traces
+// (p.Activation). The two are independent probe runs, so each replicate
+// draws its rows of each on its own; within a run, all layers take the
+// same rows, keeping their correlation. A layer's average trace is its
+// replicate's block mean over its size. On a diag table (criterion diag)
+// a layer's Ω at every candidate is rebuilt from the same rows: the
+// weights' diagonal sum (p.Analysis.Diagonal) plus the activation
+// term's (p.ActivationWeighted); without those samples the diag scores
+// stay fixed. The tables StabilityOf draws must have the layers of
+// p.Analysis.Table (matched by name).
+//
+// Rows must be independent with a common mean (hessian's Resample says
+// why that covers the activation estimate's full-data pilot rows followed
+// by Horvitz–Thompson rows): Hutchinson's, and adaptive Hutch++'s, i.i.d.
+// given its sketch. Weight traces of another method (Hutch++, XTrace) are
+// drawn from N(mean, stderr²) instead, exact ones stay fixed; an
+// activation term without rows (the exact quadratic form of
+// --act-quadratic, whose Ω the table holds in Scores: only the weight
+// term moves there) stays fixed. When neither has rows to resample it
+// returns nil, which selects the parametric resampler for both.
+//
+// Weight and activation rows are independent when the activation probes
+// are importance-sampled or over all samples (the default up to
+// eval.ImportanceUpTo calibration samples); activation probes on
+// mini-batches share weight probe i's batch, and resampling the two
+// runs independently then leaves out that (positive) correlation.
+func BootstrapResampler(p Probes) *Resampling {
+	var res *hessian.TraceResult
+	if p.Analysis != nil {
+		res = p.Analysis.Traces
+	}
+	act, actLayers := p.Activation, p.ActivationLayers
+	wRows := res != nil && (res.Method == "hutchinson" || res.Method == "a-hutch++") && len(res.Samples) >= 2
+	aRows := act != nil && len(act.Samples) >= 2 && len(act.Blocks) == len(actLayers)
+	diag := diagColumns(p, wRows, aRows)
+	if !wRows && !aRows {
 		return nil
 	}
-	n := len(res.Samples)
-	return func(rng *rand.Rand, t *sensitivity.Table) {
-		sums := make([]float64, len(t.Layers))
-		for k := 0; k < n; k++ {
-			row := res.Samples[rng.IntN(n)]
-			for j := range sums {
-				sums[j] += row[j]
+	var how []string
+	switch {
+	case wRows:
+		how = append(how, fmt.Sprintf("weight traces: bootstrap over their %d probes", len(res.Samples)))
+	case res != nil && res.Method == "exact":
+		how = append(how, "weight traces: exact, fixed")
+	default:
+		how = append(how, "weight traces: N(mean, stderr²) per layer")
+	}
+	switch {
+	case aRows:
+		how = append(how, fmt.Sprintf("activation traces: bootstrap over their %d probes, independently", len(act.Samples)))
+	case act == nil && len(actLayers) > 0:
+		how = append(how, "activation term: exact quadratic form, fixed")
+	case act != nil:
+		how = append(how, "activation traces: fixed (too few probes to resample)")
+	}
+	if diag != nil {
+		how = append(how, "diag Ω from the same rows")
+	}
+	var block map[string]int
+	if wRows {
+		block = make(map[string]int, len(res.Blocks))
+		for j, b := range res.Blocks {
+			block[b.Name] = j
+		}
+	}
+	draw := func(rng *rand.Rand, t *sensitivity.Table) {
+		hess := hessianOmega(t)
+		w := make([]float64, len(t.Layers))
+		a := make([]float64, len(t.Layers))
+		for i, l := range t.Layers {
+			w[i], a[i] = l.AvgTrace, l.ActAvgTrace
+		}
+		var wm, am, wd, ad []float64
+		if wRows {
+			idx := hessian.ResampleRows(rng, len(res.Samples))
+			wm = hessian.ColumnMeans(res.Samples, idx)
+			if diag != nil {
+				wd = hessian.ColumnMeans(p.Analysis.Diagonal.Samples, idx)
+			}
+			for i, l := range t.Layers {
+				if j, ok := block[l.Name]; ok && l.Kind == "" && l.Params > 0 {
+					w[i] = wm[j] / l.Params
+				}
+			}
+		} else {
+			for i, l := range t.Layers {
+				w[i] += rng.NormFloat64() * l.AvgTraceStderr
 			}
 		}
-		for j := range t.Layers {
-			if t.Layers[j].Params > 0 {
-				t.Layers[j].AvgTrace = sums[j] / float64(n) / t.Layers[j].Params
+		if aRows {
+			idx := hessian.ResampleRows(rng, len(act.Samples))
+			am = hessian.ColumnMeans(act.Samples, idx)
+			if diag != nil && diag.act {
+				ad = hessian.ColumnMeans(p.ActivationWeighted, idx)
+			}
+			for k, i := range actLayers {
+				if n := act.Blocks[k].Size; n > 0 && i >= 0 && i < len(t.Layers) {
+					a[i] = am[k] / float64(n)
+				}
+			}
+		}
+		for i := range t.Layers {
+			l := &t.Layers[i]
+			setTraces(l, hess, w[i], a[i])
+			if c, ok := diag.of(l.Name); ok && l.Kind == "" {
+				sc := make(map[string]float64, len(c))
+				for key, col := range c {
+					v := l.Scores[key]
+					if col.w >= 0 {
+						v += wd[col.w] - diag.wNom[col.w]
+					}
+					if col.a >= 0 {
+						v += ad[col.a] - diag.aNom[col.a]
+					}
+					sc[key] = v
+				}
+				l.Scores = sc
 			}
 		}
 	}
+	return &Resampling{Draw: draw, Method: strings.Join(how, "; ")}
+}
+
+// diagCols are the columns of a diag table's bootstrap: per layer name and
+// candidate key, the weights' diagonal-sum column in Diagonal.Samples and
+// the activation term's in ActivationWeighted (−1: none, or not
+// resampled). A replicate moves a score by each term's change from its
+// estimate, the column mean over all rows (wNom, aNom).
+type diagCols struct {
+	cols       map[string]map[string]struct{ w, a int }
+	act        bool // the activation sums are resampled
+	wNom, aNom []float64
+}
+
+func (d *diagCols) of(name string) (map[string]struct{ w, a int }, bool) {
+	if d == nil {
+		return nil, false
+	}
+	c, ok := d.cols[name]
+	return c, ok
+}
+
+// diagColumns returns the columns of p's diag table, or nil when the table
+// is not a diag one or its weight sums cannot be resampled (then its
+// scores stay fixed).
+func diagColumns(p Probes, wRows, aRows bool) *diagCols {
+	if p.Analysis == nil || p.Analysis.Table == nil || p.Analysis.Table.Criterion != string(sensitivity.Diag) ||
+		p.Analysis.Diagonal == nil || !wRows || len(p.Analysis.Diagonal.Samples) != len(p.Analysis.Traces.Samples) {
+		return nil
+	}
+	wcol := map[string]int{}
+	for j, e := range p.Analysis.Diagonal.Weighted {
+		wcol[e.Name] = j
+	}
+	tab := p.Analysis.Table
+	actOf := map[int]int{} // table layer → activation block
+	act := aRows && len(p.ActivationWidths) > 0 && len(p.ActivationWeighted) == len(p.Activation.Samples)
+	if act {
+		for k, i := range p.ActivationLayers {
+			actOf[i] = k
+		}
+	}
+	d := &diagCols{cols: map[string]map[string]struct{ w, a int }{}, act: act,
+		wNom: hessian.ColumnMeans(p.Analysis.Diagonal.Samples, allRows(len(p.Analysis.Diagonal.Samples)))}
+	if act {
+		d.aNom = hessian.ColumnMeans(p.ActivationWeighted, allRows(len(p.ActivationWeighted)))
+	}
+	for i, l := range tab.Layers {
+		if l.Kind != "" || l.Scores == nil {
+			continue
+		}
+		c := map[string]struct{ w, a int }{}
+		for key := range l.Scores {
+			col := struct{ w, a int }{-1, -1}
+			if j, ok := wcol[l.Name+"@"+key]; ok {
+				col.w = j
+			}
+			if k, ok := actOf[i]; ok && act {
+				if pr, err := sensitivity.ParsePrecision(key); err == nil {
+					if x := slices.Index(p.ActivationWidths, pr.A); x >= 0 {
+						col.a = k*len(p.ActivationWidths) + x
+					}
+				}
+			}
+			c[key] = col
+		}
+		d.cols[l.Name] = c
+	}
+	return d
+}
+
+// allRows returns 0..n−1.
+func allRows(n int) []int {
+	idx := make([]int, n)
+	for i := range idx {
+		idx[i] = i
+	}
+	return idx
 }

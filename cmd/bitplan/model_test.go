@@ -131,3 +131,32 @@ func TestTraceActivationTerm(t *testing.T) {
 		}
 	}
 }
+
+// --stability resamples the activation traces' probes as well as the
+// weight traces' (and says so); with --act-quadratic, whose activation
+// term is exact, the weight traces' only; with --sensitivity diag the
+// diagonal sums of both runs.
+func TestPlanStabilityActivation(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		extra []string
+		want  string
+	}{
+		{nil, "activation traces: bootstrap over their"},
+		{[]string{"--act-quadratic"}, "activation term: exact quadratic form, fixed"},
+		{[]string{"--sensitivity", "diag"}, "activation traces: bootstrap over their 12 probes, independently; diag Ω from the same rows"},
+	} {
+		out := filepath.Join(dir, "plan.json")
+		args := append(append([]string{"plan", lenet, "--bits", "4,w4a8,8", "--max-bops", "40%", "--verify", "0", "--stability", "4", "--format", "json", "-o", out}, fast...), c.extra...)
+		if _, errs, code := runCmd(t, args...); code != 0 {
+			t.Fatalf("bitplan %s: exit %d: %s", strings.Join(args, " "), code, errs)
+		}
+		p, _, err := plan.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Stability == nil || p.Stability.Runs != 4 || !strings.Contains(p.Stability.Method, c.want) || !strings.Contains(p.Stability.Method, "weight traces: ") {
+			t.Errorf("%v: stability %+v, want its method to mention %q", c.extra, p.Stability, c.want)
+		}
+	}
+}

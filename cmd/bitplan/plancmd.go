@@ -42,7 +42,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	format := fs.String("format", "table", "output `FORMAT`: table, json (the plan, accepted by bitplan eval), csv or markdown")
 	output := fs.String("o", "", "write the plan to `FILE` instead of standard output")
 	tableOut := fs.String("table-out", "", "also write the sensitivity table to `FILE` (input of bitplan solve)")
-	stability := fs.Int("stability", 0, "re-solve `N` times on bootstrap resamples of the weight-trace probes (the activation term held fixed) and report how stable the plan is")
+	stability := fs.Int("stability", 0, "re-solve `N` times on bootstrap resamples of the Hutchinson probes, the weight traces' and, independently, the activation traces' (with --act-quadratic the weight traces' only: its activation term is exact; --sensitivity diag: its diagonal sums from the same probes), and report per-layer choice frequencies")
 	timeLimit := fs.Duration("time-limit", 0, "stop the ILP search after `DURATION` (0: none)")
 	verifyK := fs.Int("verify", 3, "measure the ILP plan, its `K` next-best plans and the widest fitting uniform plan on held-out samples, correct Ω where the measurement overrules it, and return the best measured (0: skip)")
 	verifyN := fs.Int("verify-samples", 1000, "held-out samples `N` of the verification, taken after the --samples calibration samples")
@@ -92,11 +92,8 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	default:
 		return usageError{fmt.Errorf("plan: want at most one ONNX model, got %d arguments", len(pos))}
 	}
-	if *stability > 0 && tf.criterion != "" && strings.ToLower(tf.criterion) != string(sensitivity.Hessian) {
-		return usageError{fmt.Errorf("flag --stability resamples the Hessian traces; it applies to --sensitivity hessian only, not %s", tf.criterion)}
-	}
-	if *stability > 0 && tf.actQuad {
-		return usageError{fmt.Errorf("flag --stability resamples the weight traces, which --act-quadratic's Ω does not read")}
+	if c := strings.ToLower(tf.criterion); *stability > 0 && c != "" && c != string(sensitivity.Hessian) && c != string(sensitivity.Diag) {
+		return usageError{fmt.Errorf("flag --stability resamples the Hessian probes; it applies to --sensitivity hessian and diag, not %s (its Ω is measured or exact, with no per-probe samples)", tf.criterion)}
 	}
 	abits, err := parseAttentionBits(*attBits)
 	if err != nil {
@@ -156,6 +153,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		ps               *plan.StableStop
 		ts               *plan.Sensitivity      // the checks' table
 		act              *eval.ActivationResult // its activation term
+		final            *eval.ActivationResult // the table's activation term (for --stability)
 		actNote, attNote string                 // what the activation term and addAttention added to its source
 	)
 	if byPlan && a.Trace.MaxProbes > a.Trace.MinProbes {
@@ -227,6 +225,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			l.ActAvgTrace, l.ActAvgTraceStderr, l.ActDeltaSq = from.ActAvgTrace, from.ActAvgTraceStderr, from.ActDeltaSq
 		}
 		s.Table.Source += actNote
+		final = act
 	case act != nil:
 		// The activation term to the tolerance, or until the plan is
 		// stable with the weight traces' box fixed, from the pilot's
@@ -234,15 +233,14 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		again := *ps
 		again.Table, again.Weights, again.Checks, again.Status = s.Table, s.Traces, 0, ""
 		tf.actCheck = again.Rule(ctx)
-		var ar *eval.ActivationResult
-		if ar, err = tf.activation(ctx, a, s.Table, pr, 0, act); err == nil {
-			if d := again.Describe(ar.Traces); d != "" {
+		if final, err = tf.activation(ctx, a, s.Table, pr, 0, act); err == nil {
+			if d := again.Describe(final.Traces); d != "" {
 				s.Table.Source += "; activation traces " + d
 				fmt.Fprintf(stderr, "bitplan: activation traces %s\n", d)
 			}
 		}
 	case ts == nil:
-		err = tf.score(ctx, a, s, pr)
+		final, err = tf.score(ctx, a, s, pr)
 	}
 	switch {
 	case err != nil || abits == nil:
@@ -288,7 +286,9 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	if *stability > 0 && p.Objective != nil {
-		st, err := plan.StabilityOf(ctx, req, p, *stability, tf.seed, plan.BootstrapResampler(s))
+		// The activation traces' probes too (none with --act-quadratic,
+		// whose term is exact and stays fixed).
+		st, err := plan.StabilityOf(ctx, req, p, *stability, tf.seed, plan.BootstrapResampler(final.Probes(s)))
 		if err != nil {
 			return err
 		}

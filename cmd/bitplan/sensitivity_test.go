@@ -15,7 +15,7 @@ func TestSensitivityFlag(t *testing.T) {
 	}{
 		{[]string{"trace", lenet, "--data", "mnist", "--sensitivity", "hawq"}, `flag --sensitivity: unknown sensitivity criterion "hawq"`},
 		{[]string{"trace", lenet, "--data", "mnist", "--sensitivity", "diag", "--method", "hutch++"}, "--sensitivity diag needs Hutchinson probes"},
-		{[]string{"plan", lenet, "--data", "mnist", "--sensitivity", "weight", "--stability", "3"}, "applies to --sensitivity hessian only"},
+		{[]string{"plan", lenet, "--data", "mnist", "--sensitivity", "weight", "--stability", "3"}, "applies to --sensitivity hessian and diag, not weight"},
 	} {
 		_, errs, code := runCmd(t, c.args...)
 		if code != 2 || !strings.Contains(errs, c.want) {

@@ -221,22 +221,22 @@ func (t *traceFlags) analysis(pr *progress) (*plan.Analysis, error) {
 // score sets the table's Ω by the --sensitivity criterion when it is one
 // that needs more than the Hessian probes (eval.Score), measured on the
 // calibration data ds at the analysis's quantizer; for hessian and diag
-// it adds the activation term (eval.ActivationTerm) unless --weight-only.
-func (t *traceFlags) score(ctx context.Context, a *plan.Analysis, s *plan.Sensitivity, pr *progress) error {
+// it adds the activation term (eval.ActivationTerm) unless --weight-only,
+// and returns it.
+func (t *traceFlags) score(ctx context.Context, a *plan.Analysis, s *plan.Sensitivity, pr *progress) (*eval.ActivationResult, error) {
 	c, err := sensitivity.ParseCriterion(t.criterion)
 	if err != nil || (c.NeedsTraces() && t.weightOnly) {
-		return err
+		return nil, err
 	}
 	if c.NeedsTraces() {
-		_, err := t.activation(ctx, a, s.Table, pr, 0, t.pilot)
-		return err
+		return t.activation(ctx, a, s.Table, pr, 0, t.pilot)
 	}
 	pr.printf("sensitivity: %s criterion on %d calibration samples", c, a.Data.Len())
 	if err := eval.Score(ctx, a.Engine, a.Data, s.Table, c, &eval.ScoreSettings{Settings: eval.Settings{Weights: a.Quantizer}}); err != nil {
-		return err
+		return nil, err
 	}
 	s.Table.Source += fmt.Sprintf("; Ω: %s criterion on %d calibration samples", c, a.Data.Len())
-	return nil
+	return nil, nil
 }
 
 // activation adds the activation term to table (eval.ActivationTerm) with
@@ -351,7 +351,7 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	s, err := plan.Analyze(ctx, a)
 	if err == nil {
-		err = tf.score(ctx, a, s, pr)
+		_, err = tf.score(ctx, a, s, pr)
 	}
 	pr.done()
 	if err != nil {
