@@ -97,7 +97,9 @@ func setTraces(l *sensitivity.Layer, hess bool, w, a float64) {
 // whole plan is unchanged. nominal is the plan of req itself. A nil
 // resample draws each weight and activation trace from a normal with the
 // table's standard error (a parametric bootstrap; exact traces, stderr 0,
-// never move). Every solve runs req's verification, if any.
+// never move; the Ω scores of another criterion than hessian do not
+// move either, which Method says). Every solve runs req's verification,
+// if any.
 func StabilityOf(ctx context.Context, req *Request, nominal *Plan, runs int, seed uint64, resample *Resampling) (*Stability, error) {
 	if runs <= 0 {
 		return nil, fmt.Errorf("plan: stability needs at least one run, got %d", runs)
@@ -107,6 +109,10 @@ func StabilityOf(ctx context.Context, req *Request, nominal *Plan, runs int, see
 	}
 	if resample == nil {
 		resample = &parametric
+		if !hessianOmega(req.Table) {
+			// Only HAWQ-V3's Ω moves with the traces.
+			resample = &Resampling{Draw: normalResampler, Method: parametric.Method + fmt.Sprintf("; the %s criterion's Ω scores fixed", req.Table.Criterion)}
+		}
 	}
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	st := &Stability{Runs: runs, Method: resample.Method}

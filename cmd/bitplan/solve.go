@@ -25,7 +25,7 @@ func runSolve(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	timeLimit := fs.Duration("time-limit", time.Minute, "stop the search after `DURATION` and report the best plan with its gap, status limit (0: none)")
 	nodeLimit := fs.Int("node-limit", 0, "stop after `N` branch-and-bound nodes (0: none)")
 	gap := gapFlag(fs)
-	stability := fs.Int("stability", 0, "re-solve `N` times with traces resampled within their standard error and report how stable the plan is")
+	stability := fs.Int("stability", 0, "re-solve `N` times with the weight and activation traces (avg_trace, act_avg_trace) each drawn from N(value, stderr²) and report how stable the plan is (a table of another criterion than hessian keeps its Ω scores)")
 	seed := fs.Uint64("seed", 1, "random `SEED` for --stability")
 	engine := fs.String("engine", "bitplan", "ILP `ENGINE`: bitplan (the specialised solver)"+engineHelp())
 	var groups multiString
