@@ -11,7 +11,8 @@ import (
 
 // TestRecurrentORT: the recurrent classifiers of rnnNet and birnnNet, the
 // zoo's tiny LSTM and GRU (whose zero initial states the pruned model
-// drops) and torch's bidirectional exports (testdata/models/birnn_*_tiny.onnx)
+// drops) and torch's bidirectional exports (testdata/models/birnn_*_tiny.onnx,
+// the trained fmnist_bilstm.onnx)
 // with random hidden units removed (in a bidirectional layer the same
 // number per direction, different units) run in ONNX Runtime, which computes what the
 // original with those units silenced computes there (layout 0 only: ONNX
@@ -40,7 +41,7 @@ func TestRecurrentORT(t *testing.T) {
 			models = append(models, loadZoo(t, name, op))
 		}
 	}
-	models = append(models, load(t, "birnn_lstm_tiny"), load(t, "birnn_gru_tiny"))
+	models = append(models, load(t, "birnn_lstm_tiny"), load(t, "birnn_gru_tiny"), load(t, "fmnist_bilstm"))
 	r := rand.New(rand.NewPCG(4, 4))
 	for mi, l := range models {
 		batches := []int{1, 3}

@@ -168,7 +168,9 @@ func TestRecurrentChannels(t *testing.T) {
 // 5 + k. A random cut (the directions keeping the same number of units,
 // each its own) drops the zero initial states (and the shape arithmetic
 // that made them) and equals the silenced original at batch sizes 1 and
-// 3; its counts are the cost model's.
+// 3; its counts are the cost model's. The trained two-layer bidirectional
+// LSTM testdata/models/fmnist_bilstm.onnx (2 × 32 units per layer) is
+// analysed and cut the same way.
 func TestZooRecurrentApply(t *testing.T) {
 	type tc struct {
 		name      string
@@ -187,6 +189,7 @@ func TestZooRecurrentApply(t *testing.T) {
 		name := "birnn_" + strings.ToLower(kind) + "_tiny"
 		cases = append(cases, tc{name, func(t *testing.T) *loaded { return load(t, name) }, []string{"/rnn/" + kind + "_1/W", "/fc/Gemm"}, 10, 2})
 	}
+	cases = append(cases, tc{"fmnist_bilstm", func(t *testing.T) *loaded { return load(t, "fmnist_bilstm") }, []string{"/lstm/LSTM_1/W", "/fc/Gemm"}, 64, 2})
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			l := c.l(t)
