@@ -162,3 +162,25 @@ func TestStabilityQuadraticScores(t *testing.T) {
 		}
 	}
 }
+
+// TestStabilityAttentionLayer: a table with layers beyond the trace
+// blocks (an attention point with measured Ω, appended after the units)
+// resamples the weight layers by name and leaves the extra layer alone
+// (the weights-only resampler indexed rows by table position and read
+// past a row's end there).
+func TestStabilityAttentionLayer(t *testing.T) {
+	req, s, act := actMarginCase(t)
+	att := sensitivity.Layer{Name: "attn", Kind: sensitivity.KindAttention, MACs: 10,
+		Scores: map[string]float64{"4": 0.5, "w4a8": 0.1}, DeltaSq: map[string]float64{"4": 0, "w4a8": 0}}
+	req.Table.Layers = append(req.Table.Layers, att)
+	rs := BootstrapResampler(Probes{Analysis: s, Activation: act, ActivationLayers: []int{0, 1}})
+	cp := *req.Table
+	cp.Layers = append([]sensitivity.Layer(nil), req.Table.Layers...)
+	rs.Draw(rand.New(rand.NewPCG(3, 4)), &cp)
+	if l := cp.Layers[2]; l.Scores["4"] != 0.5 || l.Scores["w4a8"] != 0.1 || l.AvgTrace != 0 || l.ActAvgTrace != 0 {
+		t.Errorf("attention layer changed: %+v", l)
+	}
+	if cp.Layers[0].AvgTrace == req.Table.Layers[0].AvgTrace || cp.Layers[1].ActAvgTrace == req.Table.Layers[1].ActAvgTrace {
+		t.Error("weight layers not resampled")
+	}
+}
