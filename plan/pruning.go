@@ -42,6 +42,11 @@ type PruneGroup struct {
 	Kept     int `json:"kept"`
 	// KeptChannels are the indices of the structures kept.
 	KeptChannels []int `json:"kept_channels"`
+	// Directions, for the hidden units of a bidirectional recurrent layer
+	// pruned per direction, is the direction count D: channel c is unit
+	// c mod (Channels/D) of direction ⌊c·D/Channels⌋, and every direction
+	// keeps Kept/D units.
+	Directions int `json:"directions,omitempty"`
 	// Bits is the weight width in joint mode (0 otherwise).
 	Bits int `json:"bits,omitempty"`
 	// OmegaPrune is the summed importance of the removed structures, with

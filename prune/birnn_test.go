@@ -111,11 +111,6 @@ var birnnCases = []birnnCase{
 	{first: "GRU", second: "GRU", layout: 1, gather: true},
 }
 
-// dirSets returns the kept units of each direction of group g.
-func dirSets(g *Group, keep []int) [][]int {
-	return perDirection(g, keep)
-}
-
 // TestBidirectionalDirections: a bidirectional layer's hidden units are D·H
 // channels (Directions 2), forward unit k being channel k and backward
 // unit k channel H + k; where the second layer's final state is gathered
@@ -160,7 +155,7 @@ func TestBidirectionalDirections(t *testing.T) {
 					k := r.IntN(birnnH1)
 					keep[g1.Index] = []int{k, birnnH1 + (k+1+r.IntN(birnnH1-1))%birnnH1}
 				}
-				if ds := dirSets(g1, keep[g1.Index]); !slices.Equal(ds[0], ds[1]) {
+				if ds := perDirection(g1, keep[g1.Index]); !slices.Equal(ds[0], ds[1]) {
 					differ++
 				}
 				out, err := Apply(l.mp, l.st, keep)
@@ -201,8 +196,8 @@ func TestBidirectionalDirections(t *testing.T) {
 // plan that keeps n units per direction of the first layer keeps the
 // forward units H−n..H−1 and the backward units 0..n−1: each direction
 // by its own importances, both of the same number. Its Ω is the sum of
-// the removed channels' HAP importances, and the plan's layers report
-// every direction's units as the group's channels.
+// the removed channels' HAP importances, and the plan's group reports the
+// 2 directions.
 func TestBidirectionalHAP(t *testing.T) {
 	for _, mode := range []Mode{ILP, Threshold, Magnitude} {
 		t.Run(string(mode), func(t *testing.T) {
@@ -247,8 +242,11 @@ func TestBidirectionalHAP(t *testing.T) {
 			if pl.Status == "infeasible" {
 				t.Fatalf("plan %s", pl.Status)
 			}
+			if d := pl.Pruning.Groups[g.Index].Directions; d != 2 {
+				t.Errorf("the plan's group %s reports %d directions, want 2", g.Name, d)
+			}
 			keep := pl.Keep()[g.Index]
-			ds := dirSets(g, keep)
+			ds := perDirection(g, keep)
 			if ds == nil {
 				t.Fatalf("kept %v: the directions keep different numbers", keep)
 			}

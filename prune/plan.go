@@ -137,7 +137,7 @@ func (p *problem) report(out *plan.Plan, keep [][]int, bits []int, ok bool, ires
 	pr := out.Pruning
 	for _, g := range p.st.Groups {
 		gp := plan.PruneGroup{Name: g.Name, Units: g.Members(), Channels: g.Channels, Kept: len(keep[g.Index]),
-			KeptChannels: keep[g.Index], Prunable: g.Prunable}
+			KeptChannels: keep[g.Index], Prunable: g.Prunable, Directions: g.Directions}
 		kept := map[int]bool{}
 		for _, c := range keep[g.Index] {
 			kept[c] = true
