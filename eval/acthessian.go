@@ -174,8 +174,12 @@ func ActivationTerm(ctx context.Context, e *nn.Engine, calib data.Dataset, t *se
 		set = *s
 	}
 	diag := t.Criterion == string(sensitivity.Diag)
-	if t.Criterion != "" && t.Criterion != string(sensitivity.Hessian) && !diag {
-		return nil, fmt.Errorf("eval: the activation term extends the hessian and diag criteria, not %s", t.Criterion)
+	quad := t.Criterion == string(sensitivity.Quadratic)
+	if quad && !set.Quadratic {
+		return nil, fmt.Errorf("eval: the quadratic criterion's activation term is the exact quadratic form (ActivationSettings.Quadratic), not a trace")
+	}
+	if t.Criterion != "" && t.Criterion != string(sensitivity.Hessian) && !diag && !quad {
+		return nil, fmt.Errorf("eval: the activation term extends the hessian, diag and quadratic criteria, not %s", t.Criterion)
 	}
 	if calib == nil || calib.Len() == 0 {
 		return nil, fmt.Errorf("eval: the activation term needs calibration data")
@@ -198,8 +202,8 @@ func ActivationTerm(ctx context.Context, e *nn.Engine, calib data.Dataset, t *se
 		if !u.HasInput {
 			continue
 		}
-		if diag && l.Scores == nil {
-			return nil, fmt.Errorf("eval: diag table layer %q has no scores", l.Name)
+		if (diag || quad) && l.Scores == nil {
+			return nil, fmt.Errorf("eval: %s table layer %q has no scores", t.Criterion, l.Name)
 		}
 		ps, _ := l.Candidates()
 		for _, p := range ps {

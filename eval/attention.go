@@ -268,10 +268,10 @@ func AddAttention(ctx context.Context, e *nn.Engine, calib data.Dataset, t *sens
 // loss scale and are refused.
 func lossScale(t *sensitivity.Table) (float64, error) {
 	switch sensitivity.Criterion(t.Criterion) {
-	case "", sensitivity.Hessian, sensitivity.Diag:
+	case "", sensitivity.Hessian, sensitivity.Diag, sensitivity.Quadratic:
 		return 2, nil
 	case sensitivity.Measured, sensitivity.Fisher:
 		return 1, nil
 	}
-	return 0, fmt.Errorf("eval: attention and non-linearity candidates need a loss-scaled criterion (hessian, diag, fisher or measured), not %s", t.Criterion)
+	return 0, fmt.Errorf("eval: attention and non-linearity candidates need a loss-scaled criterion (hessian, diag, quadratic, fisher or measured), not %s", t.Criterion)
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/bitplan/bitplan/data"
+	"github.com/bitplan/bitplan/hessian"
 	"github.com/bitplan/bitplan/nn"
 	"github.com/bitplan/bitplan/sensitivity"
 )
@@ -32,7 +34,11 @@ type ScoreSettings struct {
 // the layer's node that the graph reads, one gradient pass and
 // one forward pass per layer and candidate) and Measured (the calibration
 // loss increase with that layer alone quantized, one forward pass per
-// layer and candidate). Fisher and Measured quantize the layer's input at
+// layer and candidate), and Quadratic (ΔWᵀ H_ii ΔW, one block-local
+// Hessian-vector product per layer sharing its weight widths, plus
+// ActivationTerm's exact quadratic form of each layer's input error, one
+// input R-pass per layer and activation width; all of calib). Fisher and
+// Measured quantize the layer's input at
 // the candidate's activation width as Apply does (activation range from
 // calib); Weight and Taylor see the weights only, as the Hessian criteria
 // do without their activation term. Hessian and Diag come from
@@ -75,6 +81,17 @@ func Score(ctx context.Context, e *nn.Engine, calib data.Dataset, t *sensitivity
 		err = taylor(ctx, e, calib, t, byName, set, scores)
 	case sensitivity.Measured:
 		err = measured(ctx, e, calib, t, set, scores)
+	case sensitivity.Quadratic:
+		if err = quadratic(ctx, e, calib, t, byName, set, scores); err != nil {
+			return err
+		}
+		if err = t.SetScores(c, scores, nil); err != nil {
+			return err
+		}
+		// The activation part, added to Scores: ActivationTerm's exact
+		// quadratic form along each activation quantizer's error.
+		_, err = ActivationTerm(ctx, e, calib, t, &ActivationSettings{Calibration: set.Calibration, Quadratic: true})
+		return err
 	case sensitivity.Fisher:
 		err = fisher(ctx, e, calib, t, byName, set, scores)
 	case sensitivity.Hessian, sensitivity.Diag:
@@ -86,6 +103,46 @@ func Score(ctx context.Context, e *nn.Engine, calib data.Dataset, t *sensitivity
 		return err
 	}
 	return t.SetScores(c, scores, nil)
+}
+
+// quadratic sets scores to the weight part of the quadratic criterion:
+// ΔWᵀ H_ii ΔW of every layer at every weight width of its candidates, one
+// block-local Hessian-vector product per layer (the widths share its
+// passes) over all of calib.
+func quadratic(ctx context.Context, e *nn.Engine, calib data.Dataset, t *sensitivity.Table, byName map[string]nn.UnitLayout, set ScoreSettings, scores []map[string]float64) error {
+	e.ClearInputQuantizers()
+	for i := range t.Layers {
+		l := &t.Layers[i]
+		u := byName[l.Name]
+		ps, keys := l.Candidates()
+		var ws []int
+		for _, p := range ps {
+			if !slices.Contains(ws, p.W) {
+				ws = append(ws, p.W)
+			}
+		}
+		vs, hv := make([][]float64, len(ws)), make([][]float64, len(ws))
+		for k, w := range ws {
+			d, err := quantError(e, u, set.Weights, w)
+			if err != nil {
+				return err
+			}
+			vs[k], hv[k] = make([]float64, u.Size), make([]float64, u.Size)
+			copy(vs[k][u.WeightOffset-u.Offset:], d)
+		}
+		if err := e.BlockHVP(ctx, calib, hessian.Block{Name: u.Name, Offset: u.Offset, Size: u.Size}, hv, vs); err != nil {
+			return fmt.Errorf("eval: quadratic: layer %q: %w", l.Name, err)
+		}
+		for j, p := range ps {
+			k := slices.Index(ws, p.W)
+			var q float64
+			for m, x := range vs[k] {
+				q += x * hv[k][m]
+			}
+			scores[i][keys[j]] = q
+		}
+	}
+	return nil
 }
 
 // quantError returns Q_b(W) − W of the unit's weights at weight bits b.

@@ -2,6 +2,7 @@ package eval
 
 import (
 	"context"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
@@ -344,5 +345,113 @@ func TestScoreFisherLSTMHiddenState(t *testing.T) {
 	}
 	if checked != 2 {
 		t.Fatalf("checked %d LSTM units, want W and R", checked)
+	}
+}
+
+// Quadratic's weight part ΔWᵀ H_ii ΔW against the full-length
+// Hessian-vector product (nn.Engine.HVP, not the block-local passes) and,
+// where the loss is smooth along ΔW at the step's scale (two step sizes
+// agree: ReLU zeros tied under max pooling put kinks on some lines),
+// against central second differences of the calibration loss (no
+// derivative code); its Ω is that part plus ActivationTerm's exact
+// quadratic form of the layer's input error.
+func TestScoreQuadraticAgainstSecondDifferences(t *testing.T) {
+	e, ds, tbl, set := criteriaCase(t)
+	ctx := context.Background()
+	units := map[string]nn.UnitLayout{}
+	for _, u := range e.Units() {
+		units[u.Name] = u
+	}
+	weight := make([]map[string]float64, len(tbl.Layers))
+	for i := range weight {
+		weight[i] = map[string]float64{}
+	}
+	if err := quadratic(ctx, e, ds, tbl, units, *set, weight); err != nil {
+		t.Fatal(err)
+	}
+	theta := e.Theta()
+	smooth := 0
+	for i, l := range tbl.Layers {
+		u := units[l.Name]
+		for _, k := range []string{"w2a8", "w4a8", "8"} {
+			p, _ := sensitivity.ParsePrecision(k)
+			d, err := quantError(e, u, sensitivity.Quantizer{}, p.W)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, hv := [][]float64{make([]float64, e.Dim())}, [][]float64{make([]float64, e.Dim())}
+			copy(v[0][u.WeightOffset:], d)
+			if err := e.HVP(ctx, ds, hv, v); err != nil {
+				t.Fatal(err)
+			}
+			var full float64
+			for j := range d {
+				full += d[j] * hv[0][u.WeightOffset+j]
+			}
+			got := weight[i][k]
+			if math.Abs(got-full) > 1e-10*math.Abs(full) {
+				t.Errorf("%s at %s: block-local ΔWᵀHΔW = %.12g, full-length product %.12g", l.Name, k, got, full)
+			}
+			if k != "w2a8" {
+				continue
+			}
+			loss := func(s float64) float64 {
+				th := append([]float64(nil), theta...)
+				for j := range d {
+					th[u.WeightOffset+j] += s * d[j]
+				}
+				if err := e.SetTheta(th); err != nil {
+					t.Fatal(err)
+				}
+				r, err := e.Evaluate(ctx, ds)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return r.Loss
+			}
+			second := func(h float64) float64 { return (loss(h) - 2*loss(0) + loss(-h)) / (h * h) }
+			fd, fd2 := second(2e-5), second(1e-5)
+			if err := e.SetTheta(theta); err != nil {
+				t.Fatal(err)
+			}
+			if math.Abs(fd-fd2) > 1e-3*math.Abs(fd2) {
+				continue // a kink within the step
+			}
+			smooth++
+			if math.Abs(got-fd2) > 1e-3*math.Abs(fd2) {
+				t.Errorf("%s at %s: ΔWᵀHΔW = %.8g, second difference %.8g", l.Name, k, got, fd2)
+			}
+		}
+	}
+	if smooth < 3 {
+		t.Errorf("only %d of %d layers have a smooth loss along ΔW at the steps (want ≥ 3 second-difference checks)", smooth, len(tbl.Layers))
+	}
+	act, w := clone(tbl), make([]map[string]float64, len(weight))
+	for i := range w {
+		w[i] = maps.Clone(weight[i])
+	}
+	if err := act.SetScores(sensitivity.Quadratic, w, nil); err != nil {
+		t.Fatal(err)
+	}
+	res, err := ActivationTerm(ctx, e, ds, act, &ActivationSettings{Quadratic: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Score(ctx, e, ds, tbl, sensitivity.Quadratic, set); err != nil {
+		t.Fatal(err)
+	}
+	if tbl.Criterion != string(sensitivity.Quadratic) || len(res.Layers) != len(tbl.Layers) {
+		t.Fatalf("criterion %q, %d layers with an activation term", tbl.Criterion, len(res.Layers))
+	}
+	for k, li := range res.Layers {
+		l := tbl.Layers[li]
+		for key, q := range res.Quadratic[k] {
+			if want := weight[li][key] + q; math.Abs(l.Omega(key)-want) > 1e-12*math.Abs(want) {
+				t.Errorf("%s at %s: Ω %v, want ΔWᵀHΔW %v + Δaᵀ H_a Δa %v", l.Name, key, l.Omega(key), weight[li][key], q)
+			}
+		}
+	}
+	if _, err := ActivationTerm(ctx, e, ds, tbl, nil); err == nil {
+		t.Error("a trace activation term on a quadratic table was accepted")
 	}
 }

@@ -811,14 +811,8 @@ func (e *Engine) BlockTrace(ctx context.Context, ds data.Dataset, b hessian.Bloc
 	// Vectors local to the block when it is made of whole parameter
 	// tensors (a unit's block is), else full-length.
 	lo, hi := b.Offset, b.Offset+b.Size
-	aligned := true
-	for _, p := range e.params {
-		if p.Offset < hi && p.Offset+p.Size > lo && (p.Offset < lo || p.Offset+p.Size > hi) {
-			aligned = false
-		}
-	}
 	base, n := lo, b.Size
-	if !aligned {
+	if !e.wholeParams(lo, hi) {
 		base, n = 0, e.dim
 	}
 	tr := 0.0
@@ -841,6 +835,53 @@ func (e *Engine) BlockTrace(ctx context.Context, ds data.Dataset, b hessian.Bloc
 		}
 	}
 	return tr, nil
+}
+
+// wholeParams reports whether θ[lo:hi] is made of whole parameter
+// tensors (no tensor straddles either end).
+func (e *Engine) wholeParams(lo, hi int) bool {
+	for _, p := range e.params {
+		if p.Offset < hi && p.Offset+p.Size > lo && (p.Offset < lo || p.Offset+p.Size > hi) {
+			return false
+		}
+	}
+	return true
+}
+
+// BlockHVP sets dst[j] = H_bb·v[j] for the diagonal block H_bb of the
+// Hessian of HVP on θ[b.Offset : b.End()]: directions and products are
+// local to the block (b.Size values each), as if v[j] were zero outside
+// it. The block must be made of whole parameter tensors (a unit's Offset
+// and Size are). Like BlockTrace's, the products run the R-forward pass
+// only from the first layer reading the block and the R-backward pass
+// only down to it, sharing the value and adjoint passes between the
+// vectors; vᵀH_bb v is then the exact second-order term of moving those
+// parameters alone along v.
+func (e *Engine) BlockHVP(ctx context.Context, ds data.Dataset, b hessian.Block, dst, v [][]float64) error {
+	if err := e.checkData(ds); err != nil {
+		return err
+	}
+	lo, hi := b.Offset, b.Offset+b.Size
+	if b.Size <= 0 || lo < 0 || hi > e.dim {
+		return fmt.Errorf("nn: block %q [%d, %d) outside θ [0, %d)", b.Name, lo, hi, e.dim)
+	}
+	if !e.wholeParams(lo, hi) {
+		return fmt.Errorf("nn: block %q [%d, %d) splits a parameter tensor", b.Name, lo, hi)
+	}
+	if len(dst) != len(v) {
+		return fmt.Errorf("nn: %d destination vectors for %d directions", len(dst), len(v))
+	}
+	for j := range v {
+		if len(v[j]) != b.Size || len(dst[j]) != b.Size {
+			return fmt.Errorf("nn: vector %d has %d values (destination %d), want the block's %d", j, len(v[j]), len(dst[j]), b.Size)
+		}
+		clear(dst[j])
+	}
+	if len(v) == 0 {
+		return nil
+	}
+	_, err := e.pass(ctx, ds, modeHVP, v, nil, dst, lo, lo, hi)
+	return err
 }
 
 // Logits runs the model on n samples x (n·prod(SampleShape) values) of its

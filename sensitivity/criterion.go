@@ -37,6 +37,21 @@ const (
 	// (the same products). Its activation term is Σ_j diag(H_a)_j Δa_j²
 	// over the calibration activations, from the probes of Hessian's.
 	Diag Criterion = "diag"
+	// Quadratic is Ω = ΔW_iᵀ H_i ΔW_i + (1/N) Σ_s Δa_sᵀ H_a,s Δa_s, the
+	// second-order term along the candidate's own errors rather than a
+	// trace or diagonal times their size: ΔW_i the weight rounding error
+	// and Δa_s = Q_A(a_s) − a_s the activation rounding error of the
+	// layer's input on calibration sample s, H_i the Hessian block of the
+	// layer's weights and H_a,s that of its input (as the layer reads it),
+	// both exact (R-operator). It sees what the trace cannot: errors
+	// coherent with the curvature (HAWQ-V3's Tr(H)/n·‖ΔW‖² is its
+	// expectation for an error spread evenly and independently over the
+	// layer; the one-layer loss increase Measured is it plus the first-
+	// and higher-order terms). No ½, like Hessian. Cost: one Hessian-vector
+	// product per layer and weight width, on the layer's block only, and
+	// one input R-pass per layer and activation width, over all of the
+	// calibration data; no probes, no standard error.
+	Quadratic Criterion = "quadratic"
 	// Fisher is ModelOpt AutoQuantize's score Ω = ½·(1/N)·Σ_samples
 	// Σ_outputs (∂ℓ/∂y_i)² (Δy_i)², y_i the layer's output and Δy_i its
 	// change when that layer alone is quantized (weights and input): a
@@ -64,7 +79,7 @@ const (
 )
 
 // Criteria lists every criterion, the default first.
-var Criteria = []Criterion{Hessian, Diag, Fisher, Taylor, Weight, Measured}
+var Criteria = []Criterion{Hessian, Diag, Quadratic, Fisher, Taylor, Weight, Measured}
 
 // ParseCriterion reads a criterion name (case-insensitive; "" is Hessian).
 func ParseCriterion(s string) (Criterion, error) {

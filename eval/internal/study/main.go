@@ -2,7 +2,8 @@
 // gives the ILP plans that keep the most accuracy? Every criterion of
 // sensitivity.Criterion (HAWQ-V3's Hessian trace, the diagonal Hessian from
 // the same probes, ModelOpt's output-space Fisher score, first-order
-// Taylor, ‖ΔW‖² alone, the measured one-layer loss increase) feeds the same
+// Taylor, ‖ΔW‖² alone, the measured one-layer loss increase, and the
+// exact second-order term along each candidate's own error) feeds the same
 // ILP, at model-size and BOPS budgets; the widest uniform precision that
 // fits, random maximal mixed plans and a greedy trace-ordered plan
 // (HAWQ-V2 / NNCF style) are the baselines. Models are trained on
@@ -13,7 +14,7 @@
 // a short quantization-aware fine-tuning (prune.FineTune with the
 // straight-through estimator on the weights and, through
 // nn.Engine.SetQuantizedGradient, on the activations) of every
-// criterion's and the uniform plans of seed 1; every
+// criterion's and the uniform plans of every seed; every
 // method is compared with the Hessian ILP (and with uniform) by paired
 // bootstrap intervals over the test images.
 //
@@ -92,7 +93,7 @@ func defaultConfig() config {
 	return config{models: strings.Split(defaultModels, ","), testN: 400, calibN: 128, seeds: 3, maxProbes: 60, actProbes: 30, probeBatch: 32,
 		tol: 0.05, randomN: 1, boot: 1000, levels: []float64{10, 20, 30, 50},
 		candidates: []sensitivity.Precision{{W: 2, A: 8}, {W: 3, A: 8}, {W: 4, A: 8}, {W: 8, A: 8}, {W: 4, A: 4}}, batch: 32,
-		ftMethods: append(criteriaNames(), "uniform"), ftSeeds: 1, ftSteps: 100, ftN: 2048, ftBatch: 16, ftLRs: []float64{0.0005, 0.001, 0.002}}
+		ftMethods: append(criteriaNames(), "uniform"), ftSeeds: 3, ftSteps: 100, ftN: 2048, ftBatch: 16, ftLRs: []float64{0.0001, 0.0002, 0.0005, 0.001, 0.002}}
 }
 
 // quickConfig is the smoke test's setup: seconds, not a valid document.
@@ -424,7 +425,7 @@ func (r *modelResult) runSeed(ctx context.Context, cfg config, e *nn.Engine, tra
 	}
 	hess.Criterion = ""
 	sr.tables[sensitivity.Hessian] = hess
-	for _, c := range []sensitivity.Criterion{sensitivity.Fisher, sensitivity.Taylor, sensitivity.Weight, sensitivity.Measured} {
+	for _, c := range []sensitivity.Criterion{sensitivity.Quadratic, sensitivity.Fisher, sensitivity.Taylor, sensitivity.Weight, sensitivity.Measured} {
 		t0 := time.Now()
 		t := clone(hess)
 		if err := eval.Score(ctx, e, calib, t, c, nil); err != nil {
