@@ -22,8 +22,9 @@
 // the fold applies, Q(s_c·W_c) = s_c·Q(W_c).
 //
 // Score computes the sensitivity criteria that need quantized forward
-// passes or gradients rather than Hessian probes (sensitivity.Fisher,
-// Taylor, Weight, Measured) and stores them in a sensitivity table, so that
+// passes, gradients or Hessian-vector products along given directions
+// rather than Hessian probes (sensitivity.Quadratic, Fisher, Taylor,
+// Weight, Measured) and stores them in a sensitivity table, so that
 // every criterion feeds the same ILP.
 //
 // Beyond the weight layers, Apply simulates attention points (both inputs

@@ -8,7 +8,8 @@
 // (Dong et al., HAWQ-V2, arXiv:1911.03852; Yao et al., HAWQ-V3,
 // arXiv:2011.10680). A table may instead carry per-candidate scores of
 // another Criterion (Layer.Scores, JSON "omega"): the diagonal-Hessian
-// Σ diag(H)·ΔW², ModelOpt's output-space Fisher score, the first-order
+// Σ diag(H)·ΔW², the exact second-order term ΔWᵀHΔW (+ Δaᵀ·H_a·Δa) along
+// the candidate's own errors, ModelOpt's output-space Fisher score, the first-order
 // |∇L·ΔW|, ‖ΔW‖² alone, or the measured loss increase. Every criterion
 // feeds the same ILP through Layer.Omega; their papers and costs are listed
 // at the constants, and docs/validation.md compares them.

@@ -16,6 +16,7 @@ func TestSensitivityFlag(t *testing.T) {
 		{[]string{"trace", lenet, "--data", "mnist", "--sensitivity", "hawq"}, `flag --sensitivity: unknown sensitivity criterion "hawq"`},
 		{[]string{"trace", lenet, "--data", "mnist", "--sensitivity", "diag", "--method", "hutch++"}, "--sensitivity diag needs Hutchinson probes"},
 		{[]string{"plan", lenet, "--data", "mnist", "--sensitivity", "weight", "--stability", "3"}, "applies to --sensitivity hessian and diag, not weight"},
+		{[]string{"trace", lenet, "--data", "mnist", "--sensitivity", "quadratic", "--weight-only"}, "apply to --sensitivity hessian and diag"},
 	} {
 		_, errs, code := runCmd(t, c.args...)
 		if code != 2 || !strings.Contains(errs, c.want) {
@@ -23,7 +24,7 @@ func TestSensitivityFlag(t *testing.T) {
 		}
 	}
 	// Each criterion's table carries its name and a score per candidate.
-	for _, crit := range []string{"weight", "taylor", "diag"} {
+	for _, crit := range []string{"weight", "taylor", "diag", "quadratic"} {
 		out, errs, code := runCmd(t, "trace", lenet, "--data", "mnist", "--samples", "8", "--max-probes", "4", "--min-probes", "4",
 			"--sensitivity", crit, "--bits", "w2a8,8", "--format", "json")
 		if code != 0 {

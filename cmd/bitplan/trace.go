@@ -106,7 +106,7 @@ func (t *traceFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&t.candidates, "bits", "4,8", "candidate precisions, comma-separated `LIST` of bit widths (4 = W4A4) or pairs (w4a8)")
 	fs.StringVar(&t.quant, "quantizer", "symmetric,per-channel,minmax", "weight quantizer of Δ²: `SPEC` of symmetric|asymmetric, per-channel|per-tensor, minmax|mse")
 	fs.IntVar(&t.probeBatch, "probe-batch", defaultProbeBatch, fmt.Sprintf("each Hutchinson probe averages the Hessian over its own random mini-batch of `N` calibration samples (0: every probe over all samples; when not given, all samples for calibration sets of at most %d)", fullDataUpTo))
-	fs.StringVar(&t.criterion, "sensitivity", "hessian", "sensitivity `CRITERION` of Ω: hessian (HAWQ-V3, Tr(H)/n·‖ΔW‖²), diag (Σ diag(H)·ΔW² from the same probes), fisher (ModelOpt: Σ(∂L/∂y)²(Δy)²), taylor (|∇L·ΔW|), weight (‖ΔW‖²) or measured (calibration loss increase, one layer at a time); see docs/validation.md")
+	fs.StringVar(&t.criterion, "sensitivity", "hessian", "sensitivity `CRITERION` of Ω: hessian (HAWQ-V3, Tr(H)/n·‖ΔW‖²), diag (Σ diag(H)·ΔW² from the same probes), quadratic (ΔWᵀHΔW + Δaᵀ·H_a·Δa along each candidate's own errors, exact, no probes), fisher (ModelOpt: Σ(∂L/∂y)²(Δy)²), taylor (|∇L·ΔW|), weight (‖ΔW‖²) or measured (calibration loss increase, one layer at a time); see docs/validation.md")
 	fs.BoolVar(&t.weightOnly, "weight-only", false, "hessian and diag: HAWQ-V3's weight-only Ω, without the activation term Tr(H_a)/n_a·E‖Δa‖² (Σ diag(H_a)·Δa² for diag) that prices each candidate's activation width")
 	fs.BoolVar(&t.actQuad, "act-quadratic", false, "hessian and diag: the activation term as the exact quadratic form Δaᵀ·H_a·Δa along the activation quantizer's error on the calibration data (one product per layer and width, no probes) instead of Tr(H_a)/n_a·E‖Δa‖²")
 	fs.DurationVar(&t.timeBudget, "time-budget", 0, "stop Hutchinson after `DURATION` (e.g. 2m) and report the errors reached (0: no limit)")
@@ -137,6 +137,9 @@ func (t *traceFlags) analysis(pr *progress) (*plan.Analysis, error) {
 	}
 	if t.actQuad && t.weightOnly {
 		return nil, usageError{fmt.Errorf("flags --act-quadratic and --weight-only conflict: the first sets the activation term, the second drops it")}
+	}
+	if c == sensitivity.Quadratic && (t.actQuad || t.weightOnly) {
+		return nil, usageError{fmt.Errorf("flags --act-quadratic and --weight-only apply to --sensitivity hessian and diag: quadratic's activation term is always the exact quadratic form")}
 	}
 	a.Diag = c == sensitivity.Diag
 	a.NoTraces = !c.NeedsTraces()
