@@ -45,6 +45,25 @@ func criteriaCase(t *testing.T) (*nn.Engine, data.Dataset, *sensitivity.Table, *
 	return e, ds, tbl, &ScoreSettings{Settings: Settings{FloatBias: true}}
 }
 
+// lossAlong returns the calibration loss at θ = theta + s·d on
+// θ[off:off+len(d)], as a function of s (it leaves the engine there).
+func lossAlong(t *testing.T, e *nn.Engine, ds data.Dataset, theta []float64, off int, d []float64) func(s float64) float64 {
+	return func(s float64) float64 {
+		th := append([]float64(nil), theta...)
+		for j := range d {
+			th[off+j] += s * d[j]
+		}
+		if err := e.SetTheta(th); err != nil {
+			t.Fatal(err)
+		}
+		r, err := e.Evaluate(context.Background(), ds)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Loss
+	}
+}
+
 func unitOf(t *testing.T, e *nn.Engine, name string) nn.UnitLayout {
 	for _, u := range e.Units() {
 		if u.Name == name {
@@ -92,20 +111,7 @@ func TestScoreTaylorAgainstFiniteDifferences(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			loss := func(s float64) float64 {
-				th := append([]float64(nil), theta...)
-				for j := range d {
-					th[u.WeightOffset+j] += s * d[j]
-				}
-				if err := e.SetTheta(th); err != nil {
-					t.Fatal(err)
-				}
-				r, err := e.Evaluate(ctx, ds)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return r.Loss
-			}
+			loss := lossAlong(t, e, ds, theta, u.WeightOffset, d)
 			// One-sided differences: max pooling over equal values (a
 			// ReLU's zeros) has a kink at the float weights, where the
 			// gradient is one of the one-sided derivatives.
@@ -395,20 +401,7 @@ func TestScoreQuadraticAgainstSecondDifferences(t *testing.T) {
 			if k != "w2a8" {
 				continue
 			}
-			loss := func(s float64) float64 {
-				th := append([]float64(nil), theta...)
-				for j := range d {
-					th[u.WeightOffset+j] += s * d[j]
-				}
-				if err := e.SetTheta(th); err != nil {
-					t.Fatal(err)
-				}
-				r, err := e.Evaluate(ctx, ds)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return r.Loss
-			}
+			loss := lossAlong(t, e, ds, theta, u.WeightOffset, d)
 			second := func(h float64) float64 { return (loss(h) - 2*loss(0) + loss(-h)) / (h * h) }
 			fd, fd2 := second(2e-5), second(1e-5)
 			if err := e.SetTheta(theta); err != nil {

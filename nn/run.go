@@ -776,20 +776,26 @@ func (e *Engine) HVP(ctx context.Context, ds data.Dataset, dst, v [][]float64) e
 	if err := e.checkData(ds); err != nil {
 		return err
 	}
+	if err := checkVectors(dst, v, e.dim, ""); err != nil || len(v) == 0 {
+		return err
+	}
+	_, err := e.pass(ctx, ds, modeHVP, v, nil, dst, 0, 0, 0)
+	return err
+}
+
+// checkVectors checks that dst and v pair up with n values each (what
+// names n in the message: "" or "the block's ") and clears dst.
+func checkVectors(dst, v [][]float64, n int, what string) error {
 	if len(dst) != len(v) {
 		return fmt.Errorf("nn: %d destination vectors for %d directions", len(dst), len(v))
 	}
 	for j := range v {
-		if len(v[j]) != e.dim || len(dst[j]) != e.dim {
-			return fmt.Errorf("nn: vector %d has %d values (destination %d), want %d", j, len(v[j]), len(dst[j]), e.dim)
+		if len(v[j]) != n || len(dst[j]) != n {
+			return fmt.Errorf("nn: vector %d has %d values (destination %d), want %s%d", j, len(v[j]), len(dst[j]), what, n)
 		}
 		clear(dst[j])
 	}
-	if len(v) == 0 {
-		return nil
-	}
-	_, err := e.pass(ctx, ds, modeHVP, v, nil, dst, 0, 0, 0)
-	return err
+	return nil
 }
 
 // BlockTrace returns the exact trace of the Hessian's diagonal block on
@@ -868,17 +874,8 @@ func (e *Engine) BlockHVP(ctx context.Context, ds data.Dataset, b hessian.Block,
 	if !e.wholeParams(lo, hi) {
 		return fmt.Errorf("nn: block %q [%d, %d) splits a parameter tensor", b.Name, lo, hi)
 	}
-	if len(dst) != len(v) {
-		return fmt.Errorf("nn: %d destination vectors for %d directions", len(dst), len(v))
-	}
-	for j := range v {
-		if len(v[j]) != b.Size || len(dst[j]) != b.Size {
-			return fmt.Errorf("nn: vector %d has %d values (destination %d), want the block's %d", j, len(v[j]), len(dst[j]), b.Size)
-		}
-		clear(dst[j])
-	}
-	if len(v) == 0 {
-		return nil
+	if err := checkVectors(dst, v, b.Size, "the block's "); err != nil || len(v) == 0 {
+		return err
 	}
 	_, err := e.pass(ctx, ds, modeHVP, v, nil, dst, lo, lo, hi)
 	return err
