@@ -93,7 +93,7 @@ func defaultConfig() config {
 	return config{models: strings.Split(defaultModels, ","), testN: 400, calibN: 128, seeds: 3, maxProbes: 60, actProbes: 30, probeBatch: 32,
 		tol: 0.05, randomN: 1, boot: 1000, levels: []float64{10, 20, 30, 50},
 		candidates: []sensitivity.Precision{{W: 2, A: 8}, {W: 3, A: 8}, {W: 4, A: 8}, {W: 8, A: 8}, {W: 4, A: 4}}, batch: 32,
-		ftMethods: append(criteriaNames(), "uniform"), ftSeeds: 3, ftSteps: 100, ftN: 2048, ftBatch: 16, ftLRs: []float64{0.0001, 0.0002, 0.0005, 0.001, 0.002}}
+		ftMethods: append(criteriaNames(), "uniform"), ftSeeds: 3, ftSteps: 100, ftN: 2048, ftBatch: 16, ftLRs: []float64{0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002}}
 }
 
 // quickConfig is the smoke test's setup: seconds, not a valid document.

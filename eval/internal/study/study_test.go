@@ -173,7 +173,7 @@ func TestQuick(t *testing.T) {
 	}
 	doc := string(b)
 	for _, want := range []string{"Quick mode", "## Summary", "All models pooled:", "## Does the goal hold?", "- FT `hessian`:",
-		"## Does Ω predict the damage?", "## fmnist_mbv2", "After fine-tuning (seed 1)", "difference to the fine-tuned Hessian ILP"} {
+		"## Does Ω predict the damage?", "## Which proxy error?", "## fmnist_mbv2", "After fine-tuning (seed 1)", "difference to the fine-tuned Hessian ILP"} {
 		if !strings.Contains(doc, want) {
 			t.Errorf("the quick document lacks %q", want)
 		}
