@@ -203,7 +203,7 @@ func TestCriterionScores(t *testing.T) {
 	if c, err := ParseCriterion(""); c != Hessian || err != nil {
 		t.Errorf(`ParseCriterion("") = %q, %v, want hessian`, c, err)
 	}
-	if _, err := ParseCriterion("hawq"); err == nil || !strings.Contains(err.Error(), "diag, fisher") {
+	if _, err := ParseCriterion("hawq"); err == nil || !strings.Contains(err.Error(), "diag, quadratic, fisher") {
 		t.Errorf("ParseCriterion(hawq): %v", err)
 	}
 }
