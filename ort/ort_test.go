@@ -148,16 +148,7 @@ func TestQDQMatchesSimulation(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			// The simulation: eval's fake quantization on the engine.
-			a, err := eval.Apply(ctx, e, layers, calib, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			sim, err := logits(e, test)
-			a.Restore()
-			if err != nil {
-				t.Fatal(err)
-			}
+			sim := simulated(t, e, layers, calib, test)
 			s, err := ort.Open(out, nil)
 			if err != nil {
 				t.Fatalf("%s %s: %v", name, pname, err)
@@ -167,26 +158,7 @@ func TestQDQMatchesSimulation(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c := len(sim) / test.Len()
-			simCorrect, disagree, maxd := 0, 0, 0.0
-			for i := 0; i < test.Len(); i++ {
-				as, ao := 0, 0
-				for j := 0; j < c; j++ {
-					maxd = math.Max(maxd, math.Abs(sim[i*c+j]-float64(z[i*c+j])))
-					if sim[i*c+j] > sim[i*c+as] {
-						as = j
-					}
-					if z[i*c+j] > z[i*c+ao] {
-						ao = j
-					}
-				}
-				if as == test.Labels[i] {
-					simCorrect++
-				}
-				if as != ao {
-					disagree++
-				}
-			}
+			maxd, _, disagree, simCorrect := compareLogits(sim, z, test)
 			simAcc := float64(simCorrect) / float64(test.Len())
 			t.Logf("%s %s: simulated %.4f, ONNX Runtime %.4f; %d of %d predictions differ, max |Δlogit| %.3g",
 				name, pname, simAcc, got.Accuracy, disagree, test.Len(), maxd)
@@ -241,6 +213,54 @@ func testN() int {
 
 // logits runs the engine on ds in chunks (one call on the whole set would
 // size every buffer for all samples at once).
+// simulated returns the engine's logits on test with layers
+// fake-quantized by eval.Apply (activation ranges calibrated on calib),
+// the simulation a QDQ model is compared with; the engine is restored.
+func simulated(t *testing.T, e *nn.Engine, layers []eval.Layer, calib, test *data.Memory) []float64 {
+	t.Helper()
+	a, err := eval.Apply(context.Background(), e, layers, calib, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim, err := logits(e, test)
+	a.Restore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sim
+}
+
+// compareLogits compares the simulated logits sim with ONNX Runtime's z
+// on test (per sample, len(sim)/test.Len() classes): the largest
+// |Δlogit|, the largest |sim| (at least 1), the number of samples whose
+// predicted classes differ and the number the simulation predicts
+// correctly.
+func compareLogits(sim []float64, z []float32, test *data.Memory) (maxd, scale float64, disagree, simCorrect int) {
+	c := len(sim) / test.Len()
+	scale = 1
+	for i := 0; i < test.Len(); i++ {
+		as, ao := 0, 0
+		for j := 0; j < c; j++ {
+			k := i*c + j
+			maxd = math.Max(maxd, math.Abs(sim[k]-float64(z[k])))
+			scale = math.Max(scale, math.Abs(sim[k]))
+			if sim[k] > sim[i*c+as] {
+				as = j
+			}
+			if z[k] > z[i*c+ao] {
+				ao = j
+			}
+		}
+		if as == test.Labels[i] {
+			simCorrect++
+		}
+		if as != ao {
+			disagree++
+		}
+	}
+	return maxd, scale, disagree, simCorrect
+}
+
 func logits(e *nn.Engine, ds *data.Memory) ([]float64, error) {
 	const chunk = 250
 	per := data.SampleSize(ds)

@@ -96,15 +96,7 @@ func TestVariadicTinyORT(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		a, err := eval.Apply(ctx, e, layers, calib, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sim, err := logits(e, test)
-		a.Restore()
-		if err != nil {
-			t.Fatal(err)
-		}
+		sim := simulated(t, e, layers, calib, test)
 		qs, err := ort.Open(out, nil)
 		if err != nil {
 			t.Fatalf("%s W8A8: ONNX Runtime refuses the QDQ model: %v", name, err)
@@ -118,24 +110,7 @@ func TestVariadicTinyORT(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		maxd, scale, disagree := 0.0, 1.0, 0
-		for i := 0; i < test.Len(); i++ {
-			as, ao := 0, 0
-			for j := 0; j < 3; j++ {
-				k := i*3 + j
-				maxd = math.Max(maxd, math.Abs(sim[k]-float64(zq[k])))
-				scale = math.Max(scale, math.Abs(sim[k]))
-				if sim[k] > sim[i*3+as] {
-					as = j
-				}
-				if zq[k] > zq[i*3+ao] {
-					ao = j
-				}
-			}
-			if as != ao {
-				disagree++
-			}
-		}
+		maxd, scale, disagree, _ := compareLogits(sim, zq, test)
 		t.Logf("%s: float logits %.3g from PyTorch's; W8A8 QDQ in ONNX Runtime against the simulation: max |Δlogit| %.3g (scale %.3g), %d of %d predictions differ",
 			name, d, maxd, scale, disagree, test.Len())
 		if maxd > variadicQDQTol*scale {
