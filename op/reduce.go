@@ -17,7 +17,7 @@ func init() {
 	attr := func(name string, v ...int64) *Attr { return &Attr{Name: name, Type: AttrInts, Ints: v} }
 	keep0 := &Attr{Name: "keepdims", Type: AttrInt, Int: 0}
 	for _, typ := range []string{"ReduceMean", "ReduceSum"} {
-		Register(&Def{Type: typ, Infer: inferReduce, Exec: Both(newReduce[float64], newReduce[float32]), Class: Linear, Cases: []Case{
+		Register(&Def{Type: typ, Infer: inferReduce, Exec: Both(newReduce[float64], newReduce[float32]), Class: Linear, Channels: FlowReduce, Cases: []Case{
 			{Name: "last axis attribute", Opset: 13, Inputs: []CaseInput{x(2, 3, 4)}, Attrs: []*Attr{attr("axes", -1)}, Want: []int{2, 3, 1}},
 			{Name: "spatial axes input, no keepdims", Opset: 18, Inputs: []CaseInput{x(2, 3, 2, 2), ints(2, 3)}, Attrs: []*Attr{keep0}, Want: []int{2, 3}},
 			{Name: "all axes", Opset: 18, Inputs: []CaseInput{x(2, 3)}, Want: []int{1, 1}},
@@ -25,7 +25,7 @@ func init() {
 	}
 	// The other reductions are evaluated only on constants (Eval).
 	for _, r := range reductions {
-		Register(&Def{Type: r.typ, Infer: inferReduce, Fold: true, Eval: evalReduce(r.acc), Cases: []Case{
+		Register(&Def{Type: r.typ, Infer: inferReduce, Fold: true, Eval: evalReduce(r.acc), Channels: FlowReduce, Cases: []Case{
 			{Name: "last axis attribute", Opset: 13, Inputs: []CaseInput{{Shape: []int{2, 3, 4}, Lo: 0.5, Hi: 2}}, Attrs: []*Attr{attr("axes", -1)}, Want: []int{2, 3, 1}},
 			{Name: "axes input, no keepdims", Opset: 18, Inputs: []CaseInput{{Shape: []int{2, 3, 2}, Lo: 0.5, Hi: 2}, ints(0, 2)}, Attrs: []*Attr{keep0}, Want: []int{3}},
 		}})
@@ -183,6 +183,15 @@ func evalArg(n *Node, ins, outs []*Tensor) error {
 		}
 	}
 	return nil
+}
+
+// ReduceAxes returns which axes of a rank-r input reduction n reduces and
+// whether it keeps them (keepdims): axes are the values v of its input 1
+// when fromInput (ReduceSum from opset 13, the others from 18), else its
+// axes attribute; an empty set reduces every axis, or none with
+// noop_with_empty_axes 1.
+func ReduceAxes(n *Node, r int, v []int64, fromInput bool) (reduced []bool, keepdims bool, err error) {
+	return reduceAxes(n, r, v, fromInput)
 }
 
 // reduceAxes returns which axes of a rank-r input n reduces and whether it

@@ -72,6 +72,11 @@ const (
 	// FlowConvTranspose operators consume channels through axis 0 of a
 	// C×M/group×kernel weight and produce new ones on its axis 1.
 	FlowConvTranspose
+	// FlowReduce operators (ReduceMean, ReduceSum, ReduceMax, …) reduce a
+	// set of axes (ReduceAxes): channels on an axis they keep pass
+	// through (moved when keepdims is 0); a reduction over the channel
+	// axis consumes them.
+	FlowReduce
 )
 
 // Def is everything the program knows about one ONNX operator of the

@@ -35,6 +35,22 @@ const zeroTol = 1e-9
 // independent description of what Apply must compute.
 func zeroRemoved(t *testing.T, mp *onnx.ModelProto, st *Structure, keep [][]int) *onnx.ModelProto {
 	t.Helper()
+	return zeroChannels(t, mp, st, keep, false)
+}
+
+// zeroRemovedAll is zeroRemoved with the consumers' input weights of the
+// removed channels zeroed too: the reference where a removed channel's
+// value, zero or not (a join broadcasting another map into it), reaches
+// nothing.
+func zeroRemovedAll(t *testing.T, mp *onnx.ModelProto, st *Structure, keep [][]int) *onnx.ModelProto {
+	t.Helper()
+	return zeroChannels(t, mp, st, keep, true)
+}
+
+// zeroChannels zeroes the removed channels' entries of every edit of the
+// groups, skipping the consumers' weights unless consumers.
+func zeroChannels(t *testing.T, mp *onnx.ModelProto, st *Structure, keep [][]int, consumers bool) *onnx.ModelProto {
+	t.Helper()
 	out := proto.Clone(mp).(*onnx.ModelProto)
 	byName := map[string]*onnx.TensorProto{}
 	for _, tp := range out.Graph.Initializer {
@@ -53,7 +69,7 @@ func zeroRemoved(t *testing.T, mp *onnx.ModelProto, st *Structure, keep [][]int)
 			kept[c] = true
 		}
 		for _, e := range g.edits {
-			if e.Init == "" || e.Shape || e.Slice || e.Split || consumerWeight[e.Init] {
+			if e.Init == "" || e.Shape || e.Slice || e.Split || (consumerWeight[e.Init] && !consumers) {
 				continue
 			}
 			tp := byName[e.Init]

@@ -159,14 +159,7 @@ func TestZooUNetConvTranspose(t *testing.T) {
 		if err := proto.Unmarshal(b, mp); err != nil {
 			t.Fatal(err)
 		}
-		mp, m, err := model.NormalizeProto(mp)
-		if err != nil {
-			t.Fatal(err)
-		}
-		st, err := Analyze(m)
-		if err != nil {
-			t.Fatal(err)
-		}
+		mp, st := analyzeProto(t, mp)
 		mid, up := groupOf(st, "/mid/mid.3/Conv"), groupOf(st, "/up2/ConvTranspose")
 		if mid == nil || !mid.Prunable || !slices.Equal(mid.Consumers, []string{"/up2/ConvTranspose"}) {
 			t.Fatalf("%s: bottleneck group %+v, want prunable, read by the ConvTranspose", opset, mid)

@@ -198,7 +198,11 @@ type analyzer struct {
 // one group, as a residual join; one whose channel axis is broadcast — a
 // one-channel map — is left whole instead; a constant operand is sliced
 // when it varies along the channels), Flatten with axis 1 into a Gemm or MatMul (channel c becomes
-// the block of H·W inputs), depthwise convolutions and transposed
+// the block of H·W inputs), the reductions (ReduceMean, ReduceSum,
+// ReduceMax, ...) over axes other than the channels' (torch's
+// x.mean(dim=(2, 3)): the channels pass through, moved down with keepdims
+// 0) and a sum-like one (ReduceSum, ReduceL1, ReduceL2, ReduceSumSquare,
+// ReduceLogSum) over them, which consumes them, depthwise convolutions and transposed
 // convolutions (pass-through), ConvTranspose with group 1 (its C×M×kernel
 // weight holds the output channels on axis 1 and the input channels it
 // consumes on axis 0) and Conv/Gemm/MatMul consumers, the hidden units of
@@ -212,7 +216,9 @@ type analyzer struct {
 // (see the package documentation). Shape and Size nodes may read tracked
 // tensors when their values reach only the constants pruning rewrites.
 // Anything else that touches a tracked tensor — another Reshape, Concat, a
-// grouped (non-depthwise) convolution, a recurrent node's initial state, an unknown operator, a graph output
+// grouped (non-depthwise) convolution, a reduction over the channel axis
+// that is not sum-like (a LayerNorm's ReduceMean, whose divisor counts the
+// channels; ReduceMax, ReduceMin), a recurrent node's initial state, an unknown operator, a graph output
 // (the classifier's logits) or an initializer also read elsewhere — makes
 // the affected group unprunable, with the reason recorded; such groups are
 // never modified.
@@ -433,6 +439,8 @@ func (a *analyzer) node(n *model.Node) {
 		a.pass(n, sp, false)
 	case op.FlowPool:
 		a.pass(n, sp, true)
+	case op.FlowReduce:
+		a.reduce(n, sp)
 	default:
 		if len(sp) > 0 {
 			a.rejectAll(n, sp, "operator %s is not modelled (a layout change or mixing of channels)", n.Op)
@@ -480,33 +488,109 @@ func (a *analyzer) tie(n *model.Node, sp map[int]tref, format string, args ...an
 	}
 }
 
-// pass handles single-input channel-preserving operators.
-func (a *analyzer) pass(n *model.Node, sp map[int]tref, pool bool) {
+// dataInput returns the tracked first input of a single-output operator
+// whose other inputs are parameters; false (the groups marked) when a
+// parameter input is tracked, the first is not, or a second output is
+// used.
+func (a *analyzer) dataInput(n *model.Node, sp map[int]tref) (tref, bool) {
 	t, ok := sp[0]
 	if !ok {
 		if len(sp) > 0 {
 			a.rejectAll(n, sp, "a tracked tensor is a parameter input")
 		}
-		return
+		return t, false
 	}
 	for i, o := range sp {
 		if i != 0 {
 			a.bad(o.id, "%s: a tracked tensor is input %d", n.Label(), i)
 		}
 	}
+	for i, o := range n.Outputs {
+		if i > 0 && o != "" {
+			a.bad(t.id, "%s: second output %q is not modelled", n.Label(), o)
+			return t, false
+		}
+	}
+	return t, len(n.Outputs) > 0
+}
+
+// pass handles single-input channel-preserving operators.
+func (a *analyzer) pass(n *model.Node, sp map[int]tref, pool bool) {
+	t, ok := a.dataInput(n, sp)
+	if !ok {
+		return
+	}
 	if pool && (t.axis != 1 || t.inner != 1 || t.rank < 3) {
 		a.bad(t.id, "%s: pooling over a tensor whose channels are not axis 1", n.Label())
 		return
 	}
-	for i, o := range n.Outputs {
-		if i > 0 && o != "" {
-			a.bad(t.id, "%s: second output %q is not modelled", n.Label(), o)
+	a.set(n.Outputs[0], t)
+}
+
+// sumLike lists the reductions to which a zero contributes nothing: over
+// the channel axis they consume the channels, and removing a channel is
+// silencing it.
+var sumLike = map[string]bool{"ReduceSum": true, "ReduceL1": true, "ReduceL2": true, "ReduceSumSquare": true, "ReduceLogSum": true}
+
+// reduce handles the reductions (FlowReduce: ReduceMean, ReduceSum,
+// ReduceMax, ...). Over axes without the channel axis (torch's
+// x.mean(dim=(2, 3)), a global pooling) the channels pass through, on the
+// same axis with keepdims 1 or moved down by the reduced axes before it
+// with keepdims 0. Over the channel axis a sum-like reduction (sumLike)
+// consumes them: its output carries none, and removing a channel equals
+// silencing it. Any other (ReduceMean over a LayerNorm's features: its
+// divisor counts the channels; ReduceMax/Min: a removed channel's zero
+// may be the extreme; ReduceProd, ReduceLogSumExp) would change its
+// output, so the group is left intact, reported.
+func (a *analyzer) reduce(n *model.Node, sp map[int]tref) {
+	t, ok := a.dataInput(n, sp)
+	if !ok {
+		return
+	}
+	in, out := a.dims(n.Input(0)), a.dims(n.Outputs[0])
+	if len(in) != t.rank || out == nil {
+		a.bad(t.id, "%s: shapes unknown", n.Label())
+		return
+	}
+	var v []int64
+	fromInput := n.Input(1) != ""
+	if fromInput {
+		if v, ok = a.intValue(n.Input(1)); !ok {
+			a.bad(t.id, "%s: axes are not known before run time", n.Label())
 			return
 		}
 	}
-	if len(n.Outputs) > 0 {
-		a.set(n.Outputs[0], t)
+	red, keep, err := op.ReduceAxes(n, len(in), v, fromInput)
+	if err != nil {
+		a.bad(t.id, "%s: %v", n.Label(), err)
+		return
 	}
+	if red[t.axis] {
+		if !sumLike[n.Op] {
+			why := "a removed channel's zero is not neutral to it"
+			switch n.Op {
+			case "ReduceMean":
+				why = "its divisor counts the channels"
+			case "ReduceMax", "ReduceMin":
+				why = "a removed channel's zero may be the extreme"
+			}
+			a.bad(t.id, "%s reduces the channel axis: removing channels would change its output (%s)", n.Label(), why)
+		}
+		return
+	}
+	axis := t.axis
+	if !keep {
+		for x := range t.axis {
+			if red[x] {
+				axis--
+			}
+		}
+	}
+	if axis >= len(out) || out[axis] != in[t.axis] {
+		a.bad(t.id, "%s: the channel axis %d of %v is not found in %v", n.Label(), t.axis, in, out)
+		return
+	}
+	a.set(n.Outputs[0], tref{id: t.id, axis: axis, inner: t.inner, rank: len(out), parts: t.parts})
 }
 
 // convAxes is the weight layout of a convolution-like unit: the axes of

@@ -13,6 +13,19 @@
 //     units feeding it), with every tensor that
 //     shrinks with them (BatchNormalization vectors, the next layer's input
 //     weights, the block of Gemm inputs a Flatten makes of a channel).
+//     A reduction (ReduceMean, ReduceSum, ReduceMax, ReduceMin, ReduceL2,
+//     …) over axes without the channel axis passes the channels through
+//     as a global pooling does (torch's x.mean(dim=(2, 3)); with keepdims
+//     0 the channel axis moves down by the reduced axes before it; axes
+//     as attribute or, from opset 18 and ReduceSum's 13, input; an empty
+//     set with noop_with_empty_axes is an identity). Over the channel
+//     axis a sum-like reduction (ReduceSum, ReduceL1, ReduceL2,
+//     ReduceSumSquare, ReduceLogSum: a removed channel adds nothing)
+//     consumes the channels; any other — a LayerNorm's ReduceMean over
+//     the features, whose divisor counts the channels, a ReduceMax or
+//     ReduceMin, where a removed channel's zero may be the extreme —
+//     would change its output, so the group is left intact and reported
+//     (rewriting the mean's divisor is not done).
 //     Whatever it does not model leaves the group intact and is reported.
 //     In transformers (MLPruning's structures, Lagunas et al. / Yao et al.
 //     arXiv:2105.14636) it follows the feature axis of MatMuls on

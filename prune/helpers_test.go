@@ -62,6 +62,22 @@ func loadBytes(t testing.TB, b []byte) *loaded {
 	return &loaded{m: m, mp: mp, e: e, st: st}
 }
 
+// analyzeProto normalises a copy of mp (normalisation edits the proto) and
+// analyses it without building an engine; it returns the normalised proto,
+// the one Apply edits.
+func analyzeProto(t testing.TB, mp *onnx.ModelProto) (*onnx.ModelProto, *Structure) {
+	t.Helper()
+	mp, m, err := model.NormalizeProto(proto.Clone(mp).(*onnx.ModelProto))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := Analyze(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mp, st
+}
+
 // channelBlocks returns the ChannelOperator's block names and sizes
 // without a dataset.
 func channelBlocks(e *nn.Engine) []hessian.Block {

@@ -3,6 +3,7 @@
 package prune
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 
@@ -75,6 +76,26 @@ func runORT(t *testing.T, mp *onnx.ModelProto, l *loaded, xs [][]float64, n int)
 	return res
 }
 
+// checkORT reports when ONNX Runtime's logits of the pruned model out (pl
+// loaded) on inputs xs (n samples) differ from its logits of the silenced
+// original ref, or from the engine's on pl, by more than ortTol relative
+// to their scale (at least 1).
+func checkORT(t *testing.T, l, pl *loaded, out, ref *onnx.ModelProto, xs [][]float64, n int, label string) {
+	t.Helper()
+	got := runORT(t, out, l, xs, n)
+	want := runORT(t, ref, l, xs, n)
+	if d, s := maxDiff(want, got); len(got) != len(want) || d > ortTol*max(s, 1) {
+		t.Errorf("%s, batch %d: ONNX Runtime: pruned logits differ from the silenced original's by %.3g (scale %.3g)", label, n, d, s)
+	}
+	eng, err := pl.e.LogitsInputs(xs, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, s := maxDiff(eng, got); d > ortTol*max(s, 1) {
+		t.Errorf("%s, batch %d: ONNX Runtime and the engine differ on the pruned model by %.3g (scale %.3g)", label, n, d, s)
+	}
+}
+
 // TestZooHeadsORT: the zoo transformers (and mha_tiny, torch's
 // MultiheadAttention export) with random heads and rows
 // removed run in ONNX Runtime (constant Slice bounds and Reshape shapes,
@@ -113,19 +134,7 @@ func TestZooHeadsORT(t *testing.T) {
 					silenced := zeroRemoved(t, l.mp, l.st, keep)
 					pl := loadProto(t, out)
 					for _, n := range []int{1, 3} {
-						xs := zooInputs(r, l, n)
-						got := runORT(t, out, l, xs, n)
-						want := runORT(t, silenced, l, xs, n)
-						if d, s := maxDiff(want, got); len(got) != len(want) || d > ortTol*max(s, 1) {
-							t.Errorf("trial %d, batch %d: ONNX Runtime: pruned logits differ from the silenced original's by %.3g (scale %.3g)", trial, n, d, s)
-						}
-						eng, err := pl.e.LogitsInputs(xs, n)
-						if err != nil {
-							t.Fatal(err)
-						}
-						if d, s := maxDiff(eng, got); d > ortTol*max(s, 1) {
-							t.Errorf("trial %d, batch %d: ONNX Runtime and the engine differ on the pruned model by %.3g (scale %.3g)", trial, n, d, s)
-						}
+						checkORT(t, l, pl, out, silenced, zooInputs(r, l, n), n, fmt.Sprintf("trial %d", trial))
 					}
 				}
 			})

@@ -129,10 +129,7 @@ func TestPruneViT(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: pruned model: %v", mode, err)
 		}
-		var params int64
-		for _, u := range m.Units {
-			params += u.Params
-		}
+		params := unitParams(m)
 		if float64(params) != *p.Usage["params"].Used || params > 45000 {
 			t.Errorf("%s: written model has %d params, plan %v", mode, params, *p.Usage["params"].Used)
 		}
@@ -174,4 +171,45 @@ func TestBadFlagKeepsStdoutClean(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(out, "Usage: bitplan solve") {
 		t.Errorf("-h: exit %d, stdout %q", code, out)
 	}
+}
+
+// TestPruneVariadicTiny: bitplan prune removes channels of the torch.onnx
+// export whose joins read spatial ReduceMeans (the channels pass through
+// them) and writes a model whose unit parameters are the plan's.
+func TestPruneVariadicTiny(t *testing.T) {
+	const tiny = "../../testdata/models/variadic_tiny_op13.onnx"
+	out := filepath.Join(t.TempDir(), "tiny.onnx")
+	js, errs, code := runCmd(t, "prune", tiny, "--data", "npz:../../testdata/models/variadic_tiny_ref.npz", "--probes", "2",
+		"--max-params", "70%", "--format", "json", "-o", out)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	p, _, err := plan.Parse([]byte(js))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := false
+	for _, g := range p.Pruning.Groups {
+		cut = cut || (g.Prunable && g.Kept < g.Channels)
+	}
+	if !cut {
+		t.Errorf("nothing pruned: %+v", p.Pruning.Groups)
+	}
+	m, err := model.Load(out)
+	if err != nil {
+		t.Fatalf("pruned model: %v", err)
+	}
+	params := unitParams(m)
+	if float64(params) != *p.Usage["params"].Used {
+		t.Errorf("written model has %d params, plan %v", params, *p.Usage["params"].Used)
+	}
+}
+
+// unitParams sums the parameters of m's units.
+func unitParams(m *model.Model) int64 {
+	var params int64
+	for _, u := range m.Units {
+		params += u.Params
+	}
+	return params
 }

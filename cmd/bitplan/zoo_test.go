@@ -342,10 +342,7 @@ func TestZooTinyResNetPrune(t *testing.T) {
 	if err != nil {
 		t.Fatalf("pruned model: %v", err)
 	}
-	var params int64
-	for _, u := range m.Units {
-		params += u.Params
-	}
+	params := unitParams(m)
 	if params >= 5882 {
 		t.Errorf("pruned model has %d unit parameters, want fewer than 5,882", params)
 	}

@@ -1,0 +1,49 @@
+//go:build ort
+
+package prune
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/bitplan/bitplan/ort"
+)
+
+// TestLayersORT: the decoder net with random ConvTranspose output
+// channels (and the channels it reads) removed, the reduction net (opsets
+// 13 and 18) and the torch.onnx export variadic_tiny_op13 with random
+// channels removed behind their ReduceMeans run in ONNX Runtime, which
+// computes what the original with those channels silenced computes there
+// and what the engine computes on the pruned model.
+func TestLayersORT(t *testing.T) {
+	if err := ort.Init(""); err != nil {
+		t.Skipf("ONNX Runtime not available (build with -tags ort and set %s): %v", ort.LibraryEnv, err)
+	}
+	cases := []struct {
+		name   string
+		l      *loaded
+		sample int
+	}{
+		{"convtranspose", loadBytes(t, convTransposeNet(1)), 50},
+		{"reduce op13", loadBytes(t, reduceNet(1, 13).Bytes()), 50},
+		{"reduce op18", loadBytes(t, reduceNet(1, 18).Bytes()), 50},
+		{"variadic_tiny_op13", load(t, "variadic_tiny_op13"), 64},
+	}
+	r := rand.New(rand.NewPCG(11, 11))
+	for _, c := range cases {
+		l := c.l
+		for trial := 0; trial < 3; trial++ {
+			keep := randomKeep(r, l.st)
+			out, err := Apply(l.mp, l.st, keep)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pl := loadProto(t, out)
+			ref := zeroRemovedAll(t, l.mp, l.st, keep)
+			for _, n := range []int{1, 3} {
+				checkORT(t, l, pl, out, ref, [][]float64{normals(r, n*c.sample, 1)}, n, fmt.Sprintf("%s, trial %d", c.name, trial))
+			}
+		}
+	}
+}
