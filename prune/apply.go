@@ -17,8 +17,10 @@ import (
 // cut is one slicing of an initializer: keep the channels keep of c along
 // axis, in blocks of inner elements, in each of parts repetitions of the
 // channels along the axis (0 means 1). With dirs > 1, axis dirAxis (before
-// axis) holds the directions: at its index d, axis holds direction d's
-// c/dirs channels, channel d·c/dirs + j being its j.
+// axis) holds the directions in dirs equal blocks (one index each for a
+// recurrent node, a convolution group's rows for a grouped convolution):
+// in block d, axis holds direction d's c/dirs channels, channel d·c/dirs +
+// j being its j.
 type cut struct {
 	axis, inner, c, parts int
 	dirs, dirAxis         int
@@ -88,7 +90,7 @@ func applyCuts(mp *onnx.ModelProto, st *Structure, keep [][]int, add map[string]
 			return nil, fmt.Errorf("prune: Apply: group %q is not prunable (%v) but keeps %d of %d channels", g.Name, g.Reasons, len(k), g.Channels)
 		}
 		if n := perDirection(g, k); n == nil {
-			return nil, fmt.Errorf("prune: Apply: group %q: its %d directions keep %v units, want the same number each (the node has one hidden_size)", g.Name, g.Directions, dirCounts(g, k))
+			return nil, fmt.Errorf("prune: Apply: group %q: its %d directions keep %v units, want the same number each (the node has one hidden_size, or one group attribute)", g.Name, g.Directions, dirCounts(g, k))
 		}
 		for _, e := range g.edits {
 			n := len(k)
@@ -448,7 +450,7 @@ func sliceAxis(v []float64, shape []int, c cut) ([]float64, []int, error) {
 	if c.axis < 0 || c.axis >= len(shape) || shape[c.axis] != p*per*c.inner || c.c%dirs != 0 {
 		return nil, nil, fmt.Errorf("shape %v: axis %d should hold %d×%d×%d values", shape, c.axis, p, per, c.inner)
 	}
-	if dirs > 1 && (c.dirAxis < 0 || c.dirAxis >= c.axis || shape[c.dirAxis] != dirs) {
+	if dirs > 1 && (c.dirAxis < 0 || c.dirAxis >= c.axis || shape[c.dirAxis]%dirs != 0) {
 		return nil, nil, fmt.Errorf("shape %v: axis %d should hold the %d directions", shape, c.dirAxis, dirs)
 	}
 	keeps := [][]int{c.keep}
@@ -481,7 +483,10 @@ func sliceAxis(v []float64, shape []int, c cut) ([]float64, []int, error) {
 	for o := 0; o < outer; o++ {
 		keep := keeps[0]
 		if dirs > 1 {
-			keep = keeps[o/dstride%dirs]
+			// Axis dirAxis holds the directions in equal blocks (one
+			// entry each for a recurrent node, a convolution group's
+			// rows for a grouped convolution).
+			keep = keeps[o/dstride%shape[c.dirAxis]/(shape[c.dirAxis]/dirs)]
 		}
 		for _, ch := range keep {
 			lo := (o*n + ch*c.inner) * stride

@@ -86,8 +86,10 @@ func zeroChannels(t *testing.T, mp *onnx.ModelProto, st *Structure, keep [][]int
 			}
 			n := tt.Shape[e.Axis]
 			part := n / e.parts() // each part holds every channel once
-			// Per direction: at index d of axis DirAxis the axis holds
-			// channels d·C/D … (d+1)·C/D − 1.
+			// Per direction: in block d of D equal blocks of axis DirAxis
+			// (its index d for a recurrent node, group d's rows of a
+			// grouped convolution) the axis holds channels d·C/D …
+			// (d+1)·C/D − 1.
 			dirs, per, dstride := max(e.Dirs, 1), g.Channels, 1
 			if e.Dirs > 1 {
 				per = g.Channels / e.Dirs
@@ -96,7 +98,11 @@ func zeroChannels(t *testing.T, mp *onnx.ModelProto, st *Structure, keep [][]int
 				}
 			}
 			for o := 0; o < outer; o++ {
-				base := o / dstride % dirs * per
+				base := 0
+				if e.Dirs > 1 { // block of axis DirAxis
+					b := tt.Shape[e.DirAxis]
+					base = o / dstride % b / (b / dirs) * per
+				}
 				for q := 0; q < e.parts(); q++ {
 					for c := 0; c < per; c++ {
 						if kept[base+c] {

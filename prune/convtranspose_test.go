@@ -1,6 +1,7 @@
 package prune
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -212,22 +213,22 @@ func TestZooUNetConvTranspose(t *testing.T) {
 }
 
 // groupedConvTransposeNet is x N×2×5×5 → Conv(2→4, 3×3, pad 1)+b → Relu →
-// ConvTranspose(4→out, 2×2, stride 2, group g)+b → Relu → Conv(out→3,
-// 3×3)+b → GlobalAveragePool → Flatten → Gemm(3→2): with g = 4 and out = 4
-// the transposed convolution is depthwise (a 4×1×2×2 weight).
-func groupedConvTransposeNet(seed uint64, g, out int) []byte {
+// ConvTranspose(4→out, 2×2, stride 2, group g)+b → Relu → Conv(out→6,
+// 3×3, group g2)+b → GlobalAveragePool → Flatten → Gemm(6→2): with g = 4
+// and out = 4 the transposed convolution is depthwise (a 4×1×2×2 weight).
+func groupedConvTransposeNet(seed uint64, g, out, g2 int) []byte {
 	r := rand.New(rand.NewPCG(seed, 5))
 	rnd := func(n int, s float64) []float64 { return normals(r, n, s) }
 	b := mt.New("gct", 13).Input("x", -1, 2, 5, 5).Output("logits")
 	b.Float("w1", []int{4, 2, 3, 3}, rnd(72, 0.4)).Float("b1", []int{4}, rnd(4, 0.1))
 	b.Float("wt", []int{4, out / g, 2, 2}, rnd(4*out/g*4, 0.6)).Float("bt", []int{out}, rnd(out, 0.1))
-	b.Float("w2", []int{3, out, 3, 3}, rnd(3*out*9, 0.3)).Float("b2", []int{3}, rnd(3, 0.1))
-	b.Float("wg", []int{2, 3}, rnd(6, 0.5)).Float("bg", []int{2}, rnd(2, 0.1))
+	b.Float("w2", []int{6, out / g2, 3, 3}, rnd(6*out/g2*9, 0.3)).Float("b2", []int{6}, rnd(6, 0.1))
+	b.Float("wg", []int{2, 6}, rnd(12, 0.5)).Float("bg", []int{2}, rnd(2, 0.1))
 	b.Node("Conv", "conv1", []string{"x", "w1", "b1"}, []string{"c1"}, mt.Ints("pads", 1, 1, 1, 1))
 	b.Node("Relu", "relu1", []string{"c1"}, []string{"r1"})
 	b.Node("ConvTranspose", "ct", []string{"r1", "wt", "bt"}, []string{"t"}, mt.Ints("strides", 2, 2), mt.Int("group", int64(g)))
 	b.Node("Relu", "relu2", []string{"t"}, []string{"r2"})
-	b.Node("Conv", "conv2", []string{"r2", "w2", "b2"}, []string{"c2"})
+	b.Node("Conv", "conv2", []string{"r2", "w2", "b2"}, []string{"c2"}, mt.Int("group", int64(g2)))
 	b.Node("GlobalAveragePool", "gap", []string{"c2"}, []string{"p"})
 	b.Node("Flatten", "flat", []string{"p"}, []string{"f"})
 	b.Node("Gemm", "fc", []string{"f", "wg", "bg"}, []string{"logits"}, mt.Int("transB", 1))
@@ -239,10 +240,17 @@ func groupedConvTransposeNet(seed uint64, g, out int) []byte {
 // conv1's group loses its weight rows, its bias and its group attribute
 // and is read by conv2; random cuts equal the silenced original and the
 // counts are the cost model's. A grouped ConvTranspose that is not
-// depthwise (group 2, 4→6) leaves both its input and output channels
-// intact, listed with the reason.
+// depthwise (group 2, 4→6, a 4×3×2×2 weight) keeps its group attribute:
+// it consumes conv1's channels group by group (rows of the weight) and its
+// output channel j of group d is column j of group d's rows, so both
+// groups have Directions 2 (every conv group keeps the same number); with
+// conv2 grouped too (group 2) it reads ct's channels as column j of its
+// group's rows and its own outputs are a group of 2 directions. Random
+// cuts equal the silenced original, with the counts the cost model's.
+// Where conv2's group count (3) splits ct's channels differently from ct's
+// (2), ct's group is left intact, listed with the reason.
 func TestGroupedConvTranspose(t *testing.T) {
-	l := loadBytes(t, groupedConvTransposeNet(1, 4, 4))
+	l := loadBytes(t, groupedConvTransposeNet(1, 4, 4, 1))
 	g := groupOf(l.st, "conv1")
 	if g == nil || !g.Prunable || !slices.Equal(g.Through, []string{"ct"}) || !slices.Equal(g.Consumers, []string{"conv2"}) {
 		t.Fatalf("conv1 group %+v, want prunable through the depthwise ct, read by conv2", g)
@@ -280,15 +288,41 @@ func TestGroupedConvTranspose(t *testing.T) {
 		}
 	}
 
-	l = loadBytes(t, groupedConvTransposeNet(1, 2, 6))
-	for _, src := range []string{"conv1", "ct"} {
-		g := groupOf(l.st, src)
-		if g == nil || g.Prunable || !strings.Contains(strings.Join(g.Reasons, ";"), "grouped transposed convolution (group 2)") {
-			t.Errorf("%s group %+v, want unprunable: ct is a grouped transposed convolution", src, g)
+	r2 := rand.New(rand.NewPCG(8, 8))
+	for _, g2 := range []int{1, 2} {
+		l := loadBytes(t, groupedConvTransposeNet(1, 2, 6, g2))
+		g1, gt, gc := groupOf(l.st, "conv1"), groupOf(l.st, "ct"), groupOf(l.st, "conv2")
+		if g1 == nil || !g1.Prunable || g1.Directions != 2 || !slices.Equal(g1.Consumers, []string{"ct"}) {
+			t.Errorf("conv2 group %d: conv1 group %+v, want prunable in 2 directions, read by ct", g2, g1)
 		}
+		if gt == nil || !gt.Prunable || gt.Directions != 2 || gt.Channels != 6 || !slices.Equal(gt.Consumers, []string{"conv2"}) {
+			t.Errorf("conv2 group %d: ct group %+v, want 6 prunable channels in 2 directions, read by conv2", g2, gt)
+		}
+		if want := g2; gc == nil || !gc.Prunable || max(gc.Directions, 1) != want {
+			t.Errorf("conv2 group %d: conv2 group %+v, want prunable with %d directions", g2, gc, want)
+		}
+		p, err := prepare(&Request{Structure: l.st, Importance: synthImportance(t, l.e, 1),
+			Budgets: []plan.Budget{pct(budget.Params, 1), pct(budget.FLOPs, 1)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkRandomCuts(t, l, r2, p, 4, 50, fmt.Sprintf("conv2 group %d, ", g2), zeroRemoved, func(keep [][]int, pl *loaded, label string) {
+			kc := keptCounts(keep)
+			if u := pl.m.Unit("ct"); u == nil || u.Group != 2 || u.WeightShape[0] != kc[g1.Index] || u.WeightShape[1] != kc[gt.Index]/2 {
+				t.Errorf("%s: pruned ct has group %d and weight %v, want group 2 and %d×%d", label, u.Group, u.WeightShape, kc[g1.Index], kc[gt.Index]/2)
+			}
+		})
+	}
+
+	l = loadBytes(t, groupedConvTransposeNet(1, 2, 6, 3))
+	if g := groupOf(l.st, "ct"); g == nil || g.Prunable || !strings.Contains(strings.Join(g.Reasons, ";"), "grouped convolution (group 3) of channels also split into 2 groups") {
+		t.Errorf("ct group %+v, want unprunable: conv2 splits its channels into 3 groups, ct's own rows into 2", g)
+	}
+	if g := groupOf(l.st, "conv1"); g == nil || !g.Prunable {
+		t.Errorf("conv1 group %+v, want prunable (read group by group by ct)", g)
 	}
 	listed := strings.Join(l.st.Unprunable(), "\n")
 	if !strings.Contains(listed, "ct: ") {
-		t.Errorf("the grouped ConvTranspose is not listed as left intact:\n%s", listed)
+		t.Errorf("the ct group is not listed as left intact:\n%s", listed)
 	}
 }

@@ -39,7 +39,8 @@ type Group struct {
 	// Channels is the number of channels.
 	Channels int
 	// Sources are the units whose output channels define the group (Conv
-	// with group 1, Gemm and MatMul with a constant weight).
+	// and ConvTranspose that are not depthwise, Gemm and MatMul with a
+	// constant weight).
 	Sources []string
 	// Through are depthwise convolutions the channels pass through: their
 	// output channel c is their input channel c, so they lose channel c
@@ -62,7 +63,10 @@ type Group struct {
 	// hidden_size). Direction d's kept units k₀ < k₁ < … become its units
 	// 0, 1, … of the pruned node, and torch's merge of the directions makes
 	// unit k of direction d the consumer's input d·H + k, so its columns
-	// follow.
+	// follow. A grouped (not depthwise) Conv or ConvTranspose of G groups
+	// that produces or reads the channels makes D = G the same way: its
+	// group d's channels are d·H … (d+1)·H − 1, and every group must keep
+	// the same number (the node has one group attribute, kept).
 	Directions int
 
 	edits []edit
@@ -124,10 +128,11 @@ type edit struct {
 	Drop bool
 	// Dirs (0 or 1: none) says that axis DirAxis < Axis of Init holds the
 	// Dirs directions of a group whose channels are per direction (Group.
-	// Directions): at index d of DirAxis, Axis holds direction d's C/Dirs
-	// channels (in Parts and Inner as above), channel d·C/Dirs + k being
-	// its k. An Attr edit with Dirs is set to the channels kept per
-	// direction.
+	// Directions): in block d of Dirs equal blocks of DirAxis (index d of
+	// a recurrent node's direction axis; group d's rows of a grouped
+	// convolution's weight), Axis holds direction d's C/Dirs channels (in
+	// Parts and Inner as above), channel d·C/Dirs + k being its k. An Attr
+	// edit with Dirs is set to the channels kept per direction.
 	Dirs, DirAxis int
 }
 
@@ -203,9 +208,11 @@ type analyzer struct {
 // x.mean(dim=(2, 3)): the channels pass through, moved down with keepdims
 // 0) and a sum-like one (ReduceSum, ReduceL1, ReduceL2, ReduceSumSquare,
 // ReduceLogSum) over them, which consumes them, depthwise convolutions and transposed
-// convolutions (pass-through), ConvTranspose with group 1 (its C×M×kernel
+// convolutions (pass-through), ConvTranspose (its C×M/G×kernel
 // weight holds the output channels on axis 1 and the input channels it
-// consumes on axis 0) and Conv/Gemm/MatMul consumers, the hidden units of
+// consumes on axis 0) and Conv/Gemm/MatMul consumers, grouped (not
+// depthwise) Conv and ConvTranspose with their channels kept group by
+// group (Group.Directions = G), the hidden units of
 // LSTM, GRU and RNN nodes (see rnn: rows of every gate of W, R and B,
 // columns of R, the initial states; the directions of a bidirectional
 // node each on its own, or tied where that is not modelled) with Squeeze,
@@ -216,7 +223,8 @@ type analyzer struct {
 // (see the package documentation). Shape and Size nodes may read tracked
 // tensors when their values reach only the constants pruning rewrites.
 // Anything else that touches a tracked tensor — another Reshape, Concat, a
-// grouped (non-depthwise) convolution, a reduction over the channel axis
+// grouped convolution of channels split differently elsewhere (another
+// group count, a bidirectional layer's directions), a reduction over the channel axis
 // that is not sum-like (a LayerNorm's ReduceMean, whose divisor counts the
 // channels; ReduceMax, ReduceMin), a recurrent node's initial state, an unknown operator, a graph output
 // (the classifier's logits) or an initializer also read elsewhere — makes
@@ -613,7 +621,11 @@ var (
 // = input channels, one input and one output channel per group: a
 // G×1×kernel weight in both layouts) passes its input channels through:
 // channel c is its weight's and bias's entry c and the group attribute
-// shrinks. Other grouped ones are left intact, reported.
+// shrinks. Another grouped one (G groups) keeps its group attribute: its
+// input and output channels are kept group by group (perGroup), and the
+// weight's axis 0 holds all channels of its side in order (Conv's outputs
+// M×C/G, ConvTranspose's inputs C×M/G) while axis 1 holds one group's
+// (channel j of group d is entry j of axis 1 in group d's rows: convEdit).
 func (a *analyzer) conv(n *model.Node, sp map[int]tref, ax convAxes) {
 	u := a.unitOf[n.Index]
 	for i := range sp {
@@ -659,14 +671,15 @@ func (a *analyzer) conv(n *model.Node, sp map[int]tref, ax convAxes) {
 			a.out[u.Name], a.in[u.Name], a.dw[u.Name] = t.id, t.id, true
 			a.set(n.Outputs[0], t)
 			return
-		case g != 1:
-			a.bad(t.id, "%s is a grouped %s (group %d): its input channels can only be removed group by group", n.Label(), ax.kind, g)
-		case u.WeightShape[ax.in] != a.space(t.id).channels:
-			a.bad(t.id, "%s: weight has %d input channels, the group has %d", n.Label(), u.WeightShape[ax.in], a.space(t.id).channels)
+		case convChannels(u, ax.in, g) != a.space(t.id).channels:
+			a.bad(t.id, "%s: weight has %d input channels, the group has %d", n.Label(), convChannels(u, ax.in, g), a.space(t.id).channels)
+		case !a.perGroup(t.id, n, g, ax):
+			// a grouped convolution of channels that cannot be kept
+			// group by group (marked)
 		default:
 			s := a.space(t.id)
 			s.consumers = append(s.consumers, u.Name)
-			a.addEdit(t.id, edit{Node: n.Index, Init: u.Weight, Axis: ax.in, Inner: 1})
+			a.addEdit(t.id, convEdit(n, u.Weight, ax.in, g))
 			a.in[u.Name] = t.id
 		}
 	}
@@ -680,10 +693,8 @@ func (a *analyzer) conv(n *model.Node, sp map[int]tref, ax convAxes) {
 	id := a.newSpace(unitOutChannels(u), u.Name)
 	a.sp[id].sources = append(a.sp[id].sources, u.Name)
 	a.out[u.Name] = id
-	if g != 1 {
-		a.bad(id, "%s is a grouped %s (group %d) that is not depthwise: its output channels are not modelled", n.Label(), ax.kind, g)
-	}
-	a.addEdit(id, edit{Node: n.Index, Init: u.Weight, Axis: ax.out, Inner: 1})
+	a.perGroup(id, n, g, ax)
+	a.addEdit(id, convEdit(n, u.Weight, ax.out, g))
 	if u.Bias != "" {
 		a.addEdit(id, edit{Node: n.Index, Init: u.Bias, Axis: 0, Inner: 1})
 	}
@@ -694,6 +705,51 @@ func (a *analyzer) conv(n *model.Node, sp map[int]tref, ax convAxes) {
 		a.bad(id, "%s", why)
 	}
 	a.set(n.Outputs[0], tref{id: id, axis: 1, inner: 1, rank: rank})
+}
+
+// convChannels returns the channels that axis axis (0 or 1) of u's
+// convolution weight indexes with group g: axis 0 holds all of them, axis
+// 1 those of one group.
+func convChannels(u *model.Unit, axis, g int) int {
+	if axis == 1 {
+		return u.WeightShape[1] * g
+	}
+	return u.WeightShape[0]
+}
+
+// convEdit is the edit of a convolution weight's axis axis (0 or 1) with
+// group g: axis 0 holds the channels in order; axis 1 holds those of one
+// group, so with g > 1 the group of a row (its block of axis 0, Dirs g)
+// says which of them it holds.
+func convEdit(n *model.Node, weight string, axis, g int) edit {
+	e := edit{Node: n.Index, Init: weight, Axis: axis, Inner: 1}
+	if axis == 1 && g > 1 {
+		e.Dirs, e.DirAxis = g, 0
+	}
+	return e
+}
+
+// perGroup records that the channels of space id are split into the g
+// groups of convolution n (g > 1; nothing for g = 1): every group must keep
+// the same number of them (Group.Directions = g, the group attribute
+// stays), so the space's channels must divide into g and it may not be
+// split differently elsewhere (another group count, a bidirectional
+// layer's directions). It reports false (the space marked) when they are.
+func (a *analyzer) perGroup(id int, n *model.Node, g int, ax convAxes) bool {
+	if g <= 1 {
+		return true
+	}
+	s := a.space(id)
+	switch {
+	case s.channels%g != 0:
+		a.bad(id, "%s is a grouped %s (group %d) of %d channels", n.Label(), ax.kind, g, s.channels)
+	case s.dirs > 1 && s.dirs != g:
+		a.bad(id, "%s is a grouped %s (group %d) of channels also split into %d groups or directions", n.Label(), ax.kind, g, s.dirs)
+	default:
+		s.dirs = g
+		return true
+	}
+	return false
 }
 
 // unitOutChannels returns the number of output channels of u's node, the

@@ -249,8 +249,9 @@ func TestAnalyzeUnsupported(t *testing.T) {
 }
 
 // TestAnalyzeSharedAndConcat covers a Concat, an unknown operator, a
-// grouped (non-depthwise) convolution and a constant shared between two
-// nodes.
+// grouped (non-depthwise) convolution (its outputs a group of 2
+// directions, one per convolution group; its inputs are the Concat's) and
+// a constant shared between two nodes.
 func TestAnalyzeSharedAndConcat(t *testing.T) {
 	g := newGraph([]int64{1, 2, 6, 6})
 	pad := intsAttr("pads", 1, 1, 1, 1)
@@ -271,11 +272,14 @@ func TestAnalyzeSharedAndConcat(t *testing.T) {
 	out := g.node("Gemm", "fc", []string{fl, g.init("fc.w", 2, 3), g.init("fc.b", 2)}, intAttr("transB", 1))
 	l := loadBytes(t, g.bytes(t, out, []int64{1, 2}))
 	st := l.st
-	for name, want := range map[string]string{"x": "Concat", "y": "Concat", "grouped": "grouped", "v": `"k"`, "w": `"k"`} {
+	for name, want := range map[string]string{"x": "Concat", "y": "Concat", "v": `"k"`, "w": `"k"`} {
 		gp := groupByName(t, st, name)
 		if gp.Prunable || !strings.Contains(strings.Join(gp.Reasons, ";"), want) {
 			t.Errorf("group %s: prunable %v, reasons %v; want unprunable mentioning %q", name, gp.Prunable, gp.Reasons, want)
 		}
+	}
+	if gp := groupByName(t, st, "grouped"); !gp.Prunable || gp.Directions != 2 {
+		t.Errorf("group grouped %+v, want prunable in 2 directions (its per-channel Mul constant is sliced)", gp)
 	}
 	if u := groupByName(t, st, "u"); !u.Prunable {
 		t.Errorf("group u should be prunable (its per-channel Mul constant is sliced): %v", u.Reasons)
@@ -283,8 +287,8 @@ func TestAnalyzeSharedAndConcat(t *testing.T) {
 	keep := make([][]int, len(st.Groups))
 	for i, gp := range st.Groups {
 		for c := 0; c < gp.Channels; c++ {
-			if gp.Prunable && c == 1 {
-				continue
+			if gp.Prunable && c%(gp.Channels/max(gp.Directions, 1)) == 1 {
+				continue // channel 1 of every direction
 			}
 			keep[i] = append(keep[i], c)
 		}
@@ -483,19 +487,7 @@ func TestPruneVariadicTiny(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := rand.New(rand.NewPCG(5, 13))
-	for trial := 0; trial < 4; trial++ {
-		keep := randomKeep(r, l.st)
-		out, err := Apply(l.mp, l.st, keep)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pl, ref := loadProto(t, out), loadProto(t, zeroRemovedAll(t, l.mp, l.st, keep))
-		label := fmt.Sprintf("trial %d", trial)
-		for _, n := range []int{1, 3} {
-			checkSilenced(t, pl, ref, [][]float64{normals(r, n*64, 1)}, n, zeroTol, label)
-		}
-		checkCounts(t, pr, pl.m, keep, label)
-	}
+	checkRandomCuts(t, l, r, pr, 4, 64, "", zeroRemovedAll, nil)
 	z, err := data.OpenNPZ(filepath.Join("..", "testdata", "models", "variadic_tiny_ref.npz"))
 	if err != nil {
 		t.Fatalf("committed reference missing: %v", err)

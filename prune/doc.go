@@ -26,6 +26,17 @@
 //     ReduceMin, where a removed channel's zero may be the extreme —
 //     would change its output, so the group is left intact and reported
 //     (rewriting the mean's divisor is not done).
+//     A grouped convolution (Conv or ConvTranspose with G groups, not
+//     depthwise; a depthwise one passes the channels through) keeps its
+//     group attribute: its output and input channels are removed group by
+//     group, every group keeping the same number (Group.Directions = G,
+//     as a bidirectional layer's directions below). A Conv's output
+//     channel is its weight's row (M×C/G×kernel) and its input channel
+//     j of group d is column j of group d's rows; a ConvTranspose's
+//     (C×M/G×kernel) input channel is its row and its output channel j of
+//     group d column j of group d's rows. Channels split into groups
+//     differently elsewhere (two group counts, a group count and a
+//     bidirectional layer's directions) are left intact.
 //     Whatever it does not model leaves the group intact and is reported.
 //     In transformers (MLPruning's structures, Lagunas et al. / Yao et al.
 //     arXiv:2105.14636) it follows the feature axis of MatMuls on

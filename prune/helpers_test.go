@@ -172,6 +172,33 @@ func checkSilenced(t *testing.T, pl, ref *loaded, xs [][]float64, n int, tol flo
 	}
 }
 
+// checkRandomCuts applies trials random kept sets (randomKeep) to l and
+// reports where the pruned model's logits on normal inputs (sample values
+// per sample) at batch sizes 1 and 3 differ from those of ref's reference
+// (zeroRemoved or zeroRemovedAll) by more than zeroTol, or its counts from
+// the cost model's (p). each, when not nil, checks more of every pruned
+// model.
+func checkRandomCuts(t *testing.T, l *loaded, r *rand.Rand, p *problem, trials, sample int, label string,
+	ref func(*testing.T, *onnx.ModelProto, *Structure, [][]int) *onnx.ModelProto, each func(keep [][]int, pl *loaded, label string)) {
+	t.Helper()
+	for trial := 0; trial < trials; trial++ {
+		keep := randomKeep(r, l.st)
+		out, err := Apply(l.mp, l.st, keep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pl, want := loadProto(t, out), loadProto(t, ref(t, l.mp, l.st, keep))
+		lb := fmt.Sprintf("%strial %d", label, trial)
+		for _, n := range []int{1, 3} {
+			checkSilenced(t, pl, want, [][]float64{normals(r, n*sample, 1)}, n, zeroTol, lb)
+		}
+		checkCounts(t, p, pl.m, keep, lb)
+		if each != nil {
+			each(keep, pl, lb)
+		}
+	}
+}
+
 // normals returns n normal samples of standard deviation s.
 func normals(r *rand.Rand, n int, s float64) []float64 {
 	v := make([]float64, n)

@@ -11,7 +11,9 @@ import (
 )
 
 // TestLayersORT: the decoder net with random ConvTranspose output
-// channels (and the channels it reads) removed, the reduction net (opsets
+// channels (and the channels it reads) removed, the grouped ConvTranspose
+// (and grouped Conv) net with random channels of every convolution group
+// removed, the reduction net (opsets
 // 13 and 18) and the torch.onnx export variadic_tiny_op13 with random
 // channels removed behind their ReduceMeans run in ONNX Runtime, which
 // computes what the original with those channels silenced computes there
@@ -26,6 +28,8 @@ func TestLayersORT(t *testing.T) {
 		sample int
 	}{
 		{"convtranspose", loadBytes(t, convTransposeNet(1)), 50},
+		{"grouped convtranspose", loadBytes(t, groupedConvTransposeNet(1, 2, 6, 1)), 50},
+		{"grouped convtranspose and conv", loadBytes(t, groupedConvTransposeNet(1, 2, 6, 2)), 50},
 		{"reduce op13", loadBytes(t, reduceNet(1, 13).Bytes()), 50},
 		{"reduce op18", loadBytes(t, reduceNet(1, 18).Bytes()), 50},
 		{"variadic_tiny_op13", load(t, "variadic_tiny_op13"), 64},

@@ -79,20 +79,7 @@ func TestReduceChannels(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r := rand.New(rand.NewPCG(7, uint64(opset)))
-		for trial := 0; trial < 4; trial++ {
-			keep := randomKeep(r, l.st)
-			out, err := Apply(l.mp, l.st, keep)
-			if err != nil {
-				t.Fatal(err)
-			}
-			pl, ref := loadProto(t, out), loadProto(t, zeroRemoved(t, l.mp, l.st, keep))
-			label := fmt.Sprintf("opset %d, trial %d", opset, trial)
-			for _, n := range []int{1, 3} {
-				checkSilenced(t, pl, ref, [][]float64{normals(r, n*50, 1)}, n, zeroTol, label)
-			}
-			checkCounts(t, p, pl.m, keep, label)
-		}
+		checkRandomCuts(t, l, rand.New(rand.NewPCG(7, uint64(opset))), p, 4, 50, fmt.Sprintf("opset %d, ", opset), zeroRemoved, nil)
 	}
 }
 
