@@ -326,3 +326,32 @@ func TestGroupedConvTranspose(t *testing.T) {
 		t.Errorf("the ct group is not listed as left intact:\n%s", listed)
 	}
 }
+
+// TestGroupedTiny: the torch.onnx export with a grouped Conv and a grouped
+// ConvTranspose (groups 2) and a x.mean(dim=(2, 3)) head
+// (testdata/models/grouped_tiny_op13.onnx and op17, scripts/
+// make_grouped_tiny.py): the engine computes the module's float64 logits;
+// conv1's, grouped's and up's channels form groups of 2 directions (one per
+// convolution group) and conv2's passes the ReduceMean to fc; random cuts
+// equal the original with those channels silenced and the counts are the
+// cost model's.
+func TestGroupedTiny(t *testing.T) {
+	x, want := refLogits(t, filepath.Join("..", "testdata", "models", "grouped_tiny_ref.npz"))
+	for _, opset := range []string{"op13", "op17"} {
+		l := load(t, "grouped_tiny_"+opset)
+		if d, s := maxDiff(want.Float, mustLogits(t, l, x.Float, 4)); d > zeroTol*max(s, 1) {
+			t.Errorf("%s: engine logits differ from the module's by %.3g", opset, d)
+		}
+		for name, dirs := range map[string]int{"/conv1/Conv": 2, "/grouped/Conv": 2, "/up/ConvTranspose": 2, "/conv2/Conv": 1} {
+			if g := groupOf(l.st, name); g == nil || !g.Prunable || max(g.Directions, 1) != dirs {
+				t.Errorf("%s: group of %s %+v, want prunable with %d directions", opset, name, g, dirs)
+			}
+		}
+		p, err := prepare(&Request{Structure: l.st, Importance: synthImportance(t, l.e, 1),
+			Budgets: []plan.Budget{pct(budget.Params, 1), pct(budget.FLOPs, 1)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkRandomCuts(t, l, rand.New(rand.NewPCG(3, 3)), p, 4, 64, opset+", ", zeroRemoved, nil)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/advancedclimatesystems/gonnx/onnx"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/bitplan/bitplan/data"
 	"github.com/bitplan/bitplan/hessian"
 	"github.com/bitplan/bitplan/model"
 	"github.com/bitplan/bitplan/nn"
@@ -76,6 +77,24 @@ func analyzeProto(t testing.TB, mp *onnx.ModelProto) (*onnx.ModelProto, *Structu
 		t.Fatal(err)
 	}
 	return mp, st
+}
+
+// refLogits reads the arrays "input" and "logits" of the committed
+// reference archive path (a test fails when it is missing).
+func refLogits(t testing.TB, path string) (x, logits *data.Array) {
+	t.Helper()
+	z, err := data.OpenNPZ(path)
+	if err != nil {
+		t.Fatalf("committed reference missing: %v", err)
+	}
+	defer z.Close()
+	if x, err = z.Array("input"); err != nil {
+		t.Fatal(err)
+	}
+	if logits, err = z.Array("logits"); err != nil {
+		t.Fatal(err)
+	}
+	return x, logits
 }
 
 // channelBlocks returns the ChannelOperator's block names and sizes

@@ -14,8 +14,9 @@ import (
 // channels (and the channels it reads) removed, the grouped ConvTranspose
 // (and grouped Conv) net with random channels of every convolution group
 // removed, the reduction net (opsets
-// 13 and 18) and the torch.onnx export variadic_tiny_op13 with random
-// channels removed behind their ReduceMeans run in ONNX Runtime, which
+// 13 and 18) and the torch.onnx exports variadic_tiny_op13 and
+// grouped_tiny (grouped Conv and ConvTranspose, a spatial mean head) with
+// random channels removed run in ONNX Runtime, which
 // computes what the original with those channels silenced computes there
 // and what the engine computes on the pruned model.
 func TestLayersORT(t *testing.T) {
@@ -33,6 +34,8 @@ func TestLayersORT(t *testing.T) {
 		{"reduce op13", loadBytes(t, reduceNet(1, 13).Bytes()), 50},
 		{"reduce op18", loadBytes(t, reduceNet(1, 18).Bytes()), 50},
 		{"variadic_tiny_op13", load(t, "variadic_tiny_op13"), 64},
+		{"grouped_tiny_op13", load(t, "grouped_tiny_op13"), 64},
+		{"grouped_tiny_op17", load(t, "grouped_tiny_op17"), 64},
 	}
 	r := rand.New(rand.NewPCG(11, 11))
 	for _, c := range cases {

@@ -23,19 +23,7 @@ const vitTol = 1e-4
 // engine as in PyTorch.
 func TestViTMatchesTorch(t *testing.T) {
 	l := load(t, "fmnist_vit")
-	z, err := data.OpenNPZ(vitRef)
-	if err != nil {
-		t.Fatalf("committed reference missing: %v", err)
-	}
-	defer z.Close()
-	x, err := z.Array("input")
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := z.Array("logits")
-	if err != nil {
-		t.Fatal(err)
-	}
+	x, want := refLogits(t, vitRef)
 	got, err := l.e.Logits(x.Float, x.Shape[0])
 	if err != nil {
 		t.Fatal(err)
