@@ -45,7 +45,8 @@ type PruneGroup struct {
 	// Directions, for the hidden units of a bidirectional recurrent layer
 	// pruned per direction, is the direction count D: channel c is unit
 	// c mod (Channels/D) of direction ⌊c·D/Channels⌋, and every direction
-	// keeps Kept/D units.
+	// keeps Kept/D units. For the channels of a grouped convolution (D
+	// groups) direction d is group d.
 	Directions int `json:"directions,omitempty"`
 	// Bits is the weight width in joint mode (0 otherwise).
 	Bits int `json:"bits,omitempty"`
