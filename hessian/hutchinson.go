@@ -42,7 +42,9 @@ type Settings struct {
 	// concurrently when Workers > 1.
 	Workers int
 	// BatchSize is the number of probes per HVPBatch call when the
-	// operator is a BatchOperator (default 8; ignored otherwise).
+	// operator is a BatchOperator (default 8; ignored otherwise), and
+	// with Strata the number of probes whose whole strata share one
+	// batched product (default 4, whatever the operator).
 	BatchSize int
 	// Progress, if not nil, is called after each accepted probe, in probe
 	// order and from a single goroutine.
@@ -377,7 +379,10 @@ func hutchinson(ctx context.Context, op Operator, set Settings, run hutchRun) (*
 		if err := set.Strata.valid(sop.Samples()); err != nil {
 			return nil, err
 		}
-		strata, batch = set.Strata, 1
+		strata, batch = set.Strata, strataBatch
+		if set.BatchSize > 0 {
+			batch = set.BatchSize
+		}
 	} else if set.ProbeBatch > 0 && run.rows == nil {
 		var ok bool
 		if sop, ok = op.(Sampled); !ok {
@@ -473,8 +478,9 @@ func hutchinson(ctx context.Context, op Operator, set Settings, run hutchRun) (*
 				pop, err := op, error(nil)
 				switch {
 				case strata != nil:
-					// hi == lo+1: one probe, its own stratified product.
-					if pop, err = strata.operator(sop, run.batchSeed, run.first+lo); err != nil {
+					// Every probe its own stratified product, the whole
+					// strata's batched.
+					if err = strata.applyBatch(wctx, sop, run.batchSeed, run.first+lo, out[:hi-lo], in[:hi-lo]); err != nil {
 						err = fmt.Errorf("strata: %w", err)
 					}
 				case sop != nil:
@@ -483,7 +489,7 @@ func hutchinson(ctx context.Context, op Operator, set Settings, run hutchRun) (*
 						err = fmt.Errorf("mini-batch: %w", err)
 					}
 				}
-				if err == nil {
+				if err == nil && strata == nil {
 					err = applyBatch(wctx, pop, out[:hi-lo], in[:hi-lo])
 				}
 				if err == nil {

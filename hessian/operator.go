@@ -200,6 +200,11 @@ func applyMany(ctx context.Context, op Operator, workers, batch int, in [][]floa
 // to keep adaptive stopping from overshooting by much.
 const defaultBatch = 8
 
+// strataBatch is the number of stratified probes (Settings.Strata) a
+// Hutchinson worker computes at once, unless Settings.BatchSize says
+// otherwise: their whole strata share one batched product.
+const strataBatch = 4
+
 // Func adapts a function to an Operator. It is convenient for tests and for
 // engines that keep their own state; Multiply must be safe for concurrent
 // calls.

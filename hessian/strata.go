@@ -25,7 +25,10 @@ import (
 // trained classifier's confident samples have almost none), a whole
 // stratum of those and a small draw of the rest give about the variance
 // of a full-data product at a fraction of its samples (NewStrata).
-// A product costs one operator product per stratum (a forward pass each).
+// A product costs one operator product per stratum (a forward pass each);
+// Hutchinson computes a few probes at once (Settings.BatchSize), their
+// whole strata's products in one batched product (one forward pass for
+// all of them), with the same values as one product per probe.
 type Strata struct {
 	// Samples[h] lists stratum h's sample indices in increasing order;
 	// the strata are disjoint and cover the operator's samples.
@@ -69,11 +72,11 @@ func (s *Strata) valid(n int) error {
 	return nil
 }
 
-// operator returns probe i's product H_i over op (seeded by seed and i).
-func (s *Strata) operator(op Sampled, seed uint64, i int) (Operator, error) {
+// draw returns probe i's subsets B_{h,i} (seeded by seed and i): a
+// stratum's own Samples when it is whole, else its draw.
+func (s *Strata) draw(seed uint64, i int) [][]int {
 	r := rand.New(rand.NewPCG(seed^0x57a7_a000, uint64(i)))
-	n := float64(op.Samples())
-	sum := &weightedSum{dim: op.Dim(), blocks: op.Blocks()}
+	out := make([][]int, len(s.Samples))
 	for h, idx := range s.Samples {
 		b := idx
 		if t := s.Take[h]; t < len(idx) {
@@ -83,14 +86,79 @@ func (s *Strata) operator(op Sampled, seed uint64, i int) (Operator, error) {
 			}
 			sort.Ints(b)
 		}
+		out[h] = b
+	}
+	return out
+}
+
+// weights returns the strata's weights N_h/N for an operator of n samples.
+func (s *Strata) weights(n int) []float64 {
+	w := make([]float64, len(s.Samples))
+	for h, idx := range s.Samples {
+		w[h] = float64(len(idx)) / float64(n)
+	}
+	return w
+}
+
+// operator returns probe i's product H_i over op (seeded by seed and i).
+func (s *Strata) operator(op Sampled, seed uint64, i int) (Operator, error) {
+	sum := &weightedSum{dim: op.Dim(), blocks: op.Blocks(), w: s.weights(op.Samples())}
+	for _, b := range s.draw(seed, i) {
 		sub, err := op.Subset(b)
 		if err != nil {
 			return nil, err
 		}
 		sum.ops = append(sum.ops, sub)
-		sum.w = append(sum.w, float64(len(idx))/n)
 	}
 	return sum, nil
+}
+
+// applyBatch sets dst[j] to the product of probe first+j (operator) with
+// v[j], the same values as one operator product per probe: a whole
+// stratum, the same subset in every probe, runs one batched product for
+// all the vectors (sharing its value and adjoint passes), a drawn one a
+// product per probe on its own draw; the strata's products are summed in
+// the order of operator's.
+func (s *Strata) applyBatch(ctx context.Context, op Sampled, seed uint64, first int, dst, v [][]float64) error {
+	w := s.weights(op.Samples())
+	draws := make([][][]int, len(v))
+	for j := range v {
+		draws[j] = s.draw(seed, first+j)
+	}
+	for j := range dst {
+		clear(dst[j])
+	}
+	tmp := make([][]float64, len(v))
+	for j := range tmp {
+		tmp[j] = make([]float64, len(dst[j]))
+	}
+	for h := range s.Samples {
+		if s.Take[h] == len(s.Samples[h]) {
+			sub, err := op.Subset(s.Samples[h])
+			if err != nil {
+				return err
+			}
+			if err := applyBatch(ctx, sub, tmp, v); err != nil {
+				return err
+			}
+		} else {
+			for j := range v {
+				sub, err := op.Subset(draws[j][h])
+				if err != nil {
+					return err
+				}
+				if err := apply(ctx, sub, tmp[j], v[j]); err != nil {
+					return err
+				}
+			}
+		}
+		for j := range dst {
+			for q, x := range tmp[j] {
+				dst[j][q] += w[h] * x
+			}
+		}
+	}
+	return nil
 }
 
 // NewStrata returns two strata by the samples' scores (any measure of

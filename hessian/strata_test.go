@@ -170,3 +170,54 @@ func TestStrataSettings(t *testing.T) {
 		t.Errorf("one whole stratum: %v, full data %v", got.Blocks[0], want.Blocks[0])
 	}
 }
+
+// Hutchinson computes stratified probes in batches whose whole strata
+// share one batched product (one subset per batch, not per probe): the
+// same rows as one stratified product per probe (Strata.operator), for
+// any batch size and number of workers.
+func TestStrataBatchedProducts(t *testing.T) {
+	const d, n, probes = 12, 36, 11
+	per, scores := concentrated(n, d, 5)
+	blocks := []Block{{"a", 0, 5}, {"b", 5, 7}}
+	op := newSampledDense(per, blocks)
+	st := NewStrata(scores, 3, 4)
+	ctx := context.Background()
+	const seed = 7
+	want := make([][]float64, probes)
+	for i := range want {
+		v, hv := make([]float64, d), make([]float64, d)
+		fillProbe(v, Rademacher, seed, streamHutchinson, i)
+		p, err := st.operator(op, seed, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.HVP(ctx, hv, v); err != nil {
+			t.Fatal(err)
+		}
+		want[i] = probeSamples(v, hv, blocks)
+	}
+	for _, c := range []struct{ batch, workers int }{{1, 1}, {3, 1}, {0, 1}, {0, 2}, {4, 3}} {
+		op.calls = 0
+		res, err := Hutchinson(ctx, op, &Settings{Seed: seed, MinProbes: probes, MaxProbes: probes, Strata: st, BatchSize: c.batch, Workers: c.workers})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Samples) != probes {
+			t.Fatalf("batch %d: %d probes, want %d", c.batch, len(res.Samples), probes)
+		}
+		for i, row := range res.Samples {
+			for b, x := range row {
+				if math.Abs(x-want[i][b]) > 1e-12*(1+math.Abs(want[i][b])) {
+					t.Errorf("batch %d workers %d: probe %d block %d: %v, one product per probe %v", c.batch, c.workers, i, b, x, want[i][b])
+				}
+			}
+		}
+		b := c.batch
+		if b == 0 {
+			b = strataBatch
+		}
+		if subsets := probes + (probes+b-1)/b; c.workers == 1 && op.calls != subsets {
+			t.Errorf("batch %d workers %d: %d subsets, want %d (the whole stratum once per batch)", c.batch, c.workers, op.calls, subsets)
+		}
+	}
+}
