@@ -213,6 +213,19 @@ func auto(ctx context.Context, op Operator, s *Settings, force string) (*TraceRe
 			return nil, fmt.Errorf("hessian: Auto pilot: %w", err)
 		}
 		computed = k
+	} else if set.Strata != nil && set.TimeBudget == 0 {
+		// Stratified, likewise: their whole strata share one batched
+		// product.
+		ws := make([][]float64, k)
+		pre = make([][]float64, k)
+		for j := range ws {
+			ws[j], pre[j] = make([]float64, dim), make([]float64, dim)
+			fillProbe(ws[j], set.Probe, set.Seed, streamHutchinson, j)
+		}
+		if err := set.Strata.applyBatch(ctx, sop, sched.Seed, 0, pre, ws); err != nil {
+			return nil, fmt.Errorf("hessian: Auto pilot: strata: %w", err)
+		}
+		computed = k
 	}
 	for j := range k {
 		w, hw := make([]float64, dim), make([]float64, dim)
@@ -365,15 +378,24 @@ func auto(ctx context.Context, op Operator, s *Settings, force string) (*TraceRe
 		rsched := BatchSchedule{Seed: set.Seed ^ pilotBatchSeed, Samples: n, Size: b}
 		rowsH, rowsPP := make([][]float64, 0, k), make([][]float64, 0, k)
 		last := min(2*k, set.MaxProbes)
-		var ys [][]float64 // full data: the products H·P⊥ω, batched
-		if sop == nil && last > k {
+		var ys [][]float64 // full data or strata (as the pilot): the products H·P⊥ω, batched
+		if (sop == nil || (set.Strata != nil && set.TimeBudget == 0)) && last > k {
 			us := make([][]float64, last-k)
 			for j := range us {
 				w := make([]float64, dim)
 				fillProbe(w, set.Probe, set.Seed, streamHutchinson, k+j)
 				us[j] = projectOut(q, w)
 			}
-			if ys, err = applyMany(ctx, op, 1, set.BatchSize, us); err != nil {
+			if sop == nil {
+				ys, err = applyMany(ctx, op, 1, set.BatchSize, us)
+			} else {
+				ys = make([][]float64, len(us))
+				for j := range ys {
+					ys[j] = make([]float64, dim)
+				}
+				err = set.Strata.applyBatch(ctx, sop, rsched.Seed, k, ys, us)
+			}
+			if err != nil {
 				return nil, fmt.Errorf("hessian: Auto residual pilot: %w", err)
 			}
 		}

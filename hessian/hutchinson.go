@@ -55,7 +55,9 @@ type Settings struct {
 	// Sampled; ProbeBatch is then ignored. Rows stay i.i.d. (no epochs),
 	// so the plain standard error applies. Auto uses it for every
 	// product but the exact term of its sketch, which runs on all
-	// samples.
+	// samples; its pilot's and residual pilot's k stratified products
+	// each run at once (their whole strata in one batched product)
+	// unless TimeBudget is set.
 	Strata *Strata
 
 	// ProbeBatch, if positive, gives every probe its own mini-batch of

@@ -213,6 +213,27 @@ func (o *weightedSum) HVP(ctx context.Context, dst, v []float64) error {
 	return nil
 }
 
+// HVPBatch sets dst[j] = Σ_h w_h · ops_h·v[j], one batched product per
+// stratum (the same values as HVP, summed in the same order).
+func (o *weightedSum) HVPBatch(ctx context.Context, dst, v [][]float64) error {
+	tmp := make([][]float64, len(v))
+	for j := range dst {
+		clear(dst[j])
+		tmp[j] = make([]float64, len(dst[j]))
+	}
+	for h, op := range o.ops {
+		if err := applyBatch(ctx, op, tmp, v); err != nil {
+			return err
+		}
+		for j := range dst {
+			for q, x := range tmp[j] {
+				dst[j][q] += o.w[h] * x
+			}
+		}
+	}
+	return nil
+}
+
 // StrataByShare returns NewStrata(scores, whole, take) with whole the
 // fewest samples of largest score whose squared scores hold at least
 // share of the total (the scores' second moments, for importance scores

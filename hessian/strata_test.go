@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"testing"
+	"time"
 
 	"gonum.org/v1/gonum/mat"
 )
@@ -218,6 +219,62 @@ func TestStrataBatchedProducts(t *testing.T) {
 		}
 		if subsets := probes + (probes+b-1)/b; c.workers == 1 && op.calls != subsets {
 			t.Errorf("batch %d workers %d: %d subsets, want %d (the whole stratum once per batch)", c.batch, c.workers, op.calls, subsets)
+		}
+	}
+}
+
+// Auto's stratified pilot and residual pilot run batched (whole strata
+// shared) unless a time budget is set, and its sketch's stratified
+// product is batched too (weightedSum.HVPBatch): the same estimate as
+// one product per probe.
+func TestStrataAutoBatched(t *testing.T) {
+	const d, n = 16, 48
+	per, scores := concentrated(n, d, 6)
+	blocks := []Block{{"a", 0, 6}, {"b", 6, 10}}
+	op := newSampledDense(per, blocks)
+	st := NewStrata(scores, 4, 4)
+	ctx := context.Background()
+	p, err := st.operator(op, 3, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs, got := make([][]float64, 3), make([][]float64, 3)
+	for j := range vs {
+		vs[j], got[j] = make([]float64, d), make([]float64, d)
+		fillProbe(vs[j], Rademacher, 3, streamHutchinson, j)
+	}
+	if err := p.(BatchOperator).HVPBatch(ctx, got, vs); err != nil {
+		t.Fatal(err)
+	}
+	for j, v := range vs {
+		want := make([]float64, d)
+		if err := p.HVP(ctx, want, v); err != nil {
+			t.Fatal(err)
+		}
+		for q := range want {
+			if math.Abs(got[j][q]-want[q]) > 1e-12*(1+math.Abs(want[q])) {
+				t.Fatalf("stratified HVPBatch vector %d [%d] = %v, HVP %v", j, q, got[j][q], want[q])
+			}
+		}
+	}
+	for _, force := range []string{"", "a-hutch++"} {
+		set := Settings{Seed: 4, Tol: 0.01, MinProbes: 10, MaxProbes: 60, Strata: st, Workers: 1}
+		batched, err := auto(ctx, op, &set, force)
+		if err != nil {
+			t.Fatal(err)
+		}
+		set.TimeBudget = time.Hour // one product per pilot probe
+		single, err := auto(ctx, op, &set, force)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if batched.Method != single.Method || batched.Probes != single.Probes || batched.Pilot.Choice != single.Pilot.Choice {
+			t.Fatalf("force %q: batched %s, %d probes, choice %s; one by one %s, %d, %s", force, batched.Method, batched.Probes, batched.Pilot.Choice, single.Method, single.Probes, single.Pilot.Choice)
+		}
+		for b := range blocks {
+			if x, y := batched.Blocks[b].Trace, single.Blocks[b].Trace; math.Abs(x-y) > 1e-12*math.Abs(y) {
+				t.Errorf("force %q block %d: batched %v, one product per probe %v", force, b, x, y)
+			}
 		}
 	}
 }
