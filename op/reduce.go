@@ -5,11 +5,59 @@ import (
 	"math"
 )
 
-// ReduceMean and ReduceSum over a set of axes (attribute axes, or from
-// opset 13 / 18 a constant axes input; none: every axis unless
-// noop_with_empty_axes). Both are linear (class Linear):
+// The reductions over a set of axes (attribute axes; from opset 18 — for
+// ReduceSum from 13 — a constant axes input; none: every axis, or none at
+// all with noop_with_empty_axes 1). Each output element o reduces the
+// slice S_o of the input elements that map to it:
 //
-//	y[o] = c Σ_{k ↦ o} x[k],  x̄[k] += c ȳ[o(k)],  c = 1 (sum) or 1/|reduced| (mean).
+//	ReduceMean       y = Σ x / |S|        ReduceSum        y = Σ x
+//	ReduceMax        y = max x            ReduceMin        y = min x
+//	ReduceProd       y = Π x              ReduceL1         y = Σ |x|
+//	ReduceL2         y = √(Σ x²)          ReduceSumSquare  y = Σ x²
+//	ReduceLogSum     y = log Σ x          ReduceLogSumExp  y = log Σ eˣ
+//
+// With noop_with_empty_axes 1 and no axes every slice is one element, so
+// the reductions that transform their elements stay elementwise
+// (ReduceSumSquare gives x², ReduceL1 and ReduceL2 |x|, ReduceLogSum
+// log x): the ONNX specification as corrected in 2025 (onnx PR 7394 and
+// ONNX Runtime's since), where the text before said "the input".
+//
+// Derivative rules, by class:
+//
+//   - ReduceMean and ReduceSum are linear (class Linear):
+//     y[o] = c Σ_{k ↦ o} x[k], x̄[k] += c ȳ[o(k)], c = 1 or 1/|S|.
+//   - ReduceMax and ReduceMin route each output to the one element of its
+//     slice that attains the extreme, recorded by the forward pass (as
+//     MaxPool records its argmax): y_o = x_{p_o}, R{y_o} = R{x}_{p_o},
+//     x̄_{p_o} += ȳ_o, R{x̄}_{p_o} += R{ȳ_o}. For fixed picks the map is
+//     linear (class Linear, like MaxPool); its second derivative is zero.
+//     Ties: the first element of the slice in the input's row-major order
+//     takes the derivative, for both, as MaxPool, ArgMax and ArgMin (with
+//     select_last_index 0) and torch.max(dim) choose; torch.amax and
+//     torch.amin split it equally among the tied elements instead. (The
+//     variadic Max gives it to the last tied input, because its rule is
+//     the left fold of the two-input Max(a, b) that routes to b on a tie,
+//     so that Max(x, 0) has Relu's derivative; a reduction has no such
+//     operand order to keep.) A NaN in the slice makes the output NaN and
+//     takes the derivative.
+//   - The other six are smooth (almost everywhere) functions of their
+//     slice, with hand-written passes (class Custom: a composite over
+//     primitives would hold an intermediate tensor per step, divide by x
+//     for ReduceProd and give NaN for ReduceL2 at zero). With d_k =
+//     ∂y/∂x_k and H the slice's Hessian,
+//
+//     R{y} = Σ d_k R{x_k},  x̄_k += d_k ȳ,  R{x̄_k} += d_k R{ȳ} + ȳ (H R{x})_k,
+//
+//     ReduceProd       d_k = Π_{j≠k} x_j, (H r)_k = Σ_{j≠k} r_j Π_{i≠j,k} x_i, both by
+//     prefix and suffix products (no division, exact with zeros in the slice)
+//     ReduceL1         d_k = sign x_k (0 at 0), H = 0
+//     ReduceL2         d_k = x_k / y, (H r)_k = (r_k − d_k ⟨d, r⟩) / y; at an all-zero
+//     slice d = 0 and H = 0 (PyTorch's subgradient of the norm), never NaN
+//     ReduceSumSquare  d_k = 2 x_k, (H r)_k = 2 r_k
+//     ReduceLogSum     d_k = 1/s, (H r)_k = −Σ r / s²  (s = Σ x)
+//     ReduceLogSumExp  d_k = p_k = e^{x_k − y}, (H r)_k = p_k (r_k − ⟨p, r⟩); the forward
+//     pass subtracts the slice's maximum m, y = m + log Σ e^{x − m}, so no
+//     exponential overflows
 
 func init() {
 	x := func(s ...int) CaseInput { return CaseInput{Shape: s} }
@@ -23,12 +71,19 @@ func init() {
 			{Name: "all axes", Opset: 18, Inputs: []CaseInput{x(2, 3)}, Want: []int{1, 1}},
 		}})
 	}
-	// The other reductions are evaluated only on constants (Eval).
-	for _, r := range reductions {
-		Register(&Def{Type: r.typ, Infer: inferReduce, Fold: true, Eval: evalReduce(r.acc), Channels: FlowReduce, Cases: []Case{
-			{Name: "last axis attribute", Opset: 13, Inputs: []CaseInput{{Shape: []int{2, 3, 4}, Lo: 0.5, Hi: 2}}, Attrs: []*Attr{attr("axes", -1)}, Want: []int{2, 3, 1}},
-			{Name: "axes input, no keepdims", Opset: 18, Inputs: []CaseInput{{Shape: []int{2, 3, 2}, Lo: 0.5, Hi: 2}, ints(0, 2)}, Attrs: []*Attr{keep0}, Want: []int{3}},
-		}})
+	for _, r := range []struct {
+		typ    string
+		lo, hi float64
+	}{
+		{"ReduceMax", -1, 1}, {"ReduceMin", -1, 1}, {"ReduceProd", -1.5, 1.5}, {"ReduceL1", -1, 1},
+		{"ReduceL2", -1, 1}, {"ReduceSumSquare", -1, 1}, {"ReduceLogSum", 0.5, 2}, {"ReduceLogSumExp", -3, 3},
+	} {
+		class := Custom
+		if r.typ == "ReduceMax" || r.typ == "ReduceMin" {
+			class = Linear
+		}
+		Register(&Def{Type: r.typ, Infer: inferReduce, Exec: Both(newReduction[float64], newReduction[float32]), Class: class,
+			Channels: FlowReduce, Cases: reductionCases(r.lo, r.hi)})
 	}
 	for _, typ := range []string{"ArgMax", "ArgMin"} {
 		Register(&Def{Type: typ, Infer: inferArg, Fold: true, Eval: evalArg, Cases: []Case{
@@ -38,32 +93,28 @@ func init() {
 	}
 }
 
-// A reduction folds the elements mapped to one output: acc(state, x, first)
-// accumulates, fin turns the state into the output value.
-type reduction struct {
-	typ string
-	acc reducer
-}
-
-type reducer struct {
-	init float64
-	add  func(a, x float64) float64
-	fin  func(a float64) float64
-}
-
-func ident(a float64) float64 { return a }
-
-var reductions = []reduction{
-	{"ReduceMax", reducer{math.Inf(-1), math.Max, ident}},
-	{"ReduceMin", reducer{math.Inf(1), math.Min, ident}},
-	{"ReduceProd", reducer{1, func(a, x float64) float64 { return a * x }, ident}},
-	{"ReduceL1", reducer{0, func(a, x float64) float64 { return a + math.Abs(x) }, ident}},
-	{"ReduceL2", reducer{0, func(a, x float64) float64 { return a + x*x }, math.Sqrt}},
-	{"ReduceSumSquare", reducer{0, func(a, x float64) float64 { return a + x*x }, ident}},
-	{"ReduceLogSum", reducer{0, func(a, x float64) float64 { return a + x }, math.Log}},
-	// Σ exp(x) overflows beyond x ≈ 709; constant folding sees shape-sized
-	// values only.
-	{"ReduceLogSumExp", reducer{0, func(a, x float64) float64 { return a + math.Exp(x) }, math.Log}},
+// reductionCases are the conformance cases of the reductions other than
+// ReduceMean and ReduceSum, with random inputs in [lo, hi]: axes as an
+// attribute at opsets 11, 13 and 17 (one axis, a negative one, the spatial
+// axes without keepdims, none: every axis) and as an input at 18, 20 and
+// 21 (two axes without keepdims, the channel axis, no input with and
+// without noop_with_empty_axes).
+func reductionCases(lo, hi float64) []Case {
+	x := func(s ...int) CaseInput { return CaseInput{Shape: s, Lo: lo, Hi: hi} }
+	ints := func(v ...int64) CaseInput { return CaseInput{Shape: []int{len(v)}, Ints: v} }
+	axes := func(v ...int64) *Attr { return &Attr{Name: "axes", Type: AttrInts, Ints: v} }
+	keep0 := &Attr{Name: "keepdims", Type: AttrInt, Int: 0}
+	noop := &Attr{Name: "noop_with_empty_axes", Type: AttrInt, Int: 1}
+	return []Case{
+		{Name: "axis 1 attribute", Opset: 11, Inputs: []CaseInput{x(2, 3, 4)}, Attrs: []*Attr{axes(1)}, Want: []int{2, 1, 4}},
+		{Name: "last axis attribute", Opset: 13, Inputs: []CaseInput{x(2, 3, 4)}, Attrs: []*Attr{axes(-1)}, Want: []int{2, 3, 1}},
+		{Name: "spatial axes attribute, no keepdims", Opset: 17, Inputs: []CaseInput{x(2, 3, 2, 2)}, Attrs: []*Attr{axes(2, 3), keep0}, Want: []int{2, 3}},
+		{Name: "all axes, no attribute", Opset: 13, Inputs: []CaseInput{x(2, 3)}, Want: []int{1, 1}},
+		{Name: "axes input, no keepdims", Opset: 18, Inputs: []CaseInput{x(2, 3, 2), ints(0, 2)}, Attrs: []*Attr{keep0}, Want: []int{3}},
+		{Name: "channel axis input", Opset: 20, Inputs: []CaseInput{x(2, 3, 2, 2), ints(1)}, Want: []int{2, 1, 2, 2}},
+		{Name: "no axes input: all axes, no keepdims", Opset: 21, Inputs: []CaseInput{x(3, 2)}, Attrs: []*Attr{keep0}, Want: []int{}},
+		{Name: "no axes input, noop_with_empty_axes", Opset: 21, Inputs: []CaseInput{x(2, 3)}, Attrs: []*Attr{noop}, Want: []int{2, 3}},
+	}
 }
 
 // reduceIndex maps each element of input shape xs to its output element
@@ -96,33 +147,37 @@ func reduceIndex(xs []int, red []bool) []int {
 	return idx
 }
 
-// evalReduce is the Eval of a reduction with accumulator r; integer inputs
-// are accumulated in float64 (exact below 2⁵³).
-func evalReduce(r reducer) func(n *Node, ins, outs []*Tensor) error {
-	return func(n *Node, ins, outs []*Tensor) error {
-		x, y := ins[0], outs[0]
-		var v []int64
-		fromInput := len(ins) > 1 && ins[1] != nil
-		if fromInput {
-			v = ins[1].Int
-		}
-		red, _, err := reduceAxes(n, len(x.Shape), v, fromInput)
-		if err != nil {
-			return err
-		}
-		acc := make([]float64, y.Len())
-		for i := range acc {
-			acc[i] = r.init
-		}
-		for e, q := range reduceIndex(x.Shape, red) {
-			acc[q] = r.add(acc[q], at(x, e))
-		}
-		for i, a := range acc {
-			acc[i] = r.fin(a)
-		}
-		StoreAs(y, acc)
-		return nil
+// reduceSlices returns, for input shape xs and reduced axes red, the
+// offset base[o] of output element o's first input element and the
+// offsets off[j] of the slice's elements relative to it, both in
+// row-major order: element j of slice o is base[o] + off[j], and j
+// ascends with the input's order.
+func reduceSlices(xs []int, red []bool) (base, off []int) {
+	stride := make([]int, len(xs))
+	s := 1
+	for i := len(xs) - 1; i >= 0; i-- {
+		stride[i] = s
+		s *= xs[i]
 	}
+	// offsets enumerates Σ c_i stride_i over the coordinates of the axes
+	// where keep(i), row-major.
+	offsets := func(keep func(i int) bool) []int {
+		out := []int{0}
+		for i, d := range xs {
+			if !keep(i) {
+				continue
+			}
+			next := make([]int, 0, len(out)*d)
+			for _, o := range out {
+				for c := 0; c < d; c++ {
+					next = append(next, o+c*stride[i])
+				}
+			}
+			out = next
+		}
+		return out
+	}
+	return offsets(func(i int) bool { return !red[i] }), offsets(func(i int) bool { return red[i] })
 }
 
 // argAxis returns ArgMax/ArgMin's axis (normalised for rank r) and
@@ -264,30 +319,28 @@ func inferReduce(n *Node, s *Shapes) error {
 	return nil
 }
 
-// reduce maps input element k to output element idx[k], scaled by c.
-type reduce[T Real] struct {
-	idx []int32
-	c   T
-	// m keeps the interned idx alive.
-	m *indexMap
-}
-
-func newReduce[T Real](b *Build) (Kernel[T], error) {
-	xs := b.Shape(b.In[0])
+// buildAxes returns the input shape and reduced axes of the reduction b
+// builds, checking that the output has as many elements as the reduction
+// gives; count is the number of elements per output.
+func buildAxes(b *Build) (xs []int, red []bool, count int, err error) {
+	if b.Input(0) < 0 {
+		return nil, nil, 0, errMissing(0)
+	}
+	xs = b.Shape(b.In[0])
 	var v []int64
 	fromInput := b.Input(1) >= 0
 	if fromInput {
 		f, ok := b.Const(b.In[1])
 		if !ok {
-			return nil, fmt.Errorf("the axes input must be a constant")
+			return nil, nil, 0, fmt.Errorf("the axes input must be a constant")
 		}
 		for _, a := range f {
 			v = append(v, FloatToInt(a))
 		}
 	}
-	red, _, err := reduceAxes(b.Node, len(xs), v, fromInput)
+	red, _, err = reduceAxes(b.Node, len(xs), v, fromInput)
 	if err != nil {
-		return nil, err
+		return nil, nil, 0, err
 	}
 	s, count := 1, 1
 	for i, d := range xs {
@@ -298,7 +351,23 @@ func newReduce[T Real](b *Build) (Kernel[T], error) {
 		}
 	}
 	if s != b.Size(b.Out[0]) {
-		return nil, fmt.Errorf("output has %d elements, the reduction %d", b.Size(b.Out[0]), s)
+		return nil, nil, 0, fmt.Errorf("output has %d elements, the reduction %d", b.Size(b.Out[0]), s)
+	}
+	return xs, red, count, nil
+}
+
+// reduce maps input element k to output element idx[k], scaled by c.
+type reduce[T Real] struct {
+	idx []int32
+	c   T
+	// m keeps the interned idx alive.
+	m *indexMap
+}
+
+func newReduce[T Real](b *Build) (Kernel[T], error) {
+	xs, red, count, err := buildAxes(b)
+	if err != nil {
+		return nil, err
 	}
 	m := internIndex(indexKey("reduce", xs, red), func() *indexMap { return &indexMap{idx: int32s(reduceIndex(xs, red))} })
 	k := &reduce[T]{idx: m.idx, c: 1, m: m}
@@ -324,5 +393,415 @@ func (k *reduce[T]) Transpose(dst [][]T, src []T) {
 	}
 	for e, q := range k.idx {
 		dst[0][e] += k.c * src[q]
+	}
+}
+
+// reduceKind names a reduction of newReduction.
+type reduceKind int
+
+const (
+	reduceMax reduceKind = iota
+	reduceMin
+	reduceProd
+	reduceL1
+	reduceL2
+	reduceSumSquare
+	reduceLogSum
+	reduceLogSumExp
+)
+
+var reduceKinds = map[string]reduceKind{
+	"ReduceMax": reduceMax, "ReduceMin": reduceMin, "ReduceProd": reduceProd, "ReduceL1": reduceL1,
+	"ReduceL2": reduceL2, "ReduceSumSquare": reduceSumSquare, "ReduceLogSum": reduceLogSum, "ReduceLogSumExp": reduceLogSumExp,
+}
+
+// newReduction builds the kernel of a ReduceMax, ReduceMin, ReduceProd,
+// ReduceL1, ReduceL2, ReduceSumSquare, ReduceLogSum or ReduceLogSumExp
+// node.
+func newReduction[T Real](b *Build) (Kernel[T], error) {
+	kind, ok := reduceKinds[b.Node.Op]
+	if !ok {
+		return nil, fmt.Errorf("operator %s is not a reduction", b.Node.Op)
+	}
+	xs, red, _, err := buildAxes(b)
+	if err != nil {
+		return nil, err
+	}
+	base, off := reduceSlices(xs, red)
+	s := reduceSlicesOf{base: base, off: off, x: b.In[0], y: b.Out[0]}
+	if kind == reduceMax || kind == reduceMin {
+		return &reducePick[T]{reduceSlicesOf: s, min: kind == reduceMin, state: b.State}, nil
+	}
+	return &reduceSmooth[T]{reduceSlicesOf: s, kind: kind}, nil
+}
+
+// reduceSlicesOf is the layout of a reduction: element j of output o's
+// slice is input element base[o] + off[j] (see reduceSlices).
+type reduceSlicesOf struct {
+	base, off []int
+	x, y      int
+}
+
+// reducePick is the kernel of ReduceMax and ReduceMin: the forward pass
+// records, for each output, the input element it takes (the first extreme
+// one, see the tie rule above); the derivative passes route through it.
+type reducePick[T Real] struct {
+	reduceSlicesOf
+	min bool
+	// state is the index of the picks in Work.State.
+	state int
+}
+
+// NewState returns the picks of one Work: an input element per output
+// (−1 for an empty slice).
+func (k *reducePick[T]) NewState() any { return make([]int32, len(k.base)) }
+
+// StateBytes is the size of the picks.
+func (k *reducePick[T]) StateBytes() int64 { return 4 * int64(len(k.base)) }
+
+func (k *reducePick[T]) picks(w *Work[T]) []int32 { return w.State[k.state].([]int32) }
+
+func (k *reducePick[T]) Forward(w *Work[T]) {
+	x, y, p := w.Val[k.x], w.Val[k.y], k.picks(w)
+	for o, b := range k.base {
+		if len(k.off) == 0 {
+			y[o], p[o] = T(math.Inf(1)), -1
+			if !k.min {
+				y[o] = T(math.Inf(-1))
+			}
+			continue
+		}
+		e := b + k.off[0]
+		best, pick := x[e], e
+		for _, d := range k.off[1:] {
+			v := x[b+d]
+			// Strictly better only: the first extreme element is kept. A
+			// NaN is taken and then kept (no comparison with it holds).
+			if (k.min && v < best) || (!k.min && v > best) || (v != v && best == best) {
+				best, pick = v, b+d
+			}
+		}
+		y[o], p[o] = best, int32(pick)
+	}
+}
+
+func (k *reducePick[T]) RForward(w *Work[T]) {
+	rx, ry := w.RV[k.x], w.RV[k.y]
+	if ry == nil {
+		return
+	}
+	for o, e := range k.picks(w) {
+		if rx == nil || e < 0 {
+			ry[o] = 0
+		} else {
+			ry[o] = rx[e]
+		}
+	}
+}
+
+// route adds src[o] into dst at output o's pick.
+func (k *reducePick[T]) route(dst, src []T, p []int32) {
+	if dst == nil || src == nil {
+		return
+	}
+	for o, e := range p {
+		if e >= 0 {
+			dst[e] += src[o]
+		}
+	}
+}
+
+func (k *reducePick[T]) Backward(w *Work[T]) { k.route(w.Adj[k.x], w.Adj[k.y], k.picks(w)) }
+
+func (k *reducePick[T]) RBackward(w *Work[T]) { k.route(w.RAdj[k.x], w.RAdj[k.y], k.picks(w)) }
+
+// Retains: the passes route through the picks kept in the kernel's state,
+// reading no values (as MaxPool's argmax).
+func (k *reducePick[T]) Retains() Retains { return Retains{} }
+
+// reduceSmooth is the kernel of ReduceProd, ReduceL1, ReduceL2,
+// ReduceSumSquare, ReduceLogSum and ReduceLogSumExp: each pass walks the
+// slices, with the rules of the comment at the top of this file.
+type reduceSmooth[T Real] struct {
+	reduceSlicesOf
+	kind reduceKind
+}
+
+// ScratchSizes: ReduceProd keeps a slice's prefix products and their
+// R-values in scratch buffer 0.
+func (k *reduceSmooth[T]) ScratchSizes() []int {
+	if k.kind == reduceProd {
+		return []int{2 * len(k.off)}
+	}
+	return nil
+}
+
+// Retains: every rule reads x; ReduceL2's and ReduceLogSumExp's also y
+// (d = x/y, p = e^{x−y}); the second-order terms R{x} and ȳ (none for
+// ReduceL1, whose H is zero).
+func (k *reduceSmooth[T]) Retains() Retains {
+	r := Retains{InVal: true, InRV: true, OutAdj: true}
+	switch k.kind {
+	case reduceL1:
+		r = Retains{InVal: true}
+	case reduceL2, reduceLogSumExp:
+		r.OutVal = true
+	}
+	return r
+}
+
+func sign[T Real](v T) T {
+	switch {
+	case v > 0:
+		return 1
+	case v < 0:
+		return -1
+	}
+	return 0
+}
+
+func (k *reduceSmooth[T]) Forward(w *Work[T]) {
+	x, y := w.Val[k.x], w.Val[k.y]
+	for o, b := range k.base {
+		var a T
+		switch k.kind {
+		case reduceProd:
+			a = 1
+			for _, d := range k.off {
+				a *= x[b+d]
+			}
+		case reduceL1:
+			for _, d := range k.off {
+				a += T(math.Abs(float64(x[b+d])))
+			}
+		case reduceL2, reduceSumSquare:
+			for _, d := range k.off {
+				a += x[b+d] * x[b+d]
+			}
+			if k.kind == reduceL2 {
+				a = T(math.Sqrt(float64(a)))
+			}
+		case reduceLogSum:
+			for _, d := range k.off {
+				a += x[b+d]
+			}
+			a = T(math.Log(float64(a)))
+		case reduceLogSumExp:
+			a = k.logSumExp(x, b)
+		}
+		y[o] = a
+	}
+}
+
+// logSumExp returns log Σ eˣ over slice b, as m + log Σ e^{x−m} with m
+// the slice's maximum (±∞ when m is: an empty slice or one of only −∞
+// gives −∞).
+func (k *reduceSmooth[T]) logSumExp(x []T, b int) T {
+	m := math.Inf(-1)
+	for _, d := range k.off {
+		if v := float64(x[b+d]); v > m || v != v {
+			m = v
+		}
+	}
+	if math.IsInf(m, 0) {
+		return T(m)
+	}
+	s := 0.0
+	for _, d := range k.off {
+		s += math.Exp(float64(x[b+d]) - m)
+	}
+	return T(m + math.Log(s))
+}
+
+// grad returns d_k = ∂y_o/∂x_k for element e = b + off[j] of slice o,
+// for the kinds whose d_k needs no other element than x_e, y_o and the
+// slice sum s (ReduceLogSum's); ReduceProd has its own loops.
+func (k *reduceSmooth[T]) grad(xe, yo, s T) T {
+	switch k.kind {
+	case reduceL1:
+		return sign(xe)
+	case reduceL2:
+		if yo == 0 {
+			return 0
+		}
+		return xe / yo
+	case reduceSumSquare:
+		return 2 * xe
+	case reduceLogSum:
+		return 1 / s
+	case reduceLogSumExp:
+		return T(math.Exp(float64(xe - yo)))
+	}
+	panic("op: reduceSmooth.grad of " + fmt.Sprint(k.kind))
+}
+
+// sum returns Σ x over slice b (ReduceLogSum's s; 0 for the others,
+// which do not read it).
+func (k *reduceSmooth[T]) sum(x []T, b int) T {
+	var s T
+	if k.kind == reduceLogSum {
+		for _, d := range k.off {
+			s += x[b+d]
+		}
+	}
+	return s
+}
+
+func (k *reduceSmooth[T]) RForward(w *Work[T]) {
+	rx, ry := w.RV[k.x], w.RV[k.y]
+	if ry == nil {
+		return
+	}
+	if rx == nil {
+		clear(ry)
+		return
+	}
+	x, y := w.Val[k.x], w.Val[k.y]
+	for o, b := range k.base {
+		var r T
+		if k.kind == reduceProd {
+			// The R-value of the running product: (v, R{v}) ← (v x, R{v} x + v R{x}).
+			v := T(1)
+			for _, d := range k.off {
+				r = r*x[b+d] + v*rx[b+d]
+				v *= x[b+d]
+			}
+		} else {
+			yo, s := k.val(y, o), k.sum(x, b)
+			for _, d := range k.off {
+				r += k.grad(x[b+d], yo, s) * rx[b+d]
+			}
+		}
+		ry[o] = r
+	}
+}
+
+// val returns y[o], or 0 where the kind does not read y (y may then be a
+// recycled buffer).
+func (k *reduceSmooth[T]) val(y []T, o int) T {
+	if k.kind == reduceL2 || k.kind == reduceLogSumExp {
+		return y[o]
+	}
+	return 0
+}
+
+func (k *reduceSmooth[T]) Backward(w *Work[T]) {
+	if dx, dy := w.Adj[k.x], w.Adj[k.y]; dx != nil && dy != nil {
+		k.transpose(w, dx, dy)
+	}
+}
+
+// transpose adds Jᵀ g into dx: the backward pass for the output adjoint g.
+func (k *reduceSmooth[T]) transpose(w *Work[T], dx, g []T) {
+	x, y := w.Val[k.x], w.Val[k.y]
+	if k.kind == reduceProd {
+		pre := w.Scratch(0, len(k.off))
+		for o, b := range k.base {
+			// x̄_k += ȳ P_k S_k with prefix P_k = Π_{j<k} x_j and suffix
+			// S_k = Π_{j>k} x_j.
+			p := T(1)
+			for j, d := range k.off {
+				pre[j] = p
+				p *= x[b+d]
+			}
+			s := g[o]
+			for j := len(k.off) - 1; j >= 0; j-- {
+				e := b + k.off[j]
+				dx[e] += pre[j] * s
+				s *= x[e]
+			}
+		}
+		return
+	}
+	for o, b := range k.base {
+		gy, yo, s := g[o], k.val(y, o), k.sum(x, b)
+		for _, d := range k.off {
+			dx[b+d] += k.grad(x[b+d], yo, s) * gy
+		}
+	}
+}
+
+func (k *reduceSmooth[T]) RBackward(w *Work[T]) {
+	rdx, rdy := w.RAdj[k.x], w.RAdj[k.y]
+	if rdx == nil || rdy == nil {
+		return
+	}
+	x, y := w.Val[k.x], w.Val[k.y]
+	rx, dy := w.RV[k.x], w.Adj[k.y]
+	if k.kind == reduceL1 || rx == nil || dy == nil {
+		// No second-order term (ReduceL1's H is zero, R{x} or ȳ is zero):
+		// R{x̄} += Jᵀ R{ȳ}, the backward pass on R{ȳ}.
+		k.transpose(w, rdx, rdy)
+		return
+	}
+	if k.kind == reduceProd {
+		k.rBackwardProd(w, rdx, rdy, x, rx, dy)
+		return
+	}
+	for o, b := range k.base {
+		rg, g, yo, s := rdy[o], dy[o], k.val(y, o), k.sum(x, b)
+		switch k.kind {
+		case reduceSumSquare:
+			for _, d := range k.off {
+				e := b + d
+				rdx[e] += 2*x[e]*rg + 2*g*rx[e]
+			}
+		case reduceL2:
+			if yo == 0 {
+				continue // the subgradient 0 and its derivative 0
+			}
+			var dr T // ⟨d, R{x}⟩
+			for _, d := range k.off {
+				dr += x[b+d] * rx[b+d]
+			}
+			dr /= yo
+			for _, d := range k.off {
+				e := b + d
+				de := x[e] / yo
+				rdx[e] += de*rg + g*(rx[e]-de*dr)/yo
+			}
+		case reduceLogSum:
+			var sr T // Σ R{x}
+			for _, d := range k.off {
+				sr += rx[b+d]
+			}
+			for _, d := range k.off {
+				rdx[b+d] += rg/s - g*sr/(s*s)
+			}
+		case reduceLogSumExp:
+			var pr T // ⟨p, R{x}⟩
+			for _, d := range k.off {
+				pr += T(math.Exp(float64(x[b+d]-yo))) * rx[b+d]
+			}
+			for _, d := range k.off {
+				e := b + d
+				p := T(math.Exp(float64(x[e] - yo)))
+				rdx[e] += p*rg + g*p*(rx[e]-pr)
+			}
+		}
+	}
+}
+
+// rBackwardProd is ReduceProd's R-backward: with prefix and suffix
+// products P_k, S_k and their R-values (the running products' dual parts),
+// R{x̄_k} += R{ȳ} P_k S_k + ȳ (R{P_k} S_k + P_k R{S_k}).
+func (k *reduceSmooth[T]) rBackwardProd(w *Work[T], rdx, rdy, x, rx, dy []T) {
+	pre := w.Scratch(0, 2*len(k.off))
+	for o, b := range k.base {
+		p, rp := T(1), T(0)
+		for j, d := range k.off {
+			pre[2*j], pre[2*j+1] = p, rp
+			rp = rp*x[b+d] + p*rx[b+d]
+			p *= x[b+d]
+		}
+		s, rs := T(1), T(0)
+		rg, g := rdy[o], dy[o]
+		for j := len(k.off) - 1; j >= 0; j-- {
+			e := b + k.off[j]
+			p, rp := pre[2*j], pre[2*j+1]
+			rdx[e] += rg*p*s + g*(rp*s+p*rs)
+			rs = rs*x[e] + s*rx[e]
+			s *= x[e]
+		}
 	}
 }
