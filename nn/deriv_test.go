@@ -207,6 +207,10 @@ var netCases = []netCase{
 	// one-channel map, a constant), at opsets 13 and 17.
 	{name: "variadic-13", sample: []int{2, 3, 3}, build: variadicNet, kinks: true},
 	{name: "variadic-17", sample: []int{2, 3, 3}, build: variadicNet, kinks: true, opset: 17},
+	// The non-linear reductions of computed tensors (reduceNet in
+	// reduce_model_test.go): axes as attributes at opset 13, as inputs at 18.
+	{name: "reductions-13", sample: []int{2, 4, 4}, build: reduceNet(false), kinks: true},
+	{name: "reductions-18", sample: []int{2, 4, 4}, build: reduceNet(true), kinks: true, opset: 18},
 	{name: "layernormalization-17", sample: []int{3, 4}, opset: 17, build: func(b *mt.Builder, r *rand.Rand) {
 		dbl(b, r, "w1", 4, 4)
 		dbl(b, r, "g", 4)
