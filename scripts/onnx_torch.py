@@ -16,6 +16,12 @@ the pads cropped), Resize and Upsample (F.interpolate: nearest with
 asymmetric coordinates and floor rounding, linear with half_pixel,
 pytorch_half_pixel or align_corners). Anything else raises
 NotImplementedError naming the node.
+
+The reductions ReduceMax, ReduceMin, ReduceProd, ReduceL1, ReduceL2,
+ReduceSumSquare, ReduceLogSum and ReduceLogSumExp (_reduce) take their axes
+as an attribute or (opset 18) an input, with keepdims and
+noop_with_empty_axes; their derivatives are torch's (amax and amin split
+the derivative among tied elements, the norm's is 0 at zero).
 """
 
 import numpy as np
@@ -199,6 +205,47 @@ def _resize(node, a, ins, op):
         m = {1: "linear", 2: "bilinear", 3: "trilinear"}[nd]
         return F.interpolate(X, mode=m, align_corners=coord == "align_corners", **kw)
     raise NotImplementedError(f"node {node.name}: Resize mode {mode}")
+
+
+_REDUCE = {
+    "ReduceMax": lambda x, d, k: x.amax(d, keepdim=k),
+    "ReduceMin": lambda x, d, k: x.amin(d, keepdim=k),
+    "ReduceL1": lambda x, d, k: x.abs().sum(d, keepdim=k),
+    "ReduceL2": lambda x, d, k: torch.linalg.vector_norm(x, 2, d, keepdim=k),
+    "ReduceSumSquare": lambda x, d, k: (x * x).sum(d, keepdim=k),
+    "ReduceLogSum": lambda x, d, k: torch.log(x.sum(d, keepdim=k)),
+    "ReduceLogSumExp": lambda x, d, k: torch.logsumexp(x, d, keepdim=k),
+}
+
+
+def _reduce(node, a, ins, op):
+    """The reductions of _REDUCE and ReduceProd: axes from the attribute or
+    input 1 (none: every axis, or none at all with noop_with_empty_axes,
+    where each element is reduced alone)."""
+    x = ins[0]
+    axes = a.get("axes")
+    if len(ins) > 1 and ins[1] is not None:
+        axes = [int(v) for v in ins[1].tolist()]
+    keep = bool(a.get("keepdims", 1))
+    if not axes:
+        if a.get("noop_with_empty_axes", 0):
+            return _reduce_one(x, op)
+        axes = list(range(x.dim()))
+    dims = tuple(sorted(ax % x.dim() for ax in axes))
+    if op == "ReduceProd":
+        # torch.prod takes one dimension at a time (from the last, so the
+        # others keep their index).
+        out = x
+        for d in reversed(dims):
+            out = out.prod(d, keepdim=True)
+        return out if keep else out.reshape([n for i, n in enumerate(x.shape) if i not in dims])
+    return _REDUCE[op](x, dims, keep)
+
+
+def _reduce_one(x, op):
+    """A reduction of every element alone (noop_with_empty_axes, no axes)."""
+    return {"ReduceL1": torch.abs, "ReduceL2": torch.abs, "ReduceSumSquare": lambda t: t * t,
+            "ReduceLogSum": torch.log}.get(op, lambda t: t)(x)
 
 
 def load_module(mod, model, dtype=torch.float64):
@@ -392,6 +439,8 @@ def run(model, x, overrides=None, dtype=torch.float64, values=None, input_deltas
                 axes = ins[1].tolist()
             axes = tuple(axes) if axes is not None else tuple(range(ins[0].dim()))
             out = ins[0].mean(dim=axes, keepdim=bool(a.get("keepdims", 1)))
+        elif op in _REDUCE or op == "ReduceProd":
+            out = _reduce(node, a, ins, op)
         elif op == "Equal":
             out = torch.eq(ins[0], ins[1])
         elif op == "Where":

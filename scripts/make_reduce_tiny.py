@@ -1,0 +1,202 @@
+#!/usr/bin/python3
+"""Export a tiny CNN whose features are the ONNX reductions other than
+ReduceMean and ReduceSum on computed tensors, the test of the engine's
+reduction kernels on a real torch.onnx export.
+
+Usage (from the repository root, Debian's PyTorch and onnx):
+
+    /usr/bin/python3 scripts/make_reduce_tiny.py [--out testdata/models]
+
+Writes reduce_tiny_op13.onnx and reduce_tiny_op17.onnx (the same module
+exported by torch.onnx.export at opsets 13 and 17; torch 1.13 exports no
+opset 18, where the axes become inputs: the Go tests cover that form on
+built graphs and on the opset-21 QDQ export): input "input" N x 1 x 8 x 8
+(float32, dynamic batch), output "logits" N x 3. Random weights (seed 1):
+
+    a = Conv 3x3 1->4 (pad 1), h = Relu(a)
+    gmax = h.amax((2, 3))                     ReduceMax, global max pooling, N x 4
+    gmin = a.amin((2, 3))                     ReduceMin, N x 4
+    u = F.normalize(Conv 1x1 4->4 of h, dim=1)  ReduceL2 (+ Clip, Expand, Div)
+    lse = torch.logsumexp(Conv 1x1 4->3 of u, 1, keepdim=True)  ReduceLogSumExp, N x 1 x 8 x 8
+    p = torch.prod(1 + tanh(Conv 1x1 4->2 of h) / 2, 3)   ReduceProd, N x 2 x 8
+    l1 = torch.norm(u, p=1, dim=(2, 3))       ReduceL1, N x 4
+    ss = sum of a^2 over the channels, keepdim   ReduceSumSquare, N x 1 x 8 x 8
+    ls = log of the sum of sigmoid(a) over H, W  ReduceLogSum, N x 4
+    logits = Linear 160->3 of the concatenated flattened features
+
+torch.onnx emits ReduceSumSquare and ReduceLogSum for none of its
+functions ((a ** 2).sum() is Pow + ReduceSum), so those two are
+torch.autograd.Function objects with a `symbolic` static method that emits
+the ONNX node (axes attribute, keepdims), torch.onnx's documented mechanism
+for operators it does not map itself; outside the export the module
+computes them with plain torch ops, which the reference uses. The others
+are plain exports.
+
+Also writes reduce_tiny_ref.npz, computed by the module in float64 on the
+float32 weights: "input" (4 x 1 x 8 x 8, standard normal rounded to
+float32, seed 2), "labels" (int64, 4), "logits" (4 x 3), "loss" (mean
+cross-entropy), and per parameter (its initializer name) "grad.<name>",
+"v.<name>" (a Rademacher vector, seed 3) and "hv.<name>" = H v by double
+backprop. The script checks that both files pass onnx.checker (full check),
+hold every parameter as an initializer of its own name and contain every
+one of the eight reductions, and that the ONNX graphs evaluated by
+scripts/onnx_torch.py (float64, the file's own initializers) give the
+module's logits and, with the initializers as autograd leaves, its H v.
+"""
+
+import argparse
+import os
+import sys
+
+import numpy as np
+import onnx
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "scripts"))
+import onnx_torch  # noqa: E402
+
+REDUCTIONS = ["ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMax", "ReduceMin",
+              "ReduceProd", "ReduceSumSquare"]
+
+PLAIN = {
+    "ReduceSumSquare": lambda x, dims, keep: (x * x).sum(dims, keepdim=keep),
+    "ReduceLogSum": lambda x, dims, keep: torch.log(x.sum(dims, keepdim=keep)),
+}
+
+
+def _function(op):
+    class Reduction(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, dims, keep):
+            return PLAIN[op](x, dims, keep)
+
+        @staticmethod
+        def symbolic(g, x, dims, keep):
+            return g.op(op, x, axes_i=list(dims), keepdims_i=int(keep))
+
+    Reduction.__name__ = op
+    return Reduction
+
+
+FUNCTIONS = {op: _function(op) for op in PLAIN}
+
+
+def reduction(op, x, dims, keep):
+    """The ONNX node op of x when exporting, else plain torch ops."""
+    if torch.onnx.is_in_onnx_export():
+        return FUNCTIONS[op].apply(x, dims, keep)
+    return PLAIN[op](x, dims, keep)
+
+
+class Tiny(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv_a = nn.Conv2d(1, 4, 3, padding=1)
+        self.conv_b = nn.Conv2d(4, 4, 1)
+        self.conv_c = nn.Conv2d(4, 3, 1)
+        self.conv_d = nn.Conv2d(4, 2, 1)
+        self.fc = nn.Linear(4 + 4 + 64 + 16 + 4 + 64 + 4, 3)
+
+    def forward(self, x):
+        a = self.conv_a(x)
+        h = torch.relu(a)
+        gmax = h.amax((2, 3))
+        gmin = a.amin((2, 3))
+        u = F.normalize(self.conv_b(h), dim=1)
+        lse = torch.logsumexp(self.conv_c(u), 1, keepdim=True)
+        p = torch.prod(1 + torch.tanh(self.conv_d(h)) / 2, 3)
+        l1 = torch.norm(u, p=1, dim=(2, 3))
+        ss = reduction("ReduceSumSquare", a, (1,), True)
+        ls = reduction("ReduceLogSum", torch.sigmoid(a), (2, 3), False)
+        feats = [gmax, gmin, lse.flatten(1), p.flatten(1), l1, ss.flatten(1), ls]
+        return self.fc(torch.cat(feats, 1))
+
+
+def hvp(loss_of, params, v):
+    """Gradient and H v of loss_of(params) by double backprop."""
+    loss = loss_of(params)
+    g = torch.autograd.grad(loss, params, create_graph=True)
+    dot = sum((gi * vi).sum() for gi, vi in zip(g, v))
+    hv = torch.autograd.grad(dot, params)
+    return loss, [x.detach() for x in g], [x.detach() for x in hv]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default=os.path.join(REPO, "testdata", "models"))
+    args = ap.parse_args()
+    torch.manual_seed(1)
+    m = Tiny().eval()
+    x32 = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+    labels = torch.randint(0, 3, (4,), generator=torch.Generator().manual_seed(2))
+    paths = {}
+    for opset in (13, 17):
+        path = os.path.join(args.out, f"reduce_tiny_op{opset}.onnx")
+        torch.onnx.export(m, (x32,), path + ".tmp", input_names=["input"], output_names=["logits"],
+                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=opset)
+        os.replace(path + ".tmp", path)
+        paths[opset] = path
+        mp = onnx.load(path)
+        onnx.checker.check_model(mp, full_check=True)
+        inits = {t.name for t in mp.graph.initializer}
+        missing = [k for k in m.state_dict() if k not in inits]
+        if missing:
+            raise SystemExit(f"{path}: parameters {missing} are not initializers of their own name")
+        found = sorted({n.op_type for n in mp.graph.node if n.op_type in REDUCTIONS})
+        if found != REDUCTIONS:
+            raise SystemExit(f"{path}: reductions {found}, want {REDUCTIONS}")
+        print(f"wrote {path} ({os.path.getsize(path)} bytes): {[n.op_type for n in mp.graph.node]}")
+
+    # The float64 reference on the float32 weights.
+    m64 = Tiny().double().eval()
+    m64.load_state_dict({k: v.double() for k, v in m.state_dict().items()})
+    x = x32.double()
+    names = [k for k, _ in m64.named_parameters()]
+    params = [p for _, p in m64.named_parameters()]
+    gen = torch.Generator().manual_seed(3)
+    v = [torch.randint(0, 2, p.shape, generator=gen).double() * 2 - 1 for p in params]
+
+    def module_loss(ps):
+        for p, q in zip(params, ps):
+            assert p is q
+        return F.cross_entropy(m64(x), labels)
+
+    with torch.no_grad():
+        logits = m64(x)
+    loss, grad, hv = hvp(module_loss, params, v)
+
+    # The ONNX graphs, interpreted on their own initializers.
+    for opset, path in paths.items():
+        mp = onnx.load(path)
+        got = onnx_torch.run(mp, x)
+        d = (got - logits).abs().max().item()
+        if d > 1e-12 * max(1.0, logits.abs().max().item()):
+            raise SystemExit(f"{path}: interpreted logits differ from the module's by {d:.3g}")
+        inits = onnx_torch.initializers(mp)
+        leaves = [torch.tensor(inits[n], dtype=torch.float64, requires_grad=True) for n in names]
+
+        def graph_loss(ps):
+            return F.cross_entropy(onnx_torch.run(mp, x, overrides=dict(zip(names, ps))), labels)
+
+        gl, gg, ghv = hvp(graph_loss, leaves, v)
+        dh = max((a - b).abs().max().item() for a, b in zip(ghv, hv))
+        scale = max(b.abs().max().item() for b in hv)
+        if abs(gl.item() - loss.item()) > 1e-12 or dh > 1e-10 * scale:
+            raise SystemExit(f"{path}: interpreted loss {gl.item()} vs {loss.item()}, H v differs by {dh:.3g}")
+        print(f"op{opset}: interpreter agrees (logits {d:.2g}, H v {dh:.2g} of scale {scale:.3g})")
+
+    ref = {"input": x.numpy(), "labels": labels.numpy(), "logits": logits.numpy(), "loss": np.array(loss.item())}
+    for n, g, vi, h in zip(names, grad, v, hv):
+        ref["grad." + n], ref["v." + n], ref["hv." + n] = g.numpy(), vi.numpy(), h.numpy()
+    ref = {k: np.ascontiguousarray(a) for k, a in ref.items()}  # C order (a 1x1 kernel's gradient is not)
+    out = os.path.join(args.out, "reduce_tiny_ref.npz")
+    np.savez(out + ".tmp.npz", **ref)
+    os.replace(out + ".tmp.npz", out)
+    print(f"wrote {out}: loss {loss.item():.6f}, |H v| {torch.cat([h.flatten() for h in hv]).norm().item():.6g}")
+
+
+if __name__ == "__main__":
+    main()
