@@ -34,7 +34,8 @@
 //   - Linear: the operator gives a LinearMap (Apply and Transpose, plus
 //     Offset when affine); R{y} = L R{x}, x̄ += Lᵀ ȳ, R{x̄} += Lᵀ R{ȳ}
 //     (views, Transpose, Concat, BatchNormalization, average pooling,
-//     Resize, Sum and Mean of any number of inputs).
+//     Resize, Sum and Mean of any number of inputs, ReduceMean and
+//     ReduceSum).
 //   - Elementwise: unary operators give f, f′, f″ (UnaryFns); binary
 //     broadcasting operators give f with its first and second partials
 //     (BinaryFns). The second-order term f″ R{x} ȳ is then never forgotten.
@@ -43,9 +44,13 @@
 //     Div, so its R-forward and R-backward follow from theirs.
 //   - Bilinear and Custom: hand-written four-method kernels remain where a
 //     derived rule would be much slower — Conv, ConvTranspose and
-//     Gemm/MatMul (one im2col and one BLAS call per product), Softmax (closed form), MaxPool and the
-//     variadic Max and Min (the argmax routing of the forward pass, one
-//     kernel for any number of inputs, see variadic.go), LSTM, GRU and RNN (one BLAS call
+//     Gemm/MatMul (one im2col and one BLAS call per product), Softmax (closed form), MaxPool,
+//     ReduceMax and ReduceMin and the variadic Max and Min (the argmax
+//     routing of the forward pass, linear for fixed picks; one kernel for
+//     any number of inputs, see variadic.go and reduce.go), ReduceProd,
+//     ReduceL1, ReduceL2, ReduceSumSquare, ReduceLogSum and ReduceLogSumExp
+//     (one walk over each slice; as composites ReduceProd would divide by
+//     x and ReduceL2 give NaN at zero, see reduce.go), LSTM, GRU and RNN (one BLAS call
 //     over all steps for every product that does not wait for the previous
 //     step; their unrolled composite is the tests' reference); each says
 //     why in its comment.

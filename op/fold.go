@@ -16,10 +16,11 @@ import (
 //     of shapes, integer Add/Sub/Mul/Div, ...), exactly in int64;
 //  2. otherwise Def.Eval, for an operator the engine does not execute
 //     (comparisons, Not, Mod, Where, Range, ConstantOfShape, CastLike,
-//     the reductions other than ReduceMean/ReduceSum, ArgMax/ArgMin);
+//     ArgMax/ArgMin);
 //  3. otherwise the operator's own kernel (Def.Exec) runs its forward pass
 //     once in float64 on the constant inputs (Max, Min, Sum and Mean of any
-//     number of inputs included: one kernel serves every count).
+//     number of inputs included: one kernel serves every count; the
+//     reductions, ReduceProd of an integer shape too).
 //
 // Each result is stored in its output's element type: FLOAT rounds to
 // float32, integer types truncate toward zero (saturating at the int64

@@ -142,36 +142,6 @@ func init() {
 		}
 		return v
 	}
-	red := map[string]func(xs []float64) float64{
-		"ReduceMax": func(xs []float64) float64 { return slices.Max(xs) },
-		"ReduceMin": func(xs []float64) float64 { return slices.Min(xs) },
-		"ReduceProd": func(xs []float64) float64 {
-			p := 1.0
-			for _, x := range xs {
-				p *= x
-			}
-			return p
-		},
-		"ReduceL1":        func(xs []float64) float64 { return sumOf(xs, math.Abs) },
-		"ReduceL2":        func(xs []float64) float64 { return math.Sqrt(sumOf(xs, func(x float64) float64 { return x * x })) },
-		"ReduceSumSquare": func(xs []float64) float64 { return sumOf(xs, func(x float64) float64 { return x * x }) },
-		"ReduceLogSum":    func(xs []float64) float64 { return math.Log(sumOf(xs, func(x float64) float64 { return x })) },
-		"ReduceLogSumExp": func(xs []float64) float64 { return math.Log(sumOf(xs, math.Exp)) },
-	}
-	for typ, f := range red {
-		bruteEval[typ] = func(n *Node, ins []*Tensor, out *Tensor) []float64 {
-			x := ins[0]
-			var axes []int64
-			if len(ins) > 1 && ins[1] != nil {
-				axes = ins[1].Int
-			} else {
-				axes, _ = n.AttrInts("axes", nil)
-			}
-			return groups(x, axes, func(vals []float64, _ []int) float64 {
-				return float64(float32(f(vals)))
-			})
-		}
-	}
 	for _, typ := range []string{"ArgMax", "ArgMin"} {
 		bruteEval[typ] = func(n *Node, ins []*Tensor, out *Tensor) []float64 {
 			a, _ := n.AttrInt("axis", 0)
@@ -193,14 +163,6 @@ func bool01(b bool) float64 {
 		return 1
 	}
 	return 0
-}
-
-func sumOf(xs []float64, f func(float64) float64) float64 {
-	s := 0.0
-	for _, x := range xs {
-		s += f(x)
-	}
-	return s
 }
 
 // overCoords evaluates f at every coordinate of shape, row-major.
