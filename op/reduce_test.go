@@ -399,3 +399,98 @@ func TestReductionBadInput(t *testing.T) {
 		}
 	}
 }
+
+// FuzzReduction runs a reduction drawn from the bytes (operator, shape
+// with dimensions 0 to 3, axes possibly repeated, negative or out of
+// range, as attribute or input, keepdims, noop_with_empty_axes, values
+// with ties and zeros) through all four passes: a bad node is an error,
+// never a panic, and a good one agrees with bruteReduction (empty slices
+// give the reduction's identity: −∞ for ReduceMax, 1 for ReduceProd, …).
+func FuzzReduction(f *testing.F) {
+	f.Add([]byte{0, 4, 2, 3, 2, 2, 2, 2, 3, 1})
+	f.Add([]byte{6, 2, 3, 0, 1, 1, 0, 0})
+	f.Add([]byte{2, 3, 2, 0, 3, 1, 5, 0})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		at := 0
+		next := func() int {
+			if at >= len(in) {
+				return 0
+			}
+			at++
+			return int(in[at-1])
+		}
+		typ := reductionTypes[next()%len(reductionTypes)]
+		c := reductionConfig{shape: make([]int, next()%5)}
+		for i := range c.shape {
+			c.shape[i] = next() % 4
+		}
+		for range next() % 4 {
+			c.axes = append(c.axes, int64(next()%11-5))
+		}
+		flags := next()
+		c.fromInput, c.keep, c.noop = flags&1 != 0, flags&2 != 0, flags&4 != 0
+		size := Numel(c.shape)
+		x, r := make([]float64, size), make([]float64, size)
+		for i := range x {
+			x[i], r[i] = float64(next()%5)-2, float64(next()%3)-1
+			if typ == "ReduceLogSum" {
+				x[i] += 3
+			}
+		}
+		// The output size, from shape inference (an error: the kernel
+		// must refuse the node too).
+		_, _, _, _, err := reductionRun[float64](typ, c, x, r, nil, nil)
+		if err != nil {
+			return
+		}
+		if size == 0 {
+			return // no brute-force slices; running without a panic is the check
+		}
+		sl := bruteSlices(c)
+		g, rg := make([]float64, len(sl)), make([]float64, len(sl))
+		for o := range g {
+			g[o], rg[o] = float64(next()%3)-1, float64(next()%3)-1
+		}
+		y, ry, dx, rdx, err := reductionRun[float64](typ, c, x, r, g, rg)
+		if err != nil {
+			t.Fatalf("%s %v: %v", typ, c, err)
+		}
+		wdx, wrdx := make([]float64, size), make([]float64, size)
+		for o, s := range sl {
+			v := make([]float64, len(s))
+			for j, e := range s {
+				v[j] = x[e]
+			}
+			wy, d, h := bruteReduction(typ, v)
+			wry := 0.0
+			for k, e := range s {
+				wry += d[k] * r[e]
+				wdx[e] += d[k] * g[o]
+				wrdx[e] += d[k] * rg[o]
+				for j, f := range s {
+					wrdx[e] += g[o] * h[k][j] * r[f]
+				}
+			}
+			if !nearRed(y[o], wy) || !nearRed(ry[o], wry) {
+				t.Fatalf("%s %v x %v: y[%d] = %v, R{y} %v; want %v, %v", typ, c, x, o, y[o], ry[o], wy, wry)
+			}
+		}
+		for e := range x {
+			if !nearRed(dx[e], wdx[e]) || !nearRed(rdx[e], wrdx[e]) {
+				t.Fatalf("%s %v x %v: x̄[%d] = %v, R{x̄} %v; want %v, %v", typ, c, x, e, dx[e], rdx[e], wdx[e], wrdx[e])
+			}
+		}
+	})
+}
+
+// nearRed compares a kernel's value with the brute-force one (equal
+// infinities and NaNs agree).
+func nearRed(a, b float64) bool {
+	if math.IsNaN(a) || math.IsNaN(b) {
+		return math.IsNaN(a) && math.IsNaN(b)
+	}
+	if math.IsInf(b, 0) {
+		return a == b
+	}
+	return math.Abs(a-b) <= 1e-9*max(1, math.Abs(b))
+}
