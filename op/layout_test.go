@@ -1,0 +1,402 @@
+package op
+
+import (
+	"math"
+	"strings"
+	"testing"
+)
+
+// forwardCase runs case c of operator typ: its kernel's forward pass in
+// precision T on the case's inputs (random where not given). It returns
+// the inputs' values, their shapes, and the output with its shape.
+func forwardCase[T Real](t *testing.T, typ string, c Case) (ins [][]float64, shapes [][]int, y []float64, ys []int) {
+	t.Helper()
+	d := Lookup(typ, 0)
+	h, b, _, err := buildCase(d, c, 7)
+	if err != nil {
+		t.Fatalf("%s case %q: %v", typ, c.Name, err)
+	}
+	k, err := NewKernel[T](d.Exec, b)
+	if err != nil {
+		t.Fatalf("%s case %q: building the kernel: %v", typ, c.Name, err)
+	}
+	w := &Work[T]{Val: make([][]T, h.ns), RV: make([][]T, h.ns), Adj: make([][]T, h.ns), RAdj: make([][]T, h.ns), State: []any{nil}}
+	for i := range w.Val {
+		w.Val[i] = Convert[T](h.val[i])
+		if w.Val[i] == nil {
+			w.Val[i] = make([]T, h.size[i])
+		}
+	}
+	k.Forward(w)
+	for i, s := range b.In {
+		if s >= 0 {
+			ins, shapes = append(ins, h.val[s]), append(shapes, c.Inputs[i].Shape)
+		} else {
+			ins, shapes = append(ins, nil), append(shapes, nil)
+		}
+	}
+	return ins, shapes, Convert[float64](w.Val[b.Out[0]]), b.Shape(b.Out[0])
+}
+
+// coords returns the coordinates of row-major position i in shape s.
+func coords(i int, s []int) []int {
+	c := make([]int, len(s))
+	for d := len(s) - 1; d >= 0; d-- {
+		c[d] = i % s[d]
+		i /= s[d]
+	}
+	return c
+}
+
+// offset returns the row-major position of coordinates c in shape s.
+func offset(c, s []int) int {
+	q := 0
+	for d := range s {
+		q = q*s[d] + c[d]
+	}
+	return q
+}
+
+// reshapeTranspose is the ONNX specification's definition of the depth
+// operators: x viewed as shape view, its axes permuted by perm (the result
+// is flat, row-major).
+func reshapeTranspose(x []float64, view []int, perm []int) []float64 {
+	ps := make([]int, len(perm))
+	for i, p := range perm {
+		ps[i] = view[p]
+	}
+	y := make([]float64, len(x))
+	for o := range y {
+		c := coords(o, ps)
+		src := make([]int, len(view))
+		for i, p := range perm {
+			src[p] = c[i]
+		}
+		y[o] = x[offset(src, view)]
+	}
+	return y
+}
+
+// layoutRef is the brute-force value of one of the layout operators of
+// layout.go at case c, from its inputs, written from the ONNX operator
+// definitions.
+func layoutRef(t *testing.T, typ string, c Case, ins [][]float64, shapes [][]int, ys []int) []float64 {
+	attr := func(name string, def int64) int64 {
+		for _, a := range c.Attrs {
+			if a.Name == name {
+				return a.Int
+			}
+		}
+		return def
+	}
+	mode := "DCR"
+	for _, a := range c.Attrs {
+		if a.Name == "mode" {
+			mode = a.String
+		}
+	}
+	x, xs := ins[0], shapes[0]
+	switch typ {
+	case "DepthToSpace":
+		b := int(attr("blocksize", 0))
+		n, ch, h, w := xs[0], xs[1], xs[2], xs[3]
+		if mode == "DCR" {
+			return reshapeTranspose(x, []int{n, b, b, ch / (b * b), h, w}, []int{0, 3, 4, 1, 5, 2})
+		}
+		return reshapeTranspose(x, []int{n, ch / (b * b), b, b, h, w}, []int{0, 1, 4, 2, 5, 3})
+	case "SpaceToDepth":
+		b := int(attr("blocksize", 0))
+		n, ch, h, w := xs[0], xs[1], xs[2], xs[3]
+		return reshapeTranspose(x, []int{n, ch, h / b, b, w / b, b}, []int{0, 3, 5, 1, 2, 4})
+	case "Trilu":
+		k := int64(0)
+		if len(ins) > 1 && ins[1] != nil {
+			k = int64(ins[1][0])
+		}
+		upper := attr("upper", 1) != 0
+		y := make([]float64, len(x))
+		for o := range y {
+			cc := coords(o, xs)
+			i, j := int64(cc[len(cc)-2]), int64(cc[len(cc)-1])
+			if (upper && j >= i+k) || (!upper && j <= i+k) {
+				y[o] = x[o]
+			}
+		}
+		return y
+	case "CumSum":
+		axis := int(ins[1][0])
+		if axis < 0 {
+			axis += len(xs)
+		}
+		ex, rev := attr("exclusive", 0) != 0, attr("reverse", 0) != 0
+		y := make([]float64, len(x))
+		for o := range y {
+			cc := coords(o, xs)
+			j := cc[axis]
+			for i := 0; i < xs[axis]; i++ {
+				in := (!rev && (i < j || (!ex && i == j))) || (rev && (i > j || (!ex && i == j)))
+				if in {
+					cc[axis] = i
+					y[o] += x[offset(cc, xs)]
+				}
+			}
+		}
+		return y
+	case "GatherElements":
+		axis := int(attr("axis", 0))
+		if axis < 0 {
+			axis += len(xs)
+		}
+		y := make([]float64, len(ins[1]))
+		for o := range y {
+			cc := coords(o, shapes[1])
+			j := int(ins[1][o])
+			if j < 0 {
+				j += xs[axis]
+			}
+			cc[axis] = j
+			y[o] = x[offset(cc, xs)]
+		}
+		return y
+	}
+	t.Fatalf("no reference for %s", typ)
+	return nil
+}
+
+// TestLayoutBruteForce compares the forward pass of DepthToSpace,
+// SpaceToDepth, Trilu, CumSum and GatherElements, in float64 and float32,
+// on every conformance case and a few more against brute-force
+// implementations of the ONNX definitions (TestConformance checks their
+// derivative passes on the same cases).
+func TestLayoutBruteForce(t *testing.T) {
+	attrInt := func(name string, v int64) *Attr { return &Attr{Name: name, Type: AttrInt, Int: v} }
+	scalar := func(v int64) CaseInput { return CaseInput{Shape: []int{}, Ints: []int64{v}} }
+	extra := map[string][]Case{
+		"DepthToSpace": {{Name: "CRD b3", Attrs: []*Attr{attrInt("blocksize", 3), {Name: "mode", Type: AttrString, String: "CRD"}}, Inputs: []CaseInput{{Shape: []int{2, 18, 2, 1}}}}},
+		"Trilu": {{Name: "lower k beyond", Attrs: []*Attr{attrInt("upper", 0)}, Inputs: []CaseInput{{Shape: []int{3, 4}}, scalar(7)}},
+			{Name: "upper k below", Inputs: []CaseInput{{Shape: []int{3, 4}}, scalar(-5)}},
+			{Name: "lower k 1 wide", Attrs: []*Attr{attrInt("upper", 0)}, Inputs: []CaseInput{{Shape: []int{2, 2, 5}}, scalar(1)}}},
+		"CumSum": {{Name: "axis 0 of 3-D reverse", Attrs: []*Attr{attrInt("reverse", 1)}, Inputs: []CaseInput{{Shape: []int{3, 2, 2}}, scalar(-3)}}},
+		"GatherElements": {{Name: "constant 3-D axis 2", Attrs: []*Attr{attrInt("axis", 2)},
+			Inputs: []CaseInput{{Shape: []int{2, 2, 3}}, {Shape: []int{1, 2, 2}, Ints: []int64{2, -3, 1, 1}}}}},
+	}
+	for _, typ := range []string{"DepthToSpace", "SpaceToDepth", "Trilu", "CumSum", "GatherElements"} {
+		d := Lookup(typ, 0)
+		cases := append(append([]Case{}, d.Cases...), extra[typ]...)
+		for i, c := range cases {
+			ins, shapes, y, ys := forwardCase[float64](t, typ, c)
+			want := layoutRef(t, typ, c, ins, shapes, ys)
+			_, _, y32, _ := forwardCase[float32](t, typ, c)
+			for o := range want {
+				if y[o] != want[o] {
+					t.Fatalf("%s case %q: y[%d] = %g, brute force %g", typ, c.Name, o, y[o], want[o])
+				}
+				if math.Abs(y32[o]-want[o]) > 1e-6*max(1, math.Abs(want[o])) {
+					t.Fatalf("%s case %q (float32): y[%d] = %g, brute force %g", typ, c.Name, o, y32[o], want[o])
+				}
+			}
+			if i >= len(d.Cases) {
+				if _, err := checkCase(d, c, uint64(i)); err != nil {
+					t.Errorf("%s case %q: %v", typ, c.Name, err)
+				}
+			}
+		}
+	}
+}
+
+// einsumRef is einsum by explicit loops over every label: ref is an
+// equation of letters only with an explicit output (the '...' of the
+// tested one written out), sizes taken from the operands (a size of 1
+// broadcasts).
+func einsumRef(ref string, ins [][]float64, shapes [][]int) []float64 {
+	lhs, rhs, _ := strings.Cut(ref, "->")
+	terms := strings.Split(lhs, ",")
+	size := map[rune]int{}
+	var order []rune
+	for i, tm := range terms {
+		for p, r := range tm {
+			if _, ok := size[r]; !ok {
+				order = append(order, r)
+			}
+			size[r] = max(size[r], shapes[i][p])
+		}
+	}
+	var ys []int
+	for _, r := range rhs {
+		ys = append(ys, size[r])
+	}
+	y := make([]float64, Numel(ys))
+	all := make([]int, len(order))
+	for i := range all {
+		all[i] = size[order[i]]
+	}
+	val := map[rune]int{}
+	for e := 0; e < Numel(all); e++ {
+		c := coords(e, all)
+		for i, r := range order {
+			val[r] = c[i]
+		}
+		prod := 1.0
+		for i, tm := range terms {
+			ic := make([]int, len(shapes[i]))
+			for p, r := range []rune(tm) {
+				if shapes[i][p] != 1 {
+					ic[p] = val[r]
+				}
+			}
+			prod *= ins[i][offset(ic, shapes[i])]
+		}
+		oc := make([]int, len(ys))
+		for p, r := range []rune(rhs) {
+			oc[p] = val[r]
+		}
+		y[offset(oc, ys)] += prod
+	}
+	return y
+}
+
+// TestEinsumBruteForce compares Einsum in float64 and float32 on its
+// conformance cases and more equations with explicit index loops
+// (einsumRef), and checks the extra cases' derivatives as TestConformance
+// does.
+func TestEinsumBruteForce(t *testing.T) {
+	eq := func(e string) []*Attr { return []*Attr{{Name: "equation", Type: AttrString, String: e}} }
+	x := func(s ...int) CaseInput { return CaseInput{Shape: s} }
+	// The reference equations, letters only with explicit outputs, where
+	// they differ from the tested one (without its spaces).
+	refs := map[string]string{
+		"ijk,kl":             "ijk,kl->ijl",
+		"...ij,...jk->...ik": "xyij,yjk->xyik",
+		"ii":                 "ii->",
+		"ij,kj":              "ij,kj->ik",
+		"...i,...i->...":     "xi,xi->x",
+		"b...c,cd->b...d":    "bxyc,cd->bxyd",
+		"b...,b...->b...":    "bx,bx->bx",
+	}
+	extra := []Case{
+		{Attrs: eq("bqhd,bkhd->bhqk"), Inputs: []CaseInput{x(2, 3, 2, 2), x(2, 4, 2, 2)}},
+		{Attrs: eq("Ab,bA->A"), Inputs: []CaseInput{x(3, 2), x(2, 3)}},
+		{Attrs: eq("abc,cd->abd"), Inputs: []CaseInput{x(2, 2, 3), {Shape: []int{3, 2}, Const: []float64{1, -2, 0.5, 3, -1, 0.25}}}},
+		{Attrs: eq("i,i->"), Inputs: []CaseInput{x(4), x(4)}},
+		{Attrs: eq("ij,ij->ij"), Inputs: []CaseInput{x(2, 3), x(2, 3)}},
+		{Attrs: eq("ij,kj"), Inputs: []CaseInput{x(2, 3), x(4, 3)}},
+		{Attrs: eq("...i,...i->..."), Inputs: []CaseInput{x(3, 2), x(1, 2)}},
+		{Attrs: eq("b...c,cd->b...d"), Inputs: []CaseInput{x(2, 2, 1, 3), x(3, 2)}},
+		{Attrs: eq("bij,bjk->bki"), Inputs: []CaseInput{x(2, 3, 2), x(2, 2, 4)}},
+		{Attrs: eq("ii->i"), Inputs: []CaseInput{x(3, 3)}},
+		{Attrs: eq("ab,cd->dcba"), Inputs: []CaseInput{x(2, 3), x(2, 2)}},
+		{Attrs: eq("bkj,bij->bik"), Inputs: []CaseInput{x(2, 3, 2), x(2, 4, 2)}},
+		{Attrs: eq("nchw,oc->nohw"), Inputs: []CaseInput{x(2, 3, 2, 2), x(4, 3)}},
+		{Attrs: eq("ij,jk->"), Inputs: []CaseInput{x(2, 3), x(3, 2)}},
+		{Attrs: eq("bij,jk->bik"), Inputs: []CaseInput{x(2, 2, 3), x(3, 2)}},
+		{Attrs: eq("bi,bj->bij"), Inputs: []CaseInput{x(2, 3), x(2, 2)}},
+		{Attrs: eq("i,ii->i"), Inputs: []CaseInput{x(3), x(3, 3)}},
+		{Attrs: eq("ijj,jk->ik"), Inputs: []CaseInput{x(2, 3, 3), x(3, 2)}},
+		{Attrs: eq("b...,b...->b..."), Inputs: []CaseInput{x(2, 3), x(2, 3)}},
+		{Attrs: eq("ba,b->a"), Inputs: []CaseInput{x(3, 2), x(3)}},
+	}
+	d := Lookup("Einsum", 0)
+	cases := append(append([]Case{}, d.Cases...), extra...)
+	for i, c := range cases {
+		e := c.Attrs[0].String
+		ref, ok := refs[e]
+		if !ok {
+			ref = strings.ReplaceAll(e, " ", "")
+		}
+		if c.Name == "" {
+			c.Name = e
+		}
+		ins, shapes, y, _ := forwardCase[float64](t, "Einsum", c)
+		_, _, y32, _ := forwardCase[float32](t, "Einsum", c)
+		want := einsumRef(ref, ins, shapes)
+		if len(y) != len(want) {
+			t.Fatalf("%q: %d outputs, brute force %d", e, len(y), len(want))
+		}
+		for o := range want {
+			if math.Abs(y[o]-want[o]) > 1e-13*max(1, math.Abs(want[o])) {
+				t.Fatalf("%q: y[%d] = %.17g, brute force %.17g", e, o, y[o], want[o])
+			}
+			if math.Abs(y32[o]-want[o]) > 1e-5*max(1, math.Abs(want[o])) {
+				t.Fatalf("%q (float32): y[%d] = %g, brute force %g", e, o, y32[o], want[o])
+			}
+		}
+		if i >= len(d.Cases) {
+			if _, err := checkCase(d, c, uint64(i)); err != nil {
+				t.Errorf("%q: %v", e, err)
+			}
+		}
+	}
+}
+
+// TestLayoutErrors checks that malformed nodes of the layout operators and
+// Einsum give errors naming the node (or, for run-time indices, the
+// engine's Validate error) and never panic.
+func TestLayoutErrors(t *testing.T) {
+	eq := func(e string) []*Attr { return []*Attr{{Name: "equation", Type: AttrString, String: e}} }
+	attrInt := func(name string, v int64) *Attr { return &Attr{Name: name, Type: AttrInt, Int: v} }
+	x := func(s ...int) CaseInput { return CaseInput{Shape: s} }
+	for _, tc := range []struct {
+		typ  string
+		c    Case
+		want string
+	}{
+		{"Einsum", Case{Attrs: eq("ij,jk,kl->il"), Inputs: []CaseInput{x(2, 2), x(2, 2), x(2, 2)}}, "only one or two"},
+		{"Einsum", Case{Attrs: eq("ij,jk->ik"), Inputs: []CaseInput{x(2, 3), x(2, 2)}}, "label j has sizes 3 and 2"},
+		{"Einsum", Case{Attrs: eq("ij->ii"), Inputs: []CaseInput{x(2, 2)}}, "output label i repeats"},
+		{"Einsum", Case{Attrs: eq("ij->k"), Inputs: []CaseInput{x(2, 2)}}, "output label k is in no operand"},
+		{"Einsum", Case{Attrs: eq("i1->i"), Inputs: []CaseInput{x(2, 2)}}, "not a letter"},
+		{"Einsum", Case{Attrs: eq("ijk->i"), Inputs: []CaseInput{x(2, 2)}}, "3 labels for input 0"},
+		{"Einsum", Case{Attrs: eq("...i->i"), Inputs: []CaseInput{x(2, 2)}}, "drops the ellipsis"},
+		{"Einsum", Case{Attrs: eq("ii->i"), Inputs: []CaseInput{x(2, 3)}}, "repeats in operand 0"},
+		{"Einsum", Case{Inputs: []CaseInput{x(2, 2)}}, "is required"},
+		{"DepthToSpace", Case{Attrs: []*Attr{attrInt("blocksize", 2)}, Inputs: []CaseInput{x(1, 6, 2, 2)}}, "not a multiple"},
+		{"DepthToSpace", Case{Attrs: []*Attr{attrInt("blocksize", 2), {Name: "mode", Type: AttrString, String: "XYZ"}}, Inputs: []CaseInput{x(1, 4, 2, 2)}}, "want DCR or CRD"},
+		{"DepthToSpace", Case{Inputs: []CaseInput{x(1, 4, 2, 2)}}, "is required"},
+		{"SpaceToDepth", Case{Attrs: []*Attr{attrInt("blocksize", 2)}, Inputs: []CaseInput{x(1, 1, 3, 2)}}, "not a multiple"},
+		{"SpaceToDepth", Case{Attrs: []*Attr{attrInt("blocksize", 2)}, Inputs: []CaseInput{x(1, 4, 2)}}, "want rank 4"},
+		{"Trilu", Case{Inputs: []CaseInput{x(3)}}, "want rank ≥ 2"},
+		{"CumSum", Case{Inputs: []CaseInput{x(3, 2), {Shape: []int{}, Ints: []int64{2}}}}, "out of range"},
+		{"GatherElements", Case{Attrs: []*Attr{attrInt("axis", 1)}, Inputs: []CaseInput{x(2, 3), {Shape: []int{2, 1}, Ints: []int64{0, 3}}}}, "index 3 at position 1 is outside [-3, 3)"},
+		{"GatherElements", Case{Inputs: []CaseInput{x(2, 3), {Shape: []int{2}, Ints: []int64{0, 1}}}}, "same rank"},
+		{"GatherElements", Case{Inputs: []CaseInput{x(2, 3), {Shape: []int{2, 4}, Ints: make([]int64, 8)}}}, "exceed data"},
+	} {
+		d := Lookup(tc.typ, 0)
+		_, err := checkCase(d, tc.c, 1)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s %v: error %v, want one containing %q", tc.typ, tc.c.Attrs, err, tc.want)
+			continue
+		}
+		if strings.Contains(err.Error(), "panic") {
+			t.Errorf("%s: %v", tc.typ, err)
+		}
+		if strings.HasPrefix(err.Error(), "shape inference") && !strings.Contains(err.Error(), `node "n"`) {
+			t.Errorf("%s: inference error %q does not name the node", tc.typ, err)
+		}
+	}
+	// Computed indices out of range: the forward pass gives zeros and
+	// Validate reports the index.
+	c := Case{Attrs: []*Attr{attrInt("axis", -1)}, Inputs: []CaseInput{x(2, 3), {Shape: []int{2, 2}, Ints: []int64{0, 1, 2, -4}, Data: true}}}
+	d := Lookup("GatherElements", 0)
+	h, b, _, err := buildCase(d, c, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := NewKernel[float64](d.Exec, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.k = k
+	w := h.work()
+	k.Forward(w)
+	v, ok := k.(Validator[float64])
+	if !ok {
+		t.Fatal("GatherElements with computed indices is not a Validator")
+	}
+	err = v.Validate(w)
+	if err == nil || !strings.Contains(err.Error(), "index -4 at position 3 is outside [-3, 3)") {
+		t.Errorf("Validate: %v", err)
+	}
+	if y := w.Val[b.Out[0]]; y[3] != 0 {
+		t.Errorf("bad index gives %g, want 0", y[3])
+	}
+}
