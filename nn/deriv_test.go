@@ -211,6 +211,12 @@ var netCases = []netCase{
 	// reduce_model_test.go): axes as attributes at opset 13, as inputs at 18.
 	{name: "reductions-13", sample: []int{2, 4, 4}, build: reduceNet(false), kinks: true},
 	{name: "reductions-18", sample: []int{2, 4, 4}, build: reduceNet(true), kinks: true, opset: 18},
+	// The layout operators (DepthToSpace in both modes, SpaceToDepth,
+	// Trilu, CumSum, GatherElements with indices expanded to the batch)
+	// and Einsum of two computed operands and of an activation and a
+	// weight, at opsets 14 and 17.
+	{name: "layout-14", sample: []int{2, 4, 4}, build: layoutNet, opset: 14},
+	{name: "layout-17", sample: []int{2, 4, 4}, build: layoutNet, opset: 17},
 	{name: "layernormalization-17", sample: []int{3, 4}, opset: 17, build: func(b *mt.Builder, r *rand.Rand) {
 		dbl(b, r, "w1", 4, 4)
 		dbl(b, r, "g", 4)
@@ -243,6 +249,42 @@ func variadicNet(b *mt.Builder, r *rand.Rand) {
 	b.Node("Min", "min1", []string{"t"}, []string{"t1"})
 	b.Node("Sum", "sum2", []string{"t1", "s"}, []string{"t2"})
 	b.Node("Flatten", "", []string{"t2"}, []string{"f"})
+	b.Node("MatMul", "fc", []string{"f", "fw"}, []string{"y"})
+}
+
+// layoutNet is the graph of the layout cases.
+func layoutNet(b *mt.Builder, r *rand.Rand) {
+	dbl(b, r, "w1", 8, 2, 1, 1)
+	dbl(b, r, "we", 8, 3)
+	dbl(b, r, "fw", 24, 4)
+	b.Int64("shape", []int{3}, []int64{0, 8, 16})
+	b.Double("scale", []int{}, []float64{0.2})
+	b.Int64("k", []int{}, []int64{-1})
+	b.Int64("axis", []int{}, []int64{-1})
+	b.Int64("idx", []int{1, 8, 3}, []int64{0, 7, -1, 3, 3, 1, 2, -8, 5, 6, 0, 4, 1, 1, 7, 2, 5, -3, 4, 0, 6, 7, 2, 3})
+	b.Int64("tail", []int{2}, []int64{8, 3})
+	b.Int64("start", []int{1}, []int64{0})
+	b.Int64("end", []int{1}, []int64{1})
+	b.Node("Conv", "c", []string{"x", "w1"}, []string{"a"})
+	b.Node("DepthToSpace", "d2s_crd", []string{"a"}, []string{"d"}, mt.Int("blocksize", 2), mt.String("mode", "CRD"))
+	b.Node("Tanh", "", []string{"d"}, []string{"dt"})
+	b.Node("SpaceToDepth", "s2d", []string{"dt"}, []string{"s"}, mt.Int("blocksize", 2))
+	b.Node("DepthToSpace", "d2s_dcr", []string{"s"}, []string{"d2"}, mt.Int("blocksize", 2))
+	b.Node("Mul", "", []string{"d2", "d"}, []string{"dd"})
+	b.Node("Reshape", "", []string{"dd", "shape"}, []string{"q"})
+	b.Node("Einsum", "att", []string{"q", "q"}, []string{"att"}, mt.String("equation", "bcq,bdq->bcd"))
+	b.Node("Mul", "", []string{"att", "scale"}, []string{"as"})
+	b.Node("Trilu", "tril", []string{"as", "k"}, []string{"tr"}, mt.Int("upper", 0))
+	b.Node("CumSum", "cs", []string{"tr", "axis"}, []string{"cs"}, mt.Int("exclusive", 1))
+	b.Node("Einsum", "proj", []string{"cs", "we"}, []string{"e"}, mt.String("equation", "bcd,de->bce"))
+	b.Node("Shape", "", []string{"x"}, []string{"xs"})
+	b.Node("Slice", "", []string{"xs", "start", "end"}, []string{"n"})
+	b.Node("Concat", "", []string{"n", "tail"}, []string{"is"}, mt.Int("axis", 0))
+	b.Node("Expand", "", []string{"idx", "is"}, []string{"ie"})
+	b.Node("GatherElements", "gather", []string{"as", "ie"}, []string{"g"}, mt.Int("axis", 2))
+	b.Node("Add", "", []string{"e", "g"}, []string{"h"})
+	b.Node("Tanh", "", []string{"h"}, []string{"t"})
+	b.Node("Flatten", "", []string{"t"}, []string{"f"})
 	b.Node("MatMul", "fc", []string{"f", "fw"}, []string{"y"})
 }
 
