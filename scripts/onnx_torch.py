@@ -14,7 +14,8 @@ Dropout, ConstantOfShape, Expand, Equal, Where, Slice (unit steps), ReduceMean, 
 out step by step, default activations), ConvTranspose (F.conv_transpose with
 the pads cropped), Resize and Upsample (F.interpolate: nearest with
 asymmetric coordinates and floor rounding, linear with half_pixel,
-pytorch_half_pixel or align_corners). Anything else raises
+pytorch_half_pixel or align_corners), DepthToSpace, SpaceToDepth, Einsum,
+GatherElements, CumSum and Trilu. Anything else raises
 NotImplementedError naming the node.
 
 The reductions ReduceMax, ReduceMin, ReduceProd, ReduceL1, ReduceL2,
@@ -248,6 +249,40 @@ def _reduce_one(x, op):
             "ReduceLogSum": torch.log}.get(op, lambda t: t)(x)
 
 
+# Layout operators and Einsum (scripts/make_layout_tiny.py), written from
+# the ONNX definitions with torch ops.
+LAYOUT_OPS = ("DepthToSpace", "SpaceToDepth", "Einsum", "GatherElements", "CumSum", "Trilu")
+
+
+def _layout(node, a, ins, op):
+    x = ins[0]
+    if op in ("DepthToSpace", "SpaceToDepth"):
+        b = a["blocksize"]
+        n, c, h, w = x.shape
+        if op == "SpaceToDepth":
+            return x.reshape(n, c, h // b, b, w // b, b).permute(0, 3, 5, 1, 2, 4).reshape(n, c * b * b, h // b, w // b)
+        if a.get("mode", "DCR") == "CRD":
+            return x.reshape(n, c // (b * b), b, b, h, w).permute(0, 1, 4, 2, 5, 3).reshape(n, c // (b * b), h * b, w * b)
+        return x.reshape(n, b, b, c // (b * b), h, w).permute(0, 3, 4, 1, 5, 2).reshape(n, c // (b * b), h * b, w * b)
+    if op == "Einsum":
+        return torch.einsum(a["equation"], *ins)
+    if op == "GatherElements":
+        axis = a.get("axis", 0) % x.dim()
+        return torch.gather(x, axis, ins[1] % x.shape[axis])
+    if op == "CumSum":
+        axis = int(ins[1].reshape(-1)[0]) % x.dim()
+        rev = a.get("reverse", 0)
+        y = x.flip(axis) if rev else x
+        out = torch.cumsum(y, axis)
+        if a.get("exclusive", 0):
+            out = out - y
+        return out.flip(axis) if rev else out
+    if op == "Trilu":
+        k = int(ins[1].reshape(-1)[0]) if len(ins) > 1 and ins[1] is not None else 0
+        return torch.triu(x, k) if a.get("upper", 1) else torch.tril(x, k)
+    raise NotImplementedError(f"node {node.name}: op {op} not supported")
+
+
 def load_module(mod, model, dtype=torch.float64):
     """Load a torch module's parameters and buffers from the ONNX model's
     initializers of the same names (the names torch.onnx.export keeps),
@@ -462,6 +497,8 @@ def run(model, x, overrides=None, dtype=torch.float64, values=None, input_deltas
             out = _rnn(node, a, ins, op)
         elif op == "ConvTranspose":
             out = _conv_transpose(node, a, ins)
+        elif op in LAYOUT_OPS:
+            out = _layout(node, a, ins, op)
         elif op in ("Resize", "Upsample"):
             out = _resize(node, a, ins, op)
         else:
