@@ -1,0 +1,152 @@
+//go:build ort
+
+package ort_test
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/advancedclimatesystems/gonnx/onnx"
+
+	"github.com/bitplan/bitplan/model"
+	mt "github.com/bitplan/bitplan/model/modeltest"
+	"github.com/bitplan/bitplan/nn"
+	"github.com/bitplan/bitplan/ort"
+)
+
+// layoutOpsTol bounds |engine − ONNX Runtime| relative to max(1, |y|):
+// the engine runs in float64, ONNX Runtime in float32 on float32 weights,
+// over at most a few dozen operations per output (rounding ≈ 1e-7 each).
+const layoutOpsTol = 1e-5
+
+// TestLayoutOpsORT compares the engine's forward pass with ONNX Runtime's
+// on one-operator graphs (a MatMul unit, the operator, a Flatten) for the
+// attributes and inputs torch exports never set: DepthToSpace DCR and CRD,
+// SpaceToDepth, Trilu upper and lower with positive, negative and absent
+// k, CumSum exclusive and reverse, GatherElements with negative indices,
+// and Einsum equations with implicit outputs, '...', diagonals, sums over
+// an index, transposed products and a constant operand.
+func TestLayoutOpsORT(t *testing.T) {
+	initORT(t)
+	type tc struct {
+		name   string
+		sample []int // x's shape without the batch; the MatMul acts on its last axis
+		batch  int
+		build  func(b *mt.Builder) // from "h" (the MatMul's output) to "z"
+	}
+	eq := func(e string) *onnx.AttributeProto { return mt.String("equation", e) }
+	one := func(op string, attrs ...*onnx.AttributeProto) func(b *mt.Builder) {
+		return func(b *mt.Builder) { b.Node(op, "op", []string{"h"}, []string{"z"}, attrs...) }
+	}
+	withInt := func(op string, v []int64, attrs ...*onnx.AttributeProto) func(b *mt.Builder) {
+		return func(b *mt.Builder) {
+			b.Int64("c", []int{}, v)
+			b.Node(op, "op", []string{"h", "c"}, []string{"z"}, attrs...)
+		}
+	}
+	second := func(op string, attrs ...*onnx.AttributeProto) func(b *mt.Builder) {
+		return func(b *mt.Builder) {
+			b.Node("Tanh", "", []string{"h"}, []string{"h2"})
+			b.Node(op, "op", []string{"h", "h2"}, []string{"z"}, attrs...)
+		}
+	}
+	r := rand.New(rand.NewPCG(5, 5))
+	randv := func(n int) []float64 {
+		v := make([]float64, n)
+		for i := range v {
+			v[i] = float64(float32(r.NormFloat64()))
+		}
+		return v
+	}
+	cases := []tc{
+		{"DepthToSpace DCR", []int{8, 2, 3}, 3, one("DepthToSpace", mt.Int("blocksize", 2))},
+		{"DepthToSpace CRD", []int{8, 2, 3}, 3, one("DepthToSpace", mt.Int("blocksize", 2), mt.String("mode", "CRD"))},
+		{"SpaceToDepth", []int{2, 4, 6}, 2, one("SpaceToDepth", mt.Int("blocksize", 2))},
+		{"Trilu upper", []int{3, 4}, 2, one("Trilu")},
+		{"Trilu upper k 2", []int{3, 5}, 2, withInt("Trilu", []int64{2})},
+		{"Trilu lower k -1", []int{4, 3}, 2, withInt("Trilu", []int64{-1}, mt.Int("upper", 0))},
+		{"CumSum axis 1", []int{3, 4}, 2, withInt("CumSum", []int64{1})},
+		{"CumSum exclusive reverse axis -1", []int{3, 4}, 2, withInt("CumSum", []int64{-1}, mt.Int("exclusive", 1), mt.Int("reverse", 1))},
+		{"CumSum exclusive axis 0", []int{3, 4}, 2, withInt("CumSum", []int64{0}, mt.Int("exclusive", 1))},
+		{"GatherElements negative indices", []int{3, 4}, 1, func(b *mt.Builder) {
+			b.Int64("i", []int{1, 2, 4}, []int64{-1, 0, 2, -3, 1, -2, 0, 3})
+			b.Node("GatherElements", "op", []string{"h", "i"}, []string{"z"}, mt.Int("axis", 2))
+		}},
+		{"GatherElements axis 1", []int{3, 4}, 1, func(b *mt.Builder) {
+			b.Int64("i", []int{1, 4, 2}, []int64{2, -1, 0, 1, -3, 2, 1, 1})
+			b.Node("GatherElements", "op", []string{"h", "i"}, []string{"z"}, mt.Int("axis", 1))
+		}},
+		{"Einsum bij,bjk->bik", []int{3, 3}, 2, second("Einsum", eq("bij,bjk->bik"))},
+		{"Einsum attention bhqd,bhkd->bhqk", []int{2, 3, 4}, 2, second("Einsum", eq("bhqd,bhkd->bhqk"))},
+		{"Einsum implicit ...ij,...kj", []int{3, 4}, 2, second("Einsum", eq("...ij,...kj"))},
+		{"Einsum ellipsis", []int{2, 3, 3}, 2, second("Einsum", eq("...ij,...jk->...ik"))},
+		{"Einsum transposed output", []int{3, 4}, 2, second("Einsum", eq("bij,bik->bkj"))},
+		{"Einsum diagonal", []int{3, 3}, 2, one("Einsum", eq("bii->bi"))},
+		{"Einsum transpose", []int{2, 3, 4}, 2, one("Einsum", eq("bijk->bkji"))},
+		{"Einsum own sum", []int{2, 3, 4}, 2, one("Einsum", eq("bijk->bj"))},
+		{"Einsum constant", []int{3, 4}, 2, func(b *mt.Builder) {
+			b.Float("we", []int{4, 2}, randv(8))
+			b.Node("Einsum", "op", []string{"h", "we"}, []string{"z"}, eq("bij,jk->bik"))
+		}},
+		{"Einsum outer", []int{3}, 2, func(b *mt.Builder) {
+			b.Node("Tanh", "", []string{"h"}, []string{"h2"})
+			b.Node("Einsum", "op", []string{"h", "h2"}, []string{"z"}, eq("bi,bj->bij"))
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			opset := int64(17)
+			b := mt.New("layout_op", opset)
+			b.Input("x", append([]int{-1}, c.sample...)...)
+			d := c.sample[len(c.sample)-1]
+			b.Float("w", []int{d, d}, randv(d*d))
+			b.Node("MatMul", "unit", []string{"x", "w"}, []string{"h"})
+			c.build(b)
+			b.Node("Flatten", "", []string{"z"}, []string{"y"}) // N×classes logits for the engine
+			b.Output("y")
+			raw := b.Bytes()
+			m, err := model.Decode(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e, err := nn.New(m, &nn.Options{Precision: nn.Float64, Workers: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 1
+			for _, s := range c.sample {
+				n *= s
+			}
+			x := randv(c.batch * n)
+			want, err := e.Logits(x, c.batch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := ort.Open(raw, nil)
+			if err != nil {
+				t.Fatalf("ONNX Runtime refuses the graph: %v", err)
+			}
+			defer s.Close()
+			x32 := make([]float32, len(x))
+			for i, v := range x {
+				x32[i] = float32(v)
+			}
+			got, err := s.Run(x32, c.batch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(want) {
+				t.Fatalf("ONNX Runtime gives %d values, the engine %d", len(got), len(want))
+			}
+			worst := 0.0
+			for i, v := range want {
+				worst = max(worst, math.Abs(float64(got[i])-v)/max(1, math.Abs(v)))
+			}
+			t.Logf("engine against ONNX Runtime: %.2g (relative)", worst)
+			if worst > layoutOpsTol {
+				t.Errorf("engine and ONNX Runtime differ by %.3g (relative)", worst)
+			}
+		})
+	}
+}
