@@ -5,11 +5,17 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"math/rand/v2"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
+
+	"github.com/advancedclimatesystems/gonnx/onnx"
 
 	"github.com/bitplan/bitplan/data"
 	"github.com/bitplan/bitplan/model"
+	mt "github.com/bitplan/bitplan/model/modeltest"
 	"github.com/bitplan/bitplan/nn"
 )
 
@@ -130,5 +136,107 @@ func TestLayoutTinyMatchesTorch(t *testing.T) {
 			t.Logf("against PyTorch: logits %.2g (float32 %.2g) of scale %.3g, loss %.2g, gradient %.2g, H·v %.2g; H·v against finite differences %.2g (|H·v| %.6g)",
 				d64, d32, sc, math.Abs(ev.Loss-loss), relErr(g, gradRef), relErr(hv, hvRef), relErr(hv, fd), norm(hv))
 		})
+	}
+}
+
+// TestGatherElementsComputedIndices runs GatherElements whose indices are
+// a graph input (int64 data read at run time, negative ones included):
+// y[n, i, j] = (x w)[n, i, ids[n, i, j]] against the product written out,
+// the gradient in w against central differences of the loss, H·v against
+// central differences of the gradient; an index outside the axis makes
+// the forward pass fail with an error naming the node.
+func TestGatherElementsComputedIndices(t *testing.T) {
+	r := rand.New(rand.NewPCG(4, 4))
+	b := mt.New("gather_elements_ids", 13)
+	b.Input("x", -1, 3, 4)
+	b.Proto().Graph.Input = append(b.Proto().Graph.Input, &onnx.ValueInfoProto{Name: "ids", Type: &onnx.TypeProto{Value: &onnx.TypeProto_TensorType{
+		TensorType: &onnx.TypeProto_Tensor{ElemType: int32(onnx.TensorProto_INT64), Shape: &onnx.TensorShapeProto{Dim: []*onnx.TensorShapeProto_Dimension{
+			{Value: &onnx.TensorShapeProto_Dimension_DimParam{DimParam: "N"}}, {Value: &onnx.TensorShapeProto_Dimension_DimValue{DimValue: 3}},
+			{Value: &onnx.TensorShapeProto_Dimension_DimValue{DimValue: 2}}}}}}}})
+	w := randn(r, 16, 0.5)
+	b.Double("w", []int{4, 4}, w)
+	b.Node("MatMul", "mm", []string{"x", "w"}, []string{"h"})
+	b.Node("Tanh", "", []string{"h"}, []string{"t"})
+	b.Node("GatherElements", "ge", []string{"t", "ids"}, []string{"g"}, mt.Int("axis", 2))
+	b.Node("Flatten", "", []string{"g"}, []string{"y"})
+	b.Output("y")
+	m, err := model.Decode(b.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := nn.New(m, &nn.Options{Precision: nn.Float64, Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 3
+	x := randn(r, n*12, 1)
+	ids := []int64{0, 3, -1, 2, 1, -4, 3, 3, 0, 0, -2, 1, 2, -3, 1, 0, 3, -1}
+	idsF := make([]float64, len(ids))
+	for i, v := range ids {
+		idsF[i] = float64(v)
+	}
+	got, err := e.LogitsInputs([][]float64{x, idsF}, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for s := 0; s < n; s++ {
+		for i := 0; i < 3; i++ {
+			for j := 0; j < 2; j++ {
+				k := int((ids[(s*3+i)*2+j] + 4) % 4)
+				h := 0.0
+				for c := 0; c < 4; c++ {
+					h += x[(s*3+i)*4+c] * w[c*4+k]
+				}
+				if want := math.Tanh(h); math.Abs(got[(s*3+i)*2+j]-want) > 1e-14 {
+					t.Fatalf("y[%d, %d, %d] = %.17g, want %.17g", s, i, j, got[(s*3+i)*2+j], want)
+				}
+			}
+		}
+	}
+	labels := []int{1, 5, 2}
+	ds, err := data.NewArrays([]string{"x", "ids"}, []*data.Array{{Shape: []int{n, 3, 4}, Float: x}, {Shape: []int{n, 3, 2}, Int: ids}}, labels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	theta := e.Theta()
+	g := gradAt(t, e, ds, theta)
+	const h = 1e-5
+	for i := range theta {
+		p, q := slices.Clone(theta), slices.Clone(theta)
+		p[i] += h
+		q[i] -= h
+		if fd := (lossAt(t, e, ds, p) - lossAt(t, e, ds, q)) / (2 * h); math.Abs(fd-g[i]) > 1e-7*max(1, norm(g)) {
+			t.Errorf("∂L/∂w[%d] = %.10g, finite differences %.10g", i, g[i], fd)
+		}
+	}
+	if err := e.SetTheta(theta); err != nil {
+		t.Fatal(err)
+	}
+	op, err := e.Operator(ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := randn(r, len(theta), 1)
+	hv := make([]float64, len(theta))
+	if err := op.HVP(context.Background(), hv, v); err != nil {
+		t.Fatal(err)
+	}
+	p, q := slices.Clone(theta), slices.Clone(theta)
+	for i := range theta {
+		p[i], q[i] = theta[i]+h*v[i], theta[i]-h*v[i]
+	}
+	gp, gm := gradAt(t, e, ds, p), gradAt(t, e, ds, q)
+	fd := make([]float64, len(theta))
+	for i := range fd {
+		fd[i] = (gp[i] - gm[i]) / (2 * h)
+	}
+	if err := relErr(hv, fd); err > 1e-6 {
+		t.Errorf("H·v: relative error %.3g against finite differences of the gradient", err)
+	}
+	// An index of 4 on an axis of 4.
+	idsF[5] = 4
+	_, err = e.LogitsInputs([][]float64{x, idsF}, n)
+	if err == nil || !strings.Contains(err.Error(), `GatherElements node "ge"`) || !strings.Contains(err.Error(), "index 4 at position 5 is outside [-4, 4)") {
+		t.Errorf("out-of-range index: error %v", err)
 	}
 }
