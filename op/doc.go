@@ -35,7 +35,8 @@
 //     Offset when affine); R{y} = L R{x}, x̄ += Lᵀ ȳ, R{x̄} += Lᵀ R{ȳ}
 //     (views, Transpose, Concat, BatchNormalization, average pooling,
 //     Resize, Sum and Mean of any number of inputs, ReduceMean and
-//     ReduceSum).
+//     ReduceSum, and the layout operators of layout.go: DepthToSpace,
+//     SpaceToDepth, Trilu, CumSum, GatherElements).
 //   - Elementwise: unary operators give f, f′, f″ (UnaryFns); binary
 //     broadcasting operators give f with its first and second partials
 //     (BinaryFns). The second-order term f″ R{x} ȳ is then never forgotten.
@@ -44,7 +45,9 @@
 //     Div, so its R-forward and R-backward follow from theirs.
 //   - Bilinear and Custom: hand-written four-method kernels remain where a
 //     derived rule would be much slower — Conv, ConvTranspose and
-//     Gemm/MatMul (one im2col and one BLAS call per product), Softmax (closed form), MaxPool,
+//     Gemm/MatMul (one im2col and one BLAS call per product), Einsum (MatMul's
+//     rules through the maps into a batched GEMM layout, see einsum.go),
+//     Softmax (closed form), MaxPool,
 //     ReduceMax and ReduceMin and the variadic Max and Min (the argmax
 //     routing of the forward pass, linear for fixed picks; one kernel for
 //     any number of inputs, see variadic.go and reduce.go), ReduceProd,
