@@ -375,7 +375,7 @@ const (
 func newEinsum[T Real](b *Build) (Kernel[T], error) {
 	n := b.Node
 	if len(b.In) == 0 || len(b.In) > 2 {
-		return nil, fmt.Errorf("Einsum of %d operands: only one or two are supported", len(b.In))
+		return nil, fmt.Errorf("%d operands: only one or two are supported", len(b.In))
 	}
 	var shapes [][]int
 	for i, s := range b.In {

@@ -400,3 +400,44 @@ func TestLayoutErrors(t *testing.T) {
 		t.Errorf("bad index gives %g, want 0", y[3])
 	}
 }
+
+// TestEinsumLayouts checks which equations run without copies: an operand
+// already in a batched GEMM layout (plain or transposed) is used in place,
+// and an output in the product's order is written directly.
+func TestEinsumLayouts(t *testing.T) {
+	eq := func(e string) []*Attr { return []*Attr{{Name: "equation", Type: AttrString, String: e}} }
+	x := func(s ...int) CaseInput { return CaseInput{Shape: s} }
+	for _, tc := range []struct {
+		eq           string
+		a, b         []int
+		copyA, copyB bool
+		ta, tb, perm bool
+	}{
+		{"bhqd,bhkd->bhqk", []int{1, 2, 3, 4}, []int{1, 2, 5, 4}, false, false, false, true, false},
+		{"bhqk,bhkd->bhqd", []int{1, 2, 3, 5}, []int{1, 2, 5, 4}, false, false, false, false, false},
+		{"bij,bjk->bik", []int{2, 3, 4}, []int{2, 4, 5}, false, false, false, false, false},
+		{"bji,bjk->bik", []int{2, 4, 3}, []int{2, 4, 5}, false, false, true, false, false},
+		{"bcd,de->bce", []int{2, 3, 4}, []int{4, 5}, false, false, false, false, false},
+		{"bhqk,bhkd->bqhd", []int{1, 2, 3, 5}, []int{1, 2, 5, 4}, false, false, false, false, true},
+		{"bqhd,bkhd->bhqk", []int{1, 3, 2, 4}, []int{1, 5, 2, 4}, true, true, false, false, false},
+	} {
+		d := Lookup("Einsum", 0)
+		_, b, _, err := buildCase(d, Case{Attrs: eq(tc.eq), Inputs: []CaseInput{x(tc.a...), x(tc.b...)}}, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, err := NewKernel[float64](d.Exec, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := k.(*einsum[float64])
+		got := []bool{e.pa != nil, e.pb != nil, e.g.ta, e.g.tb, e.q != nil}
+		want := []bool{tc.copyA, tc.copyB, tc.ta, tc.tb, tc.perm}
+		for i := range got {
+			if got[i] != want[i] {
+				t.Errorf("%s: copy A, copy B, transA, transB, permuted output = %v, want %v", tc.eq, got, want)
+				break
+			}
+		}
+	}
+}
