@@ -272,6 +272,8 @@ func TestEinsumBruteForce(t *testing.T) {
 		"...i,...i->...":     "xi,xi->x",
 		"b...c,cd->b...d":    "bxyc,cd->bxyd",
 		"b...,b...->b...":    "bx,bx->bx",
+		// numpy.einsum's implicit output: upper case first (ASCII).
+		"Aba,aC": "Aba,aC->ACb",
 	}
 	extra := []Case{
 		{Attrs: eq("bqhd,bkhd->bhqk"), Inputs: []CaseInput{x(2, 3, 2, 2), x(2, 4, 2, 2)}},
@@ -294,6 +296,7 @@ func TestEinsumBruteForce(t *testing.T) {
 		{Attrs: eq("ijj,jk->ik"), Inputs: []CaseInput{x(2, 3, 3), x(3, 2)}},
 		{Attrs: eq("b...,b...->b..."), Inputs: []CaseInput{x(2, 3), x(2, 3)}},
 		{Attrs: eq("ba,b->a"), Inputs: []CaseInput{x(3, 2), x(3)}},
+		{Attrs: eq("Aba,aC"), Inputs: []CaseInput{x(2, 3, 4), x(4, 2)}},
 	}
 	d := Lookup("Einsum", 0)
 	cases := append(append([]Case{}, d.Cases...), extra...)

@@ -26,7 +26,11 @@ const layoutOpsTol = 1e-5
 // SpaceToDepth, Trilu upper and lower with positive, negative and absent
 // k, CumSum exclusive and reverse, GatherElements with negative indices,
 // and Einsum equations with implicit outputs, '...', diagonals, sums over
-// an index, transposed products and a constant operand.
+// an index, transposed products, upper-case labels and a constant operand
+// (ONNX Runtime 1.24.1 refuses an implicit output with upper-case labels,
+// "The only subscript labels allowed are lower-cased letters (a-z) and
+// upper-cased letters (A-Z)": op's TestEinsumBruteForce checks that order
+// against numpy's instead).
 func TestLayoutOpsORT(t *testing.T) {
 	initORT(t)
 	type tc struct {
@@ -80,6 +84,10 @@ func TestLayoutOpsORT(t *testing.T) {
 		{"Einsum bij,bjk->bik", []int{3, 3}, 2, second("Einsum", eq("bij,bjk->bik"))},
 		{"Einsum attention bhqd,bhkd->bhqk", []int{2, 3, 4}, 2, second("Einsum", eq("bhqd,bhkd->bhqk"))},
 		{"Einsum implicit ...ij,...kj", []int{3, 4}, 2, second("Einsum", eq("...ij,...kj"))},
+		{"Einsum upper case", []int{3, 4}, 2, func(b *mt.Builder) {
+			b.Float("we", []int{4, 3}, randv(12))
+			b.Node("Einsum", "op", []string{"h", "we"}, []string{"z"}, eq("Aba,aC->ACb"))
+		}},
 		{"Einsum ellipsis", []int{2, 3, 3}, 2, second("Einsum", eq("...ij,...jk->...ik"))},
 		{"Einsum transposed output", []int{3, 4}, 2, second("Einsum", eq("bij,bik->bkj"))},
 		{"Einsum diagonal", []int{3, 3}, 2, one("Einsum", eq("bii->bi"))},
