@@ -213,8 +213,8 @@ var netCases = []netCase{
 	{name: "reductions-18", sample: []int{2, 4, 4}, build: reduceNet(true), kinks: true, opset: 18},
 	// The layout operators (DepthToSpace in both modes, SpaceToDepth,
 	// Trilu, CumSum, GatherElements with indices expanded to the batch)
-	// and Einsum of two computed operands and of an activation and a
-	// weight, at opsets 14 and 17.
+	// and Einsum of two computed operands, of an activation and a weight,
+	// and of three operands, at opsets 14 and 17.
 	{name: "layout-14", sample: []int{2, 4, 4}, build: layoutNet, opset: 14},
 	{name: "layout-17", sample: []int{2, 4, 4}, build: layoutNet, opset: 17},
 	{name: "layernormalization-17", sample: []int{3, 4}, opset: 17, build: func(b *mt.Builder, r *rand.Rand) {
@@ -256,7 +256,7 @@ func variadicNet(b *mt.Builder, r *rand.Rand) {
 func layoutNet(b *mt.Builder, r *rand.Rand) {
 	dbl(b, r, "w1", 8, 2, 1, 1)
 	dbl(b, r, "we", 8, 3)
-	dbl(b, r, "fw", 24, 4)
+	dbl(b, r, "fw", 32, 4)
 	b.Int64("shape", []int{3}, []int64{0, 8, 16})
 	b.Double("scale", []int{}, []float64{0.2})
 	b.Int64("k", []int{}, []int64{-1})
@@ -284,8 +284,11 @@ func layoutNet(b *mt.Builder, r *rand.Rand) {
 	b.Node("GatherElements", "gather", []string{"as", "ie"}, []string{"g"}, mt.Int("axis", 2))
 	b.Node("Add", "", []string{"e", "g"}, []string{"h"})
 	b.Node("Tanh", "", []string{"h"}, []string{"t"})
+	b.Node("Einsum", "tri", []string{"cs", "we", "t"}, []string{"tri"}, mt.String("equation", "bcd,de,bce->bc"))
+	b.Node("Tanh", "", []string{"tri"}, []string{"tt"})
 	b.Node("Flatten", "", []string{"t"}, []string{"f"})
-	b.Node("MatMul", "fc", []string{"f", "fw"}, []string{"y"})
+	b.Node("Concat", "", []string{"f", "tt"}, []string{"ft"}, mt.Int("axis", 1))
+	b.Node("MatMul", "fc", []string{"ft", "fw"}, []string{"y"})
 }
 
 // buildNet builds case c with input "x" and output "y" as a model.

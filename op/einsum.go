@@ -7,7 +7,7 @@ import (
 	"strings"
 )
 
-// Einsum of one or two operands (torch.einsum as torch.onnx exports it:
+// Einsum of any number of operands (torch.einsum as torch.onnx exports it:
 // attention scores 'bhqd,bhkd->bhqk', batched products 'bij,bjk->bik',
 // bilinear and outer products, transposes, sums over an index, diagonals
 // and traces, with or without '...').
@@ -37,7 +37,9 @@ import (
 //
 // with R{A'} = P_a(R{a}), Ȳ' = Qᵀ(ȳ), ā += P_aᵀ(Ā') and so on (class
 // Custom: hand-written bilinear rules, as MatMul's). One operand: y = P(a)
-// into the output's layout, class Linear's kernel.
+// into the output's layout, class Linear's kernel. Three or more operands
+// ('bi,ij,bj->b'): a chain of two-operand Einsums, left to right, run as a
+// composite (einsumChain), whose passes follow from the steps'.
 //
 // An Einsum is not a quantizable unit even with a weight operand: which
 // axis of the weight holds its output channels depends on the equation,
@@ -62,6 +64,8 @@ func init() {
 			{Name: "trace", Attrs: eq("ii"), Inputs: []CaseInput{x(3, 3)}, Want: []int{}},
 			{Name: "batched diagonal, sum", Attrs: eq("bii->b"), Inputs: []CaseInput{x(2, 3, 3)}, Want: []int{2}},
 			{Name: "sum over an index", Attrs: eq("ij->j"), Inputs: []CaseInput{x(3, 2)}, Want: []int{2}},
+			{Name: "bilinear form, three operands", Attrs: eq("bi,ij,bj->b"), Inputs: []CaseInput{x(2, 3), x(3, 2), x(2, 2)}, Want: []int{2}},
+			{Name: "chain of four, ellipsis", Attrs: eq("...ij,jk,kl,l->...i"), Inputs: []CaseInput{x(2, 2, 3), x(3, 2), {Shape: []int{2, 2}, Const: []float64{1, -0.5, 0.25, 2}}, x(2)}, Want: []int{2, 2}},
 		}})
 }
 
@@ -374,8 +378,11 @@ const (
 
 func newEinsum[T Real](b *Build) (Kernel[T], error) {
 	n := b.Node
-	if len(b.In) == 0 || len(b.In) > 2 {
-		return nil, fmt.Errorf("%d operands: only one or two are supported", len(b.In))
+	if len(b.In) == 0 {
+		return nil, fmt.Errorf("no operands")
+	}
+	if len(b.In) > 2 {
+		return compose[T](einsumChain)(b)
 	}
 	var shapes [][]int
 	for i, s := range b.In {
@@ -474,6 +481,85 @@ func newEinsum[T Real](b *Build) (Kernel[T], error) {
 		}
 	}
 	return k, nil
+}
+
+// einsumChain expands an Einsum of three or more operands into a chain of
+// two-operand Einsums, left to right: step i contracts the result so far
+// with operand i and keeps the labels the output or a later operand reads.
+// Labels are renamed to letters (the '...' axes included), so each step is
+// an ordinary equation.
+func einsumChain(b *Build) (*Expansion, error) {
+	var shapes [][]int
+	for i, s := range b.In {
+		if s < 0 {
+			return nil, errMissing(i)
+		}
+		shapes = append(shapes, b.Shape(s))
+	}
+	equation, err := einsumEquation(b.Node)
+	if err != nil {
+		return nil, err
+	}
+	eq, err := parseEinsum(b.Node, equation, shapes)
+	if err != nil {
+		return nil, err
+	}
+	letter := map[int]byte{}
+	term := func(ls []int) (string, error) {
+		t := make([]byte, len(ls))
+		for i, l := range ls {
+			c, ok := letter[l]
+			if !ok {
+				if len(letter) == einsumEllipsis {
+					return "", fmt.Errorf("equation %q has more than %d labels with its '...' axes", equation, einsumEllipsis)
+				}
+				c = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"[len(letter)]
+				letter[l] = c
+			}
+			t[i] = c
+		}
+		return string(t), nil
+	}
+	var nodes []*Node
+	cur, curName := eq.ins[0], "$0"
+	for i := 1; i < len(eq.ins); i++ {
+		next, name := eq.out, "$out"
+		if i < len(eq.ins)-1 {
+			later := map[int]bool{}
+			for _, l := range eq.out {
+				later[l] = true
+			}
+			for _, ls := range eq.ins[i+1:] {
+				for _, l := range ls {
+					later[l] = true
+				}
+			}
+			next = nil
+			for _, l := range slices.Concat(cur, eq.ins[i]) {
+				if later[l] && !slices.Contains(next, l) {
+					next = append(next, l)
+				}
+			}
+			name = fmt.Sprintf("step%d", i)
+		}
+		ta, err := term(cur)
+		if err != nil {
+			return nil, err
+		}
+		tb, err := term(eq.ins[i])
+		if err != nil {
+			return nil, err
+		}
+		ty, err := term(next)
+		if err != nil {
+			return nil, err
+		}
+		e := ta + "," + tb + "->" + ty
+		nodes = append(nodes, &Node{Op: "Einsum", Inputs: []string{curName, fmt.Sprintf("$%d", i)}, Outputs: []string{name},
+			Attrs: map[string]*Attr{"equation": {Name: "equation", Type: AttrString, String: e}}})
+		cur, curName = next, name
+	}
+	return &Expansion{Nodes: nodes}, nil
 }
 
 // dimsOf returns the sizes of labels.

@@ -97,6 +97,17 @@ func TestLayoutOpsORT(t *testing.T) {
 			b.Float("we", []int{4, 2}, randv(8))
 			b.Node("Einsum", "op", []string{"h", "we"}, []string{"z"}, eq("bij,jk->bik"))
 		}},
+		{"Einsum three operands", []int{3, 4}, 2, func(b *mt.Builder) {
+			b.Float("we", []int{4, 2}, randv(8))
+			b.Node("Tanh", "", []string{"h"}, []string{"h2"})
+			b.Node("Einsum", "op", []string{"h", "we", "h2"}, []string{"z"}, eq("bij,jk,bij->bik"))
+		}},
+		{"Einsum four operands, ellipsis", []int{2, 3}, 2, func(b *mt.Builder) {
+			b.Float("we", []int{3, 3}, randv(9))
+			b.Node("Tanh", "", []string{"h"}, []string{"h2"})
+			b.Node("Sigmoid", "", []string{"h"}, []string{"h3"})
+			b.Node("Einsum", "op", []string{"h", "we", "h2", "h3"}, []string{"z"}, eq("...i,ij,...j,...k->...ik"))
+		}},
 		{"Einsum outer", []int{3}, 2, func(b *mt.Builder) {
 			b.Node("Tanh", "", []string{"h"}, []string{"h2"})
 			b.Node("Einsum", "op", []string{"h", "h2"}, []string{"z"}, eq("bi,bj->bij"))
