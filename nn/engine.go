@@ -410,7 +410,8 @@ func New(m *model.Model, opts *Options) (*Engine, error) {
 			l.channelStride, l.channelStep = l.WeightSize, 1
 		case u.Op == "Conv" || u.Op == "ConvTranspose" || u.Op == "Gather" || u.Op == "LSTM" || u.Op == "GRU" || u.Op == "RNN" ||
 			(u.Op == "Gemm" && u.WeightInput == 1 && u.TransB) ||
-			(u.Op == "MatMul" && u.WeightInput == 0 && len(ws) == 2):
+			(u.Op == "MatMul" && u.WeightInput == 0 && len(ws) == 2) ||
+			(u.Op == "Einsum" && u.ChannelAxis == 0):
 			// Output channel = leading dimension: contiguous rows.
 			l.channelStride, l.channelStep = l.WeightSize/u.OutChannels, 1
 		case u.Op == "Gemm" && u.WeightInput == 0:
@@ -429,7 +430,7 @@ func New(m *model.Model, opts *Options) (*Engine, error) {
 		e.units = append(e.units, l)
 	}
 	if e.dim == 0 {
-		return nil, fmt.Errorf("nn: the model has no quantizable units (Conv, Gemm, MatMul with a constant weight, Gather of an embedding table)")
+		return nil, fmt.Errorf("nn: the model has no quantizable units (Conv, Gemm, MatMul or Einsum with a constant weight, Gather of an embedding table)")
 	}
 	switch e.prec = e.opts.Precision; e.prec {
 	case Auto:

@@ -240,3 +240,60 @@ func TestGatherElementsComputedIndices(t *testing.T) {
 		t.Errorf("out-of-range index: error %v", err)
 	}
 }
+
+// TestEinsumUnits: an Einsum of an activation and a weight matrix is a unit
+// whose output channels lie on the weight's axis of the label it passes
+// to the output — axis 0 for 'bld,hd->blh' (a Linear layer's N×K weight),
+// axis 1 for 'blh,hk->blk', also with the weight first — with MACs of the
+// output's elements times the contracted size; the engine's per-channel
+// indices (the pruning and channel-Hessian blocks) are the weight's slices
+// along that axis. An Einsum of two activations, a three-dimensional
+// weight and a weight label shared with the activation are not units.
+func TestEinsumUnits(t *testing.T) {
+	r := rand.New(rand.NewPCG(8, 8))
+	b := mt.New("einsum_units", 17)
+	b.Input("x", -1, 3, 4)
+	b.Double("w1", []int{5, 4}, randn(r, 20, 0.5))
+	b.Double("w2", []int{5, 2}, randn(r, 10, 0.5))
+	b.Double("w3", []int{2, 3}, randn(r, 6, 0.5))
+	b.Double("w4", []int{3, 3, 3}, randn(r, 27, 0.5))
+	b.Double("w5", []int{3, 3}, randn(r, 9, 0.5))
+	b.Node("Einsum", "e1", []string{"x", "w1"}, []string{"h"}, mt.String("equation", "bld,hd->blh"))
+	b.Node("Einsum", "e2", []string{"h", "w2"}, []string{"h2"}, mt.String("equation", "blh,hk->blk"))
+	b.Node("Einsum", "e3", []string{"w3", "h2"}, []string{"h3"}, mt.String("equation", "kj,blk->blj"))
+	b.Node("Einsum", "att", []string{"h3", "h3"}, []string{"a"}, mt.String("equation", "bij,bkj->bik"))
+	b.Node("Einsum", "cube", []string{"a", "w4"}, []string{"c"}, mt.String("equation", "bik,kij->bij"))
+	b.Node("Einsum", "shared", []string{"c", "w5"}, []string{"s"}, mt.String("equation", "bij,ij->bij"))
+	b.Node("Flatten", "", []string{"s"}, []string{"y"})
+	b.Output("y")
+	m, err := model.Decode(b.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][3]int64{"e1": {0, 5, 3 * 5 * 4}, "e2": {1, 2, 3 * 2 * 5}, "e3": {1, 3, 3 * 3 * 2}}
+	got := map[string][3]int64{}
+	for _, u := range m.Units {
+		got[u.Name] = [3]int64{int64(u.ChannelAxis), int64(u.OutChannels), u.MACs}
+	}
+	if !maps.Equal(got, want) {
+		t.Fatalf("units (channel axis, channels, MACs) %v, want %v", got, want)
+	}
+	e, err := nn.New(m, &nn.Options{Precision: nn.Float64, Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range e.Units() {
+		ws := u.WeightShape
+		for c, idx := range u.ChannelIndices() {
+			var slice []int
+			for i := 0; i < ws[0]*ws[1]; i++ {
+				if []int{i / ws[1], i % ws[1]}[u.ChannelAxis] == c {
+					slice = append(slice, u.WeightOffset+i)
+				}
+			}
+			if !slices.Equal(idx, slice) {
+				t.Errorf("%s channel %d: indices %v, want the weight's slice %v on axis %d", u.Name, c, idx, slice, u.ChannelAxis)
+			}
+		}
+	}
+}

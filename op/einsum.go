@@ -41,15 +41,19 @@ import (
 // ('bi,ij,bj->b'): a chain of two-operand Einsums, left to right, run as a
 // composite (einsumChain), whose passes follow from the steps'.
 //
-// An Einsum is not a quantizable unit even with a weight operand: which
-// axis of the weight holds its output channels depends on the equation,
-// and the QDQ export and pruning would need it; it runs in floating point.
-// Its channel flow blocks.
+// An Einsum of an activation and a weight matrix that contracts one of the
+// weight's labels with the activation and passes the other to the output
+// ('bld,dh->blh', 'bld,hd->blh': a Linear layer written as einsum) is a
+// quantizable unit like MatMul (unitEinsum): its output channels are the
+// weight's axis of the passed label. Other weights (three-dimensional,
+// shared labels such as per-head weights 'bhd,hde->bhe') stay float
+// constants outside θ. Its channel flow blocks (pruning leaves its groups
+// intact).
 
 func init() {
 	eq := func(e string) []*Attr { return []*Attr{{Name: "equation", Type: AttrString, String: e}} }
 	x := func(s ...int) CaseInput { return CaseInput{Shape: s} }
-	Register(&Def{Type: "Einsum", Since: 12, Infer: inferEinsum, Exec: Both(newEinsum[float64], newEinsum[float32]), Class: Custom,
+	Register(&Def{Type: "Einsum", Since: 12, Infer: inferEinsum, Exec: Both(newEinsum[float64], newEinsum[float32]), Class: Custom, Unit: unitEinsum,
 		Cases: []Case{
 			{Name: "batched matmul", Attrs: eq("bij,bjk->bik"), Inputs: []CaseInput{x(2, 3, 4), x(2, 4, 2)}, Want: []int{2, 3, 2}},
 			{Name: "attention scores", Opset: 12, Attrs: eq("bhqd,bhkd->bhqk"), Inputs: []CaseInput{x(1, 2, 3, 2), x(1, 2, 4, 2)}, Want: []int{1, 2, 3, 4}},
@@ -560,6 +564,54 @@ func einsumChain(b *Build) (*Expansion, error) {
 		cur, curName = next, name
 	}
 	return &Expansion{Nodes: nodes}, nil
+}
+
+// unitEinsum recognises an Einsum of two operands one of which is a
+// floating-point weight matrix with two distinct labels: k, read by the
+// other operand and not the output (contracted), and c, in the output and
+// not the other operand (the output channels, the weight's ChannelAxis).
+// MACs are the output's elements times the size of k. Any other Einsum
+// has no unit (its constants stay constants).
+func unitEinsum(n *Node, g UnitGraph) (*UnitSpec, error) {
+	if len(n.Inputs) != 2 || len(n.Outputs) == 0 {
+		return nil, nil
+	}
+	wi, w := weightOperand(n, g)
+	if w == nil || len(w.Shape) != 2 || g.FloatConst(n.Input(1-wi)) != nil {
+		return nil, nil
+	}
+	equation, err := einsumEquation(n)
+	if err != nil {
+		return nil, err
+	}
+	lhs, out, explicit := strings.Cut(strings.ReplaceAll(equation, " ", ""), "->")
+	terms := strings.Split(lhs, ",")
+	if !explicit || len(terms) != 2 {
+		return nil, nil
+	}
+	wt, xt := terms[wi], terms[1-wi]
+	if len(wt) != 2 || wt[0] == wt[1] || strings.Contains(wt, ".") {
+		return nil, nil
+	}
+	count := func(t string, c byte) int { return strings.Count(t, string(c)) }
+	axis := -1
+	for i := 0; i < 2; i++ {
+		k, c := wt[1-i], wt[i]
+		if count(xt, k) == 1 && count(out, k) == 0 && count(xt, c) == 0 && count(out, c) == 1 {
+			axis = i
+		}
+	}
+	if axis < 0 {
+		return nil, nil
+	}
+	u := &UnitSpec{WeightInput: wi, DataInput: 1 - wi, BiasInput: -1, Group: 1, OutChannels: w.Shape[axis], ChannelAxis: axis}
+	if x, y := g.Dims(n.Input(1-wi)), g.Dims(n.Outputs[0]); x != nil && y != nil {
+		u.ShapeKnown = true
+		u.MACs = int64(Numel(y)) * int64(w.Shape[1-axis])
+		u.InElems, u.OutElems = int64(Numel(x)), int64(Numel(y))
+		u.perSample(g.Batch())
+	}
+	return u, nil
 }
 
 // dimsOf returns the sizes of labels.

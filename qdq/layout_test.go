@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
@@ -17,10 +19,11 @@ import (
 
 // TestExportLayoutOps: the W8A8 export of layout_tiny (opsets 14 and 17:
 // DepthToSpace, SpaceToDepth, Einsum, GatherElements, CumSum and Trilu
-// between six units) is an opset-21 model in which those nodes are
-// unchanged — same inputs and attributes: none of the six changed between
-// opsets 14 and 21, so the upgrade rewrites none — and which model.Decode
-// reads back.
+// between six units, and an Einsum with a weight, the seventh) is an
+// opset-21 model in which those nodes are unchanged — same inputs (but for
+// the Einsum unit's activation, which now reads its dequantized copy) and
+// attributes: none of the six operators changed between opsets 14 and 21,
+// so the upgrade rewrites none — and which model.Decode reads back.
 func TestExportLayoutOps(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 3))
 	layout := map[string]bool{"DepthToSpace": true, "SpaceToDepth": true, "Einsum": true, "GatherElements": true, "CumSum": true, "Trilu": true}
@@ -28,7 +31,11 @@ func TestExportLayoutOps(t *testing.T) {
 		j := map[string]string{}
 		for _, n := range g.Node {
 			if layout[n.OpType] {
-				j[n.Name] = fmt.Sprint(n.OpType, n.Input, n.Output, n.Attribute)
+				in := slices.Clone(n.Input)
+				for i, x := range in {
+					in[i] = strings.TrimSuffix(x, "_dequantized")
+				}
+				j[n.Name] = fmt.Sprint(n.OpType, in, n.Output, n.Attribute)
 			}
 		}
 		return j
@@ -47,8 +54,17 @@ func TestExportLayoutOps(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if len(res.Summary.Layers) != 6 || res.Model.OpsetImport[0].Version != Opset {
-			t.Errorf("%s: %d layers quantized (want 6), opset %d", name, len(res.Summary.Layers), res.Model.OpsetImport[0].Version)
+		if len(res.Summary.Layers) != 7 || res.Model.OpsetImport[0].Version != Opset {
+			t.Errorf("%s: %d layers quantized (want 7), opset %d", name, len(res.Summary.Layers), res.Model.OpsetImport[0].Version)
+		}
+		dq := 0
+		for _, n := range res.Model.Graph.Node {
+			if n.OpType == "DequantizeLinear" && len(n.Output) == 1 && n.Output[0] == "bil" {
+				dq++
+			}
+		}
+		if dq != 1 {
+			t.Errorf("%s: %d DequantizeLinear nodes give the Einsum weight bil, want 1", name, dq)
 		}
 		src := &onnx.ModelProto{}
 		if err := proto.Unmarshal(b, src); err != nil {

@@ -23,7 +23,7 @@ opset 18): input "input" N x 1 x 8 x 8 (float32, dynamic batch), output
     t = triu(att, -1) - tril(att, -2) / 2        (Trilu upper k -1, lower k -2)
     c = cumsum(t, 2)                             (CumSum)
     g = gather(c, 2, idx.expand(N, 8, 3))        N x 8 x 3      (GatherElements)
-    e = einsum('bcd,de->bce', c, bil)            N x 8 x 3      (Einsum with a constant)
+    e = einsum('bcd,de->bce', c, bil)            N x 8 x 3      (Einsum with a weight: a unit)
     logits = Linear 26->3 of [tanh(g + e).flatten(1), mean of r over H, W]
 
 torch.onnx maps PixelShuffle to DepthToSpace CRD but PixelUnshuffle to
@@ -32,10 +32,9 @@ so space_to_depth and depth_to_space_dcr, which compute ONNX's orders with
 plain torch reshapes and permutes, are torch.autograd.Function objects
 whose `symbolic` emits the ONNX node (torch.onnx's documented mechanism,
 as in make_variadic_tiny.py). idx (int64 1 x 8 x 3, values in [0, 8):
-torch.gather takes no negative indices)
-and bil (8 x 3, the bilinear term's matrix) are buffers: the engine runs an
-Einsum with a constant operand but does not make it a quantizable unit, so
-bil is a constant of the model, not a parameter.
+torch.gather takes no negative indices) is a buffer; bil (8 x 3) is a
+parameter, which the engine quantizes as the Einsum's weight (a unit like
+MatMul's, output channels on its axis 1).
 
 Also writes layout_tiny_ref.npz, computed by the module in float64 on the
 float32 weights: "input" (4 x 1 x 8 x 8, standard normal rounded to
@@ -115,7 +114,7 @@ class Tiny(nn.Module):
         self.shuffle = nn.PixelShuffle(2)
         gen = torch.Generator().manual_seed(4)
         self.register_buffer("idx", torch.randint(0, 8, (1, 8, 3), generator=gen))
-        self.register_buffer("bil", torch.randn(8, 3, generator=gen) / 3)
+        self.bil = nn.Parameter(torch.randn(8, 3, generator=gen) / 3)
 
     def forward(self, x):
         u = self.unshuffle(torch.relu(self.conv_a(x)))
