@@ -17,7 +17,7 @@ import (
 // testdata/models/layout_tiny_op14.onnx (scripts/make_layout_tiny.py:
 // DepthToSpace in both modes, SpaceToDepth, two Einsums, Trilu, CumSum and
 // GatherElements between six units, and an Einsum with a weight, the
-// seventh): trace and plan see the seven units, quantize writes the plan
+// seventh): trace, plan and eval see the seven units, quantize writes the plan
 // as a QDQ model that still holds the layout nodes, and prune leaves every
 // group intact, naming the depth operators and the Einsum unit, and
 // refuses a budget it cannot meet instead of writing a model.
@@ -48,6 +48,9 @@ func TestLayoutTinyCommands(t *testing.T) {
 	}
 	if len(p.Layers) != 7 {
 		t.Errorf("plan has %d layers, want 7", len(p.Layers))
+	}
+	if out, errs, code = runCmd(t, "eval", tiny, "--plan", planPath, "--data", ref); code != 0 || !strings.Contains(out, "/Einsum_1") {
+		t.Fatalf("eval: exit %d: %s%s", code, out, errs)
 	}
 	q := filepath.Join(dir, "q.onnx")
 	if _, errs, code = runCmd(t, "quantize", tiny, "--plan", planPath, "--data", ref, "-o", q); code != 0 {
