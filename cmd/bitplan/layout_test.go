@@ -13,12 +13,12 @@ import (
 	"github.com/bitplan/bitplan/qdq"
 )
 
-// TestLayoutTinyCommands runs trace, plan, quantize and prune on
+// TestLayoutTinyCommands runs trace, plan, eval, quantize and prune on
 // testdata/models/layout_tiny_op14.onnx (scripts/make_layout_tiny.py:
 // DepthToSpace in both modes, SpaceToDepth, two Einsums, Trilu, CumSum and
 // GatherElements between six units, and an Einsum with a weight, the
-// seventh): trace, plan and eval see the seven units, quantize writes the plan
-// as a QDQ model that still holds the layout nodes, and prune leaves every
+// seventh): trace, plan and eval see the seven units, quantize writes the
+// plan as a QDQ model that still holds the layout nodes, and prune leaves every
 // group intact, naming the depth operators and the Einsum unit, and
 // refuses a budget it cannot meet instead of writing a model.
 func TestLayoutTinyCommands(t *testing.T) {
