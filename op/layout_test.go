@@ -1,6 +1,7 @@
 package op
 
 import (
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -450,5 +451,57 @@ func TestEinsumLayouts(t *testing.T) {
 				break
 			}
 		}
+	}
+}
+
+// TestLayoutFold: on constant inputs the layout operators and Einsum are
+// folded by their kernels, integers staying exact integers (a position id
+// computed as the cumulative sum of a constant mask), and a constant
+// index out of range is an error naming the node, not a node left unfolded.
+func TestLayoutFold(t *testing.T) {
+	ints := func(shape []int, v ...int64) *Tensor { return &Tensor{Type: Int64, Shape: shape, Int: v} }
+	floats := func(shape []int, v ...float64) *Tensor { return &Tensor{Type: Float, Shape: shape, Float: v} }
+	node := func(op string, ins int, attrs ...*Attr) *Node {
+		n := &Node{Op: op, Name: "f", Outputs: []string{"y"}, Attrs: map[string]*Attr{}}
+		for i := 0; i < ins; i++ {
+			n.Inputs = append(n.Inputs, fmt.Sprintf("x%d", i))
+		}
+		for _, a := range attrs {
+			n.Attrs[a.Name] = a
+		}
+		return n
+	}
+	attrInt := func(name string, v int64) *Attr { return &Attr{Name: name, Type: AttrInt, Int: v} }
+	for _, tc := range []struct {
+		n    *Node
+		ins  []*Tensor
+		want string
+	}{
+		{node("CumSum", 2), []*Tensor{ints([]int{1, 5}, 1, 1, 0, 1, 1), ints([]int{}, 1)}, "INT64 [1 5] [1 2 2 3 4]"},
+		{node("CumSum", 2, attrInt("exclusive", 1), attrInt("reverse", 1)), []*Tensor{ints([]int{4}, 1, 2, 3, 4), ints([]int{}, 0)}, "INT64 [4] [9 7 4 0]"},
+		{node("GatherElements", 2, attrInt("axis", 1)), []*Tensor{ints([]int{2, 3}, 10, 11, 12, 20, 21, 22), ints([]int{2, 2}, 2, -3, -1, 1)}, "INT64 [2 2] [12 10 22 21]"},
+		{node("Trilu", 2, attrInt("upper", 0)), []*Tensor{floats([]int{2, 3}, 1, 2, 3, 4, 5, 6), ints([]int{}, 0)}, "FLOAT [2 3] [1 0 0 4 5 0]"},
+		{node("DepthToSpace", 1, attrInt("blocksize", 2)), []*Tensor{floats([]int{1, 4, 1, 1}, 1, 2, 3, 4)}, "FLOAT [1 1 2 2] [1 2 3 4]"},
+		{node("SpaceToDepth", 1, attrInt("blocksize", 2)), []*Tensor{floats([]int{1, 1, 2, 2}, 1, 2, 3, 4)}, "FLOAT [1 4 1 1] [1 2 3 4]"},
+		{node("Einsum", 2, &Attr{Name: "equation", Type: AttrString, String: "ij,jk->ki"}), []*Tensor{floats([]int{1, 2}, 1, 2), floats([]int{2, 2}, 1, 0, 0.5, 1)}, "FLOAT [2 1] [2 2]"},
+		{node("Einsum", 3, &Attr{Name: "equation", Type: AttrString, String: "i,i,i"}), []*Tensor{floats([]int{2}, 1, 2), floats([]int{2}, 3, 4), floats([]int{2}, 5, 6)}, "FLOAT [] [63]"},
+	} {
+		outs, err := Fold(tc.n, 17, tc.ins, nil)
+		if err != nil {
+			t.Errorf("%s: %v", tc.n.Op, err)
+			continue
+		}
+		y := outs[0]
+		v := fmt.Sprint(y.Float)
+		if y.Type == Int64 {
+			v = fmt.Sprint(y.Int)
+		}
+		if got := fmt.Sprint(y.Type, " ", y.Shape, " ", v); got != tc.want {
+			t.Errorf("%s: folded %s, want %s", tc.n.Op, got, tc.want)
+		}
+	}
+	_, err := Fold(node("GatherElements", 2), 17, []*Tensor{floats([]int{2}, 1, 2), ints([]int{1}, 2)}, nil)
+	if err == nil || IsNotFoldable(err) || !strings.Contains(err.Error(), `GatherElements node "f"`) {
+		t.Errorf("GatherElements out of range: %v, want an error naming the node", err)
 	}
 }
