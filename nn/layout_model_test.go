@@ -297,3 +297,52 @@ func TestEinsumUnits(t *testing.T) {
 		}
 	}
 }
+
+// TestCumSumPositionIds runs the position ids of Hugging Face exports,
+// CumSum(mask) − 1 of an int64 attention mask read at run time, into the
+// lookup of a position-embedding table: the ids are integer data (no
+// derivative) and the logits are the table's rows at those ids.
+func TestCumSumPositionIds(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 9))
+	b := mt.New("position_ids", 14)
+	b.Proto().Graph.Input = append(b.Proto().Graph.Input, &onnx.ValueInfoProto{Name: "mask", Type: &onnx.TypeProto{Value: &onnx.TypeProto_TensorType{
+		TensorType: &onnx.TypeProto_Tensor{ElemType: int32(onnx.TensorProto_INT64), Shape: &onnx.TensorShapeProto{Dim: []*onnx.TensorShapeProto_Dimension{
+			{Value: &onnx.TensorShapeProto_Dimension_DimParam{DimParam: "N"}}, {Value: &onnx.TensorShapeProto_Dimension_DimValue{DimValue: 5}}}}}}}})
+	w := randn(r, 6*3, 1)
+	b.Double("pos", []int{6, 3}, w)
+	b.Int64("axis", []int{}, []int64{1})
+	b.Int64("one", []int{}, []int64{1})
+	b.Node("CumSum", "cs", []string{"mask", "axis"}, []string{"c"})
+	b.Node("Sub", "", []string{"c", "one"}, []string{"ids"})
+	b.Node("Gather", "emb", []string{"pos", "ids"}, []string{"e"})
+	b.Node("Flatten", "", []string{"e"}, []string{"y"})
+	b.Output("y")
+	m, err := model.Decode(b.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := nn.New(m, &nn.Options{Precision: nn.Float32, Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mask := []float64{1, 1, 1, 0, 0, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1}
+	got, err := e.LogitsInputs([][]float64{mask}, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for s := 0; s < 3; s++ {
+		sum := 0
+		for p := 0; p < 5; p++ {
+			sum += int(mask[s*5+p])
+			id := sum - 1
+			if id < 0 {
+				id += 6 // Gather's negative index
+			}
+			for c := 0; c < 3; c++ {
+				if g, want := got[(s*5+p)*3+c], float64(float32(w[id*3+c])); g != want {
+					t.Fatalf("sample %d position %d: %g, want row %d's %g", s, p, g, id, want)
+				}
+			}
+		}
+	}
+}
