@@ -313,34 +313,41 @@ func (m *scatterMap[T]) Transpose(dst [][]T, src []T) {
 // identity reports that the map is the identity.
 func einsumScatter(labels, shape, target []int, size map[int]int) (t []int32, identity bool) {
 	tst := make(map[int]int, len(target))
-	st, tn := 1, 1
+	tn := 1
 	for i := len(target) - 1; i >= 0; i-- {
-		tst[target[i]] = st
-		st *= size[target[i]]
+		tst[target[i]] = tn
+		tn *= size[target[i]]
 	}
-	tn = st
+	// Per axis: its stride in the target (0 for a summed or broadcast
+	// label, and for a repeat) and, for a repeated label, the axis of its
+	// first occurrence, whose index it must equal (-1: none).
+	stride, same := make([]int, len(shape)), make([]int, len(shape))
+	for p, l := range labels {
+		same[p] = -1
+		if shape[p] == 1 && size[l] != 1 {
+			continue // broadcast: the label is dropped
+		}
+		for q := 0; q < p; q++ {
+			if labels[q] == l && !(shape[q] == 1 && size[l] != 1) {
+				same[p] = q
+				break
+			}
+		}
+		if same[p] < 0 {
+			stride[p] = tst[l]
+		}
+	}
 	t = make([]int32, Numel(shape))
 	coord := make([]int, len(shape))
 	identity = len(t) == tn
-	val := map[int]int{}
 	for i := range t {
-		clear(val)
-		q, ok := 0, true
-		for p, l := range labels {
-			if shape[p] == 1 && size[l] != 1 {
-				continue // broadcast: the label is dropped
+		q := 0
+		for p, c := range coord {
+			if same[p] >= 0 && coord[same[p]] != c {
+				q = -1 // off a diagonal
+				break
 			}
-			if v, seen := val[l]; seen {
-				if v != coord[p] {
-					ok = false
-				}
-				continue
-			}
-			val[l] = coord[p]
-			q += coord[p] * tst[l] // tst[l] = 0 for a summed label
-		}
-		if !ok {
-			q = -1
+			q += c * stride[p]
 		}
 		t[i] = int32(q)
 		if q != i {
