@@ -47,7 +47,9 @@ import (
 // quantizable unit like MatMul (unitEinsum): its output channels are the
 // weight's axis of the passed label. Other weights (three-dimensional,
 // shared labels such as per-head weights 'bhd,hde->bhe') stay float
-// constants outside θ. Its channel flow blocks (pruning leaves its groups
+// constants outside θ. An Einsum of two activations is not an activation
+// quantization point as an attention MatMul is (model.ActMatMuls lists
+// MatMuls only). Its channel flow blocks (pruning leaves its groups
 // intact).
 
 func init() {
