@@ -4,8 +4,9 @@ import (
 	"github.com/bitplan/bitplan/op"
 )
 
-// ActMatMul is a MatMul whose two operands are both activations (neither
-// is a constant): the Q·Kᵀ and P·V products of attention. It has no weight,
+// ActMatMul is a MatMul (or a two-operand Einsum) whose two operands are
+// both activations (neither is a constant): the Q·Kᵀ and P·V products of
+// attention ('bhqd,bhkd->bhqk' as torch.einsum writes them). It has no weight,
 // so it is not a Unit; its inputs are activation quantization points, and
 // its MACs belong to the model's totals.
 type ActMatMul struct {
@@ -31,14 +32,15 @@ type ActMatMul struct {
 func (a ActMatMul) InElems() int64 { return a.AElems + a.BElems }
 
 // ActMatMuls returns the activation × activation MatMuls of the model in
-// node order: every default-domain MatMul neither of whose operands is an
-// initializer or a value computable from initializers and shapes. Counts
+// node order: every default-domain MatMul, or Einsum of two operands,
+// neither of whose operands is an initializer or a value computable from
+// initializers and shapes (an Einsum's MACs are op.EinsumMACs). Counts
 // are per sample: divided by the batch size the shapes were inferred at,
 // as the units' are.
 func (m *Model) ActMatMuls() []ActMatMul {
 	var out []ActMatMul
 	for _, n := range m.Nodes {
-		if n.Op != "MatMul" || !op.IsDefault(n.Domain) || len(n.Inputs) != 2 || len(n.Outputs) == 0 {
+		if (n.Op != "MatMul" && n.Op != "Einsum") || !op.IsDefault(n.Domain) || len(n.Inputs) != 2 || len(n.Outputs) == 0 {
 			continue
 		}
 		if m.isConstant(n.Inputs[0]) || m.isConstant(n.Inputs[1]) {
@@ -51,9 +53,17 @@ func (m *Model) ActMatMuls() []ActMatMul {
 		if m.Shapes != nil {
 			x, y, z := m.Shapes.Dims[n.Inputs[0]], m.Shapes.Dims[n.Inputs[1]], m.Shapes.Dims[n.Outputs[0]]
 			if x != nil && y != nil && z != nil {
-				if _, k, err := op.MatMulShape(x, y); err == nil {
+				macs, err := int64(0), error(nil)
+				if n.Op == "Einsum" {
+					macs, err = op.EinsumMACs(n, [][]int{x, y})
+				} else {
+					var k int
+					_, k, err = op.MatMulShape(x, y)
+					macs = int64(op.Numel(z)) * int64(k)
+				}
+				if err == nil {
 					a.ShapeKnown = true
-					a.MACs = int64(op.Numel(z)) * int64(k)
+					a.MACs = macs
 					a.AElems, a.BElems, a.OutElems = int64(op.Numel(x)), int64(op.Numel(y)), int64(op.Numel(z))
 					// Per sample: the pass's counts over the batch the
 					// shapes were inferred at (not over the first axis,

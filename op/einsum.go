@@ -47,10 +47,9 @@ import (
 // quantizable unit like MatMul (unitEinsum): its output channels are the
 // weight's axis of the passed label. Other weights (three-dimensional,
 // shared labels such as per-head weights 'bhd,hde->bhe') stay float
-// constants outside θ. An Einsum of two activations is not an activation
-// quantization point as an attention MatMul is (model.ActMatMuls lists
-// MatMuls only). Its channel flow blocks (pruning leaves its groups
-// intact).
+// constants outside θ. An Einsum of two activations is an attention
+// point as a MatMul of two activations is (model.ActMatMuls, MACs from
+// EinsumMACs). Its channel flow blocks (pruning leaves its groups intact).
 
 func init() {
 	eq := func(e string) []*Attr { return []*Attr{{Name: "equation", Type: AttrString, String: e}} }
@@ -573,6 +572,26 @@ func einsumChain(b *Build) (*Expansion, error) {
 		cur, curName = next, name
 	}
 	return &Expansion{Nodes: nodes}, nil
+}
+
+// EinsumMACs returns the multiply-accumulates of Einsum node n on operands
+// of the given shapes: the product of the sizes of all its labels (one per
+// combination of their indices), the output's elements times the sizes of
+// the summed labels.
+func EinsumMACs(n *Node, shapes [][]int) (int64, error) {
+	equation, err := einsumEquation(n)
+	if err != nil {
+		return 0, err
+	}
+	eq, err := parseEinsum(n, equation, shapes)
+	if err != nil {
+		return 0, err
+	}
+	macs := int64(1)
+	for _, d := range eq.size {
+		macs *= int64(d)
+	}
+	return macs, nil
 }
 
 // unitEinsum recognises an Einsum of two operands one of which is a

@@ -33,13 +33,13 @@ type ActSummary struct {
 	RangeMax  float64 `json:"range_max"`
 }
 
-// actMatMulNode returns the index in the graph of the MatMul node the
-// engine's model has at index node (matched by its first output, as
-// unitNode matches units).
+// actMatMulNode returns the index in the graph of the MatMul (or Einsum)
+// node the engine's model has at index node (matched by its type and first
+// output, as unitNode matches units).
 func (x *exporter) actMatMulNode(node int) (int, error) {
 	mn := x.e.Model().Nodes[node]
 	for i, n := range x.g.Node {
-		if n.OpType == "MatMul" && len(n.Output) > 0 && len(mn.Outputs) > 0 && n.Output[0] == mn.Outputs[0] {
+		if n.OpType == mn.Op && len(n.Output) > 0 && len(mn.Outputs) > 0 && n.Output[0] == mn.Outputs[0] {
 			return i, nil
 		}
 	}

@@ -11,16 +11,19 @@ import (
 
 	"github.com/bitplan/bitplan/plan"
 	"github.com/bitplan/bitplan/qdq"
+	"github.com/bitplan/bitplan/sensitivity"
 )
 
 // TestLayoutTinyCommands runs trace, plan, eval, quantize and prune on
 // testdata/models/layout_tiny_op14.onnx (scripts/make_layout_tiny.py:
 // DepthToSpace in both modes, SpaceToDepth, two Einsums, Trilu, CumSum and
-// GatherElements between six units, and an Einsum with a weight, the
-// seventh): trace, plan and eval see the seven units, quantize writes the
-// plan as a QDQ model that still holds the layout nodes, and prune leaves every
-// group intact, naming the depth operators and the Einsum unit, and
-// refuses a budget it cannot meet instead of writing a model.
+// GatherElements between six units, an Einsum with a weight, the seventh,
+// and the attention Einsum, an attention point): trace, plan and eval see
+// the seven units (the plan also the attention point, at float), quantize
+// writes the plan as a QDQ model that still holds the layout nodes, and
+// prune leaves every group intact, naming the depth operators and the
+// Einsum unit, and refuses a budget it cannot meet instead of writing a
+// model.
 func TestLayoutTinyCommands(t *testing.T) {
 	const tiny = "../../testdata/models/layout_tiny_op14.onnx"
 	const ref = "npz:../../testdata/models/layout_tiny_ref.npz"
@@ -46,8 +49,17 @@ func TestLayoutTinyCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(p.Layers) != 7 {
-		t.Errorf("plan has %d layers, want 7", len(p.Layers))
+	att := 0
+	for _, l := range p.Layers {
+		if l.Kind == sensitivity.KindAttention {
+			att++
+			if l.Name != "/Einsum" || l.Bits != 16 {
+				t.Errorf("attention layer %s at %d bits, want the Einsum /Einsum (the scores) at 16 (float)", l.Name, l.Bits)
+			}
+		}
+	}
+	if len(p.Layers) != 8 || att != 1 {
+		t.Errorf("plan has %d layers, %d of them attention, want 7 units and the attention Einsum", len(p.Layers), att)
 	}
 	if out, errs, code = runCmd(t, "eval", tiny, "--plan", planPath, "--data", ref); code != 0 || !strings.Contains(out, "/Einsum_1") {
 		t.Fatalf("eval: exit %d: %s%s", code, out, errs)
