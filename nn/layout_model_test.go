@@ -247,8 +247,10 @@ func TestGatherElementsComputedIndices(t *testing.T) {
 // axis 1 for 'blh,hk->blk', also with the weight first — with MACs of the
 // output's elements times the contracted size; the engine's per-channel
 // indices (the pruning and channel-Hessian blocks) are the weight's slices
-// along that axis. An Einsum of two activations, a three-dimensional
-// weight and a weight label shared with the activation are not units.
+// along that axis; a 1-D constant added to an output whose last axis holds
+// the channels is the unit's bias. An Einsum of two activations, a
+// three-dimensional weight and a weight label shared with the activation
+// are not units.
 func TestEinsumUnits(t *testing.T) {
 	r := rand.New(rand.NewPCG(8, 8))
 	b := mt.New("einsum_units", 17)
@@ -259,7 +261,9 @@ func TestEinsumUnits(t *testing.T) {
 	b.Double("w4", []int{3, 3, 3}, randn(r, 27, 0.5))
 	b.Double("w5", []int{3, 3}, randn(r, 9, 0.5))
 	b.Node("Einsum", "e1", []string{"x", "w1"}, []string{"h"}, mt.String("equation", "bld,hd->blh"))
-	b.Node("Einsum", "e2", []string{"h", "w2"}, []string{"h2"}, mt.String("equation", "blh,hk->blk"))
+	b.Double("b2", []int{2}, []float64{0.1, -0.2})
+	b.Node("Einsum", "e2", []string{"h", "w2"}, []string{"h2b"}, mt.String("equation", "blh,hk->blk"))
+	b.Node("Add", "bias", []string{"h2b", "b2"}, []string{"h2"})
 	b.Node("Einsum", "e3", []string{"w3", "h2"}, []string{"h3"}, mt.String("equation", "kj,blk->blj"))
 	b.Node("Einsum", "att", []string{"h3", "h3"}, []string{"a"}, mt.String("equation", "bij,bkj->bik"))
 	b.Node("Einsum", "cube", []string{"a", "w4"}, []string{"c"}, mt.String("equation", "bik,kij->bij"))
@@ -278,6 +282,11 @@ func TestEinsumUnits(t *testing.T) {
 	if !maps.Equal(got, want) {
 		t.Fatalf("units (channel axis, channels, MACs) %v, want %v", got, want)
 	}
+	for _, u := range m.Units {
+		if want := map[string]string{"e2": "b2"}[u.Name]; u.Bias != want {
+			t.Errorf("%s: bias %q, want %q", u.Name, u.Bias, want)
+		}
+	}
 	e, err := nn.New(m, &nn.Options{Precision: nn.Float64, Workers: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -290,6 +299,9 @@ func TestEinsumUnits(t *testing.T) {
 				if []int{i / ws[1], i % ws[1]}[u.ChannelAxis] == c {
 					slice = append(slice, u.WeightOffset+i)
 				}
+			}
+			if u.BiasSize > 0 {
+				slice = append(slice, u.BiasOffset+c) // the channel's bias
 			}
 			if !slices.Equal(idx, slice) {
 				t.Errorf("%s channel %d: indices %v, want the weight's slice %v on axis %d", u.Name, c, idx, slice, u.ChannelAxis)

@@ -598,8 +598,10 @@ func EinsumMACs(n *Node, shapes [][]int) (int64, error) {
 // floating-point weight matrix with two distinct labels: k, read by the
 // other operand and not the output (contracted), and c, in the output and
 // not the other operand (the output channels, the weight's ChannelAxis).
-// MACs are the output's elements times the size of k. Any other Einsum
-// has no unit (its constants stay constants).
+// MACs are the output's elements times the size of k. When c is the
+// output's last axis, a 1-D constant added to the output is the unit's
+// bias (a Linear layer written as einsum plus its bias, BiasFromAdd). Any
+// other Einsum has no unit (its constants stay constants).
 func unitEinsum(n *Node, g UnitGraph) (*UnitSpec, error) {
 	if len(n.Inputs) != 2 || len(n.Outputs) == 0 {
 		return nil, nil
@@ -632,7 +634,8 @@ func unitEinsum(n *Node, g UnitGraph) (*UnitSpec, error) {
 	if axis < 0 {
 		return nil, nil
 	}
-	u := &UnitSpec{WeightInput: wi, DataInput: 1 - wi, BiasInput: -1, Group: 1, OutChannels: w.Shape[axis], ChannelAxis: axis}
+	u := &UnitSpec{WeightInput: wi, DataInput: 1 - wi, BiasInput: -1, Group: 1, OutChannels: w.Shape[axis], ChannelAxis: axis,
+		BiasFromAdd: out != "" && out[len(out)-1] == wt[axis]}
 	if x, y := g.Dims(n.Input(1-wi)), g.Dims(n.Outputs[0]); x != nil && y != nil {
 		u.ShapeKnown = true
 		u.MACs = int64(Numel(y)) * int64(w.Shape[1-axis])

@@ -176,8 +176,9 @@ func TestLayoutOpsORT(t *testing.T) {
 }
 
 // TestEinsumUnitORT: Einsums with weight matrices are units — 'bld,hd->blh'
-// (output channels on the weight's axis 0, as a Linear layer's N×K weight)
-// and 'blh,hk->blk' (axis 1) — whose W4A8 and W8A8 QDQ exports run in ONNX
+// (output channels on the weight's axis 0, as a Linear layer's N×K weight,
+// with the Add after it as its bias) and 'blh,hk->blk' (axis 1) — whose
+// W4A8 and W8A8 QDQ exports run in ONNX
 // Runtime as bitplan simulates them: per-channel weight scales along the
 // unit's channel axis in both the simulation and the DequantizeLinear.
 // Measured: 2e-7 at most (logits of size ~1) at both widths, against
@@ -197,7 +198,9 @@ func TestEinsumUnitORT(t *testing.T) {
 	b.Input("x", -1, 3, 4)
 	b.Float("w1", []int{5, 4}, randv(20, 0.5))
 	b.Float("w2", []int{5, 3}, randv(15, 0.5))
-	b.Node("Einsum", "e1", []string{"x", "w1"}, []string{"h"}, mt.String("equation", "bld,hd->blh"))
+	b.Float("b1", []int{5}, randv(5, 0.3))
+	b.Node("Einsum", "e1", []string{"x", "w1"}, []string{"hb"}, mt.String("equation", "bld,hd->blh"))
+	b.Node("Add", "bias", []string{"hb", "b1"}, []string{"h"})
 	b.Node("Tanh", "", []string{"h"}, []string{"t"})
 	b.Node("Einsum", "e2", []string{"t", "w2"}, []string{"z"}, mt.String("equation", "blh,hk->blk"))
 	b.Node("Flatten", "", []string{"z"}, []string{"y"})
@@ -210,6 +213,9 @@ func TestEinsumUnitORT(t *testing.T) {
 	axes := map[string]int{}
 	for _, u := range m.Units {
 		axes[u.Name] = u.ChannelAxis
+		if (u.Name == "e1") != (u.Bias == "b1") {
+			t.Errorf("unit %s has bias %q", u.Name, u.Bias)
+		}
 	}
 	if len(axes) != 2 || axes["e1"] != 0 || axes["e2"] != 1 {
 		t.Fatalf("units and channel axes %v, want e1 on axis 0 and e2 on axis 1", axes)
