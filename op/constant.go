@@ -3,6 +3,7 @@ package op
 import (
 	"fmt"
 	"math"
+	"math/big"
 	"slices"
 )
 
@@ -114,7 +115,11 @@ func newTile[T Real](b *Build) (Kernel[T], error) {
 	return LinearKernel[T](k, b.In[:1], b.Out[0]), nil
 }
 
-// rangeArgs returns Range's start, limit and delta and the element count.
+// rangeArgs returns Range's start, limit and delta and the element count
+// max(⌈(limit − start)/delta⌉, 0). A delta of 0, a start, limit or delta
+// that is NaN or infinite, and a count beyond MaxElems are errors naming
+// the node and the three values; integer inputs count exactly (in int64
+// the float quotient can be off by one beyond 2^53).
 func rangeArgs(n *Node, start, limit, delta *Tensor) (s, d float64, cnt int, err error) {
 	var v [3]float64
 	for i, t := range []*Tensor{start, limit, delta} {
@@ -123,12 +128,31 @@ func rangeArgs(n *Node, start, limit, delta *Tensor) (s, d float64, cnt int, err
 		}
 		v[i] = at(t, 0)
 	}
-	if v[2] == 0 {
-		return 0, 0, 0, fmt.Errorf("%s: delta is 0", n.Label())
+	bad := func(why string) error {
+		return fmt.Errorf("%s: range from start %g to limit %g by delta %g: %s", n.Label(), v[0], v[1], v[2], why)
+	}
+	switch {
+	case v[2] == 0:
+		return 0, 0, 0, bad("delta is 0")
+	case math.IsNaN(v[0]) || math.IsNaN(v[1]) || math.IsNaN(v[2]):
+		return 0, 0, 0, bad("NaN operand")
+	case math.IsInf(v[0], 0) || math.IsInf(v[1], 0) || math.IsInf(v[2], 0):
+		return 0, 0, 0, bad("infinite operand")
 	}
 	c := math.Ceil((v[1] - v[0]) / v[2])
-	if c > MaxElems {
-		return 0, 0, 0, fmt.Errorf("%s: range of %g elements", n.Label(), c)
+	if !start.Type.IsFloat() && !limit.Type.IsFloat() && !delta.Type.IsFloat() {
+		// ⌈(l − s)/d⌉ in exact integers: l − s may overflow int64.
+		q, r := new(big.Int).QuoRem(new(big.Int).Sub(big.NewInt(limit.Int[0]), big.NewInt(start.Int[0])), big.NewInt(delta.Int[0]), new(big.Int))
+		if r.Sign() != 0 && r.Sign() == big.NewInt(delta.Int[0]).Sign() {
+			q.Add(q, big.NewInt(1)) // Quo truncates toward zero
+		}
+		c = float64(q.Int64())
+		if !q.IsInt64() {
+			c = math.Inf(q.Sign())
+		}
+	}
+	if math.IsNaN(c) || c > MaxElems {
+		return 0, 0, 0, bad(fmt.Sprintf("%g elements, more than %d", c, MaxElems))
 	}
 	return v[0], v[2], int(max(c, 0)), nil
 }
