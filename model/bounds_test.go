@@ -18,7 +18,8 @@ func TestInferredShapeBounds(t *testing.T) {
 		pads []int64
 		want string
 	}{
-		{"dimension", []int64{0, 1 << 40, 0, 0}, `output "y" has shape [1 1099511627779]: dimension 1099511627779, want 0..2147483648`},
+		{"pad", []int64{0, 1 << 40, 0, 0}, `pads [0 1099511627776], [0 0] on axis 1 exceed ±2147483648`},
+		{"dimension", []int64{0, 1 << 30, 0, 1 << 30}, `output "y" has shape [1 2147483651]: dimension 2147483651, want 0..2147483648`},
 		{"elements", []int64{0, 1 << 20, 0, 1 << 20}, `output "y" has shape [1 2097155]`},
 		{"product", []int64{1 << 16, 1 << 16, 1 << 16, 1 << 16}, "more than 2147483648 elements"},
 	} {

@@ -93,31 +93,13 @@ func (m *Model) infer(inputs map[string][]int, _ bool) (*Shapes, error) {
 		}
 		for _, o := range n.Outputs {
 			if d, ok := s.Dims[o]; ok && o != "" {
-				if err := checkDims(d); err != nil {
+				if err := op.CheckDims(d); err != nil { // a node whose attributes ask for an absurd output
 					return nil, fmt.Errorf("%s: output %q has shape %v: %v", n.Label(), o, d, err)
 				}
 			}
 		}
 	}
 	return s, nil
-}
-
-// checkDims bounds an inferred shape as a decoded tensor's is bounded
-// (op.MaxDim, op.MaxElems), so that a node whose attributes ask for an
-// absurd output (a pad of 2⁴⁰) fails here, not by overflow or allocation
-// later.
-func checkDims(d []int) error {
-	total := 1
-	for _, x := range d {
-		if x < 0 || x > op.MaxDim {
-			return fmt.Errorf("dimension %d, want 0..%d", x, op.MaxDim)
-		}
-		if x != 0 && total > op.MaxElems/x {
-			return fmt.Errorf("more than %d elements", op.MaxElems)
-		}
-		total *= x
-	}
-	return nil
 }
 
 // fold evaluates n by its operator's record (Fold) when the values it

@@ -76,8 +76,8 @@ func inferTile(n *Node, s *Shapes) error {
 	}
 	o := slices.Clone(in)
 	for i, r := range reps {
-		if r < 0 {
-			return fmt.Errorf("%s: repeat %d is negative", n.Label(), r)
+		if r < 0 || r > MaxDim || (in[i] > 0 && r > MaxDim/int64(in[i])) {
+			return fmt.Errorf("%s: repeats %v: %d on axis %d of input %v, want 0..%d in all", n.Label(), reps, r, i, in, MaxDim)
 		}
 		o[i] *= int(r)
 	}

@@ -137,6 +137,9 @@ func Fold(n *Node, opset int64, ins []*Tensor, shape0 []int) ([]*Tensor, error) 
 			}
 			return nil, no("the shape of output %q is not inferred", o)
 		}
+		if err := CheckDims(dims); err != nil {
+			return nil, fmt.Errorf("%s: output %q has shape %v: %v", n.Label(), o, dims, err)
+		}
 		if Numel(dims) > MaxFold {
 			return nil, no("output %q of shape %v has more than %d elements", o, dims, MaxFold)
 		}

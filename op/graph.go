@@ -13,6 +13,24 @@ const (
 	MaxElems = 1 << 31
 )
 
+// CheckDims bounds a shape as a decoded tensor's is bounded (each
+// dimension 0..MaxDim, at most MaxElems elements), so that an inferred
+// shape asking for an absurd tensor (a pad or tile of 2⁴⁰, a product
+// that overflows int) is refused before anything is allocated.
+func CheckDims(d []int) error {
+	total := 1
+	for _, x := range d {
+		if x < 0 || x > MaxDim {
+			return fmt.Errorf("dimension %d, want 0..%d", x, MaxDim)
+		}
+		if x != 0 && total > MaxElems/x {
+			return fmt.Errorf("more than %d elements", MaxElems)
+		}
+		total *= x
+	}
+	return nil
+}
+
 // DataType is an ONNX tensor element type (TensorProto.DataType).
 type DataType int32
 

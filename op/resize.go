@@ -171,8 +171,8 @@ func resolveResize(n *Node, opset int64, x []int, scales []float64, sizes []int6
 			return nil, fmt.Errorf("%s: sizes %v for an input of rank %d", n.Label(), sizes, len(x))
 		}
 		for i, v := range sizes {
-			if v <= 0 {
-				return nil, fmt.Errorf("%s: sizes %v: axis %d is %d, want > 0", n.Label(), sizes, i, v)
+			if v <= 0 || v > MaxDim {
+				return nil, fmt.Errorf("%s: sizes %v: axis %d is %d, want 1..%d", n.Label(), sizes, i, v, MaxDim)
 			}
 			r.out[i] = int(v)
 			r.scales[i] = float64(v) / float64(x[i])
@@ -184,6 +184,9 @@ func resolveResize(n *Node, opset int64, x []int, scales []float64, sizes []int6
 		for i, s := range scales {
 			if !(s > 0) || math.IsInf(s, 0) {
 				return nil, fmt.Errorf("%s: scale %v on axis %d, want > 0", n.Label(), s, i)
+			}
+			if f := math.Floor(float64(x[i]) * s); f > MaxDim {
+				return nil, fmt.Errorf("%s: scale %v makes axis %d of length %d %g long, more than %d", n.Label(), s, i, x[i], f, MaxDim)
 			}
 			r.out[i] = int(math.Floor(float64(x[i]) * s))
 			if r.out[i] < 1 {

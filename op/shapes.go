@@ -619,6 +619,9 @@ func SliceRange(n *Node, in []int, starts, ends, axes, steps []int64) (first, st
 			return nil, nil, nil, fmt.Errorf("%s: slice step is 0", n.Label())
 		}
 		d := int64(in[a])
+		// A step longer than the axis takes at most one element; clamped
+		// to ±(d+1) it still does, and e − s + st − 1 cannot overflow.
+		st = min(max(st, -(d+1)), d+1)
 		s, e := starts[i], ends[i]
 		if s < 0 {
 			s += d

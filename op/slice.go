@@ -398,6 +398,9 @@ func padSpec(n *Node, r int, pads, axes []int64, value []float64) (begin, end []
 func padShape(n *Node, in []int, begin, end []int64) ([]int, error) {
 	o := slices.Clone(in)
 	for i := range o {
+		if max(begin[i], end[i]) > MaxDim || min(begin[i], end[i]) < -MaxDim {
+			return nil, fmt.Errorf("%s: pads %v, %v on axis %d exceed ±%d", n.Label(), begin, end, i, MaxDim)
+		}
 		o[i] += int(begin[i] + end[i])
 		if o[i] < 0 {
 			return nil, fmt.Errorf("%s: pads %v, %v make axis %d of %v negative", n.Label(), begin, end, i, in)
