@@ -60,9 +60,27 @@ func init() {
 			{Name: "count_include_pad", Inputs: x(1, 1, 3, 3), Attrs: []*Attr{ints("kernel_shape", 2, 2), ints("pads", 1, 1, 0, 0), {Name: "count_include_pad", Type: AttrInt, Int: 1}}, Want: []int{1, 1, 3, 3}}}})
 	Register(&Def{Type: "GlobalAveragePool", Infer: inferGlobalPool, Exec: Both(newGlobalAvgPool[float64], newGlobalAvgPool[float32]), Class: Linear, Channels: FlowPool,
 		Cases: []Case{{Name: "N×C×H×W", Inputs: x(2, 3, 2, 2), Want: []int{2, 3, 1, 1}}}})
-	for _, typ := range []string{"GlobalMaxPool", "GlobalLpPool"} {
-		Register(&Def{Type: typ, Infer: inferGlobalPool, Channels: FlowPool, Cases: []Case{{Name: "N×C×H×W", Inputs: x(2, 3, 2, 2), Want: []int{2, 3, 1, 1}}}})
+	// GlobalMaxPool and GlobalLpPool are the reduction kernels of
+	// reduce.go over the spatial axes (newGlobalReduction): ReduceMax's
+	// picks (class Linear for fixed picks, like MaxPool), ReduceL1's,
+	// ReduceL2's or the Lp rule (class Custom).
+	g := func(name string, lo, hi float64, s ...int) Case {
+		o := append([]int{s[0], s[1]}, make([]int, len(s)-2)...)
+		for i := 2; i < len(o); i++ {
+			o[i] = 1
+		}
+		return Case{Name: name, Inputs: []CaseInput{{Shape: s, Lo: lo, Hi: hi}}, Want: o}
 	}
+	withP := func(c Case, p int64) Case {
+		c.Attrs = []*Attr{{Name: "p", Type: AttrInt, Int: p}}
+		return c
+	}
+	Register(&Def{Type: "GlobalMaxPool", Infer: inferGlobalPool, Exec: Both(newGlobalReduction[float64], newGlobalReduction[float32]),
+		Class: Linear, Channels: FlowPool, Cases: []Case{g("N×C×H×W", -1, 1, 2, 3, 2, 2), g("1-D", -1, 1, 2, 3, 5), g("3-D", -1, 1, 1, 2, 2, 2, 3),
+			g("one element per plane", -1, 1, 2, 2, 1, 1)}})
+	Register(&Def{Type: "GlobalLpPool", Infer: inferGlobalPool, Exec: Both(newGlobalReduction[float64], newGlobalReduction[float32]),
+		Class: Custom, Channels: FlowPool, Cases: []Case{g("N×C×H×W, p 2 by default", -1, 1, 2, 3, 2, 2),
+			withP(g("p 1", -1, 1, 2, 3, 2, 2), 1), withP(g("p 3, 1-D", -1, 1, 2, 3, 5), 3), withP(g("p 4, 3-D", -1, 1, 1, 2, 2, 2, 3), 4)}})
 	Register(&Def{Type: "LpPool", Infer: inferPool, Channels: FlowPool,
 		Cases: []Case{{Name: "2x2", Inputs: x(1, 1, 3, 3), Attrs: []*Attr{ints("kernel_shape", 2, 2)}, Want: []int{1, 1, 2, 2}}}})
 }

@@ -58,6 +58,14 @@ import (
 //     ReduceLogSumExp  d_k = p_k = e^{x_k − y}, (H r)_k = p_k (r_k − ⟨p, r⟩); the forward
 //     pass subtracts the slice's maximum m, y = m + log Σ e^{x − m}, so no
 //     exponential overflows
+//     Lp (p ≥ 3)       d_k = sign x_k (|x_k|/y)^(p−1),
+//     (H r)_k = (p − 1) (|x_k|^(p−2) r_k / y^(p−1) − d_k ⟨d, r⟩ / y);
+//     ReduceL2 at p = 2; at an all-zero slice d = 0 and H = 0 (GlobalLpPool's
+//     kernel, below)
+//
+// GlobalMaxPool and GlobalLpPool (pool.go) are these kernels over the axes
+// after the channels with keepdims 1: ReduceMax, and ReduceL1, ReduceL2 or
+// the Lp rule for p = 1, 2, ≥ 3 (newGlobalReduction).
 
 func init() {
 	x := func(s ...int) CaseInput { return CaseInput{Shape: s} }
@@ -408,6 +416,9 @@ const (
 	reduceSumSquare
 	reduceLogSum
 	reduceLogSumExp
+	// reduceLp is GlobalLpPool's (Σ |x|^p)^(1/p) for p ≥ 3 (p = 1 and 2
+	// are reduceL1 and reduceL2).
+	reduceLp
 )
 
 var reduceKinds = map[string]reduceKind{
@@ -427,12 +438,61 @@ func newReduction[T Real](b *Build) (Kernel[T], error) {
 	if err != nil {
 		return nil, err
 	}
+	return reductionKernel[T](b, kind, 0, xs, red), nil
+}
+
+// newGlobalReduction builds the kernel of GlobalMaxPool and GlobalLpPool:
+// the reduction over every axis after the channels, keepdims 1 —
+// ReduceMax for GlobalMaxPool; for GlobalLpPool (attribute p, default 2)
+// ReduceL1 at p = 1, ReduceL2 at p = 2, (Σ |x|^p)^(1/p) for p ≥ 3.
+func newGlobalReduction[T Real](b *Build) (Kernel[T], error) {
+	if b.Input(0) < 0 {
+		return nil, errMissing(0)
+	}
+	xs := b.Shape(b.In[0])
+	if len(xs) < 3 {
+		return nil, fmt.Errorf("input shape %v, want N×C×spatial", xs)
+	}
+	if s := xs[0] * xs[1]; s != b.Size(b.Out[0]) {
+		return nil, fmt.Errorf("output has %d elements, the pooling %d", b.Size(b.Out[0]), s)
+	}
+	red := make([]bool, len(xs))
+	for i := 2; i < len(xs); i++ {
+		red[i] = true
+	}
+	kind, p := reduceMax, int64(0)
+	if b.Node.Op == "GlobalLpPool" {
+		var err error
+		if p, err = b.Node.AttrInt("p", 2); err != nil {
+			return nil, err
+		}
+		switch {
+		case p == 1:
+			kind = reduceL1
+		case p == 2:
+			kind = reduceL2
+		case p >= 3 && p <= maxLpP:
+			kind = reduceLp
+		default:
+			return nil, AttrError(b.Node, "p", "is %d, want 1..%d", p, maxLpP)
+		}
+	}
+	return reductionKernel[T](b, kind, p, xs, red), nil
+}
+
+// maxLpP bounds GlobalLpPool's p: |x|^p of an O(1) activation stays finite
+// in float32 up to about p = 38 for |x| ≤ 10, and no model uses more.
+const maxLpP = 32
+
+// reductionKernel is the kernel of reduction kind over the axes red of an
+// input of shape xs (p: the exponent of reduceLp).
+func reductionKernel[T Real](b *Build, kind reduceKind, p int64, xs []int, red []bool) Kernel[T] {
 	base, off := reduceSlices(xs, red)
 	s := reduceSlicesOf{base: base, off: off, x: b.In[0], y: b.Out[0]}
 	if kind == reduceMax || kind == reduceMin {
-		return &reducePick[T]{reduceSlicesOf: s, min: kind == reduceMin, state: b.State}, nil
+		return &reducePick[T]{reduceSlicesOf: s, min: kind == reduceMin, state: b.State}
 	}
-	return &reduceSmooth[T]{reduceSlicesOf: s, kind: kind}, nil
+	return &reduceSmooth[T]{reduceSlicesOf: s, kind: kind, p: float64(p)}
 }
 
 // reduceSlicesOf is the layout of a reduction: element j of output o's
@@ -525,6 +585,8 @@ func (k *reducePick[T]) Retains() Retains { return Retains{} }
 type reduceSmooth[T Real] struct {
 	reduceSlicesOf
 	kind reduceKind
+	// p is reduceLp's exponent.
+	p float64
 }
 
 // ScratchSizes: ReduceProd keeps a slice's prefix products and their
@@ -544,7 +606,7 @@ func (k *reduceSmooth[T]) Retains() Retains {
 	switch k.kind {
 	case reduceL1:
 		r = Retains{InVal: true}
-	case reduceL2, reduceLogSumExp:
+	case reduceL2, reduceLogSumExp, reduceLp:
 		r.OutVal = true
 	}
 	return r
@@ -588,6 +650,12 @@ func (k *reduceSmooth[T]) Forward(w *Work[T]) {
 			a = T(math.Log(float64(a)))
 		case reduceLogSumExp:
 			a = k.logSumExp(x, b)
+		case reduceLp:
+			s := 0.0
+			for _, d := range k.off {
+				s += math.Pow(math.Abs(float64(x[b+d])), k.p)
+			}
+			a = T(math.Pow(s, 1/k.p))
 		}
 		y[o] = a
 	}
@@ -631,6 +699,11 @@ func (k *reduceSmooth[T]) grad(xe, yo, s T) T {
 		return 1 / s
 	case reduceLogSumExp:
 		return T(math.Exp(float64(xe - yo)))
+	case reduceLp:
+		if yo == 0 {
+			return 0
+		}
+		return sign(xe) * T(math.Pow(math.Abs(float64(xe))/float64(yo), k.p-1))
 	}
 	panic("op: reduceSmooth.grad of " + fmt.Sprint(k.kind))
 }
@@ -679,7 +752,7 @@ func (k *reduceSmooth[T]) RForward(w *Work[T]) {
 // val returns y[o], or 0 where the kind does not read y (y may then be a
 // recycled buffer).
 func (k *reduceSmooth[T]) val(y []T, o int) T {
-	if k.kind == reduceL2 || k.kind == reduceLogSumExp {
+	if k.kind == reduceL2 || k.kind == reduceLogSumExp || k.kind == reduceLp {
 		return y[o]
 	}
 	return 0
@@ -767,6 +840,20 @@ func (k *reduceSmooth[T]) RBackward(w *Work[T]) {
 			}
 			for _, d := range k.off {
 				rdx[b+d] += rg/s - g*sr/(s*s)
+			}
+		case reduceLp:
+			if yo == 0 {
+				continue // as ReduceL2's: d = 0, H = 0
+			}
+			var dr T // ⟨d, R{x}⟩
+			for _, d := range k.off {
+				dr += k.grad(x[b+d], yo, 0) * rx[b+d]
+			}
+			for _, d := range k.off {
+				e := b + d
+				de := k.grad(x[e], yo, 0)
+				c := T(math.Pow(math.Abs(float64(x[e]))/float64(yo), k.p-2)) / yo // |x_k|^(p−2) / y^(p−1)
+				rdx[e] += de*rg + g*T(k.p-1)*(c*rx[e]-de*dr/yo)
 			}
 		case reduceLogSumExp:
 			var pr T // ⟨p, R{x}⟩

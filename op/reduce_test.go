@@ -63,7 +63,14 @@ func reductionRun[T Real](typ string, c reductionConfig, x, r, g, rg []float64) 
 	if c.noop {
 		nd.Attrs["noop_with_empty_axes"] = &Attr{Name: "noop_with_empty_axes", Type: AttrInt, Int: 1}
 	}
-	d := Lookup(typ, opset)
+	return runReductionNode[T](nd, opset, s, ts, x, r, g, rg)
+}
+
+// runReductionNode infers node nd's output shape from s, builds its
+// kernel on the slots ts (input 0 and any constants; the output is
+// appended) and runs the four passes as reductionRun describes.
+func runReductionNode[T Real](nd *Node, opset int64, s *Shapes, ts *testSlots, x, r, g, rg []float64) (y, ry, dx, rdx []float64, err error) {
+	d := Lookup(nd.Op, opset)
 	if err := d.Infer(nd, s); err != nil {
 		return nil, nil, nil, nil, err
 	}
@@ -229,10 +236,76 @@ func bruteReduction(typ string, v []float64) (y float64, d []float64, h [][]floa
 			}
 			h[k][k] += d[k]
 		}
+	case "Lp1", "Lp2", "Lp3", "Lp4":
+		// (Σ |x|^p)^(1/p): d_k = sign x_k |x_k|^(p−1) y^(1−p),
+		// H_kj = (p − 1)(δ_kj |x_k|^(p−2) y^(1−p) − d_k d_j / y); 0 at y = 0.
+		p := float64(typ[2] - '0')
+		y = math.Pow(sum(func(x float64) float64 { return math.Pow(math.Abs(x), p) }), 1/p)
+		if y > 0 {
+			for k, x := range v {
+				if x != 0 {
+					d[k] = math.Copysign(math.Pow(math.Abs(x), p-1)*math.Pow(y, 1-p), x)
+				}
+			}
+			for k, x := range v {
+				for j := range v {
+					h[k][j] = -(p - 1) * d[k] * d[j] / y
+				}
+				if p > 1 {
+					h[k][k] += (p - 1) * math.Pow(math.Abs(x), p-2) * math.Pow(y, 1-p)
+				}
+			}
+		}
 	default:
 		panic("bruteReduction: " + typ)
 	}
 	return y, d, h
+}
+
+// bruteFour is y, R{y}, x̄ and R{x̄} of reduction typ (see bruteReduction)
+// over the slices sl of input x, for R-values r, output adjoint g and
+// R-adjoint rg: y_o, R{y_o} = ⟨d, R{x}⟩, x̄ = d ȳ_o and
+// R{x̄} = d R{ȳ_o} + ȳ_o H R{x}, slice by slice.
+func bruteFour(typ string, sl [][]int, x, r, g, rg []float64) [4][]float64 {
+	wy, wry, wdx, wrdx := make([]float64, len(sl)), make([]float64, len(sl)), make([]float64, len(x)), make([]float64, len(x))
+	for o, s := range sl {
+		v := make([]float64, len(s))
+		for j, e := range s {
+			v[j] = x[e]
+		}
+		y, d, h := bruteReduction(typ, v)
+		wy[o] = y
+		for k, e := range s {
+			wry[o] += d[k] * r[e]
+			wdx[e] += d[k] * g[o]
+			wrdx[e] += d[k] * rg[o]
+			for j, f := range s {
+				wrdx[e] += g[o] * h[k][j] * r[f]
+			}
+		}
+	}
+	return [4][]float64{wy, wry, wdx, wrdx}
+}
+
+// compareFour checks a kernel's y, R{y}, x̄ and R{x̄} against want to tol
+// relative to each one's largest magnitude (at least 1).
+func compareFour(t *testing.T, what string, got, want [4][]float64, tol float64) {
+	t.Helper()
+	for i, name := range []string{"y", "R{y}", "x̄", "R{x̄}"} {
+		if len(got[i]) != len(want[i]) {
+			t.Fatalf("%s: %s has %d elements, want %d", what, name, len(got[i]), len(want[i]))
+		}
+		scale := 1.0
+		for _, v := range want[i] {
+			scale = max(scale, math.Abs(v))
+		}
+		for j := range got[i] {
+			if !(math.Abs(got[i][j]-want[i][j]) <= tol*scale) {
+				t.Errorf("%s: %s[%d] = %.10g, want %.10g", what, name, j, got[i][j], want[i][j])
+				break
+			}
+		}
+	}
 }
 
 var reductionTypes = []string{"ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2", "ReduceSumSquare", "ReduceLogSum", "ReduceLogSumExp"}
@@ -277,23 +350,7 @@ func TestReductionBruteForce(t *testing.T) {
 				for o := range g {
 					g[o], rg[o] = float64(float32(rng.NormFloat64())), float64(float32(rng.NormFloat64()))
 				}
-				wy, wry, wdx, wrdx := make([]float64, len(sl)), make([]float64, len(sl)), make([]float64, size), make([]float64, size)
-				for o, s := range sl {
-					v := make([]float64, len(s))
-					for j, e := range s {
-						v[j] = x[e]
-					}
-					y, d, h := bruteReduction(typ, v)
-					wy[o] = y
-					for k, e := range s {
-						wry[o] += d[k] * r[e]
-						wdx[e] += d[k] * g[o]
-						wrdx[e] += d[k] * rg[o]
-						for j, f := range s {
-							wrdx[e] += g[o] * h[k][j] * r[f]
-						}
-					}
-				}
+				want := bruteFour(typ, sl, x, r, g, rg)
 				for _, prec := range []string{"float64", "float32"} {
 					run := reductionRun[float64]
 					tol := 1e-12
@@ -304,24 +361,7 @@ func TestReductionBruteForce(t *testing.T) {
 					if err != nil {
 						t.Fatalf("%s %v: %v", typ, c, err)
 					}
-					for _, cmp := range []struct {
-						name      string
-						got, want []float64
-					}{{"y", y, wy}, {"R{y}", ry, wry}, {"x̄", dx, wdx}, {"R{x̄}", rdx, wrdx}} {
-						if len(cmp.got) != len(cmp.want) {
-							t.Fatalf("%s %v %s: %s has %d elements, want %d", typ, c, prec, cmp.name, len(cmp.got), len(cmp.want))
-						}
-						scale := 1.0
-						for _, v := range cmp.want {
-							scale = max(scale, math.Abs(v))
-						}
-						for i := range cmp.got {
-							if !(math.Abs(cmp.got[i]-cmp.want[i]) <= tol*scale) {
-								t.Errorf("%s %v %s, %s inputs %v: %s[%d] = %.10g, want %.10g", typ, c, prec, draw, x, cmp.name, i, cmp.got[i], cmp.want[i])
-								break
-							}
-						}
-					}
+					compareFour(t, fmt.Sprintf("%s %v %s, %s inputs %v", typ, c, prec, draw, x), [4][]float64{y, ry, dx, rdx}, want, tol)
 					n++
 				}
 			}
