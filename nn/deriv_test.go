@@ -217,6 +217,9 @@ var netCases = []netCase{
 	// and of three operands, at opsets 14 and 17.
 	{name: "layout-14", sample: []int{2, 4, 4}, build: layoutNet, opset: 14},
 	{name: "layout-17", sample: []int{2, 4, 4}, build: layoutNet, opset: 17},
+	// GlobalMaxPool and GlobalLpPool (p 1, 2, 3) of computed tensors
+	// (globalPoolNet in reduce_model_test.go).
+	{name: "global-pools", sample: []int{2, 4, 4}, build: globalPoolNet, kinks: true},
 	{name: "layernormalization-17", sample: []int{3, 4}, opset: 17, build: func(b *mt.Builder, r *rand.Rand) {
 		dbl(b, r, "w1", 4, 4)
 		dbl(b, r, "g", 4)

@@ -63,8 +63,36 @@ func reduceNet(axesInput bool) func(b *mt.Builder, r *rand.Rand) {
 	}
 }
 
+// globalPoolNet is the graph of the global-pools case of TestDerivatives:
+// on a 1×1 convolution a (N×3×4×4) of the input, GlobalMaxPool,
+// GlobalLpPool with the default p (2), GlobalLpPool p 1 of tanh(a) and p 3
+// of a, and GlobalMaxPool of a second convolution's ReLU; their flattened
+// N×3 outputs are concatenated into a 3-class MatMul.
+func globalPoolNet(b *mt.Builder, r *rand.Rand) {
+	dbl(b, r, "w", 3, 2, 1, 1)
+	dbl(b, r, "bias", 3)
+	dbl(b, r, "w2", 3, 2, 3, 3)
+	dbl(b, r, "fw", 5*3, 3)
+	b.Node("Conv", "conv", []string{"x", "w", "bias"}, []string{"a"})
+	b.Node("Conv", "conv2", []string{"x", "w2"}, []string{"c"}, mt.Ints("pads", 1, 1, 1, 1))
+	b.Node("Relu", "", []string{"c"}, []string{"rc"})
+	b.Node("Tanh", "", []string{"a"}, []string{"ta"})
+	b.Node("GlobalMaxPool", "gmax", []string{"a"}, []string{"gmax"})
+	b.Node("GlobalLpPool", "gl2", []string{"a"}, []string{"gl2"})
+	b.Node("GlobalLpPool", "gl1", []string{"ta"}, []string{"gl1"}, mt.Int("p", 1))
+	b.Node("GlobalLpPool", "gl3", []string{"a"}, []string{"gl3"}, mt.Int("p", 3))
+	b.Node("GlobalMaxPool", "gmaxr", []string{"rc"}, []string{"gmaxr"})
+	var flat []string
+	for _, t := range []string{"gmax", "gl2", "gl1", "gl3", "gmaxr"} {
+		b.Node("Flatten", "", []string{t}, []string{t + ".f"})
+		flat = append(flat, t+".f")
+	}
+	b.Node("Concat", "", flat, []string{"cat"}, mt.Int("axis", 1))
+	b.Node("MatMul", "fc", []string{"cat", "fw"}, []string{"y"})
+}
+
 // TestReduceNetFloat32: the float32 engine's loss, gradient and H·v on the
-// reductions net agree with the float64 engine's (TestDerivatives checks
+// reductions nets and the global-pools net agree with the float64 engine's (TestDerivatives checks
 // the latter against finite differences): the float32 kernels compute the
 // same rules. Each value passes through about 20 rounded float32
 // operations (ε32 ≈ 6e-8), so 1e-4 relative leaves a margin of ~50; a
@@ -73,7 +101,7 @@ func TestReduceNetFloat32(t *testing.T) {
 	const tol = 1e-4
 	ctx := context.Background()
 	for i, c := range netCases {
-		if c.name != "reductions-13" && c.name != "reductions-18" {
+		if c.name != "reductions-13" && c.name != "reductions-18" && c.name != "global-pools" {
 			continue
 		}
 		t.Run(c.name, func(t *testing.T) {
