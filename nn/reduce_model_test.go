@@ -164,13 +164,21 @@ const (
 // features are ReduceMax and ReduceMin global pooling, an F.normalize
 // ReduceL2, ReduceLogSumExp, ReduceProd, ReduceL1, ReduceSumSquare and
 // ReduceLogSum of computed tensors) on the four inputs of
-// reduce_tiny_ref.npz and compares with PyTorch's float64 module: logits
-// (also in float32), loss, gradient and H·v for the reference's Rademacher
-// v (double backprop); and H·v against central differences of the
-// engine's own gradient.
+// reduce_tiny_ref.npz and compares with PyTorch's float64 module (see
+// matchTinyTorch).
 func TestReduceTinyMatchesTorch(t *testing.T) {
+	matchTinyTorch(t, "reduce_tiny", []string{"ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceSumSquare"})
+}
+
+// matchTinyTorch runs testdata/models/<name>_op13.onnx and _op17.onnx, which
+// must contain every operator of want (sorted), on the four inputs of
+// <name>_ref.npz and compares with PyTorch's float64 module: logits (also
+// in float32), loss, gradient and H·v for the reference's Rademacher v
+// (double backprop); and H·v against central differences of the engine's
+// own gradient.
+func matchTinyTorch(t *testing.T, name string, want []string) {
 	dir := filepath.Join("..", "testdata", "models")
-	z, err := data.OpenNPZ(filepath.Join(dir, "reduce_tiny_ref.npz"))
+	z, err := data.OpenNPZ(filepath.Join(dir, name+"_ref.npz"))
 	if err != nil {
 		t.Fatalf("committed reference missing: %v", err)
 	}
@@ -188,10 +196,9 @@ func TestReduceTinyMatchesTorch(t *testing.T) {
 		t.Fatal(err)
 	}
 	x, logits, loss := arr("input"), arr("logits"), arr("loss")[0]
-	want := []string{"ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceSumSquare"}
 	for _, opset := range []int{13, 17} {
 		t.Run(fmt.Sprintf("op%d", opset), func(t *testing.T) {
-			m, err := model.Load(filepath.Join(dir, fmt.Sprintf("reduce_tiny_op%d.onnx", opset)))
+			m, err := model.Load(filepath.Join(dir, fmt.Sprintf("%s_op%d.onnx", name, opset)))
 			if err != nil {
 				t.Fatalf("committed model: %v", err)
 			}
@@ -203,7 +210,7 @@ func TestReduceTinyMatchesTorch(t *testing.T) {
 			}
 			slices.Sort(found)
 			if !slices.Equal(found, want) {
-				t.Fatalf("reductions %v, want %v", found, want)
+				t.Fatalf("operators %v, want %v", found, want)
 			}
 			e, err := nn.New(m, &nn.Options{Precision: nn.Float64, Workers: 1})
 			if err != nil {
@@ -289,4 +296,14 @@ func TestReduceTinyMatchesTorch(t *testing.T) {
 				d64, d32, sc, math.Abs(ev.Loss-loss), relErr(g, gradRef), relErr(g32, gradRef), relErr(hv, hvRef), relErr(hv32, hvRef), relErr(hv, fd), norm(hv))
 		})
 	}
+}
+
+// TestPoolTinyMatchesTorch runs testdata/models/pool_tiny_op13.onnx and
+// _op17.onnx (scripts/make_pool_tiny.py: a torch.onnx export whose
+// features are GlobalMaxPool of nn.AdaptiveMaxPool2d(1) and
+// F.adaptive_max_pool1d(…, 1), and GlobalLpPool p 1, 2 and 3, of computed
+// tensors) on the four inputs of pool_tiny_ref.npz and compares with
+// PyTorch's float64 module (see matchTinyTorch).
+func TestPoolTinyMatchesTorch(t *testing.T) {
+	matchTinyTorch(t, "pool_tiny", []string{"GlobalLpPool", "GlobalMaxPool"})
 }

@@ -53,7 +53,8 @@
 //     any number of inputs, see variadic.go and reduce.go), ReduceProd,
 //     ReduceL1, ReduceL2, ReduceSumSquare, ReduceLogSum and ReduceLogSumExp
 //     (one walk over each slice; as composites ReduceProd would divide by
-//     x and ReduceL2 give NaN at zero, see reduce.go), LSTM, GRU and RNN (one BLAS call
+//     x and ReduceL2 give NaN at zero, see reduce.go; GlobalMaxPool and
+//     GlobalLpPool are the same kernels over the spatial axes), LSTM, GRU and RNN (one BLAS call
 //     over all steps for every product that does not wait for the previous
 //     step; their unrolled composite is the tests' reference); each says
 //     why in its comment.

@@ -39,10 +39,23 @@ const (
 // take their axes as inputs, left in float between the quantized layers)
 // loads and runs there and agrees with bitplan's simulation of the plan
 // on 200 random inputs.
-func TestReduceTinyORT(t *testing.T) {
+func TestReduceTinyORT(t *testing.T) { tinyORT(t, "reduce_tiny") }
+
+// TestPoolTinyORT: testdata/models/pool_tiny_op13.onnx and _op17.onnx
+// (GlobalMaxPool of nn.AdaptiveMaxPool2d(1) and F.adaptive_max_pool1d,
+// GlobalLpPool p 1, 2, 3 of computed tensors) run in ONNX Runtime and give
+// PyTorch's logits of pool_tiny_ref.npz; their W8A8 QDQ export loads and
+// runs there and agrees with bitplan's simulation of the plan on 200
+// random inputs (tolerances as TestReduceTinyORT's).
+func TestPoolTinyORT(t *testing.T) { tinyORT(t, "pool_tiny") }
+
+// tinyORT runs testdata/models/<base>_op13.onnx and _op17.onnx in ONNX
+// Runtime against the logits of <base>_ref.npz, and their W8A8 QDQ export
+// against bitplan's simulation (see TestReduceTinyORT).
+func tinyORT(t *testing.T, base string) {
 	initORT(t)
 	ctx := context.Background()
-	z, err := data.OpenNPZ(filepath.Join("..", "testdata", "models", "reduce_tiny_ref.npz"))
+	z, err := data.OpenNPZ(filepath.Join("..", "testdata", "models", base+"_ref.npz"))
 	if err != nil {
 		t.Fatalf("committed reference missing: %v", err)
 	}
@@ -56,7 +69,7 @@ func TestReduceTinyORT(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, opset := range []int{13, 17} {
-		name := fmt.Sprintf("reduce_tiny_op%d", opset)
+		name := fmt.Sprintf("%s_op%d", base, opset)
 		b, e := loadModel(t, name)
 		s, err := ort.Open(b, nil)
 		if err != nil {

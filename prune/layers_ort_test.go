@@ -14,7 +14,8 @@ import (
 // channels (and the channels it reads) removed, the grouped ConvTranspose
 // (and grouped Conv) net with random channels of every convolution group
 // removed, the reduction net (opsets
-// 13 and 18), the global max and Lp pooling net and the torch.onnx exports variadic_tiny_op13 and
+// 13 and 18), the global max and Lp pooling net and its torch.onnx
+// export pool_tiny_op13 and the torch.onnx exports variadic_tiny_op13 and
 // grouped_tiny (grouped Conv and ConvTranspose, a spatial mean head) with
 // random channels removed run in ONNX Runtime, which
 // computes what the original with those channels silenced computes there
@@ -34,6 +35,7 @@ func TestLayersORT(t *testing.T) {
 		{"reduce op13", loadBytes(t, reduceNet(1, 13).Bytes()), 50},
 		{"reduce op18", loadBytes(t, reduceNet(1, 18).Bytes()), 50},
 		{"global pools", loadBytes(t, globalPoolNet(1).Bytes()), 50},
+		{"pool_tiny_op13", load(t, "pool_tiny_op13"), 64},
 		{"variadic_tiny_op13", load(t, "variadic_tiny_op13"), 64},
 		{"grouped_tiny_op13", load(t, "grouped_tiny_op13"), 64},
 		{"grouped_tiny_op17", load(t, "grouped_tiny_op17"), 64},

@@ -2,6 +2,7 @@ package prune
 
 import (
 	"math/rand/v2"
+	"path/filepath"
 	"slices"
 	"testing"
 
@@ -65,4 +66,36 @@ func TestGlobalPoolChannels(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkRandomCuts(t, l, rand.New(rand.NewPCG(8, 1)), p, 5, 50, "", zeroRemoved, nil)
+}
+
+// TestPoolTiny: the torch.onnx export whose features are GlobalMaxPool
+// (nn.AdaptiveMaxPool2d(1), F.adaptive_max_pool1d(…, 1)) and GlobalLpPool
+// of computed tensors, each read by its own Linear head
+// (testdata/models/pool_tiny_op13.onnx and op17, scripts/make_pool_tiny.py):
+// the engine computes the module's float64 logits; conv_b's channels pass
+// through a GlobalMaxPool and two GlobalLpPools to three heads and are
+// prunable, conv_a's are left intact (a flatten of its output for the 1-D
+// pool merges the channels with the plane); random cuts equal the original
+// with those channels silenced and the counts are the cost model's.
+func TestPoolTiny(t *testing.T) {
+	x, want := refLogits(t, filepath.Join("..", "testdata", "models", "pool_tiny_ref.npz"))
+	for _, opset := range []string{"op13", "op17"} {
+		l := load(t, "pool_tiny_"+opset)
+		if d, s := maxDiff(want.Float, mustLogits(t, l, x.Float, 4)); d > zeroTol*max(s, 1) {
+			t.Errorf("%s: engine logits differ from the module's by %.3g", opset, d)
+		}
+		gb := groupOf(l.st, "/conv_b/Conv")
+		if gb == nil || !gb.Prunable || gb.Channels != 3 || !slices.Equal(gb.Consumers, []string{"/heads.1/Gemm", "/heads.4/Gemm", "/heads.5/Gemm"}) {
+			t.Errorf("%s: group of conv_b %+v, want 3 prunable channels read by heads 1, 4 and 5", opset, gb)
+		}
+		if ga := groupOf(l.st, "/conv_a/Conv"); ga == nil || ga.Prunable {
+			t.Errorf("%s: group of conv_a %+v, want intact (the flatten for the 1-D pool)", opset, ga)
+		}
+		p, err := prepare(&Request{Structure: l.st, Importance: synthImportance(t, l.e, 1),
+			Budgets: []plan.Budget{pct(budget.Params, 1), pct(budget.FLOPs, 1)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkRandomCuts(t, l, rand.New(rand.NewPCG(4, 4)), p, 4, 64, opset+", ", zeroRemoved, nil)
+	}
 }

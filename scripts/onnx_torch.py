@@ -8,7 +8,8 @@ the module that was trained. Only inference semantics are implemented
 (BatchNormalization uses its running mean and variance; Dropout is identity).
 
 Supported ops: Conv, Gemm, MatMul, Add, Sub, Mul, Div, Relu, Sigmoid, Tanh,
-MaxPool, AveragePool, GlobalAveragePool, BatchNormalization, Flatten, Reshape,
+MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, GlobalLpPool (any p,
+(Σ |x|^p)^(1/p)), BatchNormalization, Flatten, Reshape,
 Transpose, Squeeze, Unsqueeze, Concat, Shape, Gather, Constant, Identity,
 Dropout, ConstantOfShape, Expand, Equal, Where, Slice (unit steps), ReduceMean, LSTM, GRU, RNN (the ONNX equations written
 out step by step, default activations), ConvTranspose (F.conv_transpose with
@@ -405,6 +406,11 @@ def run(model, x, overrides=None, dtype=torch.float64, values=None, input_deltas
                                    count_include_pad=cip)
         elif op == "GlobalAveragePool":
             out = ins[0].mean(dim=tuple(range(2, ins[0].dim())), keepdim=True)
+        elif op == "GlobalMaxPool":
+            out = ins[0].amax(dim=tuple(range(2, ins[0].dim())), keepdim=True)
+        elif op == "GlobalLpPool":
+            p = a.get("p", 2)
+            out = ins[0].abs().pow(p).sum(dim=tuple(range(2, ins[0].dim())), keepdim=True).pow(1.0 / p)
         elif op == "BatchNormalization":
             if a.get("training_mode", 0) or len(node.output) > 1:
                 raise NotImplementedError(f"node {node.name}: training-mode BatchNormalization")

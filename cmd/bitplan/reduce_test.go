@@ -20,9 +20,26 @@ import (
 // data): every unit gets a trace, the plan covers the five units, and the
 // QDQ model keeps the eight reductions.
 func TestReduceTinyCommands(t *testing.T) {
-	const tiny = "../../testdata/models/reduce_tiny_op17.onnx"
-	const ds = "npz:../../testdata/models/reduce_tiny_ref.npz"
-	units := []string{"/conv_a/Conv", "/conv_b/Conv", "/conv_c/Conv", "/conv_d/Conv", "/fc/Gemm"}
+	mp := tinyCommands(t, "reduce_tiny_op17", "reduce_tiny_ref", []string{"/conv_a/Conv", "/conv_b/Conv", "/conv_c/Conv", "/conv_d/Conv", "/fc/Gemm"})
+	red := 0
+	for _, n := range mp.Graph.Node {
+		if strings.HasPrefix(n.OpType, "Reduce") && len(n.Input) == 2 {
+			red++
+		}
+	}
+	if red != 8 {
+		t.Errorf("the QDQ model has %d reductions with an axes input, want 8", red)
+	}
+}
+
+// tinyCommands runs trace, plan (60 % of the size) and quantize on
+// testdata/models/<model>.onnx with the inputs of <ref>.npz as data,
+// checks that every unit of units gets a trace row and a plan layer and a
+// quantized layer, and returns the QDQ model.
+func tinyCommands(t *testing.T, model, ref string, units []string) *onnx.ModelProto {
+	t.Helper()
+	tiny := "../../testdata/models/" + model + ".onnx"
+	ds := "npz:../../testdata/models/" + ref + ".npz"
 	out, errs, code := runCmd(t, "trace", tiny, "--data", ds, "--max-probes", "12")
 	if code != 0 {
 		t.Fatalf("trace: exit %d: %s", code, errs)
@@ -64,13 +81,5 @@ func TestReduceTinyCommands(t *testing.T) {
 	if err := proto.Unmarshal(b, mp); err != nil || mp.OpsetImport[0].Version != qdq.Opset {
 		t.Fatalf("output is not an opset-%d model: %v", qdq.Opset, err)
 	}
-	red := 0
-	for _, n := range mp.Graph.Node {
-		if strings.HasPrefix(n.OpType, "Reduce") && len(n.Input) == 2 {
-			red++
-		}
-	}
-	if red != 8 {
-		t.Errorf("the QDQ model has %d reductions with an axes input, want 8", red)
-	}
+	return mp
 }
