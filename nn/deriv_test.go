@@ -220,6 +220,10 @@ var netCases = []netCase{
 	// GlobalMaxPool and GlobalLpPool (p 1, 2, 3) of computed tensors
 	// (globalPoolNet in reduce_model_test.go).
 	{name: "global-pools", sample: []int{2, 4, 4}, build: globalPoolNet, kinks: true},
+	// ScatterND and ScatterElements of computed tensors: constant,
+	// expanded and computed indices, duplicates, reduction add
+	// (scatterNet in scatter_model_test.go).
+	{name: "scatter-18", sample: []int{2, 4, 4}, build: scatterNet, opset: 18},
 	{name: "layernormalization-17", sample: []int{3, 4}, opset: 17, build: func(b *mt.Builder, r *rand.Rand) {
 		dbl(b, r, "w1", 4, 4)
 		dbl(b, r, "g", 4)

@@ -45,6 +45,13 @@ func (b *Builder) Input(name string, dims ...int) *Builder {
 	return b
 }
 
+// IntInput adds an INT64 graph input (token ids, indices); a negative
+// dimension is symbolic ("N").
+func (b *Builder) IntInput(name string, dims ...int) *Builder {
+	b.mp.Graph.Input = append(b.mp.Graph.Input, valueInfo(name, int32(onnx.TensorProto_INT64), dims))
+	return b
+}
+
 // Output adds a FLOAT graph output with unknown shape.
 func (b *Builder) Output(name string) *Builder {
 	b.mp.Graph.Output = append(b.mp.Graph.Output, &onnx.ValueInfoProto{Name: name})
