@@ -171,12 +171,16 @@ func TestReduceTinyMatchesTorch(t *testing.T) {
 }
 
 // matchTinyTorch runs testdata/models/<name>_op13.onnx and _op17.onnx, which
-// must contain every operator of want (sorted), on the four inputs of
-// <name>_ref.npz and compares with PyTorch's float64 module: logits (also
-// in float32), loss, gradient and H·v for the reference's Rademacher v
+// must contain every operator of want (sorted), on the four samples of
+// <name>_ref.npz (the arrays named by inputs, "input" when none are
+// given) and compares with PyTorch's float64 module: logits (also in
+// float32), loss, gradient and H·v for the reference's Rademacher v
 // (double backprop); and H·v against central differences of the engine's
 // own gradient.
-func matchTinyTorch(t *testing.T, name string, want []string) {
+func matchTinyTorch(t *testing.T, name string, want []string, inputs ...string) {
+	if len(inputs) == 0 {
+		inputs = []string{"input"}
+	}
 	dir := filepath.Join("..", "testdata", "models")
 	z, err := data.OpenNPZ(filepath.Join(dir, name+"_ref.npz"))
 	if err != nil {
@@ -189,13 +193,24 @@ func matchTinyTorch(t *testing.T, name string, want []string) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if a.Int != nil {
+			v := make([]float64, len(a.Int))
+			for i, x := range a.Int {
+				v[i] = float64(x)
+			}
+			return v
+		}
 		return a.Float
 	}
-	ds, err := z.Match([]string{"input"})
+	ds, err := z.Match(inputs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	x, logits, loss := arr("input"), arr("logits"), arr("loss")[0]
+	var xs [][]float64
+	for _, in := range inputs {
+		xs = append(xs, arr(in))
+	}
+	logits, loss := arr("logits"), arr("loss")[0]
 	for _, opset := range []int{13, 17} {
 		t.Run(fmt.Sprintf("op%d", opset), func(t *testing.T) {
 			m, err := model.Load(filepath.Join(dir, fmt.Sprintf("%s_op%d.onnx", name, opset)))
@@ -216,7 +231,7 @@ func matchTinyTorch(t *testing.T, name string, want []string) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := e.Logits(x, 4)
+			got, err := e.LogitsInputs(xs, 4)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -227,7 +242,7 @@ func matchTinyTorch(t *testing.T, name string, want []string) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got32, err := e32.Logits(x, 4)
+			got32, err := e32.LogitsInputs(xs, 4)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -157,3 +157,14 @@ func TestScatterComputedIndices(t *testing.T) {
 		t.Errorf("an id of 4: %v, want an error naming the node and the index", err)
 	}
 }
+
+// TestScatterTinyMatchesTorch runs testdata/models/scatter_tiny_op13.onnx
+// and _op17.onnx (scripts/make_scatter_tiny.py: a torch.onnx export with
+// h[:, 0] = … and h[:, :, 0] = … as ScatterND, torch.scatter by an INT64
+// graph input "index" as ScatterElements with computed indices, and
+// torch.scatter_add as ScatterElements into zeros plus Add at opset 13,
+// with reduction add at 17) on the four samples of scatter_tiny_ref.npz
+// and compares with PyTorch's float64 module (see matchTinyTorch).
+func TestScatterTinyMatchesTorch(t *testing.T) {
+	matchTinyTorch(t, "scatter_tiny", []string{"ScatterElements", "ScatterND"}, "input", "index")
+}

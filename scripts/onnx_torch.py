@@ -11,7 +11,10 @@ Supported ops: Conv, Gemm, MatMul, Add, Sub, Mul, Div, Relu, Sigmoid, Tanh,
 MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, GlobalLpPool (any p,
 (Σ |x|^p)^(1/p)), BatchNormalization, Flatten, Reshape,
 Transpose, Squeeze, Unsqueeze, Concat, Shape, Gather, Constant, Identity,
-Dropout, ConstantOfShape, Expand, Equal, Where, Slice (unit steps), ReduceMean, LSTM, GRU, RNN (the ONNX equations written
+Dropout, ConstantOfShape, Expand, Equal, Where, Slice (unit steps), ReduceMean,
+Cast (to float, double, int64), Range, ScatterND and ScatterElements
+(reduction none or add, one index after the other: the last duplicate
+wins), LSTM, GRU, RNN (the ONNX equations written
 out step by step, default activations), ConvTranspose (F.conv_transpose with
 the pads cropped), Resize and Upsample (F.interpolate: nearest with
 asymmetric coordinates and floor rounding, linear with half_pixel,
@@ -284,6 +287,33 @@ def _layout(node, a, ins, op):
     raise NotImplementedError(f"node {node.name}: op {op} not supported")
 
 
+def _scatter(node, a, ins, op):
+    """ScatterND and ScatterElements, reduction none or add: the updates
+    written (added) one index (tuple) after the other in row-major order,
+    so that the last of duplicate indices wins, as ONNX Runtime and
+    bitplan's engine define it."""
+    data, idx, upd = ins
+    red = a.get("reduction", "none")
+    if red not in ("none", "add"):
+        raise NotImplementedError(f"node {node.name}: reduction {red}")
+    out = data.clone()
+    if op == "ScatterElements":
+        axis = a.get("axis", 0) % data.dim()
+        idx = torch.where(idx < 0, idx + data.shape[axis], idx)
+        for c in np.ndindex(*idx.shape):
+            t = list(c)
+            t[axis] = int(idx[c])
+            if red == "add":
+                out[tuple(t)] = out[tuple(t)] + upd[c]
+            else:
+                out[tuple(t)] = upd[c]
+        return out
+    for c in np.ndindex(*idx.shape[:-1]):
+        t = tuple(int(v) % data.shape[j] for j, v in enumerate(idx[c].tolist()))
+        out[t] = out[t] + upd[c] if red == "add" else upd[c]
+    return out
+
+
 def load_module(mod, model, dtype=torch.float64):
     """Load a torch module's parameters and buffers from the ONNX model's
     initializers of the same names (the names torch.onnx.export keeps),
@@ -312,7 +342,8 @@ def load_module(mod, model, dtype=torch.float64):
 
 
 def run(model, x, overrides=None, dtype=torch.float64, values=None, input_deltas=None):
-    """Evaluate the ONNX model on input x and return its single output.
+    """Evaluate the ONNX model on input x (a tensor, or a dict of tensors by
+    input name for several inputs) and return its single output.
 
     overrides maps initializer names to tensors used instead of the stored
     values (for example parameters with requires_grad). Other float
@@ -330,9 +361,17 @@ def run(model, x, overrides=None, dtype=torch.float64, values=None, input_deltas
             raise KeyError(f"override {name!r} is not an initializer")
         env[name] = t
     inputs = [i.name for i in g.input if i.name not in env]
-    if len(inputs) != 1:
-        raise ValueError(f"expected one graph input, got {inputs}")
-    env[inputs[0]] = x.to(dtype)
+    if isinstance(x, dict):
+        # Several inputs by name: floating-point ones converted to dtype,
+        # integer ones (indices, token ids) kept.
+        if sorted(x) != sorted(inputs):
+            raise ValueError(f"inputs {sorted(x)} given, the graph has {inputs}")
+        for name, t in x.items():
+            env[name] = t.to(dtype) if t.is_floating_point() else t
+    else:
+        if len(inputs) != 1:
+            raise ValueError(f"expected one graph input, got {inputs}")
+        env[inputs[0]] = x.to(dtype)
     missing = set(input_deltas or ()) - {node.name for node in g.node}
     if missing:
         raise KeyError(f"input_deltas names no node of the graph: {sorted(missing)}")
@@ -499,6 +538,18 @@ def run(model, x, overrides=None, dtype=torch.float64, values=None, input_deltas
                 st, en = max(-d, min(st, d)), max(-d, min(en, d))
                 idx[ax] = slice(st, en)
             out = x[tuple(idx)]
+        elif op == "Cast":
+            to = a["to"]
+            if to in (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE):
+                out = ins[0].to(dtype)
+            elif to == onnx.TensorProto.INT64:
+                out = ins[0].to(torch.int64)
+            else:
+                raise NotImplementedError(f"node {node.name}: Cast to {to}")
+        elif op == "Range":
+            out = torch.arange(ins[0].item(), ins[1].item(), ins[2].item(), dtype=ins[0].dtype)
+        elif op in ("ScatterND", "ScatterElements"):
+            out = _scatter(node, a, ins, op)
         elif op in ("LSTM", "GRU", "RNN"):
             out = _rnn(node, a, ins, op)
         elif op == "ConvTranspose":
