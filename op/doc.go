@@ -35,8 +35,10 @@
 //     Offset when affine); R{y} = L R{x}, x̄ += Lᵀ ȳ, R{x̄} += Lᵀ R{ȳ}
 //     (views, Transpose, Concat, BatchNormalization, average pooling,
 //     Resize, Sum and Mean of any number of inputs, ReduceMean and
-//     ReduceSum, and the layout operators of layout.go: DepthToSpace,
-//     SpaceToDepth, Trilu, CumSum, GatherElements).
+//     ReduceSum, the layout operators of layout.go: DepthToSpace,
+//     SpaceToDepth, Trilu, CumSum, GatherElements, and ScatterND and
+//     ScatterElements for fixed indices, read when the kernel runs if they
+//     are computed: scatter.go).
 //   - Elementwise: unary operators give f, f′, f″ (UnaryFns); binary
 //     broadcasting operators give f with its first and second partials
 //     (BinaryFns). The second-order term f″ R{x} ȳ is then never forgotten.
