@@ -17,6 +17,8 @@ type scatterProblem struct {
 	computed bool // the indices are run-time data, not a constant
 	ds, is   []int
 	idx      []int64
+	// us, when set, is the updates' shape (else the one that fits).
+	us []int
 }
 
 func (p scatterProblem) String() string {
@@ -25,6 +27,9 @@ func (p scatterProblem) String() string {
 
 // updShape is the shape of the problem's updates.
 func (p scatterProblem) updShape() []int {
+	if p.us != nil {
+		return p.us
+	}
 	if p.op == "ScatterElements" {
 		return p.is
 	}
@@ -403,3 +408,123 @@ func TestScatterBadInput(t *testing.T) {
 		}
 	}
 }
+
+// FuzzScatter runs a ScatterElements or ScatterND drawn from the bytes:
+// data of rank 1 to 3 with dimensions 0 to 3, an axis or index depth K
+// possibly out of range, indices of dimensions 0 to 4 (possibly larger
+// than data's), index values in [−5, 5] (often out of range), constant or
+// computed, reduction none or add, and now and then updates of a wrong
+// shape. It never panics; a problem whose shapes fit and whose indices
+// are in range runs and agrees with bruteScatter, any other is an error
+// (at shape inference, at build or from Validate).
+func FuzzScatter(f *testing.F) {
+	f.Add([]byte{0, 2, 3, 3, 1, 2, 2, 0, 1, 2, 3})
+	f.Add([]byte{1, 3, 2, 3, 4, 1, 2, 1, 0, 7, 9, 1})
+	f.Add([]byte{5, 1, 0, 0, 1, 1, 3})
+	f.Add([]byte{2, 2, 3, 2, 6, 2, 1, 1, 0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		src := &byteSource{b: in}
+		flags := src.next()
+		p := scatterProblem{add: flags&2 != 0, computed: flags&4 != 0}
+		rank := 1 + src.intn(3)
+		for range rank {
+			p.ds = append(p.ds, src.intn(4))
+		}
+		valid := true
+		var depth int // the axis (ScatterElements) or K (ScatterND)
+		if flags&1 == 0 {
+			p.op = "ScatterElements"
+			p.axis = int64(src.intn(2*rank+2) - rank - 1) // −r−1 … r
+			valid = p.axis >= -int64(rank) && p.axis < int64(rank)
+			depth = int((p.axis + int64(rank)) % int64(rank))
+			if !valid {
+				depth = 0
+			}
+			for i := range rank {
+				d := src.intn(5)
+				p.is = append(p.is, d)
+				if i != depth && d > p.ds[i] {
+					valid = false
+				}
+			}
+			for range Numel(p.is) {
+				v := int64(src.intn(11) - 5)
+				p.idx = append(p.idx, v)
+				if d := int64(p.ds[depth]); v < -d || v >= d {
+					valid = false
+				}
+			}
+		} else {
+			p.op = "ScatterND"
+			depth = src.intn(rank + 2) // 0 … r+1
+			valid = depth <= rank
+			for range src.intn(3) {
+				p.is = append(p.is, src.intn(4))
+			}
+			p.is = append(p.is, depth)
+			for range Numel(p.is[:len(p.is)-1]) {
+				for j := 0; j < depth; j++ {
+					v := int64(src.intn(11) - 5)
+					p.idx = append(p.idx, v)
+					if j >= rank || v < -int64(p.ds[j]) || v >= int64(p.ds[j]) {
+						valid = false
+					}
+				}
+			}
+			if !valid {
+				p.us = []int{1}
+			}
+		}
+		if src.next()%8 == 7 && valid {
+			us := slices.Clone(p.updShape())
+			us = append(us, 2)
+			p.us, valid = us, false
+		}
+		// Shape inference first, as the engine runs it.
+		nd := p.node()
+		sh := &Shapes{Dims: map[string][]int{"x": p.ds, "i": p.is, "u": p.updShape()}, Types: map[string]DataType{"x": Float, "i": Int64, "u": Float},
+			Ints: map[string][]int64{}, Values: map[string]*Tensor{}}
+		if err := inferScatter(nd, sh); err != nil {
+			if valid {
+				t.Fatalf("%v: shape inference refuses a valid problem: %v", p, err)
+			}
+			return
+		}
+		nx, nu := Numel(p.ds), Numel(p.updShape())
+		vals := func(n, salt int) []float64 {
+			v := make([]float64, n)
+			for i := range v {
+				v[i] = float64(i*7+salt) / 8
+			}
+			return v
+		}
+		x, u := vals(nx, 1), vals(nu, 2)
+		got, err := scatterRun[float64](p, x, u, vals(nx, 3), vals(nu, 4), vals(nx, 5), vals(nx, 6))
+		switch {
+		case !valid && err == nil:
+			t.Fatalf("%v: an invalid problem ran", p)
+		case valid && err != nil:
+			t.Fatalf("%v: %v", p, err)
+		case valid:
+			if want := bruteScatter(p, x, u); !slices.Equal(got[0], want) {
+				t.Fatalf("%v: y = %v, want %v", p, got[0], want)
+			}
+		}
+	})
+}
+
+// byteSource hands out a fuzzer's bytes (zeros past the end).
+type byteSource struct {
+	b []byte
+	i int
+}
+
+func (s *byteSource) next() byte {
+	if s.i >= len(s.b) {
+		return 0
+	}
+	s.i++
+	return s.b[s.i-1]
+}
+
+func (s *byteSource) intn(n int) int { return int(s.next()) % n }
