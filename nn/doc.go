@@ -16,7 +16,9 @@
 // on them as on any tensor that does not depend on θ, and a Gather of a
 // weight table by computed ids is a lookup, linear in the table (its
 // indices are checked after the forward pass: an id outside the table is
-// an error naming the node).
+// an error naming the node). ScatterElements and ScatterND with computed
+// indices are linear in their data and updates in the same way, their
+// indices checked after the forward pass too.
 //
 // # Hessian-vector products
 //

@@ -528,3 +528,28 @@ func (s *byteSource) next() byte {
 }
 
 func (s *byteSource) intn(n int) int { return int(s.next()) % n }
+
+// TestScatterFoldsIntegers: a scatter of INT64 constants (an export's
+// shape arithmetic) folds exactly, through the kernel.
+func TestScatterFoldsIntegers(t *testing.T) {
+	i64 := func(shape []int, v ...int64) *Tensor { return &Tensor{Type: Int64, Shape: shape, Int: v} }
+	for _, c := range []struct {
+		n    *Node
+		ins  []*Tensor
+		want []int64
+	}{
+		{&Node{Op: "ScatterND", Name: "s", Inputs: []string{"x", "i", "u"}, Outputs: []string{"y"}},
+			[]*Tensor{i64([]int{3}, 2, 3, 4), i64([]int{1, 1}, -2), i64([]int{1}, 1<<40)}, []int64{2, 1 << 40, 4}},
+		{&Node{Op: "ScatterElements", Name: "s", Inputs: []string{"x", "i", "u"}, Outputs: []string{"y"},
+			Attrs: map[string]*Attr{"reduction": {Name: "reduction", Type: AttrString, String: "add"}}},
+			[]*Tensor{i64([]int{3}, 2, 3, 4), i64([]int{2}, 0, 0), i64([]int{2}, 5, -1)}, []int64{6, 3, 4}},
+	} {
+		outs, err := Fold(c.n, 18, c.ins, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", c.n.Op, err)
+		}
+		if y := outs[0]; y.Type != Int64 || !slices.Equal(y.Int, c.want) {
+			t.Errorf("%s: folded %v %v, want INT64 %v", c.n.Op, y.Type, y.Int, c.want)
+		}
+	}
+}
