@@ -49,10 +49,6 @@ func layerNorm(b *Build) (*Expansion, error) {
 	for i := ax; i < r; i++ {
 		axes = append(axes, int64(i))
 	}
-	mean := func(in, out string) *Node {
-		return &Node{Op: "ReduceMean", Inputs: []string{in}, Outputs: []string{out},
-			Attrs: map[string]*Attr{"axes": {Name: "axes", Type: AttrInts, Ints: slices.Clone(axes)}}}
-	}
 	node := func(op string, out string, in ...string) *Node {
 		return &Node{Op: op, Inputs: in, Outputs: []string{out}, Attrs: map[string]*Attr{}}
 	}
@@ -60,19 +56,49 @@ func layerNorm(b *Build) (*Expansion, error) {
 	if b.Input(2) >= 0 {
 		scaled = "scaled"
 	}
-	nodes := []*Node{
-		{Op: "Constant", Outputs: []string{"eps"}, Attrs: map[string]*Attr{"value_float": {Name: "value_float", Type: AttrFloat, Float: eps}}},
-		mean("$0", "mean"),
-		node("Sub", "centred", "$0", "mean"),
-		node("Mul", "squares", "centred", "centred"),
-		mean("squares", "var"),
-		node("Add", "var+eps", "var", "eps"),
-		node("Sqrt", "std", "var+eps"),
-		node("Div", "normed", "centred", "std"),
-		node("Mul", scaled, "normed", "$1"),
-	}
+	nodes := append(standardize("$0", "normed", axes, eps, false), node("Mul", scaled, "normed", "$1"))
 	if b.Input(2) >= 0 {
 		nodes = append(nodes, node("Add", "$out", "scaled", "$2"))
 	}
 	return &Expansion{Nodes: nodes}, nil
+}
+
+// standardize returns the sub-nodes of an expansion that write
+//
+//	(x − μ) / √(σ² + ε)   (epsStd: (x − μ) / (√σ² + ε))
+//
+// of its tensor x into out, with μ and σ² the mean and the biased variance
+// over axes (ReduceMean, Sub, Mul, ReduceMean, Add, Sqrt, Div). It is the
+// normalization LayerNormalization, GroupNormalization,
+// InstanceNormalization and MeanVarianceNormalization (epsStd, the ONNX
+// function's ε = 1e-9 added to the deviation) share; their intermediate
+// names are prefixed with out.
+func standardize(x, out string, axes []int64, eps float64, epsStd bool) []*Node {
+	p := func(s string) string { return out + "/" + s }
+	mean := func(in, o string) *Node {
+		return &Node{Op: "ReduceMean", Inputs: []string{in}, Outputs: []string{o},
+			Attrs: map[string]*Attr{"axes": {Name: "axes", Type: AttrInts, Ints: slices.Clone(axes)}}}
+	}
+	node := func(op string, o string, in ...string) *Node {
+		return &Node{Op: op, Inputs: in, Outputs: []string{o}, Attrs: map[string]*Attr{}}
+	}
+	sqrt, add := node("Sqrt", p("std"), p("var+eps")), node("Add", p("var+eps"), p("var"), p("eps"))
+	denom := p("std")
+	if epsStd {
+		sqrt, add = node("Sqrt", p("std"), p("var")), node("Add", p("std+eps"), p("std"), p("eps"))
+		denom = p("std+eps")
+	}
+	nodes := []*Node{
+		{Op: "Constant", Outputs: []string{p("eps")}, Attrs: map[string]*Attr{"value_float": {Name: "value_float", Type: AttrFloat, Float: eps}}},
+		mean(x, p("mean")),
+		node("Sub", p("centred"), x, p("mean")),
+		node("Mul", p("squares"), p("centred"), p("centred")),
+		mean(p("squares"), p("var")),
+	}
+	if epsStd {
+		nodes = append(nodes, sqrt, add)
+	} else {
+		nodes = append(nodes, add, sqrt)
+	}
+	return append(nodes, node("Div", out, p("centred"), denom))
 }
