@@ -224,6 +224,13 @@ var netCases = []netCase{
 	// expanded and computed indices, duplicates, reduction add
 	// (scatterNet in scatter_model_test.go).
 	{name: "scatter-18", sample: []int{2, 4, 4}, build: scatterNet, opset: 18},
+	// TopK of a computed tensor, GatherND of its indices (batch_dims 2)
+	// and of indices expanded to the batch (batch_dims 1), OneHot of the
+	// TopK indices with differentiable values, GroupNormalization (scale
+	// per group at 18, per channel at 21), MeanVarianceNormalization and
+	// InstanceNormalization (miscNet).
+	{name: "misc-18", sample: []int{2, 4, 4}, build: miscNet(18), kinks: true, opset: 18},
+	{name: "misc-21", sample: []int{2, 4, 4}, build: miscNet(21), kinks: true, opset: 21},
 	{name: "layernormalization-17", sample: []int{3, 4}, opset: 17, build: func(b *mt.Builder, r *rand.Rand) {
 		dbl(b, r, "w1", 4, 4)
 		dbl(b, r, "g", 4)
@@ -296,6 +303,59 @@ func layoutNet(b *mt.Builder, r *rand.Rand) {
 	b.Node("Flatten", "", []string{"t"}, []string{"f"})
 	b.Node("Concat", "", []string{"f", "tt"}, []string{"ft"}, mt.Int("axis", 1))
 	b.Node("MatMul", "fc", []string{"ft", "fw"}, []string{"y"})
+}
+
+// miscNet is the graph of the misc cases at the given opset (18 to 21).
+func miscNet(opset int) func(b *mt.Builder, r *rand.Rand) {
+	return func(b *mt.Builder, r *rand.Rand) {
+		per := 2 // GroupNormalization's scale and bias: per group before 21
+		if opset >= 21 {
+			per = 4
+		}
+		dbl(b, r, "w1", 4, 2, 1, 1)
+		b.Double("gs", []int{per}, randn(r, per, 0.3))
+		b.Double("gb", []int{per}, randn(r, per, 0.3))
+		b.Double("is", []int{4}, randn(r, 4, 0.3))
+		b.Double("ib", []int{4}, randn(r, 4, 0.3))
+		b.Double("ohv", []int{2}, []float64{-0.3, 0.8})
+		dbl(b, r, "fw", 4*3*2+2, 3)
+		b.Int64("shape", []int{3}, []int64{0, 4, 16})
+		b.Int64("k", []int{1}, []int64{3})
+		b.Int64("depth", []int{}, []int64{16})
+		b.Int64("last", []int{1}, []int64{-1})
+		b.Int64("tuples", []int{1, 2, 2}, []int64{1, 5, 3, -2})
+		b.Int64("tail", []int{2}, []int64{2, 2})
+		b.Int64("start", []int{1}, []int64{0})
+		b.Int64("end", []int{1}, []int64{1})
+		b.Node("Conv", "c", []string{"x", "w1"}, []string{"a"})
+		b.Node("GroupNormalization", "gn", []string{"a", "gs", "gb"}, []string{"gn"}, mt.Int("num_groups", 2), mt.Float32("epsilon", 0.01))
+		b.Node("MeanVarianceNormalization", "mvn", []string{"a"}, []string{"mv"}, mt.Ints("axes", 2, 3))
+		b.Node("InstanceNormalization", "in", []string{"a", "is", "ib"}, []string{"in"})
+		b.Node("Tanh", "", []string{"gn"}, []string{"t"})
+		b.Node("Mul", "", []string{"t", "mv"}, []string{"tm"})
+		b.Node("Add", "", []string{"tm", "in"}, []string{"h"})
+		b.Node("Reshape", "", []string{"h", "shape"}, []string{"r"})
+		b.Node("TopK", "topk", []string{"r", "k"}, []string{"v", "i"})
+		b.Node("Tanh", "", []string{"r"}, []string{"s"})
+		b.Node("Unsqueeze", "", []string{"i", "last"}, []string{"iu"})
+		b.Node("GatherND", "gnd_topk", []string{"s", "iu"}, []string{"g1"}, mt.Int("batch_dims", 2))
+		b.Node("OneHot", "onehot", []string{"i", "depth", "ohv"}, []string{"oh"})
+		b.Node("Unsqueeze", "", []string{"s", "last"}, []string{"su0"})
+		b.Node("Transpose", "", []string{"su0"}, []string{"su"}, mt.Ints("perm", 0, 1, 3, 2))
+		b.Node("Mul", "", []string{"oh", "su"}, []string{"ohs"})
+		b.Node("ReduceSum", "", []string{"ohs", "last"}, []string{"ohr"}, mt.Int("keepdims", 0))
+		b.Node("Shape", "", []string{"x"}, []string{"xs"})
+		b.Node("Slice", "", []string{"xs", "start", "end"}, []string{"n"})
+		b.Node("Concat", "", []string{"n", "tail"}, []string{"ts"}, mt.Int("axis", 0))
+		b.Node("Expand", "", []string{"tuples", "ts"}, []string{"te"})
+		b.Node("GatherND", "gnd_const", []string{"r", "te"}, []string{"g2"}, mt.Int("batch_dims", 1))
+		b.Node("Flatten", "", []string{"v"}, []string{"fv"})
+		b.Node("Flatten", "", []string{"g1"}, []string{"f1"})
+		b.Node("Flatten", "", []string{"ohr"}, []string{"f3"})
+		b.Node("Mul", "", []string{"fv", "f1"}, []string{"fvf"})
+		b.Node("Concat", "", []string{"fvf", "f3", "g2"}, []string{"ft"}, mt.Int("axis", 1))
+		b.Node("MatMul", "fc", []string{"ft", "fw"}, []string{"y"})
+	}
 }
 
 // buildNet builds case c with input "x" and output "y" as a model.

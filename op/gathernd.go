@@ -239,3 +239,50 @@ func (k *gatherND[T]) Validate(w *Work[T]) error {
 
 // Retains: the passes read the indices, nothing else.
 func (k *gatherND[T]) Retains() Retains { return Retains{InVal: true} }
+
+// NonZero, which torch exports before GatherND for a boolean-mask index
+// (x.permute(…)[mask]), gives the coordinates of the non-zero elements of
+// its input as a rank × count INT64 tensor, in row-major order. Its shape
+// depends on the values, so it is folded on constants only (Fold: Infer
+// computes the coordinates when the input's values are known, e.g. a mask
+// buffer).
+func init() {
+	Register(&Def{Type: "NonZero", Since: 9, Infer: inferNonZero, Fold: true, Cases: []Case{
+		{Name: "constant mask", Inputs: []CaseInput{{Shape: []int{2, 3}, Ints: []int64{1, 0, 1, 0, 0, 1}}}, Want: []int{2, 3}},
+		{Name: "scalar", Inputs: []CaseInput{{Shape: []int{}, Ints: []int64{1}}}, Want: []int{0, 1}},
+	}})
+}
+
+func inferNonZero(n *Node, s *Shapes) error {
+	xs, ok, _, out := first(n, s)
+	if !ok {
+		return nil
+	}
+	var v []float64
+	if t, ok := s.Values[n.Input(0)]; ok {
+		v = t.Values()
+	} else if iv, ok := s.Ints[n.Input(0)]; ok {
+		for _, x := range iv {
+			v = append(v, float64(x))
+		}
+	} else {
+		return nil // computed: the engine names the node as constants-only
+	}
+	var hits []int
+	for i, x := range v {
+		if x != 0 {
+			hits = append(hits, i)
+		}
+	}
+	r := len(xs)
+	res := make([]int64, r*len(hits))
+	for j, i := range hits {
+		c := i
+		for d := r - 1; d >= 0; d-- {
+			res[d*len(hits)+j] = int64(c % xs[d])
+			c /= xs[d]
+		}
+	}
+	s.SetInts(out, res, []int{r, len(hits)})
+	return nil
+}

@@ -385,7 +385,7 @@ func TestMiscErrors(t *testing.T) {
 
 // TestMiscFold folds the operators on constants through their kernels:
 // TopK's two outputs (INT64 indices) and GatherND and OneHot of integers
-// exact in INT64.
+// exact in INT64; NonZero by its inference.
 func TestMiscFold(t *testing.T) {
 	ints := func(shape []int, v ...int64) *Tensor { return &Tensor{Type: Int64, Shape: shape, Int: v} }
 	floats := func(shape []int, v ...float64) *Tensor { return &Tensor{Type: Float, Shape: shape, Float: v} }
@@ -418,6 +418,8 @@ func TestMiscFold(t *testing.T) {
 		{node("TopK", 2, 2), []*Tensor{floats([]int{2, 3}, 1, 3, 2, 6, 5, 4), ints([]int{1}, 2)}, []string{"FLOAT [2 2] [3 2 6 5]", "INT64 [2 2] [1 2 0 1]"}},
 		{node("TopK", 2, 2, attrInt("largest", 0), attrInt("axis", 0)), []*Tensor{ints([]int{3}, 7, -2, 7), ints([]int{1}, 2)}, []string{"INT64 [2] [-2 7]", "INT64 [2] [1 0]"}},
 		{node("GatherND", 2, 1), []*Tensor{ints([]int{2, 2}, 10, 11, 20, 21), ints([]int{2, 1}, 1, -2)}, []string{"INT64 [2 2] [20 21 10 11]"}},
+		{node("NonZero", 1, 1), []*Tensor{ints([]int{2, 3}, 1, 0, 2, 0, 3, 0)}, []string{"INT64 [2 3] [0 0 1 0 2 1]"}},
+		{node("NonZero", 1, 1), []*Tensor{floats([]int{4}, 0, 0, 0, 0)}, []string{"INT64 [1 0] []"}},
 		{node("OneHot", 3, 1), []*Tensor{ints([]int{2}, 2, -1), ints([]int{}, 3), ints([]int{2}, 0, 1)}, []string{"INT64 [2 3] [0 0 1 0 0 1]"}},
 	} {
 		outs, err := Fold(tc.n, 17, tc.ins, nil)

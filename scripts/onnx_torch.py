@@ -11,7 +11,7 @@ Supported ops: Conv, Gemm, MatMul, Add, Sub, Mul, Div, Relu, Sigmoid, Tanh,
 MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, GlobalLpPool (any p,
 (Σ |x|^p)^(1/p)), BatchNormalization, Flatten, Reshape,
 Transpose, Squeeze, Unsqueeze, Concat, Shape, Gather, Constant, Identity,
-Dropout, ConstantOfShape, Expand, Equal, Where, Slice (unit steps), ReduceMean,
+Dropout, ConstantOfShape, Expand, Equal, Where, Slice (unit steps), ReduceMean, ReduceSum,
 Cast (to float, double, int64), Range, ScatterND and ScatterElements
 (reduction none or add, one index after the other: the last duplicate
 wins), LSTM, GRU, RNN (the ONNX equations written
@@ -19,7 +19,9 @@ out step by step, default activations), ConvTranspose (F.conv_transpose with
 the pads cropped), Resize and Upsample (F.interpolate: nearest with
 asymmetric coordinates and floor rounding, linear with half_pixel,
 pytorch_half_pixel or align_corners), DepthToSpace, SpaceToDepth, Einsum,
-GatherElements, CumSum and Trilu. Anything else raises
+GatherElements, CumSum and Trilu, TopK, GatherND, NonZero, OneHot,
+InstanceNormalization, MeanVarianceNormalization and GroupNormalization
+(18 and 21). Anything else raises
 NotImplementedError naming the node.
 
 The reductions ReduceMax, ReduceMin, ReduceProd, ReduceL1, ReduceL2,
@@ -314,6 +316,68 @@ def _scatter(node, a, ins, op):
     return out
 
 
+# TopK, GatherND, NonZero, OneHot and the normalizations
+# (scripts/make_misc_tiny.py), written from the ONNX definitions.
+MISC_OPS = ("TopK", "GatherND", "NonZero", "OneHot", "InstanceNormalization",
+            "MeanVarianceNormalization", "GroupNormalization")
+
+
+def _standardize(x, dims, eps, eps_std=False):
+    mu = x.mean(dims, keepdim=True)
+    var = ((x - mu) ** 2).mean(dims, keepdim=True)
+    if eps_std:
+        return (x - mu) / (var.sqrt() + eps)
+    return (x - mu) / (var + eps).sqrt()
+
+
+def _misc(node, a, ins, op, opset):
+    x = ins[0]
+    if op == "TopK":
+        k = int(ins[1].reshape(-1)[0])
+        axis = a.get("axis", -1) % x.dim()
+        largest = bool(a.get("largest", 1))
+        # A stable sort: equal values keep the lower index first.
+        order = torch.sort(x.detach(), dim=axis, descending=largest, stable=True).indices.narrow(axis, 0, k)
+        return torch.gather(x, axis, order), order
+    if op == "GatherND":
+        b = a.get("batch_dims", 0)
+        idx = ins[1].long()
+        m = idx.shape[-1]
+        lead = idx.shape[:-1]
+        xb = x.reshape((-1,) + tuple(x.shape[b:]))
+        ib = idx.reshape(xb.shape[0], -1, m)
+        rows = []
+        for n in range(xb.shape[0]):
+            coords = tuple((ib[n, :, j] % x.shape[b + j]) for j in range(m))
+            rows.append(xb[n][coords])
+        return torch.stack(rows).reshape(tuple(lead) + tuple(x.shape[b + m:]))
+    if op == "NonZero":
+        return torch.nonzero(x).t().contiguous()
+    if op == "OneHot":
+        depth = int(ins[1].reshape(-1)[0])
+        off, on = ins[2].reshape(-1)[0], ins[2].reshape(-1)[1]
+        idx = x.long() % depth
+        hot = F.one_hot(idx, depth)
+        axis = a.get("axis", -1) % (x.dim() + 1)
+        hot = hot.movedim(-1, axis)
+        return torch.where(hot.bool(), on, off)
+    eps = a.get("epsilon", 1e-5)
+    if op == "InstanceNormalization":
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        return _standardize(x, tuple(range(2, x.dim())), eps) * ins[1].reshape(shape) + ins[2].reshape(shape)
+    if op == "MeanVarianceNormalization":
+        return _standardize(x, tuple(a.get("axes", [0, 2, 3])), 1e-9, eps_std=True)
+    if op == "GroupNormalization":
+        g = a["num_groups"]
+        n, c = x.shape[:2]
+        y = _standardize(x.reshape(n, g, -1), (2,), eps)
+        if opset < 21:
+            return (y * ins[1].reshape(1, g, 1) + ins[2].reshape(1, g, 1)).reshape(x.shape)
+        shape = (1, c) + (1,) * (x.dim() - 2)
+        return y.reshape(x.shape) * ins[1].reshape(shape) + ins[2].reshape(shape)
+    raise NotImplementedError(f"node {node.name}: op {op} not supported")
+
+
 def load_module(mod, model, dtype=torch.float64):
     """Load a torch module's parameters and buffers from the ONNX model's
     initializers of the same names (the names torch.onnx.export keeps),
@@ -353,6 +417,7 @@ def run(model, x, overrides=None, dtype=torch.float64, values=None, input_deltas
     of the same tensor (a residual branch) see it unchanged.
     """
     g = model.graph
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     env = {}
     for name, arr in initializers(model).items():
         env[name] = _tensor(arr, dtype)
@@ -513,12 +578,13 @@ def run(model, x, overrides=None, dtype=torch.float64, values=None, input_deltas
         elif op == "Expand":
             shape = [int(d) for d in ins[1].tolist()]
             out = ins[0] * torch.ones(shape, dtype=ins[0].dtype) if ins[0].is_floating_point() else ins[0].expand(shape)
-        elif op == "ReduceMean":
+        elif op in ("ReduceMean", "ReduceSum"):
             axes = a.get("axes")
             if axes is None and len(ins) > 1 and ins[1] is not None:
                 axes = ins[1].tolist()
             axes = tuple(axes) if axes is not None else tuple(range(ins[0].dim()))
-            out = ins[0].mean(dim=axes, keepdim=bool(a.get("keepdims", 1)))
+            f = ins[0].mean if op == "ReduceMean" else ins[0].sum
+            out = f(dim=axes, keepdim=bool(a.get("keepdims", 1)))
         elif op in _REDUCE or op == "ReduceProd":
             out = _reduce(node, a, ins, op)
         elif op == "Equal":
@@ -558,6 +624,8 @@ def run(model, x, overrides=None, dtype=torch.float64, values=None, input_deltas
             out = _layout(node, a, ins, op)
         elif op in ("Resize", "Upsample"):
             out = _resize(node, a, ins, op)
+        elif op in MISC_OPS:
+            out = _misc(node, a, ins, op, opset)
         else:
             raise NotImplementedError(f"node {node.name}: op {op} not supported")
         outs = out if isinstance(out, tuple) else (out,)

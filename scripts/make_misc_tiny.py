@@ -1,0 +1,213 @@
+#!/usr/bin/python3
+"""Export a tiny CNN with GroupNorm, torch.topk of a computed tensor, a
+batched gather of the top-k positions (GatherND), a boolean-mask index
+(NonZero and GatherND) and F.one_hot of computed indices: the test of the
+engine's TopK, GatherND, OneHot and InstanceNormalization on a real
+torch.onnx export.
+
+Usage (from the repository root, Debian's PyTorch and onnx):
+
+    /usr/bin/python3 scripts/make_misc_tiny.py [--out testdata/models]
+
+Writes misc_tiny_op13.onnx and misc_tiny_op17.onnx (the same module
+exported by torch.onnx.export at opsets 13 and 17; this PyTorch exports no
+opset 18): input "input" N x 1 x 8 x 8 (float32, dynamic batch), output
+"logits" N x 3. Random weights (seed 1):
+
+    a = tanh(Conv 3x3 1->4 (pad 1) of x)          N x 4 x 8 x 8
+    g = GroupNorm(2, 4)(a)                        (Reshape, InstanceNormalization, Reshape, Mul, Add)
+    f = (Conv 1x1 4->4 of g).flatten(2)           N x 4 x 64
+    v, i = topk(f, 5, dim=2)                      N x 4 x 5   (TopK: values and int64 indices)
+    s = gather_nd(f.transpose(1, 2), i[:, 0, :, None], batch_dims=1)
+                                                  N x 5 x 4   (GatherND of computed indices)
+    m = g.permute(2, 3, 0, 1)[mask].mean(0)       N x 4       (NonZero of a mask buffer, GatherND)
+    o = (one_hot(i[:, 1, 0], 64).float() * f[:, 2]).sum(1)
+                                                  N           (OneHot of computed indices, Cast)
+    logits = Linear 45->3 of [v.flatten(1), s.flatten(1), m, o]
+
+torch.onnx exports x[idx0, idx1] with integer index tensors as a Gather of
+the linearised index (Mul, Add, Gather), not GatherND, so the batched
+gather of the top-k positions is a torch.autograd.Function whose `symbolic`
+emits GatherND with batch_dims 1 (torch.onnx's documented mechanism, as in
+make_layout_tiny.py); a boolean-mask index over leading axes exports
+NonZero, Transpose and GatherND itself. The values of topk are
+differentiable through the picked elements; the indices, the one-hot rows
+and the mask carry no derivative.
+
+Also writes misc_tiny_ref.npz, computed by the module in float64 on the
+float32 weights: "input" (4 x 1 x 8 x 8, standard normal rounded to
+float32, seed 2), "labels" (int64, 4), "logits" (4 x 3), "loss" (mean
+cross-entropy), and per parameter (its initializer name) "grad.<name>",
+"v.<name>" (a Rademacher vector, seed 3; zero for the GroupNorm affine
+parameters gn.weight and gn.bias, which the engine holds as constants: its
+θ is the quantizable units' weights and biases) and "hv.<name>" = H v by
+double backprop. The script checks that both files pass onnx.checker (full check),
+hold every parameter as an initializer of its own name and contain the
+operators listed above, that the top-5 values of every slice are at least
+1e-4 apart (no tie, and no finite-difference step of the Go test
+reorders them), and that the ONNX graphs evaluated by scripts/onnx_torch.py
+(float64, the file's own initializers) give the module's logits and, with
+the initializers as autograd leaves, its H v.
+"""
+
+import argparse
+import os
+import sys
+
+import numpy as np
+import onnx
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "scripts"))
+import onnx_torch  # noqa: E402
+
+
+def _gather_nd_b1(x, idx):
+    # batch_dims 1, one coordinate per tuple: out[n, j, :] = x[n, idx[n, j, 0], :].
+    return torch.gather(x, 1, idx.expand(-1, -1, x.shape[2]))
+
+
+class GatherNDB1(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, idx):
+        return _gather_nd_b1(x, idx)
+
+    @staticmethod
+    def symbolic(g, x, idx):
+        return g.op("GatherND", x, idx, batch_dims_i=1)
+
+
+def gather_nd_b1(x, idx):
+    return GatherNDB1.apply(x, idx) if torch.onnx.is_in_onnx_export() else _gather_nd_b1(x, idx)
+
+
+class Tiny(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv_a = nn.Conv2d(1, 4, 3, padding=1)
+        self.gn = nn.GroupNorm(2, 4)
+        self.conv_b = nn.Conv2d(4, 4, 1)
+        self.fc = nn.Linear(20 + 20 + 4 + 1, 3)
+        gen = torch.Generator().manual_seed(4)
+        self.register_buffer("mask", torch.rand(8, 8, generator=gen) > 0.6)
+        with torch.no_grad():  # a non-trivial affine map after the normalization
+            self.gn.weight.copy_(1 + torch.randn(4, generator=gen) / 4)
+            self.gn.bias.copy_(torch.randn(4, generator=gen) / 4)
+
+    def parts(self, x):
+        a = torch.tanh(self.conv_a(x))
+        g = self.gn(a)
+        f = self.conv_b(g).flatten(2)
+        v, i = torch.topk(f, 5, dim=2)
+        s = gather_nd_b1(f.transpose(1, 2), i[:, 0, :].unsqueeze(-1))
+        m = g.permute(2, 3, 0, 1)[self.mask].mean(0)
+        o = (F.one_hot(i[:, 1, 0], 64).float() * f[:, 2]).sum(1, keepdim=True)
+        return f, v, s, m, o
+
+    def forward(self, x):
+        _, v, s, m, o = self.parts(x)
+        return self.fc(torch.cat([v.flatten(1), s.flatten(1), m, o], 1))
+
+
+WANT = {"TopK": 1, "GatherND": 2, "NonZero": 1, "OneHot": 1, "InstanceNormalization": 1}
+
+
+def hvp(loss_of, params, v):
+    """Gradient and H v of loss_of(params) by double backprop."""
+    loss = loss_of(params)
+    g = torch.autograd.grad(loss, params, create_graph=True)
+    dot = sum((gi * vi).sum() for gi, vi in zip(g, v))
+    hv = torch.autograd.grad(dot, params)
+    return loss, [x.detach() for x in g], [x.detach() for x in hv]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default=os.path.join(REPO, "testdata", "models"))
+    args = ap.parse_args()
+    torch.manual_seed(1)
+    m = Tiny().eval()
+    x32 = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+    labels = torch.randint(0, 3, (4,), generator=torch.Generator().manual_seed(2))
+    paths = {}
+    for opset in (13, 17):
+        path = os.path.join(args.out, f"misc_tiny_op{opset}.onnx")
+        torch.onnx.export(m, (x32,), path + ".tmp", input_names=["input"], output_names=["logits"],
+                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=opset,
+                          do_constant_folding=False)
+        os.replace(path + ".tmp", path)
+        paths[opset] = path
+        mp = onnx.load(path)
+        onnx.checker.check_model(mp, full_check=True)
+        inits = {t.name for t in mp.graph.initializer}
+        missing = [k for k, _ in m.named_parameters() if k not in inits]
+        if missing:
+            raise SystemExit(f"{path}: parameters {missing} are not initializers of their own name")
+        got = {op: sum(n.op_type == op for n in mp.graph.node) for op in WANT}
+        if got != WANT:
+            raise SystemExit(f"{path}: nodes {got}, want {WANT}")
+        print(f"wrote {path} ({os.path.getsize(path)} bytes): {[n.op_type for n in mp.graph.node]}")
+
+    # The float64 reference on the float32 weights.
+    m64 = Tiny().double().eval()
+    m64.load_state_dict({k: (v.double() if v.is_floating_point() else v) for k, v in m.state_dict().items()})
+    x = x32.double()
+    with torch.no_grad():
+        f, _, _, _, _ = m64.parts(x)
+        top6 = torch.topk(f, 6, dim=2).values
+        gap = (top6[..., :-1] - top6[..., 1:]).min().item()
+    if gap < 1e-4:
+        raise SystemExit(f"the top-6 values of a slice are {gap:.3g} apart: a tie or a near tie")
+    names = [k for k, _ in m64.named_parameters()]
+    params = [p for _, p in m64.named_parameters()]
+    gen = torch.Generator().manual_seed(3)
+    v = [torch.randint(0, 2, p.shape, generator=gen).double() * 2 - 1 for p in params]
+    # The engine's θ is the quantizable units' weights and biases; the
+    # GroupNorm affine parameters are constants to it, so v is zero there.
+    v = [vi * 0 if n.startswith("gn.") else vi for n, vi in zip(names, v)]
+
+    def module_loss(ps):
+        for p, q in zip(params, ps):
+            assert p is q
+        return F.cross_entropy(m64(x), labels)
+
+    with torch.no_grad():
+        logits = m64(x)
+    loss, grad, hv = hvp(module_loss, params, v)
+
+    # The ONNX graphs, interpreted on their own initializers.
+    for opset, path in paths.items():
+        mp = onnx.load(path)
+        got = onnx_torch.run(mp, x)
+        d = (got - logits).abs().max().item()
+        if d > 1e-12 * max(1.0, logits.abs().max().item()):
+            raise SystemExit(f"{path}: interpreted logits differ from the module's by {d:.3g}")
+        inits = onnx_torch.initializers(mp)
+        leaves = [torch.tensor(inits[n], dtype=torch.float64, requires_grad=True) for n in names]
+
+        def graph_loss(ps):
+            return F.cross_entropy(onnx_torch.run(mp, x, overrides=dict(zip(names, ps))), labels)
+
+        gl, gg, ghv = hvp(graph_loss, leaves, v)
+        dh = max((a - b).abs().max().item() for a, b in zip(ghv, hv))
+        scale = max(b.abs().max().item() for b in hv)
+        if abs(gl.item() - loss.item()) > 1e-12 or dh > 1e-10 * scale:
+            raise SystemExit(f"{path}: interpreted loss {gl.item()} vs {loss.item()}, H v differs by {dh:.3g}")
+        print(f"op{opset}: interpreter agrees (logits {d:.2g}, H v {dh:.2g} of scale {scale:.3g})")
+
+    ref = {"input": x.numpy(), "labels": labels.numpy(), "logits": logits.numpy(), "loss": np.array(loss.item())}
+    for n, g, vi, h in zip(names, grad, v, hv):
+        ref["grad." + n], ref["v." + n], ref["hv." + n] = g.numpy(), vi.numpy(), h.numpy()
+    ref = {k: np.ascontiguousarray(a) for k, a in ref.items()}  # C order (a 1x1 kernel's gradient is not)
+    out = os.path.join(args.out, "misc_tiny_ref.npz")
+    np.savez(out + ".tmp.npz", **ref)
+    os.replace(out + ".tmp.npz", out)
+    print(f"wrote {out}: loss {loss.item():.6f}, min top-6 gap {gap:.3g}, "
+          f"|H v| {torch.cat([h.flatten() for h in hv]).norm().item():.6g}")
+
+
+if __name__ == "__main__":
+    main()
