@@ -201,3 +201,132 @@ func TestMiscErrors(t *testing.T) {
 		}
 	}
 }
+
+// groupNormModel builds the graph of scripts/make_groupnorm_reference.py at
+// opset 18 (scale and bias per group) or 21 (per channel) from the
+// reference's tensors: Conv, GroupNormalization, Tanh, Flatten, Gemm.
+func groupNormModel(t *testing.T, z *data.NPZ, opset int64) *model.Model {
+	t.Helper()
+	arr := func(name string) *data.Array {
+		a, err := z.Array(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	b := mt.New(fmt.Sprintf("groupnorm_%d", opset), opset)
+	b.Input("x", -1, 2, 4, 4)
+	for _, n := range []string{"conv.weight", "conv.bias", "fc.weight", "fc.bias"} {
+		a := arr(n)
+		b.Double(n, a.Shape, a.Float)
+	}
+	gn := "gn21"
+	if opset < 21 {
+		gn = "gn18"
+	}
+	s, bi := arr(gn+".scale"), arr(gn+".bias")
+	b.Double("scale", s.Shape, s.Float)
+	b.Double("bias", bi.Shape, bi.Float)
+	b.Node("Conv", "conv", []string{"x", "conv.weight", "conv.bias"}, []string{"a"}, mt.Ints("pads", 1, 1, 1, 1))
+	b.Node("GroupNormalization", "gn", []string{"a", "scale", "bias"}, []string{"g"}, mt.Int("num_groups", 2), mt.Float32("epsilon", 1e-5))
+	b.Node("Tanh", "", []string{"g"}, []string{"t"})
+	b.Node("Flatten", "", []string{"t"}, []string{"f"})
+	b.Node("Gemm", "fc", []string{"f", "fc.weight", "fc.bias"}, []string{"y"}, mt.Int("transB", 1))
+	b.Output("y")
+	m, err := model.Decode(b.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestGroupNormMatchesTorch runs GroupNormalization in graphs built by
+// hand (torch 1.13 exports GroupNorm as InstanceNormalization) at opset
+// 18 (scale and bias per group) and 21 (per channel) on the tensors of
+// testdata/models/groupnorm_ref.npz and compares with F.group_norm in
+// float64 (scripts/make_groupnorm_reference.py): logits, loss, gradient
+// and H·v of the unit parameters by double backprop; and H·v against
+// central differences of the engine's gradient.
+func TestGroupNormMatchesTorch(t *testing.T) {
+	z, err := data.OpenNPZ(filepath.Join("..", "testdata", "models", "groupnorm_ref.npz"))
+	if err != nil {
+		t.Fatalf("committed reference missing: %v", err)
+	}
+	defer z.Close()
+	arr := func(name string) []float64 {
+		t.Helper()
+		a, err := z.Array(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a.Float
+	}
+	ds, err := z.Match([]string{"input"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, opset := range []int64{18, 21} {
+		t.Run(fmt.Sprintf("op%d", opset), func(t *testing.T) {
+			m := groupNormModel(t, z, opset)
+			e, err := nn.New(m, &nn.Options{Precision: nn.Float64, Workers: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			logits, loss := arr(fmt.Sprintf("logits.%d", opset)), arr(fmt.Sprintf("loss.%d", opset))[0]
+			got, err := e.Logits(arr("input"), 4)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d, s := maxAbsDiff(got, logits); d > torchTol*s {
+				t.Errorf("logits differ from PyTorch's by %.3g (scale %.3g)", d, s)
+			}
+			theta := e.Theta()
+			gradRef, v, hvRef := make([]float64, len(theta)), make([]float64, len(theta)), make([]float64, len(theta))
+			for _, p := range e.Params() {
+				copy(gradRef[p.Offset:p.Offset+p.Size], arr(fmt.Sprintf("grad.%d.%s", opset, p.Name)))
+				copy(v[p.Offset:p.Offset+p.Size], arr("v."+p.Name))
+				copy(hvRef[p.Offset:p.Offset+p.Size], arr(fmt.Sprintf("hv.%d.%s", opset, p.Name)))
+			}
+			if len(e.Params()) != 4 {
+				t.Fatalf("%d parameters, want the two units' weights and biases", len(e.Params()))
+			}
+			g := make([]float64, len(theta))
+			ev, err := e.Gradient(context.Background(), ds, g)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if math.Abs(ev.Loss-loss) > torchTol*max(1, loss) {
+				t.Errorf("loss %.15g, PyTorch %.15g", ev.Loss, loss)
+			}
+			if err := relErr(g, gradRef); err > torchTol*10 {
+				t.Errorf("gradient: relative error %.3g against PyTorch", err)
+			}
+			op, err := e.Operator(ds)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hv := make([]float64, len(theta))
+			if err := op.HVP(context.Background(), hv, v); err != nil {
+				t.Fatal(err)
+			}
+			if err := relErr(hv, hvRef); err > torchTol*10 {
+				t.Errorf("H·v: relative error %.3g against PyTorch's double backprop", err)
+			}
+			plus, minus := make([]float64, len(theta)), make([]float64, len(theta))
+			for i := range theta {
+				plus[i], minus[i] = theta[i]+hvStep*v[i], theta[i]-hvStep*v[i]
+			}
+			gp, gm := gradAt(t, e, ds, plus), gradAt(t, e, ds, minus)
+			fd := make([]float64, len(theta))
+			for i := range fd {
+				fd[i] = (gp[i] - gm[i]) / (2 * hvStep)
+			}
+			if err := relErr(hv, fd); err > hvFDTol {
+				t.Errorf("H·v: relative error %.3g against central differences of the gradient", err)
+			}
+			d, sc := maxAbsDiff(got, logits)
+			t.Logf("against PyTorch: logits %.2g of scale %.3g, loss %.2g, gradient %.2g, H·v %.2g; H·v against finite differences %.2g (|H·v| %.6g)",
+				d, sc, math.Abs(ev.Loss-loss), relErr(g, gradRef), relErr(hv, hvRef), relErr(hv, fd), norm(hv))
+		})
+	}
+}
