@@ -1,0 +1,159 @@
+package qdq
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/advancedclimatesystems/gonnx/onnx"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/bitplan/bitplan/data"
+	"github.com/bitplan/bitplan/eval"
+	"github.com/bitplan/bitplan/model"
+	mt "github.com/bitplan/bitplan/model/modeltest"
+	"github.com/bitplan/bitplan/nn"
+)
+
+// TestExportMiscOps: the W8A8 export of misc_tiny (opsets 13 and 17: TopK,
+// two GatherNDs, NonZero, OneHot and InstanceNormalization between three
+// units) is an opset-21 model in which those nodes are unchanged — same
+// inputs and attributes: none of them changed between opsets 13 and 21 —
+// and which model.Decode reads back.
+func TestExportMiscOps(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 3))
+	misc := map[string]bool{"TopK": true, "GatherND": true, "NonZero": true, "OneHot": true, "InstanceNormalization": true}
+	nodes := func(g *onnx.GraphProto) map[string]string {
+		j := map[string]string{}
+		for _, n := range g.Node {
+			if misc[n.OpType] {
+				in := slices.Clone(n.Input)
+				for i, x := range in {
+					in[i] = strings.TrimSuffix(x, "_dequantized")
+				}
+				j[n.Name] = fmt.Sprint(n.OpType, in, n.Output, n.Attribute)
+			}
+		}
+		return j
+	}
+	for _, name := range []string{"misc_tiny_op13", "misc_tiny_op17"} {
+		b, e := load(t, name)
+		ds := &data.Memory{Inputs: make([]float64, 16*64), Labels: make([]int, 16), Shape: e.SampleShape()}
+		for i := range ds.Inputs {
+			ds.Inputs[i] = r.NormFloat64()
+		}
+		var layers []eval.Layer
+		for _, u := range e.Units() {
+			layers = append(layers, eval.Layer{Name: u.Name, Bits: 8, ABits: 8})
+		}
+		res, err := Export(context.Background(), &Config{Model: b, Engine: e, Layers: layers, Calib: ds})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if len(res.Summary.Layers) != 3 || res.Model.OpsetImport[0].Version != Opset {
+			t.Errorf("%s: %d layers quantized (want 3), opset %d", name, len(res.Summary.Layers), res.Model.OpsetImport[0].Version)
+		}
+		src := &onnx.ModelProto{}
+		if err := proto.Unmarshal(b, src); err != nil {
+			t.Fatal(err)
+		}
+		want, got := nodes(src.Graph), nodes(res.Model.Graph)
+		if len(want) != 6 || !maps.Equal(want, got) {
+			t.Errorf("%s: nodes after export\n%v\nwant\n%v", name, got, want)
+		}
+		out, err := res.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := model.Decode(out); err != nil {
+			t.Errorf("%s: the QDQ model does not decode: %v", name, err)
+		}
+	}
+}
+
+// TestGroupNormUpgrade: the export's opset upgrade rewrites a
+// GroupNormalization of opset 18 (scale and bias per group, which opset 21
+// reads per channel) as Reshape, InstanceNormalization and Reshape, which
+// the engine runs to the original's logits and to F.group_norm's of
+// testdata/models/groupnorm_ref.npz (rounding only: 1e-12); a
+// GroupNormalization of opset 21 is left as it is.
+func TestGroupNormUpgrade(t *testing.T) {
+	z, err := data.OpenNPZ(filepath.Join("..", "testdata", "models", "groupnorm_ref.npz"))
+	if err != nil {
+		t.Fatalf("committed reference missing: %v", err)
+	}
+	defer z.Close()
+	arr := func(name string) *data.Array {
+		t.Helper()
+		a, err := z.Array(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	x := arr("input").Float
+	for _, opset := range []int64{18, 21} {
+		gn := "gn21"
+		if opset < 21 {
+			gn = "gn18"
+		}
+		b := mt.New("groupnorm", opset)
+		b.Input("x", -1, 2, 4, 4)
+		for _, n := range []string{"conv.weight", "conv.bias", "fc.weight", "fc.bias"} {
+			b.Double(n, arr(n).Shape, arr(n).Float)
+		}
+		b.Double("scale", arr(gn+".scale").Shape, arr(gn+".scale").Float)
+		b.Double("bias", arr(gn+".bias").Shape, arr(gn+".bias").Float)
+		b.Node("Conv", "conv", []string{"x", "conv.weight", "conv.bias"}, []string{"a"}, mt.Ints("pads", 1, 1, 1, 1))
+		b.Node("GroupNormalization", "gn", []string{"a", "scale", "bias"}, []string{"g"}, mt.Int("num_groups", 2), mt.Float32("epsilon", 1e-5))
+		b.Node("Tanh", "", []string{"g"}, []string{"t"})
+		b.Node("Flatten", "", []string{"t"}, []string{"f"})
+		b.Node("Gemm", "fc", []string{"f", "fc.weight", "fc.bias"}, []string{"y"}, mt.Int("transB", 1))
+		b.Output("y")
+		mp := b.Proto()
+		if err := upgradeOpset(mp); err != nil {
+			t.Fatalf("opset %d: %v", opset, err)
+		}
+		ops := map[string]int{}
+		for _, n := range mp.Graph.Node {
+			ops[n.OpType]++
+		}
+		want := map[string]int{"Conv": 1, "Tanh": 1, "Flatten": 1, "Gemm": 1, "GroupNormalization": 1}
+		if opset < 21 {
+			want = map[string]int{"Conv": 1, "Tanh": 1, "Flatten": 1, "Gemm": 1, "Constant": 1, "Shape": 1, "Reshape": 2, "InstanceNormalization": 1}
+		}
+		if !maps.Equal(ops, want) || mp.OpsetImport[0].Version != Opset {
+			t.Errorf("opset %d upgraded: nodes %v (opset %d), want %v", opset, ops, mp.OpsetImport[0].Version, want)
+		}
+		raw, err := proto.Marshal(mp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := model.Decode(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := nn.New(m, &nn.Options{Precision: nn.Float64, Workers: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := e.Logits(x, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref := arr(fmt.Sprintf("logits.%d", opset)).Float
+		worst := 0.0
+		for i, v := range ref {
+			worst = max(worst, math.Abs(got[i]-v)/max(1, math.Abs(v)))
+		}
+		if worst > 1e-12 {
+			t.Errorf("opset %d upgraded: logits differ from F.group_norm's by %.3g", opset, worst)
+		}
+	}
+}
