@@ -36,15 +36,21 @@
 //     (views, Transpose, Concat, BatchNormalization, average pooling,
 //     Resize, Sum and Mean of any number of inputs, ReduceMean and
 //     ReduceSum, the layout operators of layout.go: DepthToSpace,
-//     SpaceToDepth, Trilu, CumSum, GatherElements, and ScatterND and
+//     SpaceToDepth, Trilu, CumSum, GatherElements, ScatterND and
 //     ScatterElements for fixed indices, read when the kernel runs if they
-//     are computed: scatter.go).
+//     are computed: scatter.go; GatherND, a pick with a scatter-add
+//     transpose, gathernd.go; OneHot, linear in its values, onehot.go; TopK,
+//     the values routed to the picks its forward pass records, as
+//     ReduceMax's, topk.go).
 //   - Elementwise: unary operators give f, f′, f″ (UnaryFns); binary
 //     broadcasting operators give f with its first and second partials
 //     (BinaryFns). The second-order term f″ R{x} ȳ is then never forgotten.
 //   - Composite: the operator gives an Expansion over registered primitives
 //     (Compose); LayerNormalization is ReduceMean, Sub, Mul, Add, Sqrt and
-//     Div, so its R-forward and R-backward follow from theirs.
+//     Div, so its R-forward and R-backward follow from theirs; so are
+//     GroupNormalization, InstanceNormalization and
+//     MeanVarianceNormalization, over the same standardization
+//     (groupnorm.go).
 //   - Bilinear and Custom: hand-written four-method kernels remain where a
 //     derived rule would be much slower — Conv, ConvTranspose and
 //     Gemm/MatMul (one im2col and one BLAS call per product), Einsum (MatMul's
