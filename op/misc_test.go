@@ -438,3 +438,76 @@ func TestMiscFold(t *testing.T) {
 		t.Errorf("TopK k beyond the axis: %v, want an error naming the node", err)
 	}
 }
+
+// FuzzGatherND runs GatherND on random shapes, batch_dims and indices
+// (constant or computed, in and out of range): it never panics; a problem
+// the definition allows agrees with gatherNDRef, and one it does not is an
+// error (at inference for constant indices, from Validate for computed
+// ones).
+func FuzzGatherND(f *testing.F) {
+	f.Add([]byte{2, 3, 0, 1, 0, 2, 5, 7, 1, 200})
+	f.Add([]byte{3, 2, 2, 1, 1, 3, 1, 0, 9, 4, 4})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		next := func(mod int) int {
+			if len(b) == 0 {
+				return 0
+			}
+			v := int(b[0]) % mod
+			b = b[1:]
+			return v
+		}
+		r := 1 + next(3)
+		xs := make([]int, r)
+		for i := range xs {
+			xs[i] = 1 + next(3)
+		}
+		bd := next(r)
+		m := 1 + next(r-bd+1) // may exceed r − bd: an error
+		q := bd + 1 + next(2)
+		is := make([]int, q)
+		copy(is, xs[:bd])
+		for i := bd; i < q-1; i++ {
+			is[i] = 1 + next(3)
+		}
+		is[q-1] = m
+		idx := make([]int64, Numel(is))
+		for i := range idx {
+			idx[i] = int64(next(9)) - 4
+		}
+		computed := next(2) == 1
+		c := Case{Attrs: []*Attr{{Name: "batch_dims", Type: AttrInt, Int: int64(bd)}},
+			Inputs: []CaseInput{{Shape: xs}, {Shape: is, Ints: idx, Data: computed}}}
+		valid := m <= r-bd
+		if valid {
+			for row := 0; row < Numel(is)/m; row++ {
+				for j := 0; j < m; j++ {
+					if v := idx[row*m+j]; v < -int64(xs[bd+j]) || v >= int64(xs[bd+j]) {
+						valid = false
+					}
+				}
+			}
+		}
+		d := Lookup("GatherND", 0)
+		h, bl, _, err := buildCase(d, c, 1)
+		if err == nil {
+			var k Kernel[float64]
+			if k, err = NewKernel[float64](d.Exec, bl); err == nil {
+				h.k = k
+				w := h.work()
+				k.Forward(w)
+				if v, ok := k.(Validator[float64]); ok {
+					err = v.Validate(w)
+				}
+				if err == nil {
+					want := gatherNDRef(h.val[bl.In[0]], xs, h.val[bl.In[1]], is, bd)
+					if !slices.Equal(w.Val[bl.Out[0]], want) {
+						t.Fatalf("data %v indices %v %v batch_dims %d: %v, brute force %v", xs, is, idx, bd, w.Val[bl.Out[0]], want)
+					}
+				}
+			}
+		}
+		if valid != (err == nil) {
+			t.Fatalf("data %v indices %v %v batch_dims %d (computed %v): valid %v, error %v", xs, is, idx, bd, computed, valid, err)
+		}
+	})
+}
