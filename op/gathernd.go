@@ -5,8 +5,10 @@ import (
 	"math"
 )
 
-// GatherND (torch advanced indexing x[i0, i1] exports it) reads slices of
-// data addressed by the last axis of indices. With b = batch_dims, data
+// GatherND (torch.onnx writes it for a boolean-mask index over leading
+// axes, x.permute(…)[mask]; the batched gather of the top-k positions of
+// detection and routing heads) reads slices of data addressed by the last
+// axis of indices. With b = batch_dims, data
 // of rank r and indices of shape I = (I_0, …, I_{q−1}), m = I_{q−1} ≤ r − b
 // coordinates per tuple,
 //

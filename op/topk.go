@@ -46,8 +46,8 @@ func init() {
 		}})
 }
 
-// topKAxis returns TopK's axis (normalised for rank r), largest and k
-// (checked against the axis size d).
+// topKParams returns TopK's axis (normalised for the rank of xs) and
+// largest, and checks k against the axis' size.
 func topKParams(n *Node, xs []int, k int64) (axis int, largest bool, err error) {
 	a, err := n.AttrInt("axis", -1)
 	if err != nil {
