@@ -28,10 +28,11 @@ import (
 //     couple the samples of a batch, and the engine's results may not
 //     depend on how the samples are batched.
 //
-// Channel flow: all block — GroupNormalization ties the channels of a
-// group, MeanVarianceNormalization may normalize over the channel axis,
-// and InstanceNormalization's per-channel vectors are inputs the pruning
-// model does not slice (FlowNorm is inference BatchNormalization's).
+// Channel flow: GroupNormalization blocks (it ties the channels of a
+// group), as MeanVarianceNormalization does (it may normalize over the
+// channel axis); InstanceNormalization standardizes each channel alone
+// and scales it by its own entries of scale and bias, so a pruned channel
+// takes those entries with it (FlowNorm, as BatchNormalization).
 func init() {
 	x := func(s ...int) CaseInput { return CaseInput{Shape: s} }
 	fl := func(name string, v float64) *Attr { return &Attr{Name: name, Type: AttrFloat, Float: v} }
@@ -44,7 +45,7 @@ func init() {
 			{Name: "per-channel scale (21)", Opset: 21, Attrs: []*Attr{groups(2)}, Inputs: []CaseInput{x(2, 4, 2, 2), x(4), x(4)}, Want: []int{2, 4, 2, 2}},
 			{Name: "one group, rank 2 (21)", Opset: 21, Attrs: []*Attr{groups(1)}, Inputs: []CaseInput{x(3, 4), x(4), x(4)}, Want: []int{3, 4}},
 		}})
-	Register(&Def{Type: "InstanceNormalization", Infer: inferInstanceNorm, Exec: Compose(instanceNorm), Class: Composite,
+	Register(&Def{Type: "InstanceNormalization", Infer: inferInstanceNorm, Exec: Compose(instanceNorm), Class: Composite, Channels: FlowNorm,
 		Cases: []Case{
 			{Name: "1-D", Opset: 11, Inputs: []CaseInput{x(2, 3, 4), x(3), x(3)}, Want: []int{2, 3, 4}},
 			{Name: "2-D, epsilon", Opset: 17, Attrs: []*Attr{fl("epsilon", 0.01)}, Inputs: []CaseInput{x(1, 2, 3, 2), x(2), x(2)}, Want: []int{1, 2, 3, 2}},

@@ -58,8 +58,10 @@ const (
 	// FlowBroadcast operators combine their inputs elementwise with
 	// broadcasting: two tracked operands are tied, a constant one is sliced.
 	FlowBroadcast
-	// FlowNorm operators are per-channel affine maps with constant
-	// per-channel vectors (inference BatchNormalization).
+	// FlowNorm operators map channel c of their input to channel c of
+	// their output alone, through constant per-channel vectors on every
+	// other input (inference BatchNormalization, an affine map;
+	// InstanceNormalization, which standardizes each channel).
 	FlowNorm
 	// FlowFlatten operators flatten the trailing axes, so channel c becomes
 	// a block of features.

@@ -1484,7 +1484,8 @@ func (a *analyzer) batchNorm(n *model.Node, sp map[int]tref) {
 		a.bad(t.id, "%s normalises axis 1, which does not hold the channels", n.Label())
 	}
 	s := a.space(t.id)
-	for i := 1; i <= 4; i++ {
+	// BatchNormalization's four vectors, InstanceNormalization's two.
+	for i := 1; i < len(n.Inputs); i++ {
 		p := a.floatInit(n.Input(i))
 		if p == nil || p.Len() != s.channels {
 			a.bad(t.id, "%s: input %d (%q) is not a constant vector of %d values", n.Label(), i, n.Input(i), s.channels)

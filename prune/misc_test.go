@@ -1,19 +1,25 @@
 package prune
 
 import (
+	"math"
+	"math/rand/v2"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/bitplan/bitplan/budget"
+	"github.com/bitplan/bitplan/plan"
 )
 
-// TestAnalyzeMiscBlocks: the channel flow of the normalizations and of
-// TopK blocks (op's FlowBlocks, the conservative choice): conv a feeds a
-// GroupNormalization (channels tied within a group), conv b a
-// MeanVarianceNormalization, conv c an InstanceNormalization (then a TopK
-// along the last axis); every group is left intact, each naming its
-// operator.
+// TestAnalyzeMiscBlocks: GroupNormalization (channels tied within a
+// group), MeanVarianceNormalization and TopK block (op's FlowBlocks, the
+// conservative choice): conv a feeds a GroupNormalization, conv b a
+// MeanVarianceNormalization, conv c an InstanceNormalization (which passes
+// its channels) and then a TopK along the last axis; every group is left
+// intact, each naming its operator.
 func TestAnalyzeMiscBlocks(t *testing.T) {
 	g := newGraph([]int64{1, 1, 8, 8})
 	pad := intsAttr("pads", 1, 1, 1, 1)
@@ -38,10 +44,76 @@ func TestAnalyzeMiscBlocks(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := loadBytes(t, raw).st
-	for name, op := range map[string]string{"a": "GroupNormalization", "b": "MeanVarianceNormalization", "c": "InstanceNormalization"} {
+	for name, op := range map[string]string{"a": "GroupNormalization", "b": "MeanVarianceNormalization", "c": "TopK"} {
 		grp := groupByName(t, st, name)
 		if why := strings.Join(grp.Reasons, "; "); grp.Prunable || !strings.Contains(why, op) {
 			t.Errorf("group %s: prunable %v (%s), want intact naming %s", name, grp.Prunable, why, op)
 		}
+	}
+}
+
+// TestInstanceNormChannels: InstanceNormalization passes channels as
+// BatchNormalization does (FlowNorm), its scale and bias sliced with them:
+// conv a → InstanceNormalization → Relu → conv b → GlobalAveragePool →
+// Gemm. For random kept sets the pruned model computes what the original
+// computes with the removed channels silenced, and its counts are the
+// planner's.
+func TestInstanceNormChannels(t *testing.T) {
+	g := newGraph([]int64{1, 1, 28, 28})
+	pad := intsAttr("pads", 1, 1, 1, 1)
+	a := g.node("Conv", "a", []string{"input", g.init("a.w", 6, 1, 3, 3), g.init("a.b", 6)}, pad)
+	a = g.node("InstanceNormalization", "in", []string{a, g.init("in.s", 6), g.init("in.b", 6)})
+	a = g.node("Relu", "ra", []string{a})
+	b := g.node("Conv", "b", []string{a, g.init("b.w", 5, 6, 3, 3), g.init("b.b", 5)}, pad)
+	b = g.node("GlobalAveragePool", "gap", []string{b})
+	b = g.node("Flatten", "flat", []string{b})
+	out := g.node("Gemm", "fc", []string{b, g.init("fc.w", 3, 5), g.init("fc.b", 3)}, intAttr("transB", 1))
+	l := loadBytes(t, g.bytes(t, out, []int64{1, 3}))
+	grp := groupByName(t, l.st, "a")
+	if !grp.Prunable || grp.Channels != 6 {
+		t.Fatalf("group a %+v: want prunable with 6 channels", grp)
+	}
+	p, err := prepare(&Request{Structure: l.st, Importance: synthImportance(t, l.e, 1),
+		Budgets: []plan.Budget{pct(budget.Params, 1), pct(budget.FLOPs, 1)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(12, 12))
+	const n = 3
+	x := randomInputs(r, n)
+	for trial := 0; trial < 4; trial++ {
+		keep := randomKeep(r, l.st)
+		out, err := Apply(l.mp, l.st, keep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pl := loadProto(t, out)
+		got, err := pl.e.Logits(x, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref := loadProto(t, zeroRemoved(t, l.mp, l.st, keep))
+		want, err := ref.e.Logits(x, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		scale, diff := 0.0, 0.0
+		for i := range want {
+			scale = max(scale, math.Abs(want[i]))
+			diff = max(diff, math.Abs(want[i]-got[i]))
+		}
+		if diff > zeroTol*max(scale, 1) {
+			t.Errorf("trial %d (keep %v): pruned logits differ from the silenced original by %.3g (scale %.3g)", trial, keep, diff, scale)
+		}
+		ins := 0
+		for _, nd := range pl.mp.Graph.Node {
+			if nd.OpType == "InstanceNormalization" {
+				ins++
+			}
+		}
+		if ins != 1 {
+			t.Errorf("trial %d: %d InstanceNormalization nodes in the pruned model", trial, ins)
+		}
+		checkCounts(t, p, pl.m, keep, "trial "+strconv.Itoa(trial))
 	}
 }
