@@ -35,7 +35,8 @@ import torch
 import torch.nn.functional as F
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-GROUPS, EPS = 2, 1e-5
+GROUPS = 2
+EPS = float(np.float32(1e-5))  # the graphs' epsilon attribute is a float32
 
 
 def f32(t):

@@ -35,7 +35,8 @@ differentiable through the picked elements; the indices, the one-hot rows
 and the mask carry no derivative.
 
 Also writes misc_tiny_ref.npz, computed by the module in float64 on the
-float32 weights: "input" (4 x 1 x 8 x 8, standard normal rounded to
+float32 weights (and GroupNorm's eps rounded to float32, as the exported
+epsilon attribute is): "input" (4 x 1 x 8 x 8, standard normal rounded to
 float32, seed 2), "labels" (int64, 4), "logits" (4 x 3), "loss" (mean
 cross-entropy), and per parameter (its initializer name) "grad.<name>",
 "v.<name>" (a Rademacher vector, seed 3; zero for the GroupNorm affine
@@ -154,6 +155,7 @@ def main():
     # The float64 reference on the float32 weights.
     m64 = Tiny().double().eval()
     m64.load_state_dict({k: (v.double() if v.is_floating_point() else v) for k, v in m.state_dict().items()})
+    m64.gn.eps = float(np.float32(m64.gn.eps))  # the exported epsilon attribute is a float32
     x = x32.double()
     with torch.no_grad():
         f, _, _, _, _ = m64.parts(x)
