@@ -17,12 +17,15 @@ const DyadicBits = 31
 // at most DyadicBits bits, so integer hardware requantizes with one
 // multiplication and one shift.
 type DyadicScales struct {
-	// Output is the quantized tensor the layer's output reaches (through
-	// Relu, MaxPool, Flatten, Reshape or Identity).
+	// Output is the quantized tensor the layer's output reaches (directly
+	// or through operators that commute with its quantizer: Relu, the
+	// max-like reductions, the layout operators; see passThrough). The
+	// multipliers requantize the layer's output, before those operators.
 	Output string `json:"output"`
 	// OutputScale is s_y.
 	OutputScale float64 `json:"output_scale"`
-	// Multiplier and Shift are b_c and shift_c per output channel.
+	// Multiplier and Shift are b_c and shift_c per output channel of the
+	// layer.
 	Multiplier []int64 `json:"multiplier"`
 	Shift      []int   `json:"shift"`
 	// MaxRelErr is the largest |b/2^shift − M|/M over the channels.
@@ -46,9 +49,22 @@ func Dyadic(m float64) (b int64, shift int, err error) {
 }
 
 // passThrough lists operators that commute with a per-tensor quantizer
-// whose grid holds 0 (monotone, or moving values without changing them):
-// the tensor after them has the quantized values of the tensor before.
-var passThrough = map[string]bool{"Relu": true, "MaxPool": true, "Flatten": true, "Reshape": true, "Identity": true, "Squeeze": true, "Unsqueeze": true}
+// whose grid holds 0: op(Q(x)) = Q(op(x)) for Q(x) = clamp(round(x/s) + z)
+// with one scale s > 0 and zero point z, so an integer-only backend runs
+// them on the codes of the layer's requantized output and gets the codes
+// of the quantized tensor after them, whatever their shapes. Relu needs
+// the grid to hold 0; the others hold for any monotone Q: the max-like
+// reductions (MaxPool, GlobalMaxPool, ReduceMax, ReduceMin over any axes,
+// the channel axis too, as the multipliers are applied before them: Q is
+// non-decreasing, rounding and clamping included, so the largest and
+// smallest codes are the codes of the largest and smallest values; an
+// empty reduction's ±Inf has no code), and operators that only move
+// elements (Flatten, Reshape, Identity, Squeeze, Unsqueeze, Transpose,
+// DepthToSpace, SpaceToDepth). TestPassThroughCommutes checks this on
+// the operators' conformance cases.
+var passThrough = map[string]bool{"Relu": true, "MaxPool": true, "GlobalMaxPool": true, "ReduceMax": true, "ReduceMin": true,
+	"Flatten": true, "Reshape": true, "Identity": true, "Squeeze": true, "Unsqueeze": true,
+	"Transpose": true, "DepthToSpace": true, "SpaceToDepth": true}
 
 // dyadic records the requantization multipliers of every layer with a
 // quantized input whose output reaches another quantized input. The stored
