@@ -1,7 +1,9 @@
 package op
 
 import (
+	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
@@ -43,4 +45,105 @@ func benchConv[T Real](b *testing.B, n int) {
 func BenchmarkConv3x3(b *testing.B) {
 	b.Run("float64", func(b *testing.B) { benchConv[float64](b, 2) })
 	b.Run("float32", func(b *testing.B) { benchConv[float32](b, 2) })
+}
+
+// benchNode is one node of a benchmarked graph: its operator, attributes
+// and input and output slots.
+type benchNode struct {
+	op    string
+	attrs []*Attr
+	in    []int
+	out   int
+}
+
+// benchGraph runs the kernels of nodes (in order) on slots of the given
+// shapes filled with seeded normal values. With hvp, b.N counts full
+// forward + R-forward + backward + R-backward sets (one Hessian-vector
+// product; the backward passes in reverse order); otherwise forward passes
+// only.
+func benchGraph[T Real](b *testing.B, shapes [][]int, nodes []benchNode, hvp bool) {
+	names := make([]string, len(shapes))
+	for i := range names {
+		names[i] = fmt.Sprintf("s%d", i)
+	}
+	slots := &testSlots{shapes: shapes, consts: make([][]float64, len(shapes)), names: names}
+	var ks []Kernel[T]
+	for _, n := range nodes {
+		node := &Node{Op: n.op, Attrs: map[string]*Attr{}}
+		for _, a := range n.attrs {
+			node.Attrs[a.Name] = a
+		}
+		k, err := NewKernel[T](Lookup(n.op, 17).Exec, &Build{Node: node, Opset: 17, In: n.in, Out: []int{n.out}, Slots: slots})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ks = append(ks, k)
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	w := &Work[T]{Val: make([][]T, len(shapes)), RV: make([][]T, len(shapes)), Adj: make([][]T, len(shapes)), RAdj: make([][]T, len(shapes))}
+	for i, s := range shapes {
+		for _, buf := range []*[]T{&w.Val[i], &w.RV[i], &w.Adj[i], &w.RAdj[i]} {
+			*buf = make([]T, Numel(s))
+			for j := range *buf {
+				(*buf)[j] = T(r.NormFloat64())
+			}
+		}
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for _, k := range ks {
+			k.Forward(w)
+		}
+		if !hvp {
+			continue
+		}
+		for _, k := range ks {
+			k.RForward(w)
+		}
+		for j := len(ks) - 1; j >= 0; j-- {
+			ks[j].Backward(w)
+		}
+		for j := len(ks) - 1; j >= 0; j-- {
+			ks[j].RBackward(w)
+		}
+	}
+}
+
+// BenchmarkEinsum compares Einsum on the attention equations of a
+// BERT-base-sized layer (batch 4, 12 heads, 128 tokens, head size 64,
+// width 768) with the MatMul graph torch.onnx would export without
+// einsum (a Transpose where the equation contracts the last axes), in
+// both precisions, forward only and for a full Hessian-vector product.
+func BenchmarkEinsum(b *testing.B) {
+	eq := func(e string) []*Attr { return []*Attr{{Name: "equation", Type: AttrString, String: e}} }
+	perm := func(p ...int64) []*Attr { return []*Attr{{Name: "perm", Type: AttrInts, Ints: p}} }
+	for _, tc := range []struct {
+		name           string
+		shapes         [][]int // inputs a, b, output, then the MatMul graph's intermediate
+		einsum, matmul []benchNode
+	}{
+		{"bhqd,bhkd->bhqk", [][]int{{4, 12, 128, 64}, {4, 12, 128, 64}, {4, 12, 128, 128}, {4, 12, 64, 128}},
+			[]benchNode{{"Einsum", eq("bhqd,bhkd->bhqk"), []int{0, 1}, 2}},
+			[]benchNode{{"Transpose", perm(0, 1, 3, 2), []int{1}, 3}, {"MatMul", nil, []int{0, 3}, 2}}},
+		{"bhqk,bhkd->bhqd", [][]int{{4, 12, 128, 128}, {4, 12, 128, 64}, {4, 12, 128, 64}},
+			[]benchNode{{"Einsum", eq("bhqk,bhkd->bhqd"), []int{0, 1}, 2}},
+			[]benchNode{{"MatMul", nil, []int{0, 1}, 2}}},
+		{"bld,hd->blh", [][]int{{4, 128, 768}, {768, 768}, {4, 128, 768}, {768, 768}},
+			[]benchNode{{"Einsum", eq("bld,hd->blh"), []int{0, 1}, 2}},
+			[]benchNode{{"Transpose", perm(1, 0), []int{1}, 3}, {"MatMul", nil, []int{0, 3}, 2}}},
+	} {
+		for _, impl := range []struct {
+			name  string
+			nodes []benchNode
+		}{{"einsum", tc.einsum}, {"matmul", tc.matmul}} {
+			for _, pass := range []struct {
+				name string
+				hvp  bool
+			}{{"forward", false}, {"hvp", true}} {
+				name := strings.NewReplacer(",", "_", "->", "_").Replace(tc.name) + "/" + impl.name + "/" + pass.name
+				b.Run(name+"/float32", func(b *testing.B) { benchGraph[float32](b, tc.shapes, impl.nodes, pass.hvp) })
+				b.Run(name+"/float64", func(b *testing.B) { benchGraph[float64](b, tc.shapes, impl.nodes, pass.hvp) })
+			}
+		}
+	}
 }
