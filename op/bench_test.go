@@ -111,15 +111,16 @@ func benchGraph[T Real](b *testing.B, shapes [][]int, nodes []benchNode, hvp boo
 
 // BenchmarkEinsum compares Einsum on the attention equations of a
 // BERT-base-sized layer (batch 4, 12 heads, 128 tokens, head size 64,
-// width 768) with the MatMul graph torch.onnx would export without
-// einsum (a Transpose where the equation contracts the last axes), in
-// both precisions, forward only and for a full Hessian-vector product.
+// width 768) with the MatMul graph torch.onnx would export without einsum
+// (a Transpose where the equation contracts an operand's last axis or
+// both operands would be transposed: 'bhkq,bhdk->bhqd'), in both
+// precisions, forward only and for a full Hessian-vector product.
 func BenchmarkEinsum(b *testing.B) {
 	eq := func(e string) []*Attr { return []*Attr{{Name: "equation", Type: AttrString, String: e}} }
 	perm := func(p ...int64) []*Attr { return []*Attr{{Name: "perm", Type: AttrInts, Ints: p}} }
 	for _, tc := range []struct {
 		name           string
-		shapes         [][]int // inputs a, b, output, then the MatMul graph's intermediate
+		shapes         [][]int // inputs a, b, output, then the MatMul graph's intermediates
 		einsum, matmul []benchNode
 	}{
 		{"bhqd,bhkd->bhqk", [][]int{{4, 12, 128, 64}, {4, 12, 128, 64}, {4, 12, 128, 128}, {4, 12, 64, 128}},
@@ -128,6 +129,9 @@ func BenchmarkEinsum(b *testing.B) {
 		{"bhqk,bhkd->bhqd", [][]int{{4, 12, 128, 128}, {4, 12, 128, 64}, {4, 12, 128, 64}},
 			[]benchNode{{"Einsum", eq("bhqk,bhkd->bhqd"), []int{0, 1}, 2}},
 			[]benchNode{{"MatMul", nil, []int{0, 1}, 2}}},
+		{"bhkq,bhdk->bhqd", [][]int{{4, 12, 128, 128}, {4, 12, 64, 128}, {4, 12, 128, 64}, {4, 12, 128, 128}, {4, 12, 128, 64}},
+			[]benchNode{{"Einsum", eq("bhkq,bhdk->bhqd"), []int{0, 1}, 2}},
+			[]benchNode{{"Transpose", perm(0, 1, 3, 2), []int{0}, 3}, {"Transpose", perm(0, 1, 3, 2), []int{1}, 4}, {"MatMul", nil, []int{3, 4}, 2}}},
 		{"bld,hd->blh", [][]int{{4, 128, 768}, {768, 768}, {4, 128, 768}, {768, 768}},
 			[]benchNode{{"Einsum", eq("bld,hd->blh"), []int{0, 1}, 2}},
 			[]benchNode{{"Transpose", perm(1, 0), []int{1}, 3}, {"MatMul", nil, []int{0, 3}, 2}}},
@@ -144,6 +148,44 @@ func BenchmarkEinsum(b *testing.B) {
 				b.Run(name+"/float32", func(b *testing.B) { benchGraph[float32](b, tc.shapes, impl.nodes, pass.hvp) })
 				b.Run(name+"/float64", func(b *testing.B) { benchGraph[float64](b, tc.shapes, impl.nodes, pass.hvp) })
 			}
+		}
+	}
+}
+
+// BenchmarkGemmForms times Gemm's four forms (A and B each plain or
+// transposed) on the products of BenchmarkEinsum's equations: the
+// attention scores' 128×128×64 per head, the mix's 128×64×128 and a
+// 768-wide projection of 512 tokens. With gonum's GEMM, B transposed
+// (dot products) costs what the plain form (axpys along rows) costs, and
+// both transposed (strided axpys) several times more, which is why
+// Einsum swaps two transposed operands rather than copying one.
+func BenchmarkGemmForms(b *testing.B) {
+	for _, s := range [][3]int{{128, 128, 64}, {128, 64, 128}, {512, 768, 768}} {
+		m, n, k := s[0], s[1], s[2]
+		r := rand.New(rand.NewPCG(1, 2))
+		x, y, c := make([]float32, m*k), make([]float32, k*n), make([]float32, m*n)
+		for i := range x {
+			x[i] = float32(r.NormFloat64())
+		}
+		for i := range y {
+			y[i] = float32(r.NormFloat64())
+		}
+		for _, f := range []struct {
+			name   string
+			ta, tb bool
+		}{{"plain", false, false}, {"transB", false, true}, {"transA", true, false}, {"both", true, true}} {
+			lda, ldb := k, n
+			if f.ta {
+				lda = m
+			}
+			if f.tb {
+				ldb = k
+			}
+			b.Run(fmt.Sprintf("%dx%dx%d/%s", m, n, k, f.name), func(b *testing.B) {
+				for i := 0; i < b.N; i++ {
+					Gemm(f.ta, f.tb, m, n, k, 1, x, lda, y, ldb, 0, c, n)
+				}
+			})
 		}
 	}
 }

@@ -29,7 +29,10 @@ import (
 // (contracted), M those of a and the output, N those of b and the output.
 // Of the two layouts of each operand the one where P is the identity is
 // taken (then no copy is made: 'bhqd,bhkd->bhqk' is one GEMM per batch
-// element with B transposed, as MatMul with a transposed operand). The
+// element with B transposed, as MatMul with a transposed operand); when
+// both would be transposed ('bkq,bdk->bqd') the operands swap roles,
+// Y'ᵀ = B'ᵀA'ᵀ with both untransposed, as gonum's GEMM runs both
+// transposed several times slower than any other form. The
 // product is bilinear and its passes are MatMul's rules through P and Q:
 //
 //	R{Y'} = R{A'} B' + A' R{B'},        Ā' = Ȳ' B'ᵀ,  B̄' = A'ᵀ Ȳ',
@@ -468,9 +471,6 @@ func newEinsum[T Real](b *Build) (Kernel[T], error) {
 		return p
 	}
 	cat := func(ls ...[]int) []int { return slices.Concat(ls...) }
-	k := &einsum[T]{a: b.In[0], b: b.In[1], y: b.Out[0], batch: prod(batch)}
-	k.g = gemm[T]{a: -1, b: -1, c: -1, y: -1, m: prod(mm), k: prod(kk), n: prod(nn), alpha: 1, beta: 1}
-	k.sa, k.sb, k.sy = k.batch*k.g.m*k.g.k, k.batch*k.g.k*k.g.n, k.batch*k.g.m*k.g.n
 	// Operand layouts: the untransposed one unless only the transposed one
 	// is the identity.
 	layout := func(i int, plain, trans []int, size int) (*scatterMap[T], bool) {
@@ -483,8 +483,25 @@ func newEinsum[T Real](b *Build) (Kernel[T], error) {
 		}
 		return &scatterMap[T]{t: t, n: size}, false
 	}
-	k.pa, k.g.ta = layout(0, cat(batch, mm, kk), cat(batch, kk, mm), k.sa)
-	k.pb, k.g.tb = layout(1, cat(batch, kk, nn), cat(batch, nn, kk), k.sb)
+	// setup makes operand ia A and ib B, with M and N the labels of A and
+	// of B and the output.
+	var k *einsum[T]
+	setup := func(ia, ib int, mm, nn []int) {
+		k = &einsum[T]{a: b.In[ia], b: b.In[ib], y: b.Out[0], batch: prod(batch)}
+		k.g = gemm[T]{a: -1, b: -1, c: -1, y: -1, m: prod(mm), k: prod(kk), n: prod(nn), alpha: 1, beta: 1}
+		k.sa, k.sb, k.sy = k.batch*k.g.m*k.g.k, k.batch*k.g.k*k.g.n, k.batch*k.g.m*k.g.n
+		k.pa, k.g.ta = layout(ia, cat(batch, mm, kk), cat(batch, kk, mm), k.sa)
+		k.pb, k.g.tb = layout(ib, cat(batch, kk, nn), cat(batch, nn, kk), k.sb)
+	}
+	setup(0, 1, mm, nn)
+	if k.g.ta && k.g.tb {
+		// Both transposed ('bkq,bdk->bqd'): gonum's GEMM with both operands
+		// transposed runs strided axpys, 3–4 times slower than any other
+		// form (BenchmarkEinsum), so the operands swap roles, Y'ᵀ = B'ᵀA'ᵀ:
+		// both untransposed, and the output reads Y'ᵀ through Q.
+		setup(1, 0, nn, mm)
+		mm, nn = nn, mm
+	}
 	// Y' is batch × M × N; q reads it in the output's order.
 	if yt, id := einsumScatter(cat(batch, mm, nn), dimsOf(cat(batch, mm, nn), eq.size), out, eq.size); !id {
 		k.q = make([]int32, tn)

@@ -307,6 +307,9 @@ func TestEinsumBruteForce(t *testing.T) {
 		{Attrs: eq("bi,bj,bk->bijk"), Inputs: []CaseInput{x(2, 2), x(2, 3), x(2, 2)}},
 		{Attrs: eq("ii,i,ij->j"), Inputs: []CaseInput{x(3, 3), x(3), x(3, 2)}},
 		{Attrs: eq("b...i,ij,b...j->b..."), Inputs: []CaseInput{x(2, 1, 3), x(3, 2), x(2, 4, 2)}},
+		// Both operands transposed: they swap roles (newEinsum).
+		{Attrs: eq("bkq,bdk->bqd"), Inputs: []CaseInput{x(2, 6, 5), x(2, 4, 6)}},
+		{Attrs: eq("bhkq,bhdk->bhdq"), Inputs: []CaseInput{x(1, 2, 4, 3), x(1, 2, 2, 4)}},
 	}
 	d := Lookup("Einsum", 0)
 	cases := append(append([]Case{}, d.Cases...), extra...)
@@ -415,7 +418,8 @@ func TestLayoutErrors(t *testing.T) {
 
 // TestEinsumLayouts checks which equations run without copies: an operand
 // already in a batched GEMM layout (plain or transposed) is used in place,
-// and an output in the product's order is written directly.
+// two transposed operands swap roles, and an output in the product's order
+// is written directly.
 func TestEinsumLayouts(t *testing.T) {
 	eq := func(e string) []*Attr { return []*Attr{{Name: "equation", Type: AttrString, String: e}} }
 	x := func(s ...int) CaseInput { return CaseInput{Shape: s} }
@@ -432,6 +436,11 @@ func TestEinsumLayouts(t *testing.T) {
 		{"bcd,de->bce", []int{2, 3, 4}, []int{4, 5}, false, false, false, false, false},
 		{"bhqk,bhkd->bqhd", []int{1, 2, 3, 5}, []int{1, 2, 5, 4}, false, false, false, false, true},
 		{"bqhd,bkhd->bhqk", []int{1, 3, 2, 4}, []int{1, 5, 2, 4}, true, true, false, false, false},
+		// Both transposed: the operands swap roles (gonum's GEMM with both
+		// transposed is 3–4 times slower), the output is read transposed,
+		// or directly when it is in B's order.
+		{"bkq,bdk->bqd", []int{2, 4, 3}, []int{2, 5, 4}, false, false, false, false, true},
+		{"bkq,bdk->bdq", []int{2, 4, 3}, []int{2, 5, 4}, false, false, false, false, false},
 	} {
 		d := Lookup("Einsum", 0)
 		_, b, _, err := buildCase(d, Case{Attrs: eq(tc.eq), Inputs: []CaseInput{x(tc.a...), x(tc.b...)}}, 1)
