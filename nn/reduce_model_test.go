@@ -2,15 +2,9 @@ package nn_test
 
 import (
 	"context"
-	"fmt"
-	"math"
 	"math/rand/v2"
-	"path/filepath"
-	"slices"
 	"testing"
 
-	"github.com/bitplan/bitplan/data"
-	"github.com/bitplan/bitplan/model"
 	mt "github.com/bitplan/bitplan/model/modeltest"
 	"github.com/bitplan/bitplan/nn"
 )
@@ -148,17 +142,6 @@ func TestReduceNetFloat32(t *testing.T) {
 	}
 }
 
-// Tolerances of TestReduceTinyMatchesTorch: as TestVariadicTinyMatchesTorch's
-// (float64 engine and PyTorch's float64 module differ by rounding only, ≈
-// 1e-15 relative; the float32 engine rounds each of at most ~60
-// operations per logit at 6e-8). The H·v finite-difference step is far
-// below these inputs' distance from any kink (a ReLU, the Max/Min picks,
-// ReduceL1's signs).
-const (
-	reduceTorchTol = 1e-12
-	reduceTol32    = 1e-5
-)
-
 // TestReduceTinyMatchesTorch runs testdata/models/reduce_tiny_op13.onnx and
 // _op17.onnx (scripts/make_reduce_tiny.py: a torch.onnx export whose
 // features are ReduceMax and ReduceMin global pooling, an F.normalize
@@ -167,150 +150,7 @@ const (
 // reduce_tiny_ref.npz and compares with PyTorch's float64 module (see
 // matchTinyTorch).
 func TestReduceTinyMatchesTorch(t *testing.T) {
-	matchTinyTorch(t, "reduce_tiny", []string{"ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceSumSquare"})
-}
-
-// matchTinyTorch runs testdata/models/<name>_op13.onnx and _op17.onnx, which
-// must contain every operator of want (sorted), on the four samples of
-// <name>_ref.npz (the arrays named by inputs, "input" when none are
-// given) and compares with PyTorch's float64 module: logits (also in
-// float32), loss, gradient and H·v for the reference's Rademacher v
-// (double backprop); and H·v against central differences of the engine's
-// own gradient.
-func matchTinyTorch(t *testing.T, name string, want []string, inputs ...string) {
-	if len(inputs) == 0 {
-		inputs = []string{"input"}
-	}
-	dir := filepath.Join("..", "testdata", "models")
-	z, err := data.OpenNPZ(filepath.Join(dir, name+"_ref.npz"))
-	if err != nil {
-		t.Fatalf("committed reference missing: %v", err)
-	}
-	defer z.Close()
-	arr := func(name string) []float64 {
-		t.Helper()
-		a, err := z.Array(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if a.Int != nil {
-			v := make([]float64, len(a.Int))
-			for i, x := range a.Int {
-				v[i] = float64(x)
-			}
-			return v
-		}
-		return a.Float
-	}
-	ds, err := z.Match(inputs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var xs [][]float64
-	for _, in := range inputs {
-		xs = append(xs, arr(in))
-	}
-	logits, loss := arr("logits"), arr("loss")[0]
-	for _, opset := range []int{13, 17} {
-		t.Run(fmt.Sprintf("op%d", opset), func(t *testing.T) {
-			m, err := model.Load(filepath.Join(dir, fmt.Sprintf("%s_op%d.onnx", name, opset)))
-			if err != nil {
-				t.Fatalf("committed model: %v", err)
-			}
-			var found []string
-			for _, n := range m.Nodes {
-				if slices.Contains(want, n.Op) && !slices.Contains(found, n.Op) {
-					found = append(found, n.Op)
-				}
-			}
-			slices.Sort(found)
-			if !slices.Equal(found, want) {
-				t.Fatalf("operators %v, want %v", found, want)
-			}
-			e, err := nn.New(m, &nn.Options{Precision: nn.Float64, Workers: 1})
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := e.LogitsInputs(xs, 4)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if d, s := maxAbsDiff(got, logits); d > reduceTorchTol*s {
-				t.Errorf("float64 logits differ from PyTorch's by %.3g (scale %.3g)", d, s)
-			}
-			e32, err := nn.New(m, &nn.Options{Precision: nn.Float32, Workers: 1})
-			if err != nil {
-				t.Fatal(err)
-			}
-			got32, err := e32.LogitsInputs(xs, 4)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if d, s := maxAbsDiff(got32, logits); d > reduceTol32*s {
-				t.Errorf("float32 logits differ from PyTorch's by %.3g (scale %.3g)", d, s)
-			}
-			theta := e.Theta()
-			gradRef, v, hvRef := make([]float64, len(theta)), make([]float64, len(theta)), make([]float64, len(theta))
-			for _, p := range e.Params() {
-				copy(gradRef[p.Offset:p.Offset+p.Size], arr("grad."+p.Name))
-				copy(v[p.Offset:p.Offset+p.Size], arr("v."+p.Name))
-				copy(hvRef[p.Offset:p.Offset+p.Size], arr("hv."+p.Name))
-			}
-			g := make([]float64, len(theta))
-			ev, err := e.Gradient(context.Background(), ds, g)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if math.Abs(ev.Loss-loss) > reduceTorchTol*max(1, loss) {
-				t.Errorf("loss %.15g, PyTorch %.15g", ev.Loss, loss)
-			}
-			if err := relErr(g, gradRef); err > reduceTorchTol*10 {
-				t.Errorf("gradient: relative error %.3g against PyTorch", err)
-			}
-			op, err := e.Operator(ds)
-			if err != nil {
-				t.Fatal(err)
-			}
-			hv := make([]float64, len(theta))
-			if err := op.HVP(context.Background(), hv, v); err != nil {
-				t.Fatal(err)
-			}
-			if err := relErr(hv, hvRef); err > reduceTorchTol*10 {
-				t.Errorf("H·v: relative error %.3g against PyTorch's double backprop", err)
-			}
-			// The float32 engine's gradient and H·v.
-			g32, hv32 := make([]float64, len(theta)), make([]float64, len(theta))
-			if _, err := e32.Gradient(context.Background(), ds, g32); err != nil {
-				t.Fatal(err)
-			}
-			op32, err := e32.Operator(ds)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := op32.HVP(context.Background(), hv32, v); err != nil {
-				t.Fatal(err)
-			}
-			if e1, e2 := relErr(g32, gradRef), relErr(hv32, hvRef); e1 > 1e-4 || e2 > 1e-4 {
-				t.Errorf("float32: gradient relative error %.3g, H·v %.3g against PyTorch", e1, e2)
-			}
-			plus, minus := make([]float64, len(theta)), make([]float64, len(theta))
-			for i := range theta {
-				plus[i], minus[i] = theta[i]+hvStep*v[i], theta[i]-hvStep*v[i]
-			}
-			gp, gm := gradAt(t, e, ds, plus), gradAt(t, e, ds, minus)
-			fd := make([]float64, len(theta))
-			for i := range fd {
-				fd[i] = (gp[i] - gm[i]) / (2 * hvStep)
-			}
-			if err := relErr(hv, fd); err > hvFDTol {
-				t.Errorf("H·v: relative error %.3g against central differences of the gradient", err)
-			}
-			d64, sc := maxAbsDiff(got, logits)
-			d32, _ := maxAbsDiff(got32, logits)
-			t.Logf("against PyTorch: logits %.2g (float32 %.2g) of scale %.3g, loss %.2g, gradient %.2g (float32 %.2g), H·v %.2g (float32 %.2g); H·v against finite differences %.2g (|H·v| %.6g)",
-				d64, d32, sc, math.Abs(ev.Loss-loss), relErr(g, gradRef), relErr(g32, gradRef), relErr(hv, hvRef), relErr(hv32, hvRef), relErr(hv, fd), norm(hv))
-		})
-	}
+	matchTinyTorch(t, "reduce_tiny", tinyTorch{want: []string{"ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceSumSquare"}})
 }
 
 // TestPoolTinyMatchesTorch runs testdata/models/pool_tiny_op13.onnx and
@@ -320,5 +160,5 @@ func matchTinyTorch(t *testing.T, name string, want []string, inputs ...string) 
 // tensors) on the four inputs of pool_tiny_ref.npz and compares with
 // PyTorch's float64 module (see matchTinyTorch).
 func TestPoolTinyMatchesTorch(t *testing.T) {
-	matchTinyTorch(t, "pool_tiny", []string{"GlobalLpPool", "GlobalMaxPool"})
+	matchTinyTorch(t, "pool_tiny", tinyTorch{want: []string{"GlobalLpPool", "GlobalMaxPool"}})
 }

@@ -166,5 +166,5 @@ func TestScatterComputedIndices(t *testing.T) {
 // with reduction add at 17) on the four samples of scatter_tiny_ref.npz
 // and compares with PyTorch's float64 module (see matchTinyTorch).
 func TestScatterTinyMatchesTorch(t *testing.T) {
-	matchTinyTorch(t, "scatter_tiny", []string{"ScatterElements", "ScatterND"}, "input", "index")
+	matchTinyTorch(t, "scatter_tiny", tinyTorch{want: []string{"ScatterElements", "ScatterND"}, inputs: []string{"input", "index"}})
 }
