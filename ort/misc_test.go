@@ -3,7 +3,6 @@
 package ort_test
 
 import (
-	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -13,12 +12,10 @@ import (
 	"github.com/advancedclimatesystems/gonnx/onnx"
 
 	"github.com/bitplan/bitplan/data"
-	"github.com/bitplan/bitplan/eval"
 	"github.com/bitplan/bitplan/model"
 	mt "github.com/bitplan/bitplan/model/modeltest"
 	"github.com/bitplan/bitplan/nn"
 	"github.com/bitplan/bitplan/ort"
-	"github.com/bitplan/bitplan/qdq"
 )
 
 // TestMiscOpsORT compares the engine's forward pass with ONNX Runtime's on
@@ -198,8 +195,8 @@ func TestMiscOpsORT(t *testing.T) {
 // logits of misc_tiny_ref.npz; their W8A8 QDQ export (opset 21, those
 // nodes left in float between the quantized units) loads and runs there
 // and agrees with bitplan's simulation of the plan on 200 random inputs
-// (tolerances as TestReduceTinyORT's).
-func TestMiscTinyORT(t *testing.T) { tinyORT(t, "misc_tiny") }
+// (tolerances tinyFloatTol, tinyQDQTol).
+func TestMiscTinyORT(t *testing.T) { tinyORT(t, "misc_tiny", tinyCase{seed: 6}) }
 
 // TestGroupNormORT: the graphs of scripts/make_groupnorm_reference.py
 // with GroupNormalization at opsets 18 (per-group scale) and 21
@@ -210,7 +207,6 @@ func TestMiscTinyORT(t *testing.T) { tinyORT(t, "misc_tiny") }
 // inputs.
 func TestGroupNormORT(t *testing.T) {
 	initORT(t)
-	ctx := context.Background()
 	z, err := data.OpenNPZ(filepath.Join("..", "testdata", "models", "groupnorm_ref.npz"))
 	if err != nil {
 		t.Fatalf("committed reference missing: %v", err)
@@ -252,66 +248,8 @@ func TestGroupNormORT(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, err := ort.Open(b, nil)
-		if err != nil {
-			t.Fatalf("opset %d: ONNX Runtime refuses the graph: %v", opset, err)
-		}
-		x := make([]float32, len(xa.Float))
-		for i, v := range xa.Float {
-			x[i] = float32(v)
-		}
-		got, err := s.Run(x, 4)
-		s.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		d := 0.0
-		for i, v := range arr(fmt.Sprintf("logits.%d", opset)).Float {
-			d = math.Max(d, math.Abs(float64(got[i])-v))
-		}
-		if d > variadicFloatTol {
-			t.Errorf("opset %d: ONNX Runtime's logits differ from F.group_norm's by %.3g", opset, d)
-		}
 		r := rand.New(rand.NewPCG(uint64(opset), 7))
-		mk := func(n int) *data.Memory {
-			ds := &data.Memory{Inputs: make([]float64, n*32), Labels: make([]int, n), Shape: e.SampleShape()}
-			for i := range ds.Inputs {
-				ds.Inputs[i] = float64(float32(r.NormFloat64()))
-			}
-			return ds
-		}
-		calib, test := mk(64), mk(200)
-		var layers []eval.Layer
-		for _, u := range e.Units() {
-			layers = append(layers, eval.Layer{Name: u.Name, Bits: 8, ABits: 8})
-		}
-		res, err := qdq.Export(ctx, &qdq.Config{Model: b, Engine: e, Layers: layers, Calib: calib})
-		if err != nil {
-			t.Fatalf("opset %d: QDQ export: %v", opset, err)
-		}
-		out, err := res.Marshal()
-		if err != nil {
-			t.Fatal(err)
-		}
-		sim := simulated(t, e, layers, calib, test)
-		qs, err := ort.Open(out, nil)
-		if err != nil {
-			t.Fatalf("opset %d W8A8: ONNX Runtime refuses the QDQ model: %v", opset, err)
-		}
-		tx := make([]float32, len(test.Inputs))
-		for i, v := range test.Inputs {
-			tx[i] = float32(v)
-		}
-		zq, err := qs.Run(tx, test.Len())
-		qs.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		maxd, scale, disagree, _ := compareLogits(sim, zq, test)
-		t.Logf("opset %d: float logits %.3g from F.group_norm's; W8A8 QDQ in ONNX Runtime against the simulation: max |Δlogit| %.3g (scale %.3g), %d of %d predictions differ",
-			opset, d, maxd, scale, disagree, test.Len())
-		if maxd > variadicQDQTol*scale {
-			t.Errorf("opset %d W8A8: QDQ logits in ONNX Runtime differ from the simulation's by %.3g (scale %.3g)", opset, maxd, scale)
-		}
+		calib, test := normalSamples(r, e, 64), normalSamples(r, e, 200)
+		checkORT(t, fmt.Sprintf("groupnorm opset %d", opset), "F.group_norm's", b, e, [][]float64{xa.Float}, arr(fmt.Sprintf("logits.%d", opset)).Float, tinyFloatTol, calib, [][]float64{test.Inputs}, test.Len())
 	}
 }

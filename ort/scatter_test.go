@@ -3,20 +3,15 @@
 package ort_test
 
 import (
-	"context"
-	"fmt"
 	"math"
 	"math/rand/v2"
-	"path/filepath"
 	"testing"
 
 	"github.com/bitplan/bitplan/data"
-	"github.com/bitplan/bitplan/eval"
 	"github.com/bitplan/bitplan/model"
 	mt "github.com/bitplan/bitplan/model/modeltest"
 	"github.com/bitplan/bitplan/nn"
 	"github.com/bitplan/bitplan/ort"
-	"github.com/bitplan/bitplan/qdq"
 )
 
 // scatterDupTol bounds |ONNX Runtime − engine| on the duplicates graph:
@@ -29,53 +24,11 @@ const scatterDupTol = 1e-5
 // "index" and from scatter_add) run in ONNX Runtime on the two inputs of
 // scatter_tiny_ref.npz and give PyTorch's logits; their W8A8 QDQ export
 // loads and runs there and agrees with bitplan's simulation of the plan on
-// 200 random inputs (random distinct widths as "index"); tolerances as
-// TestReduceTinyORT's.
+// 200 random inputs (random distinct widths as "index"); tolerances
+// tinyFloatTol, tinyQDQTol.
 func TestScatterTinyORT(t *testing.T) {
-	initORT(t)
-	ctx := context.Background()
-	z, err := data.OpenNPZ(filepath.Join("..", "testdata", "models", "scatter_tiny_ref.npz"))
-	if err != nil {
-		t.Fatalf("committed reference missing: %v", err)
-	}
-	defer z.Close()
-	get := func(name string) *data.Array {
-		a, err := z.Array(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return a
-	}
-	xa, ia, ref := get("input"), get("index"), get("logits")
-	ints := func(v []int64) []float64 {
-		f := make([]float64, len(v))
-		for i, x := range v {
-			f[i] = float64(x)
-		}
-		return f
-	}
-	for _, opset := range []int{13, 17} {
-		name := fmt.Sprintf("scatter_tiny_op%d", opset)
-		b, e := loadModel(t, name)
-		s, err := ort.Open(b, nil)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		got, err := s.RunInputs([][]float64{xa.Float, ints(ia.Int)}, nil, 4)
-		s.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		d := 0.0
-		for i, v := range ref.Float {
-			d = math.Max(d, math.Abs(float64(got[i])-v))
-		}
-		if d > reduceFloatTol*scaleOf(ref.Float) {
-			t.Errorf("%s: ONNX Runtime's float logits differ from PyTorch's by %.3g", name, d)
-		}
-		// W8A8 QDQ on two-input datasets.
-		r := rand.New(rand.NewPCG(uint64(opset), 8))
-		mk := func(n int) (*data.Arrays, [][]float64) {
+	tinyORT(t, "scatter_tiny", tinyCase{seed: 8, inputs: []string{"input", "index"},
+		gen: func(t *testing.T, r *rand.Rand, n int) (data.Dataset, [][]float64) {
 			x := &data.Array{Shape: []int{n, 1, 8, 8}, DType: "<f4", Float: make([]float64, n*64)}
 			for i := range x.Float {
 				x.Float[i] = float64(float32(r.NormFloat64()))
@@ -90,48 +43,7 @@ func TestScatterTinyORT(t *testing.T) {
 				t.Fatal(err)
 			}
 			return ds, [][]float64{x.Float, ints(ix.Int)}
-		}
-		calib, _ := mk(64)
-		test, tx := mk(200)
-		var layers []eval.Layer
-		for _, u := range e.Units() {
-			layers = append(layers, eval.Layer{Name: u.Name, Bits: 8, ABits: 8})
-		}
-		res, err := qdq.Export(ctx, &qdq.Config{Model: b, Engine: e, Layers: layers, Calib: calib})
-		if err != nil {
-			t.Fatalf("%s: QDQ export: %v", name, err)
-		}
-		out, err := res.Marshal()
-		if err != nil {
-			t.Fatal(err)
-		}
-		a, err := eval.Apply(ctx, e, layers, calib, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sim, err := e.LogitsInputs(tx, test.Len())
-		a.Restore()
-		if err != nil {
-			t.Fatal(err)
-		}
-		qs, err := ort.Open(out, nil)
-		if err != nil {
-			t.Fatalf("%s W8A8: ONNX Runtime refuses the QDQ model: %v", name, err)
-		}
-		zq, err := qs.RunInputs(tx, nil, test.Len())
-		qs.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		maxd, scale := 0.0, 1.0
-		for i, v := range sim {
-			maxd, scale = math.Max(maxd, math.Abs(v-float64(zq[i]))), math.Max(scale, math.Abs(v))
-		}
-		t.Logf("%s: float logits %.3g from PyTorch's; W8A8 QDQ in ONNX Runtime against the simulation: max |Δlogit| %.3g (scale %.3g)", name, d, maxd, scale)
-		if maxd > reduceQDQTol*scale {
-			t.Errorf("%s W8A8: QDQ logits in ONNX Runtime differ from the simulation's by %.3g (scale %.3g)", name, maxd, scale)
-		}
-	}
+		}})
 }
 
 // scatterDupModel is x N×6 (float) and ix N×6 (INT64) → d = x·w (N×6,
