@@ -120,58 +120,64 @@ func TestLayoutOpsORT(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			opset := int64(17)
-			b := mt.New("layout_op", opset)
-			b.Input("x", append([]int{-1}, c.sample...)...)
 			d := c.sample[len(c.sample)-1]
-			b.Float("w", []int{d, d}, randv(d*d))
-			b.Node("MatMul", "unit", []string{"x", "w"}, []string{"h"})
-			c.build(b)
-			b.Node("Flatten", "", []string{"z"}, []string{"y"}) // N×classes logits for the engine
-			b.Output("y")
-			raw := b.Bytes()
-			m, err := model.Decode(raw)
-			if err != nil {
-				t.Fatal(err)
-			}
-			e, err := nn.New(m, &nn.Options{Precision: nn.Float64, Workers: 1})
-			if err != nil {
-				t.Fatal(err)
-			}
-			n := 1
-			for _, s := range c.sample {
-				n *= s
-			}
-			x := randv(c.batch * n)
-			want, err := e.Logits(x, c.batch)
-			if err != nil {
-				t.Fatal(err)
-			}
-			s, err := ort.Open(raw, nil)
-			if err != nil {
-				t.Fatalf("ONNX Runtime refuses the graph: %v", err)
-			}
-			defer s.Close()
-			x32 := make([]float32, len(x))
-			for i, v := range x {
-				x32[i] = float32(v)
-			}
-			got, err := s.Run(x32, c.batch)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(got) != len(want) {
-				t.Fatalf("ONNX Runtime gives %d values, the engine %d", len(got), len(want))
-			}
-			worst := 0.0
-			for i, v := range want {
-				worst = max(worst, math.Abs(float64(got[i])-v)/max(1, math.Abs(v)))
-			}
-			t.Logf("engine against ONNX Runtime: %.2g (relative)", worst)
-			if worst > layoutOpsTol {
-				t.Errorf("engine and ONNX Runtime differ by %.3g (relative)", worst)
-			}
+			opGraphORT(t, "layout_op", 17, c.sample, c.batch, randv(d*d), c.build, randv)
 		})
+	}
+}
+
+// opGraphORT builds the graph name at opset: x (the batch, then sample),
+// a MatMul unit by w (d×d, d the last axis of sample) to "h", build's
+// nodes from "h" to "z", a Flatten to the N×classes logits y; runs the
+// engine in float64 and ONNX Runtime on batch samples of randv and
+// requires them to agree within layoutOpsTol relative to max(1, |y|).
+func opGraphORT(t *testing.T, name string, opset int64, sample []int, batch int, w []float64, build func(b *mt.Builder), randv func(int) []float64) {
+	t.Helper()
+	b := mt.New(name, opset)
+	b.Input("x", append([]int{-1}, sample...)...)
+	d := sample[len(sample)-1]
+	b.Float("w", []int{d, d}, w)
+	b.Node("MatMul", "unit", []string{"x", "w"}, []string{"h"})
+	build(b)
+	b.Node("Flatten", "", []string{"z"}, []string{"y"}) // N×classes logits for the engine
+	b.Output("y")
+	raw := b.Bytes()
+	m, err := model.Decode(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := nn.New(m, &nn.Options{Precision: nn.Float64, Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 1
+	for _, s := range sample {
+		n *= s
+	}
+	x := randv(batch * n)
+	want, err := e.Logits(x, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ort.Open(raw, nil)
+	if err != nil {
+		t.Fatalf("ONNX Runtime refuses the graph: %v", err)
+	}
+	defer s.Close()
+	got, err := s.RunInputs([][]float64{x}, nil, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("ONNX Runtime gives %d values, the engine %d", len(got), len(want))
+	}
+	worst := 0.0
+	for i, v := range want {
+		worst = max(worst, math.Abs(float64(got[i])-v)/max(1, math.Abs(v)))
+	}
+	t.Logf("engine against ONNX Runtime: %.2g (relative)", worst)
+	if worst > layoutOpsTol {
+		t.Errorf("engine and ONNX Runtime differ by %.3g (relative):\nengine %v\nORT    %v", worst, want, got)
 	}
 }
 

@@ -4,7 +4,6 @@ package ort_test
 
 import (
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"testing"
@@ -15,7 +14,6 @@ import (
 	"github.com/bitplan/bitplan/model"
 	mt "github.com/bitplan/bitplan/model/modeltest"
 	"github.com/bitplan/bitplan/nn"
-	"github.com/bitplan/bitplan/ort"
 )
 
 // TestMiscOpsORT compares the engine's forward pass with ONNX Runtime's on
@@ -129,8 +127,6 @@ func TestMiscOpsORT(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			b := mt.New("misc_op", c.opset)
-			b.Input("x", append([]int{-1}, c.sample...)...)
 			d := c.sample[len(c.sample)-1]
 			w := randv(d * d)
 			if c.ties {
@@ -138,53 +134,7 @@ func TestMiscOpsORT(t *testing.T) {
 					w[i*d+d-1] = w[i*d+1] // columns 1 and d−1 equal: tied values
 				}
 			}
-			b.Float("w", []int{d, d}, w)
-			b.Node("MatMul", "unit", []string{"x", "w"}, []string{"h"})
-			c.build(b)
-			b.Node("Flatten", "", []string{"z"}, []string{"y"}) // N×classes logits for the engine
-			b.Output("y")
-			raw := b.Bytes()
-			m, err := model.Decode(raw)
-			if err != nil {
-				t.Fatal(err)
-			}
-			e, err := nn.New(m, &nn.Options{Precision: nn.Float64, Workers: 1})
-			if err != nil {
-				t.Fatal(err)
-			}
-			n := 1
-			for _, s := range c.sample {
-				n *= s
-			}
-			x := randv(c.batch * n)
-			want, err := e.Logits(x, c.batch)
-			if err != nil {
-				t.Fatal(err)
-			}
-			s, err := ort.Open(raw, nil)
-			if err != nil {
-				t.Fatalf("ONNX Runtime refuses the graph: %v", err)
-			}
-			defer s.Close()
-			x32 := make([]float32, len(x))
-			for i, v := range x {
-				x32[i] = float32(v)
-			}
-			got, err := s.Run(x32, c.batch)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(got) != len(want) {
-				t.Fatalf("ONNX Runtime gives %d values, the engine %d", len(got), len(want))
-			}
-			worst := 0.0
-			for i, v := range want {
-				worst = max(worst, math.Abs(float64(got[i])-v)/max(1, math.Abs(v)))
-			}
-			t.Logf("engine against ONNX Runtime: %.2g (relative)", worst)
-			if worst > layoutOpsTol {
-				t.Errorf("engine and ONNX Runtime differ by %.3g (relative):\nengine %v\nORT    %v", worst, want, got)
-			}
+			opGraphORT(t, "misc_op", c.opset, c.sample, c.batch, w, c.build, randv)
 		})
 	}
 }
