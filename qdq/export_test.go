@@ -349,26 +349,7 @@ func TestExportOpsets(t *testing.T) {
 func TestExportVariadicJoins(t *testing.T) {
 	r := rand.New(rand.NewPCG(2, 2))
 	for _, name := range []string{"variadic_tiny_op13", "variadic_tiny_op17"} {
-		b, e := load(t, name)
-		ds := &data.Memory{Inputs: make([]float64, 16*64), Labels: make([]int, 16), Shape: e.SampleShape()}
-		for i := range ds.Inputs {
-			ds.Inputs[i] = r.NormFloat64()
-		}
-		var layers []eval.Layer
-		for _, u := range e.Units() {
-			layers = append(layers, eval.Layer{Name: u.Name, Bits: 8, ABits: 8})
-		}
-		res, err := Export(context.Background(), &Config{Model: b, Engine: e, Layers: layers, Calib: ds})
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		if len(res.Summary.Layers) != 7 || res.Model.OpsetImport[0].Version != Opset {
-			t.Errorf("%s: %d layers quantized (want 7), opset %d", name, len(res.Summary.Layers), res.Model.OpsetImport[0].Version)
-		}
-		src := &onnx.ModelProto{}
-		if err := proto.Unmarshal(b, src); err != nil {
-			t.Fatal(err)
-		}
+		res, src := exportTinyW8A8(t, r, name, 7)
 		joins := func(g *onnx.GraphProto) map[string]string {
 			j := map[string]string{}
 			for _, n := range g.Node {
