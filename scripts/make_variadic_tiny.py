@@ -55,7 +55,7 @@ import torch.nn.functional as F
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "scripts"))
-import onnx_torch  # noqa: E402
+import tiny_reference as tr  # noqa: E402
 
 PLAIN = {
     "Max": lambda *xs: functools.reduce(torch.maximum, xs),
@@ -111,15 +111,6 @@ class Tiny(nn.Module):
         return self.fc(u.flatten(1))
 
 
-def hvp(loss_of, params, v):
-    """Gradient and H v of loss_of(params) by double backprop."""
-    loss = loss_of(params)
-    g = torch.autograd.grad(loss, params, create_graph=True)
-    dot = sum((gi * vi).sum() for gi, vi in zip(g, v))
-    hv = torch.autograd.grad(dot, params)
-    return loss, [x.detach() for x in g], [x.detach() for x in hv]
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=os.path.join(REPO, "testdata", "models"))
@@ -136,63 +127,15 @@ def main():
         os.replace(path + ".tmp", path)
         paths[opset] = path
         mp = onnx.load(path)
-        onnx.checker.check_model(mp, full_check=True)
-        inits = {t.name for t in mp.graph.initializer}
-        missing = [k for k in m.state_dict() if k not in inits]
-        if missing:
-            raise SystemExit(f"{path}: parameters {missing} are not initializers of their own name")
+        tr.check_export(mp, path, m.state_dict())
         joins = sorted((n.op_type, len(n.input)) for n in mp.graph.node if n.op_type in PLAIN)
         if joins != [("Max", 3), ("Mean", 3), ("Min", 3), ("Sum", 3)]:
             raise SystemExit(f"{path}: variadic nodes {joins}, want three-input Max, Mean, Min and Sum")
         print(f"wrote {path} ({os.path.getsize(path)} bytes): {[n.op_type for n in mp.graph.node]}")
 
     # The float64 reference on the float32 weights.
-    m64 = Tiny().double().eval()
-    m64.load_state_dict({k: v.double() for k, v in m.state_dict().items()})
-    x = x32.double()
-    names = [k for k, _ in m64.named_parameters()]
-    params = [p for _, p in m64.named_parameters()]
-    gen = torch.Generator().manual_seed(3)
-    v = [torch.randint(0, 2, p.shape, generator=gen).double() * 2 - 1 for p in params]
-
-    def module_loss(ps):
-        for p, q in zip(params, ps):
-            assert p is q
-        return F.cross_entropy(m64(x), labels)
-
-    with torch.no_grad():
-        logits = m64(x)
-    loss, grad, hv = hvp(module_loss, params, v)
-
-    # The ONNX graphs, interpreted on their own initializers.
-    for opset, path in paths.items():
-        mp = onnx.load(path)
-        got = onnx_torch.run(mp, x)
-        d = (got - logits).abs().max().item()
-        if d > 1e-12 * max(1.0, logits.abs().max().item()):
-            raise SystemExit(f"{path}: interpreted logits differ from the module's by {d:.3g}")
-        inits = onnx_torch.initializers(mp)
-        leaves = [torch.tensor(inits[n], dtype=torch.float64, requires_grad=True) for n in names]
-
-        def graph_loss(ps):
-            return F.cross_entropy(onnx_torch.run(mp, x, overrides=dict(zip(names, ps))), labels)
-
-        gl, gg, ghv = hvp(graph_loss, leaves, v)
-        dh = max((a - b).abs().max().item() for a, b in zip(ghv, hv))
-        scale = max(b.abs().max().item() for b in hv)
-        if abs(gl.item() - loss.item()) > 1e-12 or dh > 1e-10 * scale:
-            raise SystemExit(f"{path}: interpreted loss {gl.item()} vs {loss.item()}, H v differs by {dh:.3g}")
-        print(f"op{opset}: interpreter agrees (logits {d:.2g}, H v {dh:.2g} of scale {scale:.3g})")
-
-    ref = {"input": x.numpy(), "labels": labels.numpy(), "logits": logits.numpy(), "loss": np.array(loss.item())}
-    for n, g, vi, h in zip(names, grad, v, hv):
-        ref["grad." + n], ref["v." + n], ref["hv." + n] = g.numpy(), vi.numpy(), h.numpy()
-    ref = {k: np.ascontiguousarray(a) for k, a in ref.items()}  # C order (a 1x1 kernel's gradient is not)
-    out = os.path.join(args.out, "variadic_tiny_ref.npz")
-    np.savez(out + ".tmp.npz", **ref)
-    os.replace(out + ".tmp.npz", out)
-    print(f"wrote {out}: loss {loss.item():.6f}, |H v| {torch.cat([h.flatten() for h in hv]).norm().item():.6g}")
-
+    tr.reference(tr.float64_module(m, Tiny), {"input": x32.double()}, labels, paths,
+                 os.path.join(args.out, "variadic_tiny_ref.npz"))
 
 if __name__ == "__main__":
     main()
