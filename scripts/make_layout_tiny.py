@@ -48,15 +48,11 @@ scripts/onnx_torch.py (float64, the file's own initializers) give the
 module's logits and, with the initializers as autograd leaves, its H v.
 """
 
-import argparse
 import os
 import sys
 
-import numpy as np
-import onnx
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "scripts"))
@@ -134,28 +130,18 @@ WANT = {"DepthToSpace": 2, "SpaceToDepth": 1, "Einsum": 2, "GatherElements": 1, 
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", default=os.path.join(REPO, "testdata", "models"))
-    args = ap.parse_args()
-    torch.manual_seed(1)
-    m = Tiny().eval()
-    x32 = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(2))
-    labels = torch.randint(0, 3, (4,), generator=torch.Generator().manual_seed(2))
+    args, m, x32, labels = tr.setup(__doc__, Tiny)
     paths = {}
     for opset in (14, 17, 18):
         path = os.path.join(args.out, f"layout_tiny_op{opset}.onnx")
         try:
-            torch.onnx.export(m, (x32,), path + ".tmp", input_names=["input"], output_names=["logits"],
-                              dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=opset)
+            mp = tr.export(m, {"input": x32}, path, opset, [k for k, _ in m.named_parameters()])
         except ValueError as err:  # torch 1.13: "Unsupported ONNX opset version: 18"
             if opset == 18:
                 print(f"opset 18 not exported: {err}")
                 continue
             raise
-        os.replace(path + ".tmp", path)
         paths[opset] = path
-        mp = onnx.load(path)
-        tr.check_export(mp, path, [k for k, _ in m.named_parameters()])
         got = {op: sum(n.op_type == op for n in mp.graph.node) for op in WANT}
         if got != WANT:
             raise SystemExit(f"{path}: layout nodes {got}, want {WANT}")
@@ -167,6 +153,7 @@ def main():
     # The float64 reference on the float32 weights.
     tr.reference(tr.float64_module(m, Tiny), {"input": x32.double()}, labels, paths,
                  os.path.join(args.out, "layout_tiny_ref.npz"))
+
 
 if __name__ == "__main__":
     main()

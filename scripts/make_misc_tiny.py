@@ -51,12 +51,10 @@ reorders them), and that the ONNX graphs evaluated by scripts/onnx_torch.py
 the initializers as autograd leaves, its H v.
 """
 
-import argparse
 import os
 import sys
 
 import numpy as np
-import onnx
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -117,23 +115,12 @@ WANT = {"TopK": 1, "GatherND": 2, "NonZero": 1, "OneHot": 1, "InstanceNormalizat
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", default=os.path.join(REPO, "testdata", "models"))
-    args = ap.parse_args()
-    torch.manual_seed(1)
-    m = Tiny().eval()
-    x32 = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(2))
-    labels = torch.randint(0, 3, (4,), generator=torch.Generator().manual_seed(2))
+    args, m, x32, labels = tr.setup(__doc__, Tiny)
     paths = {}
     for opset in (13, 17):
         path = os.path.join(args.out, f"misc_tiny_op{opset}.onnx")
-        torch.onnx.export(m, (x32,), path + ".tmp", input_names=["input"], output_names=["logits"],
-                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=opset,
-                          do_constant_folding=False)
-        os.replace(path + ".tmp", path)
+        mp = tr.export(m, {"input": x32}, path, opset, [k for k, _ in m.named_parameters()], do_constant_folding=False)
         paths[opset] = path
-        mp = onnx.load(path)
-        tr.check_export(mp, path, [k for k, _ in m.named_parameters()])
         got = {op: sum(n.op_type == op for n in mp.graph.node) for op in WANT}
         if got != WANT:
             raise SystemExit(f"{path}: nodes {got}, want {WANT}")

@@ -48,11 +48,9 @@ file's own initializers) give the module's logits and, with the
 initializers as autograd leaves, its H v.
 """
 
-import argparse
 import os
 import sys
 
-import numpy as np
 import onnx
 import torch
 import torch.nn as nn
@@ -122,13 +120,7 @@ def export(m, x32, path, opset):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", default=os.path.join(REPO, "testdata", "models"))
-    args = ap.parse_args()
-    torch.manual_seed(1)
-    m = Tiny().eval()
-    x32 = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(2))
-    labels = torch.randint(0, 3, (4,), generator=torch.Generator().manual_seed(2))
+    args, m, x32, labels = tr.setup(__doc__, Tiny)
     paths = {}
     for opset in (13, 17):
         path = os.path.join(args.out, f"pool_tiny_op{opset}.onnx")
@@ -143,6 +135,7 @@ def main():
     # The float64 reference on the float32 weights.
     tr.reference(tr.float64_module(m, Tiny), {"input": x32.double()}, labels, paths,
                  os.path.join(args.out, "pool_tiny_ref.npz"))
+
 
 if __name__ == "__main__":
     main()

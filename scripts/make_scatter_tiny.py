@@ -40,15 +40,11 @@ scripts/onnx_torch.py (float64, the file's own initializers) give the
 module's logits and, with the initializers as autograd leaves, its H v.
 """
 
-import argparse
 import os
 import sys
 
-import numpy as np
-import onnx
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "scripts"))
@@ -80,25 +76,14 @@ class Tiny(nn.Module):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", default=os.path.join(REPO, "testdata", "models"))
-    args = ap.parse_args()
-    torch.manual_seed(1)
-    m = Tiny().eval()
-    x32 = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+    args, m, x32, labels = tr.setup(__doc__, Tiny)
     gi = torch.Generator().manual_seed(4)
     index = torch.stack([torch.randperm(8, generator=gi)[:2] for _ in range(4 * 3 * 8)]).reshape(4, 3, 8, 2)
-    labels = torch.randint(0, 3, (4,), generator=torch.Generator().manual_seed(2))
     paths = {}
     for opset in (13, 17):
         path = os.path.join(args.out, f"scatter_tiny_op{opset}.onnx")
-        torch.onnx.export(m, (x32, index), path + ".tmp", input_names=["input", "index"], output_names=["logits"],
-                          dynamic_axes={"input": {0: "batch"}, "index": {0: "batch"}, "logits": {0: "batch"}},
-                          opset_version=opset)
-        os.replace(path + ".tmp", path)
+        mp = tr.export(m, {"input": x32, "index": index}, path, opset, [k for k, _ in m.named_parameters()])
         paths[opset] = path
-        mp = onnx.load(path)
-        tr.check_export(mp, path, [k for k, _ in m.named_parameters()])
         ops = [n.op_type for n in mp.graph.node]
         adds = [n for n in mp.graph.node if n.op_type == "ScatterElements"
                 and any(a.name == "reduction" and a.s == b"add" for a in n.attribute)]
@@ -110,6 +95,7 @@ def main():
     # The float64 reference on the float32 weights.
     tr.reference(tr.float64_module(m, Tiny), {"input": x32.double(), "index": index}, labels, paths,
                  os.path.join(args.out, "scatter_tiny_ref.npz"))
+
 
 if __name__ == "__main__":
     main()

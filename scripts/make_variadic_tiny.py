@@ -42,16 +42,12 @@ scripts/onnx_torch.py (float64, the file's own initializers) give the
 module's logits and, with the initializers as autograd leaves, its H v.
 """
 
-import argparse
 import functools
 import os
 import sys
 
-import numpy as np
-import onnx
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "scripts"))
@@ -112,22 +108,12 @@ class Tiny(nn.Module):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", default=os.path.join(REPO, "testdata", "models"))
-    args = ap.parse_args()
-    torch.manual_seed(1)
-    m = Tiny().eval()
-    x32 = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(2))
-    labels = torch.randint(0, 3, (4,), generator=torch.Generator().manual_seed(2))
+    args, m, x32, labels = tr.setup(__doc__, Tiny)
     paths = {}
     for opset in (13, 17):
         path = os.path.join(args.out, f"variadic_tiny_op{opset}.onnx")
-        torch.onnx.export(m, (x32,), path + ".tmp", input_names=["input"], output_names=["logits"],
-                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=opset)
-        os.replace(path + ".tmp", path)
+        mp = tr.export(m, {"input": x32}, path, opset, m.state_dict())
         paths[opset] = path
-        mp = onnx.load(path)
-        tr.check_export(mp, path, m.state_dict())
         joins = sorted((n.op_type, len(n.input)) for n in mp.graph.node if n.op_type in PLAIN)
         if joins != [("Max", 3), ("Mean", 3), ("Min", 3), ("Sum", 3)]:
             raise SystemExit(f"{path}: variadic nodes {joins}, want three-input Max, Mean, Min and Sum")
@@ -136,6 +122,7 @@ def main():
     # The float64 reference on the float32 weights.
     tr.reference(tr.float64_module(m, Tiny), {"input": x32.double()}, labels, paths,
                  os.path.join(args.out, "variadic_tiny_ref.npz"))
+
 
 if __name__ == "__main__":
     main()

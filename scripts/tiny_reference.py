@@ -12,6 +12,7 @@ file's own initializers, as autograd leaves for H v) must agree with the
 module.
 """
 
+import argparse
 import os
 
 import numpy as np
@@ -20,6 +21,38 @@ import torch
 import torch.nn.functional as F
 
 import onnx_torch
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def setup(doc, make):
+    """Parse --out (testdata/models by default; the description doc's first
+    line) and return the arguments, the module make() drawn with seed 1 (in
+    eval mode), four standard normal float32 inputs 4 x 1 x 8 x 8 (seed 2)
+    and their labels in 0..2 (seed 2)."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
+    ap.add_argument("--out", default=os.path.join(REPO, "testdata", "models"))
+    args = ap.parse_args()
+    torch.manual_seed(1)
+    m = make().eval()
+    x32 = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+    labels = torch.randint(0, 3, (4,), generator=torch.Generator().manual_seed(2))
+    return args, m, x32, labels
+
+
+def export(m, inputs, path, opset, params, **kw):
+    """torch.onnx.export of m on inputs (a dict by input name; the batch axis
+    dynamic, the output "logits") at opset to path (replaced at once; kw are
+    further export options), checked by check_export; returns the model."""
+    dynamic = {n: {0: "batch"} for n in inputs}
+    dynamic["logits"] = {0: "batch"}
+    torch.onnx.export(m, tuple(inputs.values()), path + ".tmp", input_names=list(inputs), output_names=["logits"],
+                      dynamic_axes=dynamic, opset_version=opset, **kw)
+    os.replace(path + ".tmp", path)
+    mp = onnx.load(path)
+    check_export(mp, path, params)
+    return mp
 
 
 def hvp(loss_of, params, v):
