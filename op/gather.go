@@ -31,7 +31,7 @@ type Validator[T Real] interface {
 // run time. Token ids are exact in float32 up to 2^24 and in float64 up to
 // 2^53.
 type gatherKernel[T Real] struct {
-	x, ind, y int
+	linearPick[T]
 	// outer, d and inner are the sizes before, of and after the axis;
 	// count is the number of indices.
 	outer, d, inner, count int
@@ -39,8 +39,8 @@ type gatherKernel[T Real] struct {
 
 func newGatherComputed[T Real](b *Build, axis int) (Kernel[T], error) {
 	xs := b.Shape(b.In[0])
-	k := &gatherKernel[T]{x: b.In[0], ind: b.In[1], y: b.Out[0],
-		outer: Numel(xs[:axis]), d: xs[axis], inner: Numel(xs[axis+1:]), count: b.Size(b.In[1])}
+	k := &gatherKernel[T]{outer: Numel(xs[:axis]), d: xs[axis], inner: Numel(xs[axis+1:]), count: b.Size(b.In[1])}
+	k.linearPick = newLinearPick(b, k.pickRows, k.scatterRows)
 	if got := k.outer * k.count * k.inner; got != b.Size(b.Out[0]) {
 		return nil, fmt.Errorf("gather gives %d elements, output %v has %d", got, b.Shape(b.Out[0]), b.Size(b.Out[0]))
 	}
@@ -89,32 +89,6 @@ func (k *gatherKernel[T]) scatterRows(dst, src, idx []T) {
 	}
 }
 
-func (k *gatherKernel[T]) Forward(w *Work[T]) { k.pickRows(w.Val[k.y], w.Val[k.x], w.Val[k.ind]) }
-
-func (k *gatherKernel[T]) RForward(w *Work[T]) {
-	ry := w.RV[k.y]
-	if ry == nil {
-		return
-	}
-	if rx := w.RV[k.x]; rx != nil {
-		k.pickRows(ry, rx, w.Val[k.ind])
-	} else {
-		clear(ry)
-	}
-}
-
-func (k *gatherKernel[T]) Backward(w *Work[T]) {
-	if dx, dy := w.Adj[k.x], w.Adj[k.y]; dx != nil && dy != nil {
-		k.scatterRows(dx, dy, w.Val[k.ind])
-	}
-}
-
-func (k *gatherKernel[T]) RBackward(w *Work[T]) {
-	if rdx, rdy := w.RAdj[k.x], w.RAdj[k.y]; rdx != nil && rdy != nil {
-		k.scatterRows(rdx, rdy, w.Val[k.ind])
-	}
-}
-
 // Validate reports the first index that is not an integer in [-d, d).
 func (k *gatherKernel[T]) Validate(w *Work[T]) error {
 	for t, v := range w.Val[k.ind] {
@@ -154,3 +128,46 @@ func unitGather(n *Node, g UnitGraph) (*UnitSpec, error) {
 // Retains: the passes read the indices (the table is a parameter or a
 // constant); nothing else.
 func (k *gatherKernel[T]) Retains() Retains { return Retains{InVal: true} }
+
+// linearPick is the derivative wiring of the kernels whose output y picks
+// entries (or rows) of x at the positions of a computed index tensor ind
+// (Gather, GatherElements, GatherND): y = pick(x, ind) is linear in x and
+// the indices carry no derivative, so the tangent is pick of x's tangent
+// and x's adjoint gathers scatter of y's, in both sweeps. pick writes dst
+// from src; scatter adds src into dst.
+type linearPick[T Real] struct {
+	x, ind, y     int
+	pick, scatter func(dst, src, idx []T)
+}
+
+// newLinearPick wires pick and scatter to the node's data (input 0),
+// indices (input 1) and output.
+func newLinearPick[T Real](b *Build, pick, scatter func(dst, src, idx []T)) linearPick[T] {
+	return linearPick[T]{x: b.In[0], ind: b.In[1], y: b.Out[0], pick: pick, scatter: scatter}
+}
+
+func (k *linearPick[T]) Forward(w *Work[T]) { k.pick(w.Val[k.y], w.Val[k.x], w.Val[k.ind]) }
+
+func (k *linearPick[T]) RForward(w *Work[T]) {
+	ry := w.RV[k.y]
+	if ry == nil {
+		return
+	}
+	if rx := w.RV[k.x]; rx != nil {
+		k.pick(ry, rx, w.Val[k.ind])
+	} else {
+		clear(ry)
+	}
+}
+
+func (k *linearPick[T]) Backward(w *Work[T]) {
+	if dx, dy := w.Adj[k.x], w.Adj[k.y]; dx != nil && dy != nil {
+		k.scatter(dx, dy, w.Val[k.ind])
+	}
+}
+
+func (k *linearPick[T]) RBackward(w *Work[T]) {
+	if rdx, rdy := w.RAdj[k.x], w.RAdj[k.y]; rdx != nil && rdy != nil {
+		k.scatter(rdx, rdy, w.Val[k.ind])
+	}
+}

@@ -144,7 +144,9 @@ func newGatherND[T Real](b *Build) (Kernel[T], error) {
 		return nil, fmt.Errorf("GatherND gives %v, output has %v", ys, b.Shape(b.Out[0]))
 	}
 	if _, ok := b.Const(b.In[1]); !ok {
-		return &gatherND[T]{gatherNDLayout: l, x: b.In[0], ind: b.In[1], y: b.Out[0], xs: xs}, nil
+		k := &gatherND[T]{gatherNDLayout: l, xs: xs}
+		k.linearPick = newLinearPick(b, k.pickRows, k.scatterRows)
+		return k, nil
 	}
 	v, err := constInts(b, 1, "indices")
 	if err != nil {
@@ -166,8 +168,8 @@ func newGatherND[T Real](b *Build) (Kernel[T], error) {
 // gatherND is GatherND with indices read at run time.
 type gatherND[T Real] struct {
 	*gatherNDLayout
-	x, ind, y int
-	xs        []int
+	linearPick[T]
+	xs []int
 }
 
 // rowAt returns the data offset of tuple row of the indices idx (−1 for a
@@ -197,32 +199,6 @@ func (k *gatherND[T]) scatterRows(dst, src, idx []T) {
 		if q := k.rowAt(idx, row); q >= 0 {
 			AddTo(dst[q:q+k.inner], src[row*k.inner:(row+1)*k.inner])
 		}
-	}
-}
-
-func (k *gatherND[T]) Forward(w *Work[T]) { k.pickRows(w.Val[k.y], w.Val[k.x], w.Val[k.ind]) }
-
-func (k *gatherND[T]) RForward(w *Work[T]) {
-	ry := w.RV[k.y]
-	if ry == nil {
-		return
-	}
-	if rx := w.RV[k.x]; rx != nil {
-		k.pickRows(ry, rx, w.Val[k.ind])
-	} else {
-		clear(ry)
-	}
-}
-
-func (k *gatherND[T]) Backward(w *Work[T]) {
-	if dx, dy := w.Adj[k.x], w.Adj[k.y]; dx != nil && dy != nil {
-		k.scatterRows(dx, dy, w.Val[k.ind])
-	}
-}
-
-func (k *gatherND[T]) RBackward(w *Work[T]) {
-	if rdx, rdy := w.RAdj[k.x], w.RAdj[k.y]; rdx != nil && rdy != nil {
-		k.scatterRows(rdx, rdy, w.Val[k.ind])
 	}
 }
 

@@ -424,7 +424,7 @@ func gatherElementsAxis(n *Node, xs, is []int) (int, error) {
 // gatherElems is GatherElements with indices read at run time: output
 // element o reads data element base[o] + j·stride for the index j at o.
 type gatherElems[T Real] struct {
-	x, ind, y int
+	linearPick[T]
 	d, stride int
 	base      []int32
 }
@@ -468,7 +468,9 @@ func newGatherElements[T Real](b *Build) (Kernel[T], error) {
 	base, stride := elemBases(xs, is, axis)
 	d := xs[axis]
 	if _, ok := b.Const(b.In[1]); !ok {
-		return &gatherElems[T]{x: b.In[0], ind: b.In[1], y: b.Out[0], d: d, stride: stride, base: base}, nil
+		k := &gatherElems[T]{d: d, stride: stride, base: base}
+		k.linearPick = newLinearPick(b, k.pickAt, k.scatterAt)
+		return k, nil
 	}
 	idx, err := constInts(b, 1, "indices")
 	if err != nil {
@@ -519,32 +521,6 @@ func (k *gatherElems[T]) scatterAt(dst, src, idx []T) {
 		if q := k.at(o, t); q >= 0 {
 			dst[q] += src[o]
 		}
-	}
-}
-
-func (k *gatherElems[T]) Forward(w *Work[T]) { k.pickAt(w.Val[k.y], w.Val[k.x], w.Val[k.ind]) }
-
-func (k *gatherElems[T]) RForward(w *Work[T]) {
-	ry := w.RV[k.y]
-	if ry == nil {
-		return
-	}
-	if rx := w.RV[k.x]; rx != nil {
-		k.pickAt(ry, rx, w.Val[k.ind])
-	} else {
-		clear(ry)
-	}
-}
-
-func (k *gatherElems[T]) Backward(w *Work[T]) {
-	if dx, dy := w.Adj[k.x], w.Adj[k.y]; dx != nil && dy != nil {
-		k.scatterAt(dx, dy, w.Val[k.ind])
-	}
-}
-
-func (k *gatherElems[T]) RBackward(w *Work[T]) {
-	if rdx, rdy := w.RAdj[k.x], w.RAdj[k.y]; rdx != nil && rdy != nil {
-		k.scatterAt(rdx, rdy, w.Val[k.ind])
 	}
 }
 
