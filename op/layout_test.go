@@ -8,38 +8,13 @@ import (
 )
 
 // forwardCase runs case c of operator typ: its kernel's forward pass in
-// precision T on the case's inputs (random where not given). It returns
-// the inputs' values, their shapes, and the output with its shape.
+// precision T on the case's inputs (random where not given), which must
+// pass the kernel's Validate (forwardOuts). It returns the inputs' values,
+// their shapes, and the first output with its shape.
 func forwardCase[T Real](t *testing.T, typ string, c Case) (ins [][]float64, shapes [][]int, y []float64, ys []int) {
 	t.Helper()
-	d := Lookup(typ, 0)
-	h, b, _, err := buildCase(d, c, 7)
-	if err != nil {
-		t.Fatalf("%s case %q: %v", typ, c.Name, err)
-	}
-	k, err := NewKernel[T](d.Exec, b)
-	if err != nil {
-		t.Fatalf("%s case %q: building the kernel: %v", typ, c.Name, err)
-	}
-	w := &Work[T]{Val: make([][]T, h.ns), RV: make([][]T, h.ns), Adj: make([][]T, h.ns), RAdj: make([][]T, h.ns), State: []any{nil}}
-	if st, ok := k.(Stateful); ok {
-		w.State[0] = st.NewState()
-	}
-	for i := range w.Val {
-		w.Val[i] = Convert[T](h.val[i])
-		if w.Val[i] == nil {
-			w.Val[i] = make([]T, h.size[i])
-		}
-	}
-	k.Forward(w)
-	for i, s := range b.In {
-		if s >= 0 {
-			ins, shapes = append(ins, h.val[s]), append(shapes, c.Inputs[i].Shape)
-		} else {
-			ins, shapes = append(ins, nil), append(shapes, nil)
-		}
-	}
-	return ins, shapes, Convert[float64](w.Val[b.Out[0]]), b.Shape(b.Out[0])
+	ins, shapes, outs, oshapes := forwardOuts[T](t, typ, c)
+	return ins, shapes, outs[0], oshapes[0]
 }
 
 // coords returns the coordinates of row-major position i in shape s.

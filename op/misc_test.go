@@ -8,8 +8,11 @@ import (
 	"testing"
 )
 
-// forwardOuts runs case c of operator typ as forwardCase does and returns
-// every output (nil for an omitted one) with its shape.
+// forwardOuts runs case c of operator typ: its kernel's forward pass in
+// precision T on the case's inputs (random where not given), which must
+// pass the kernel's Validate when it has one. It returns the inputs'
+// values, their shapes, and every output (nil for an omitted one) with
+// its shape.
 func forwardOuts[T Real](t *testing.T, typ string, c Case) (ins [][]float64, shapes [][]int, ys [][]float64, yshapes [][]int) {
 	t.Helper()
 	d := Lookup(typ, 0)
