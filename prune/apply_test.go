@@ -176,28 +176,7 @@ func TestApplyRandomKeeps(t *testing.T) {
 			x := randomInputs(r, n)
 			for trial := 0; trial < 4; trial++ {
 				keep := randomKeep(r, l.st)
-				out, err := Apply(l.mp, l.st, keep)
-				if err != nil {
-					t.Fatal(err)
-				}
-				pl := loadProto(t, out)
-				got, err := pl.e.Logits(x, n)
-				if err != nil {
-					t.Fatal(err)
-				}
-				ref := loadProto(t, zeroRemoved(t, l.mp, l.st, keep))
-				want, err := ref.e.Logits(x, n)
-				if err != nil {
-					t.Fatal(err)
-				}
-				scale, diff := 0.0, 0.0
-				for i := range want {
-					scale = max(scale, math.Abs(want[i]))
-					diff = max(diff, math.Abs(want[i]-got[i]))
-				}
-				if diff > zeroTol*max(scale, 1) {
-					t.Errorf("trial %d: pruned logits differ from the silenced original by %.3g (scale %.3g)", trial, diff, scale)
-				}
+				pl := prunedMatchesSilenced(t, l, keep, x, n, "trial "+strconv.Itoa(trial))
 				checkCounts(t, p, pl.m, keep, "trial "+strconv.Itoa(trial))
 				if trial == 0 && name != "fmnist_vit" { // gonnx 1.1 panics in Concat on the ViT
 					compareGonnx(t, pl, x[:784], 1)

@@ -226,3 +226,34 @@ func normals(r *rand.Rand, n int, s float64) []float64 {
 	}
 	return v
 }
+
+// prunedMatchesSilenced applies keep to l and requires the pruned model's
+// logits on the n samples x to equal, within zeroTol of their scale, those
+// of the original with the removed channels silenced (zeroRemoved); what
+// names the case in messages. It returns the pruned model.
+func prunedMatchesSilenced(t *testing.T, l *loaded, keep [][]int, x []float64, n int, what string) *loaded {
+	t.Helper()
+	out, err := Apply(l.mp, l.st, keep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl := loadProto(t, out)
+	got, err := pl.e.Logits(x, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := loadProto(t, zeroRemoved(t, l.mp, l.st, keep))
+	want, err := ref.e.Logits(x, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scale, diff := 0.0, 0.0
+	for i := range want {
+		scale = max(scale, math.Abs(want[i]))
+		diff = max(diff, math.Abs(want[i]-got[i]))
+	}
+	if diff > zeroTol*max(scale, 1) {
+		t.Errorf("%s: pruned logits differ from the silenced original by %.3g (scale %.3g)", what, diff, scale)
+	}
+	return pl
+}

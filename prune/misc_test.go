@@ -1,7 +1,7 @@
 package prune
 
 import (
-	"math"
+	"fmt"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -83,28 +83,7 @@ func TestInstanceNormChannels(t *testing.T) {
 	x := randomInputs(r, n)
 	for trial := 0; trial < 4; trial++ {
 		keep := randomKeep(r, l.st)
-		out, err := Apply(l.mp, l.st, keep)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pl := loadProto(t, out)
-		got, err := pl.e.Logits(x, n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ref := loadProto(t, zeroRemoved(t, l.mp, l.st, keep))
-		want, err := ref.e.Logits(x, n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		scale, diff := 0.0, 0.0
-		for i := range want {
-			scale = max(scale, math.Abs(want[i]))
-			diff = max(diff, math.Abs(want[i]-got[i]))
-		}
-		if diff > zeroTol*max(scale, 1) {
-			t.Errorf("trial %d (keep %v): pruned logits differ from the silenced original by %.3g (scale %.3g)", trial, keep, diff, scale)
-		}
+		pl := prunedMatchesSilenced(t, l, keep, x, n, fmt.Sprintf("trial %d (keep %v)", trial, keep))
 		ins := 0
 		for _, nd := range pl.mp.Graph.Node {
 			if nd.OpType == "InstanceNormalization" {
