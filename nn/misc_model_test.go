@@ -92,35 +92,16 @@ func TestMiscErrors(t *testing.T) {
 
 // groupNormModel builds the graph of scripts/make_groupnorm_reference.py at
 // opset 18 (scale and bias per group) or 21 (per channel) from the
-// reference's tensors: Conv, GroupNormalization, Tanh, Flatten, Gemm.
+// reference's tensors in float64 (modeltest.GroupNorm).
 func groupNormModel(t *testing.T, z *data.NPZ, opset int64) *model.Model {
 	t.Helper()
-	arr := func(name string) *data.Array {
+	b := mt.GroupNorm(opset, true, func(name string) ([]int, []float64) {
 		a, err := z.Array(name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return a
-	}
-	b := mt.New(fmt.Sprintf("groupnorm_%d", opset), opset)
-	b.Input("x", -1, 2, 4, 4)
-	for _, n := range []string{"conv.weight", "conv.bias", "fc.weight", "fc.bias"} {
-		a := arr(n)
-		b.Double(n, a.Shape, a.Float)
-	}
-	gn := "gn21"
-	if opset < 21 {
-		gn = "gn18"
-	}
-	s, bi := arr(gn+".scale"), arr(gn+".bias")
-	b.Double("scale", s.Shape, s.Float)
-	b.Double("bias", bi.Shape, bi.Float)
-	b.Node("Conv", "conv", []string{"x", "conv.weight", "conv.bias"}, []string{"a"}, mt.Ints("pads", 1, 1, 1, 1))
-	b.Node("GroupNormalization", "gn", []string{"a", "scale", "bias"}, []string{"g"}, mt.Int("num_groups", 2), mt.Float32("epsilon", 1e-5))
-	b.Node("Tanh", "", []string{"g"}, []string{"t"})
-	b.Node("Flatten", "", []string{"t"}, []string{"f"})
-	b.Node("Gemm", "fc", []string{"f", "fc.weight", "fc.bias"}, []string{"y"}, mt.Int("transB", 1))
-	b.Output("y")
+		return a.Shape, a.Float
+	})
 	m, err := model.Decode(b.Bytes())
 	if err != nil {
 		t.Fatal(err)

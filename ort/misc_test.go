@@ -172,23 +172,7 @@ func TestGroupNormORT(t *testing.T) {
 	}
 	xa := arr("input")
 	for _, opset := range []int64{18, 21} {
-		gn := "gn21"
-		if opset < 21 {
-			gn = "gn18"
-		}
-		bd := mt.New("groupnorm", opset)
-		bd.Input("x", -1, 2, 4, 4)
-		for _, n := range []string{"conv.weight", "conv.bias", "fc.weight", "fc.bias"} {
-			bd.Float(n, arr(n).Shape, arr(n).Float)
-		}
-		bd.Float("scale", arr(gn+".scale").Shape, arr(gn+".scale").Float)
-		bd.Float("bias", arr(gn+".bias").Shape, arr(gn+".bias").Float)
-		bd.Node("Conv", "conv", []string{"x", "conv.weight", "conv.bias"}, []string{"a"}, mt.Ints("pads", 1, 1, 1, 1))
-		bd.Node("GroupNormalization", "gn", []string{"a", "scale", "bias"}, []string{"g"}, mt.Int("num_groups", 2), mt.Float32("epsilon", 1e-5))
-		bd.Node("Tanh", "", []string{"g"}, []string{"t"})
-		bd.Node("Flatten", "", []string{"t"}, []string{"f"})
-		bd.Node("Gemm", "fc", []string{"f", "fc.weight", "fc.bias"}, []string{"y"}, mt.Int("transB", 1))
-		bd.Output("y")
+		bd := mt.GroupNorm(opset, false, func(name string) ([]int, []float64) { a := arr(name); return a.Shape, a.Float })
 		b := bd.Bytes()
 		m, err := model.Decode(b)
 		if err != nil {

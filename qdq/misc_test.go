@@ -55,23 +55,7 @@ func TestGroupNormUpgrade(t *testing.T) {
 	}
 	x := arr("input").Float
 	for _, opset := range []int64{18, 21} {
-		gn := "gn21"
-		if opset < 21 {
-			gn = "gn18"
-		}
-		b := mt.New("groupnorm", opset)
-		b.Input("x", -1, 2, 4, 4)
-		for _, n := range []string{"conv.weight", "conv.bias", "fc.weight", "fc.bias"} {
-			b.Double(n, arr(n).Shape, arr(n).Float)
-		}
-		b.Double("scale", arr(gn+".scale").Shape, arr(gn+".scale").Float)
-		b.Double("bias", arr(gn+".bias").Shape, arr(gn+".bias").Float)
-		b.Node("Conv", "conv", []string{"x", "conv.weight", "conv.bias"}, []string{"a"}, mt.Ints("pads", 1, 1, 1, 1))
-		b.Node("GroupNormalization", "gn", []string{"a", "scale", "bias"}, []string{"g"}, mt.Int("num_groups", 2), mt.Float32("epsilon", 1e-5))
-		b.Node("Tanh", "", []string{"g"}, []string{"t"})
-		b.Node("Flatten", "", []string{"t"}, []string{"f"})
-		b.Node("Gemm", "fc", []string{"f", "fc.weight", "fc.bias"}, []string{"y"}, mt.Int("transB", 1))
-		b.Output("y")
+		b := mt.GroupNorm(opset, true, func(name string) ([]int, []float64) { a := arr(name); return a.Shape, a.Float })
 		mp := b.Proto()
 		if err := upgradeOpset(mp); err != nil {
 			t.Fatalf("opset %d: %v", opset, err)
