@@ -366,7 +366,15 @@ func TestLayoutErrors(t *testing.T) {
 	// Computed indices out of range: the forward pass gives zeros and
 	// Validate reports the index.
 	c := Case{Attrs: []*Attr{attrInt("axis", -1)}, Inputs: []CaseInput{x(2, 3), {Shape: []int{2, 2}, Ints: []int64{0, 1, 2, -4}, Data: true}}}
-	d := Lookup("GatherElements", 0)
+	badIndexCase(t, "GatherElements", c, 3, "index -4 at position 3 is outside [-3, 3)")
+}
+
+// badIndexCase runs case c of operator typ (computed indices, one out of
+// range at output position at) in float64: the forward pass must give 0
+// there and the kernel, a Validator, an error containing want.
+func badIndexCase(t *testing.T, typ string, c Case, at int, want string) {
+	t.Helper()
+	d := Lookup(typ, 0)
 	h, b, _, err := buildCase(d, c, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -380,14 +388,13 @@ func TestLayoutErrors(t *testing.T) {
 	k.Forward(w)
 	v, ok := k.(Validator[float64])
 	if !ok {
-		t.Fatal("GatherElements with computed indices is not a Validator")
+		t.Fatalf("%s with computed indices is not a Validator", typ)
 	}
-	err = v.Validate(w)
-	if err == nil || !strings.Contains(err.Error(), "index -4 at position 3 is outside [-3, 3)") {
+	if err := v.Validate(w); err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("Validate: %v", err)
 	}
-	if y := w.Val[b.Out[0]]; y[3] != 0 {
-		t.Errorf("bad index gives %g, want 0", y[3])
+	if y := w.Val[b.Out[0]]; y[at] != 0 {
+		t.Errorf("bad index gives %g, want 0", y[at])
 	}
 }
 

@@ -362,28 +362,7 @@ func TestMiscErrors(t *testing.T) {
 	// Computed GatherND indices out of range: zeros, and Validate reports
 	// the coordinate.
 	c := Case{Attrs: []*Attr{attr("batch_dims", 1)}, Inputs: []CaseInput{x(2, 3), {Shape: []int{2, 1}, Ints: []int64{1, 3}, Data: true}}}
-	d := Lookup("GatherND", 0)
-	h, b, _, err := buildCase(d, c, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := NewKernel[float64](d.Exec, b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.k = k
-	w := h.work()
-	k.Forward(w)
-	v, ok := k.(Validator[float64])
-	if !ok {
-		t.Fatal("GatherND with computed indices is not a Validator")
-	}
-	if err := v.Validate(w); err == nil || !strings.Contains(err.Error(), "index 3 at position 1 is outside [-3, 3) (axis 1 of data [2 3])") {
-		t.Errorf("Validate: %v", err)
-	}
-	if y := w.Val[b.Out[0]]; y[1] != 0 {
-		t.Errorf("bad index gives %g, want 0", y[1])
-	}
+	badIndexCase(t, "GatherND", c, 1, "index 3 at position 1 is outside [-3, 3) (axis 1 of data [2 3])")
 }
 
 // TestMiscFold folds the operators on constants through their kernels:
