@@ -4,6 +4,7 @@ package ort_test
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -253,19 +254,7 @@ func TestEinsumUnitORT(t *testing.T) {
 			t.Fatal(err)
 		}
 		sim := simulated(t, e, layers, calib, test)
-		qs, err := ort.Open(out, nil)
-		if err != nil {
-			t.Fatalf("W%dA8: ONNX Runtime refuses the QDQ model: %v", bits, err)
-		}
-		tx := make([]float32, len(test.Inputs))
-		for i, v := range test.Inputs {
-			tx[i] = float32(v)
-		}
-		zq, err := qs.Run(tx, test.Len())
-		qs.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
+		zq := runQDQ(t, out, test, fmt.Sprintf("W%dA8: ", bits))
 		maxd, scale, _, _ := compareLogits(sim, zq, test)
 		fd := 0.0
 		for i, v := range float {
@@ -349,19 +338,7 @@ func TestEinsumAttentionORT(t *testing.T) {
 		t.Fatal(err)
 	}
 	sim, noAtt := simulated(t, e, layers, calib, test), simulated(t, e, units, calib, test)
-	qs, err := ort.Open(out, nil)
-	if err != nil {
-		t.Fatalf("ONNX Runtime refuses the QDQ model: %v", err)
-	}
-	tx := make([]float32, len(test.Inputs))
-	for i, v := range test.Inputs {
-		tx[i] = float32(v)
-	}
-	zq, err := qs.Run(tx, test.Len())
-	qs.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	zq := runQDQ(t, out, test, "")
 	maxd, scale, _, _ := compareLogits(sim, zq, test)
 	moved := 0.0
 	for i := range sim {
@@ -374,4 +351,20 @@ func TestEinsumAttentionORT(t *testing.T) {
 	if moved < 100*1e-4*scale {
 		t.Errorf("quantizing the attention moved the logits by only %.3g: the test could not tell", moved)
 	}
+}
+
+// runQDQ runs the QDQ model out in ONNX Runtime on the samples of test;
+// prefix starts the message when ONNX Runtime refuses it.
+func runQDQ(t *testing.T, out []byte, test *data.Memory, prefix string) []float32 {
+	t.Helper()
+	qs, err := ort.Open(out, nil)
+	if err != nil {
+		t.Fatalf("%sONNX Runtime refuses the QDQ model: %v", prefix, err)
+	}
+	defer qs.Close()
+	zq, err := qs.RunInputs([][]float64{test.Inputs}, nil, test.Len())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return zq
 }
