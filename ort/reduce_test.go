@@ -19,5 +19,5 @@ func TestReduceTinyORT(t *testing.T) { tinyORT(t, "reduce_tiny", tinyCase{seed: 
 // GlobalLpPool p 1, 2, 3 of computed tensors) run in ONNX Runtime and give
 // PyTorch's logits of pool_tiny_ref.npz; their W8A8 QDQ export loads and
 // runs there and agrees with bitplan's simulation of the plan on 200
-// random inputs (tolerances as TestReduceTinyORT's).
+// random inputs (tolerances tinyFloatTol, tinyQDQTol).
 func TestPoolTinyORT(t *testing.T) { tinyORT(t, "pool_tiny", tinyCase{seed: 6}) }
