@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/bitplan/bitplan/data"
@@ -406,6 +407,34 @@ func lossAt(t *testing.T, e *nn.Engine, ds data.Dataset, theta []float64) float6
 	return r.Loss
 }
 
+// lossDifference is the central difference (L(θ+h·u) − L(θ−h·u))/2h of
+// the loss along u at theta; it leaves e's θ moved.
+func lossDifference(t *testing.T, e *nn.Engine, ds data.Dataset, theta, u []float64, h float64) float64 {
+	t.Helper()
+	plus, minus := slices.Clone(theta), slices.Clone(theta)
+	for i := range theta {
+		plus[i], minus[i] = theta[i]+h*u[i], theta[i]-h*u[i]
+	}
+	return (lossAt(t, e, ds, plus) - lossAt(t, e, ds, minus)) / (2 * h)
+}
+
+// gradDifference is the central difference (∇L(θ+h·v) − ∇L(θ−h·v))/2h of
+// the gradient along v at theta, which H·v approximates; it leaves e's θ
+// moved.
+func gradDifference(t *testing.T, e *nn.Engine, ds data.Dataset, theta, v []float64, h float64) []float64 {
+	t.Helper()
+	plus, minus := slices.Clone(theta), slices.Clone(theta)
+	for i := range theta {
+		plus[i], minus[i] = theta[i]+h*v[i], theta[i]-h*v[i]
+	}
+	gp, gm := gradAt(t, e, ds, plus), gradAt(t, e, ds, minus)
+	fd := make([]float64, len(theta))
+	for i := range fd {
+		fd[i] = (gp[i] - gm[i]) / (2 * h)
+	}
+	return fd
+}
+
 func gradAt(t *testing.T, e *nn.Engine, ds data.Dataset, theta []float64) []float64 {
 	t.Helper()
 	if err := e.SetTheta(theta); err != nil {
@@ -447,17 +476,10 @@ func TestDerivatives(t *testing.T) {
 				h = 1e-6
 			}
 			g := gradAt(t, e, ds, theta)
-			plus, minus := make([]float64, len(theta)), make([]float64, len(theta))
-			shift := func(u []float64, s float64) {
-				for i := range theta {
-					plus[i], minus[i] = theta[i]+s*u[i], theta[i]-s*u[i]
-				}
-			}
 			// Directional derivatives.
 			for k := 0; k < 3; k++ {
 				u := randn(r, len(theta), 1)
-				shift(u, h)
-				fd := (lossAt(t, e, ds, plus) - lossAt(t, e, ds, minus)) / (2 * h)
+				fd := lossDifference(t, e, ds, theta, u, h)
 				if an := dot(g, u); math.Abs(fd-an) > fdTol*max(math.Abs(an), norm(g)*norm(u)*1e-3) {
 					t.Errorf("directional derivative: analytic %.10g, finite difference %.10g", an, fd)
 				}
@@ -467,8 +489,7 @@ func TestDerivatives(t *testing.T) {
 				i := r.IntN(len(theta))
 				u := make([]float64, len(theta))
 				u[i] = 1
-				shift(u, h)
-				fd := (lossAt(t, e, ds, plus) - lossAt(t, e, ds, minus)) / (2 * h)
+				fd := lossDifference(t, e, ds, theta, u, h)
 				if math.Abs(fd-g[i]) > fdTol*max(norm(g), 1e-8)+1e-9 {
 					t.Errorf("∂L/∂θ[%d]: analytic %.10g, finite difference %.10g", i, g[i], fd)
 				}
@@ -487,12 +508,7 @@ func TestDerivatives(t *testing.T) {
 				t.Fatal(err)
 			}
 			for j, v := range vs {
-				shift(v, h)
-				gp, gm := gradAt(t, e, ds, plus), gradAt(t, e, ds, minus)
-				fd := make([]float64, len(theta))
-				for i := range fd {
-					fd[i] = (gp[i] - gm[i]) / (2 * h)
-				}
+				fd := gradDifference(t, e, ds, theta, v, h)
 				if err := relErr(hv[j], fd); err > 10*fdTol {
 					t.Errorf("H·v[%d]: relative error %.3g against finite differences of the gradient", j, err)
 				}

@@ -75,17 +75,10 @@ func checkDerivatives(t *testing.T, e *nn.Engine, ds data.Dataset) {
 	r := rand.New(rand.NewPCG(9, 9))
 	theta := e.Theta()
 	g := gradAt(t, e, ds, theta)
-	plus, minus := make([]float64, len(theta)), make([]float64, len(theta))
-	shift := func(u []float64, s float64) {
-		for i := range theta {
-			plus[i], minus[i] = theta[i]+s*u[i], theta[i]-s*u[i]
-		}
-	}
 	for i := range theta {
 		u := make([]float64, len(theta))
 		u[i] = 1
-		shift(u, fdStep)
-		fd := (lossAt(t, e, ds, plus) - lossAt(t, e, ds, minus)) / (2 * fdStep)
+		fd := lossDifference(t, e, ds, theta, u, fdStep)
 		if math.Abs(fd-g[i]) > fdTol*max(norm(g), 1e-8)+1e-9 {
 			t.Errorf("∂L/∂θ[%d]: analytic %.10g, finite difference %.10g", i, g[i], fd)
 		}
@@ -102,12 +95,7 @@ func checkDerivatives(t *testing.T, e *nn.Engine, ds data.Dataset) {
 	if err := op.HVP(context.Background(), hv, v); err != nil {
 		t.Fatal(err)
 	}
-	shift(v, fdStep)
-	gp, gm := gradAt(t, e, ds, plus), gradAt(t, e, ds, minus)
-	fd := make([]float64, len(theta))
-	for i := range fd {
-		fd[i] = (gp[i] - gm[i]) / (2 * fdStep)
-	}
+	fd := gradDifference(t, e, ds, theta, v, fdStep)
 	if err := relErr(hv, fd); err > fdTol {
 		t.Errorf("H·v differs from differences of gradients by %.3g (relative)", err)
 	}

@@ -127,19 +127,11 @@ func TestScatterComputedIndices(t *testing.T) {
 			continue
 		}
 		g64, hv64 = g, hv
-		plus, minus := make([]float64, len(theta)), make([]float64, len(theta))
-		for i := range theta {
-			plus[i], minus[i] = theta[i]+fdStep*v[i], theta[i]-fdStep*v[i]
-		}
-		fd := (lossAt(t, e, ds, plus) - lossAt(t, e, ds, minus)) / (2 * fdStep)
+		fd := lossDifference(t, e, ds, theta, v, fdStep)
 		if an := dot(g, v); math.Abs(fd-an) > fdTol*max(math.Abs(an), 1) {
 			t.Errorf("directional derivative: analytic %.10g, finite difference %.10g", an, fd)
 		}
-		gp, gm := gradAt(t, e, ds, plus), gradAt(t, e, ds, minus)
-		fdh := make([]float64, len(theta))
-		for i := range fdh {
-			fdh[i] = (gp[i] - gm[i]) / (2 * fdStep)
-		}
+		fdh := gradDifference(t, e, ds, theta, v, fdStep)
 		if err := relErr(hv, fdh); err > 10*fdTol {
 			t.Errorf("H·v: relative error %.3g against finite differences of the gradient", err)
 		}
