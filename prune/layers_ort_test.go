@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
-
-	"github.com/bitplan/bitplan/ort"
 )
 
 // TestLayersORT: the decoder net with random ConvTranspose output
@@ -21,9 +19,7 @@ import (
 // computes what the original with those channels silenced computes there
 // and what the engine computes on the pruned model.
 func TestLayersORT(t *testing.T) {
-	if err := ort.Init(""); err != nil {
-		t.Skipf("ONNX Runtime not available (build with -tags ort and set %s): %v", ort.LibraryEnv, err)
-	}
+	initORT(t)
 	cases := []struct {
 		name   string
 		l      *loaded

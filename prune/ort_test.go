@@ -103,9 +103,7 @@ func checkORT(t *testing.T, l, pl *loaded, out, ref *onnx.ModelProto, xs [][]flo
 // the original with those heads and rows silenced computes there, and what
 // the engine computes on the pruned model.
 func TestZooHeadsORT(t *testing.T) {
-	if err := ort.Init(""); err != nil {
-		t.Skipf("ONNX Runtime not available (build with -tags ort and set %s): %v", ort.LibraryEnv, err)
-	}
+	initORT(t)
 	for _, name := range []string{"tiny_vit", "tiny_bert", "mha_tiny"} {
 		for _, op := range zooOpsets {
 			if name == "mha_tiny" && op != "op13" {
@@ -139,5 +137,14 @@ func TestZooHeadsORT(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// initORT loads ONNX Runtime or skips the test, saying how to install it
+// (ort.Init's error carries ort.Install).
+func initORT(t *testing.T) {
+	t.Helper()
+	if err := ort.Init(""); err != nil {
+		t.Skipf("ONNX Runtime not available (set %s): %v", ort.LibraryEnv, err)
 	}
 }

@@ -5,8 +5,6 @@ package prune
 import (
 	"math/rand/v2"
 	"testing"
-
-	"github.com/bitplan/bitplan/ort"
 )
 
 // TestRecurrentORT: the recurrent classifiers of rnnNet and birnnNet, the
@@ -19,9 +17,7 @@ import (
 // Runtime rejects layout 1) and what the engine
 // computes on the pruned model.
 func TestRecurrentORT(t *testing.T) {
-	if err := ort.Init(""); err != nil {
-		t.Skipf("ONNX Runtime not available (build with -tags ort and set %s): %v", ort.LibraryEnv, err)
-	}
+	initORT(t)
 	var models []*loaded
 	nets := 0
 	for _, c := range rnnCases {
